@@ -1,0 +1,144 @@
+/**
+ * Human-edited YAML documents: parse with positions, and turn schema issues
+ * into problems that name the file, the line, the field and (for rules) the
+ * rule. Pure: the caller reads the file.
+ */
+import { isMap, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import type { z } from 'zod';
+import { type ErrorCode, ErrorCode as Codes, formatProblem, type Problem, WardenError } from './errors.js';
+
+/** A parsed YAML document and a way to find where a path of it was written. */
+export interface LocatedDocument {
+  readonly value: unknown;
+  /** 1-based line and column of the node at `path`, or of its nearest written ancestor. */
+  locate(path: readonly (string | number)[]): { line: number; column: number } | undefined;
+}
+
+/** Parses YAML text; a syntax error throws WARDEN_E_YAML_SYNTAX naming file, line and column. */
+export function parseYaml(text: string, file: string | undefined): LocatedDocument {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, version: '1.2' });
+  if (doc.errors.length > 0) {
+    const problems: Problem[] = doc.errors.map((e) => {
+      const pos = lineCounter.linePos(e.pos[0]);
+      return { file, line: pos.line, column: pos.col, path: [], message: e.message.split('\n')[0] ?? e.message };
+    });
+    throw new WardenError(Codes.YAML_SYNTAX, `${file ?? 'input'} is not valid YAML`, {
+      problems,
+      suggestion: 'Check indentation and quoting at the line shown; YAML uses spaces, not tabs.',
+    });
+  }
+  return {
+    value: doc.toJS({ maxAliasCount: 100 }),
+    locate: (path) => locateNode(doc, lineCounter, path),
+  };
+}
+
+function locateNode(
+  doc: Document,
+  lineCounter: LineCounter,
+  path: readonly (string | number)[],
+): { line: number; column: number } | undefined {
+  let node: unknown = doc.contents;
+  let best: YamlNode | undefined = doc.contents ?? undefined;
+  for (const key of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => {
+        const k = p.key as { value?: unknown } | null;
+        return k !== null && typeof k === 'object' && String(k.value) === String(key);
+      });
+      if (pair === undefined) break;
+      const target = (pair.value ?? pair.key) as YamlNode | null;
+      if (target === null) break;
+      best = target;
+      node = pair.value;
+    } else if (isSeq(node) && typeof key === 'number') {
+      const item = node.items[key] as YamlNode | undefined;
+      if (item === undefined) break;
+      best = item;
+      node = item;
+    } else break;
+  }
+  const offset = best?.range?.[0];
+  if (offset === undefined) return undefined;
+  const pos = lineCounter.linePos(offset);
+  return { line: pos.line, column: pos.col };
+}
+
+/** Builds a problem at `path`, located in the document when it has one. */
+export function problemAt(
+  doc: LocatedDocument | undefined,
+  file: string | undefined,
+  path: readonly (string | number)[],
+  message: string,
+  rule?: string,
+): Problem {
+  const pos = doc?.locate(path);
+  return { file, line: pos?.line, column: pos?.column, path, rule, message };
+}
+
+/** Turns zod issues into located problems; `ruleNameAt` names the rule a path falls in, if any. */
+export function issuesToProblems(
+  issues: readonly z.core.$ZodIssue[],
+  doc: LocatedDocument | undefined,
+  file: string | undefined,
+  ruleNameAt: (path: readonly PropertyKey[]) => string | undefined,
+): Problem[] {
+  const out: Problem[] = [];
+  for (const issue of issues) {
+    const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        const keyPath = [...path, key];
+        out.push(problemAt(doc, file, keyPath, `unknown field "${key}"${hintFor(key)}`, ruleNameAt(keyPath)));
+      }
+      continue;
+    }
+    out.push(problemAt(doc, file, path, describeIssue(issue), ruleNameAt(path)));
+  }
+  return out;
+}
+
+const RENAMED: Record<string, string> = {
+  dir: 'direction',
+  proto: 'protocol',
+  app: 'application',
+  process: 'application',
+  port: 'remotePorts',
+  ports: 'remotePorts',
+  dport: 'remotePorts',
+  sport: 'localPorts',
+  remotePort: 'remotePorts',
+  localPort: 'localPorts',
+  address: 'remote',
+  remoteAddress: 'remote',
+  host: 'remote',
+  verdict: 'action',
+  disabled: 'enabled',
+  expiry: 'expires',
+  description: 'comment',
+};
+
+function hintFor(key: string): string {
+  const to = RENAMED[key];
+  return to === undefined ? '' : `; did you mean "${to}"?`;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_type':
+      return issue.input === undefined ? `required field is missing (expected ${issue.expected})` : issue.message;
+    case 'invalid_value':
+      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    default:
+      return issue.message;
+  }
+}
+
+/** Throws a WardenError with every problem listed, or returns when there are none. */
+export function throwIfProblems(code: ErrorCode, what: string, problems: readonly Problem[]): void {
+  if (problems.length === 0) return;
+  const first = problems[0];
+  const lead = problems.length === 1 && first !== undefined ? formatProblem(first) : `${problems.length} problems`;
+  throw new WardenError(code, `${what} is invalid: ${lead}`, { problems });
+}

@@ -1,0 +1,77 @@
+/**
+ * The one registry of Warden's error codes. Codes are stable strings: once
+ * published a code is never reused for another meaning, and a retired code
+ * stays listed in RETIRED_CODES. docs/errors.md documents every code; a test
+ * keeps the two in step.
+ */
+export const ErrorCode = {
+  /** A policy (rules) file or value does not satisfy the schema. */
+  POLICY_INVALID: 'WARDEN_E_POLICY_INVALID',
+  /** A settings file or value does not satisfy the schema. */
+  SETTINGS_INVALID: 'WARDEN_E_SETTINGS_INVALID',
+  /** A file is not well-formed YAML. */
+  YAML_SYNTAX: 'WARDEN_E_YAML_SYNTAX',
+  /** A file could not be read or written. */
+  FILE_IO: 'WARDEN_E_FILE_IO',
+  /** A command line was wrong: unknown option, missing argument, bad value. */
+  USAGE: 'WARDEN_E_USAGE',
+  /** A connection description given to explain/decide is incomplete or wrong. */
+  CONNECTION_INVALID: 'WARDEN_E_CONNECTION_INVALID',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Codes that were used once and must never be given a new meaning. */
+export const RETIRED_CODES: readonly string[] = [];
+
+/** One problem found in an input, located as precisely as the input allows. */
+export interface Problem {
+  /** File name, when the input came from a file. */
+  file?: string;
+  /** 1-based line and column in that file, when known. */
+  line?: number;
+  column?: number;
+  /** Path of the offending field inside the document, e.g. ['rules', 3, 'remotePorts']. */
+  path: readonly (string | number)[];
+  /** Name of the rule the problem is in, when it is in a rule. */
+  rule?: string;
+  /** What is wrong, in plain words. */
+  message: string;
+}
+
+/** Warden's one error class: a stable code, a message, and optional details and suggestion. */
+export class WardenError extends Error {
+  readonly code: ErrorCode;
+  readonly problems: readonly Problem[];
+  readonly suggestion: string | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { problems?: readonly Problem[]; suggestion?: string; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'WardenError';
+    this.code = code;
+    this.problems = options.problems ?? [];
+    this.suggestion = options.suggestion;
+  }
+}
+
+/** Renders a problem as one line: `file:line:col: rules[3] (rule "ssh") remotePorts: message`. */
+export function formatProblem(p: Problem): string {
+  const where = p.file === undefined ? '' : `${p.file}${p.line === undefined ? '' : `:${p.line}:${p.column ?? 1}`}: `;
+  const path = formatPath(p.path);
+  const rule = p.rule === undefined ? '' : ` (rule "${p.rule}")`;
+  return `${where}${path === '' ? '(document)' : path}${rule}: ${p.message}`;
+}
+
+/** Formats a document path the way a reader of the YAML file would write it: rules[3].remotePorts. */
+export function formatPath(path: readonly (string | number)[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out === '' ? part : `.${part}`;
+  }
+  return out;
+}

@@ -1,0 +1,168 @@
+/**
+ * Compiles a policy once, on load or reload, into rules that are cheap to
+ * match: conditions resolved against the settings, groups and localhost
+ * expanded into address ranges, expiry as a number, protocol as a bit mask.
+ */
+import type { IpAddress } from '../ip/index.js';
+import { defaultSettings } from '../settings/parse.js';
+import { type Settings, settingValue } from '../settings/schema.js';
+import { buildRuleIndex, type RuleIndex } from './rule-index.js';
+import { PROTOCOL_MASK } from './protocol-bits.js';
+import type { AddressSpec, DefaultAction, InternalRule, Mode, Policy, PortRange, Rule } from './rule.js';
+
+/** A set of remote addresses, ready to test: merged sorted ranges per family, exact names and `*.` suffixes. */
+export interface AddressSet {
+  /** Sorted, non-overlapping inclusive ranges as [first0, last0, first1, last1, ...]. */
+  readonly v4: readonly number[];
+  readonly v6: readonly bigint[];
+  readonly hosts: ReadonlySet<string>;
+  /** Suffixes with their leading dot, e.g. ".example.com" for "*.example.com". */
+  readonly suffixes: readonly string[];
+}
+
+/** One rule in evaluation order, with everything a match needs precomputed. */
+export interface CompiledRule {
+  readonly index: number;
+  readonly source: 'internal' | 'user';
+  readonly rule: Rule | InternalRule;
+  /** Enabled and its condition holds under the settings. Inactive rules never match. */
+  readonly active: boolean;
+  readonly inactiveBecause: string | undefined;
+  readonly incoming: boolean;
+  readonly outgoing: boolean;
+  readonly protocols: number;
+  readonly application: string | null;
+  readonly uid: number | null;
+  readonly userName: string | null;
+  readonly localPorts: readonly PortRange[] | null;
+  readonly remotePorts: readonly PortRange[] | null;
+  readonly remote: AddressSet | null;
+  /** Milliseconds since the epoch; Infinity when the rule does not expire. */
+  readonly expiresAt: number;
+}
+
+/** A policy ready for evaluation. Immutable; compile again to change it. */
+export interface CompiledPolicy {
+  readonly mode: Mode;
+  readonly defaults: { readonly incoming: DefaultAction; readonly outgoing: DefaultAction };
+  /** Internal rules first, then user rules, in evaluation order. */
+  readonly rules: readonly CompiledRule[];
+  readonly internalCount: number;
+  readonly index: RuleIndex;
+}
+
+/** What compilePolicy needs besides the policy. */
+export interface CompileOptions {
+  /** Settings that rule conditions test; defaults when absent. */
+  readonly settings?: Settings;
+  /** Internal rules (from internalRules()), evaluated before the user's rules. */
+  readonly internalRules?: readonly InternalRule[];
+}
+
+/** Compiles a validated policy. Pure: the same input always gives the same result. */
+export function compilePolicy(policy: Policy, options: CompileOptions = {}): CompiledPolicy {
+  const settings = options.settings ?? defaultSettings();
+  const rules: CompiledRule[] = [];
+  for (const r of options.internalRules ?? []) rules.push(compileRule(r, rules.length, 'internal', policy, settings));
+  const internalCount = rules.length;
+  for (const r of policy.rules) rules.push(compileRule(r, rules.length, 'user', policy, settings));
+  return { mode: policy.mode, defaults: policy.defaults, rules, internalCount, index: buildRuleIndex(rules) };
+}
+
+function compileRule(rule: Rule, index: number, source: 'internal' | 'user', policy: Policy, settings: Settings): CompiledRule {
+  let inactiveBecause: string | undefined;
+  if (!rule.enabled) inactiveBecause = 'the rule is disabled';
+  else if (rule.condition !== undefined) {
+    const actual = settingValue(settings, rule.condition.setting);
+    if (actual !== rule.condition.equals) {
+      inactiveBecause = `condition ${rule.condition.setting} = ${JSON.stringify(rule.condition.equals)} does not hold (it is ${JSON.stringify(actual)})`;
+    }
+  }
+  const user = rule.user;
+  return {
+    index,
+    source,
+    rule,
+    active: inactiveBecause === undefined,
+    inactiveBecause,
+    incoming: rule.direction !== 'outgoing',
+    outgoing: rule.direction !== 'incoming',
+    protocols: PROTOCOL_MASK[rule.protocol],
+    application: rule.application === 'any' ? null : rule.application,
+    uid: typeof user === 'number' ? user : null,
+    userName: typeof user === 'string' ? user : null,
+    localPorts: rule.localPorts ?? null,
+    remotePorts: rule.remotePorts ?? null,
+    remote: rule.remote === undefined ? null : compileAddressSet(rule.remote, policy.addressGroups),
+    expiresAt: rule.expires === undefined ? Number.POSITIVE_INFINITY : Date.parse(rule.expires),
+  };
+}
+
+const LOCALHOST_V4: [number, number] = [0x7f000000, 0x7fffffff];
+const LOCALHOST_V6: [bigint, bigint] = [1n, 1n];
+
+/** Expands address entries (groups, localhost) into an AddressSet. */
+export function compileAddressSet(specs: readonly AddressSpec[], groups: Policy['addressGroups']): AddressSet {
+  const v4: [number, number][] = [];
+  const v6: [bigint, bigint][] = [];
+  const hosts = new Set<string>();
+  const suffixes: string[] = [];
+  const add = (spec: AddressSpec): void => {
+    switch (spec.kind) {
+      case 'localhost':
+        v4.push(LOCALHOST_V4);
+        v6.push(LOCALHOST_V6);
+        break;
+      case 'ip':
+        if (spec.range.version === 4) v4.push([spec.range.first, spec.range.last]);
+        else v6.push([spec.range.first, spec.range.last]);
+        break;
+      case 'host':
+        if (spec.name.startsWith('*.')) suffixes.push(spec.name.slice(1));
+        else hosts.add(spec.name);
+        break;
+      case 'group':
+        for (const member of groups[spec.name] ?? []) add(member);
+        break;
+    }
+  };
+  for (const s of specs) add(s);
+  return { v4: mergeRanges(v4), v6: mergeRanges(v6), hosts, suffixes: [...new Set(suffixes)] };
+}
+
+function mergeRanges<T extends number | bigint>(ranges: [T, T][]): T[] {
+  ranges.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const out: T[] = [];
+  for (const [first, last] of ranges) {
+    const n = out.length;
+    // Adjacent or overlapping ranges merge; (last + 1) is computed in the range's own numeric type.
+    if (n > 0 && first <= (typeof first === 'bigint' ? (out[n - 1] as bigint) + 1n : (out[n - 1] as number) + 1)) {
+      if (last > out[n - 1]!) out[n - 1] = last;
+    } else out.push(first, last);
+  }
+  return out;
+}
+
+/** True when the address is in the set's ranges (binary search). Host names are tested separately. */
+export function addressInSet(set: AddressSet, addr: IpAddress): boolean {
+  const ranges: readonly (number | bigint)[] = addr.version === 4 ? set.v4 : set.v6;
+  let lo = 0;
+  let hi = ranges.length / 2 - 1;
+  const v = addr.value;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (v < ranges[mid * 2]!) hi = mid - 1;
+    else if (v > ranges[mid * 2 + 1]!) lo = mid + 1;
+    else return true;
+  }
+  return false;
+}
+
+/** True when one of the names is in the set (exactly, or below a `*.` suffix). */
+export function hostInSet(set: AddressSet, names: readonly string[]): boolean {
+  for (const name of names) {
+    if (set.hosts.has(name)) return true;
+    for (const suffix of set.suffixes) if (name.endsWith(suffix)) return true;
+  }
+  return false;
+}

@@ -1,0 +1,184 @@
+/**
+ * lint(policy): rules that can never decide anything, or that the user
+ * probably did not mean. Findings name the rules involved.
+ * - never-matches: the rule cannot match any connection (expired, empty address group)
+ * - shadowed: an earlier rule covers all its traffic with another action, so it never decides
+ * - redundant: removing it changes nothing (an earlier rule, or the default, does the same)
+ * - conflict: it overlaps an earlier rule with another action; the earlier one wins on the overlap
+ */
+import type { AddressSet, CompiledPolicy, CompiledRule } from './compile.js';
+import type { PortRange } from './rule.js';
+
+export type FindingKind = 'never-matches' | 'shadowed' | 'redundant' | 'conflict';
+
+/** One lint finding. */
+export interface Finding {
+  readonly kind: FindingKind;
+  readonly severity: 'error' | 'warning';
+  /** The rule the finding is about. */
+  readonly rule: string;
+  readonly ruleIndex: number;
+  /** The other rule involved (the shadowing, covering or overlapping one), if any. */
+  readonly other?: string;
+  readonly otherIndex?: number;
+  readonly message: string;
+}
+
+/** Options for lint: the instant that decides which rules have expired (milliseconds since the epoch). */
+export interface LintOptions {
+  readonly now: number;
+}
+
+/** Lints the user rules of a compiled policy (internal rules count as earlier rules). */
+export function lint(policy: CompiledPolicy, options: LintOptions): Finding[] {
+  const findings: Finding[] = [];
+  const rules = policy.rules;
+  const permanent = (r: CompiledRule) => r.active && r.expiresAt === Number.POSITIVE_INFINITY;
+  for (let b = policy.internalCount; b < rules.length; b++) {
+    const B = rules[b]!;
+    if (!B.active) continue;
+    const name = B.rule.name;
+    const at = (kind: FindingKind, severity: Finding['severity'], message: string, other?: CompiledRule): Finding => ({
+      kind,
+      severity,
+      rule: name,
+      ruleIndex: b,
+      ...(other ? { other: other.rule.name, otherIndex: other.index } : {}),
+      message,
+    });
+    if (B.expiresAt <= options.now) {
+      findings.push(at('never-matches', 'warning', `rule "${name}" expired at ${new Date(B.expiresAt).toISOString()}; delete it or extend it`));
+      continue;
+    }
+    if (B.remote !== null && isEmptySet(B.remote)) {
+      findings.push(at('never-matches', 'error', `rule "${name}" can never match: its remote addresses are an empty address group`));
+      continue;
+    }
+    let decided = false;
+    for (let a = 0; a < b && !decided; a++) {
+      const A = rules[a]!;
+      if (!A.active || !overlaps(A, B)) continue;
+      if (permanent(A) && covers(A, B)) {
+        decided = true;
+        const who = A.source === 'internal' ? `internal rule "${A.rule.name}"` : `rule "${A.rule.name}"`;
+        if (A.rule.action === B.rule.action) {
+          findings.push(at('redundant', 'warning', `rule "${name}" is redundant: ${who} above it already ${verb(A)} all its traffic`, A));
+        } else {
+          findings.push(
+            at('shadowed', 'error', `rule "${name}" is shadowed: ${who} above it ${verb(A)} all its traffic, so "${name}" (${B.rule.action}) never decides`, A),
+          );
+        }
+      } else if (A.rule.action !== B.rule.action && A.source === 'user') {
+        findings.push(
+          at('conflict', 'warning', `rules "${A.rule.name}" (${A.rule.action}) and "${name}" (${B.rule.action}) overlap; for traffic matching both, "${A.rule.name}" wins`, A),
+        );
+      }
+    }
+    if (decided) continue;
+    const sameAsDefault = defaultsCover(policy, B);
+    if (sameAsDefault && !rules.slice(b + 1).some((C) => C.active && overlaps(B, C) && C.rule.action !== B.rule.action)) {
+      findings.push(at('redundant', 'warning', `rule "${name}" is redundant: without it the default (${B.rule.action}) decides the same`));
+    }
+  }
+  return findings;
+}
+
+function verb(r: CompiledRule): string {
+  return { allow: 'allows', deny: 'denies', reject: 'rejects', ask: 'asks about' }[r.rule.action];
+}
+
+function defaultsCover(policy: CompiledPolicy, r: CompiledRule): boolean {
+  const same = (d: { action: string; log: boolean }) => d.action === r.rule.action && d.log === r.rule.log;
+  return (!r.incoming || same(policy.defaults.incoming)) && (!r.outgoing || same(policy.defaults.outgoing));
+}
+
+function isEmptySet(s: AddressSet): boolean {
+  return s.v4.length === 0 && s.v6.length === 0 && s.hosts.size === 0 && s.suffixes.length === 0;
+}
+
+// ---- set algebra over match spaces ----
+
+/** True when every connection B matches, A matches too (A is permanent and active; checked by the caller). */
+export function covers(A: CompiledRule, B: CompiledRule): boolean {
+  if ((B.incoming && !A.incoming) || (B.outgoing && !A.outgoing)) return false;
+  if ((B.protocols & ~A.protocols) !== 0) return false;
+  if (A.application !== null && A.application !== B.application) return false;
+  if (A.uid !== null && A.uid !== B.uid) return false;
+  if (A.userName !== null && A.userName !== B.userName) return false;
+  if (!portsCover(A.remotePorts, B.remotePorts) || !portsCover(A.localPorts, B.localPorts)) return false;
+  return addressesCover(A.remote, B.remote);
+}
+
+/** True when some connection surely matches both rules. */
+export function overlaps(A: CompiledRule, B: CompiledRule): boolean {
+  if (!((A.incoming && B.incoming) || (A.outgoing && B.outgoing))) return false;
+  if ((A.protocols & B.protocols) === 0) return false;
+  if (A.application !== null && B.application !== null && A.application !== B.application) return false;
+  if (A.uid !== null && B.uid !== null && A.uid !== B.uid) return false;
+  if (A.userName !== null && B.userName !== null && A.userName !== B.userName) return false;
+  // Ports only exist for TCP and UDP; a rule with ports and one without overlap only on those protocols.
+  if ((A.remotePorts !== null || B.remotePorts !== null || A.localPorts !== null || B.localPorts !== null) && (A.protocols & B.protocols & 3) === 0) {
+    return false;
+  }
+  if (!portsOverlap(A.remotePorts, B.remotePorts) || !portsOverlap(A.localPorts, B.localPorts)) return false;
+  return addressesOverlap(A.remote, B.remote);
+}
+
+function portsCover(a: readonly PortRange[] | null, b: readonly PortRange[] | null): boolean {
+  if (a === null) return true;
+  if (b === null) return false;
+  return b.every((rb) => {
+    // Walk A's ranges (sorted copy) and check they tile rb without gaps.
+    let next = rb.from;
+    for (const ra of [...a].sort((x, y) => x.from - y.from)) {
+      if (ra.from <= next && ra.to >= next) next = ra.to + 1;
+      if (next > rb.to) return true;
+    }
+    return next > rb.to;
+  });
+}
+
+function portsOverlap(a: readonly PortRange[] | null, b: readonly PortRange[] | null): boolean {
+  if (a === null || b === null) return true;
+  return a.some((ra) => b.some((rb) => ra.from <= rb.to && rb.from <= ra.to));
+}
+
+function rangesCover<T extends number | bigint>(a: readonly T[], b: readonly T[]): boolean {
+  // Both are merged, sorted [first, last, ...]: each B range must sit inside one A range.
+  for (let i = 0; i < b.length; i += 2) {
+    let inside = false;
+    for (let j = 0; j < a.length; j += 2) {
+      if (a[j]! <= b[i]! && b[i + 1]! <= a[j + 1]!) {
+        inside = true;
+        break;
+      }
+    }
+    if (!inside) return false;
+  }
+  return true;
+}
+
+function rangesOverlap<T extends number | bigint>(a: readonly T[], b: readonly T[]): boolean {
+  for (let i = 0; i < a.length; i += 2) for (let j = 0; j < b.length; j += 2) if (a[i]! <= b[j + 1]! && b[j]! <= a[i + 1]!) return true;
+  return false;
+}
+
+function nameCoveredBy(name: string, set: AddressSet): boolean {
+  return set.hosts.has(name) || set.suffixes.some((s) => name.endsWith(s));
+}
+
+function addressesCover(a: AddressSet | null, b: AddressSet | null): boolean {
+  if (a === null) return true;
+  if (b === null) return false;
+  if (!rangesCover(a.v4, b.v4) || !rangesCover(a.v6, b.v6)) return false;
+  for (const h of b.hosts) if (!nameCoveredBy(h, a)) return false;
+  return b.suffixes.every((sb) => a.suffixes.some((sa) => sb.endsWith(sa)));
+}
+
+function addressesOverlap(a: AddressSet | null, b: AddressSet | null): boolean {
+  if (a === null || b === null) return true;
+  if (rangesOverlap(a.v4, b.v4) || rangesOverlap(a.v6, b.v6)) return true;
+  for (const h of a.hosts) if (nameCoveredBy(h, b)) return true;
+  for (const h of b.hosts) if (nameCoveredBy(h, a)) return true;
+  return a.suffixes.some((sa) => b.suffixes.some((sb) => sa.endsWith(sb) || sb.endsWith(sa)));
+}

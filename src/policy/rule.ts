@@ -1,0 +1,136 @@
+/**
+ * The rule model of the network security policy (SPEC section 1). These are
+ * plain, validated values: parse.ts makes them from files, compile.ts turns
+ * them into something fast to evaluate, serialize.ts writes them back.
+ */
+import type { IpAddress, IpRange } from '../ip/index.js';
+
+/** Which way a connection goes, seen from this host. */
+export type Direction = 'incoming' | 'outgoing' | 'both';
+/** The protocols a rule can name; `tcp+udp` is both, `any` includes ICMP and everything else. */
+export type Protocol = 'tcp' | 'udp' | 'tcp+udp' | 'icmp' | 'any';
+/** What a rule does with a matching connection. `reject` refuses at once (TCP reset / ICMP), `deny` drops. */
+export type Action = 'allow' | 'deny' | 'reject' | 'ask';
+/** enforce: decide; learning: allow what no rule decides and propose a rule; monitor: log only, never block. */
+export type Mode = 'enforce' | 'learning' | 'monitor';
+
+export const DIRECTIONS: readonly Direction[] = ['incoming', 'outgoing', 'both'];
+export const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'tcp+udp', 'icmp', 'any'];
+export const ACTIONS: readonly Action[] = ['allow', 'deny', 'reject', 'ask'];
+export const MODES: readonly Mode[] = ['enforce', 'learning', 'monitor'];
+
+/** An inclusive port range; a single port has from === to. */
+export interface PortRange {
+  readonly from: number;
+  readonly to: number;
+}
+
+/**
+ * One entry of a remote address list.
+ * - `localhost`: 127.0.0.0/8 and ::1
+ * - `ip`: one address, a CIDR or a first-last range (kept with the text the user wrote, canonicalised)
+ * - `host`: a DNS name, matched against the names the engine resolved for the remote address;
+ *   `*.example.com` matches every name below example.com (not example.com itself)
+ * - `group`: a named address group of the policy, written `@name`
+ */
+export type AddressSpec =
+  | { readonly kind: 'localhost' }
+  | { readonly kind: 'ip'; readonly range: IpRange }
+  | { readonly kind: 'host'; readonly name: string }
+  | { readonly kind: 'group'; readonly name: string };
+
+/** A rule applies only while a setting has a value (e.g. `syslog.enabled` equals true). */
+export interface RuleCondition {
+  readonly setting: string;
+  readonly equals: boolean | number | string;
+}
+
+/** One rule of the policy. Absent optional fields mean "any". */
+export interface Rule {
+  readonly name: string;
+  readonly enabled: boolean;
+  readonly direction: Direction;
+  readonly protocol: Protocol;
+  /** Absolute executable path, or 'any'. */
+  readonly application: string;
+  /** A numeric uid or a user name. */
+  readonly user?: number | string;
+  readonly localPorts?: readonly PortRange[];
+  readonly remotePorts?: readonly PortRange[];
+  /** Remote addresses; absent means any. */
+  readonly remote?: readonly AddressSpec[];
+  readonly action: Action;
+  /** Log allowed connections too; blocks and asks are always logged. */
+  readonly log: boolean;
+  readonly condition?: RuleCondition;
+  /** ISO 8601 instant after which the rule no longer matches (temporary rules). */
+  readonly expires?: string;
+  readonly comment?: string;
+}
+
+/** What happens to a connection no rule decides, per direction. */
+export interface DefaultAction {
+  readonly action: Action;
+  readonly log: boolean;
+}
+
+/** A whole policy file. */
+export interface Policy {
+  readonly mode: Mode;
+  readonly defaults: { readonly incoming: DefaultAction; readonly outgoing: DefaultAction };
+  readonly addressGroups: Readonly<Record<string, readonly AddressSpec[]>>;
+  readonly rules: readonly Rule[];
+}
+
+/** A rule generated from the settings (SPEC section 2): evaluated before user rules, never listed with them. */
+export interface InternalRule extends Rule {
+  /** Stable identifier, e.g. `internal.dns.engine`. */
+  readonly id: string;
+  /** The spec's row this rule implements, e.g. "DNS queries". */
+  readonly purpose: string;
+  /** Why the rule has its current shape, e.g. "remote administration disabled: localhost only". */
+  readonly because: string;
+}
+
+/**
+ * One connection as the policy sees it, with every fact already resolved
+ * (process path, uid and user name, host names of the remote address).
+ * Evaluation never does I/O and never reads the clock: `now` is a fact too.
+ */
+export interface ConnectionFacts {
+  readonly direction: 'incoming' | 'outgoing';
+  readonly protocol: 'tcp' | 'udp' | 'icmp' | 'other';
+  /** Executable path of the local process; null when it could not be attributed. */
+  readonly application: string | null;
+  readonly uid: number | null;
+  readonly user: string | null;
+  readonly localAddress: IpAddress | null;
+  readonly localPort: number | null;
+  readonly remoteAddress: IpAddress | null;
+  readonly remotePort: number | null;
+  /** Lower-case DNS names known for the remote address (from the engine's resolver). */
+  readonly remoteHosts: readonly string[];
+  /** Milliseconds since the epoch. */
+  readonly now: number;
+}
+
+/** Where a decision came from. */
+export type DecisionSource = 'internal' | 'user' | 'default';
+
+/** The outcome of evaluating one connection. */
+export interface Decision {
+  /** What the engine does: after the mode is applied (monitor never blocks; learning allows undecided traffic). */
+  readonly verdict: Action;
+  /** What the deciding rule or default says, before the mode. */
+  readonly action: Action;
+  readonly source: DecisionSource;
+  /** Name of the deciding rule; for a default, `default incoming` / `default outgoing`. */
+  readonly ruleName: string;
+  /** Position of the deciding rule in evaluation order (internal rules first), -1 for a default. */
+  readonly ruleIndex: number;
+  /** Whether the decision is a log item. Every block and every ask is. */
+  readonly log: boolean;
+  readonly mode: Mode;
+  /** In learning mode, the rule Warden proposes for an undecided connection. */
+  readonly proposal?: Rule;
+}

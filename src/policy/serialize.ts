@@ -1,0 +1,55 @@
+/** Policy values back to YAML a person can read and edit; parse(serialize(p)) equals p. */
+import { stringify } from 'yaml';
+import { formatAddressSpec } from './address-spec.js';
+import { formatPortList } from './ports.js';
+import type { Policy, Rule } from './rule.js';
+
+const HEADER = `# Warden network security policy.
+# The first matching rule decides; the defaults decide the rest.
+# Reference: docs/policy.md. Check this file with: warden policy check FILE
+`;
+
+/** The plain, YAML-ready form of one rule, fields in a fixed, readable order. */
+export function ruleToPlain(rule: Rule): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    name: rule.name,
+    enabled: rule.enabled,
+    direction: rule.direction,
+    protocol: rule.protocol,
+    application: rule.application,
+  };
+  if (rule.user !== undefined) out.user = rule.user;
+  if (rule.localPorts !== undefined) out.localPorts = formatPortList(rule.localPorts);
+  if (rule.remotePorts !== undefined) out.remotePorts = formatPortList(rule.remotePorts);
+  if (rule.remote !== undefined) {
+    const items = rule.remote.map(formatAddressSpec);
+    out.remote = items.length === 1 ? items[0] : items;
+  }
+  out.action = rule.action;
+  out.log = rule.log;
+  if (rule.condition !== undefined) out.condition = { setting: rule.condition.setting, equals: rule.condition.equals };
+  if (rule.expires !== undefined) out.expires = rule.expires;
+  if (rule.comment !== undefined) out.comment = rule.comment;
+  return out;
+}
+
+/** The plain form of a whole policy (also what the JSON output of the CLI shows). */
+export function policyToPlain(policy: Policy): Record<string, unknown> {
+  const groups: Record<string, string[]> = {};
+  for (const [name, specs] of Object.entries(policy.addressGroups)) groups[name] = specs.map(formatAddressSpec);
+  return {
+    version: 1,
+    mode: policy.mode,
+    defaults: {
+      incoming: { ...policy.defaults.incoming },
+      outgoing: { ...policy.defaults.outgoing },
+    },
+    addressGroups: groups,
+    rules: policy.rules.map(ruleToPlain),
+  };
+}
+
+/** Writes a policy as YAML with a short header comment. */
+export function serializePolicy(policy: Policy): string {
+  return HEADER + stringify(policyToPlain(policy), { lineWidth: 0 });
+}

@@ -1,0 +1,55 @@
+/**
+ * The engine's settings with their defaults: one object, units beside each
+ * value. A settings file only needs the keys it changes.
+ */
+export const DEFAULT_SETTINGS = {
+  /** TCP and UDP port of the administration protocol (the reference's "application port"). */
+  applicationPort: 44334,
+  remoteAdministration: {
+    /** false: only consoles on this host may connect (localhost). */
+    enabled: false,
+  },
+  dns: {
+    /** IP addresses of the resolvers the engine and console may query; empty = any DNS server. */
+    resolvers: [] as string[],
+  },
+  crashReports: {
+    /** The user allowed the crash assistant to upload crash reports. */
+    sendingAllowed: false,
+    /** Where crash reports go (HTTPS URL). */
+    server: 'https://crashes.warden.example/reports',
+  },
+  updates: {
+    /** Check a release feed for newer versions. */
+    enabled: false,
+    /** The release feed (HTTPS URL). */
+    feedUrl: 'https://updates.warden.example/releases.json',
+    /** Time between checks, in hours. */
+    intervalHours: 24,
+  },
+  registration: {
+    /** Enrol this engine with a registration server. */
+    enabled: false,
+    /** The registration server (HTTPS URL). */
+    server: 'https://register.warden.example/enrol',
+  },
+  syslog: {
+    /** Forward log items to a syslog receiver (RFC 5424). */
+    enabled: false,
+    /** Receiver host name or IP address. */
+    host: '127.0.0.1',
+    /** Receiver port (514 for UDP/TCP, 6514 for TLS by convention). */
+    port: 514,
+    transport: 'udp' as 'udp' | 'tcp' | 'tls',
+  },
+  proxy: {
+    /** auto: from https_proxy/http_proxy/no_proxy and /etc/environment; direct: no proxy; manual: `url` below. */
+    mode: 'auto' as 'auto' | 'direct' | 'manual',
+    /** Proxy URL for manual mode, e.g. http://proxy.example:3128. */
+    url: '',
+  },
+  blockedPopups: {
+    /** Localhost-only TCP port that receives reports of blocked pop-ups. */
+    port: 44501,
+  },
+} as const;

@@ -1,0 +1,129 @@
+/** The settings schema: strict (unknown keys are errors), every key defaulted from DEFAULT_SETTINGS. */
+import { z } from 'zod';
+import { parseHostName, parseIp } from '../ip/index.js';
+import { DEFAULT_SETTINGS as D } from './defaults.js';
+
+const port = z.number().int().min(1, 'port must be 1-65535').max(65535, 'port must be 1-65535');
+
+const ipAddress = z.string().refine((s) => parseIp(s) !== null, { message: 'is not an IP address' });
+
+const hostOrIp = z.string().refine((s) => parseIp(s) !== null || (parseHostName(s).ok && !s.startsWith('*.')), {
+  message: 'is not a host name or IP address',
+});
+
+const httpsUrl = z.string().refine(
+  (s) => {
+    try {
+      const u = new URL(s);
+      return (u.protocol === 'https:' || u.protocol === 'http:') && u.hostname !== '';
+    } catch {
+      return false;
+    }
+  },
+  { message: 'is not an http(s) URL' },
+);
+
+const proxyUrl = z.string().refine(
+  (s) => {
+    if (s === '') return true;
+    try {
+      const u = new URL(s);
+      return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+    } catch {
+      return false;
+    }
+  },
+  { message: 'is not a proxy URL (expected http://host:port)' },
+);
+
+export const settingsSchema = z
+  .strictObject({
+    applicationPort: port.default(D.applicationPort),
+    remoteAdministration: z
+      .strictObject({ enabled: z.boolean().default(D.remoteAdministration.enabled) })
+      .prefault({}),
+    dns: z.strictObject({ resolvers: z.array(ipAddress).default([]) }).prefault({}),
+    crashReports: z
+      .strictObject({
+        sendingAllowed: z.boolean().default(D.crashReports.sendingAllowed),
+        server: httpsUrl.default(D.crashReports.server),
+      })
+      .prefault({}),
+    updates: z
+      .strictObject({
+        enabled: z.boolean().default(D.updates.enabled),
+        feedUrl: httpsUrl.default(D.updates.feedUrl),
+        intervalHours: z.number().min(1).max(24 * 30).default(D.updates.intervalHours),
+      })
+      .prefault({}),
+    registration: z
+      .strictObject({
+        enabled: z.boolean().default(D.registration.enabled),
+        server: httpsUrl.default(D.registration.server),
+      })
+      .prefault({}),
+    syslog: z
+      .strictObject({
+        enabled: z.boolean().default(D.syslog.enabled),
+        host: hostOrIp.default(D.syslog.host),
+        port: port.default(D.syslog.port),
+        transport: z.enum(['udp', 'tcp', 'tls']).default(D.syslog.transport),
+      })
+      .prefault({}),
+    proxy: z
+      .strictObject({
+        mode: z.enum(['auto', 'direct', 'manual']).default(D.proxy.mode),
+        url: proxyUrl.default(D.proxy.url),
+      })
+      .prefault({})
+      .refine((p) => p.mode !== 'manual' || p.url !== '', {
+        message: 'proxy.mode is manual but proxy.url is empty',
+        path: ['url'],
+      }),
+    blockedPopups: z.strictObject({ port: port.default(D.blockedPopups.port) }).prefault({}),
+  })
+  .refine((s) => s.applicationPort !== s.blockedPopups.port, {
+    message: 'applicationPort and blockedPopups.port must differ',
+    path: ['applicationPort'],
+  });
+
+/** Fully defaulted, validated settings. */
+export type Settings = z.output<typeof settingsSchema>;
+
+/** A setting a rule condition may test: its dotted path and the kind of value it holds. */
+export interface SettingPath {
+  readonly path: string;
+  readonly type: 'boolean' | 'number' | 'string';
+  readonly values?: readonly string[];
+}
+
+function collectPaths(value: unknown, prefix: string, out: SettingPath[]): void {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    const t = typeof value;
+    if (t === 'boolean' || t === 'number' || t === 'string') out.push({ path: prefix, type: t });
+    return;
+  }
+  for (const [k, v] of Object.entries(value)) collectPaths(v, prefix === '' ? k : `${prefix}.${k}`, out);
+}
+
+const ENUM_VALUES: Record<string, readonly string[]> = {
+  'syslog.transport': ['udp', 'tcp', 'tls'],
+  'proxy.mode': ['auto', 'direct', 'manual'],
+};
+
+/** Every setting a rule condition can name (scalar leaves of the settings). */
+export const SETTING_PATHS: readonly SettingPath[] = (() => {
+  const out: SettingPath[] = [];
+  collectPaths(D, '', out);
+  return out.map((p) => (ENUM_VALUES[p.path] ? { ...p, values: ENUM_VALUES[p.path] } : p));
+})();
+
+/** Reads the value of a dotted setting path, or undefined when there is none. */
+export function settingValue(settings: Settings, path: string): unknown {
+  let cur: unknown = settings;
+  for (const key of path.split('.')) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[key];
+  }
+  return cur;
+}
