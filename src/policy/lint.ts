@@ -68,7 +68,7 @@ export function lint(policy: CompiledPolicy, options: LintOptions): Finding[] {
             at('shadowed', 'error', `rule "${name}" is shadowed: ${who} above it ${verb(A)} all its traffic, so "${name}" (${B.rule.action}) never decides`, A),
           );
         }
-      } else if (A.rule.action !== B.rule.action && A.source === 'user') {
+      } else if (actionClass(A) !== actionClass(B) && A.source === 'user') {
         findings.push(
           at('conflict', 'warning', `rules "${A.rule.name}" (${A.rule.action}) and "${name}" (${B.rule.action}) overlap; for traffic matching both, "${A.rule.name}" wins`, A),
         );
@@ -81,6 +81,11 @@ export function lint(policy: CompiledPolicy, options: LintOptions): Finding[] {
     }
   }
   return findings;
+}
+
+/** deny and reject both block; a conflict is between allowing, blocking and asking. */
+function actionClass(r: CompiledRule): 'allow' | 'block' | 'ask' {
+  return r.rule.action === 'deny' || r.rule.action === 'reject' ? 'block' : r.rule.action;
 }
 
 function verb(r: CompiledRule): string {

@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+/**
+ * `warden`, the Administration Console's command line. The only file that
+ * sets the exit status: 0 success, 1 failure or a "no" answer, 2 usage error.
+ */
+import { Command, CommanderError } from 'commander';
+import { ErrorCode, formatProblem, WardenError } from '../errors.js';
+import { registerPolicyCheck } from './commands/policy-check.js';
+import { registerPolicyExplain } from './commands/policy-explain.js';
+import { registerPolicyInternal } from './commands/policy-internal.js';
+import { registerPolicyLint } from './commands/policy-lint.js';
+import type { CommandIo, CommandStatus } from './io.js';
+
+const io: CommandIo = {
+  out: (text) => process.stdout.write(`${text}\n`),
+  err: (text) => process.stderr.write(`${text}\n`),
+};
+
+function report(error: unknown): number {
+  if (error instanceof WardenError) {
+    io.err(`error: ${error.message}`);
+    if (error.problems.length > 1) for (const p of error.problems) io.err(`  ${formatProblem(p)}`);
+    if (error.suggestion) io.err(`hint: ${error.suggestion}`);
+    return error.code === ErrorCode.USAGE ? 2 : 1;
+  }
+  io.err(`error: unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  return 1;
+}
+
+let pending: Promise<CommandStatus> | undefined;
+const run = (status: Promise<CommandStatus>) => {
+  pending = status;
+};
+
+const program = new Command('warden')
+  .description('Warden Administration Console: check, explain and lint firewall policies; manage Warden engines')
+  .version(process.env.npm_package_version ?? '0.1.0')
+  .showSuggestionAfterError()
+  .exitOverride()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+
+const policy = program
+  .command('policy')
+  .description('work with policy files offline: check, explain, lint, internal')
+  .exitOverride()
+  .addHelpText(
+    'after',
+    `
+A policy file is YAML: mode, defaults, addressGroups and an ordered list of rules.
+The first matching rule decides. See docs/policy.md.
+
+Examples:
+  warden policy check policy.yaml
+  warden policy explain policy.yaml --app /usr/bin/curl --to example.com:443
+  warden policy lint policy.yaml
+  warden policy internal settings.yaml`,
+  );
+registerPolicyCheck(policy, run, io);
+registerPolicyExplain(policy, run, io);
+registerPolicyLint(policy, run, io);
+registerPolicyInternal(policy, run, io);
+for (const c of policy.commands) c.exitOverride();
+
+async function main(): Promise<number> {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version asked for exit 0; help shown because a command was incomplete is a usage error.
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    return report(error);
+  }
+  if (pending === undefined) return 0;
+  try {
+    return await pending;
+  } catch (error) {
+    return report(error);
+  }
+}
+
+process.exitCode = await main();
