@@ -23,7 +23,9 @@ function report(error: unknown): number {
     if (error.suggestion) io.err(`hint: ${error.suggestion}`);
     return error.code === ErrorCode.USAGE ? 2 : 1;
   }
-  io.err(`error: unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  io.err(
+    `error: unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+  );
   return 1;
 }
 
@@ -33,7 +35,9 @@ const run = (status: Promise<CommandStatus>) => {
 };
 
 const program = new Command('warden')
-  .description('Warden Administration Console: check, explain and lint firewall policies; manage Warden engines')
+  .description(
+    'Warden Administration Console: check, explain and lint firewall policies; manage Warden engines',
+  )
   .version(process.env.npm_package_version ?? '0.1.0')
   .showSuggestionAfterError()
   .exitOverride()

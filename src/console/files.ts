@@ -1,9 +1,14 @@
 /** Reading the files console commands are given, with errors that say which file and why. */
 import { readFile } from 'node:fs/promises';
 import { ErrorCode, WardenError } from '../errors.js';
-import { compilePolicy, type HostEnvironment, internalRules, type Policy } from '../policy/index.js';
 import type { CompiledPolicy } from '../policy/index.js';
-import { parsePolicyText } from '../policy/index.js';
+import {
+  compilePolicy,
+  type HostEnvironment,
+  internalRules,
+  type Policy,
+  parsePolicyText,
+} from '../policy/index.js';
 import { defaultSettings, parseSettingsText, type Settings } from '../settings/index.js';
 
 /** Reads a UTF-8 text file; a missing or unreadable file throws WARDEN_E_FILE_IO naming it. */
@@ -12,8 +17,18 @@ export async function readTextFile(path: string, what: string): Promise<string> 
     return await readFile(path, 'utf8');
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable (permission denied)' : code === 'EISDIR' ? 'is a directory' : `could not be read (${code ?? String(cause)})`;
-    throw new WardenError(ErrorCode.FILE_IO, `${what} ${path} ${why}`, { cause, suggestion: 'Check the path; relative paths start from the current directory.' });
+    const why =
+      code === 'ENOENT'
+        ? 'does not exist'
+        : code === 'EACCES'
+          ? 'is not readable (permission denied)'
+          : code === 'EISDIR'
+            ? 'is a directory'
+            : `could not be read (${code ?? String(cause)})`;
+    throw new WardenError(ErrorCode.FILE_IO, `${what} ${path} ${why}`, {
+      cause,
+      suggestion: 'Check the path; relative paths start from the current directory.',
+    });
   }
 }
 
@@ -36,18 +51,35 @@ export const DEFAULT_EXECUTABLES = {
 } as const;
 
 /** Gathers this host's environment for the internal rules: executables, process environment, /etc/environment. */
-export async function hostEnvironment(executables: Partial<HostEnvironment['executables']> = {}): Promise<HostEnvironment> {
+export async function hostEnvironment(
+  executables: Partial<HostEnvironment['executables']> = {},
+): Promise<HostEnvironment> {
   let etcEnvironment = '';
   try {
     etcEnvironment = await readFile('/etc/environment', 'utf8');
   } catch {
     // No /etc/environment is an ordinary state: no proxy configured there.
   }
-  return { executables: { ...DEFAULT_EXECUTABLES, ...executables }, environment: { ...process.env }, etcEnvironment };
+  return {
+    executables: { ...DEFAULT_EXECUTABLES, ...executables },
+    environment: { ...process.env },
+    etcEnvironment,
+  };
 }
 
 /** Loads policy and settings and compiles them with this host's internal rules. */
-export async function loadCompiled(policyPath: string, settingsPath: string | undefined): Promise<{ policy: Policy; settings: Settings; compiled: CompiledPolicy }> {
-  const [policy, settings, host] = await Promise.all([loadPolicy(policyPath), loadSettings(settingsPath), hostEnvironment()]);
-  return { policy, settings, compiled: compilePolicy(policy, { settings, internalRules: internalRules(settings, host) }) };
+export async function loadCompiled(
+  policyPath: string,
+  settingsPath: string | undefined,
+): Promise<{ policy: Policy; settings: Settings; compiled: CompiledPolicy }> {
+  const [policy, settings, host] = await Promise.all([
+    loadPolicy(policyPath),
+    loadSettings(settingsPath),
+    hostEnvironment(),
+  ]);
+  return {
+    policy,
+    settings,
+    compiled: compilePolicy(policy, { settings, internalRules: internalRules(settings, host) }),
+  };
 }

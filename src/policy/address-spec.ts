@@ -16,7 +16,8 @@ export function parseAddressSpec(text: string): Parsed<AddressSpec> {
   if (t.toLowerCase() === 'localhost') return { ok: true, value: { kind: 'localhost' } };
   if (t.startsWith('@')) {
     const name = t.slice(1);
-    if (!GROUP_NAME.test(name)) return { ok: false, message: `"${t}" is not a valid group reference (expected @name)` };
+    if (!GROUP_NAME.test(name))
+      return { ok: false, message: `"${t}" is not a valid group reference (expected @name)` };
     return { ok: true, value: { kind: 'group', name } };
   }
   if (t.includes('/')) {
@@ -26,12 +27,17 @@ export function parseAddressSpec(text: string): Parsed<AddressSpec> {
   const dash = t.indexOf('-');
   if (dash > 0 && looksLikeAddress(t.slice(0, dash).trim())) {
     const r = parseIpRange(t);
-    return r.ok ? { ok: true, value: { kind: 'ip', range: r.value } } : r;
+    if (r.ok) return { ok: true, value: { kind: 'ip', range: r.value } };
+    // A host name may start with digits and a dash (1-2-3-4.sslip.io): it is a range only with an address on both sides.
+    if (looksLikeAddress(t.slice(dash + 1).trim()) || !parseHostName(t).ok) return r;
   }
   if (looksLikeAddress(t)) {
     const ip = parseIp(t);
     if (ip === null) return { ok: false, message: `"${t}" is not a valid IP address` };
-    const range = ip.version === 4 ? { version: 4 as const, first: ip.value, last: ip.value } : { version: 6 as const, first: ip.value, last: ip.value };
+    const range =
+      ip.version === 4
+        ? { version: 4 as const, first: ip.value, last: ip.value }
+        : { version: 6 as const, first: ip.value, last: ip.value };
     return { ok: true, value: { kind: 'ip', range } };
   }
   const host = parseHostName(t);

@@ -6,9 +6,9 @@
 import type { IpAddress } from '../ip/index.js';
 import { defaultSettings } from '../settings/parse.js';
 import { type Settings, settingValue } from '../settings/schema.js';
-import { buildRuleIndex, type RuleIndex } from './rule-index.js';
 import { PROTOCOL_MASK } from './protocol-bits.js';
 import type { AddressSpec, DefaultAction, InternalRule, Mode, Policy, PortRange, Rule } from './rule.js';
+import { buildRuleIndex, type RuleIndex } from './rule-index.js';
 
 /** A set of remote addresses, ready to test: merged sorted ranges per family, exact names and `*.` suffixes. */
 export interface AddressSet {
@@ -36,9 +36,14 @@ export interface CompiledRule {
   readonly userName: string | null;
   readonly localPorts: readonly PortRange[] | null;
   readonly remotePorts: readonly PortRange[] | null;
+  /** The same port lists flattened as [from0, to0, from1, to1, ...] for the hot path. */
+  readonly localPortSpans: Int32Array | null;
+  readonly remotePortSpans: Int32Array | null;
   readonly remote: AddressSet | null;
   /** Milliseconds since the epoch; Infinity when the rule does not expire. */
   readonly expiresAt: number;
+  /** expiresAt is finite; tested first so permanent rules never touch the (boxed) number. */
+  readonly expires: boolean;
 }
 
 /** A policy ready for evaluation. Immutable; compile again to change it. */
@@ -63,13 +68,20 @@ export interface CompileOptions {
 export function compilePolicy(policy: Policy, options: CompileOptions = {}): CompiledPolicy {
   const settings = options.settings ?? defaultSettings();
   const rules: CompiledRule[] = [];
-  for (const r of options.internalRules ?? []) rules.push(compileRule(r, rules.length, 'internal', policy, settings));
+  for (const r of options.internalRules ?? [])
+    rules.push(compileRule(r, rules.length, 'internal', policy, settings));
   const internalCount = rules.length;
   for (const r of policy.rules) rules.push(compileRule(r, rules.length, 'user', policy, settings));
   return { mode: policy.mode, defaults: policy.defaults, rules, internalCount, index: buildRuleIndex(rules) };
 }
 
-function compileRule(rule: Rule, index: number, source: 'internal' | 'user', policy: Policy, settings: Settings): CompiledRule {
+function compileRule(
+  rule: Rule,
+  index: number,
+  source: 'internal' | 'user',
+  policy: Policy,
+  settings: Settings,
+): CompiledRule {
   let inactiveBecause: string | undefined;
   if (!rule.enabled) inactiveBecause = 'the rule is disabled';
   else if (rule.condition !== undefined) {
@@ -93,16 +105,32 @@ function compileRule(rule: Rule, index: number, source: 'internal' | 'user', pol
     userName: typeof user === 'string' ? user : null,
     localPorts: rule.localPorts ?? null,
     remotePorts: rule.remotePorts ?? null,
+    localPortSpans: spans(rule.localPorts),
+    remotePortSpans: spans(rule.remotePorts),
     remote: rule.remote === undefined ? null : compileAddressSet(rule.remote, policy.addressGroups),
     expiresAt: rule.expires === undefined ? Number.POSITIVE_INFINITY : Date.parse(rule.expires),
+    expires: rule.expires !== undefined,
   };
+}
+
+function spans(ports: readonly PortRange[] | undefined): Int32Array | null {
+  if (ports === undefined) return null;
+  const out = new Int32Array(ports.length * 2);
+  ports.forEach((p, i) => {
+    out[i * 2] = p.from;
+    out[i * 2 + 1] = p.to;
+  });
+  return out;
 }
 
 const LOCALHOST_V4: [number, number] = [0x7f000000, 0x7fffffff];
 const LOCALHOST_V6: [bigint, bigint] = [1n, 1n];
 
 /** Expands address entries (groups, localhost) into an AddressSet. */
-export function compileAddressSet(specs: readonly AddressSpec[], groups: Policy['addressGroups']): AddressSet {
+export function compileAddressSet(
+  specs: readonly AddressSpec[],
+  groups: Policy['addressGroups'],
+): AddressSet {
   const v4: [number, number][] = [];
   const v6: [bigint, bigint][] = [];
   const hosts = new Set<string>();
@@ -136,7 +164,10 @@ function mergeRanges<T extends number | bigint>(ranges: [T, T][]): T[] {
   for (const [first, last] of ranges) {
     const n = out.length;
     // Adjacent or overlapping ranges merge; (last + 1) is computed in the range's own numeric type.
-    if (n > 0 && first <= (typeof first === 'bigint' ? (out[n - 1] as bigint) + 1n : (out[n - 1] as number) + 1)) {
+    if (
+      n > 0 &&
+      first <= (typeof first === 'bigint' ? (out[n - 1] as bigint) + 1n : (out[n - 1] as number) + 1)
+    ) {
       if (last > out[n - 1]!) out[n - 1] = last;
     } else out.push(first, last);
   }

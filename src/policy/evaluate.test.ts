@@ -8,8 +8,8 @@ import { decide, findFirstMatchLinear } from './evaluate.js';
 import { explain } from './explain.js';
 import { findMismatch, matches } from './match.js';
 import { parsePolicyText } from './parse.js';
-import { findFirstMatchIndexed } from './rule-index.js';
 import type { AddressSpec, ConnectionFacts, Policy, PortRange, Rule } from './rule.js';
+import { findFirstMatchIndexed } from './rule-index.js';
 
 const NOW = Date.parse('2026-11-23T12:00:00Z');
 
@@ -37,22 +37,33 @@ const addressSpec: fc.Arbitrary<AddressSpec> = fc.oneof(
   fc.constantFrom(...V4, ...V6).map(single),
   fc.constant(range4('10.0.0.0', '10.0.0.3')),
   fc.constant(range4('10.0.0.0', '10.255.255.255')),
-  fc.constant<AddressSpec>({ kind: 'ip', range: { version: 6, first: ip('2001:db8::').value as bigint, last: ip('2001:db8::ff').value as bigint } }),
+  fc.constant<AddressSpec>({
+    kind: 'ip',
+    range: { version: 6, first: ip('2001:db8::').value as bigint, last: ip('2001:db8::ff').value as bigint },
+  }),
   fc.constant<AddressSpec>({ kind: 'localhost' }),
   fc.constantFrom(...HOSTS, '*.example.com').map((name): AddressSpec => ({ kind: 'host', name })),
   fc.constant<AddressSpec>({ kind: 'group', name: 'lan' }),
 );
 
 const portList: fc.Arbitrary<readonly PortRange[]> = fc.oneof<fc.Arbitrary<readonly PortRange[]>[]>(
-  fc.uniqueArray(fc.constantFrom(...PORTS), { minLength: 1, maxLength: 3 }).map((ps) => ps.map((p) => ({ from: p, to: p }))),
+  fc
+    .uniqueArray(fc.constantFrom(...PORTS), { minLength: 1, maxLength: 3 })
+    .map((ps) => ps.map((p) => ({ from: p, to: p }))),
   fc.constant([{ from: 8000, to: 8100 }]),
   fc.constant([{ from: 1, to: 1024 }]),
-  fc.constant([{ from: 80, to: 80 }, { from: 440, to: 450 }]),
+  fc.constant([
+    { from: 80, to: 80 },
+    { from: 440, to: 450 },
+  ]),
 );
 
 /** `arb` about `percent` of the time, otherwise undefined (the field is left out). */
 function sometimes<T>(arb: fc.Arbitrary<T>, percent: number): fc.Arbitrary<T | undefined> {
-  return fc.oneof({ arbitrary: fc.constant(undefined), weight: 100 - percent }, { arbitrary: arb, weight: percent });
+  return fc.oneof(
+    { arbitrary: fc.constant(undefined), weight: 100 - percent },
+    { arbitrary: arb, weight: percent },
+  );
 }
 
 const rule: fc.Arbitrary<Rule> = fc
@@ -69,7 +80,13 @@ const rule: fc.Arbitrary<Rule> = fc
       action: fc.constantFrom('allow', 'deny', 'reject', 'ask'),
       log: fc.boolean(),
       conditional: fc.constantFrom(0, 0, 0, 0, 0, 0, 1, 2),
-      expires: fc.constantFrom(undefined, undefined, undefined, '2026-11-23T11:00:00.000Z', '2026-11-23T13:00:00.000Z'),
+      expires: fc.constantFrom(
+        undefined,
+        undefined,
+        undefined,
+        '2026-11-23T11:00:00.000Z',
+        '2026-11-23T13:00:00.000Z',
+      ),
     },
     { requiredKeys: ['enabled', 'direction', 'protocol', 'application', 'action', 'log', 'conditional'] },
   )
@@ -177,7 +194,14 @@ function compiled(yaml: string) {
 }
 
 describe('decide', () => {
-  const cases: { name: string; policy: string; facts?: Partial<ConnectionFacts>; verdict: string; rule: string; log: boolean }[] = [
+  const cases: {
+    name: string;
+    policy: string;
+    facts?: Partial<ConnectionFacts>;
+    verdict: string;
+    rule: string;
+    log: boolean;
+  }[] = [
     {
       name: 'out of the box: outgoing allowed and logged',
       policy: 'rules: []',
@@ -257,14 +281,19 @@ describe('decide', () => {
   }
 
   test('monitor mode never blocks but records what the policy says', () => {
-    const d = decide(compiled('mode: monitor\nrules: [{ name: no, direction: outgoing, action: deny }]'), BASE);
+    const d = decide(
+      compiled('mode: monitor\nrules: [{ name: no, direction: outgoing, action: deny }]'),
+      BASE,
+    );
     assert.equal(d.verdict, 'allow');
     assert.equal(d.action, 'deny');
     assert.equal(d.log, true);
   });
 
   test('learning mode allows what no rule decides and proposes a rule', () => {
-    const p = compiled('mode: learning\ndefaults: { outgoing: { action: deny } }\nrules: [{ name: no ssh, direction: outgoing, protocol: tcp, remotePorts: 22, action: deny }]');
+    const p = compiled(
+      'mode: learning\ndefaults: { outgoing: { action: deny } }\nrules: [{ name: no ssh, direction: outgoing, protocol: tcp, remotePorts: 22, action: deny }]',
+    );
     const d = decide(p, BASE);
     assert.equal(d.verdict, 'allow');
     assert.equal(d.action, 'deny');

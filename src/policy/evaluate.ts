@@ -7,8 +7,8 @@
 import { formatIp } from '../ip/index.js';
 import type { CompiledPolicy } from './compile.js';
 import { matches } from './match.js';
-import { findFirstMatchIndexed } from './rule-index.js';
 import type { Action, ConnectionFacts, Decision, Rule } from './rule.js';
+import { findFirstMatchIndexed } from './rule-index.js';
 
 /** Which search decide() uses: `indexed` (default, fast) or `linear` (the reference). */
 export type Evaluator = 'indexed' | 'linear';
@@ -21,12 +21,20 @@ export function findFirstMatchLinear(policy: CompiledPolicy, f: ConnectionFacts)
 }
 
 /** Position of the first active rule matching the connection, or -1, through the index. */
-export function findFirstMatch(policy: CompiledPolicy, f: ConnectionFacts, evaluator: Evaluator = 'indexed'): number {
+export function findFirstMatch(
+  policy: CompiledPolicy,
+  f: ConnectionFacts,
+  evaluator: Evaluator = 'indexed',
+): number {
   return evaluator === 'indexed' ? findFirstMatchIndexed(policy.index, f) : findFirstMatchLinear(policy, f);
 }
 
 /** Decides one connection. */
-export function decide(policy: CompiledPolicy, f: ConnectionFacts, evaluator: Evaluator = 'indexed'): Decision {
+export function decide(
+  policy: CompiledPolicy,
+  f: ConnectionFacts,
+  evaluator: Evaluator = 'indexed',
+): Decision {
   return decisionFor(policy, f, findFirstMatch(policy, f, evaluator));
 }
 
@@ -89,12 +97,20 @@ export function proposeRule(f: ConnectionFacts): Rule {
   };
   const withPort =
     servicePort !== null && (protocol === 'tcp' || protocol === 'udp')
-      ? { ...rule, [f.direction === 'incoming' ? 'localPorts' : 'remotePorts']: [{ from: servicePort, to: servicePort }] }
+      ? {
+          ...rule,
+          [f.direction === 'incoming' ? 'localPorts' : 'remotePorts']: [
+            { from: servicePort, to: servicePort },
+          ],
+        }
       : rule;
   if (remoteName !== undefined) return { ...withPort, remote: [{ kind: 'host', name: remoteName }] };
   if (f.remoteAddress !== null) {
     const a = f.remoteAddress;
-    const range = a.version === 4 ? { version: 4 as const, first: a.value, last: a.value } : { version: 6 as const, first: a.value, last: a.value };
+    const range =
+      a.version === 4
+        ? { version: 4 as const, first: a.value, last: a.value }
+        : { version: 6 as const, first: a.value, last: a.value };
     return { ...withPort, remote: [{ kind: 'ip', range }] };
   }
   return withPort;

@@ -21,7 +21,13 @@ const ports = (...list: number[]): PortRange[] => list.map((p) => ({ from: p, to
 function addressOf(host: string): AddressSpec {
   const ip = parseIp(host);
   if (ip !== null) {
-    return { kind: 'ip', range: ip.version === 4 ? { version: 4, first: ip.value, last: ip.value } : { version: 6, first: ip.value, last: ip.value } };
+    return {
+      kind: 'ip',
+      range:
+        ip.version === 4
+          ? { version: 4, first: ip.value, last: ip.value }
+          : { version: 6, first: ip.value, last: ip.value },
+    };
   }
   const name = parseHostName(host);
   return { kind: 'host', name: name.ok ? name.value : host.toLowerCase() };
@@ -29,7 +35,10 @@ function addressOf(host: string): AddressSpec {
 
 function urlTarget(url: string): { host: string; port: number } {
   const u = new URL(url);
-  return { host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port === '' ? (u.protocol === 'https:' ? 443 : 80) : Number(u.port) };
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, ''),
+    port: u.port === '' ? (u.protocol === 'https:' ? 443 : 80) : Number(u.port),
+  };
 }
 
 interface Draft {
@@ -64,9 +73,17 @@ function make(d: Draft): InternalRule {
 }
 
 /** Through a proxy: only the proxy's host and port; direct: what `direct` says. */
-function viaRoute(route: ProxyRoute, direct: { remotePorts?: PortRange[]; remote?: AddressSpec[] }, what: string) {
+function viaRoute(
+  route: ProxyRoute,
+  direct: { remotePorts?: PortRange[]; remote?: AddressSpec[] },
+  what: string,
+) {
   if (route.kind === 'proxy') {
-    return { remotePorts: ports(route.port), remote: [addressOf(route.host)], because: `${what} through proxy ${route.host}:${route.port} (${route.because})` };
+    return {
+      remotePorts: ports(route.port),
+      remote: [addressOf(route.host)],
+      because: `${what} through proxy ${route.host}:${route.port} (${route.because})`,
+    };
   }
   return { ...direct, because: `${what} directly (${route.because})` };
 }
@@ -77,7 +94,9 @@ export function internalRules(settings: Settings, host: HostEnvironment): Intern
   const appPort = settings.applicationPort;
   const remoteAdmin = settings.remoteAdministration.enabled;
   const adminPeers: AddressSpec[] | undefined = remoteAdmin ? undefined : [{ kind: 'localhost' }];
-  const adminBecause = remoteAdmin ? 'remote administration enabled: any host' : 'remote administration disabled: localhost only';
+  const adminBecause = remoteAdmin
+    ? 'remote administration enabled: any host'
+    : 'remote administration disabled: localhost only';
   const rules: InternalRule[] = [];
 
   rules.push(
@@ -113,7 +132,10 @@ export function internalRules(settings: Settings, host: HostEnvironment): Intern
   );
 
   const resolvers = settings.dns.resolvers.map(addressOf);
-  const dnsBecause = resolvers.length === 0 ? 'always: any DNS server' : `always: the configured resolvers ${settings.dns.resolvers.join(', ')}`;
+  const dnsBecause =
+    resolvers.length === 0
+      ? 'always: any DNS server'
+      : `always: the configured resolvers ${settings.dns.resolvers.join(', ')}`;
   for (const [who, app] of [
     ['engine', engine],
     ['console', consoleApp],
@@ -139,7 +161,16 @@ export function internalRules(settings: Settings, host: HostEnvironment): Intern
       { remotePorts: ports(target.port), remote: [addressOf(target.host)] },
       `sending allowed: to ${target.host}:${target.port}`,
     );
-    rules.push(make({ id: 'internal.crash-reports', purpose: 'crash reports', application: assistant, direction: 'outgoing', protocol: 'tcp', ...route }));
+    rules.push(
+      make({
+        id: 'internal.crash-reports',
+        purpose: 'crash reports',
+        application: assistant,
+        direction: 'outgoing',
+        protocol: 'tcp',
+        ...route,
+      }),
+    );
   }
 
   rules.push(
@@ -156,8 +187,21 @@ export function internalRules(settings: Settings, host: HostEnvironment): Intern
   );
 
   if (settings.updates.enabled) {
-    const route = viaRoute(resolveProxy(settings.proxy, host, settings.updates.feedUrl), {}, 'update checks: any download server');
-    rules.push(make({ id: 'internal.update-checker', purpose: 'update checker', application: engine, direction: 'outgoing', protocol: 'tcp', ...route }));
+    const route = viaRoute(
+      resolveProxy(settings.proxy, host, settings.updates.feedUrl),
+      {},
+      'update checks: any download server',
+    );
+    rules.push(
+      make({
+        id: 'internal.update-checker',
+        purpose: 'update checker',
+        application: engine,
+        direction: 'outgoing',
+        protocol: 'tcp',
+        ...route,
+      }),
+    );
   }
 
   if (settings.registration.enabled) {
@@ -167,7 +211,16 @@ export function internalRules(settings: Settings, host: HostEnvironment): Intern
       { remotePorts: ports(target.port), remote: [addressOf(target.host)] },
       `registration: to ${target.host}:${target.port}`,
     );
-    rules.push(make({ id: 'internal.registration', purpose: 'product registration', application: engine, direction: 'outgoing', protocol: 'tcp', ...route }));
+    rules.push(
+      make({
+        id: 'internal.registration',
+        purpose: 'product registration',
+        application: engine,
+        direction: 'outgoing',
+        protocol: 'tcp',
+        ...route,
+      }),
+    );
   }
 
   if (settings.syslog.enabled) {

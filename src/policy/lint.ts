@@ -38,7 +38,12 @@ export function lint(policy: CompiledPolicy, options: LintOptions): Finding[] {
     const B = rules[b]!;
     if (!B.active) continue;
     const name = B.rule.name;
-    const at = (kind: FindingKind, severity: Finding['severity'], message: string, other?: CompiledRule): Finding => ({
+    const at = (
+      kind: FindingKind,
+      severity: Finding['severity'],
+      message: string,
+      other?: CompiledRule,
+    ): Finding => ({
       kind,
       severity,
       rule: name,
@@ -47,11 +52,23 @@ export function lint(policy: CompiledPolicy, options: LintOptions): Finding[] {
       message,
     });
     if (B.expiresAt <= options.now) {
-      findings.push(at('never-matches', 'warning', `rule "${name}" expired at ${new Date(B.expiresAt).toISOString()}; delete it or extend it`));
+      findings.push(
+        at(
+          'never-matches',
+          'warning',
+          `rule "${name}" expired at ${new Date(B.expiresAt).toISOString()}; delete it or extend it`,
+        ),
+      );
       continue;
     }
     if (B.remote !== null && isEmptySet(B.remote)) {
-      findings.push(at('never-matches', 'error', `rule "${name}" can never match: its remote addresses are an empty address group`));
+      findings.push(
+        at(
+          'never-matches',
+          'error',
+          `rule "${name}" can never match: its remote addresses are an empty address group`,
+        ),
+      );
       continue;
     }
     let decided = false;
@@ -62,22 +79,48 @@ export function lint(policy: CompiledPolicy, options: LintOptions): Finding[] {
         decided = true;
         const who = A.source === 'internal' ? `internal rule "${A.rule.name}"` : `rule "${A.rule.name}"`;
         if (A.rule.action === B.rule.action) {
-          findings.push(at('redundant', 'warning', `rule "${name}" is redundant: ${who} above it already ${verb(A)} all its traffic`, A));
+          findings.push(
+            at(
+              'redundant',
+              'warning',
+              `rule "${name}" is redundant: ${who} above it already ${verb(A)} all its traffic`,
+              A,
+            ),
+          );
         } else {
           findings.push(
-            at('shadowed', 'error', `rule "${name}" is shadowed: ${who} above it ${verb(A)} all its traffic, so "${name}" (${B.rule.action}) never decides`, A),
+            at(
+              'shadowed',
+              'error',
+              `rule "${name}" is shadowed: ${who} above it ${verb(A)} all its traffic, so "${name}" (${B.rule.action}) never decides`,
+              A,
+            ),
           );
         }
       } else if (actionClass(A) !== actionClass(B) && A.source === 'user') {
         findings.push(
-          at('conflict', 'warning', `rules "${A.rule.name}" (${A.rule.action}) and "${name}" (${B.rule.action}) overlap; for traffic matching both, "${A.rule.name}" wins`, A),
+          at(
+            'conflict',
+            'warning',
+            `rules "${A.rule.name}" (${A.rule.action}) and "${name}" (${B.rule.action}) overlap; for traffic matching both, "${A.rule.name}" wins`,
+            A,
+          ),
         );
       }
     }
     if (decided) continue;
     const sameAsDefault = defaultsCover(policy, B);
-    if (sameAsDefault && !rules.slice(b + 1).some((C) => C.active && overlaps(B, C) && C.rule.action !== B.rule.action)) {
-      findings.push(at('redundant', 'warning', `rule "${name}" is redundant: without it the default (${B.rule.action}) decides the same`));
+    if (
+      sameAsDefault &&
+      !rules.slice(b + 1).some((C) => C.active && overlaps(B, C) && C.rule.action !== B.rule.action)
+    ) {
+      findings.push(
+        at(
+          'redundant',
+          'warning',
+          `rule "${name}" is redundant: without it the default (${B.rule.action}) decides the same`,
+        ),
+      );
     }
   }
   return findings;
@@ -122,7 +165,10 @@ export function overlaps(A: CompiledRule, B: CompiledRule): boolean {
   if (A.uid !== null && B.uid !== null && A.uid !== B.uid) return false;
   if (A.userName !== null && B.userName !== null && A.userName !== B.userName) return false;
   // Ports only exist for TCP and UDP; a rule with ports and one without overlap only on those protocols.
-  if ((A.remotePorts !== null || B.remotePorts !== null || A.localPorts !== null || B.localPorts !== null) && (A.protocols & B.protocols & 3) === 0) {
+  if (
+    (A.remotePorts !== null || B.remotePorts !== null || A.localPorts !== null || B.localPorts !== null) &&
+    (A.protocols & B.protocols & 3) === 0
+  ) {
     return false;
   }
   if (!portsOverlap(A.remotePorts, B.remotePorts) || !portsOverlap(A.localPorts, B.localPorts)) return false;
@@ -164,7 +210,8 @@ function rangesCover<T extends number | bigint>(a: readonly T[], b: readonly T[]
 }
 
 function rangesOverlap<T extends number | bigint>(a: readonly T[], b: readonly T[]): boolean {
-  for (let i = 0; i < a.length; i += 2) for (let j = 0; j < b.length; j += 2) if (a[i]! <= b[j + 1]! && b[j]! <= a[i + 1]!) return true;
+  for (let i = 0; i < a.length; i += 2)
+    for (let j = 0; j < b.length; j += 2) if (a[i]! <= b[j + 1]! && b[j]! <= a[i + 1]!) return true;
   return false;
 }
 

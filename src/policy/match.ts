@@ -5,16 +5,13 @@
  */
 import { formatIp } from '../ip/index.js';
 import { type AddressSet, addressInSet, type CompiledRule, hostInSet } from './compile.js';
-import { protocolBit } from './protocol-bits.js';
 import { portListText } from './ports.js';
-import type { ConnectionFacts, PortRange } from './rule.js';
+import { protocolBit } from './protocol-bits.js';
+import type { ConnectionFacts } from './rule.js';
 
-function portIn(ranges: readonly PortRange[], port: number | null): boolean {
+function portIn(spans: Int32Array, port: number | null): boolean {
   if (port === null) return false;
-  for (let i = 0; i < ranges.length; i++) {
-    const r = ranges[i]!;
-    if (r.from <= port && port <= r.to) return true;
-  }
+  for (let i = 0; i < spans.length; i += 2) if (spans[i]! <= port && port <= spans[i + 1]!) return true;
   return false;
 }
 
@@ -31,10 +28,10 @@ export function matches(r: CompiledRule, f: ConnectionFacts): boolean {
   if (r.application !== null && r.application !== f.application) return false;
   if (r.uid !== null && r.uid !== f.uid) return false;
   if (r.userName !== null && r.userName !== f.user) return false;
-  if (r.remotePorts !== null && !portIn(r.remotePorts, f.remotePort)) return false;
-  if (r.localPorts !== null && !portIn(r.localPorts, f.localPort)) return false;
+  if (r.remotePortSpans !== null && !portIn(r.remotePortSpans, f.remotePort)) return false;
+  if (r.localPortSpans !== null && !portIn(r.localPortSpans, f.localPort)) return false;
   if (r.remote !== null && !remoteIn(r.remote, f)) return false;
-  if (f.now >= r.expiresAt) return false;
+  if (r.expires && f.now >= r.expiresAt) return false;
   return true;
 }
 
@@ -52,32 +49,50 @@ export function findMismatch(r: CompiledRule, f: ConnectionFacts): Mismatch | nu
     return { field: r.rule.enabled ? 'condition' : 'enabled', reason: r.inactiveBecause ?? 'inactive' };
   }
   if (f.direction === 'incoming' ? !r.incoming : !r.outgoing) {
-    return { field: 'direction', reason: `rule is for ${r.rule.direction} connections; this one is ${f.direction}` };
+    return {
+      field: 'direction',
+      reason: `rule is for ${r.rule.direction} connections; this one is ${f.direction}`,
+    };
   }
   if ((r.protocols & protocolBit(f.protocol)) === 0) {
     return { field: 'protocol', reason: `rule is for ${r.rule.protocol}; this connection is ${f.protocol}` };
   }
   if (r.application !== null && r.application !== f.application) {
-    return { field: 'application', reason: `rule is for ${r.application}; this connection is from ${f.application ?? 'an unknown application'}` };
+    return {
+      field: 'application',
+      reason: `rule is for ${r.application}; this connection is from ${f.application ?? 'an unknown application'}`,
+    };
   }
   if (r.uid !== null && r.uid !== f.uid) {
-    return { field: 'user', reason: `rule is for uid ${r.uid}; this connection's uid is ${f.uid ?? 'unknown'}` };
+    return {
+      field: 'user',
+      reason: `rule is for uid ${r.uid}; this connection's uid is ${f.uid ?? 'unknown'}`,
+    };
   }
   if (r.userName !== null && r.userName !== f.user) {
-    return { field: 'user', reason: `rule is for user ${r.userName}; this connection's user is ${f.user ?? 'unknown'}` };
+    return {
+      field: 'user',
+      reason: `rule is for user ${r.userName}; this connection's user is ${f.user ?? 'unknown'}`,
+    };
   }
-  if (r.remotePorts !== null && !portIn(r.remotePorts, f.remotePort)) {
-    return { field: 'remotePorts', reason: `rule wants remote port ${portListText(r.remotePorts)}; this connection's is ${f.remotePort ?? 'none'}` };
+  if (r.remotePorts !== null && r.remotePortSpans !== null && !portIn(r.remotePortSpans, f.remotePort)) {
+    return {
+      field: 'remotePorts',
+      reason: `rule wants remote port ${portListText(r.remotePorts)}; this connection's is ${f.remotePort ?? 'none'}`,
+    };
   }
-  if (r.localPorts !== null && !portIn(r.localPorts, f.localPort)) {
-    return { field: 'localPorts', reason: `rule wants local port ${portListText(r.localPorts)}; this connection's is ${f.localPort ?? 'none'}` };
+  if (r.localPorts !== null && r.localPortSpans !== null && !portIn(r.localPortSpans, f.localPort)) {
+    return {
+      field: 'localPorts',
+      reason: `rule wants local port ${portListText(r.localPorts)}; this connection's is ${f.localPort ?? 'none'}`,
+    };
   }
   if (r.remote !== null && !remoteIn(r.remote, f)) {
     const addr = f.remoteAddress === null ? 'an unknown address' : formatIp(f.remoteAddress);
     const names = f.remoteHosts.length === 0 ? '' : ` (${f.remoteHosts.join(', ')})`;
     return { field: 'remote', reason: `remote ${addr}${names} is not among the rule's remote addresses` };
   }
-  if (f.now >= r.expiresAt) {
+  if (r.expires && f.now >= r.expiresAt) {
     return { field: 'expires', reason: `rule expired at ${new Date(r.expiresAt).toISOString()}` };
   }
   return null;

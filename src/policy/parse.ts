@@ -1,9 +1,15 @@
 /** Policy files in, validated Policy values out; every problem names file, line, rule and field. */
-import { issuesToProblems, type LocatedDocument, parseYaml, problemAt, throwIfProblems } from '../document.js';
+import {
+  issuesToProblems,
+  type LocatedDocument,
+  parseYaml,
+  problemAt,
+  throwIfProblems,
+} from '../document.js';
 import { ErrorCode, type Problem } from '../errors.js';
 import { SETTING_PATHS } from '../settings/schema.js';
-import { policySchema, ruleSchema } from './schema.js';
 import type { Policy, Rule } from './rule.js';
+import { policySchema, ruleSchema } from './schema.js';
 
 /** Where a policy came from, for error messages. */
 export interface SourceInfo {
@@ -32,7 +38,11 @@ export function validatePolicy(value: unknown, source: SourceInfo = {}, doc?: Lo
   }
   const result = policySchema.safeParse(value);
   if (!result.success) {
-    throwIfProblems(ErrorCode.POLICY_INVALID, file ?? 'policy', issuesToProblems(result.error.issues, doc, file, ruleNameAt));
+    throwIfProblems(
+      ErrorCode.POLICY_INVALID,
+      file ?? 'policy',
+      issuesToProblems(result.error.issues, doc, file, ruleNameAt),
+    );
   }
   const parsed = result.data!;
   const policy: Policy = {
@@ -46,15 +56,25 @@ export function validatePolicy(value: unknown, source: SourceInfo = {}, doc?: Lo
 }
 
 /** Validates one rule on its own (for an API adding or updating a single rule) against a policy's groups. */
-export function validateRule(value: unknown, context: { addressGroups?: Policy['addressGroups'] } = {}): Rule {
+export function validateRule(
+  value: unknown,
+  context: { addressGroups?: Policy['addressGroups'] } = {},
+): Rule {
   const result = ruleSchema.safeParse(value);
   if (!result.success) {
-    const name = typeof (value as { name?: unknown })?.name === 'string' ? (value as { name: string }).name : undefined;
-    throwIfProblems(ErrorCode.POLICY_INVALID, 'rule', issuesToProblems(result.error.issues, undefined, undefined, () => name));
+    const name =
+      typeof (value as { name?: unknown })?.name === 'string' ? (value as { name: string }).name : undefined;
+    throwIfProblems(
+      ErrorCode.POLICY_INVALID,
+      'rule',
+      issuesToProblems(result.error.issues, undefined, undefined, () => name),
+    );
   }
   const rule = stripUndefined(result.data!);
   const problems: Problem[] = [];
-  checkRule(rule, [], context.addressGroups ?? {}, (path, message) => problems.push({ path, rule: rule.name, message }));
+  checkRule(rule, [], context.addressGroups ?? {}, (path, message) =>
+    problems.push({ path, rule: rule.name, message }),
+  );
   throwIfProblems(ErrorCode.POLICY_INVALID, 'rule', problems);
   return rule;
 }
@@ -72,7 +92,8 @@ function crossCheck(policy: Policy, doc: LocatedDocument | undefined, file: stri
     const report = (path: readonly (string | number)[], message: string) =>
       problems.push(problemAt(doc, file, ['rules', i, ...path], message, rule.name));
     const earlier = seen.get(rule.name);
-    if (earlier !== undefined) report(['name'], `rule name is already used by rule #${earlier + 1}; names must be unique`);
+    if (earlier !== undefined)
+      report(['name'], `rule name is already used by rule #${earlier + 1}; names must be unique`);
     else seen.set(rule.name, i);
     checkRule(rule, [], policy.addressGroups, report);
   });
@@ -88,23 +109,36 @@ function checkRule(
   const portsAllowed = rule.protocol === 'tcp' || rule.protocol === 'udp' || rule.protocol === 'tcp+udp';
   for (const field of ['localPorts', 'remotePorts'] as const) {
     if (rule[field] !== undefined && !portsAllowed) {
-      report([...base, field], `ports need protocol tcp, udp or tcp+udp (this rule's protocol is ${rule.protocol})`);
+      report(
+        [...base, field],
+        `ports need protocol tcp, udp or tcp+udp (this rule's protocol is ${rule.protocol})`,
+      );
     }
   }
   rule.remote?.forEach((spec, j) => {
     if (spec.kind === 'group' && groups[spec.name] === undefined) {
       const known = Object.keys(groups);
-      const hint = known.length === 0 ? 'the policy defines no addressGroups' : `known groups: ${known.join(', ')}`;
-      report([...base, 'remote', ...(rule.remote!.length > 1 ? [j] : [])], `address group "${spec.name}" is not defined (${hint})`);
+      const hint =
+        known.length === 0 ? 'the policy defines no addressGroups' : `known groups: ${known.join(', ')}`;
+      report(
+        [...base, 'remote', ...(rule.remote!.length > 1 ? [j] : [])],
+        `address group "${spec.name}" is not defined (${hint})`,
+      );
     }
   });
   if (rule.condition !== undefined) {
     const { setting, equals } = rule.condition;
     const known = SETTING_PATHS.find((p) => p.path === setting);
     if (known === undefined) {
-      report([...base, 'condition', 'setting'], `unknown setting "${setting}"; conditions can test ${SETTING_PATHS.map((p) => p.path).join(', ')}`);
+      report(
+        [...base, 'condition', 'setting'],
+        `unknown setting "${setting}"; conditions can test ${SETTING_PATHS.map((p) => p.path).join(', ')}`,
+      );
     } else if (typeof equals !== known.type) {
-      report([...base, 'condition', 'equals'], `setting "${setting}" holds a ${known.type}, not a ${typeof equals}`);
+      report(
+        [...base, 'condition', 'equals'],
+        `setting "${setting}" holds a ${known.type}, not a ${typeof equals}`,
+      );
     } else if (known.values !== undefined && !known.values.includes(String(equals))) {
       report([...base, 'condition', 'equals'], `setting "${setting}" is one of ${known.values.join(', ')}`);
     }

@@ -21,7 +21,8 @@ function parseOne(item: string, whole: string): Parsed<PortRange> {
   if (!a.ok) return a;
   const b = parsePortNumber(item.slice(dash + 1).trim(), whole);
   if (!b.ok) return b;
-  if (a.value > b.value) return { ok: false, message: `port range ${item} is reversed; write ${b.value}-${a.value}` };
+  if (a.value > b.value)
+    return { ok: false, message: `port range ${item} is reversed; write ${b.value}-${a.value}` };
   return { ok: true, value: { from: a.value, to: b.value } };
 }
 
@@ -46,7 +47,8 @@ export function parsePortList(input: unknown): Parsed<PortRange[]> {
     return `expected a port number, "from-to" or a list of them, got ${JSON.stringify(v)}`;
   };
   if (Array.isArray(input)) {
-    if (input.length === 0) return { ok: false, message: 'port list is empty; leave the field out to mean any port' };
+    if (input.length === 0)
+      return { ok: false, message: 'port list is empty; leave the field out to mean any port' };
     for (const v of input) {
       const err = add(v);
       if (err !== null) return { ok: false, message: err };

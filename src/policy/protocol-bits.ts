@@ -18,4 +18,3 @@ export const PROTOCOL_MASK: Record<Protocol, number> = {
 export function protocolBit(p: 'tcp' | 'udp' | 'icmp' | 'other'): number {
   return p === 'tcp' ? PROTO_TCP : p === 'udp' ? PROTO_UDP : p === 'icmp' ? PROTO_ICMP : PROTO_OTHER;
 }
-

@@ -9,11 +9,13 @@
  * with `matches`, so the index only narrows and never decides on its own.
  */
 import type { CompiledRule } from './compile.js';
-import { PROTO_ICMP, PROTO_OTHER, PROTO_TCP, PROTO_UDP } from './protocol-bits.js';
+import { type HotFacts, type HotRules, hotFacts, hotMatch, packRules } from './hot-rules.js';
 import { matches } from './match.js';
+import { PROTO_ICMP, PROTO_OTHER, PROTO_TCP, PROTO_UDP } from './protocol-bits.js';
 import type { ConnectionFacts, PortRange } from './rule.js';
 
-type Leaf = Int32Array;
+/** Rule positions in ascending order; a single position is stored as a plain number (one pointer less to follow). */
+type Leaf = Int32Array | number;
 
 interface Segments<K, C> {
   readonly starts: K[];
@@ -22,7 +24,10 @@ interface Segments<K, C> {
 }
 
 interface AddrNode {
+  /** Smallest rule position in this subtree: a search that already has a better answer skips it. */
+  readonly min: number;
   readonly any: Leaf | null;
+  /** Keyed by the address as a signed 32-bit integer (value | 0), so keys stay small integers. */
   readonly v4Exact: Map<number, Leaf> | null;
   readonly v4Ranges: Segments<number, Leaf> | null;
   readonly v6Ranges: Segments<bigint, Leaf> | null;
@@ -31,17 +36,22 @@ interface AddrNode {
 }
 
 interface PortNode<C> {
+  readonly min: number;
   readonly any: C | null;
   readonly exact: Map<number, C> | null;
   readonly ranges: Segments<number, C> | null;
 }
 
-type LocalPortNode = PortNode<AddrNode>;
-type RemotePortNode = PortNode<LocalPortNode>;
+/** Below a few rules a tree level costs more (pointer chasing, cache misses) than checking the rules in full. */
+const SMALL = 6;
+
+type LocalPortNode = PortNode<AddrNode | Leaf> | Leaf;
+type RemotePortNode = PortNode<LocalPortNode> | Leaf;
 
 interface AppNode {
   readonly any: RemotePortNode | null;
-  readonly exact: Map<string, RemotePortNode> | null;
+  /** By application id (HotRules.appIds), so the path is looked up once per decision. */
+  readonly byAppId: readonly (RemotePortNode | undefined)[] | null;
 }
 
 /** Opaque index built by compilePolicy; searched by findFirstMatchIndexed. */
@@ -49,6 +59,7 @@ export interface RuleIndex {
   /** [direction (incoming 0, outgoing 1) * 4 + protocol (tcp 0, udp 1, icmp 2, other 3)] */
   readonly buckets: readonly (AppNode | null)[];
   readonly rules: readonly CompiledRule[];
+  readonly hot: HotRules;
 }
 
 const PROTO_BITS = [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_OTHER];
@@ -56,13 +67,16 @@ const PROTO_BITS = [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_OTHER];
 /** Builds the index over the active rules. */
 export function buildRuleIndex(rules: readonly CompiledRule[]): RuleIndex {
   const buckets: (AppNode | null)[] = [];
+  const hot = packRules(rules);
   for (const incoming of [true, false]) {
     for (const bit of PROTO_BITS) {
-      const subset = rules.filter((r) => r.active && (incoming ? r.incoming : r.outgoing) && (r.protocols & bit) !== 0);
-      buckets.push(subset.length === 0 ? null : buildApp(subset));
+      const subset = rules.filter(
+        (r) => r.active && (incoming ? r.incoming : r.outgoing) && (r.protocols & bit) !== 0,
+      );
+      buckets.push(subset.length === 0 ? null : buildApp(subset, hot.appIds));
     }
   }
-  return { buckets, rules };
+  return { buckets, rules, hot };
 }
 
 function pushUnique<T>(map: Map<T, CompiledRule[]>, key: T, r: CompiledRule): void {
@@ -73,6 +87,7 @@ function pushUnique<T>(map: Map<T, CompiledRule[]>, key: T, r: CompiledRule): vo
 
 function leafOf(rules: readonly CompiledRule[]): Leaf | null {
   if (rules.length === 0) return null;
+  if (rules.length === 1) return rules[0]!.index;
   const leaf = new Int32Array(rules.length);
   rules.forEach((r, i) => {
     leaf[i] = r.index;
@@ -87,22 +102,31 @@ function mapValues<K, A, B>(m: Map<K, A>, f: (a: A) => B): Map<K, B> | null {
   return out;
 }
 
-function buildApp(rules: readonly CompiledRule[]): AppNode {
+function buildApp(rules: readonly CompiledRule[], appIds: ReadonlyMap<string, number>): AppNode {
   const any: CompiledRule[] = [];
   const exact = new Map<string, CompiledRule[]>();
   for (const r of rules) {
     if (r.application === null) any.push(r);
     else pushUnique(exact, r.application, r);
   }
-  return { any: any.length === 0 ? null : buildRemotePort(any), exact: mapValues(exact, buildRemotePort) };
+  let byAppId: (RemotePortNode | undefined)[] | null = null;
+  if (exact.size > 0) {
+    byAppId = new Array<RemotePortNode | undefined>(appIds.size).fill(undefined);
+    for (const [app, list] of exact) byAppId[appIds.get(app)!] = buildRemotePort(list);
+  }
+  return { any: any.length === 0 ? null : buildRemotePort(any), byAppId };
 }
 
 function buildRemotePort(rules: readonly CompiledRule[]): RemotePortNode {
-  return buildPort(rules, (r) => r.remotePorts, buildLocalPort);
+  return rules.length <= SMALL ? leafOf(rules)! : buildPort(rules, (r) => r.remotePorts, buildLocalPort);
 }
 
 function buildLocalPort(rules: readonly CompiledRule[]): LocalPortNode {
-  return buildPort(rules, (r) => r.localPorts, buildAddr);
+  return rules.length <= SMALL ? leafOf(rules)! : buildPort(rules, (r) => r.localPorts, buildAddrOrLeaf);
+}
+
+function buildAddrOrLeaf(rules: readonly CompiledRule[]): AddrNode | Leaf {
+  return rules.length <= SMALL ? leafOf(rules)! : buildAddr(rules);
 }
 
 interface RangeItem<K> {
@@ -167,6 +191,7 @@ function buildPort<C>(
     }
   }
   return {
+    min: rules[0]!.index,
     any: any.length === 0 ? null : buildChild(any),
     exact: mapValues(exact, buildChild),
     ranges: segment(ranges, (k) => k + 1, buildChild),
@@ -189,7 +214,7 @@ function buildAddr(rules: readonly CompiledRule[]): AddrNode {
     for (let i = 0; i < set.v4.length; i += 2) {
       const from = set.v4[i]!;
       const to = set.v4[i + 1]!;
-      if (from === to) pushUnique(v4Exact, from, r);
+      if (from === to) pushUnique(v4Exact, from | 0, r);
       else v4.push({ from, to, rule: r });
     }
     for (let i = 0; i < set.v6.length; i += 2) v6.push({ from: set.v6[i]!, to: set.v6[i + 1]!, rule: r });
@@ -197,6 +222,7 @@ function buildAddr(rules: readonly CompiledRule[]): AddrNode {
     for (const s of set.suffixes) pushUnique(suffixes, s, r);
   }
   return {
+    min: rules[0]!.index,
     any: leafOf(any),
     v4Exact: mapValues(v4Exact, (l) => leafOf(l)!),
     v4Ranges: segment(v4, (k) => k + 1, leafOf),
@@ -221,35 +247,51 @@ function segmentAt<K extends number | bigint, C>(seg: Segments<K, C>, key: K): C
   return seg.children[lo] ?? null;
 }
 
-function scanLeaf(leaf: Leaf | null | undefined, rules: readonly CompiledRule[], f: ConnectionFacts, best: number): number {
+/** What one search carries down the tree: the index, the connection and its per-decision facts. */
+interface Search {
+  readonly index: RuleIndex;
+  readonly f: ConnectionFacts;
+  readonly hf: HotFacts;
+}
+
+function candidate(s: Search, idx: number): boolean {
+  const m = hotMatch(s.index.hot, idx, s.f, s.hf);
+  return m === 1 || (m === 2 && matches(s.index.rules[idx]!, s.f));
+}
+
+function scanLeaf(leaf: Leaf | null | undefined, s: Search, best: number): number {
   if (leaf == null) return best;
+  if (typeof leaf === 'number') return leaf < best && candidate(s, leaf) ? leaf : best;
   for (let i = 0; i < leaf.length; i++) {
     const idx = leaf[i]!;
     if (idx >= best) return best;
-    if (matches(rules[idx]!, f)) return idx;
+    if (candidate(s, idx)) return idx;
   }
   return best;
 }
 
-function searchAddr(node: AddrNode | null | undefined, rules: readonly CompiledRule[], f: ConnectionFacts, best: number): number {
+function searchAddr(node: AddrNode | Leaf | null | undefined, s: Search, best: number): number {
   if (node == null) return best;
-  best = scanLeaf(node.any, rules, f, best);
+  if (typeof node === 'number' || node instanceof Int32Array) return scanLeaf(node, s, best);
+  if (node.min >= best) return best;
+  best = scanLeaf(node.any, s, best);
+  const f = s.f;
   const addr = f.remoteAddress;
   if (addr !== null) {
     if (addr.version === 4) {
-      if (node.v4Exact !== null) best = scanLeaf(node.v4Exact.get(addr.value), rules, f, best);
-      if (node.v4Ranges !== null) best = scanLeaf(segmentAt(node.v4Ranges, addr.value), rules, f, best);
+      if (node.v4Exact !== null) best = scanLeaf(node.v4Exact.get(addr.value | 0), s, best);
+      if (node.v4Ranges !== null) best = scanLeaf(segmentAt(node.v4Ranges, addr.value), s, best);
     } else if (node.v6Ranges !== null) {
-      best = scanLeaf(segmentAt(node.v6Ranges, addr.value), rules, f, best);
+      best = scanLeaf(segmentAt(node.v6Ranges, addr.value), s, best);
     }
   }
   const names = f.remoteHosts;
   if (names.length > 0) {
     for (const name of names) {
-      if (node.hosts !== null) best = scanLeaf(node.hosts.get(name), rules, f, best);
+      if (node.hosts !== null) best = scanLeaf(node.hosts.get(name), s, best);
       if (node.suffixes !== null) {
         for (let dot = name.indexOf('.'); dot !== -1; dot = name.indexOf('.', dot + 1)) {
-          best = scanLeaf(node.suffixes.get(name.slice(dot)), rules, f, best);
+          best = scanLeaf(node.suffixes.get(name.slice(dot)), s, best);
         }
       }
     }
@@ -257,31 +299,41 @@ function searchAddr(node: AddrNode | null | undefined, rules: readonly CompiledR
   return best;
 }
 
-function searchPort<C>(
-  node: PortNode<C> | null | undefined,
-  port: number | null,
-  child: (c: C | null | undefined, best: number) => number,
-  best: number,
-): number {
+function searchLocalPort(node: LocalPortNode | null | undefined, s: Search, best: number): number {
   if (node == null) return best;
-  best = child(node.any, best);
+  if (typeof node === 'number' || node instanceof Int32Array) return scanLeaf(node, s, best);
+  if (node.min >= best) return best;
+  best = searchAddr(node.any, s, best);
+  const port = s.f.localPort;
   if (port !== null) {
-    if (node.exact !== null) best = child(node.exact.get(port), best);
-    if (node.ranges !== null) best = child(segmentAt(node.ranges, port), best);
+    if (node.exact !== null) best = searchAddr(node.exact.get(port), s, best);
+    if (node.ranges !== null) best = searchAddr(segmentAt(node.ranges, port), s, best);
   }
   return best;
 }
+
+function searchRemotePort(node: RemotePortNode | null | undefined, s: Search, best: number): number {
+  if (node == null) return best;
+  if (typeof node === 'number' || node instanceof Int32Array) return scanLeaf(node, s, best);
+  if (node.min >= best) return best;
+  best = searchLocalPort(node.any, s, best);
+  const port = s.f.remotePort;
+  if (port !== null) {
+    if (node.exact !== null) best = searchLocalPort(node.exact.get(port), s, best);
+    if (node.ranges !== null) best = searchLocalPort(segmentAt(node.ranges, port), s, best);
+  }
+  return best;
+}
+
+const NONE = 0x7fffffff;
 
 /** Position of the first active rule matching the connection, or -1. Same answer as the linear search, faster. */
 export function findFirstMatchIndexed(index: RuleIndex, f: ConnectionFacts): number {
   const protoSlot = f.protocol === 'tcp' ? 0 : f.protocol === 'udp' ? 1 : f.protocol === 'icmp' ? 2 : 3;
   const app = index.buckets[(f.direction === 'incoming' ? 0 : 4) + protoSlot];
   if (app == null) return -1;
-  const rules = index.rules;
-  const addr = (n: AddrNode | null | undefined, best: number) => searchAddr(n, rules, f, best);
-  const local = (n: LocalPortNode | null | undefined, best: number) => searchPort(n, f.localPort, addr, best);
-  const remote = (n: RemotePortNode | null | undefined, best: number) => searchPort(n, f.remotePort, local, best);
-  let best = remote(app.any, 0x7fffffff);
-  if (app.exact !== null && f.application !== null) best = remote(app.exact.get(f.application), best);
-  return best === 0x7fffffff ? -1 : best;
+  const s: Search = { index, f, hf: hotFacts(index.hot, f) };
+  let best = searchRemotePort(app.any, s, NONE);
+  if (app.byAppId !== null && s.hf.appId >= 0) best = searchRemotePort(app.byAppId[s.hf.appId], s, best);
+  return best === NONE ? -1 : best;
 }

@@ -34,7 +34,11 @@ const remoteList = z.unknown().transform((v, ctx): AddressSpec[] | undefined => 
       return;
     }
     if (item === 'any') {
-      ctx.addIssue({ code: 'custom', message: '"any" cannot be part of a list', path: Array.isArray(v) ? [i] : [] });
+      ctx.addIssue({
+        code: 'custom',
+        message: '"any" cannot be part of a list',
+        path: Array.isArray(v) ? [i] : [],
+      });
       return;
     }
     const r = parseAddressSpec(item);
@@ -48,19 +52,32 @@ const application = z
   .string({ error: 'must be an absolute executable path or "any"' })
   .superRefine((s, ctx) => {
     if (s === 'any') return;
-    if (s === '') ctx.addIssue({ code: 'custom', message: 'application path is empty; write an absolute path or "any"' });
-    else if (!s.startsWith('/')) ctx.addIssue({ code: 'custom', message: `"${s}" is not an absolute path (it must start with /)` });
-    else if (s.endsWith('/')) ctx.addIssue({ code: 'custom', message: `"${s}" is a directory, not an executable` });
-    else if (/[\0\n]/.test(s)) ctx.addIssue({ code: 'custom', message: 'application path holds a control character' });
+    if (s === '')
+      ctx.addIssue({ code: 'custom', message: 'application path is empty; write an absolute path or "any"' });
+    else if (!s.startsWith('/'))
+      ctx.addIssue({ code: 'custom', message: `"${s}" is not an absolute path (it must start with /)` });
+    else if (s.endsWith('/'))
+      ctx.addIssue({ code: 'custom', message: `"${s}" is a directory, not an executable` });
+    else if (/[\0\n]/.test(s))
+      ctx.addIssue({ code: 'custom', message: 'application path holds a control character' });
   });
 
-const user = z.union([z.number().int().min(0).max(4294967294), z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}\$?$/i)], {
-  error: 'must be a numeric uid (0-4294967294) or a user name',
-});
+const user = z.union(
+  [z.number().int().min(0).max(4294967294), z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}\$?$/i)],
+  {
+    error: 'must be a numeric uid (0-4294967294) or a user name',
+  },
+);
 
 const expires = z.string().transform((s, ctx) => {
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(s) || Number.isNaN(Date.parse(s))) {
-    ctx.addIssue({ code: 'custom', message: `"${s}" is not an ISO 8601 instant with a time zone, e.g. 2026-12-31T18:00:00Z` });
+  if (
+    !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(s) ||
+    Number.isNaN(Date.parse(s))
+  ) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${s}" is not an ISO 8601 instant with a time zone, e.g. 2026-12-31T18:00:00Z`,
+    });
     return z.NEVER;
   }
   return new Date(Date.parse(s)).toISOString();
@@ -102,20 +119,26 @@ const defaultAction = z.strictObject({
   log: z.boolean().default(true),
 });
 
-const addressGroupList = z.array(z.string(), { error: 'an address group is a list of addresses' }).transform((items, ctx) => {
-  const out: AddressSpec[] = [];
-  items.forEach((item, i) => {
-    const r = parseAddressSpec(item);
-    if (!r.ok) ctx.addIssue({ code: 'custom', message: r.message, path: [i] });
-    else if (r.value.kind === 'group') ctx.addIssue({ code: 'custom', message: 'a group cannot contain another group', path: [i] });
-    else out.push(r.value);
+const addressGroupList = z
+  .array(z.string(), { error: 'an address group is a list of addresses' })
+  .transform((items, ctx) => {
+    const out: AddressSpec[] = [];
+    items.forEach((item, i) => {
+      const r = parseAddressSpec(item);
+      if (!r.ok) ctx.addIssue({ code: 'custom', message: r.message, path: [i] });
+      else if (r.value.kind === 'group')
+        ctx.addIssue({ code: 'custom', message: 'a group cannot contain another group', path: [i] });
+      else out.push(r.value);
+    });
+    return out;
   });
-  return out;
-});
 
 export const policySchema = z.strictObject({
   version: z.literal(1, { error: 'version must be 1 (the only policy format so far)' }).default(1),
-  mode: z.enum(MODES as [string, ...string[]]).default('enforce').transform((m) => m as (typeof MODES)[number]),
+  mode: z
+    .enum(MODES as [string, ...string[]])
+    .default('enforce')
+    .transform((m) => m as (typeof MODES)[number]),
   defaults: z
     .strictObject({
       incoming: defaultAction.prefault({ action: 'deny', log: true }),
@@ -123,7 +146,10 @@ export const policySchema = z.strictObject({
     })
     .prefault({}),
   addressGroups: z
-    .record(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/, 'group name may hold letters, digits, _ . -'), addressGroupList)
+    .record(
+      z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/, 'group name may hold letters, digits, _ . -'),
+      addressGroupList,
+    )
     .default({}),
   rules: z.array(ruleSchema, { error: 'rules must be a list' }).default([]),
 });

@@ -27,7 +27,8 @@ export function ruleToPlain(rule: Rule): Record<string, unknown> {
   }
   out.action = rule.action;
   out.log = rule.log;
-  if (rule.condition !== undefined) out.condition = { setting: rule.condition.setting, equals: rule.condition.equals };
+  if (rule.condition !== undefined)
+    out.condition = { setting: rule.condition.setting, equals: rule.condition.equals };
   if (rule.expires !== undefined) out.expires = rule.expires;
   if (rule.comment !== undefined) out.comment = rule.comment;
   return out;
@@ -36,7 +37,8 @@ export function ruleToPlain(rule: Rule): Record<string, unknown> {
 /** The plain form of a whole policy (also what the JSON output of the CLI shows). */
 export function policyToPlain(policy: Policy): Record<string, unknown> {
   const groups: Record<string, string[]> = {};
-  for (const [name, specs] of Object.entries(policy.addressGroups)) groups[name] = specs.map(formatAddressSpec);
+  for (const [name, specs] of Object.entries(policy.addressGroups))
+    groups[name] = specs.map(formatAddressSpec);
   return {
     version: 1,
     mode: policy.mode,

@@ -7,7 +7,9 @@ export function parseInstant(text: string | undefined): number {
   if (text === undefined) return Date.now();
   const ms = Date.parse(text);
   if (Number.isNaN(ms)) {
-    throw new WardenError(ErrorCode.USAGE, `--at "${text}" is not a date and time`, { suggestion: 'Use ISO 8601, e.g. --at 2026-12-31T18:00:00Z' });
+    throw new WardenError(ErrorCode.USAGE, `--at "${text}" is not a date and time`, {
+      suggestion: 'Use ISO 8601, e.g. --at 2026-12-31T18:00:00Z',
+    });
   }
   return ms;
 }
@@ -43,9 +45,13 @@ export function parseEndpoint(text: string, option: string): Endpoint {
   const address = parseIp(host);
   if (address !== null) return { address, name: null, port };
   if (!/^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/.test(host) || /^[0-9.]+$/.test(host)) {
-    throw new WardenError(ErrorCode.USAGE, `${option} "${text}": "${host}" is neither an IP address nor a host name`, {
-      suggestion: 'Write HOST:PORT, IP:PORT or [IPv6]:PORT, e.g. --to example.com:443',
-    });
+    throw new WardenError(
+      ErrorCode.USAGE,
+      `${option} "${text}": "${host}" is neither an IP address nor a host name`,
+      {
+        suggestion: 'Write HOST:PORT, IP:PORT or [IPv6]:PORT, e.g. --to example.com:443',
+      },
+    );
   }
   return { address: null, name: host.toLowerCase(), port };
 }

@@ -10,11 +10,28 @@ export interface PolicyCheckOptions {
 }
 
 /** Validates the files; invalid input throws WardenError (bin.ts prints every problem and exits 1). */
-export async function policyCheck(file: string, options: PolicyCheckOptions, io: CommandIo): Promise<CommandStatus> {
+export async function policyCheck(
+  file: string,
+  options: PolicyCheckOptions,
+  io: CommandIo,
+): Promise<CommandStatus> {
   const [policy] = await Promise.all([loadPolicy(file), loadSettings(options.settings)]);
   const enabled = policy.rules.filter((r) => r.enabled).length;
   if (options.json) {
-    io.out(JSON.stringify({ ok: true, file, settings: options.settings ?? null, rules: policy.rules.length, enabled, policy: policyToPlain(policy) }, null, 2));
+    io.out(
+      JSON.stringify(
+        {
+          ok: true,
+          file,
+          settings: options.settings ?? null,
+          rules: policy.rules.length,
+          enabled,
+          policy: policyToPlain(policy),
+        },
+        null,
+        2,
+      ),
+    );
     return 0;
   }
   const d = policy.defaults;
@@ -28,13 +45,22 @@ export async function policyCheck(file: string, options: PolicyCheckOptions, io:
 }
 
 /** Adds the command to `warden policy`. */
-export function registerPolicyCheck(policy: Command, run: (status: Promise<CommandStatus>) => void, io: CommandIo): void {
+export function registerPolicyCheck(
+  policy: Command,
+  run: (status: Promise<CommandStatus>) => void,
+  io: CommandIo,
+): void {
   policy
     .command('check')
-    .description('validate a policy file (and a settings file); every problem is listed with file, line, rule and field')
+    .description(
+      'validate a policy file (and a settings file); every problem is listed with file, line, rule and field',
+    )
     .argument('<file>', 'policy file (YAML)')
     .option('--settings <file>', 'settings file to validate too (conditions are checked against it)')
     .option('--json', 'print the parsed policy as JSON')
-    .addHelpText('after', '\nExit status: 0 valid, 1 invalid, 2 usage error.\n\nExample:\n  warden policy check /etc/warden/policy.yaml --settings /etc/warden/settings.yaml')
+    .addHelpText(
+      'after',
+      '\nExit status: 0 valid, 1 invalid, 2 usage error.\n\nExample:\n  warden policy check /etc/warden/policy.yaml --settings /etc/warden/settings.yaml',
+    )
     .action((file: string, options: PolicyCheckOptions) => run(policyCheck(file, options, io)));
 }

@@ -28,24 +28,50 @@ export interface PolicyExplainOptions {
   readonly json?: boolean;
 }
 
-const usage = (message: string, suggestion?: string) => new WardenError(ErrorCode.USAGE, message, suggestion === undefined ? {} : { suggestion });
+const usage = (message: string, suggestion?: string) =>
+  new WardenError(ErrorCode.USAGE, message, suggestion === undefined ? {} : { suggestion });
 
 /** Turns the command line into connection facts (resolving a host name only with --resolve). */
 export async function factsFromOptions(o: PolicyExplainOptions): Promise<ConnectionFacts> {
   if (o.in && o.out) throw usage('--in and --out exclude each other');
-  if (o.to !== undefined && o.from !== undefined) throw usage('--to (outgoing) and --from (incoming) exclude each other');
-  const direction = o.in || o.from !== undefined ? 'incoming' : o.out || o.to !== undefined ? 'outgoing' : undefined;
-  if (direction === undefined) throw usage('say which way the connection goes', 'Add --out --to HOST:PORT, or --in --from HOST[:PORT] --local-port N');
-  if ((direction === 'incoming' && o.to !== undefined) || (direction === 'outgoing' && o.from !== undefined)) {
-    throw usage(`${direction === 'incoming' ? '--to' : '--from'} does not fit an ${direction} connection`, 'Use --to with --out, --from with --in');
+  if (o.to !== undefined && o.from !== undefined)
+    throw usage('--to (outgoing) and --from (incoming) exclude each other');
+  const direction =
+    o.in || o.from !== undefined ? 'incoming' : o.out || o.to !== undefined ? 'outgoing' : undefined;
+  if (direction === undefined)
+    throw usage(
+      'say which way the connection goes',
+      'Add --out --to HOST:PORT, or --in --from HOST[:PORT] --local-port N',
+    );
+  if (
+    (direction === 'incoming' && o.to !== undefined) ||
+    (direction === 'outgoing' && o.from !== undefined)
+  ) {
+    throw usage(
+      `${direction === 'incoming' ? '--to' : '--from'} does not fit an ${direction} connection`,
+      'Use --to with --out, --from with --in',
+    );
   }
-  const protocols = [o.tcp && 'tcp', o.udp && 'udp', o.icmp && 'icmp'].filter(Boolean) as ('tcp' | 'udp' | 'icmp')[];
-  if (protocols.length > 1) throw usage(`choose one protocol, not ${protocols.map((p) => `--${p}`).join(' and ')}`);
+  const protocols = [o.tcp && 'tcp', o.udp && 'udp', o.icmp && 'icmp'].filter(Boolean) as (
+    | 'tcp'
+    | 'udp'
+    | 'icmp'
+  )[];
+  if (protocols.length > 1)
+    throw usage(`choose one protocol, not ${protocols.map((p) => `--${p}`).join(' and ')}`);
   const protocol = protocols[0] ?? 'tcp';
   const remoteText = o.to ?? o.from;
-  const remote: Endpoint = remoteText === undefined ? { address: null, name: null, port: null } : parseEndpoint(remoteText, o.to ? '--to' : '--from');
-  if (protocol === 'icmp' && (remote.port !== null || o.localPort !== undefined)) throw usage('ICMP has no ports; drop the :PORT and --local-port');
-  if (o.app !== undefined && o.app !== 'any' && !o.app.startsWith('/')) throw usage(`--app "${o.app}" is not an absolute path`, 'Give the executable path, e.g. --app /usr/bin/curl');
+  const remote: Endpoint =
+    remoteText === undefined
+      ? { address: null, name: null, port: null }
+      : parseEndpoint(remoteText, o.to ? '--to' : '--from');
+  if (protocol === 'icmp' && (remote.port !== null || o.localPort !== undefined))
+    throw usage('ICMP has no ports; drop the :PORT and --local-port');
+  if (o.app !== undefined && o.app !== 'any' && !o.app.startsWith('/'))
+    throw usage(
+      `--app "${o.app}" is not an absolute path`,
+      'Give the executable path, e.g. --app /usr/bin/curl',
+    );
   let uid: number | null = null;
   if (o.uid !== undefined) {
     if (!/^[0-9]+$/.test(o.uid)) throw usage(`--uid "${o.uid}" is not a number`);
@@ -73,21 +99,31 @@ export async function factsFromOptions(o: PolicyExplainOptions): Promise<Connect
 }
 
 async function resolveName(name: string) {
-  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timed out after 3 s')), 3000).unref());
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error('timed out after 3 s')), 3000).unref(),
+  );
   try {
     const answers = await Promise.race([lookup(name, { all: true }), timeout]);
     const first = answers[0];
     return first === undefined ? null : parseIp(first.address);
   } catch (cause) {
-    throw new WardenError(ErrorCode.CONNECTION_INVALID, `cannot resolve ${name}: ${(cause as Error).message}`, {
-      cause,
-      suggestion: 'Give an IP address with --to, or leave out --resolve to match by name only',
-    });
+    throw new WardenError(
+      ErrorCode.CONNECTION_INVALID,
+      `cannot resolve ${name}: ${(cause as Error).message}`,
+      {
+        cause,
+        suggestion: 'Give an IP address with --to, or leave out --resolve to match by name only',
+      },
+    );
   }
 }
 
 /** Explains the decision; returns 0 when the connection would be allowed, 1 otherwise. */
-export async function policyExplain(file: string, options: PolicyExplainOptions, io: CommandIo): Promise<CommandStatus> {
+export async function policyExplain(
+  file: string,
+  options: PolicyExplainOptions,
+  io: CommandIo,
+): Promise<CommandStatus> {
   const facts = await factsFromOptions(options);
   const { compiled } = await loadCompiled(file, options.settings);
   const e = explain(compiled, facts);
@@ -97,7 +133,11 @@ export async function policyExplain(file: string, options: PolicyExplainOptions,
     io.out(
       JSON.stringify(
         {
-          connection: { ...facts, localAddress: null, remoteAddress: facts.remoteAddress === null ? null : formatIp(facts.remoteAddress) },
+          connection: {
+            ...facts,
+            localAddress: null,
+            remoteAddress: facts.remoteAddress === null ? null : formatIp(facts.remoteAddress),
+          },
           decision: { ...d, ...(d.proposal ? { proposal: ruleToPlain(d.proposal) } : {}) },
           decidingRule,
           internal: e.internal ?? null,
@@ -109,26 +149,38 @@ export async function policyExplain(file: string, options: PolicyExplainOptions,
     );
   } else {
     io.out(`connection: ${connectionSummary(facts)}`);
-    const where = d.source === 'default' ? 'no rule matched' : `${d.source} rule #${d.ruleIndex + 1 - (d.source === 'user' ? compiled.internalCount : 0)}`;
+    const where =
+      d.source === 'default'
+        ? 'no rule matched'
+        : `${d.source} rule #${d.ruleIndex + 1 - (d.source === 'user' ? compiled.internalCount : 0)}`;
     const modeNote = d.verdict === d.action ? '' : ` (the rule says ${d.action}; ${d.mode} mode)`;
-    io.out(`verdict:    ${d.verdict.toUpperCase()}${modeNote} by "${d.ruleName}" (${where}); ${d.log ? 'logged' : 'not logged'}`);
+    io.out(
+      `verdict:    ${d.verdict.toUpperCase()}${modeNote} by "${d.ruleName}" (${where}); ${d.log ? 'logged' : 'not logged'}`,
+    );
     if (d.ruleIndex >= 0) io.out(`rule:       ${ruleSummary(compiled.rules[d.ruleIndex]!.rule)}`);
     if (e.internal) io.out(`internal:   ${e.internal.id} (${e.internal.purpose}): ${e.internal.because}`);
     if (d.proposal) io.out(`proposed:   ${ruleSummary(d.proposal)}`);
     if (e.skipped.length > 0) {
       io.out('earlier rules that did not match:');
-      for (const s of e.skipped) io.out(`  ${s.source === 'internal' ? (s.id ?? s.name) : `"${s.name}"`}: ${s.field}: ${s.reason}`);
+      for (const s of e.skipped)
+        io.out(`  ${s.source === 'internal' ? (s.id ?? s.name) : `"${s.name}"`}: ${s.field}: ${s.reason}`);
     }
   }
   return d.verdict === 'allow' ? 0 : 1;
 }
 
 /** Adds the command to `warden policy`. */
-export function registerPolicyExplain(policy: Command, run: (status: Promise<CommandStatus>) => void, io: CommandIo): void {
+export function registerPolicyExplain(
+  policy: Command,
+  run: (status: Promise<CommandStatus>) => void,
+  io: CommandIo,
+): void {
   const collect = (v: string, prev: string[] = []) => [...prev, v];
   policy
     .command('explain')
-    .description('show which rule decides a connection (real or hypothetical) and why each earlier rule did not match')
+    .description(
+      'show which rule decides a connection (real or hypothetical) and why each earlier rule did not match',
+    )
     .argument('<file>', 'policy file (YAML)')
     .option('--settings <file>', 'settings file (internal rules and conditions follow it)')
     .option('--app <path>', 'executable path of the local application')

@@ -14,7 +14,11 @@ export interface PolicyInternalOptions {
 }
 
 /** Prints the internal rules in evaluation order. */
-export async function policyInternal(settingsFile: string | undefined, options: PolicyInternalOptions, io: CommandIo): Promise<CommandStatus> {
+export async function policyInternal(
+  settingsFile: string | undefined,
+  options: PolicyInternalOptions,
+  io: CommandIo,
+): Promise<CommandStatus> {
   const settings = await loadSettings(settingsFile);
   const host = await hostEnvironment({
     ...(options.enginePath ? { engine: options.enginePath } : {}),
@@ -23,24 +27,56 @@ export async function policyInternal(settingsFile: string | undefined, options: 
   });
   const rules = internalRules(settings, host);
   if (options.json) {
-    io.out(JSON.stringify(rules.map((r) => ({ id: r.id, purpose: r.purpose, because: r.because, ...ruleToPlain(r) })), null, 2));
+    io.out(
+      JSON.stringify(
+        rules.map((r) => ({ id: r.id, purpose: r.purpose, because: r.because, ...ruleToPlain(r) })),
+        null,
+        2,
+      ),
+    );
     return 0;
   }
-  io.out(`Internal rules for ${settingsFile ?? 'the default settings'} (evaluated before every user rule, in this order):\n`);
+  io.out(
+    `Internal rules for ${settingsFile ?? 'the default settings'} (evaluated before every user rule, in this order):\n`,
+  );
   io.out(
     renderTable(
-      ['id', 'application', 'direction', 'protocol', 'local port', 'remote port', 'remote address', 'because'],
-      rules.map((r) => [r.id, r.application, r.direction, r.protocol, portsText(r.localPorts), portsText(r.remotePorts), remoteText(r), r.because]),
+      [
+        'id',
+        'application',
+        'direction',
+        'protocol',
+        'local port',
+        'remote port',
+        'remote address',
+        'because',
+      ],
+      rules.map((r) => [
+        r.id,
+        r.application,
+        r.direction,
+        r.protocol,
+        portsText(r.localPorts),
+        portsText(r.remotePorts),
+        remoteText(r),
+        r.because,
+      ]),
     ),
   );
   return 0;
 }
 
 /** Adds the command to `warden policy`. */
-export function registerPolicyInternal(policy: Command, run: (status: Promise<CommandStatus>) => void, io: CommandIo): void {
+export function registerPolicyInternal(
+  policy: Command,
+  run: (status: Promise<CommandStatus>) => void,
+  io: CommandIo,
+): void {
   policy
     .command('internal')
-    .description("print the hidden internal rules that keep Warden's own parts able to talk, for these settings")
+    .description(
+      "print the hidden internal rules that keep Warden's own parts able to talk, for these settings",
+    )
     .argument('[settings]', 'settings file (YAML); the defaults when left out')
     .option('--engine-path <path>', 'executable identity of the engine')
     .option('--console-path <path>', 'executable identity of the console')
@@ -55,5 +91,7 @@ The proxy for update checks and registration comes from https_proxy/http_proxy/n
 Example:
   https_proxy=http://proxy.lan:3128 warden policy internal /etc/warden/settings.yaml`,
     )
-    .action((settings: string | undefined, options: PolicyInternalOptions) => run(policyInternal(settings, options, io)));
+    .action((settings: string | undefined, options: PolicyInternalOptions) =>
+      run(policyInternal(settings, options, io)),
+    );
 }

@@ -12,7 +12,11 @@ export interface PolicyLintOptions {
 }
 
 /** Lints the policy; returns 1 when there is any finding. */
-export async function policyLint(file: string, options: PolicyLintOptions, io: CommandIo): Promise<CommandStatus> {
+export async function policyLint(
+  file: string,
+  options: PolicyLintOptions,
+  io: CommandIo,
+): Promise<CommandStatus> {
   const now = parseInstant(options.at);
   const { compiled } = await loadCompiled(file, options.settings);
   const findings = lint(compiled, { now });
@@ -23,13 +27,19 @@ export async function policyLint(file: string, options: PolicyLintOptions, io: C
   } else {
     for (const f of findings) io.out(`${f.severity} ${f.kind}: ${f.message}`);
     const errors = findings.filter((f) => f.severity === 'error').length;
-    io.out(`${file}: ${findings.length} finding(s), ${errors} error(s), ${findings.length - errors} warning(s)`);
+    io.out(
+      `${file}: ${findings.length} finding(s), ${errors} error(s), ${findings.length - errors} warning(s)`,
+    );
   }
   return findings.length === 0 ? 0 : 1;
 }
 
 /** Adds the command to `warden policy`. */
-export function registerPolicyLint(policy: Command, run: (status: Promise<CommandStatus>) => void, io: CommandIo): void {
+export function registerPolicyLint(
+  policy: Command,
+  run: (status: Promise<CommandStatus>) => void,
+  io: CommandIo,
+): void {
   policy
     .command('lint')
     .description('find shadowed, redundant, conflicting and never-matching rules')
