@@ -108,7 +108,12 @@ export function generateConnections(shapes: readonly Shape[], count: number, see
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   // An engine keeps one path string per process (its process table); so does this generator.
   const paths = new Map<string, string>();
-  const intern = (p: string) => paths.get(p) ?? (paths.set(p, p), p);
+  const intern = (p: string): string => {
+    const known = paths.get(p);
+    if (known !== undefined) return known;
+    paths.set(p, p);
+    return p;
+  };
   const randomV4 = () =>
     parseIp(
       `${1 + Math.floor(rnd() * 222)}.${Math.floor(rnd() * 256)}.${Math.floor(rnd() * 256)}.${Math.floor(rnd() * 256)}`,

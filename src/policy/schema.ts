@@ -58,7 +58,7 @@ const application = z
       ctx.addIssue({ code: 'custom', message: `"${s}" is not an absolute path (it must start with /)` });
     else if (s.endsWith('/'))
       ctx.addIssue({ code: 'custom', message: `"${s}" is a directory, not an executable` });
-    else if (/[\0\n]/.test(s))
+    else if ([...s].some((c) => c.charCodeAt(0) < 0x20))
       ctx.addIssue({ code: 'custom', message: 'application path holds a control character' });
   });
 
@@ -87,7 +87,9 @@ const ruleName = z
   .string({ error: 'rule name must be text' })
   .min(1, 'rule name is empty')
   .max(120, 'rule name is longer than 120 characters')
-  .refine((s) => !/[\0-\x1f]/.test(s), { message: 'rule name holds a control character' });
+  .refine((s) => ![...s].some((c) => c.charCodeAt(0) < 0x20), {
+    message: 'rule name holds a control character',
+  });
 
 export const ruleSchema = z.strictObject({
   name: ruleName,
