@@ -60,9 +60,11 @@ export class WardenError extends Error {
 
 /** Renders a problem as one line: `file:line:col: rules[3] (rule "ssh") remotePorts: message`. */
 export function formatProblem(p: Problem): string {
-  const where = p.file === undefined ? '' : `${p.file}${p.line === undefined ? '' : `:${p.line}:${p.column ?? 1}`}: `;
+  const where =
+    p.file === undefined ? '' : `${p.file}${p.line === undefined ? '' : `:${p.line}:${p.column ?? 1}`}: `;
   const path = formatPath(p.path);
   const rule = p.rule === undefined ? '' : ` (rule "${p.rule}")`;
+  if (path === '' && rule === '') return `${where}${p.message}`;
   return `${where}${path === '' ? '(document)' : path}${rule}: ${p.message}`;
 }
 
