@@ -1,0 +1,70 @@
+/**
+ * The project's shape: the policy core stays pure (no node: imports, no I/O
+ * layers), layers import only downwards, and no source file grows past 600
+ * lines (split it by concern instead).
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { test } from 'node:test';
+import { repoRoot } from '../repo-root.js';
+
+const root = repoRoot(import.meta.url);
+const src = join(root, 'src');
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return sourceFiles(path);
+    return name.endsWith('.ts') && !name.endsWith('.test.ts') ? [path] : [];
+  });
+}
+
+function importsOf(path: string): string[] {
+  const text = readFileSync(path, 'utf8');
+  return [...text.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]/gm)].map((m) => m[1]!);
+}
+
+/** Top-level folder (or file) of a path under src/. */
+function layerOf(path: string): string {
+  return relative(src, path).split('/')[0]!.replace(/\.(ts|js)$/, '');
+}
+
+/** Which layers each layer may import from (besides itself and npm packages). */
+const ALLOWED: Record<string, readonly string[]> = {
+  errors: [],
+  ip: [],
+  document: ['errors'],
+  policy: ['ip', 'settings', 'errors', 'document'],
+  settings: ['ip', 'errors', 'document', 'policy'],
+  console: ['policy', 'settings', 'ip', 'errors', 'document', 'protocol', 'rpc', 'transport'],
+};
+const PURE = new Set(['errors', 'ip', 'document', 'policy', 'settings']);
+
+test('layers import only what they may; the pure core imports no node: modules', () => {
+  const violations: string[] = [];
+  for (const file of sourceFiles(src)) {
+    const layer = layerOf(file);
+    for (const spec of importsOf(file)) {
+      const where = relative(root, file);
+      if (spec.startsWith('node:')) {
+        if (PURE.has(layer)) violations.push(`${where} imports ${spec}, but ${layer}/ must stay free of I/O`);
+        continue;
+      }
+      if (!spec.startsWith('.')) continue;
+      const target = layerOf(join(file, '..', spec));
+      if (target === layer) continue;
+      const allowed = ALLOWED[layer];
+      if (allowed === undefined) violations.push(`${where}: layer ${layer} has no import rule in boundaries.test.ts`);
+      else if (!allowed.includes(target)) violations.push(`${where} imports ${spec} (layer ${target}), which ${layer}/ may not use`);
+    }
+  }
+  assert.deepEqual(violations, []);
+});
+
+test('no source file is longer than 600 lines', () => {
+  const long = sourceFiles(src)
+    .map((f) => ({ f: relative(root, f), lines: readFileSync(f, 'utf8').split('\n').length }))
+    .filter((x) => x.lines > 600);
+  assert.deepEqual(long, []);
+});
