@@ -16,7 +16,14 @@ const io: CommandIo = {
   err: (text) => process.stderr.write(`${text}\n`),
 };
 
+const jsonOutput = process.argv.includes('--json');
+
 function report(error: unknown): number {
+  if (error instanceof WardenError && jsonOutput) {
+    const { code, message, problems, suggestion } = error;
+    io.err(JSON.stringify({ error: { code, message, problems, ...(suggestion ? { suggestion } : {}) } }));
+    return code === ErrorCode.USAGE ? 2 : 1;
+  }
   if (error instanceof WardenError) {
     io.err(`error: ${error.message}`);
     const lines = error.problems.map(formatProblem);

@@ -209,3 +209,16 @@ describe('warden', () => {
     assert.match(r.stderr, /Did you mean check\?/);
   });
 });
+
+describe('errors with --json', () => {
+  test('are one JSON object on stderr with the code and located problems', () => {
+    const bad = file('bad-json.yaml', 'rules:\n  - { name: x, direction: sideways, action: allow }\n');
+    const r = warden(['policy', 'check', bad, '--json']);
+    assert.equal(r.code, 1);
+    const { error } = JSON.parse(r.stderr);
+    assert.equal(error.code, 'WARDEN_E_POLICY_INVALID');
+    assert.equal(error.problems[0].line, 2);
+    assert.equal(error.problems[0].rule, 'x');
+    assert.deepEqual(error.problems[0].path, ['rules', 0, 'direction']);
+  });
+});
