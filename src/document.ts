@@ -3,9 +3,9 @@
  * into problems that name the file, the line, the field and (for rules) the
  * rule. Pure: the caller reads the file.
  */
-import { isMap, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { type Document, isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
-import { type ErrorCode, ErrorCode as Codes, formatProblem, type Problem, WardenError } from './errors.js';
+import { ErrorCode as Codes, type ErrorCode, formatProblem, type Problem, WardenError } from './errors.js';
 
 /** A parsed YAML document and a way to find where a path of it was written. */
 export interface LocatedDocument {
@@ -21,7 +21,13 @@ export function parseYaml(text: string, file: string | undefined): LocatedDocume
   if (doc.errors.length > 0) {
     const problems: Problem[] = doc.errors.map((e) => {
       const pos = lineCounter.linePos(e.pos[0]);
-      return { file, line: pos.line, column: pos.col, path: [], message: e.message.split('\n')[0] ?? e.message };
+      return {
+        file,
+        line: pos.line,
+        column: pos.col,
+        path: [],
+        message: e.message.split('\n')[0] ?? e.message,
+      };
     });
     throw new WardenError(Codes.YAML_SYNTAX, `${file ?? 'input'} is not valid YAML`, {
       problems,
@@ -125,20 +131,39 @@ function hintFor(key: string): string {
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
+  // Parsed with reportInput, so an absent `input` means the field was not written at all.
+  const missing = issue.input === undefined;
   switch (issue.code) {
     case 'invalid_type':
-      return issue.input === undefined ? `required field is missing (expected ${issue.expected})` : issue.message;
-    case 'invalid_value':
-      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+      return missing
+        ? `required field is missing (expected ${issue.expected})`
+        : `expected ${issue.expected}, got ${describeValue(issue.input)}`;
+    case 'invalid_value': {
+      const options = issue.values.map((v) => JSON.stringify(v)).join(', ');
+      return missing
+        ? `required field is missing (one of ${options})`
+        : `${describeValue(issue.input)} is not allowed; must be one of ${options}`;
+    }
     default:
       return issue.message;
   }
 }
 
+function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  return typeof v === 'string' ? JSON.stringify(v) : `${typeof v} ${String(v)}`;
+}
+
+/** Options for schema.safeParse so issues carry the offending input (for messages). */
+export const PARSE_OPTIONS = { reportInput: true } as const;
+
 /** Throws a WardenError with every problem listed, or returns when there are none. */
 export function throwIfProblems(code: ErrorCode, what: string, problems: readonly Problem[]): void {
   if (problems.length === 0) return;
   const first = problems[0];
-  const lead = problems.length === 1 && first !== undefined ? formatProblem(first) : `${problems.length} problems`;
+  const lead =
+    problems.length === 1 && first !== undefined ? formatProblem(first) : `${problems.length} problems`;
   throw new WardenError(code, `${what} is invalid: ${lead}`, { problems });
 }

@@ -27,7 +27,8 @@ function report(error: unknown): number {
   if (error instanceof WardenError) {
     io.err(`error: ${error.message}`);
     const lines = error.problems.map(formatProblem);
-    if (!(lines.length === 1 && error.message.includes(lines[0]!))) for (const line of lines) io.err(`  ${line}`);
+    if (!(lines.length === 1 && error.message.includes(lines[0]!)))
+      for (const line of lines) io.err(`  ${line}`);
     if (error.suggestion) io.err(`hint: ${error.suggestion}`);
     return error.code === ErrorCode.USAGE ? 2 : 1;
   }

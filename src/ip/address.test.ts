@@ -27,7 +27,10 @@ const v4Value = fc.integer({ min: 0, max: V4_MAX });
 const v6Value = fc.bigInt({ min: 0n, max: V6_MAX });
 /** IPv6 values biased towards zero runs, so :: compression is exercised. */
 const v6Groups = fc
-  .array(fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 })
+  .array(fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff })), {
+    minLength: 8,
+    maxLength: 8,
+  })
   .map((groups) => groups.reduce((acc, g) => (acc << 16n) | BigInt(g), 0n));
 const v6NotMapped = fc.oneof(v6Value, v6Groups).filter((v) => !isMapped(v));
 
@@ -151,7 +154,16 @@ describe('parseIp', () => {
   });
 
   test('refuses junk', () => {
-    for (const s of ['', 'localhost', 'example.com', '1.2.3.4/32', '1.2.3.4-1.2.3.5', '1.2.3.4:80', '[::1]:80', 'any']) {
+    for (const s of [
+      '',
+      'localhost',
+      'example.com',
+      '1.2.3.4/32',
+      '1.2.3.4-1.2.3.5',
+      '1.2.3.4:80',
+      '[::1]:80',
+      'any',
+    ]) {
       assert.equal(parseIp(s), null, s);
     }
   });
@@ -232,7 +244,9 @@ describe('formatIp', () => {
         assert.equal(isIP(s), 6);
         assert.equal(parseIpv6(s), v);
         // Through parseIp, a mapped value comes back as its IPv4 address.
-        const expected = isMapped(v) ? { version: 4, value: Number(v & 0xffffffffn) } : { version: 6, value: v };
+        const expected = isMapped(v)
+          ? { version: 4, value: Number(v & 0xffffffffn) }
+          : { version: 6, value: v };
         assert.deepEqual(parseIp(s), expected);
       }),
       { numRuns: 2000 },
@@ -265,14 +279,30 @@ describe('parseCidr', () => {
     assert.deepEqual(ok(parseCidr('::/0')), { version: 6, first: 0n, last: V6_MAX });
     assert.deepEqual(ok(parseCidr('::1/128')), { version: 6, first: 1n, last: 1n });
     const fe80 = 0xfe80n << 112n;
-    assert.deepEqual(ok(parseCidr('fe80::/10')), { version: 6, first: fe80, last: fe80 | ((1n << 118n) - 1n) });
+    assert.deepEqual(ok(parseCidr('fe80::/10')), {
+      version: 6,
+      first: fe80,
+      last: fe80 | ((1n << 118n) - 1n),
+    });
     const doc = (0x2001n << 112n) | (0xdb8n << 96n);
-    assert.deepEqual(ok(parseCidr('2001:db8::/32')), { version: 6, first: doc, last: doc | ((1n << 96n) - 1n) });
+    assert.deepEqual(ok(parseCidr('2001:db8::/32')), {
+      version: 6,
+      first: doc,
+      last: doc | ((1n << 96n) - 1n),
+    });
   });
 
   test('an IPv4-mapped network counts the 96 mapped bits and becomes IPv4', () => {
-    assert.deepEqual(ok(parseCidr('::ffff:10.0.0.0/104')), { version: 4, first: 0x0a000000, last: 0x0affffff });
-    assert.deepEqual(ok(parseCidr('::ffff:1.2.3.4/128')), { version: 4, first: 0x01020304, last: 0x01020304 });
+    assert.deepEqual(ok(parseCidr('::ffff:10.0.0.0/104')), {
+      version: 4,
+      first: 0x0a000000,
+      last: 0x0affffff,
+    });
+    assert.deepEqual(ok(parseCidr('::ffff:1.2.3.4/128')), {
+      version: 4,
+      first: 0x01020304,
+      last: 0x01020304,
+    });
     failure(parseCidr('::ffff:10.0.0.0/129'));
     failure(parseCidr('::ffff:10.0.0.0/8'));
   });
@@ -340,11 +370,27 @@ describe('parseCidr', () => {
 
 describe('parseIpRange', () => {
   test('parses first-last ranges of one family', () => {
-    assert.deepEqual(ok(parseIpRange('10.0.0.1-10.0.0.20')), { version: 4, first: 0x0a000001, last: 0x0a000014 });
-    assert.deepEqual(ok(parseIpRange('10.0.0.1 - 10.0.0.20')), { version: 4, first: 0x0a000001, last: 0x0a000014 });
-    assert.deepEqual(ok(parseIpRange('1.2.3.4-1.2.3.4')), { version: 4, first: 0x01020304, last: 0x01020304 });
+    assert.deepEqual(ok(parseIpRange('10.0.0.1-10.0.0.20')), {
+      version: 4,
+      first: 0x0a000001,
+      last: 0x0a000014,
+    });
+    assert.deepEqual(ok(parseIpRange('10.0.0.1 - 10.0.0.20')), {
+      version: 4,
+      first: 0x0a000001,
+      last: 0x0a000014,
+    });
+    assert.deepEqual(ok(parseIpRange('1.2.3.4-1.2.3.4')), {
+      version: 4,
+      first: 0x01020304,
+      last: 0x01020304,
+    });
     assert.deepEqual(ok(parseIpRange('::1-::ff')), { version: 6, first: 1n, last: 0xffn });
-    assert.deepEqual(ok(parseIpRange('::ffff:1.2.3.4-1.2.3.9')), { version: 4, first: 0x01020304, last: 0x01020309 });
+    assert.deepEqual(ok(parseIpRange('::ffff:1.2.3.4-1.2.3.9')), {
+      version: 4,
+      first: 0x01020304,
+      last: 0x01020309,
+    });
   });
 
   test('refuses reversed ranges, naming the right order', () => {
@@ -356,7 +402,14 @@ describe('parseIpRange', () => {
 
   test('refuses mixed families and malformed ranges', () => {
     assert.match(failure(parseIpRange('10.0.0.1-::1')), /mixes IPv4 and IPv6/);
-    for (const s of ['10.0.0.1', '10.0.0.1-', '-10.0.0.1', '10.0.0.1-10.0.0.300', '10.0.0.1-10.0.0.2-10.0.0.3', 'a-b']) {
+    for (const s of [
+      '10.0.0.1',
+      '10.0.0.1-',
+      '-10.0.0.1',
+      '10.0.0.1-10.0.0.300',
+      '10.0.0.1-10.0.0.2-10.0.0.3',
+      'a-b',
+    ]) {
       assert.match(failure(parseIpRange(s)), /not a valid address range/, s);
     }
   });
@@ -416,7 +469,10 @@ describe('formatRange', () => {
     if (a === null) return { ok: false, message: text };
     return {
       ok: true,
-      value: a.version === 4 ? { version: 4, first: a.value, last: a.value } : { version: 6, first: a.value, last: a.value },
+      value:
+        a.version === 4
+          ? { version: 4, first: a.value, last: a.value }
+          : { version: 6, first: a.value, last: a.value },
     };
   };
   type Parsed = ReturnType<typeof parseCidr>;
@@ -447,7 +503,8 @@ describe('formatRange', () => {
   test('round trip: random IPv6 ranges and CIDRs (outside the mapped block) format and parse back', () => {
     fc.assert(
       fc.property(v6NotMapped, v6NotMapped, (a, b) => {
-        const range: IpRange = { version: 6, first: a < b ? a : b, last: a < b ? b : a };
+        const [first, last] = a < b ? [a, b] : [b, a];
+        const range: IpRange = { version: 6, first, last };
         assert.deepEqual(ok(rangeText(range)), range);
       }),
       { numRuns: 2000 },
@@ -455,7 +512,11 @@ describe('formatRange', () => {
     fc.assert(
       fc.property(v6NotMapped, fc.integer({ min: 0, max: 128 }), (v, bits) => {
         const hostMask = (1n << BigInt(128 - bits)) - 1n;
-        const range: IpRange = { version: 6, first: v & ~hostMask & V6_MAX, last: (v & ~hostMask & V6_MAX) | hostMask };
+        const range: IpRange = {
+          version: 6,
+          first: v & ~hostMask & V6_MAX,
+          last: (v & ~hostMask & V6_MAX) | hostMask,
+        };
         fc.pre(!isMapped(range.first));
         assert.deepEqual(ok(rangeText(range)), range);
       }),

@@ -5,7 +5,9 @@
  * which is how the kernel and users mean it.
  */
 
-export type IpAddress = { readonly version: 4; readonly value: number } | { readonly version: 6; readonly value: bigint };
+export type IpAddress =
+  | { readonly version: 4; readonly value: number }
+  | { readonly version: 6; readonly value: bigint };
 
 export type IpRange =
   | { readonly version: 4; readonly first: number; readonly last: number }
@@ -120,28 +122,45 @@ export function parseCidr(text: string): Parsed<IpRange> {
   if (slash === -1) return { ok: false, message: `"${text}" is not a CIDR (expected address/prefix)` };
   const addr = parseIp(text.slice(0, slash));
   const bitsText = text.slice(slash + 1);
-  if (addr === null) return { ok: false, message: `"${text}" is not a valid CIDR: "${text.slice(0, slash)}" is not an IP address` };
-  if (!/^[0-9]{1,3}$/.test(bitsText)) return { ok: false, message: `"${text}" is not a valid CIDR: prefix length "${bitsText}" is not a number` };
+  if (addr === null)
+    return {
+      ok: false,
+      message: `"${text}" is not a valid CIDR: "${text.slice(0, slash)}" is not an IP address`,
+    };
+  if (!/^[0-9]{1,3}$/.test(bitsText))
+    return {
+      ok: false,
+      message: `"${text}" is not a valid CIDR: prefix length "${bitsText}" is not a number`,
+    };
   const bits = Number(bitsText);
   // An IPv4-mapped IPv6 network was parsed as IPv4; its prefix counts the 96 mapped bits.
   const mapped = addr.version === 4 && text.slice(0, slash).includes(':');
   const max = addr.version === 4 ? 32 : 128;
   const effective = mapped ? bits - 96 : bits;
   if (bits > (mapped ? 128 : max) || effective < 0) {
-    return { ok: false, message: `"${text}" is not a valid CIDR: prefix length ${bits} is out of range 0-${max} for IPv${addr.version}` };
+    return {
+      ok: false,
+      message: `"${text}" is not a valid CIDR: prefix length ${bits} is out of range 0-${max} for IPv${addr.version}`,
+    };
   }
   if (addr.version === 4) {
     const size = 2 ** (32 - effective);
     const first = Math.floor(addr.value / size) * size;
     if (first !== addr.value) {
-      return { ok: false, message: `"${text}" has host bits set after /${bits}; did you mean ${formatIpv4(first)}/${bits}?` };
+      return {
+        ok: false,
+        message: `"${text}" has host bits set after /${bits}; did you mean ${formatIpv4(first)}/${bits}?`,
+      };
     }
     return { ok: true, value: { version: 4, first, last: first + size - 1 } };
   }
   const hostMask = effective === 128 ? 0n : (1n << BigInt(128 - effective)) - 1n;
   const first = addr.value & (V6_MAX ^ hostMask);
   if (first !== addr.value) {
-    return { ok: false, message: `"${text}" has host bits set after /${bits}; did you mean ${formatIpv6(first)}/${bits}?` };
+    return {
+      ok: false,
+      message: `"${text}" has host bits set after /${bits}; did you mean ${formatIpv6(first)}/${bits}?`,
+    };
   }
   return { ok: true, value: { version: 6, first, last: first | hostMask } };
 }
@@ -152,11 +171,17 @@ export function parseIpRange(text: string): Parsed<IpRange> {
   const a = parseIp(text.slice(0, dash).trim());
   const b = parseIp(text.slice(dash + 1).trim());
   if (dash === -1 || a === null || b === null) {
-    return { ok: false, message: `"${text}" is not a valid address range (expected first-last, e.g. 10.0.0.1-10.0.0.20)` };
+    return {
+      ok: false,
+      message: `"${text}" is not a valid address range (expected first-last, e.g. 10.0.0.1-10.0.0.20)`,
+    };
   }
   if (a.version !== b.version) return { ok: false, message: `"${text}" mixes IPv4 and IPv6` };
   if (a.value > b.value) {
-    return { ok: false, message: `"${text}" is reversed: ${formatIp(a)} comes after ${formatIp(b)}; write ${formatIp(b)}-${formatIp(a)}` };
+    return {
+      ok: false,
+      message: `"${text}" is reversed: ${formatIp(a)} comes after ${formatIp(b)}; write ${formatIp(b)}-${formatIp(a)}`,
+    };
   }
   return a.version === 4
     ? { ok: true, value: { version: 4, first: a.value, last: b.value as number } }
@@ -186,4 +211,3 @@ export function formatRange(range: IpRange): string {
   }
   return `${formatIpv6(range.first)}-${formatIpv6(range.last)}`;
 }
-

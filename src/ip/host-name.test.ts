@@ -47,7 +47,15 @@ describe('parseHostName', () => {
   });
 
   test('refuses wildcards anywhere but a leading *. label', () => {
-    for (const s of ['*', '*.', '*example.com', 'a.*.example.com', 'www.*', '**.example.com', '*.*.example.com']) {
+    for (const s of [
+      '*',
+      '*.',
+      '*example.com',
+      'a.*.example.com',
+      'www.*',
+      '**.example.com',
+      '*.*.example.com',
+    ]) {
       refused(s);
     }
   });

@@ -10,7 +10,8 @@ export function parseHostName(text: string): Parsed<string> {
   const wildcard = name.startsWith('*.');
   const body = wildcard ? name.slice(2) : name;
   if (body.length === 0) return { ok: false, message: `"${text}" is not a valid host name: it is empty` };
-  if (body.length > 253) return { ok: false, message: `"${text}" is not a valid host name: longer than 253 characters` };
+  if (body.length > 253)
+    return { ok: false, message: `"${text}" is not a valid host name: longer than 253 characters` };
   for (const label of body.split('.')) {
     if (!LABEL.test(label)) {
       const why =
@@ -22,7 +23,14 @@ export function parseHostName(text: string): Parsed<string> {
       return { ok: false, message: `"${text}" is not a valid host name: ${why}` };
     }
   }
-  if (/^[0-9.]+$/.test(body)) return { ok: false, message: `"${text}" looks like an IPv4 address but is not a valid one` };
+  if (/^[0-9.]+$/.test(body))
+    return { ok: false, message: `"${text}" looks like an IPv4 address but is not a valid one` };
+  const labels = body.split('.');
+  if (labels.length === 4 && labels.filter((l) => /^[0-9]+$/.test(l)).length >= 3) {
+    return {
+      ok: false,
+      message: `"${text}" looks like a mistyped IPv4 address; write four numbers 0-255, or a host name`,
+    };
+  }
   return { ok: true, value: name };
 }
-

@@ -339,7 +339,7 @@ describe('parsePolicyText: errors name the rule, the field and the line', () => 
       rule: 'x',
       path: 'rules[1].direction',
       line: 8,
-      message: /must be one of "incoming", "outgoing", "both"/,
+      message: /required field is missing \(one of "incoming", "outgoing", "both"\)/,
     });
     problem(withRule('name: x', 'direction: sideways', 'action: allow'), {
       rule: 'x',

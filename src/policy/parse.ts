@@ -2,6 +2,7 @@
 import {
   issuesToProblems,
   type LocatedDocument,
+  PARSE_OPTIONS,
   parseYaml,
   problemAt,
   throwIfProblems,
@@ -36,7 +37,7 @@ export function validatePolicy(value: unknown, source: SourceInfo = {}, doc?: Lo
       problemAt(doc, file, [], 'a policy is a mapping with mode, defaults, addressGroups and rules'),
     ]);
   }
-  const result = policySchema.safeParse(value);
+  const result = policySchema.safeParse(value, PARSE_OPTIONS);
   if (!result.success) {
     throwIfProblems(
       ErrorCode.POLICY_INVALID,
@@ -60,7 +61,7 @@ export function validateRule(
   value: unknown,
   context: { addressGroups?: Policy['addressGroups'] } = {},
 ): Rule {
-  const result = ruleSchema.safeParse(value);
+  const result = ruleSchema.safeParse(value, PARSE_OPTIONS);
   if (!result.success) {
     const name =
       typeof (value as { name?: unknown })?.name === 'string' ? (value as { name: string }).name : undefined;

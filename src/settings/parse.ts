@@ -1,6 +1,13 @@
 /** Settings files in (YAML, partial), fully defaulted frozen Settings out; and back to YAML. */
 import { stringify } from 'yaml';
-import { issuesToProblems, type LocatedDocument, parseYaml, problemAt, throwIfProblems } from '../document.js';
+import {
+  issuesToProblems,
+  type LocatedDocument,
+  PARSE_OPTIONS,
+  parseYaml,
+  problemAt,
+  throwIfProblems,
+} from '../document.js';
 import { ErrorCode } from '../errors.js';
 import { type Settings, settingsSchema } from './schema.js';
 
@@ -11,14 +18,24 @@ export function parseSettingsText(text: string, source: { file?: string } = {}):
 }
 
 /** Validates settings given as a plain value; returns them fully defaulted and frozen. */
-export function validateSettings(value: unknown, source: { file?: string } = {}, doc?: LocatedDocument): Settings {
+export function validateSettings(
+  value: unknown,
+  source: { file?: string } = {},
+  doc?: LocatedDocument,
+): Settings {
   const file = source.file;
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throwIfProblems(ErrorCode.SETTINGS_INVALID, file ?? 'settings', [problemAt(doc, file, [], 'settings are a mapping of keys to values')]);
+    throwIfProblems(ErrorCode.SETTINGS_INVALID, file ?? 'settings', [
+      problemAt(doc, file, [], 'settings are a mapping of keys to values'),
+    ]);
   }
-  const result = settingsSchema.safeParse(value);
+  const result = settingsSchema.safeParse(value, PARSE_OPTIONS);
   if (!result.success) {
-    throwIfProblems(ErrorCode.SETTINGS_INVALID, file ?? 'settings', issuesToProblems(result.error.issues, doc, file, () => undefined));
+    throwIfProblems(
+      ErrorCode.SETTINGS_INVALID,
+      file ?? 'settings',
+      issuesToProblems(result.error.issues, doc, file, () => undefined),
+    );
   }
   return deepFreeze(result.data!);
 }

@@ -35,7 +35,8 @@ export function parseEtcEnvironment(text: string): Record<string, string> {
     if (eq <= 0) continue;
     const key = line.slice(0, eq).trim();
     let value = line.slice(eq + 1).trim();
-    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0])) value = value.slice(1, -1);
+    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0]))
+      value = value.slice(1, -1);
     out[key] = value;
   }
   return out;
@@ -50,7 +51,8 @@ interface Lookup {
 function lookup(env: ProxyEnvironment, names: readonly string[]): Lookup | undefined {
   for (const name of names) {
     const v = env.environment[name];
-    if (v !== undefined && v.trim() !== '') return { value: v.trim(), name, where: 'the process environment' };
+    if (v !== undefined && v.trim() !== '')
+      return { value: v.trim(), name, where: 'the process environment' };
   }
   const etc = parseEtcEnvironment(env.etcEnvironment);
   for (const name of names) {
@@ -69,7 +71,11 @@ export function matchesNoProxy(noProxy: string, host: string, port: number): boo
     if (entry === '') continue;
     if (entry === '*') return true;
     const portMatch = /^(.*[^:]):(\d+)$/.exec(entry);
-    if (portMatch && !entry.includes('::') && parseIp(entry) === null) {
+    // host:port and [v6]:port; a bare IPv6 address (with or without ::) has no port.
+    const hasPort = entry.startsWith('[')
+      ? entry.includes(']:')
+      : !entry.includes('::') && parseIp(entry) === null;
+    if (portMatch && hasPort) {
       if (Number(portMatch[2]) !== port) continue;
       entry = portMatch[1]!;
     }
@@ -98,7 +104,8 @@ export function parseProxyUrl(value: string): { host: string; port: number; url:
   } catch {
     return undefined;
   }
-  if (u.hostname === '' || !['http:', 'https:', 'socks5:', 'socks5h:', 'socks:'].includes(u.protocol)) return undefined;
+  if (u.hostname === '' || !['http:', 'https:', 'socks5:', 'socks5h:', 'socks:'].includes(u.protocol))
+    return undefined;
   const defaultPort = u.protocol === 'https:' ? 443 : u.protocol === 'http:' ? 80 : 1080;
   const port = u.port === '' ? defaultPort : Number(u.port);
   const host = u.hostname.replace(/^\[|\]$/g, '');
@@ -120,14 +127,25 @@ export function resolveProxy(settings: Settings['proxy'], env: ProxyEnvironment,
     if (p === undefined) return { kind: 'direct', because: `proxy.url "${settings.url}" is not usable` };
     return { kind: 'proxy', ...p, because: `proxy.mode is manual (${p.url})` };
   }
-  const names = t.protocol === 'https:' ? ['https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY'] : ['http_proxy', 'HTTP_PROXY'];
+  const names =
+    t.protocol === 'https:'
+      ? ['https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY']
+      : ['http_proxy', 'HTTP_PROXY'];
   const found = lookup(env, names);
-  if (found === undefined) return { kind: 'direct', because: `no ${names.join('/')} in the process environment or /etc/environment` };
+  if (found === undefined)
+    return {
+      kind: 'direct',
+      because: `no ${names.join('/')} in the process environment or /etc/environment`,
+    };
   const noProxy = lookup(env, ['no_proxy', 'NO_PROXY']);
   if (noProxy !== undefined && matchesNoProxy(noProxy.value, t.hostname, targetPort)) {
     return { kind: 'direct', because: `${t.hostname} is excluded by ${noProxy.name} in ${noProxy.where}` };
   }
   const p = parseProxyUrl(found.value);
-  if (p === undefined) return { kind: 'direct', because: `${found.name} in ${found.where} ("${found.value}") is not a proxy URL` };
+  if (p === undefined)
+    return {
+      kind: 'direct',
+      because: `${found.name} in ${found.where} ("${found.value}") is not a proxy URL`,
+    };
   return { kind: 'proxy', ...p, because: `${found.name} in ${found.where}` };
 }

@@ -7,9 +7,11 @@ const port = z.number().int().min(1, 'port must be 1-65535').max(65535, 'port mu
 
 const ipAddress = z.string().refine((s) => parseIp(s) !== null, { message: 'is not an IP address' });
 
-const hostOrIp = z.string().refine((s) => parseIp(s) !== null || (parseHostName(s).ok && !s.startsWith('*.')), {
-  message: 'is not a host name or IP address',
-});
+const hostOrIp = z
+  .string()
+  .refine((s) => parseIp(s) !== null || (parseHostName(s).ok && !s.startsWith('*.')), {
+    message: 'is not a host name or IP address',
+  });
 
 const httpsUrl = z.string().refine(
   (s) => {
@@ -53,7 +55,11 @@ export const settingsSchema = z
       .strictObject({
         enabled: z.boolean().default(D.updates.enabled),
         feedUrl: httpsUrl.default(D.updates.feedUrl),
-        intervalHours: z.number().min(1).max(24 * 30).default(D.updates.intervalHours),
+        intervalHours: z
+          .number()
+          .min(1)
+          .max(24 * 30)
+          .default(D.updates.intervalHours),
       })
       .prefault({}),
     registration: z

@@ -55,8 +55,14 @@ describe('warden policy check', () => {
     const r = warden(['policy', 'check', bad]);
     assert.equal(r.code, 1);
     assert.equal(r.stdout, '');
-    assert.match(r.stderr, /bad\.yaml:5:\d+: rules\[0\]\.remotePorts \(rule "web"\): port 70000 is out of range 1-65535/);
-    assert.match(r.stderr, /bad\.yaml:9:\d+: rules\[1\]\.remote \(rule "lan"\): .*did you mean 10\.0\.0\.0\/8\?/);
+    assert.match(
+      r.stderr,
+      /bad\.yaml:5:\d+: rules\[0\]\.remotePorts \(rule "web"\): port 70000 is out of range 1-65535/,
+    );
+    assert.match(
+      r.stderr,
+      /bad\.yaml:9:\d+: rules\[1\]\.remote \(rule "lan"\): .*did you mean 10\.0\.0\.0\/8\?/,
+    );
     assert.match(r.stderr, /bad\.yaml:11:\d+: rules\[1\]\.colour \(rule "lan"\): unknown field "colour"/);
   });
 
@@ -84,20 +90,46 @@ describe('warden policy check', () => {
 
 describe('warden policy explain', () => {
   test('an allowed connection: exit 0, names the deciding rule and earlier mismatches', () => {
-    const r = warden(['policy', 'explain', examplePolicy, '--app', '/usr/bin/firefox', '--to', '93.184.215.14:443']);
+    const r = warden([
+      'policy',
+      'explain',
+      examplePolicy,
+      '--app',
+      '/usr/bin/firefox',
+      '--to',
+      '93.184.215.14:443',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /verdict: +ALLOW by "browser on the web"/);
     assert.match(r.stdout, /"ssh from the LAN": direction/);
   });
 
   test('a blocked connection: exit 1', () => {
-    const r = warden(['policy', 'explain', examplePolicy, '--app', '/usr/bin/curl', '--to', 'stats.g.doubleclick.net:443']);
+    const r = warden([
+      'policy',
+      'explain',
+      examplePolicy,
+      '--app',
+      '/usr/bin/curl',
+      '--to',
+      'stats.g.doubleclick.net:443',
+    ]);
     assert.equal(r.code, 1);
     assert.match(r.stdout, /REJECT by "no trackers"/);
   });
 
   test('incoming traffic falls to the default deny unless a rule allows it', () => {
-    const ssh = ['policy', 'explain', examplePolicy, '--in', '--tcp', '--app', '/usr/sbin/sshd', '--local-port', '22'];
+    const ssh = [
+      'policy',
+      'explain',
+      examplePolicy,
+      '--in',
+      '--tcp',
+      '--app',
+      '/usr/sbin/sshd',
+      '--local-port',
+      '22',
+    ];
     assert.equal(warden([...ssh, '--from', '192.168.1.20']).code, 0);
     const r = warden([...ssh, '--from', '203.0.113.9']);
     assert.equal(r.code, 1);
@@ -160,7 +192,14 @@ describe('warden policy lint', () => {
   });
 
   test('a clean policy: exit 0', () => {
-    const r = warden(['policy', 'lint', file('clean.yaml', 'rules:\n  - { name: ssh, direction: incoming, protocol: tcp, localPorts: 22, action: allow }\n')]);
+    const r = warden([
+      'policy',
+      'lint',
+      file(
+        'clean.yaml',
+        'rules:\n  - { name: ssh, direction: incoming, protocol: tcp, localPorts: 22, action: allow }\n',
+      ),
+    ]);
     assert.equal(r.code, 0, r.stdout);
     assert.match(r.stdout, /no findings/);
   });
@@ -168,10 +207,21 @@ describe('warden policy lint', () => {
 
 describe('warden policy internal', () => {
   test('prints every internal rule; the proxy comes from the environment', () => {
-    const settings = file('settings.yaml', 'updates: { enabled: true }\nregistration: { enabled: true }\ncrashReports: { sendingAllowed: true }\nsyslog: { enabled: true, host: logs.example.net, port: 6514, transport: tls }\n');
-    const r = warden(['policy', 'internal', settings, '--json'], { https_proxy: 'http://proxy.lan:3128', no_proxy: 'crashes.warden.example' });
+    const settings = file(
+      'settings.yaml',
+      'updates: { enabled: true }\nregistration: { enabled: true }\ncrashReports: { sendingAllowed: true }\nsyslog: { enabled: true, host: logs.example.net, port: 6514, transport: tls }\n',
+    );
+    const r = warden(['policy', 'internal', settings, '--json'], {
+      https_proxy: 'http://proxy.lan:3128',
+      no_proxy: 'crashes.warden.example',
+    });
     assert.equal(r.code, 0, r.stderr);
-    const rules = JSON.parse(r.stdout) as { id: string; remote?: string; remotePorts?: number; protocol: string }[];
+    const rules = JSON.parse(r.stdout) as {
+      id: string;
+      remote?: string;
+      remotePorts?: number;
+      protocol: string;
+    }[];
     const byId = new Map(rules.map((x) => [x.id, x]));
     assert.deepEqual(
       [...byId.keys()],

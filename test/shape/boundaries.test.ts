@@ -27,7 +27,9 @@ function importsOf(path: string): string[] {
 
 /** Top-level folder (or file) of a path under src/. */
 function layerOf(path: string): string {
-  return relative(src, path).split('/')[0]!.replace(/\.(ts|js)$/, '');
+  return relative(src, path)
+    .split('/')[0]!
+    .replace(/\.(ts|js)$/, '');
 }
 
 /** Which layers each layer may import from (besides itself and npm packages). */
@@ -55,8 +57,10 @@ test('layers import only what they may; the pure core imports no node: modules',
       const target = layerOf(join(file, '..', spec));
       if (target === layer) continue;
       const allowed = ALLOWED[layer];
-      if (allowed === undefined) violations.push(`${where}: layer ${layer} has no import rule in boundaries.test.ts`);
-      else if (!allowed.includes(target)) violations.push(`${where} imports ${spec} (layer ${target}), which ${layer}/ may not use`);
+      if (allowed === undefined)
+        violations.push(`${where}: layer ${layer} has no import rule in boundaries.test.ts`);
+      else if (!allowed.includes(target))
+        violations.push(`${where} imports ${spec} (layer ${target}), which ${layer}/ may not use`);
     }
   }
   assert.deepEqual(violations, []);

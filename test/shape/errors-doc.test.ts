@@ -10,8 +10,16 @@ test('docs/errors.md and the ErrorCode registry list the same codes', () => {
   const doc = readFileSync(join(repoRoot(import.meta.url), 'docs/errors.md'), 'utf8');
   const documented = new Set([...doc.matchAll(/`(WARDEN_E_[A-Z_]+)`/g)].map((m) => m[1]!));
   const defined = new Set<string>([...Object.values(ErrorCode), ...RETIRED_CODES]);
-  assert.deepEqual([...defined].filter((c) => !documented.has(c)), [], 'codes missing from docs/errors.md');
-  assert.deepEqual([...documented].filter((c) => !defined.has(c)), [], 'documented codes that do not exist');
+  assert.deepEqual(
+    [...defined].filter((c) => !documented.has(c)),
+    [],
+    'codes missing from docs/errors.md',
+  );
+  assert.deepEqual(
+    [...documented].filter((c) => !defined.has(c)),
+    [],
+    'documented codes that do not exist',
+  );
 });
 
 test('codes are unique', () => {
