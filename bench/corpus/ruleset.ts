@@ -154,3 +154,37 @@ export function generateConnections(shapes: readonly Shape[], count: number, see
   }
   return out;
 }
+
+/**
+ * A traffic sequence over `distinct` connections where popularity follows
+ * Zipf's law (exponent 1): a few destinations and applications make most new
+ * connections, as measured on real hosts. Returns `length` indices.
+ */
+export function zipfSequence(distinct: number, length: number, seed = 11): Uint32Array {
+  const rnd = prng(seed);
+  const cdf = new Float64Array(distinct);
+  let sum = 0;
+  for (let k = 0; k < distinct; k++) {
+    sum += 1 / (k + 1);
+    cdf[k] = sum;
+  }
+  // Shuffle which connection gets which rank, so popularity is not tied to generation order.
+  const rankToIndex = Uint32Array.from({ length: distinct }, (_, i) => i);
+  for (let i = distinct - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [rankToIndex[i], rankToIndex[j]] = [rankToIndex[j]!, rankToIndex[i]!];
+  }
+  const out = new Uint32Array(length);
+  for (let n = 0; n < length; n++) {
+    const x = rnd() * sum;
+    let lo = 0;
+    let hi = distinct - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cdf[mid]! < x) lo = mid + 1;
+      else hi = mid;
+    }
+    out[n] = rankToIndex[lo]!;
+  }
+  return out;
+}

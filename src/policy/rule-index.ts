@@ -5,17 +5,16 @@
  * (binary search), and the rules that do not constrain that field in an
  * `any` branch. A lookup visits only the branches the connection can match,
  * so its cost follows the depth of the tree, not the number of rules. Leaves
- * hold rule positions in ascending order; each candidate is checked in full
- * with `matches`, so the index only narrows and never decides on its own.
+ * are runs of packed rule records (leaf-pool.ts) checked in full, so the
+ * index only narrows and never decides on its own.
  */
 import type { CompiledRule } from './compile.js';
-import { type HotFacts, type HotRules, hotFacts, hotMatch, packRules } from './hot-rules.js';
-import { matches } from './match.js';
+import { LeafPoolBuilder, type LeafSearch, leafSearch, scanLeaf } from './leaf-pool.js';
 import { PROTO_ICMP, PROTO_OTHER, PROTO_TCP, PROTO_UDP } from './protocol-bits.js';
 import type { ConnectionFacts, PortRange } from './rule.js';
 
-/** Rule positions in ascending order; a single position is stored as a plain number (one pointer less to follow). */
-type Leaf = Int32Array | number;
+/** A leaf: the offset of its rule records in the leaf pool (leaf-pool.ts). */
+type Leaf = number;
 
 interface Segments<K, C> {
   readonly starts: K[];
@@ -50,7 +49,7 @@ type RemotePortNode = PortNode<LocalPortNode> | Leaf;
 
 interface AppNode {
   readonly any: RemotePortNode | null;
-  /** By application id (HotRules.appIds), so the path is looked up once per decision. */
+  /** By application id (RuleIndex.appIds), so the path is looked up once per decision. */
   readonly byAppId: readonly (RemotePortNode | undefined)[] | null;
 }
 
@@ -59,24 +58,25 @@ export interface RuleIndex {
   /** [direction (incoming 0, outgoing 1) * 4 + protocol (tcp 0, udp 1, icmp 2, other 3)] */
   readonly buckets: readonly (AppNode | null)[];
   readonly rules: readonly CompiledRule[];
-  readonly hot: HotRules;
+  readonly pool: Int32Array;
+  readonly appIds: ReadonlyMap<string, number>;
 }
 
 const PROTO_BITS = [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_OTHER];
 
 /** Builds the index over the active rules. */
 export function buildRuleIndex(rules: readonly CompiledRule[]): RuleIndex {
+  const b = new LeafPoolBuilder();
   const buckets: (AppNode | null)[] = [];
-  const hot = packRules(rules);
   for (const incoming of [true, false]) {
     for (const bit of PROTO_BITS) {
       const subset = rules.filter(
         (r) => r.active && (incoming ? r.incoming : r.outgoing) && (r.protocols & bit) !== 0,
       );
-      buckets.push(subset.length === 0 ? null : buildApp(subset, hot.appIds));
+      buckets.push(subset.length === 0 ? null : buildApp(b, subset));
     }
   }
-  return { buckets, rules, hot };
+  return { buckets, rules, pool: b.finish(), appIds: b.appIds };
 }
 
 function pushUnique<T>(map: Map<T, CompiledRule[]>, key: T, r: CompiledRule): void {
@@ -85,14 +85,8 @@ function pushUnique<T>(map: Map<T, CompiledRule[]>, key: T, r: CompiledRule): vo
   else if (list[list.length - 1] !== r) list.push(r);
 }
 
-function leafOf(rules: readonly CompiledRule[]): Leaf | null {
-  if (rules.length === 0) return null;
-  if (rules.length === 1) return rules[0]!.index;
-  const leaf = new Int32Array(rules.length);
-  rules.forEach((r, i) => {
-    leaf[i] = r.index;
-  });
-  return leaf;
+function leafOf(b: LeafPoolBuilder, rules: readonly CompiledRule[]): Leaf | null {
+  return rules.length === 0 ? null : b.addLeaf(rules);
 }
 
 function mapValues<K, A, B>(m: Map<K, A>, f: (a: A) => B): Map<K, B> | null {
@@ -102,7 +96,7 @@ function mapValues<K, A, B>(m: Map<K, A>, f: (a: A) => B): Map<K, B> | null {
   return out;
 }
 
-function buildApp(rules: readonly CompiledRule[], appIds: ReadonlyMap<string, number>): AppNode {
+function buildApp(b: LeafPoolBuilder, rules: readonly CompiledRule[]): AppNode {
   const any: CompiledRule[] = [];
   const exact = new Map<string, CompiledRule[]>();
   for (const r of rules) {
@@ -111,22 +105,35 @@ function buildApp(rules: readonly CompiledRule[], appIds: ReadonlyMap<string, nu
   }
   let byAppId: (RemotePortNode | undefined)[] | null = null;
   if (exact.size > 0) {
-    byAppId = new Array<RemotePortNode | undefined>(appIds.size).fill(undefined);
-    for (const [app, list] of exact) byAppId[appIds.get(app)!] = buildRemotePort(list);
+    const entries = [...exact].map(([app, list]) => [b.appId(app), buildRemotePort(b, list)] as const);
+    byAppId = new Array<RemotePortNode | undefined>(b.appIds.size).fill(undefined);
+    for (const [id, node] of entries) byAppId[id] = node;
   }
-  return { any: any.length === 0 ? null : buildRemotePort(any), byAppId };
+  return { any: any.length === 0 ? null : buildRemotePort(b, any), byAppId };
 }
 
-function buildRemotePort(rules: readonly CompiledRule[]): RemotePortNode {
-  return rules.length <= SMALL ? leafOf(rules)! : buildPort(rules, (r) => r.remotePorts, buildLocalPort);
+function buildRemotePort(b: LeafPoolBuilder, rules: readonly CompiledRule[]): RemotePortNode {
+  return rules.length <= SMALL
+    ? b.addLeaf(rules)
+    : buildPort(
+        rules,
+        (r) => r.remotePorts,
+        (l) => buildLocalPort(b, l),
+      );
 }
 
-function buildLocalPort(rules: readonly CompiledRule[]): LocalPortNode {
-  return rules.length <= SMALL ? leafOf(rules)! : buildPort(rules, (r) => r.localPorts, buildAddrOrLeaf);
+function buildLocalPort(b: LeafPoolBuilder, rules: readonly CompiledRule[]): LocalPortNode {
+  return rules.length <= SMALL
+    ? b.addLeaf(rules)
+    : buildPort(
+        rules,
+        (r) => r.localPorts,
+        (l) => buildAddrOrLeaf(b, l),
+      );
 }
 
-function buildAddrOrLeaf(rules: readonly CompiledRule[]): AddrNode | Leaf {
-  return rules.length <= SMALL ? leafOf(rules)! : buildAddr(rules);
+function buildAddrOrLeaf(b: LeafPoolBuilder, rules: readonly CompiledRule[]): AddrNode | Leaf {
+  return rules.length <= SMALL ? b.addLeaf(rules) : buildAddr(b, rules);
 }
 
 interface RangeItem<K> {
@@ -198,7 +205,7 @@ function buildPort<C>(
   };
 }
 
-function buildAddr(rules: readonly CompiledRule[]): AddrNode {
+function buildAddr(b: LeafPoolBuilder, rules: readonly CompiledRule[]): AddrNode {
   const any: CompiledRule[] = [];
   const v4Exact = new Map<number, CompiledRule[]>();
   const v4: RangeItem<number>[] = [];
@@ -221,14 +228,15 @@ function buildAddr(rules: readonly CompiledRule[]): AddrNode {
     for (const h of set.hosts) pushUnique(hosts, h, r);
     for (const s of set.suffixes) pushUnique(suffixes, s, r);
   }
+  const leaf = (l: CompiledRule[]) => leafOf(b, l);
   return {
     min: rules[0]!.index,
-    any: leafOf(any),
-    v4Exact: mapValues(v4Exact, (l) => leafOf(l)!),
-    v4Ranges: segment(v4, (k) => k + 1, leafOf),
-    v6Ranges: segment(v6, (k) => k + 1n, leafOf),
-    hosts: mapValues(hosts, (l) => leafOf(l)!),
-    suffixes: mapValues(suffixes, (l) => leafOf(l)!),
+    any: leafOf(b, any),
+    v4Exact: mapValues(v4Exact, (l) => b.addLeaf(l)),
+    v4Ranges: segment(v4, (k) => k + 1, leaf),
+    v6Ranges: segment(v6, (k) => k + 1n, leaf),
+    hosts: mapValues(hosts, (l) => b.addLeaf(l)),
+    suffixes: mapValues(suffixes, (l) => b.addLeaf(l)),
   };
 }
 
@@ -247,61 +255,41 @@ function segmentAt<K extends number | bigint, C>(seg: Segments<K, C>, key: K): C
   return seg.children[lo] ?? null;
 }
 
-/** What one search carries down the tree: the index, the connection and its per-decision facts. */
-interface Search {
-  readonly index: RuleIndex;
-  readonly f: ConnectionFacts;
-  readonly hf: HotFacts;
+function scan(s: LeafSearch, leaf: Leaf | null | undefined, best: number): number {
+  return leaf == null ? best : scanLeaf(s, leaf, best);
 }
 
-function candidate(s: Search, idx: number): boolean {
-  const m = hotMatch(s.index.hot, idx, s.f, s.hf);
-  return m === 1 || (m === 2 && matches(s.index.rules[idx]!, s.f));
-}
-
-function scanLeaf(leaf: Leaf | null | undefined, s: Search, best: number): number {
-  if (leaf == null) return best;
-  if (typeof leaf === 'number') return leaf < best && candidate(s, leaf) ? leaf : best;
-  for (let i = 0; i < leaf.length; i++) {
-    const idx = leaf[i]!;
-    if (idx >= best) return best;
-    if (candidate(s, idx)) return idx;
-  }
-  return best;
-}
-
-function searchAddr(node: AddrNode | Leaf | null | undefined, s: Search, best: number): number {
+function searchAddr(node: AddrNode | Leaf | null | undefined, s: LeafSearch, best: number): number {
   if (node == null) return best;
-  if (typeof node === 'number' || node instanceof Int32Array) return scanLeaf(node, s, best);
+  if (typeof node === 'number') return scanLeaf(s, node, best);
   if (node.min >= best) return best;
-  best = scanLeaf(node.any, s, best);
+  best = scan(s, node.any, best);
   const f = s.f;
   const addr = f.remoteAddress;
   if (addr !== null) {
     if (addr.version === 4) {
-      if (node.v4Exact !== null) best = scanLeaf(node.v4Exact.get(addr.value | 0), s, best);
-      if (node.v4Ranges !== null) best = scanLeaf(segmentAt(node.v4Ranges, addr.value), s, best);
+      if (node.v4Exact !== null) best = scan(s, node.v4Exact.get(addr.value | 0), best);
+      if (node.v4Ranges !== null) best = scan(s, segmentAt(node.v4Ranges, addr.value), best);
     } else if (node.v6Ranges !== null) {
-      best = scanLeaf(segmentAt(node.v6Ranges, addr.value), s, best);
+      best = scan(s, segmentAt(node.v6Ranges, addr.value), best);
     }
   }
   const names = f.remoteHosts;
-  if (names.length > 0) {
-    for (const name of names) {
-      if (node.hosts !== null) best = scanLeaf(node.hosts.get(name), s, best);
-      if (node.suffixes !== null) {
-        for (let dot = name.indexOf('.'); dot !== -1; dot = name.indexOf('.', dot + 1)) {
-          best = scanLeaf(node.suffixes.get(name.slice(dot)), s, best);
-        }
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    if (node.hosts !== null) best = scan(s, node.hosts.get(name), best);
+    if (node.suffixes !== null) {
+      for (let dot = name.indexOf('.'); dot !== -1; dot = name.indexOf('.', dot + 1)) {
+        best = scan(s, node.suffixes.get(name.slice(dot)), best);
       }
     }
   }
   return best;
 }
 
-function searchLocalPort(node: LocalPortNode | null | undefined, s: Search, best: number): number {
+function searchLocalPort(node: LocalPortNode | null | undefined, s: LeafSearch, best: number): number {
   if (node == null) return best;
-  if (typeof node === 'number' || node instanceof Int32Array) return scanLeaf(node, s, best);
+  if (typeof node === 'number') return scanLeaf(s, node, best);
   if (node.min >= best) return best;
   best = searchAddr(node.any, s, best);
   const port = s.f.localPort;
@@ -312,9 +300,9 @@ function searchLocalPort(node: LocalPortNode | null | undefined, s: Search, best
   return best;
 }
 
-function searchRemotePort(node: RemotePortNode | null | undefined, s: Search, best: number): number {
+function searchRemotePort(node: RemotePortNode | null | undefined, s: LeafSearch, best: number): number {
   if (node == null) return best;
-  if (typeof node === 'number' || node instanceof Int32Array) return scanLeaf(node, s, best);
+  if (typeof node === 'number') return scanLeaf(s, node, best);
   if (node.min >= best) return best;
   best = searchLocalPort(node.any, s, best);
   const port = s.f.remotePort;
@@ -332,8 +320,8 @@ export function findFirstMatchIndexed(index: RuleIndex, f: ConnectionFacts): num
   const protoSlot = f.protocol === 'tcp' ? 0 : f.protocol === 'udp' ? 1 : f.protocol === 'icmp' ? 2 : 3;
   const app = index.buckets[(f.direction === 'incoming' ? 0 : 4) + protoSlot];
   if (app == null) return -1;
-  const s: Search = { index, f, hf: hotFacts(index.hot, f) };
+  const s = leafSearch(index.pool, index.rules, index.appIds, f);
   let best = searchRemotePort(app.any, s, NONE);
-  if (app.byAppId !== null && s.hf.appId >= 0) best = searchRemotePort(app.byAppId[s.hf.appId], s, best);
+  if (app.byAppId !== null && s.appId >= 0) best = searchRemotePort(app.byAppId[s.appId], s, best);
   return best === NONE ? -1 : best;
 }
