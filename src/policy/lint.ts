@@ -34,6 +34,8 @@ export function lint(policy: CompiledPolicy, options: LintOptions): Finding[] {
   const findings: Finding[] = [];
   const rules = policy.rules;
   const permanent = (r: CompiledRule) => r.active && r.expiresAt === Number.POSITIVE_INFINITY;
+  // Rules already found never to decide; conflicts with them would be noise.
+  const dead = new Set<number>();
   for (let b = policy.internalCount; b < rules.length; b++) {
     const B = rules[b]!;
     if (!B.active) continue;
@@ -52,6 +54,7 @@ export function lint(policy: CompiledPolicy, options: LintOptions): Finding[] {
       message,
     });
     if (B.expiresAt <= options.now) {
+      dead.add(b);
       findings.push(
         at(
           'never-matches',
@@ -62,6 +65,7 @@ export function lint(policy: CompiledPolicy, options: LintOptions): Finding[] {
       continue;
     }
     if (B.remote !== null && isEmptySet(B.remote)) {
+      dead.add(b);
       findings.push(
         at(
           'never-matches',
@@ -77,6 +81,7 @@ export function lint(policy: CompiledPolicy, options: LintOptions): Finding[] {
       if (!A.active || !overlaps(A, B)) continue;
       if (permanent(A) && covers(A, B)) {
         decided = true;
+        dead.add(b);
         const who = A.source === 'internal' ? `internal rule "${A.rule.name}"` : `rule "${A.rule.name}"`;
         if (A.rule.action === B.rule.action) {
           findings.push(
@@ -97,7 +102,7 @@ export function lint(policy: CompiledPolicy, options: LintOptions): Finding[] {
             ),
           );
         }
-      } else if (actionClass(A) !== actionClass(B) && A.source === 'user') {
+      } else if (actionClass(A) !== actionClass(B) && A.source === 'user' && !dead.has(a)) {
         findings.push(
           at(
             'conflict',
@@ -112,7 +117,7 @@ export function lint(policy: CompiledPolicy, options: LintOptions): Finding[] {
     const sameAsDefault = defaultsCover(policy, B);
     if (
       sameAsDefault &&
-      !rules.slice(b + 1).some((C) => C.active && overlaps(B, C) && C.rule.action !== B.rule.action)
+      !rules.slice(b + 1).some((C) => C.active && mayOverlap(B, C) && C.rule.action !== B.rule.action)
     ) {
       findings.push(
         at(
@@ -157,8 +162,17 @@ export function covers(A: CompiledRule, B: CompiledRule): boolean {
   return addressesCover(A.remote, B.remote);
 }
 
-/** True when some connection surely matches both rules. */
+/** True when some connection surely matches both rules (a host name and an address are not assumed to meet). */
 export function overlaps(A: CompiledRule, B: CompiledRule): boolean {
+  return overlapsExceptAddresses(A, B) && addressesOverlap(A.remote, B.remote);
+}
+
+/** False only when no connection can match both rules (a host name may resolve to any address). */
+export function mayOverlap(A: CompiledRule, B: CompiledRule): boolean {
+  return overlapsExceptAddresses(A, B) && addressesMayOverlap(A.remote, B.remote);
+}
+
+function overlapsExceptAddresses(A: CompiledRule, B: CompiledRule): boolean {
   if (!((A.incoming && B.incoming) || (A.outgoing && B.outgoing))) return false;
   if ((A.protocols & B.protocols) === 0) return false;
   if (A.application !== null && B.application !== null && A.application !== B.application) return false;
@@ -171,8 +185,7 @@ export function overlaps(A: CompiledRule, B: CompiledRule): boolean {
   ) {
     return false;
   }
-  if (!portsOverlap(A.remotePorts, B.remotePorts) || !portsOverlap(A.localPorts, B.localPorts)) return false;
-  return addressesOverlap(A.remote, B.remote);
+  return portsOverlap(A.remotePorts, B.remotePorts) && portsOverlap(A.localPorts, B.localPorts);
 }
 
 function portsCover(a: readonly PortRange[] | null, b: readonly PortRange[] | null): boolean {
@@ -225,6 +238,13 @@ function addressesCover(a: AddressSet | null, b: AddressSet | null): boolean {
   if (!rangesCover(a.v4, b.v4) || !rangesCover(a.v6, b.v6)) return false;
   for (const h of b.hosts) if (!nameCoveredBy(h, a)) return false;
   return b.suffixes.every((sb) => a.suffixes.some((sa) => sb.endsWith(sa)));
+}
+
+function addressesMayOverlap(a: AddressSet | null, b: AddressSet | null): boolean {
+  if (addressesOverlap(a, b)) return true;
+  const named = (s: AddressSet) => s.hosts.size > 0 || s.suffixes.length > 0;
+  const numbered = (s: AddressSet) => s.v4.length > 0 || s.v6.length > 0;
+  return a !== null && b !== null && ((named(a) && (numbered(b) || named(b))) || (named(b) && numbered(a)));
 }
 
 function addressesOverlap(a: AddressSet | null, b: AddressSet | null): boolean {
