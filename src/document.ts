@@ -157,7 +157,41 @@ function describeValue(v: unknown): string {
 }
 
 /** Options for schema.safeParse so issues carry the offending input (for messages). */
-export const PARSE_OPTIONS = { reportInput: true } as const;
+const PARSE_OPTIONS = { reportInput: true } as const;
+
+/** How to validate one kind of document and how to report its problems. */
+export interface DocumentKind {
+  readonly code: ErrorCode;
+  /** What the document is called when it has no file name: "policy", "settings". */
+  readonly what: string;
+  /** The message when the top level is not a mapping. */
+  readonly notAMapping: string;
+  /** Names the rule a problem's path falls in, if any. */
+  readonly ruleNameAt?: (path: readonly PropertyKey[]) => string | undefined;
+}
+
+/** Validates a mapping against a schema; throws the kind's code with every problem located. */
+export function validateDocument<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  kind: DocumentKind,
+  file: string | undefined,
+  doc: LocatedDocument | undefined,
+): z.output<S> {
+  const what = file ?? kind.what;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throwIfProblems(kind.code, what, [problemAt(doc, file, [], kind.notAMapping)]);
+  }
+  const result = schema.safeParse(value, PARSE_OPTIONS);
+  if (!result.success) {
+    throwIfProblems(
+      kind.code,
+      what,
+      issuesToProblems(result.error.issues, doc, file, kind.ruleNameAt ?? (() => undefined)),
+    );
+  }
+  return result.data as z.output<S>;
+}
 
 /** Throws a WardenError with every problem listed, or returns when there are none. */
 export function throwIfProblems(code: ErrorCode, what: string, problems: readonly Problem[]): void {

@@ -2,10 +2,10 @@
 import {
   issuesToProblems,
   type LocatedDocument,
-  PARSE_OPTIONS,
   parseYaml,
   problemAt,
   throwIfProblems,
+  validateDocument,
 } from '../document.js';
 import { ErrorCode, type Problem } from '../errors.js';
 import { SETTING_PATHS } from '../settings/schema.js';
@@ -32,20 +32,18 @@ export function validatePolicy(value: unknown, source: SourceInfo = {}, doc?: Lo
     const raw = Array.isArray(rules) ? (rules[path[1]] as { name?: unknown } | undefined) : undefined;
     return typeof raw?.name === 'string' ? raw.name : `#${path[1] + 1}`;
   };
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throwIfProblems(ErrorCode.POLICY_INVALID, file ?? 'policy', [
-      problemAt(doc, file, [], 'a policy is a mapping with mode, defaults, addressGroups and rules'),
-    ]);
-  }
-  const result = policySchema.safeParse(value, PARSE_OPTIONS);
-  if (!result.success) {
-    throwIfProblems(
-      ErrorCode.POLICY_INVALID,
-      file ?? 'policy',
-      issuesToProblems(result.error.issues, doc, file, ruleNameAt),
-    );
-  }
-  const parsed = result.data!;
+  const parsed = validateDocument(
+    policySchema,
+    value,
+    {
+      code: ErrorCode.POLICY_INVALID,
+      what: 'policy',
+      notAMapping: 'a policy is a mapping with mode, defaults, addressGroups and rules',
+      ruleNameAt,
+    },
+    file,
+    doc,
+  );
   const policy: Policy = {
     mode: parsed.mode,
     defaults: parsed.defaults,
@@ -61,7 +59,7 @@ export function validateRule(
   value: unknown,
   context: { addressGroups?: Policy['addressGroups'] } = {},
 ): Rule {
-  const result = ruleSchema.safeParse(value, PARSE_OPTIONS);
+  const result = ruleSchema.safeParse(value, { reportInput: true });
   if (!result.success) {
     const name =
       typeof (value as { name?: unknown })?.name === 'string' ? (value as { name: string }).name : undefined;

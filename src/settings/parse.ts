@@ -1,13 +1,6 @@
 /** Settings files in (YAML, partial), fully defaulted frozen Settings out; and back to YAML. */
 import { stringify } from 'yaml';
-import {
-  issuesToProblems,
-  type LocatedDocument,
-  PARSE_OPTIONS,
-  parseYaml,
-  problemAt,
-  throwIfProblems,
-} from '../document.js';
+import { type LocatedDocument, parseYaml, validateDocument } from '../document.js';
 import { ErrorCode } from '../errors.js';
 import { type Settings, settingsSchema } from './schema.js';
 
@@ -23,21 +16,12 @@ export function validateSettings(
   source: { file?: string } = {},
   doc?: LocatedDocument,
 ): Settings {
-  const file = source.file;
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throwIfProblems(ErrorCode.SETTINGS_INVALID, file ?? 'settings', [
-      problemAt(doc, file, [], 'settings are a mapping of keys to values'),
-    ]);
-  }
-  const result = settingsSchema.safeParse(value, PARSE_OPTIONS);
-  if (!result.success) {
-    throwIfProblems(
-      ErrorCode.SETTINGS_INVALID,
-      file ?? 'settings',
-      issuesToProblems(result.error.issues, doc, file, () => undefined),
-    );
-  }
-  return deepFreeze(result.data!);
+  const kind = {
+    code: ErrorCode.SETTINGS_INVALID,
+    what: 'settings',
+    notAMapping: 'settings are a mapping of keys to values',
+  };
+  return deepFreeze(validateDocument(settingsSchema, value, kind, source.file, doc));
 }
 
 /** The settings with every default applied. */

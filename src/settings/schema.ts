@@ -13,30 +13,24 @@ const hostOrIp = z
     message: 'is not a host name or IP address',
   });
 
-const httpsUrl = z.string().refine(
-  (s) => {
-    try {
-      const u = new URL(s);
-      return (u.protocol === 'https:' || u.protocol === 'http:') && u.hostname !== '';
-    } catch {
-      return false;
-    }
-  },
-  { message: 'is not an http(s) URL' },
-);
+/** An http(s) URL with a host; `allowEmpty` also accepts '' (not set). */
+function httpUrl(message: string, options: { allowEmpty?: boolean } = {}) {
+  return z.string().refine(
+    (s) => {
+      if (s === '' && options.allowEmpty) return true;
+      try {
+        const u = new URL(s);
+        return (u.protocol === 'https:' || u.protocol === 'http:') && u.hostname !== '';
+      } catch {
+        return false;
+      }
+    },
+    { message },
+  );
+}
 
-const proxyUrl = z.string().refine(
-  (s) => {
-    if (s === '') return true;
-    try {
-      const u = new URL(s);
-      return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
-    } catch {
-      return false;
-    }
-  },
-  { message: 'is not a proxy URL (expected http://host:port)' },
-);
+const httpsUrl = httpUrl('is not an http(s) URL');
+const proxyUrl = httpUrl('is not a proxy URL (expected http://host:port)', { allowEmpty: true });
 
 export const settingsSchema = z
   .strictObject({
