@@ -17,6 +17,34 @@ export const ErrorCode = {
   USAGE: 'WARDEN_E_USAGE',
   /** A connection description given to explain/decide is incomplete or wrong. */
   CONNECTION_INVALID: 'WARDEN_E_CONNECTION_INVALID',
+  /** A peer broke the administration protocol: bad JSON, not JSON-RPC, an oversized or empty frame. */
+  PROTOCOL: 'WARDEN_E_PROTOCOL',
+  /** The method does not exist. */
+  METHOD_UNKNOWN: 'WARDEN_E_METHOD_UNKNOWN',
+  /** The method's params do not satisfy its schema. */
+  PARAMS_INVALID: 'WARDEN_E_PARAMS_INVALID',
+  /** The engine failed in a way the caller cannot fix; details are in the engine's log. */
+  INTERNAL: 'WARDEN_E_INTERNAL',
+  /** The method needs a logged-in session. */
+  NOT_AUTHENTICATED: 'WARDEN_E_NOT_AUTHENTICATED',
+  /** Wrong user name, password or local token. */
+  AUTH_FAILED: 'WARDEN_E_AUTH_FAILED',
+  /** Too many failed logins from this address; wait before the next attempt. */
+  AUTH_THROTTLED: 'WARDEN_E_AUTH_THROTTLED',
+  /** The caller's role may not do this (an auditor is read-only). */
+  FORBIDDEN: 'WARDEN_E_FORBIDDEN',
+  /** The named rule, user or item does not exist. */
+  NOT_FOUND: 'WARDEN_E_NOT_FOUND',
+  /** Something with that name exists already. */
+  ALREADY_EXISTS: 'WARDEN_E_ALREADY_EXISTS',
+  /** The engine's certificate is not the one pinned for it: possibly an attack. */
+  FINGERPRINT_MISMATCH: 'WARDEN_E_FINGERPRINT_MISMATCH',
+  /** The engine is not known yet and its fingerprint was not accepted. */
+  FINGERPRINT_UNKNOWN: 'WARDEN_E_FINGERPRINT_UNKNOWN',
+  /** The engine could not be reached or the connection broke. */
+  CONNECTION_FAILED: 'WARDEN_E_CONNECTION_FAILED',
+  /** No answer came in time. */
+  TIMEOUT: 'WARDEN_E_TIMEOUT',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -39,9 +39,14 @@ const ALLOWED: Record<string, readonly string[]> = {
   document: ['errors'],
   policy: ['ip', 'settings', 'errors', 'document'],
   settings: ['ip', 'errors', 'document', 'policy'],
-  console: ['policy', 'settings', 'ip', 'errors', 'document', 'protocol', 'rpc', 'transport'],
+  protocol: ['errors'],
+  hints: [],
+  rpc: ['protocol', 'errors'],
+  admin: ['protocol', 'rpc', 'policy', 'settings', 'ip', 'errors', 'document', 'hints'],
+  client: ['protocol', 'rpc', 'errors', 'ip'],
+  console: ['policy', 'settings', 'ip', 'errors', 'document', 'protocol', 'rpc', 'client', 'hints'],
 };
-const PURE = new Set(['errors', 'ip', 'document', 'policy', 'settings']);
+const PURE = new Set(['errors', 'ip', 'document', 'policy', 'settings', 'hints']);
 
 test('layers import only what they may; the pure core imports no node: modules', () => {
   const violations: string[] = [];

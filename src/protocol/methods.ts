@@ -1,0 +1,224 @@
+/**
+ * Every method of the administration protocol as a typed value shared by
+ * the engine and the console: its name, its params schema, its result type
+ * and the least role that may call it. docs/protocol.md documents this table;
+ * a test keeps the two in step.
+ */
+import { z } from 'zod';
+import type { LogItem } from './log-item.js';
+import { logQuerySchema } from './log-item.js';
+
+/** Who may call a method: anyone (to log in), an auditor (read-only) or an administrator. */
+export type Role = 'auditor' | 'administrator';
+export type Access = 'anyone' | Role;
+
+/** A method: name, params schema, result type (phantom) and access. */
+export interface Method<P, R> {
+  readonly name: string;
+  readonly params: z.ZodType<P, unknown>;
+  readonly access: Access;
+  /** Never set; carries the result type for callers. */
+  readonly result?: R;
+  readonly summary: string;
+}
+
+function method<P, R>(
+  name: string,
+  access: Access,
+  params: z.ZodType<P, unknown>,
+  summary: string,
+): Method<P, R> {
+  return { name, access, params, summary };
+}
+
+const empty = z.strictObject({});
+type Empty = z.output<typeof empty>;
+
+/** A rule as JSON on the wire: the same shape as in policy files (docs/policy.md). */
+export type RuleJson = Record<string, unknown>;
+
+export interface LoginResult {
+  /** Hex, 32 characters (128 random bits): names this connection on the UDP channel. */
+  readonly connectionId: string;
+  /** Base64, 32 bytes: the AES-256-GCM key of this connection's datagrams. */
+  readonly udpKey: string;
+  readonly user: string;
+  readonly role: Role;
+  /** Seconds the engine waits for a UDP registration before it pushes log items over TCP. */
+  readonly udpGraceSeconds: number;
+}
+
+export interface WhoamiResult {
+  readonly user: string;
+  readonly role: Role;
+  readonly connectionId: string;
+  readonly remoteAddress: string;
+  readonly since: string;
+  readonly logTransport: LogTransport;
+}
+
+/** How log items reach this console: over UDP, over the TCP channel, or not yet decided. */
+export type LogTransport = 'udp' | 'tcp' | 'pending';
+
+export interface StatusResult {
+  readonly version: string;
+  readonly hostname: string;
+  readonly startedAt: string;
+  readonly applicationPort: number;
+  readonly fingerprint: string;
+  readonly remoteAdministration: boolean;
+  readonly mode: string;
+  readonly rules: number;
+  readonly internalRules: number;
+  readonly consoles: number;
+  readonly lastLogSeq: number;
+  readonly kernel: string;
+}
+
+export interface LogsQueryResult {
+  readonly items: readonly LogItem[];
+  /** The newest seq the engine has stored (0 when none). */
+  readonly lastSeq: number;
+}
+
+const ruleName = z.string().min(1).max(120);
+
+/** A connection for policy.explain, described like the CLI describes one. */
+export const explainConnectionSchema = z.strictObject({
+  direction: z.enum(['incoming', 'outgoing']),
+  protocol: z.enum(['tcp', 'udp', 'icmp', 'other']).default('tcp'),
+  application: z.string().optional(),
+  uid: z.number().int().min(0).optional(),
+  user: z.string().optional(),
+  remoteAddress: z.string().optional(),
+  remotePort: z.number().int().min(1).max(65535).optional(),
+  localPort: z.number().int().min(1).max(65535).optional(),
+  hosts: z.array(z.string()).default([]),
+  at: z.string().datetime({ offset: true }).optional(),
+});
+
+export const Methods = {
+  login: method<{ user?: string; password?: string; localToken?: string }, LoginResult>(
+    'session.login',
+    'anyone',
+    z.strictObject({
+      user: z.string().min(1).max(64).optional(),
+      password: z.string().max(1024).optional(),
+      localToken: z.string().max(256).optional(),
+    }),
+    'log in with user and password, or with the local administrator token',
+  ),
+  logout: method<Empty, Empty>(
+    'session.logout',
+    'auditor',
+    empty,
+    'end the session (the TCP connection closes)',
+  ),
+  whoami: method<Empty, WhoamiResult>(
+    'session.whoami',
+    'auditor',
+    empty,
+    'who this session is and how it receives log items',
+  ),
+  status: method<Empty, StatusResult>('engine.status', 'auditor', empty, "the engine's state at a glance"),
+  settingsGet: method<Empty, { settings: Record<string, unknown> }>(
+    'settings.get',
+    'auditor',
+    empty,
+    'the settings',
+  ),
+  settingsSet: method<{ settings: Record<string, unknown> }, { settings: Record<string, unknown> }>(
+    'settings.set',
+    'administrator',
+    z.strictObject({ settings: z.record(z.string(), z.unknown()) }),
+    'change settings: the keys given are merged into the current ones and validated',
+  ),
+  rulesList: method<{ internal: boolean }, { rules: RuleJson[]; internal?: RuleJson[] }>(
+    'rules.list',
+    'auditor',
+    z.strictObject({ internal: z.boolean().default(false) }),
+    'the ordered user rules; with internal: true also the internal rules (read-only)',
+  ),
+  rulesGet: method<{ name: string }, { rule: RuleJson; position: number }>(
+    'rules.get',
+    'auditor',
+    z.strictObject({ name: ruleName }),
+    'one rule by name',
+  ),
+  rulesAdd: method<
+    { rule: Record<string, unknown>; position?: number },
+    { rule: RuleJson; position: number }
+  >(
+    'rules.add',
+    'administrator',
+    z.strictObject({ rule: z.record(z.string(), z.unknown()), position: z.number().int().min(0).optional() }),
+    'add a rule at a position (0 = first; default: last)',
+  ),
+  rulesUpdate: method<{ name: string; rule: Record<string, unknown> }, { rule: RuleJson; position: number }>(
+    'rules.update',
+    'administrator',
+    z.strictObject({ name: ruleName, rule: z.record(z.string(), z.unknown()) }),
+    'replace a rule (it keeps its position; it may be renamed)',
+  ),
+  rulesRemove: method<{ name: string }, Empty>(
+    'rules.remove',
+    'administrator',
+    z.strictObject({ name: ruleName }),
+    'remove a rule',
+  ),
+  rulesMove: method<{ name: string; position: number }, { position: number }>(
+    'rules.move',
+    'administrator',
+    z.strictObject({ name: ruleName, position: z.number().int().min(0) }),
+    'move a rule to a position (0 = first)',
+  ),
+  explain: method<z.output<typeof explainConnectionSchema>, Record<string, unknown>>(
+    'policy.explain',
+    'auditor',
+    explainConnectionSchema,
+    'which rule decides a connection and why each earlier rule did not match',
+  ),
+  lint: method<Empty, { findings: Record<string, unknown>[] }>(
+    'policy.lint',
+    'auditor',
+    empty,
+    'shadowed, redundant and conflicting rules',
+  ),
+  logsQuery: method<z.output<typeof logQuerySchema>, LogsQueryResult>(
+    'logs.query',
+    'auditor',
+    logQuerySchema,
+    'stored log items, oldest first, filtered',
+  ),
+  logsSubscribe: method<{ fromSeq?: number }, { transport: LogTransport; lastSeq: number }>(
+    'logs.subscribe',
+    'auditor',
+    z.strictObject({ fromSeq: z.number().int().positive().optional() }),
+    'start receiving new log items (over UDP once registered, else over TCP)',
+  ),
+  logsTransport: method<{ udpReceiving: boolean }, { transport: LogTransport }>(
+    'logs.transport',
+    'auditor',
+    z.strictObject({ udpReceiving: z.boolean() }),
+    'the console reports whether UDP datagrams arrive; false moves log items to TCP',
+  ),
+  hints: method<Empty, Record<string, unknown>>(
+    'firewall.hints',
+    'auditor',
+    empty,
+    'what to open in a network firewall, as ready rules',
+  ),
+} as const;
+
+/** All methods by wire name. */
+export const METHODS_BY_NAME: ReadonlyMap<string, Method<unknown, unknown>> = new Map(
+  Object.values(Methods).map((m) => [m.name, m as Method<unknown, unknown>]),
+);
+
+/** Notifications the engine sends to a console. */
+export const Notifications = {
+  /** Log items pushed over TCP (fallback). Params: { items: LogItem[] }. */
+  logItems: 'logs.items',
+  /** The log transport changed. Params: { transport: LogTransport, reason: string }. */
+  logTransport: 'logs.transport',
+} as const;
