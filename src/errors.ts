@@ -72,17 +72,25 @@ export class WardenError extends Error {
   readonly code: ErrorCode;
   readonly problems: readonly Problem[];
   readonly suggestion: string | undefined;
+  /** For WARDEN_E_AUTH_THROTTLED: milliseconds until another attempt is accepted. */
+  readonly retryAfterMs: number | undefined;
 
   constructor(
     code: ErrorCode,
     message: string,
-    options: { problems?: readonly Problem[]; suggestion?: string; cause?: unknown } = {},
+    options: {
+      problems?: readonly Problem[];
+      suggestion?: string;
+      cause?: unknown;
+      retryAfterMs?: number;
+    } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'WardenError';
     this.code = code;
     this.problems = options.problems ?? [];
     this.suggestion = options.suggestion;
+    this.retryAfterMs = options.retryAfterMs;
   }
 }
 
