@@ -45,6 +45,8 @@ export interface FollowOptions {
   readonly refreshMs?: number;
   /** Without a UDP acknowledgement this long after registering, switch to TCP, in ms (default 3 s). */
   readonly udpAckTimeoutMs?: number;
+  /** After a burst of log datagrams, ask for the engine's newest sequence number this soon, in ms (default 100). */
+  readonly quietProbeMs?: number;
   /** Test hook: drop an incoming datagram when it returns true (simulates loss). */
   readonly dropDatagram?: (n: number) => boolean;
 }
@@ -228,6 +230,9 @@ export class EngineClient {
         const d = sealDatagram(DatagramType.REGISTER, id, seq++, key, Buffer.from('{}'));
         udp?.send(d, this.#port, this.#host);
       };
+      // After a burst, a quick re-registration makes the engine say its newest sequence number, so
+      // losing the last datagrams of a burst (no later datagram shows the gap) is noticed at once.
+      let quiet: NodeJS.Timeout | undefined;
       udp.on('message', (msg) => {
         const n = ++received;
         if (options.dropDatagram?.(n)) return;
@@ -248,6 +253,9 @@ export class EngineClient {
           if (typeof parsed.lastSeq === 'number') sequencer.noteLatest(parsed.lastSeq);
         } else if (header.type === DatagramType.LOGS && parsed.items) {
           sequencer.accept(parsed.items);
+          if (quiet) clearTimeout(quiet);
+          quiet = setTimeout(register, options.quietProbeMs ?? 100);
+          quiet.unref();
         }
       });
       udp.on('error', () => {});

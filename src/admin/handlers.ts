@@ -1,0 +1,224 @@
+/**
+ * What each administration method does, given the engine's configuration
+ * and logs. Every change is validated with the policy and settings schemas,
+ * written through the ConfigStore and recorded as an audit log item.
+ */
+import { ErrorCode, WardenError } from '../errors.js';
+import { formatIp, parseIp } from '../ip/index.js';
+import {
+  type CompiledPolicy,
+  type ConnectionFacts,
+  compilePolicy,
+  explain,
+  type HostEnvironment,
+  internalRules,
+  lint,
+  type Policy,
+  policyToPlain,
+  type Rule,
+  ruleToPlain,
+  validatePolicy,
+  validateRule,
+} from '../policy/index.js';
+import type { LogQueryParsed } from '../protocol/log-item.js';
+import type { Methods, StatusResult } from '../protocol/methods.js';
+import { type Settings, validateSettings } from '../settings/index.js';
+import type { ConfigStore } from './config-store.js';
+import type { LogStore } from './log-store.js';
+
+/** Who is calling, for audit items. */
+export interface Caller {
+  readonly user: string;
+  readonly source: string;
+}
+
+type ParamsOf<M> = M extends { params: { _output: infer P } } ? P : never;
+type ResultOf<M> = M extends { result?: infer R } ? R : never;
+/** The handler of one method. */
+export type Handler<M> = (params: ParamsOf<M>, caller: Caller) => Promise<ResultOf<M>> | ResultOf<M>;
+
+/** What the handlers need from the engine. */
+export interface HandlerContext {
+  readonly config: ConfigStore;
+  readonly logs: LogStore;
+  readonly host: HostEnvironment;
+  readonly now: () => number;
+  /** Everything engine.status reports that the handlers do not know themselves. */
+  readonly status: () => Omit<
+    StatusResult,
+    'mode' | 'rules' | 'internalRules' | 'lastLogSeq' | 'remoteAdministration' | 'applicationPort'
+  >;
+  /** Firewall hints for the current application port (src/hints). */
+  readonly hints: (applicationPort: number) => Record<string, unknown>;
+  /** Called after the settings changed (the server re-reads remote administration, the engine reloads). */
+  readonly onSettingsChanged?: (settings: Settings) => void;
+}
+
+function notFound(name: string): WardenError {
+  return new WardenError(ErrorCode.NOT_FOUND, `no rule is named "${name}"`, {
+    suggestion: 'List the rules with rules.list (warden rules list).',
+  });
+}
+
+/** Deep-merges plain objects: keys in `patch` replace or recurse into `base`. */
+function merge(base: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  if (base === null || typeof base !== 'object' || Array.isArray(base)) return patch;
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(patch)) out[k] = merge(out[k], v);
+  return out;
+}
+
+/** Builds the handlers. The compiled policy is cached until the policy or settings change. */
+export function createHandlers(ctx: HandlerContext) {
+  let compiled: CompiledPolicy | undefined;
+  const compiledPolicy = () => {
+    if (compiled === undefined) {
+      const settings = ctx.config.settings();
+      compiled = compilePolicy(ctx.config.policy(), {
+        settings,
+        internalRules: internalRules(settings, ctx.host),
+      });
+    }
+    return compiled;
+  };
+  const audit = (caller: Caller, message: string) =>
+    ctx.logs.append({ kind: 'admin', user: caller.user, source: caller.source, message });
+
+  const savePolicy = async (policy: Policy) => {
+    // Re-validate the whole policy: a rule may be fine alone and still clash (a duplicate name).
+    const checked = validatePolicy(policyToPlain(policy));
+    await ctx.config.setPolicy(checked);
+    compiled = undefined;
+  };
+  const rules = () => ctx.config.policy().rules;
+  const indexOf = (name: string) => {
+    const i = rules().findIndex((r) => r.name === name);
+    if (i < 0) throw notFound(name);
+    return i;
+  };
+  const withRules = (list: Rule[]): Policy => ({ ...ctx.config.policy(), rules: list });
+
+  const handlers: { [K in keyof typeof Methods]?: Handler<(typeof Methods)[K]> } = {
+    status: () => {
+      const settings = ctx.config.settings();
+      const cp = compiledPolicy();
+      return {
+        ...ctx.status(),
+        applicationPort: settings.applicationPort,
+        remoteAdministration: settings.remoteAdministration.enabled,
+        mode: cp.mode,
+        rules: cp.rules.length - cp.internalCount,
+        internalRules: cp.internalCount,
+        lastLogSeq: ctx.logs.lastSeq,
+      };
+    },
+    settingsGet: () => ({ settings: structuredClone(ctx.config.settings()) as Record<string, unknown> }),
+    settingsSet: async ({ settings: patch }, caller) => {
+      const next = validateSettings(merge(structuredClone(ctx.config.settings()), patch));
+      await ctx.config.setSettings(next);
+      compiled = undefined;
+      audit(caller, `settings changed: ${JSON.stringify(patch)}`);
+      ctx.onSettingsChanged?.(next);
+      return { settings: structuredClone(next) as Record<string, unknown> };
+    },
+    rulesList: ({ internal }) => {
+      const list = rules().map(ruleToPlain);
+      if (!internal) return { rules: list };
+      const hidden = internalRules(ctx.config.settings(), ctx.host).map((r) => ({
+        id: r.id,
+        purpose: r.purpose,
+        because: r.because,
+        readOnly: true,
+        ...ruleToPlain(r),
+      }));
+      return { rules: list, internal: hidden };
+    },
+    rulesGet: ({ name }) => {
+      const i = indexOf(name);
+      return { rule: ruleToPlain(rules()[i]!), position: i };
+    },
+    rulesAdd: async ({ rule: raw, position }, caller) => {
+      const rule = validateRule(raw, { addressGroups: ctx.config.policy().addressGroups });
+      if (rules().some((r) => r.name === rule.name)) {
+        throw new WardenError(ErrorCode.ALREADY_EXISTS, `a rule named "${rule.name}" exists already`, {
+          suggestion: 'Choose another name, or use rules.update to change it.',
+        });
+      }
+      const list = [...rules()];
+      const at = Math.min(position ?? list.length, list.length);
+      list.splice(at, 0, rule);
+      await savePolicy(withRules(list));
+      audit(caller, `rule "${rule.name}" added at position ${at}`);
+      return { rule: ruleToPlain(rule), position: at };
+    },
+    rulesUpdate: async ({ name, rule: raw }, caller) => {
+      const i = indexOf(name);
+      const rule = validateRule(raw, { addressGroups: ctx.config.policy().addressGroups });
+      if (rule.name !== name && rules().some((r) => r.name === rule.name)) {
+        throw new WardenError(ErrorCode.ALREADY_EXISTS, `a rule named "${rule.name}" exists already`);
+      }
+      const list = [...rules()];
+      list[i] = rule;
+      await savePolicy(withRules(list));
+      audit(caller, `rule "${name}" updated${rule.name === name ? '' : ` and renamed "${rule.name}"`}`);
+      return { rule: ruleToPlain(rule), position: i };
+    },
+    rulesRemove: async ({ name }, caller) => {
+      const i = indexOf(name);
+      const list = [...rules()];
+      list.splice(i, 1);
+      await savePolicy(withRules(list));
+      audit(caller, `rule "${name}" removed`);
+      return {};
+    },
+    rulesMove: async ({ name, position }, caller) => {
+      const i = indexOf(name);
+      const list = [...rules()];
+      const [rule] = list.splice(i, 1);
+      const at = Math.min(position, list.length);
+      list.splice(at, 0, rule!);
+      await savePolicy(withRules(list));
+      audit(caller, `rule "${name}" moved from position ${i} to ${at}`);
+      return { position: at };
+    },
+    explain: (c) => {
+      const remote = c.remoteAddress === undefined ? null : parseIp(c.remoteAddress);
+      if (c.remoteAddress !== undefined && remote === null) {
+        throw new WardenError(
+          ErrorCode.PARAMS_INVALID,
+          `remoteAddress "${c.remoteAddress}" is not an IP address`,
+        );
+      }
+      const facts: ConnectionFacts = {
+        direction: c.direction,
+        protocol: c.protocol,
+        application: c.application ?? null,
+        uid: c.uid ?? null,
+        user: c.user ?? null,
+        localAddress: null,
+        localPort: c.localPort ?? null,
+        remoteAddress: remote,
+        remotePort: c.remotePort ?? null,
+        remoteHosts: c.hosts.map((h) => h.toLowerCase()),
+        now: c.at === undefined ? ctx.now() : Date.parse(c.at),
+      };
+      const cp = compiledPolicy();
+      const e = explain(cp, facts);
+      const d = e.decision;
+      return {
+        connection: { ...c, remoteAddress: remote === null ? null : formatIp(remote) },
+        decision: { ...d, ...(d.proposal ? { proposal: ruleToPlain(d.proposal) } : {}) },
+        decidingRule: d.ruleIndex >= 0 ? ruleToPlain(cp.rules[d.ruleIndex]!.rule) : null,
+        internal: e.internal ?? null,
+        skipped: e.skipped,
+      };
+    },
+    lint: () => ({
+      findings: lint(compiledPolicy(), { now: ctx.now() }) as unknown as Record<string, unknown>[],
+    }),
+    logsQuery: (q) => ctx.logs.query(q as LogQueryParsed),
+    hints: () => ctx.hints(ctx.config.settings().applicationPort),
+  };
+  return handlers;
+}

@@ -1,0 +1,149 @@
+/**
+ * The engine's end of the UDP log channel: authenticated registrations in,
+ * encrypted log items out. Every datagram that is malformed, forged,
+ * replayed, for an unknown or dropped connection, or not allowed from its
+ * source is dropped, counted, and never answered.
+ */
+import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
+import {
+  DatagramType,
+  HEADER_BYTES,
+  MAX_DATAGRAM_BYTES,
+  openDatagram,
+  readHeader,
+  sealDatagram,
+  TAG_BYTES,
+} from '../protocol/datagram.js';
+import type { LogItem } from '../protocol/log-item.js';
+import type { Session, SessionTable } from './session.js';
+
+/** Counters of dropped datagrams, by reason. */
+export interface UdpCounters {
+  received: number;
+  registrations: number;
+  malformed: number;
+  unknownConnection: number;
+  forged: number;
+  replayed: number;
+  notAllowed: number;
+  sent: number;
+  itemsSent: number;
+  itemsTooLarge: number;
+}
+
+export interface LogChannelOptions {
+  /** Whether a datagram from this address may be accepted (remote administration off: loopback only). */
+  readonly allowSource: (address: string) => boolean;
+  /** Called after each authenticated registration (first or refresh). */
+  readonly onRegistered: (session: Session, first: boolean) => void;
+  /** The newest log sequence number, sent back with every acknowledgement. */
+  readonly lastSeq: () => number;
+  /** Largest datagram sent; the default fits any path (1,232 bytes). */
+  readonly maxDatagramBytes?: number;
+}
+
+export class UdpLogChannel {
+  readonly counters: UdpCounters = {
+    received: 0,
+    registrations: 0,
+    malformed: 0,
+    unknownConnection: 0,
+    forged: 0,
+    replayed: 0,
+    notAllowed: 0,
+    sent: 0,
+    itemsSent: 0,
+    itemsTooLarge: 0,
+  };
+  readonly #socket: UdpSocket;
+  readonly #sessions: SessionTable;
+  readonly #options: LogChannelOptions;
+  readonly #bodyLimit: number;
+
+  constructor(socket: UdpSocket, sessions: SessionTable, options: LogChannelOptions) {
+    this.#socket = socket;
+    this.#sessions = sessions;
+    this.#options = options;
+    this.#bodyLimit = (options.maxDatagramBytes ?? MAX_DATAGRAM_BYTES) - HEADER_BYTES - TAG_BYTES;
+    socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo));
+  }
+
+  #onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    const c = this.counters;
+    c.received++;
+    if (!this.#options.allowSource(rinfo.address)) {
+      c.notAllowed++;
+      return;
+    }
+    const header = readHeader(msg);
+    if (header === null || header.type !== DatagramType.REGISTER) {
+      c.malformed++;
+      return;
+    }
+    const session = this.#sessions.get(header.connectionId.toString('hex'));
+    if (session === undefined) {
+      c.unknownConnection++;
+      return;
+    }
+    if (openDatagram(msg, header, session.key) === null) {
+      c.forged++;
+      return;
+    }
+    if (!session.replay.accept(header.seq)) {
+      c.replayed++;
+      return;
+    }
+    c.registrations++;
+    const first = session.udpEndpoint === undefined;
+    // The endpoint follows the source only here, after the datagram proved it knows the key.
+    session.udpEndpoint = { address: rinfo.address, port: rinfo.port };
+    this.#options.onRegistered(session, first);
+    // The acknowledgement carries the newest log sequence number, so a console that lost the last
+    // datagrams of a burst (nothing after them to show the gap) notices and backfills.
+    this.#send(
+      session,
+      DatagramType.REGISTERED,
+      Buffer.from(JSON.stringify({ lastSeq: this.#options.lastSeq() })),
+    );
+  }
+
+  /**
+   * Sends items to the session's endpoint, as many per datagram as fit.
+   * Returns the items too large for any datagram (the console backfills them over TCP).
+   */
+  sendItems(session: Session, items: readonly LogItem[]): number {
+    let tooLarge = 0;
+    let parts: string[] = [];
+    let size = 11; // {"items":[]}
+    const flush = () => {
+      if (parts.length === 0) return;
+      this.#send(session, DatagramType.LOGS, Buffer.from(`{"items":[${parts.join(',')}]}`));
+      this.counters.itemsSent += parts.length;
+      parts = [];
+      size = 11;
+    };
+    for (const item of items) {
+      const json = JSON.stringify(item);
+      const bytes = Buffer.byteLength(json) + 1;
+      if (11 + bytes > this.#bodyLimit) {
+        tooLarge++;
+        continue;
+      }
+      if (size + bytes > this.#bodyLimit) flush();
+      parts.push(json);
+      size += bytes;
+    }
+    flush();
+    this.counters.itemsTooLarge += tooLarge;
+    return tooLarge;
+  }
+
+  #send(session: Session, type: DatagramType, body: Buffer): void {
+    const to = session.udpEndpoint;
+    if (to === undefined) return;
+    const seq = session.nextSeq++;
+    const datagram = sealDatagram(type, session.id, seq, session.key, body);
+    this.counters.sent++;
+    this.#socket.send(datagram, to.port, to.address);
+  }
+}

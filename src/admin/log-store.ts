@@ -1,0 +1,63 @@
+/**
+ * Where the administration server gets log items: numbered without gaps,
+ * queried with filters, and followed live. MemoryLogStore keeps the newest
+ * items in a bounded ring; the engine's SQLite store (issue 5) implements the
+ * same interface.
+ */
+import { type LogItem, type LogQueryParsed, logItemMatches, type NewLogItem } from '../protocol/log-item.js';
+
+/** A source of log items. */
+export interface LogStore {
+  /** Stores an item, gives it the next sequence number and tells the subscribers. */
+  append(item: NewLogItem): LogItem;
+  /** Items matching the filters, oldest first, from `fromSeq` on, at most `limit`. */
+  query(q: LogQueryParsed): { items: LogItem[]; lastSeq: number };
+  /** The newest sequence number (0 when empty). */
+  readonly lastSeq: number;
+  /** Calls `listener` for every item appended from now on; returns the unsubscribe function. */
+  subscribe(listener: (item: LogItem) => void): () => void;
+}
+
+/** An in-memory ring of the newest `capacity` items. */
+export class MemoryLogStore implements LogStore {
+  readonly #ring: (LogItem | undefined)[];
+  #lastSeq = 0;
+  readonly #listeners = new Set<(item: LogItem) => void>();
+  readonly #now: () => number;
+
+  constructor(options: { capacity?: number; now?: () => number } = {}) {
+    this.#ring = new Array(options.capacity ?? 100_000);
+    this.#now = options.now ?? Date.now;
+  }
+
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  append(item: NewLogItem): LogItem {
+    const seq = ++this.#lastSeq;
+    const stored: LogItem = { ...item, seq, time: item.time ?? new Date(this.#now()).toISOString() };
+    this.#ring[seq % this.#ring.length] = stored;
+    for (const l of this.#listeners) l(stored);
+    return stored;
+  }
+
+  query(q: LogQueryParsed): { items: LogItem[]; lastSeq: number } {
+    const oldest = Math.max(1, this.#lastSeq - this.#ring.length + 1);
+    const items: LogItem[] = [];
+    for (
+      let seq = Math.max(oldest, q.fromSeq ?? oldest);
+      seq <= this.#lastSeq && items.length < q.limit;
+      seq++
+    ) {
+      const item = this.#ring[seq % this.#ring.length];
+      if (item !== undefined && item.seq === seq && logItemMatches(item, q)) items.push(item);
+    }
+    return { items, lastSeq: this.#lastSeq };
+  }
+
+  subscribe(listener: (item: LogItem) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+}

@@ -1,0 +1,423 @@
+/**
+ * The administration server: TLS 1.3 over TCP and the UDP log channel on
+ * one application port. It authenticates consoles, checks each method
+ * against the caller's role, pushes new log items to subscribed consoles
+ * (UDP once registered, TCP otherwise) and drops a connection's identifier
+ * the moment its TCP connection ends. It does not depend on the kernel.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { isIP } from 'node:net';
+import { createServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
+import { ErrorCode, WardenError } from '../errors.js';
+import type { JsonRpcRequest } from '../protocol/jsonrpc.js';
+import type { LogItem } from '../protocol/log-item.js';
+import {
+  type Access,
+  METHODS_BY_NAME,
+  type Method,
+  Methods,
+  Notifications,
+  type Role,
+} from '../protocol/methods.js';
+import { RpcPeer } from '../rpc/peer.js';
+import type { Settings } from '../settings/index.js';
+import { type Caller, createHandlers, type HandlerContext } from './handlers.js';
+import { UdpLogChannel } from './log-channel.js';
+import { Session, SessionTable } from './session.js';
+
+/** Checks user names and passwords (UserStore implements it). */
+export interface Authenticator {
+  verify(name: string, password: string): Promise<{ name: string; role: Role } | null>;
+}
+
+/** Failed-login throttling per source address (LoginThrottle implements it). */
+export interface Throttle {
+  check(source: string): { allowed: true } | { allowed: false; retryAfterMs: number };
+  failure(source: string): void;
+  success(source: string): void;
+}
+
+export interface AdminServerOptions extends Omit<HandlerContext, 'onSettingsChanged'> {
+  /** The engine's TLS key and certificate (PEM) and the certificate's fingerprint. */
+  readonly identity: { readonly key: string; readonly cert: string; readonly fingerprint: string };
+  readonly users: Authenticator;
+  readonly throttle: Throttle;
+  /** The local administrator token (from the root-only token file), if any. */
+  readonly localToken?: string;
+  /** Address to bind (default: all, '::' with IPv4 mapped). The port is settings.applicationPort unless `port` is given. */
+  readonly bindAddress?: string;
+  /** Overrides the settings' port (0: an ephemeral port, for tests). */
+  readonly port?: number;
+  /** A connection that has not logged in within this time is closed (default 10 s). */
+  readonly loginTimeoutMs?: number;
+  /** A logged-in connection silent for this long is closed (default 5 min). */
+  readonly idleTimeoutMs?: number;
+  /** How long to wait for a UDP registration before pushing log items over TCP (default 3 s). */
+  readonly udpGraceMs?: number;
+  /** Largest frame accepted (default 1 MiB). */
+  readonly maxFrameBytes?: number;
+  /** Largest UDP datagram sent (default 1,232 bytes). */
+  readonly maxDatagramBytes?: number;
+  /** Called when settings change through the protocol. */
+  readonly onSettingsChanged?: (settings: Settings) => void;
+}
+
+const ROLE_RANK: Record<Access, number> = { anyone: 0, auditor: 1, administrator: 2 };
+
+/** Compares two secrets in time independent of where they differ. */
+function secretsEqual(a: string, b: string): boolean {
+  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
+}
+
+function isLoopback(address: string): boolean {
+  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return a === '::1' || a.startsWith('127.');
+}
+
+/** A running administration server. */
+export class AdminServer {
+  readonly #options: AdminServerOptions;
+  readonly #sessions = new SessionTable();
+  readonly #tls: TlsServer;
+  readonly #udp: UdpSocket;
+  readonly #channel: UdpLogChannel;
+  readonly #handlers: ReturnType<typeof createHandlers>;
+  readonly #unsubscribe: () => void;
+  readonly #sockets = new Set<TLSSocket>();
+  #flushScheduled = false;
+  #port = 0;
+
+  private constructor(options: AdminServerOptions, tls: TlsServer, udp: UdpSocket) {
+    this.#options = options;
+    this.#tls = tls;
+    this.#udp = udp;
+    this.#handlers = createHandlers({ ...options, onSettingsChanged: (s) => this.#settingsChanged(s) });
+    this.#channel = new UdpLogChannel(udp, this.#sessions, {
+      allowSource: (address) => this.#remoteAllowed(address),
+      onRegistered: (session, first) => this.#registered(session, first),
+      lastSeq: () => options.logs.lastSeq,
+      ...(options.maxDatagramBytes ? { maxDatagramBytes: options.maxDatagramBytes } : {}),
+    });
+    this.#unsubscribe = options.logs.subscribe((item) => this.#onLogItem(item));
+  }
+
+  /** Starts listening on TCP and UDP, the same port. Throws when the port is taken. */
+  static async start(options: AdminServerOptions): Promise<AdminServer> {
+    const tls = createServer({
+      key: options.identity.key,
+      cert: options.identity.cert,
+      minVersion: 'TLSv1.3',
+      handshakeTimeout: options.loginTimeoutMs ?? 10_000,
+    });
+    const host = options.bindAddress ?? '::';
+    const udp = createSocket({ type: isIP(host) === 4 ? 'udp4' : 'udp6', ipv6Only: false });
+    const server = new AdminServer(options, tls, udp);
+    tls.on('secureConnection', (socket) => server.#onConnection(socket));
+    tls.on('tlsClientError', () => {});
+    const wanted = options.port ?? options.config.settings().applicationPort;
+    await new Promise<void>((resolve, reject) => {
+      tls.once('error', reject);
+      tls.listen({ port: wanted, host, ipv6Only: false }, () => {
+        tls.off('error', reject);
+        resolve();
+      });
+    }).catch((e: NodeJS.ErrnoException) => {
+      throw new WardenError(
+        ErrorCode.CONNECTION_FAILED,
+        `cannot listen on TCP port ${wanted}: ${e.code === 'EADDRINUSE' ? 'the port is taken by another program' : e.message}`,
+        { cause: e },
+      );
+    });
+    const port = (tls.address() as { port: number }).port;
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind({ port, address: host }, () => {
+        udp.off('error', reject);
+        resolve();
+      });
+    }).catch((e: NodeJS.ErrnoException) => {
+      tls.close();
+      throw new WardenError(
+        ErrorCode.CONNECTION_FAILED,
+        `cannot listen on UDP port ${port}: ${e.code === 'EADDRINUSE' ? 'the port is taken by another program' : e.message}`,
+        { cause: e },
+      );
+    });
+    server.#port = port;
+    return server;
+  }
+
+  /** The application port (TCP and UDP). */
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Dropped and sent datagram counters. */
+  get udpCounters() {
+    return { ...this.#channel.counters };
+  }
+
+  /** Number of logged-in consoles. */
+  get consoles(): number {
+    return this.#sessions.size;
+  }
+
+  /** Stops listening and closes every connection. */
+  async close(): Promise<void> {
+    this.#unsubscribe();
+    for (const s of this.#sockets) s.destroy();
+    await Promise.all([
+      new Promise<void>((r) => this.#tls.close(() => r())),
+      new Promise<void>((r) => this.#udp.close(() => r())),
+    ]);
+  }
+
+  #remoteAllowed(address: string): boolean {
+    return this.#options.config.settings().remoteAdministration.enabled || isLoopback(address);
+  }
+
+  #settingsChanged(settings: Settings): void {
+    this.#options.onSettingsChanged?.(settings);
+    if (!settings.remoteAdministration.enabled) {
+      for (const s of this.#sockets) if (!isLoopback(s.remoteAddress ?? '')) s.destroy();
+    }
+  }
+
+  #onConnection(socket: TLSSocket): void {
+    const remote = socket.remoteAddress ?? 'unknown';
+    if (!this.#remoteAllowed(remote)) {
+      this.#options.logs.append({
+        kind: 'security',
+        source: remote,
+        message: `refused an administration connection from ${remote}: remote administration is disabled`,
+      });
+      socket.destroy();
+      return;
+    }
+    this.#sockets.add(socket);
+    const peer = new RpcPeer(socket, { maxFrameBytes: this.#options.maxFrameBytes });
+    let session: Session | undefined;
+    // A connection that never logs in is closed; after login, the idle timeout applies.
+    socket.setTimeout(this.#options.loginTimeoutMs ?? 10_000, () =>
+      peer.close(session ? 'idle timeout' : 'no login in time'),
+    );
+    peer.onClose(() => {
+      this.#sockets.delete(socket);
+      socket.destroy();
+      if (session) {
+        // The identifier dies with the TCP connection: UDP from its port is ignored from now on.
+        this.#sessions.remove(session);
+        session = undefined;
+      }
+    });
+    peer.onRequest(async (req) => {
+      const result = await this.#dispatch(req, peer, remote, session, (s) => {
+        session = s;
+        socket.setTimeout(this.#options.idleTimeoutMs ?? 300_000);
+      });
+      return result;
+    });
+  }
+
+  async #dispatch(
+    req: JsonRpcRequest,
+    peer: RpcPeer,
+    remote: string,
+    session: Session | undefined,
+    loggedIn: (s: Session) => void,
+  ): Promise<unknown> {
+    const method = METHODS_BY_NAME.get(req.method);
+    if (method === undefined) {
+      throw new WardenError(ErrorCode.METHOD_UNKNOWN, `unknown method "${req.method}"`, {
+        suggestion: 'See docs/protocol.md for the method table.',
+      });
+    }
+    const parsed = method.params.safeParse(req.params ?? {}, { reportInput: true });
+    if (!parsed.success) {
+      throw new WardenError(ErrorCode.PARAMS_INVALID, `${req.method}: invalid params`, {
+        problems: parsed.error.issues.map((i) => ({
+          path: i.path.filter((p): p is string | number => typeof p !== 'symbol'),
+          message: i.message,
+        })),
+      });
+    }
+    const params = parsed.data;
+    if (method === Methods.login)
+      return this.#login(
+        params as { user?: string; password?: string; localToken?: string },
+        peer,
+        remote,
+        session,
+        loggedIn,
+      );
+    if (session === undefined)
+      throw new WardenError(ErrorCode.NOT_AUTHENTICATED, `${req.method} needs a logged-in session`, {
+        suggestion: 'Call session.login first.',
+      });
+    if (ROLE_RANK[session.role] < ROLE_RANK[method.access]) {
+      this.#options.logs.append({
+        kind: 'security',
+        user: session.user,
+        source: remote,
+        message: `${session.user} (${session.role}) was refused ${req.method}`,
+      });
+      throw new WardenError(
+        ErrorCode.FORBIDDEN,
+        `${req.method} needs the ${method.access} role; ${session.user} is an ${session.role}`,
+      );
+    }
+    return this.#call(method, params, session, remote);
+  }
+
+  async #call(
+    method: Method<unknown, unknown>,
+    params: unknown,
+    session: Session,
+    remote: string,
+  ): Promise<unknown> {
+    const caller: Caller = { user: session.user, source: remote };
+    switch (method) {
+      case Methods.logout:
+        setImmediate(() => session.peer.close('logged out'));
+        this.#options.logs.append({
+          kind: 'admin',
+          user: session.user,
+          source: remote,
+          message: `${session.user} logged out`,
+        });
+        return {};
+      case Methods.whoami:
+        return {
+          user: session.user,
+          role: session.role,
+          connectionId: session.idHex,
+          remoteAddress: remote,
+          since: session.since.toISOString(),
+          logTransport: session.transport,
+        };
+      case Methods.logsSubscribe: {
+        session.subscribed = true;
+        return { transport: session.transport, lastSeq: this.#options.logs.lastSeq };
+      }
+      case Methods.logsTransport: {
+        const { udpReceiving } = params as { udpReceiving: boolean };
+        session.udpBlocked = !udpReceiving;
+        this.#setTransport(
+          session,
+          udpReceiving && session.udpEndpoint ? 'udp' : 'tcp',
+          udpReceiving ? 'the console receives UDP' : 'the console reports that no UDP datagrams arrive',
+        );
+        return { transport: session.transport };
+      }
+    }
+    const key = (Object.keys(Methods) as (keyof typeof Methods)[]).find((k) => Methods[k] === method)!;
+    const handler = this.#handlers[key] as ((p: unknown, c: Caller) => unknown) | undefined;
+    if (handler === undefined)
+      throw new WardenError(ErrorCode.METHOD_UNKNOWN, `${method.name} is not implemented by this engine`);
+    return handler(params, caller);
+  }
+
+  async #login(
+    p: { user?: string; password?: string; localToken?: string },
+    peer: RpcPeer,
+    remote: string,
+    current: Session | undefined,
+    loggedIn: (s: Session) => void,
+  ): Promise<unknown> {
+    if (current) throw new WardenError(ErrorCode.PROTOCOL, 'this connection is logged in already');
+    const gate = this.#options.throttle.check(remote);
+    if (!gate.allowed) {
+      this.#options.logs.append({
+        kind: 'security',
+        source: remote,
+        message: `login from ${remote} refused: too many failures, retry in ${gate.retryAfterMs} ms`,
+      });
+      throw new WardenError(
+        ErrorCode.AUTH_THROTTLED,
+        `too many failed logins from ${remote}; try again in ${Math.ceil(gate.retryAfterMs / 1000)} s`,
+        {
+          retryAfterMs: gate.retryAfterMs,
+        },
+      );
+    }
+    let who: { name: string; role: Role } | null = null;
+    if (p.localToken !== undefined) {
+      const token = this.#options.localToken;
+      if (isLoopback(remote) && token !== undefined && secretsEqual(token, p.localToken))
+        who = { name: 'root (local token)', role: 'administrator' };
+    } else if (p.user !== undefined && p.password !== undefined) {
+      who = await this.#options.users.verify(p.user, p.password);
+    }
+    if (who === null) {
+      this.#options.throttle.failure(remote);
+      this.#options.logs.append({
+        kind: 'security',
+        source: remote,
+        user: p.user ?? '(local token)',
+        message: `failed login as ${p.user ?? 'local administrator'} from ${remote}`,
+      });
+      throw new WardenError(ErrorCode.AUTH_FAILED, 'wrong user name, password or token');
+    }
+    this.#options.throttle.success(remote);
+    const session = new Session(who.name, who.role, remote, peer);
+    this.#sessions.add(session);
+    loggedIn(session);
+    this.#options.logs.append({
+      kind: 'admin',
+      user: who.name,
+      source: remote,
+      message: `${who.name} (${who.role}) logged in from ${remote}`,
+    });
+    const graceMs = this.#options.udpGraceMs ?? 3000;
+    session.graceTimer = setTimeout(() => {
+      if (session.transport === 'pending')
+        this.#setTransport(session, 'tcp', `no UDP registration within ${graceMs} ms`);
+    }, graceMs);
+    session.graceTimer.unref();
+    return {
+      connectionId: session.idHex,
+      udpKey: session.key.toString('base64'),
+      user: who.name,
+      role: who.role,
+      udpGraceSeconds: graceMs / 1000,
+    };
+  }
+
+  #registered(session: Session, first: boolean): void {
+    if (first || session.transport !== 'udp') {
+      if (!session.udpBlocked) this.#setTransport(session, 'udp', 'UDP registration received');
+    }
+  }
+
+  #setTransport(session: Session, transport: 'udp' | 'tcp', reason: string): void {
+    if (session.transport === transport) return;
+    session.transport = transport;
+    session.peer.notify(Notifications.logTransport, { transport, reason });
+  }
+
+  #onLogItem(item: LogItem): void {
+    let any = false;
+    for (const s of this.#sessions.all()) {
+      if (!s.subscribed) continue;
+      s.queue.push(item);
+      any = true;
+    }
+    if (any && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => this.#flush());
+    }
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    for (const s of this.#sessions.all()) {
+      if (s.queue.length === 0) continue;
+      const items = s.queue;
+      s.queue = [];
+      if (s.transport === 'udp' && s.udpEndpoint) this.#channel.sendItems(s, items);
+      else if (s.transport === 'tcp') s.peer.notify(Notifications.logItems, { items });
+      // 'pending': items are not sent; the console backfills from its subscription's lastSeq.
+    }
+  }
+}
