@@ -5,10 +5,16 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ErrorCode, formatProblem, WardenError } from '../errors.js';
+import { registerConnect } from './commands/connect.js';
+import { registerEngines } from './commands/engines.js';
+import { registerLogs } from './commands/logs.js';
 import { registerPolicyCheck } from './commands/policy-check.js';
 import { registerPolicyExplain } from './commands/policy-explain.js';
 import { registerPolicyInternal } from './commands/policy-internal.js';
 import { registerPolicyLint } from './commands/policy-lint.js';
+import { registerRules } from './commands/rules.js';
+import { registerSettings } from './commands/settings.js';
+import { registerStatus } from './commands/status.js';
 import type { CommandIo, CommandStatus } from './io.js';
 
 const io: CommandIo = {
@@ -72,7 +78,18 @@ registerPolicyCheck(policy, run, io);
 registerPolicyExplain(policy, run, io);
 registerPolicyLint(policy, run, io);
 registerPolicyInternal(policy, run, io);
-for (const c of policy.commands) c.exitOverride();
+registerConnect(program, run, io);
+registerStatus(program, run, io);
+registerRules(program, run, io);
+registerSettings(program, run, io);
+registerLogs(program, run, io);
+registerEngines(program, run, io);
+// Every command and subcommand reports usage errors to main() instead of exiting on its own.
+const overrideAll = (c: Command): void => {
+  c.exitOverride();
+  for (const sub of c.commands) overrideAll(sub);
+};
+overrideAll(program);
 
 async function main(): Promise<number> {
   try {

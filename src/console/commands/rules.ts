@@ -1,0 +1,216 @@
+/** `warden rules list|show|add|update|remove|move|enable|disable`: an engine's rules. */
+import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { ErrorCode, WardenError } from '../../errors.js';
+import { Methods, type RuleJson } from '../../protocol/methods.js';
+import type { CommandIo, CommandStatus } from '../io.js';
+import { openEngine, type RemoteOptions, remoteOptions } from '../remote.js';
+import { renderTable } from '../render/table.js';
+
+type Opts = RemoteOptions & { json?: boolean; internal?: boolean; position?: string };
+
+function cell(v: unknown): string {
+  if (v === undefined) return 'any';
+  return Array.isArray(v) ? v.join(',') : String(v);
+}
+
+/** Parses a rule written inline as YAML/JSON, e.g. '{ name: ssh, direction: incoming, protocol: tcp, localPorts: 22, action: allow }'. */
+function parseRuleText(text: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = parseYaml(text);
+  } catch (e) {
+    throw new WardenError(
+      ErrorCode.USAGE,
+      `the rule is not valid YAML/JSON: ${(e as Error).message.split('\n')[0]}`,
+      {
+        suggestion:
+          "Quote it for the shell: warden rules add '{ name: ssh, direction: incoming, protocol: tcp, localPorts: 22, action: allow }'",
+      },
+    );
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    throw new WardenError(
+      ErrorCode.USAGE,
+      'a rule is a mapping of fields, e.g. { name: x, direction: outgoing, action: deny }',
+    );
+  return v as Record<string, unknown>;
+}
+
+function position(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text))
+    throw new WardenError(ErrorCode.USAGE, `--position "${text}" is not a number (1 = first)`);
+  return Math.max(0, Number(text) - 1);
+}
+
+async function withEngine(
+  o: Opts,
+  io: CommandIo,
+  fn: (c: Awaited<ReturnType<typeof openEngine>>['client']) => Promise<CommandStatus>,
+): Promise<CommandStatus> {
+  const { client } = await openEngine(o, io);
+  try {
+    return await fn(client);
+  } finally {
+    client.close();
+  }
+}
+
+function printRules(rules: RuleJson[], io: CommandIo, internal = false): void {
+  io.out(
+    renderTable(
+      [
+        internal ? 'id' : '#',
+        'name',
+        'action',
+        'direction',
+        'protocol',
+        'application',
+        'local port',
+        'remote port',
+        'remote',
+        'enabled',
+      ],
+      rules.map((r, i) => [
+        internal ? String(r.id) : String(i + 1),
+        String(r.name),
+        String(r.action),
+        String(r.direction),
+        String(r.protocol),
+        String(r.application),
+        cell(r.localPorts),
+        cell(r.remotePorts),
+        cell(r.remote),
+        r.enabled === false ? 'no' : 'yes',
+      ]),
+    ),
+  );
+}
+
+export function registerRules(
+  program: Command,
+  run: (s: Promise<CommandStatus>) => void,
+  io: CommandIo,
+): void {
+  const rules = program.command('rules').description("an engine's ordered rules (the first match decides)");
+  remoteOptions(
+    rules
+      .command('list')
+      .description('list the rules; --internal also shows the hidden internal rules (read-only)'),
+  )
+    .option('--internal', 'also list the internal rules')
+    .option('--json', 'print as JSON')
+    .action((o: Opts) =>
+      run(
+        withEngine(o, io, async (c) => {
+          const r = await c.call(Methods.rulesList, { internal: Boolean(o.internal) });
+          if (o.json) io.out(JSON.stringify(r, null, 2));
+          else {
+            if (r.rules.length === 0) io.out('No user rules: the defaults decide everything.');
+            else printRules(r.rules, io);
+            if (r.internal) {
+              io.out('\nInternal rules (evaluated first, read-only):');
+              printRules(r.internal, io, true);
+            }
+          }
+          return 0;
+        }),
+      ),
+    );
+  remoteOptions(rules.command('show').description('show one rule').argument('<name>'))
+    .option('--json', 'print as JSON')
+    .action((name: string, o: Opts) =>
+      run(
+        withEngine(o, io, async (c) => {
+          const r = await c.call(Methods.rulesGet, { name });
+          io.out(o.json ? JSON.stringify(r, null, 2) : `#${r.position + 1} ${JSON.stringify(r.rule)}`);
+          return 0;
+        }),
+      ),
+    );
+  remoteOptions(
+    rules
+      .command('add')
+      .description('add a rule written as YAML/JSON')
+      .argument(
+        '<rule>',
+        "e.g. '{ name: ssh, direction: incoming, protocol: tcp, localPorts: 22, action: allow }'",
+      ),
+  )
+    .option('--position <n>', 'place it at position n (1 = first; default: last)')
+    .option('--json', 'print as JSON')
+    .action((text: string, o: Opts) =>
+      run(
+        withEngine(o, io, async (c) => {
+          const pos = position(o.position);
+          const r = await c.call(Methods.rulesAdd, {
+            rule: parseRuleText(text),
+            ...(pos === undefined ? {} : { position: pos }),
+          });
+          io.out(
+            o.json ? JSON.stringify(r, null, 2) : `Added "${r.rule.name}" at position ${r.position + 1}.`,
+          );
+          return 0;
+        }),
+      ),
+    );
+  remoteOptions(
+    rules
+      .command('update')
+      .description('replace a rule (keeps its position)')
+      .argument('<name>')
+      .argument('<rule>', 'the new rule as YAML/JSON'),
+  )
+    .option('--json', 'print as JSON')
+    .action((name: string, text: string, o: Opts) =>
+      run(
+        withEngine(o, io, async (c) => {
+          const r = await c.call(Methods.rulesUpdate, { name, rule: parseRuleText(text) });
+          io.out(o.json ? JSON.stringify(r, null, 2) : `Updated "${name}".`);
+          return 0;
+        }),
+      ),
+    );
+  remoteOptions(rules.command('remove').description('remove a rule').argument('<name>')).action(
+    (name: string, o: Opts) =>
+      run(
+        withEngine(o, io, async (c) => {
+          await c.call(Methods.rulesRemove, { name });
+          io.out(`Removed "${name}".`);
+          return 0;
+        }),
+      ),
+  );
+  remoteOptions(
+    rules
+      .command('move')
+      .description('move a rule to a position (1 = first)')
+      .argument('<name>')
+      .argument('<position>'),
+  ).action((name: string, pos: string, o: Opts) =>
+    run(
+      withEngine(o, io, async (c) => {
+        const r = await c.call(Methods.rulesMove, { name, position: position(pos)! });
+        io.out(`Moved "${name}" to position ${r.position + 1}.`);
+        return 0;
+      }),
+    ),
+  );
+  for (const [verb, enabled] of [
+    ['enable', true],
+    ['disable', false],
+  ] as const) {
+    remoteOptions(rules.command(verb).description(`${verb} a rule`).argument('<name>')).action(
+      (name: string, o: Opts) =>
+        run(
+          withEngine(o, io, async (c) => {
+            const { rule } = await c.call(Methods.rulesGet, { name });
+            await c.call(Methods.rulesUpdate, { name, rule: { ...rule, enabled } });
+            io.out(`${enabled ? 'Enabled' : 'Disabled'} "${name}".`);
+            return 0;
+          }),
+        ),
+    );
+  }
+}

@@ -1,0 +1,138 @@
+/** End-to-end: the built `warden` CLI against a real administration server on 127.0.0.1. */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fixtureIdentity, type Harness, startHarness } from '../integration/admin-harness.js';
+import { repoRoot } from '../repo-root.js';
+
+const bin = join(repoRoot(import.meta.url), 'dist/src/console/bin.js');
+
+describe('warden against a running engine', () => {
+  let h: Harness;
+  let home: string;
+  before(async () => {
+    h = await startHarness();
+    home = mkdtempSync(join(tmpdir(), 'warden-console-'));
+  });
+  after(async () => {
+    await h.close();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  const warden = (args: string[], env: Record<string, string> = {}) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [bin, ...args],
+        {
+          env: {
+            PATH: process.env.PATH ?? '',
+            XDG_CONFIG_HOME: home,
+            WARDEN_PASSWORD: 'correct horse battery',
+            NO_COLOR: '1',
+            ...env,
+          },
+        },
+        (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+
+  test('connect refuses an unknown fingerprint without --accept, then pins it with --accept', async () => {
+    const address = `127.0.0.1:${h.server.port}`;
+    const refused = await warden(['connect', address, '--user', 'alice', '--name', 'lab']);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /not known yet/);
+    assert.match(refused.stderr, new RegExp(h.fingerprint));
+    const ok = await warden([
+      'connect',
+      address,
+      '--user',
+      'alice',
+      '--name',
+      'lab',
+      '--accept',
+      h.fingerprint,
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /Connected to lab .* as alice \(administrator\)/);
+    const pinned = JSON.parse(readFileSync(join(home, 'warden/known-hosts.json'), 'utf8'));
+    assert.equal(pinned.hosts[address].fingerprint, h.fingerprint);
+  });
+
+  test('status, rules and settings through the remembered engine', async () => {
+    const status = await warden(['status', '--engine', 'lab', '--json']);
+    assert.equal(status.code, 0, status.stderr);
+    assert.equal(JSON.parse(status.stdout)[0].status.hostname, 'test-host');
+    const add = await warden([
+      'rules',
+      'add',
+      '{ name: ssh, direction: incoming, protocol: tcp, localPorts: 22, action: allow }',
+      '--engine',
+      'lab',
+    ]);
+    assert.equal(add.code, 0, add.stderr);
+    const bad = await warden([
+      'rules',
+      'add',
+      '{ name: bad, direction: sideways, action: allow }',
+      '--engine',
+      'lab',
+    ]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /direction/);
+    const list = await warden(['rules', 'list', '--engine', 'lab', '--internal', '--json']);
+    const parsed = JSON.parse(list.stdout);
+    assert.deepEqual(
+      parsed.rules.map((r: { name: string }) => r.name),
+      ['ssh'],
+    );
+    assert.ok(parsed.internal.length >= 6);
+    const set = await warden([
+      'settings',
+      'set',
+      'syslog.enabled=true',
+      'syslog.host=192.0.2.7',
+      '--engine',
+      'lab',
+    ]);
+    assert.equal(set.code, 0, set.stderr);
+    const get = await warden(['settings', 'get', 'syslog.host', '--engine', 'lab']);
+    assert.equal(get.stdout.trim(), '192.0.2.7');
+  });
+
+  test('an auditor is refused changes with a clear error', async () => {
+    const r = await warden(['rules', 'remove', 'ssh', '--engine', 'lab', '--user', 'bob'], {
+      WARDEN_PASSWORD: 'auditor password',
+    });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /needs the administrator role/);
+  });
+
+  test('logs: the audit trail of what was just done, filtered', async () => {
+    const r = await warden(['logs', '--engine', 'lab', '--kind', 'admin', '--text', 'ssh', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const items = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.ok(
+      items.some(
+        (i: { message: string; user: string }) =>
+          i.message.includes('rule "ssh" added') && i.user === 'alice',
+      ),
+    );
+  });
+
+  test('a changed fingerprint is refused with a warning and exit 1', async () => {
+    const file = join(home, 'warden/known-hosts.json');
+    const known = JSON.parse(readFileSync(file, 'utf8'));
+    known.hosts[`127.0.0.1:${h.server.port}`].fingerprint = fixtureIdentity('other').fingerprint;
+    writeFileSync(file, JSON.stringify(known));
+    const r = await warden(['status', '--engine', 'lab']);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout + r.stderr, /IDENTITY HAS CHANGED|not the one pinned/);
+  });
+});
