@@ -5,11 +5,12 @@
  * of the directory), so a crash never leaves a torn file. History and
  * confirmed apply build on this in the daemon (issue 5).
  */
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ErrorCode, WardenError } from '../errors.js';
 import { type Policy, parsePolicyText, serializePolicy } from '../policy/index.js';
 import { parseSettingsText, type Settings, serializeSettings } from '../settings/index.js';
+import { writeFileAtomic } from './private-file.js';
 
 /** Read and replace the configuration. Replacing is atomic per file. */
 export interface ConfigStore {
@@ -17,27 +18,6 @@ export interface ConfigStore {
   settings(): Settings;
   setPolicy(policy: Policy): Promise<void>;
   setSettings(settings: Settings): Promise<void>;
-}
-
-/** Writes `text` to `path` atomically: a crash leaves either the old or the new file, never a mix. */
-export async function writeFileAtomic(path: string, text: string, mode = 0o644): Promise<void> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
-  const tmp = join(dir, `.${Date.now()}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  const fh = await open(tmp, 'wx', mode);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
 }
 
 async function readIfExists(path: string): Promise<string | undefined> {
@@ -81,12 +61,12 @@ export class FileConfigStore implements ConfigStore {
   }
 
   async setPolicy(policy: Policy): Promise<void> {
-    await writeFileAtomic(join(this.#dir, 'policy.yaml'), serializePolicy(policy));
+    await writeFileAtomic(join(this.#dir, 'policy.yaml'), serializePolicy(policy), 0o644);
     this.#policy = policy;
   }
 
   async setSettings(settings: Settings): Promise<void> {
-    await writeFileAtomic(join(this.#dir, 'settings.yaml'), serializeSettings(settings));
+    await writeFileAtomic(join(this.#dir, 'settings.yaml'), serializeSettings(settings), 0o644);
     this.#settings = settings;
   }
 }

@@ -4,7 +4,6 @@
  * unknown or changed one), login, typed calls, and live log items over UDP
  * with TCP fallback and gap backfill.
  */
-import { createHash } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
@@ -19,13 +18,8 @@ import {
   Notifications,
 } from '../protocol/methods.js';
 import { RpcPeer } from '../rpc/peer.js';
+import { fingerprintOfDer } from './known-hosts.js';
 import { LogSequencer, type SequencerCounters } from './log-sequencer.js';
-
-/** Formats a certificate's SHA-256 fingerprint as "SHA256:AB:CD:...". */
-export function fingerprintOf(der: Buffer): string {
-  const hex = createHash('sha256').update(der).digest('hex').toUpperCase();
-  return `SHA256:${hex.match(/../g)!.join(':')}`;
-}
 
 export interface ConnectOptions {
   readonly host: string;
@@ -127,7 +121,7 @@ export class EngineClient {
       );
     });
     socket.setTimeout(0);
-    const fingerprint = fingerprintOf(socket.getPeerCertificate(true).raw);
+    const fingerprint = fingerprintOfDer(socket.getPeerCertificate(true).raw);
     try {
       await options.verifyFingerprint(fingerprint);
     } catch (e) {

@@ -3,10 +3,12 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { UserStore } from '../../src/admin/auth/users.js';
 import { FileConfigStore } from '../../src/admin/config-store.js';
 import { MemoryLogStore } from '../../src/admin/log-store.js';
 import { AdminServer, type AdminServerOptions, type Throttle } from '../../src/admin/server.js';
-import { EngineClient, fingerprintOf } from '../../src/client/engine-client.js';
+import { EngineClient } from '../../src/client/engine-client.js';
+import { fingerprintOfDer } from '../../src/client/known-hosts.js';
 import { ErrorCode, WardenError } from '../../src/errors.js';
 import type { Role } from '../../src/protocol/methods.js';
 import { repoRoot } from '../repo-root.js';
@@ -17,7 +19,7 @@ const tlsDir = join(repoRoot(import.meta.url), 'test/fixtures/tls');
 export function fixtureIdentity(name: 'engine' | 'other') {
   const cert = readFileSync(join(tlsDir, `${name}-cert.pem`), 'utf8');
   const key = readFileSync(join(tlsDir, `${name}-key.pem`), 'utf8');
-  return { key, cert, fingerprint: fingerprintOf(new X509Certificate(cert).raw) };
+  return { key, cert, fingerprint: fingerprintOfDer(new X509Certificate(cert).raw) };
 }
 
 /** Users of the test engine: alice (administrator) and bob (auditor). */
@@ -49,14 +51,12 @@ export async function startHarness(overrides: Partial<AdminServerOptions> = {}):
   const config = await FileConfigStore.open(dir);
   const logs = new MemoryLogStore();
   const identity = fixtureIdentity('engine');
+  // A real users file with scrypt hashes (a cheaper cost than production, to keep tests quick).
+  const users = await UserStore.open(join(dir, 'users.json'), { scryptCost: { N: 2 ** 12, r: 8, p: 1 } });
+  for (const [name, u] of Object.entries(USERS)) await users.add(name, u.role, u.password);
   const server = await AdminServer.start({
     identity,
-    users: {
-      verify: async (name, password) => {
-        const u = USERS[name];
-        return u && u.password === password ? { name, role: u.role } : null;
-      },
-    },
+    users,
     throttle: noThrottle,
     localToken: 'local-token-for-tests',
     config,

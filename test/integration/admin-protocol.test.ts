@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
+import { LoginThrottle } from '../../src/admin/auth/throttle.js';
 import { DatagramType, sealDatagram } from '../../src/protocol/datagram.js';
 import { encodeFrame, FrameDecoder } from '../../src/protocol/frame.js';
 import type { LogItem } from '../../src/protocol/log-item.js';
@@ -332,6 +333,50 @@ describe('administration protocol: timeouts and throttling', () => {
     try {
       const r = await rawConnection(h.server.port);
       await until(() => r.isClosed(), 3000, 'silent client closed');
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('failed logins are throttled per source with a growing delay; a success resets', async () => {
+    let now = 1_000_000;
+    const h = await startHarness({ throttle: new LoginThrottle({ now: () => now }) });
+    try {
+      const attempt = async (password: string) => {
+        const c = await h.connect();
+        try {
+          await c.login({ user: 'alice', password });
+          return 'ok';
+        } catch (e) {
+          return (
+            (e as { code: string; retryAfterMs?: number }).code +
+            ((e as { retryAfterMs?: number }).retryAfterMs
+              ? `:${(e as { retryAfterMs: number }).retryAfterMs}`
+              : '')
+          );
+        } finally {
+          c.close();
+        }
+      };
+      const results: string[] = [];
+      for (let i = 0; i < 4; i++) results.push(await attempt('wrong'));
+      assert.deepEqual(results.slice(0, 3), [
+        'WARDEN_E_AUTH_FAILED',
+        'WARDEN_E_AUTH_FAILED',
+        'WARDEN_E_AUTH_FAILED',
+      ]);
+      assert.match(results[3]!, /^WARDEN_E_AUTH_THROTTLED:\d+$/);
+      const firstDelay = Number(results[3]!.split(':')[1]);
+      // Even the right password waits until the delay has passed.
+      assert.match(await attempt('correct horse battery'), /^WARDEN_E_AUTH_THROTTLED/);
+      now += firstDelay;
+      assert.equal(await attempt('wrong'), 'WARDEN_E_AUTH_FAILED');
+      const second = await attempt('wrong');
+      assert.ok(Number(second.split(':')[1]) > firstDelay, `delay grows: ${second} after ${firstDelay}`);
+      now += 120_000;
+      assert.equal(await attempt('correct horse battery'), 'ok');
+      assert.equal(await attempt('wrong'), 'WARDEN_E_AUTH_FAILED');
+      assert.ok(h.logs.query({ kind: 'security', text: 'too many failures', limit: 100 }).items.length >= 2);
     } finally {
       await h.close();
     }
