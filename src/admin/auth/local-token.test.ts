@@ -3,8 +3,9 @@ import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { readLocalToken } from '../../client/local-token.js';
 import { ErrorCode, WardenError } from '../../errors.js';
-import { ensureLocalToken, readLocalToken, tokensEqual } from './local-token.js';
+import { ensureLocalToken, tokensEqual } from './local-token.js';
 
 let dir: string;
 let n = 0;

@@ -81,23 +81,6 @@ async function readExistingToken(path: string): Promise<string | undefined> {
   return token;
 }
 
-/**
- * The token in `path` for a console, or null when this user cannot read it
- * (missing, or no permission: the console then asks for a user and password).
- */
-export async function readLocalToken(path: string): Promise<string | null> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'EACCES' || code === 'EPERM' || code === 'ENOTDIR') return null;
-    throw ioError('read', path, e);
-  }
-  const token = text.trim();
-  return token === '' ? null : token;
-}
-
 /** Compares two tokens in time that depends on neither their contents nor their lengths. */
 export function tokensEqual(a: string, b: string): boolean {
   const da = createHash('sha256').update(a, 'utf8').digest();
