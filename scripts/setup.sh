@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=()
+# nftables and iproute2: the tests check generated rules with `nft -c` inside throwaway network namespaces.
+DEBIAN_PACKAGES=(nftables iproute2)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
