@@ -4,6 +4,7 @@
  * written through the ConfigStore and recorded as an audit log item.
  */
 import { ErrorCode, WardenError } from '../errors.js';
+import { firewallHints } from '../hints/index.js';
 import { formatIp, parseIp } from '../ip/index.js';
 import {
   type CompiledPolicy,
@@ -48,8 +49,8 @@ export interface HandlerContext {
     StatusResult,
     'mode' | 'rules' | 'internalRules' | 'lastLogSeq' | 'remoteAdministration' | 'applicationPort'
   >;
-  /** Firewall hints for the current application port (src/hints). */
-  readonly hints: (applicationPort: number) => Record<string, unknown>;
+  /** Firewall hints for the application port; default: src/hints for any address. */
+  readonly hints?: (applicationPort: number) => Record<string, unknown>;
   /** Called after the settings changed (the server re-reads remote administration, the engine reloads). */
   readonly onSettingsChanged?: (settings: Settings) => void;
 }
@@ -218,7 +219,12 @@ export function createHandlers(ctx: HandlerContext) {
       findings: lint(compiledPolicy(), { now: ctx.now() }) as unknown as Record<string, unknown>[],
     }),
     logsQuery: (q) => ctx.logs.query(q as LogQueryParsed),
-    hints: () => ctx.hints(ctx.config.settings().applicationPort),
+    hints: () => {
+      const port = ctx.config.settings().applicationPort;
+      return (
+        ctx.hints?.(port) ?? (firewallHints({ applicationPort: port }) as unknown as Record<string, unknown>)
+      );
+    },
   };
   return handlers;
 }

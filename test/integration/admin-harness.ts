@@ -79,7 +79,6 @@ export async function startHarness(overrides: Partial<AdminServerOptions> = {}):
       consoles: 0,
       kernel: 'none (test)',
     }),
-    hints: (port) => ({ applicationPort: port }),
     bindAddress: '127.0.0.1',
     port: 0,
     udpGraceMs: 500,

@@ -147,6 +147,19 @@ describe('administration protocol', () => {
     c.close();
   });
 
+  test('firewall.hints gives ready rules for both situations', async () => {
+    const c = await h.login('bob');
+    const hints = (await c.call(Methods.hints, {})) as {
+      situations: { id: string; rules: { nftables: string } }[];
+    };
+    assert.deepEqual(hints.situations.map((s) => s.id).sort(), [
+      'console-behind-firewall',
+      'engine-behind-firewall',
+    ]);
+    assert.ok(hints.situations.every((s) => s.rules.nftables.includes('44334')));
+    c.close();
+  });
+
   test('settings are validated with the settings schema', async () => {
     const c = await h.login();
     await assert.rejects(c.call(Methods.settingsSet, { settings: { syslog: { port: 70000 } } }), {
