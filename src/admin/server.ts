@@ -5,7 +5,6 @@
  * (UDP once registered, TCP otherwise) and drops a connection's identifier
  * the moment its TCP connection ends. It does not depend on the kernel.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { createServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
@@ -22,6 +21,7 @@ import {
 } from '../protocol/methods.js';
 import { RpcPeer } from '../rpc/peer.js';
 import type { Settings } from '../settings/index.js';
+import { tokensEqual } from './auth/local-token.js';
 import { type Caller, createHandlers, type HandlerContext } from './handlers.js';
 import { UdpLogChannel } from './log-channel.js';
 import { Session, SessionTable } from './session.js';
@@ -65,11 +65,6 @@ export interface AdminServerOptions extends Omit<HandlerContext, 'onSettingsChan
 
 const ROLE_RANK: Record<Access, number> = { anyone: 0, auditor: 1, administrator: 2 };
 
-/** Compares two secrets in time independent of where they differ. */
-function secretsEqual(a: string, b: string): boolean {
-  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
-}
-
 function isLoopback(address: string): boolean {
   const a = address.startsWith('::ffff:') ? address.slice(7) : address;
   return a === '::1' || a.startsWith('127.');
@@ -82,7 +77,8 @@ export class AdminServer {
   readonly #tls: TlsServer;
   readonly #udp: UdpSocket;
   readonly #channel: UdpLogChannel;
-  readonly #handlers: ReturnType<typeof createHandlers>;
+  /** Method name -> handler, built once (not looked up per request). */
+  readonly #handlerByName: ReadonlyMap<string, (params: unknown, caller: Caller) => unknown>;
   readonly #unsubscribe: () => void;
   readonly #sockets = new Set<TLSSocket>();
   #flushScheduled = false;
@@ -92,7 +88,13 @@ export class AdminServer {
     this.#options = options;
     this.#tls = tls;
     this.#udp = udp;
-    this.#handlers = createHandlers({ ...options, onSettingsChanged: (s) => this.#settingsChanged(s) });
+    const handlers = createHandlers({ ...options, onSettingsChanged: (s) => this.#settingsChanged(s) });
+    this.#handlerByName = new Map(
+      (Object.keys(handlers) as (keyof typeof handlers)[]).map((k) => [
+        Methods[k].name,
+        handlers[k] as (p: unknown, c: Caller) => unknown,
+      ]),
+    );
     this.#channel = new UdpLogChannel(udp, this.#sessions, {
       allowSource: (address) => this.#remoteAllowed(address),
       onRegistered: (session, first) => this.#registered(session, first),
@@ -311,8 +313,7 @@ export class AdminServer {
         return { transport: session.transport };
       }
     }
-    const key = (Object.keys(Methods) as (keyof typeof Methods)[]).find((k) => Methods[k] === method)!;
-    const handler = this.#handlers[key] as ((p: unknown, c: Caller) => unknown) | undefined;
+    const handler = this.#handlerByName.get(method.name);
     if (handler === undefined)
       throw new WardenError(ErrorCode.METHOD_UNKNOWN, `${method.name} is not implemented by this engine`);
     return handler(params, caller);
@@ -344,7 +345,7 @@ export class AdminServer {
     let who: { name: string; role: Role } | null = null;
     if (p.localToken !== undefined) {
       const token = this.#options.localToken;
-      if (isLoopback(remote) && token !== undefined && secretsEqual(token, p.localToken))
+      if (isLoopback(remote) && token !== undefined && tokensEqual(token, p.localToken))
         who = { name: 'root (local token)', role: 'administrator' };
     } else if (p.user !== undefined && p.password !== undefined) {
       who = await this.#options.users.verify(p.user, p.password);
