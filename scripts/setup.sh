@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# nftables and iproute2: the tests check generated rules with `nft -c` inside throwaway network namespaces.
-DEBIAN_PACKAGES=(nftables iproute2)
+# nftables, iptables (xt NFQUEUE through iptables-nft), iproute2 and util-linux (nsenter): the kernel
+# tests run real packets through Warden's ruleset inside throwaway network namespaces.
+DEBIAN_PACKAGES=(nftables iproute2 iptables util-linux)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
