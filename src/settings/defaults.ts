@@ -48,6 +48,18 @@ export const DEFAULT_SETTINGS = {
     /** Proxy URL for manual mode, e.g. http://proxy.example:3128. */
     url: '',
   },
+  enforcement: {
+    /** NFQUEUE queue number for connections the engine decides in userspace (0-65535). */
+    queue: 0,
+    /** When the engine is not there to decide a queued connection: open lets it through, closed drops it. */
+    onEngineFailure: 'open' as 'open' | 'closed',
+    /** Seconds a connection waits for a console to answer an `ask` before the default action decides. */
+    askTimeoutSeconds: 30,
+    /** On a clean stop: keep Warden's ruleset in the kernel, or remove it. */
+    onStop: 'keep' as 'keep' | 'remove',
+    /** NFLOG group through which kernel-decided blocks and logged allows reach the engine as log items. */
+    logGroup: 4334,
+  },
   blockedPopups: {
     /** Localhost-only TCP port that receives reports of blocked pop-ups. */
     port: 44501,

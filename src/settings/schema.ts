@@ -80,6 +80,30 @@ export const settingsSchema = z
         message: 'proxy.mode is manual but proxy.url is empty',
         path: ['url'],
       }),
+    enforcement: z
+      .strictObject({
+        queue: z
+          .number()
+          .int()
+          .min(0, 'queue must be 0-65535')
+          .max(65535, 'queue must be 0-65535')
+          .default(D.enforcement.queue),
+        onEngineFailure: z.enum(['open', 'closed']).default(D.enforcement.onEngineFailure),
+        askTimeoutSeconds: z
+          .number()
+          .int()
+          .min(1, 'askTimeoutSeconds must be 1-3600')
+          .max(3600, 'askTimeoutSeconds must be 1-3600')
+          .default(D.enforcement.askTimeoutSeconds),
+        onStop: z.enum(['keep', 'remove']).default(D.enforcement.onStop),
+        logGroup: z
+          .number()
+          .int()
+          .min(1, 'logGroup must be 1-65535')
+          .max(65535, 'logGroup must be 1-65535')
+          .default(D.enforcement.logGroup),
+      })
+      .prefault({}),
     blockedPopups: z.strictObject({ port: port.default(D.blockedPopups.port) }).prefault({}),
   })
   .refine((s) => s.applicationPort !== s.blockedPopups.port, {
@@ -109,6 +133,8 @@ function collectPaths(value: unknown, prefix: string, out: SettingPath[]): void 
 const ENUM_VALUES: Record<string, readonly string[]> = {
   'syslog.transport': ['udp', 'tcp', 'tls'],
   'proxy.mode': ['auto', 'direct', 'manual'],
+  'enforcement.onEngineFailure': ['open', 'closed'],
+  'enforcement.onStop': ['keep', 'remove'],
 };
 
 /** Every setting a rule condition can name (scalar leaves of the settings). */
