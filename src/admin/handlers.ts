@@ -21,6 +21,7 @@ import {
   validatePolicy,
   validateRule,
 } from '../policy/index.js';
+import { type AskAnswer, type AskPrompt, type AskResolution, askAnswerSchema } from '../protocol/asks.js';
 import type { LogQueryParsed } from '../protocol/log-item.js';
 import type { Methods, StatusResult } from '../protocol/methods.js';
 import { type Settings, validateSettings } from '../settings/index.js';
@@ -51,8 +52,20 @@ export interface HandlerContext {
   >;
   /** Firewall hints for the application port; default: src/hints for any address. */
   readonly hints?: (applicationPort: number) => Record<string, unknown>;
+  /** Connections held by `ask` rules (the engine's kernel backend); absent: nothing is ever held. */
+  readonly asks?: AskService;
   /** Called after the settings changed (the server re-reads remote administration, the engine reloads). */
   readonly onSettingsChanged?: (settings: Settings) => void;
+}
+
+/** The engine's desk of held connections (src/engine/asks.ts implements it). */
+export interface AskService {
+  list(): AskPrompt[];
+  answer(
+    answer: AskAnswer,
+    caller: Caller,
+    rules: { names(): ReadonlySet<string>; add(rule: Rule, caller: Caller): Promise<string> },
+  ): Promise<AskResolution>;
 }
 
 function notFound(name: string): WardenError {
@@ -100,6 +113,21 @@ export function createHandlers(ctx: HandlerContext) {
   };
   const withRules = (list: Rule[]): Policy => ({ ...ctx.config.policy(), rules: list });
 
+  const addRule = async (raw: Record<string, unknown>, position: number | undefined, caller: Caller) => {
+    const rule = validateRule(raw, { addressGroups: ctx.config.policy().addressGroups });
+    if (rules().some((r) => r.name === rule.name)) {
+      throw new WardenError(ErrorCode.ALREADY_EXISTS, `a rule named "${rule.name}" exists already`, {
+        suggestion: 'Choose another name, or use rules.update to change it.',
+      });
+    }
+    const list = [...rules()];
+    const at = Math.min(position ?? list.length, list.length);
+    list.splice(at, 0, rule);
+    await savePolicy(withRules(list));
+    audit(caller, `rule "${rule.name}" added at position ${at}`);
+    return { rule: ruleToPlain(rule), position: at };
+  };
+
   const handlers: { [K in keyof typeof Methods]?: Handler<(typeof Methods)[K]> } = {
     status: () => {
       const settings = ctx.config.settings();
@@ -139,19 +167,28 @@ export function createHandlers(ctx: HandlerContext) {
       const i = indexOf(name);
       return { rule: ruleToPlain(rules()[i]!), position: i };
     },
-    rulesAdd: async ({ rule: raw, position }, caller) => {
-      const rule = validateRule(raw, { addressGroups: ctx.config.policy().addressGroups });
-      if (rules().some((r) => r.name === rule.name)) {
-        throw new WardenError(ErrorCode.ALREADY_EXISTS, `a rule named "${rule.name}" exists already`, {
-          suggestion: 'Choose another name, or use rules.update to change it.',
-        });
+    rulesAdd: async ({ rule: raw, position }, caller) => addRule(raw, position, caller),
+    asksList: () => ({ prompts: ctx.asks?.list() ?? [] }),
+    asksAnswer: async (params, caller) => {
+      const answer = askAnswerSchema.parse(params);
+      if (!ctx.asks) {
+        throw new WardenError(
+          ErrorCode.NOT_FOUND,
+          `no prompt has id ${answer.id}: this engine holds no connections`,
+        );
       }
-      const list = [...rules()];
-      const at = Math.min(position ?? list.length, list.length);
-      list.splice(at, 0, rule);
-      await savePolicy(withRules(list));
-      audit(caller, `rule "${rule.name}" added at position ${at}`);
-      return { rule: ruleToPlain(rule), position: at };
+      const sink = {
+        names: () => new Set(rules().map((r) => r.name)),
+        add: async (rule: Rule, who: Caller) =>
+          (await addRule(ruleToPlain(rule), 0, who)).rule.name as string,
+      };
+      const resolution = await ctx.asks.answer(answer, caller, sink);
+      audit(
+        caller,
+        `answered ask prompt ${answer.id}: ${answer.verdict} ${answer.duration}` +
+          (resolution.rule !== undefined ? `, rule "${resolution.rule}" added` : ''),
+      );
+      return resolution;
     },
     rulesUpdate: async ({ name, rule: raw }, caller) => {
       const i = indexOf(name);

@@ -165,6 +165,11 @@ export class AdminServer {
     return this.#sessions.size;
   }
 
+  /** Sends a notification to every logged-in console (ask prompts and their resolution). */
+  broadcast(notification: string, params: unknown): void {
+    for (const s of this.#sessions.all()) s.peer.notify(notification, params);
+  }
+
   /** Stops listening and closes every connection. */
   async close(): Promise<void> {
     this.#unsubscribe();

@@ -64,6 +64,7 @@ export class EngineClient {
   #transport: LogTransport = 'pending';
   readonly #transportListeners = new Set<(t: LogTransport, reason: string) => void>();
   readonly #itemListeners = new Set<(items: LogItem[]) => void>();
+  readonly #notificationListeners = new Set<(method: string, params: unknown) => void>();
 
   private constructor(socket: TLSSocket, fingerprint: string, host: string, port: number, timeoutMs: number) {
     this.#socket = socket;
@@ -80,7 +81,14 @@ export class EngineClient {
         const items = (params as { items: LogItem[] }).items;
         for (const l of this.#itemListeners) l(items);
       }
+      for (const l of this.#notificationListeners) l(method, params);
     });
+  }
+
+  /** Calls `listener` for every notification from the engine (e.g. asks.prompt); returns an unsubscribe. */
+  onNotification(listener: (method: string, params: unknown) => void): () => void {
+    this.#notificationListeners.add(listener);
+    return () => this.#notificationListeners.delete(listener);
   }
 
   /** Opens TLS to the engine and checks its fingerprint before anything else is sent. */

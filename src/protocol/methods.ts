@@ -5,6 +5,7 @@
  * a test keeps the two in step.
  */
 import { z } from 'zod';
+import { type AskAnswerParams, type AskPrompt, type AskResolution, askAnswerSchema } from './asks.js';
 import type { LogItem } from './log-item.js';
 import { logQuerySchema } from './log-item.js';
 
@@ -202,6 +203,19 @@ export const Methods = {
     z.strictObject({ udpReceiving: z.boolean() }),
     'the console reports whether UDP datagrams arrive; false moves log items to TCP',
   ),
+  asksList: method<Empty, { prompts: AskPrompt[] }>(
+    'asks.list',
+    'auditor',
+    empty,
+    'connections held by an `ask` rule, waiting for an answer',
+  ),
+  asksAnswer: method<AskAnswerParams, AskResolution>(
+    'asks.answer',
+    'administrator',
+    // Callers may leave out defaulted fields; the handler receives them filled in (the server parses first).
+    askAnswerSchema as unknown as z.ZodType<AskAnswerParams, unknown>,
+    'answer a prompt: allow or deny, once / temporary / always, for the application, port or host',
+  ),
   hints: method<Empty, Record<string, unknown>>(
     'firewall.hints',
     'auditor',
@@ -221,4 +235,8 @@ export const Notifications = {
   logItems: 'logs.items',
   /** The log transport changed. Params: { transport: LogTransport, reason: string }. */
   logTransport: 'logs.transport',
+  /** A connection waits for an answer. Params: AskPrompt. */
+  askPrompt: 'asks.prompt',
+  /** A prompt ended (answered, timed out or dropped). Params: AskResolution. */
+  askResolved: 'asks.resolved',
 } as const;
