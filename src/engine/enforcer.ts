@@ -1,0 +1,174 @@
+/**
+ * Judges one queued packet (the first packet of a new connection the kernel could not decide):
+ * who sent or receives it, what the policy says, and what the kernel should do. The policy core
+ * decides; `ask` holds the packet at the ask desk; every decision the policy wants logged becomes
+ * a connection log item. No kernel I/O here: the caller reads packets and gives verdicts, so
+ * this runs and is tested without a kernel.
+ */
+import { parseIp } from '../ip/index.js';
+import type { CompiledPolicy, ConnectionFacts, Decision, HostEnvironment } from '../policy/index.js';
+import { decide } from '../policy/index.js';
+import type { NewLogItem } from '../protocol/log-item.js';
+import type { AskDesk } from './asks.js';
+
+/** The parts of a packet's headers the policy needs. */
+export interface PacketTuple {
+  readonly protocol: 'tcp' | 'udp' | 'icmp' | 'other';
+  readonly source: string;
+  readonly destination: string;
+  readonly sourcePort?: number;
+  readonly destinationPort?: number;
+}
+
+/** The process on this host that owns the connection. */
+export interface ProcessInfo {
+  readonly pid?: number;
+  readonly executable?: string;
+  /** For interpreters (node, python): the script it runs, absolute. */
+  readonly script?: string;
+  readonly commandLine?: readonly string[];
+  readonly uid?: number;
+  readonly user?: string;
+}
+
+/** What the kernel is told. `reject` is an accept carrying Warden's reject mark (a later chain refuses it). */
+export type KernelVerdict = 'accept' | 'drop' | 'reject';
+
+export interface Judgement {
+  readonly verdict: KernelVerdict;
+  readonly decision: Decision;
+  readonly facts: ConnectionFacts;
+  readonly process: ProcessInfo | null;
+}
+
+export interface EnforcerOptions {
+  /** The policy in force (internal rules first), recompiled by the caller on change. */
+  readonly policy: () => CompiledPolicy;
+  /** Finds the local process of a connection; null when it cannot be found (it exited, say). */
+  readonly identify: (
+    tuple: PacketTuple,
+    direction: 'incoming' | 'outgoing',
+    uidHint: number | undefined,
+  ) => Promise<ProcessInfo | null>;
+  /** Host names the engine knows for an address (from resolving the policy's host names). */
+  readonly hostsOf: (address: string) => readonly string[];
+  readonly asks: AskDesk;
+  readonly log: (item: NewLogItem) => void;
+  /** Executables of Warden's own parts: a node process running one of these scripts is that part. */
+  readonly executables: HostEnvironment['executables'];
+  readonly now?: () => number;
+}
+
+/** Decides queued packets. */
+export class Enforcer {
+  readonly #o: EnforcerOptions;
+  readonly #now: () => number;
+  readonly #own: ReadonlySet<string>;
+
+  constructor(options: EnforcerOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+    this.#own = new Set(Object.values(options.executables));
+  }
+
+  /** Judges one packet; `uid` is the sending socket's uid when the kernel gave it. */
+  async judge(tuple: PacketTuple, direction: 'incoming' | 'outgoing', uid?: number): Promise<Judgement> {
+    const local = direction === 'outgoing' ? tuple.source : tuple.destination;
+    const remote = direction === 'outgoing' ? tuple.destination : tuple.source;
+    const localPort = direction === 'outgoing' ? tuple.sourcePort : tuple.destinationPort;
+    const remotePort = direction === 'outgoing' ? tuple.destinationPort : tuple.sourcePort;
+    let process: ProcessInfo | null = null;
+    try {
+      process = await this.#o.identify(tuple, direction, uid);
+    } catch {
+      process = null; // attribution is best effort: the policy then sees an unknown application
+    }
+    const application = this.applicationOf(process);
+    const remoteHosts = this.#o.hostsOf(remote);
+    const facts: ConnectionFacts = {
+      direction,
+      protocol: tuple.protocol,
+      application,
+      uid: process?.uid ?? uid ?? null,
+      user: process?.user ?? null,
+      localAddress: parseIp(local),
+      localPort: localPort ?? null,
+      remoteAddress: parseIp(remote),
+      remotePort: remotePort ?? null,
+      remoteHosts,
+      now: this.#now(),
+    };
+    const policy = this.#o.policy();
+    const decision = decide(policy, facts);
+    let verdict = decision.verdict;
+    let message = messageFor(decision);
+    if (verdict === 'ask') {
+      const def = direction === 'incoming' ? policy.defaults.incoming : policy.defaults.outgoing;
+      const resolution = await this.#o.asks.hold({
+        // An `ask` default cannot ask again: nobody answered, so the connection is denied.
+        defaultVerdict: def.action === 'ask' ? 'deny' : def.action,
+        direction,
+        protocol: tuple.protocol,
+        ...(application !== null ? { application } : {}),
+        ...(process?.pid !== undefined ? { pid: process.pid } : {}),
+        ...(process?.commandLine !== undefined ? { commandLine: process.commandLine } : {}),
+        ...(facts.user !== null ? { user: facts.user } : {}),
+        ...(facts.uid !== null ? { uid: facts.uid } : {}),
+        local: endpoint(local, localPort),
+        remote: endpoint(remote, remotePort),
+        remoteAddress: remote,
+        ...(remotePort !== undefined ? { remotePort } : {}),
+        hosts: remoteHosts,
+        rule: decision.ruleName,
+      });
+      verdict = resolution.verdict;
+      message =
+        resolution.by === 'console'
+          ? `asked: ${resolution.user ?? 'a console'} answered ${resolution.verdict}${resolution.rule ? ` (rule "${resolution.rule}" added)` : ''}`
+          : `asked: no answer in time, default ${resolution.verdict}`;
+    }
+    if (decision.log || decision.action === 'ask') {
+      this.#o.log({
+        kind: 'connection',
+        verdict: decision.action === 'ask' ? 'ask' : verdict,
+        direction,
+        protocol: tuple.protocol,
+        ...(application !== null ? { application } : {}),
+        local: endpoint(local, localPort),
+        remote: endpoint(remote, remotePort),
+        ...(remoteHosts.length > 0 ? { host: remoteHosts.join(', ') } : {}),
+        rule: decision.ruleName,
+        ...(facts.user !== null
+          ? { user: facts.user }
+          : facts.uid !== null
+            ? { user: String(facts.uid) }
+            : {}),
+        message: process?.pid !== undefined ? `${message} (pid ${process.pid})` : message,
+      });
+    }
+    const kernel: KernelVerdict = verdict === 'allow' ? 'accept' : verdict === 'reject' ? 'reject' : 'drop';
+    return { verdict: kernel, decision, facts, process };
+  }
+
+  /** The application path the policy sees: Warden's own node scripts by their own path, others by executable. */
+  applicationOf(p: ProcessInfo | null): string | null {
+    if (p === null) return null;
+    if (p.script !== undefined && this.#own.has(p.script)) return p.script;
+    return p.executable ?? null;
+  }
+}
+
+function endpoint(address: string, port: number | undefined): string {
+  const a = address.includes(':') ? `[${address}]` : address;
+  return port === undefined ? a : `${a}:${port}`;
+}
+
+function messageFor(d: Decision): string {
+  const by =
+    d.source === 'default'
+      ? d.ruleName
+      : `${d.source === 'internal' ? 'internal rule' : 'rule'} "${d.ruleName}"`;
+  const what = d.verdict === d.action ? d.verdict : `${d.action}, ${d.verdict} in ${d.mode} mode`;
+  const proposal = d.proposal ? `; proposed rule "${d.proposal.name}"` : '';
+  return `${what} by ${by}${proposal}`;
+}
