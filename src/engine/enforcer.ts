@@ -51,7 +51,7 @@ export interface EnforcerOptions {
     uidHint: number | undefined,
   ) => Promise<ProcessInfo | null>;
   /** Host names the engine knows for an address (from resolving the policy's host names). */
-  readonly hostsOf: (address: string) => readonly string[];
+  readonly hostsOf: (address: string) => readonly string[] | Promise<readonly string[]>;
   readonly asks: AskDesk;
   readonly log: (item: NewLogItem) => void;
   /** Executables of Warden's own parts: a node process running one of these scripts is that part. */
@@ -84,7 +84,7 @@ export class Enforcer {
       process = null; // attribution is best effort: the policy then sees an unknown application
     }
     const application = this.applicationOf(process);
-    const remoteHosts = this.#o.hostsOf(remote);
+    const remoteHosts = await this.#o.hostsOf(remote);
     const facts: ConnectionFacts = {
       direction,
       protocol: tuple.protocol,

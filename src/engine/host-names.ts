@@ -1,0 +1,133 @@
+/**
+ * Host names for remote addresses, so rules written with names (`example.org`, `*.example.org`)
+ * match connections that only carry addresses. Every exact name the policy mentions is resolved
+ * (A and AAAA) and kept for its DNS TTL, then resolved again; an address maps back to the names
+ * that resolved to it. Wildcard names cannot be resolved forwards: for them the remote address's
+ * PTR name is looked up (once per address, cached) when the policy has any wildcard.
+ */
+import { Resolver } from 'node:dns/promises';
+
+export interface HostNameOptions {
+  /** DNS servers ("ip" or "ip:port"); default: the system's. */
+  readonly servers?: readonly string[];
+  /** TTL bounds in seconds: a TTL below `minTtl` is raised (no hammering), above `maxTtl` lowered. */
+  readonly minTtl?: number;
+  readonly maxTtl?: number;
+  /** Longest wait for a PTR answer while a connection is held (default 250 ms). */
+  readonly reverseTimeoutMs?: number;
+  readonly now?: () => number;
+}
+
+interface Entry {
+  readonly names: Set<string>;
+  expires: number;
+}
+
+/** Address -> names, kept fresh for the names the policy uses. */
+export class HostNames {
+  readonly #resolver: Resolver;
+  readonly #o: Required<Omit<HostNameOptions, 'servers'>>;
+  /** name -> addresses it resolved to, and when to resolve it again */
+  readonly #forward = new Map<string, { addresses: string[]; refreshAt: number }>();
+  readonly #byAddress = new Map<string, Entry>();
+  readonly #reverse = new Map<string, { names: string[]; expires: number }>();
+  #names: string[] = [];
+  #wildcards = false;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: HostNameOptions = {}) {
+    this.#resolver = new Resolver({ timeout: 2000, tries: 2 });
+    if (options.servers && options.servers.length > 0) this.#resolver.setServers([...options.servers]);
+    this.#o = {
+      minTtl: options.minTtl ?? 30,
+      maxTtl: options.maxTtl ?? 3600,
+      reverseTimeoutMs: options.reverseTimeoutMs ?? 250,
+      now: options.now ?? Date.now,
+    };
+  }
+
+  /** Sets the names the policy uses (exact and `*.` wildcards) and resolves the exact ones now. */
+  async watch(names: Iterable<string>): Promise<void> {
+    const all = [...new Set([...names].map((n) => n.toLowerCase()))];
+    this.#wildcards = all.some((n) => n.startsWith('*.'));
+    this.#names = all.filter((n) => !n.startsWith('*.'));
+    for (const n of [...this.#forward.keys()]) if (!this.#names.includes(n)) this.#forget(n);
+    await Promise.all(this.#names.map((n) => this.#resolve(n)));
+    this.#schedule();
+  }
+
+  /** Names known for an address: forward-resolved ones, and its PTR name when the policy has wildcards. */
+  async namesOf(address: string): Promise<string[]> {
+    const now = this.#o.now();
+    const forward = this.#byAddress.get(address);
+    const names = forward && forward.expires > now ? [...forward.names] : [];
+    if (this.#wildcards) for (const n of await this.#ptr(address)) if (!names.includes(n)) names.push(n);
+    return names;
+  }
+
+  /** Stops refreshing. */
+  close(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  async #resolve(name: string): Promise<void> {
+    const now = this.#o.now();
+    const answers = await Promise.all([
+      this.#resolver.resolve4(name, { ttl: true }).catch(() => []),
+      this.#resolver.resolve6(name, { ttl: true }).catch(() => []),
+    ]);
+    const records = answers.flat();
+    const ttl = records.length === 0 ? this.#o.minTtl : Math.min(...records.map((r) => r.ttl));
+    const clamped = Math.min(this.#o.maxTtl, Math.max(this.#o.minTtl, ttl));
+    const expires = now + clamped * 1000;
+    this.#forget(name);
+    const addresses = records.map((r) => r.address);
+    this.#forward.set(name, { addresses, refreshAt: expires });
+    for (const a of addresses) {
+      const e = this.#byAddress.get(a);
+      if (e) {
+        e.names.add(name);
+        e.expires = Math.max(e.expires, expires);
+      } else this.#byAddress.set(a, { names: new Set([name]), expires });
+    }
+  }
+
+  #forget(name: string): void {
+    const old = this.#forward.get(name);
+    if (!old) return;
+    this.#forward.delete(name);
+    for (const a of old.addresses) {
+      const e = this.#byAddress.get(a);
+      e?.names.delete(name);
+      if (e && e.names.size === 0) this.#byAddress.delete(a);
+    }
+  }
+
+  async #ptr(address: string): Promise<string[]> {
+    const now = this.#o.now();
+    const cached = this.#reverse.get(address);
+    if (cached && cached.expires > now) return cached.names;
+    const lookup = this.#resolver.reverse(address).catch(() => [] as string[]);
+    const timeout = new Promise<string[]>((r) => setTimeout(() => r([]), this.#o.reverseTimeoutMs).unref());
+    const names = (await Promise.race([lookup, timeout])).map((n) => n.toLowerCase().replace(/\.$/, ''));
+    this.#reverse.set(address, { names, expires: now + this.#o.minTtl * 1000 });
+    if (this.#reverse.size > 10_000) this.#reverse.delete(this.#reverse.keys().next().value!);
+    return names;
+  }
+
+  #schedule(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#forward.size === 0) return;
+    const next = Math.min(...[...this.#forward.values()].map((f) => f.refreshAt));
+    this.#timer = setTimeout(
+      () => {
+        const now = this.#o.now();
+        const due = [...this.#forward.entries()].filter(([, f]) => f.refreshAt <= now).map(([n]) => n);
+        void Promise.all(due.map((n) => this.#resolve(n))).then(() => this.#schedule());
+      },
+      Math.max(1000, next - this.#o.now()),
+    );
+    this.#timer.unref();
+  }
+}

@@ -1,0 +1,51 @@
+/** Host names against a real DNS exchange with a stand-in server on loopback. */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { HostNames } from '../../src/engine/host-names.js';
+import { type DnsStandIn, reverseName, startDnsStandIn } from '../support/dns-server.js';
+
+let dns: DnsStandIn;
+before(async () => {
+  dns = await startDnsStandIn();
+});
+after(() => dns.close());
+
+test('exact names resolve to their addresses, IPv4 and IPv6, and map back', async () => {
+  dns.records.set('example.org', [
+    { type: 'A', value: '10.200.0.9', ttl: 300 },
+    { type: 'AAAA', value: 'fd00:200::9', ttl: 300 },
+  ]);
+  dns.records.set('mirror.example.org', [{ type: 'A', value: '10.200.0.9', ttl: 300 }]);
+  const names = new HostNames({ servers: [dns.address] });
+  await names.watch(['Example.org', 'mirror.example.org', 'missing.example']);
+  assert.deepEqual((await names.namesOf('10.200.0.9')).sort(), ['example.org', 'mirror.example.org']);
+  assert.deepEqual(await names.namesOf('fd00:200::9'), ['example.org']);
+  assert.deepEqual(await names.namesOf('10.200.0.8'), []);
+  names.close();
+});
+
+test('names expire with their TTL and are resolved again; a moved name no longer maps to its old address', async () => {
+  let now = 1_000_000;
+  dns.records.set('moving.example', [{ type: 'A', value: '10.200.0.20', ttl: 60 }]);
+  const names = new HostNames({ servers: [dns.address], now: () => now });
+  await names.watch(['moving.example']);
+  assert.deepEqual(await names.namesOf('10.200.0.20'), ['moving.example']);
+  now += 61_000;
+  assert.deepEqual(await names.namesOf('10.200.0.20'), [], 'expired with its TTL');
+  dns.records.set('moving.example', [{ type: 'A', value: '10.200.0.21', ttl: 60 }]);
+  await names.watch(['moving.example']);
+  assert.deepEqual(await names.namesOf('10.200.0.21'), ['moving.example']);
+  assert.deepEqual(await names.namesOf('10.200.0.20'), []);
+  names.close();
+});
+
+test('with a wildcard in the policy, the PTR name of an address is looked up once and cached', async () => {
+  dns.records.set(reverseName('10.200.0.30'), [{ type: 'PTR', value: 'ads.tracker.example', ttl: 300 }]);
+  const names = new HostNames({ servers: [dns.address] });
+  await names.watch(['*.tracker.example']);
+  const before = dns.questions.length;
+  assert.deepEqual(await names.namesOf('10.200.0.30'), ['ads.tracker.example']);
+  assert.deepEqual(await names.namesOf('10.200.0.30'), ['ads.tracker.example']);
+  assert.equal(dns.questions.length - before, 1, 'one PTR question for two lookups');
+  names.close();
+});
