@@ -41,7 +41,7 @@ function rdata(r: DnsRecord): Buffer {
       })()
     : r.value.split(':');
   const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(Number.parseInt(g, 16), i * 2));
+  for (const [i, g] of groups.entries()) out.writeUInt16BE(Number.parseInt(g, 16), i * 2);
   return out;
 }
 
