@@ -52,6 +52,16 @@ export class FileConfigStore implements ConfigStore {
     return new FileConfigStore(dir, policy, settings);
   }
 
+  /**
+   * Reads both files again (after a hand edit, on SIGHUP). A file with an error is refused with
+   * file, line and field, and the configuration in force stays as it was.
+   */
+  async reload(): Promise<void> {
+    const fresh = await FileConfigStore.open(this.#dir);
+    this.#policy = fresh.#policy;
+    this.#settings = fresh.#settings;
+  }
+
   policy(): Policy {
     return this.#policy;
   }

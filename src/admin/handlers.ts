@@ -86,9 +86,14 @@ function merge(base: unknown, patch: unknown): unknown {
 /** Builds the handlers. The compiled policy is cached until the policy or settings change. */
 export function createHandlers(ctx: HandlerContext) {
   let compiled: CompiledPolicy | undefined;
+  // The policy and settings objects the cache was built from: a reload from disk replaces them.
+  let compiledFrom: [Policy, Settings] | undefined;
   const compiledPolicy = () => {
+    if (compiledFrom?.[0] !== ctx.config.policy() || compiledFrom[1] !== ctx.config.settings())
+      compiled = undefined;
     if (compiled === undefined) {
       const settings = ctx.config.settings();
+      compiledFrom = [ctx.config.policy(), settings];
       compiled = compilePolicy(ctx.config.policy(), {
         settings,
         internalRules: internalRules(settings, ctx.host),

@@ -1,0 +1,191 @@
+/**
+ * The engine: joins configuration, logs, the administration server, the ask desk and (when
+ * enabled) the kernel backend into one running service. The CLI (bin.ts) parses arguments
+ * and signals; everything the engine is made of is started and stopped here, in order.
+ */
+import { readFile, realpath } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ensureLocalToken } from '../admin/auth/local-token.js';
+import { LoginThrottle } from '../admin/auth/throttle.js';
+import { UserStore } from '../admin/auth/users.js';
+import { FileConfigStore } from '../admin/config-store.js';
+import { type LogStore, MemoryLogStore } from '../admin/log-store.js';
+import { ensureDirectory } from '../admin/private-file.js';
+import { AdminServer } from '../admin/server.js';
+import { loadOrCreateIdentity, type TlsIdentity } from '../admin/tls-identity.js';
+import type { HostEnvironment } from '../policy/index.js';
+import { Notifications } from '../protocol/methods.js';
+import type { Settings } from '../settings/index.js';
+import { AskDesk } from './asks.js';
+
+export const VERSION = '0.1.0';
+
+/** Where an installed engine keeps things. */
+export const DEFAULT_DIRS = { config: '/etc/warden', state: '/var/lib/warden' } as const;
+
+/** The engine's own log lines (to stderr as JSON, one per line). */
+export type EngineLog = (
+  level: 'info' | 'warn' | 'error',
+  message: string,
+  fields?: Record<string, unknown>,
+) => void;
+
+/** The part that drives the kernel; absent in unprivileged mode. */
+export interface KernelBackend {
+  /** A one-line description for engine.status, e.g. "nftables + NFQUEUE 0 (fail-open)". */
+  readonly description: string;
+  /** Applies a changed configuration (policy or settings). */
+  reload(): Promise<void>;
+  /** Stops deciding; keeps or removes the kernel ruleset as the settings say. */
+  stop(): Promise<void>;
+}
+
+/** What a kernel backend gets from the engine. */
+export interface EngineParts {
+  readonly config: FileConfigStore;
+  readonly logs: LogStore;
+  readonly asks: AskDesk;
+  readonly host: HostEnvironment;
+  readonly log: EngineLog;
+}
+
+export interface EngineOptions {
+  readonly configDir?: string;
+  readonly stateDir?: string;
+  /** Overrides settings.applicationPort (0: ephemeral, for tests). */
+  readonly port?: number;
+  readonly bindAddress?: string;
+  /** Starts the kernel backend; undefined: unprivileged mode (policy is served and explained, nothing is enforced). */
+  readonly kernel?: (parts: EngineParts) => Promise<KernelBackend>;
+  readonly log?: EngineLog;
+}
+
+/** The script paths of Warden's parts in this installation: the engine knows its own parts by them. */
+export async function installedExecutables(): Promise<HostEnvironment['executables']> {
+  const dist = dirname(dirname(fileURLToPath(import.meta.url))); // dist/src
+  const real = async (p: string) => realpath(p).catch(() => p);
+  return {
+    engine: await real(join(dist, 'engine/bin.js')),
+    console: await real(join(dist, 'console/bin.js')),
+    assistant: await real(join(dist, 'assist/bin.js')),
+  };
+}
+
+async function engineHost(): Promise<HostEnvironment> {
+  const etcEnvironment = await readFile('/etc/environment', 'utf8').catch(() => '');
+  return { executables: await installedExecutables(), environment: { ...process.env }, etcEnvironment };
+}
+
+/** A running engine. */
+export class Engine {
+  readonly server: AdminServer;
+  readonly config: FileConfigStore;
+  readonly logs: LogStore;
+  readonly asks: AskDesk;
+  readonly identity: TlsIdentity;
+  readonly localTokenPath: string;
+  readonly #kernel: KernelBackend | undefined;
+  readonly #log: EngineLog;
+
+  private constructor(parts: {
+    server: AdminServer;
+    config: FileConfigStore;
+    logs: LogStore;
+    asks: AskDesk;
+    identity: TlsIdentity;
+    localTokenPath: string;
+    kernel: KernelBackend | undefined;
+    log: EngineLog;
+  }) {
+    this.server = parts.server;
+    this.config = parts.config;
+    this.logs = parts.logs;
+    this.asks = parts.asks;
+    this.identity = parts.identity;
+    this.localTokenPath = parts.localTokenPath;
+    this.#kernel = parts.kernel;
+    this.#log = parts.log;
+  }
+
+  static async start(options: EngineOptions = {}): Promise<Engine> {
+    const log = options.log ?? (() => {});
+    const configDir = options.configDir ?? DEFAULT_DIRS.config;
+    const stateDir = options.stateDir ?? DEFAULT_DIRS.state;
+    await ensureDirectory(configDir, 0o755);
+    await ensureDirectory(stateDir, 0o700);
+    const config = await FileConfigStore.open(configDir);
+    const identity = await loadOrCreateIdentity(join(stateDir, 'tls'));
+    const users = await UserStore.open(join(configDir, 'users.json'));
+    const localTokenPath = join(stateDir, 'local-token');
+    const localToken = await ensureLocalToken(localTokenPath);
+    const logs = new MemoryLogStore();
+    const host = await engineHost();
+    const startedAt = new Date().toISOString();
+    let server: AdminServer | undefined;
+    let kernel: KernelBackend | undefined;
+    const asks = new AskDesk({
+      timeoutMs: () => config.settings().enforcement.askTimeoutSeconds * 1000,
+      consoles: () => server?.consoles ?? 0,
+      notify: (event, params) =>
+        server?.broadcast(event === 'prompt' ? Notifications.askPrompt : Notifications.askResolved, params),
+    });
+    server = await AdminServer.start({
+      identity,
+      users,
+      throttle: new LoginThrottle({ now: Date.now }),
+      localToken,
+      config,
+      logs,
+      host,
+      asks,
+      now: Date.now,
+      status: () => ({
+        version: VERSION,
+        hostname: hostname(),
+        startedAt,
+        fingerprint: identity.fingerprint,
+        consoles: server?.consoles ?? 0,
+        kernel: kernel?.description ?? 'none: unprivileged mode, nothing is enforced',
+      }),
+      ...(options.bindAddress !== undefined ? { bindAddress: options.bindAddress } : {}),
+      ...(options.port !== undefined ? { port: options.port } : {}),
+      onSettingsChanged: (settings: Settings) => {
+        log('info', 'settings changed', { remoteAdministration: settings.remoteAdministration.enabled });
+        void kernel?.reload().catch((e: Error) => log('error', `kernel reload failed: ${e.message}`));
+      },
+    });
+    try {
+      if (options.kernel) kernel = await options.kernel({ config, logs, asks, host, log });
+    } catch (e) {
+      await server.close();
+      throw e;
+    }
+    logs.append({
+      kind: 'system',
+      message: `engine started on port ${server.port}; ${kernel?.description ?? 'unprivileged mode: nothing is enforced'}`,
+    });
+    log('info', 'engine started', {
+      port: server.port,
+      fingerprint: identity.fingerprint,
+      kernel: kernel?.description,
+    });
+    return new Engine({ server, config, logs, asks, identity, localTokenPath, kernel, log });
+  }
+
+  /** Re-reads nothing from disk (the config store is the truth); re-applies policy and settings to the kernel. */
+  async reload(): Promise<void> {
+    await this.#kernel?.reload();
+    this.#log('info', 'reloaded');
+  }
+
+  /** Stops in order: no new decisions, held connections get their default, consoles are closed. */
+  async stop(): Promise<void> {
+    this.asks.close();
+    await this.#kernel?.stop();
+    this.logs.append({ kind: 'system', message: 'engine stopped' });
+    await this.server.close();
+    this.#log('info', 'engine stopped');
+  }
+}
