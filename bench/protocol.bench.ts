@@ -1,13 +1,18 @@
 /**
- * Administration protocol benchmark, on loopback, server and consoles in one
- * process (so the figures include both ends' CPU on the same cores):
- * log items per second to 1 and to 10 consoles over UDP (share lost before
- * backfill, and after: must be 0), end-to-end latency at 10,000 items/s, RPC
- * round trips, and the memory of 1,000 logged-in consoles.
+ * Administration protocol benchmark on loopback. The engine runs here; the
+ * consoles that follow logs run in a child process (protocol-consoles.ts),
+ * as a remote console would, so each side has its own event loop: log items
+ * per second to 1 and to 10 consoles over UDP (share lost before backfill,
+ * and after: must be 0) and end-to-end latency at 10,000 items/s. The
+ * baseline, measured in the same run, is the old layout with the consoles in
+ * the engine's process (one event loop for both ends). RPC round trips and
+ * the memory of 1,000 logged-in consoles are measured in one process.
  * Run: npm run bench:protocol
  */
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { FileConfigStore } from '../src/admin/config-store.js';
@@ -16,6 +21,7 @@ import { AdminServer } from '../src/admin/server.js';
 import { loadOrCreateIdentity } from '../src/admin/tls-identity.js';
 import { EngineClient } from '../src/client/engine-client.js';
 import { Methods } from '../src/protocol/methods.js';
+import type { FollowCommand, FollowReport } from './protocol-consoles.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'warden-bench-'));
 const identity = await loadOrCreateIdentity(join(dir, 'tls'));
@@ -65,52 +71,123 @@ const pct = (xs: number[], p: number) =>
 const fmt = (n: number, d = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
-async function throughput(consoles: number, items: number): Promise<string> {
+const now = () => performance.timeOrigin + performance.now();
+const CONNECTION_ITEM = {
+  kind: 'connection',
+  verdict: 'allow',
+  application: '/usr/bin/curl',
+  remote: '93.184.215.14:443',
+  message: 'allowed by rule web',
+} as const;
+
+/** Appends `items` connection items, 1,000 per event-loop turn (as a busy engine would). */
+async function produce(items: number): Promise<void> {
+  for (let sent = 0; sent < items; ) {
+    for (let k = 0; k < 1000 && sent < items; k++, sent++) logs.append(CONNECTION_ITEM);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+interface Figures {
+  readonly perSecond: number;
+  readonly produced: number;
+  readonly lostBefore: number;
+  readonly lostAfter: number;
+}
+
+const describe = (consoles: number, f: Figures) =>
+  `${consoles} console(s): ${fmt(f.perSecond)} items/s received (${fmt(f.produced)} items/s produced), lost before backfill ${fmt(f.lostBefore, 3)}%, after backfill ${fmt(f.lostAfter, 3)}%`;
+
+/** Baseline: consoles in this process, sharing the engine's event loop. */
+async function inProcess(consoles: number, items: number): Promise<Figures> {
   const clients = await Promise.all(Array.from({ length: consoles }, console_));
   const got = new Array<number>(consoles).fill(0);
   const followers = await Promise.all(clients.map((c, i) => c.follow((xs) => (got[i]! += xs.length))));
   while (followers.some((f) => f.transport !== 'udp')) await wait(5);
   const t0 = performance.now();
-  for (let sent = 0; sent < items; ) {
-    for (let k = 0; k < 1000 && sent < items; k++, sent++)
-      logs.append({
-        kind: 'connection',
-        verdict: 'allow',
-        application: '/usr/bin/curl',
-        remote: '93.184.215.14:443',
-        message: 'allowed by rule web',
-      });
-    await new Promise((r) => setImmediate(r));
-  }
+  await produce(items);
   while (got.some((g) => g < items)) await wait(1);
   const seconds = (performance.now() - t0) / 1000;
   const backfilled = followers.reduce((s, f) => s + f.counters.backfilled, 0);
   const lost = followers.reduce((s, f) => s + f.counters.lost, 0);
   for (const f of followers) f.stop();
   for (const c of clients) c.close();
-  return `${consoles} console(s): ${fmt((items * consoles) / seconds)} items/s delivered (${fmt(items / seconds)} items/s produced), lost before backfill ${fmt((backfilled / (items * consoles)) * 100, 3)}%, after backfill ${fmt((lost / (items * consoles)) * 100, 3)}%`;
+  return {
+    perSecond: (items * consoles) / seconds,
+    produced: items / seconds,
+    lostBefore: (backfilled / (items * consoles)) * 100,
+    lostAfter: (lost / (items * consoles)) * 100,
+  };
 }
 
-async function latency(ratePerSecond: number, seconds: number): Promise<string> {
-  const c = await console_();
-  const lat: number[] = [];
-  const f = await c.follow((xs) => {
-    const now = performance.now();
-    for (const x of xs) lat.push(now - Number(x.message));
+/** Starts `consoles` following consoles in a child process; resolves when all receive over UDP. */
+async function childConsoles(consoles: number, expect: number, latency: boolean) {
+  const child = fork(new URL('./protocol-consoles.js', import.meta.url), [], { execArgv: [] });
+  const reports: FollowReport[] = [];
+  const waiters: (() => void)[] = [];
+  child.on('message', (m: FollowReport) => {
+    reports.push(m);
+    for (const w of waiters.splice(0)) w();
   });
-  while (f.transport !== 'udp') await wait(5);
-  const perTick = ratePerSecond / 1000;
-  const end = performance.now() + seconds * 1000;
-  let sent = 0;
-  while (performance.now() < end) {
-    const due = Math.floor(((seconds * 1000 - (end - performance.now())) / 1000) * ratePerSecond);
-    for (; sent < due; sent++) logs.append({ kind: 'system', message: String(performance.now()) });
-    await wait(Math.max(1, 1 / perTick));
+  const next = async (pred: (r: FollowReport) => boolean): Promise<FollowReport> => {
+    for (;;) {
+      const r = reports.find(pred);
+      if (r) return r;
+      if (child.exitCode !== null) throw new Error('the console process ended early');
+      await new Promise<void>((w) => waiters.push(w));
+    }
+  };
+  const command: FollowCommand = {
+    cmd: 'follow',
+    port: server.port,
+    token: TOKEN,
+    consoles,
+    expect,
+    latency,
+  };
+  child.send(command);
+  const ready = await next((r) => r.ready === true);
+  return {
+    udpBufferBytes: ready.udpBufferBytes ?? 0,
+    done: () => next((r) => r.done === true),
+    close: async () => {
+      child.send({ cmd: 'close' });
+      if (child.exitCode === null) await once(child, 'exit');
+    },
+  };
+}
+
+/** Consoles in a child process, as remote consoles: one event loop each side. */
+async function separate(consoles: number, items: number): Promise<Figures & { udpBufferBytes: number }> {
+  const c = await childConsoles(consoles, items, false);
+  const t0 = now();
+  await produce(items);
+  const producedAt = now();
+  const done = await c.done();
+  await c.close();
+  const seconds = (done.at! - t0) / 1000;
+  return {
+    perSecond: done.delivered! / seconds,
+    produced: items / ((producedAt - t0) / 1000),
+    lostBefore: (done.backfilled! / (items * consoles)) * 100,
+    lostAfter: (done.lost! / (items * consoles)) * 100,
+    udpBufferBytes: c.udpBufferBytes,
+  };
+}
+
+async function latency(consoles: number, ratePerSecond: number, seconds: number): Promise<string> {
+  const total = ratePerSecond * seconds;
+  const c = await childConsoles(consoles, total, true);
+  const t0 = performance.now();
+  for (let sent = 0; sent < total; ) {
+    const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * ratePerSecond));
+    for (; sent < due; sent++) logs.append({ kind: 'system', message: String(now()) });
+    await wait(1);
   }
-  while (lat.length < sent) await wait(5);
-  f.stop();
-  c.close();
-  return `latency at ${fmt(ratePerSecond)} items/s for ${seconds} s: p50 ${fmt(pct(lat, 50), 2)} ms, p99 ${fmt(pct(lat, 99), 2)} ms (${fmt(sent)} items)`;
+  const done = await c.done();
+  await c.close();
+  const lat = done.latencies ?? [];
+  return `latency at ${fmt(ratePerSecond)} items/s for ${seconds} s, ${consoles} console(s): p50 ${fmt(pct(lat, 50), 2)} ms, p99 ${fmt(pct(lat, 99), 2)} ms (${fmt(lat.length)} items)`;
 }
 
 async function rpc(count: number): Promise<string> {
@@ -143,11 +220,18 @@ async function manyConsoles(n: number): Promise<string> {
 }
 
 console.log(
-  `administration protocol benchmark (node ${process.version}, loopback, server and consoles in one process)`,
+  `administration protocol benchmark (node ${process.version}, loopback, ${cpus().length} CPUs; engine here, consoles in a child process; baseline: consoles in the engine's process)`,
 );
-console.log(await throughput(1, 200_000));
-console.log(await throughput(10, 50_000));
-console.log(await latency(10_000, 3));
+const baseline = await inProcess(1, 100_000);
+console.log(`baseline, one process: ${describe(1, baseline)}`);
+const one = await separate(1, 200_000);
+console.log(
+  `separate process:      ${describe(1, one)}; ${fmt(one.perSecond / baseline.perSecond, 2)}x the baseline (UDP receive buffer ${fmt(one.udpBufferBytes / 1024)} KiB)`,
+);
+const ten = await separate(10, 50_000);
+console.log(`separate process:      ${describe(10, ten)}`);
+console.log(await latency(1, 10_000, 3));
+console.log(await latency(10, 10_000, 3));
 console.log(await rpc(5000));
 console.log(await manyConsoles(1000));
 await server.close();

@@ -33,6 +33,8 @@ export const ErrorCode = {
   AUTH_THROTTLED: 'WARDEN_E_AUTH_THROTTLED',
   /** The caller's role may not do this (an auditor is read-only). */
   FORBIDDEN: 'WARDEN_E_FORBIDDEN',
+  /** Remote administration is disabled on the engine: only consoles on the same host may connect. */
+  REMOTE_DISABLED: 'WARDEN_E_REMOTE_DISABLED',
   /** The named rule, user or item does not exist. */
   NOT_FOUND: 'WARDEN_E_NOT_FOUND',
   /** Something with that name exists already. */

@@ -22,11 +22,29 @@ import {
   validateRule,
 } from '../policy/index.js';
 import { type AskAnswer, type AskPrompt, type AskResolution, askAnswerSchema } from '../protocol/asks.js';
-import type { LogQueryParsed } from '../protocol/log-item.js';
+import type { LogItem, LogQueryParsed } from '../protocol/log-item.js';
 import type { Methods, StatusResult } from '../protocol/methods.js';
 import { type Settings, validateSettings } from '../settings/index.js';
 import type { ConfigStore } from './config-store.js';
 import type { LogStore } from './log-store.js';
+
+/**
+ * Largest logs.query answer, in bytes of item JSON: half the 1 MiB frame limit of the peer.
+ * 10,000 connection items are about 1.7 MB, which a console would refuse (and close the
+ * connection); a trimmed answer has fewer items than asked and the console asks again.
+ */
+export const LOGS_QUERY_MAX_BYTES = 512 * 1024;
+
+function fitAnswer(answer: { items: LogItem[]; lastSeq: number }): { items: LogItem[]; lastSeq: number } {
+  let bytes = 0;
+  for (let i = 0; i < answer.items.length; i++) {
+    bytes += Buffer.byteLength(JSON.stringify(answer.items[i])) + 1;
+    // Always at least one item, so a caller paging by seq makes progress.
+    if (bytes > LOGS_QUERY_MAX_BYTES && i > 0)
+      return { items: answer.items.slice(0, i), lastSeq: answer.lastSeq };
+  }
+  return answer;
+}
 
 /** Who is calling, for audit items. */
 export interface Caller {
@@ -260,7 +278,7 @@ export function createHandlers(ctx: HandlerContext) {
     lint: () => ({
       findings: lint(compiledPolicy(), { now: ctx.now() }) as unknown as Record<string, unknown>[],
     }),
-    logsQuery: (q) => ctx.logs.query(q as LogQueryParsed),
+    logsQuery: (q) => fitAnswer(ctx.logs.query(q as LogQueryParsed)),
     hints: () => {
       const port = ctx.config.settings().applicationPort;
       return (

@@ -194,12 +194,7 @@ export class AdminServer {
   #onConnection(socket: TLSSocket): void {
     const remote = socket.remoteAddress ?? 'unknown';
     if (!this.#remoteAllowed(remote)) {
-      this.#options.logs.append({
-        kind: 'security',
-        source: remote,
-        message: `refused an administration connection from ${remote}: remote administration is disabled`,
-      });
-      socket.destroy();
+      this.#refuseRemote(socket, remote);
       return;
     }
     this.#sockets.add(socket);
@@ -224,6 +219,36 @@ export class AdminServer {
         socket.setTimeout(this.#options.idleTimeoutMs ?? 300_000);
       });
       return result;
+    });
+  }
+
+  /**
+   * Remote administration is off: the first request gets WARDEN_E_REMOTE_DISABLED (so the console can
+   * say why) and the connection is closed; no session is made and nothing is ever pushed to it.
+   */
+  #refuseRemote(socket: TLSSocket, remote: string): void {
+    this.#options.logs.append({
+      kind: 'security',
+      source: remote,
+      message: `refused an administration connection from ${remote}: remote administration is disabled`,
+    });
+    const peer = new RpcPeer(socket, { maxFrameBytes: this.#options.maxFrameBytes });
+    socket.setTimeout(this.#options.loginTimeoutMs ?? 10_000, () => peer.close('no request in time'));
+    this.#sockets.add(socket);
+    peer.onClose(() => {
+      this.#sockets.delete(socket);
+      socket.destroy();
+    });
+    peer.onRequest(async () => {
+      setImmediate(() => peer.close('remote administration is disabled'));
+      throw new WardenError(
+        ErrorCode.REMOTE_DISABLED,
+        `remote administration is disabled on this engine; ${remote} is not on the engine's host`,
+        {
+          suggestion:
+            'On the engine, as root, set remoteAdministration.enabled to true, or run the console on the engine host.',
+        },
+      );
     });
   }
 

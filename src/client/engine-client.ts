@@ -41,6 +41,12 @@ export interface FollowOptions {
   readonly udpAckTimeoutMs?: number;
   /** After a burst of log datagrams, ask for the engine's newest sequence number this soon, in ms (default 100). */
   readonly quietProbeMs?: number;
+  /**
+   * UDP receive buffer to ask the kernel for, in bytes (default 4 MiB), so a burst of log datagrams
+   * is not dropped while the console is busy. Linux silently caps it at net.core.rmem_max; the size
+   * obtained is in LogFollower.udpReceiveBufferBytes.
+   */
+  readonly udpReceiveBufferBytes?: number;
   /** Test hook: drop an incoming datagram when it returns true (simulates loss). */
   readonly dropDatagram?: (n: number) => boolean;
 }
@@ -50,7 +56,32 @@ export interface LogFollower {
   readonly transport: LogTransport;
   readonly counters: SequencerCounters & { udpDatagrams: number; udpRejected: number; tcpBatches: number };
   readonly lastSeq: number;
+  /** The local UDP port log datagrams come to (undefined when following over TCP only). */
+  readonly udpPort: number | undefined;
+  /** The UDP receive buffer the kernel granted, in bytes (as the kernel reports it; 0 without UDP). */
+  readonly udpReceiveBufferBytes: number;
   stop(): void;
+}
+
+/** Default UDP receive buffer asked for: 4 MiB holds about 3,000 full log datagrams. */
+const UDP_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Asks for a larger receive buffer on a BOUND socket (before bind, Node throws EBADF because
+ * the socket does not exist yet). The kernel caps the size at net.core.rmem_max without an
+ * error; if it refuses altogether the default buffer stays. Returns the size obtained.
+ */
+function enlargeReceiveBuffer(socket: UdpSocket, bytes: number): number {
+  try {
+    if (socket.getRecvBufferSize() < bytes) socket.setRecvBufferSize(bytes);
+  } catch {
+    // Refused (not Linux, or a limit): the default buffer still works, with more loss under bursts.
+  }
+  try {
+    return socket.getRecvBufferSize();
+  } catch {
+    return 0;
+  }
 }
 
 /** A logged-in (or about to be) connection to one engine. */
@@ -221,6 +252,8 @@ export class EngineClient {
     let refresh: NodeJS.Timeout | undefined;
     let ackTimer: NodeJS.Timeout | undefined;
     let acked = false;
+    let udpPort: number | undefined;
+    let udpBuffer = 0;
     if (options.udp === false) {
       await this.call(Methods.logsTransport, { udpReceiving: false });
     } else {
@@ -262,6 +295,8 @@ export class EngineClient {
       });
       udp.on('error', () => {});
       await new Promise<void>((resolve) => udp!.bind(0, resolve));
+      udpPort = udp.address().port;
+      udpBuffer = enlargeReceiveBuffer(udp, options.udpReceiveBufferBytes ?? UDP_RECEIVE_BUFFER_BYTES);
       register();
       refresh = setInterval(register, options.refreshMs ?? 20_000);
       refresh.unref();
@@ -293,6 +328,8 @@ export class EngineClient {
       get lastSeq() {
         return sequencer.lastSeq;
       },
+      udpPort,
+      udpReceiveBufferBytes: udpBuffer,
       stop,
     };
   }

@@ -67,6 +67,7 @@ const NUMBER_OF_CODE: Partial<Record<ErrorCode, number>> = {
   [Codes.FORBIDDEN]: -32004,
   [Codes.NOT_FOUND]: -32005,
   [Codes.ALREADY_EXISTS]: -32006,
+  [Codes.REMOTE_DISABLED]: -32007,
   [Codes.POLICY_INVALID]: -32010,
   [Codes.SETTINGS_INVALID]: -32011,
   [Codes.CONNECTION_INVALID]: -32012,
