@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 
 # nftables, iptables (xt NFQUEUE through iptables-nft), iproute2 and util-linux (nsenter): the kernel
 # tests run real packets through Warden's ruleset inside throwaway network namespaces.
-DEBIAN_PACKAGES=(nftables iproute2 iptables util-linux)
+# gcc, make, python3 (node-gyp), libc6-dev and linux-libc-dev (the netlink/netfilter/inet_diag
+# headers) build the kernel addon (scripts/build-native.sh).
+DEBIAN_PACKAGES=(nftables iproute2 iptables util-linux gcc make python3 libc6-dev linux-libc-dev)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
@@ -28,4 +30,5 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm install --no-audit --no-fund --loglevel=error
 fi
+bash scripts/build-native.sh
 npm run --silent build

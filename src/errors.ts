@@ -47,6 +47,14 @@ export const ErrorCode = {
   CONNECTION_FAILED: 'WARDEN_E_CONNECTION_FAILED',
   /** No answer came in time. */
   TIMEOUT: 'WARDEN_E_TIMEOUT',
+  /** The native kernel addon (build/Release/warden_kernel.node) is not built or does not load. */
+  NATIVE_MISSING: 'WARDEN_E_NATIVE_MISSING',
+  /** The kernel refused to bind or configure an NFQUEUE queue, or a verdict could not be sent. */
+  KERNEL_QUEUE: 'WARDEN_E_KERNEL_QUEUE',
+  /** The kernel refused to bind or configure an NFLOG group. */
+  KERNEL_LOG: 'WARDEN_E_KERNEL_LOG',
+  /** A sock_diag socket lookup failed (not "not found": that is a null answer). */
+  KERNEL_SOCKET_LOOKUP: 'WARDEN_E_KERNEL_SOCKET_LOOKUP',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

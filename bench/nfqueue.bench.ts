@@ -1,0 +1,135 @@
+/**
+ * Kernel addon benchmark (needs root; runs in a throwaway namespace pair): TCP connections per second
+ * from the client namespace without a queue (baseline) and with every SYN queued to NFQUEUE and
+ * accepted synchronously from JS; then sock_diag exact lookups per second against finding the same
+ * socket by parsing /proc/net/tcp (baseline). Prints the figures and their ratios.
+ * Run: npm run bench:nfqueue
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { lookupSocket, openQueue } from '../src/kernel/native.js';
+import { createNetnsPair, kernelTestsUnavailable, SERVER_ADDR } from '../test/kernel/netns.js';
+
+const SECONDS = 3;
+const CONCURRENCY = 32;
+const PORT = 9000;
+const SELF = fileURLToPath(import.meta.url);
+
+/** Opens and resets connections, CONCURRENCY at a time, for `seconds`; returns connections/s. */
+async function connectLoop(seconds: number): Promise<number> {
+  let count = 0;
+  const end = Date.now() + seconds * 1000;
+  const one = (): Promise<void> =>
+    new Promise((resolve) => {
+      const s = connect(PORT, SERVER_ADDR);
+      s.once('connect', () => {
+        count++;
+        s.resetAndDestroy();
+        resolve();
+      });
+      s.once('error', () => resolve());
+    });
+  const lane = async () => {
+    while (Date.now() < end) await one();
+  };
+  const started = Date.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, lane));
+  return count / ((Date.now() - started) / 1000);
+}
+
+/** Finds a socket's inode the /proc way: read and scan /proc/net/tcp for its local and remote ends. */
+function procNetLookup(localPort: number, remotePort: number): number | null {
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(4, '0');
+  const want = `:${hex(localPort)} `;
+  const remote = `:${hex(remotePort)} `;
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n')) {
+    if (line.includes(want) && line.includes(remote)) return Number(line.trim().split(/\s+/)[9]);
+  }
+  return null;
+}
+
+async function lookupBench(): Promise<{ diag: number; proc: number }> {
+  const sockets: Socket[] = [];
+  for (let i = 0; i < 100; i++) {
+    const s = connect(PORT, SERVER_ADDR);
+    await new Promise((r) => s.once('connect', r));
+    sockets.push(s);
+  }
+  const target = sockets[50]!;
+  const time = (n: number, fn: () => unknown) => {
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) fn();
+    return n / (Number(process.hrtime.bigint() - t) / 1e9);
+  };
+  const diag = time(100_000, () =>
+    lookupSocket('tcp', 4, target.localAddress!, target.localPort!, SERVER_ADDR, PORT),
+  );
+  const proc = time(300, () => procNetLookup(target.localPort!, PORT));
+  for (const s of sockets) s.destroy();
+  return { diag, proc };
+}
+
+/** Runs inside the client namespace: `worker plain|queue|lookup`. */
+async function worker(mode: string): Promise<void> {
+  if (mode === 'lookup') {
+    process.stdout.write(JSON.stringify(await lookupBench()));
+    return;
+  }
+  const queue =
+    mode === 'queue' ? openQueue(0, { failOpen: false }, (p) => queue!.verdict(p.id, 'accept')) : undefined;
+  const rate = await connectLoop(SECONDS);
+  const stats = queue?.stats();
+  queue?.close();
+  process.stdout.write(JSON.stringify({ rate, stats }));
+}
+
+function main(): void {
+  const reason = kernelTestsUnavailable();
+  if (reason !== undefined) {
+    console.log(`bench:nfqueue skipped: ${reason} (it runs real packets in network namespaces)`);
+    return;
+  }
+  const pair = createNetnsPair('bq');
+  try {
+    pair.spawn(pair.server, process.execPath, [
+      '-e',
+      `require('node:net').createServer((c) => c.on('error', () => {})).listen(${PORT}, () => console.log('ready'));`,
+    ]);
+    execFileSync('sleep', ['0.3']);
+    const run = (mode: string) =>
+      JSON.parse(pair.run(pair.client, process.execPath, [SELF, 'worker', mode])) as unknown;
+    const plain = run('plain') as { rate: number };
+    pair.run(pair.client, 'iptables-nft', [
+      '-A',
+      'OUTPUT',
+      '-p',
+      'tcp',
+      '--syn',
+      '-d',
+      SERVER_ADDR,
+      '-j',
+      'NFQUEUE',
+      '--queue-num',
+      '0',
+    ]);
+    const queued = run('queue') as { rate: number; stats: { verdicts: number; enobufs: number } };
+    pair.run(pair.client, 'iptables-nft', ['-F', 'OUTPUT']);
+    const lookup = run('lookup') as { diag: number; proc: number };
+    const f = (n: number) => Math.round(n).toLocaleString('en-US');
+    console.log(`connections/s, no queue (baseline):        ${f(plain.rate)}`);
+    console.log(
+      `connections/s, NFQUEUE + sync JS verdict:  ${f(queued.rate)}  (${(queued.rate / plain.rate).toFixed(2)}x baseline; ${f(queued.stats.verdicts)} verdicts, ${queued.stats.enobufs} ENOBUFS)`,
+    );
+    console.log(`socket lookups/s, /proc/net/tcp (baseline): ${f(lookup.proc)}`);
+    console.log(
+      `socket lookups/s, sock_diag exact:          ${f(lookup.diag)}  (${(lookup.diag / lookup.proc).toFixed(0)}x baseline, ${(1e6 / lookup.diag).toFixed(1)} us each)`,
+    );
+  } finally {
+    pair.close();
+  }
+}
+
+if (process.argv[2] === 'worker') await worker(process.argv[3]!);
+else main();

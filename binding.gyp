@@ -1,0 +1,15 @@
+{
+  "targets": [
+    {
+      "target_name": "warden_kernel",
+      "sources": [
+        "native/addon.c",
+        "native/nl.c",
+        "native/nfqueue.c",
+        "native/nflog.c",
+        "native/sock_diag.c"
+      ],
+      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}

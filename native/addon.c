@@ -1,0 +1,22 @@
+/*
+ * Warden's kernel binding (N-API, C, kernel headers only): NFQUEUE (nfqueue.c), NFLOG (nflog.c)
+ * and exact sock_diag lookups (sock_diag.c). src/kernel/native.ts is its only user.
+ */
+#include "addon.h"
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor functions[] = {
+      {"queueOpen", NULL, queue_open, NULL, NULL, NULL, napi_default, NULL},
+      {"queueVerdict", NULL, queue_verdict, NULL, NULL, NULL, napi_default, NULL},
+      {"queueStats", NULL, queue_stats, NULL, NULL, NULL, napi_default, NULL},
+      {"queueClose", NULL, queue_close, NULL, NULL, NULL, napi_default, NULL},
+      {"logOpen", NULL, log_open, NULL, NULL, NULL, napi_default, NULL},
+      {"logStats", NULL, log_stats, NULL, NULL, NULL, napi_default, NULL},
+      {"logClose", NULL, log_close, NULL, NULL, NULL, napi_default, NULL},
+      {"socketLookup", NULL, socket_lookup, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

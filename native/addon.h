@@ -1,0 +1,14 @@
+/* The functions the addon exports (see addon.c); each lives in the file named after its subsystem. */
+#ifndef WARDEN_ADDON_H
+#define WARDEN_ADDON_H
+#include <node_api.h>
+
+napi_value queue_open(napi_env env, napi_callback_info info);
+napi_value queue_verdict(napi_env env, napi_callback_info info);
+napi_value queue_stats(napi_env env, napi_callback_info info);
+napi_value queue_close(napi_env env, napi_callback_info info);
+napi_value log_open(napi_env env, napi_callback_info info);
+napi_value log_stats(napi_env env, napi_callback_info info);
+napi_value log_close(napi_env env, napi_callback_info info);
+napi_value socket_lookup(napi_env env, napi_callback_info info);
+#endif

@@ -1,0 +1,204 @@
+/*
+ * NFQUEUE binding: binds one queue over a raw NETLINK_NETFILTER socket, hands each queued packet
+ * (metadata + the first copy-range bytes) to a JS callback from the event loop, and sends verdicts
+ * whenever JS decides (synchronously or later).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink_queue.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "addon.h"
+#include "nl.h"
+
+typedef struct {
+  nl_reader reader;
+  uint16_t queue;
+  uint32_t seq;
+  uint64_t verdicts;
+  int refs; /* the JS handle + the libuv handles */
+} nfq;
+
+static void release(void *owner) {
+  nfq *q = owner;
+  if (--q->refs == 0) free(q);
+}
+
+static void finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  nfq *q = data;
+  if (!q->reader.closing) {
+    q->refs++; /* closed here: the libuv close callbacks release once more */
+    nl_reader_close(&q->reader);
+  }
+  release(q);
+}
+
+static void on_packet(nl_reader *r, const struct nlmsghdr *h) {
+  if (h->nlmsg_type != ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) return;
+  const struct nlattr *a[NFQA_MAX + 1];
+  nl_parse_attrs(h, sizeof(struct nfgenmsg), a, NFQA_MAX);
+  if (a[NFQA_PACKET_HDR] == NULL || nl_attr_len(a[NFQA_PACKET_HDR]) < sizeof(struct nfqnl_msg_packet_hdr)) return;
+  struct nfqnl_msg_packet_hdr ph;
+  memcpy(&ph, nl_attr_data(a[NFQA_PACKET_HDR]), sizeof ph);
+  napi_env env = r->env;
+  napi_value p;
+  napi_create_object(env, &p);
+  js_set_uint(env, p, "id", ntohl(ph.packet_id));
+  js_set_uint(env, p, "hwProtocol", ntohs(ph.hw_protocol));
+  js_set_uint(env, p, "hook", ph.hook);
+  js_set_uint(env, p, "mark", a[NFQA_MARK] ? nl_attr_be32(a[NFQA_MARK]) : 0);
+  if (a[NFQA_UID]) js_set_uint(env, p, "uid", nl_attr_be32(a[NFQA_UID]));
+  if (a[NFQA_GID]) js_set_uint(env, p, "gid", nl_attr_be32(a[NFQA_GID]));
+  if (a[NFQA_IFINDEX_INDEV]) js_set_uint(env, p, "indev", nl_attr_be32(a[NFQA_IFINDEX_INDEV]));
+  if (a[NFQA_IFINDEX_OUTDEV]) js_set_uint(env, p, "outdev", nl_attr_be32(a[NFQA_IFINDEX_OUTDEV]));
+  if (a[NFQA_PAYLOAD])
+    js_set_buffer(env, p, "payload", nl_attr_data(a[NFQA_PAYLOAD]), nl_attr_len(a[NFQA_PAYLOAD]));
+  else
+    js_set_buffer(env, p, "payload", "", 0);
+  nl_reader_emit(r, p);
+}
+
+static napi_value config_error(napi_env env, nfq *q, const char *what, int err) {
+  nl_throw_errno(env, "WARDEN_E_KERNEL_QUEUE", what, err);
+  close(q->reader.fd);
+  free(q->reader.stash);
+  free(q);
+  return NULL;
+}
+
+/* queueOpen(queueNumber, copyRange, maxLength, failOpen, callback) -> handle */
+napi_value queue_open(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  uint32_t number, copy_range, max_length;
+  bool fail_open;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 5 || napi_get_value_uint32(env, argv[0], &number) != napi_ok || number > 65535 ||
+      napi_get_value_uint32(env, argv[1], &copy_range) != napi_ok ||
+      napi_get_value_uint32(env, argv[2], &max_length) != napi_ok ||
+      napi_get_value_bool(env, argv[3], &fail_open) != napi_ok) {
+    napi_throw_type_error(env, NULL, "queueOpen(number, copyRange, maxLength, failOpen, callback)");
+    return NULL;
+  }
+  nfq *q = calloc(1, sizeof *q);
+  q->queue = (uint16_t)number;
+  q->refs = 1; /* the libuv handles; the JS handle adds one below */
+  q->reader.owner = q;
+  q->reader.free_owner = release;
+  q->reader.handle = on_packet;
+  int fd = nl_open(NETLINK_NETFILTER, 1);
+  if (fd < 0) {
+    free(q);
+    return nl_throw_errno(env, "WARDEN_E_KERNEL_QUEUE", "cannot open a netfilter netlink socket", -fd);
+  }
+  q->reader.fd = fd;
+  nl_grow_receive_buffer(fd, 8 << 20);
+
+  nl_message m;
+  struct nlmsghdr *h = nfnl_start(&m, NFNL_SUBSYS_QUEUE, NFQNL_MSG_CONFIG, 0, ++q->seq, q->queue);
+  struct nfqnl_msg_config_cmd cmd = {.command = NFQNL_CFG_CMD_BIND};
+  nl_put(h, NFQA_CFG_CMD, &cmd, sizeof cmd);
+  int err = nl_request_ack(fd, h, 2000, nl_reader_stash, &q->reader);
+  if (err != 0) return config_error(env, q, "binding the queue was refused", -err);
+
+  h = nfnl_start(&m, NFNL_SUBSYS_QUEUE, NFQNL_MSG_CONFIG, 0, ++q->seq, q->queue);
+  struct nfqnl_msg_config_params params = {.copy_range = htonl(copy_range), .copy_mode = NFQNL_COPY_PACKET};
+  nl_put(h, NFQA_CFG_PARAMS, &params, sizeof params);
+  if (max_length > 0) nl_put_be32(h, NFQA_CFG_QUEUE_MAXLEN, max_length);
+  err = nl_request_ack(fd, h, 2000, nl_reader_stash, &q->reader);
+  if (err != 0) return config_error(env, q, "queue copy mode or length refused", -err);
+
+  h = nfnl_start(&m, NFNL_SUBSYS_QUEUE, NFQNL_MSG_CONFIG, 0, ++q->seq, q->queue);
+  uint32_t flags = NFQA_CFG_F_UID_GID | (fail_open ? NFQA_CFG_F_FAIL_OPEN : 0);
+  nl_put_be32(h, NFQA_CFG_MASK, NFQA_CFG_F_UID_GID | NFQA_CFG_F_FAIL_OPEN);
+  nl_put_be32(h, NFQA_CFG_FLAGS, flags);
+  err = nl_request_ack(fd, h, 2000, nl_reader_stash, &q->reader);
+  if (err != 0) return config_error(env, q, "queue flags refused", -err);
+
+  err = nl_reader_start(&q->reader, env, argv[4], "warden:nfqueue");
+  if (err != 0) return config_error(env, q, "cannot poll the queue socket", -err);
+  napi_value handle;
+  q->refs++;
+  napi_create_external(env, q, finalize, NULL, &handle);
+  return handle;
+}
+
+static nfq *unwrap(napi_env env, napi_value value) {
+  void *data = NULL;
+  if (napi_get_value_external(env, value, &data) != napi_ok || data == NULL) {
+    napi_throw_type_error(env, NULL, "not a queue handle");
+    return NULL;
+  }
+  return data;
+}
+
+/* queueVerdict(handle, id, accept, mark?) */
+napi_value queue_verdict(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  uint32_t id, mark = 0;
+  bool accept;
+  napi_valuetype mark_type = napi_undefined;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  nfq *q = argc >= 3 ? unwrap(env, argv[0]) : NULL;
+  if (q == NULL) return NULL;
+  if (napi_get_value_uint32(env, argv[1], &id) != napi_ok || napi_get_value_bool(env, argv[2], &accept) != napi_ok) {
+    napi_throw_type_error(env, NULL, "queueVerdict(handle, id, accept, mark?)");
+    return NULL;
+  }
+  if (argc >= 4) napi_typeof(env, argv[3], &mark_type);
+  if (mark_type == napi_number) napi_get_value_uint32(env, argv[3], &mark);
+  if (q->reader.closing) {
+    napi_throw_error(env, "WARDEN_E_KERNEL_QUEUE", "the queue is closed");
+    return NULL;
+  }
+  nl_message m;
+  struct nlmsghdr *h = nfnl_start(&m, NFNL_SUBSYS_QUEUE, NFQNL_MSG_VERDICT, NLM_F_REQUEST, ++q->seq, q->queue);
+  struct nfqnl_msg_verdict_hdr v = {.verdict = htonl(accept ? NF_ACCEPT : NF_DROP), .id = htonl(id)};
+  nl_put(h, NFQA_VERDICT_HDR, &v, sizeof v);
+  if (mark_type == napi_number) nl_put_be32(h, NFQA_MARK, mark);
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  while (sendto(q->reader.fd, h, h->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
+    if (errno != EINTR) return nl_throw_errno(env, "WARDEN_E_KERNEL_QUEUE", "sending a verdict failed", errno);
+  }
+  q->verdicts++;
+  return NULL;
+}
+
+napi_value queue_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  nfq *q = argc >= 1 ? unwrap(env, argv[0]) : NULL;
+  if (q == NULL) return NULL;
+  napi_create_object(env, &out);
+  js_set_double(env, out, "received", (double)q->reader.received);
+  js_set_double(env, out, "verdicts", (double)q->verdicts);
+  js_set_double(env, out, "enobufs", (double)q->reader.enobufs);
+  js_set_double(env, out, "truncated", (double)q->reader.truncated);
+  js_set_double(env, out, "kernelErrors", (double)q->reader.errors);
+  return out;
+}
+
+napi_value queue_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  nfq *q = argc >= 1 ? unwrap(env, argv[0]) : NULL;
+  if (q == NULL || q->reader.closing) return NULL;
+  /* Unbind explicitly (closing the socket would too) so a new queue can bind at once. */
+  nl_message m;
+  struct nlmsghdr *h = nfnl_start(&m, NFNL_SUBSYS_QUEUE, NFQNL_MSG_CONFIG, NLM_F_REQUEST, ++q->seq, q->queue);
+  struct nfqnl_msg_config_cmd cmd = {.command = NFQNL_CFG_CMD_UNBIND};
+  nl_put(h, NFQA_CFG_CMD, &cmd, sizeof cmd);
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  sendto(q->reader.fd, h, h->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel);
+  nl_reader_close(&q->reader);
+  return NULL;
+}

@@ -1,0 +1,249 @@
+/**
+ * Typed access to Warden's kernel addon (native/*.c, built to build/Release/warden_kernel.node):
+ * an NFQUEUE queue whose packets are decided in JS (at once or later), an NFLOG subscription for
+ * packets the ruleset blocked itself, and exact sock_diag lookups of the socket behind a packet.
+ * Everything works in the network namespace of the calling process.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { ErrorCode, WardenError } from '../errors.js';
+
+/** A packet the kernel queued and holds until verdict() is called for its id. */
+export interface QueuedPacket {
+  readonly id: number;
+  /** EtherType of the packet: 0x0800 IPv4, 0x86dd IPv6. */
+  readonly hwProtocol: number;
+  /** Netfilter hook: 0 prerouting, 1 input, 2 forward, 3 output, 4 postrouting. */
+  readonly hook: number;
+  readonly mark: number;
+  /** Owner of the sending/receiving socket, when the kernel knows one (NFQA_CFG_F_UID_GID). */
+  readonly uid?: number;
+  readonly gid?: number;
+  /** Interface indexes. */
+  readonly indev?: number;
+  readonly outdev?: number;
+  /** The first copy-range bytes of the packet, starting at the IP header (parse with packet.ts). */
+  readonly payload: Buffer;
+}
+
+/** A packet logged by an nft `log group G prefix "..."` rule. */
+export interface LoggedPacket {
+  readonly prefix: string;
+  readonly hwProtocol: number;
+  readonly hook: number;
+  readonly mark: number;
+  readonly uid?: number;
+  readonly gid?: number;
+  readonly indev?: number;
+  readonly outdev?: number;
+  readonly payload: Buffer;
+}
+
+export type Verdict = 'accept' | 'drop';
+
+export interface QueueOptions {
+  /** Let packets pass when the queue is full (NFQA_CFG_F_FAIL_OPEN); when false they are dropped. */
+  readonly failOpen: boolean;
+  /** Most packets the kernel holds for this queue (default: the kernel's, 1024). */
+  readonly maxLength?: number;
+  /** Bytes of each packet copied to userspace (default 128: enough for IP + TCP/UDP headers). */
+  readonly copyRange?: number;
+}
+
+export interface QueueStats {
+  /** Packets received from the kernel. */
+  readonly received: number;
+  readonly verdicts: number;
+  /** Times the socket buffer overflowed: the kernel dropped messages for us (ENOBUFS). */
+  readonly enobufs: number;
+  /** Datagrams larger than our receive buffer (should stay 0). */
+  readonly truncated: number;
+  /** Requests the kernel refused afterwards, e.g. a verdict for an unknown or repeated id. */
+  readonly kernelErrors: number;
+}
+
+export interface PacketQueue {
+  readonly queueNumber: number;
+  /** Decides one packet; `mark` sets the packet mark (e.g. for a later `meta mark X reject` rule). */
+  verdict(id: number, verdict: Verdict, mark?: number): void;
+  stats(): QueueStats;
+  /** Unbinds the queue and stops polling; packets still held are then handled by the kernel. */
+  close(): void;
+}
+
+export interface LogStats {
+  readonly received: number;
+  readonly enobufs: number;
+  readonly truncated: number;
+}
+
+export interface LogSubscription {
+  readonly group: number;
+  stats(): LogStats;
+  close(): void;
+}
+
+export interface SocketOwner {
+  /** Inode of the socket: the target of /proc/<pid>/fd/N links `socket:[inode]`. */
+  readonly inode: number;
+  readonly uid: number;
+  /** Kernel socket state (TCP: 1 established, 2 syn-sent, 10 listen; UDP: 7 unconnected, 1 connected). */
+  readonly state: number;
+}
+
+interface Addon {
+  queueOpen(
+    n: number,
+    copyRange: number,
+    maxLength: number,
+    failOpen: boolean,
+    cb: (p: QueuedPacket) => void,
+  ): unknown;
+  queueVerdict(handle: unknown, id: number, accept: boolean, mark?: number): void;
+  queueStats(handle: unknown): QueueStats;
+  queueClose(handle: unknown): void;
+  logOpen(group: number, copyRange: number, cb: (p: LoggedPacket) => void): unknown;
+  logStats(handle: unknown): LogStats;
+  logClose(handle: unknown): void;
+  socketLookup(
+    protocol: number,
+    family: number,
+    src: string,
+    sport: number,
+    dst: string,
+    dport: number,
+  ): SocketOwner | null;
+}
+
+/** Where the addon is built: <repo>/build/Release (this file is <repo>/dist/src/kernel/native.js). */
+export const ADDON_PATH = fileURLToPath(
+  new URL('../../../build/Release/warden_kernel.node', import.meta.url),
+);
+
+let loaded: Addon | undefined;
+
+function addon(): Addon {
+  if (loaded !== undefined) return loaded;
+  if (!existsSync(ADDON_PATH))
+    throw new WardenError(
+      ErrorCode.NATIVE_MISSING,
+      `native addon not built: run scripts/setup.sh (${ADDON_PATH})`,
+      {
+        suggestion: 'bash scripts/setup.sh',
+      },
+    );
+  try {
+    loaded = createRequire(import.meta.url)(ADDON_PATH) as Addon;
+  } catch (cause) {
+    throw new WardenError(
+      ErrorCode.NATIVE_MISSING,
+      `native addon does not load: run scripts/setup.sh (${ADDON_PATH})`,
+      {
+        cause,
+        suggestion: 'rm -rf build && bash scripts/setup.sh',
+      },
+    );
+  }
+  return loaded;
+}
+
+/** True when the addon is built and loads. */
+export function nativeAvailable(): boolean {
+  try {
+    addon();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Converts the addon's own errors (which carry our codes) into WardenErrors. */
+function kernelCall<T>(code: ErrorCode, what: string, call: () => T): T {
+  try {
+    return call();
+  } catch (cause) {
+    if (cause instanceof WardenError) throw cause;
+    const message = cause instanceof Error ? cause.message : String(cause);
+    throw new WardenError(code, `${what}: ${message}`, { cause });
+  }
+}
+
+function checkNumber(value: number, max: number, what: string, code: ErrorCode): void {
+  if (!Number.isInteger(value) || value < 0 || value > max)
+    throw new WardenError(code, `${what} must be an integer from 0 to ${max}, got ${value}`);
+}
+
+/** Binds NFQUEUE queue `queueNumber` in this process's namespace; onPacket runs on the event loop. */
+export function openQueue(
+  queueNumber: number,
+  options: QueueOptions,
+  onPacket: (packet: QueuedPacket) => void,
+): PacketQueue {
+  const code = ErrorCode.KERNEL_QUEUE;
+  checkNumber(queueNumber, 65535, 'queue number', code);
+  checkNumber(options.maxLength ?? 0, 2 ** 32 - 1, 'queue maxLength', code);
+  checkNumber(options.copyRange ?? 128, 65535, 'queue copyRange', code);
+  const native = addon();
+  const handle = kernelCall(code, `cannot open NFQUEUE queue ${queueNumber}`, () =>
+    native.queueOpen(
+      queueNumber,
+      options.copyRange ?? 128,
+      options.maxLength ?? 0,
+      options.failOpen,
+      onPacket,
+    ),
+  );
+  return {
+    queueNumber,
+    verdict(id, verdict, mark) {
+      if (mark !== undefined) checkNumber(mark, 2 ** 32 - 1, 'mark', code);
+      kernelCall(code, `verdict for packet ${id}`, () =>
+        native.queueVerdict(handle, id, verdict === 'accept', mark),
+      );
+    },
+    stats: () => native.queueStats(handle),
+    close: () => native.queueClose(handle),
+  };
+}
+
+/** Subscribes to NFLOG group `group` (packets logged by `log group G` rules). */
+export function openLog(
+  group: number,
+  onItem: (packet: LoggedPacket) => void,
+  options: { copyRange?: number } = {},
+): LogSubscription {
+  const code = ErrorCode.KERNEL_LOG;
+  checkNumber(group, 65535, 'log group', code);
+  const native = addon();
+  const handle = kernelCall(code, `cannot subscribe to NFLOG group ${group}`, () =>
+    native.logOpen(group, options.copyRange ?? 128, onItem),
+  );
+  return { group, stats: () => native.logStats(handle), close: () => native.logClose(handle) };
+}
+
+/**
+ * Finds the local socket that sends from src:srcPort to dst:dstPort (the packet's own addresses,
+ * src being local), or null. TCP: one exact lookup (also finds SYN_SENT sockets). UDP: the kernel
+ * looks UDP sockets up like a receiving packet, so the query is asked with the ends swapped, which
+ * also finds unconnected sockets bound to a wildcard address.
+ */
+export function lookupSocket(
+  protocol: 'tcp' | 'udp',
+  family: 4 | 6,
+  srcAddr: string,
+  srcPort: number,
+  dstAddr: string,
+  dstPort: number,
+): SocketOwner | null {
+  const native = addon();
+  const code = ErrorCode.KERNEL_SOCKET_LOOKUP;
+  return kernelCall(
+    code,
+    `sock_diag lookup ${protocol} ${srcAddr}:${srcPort} -> ${dstAddr}:${dstPort}`,
+    () => {
+      if (protocol === 'tcp') return native.socketLookup(6, family, srcAddr, srcPort, dstAddr, dstPort);
+      return native.socketLookup(17, family, dstAddr, dstPort, srcAddr, srcPort);
+    },
+  );
+}
