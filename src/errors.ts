@@ -55,6 +55,12 @@ export const ErrorCode = {
   KERNEL_LOG: 'WARDEN_E_KERNEL_LOG',
   /** A sock_diag socket lookup failed (not "not found": that is a null answer). */
   KERNEL_SOCKET_LOOKUP: 'WARDEN_E_KERNEL_SOCKET_LOOKUP',
+  /** A kernel tool Warden needs (nft, iptables-nft, nsenter) is not installed. */
+  KERNEL_TOOL_MISSING: 'WARDEN_E_KERNEL_TOOL_MISSING',
+  /** The kernel refused a ruleset change for lack of privilege (not root / no CAP_NET_ADMIN). */
+  KERNEL_NOT_PERMITTED: 'WARDEN_E_KERNEL_NOT_PERMITTED',
+  /** nft or iptables-nft-restore rejected Warden's ruleset; the message holds the tool's own words and line. */
+  KERNEL_RULESET_REJECTED: 'WARDEN_E_KERNEL_RULESET_REJECTED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

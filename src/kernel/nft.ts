@@ -1,0 +1,217 @@
+/**
+ * Puts a compiled ruleset into the kernel and takes it out again: `nft -f -`
+ * for table inet warden (atomic), iptables-nft-restore --noflush for the one
+ * NFQUEUE rule per family; verify lists what is there and compares; remove
+ * deletes only what is Warden's. Every command may run in another network
+ * namespace (`nsenter --net=PATH`), which is how the tests use it.
+ */
+import { spawn } from 'node:child_process';
+import { ErrorCode, WardenError } from '../errors.js';
+import type { CompiledRuleset, KernelFeatures, QueueRules, RulesetExpectation } from './ruleset.js';
+import { QUEUE_CHAIN, QUEUE_TABLE, TABLE_FAMILY, TABLE_NAME } from './ruleset.js';
+
+export interface KernelTarget {
+  /** A network namespace path for `nsenter --net=` (e.g. /run/netns/NAME); absent: this process's namespace. */
+  readonly netns?: string;
+}
+
+interface Result {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+const FAMILIES = [
+  { name: 'IPv4', restore: 'iptables-nft-restore', tool: 'iptables-nft' },
+  { name: 'IPv6', restore: 'ip6tables-nft-restore', tool: 'ip6tables-nft' },
+] as const;
+
+/** Runs a tool (through nsenter when a namespace is given); a missing tool is a WardenError, a failure is a Result. */
+function run(target: KernelTarget, tool: string, args: readonly string[], input?: string): Promise<Result> {
+  const [command, argv] =
+    target.netns === undefined ? [tool, args] : ['nsenter', [`--net=${target.netns}`, tool, ...args]];
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      reject(
+        error.code === 'ENOENT'
+          ? new WardenError(ErrorCode.KERNEL_TOOL_MISSING, `${command} not found`, {
+              suggestion: 'install nftables, iptables and util-linux (scripts/setup.sh)',
+              cause: error,
+            })
+          : error,
+      );
+    });
+    child.on('close', (code) => {
+      // nsenter reports a missing tool as exit 127 with "failed to execute".
+      if (code === 127 && /failed to execute|No such file/.test(stderr)) {
+        reject(
+          new WardenError(ErrorCode.KERNEL_TOOL_MISSING, `${tool} not found`, { suggestion: 'install it' }),
+        );
+      } else resolve({ code: code ?? 1, stdout, stderr });
+    });
+    child.stdin.on('error', () => {}); // the tool may exit before reading everything; its status says why
+    child.stdin.end(input ?? '');
+  });
+}
+
+function failure(what: string, r: Result, prefix = ''): WardenError {
+  const text = r.stderr.trim() || r.stdout.trim() || `exit status ${r.code}`;
+  if (/Operation not permitted|Permission denied/i.test(text)) {
+    return new WardenError(ErrorCode.KERNEL_NOT_PERMITTED, `${prefix}${what}: not permitted (run as root)`, {
+      suggestion: 'run the engine as root (it needs CAP_NET_ADMIN)',
+    });
+  }
+  return new WardenError(ErrorCode.KERNEL_RULESET_REJECTED, `${prefix}${what} failed: ${text}`);
+}
+
+/**
+ * Loads the ruleset: first the nft table (one transaction: all or nothing), then the queue rule
+ * per family. If a queue rule fails the nft table stays in place (it is complete and consistent;
+ * packets marked for the queue then pass or wait per onEngineFailure) and the error says which part failed.
+ */
+export async function applyRuleset(compiled: CompiledRuleset, target: KernelTarget = {}): Promise<void> {
+  const nft = await run(target, 'nft', ['-f', '-'], compiled.nft);
+  if (nft.code !== 0) throw failure('nft -f (table inet warden; nothing was changed)', nft);
+  if (compiled.queue !== null) await applyQueueRules(compiled.queue, target);
+}
+
+async function applyQueueRules(queue: QueueRules, target: KernelTarget): Promise<void> {
+  const done: string[] = [];
+  for (const family of FAMILIES) {
+    const jumps: string[] = [];
+    for (const hook of queue.hooks) {
+      const check = await run(target, family.tool, ['-t', queue.table, '-C', hook, '-j', queue.chain]);
+      if (check.code !== 0) jumps.push(`-I ${hook} 1 -j ${queue.chain}`);
+    }
+    const base = family.name === 'IPv4' ? queue.v4 : queue.v6;
+    const text = base.replace(/^COMMIT$/m, [...jumps, 'COMMIT'].join('\n'));
+    const r = await run(target, family.restore, ['--noflush'], text);
+    if (r.code !== 0) {
+      throw failure(
+        `${family.restore} --noflush (${family.name} queue rule in table ${queue.table}, chain ${queue.chain})`,
+        r,
+        `table inet warden is loaded${done.length > 0 ? ` and the ${done.join(' and ')} queue rule too` : ''}, but `,
+      );
+    }
+    done.push(family.name);
+  }
+}
+
+/** What verifyRuleset found: ok, or one line per difference. */
+export interface Verification {
+  readonly ok: boolean;
+  readonly problems: readonly string[];
+}
+
+/** Compares the kernel with what the compiled ruleset expects: chains, sets and their element counts, the queue rule. */
+export async function verifyRuleset(
+  compiled: CompiledRuleset,
+  target: KernelTarget = {},
+): Promise<Verification> {
+  const problems: string[] = [];
+  const listed = await run(target, 'nft', ['-j', 'list', 'table', TABLE_FAMILY, TABLE_NAME]);
+  if (listed.code !== 0) {
+    if (/No such file/.test(listed.stderr)) problems.push(`table ${TABLE_FAMILY} ${TABLE_NAME} is missing`);
+    else throw failure('nft -j list table inet warden', listed);
+  } else problems.push(...compareTable(compiled.expect, listed.stdout));
+  if (compiled.queue !== null) {
+    for (const family of FAMILIES) {
+      const r = await run(target, family.tool, ['-t', QUEUE_TABLE, '-S', QUEUE_CHAIN]);
+      const num = compiled.queue.ruleArgs[compiled.queue.ruleArgs.indexOf('--queue-num') + 1];
+      if (r.code !== 0 || !new RegExp(`NFQUEUE --queue-num ${num}\\b`).test(r.stdout))
+        problems.push(
+          `${family.name}: chain ${QUEUE_CHAIN} with the NFQUEUE rule to queue ${num} is missing`,
+        );
+      for (const hook of compiled.queue.hooks) {
+        const c = await run(target, family.tool, ['-t', QUEUE_TABLE, '-C', hook, '-j', QUEUE_CHAIN]);
+        if (c.code !== 0)
+          problems.push(`${family.name}: ${QUEUE_TABLE} ${hook} does not jump to ${QUEUE_CHAIN}`);
+      }
+    }
+  }
+  return { ok: problems.length === 0, problems };
+}
+
+/** Compares `nft -j list table` output with the expectation (exported for tests). */
+export function compareTable(expect: RulesetExpectation, json: string): string[] {
+  const items = (JSON.parse(json) as { nftables: Record<string, { name?: string; elem?: unknown[] }>[] })
+    .nftables;
+  const chains = new Set<string>();
+  const sets = new Map<string, number>();
+  for (const item of items) {
+    if (item.chain?.name !== undefined) chains.add(item.chain.name);
+    if (item.set?.name !== undefined) sets.set(item.set.name, item.set.elem?.length ?? 0);
+  }
+  const problems: string[] = [];
+  for (const c of expect.chains) if (!chains.has(c)) problems.push(`chain ${c} is missing`);
+  for (const [name, count] of Object.entries(expect.sets)) {
+    const found = sets.get(name);
+    if (found === undefined) problems.push(`set ${name} is missing`);
+    else if (found !== count) problems.push(`set ${name} has ${found} elements, expected ${count}`);
+  }
+  for (const name of sets.keys()) if (!(name in expect.sets)) problems.push(`set ${name} is not expected`);
+  return problems;
+}
+
+/** Deletes table inet warden and the iptables queue chain with its jumps; nothing else is touched. Idempotent. */
+export async function removeRuleset(target: KernelTarget = {}): Promise<void> {
+  const del = await run(target, 'nft', ['delete', 'table', TABLE_FAMILY, TABLE_NAME]);
+  if (del.code !== 0 && !/No such file/.test(del.stderr)) throw failure('nft delete table inet warden', del);
+  for (const family of FAMILIES) {
+    for (const hook of ['OUTPUT', 'INPUT']) {
+      // A jump may have been added more than once by hand; remove every copy.
+      for (let i = 0; i < 16; i++) {
+        const r = await run(target, family.tool, ['-t', QUEUE_TABLE, '-D', hook, '-j', QUEUE_CHAIN]);
+        if (r.code !== 0) break;
+      }
+    }
+    const exists = await run(target, family.tool, ['-t', QUEUE_TABLE, '-S', QUEUE_CHAIN]);
+    if (exists.code !== 0) continue;
+    for (const op of ['-F', '-X']) {
+      const r = await run(target, family.tool, ['-t', QUEUE_TABLE, op, QUEUE_CHAIN]);
+      if (r.code !== 0) throw failure(`${family.tool} -t ${QUEUE_TABLE} ${op} ${QUEUE_CHAIN}`, r);
+    }
+  }
+}
+
+const NATIVE_QUEUE_PROBE = [
+  'table inet warden_probe {',
+  '\tchain c {',
+  '\t\ttype filter hook output priority 0; policy accept;',
+  '\t\tqueue num 0 bypass',
+  '\t}',
+  '}',
+  '',
+].join('\n');
+
+const XT_QUEUE_PROBE = [
+  `*${QUEUE_TABLE}`,
+  ':WARDEN-PROBE - [0:0]',
+  '-A WARDEN-PROBE -m mark --mark 0x1/0x1 -j NFQUEUE --queue-num 0 --queue-bypass',
+  'COMMIT',
+  '',
+].join('\n');
+
+/** What the kernel supports, probed without changing anything (nft -c, iptables-nft-restore --test). */
+export async function detectKernelFeatures(
+  target: KernelTarget = {},
+): Promise<KernelFeatures & { readonly xtQueue: boolean }> {
+  const native = await run(target, 'nft', ['-c', '-f', '-'], NATIVE_QUEUE_PROBE);
+  if (native.code !== 0 && /Operation not permitted/.test(native.stderr)) throw failure('nft -c', native);
+  let xtQueue = false;
+  try {
+    xtQueue = (await run(target, 'iptables-nft-restore', ['--test', '--noflush'], XT_QUEUE_PROBE)).code === 0;
+  } catch (error) {
+    if (!(error instanceof WardenError && error.code === ErrorCode.KERNEL_TOOL_MISSING)) throw error;
+  }
+  return { nativeQueue: native.code === 0, xtQueue };
+}

@@ -1,0 +1,163 @@
+/**
+ * The match side of the ruleset compiler: a rule's kernel-visible conditions
+ * as elements of concatenated nft sets, grouped by shape (which fields a
+ * match tests) and split into layers so no set holds two overlapping interval
+ * elements (the kernel rejects those: "conflicting intervals" / "File exists").
+ * Pure: no I/O.
+ */
+import { formatRange } from '../ip/index.js';
+
+/** The fields a match can test, in the order they appear in a concatenation. */
+export type Field = 'proto' | 'addr4' | 'addr6' | 'rport' | 'lport' | 'uid';
+const FIELD_ORDER: readonly Field[] = ['proto', 'addr4', 'addr6', 'rport', 'lport', 'uid'];
+
+/** nft set type of each field. */
+const FIELD_TYPE: Record<Field, string> = {
+  proto: 'inet_proto',
+  addr4: 'ipv4_addr',
+  addr6: 'ipv6_addr',
+  rport: 'inet_service',
+  lport: 'inet_service',
+  uid: 'uid',
+};
+
+/** IANA numbers of the protocols a rule can name, so they compare as intervals like the other fields. */
+export const PROTO_NUMBER: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, 'ipv6-icmp': 58 };
+const PROTO_NAME: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'ipv6-icmp' };
+
+/** One element: per field an inclusive interval [lo, hi]. Addresses of IPv6 are bigints. */
+export interface Element {
+  readonly fields: readonly Field[];
+  readonly lo: readonly (number | bigint)[];
+  readonly hi: readonly (number | bigint)[];
+}
+
+/** The packet expression of each field in a chain: outgoing sees the remote as destination, incoming as source. */
+export function fieldExpression(field: Field, chain: 'output' | 'input'): string {
+  const out = chain === 'output';
+  switch (field) {
+    case 'proto':
+      return 'meta l4proto';
+    case 'addr4':
+      return out ? 'ip daddr' : 'ip saddr';
+    case 'addr6':
+      return out ? 'ip6 daddr' : 'ip6 saddr';
+    case 'rport':
+      return out ? 'th dport' : 'th sport';
+    case 'lport':
+      return out ? 'th sport' : 'th dport';
+    case 'uid':
+      return 'meta skuid';
+  }
+}
+
+function formatValue(field: Field, lo: number | bigint, hi: number | bigint): string {
+  switch (field) {
+    case 'proto':
+      return PROTO_NAME[Number(lo)] ?? String(lo);
+    case 'addr4':
+      return formatRange({ version: 4, first: lo as number, last: hi as number });
+    case 'addr6':
+      return formatRange({ version: 6, first: lo as bigint, last: hi as bigint });
+    default:
+      return lo === hi ? String(lo) : `${lo}-${hi}`;
+  }
+}
+
+/** An element written for a set declaration: `tcp . 10.0.0.0/8 . 80-90`. */
+export function formatElement(e: Element): string {
+  return e.fields.map((f, i) => formatValue(f, e.lo[i]!, e.hi[i]!)).join(' . ');
+}
+
+/** An element written as separate matches in a rule: `meta l4proto tcp ip daddr 10.0.0.1 th dport 80`. */
+export function inlineMatch(e: Element, chain: 'output' | 'input'): string {
+  return e.fields
+    .map((f, i) => `${fieldExpression(f, chain)} ${formatValue(f, e.lo[i]!, e.hi[i]!)}`)
+    .join(' ');
+}
+
+/** A shape: the sorted field list, e.g. "proto,addr4,rport". */
+export function shapeKey(fields: readonly Field[]): string {
+  return fields.join(',');
+}
+
+/** Sorts fields into concatenation order. */
+export function orderFields(fields: readonly Field[]): Field[] {
+  return FIELD_ORDER.filter((f) => fields.includes(f));
+}
+
+/** The set declaration's type line for a shape. */
+export function setType(fields: readonly Field[]): string {
+  return fields.map((f) => FIELD_TYPE[f]).join(' . ');
+}
+
+/** True when the set needs `flags interval` (it holds addresses or ports, which may be ranges). */
+export function needsInterval(fields: readonly Field[]): boolean {
+  return fields.some((f) => f !== 'proto' && f !== 'uid') || fields.length > 1;
+}
+
+/** The concatenated packet expression of a shape, to look up in its set. */
+export function concatExpression(fields: readonly Field[], chain: 'output' | 'input'): string {
+  return fields.map((f) => fieldExpression(f, chain)).join(' . ');
+}
+
+function overlaps(a: Element, b: Element): boolean {
+  for (let i = 0; i < a.lo.length; i++) if (a.lo[i]! > b.hi[i]! || b.lo[i]! > a.hi[i]!) return false;
+  return true;
+}
+
+function isPoint(e: Element): boolean {
+  for (let i = 0; i < e.lo.length; i++) if (e.lo[i] !== e.hi[i]) return false;
+  return true;
+}
+
+function pointKey(e: Element): string {
+  return e.lo.join('|');
+}
+
+/**
+ * The elements of one shape within one run, split into layers so that no layer holds two
+ * overlapping elements. Within a run every element has the same verdict, so a packet that
+ * matches any layer gets that verdict: the layers are checked one after the other, in any order.
+ * Exact duplicates are dropped. Points are indexed by key, so 10,000 single-address rules stay fast.
+ */
+export class ShapeLayers {
+  readonly layers: { points: Map<string, Element>; ranges: Element[] }[] = [];
+
+  add(e: Element): void {
+    const point = isPoint(e);
+    const key = point ? pointKey(e) : '';
+    for (const layer of this.layers) {
+      if (point && layer.points.has(key)) return; // already there: nothing to add
+      if (this.fits(layer, e, point, key)) {
+        if (point) layer.points.set(key, e);
+        else layer.ranges.push(e);
+        return;
+      }
+    }
+    const layer = { points: new Map<string, Element>(), ranges: [] as Element[] };
+    if (point) layer.points.set(key, e);
+    else layer.ranges.push(e);
+    this.layers.push(layer);
+  }
+
+  private fits(
+    layer: { points: Map<string, Element>; ranges: Element[] },
+    e: Element,
+    point: boolean,
+    key: string,
+  ) {
+    if (point && layer.points.has(key)) return false;
+    for (const r of layer.ranges) if (overlaps(r, e)) return false;
+    if (!point) for (const p of layer.points.values()) if (overlaps(p, e)) return false;
+    return true;
+  }
+
+  /** Each layer's elements, in insertion order within a layer (points, then ranges). */
+  elements(): Element[][] {
+    return this.layers.map((l) => [...l.points.values(), ...l.ranges]);
+  }
+}
+
+/** nft identifiers Warden emits: a letter, then letters, digits and underscores (never user text). */
+export const NFT_NAME = /^[a-zA-Z][a-zA-Z0-9_]{0,62}$/;

@@ -1,0 +1,434 @@
+/**
+ * The nftables ruleset compiler: a compiled policy in, the text of one atomic
+ * `nft -f` transaction (Warden's own table `inet warden`) and the iptables
+ * NFQUEUE rule out. Rules the kernel can decide alone become set lookups with
+ * a verdict; rules that need the engine (an application, a user name, a host
+ * name, `ask`) mark the packet MARK_QUEUE so userspace decides. Design and
+ * reasons: docs/kernel.md, section "Ruleset". Pure: no I/O, no clock.
+ */
+import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
+import { PROTO_ICMP, PROTO_OTHER, PROTO_TCP, PROTO_UDP } from '../policy/protocol-bits.js';
+import type { DefaultAction } from '../policy/rule.js';
+import type { Settings } from '../settings/schema.js';
+import { MARK_MASK, MARK_QUEUE, MARK_REJECT, markHex } from './marks.js';
+import {
+  concatExpression,
+  type Element,
+  type Field,
+  formatElement,
+  inlineMatch,
+  NFT_NAME,
+  needsInterval,
+  orderFields,
+  PROTO_NUMBER,
+  ShapeLayers,
+  setType,
+  shapeKey,
+} from './ruleset-sets.js';
+
+export const TABLE_FAMILY = 'inet';
+export const TABLE_NAME = 'warden';
+/** Our base chains run before the usual filter chains (priority 0), so Warden's drops come first. */
+export const FILTER_PRIORITY = 'filter - 5';
+/** After iptables-nft's security table (priority 150), where the NFQUEUE rule runs. */
+export const REJECT_PRIORITY = 200;
+/** The iptables chain holding the one NFQUEUE rule per family. */
+export const QUEUE_TABLE = 'security';
+export const QUEUE_CHAIN = 'WARDEN-QUEUE';
+
+/** What the kernel offers (detectKernelFeatures); without native `queue`, the mark + xt NFQUEUE path is used. */
+export interface KernelFeatures {
+  readonly nativeQueue: boolean;
+}
+
+export interface RulesetInput {
+  readonly policy: CompiledPolicy;
+  readonly settings: Settings;
+  /** Milliseconds since the epoch: rules with expiresAt <= now are left out. */
+  readonly now: number;
+  readonly features?: KernelFeatures;
+  /** The engine's executable; defaults to the application of the internal rule `internal.remote-configuration`. */
+  readonly engineExecutable?: string;
+}
+
+/** The NFQUEUE rule for iptables-nft-restore / ip6tables-nft-restore --noflush (jumps are added by applyRuleset when missing). */
+export interface QueueRules {
+  readonly table: typeof QUEUE_TABLE;
+  readonly chain: typeof QUEUE_CHAIN;
+  /** Base chains of the table that jump to `chain`. */
+  readonly hooks: readonly ('OUTPUT' | 'INPUT')[];
+  /** The rule's arguments after `-A WARDEN-QUEUE` (the same for both families). */
+  readonly ruleArgs: readonly string[];
+  /** Restore text: declares (and so flushes) the chain and appends the rule; touches nothing else. */
+  readonly v4: string;
+  readonly v6: string;
+}
+
+/** What verifyRuleset expects to find in the kernel. */
+export interface RulesetExpectation {
+  readonly chains: readonly string[];
+  /** Set name → number of elements. */
+  readonly sets: Readonly<Record<string, number>>;
+}
+
+export interface RulesetStats {
+  /** nft rules in our chains (not counting set elements). */
+  readonly nftRules: number;
+  readonly sets: number;
+  readonly elements: number;
+  /** Active, unexpired policy rules decided in the kernel / sent to userspace, per chain they appear in. */
+  readonly kernelRules: number;
+  readonly queuedRules: number;
+  /** Inactive or expired rules left out. */
+  readonly skippedRules: number;
+}
+
+export interface CompiledRuleset {
+  /** `nft -f -` input: replaces table inet warden in one transaction. */
+  readonly nft: string;
+  /** Null when the kernel has native `queue` (the nft text queues by itself). */
+  readonly queue: QueueRules | null;
+  /** Earliest future expiry (ms): compile again then. */
+  readonly nextChange?: number;
+  readonly expect: RulesetExpectation;
+  readonly stats: RulesetStats;
+}
+
+type Chain = 'output' | 'input';
+type Verdict = 'accept' | 'drop' | 'reject' | 'queue';
+/** A verdict with its log: what a run of rules does. `word` is the verdict in the NFLOG prefix. */
+interface Outcome {
+  readonly verdict: Verdict;
+  readonly log: boolean;
+  readonly word: 'allow' | 'deny' | 'reject';
+}
+
+interface Run {
+  readonly outcome: Outcome;
+  readonly first: number;
+  last: number;
+  readonly shapes: Map<string, { fields: Field[]; layers: ShapeLayers }>;
+}
+
+const ALL_PROTOCOLS = PROTO_TCP | PROTO_UDP | PROTO_ICMP | PROTO_OTHER;
+const QUEUE: Outcome = { verdict: 'queue', log: false, word: 'allow' };
+
+/** Compiles the policy into Warden's nft table and queue rule. Never throws on a valid compiled policy. */
+export function compileRuleset(input: RulesetInput): CompiledRuleset {
+  const { policy, settings, now } = input;
+  const mode = policy.mode;
+  const engine =
+    input.engineExecutable ??
+    policy.rules.find((r) => 'id' in r.rule && r.rule.id === 'internal.remote-configuration')?.application ??
+    null;
+  const runs: Record<Chain, Run[]> = { output: [], input: [] };
+  let nextChange: number | undefined;
+  let kernelRules = 0;
+  let queuedRules = 0;
+  let skippedRules = 0;
+
+  for (const r of policy.rules) {
+    if (!r.active || (r.expires && r.expiresAt <= now)) {
+      skippedRules++;
+      continue;
+    }
+    if (r.expires && (nextChange === undefined || r.expiresAt < nextChange)) nextChange = r.expiresAt;
+    for (const chain of ['output', 'input'] as const) {
+      if (chain === 'output' ? !r.outgoing : !r.incoming) continue;
+      const userspace = needsUserspace(r, chain, engine);
+      if (userspace) queuedRules++;
+      else kernelRules++;
+      const outcome = userspace ? QUEUE : kernelOutcome(r.rule.action, r.rule.log, mode);
+      const run = runFor(runs[chain], outcome, r.index);
+      for (const e of elementsOf(r, chain, userspace)) {
+        const key = shapeKey(e.fields);
+        let shape = run.shapes.get(key);
+        if (shape === undefined) {
+          shape = { fields: [...e.fields], layers: new ShapeLayers() };
+          run.shapes.set(key, shape);
+        }
+        shape.layers.add(e);
+      }
+    }
+  }
+
+  const text = new Emitter(settings, input.features?.nativeQueue === true);
+  const body = [
+    text.baseChain('output', runs.output, defaultOutcome(policy.defaults.outgoing, mode)),
+    text.baseChain('input', runs.input, defaultOutcome(policy.defaults.incoming, mode)),
+    text.rejectChain('output'),
+    text.rejectChain('input'),
+  ];
+  const nft = [
+    `# Warden's ruleset: generated, replaced as a whole. See docs/kernel.md.`,
+    `table ${TABLE_FAMILY} ${TABLE_NAME} {}`,
+    `delete table ${TABLE_FAMILY} ${TABLE_NAME}`,
+    `table ${TABLE_FAMILY} ${TABLE_NAME} {`,
+    ...text.sets,
+    ...body,
+    '}',
+    '',
+  ].join('\n');
+  const elements = Object.values(text.setSizes).reduce((a, b) => a + b, 0);
+  return {
+    nft,
+    queue: input.features?.nativeQueue === true ? null : queueRules(settings),
+    ...(nextChange === undefined ? {} : { nextChange }),
+    expect: { chains: ['output', 'input', 'reject_output', 'reject_input'], sets: text.setSizes },
+    stats: {
+      nftRules: text.ruleCount,
+      sets: Object.keys(text.setSizes).length,
+      elements,
+      kernelRules,
+      queuedRules,
+      skippedRules,
+    },
+  };
+}
+
+/** True when the kernel cannot decide the rule alone in this chain. */
+function needsUserspace(r: CompiledRule, chain: Chain, engine: string | null): boolean {
+  if (r.rule.action === 'ask') return true;
+  if (r.application !== null && !isEngineAdminRule(r, engine)) return true;
+  if (r.userName !== null) return true;
+  if (r.uid !== null && chain === 'input') return true;
+  return hasNames(r);
+}
+
+/** Internal rules of the engine on its own (local) application port: decided in the kernel without the application. */
+function isEngineAdminRule(r: CompiledRule, engine: string | null): boolean {
+  return r.source === 'internal' && r.localPorts !== null && engine !== null && r.application === engine;
+}
+
+function hasNames(r: CompiledRule): boolean {
+  return r.remote !== null && (r.remote.hosts.size > 0 || r.remote.suffixes.length > 0);
+}
+
+/** What the kernel does for a rule it decides: monitor never blocks (it logs the would-be block and accepts). */
+function kernelOutcome(action: string, log: boolean, mode: string): Outcome {
+  if (action === 'allow') return { verdict: 'accept', log, word: 'allow' };
+  if (mode === 'monitor') return { verdict: 'accept', log: true, word: 'allow' };
+  return action === 'reject'
+    ? { verdict: 'reject', log: true, word: 'reject' }
+    : { verdict: 'drop', log: true, word: 'deny' };
+}
+
+/** A default goes to userspace when it is logged, asks, or (learning) must propose a rule; else the kernel decides. */
+function defaultOutcome(d: DefaultAction, mode: string): Outcome {
+  if (d.log || d.action === 'ask' || (mode === 'learning' && d.action !== 'allow')) return QUEUE;
+  return kernelOutcome(d.action, false, mode);
+}
+
+function sameOutcome(a: Outcome, b: Outcome): boolean {
+  return a.verdict === b.verdict && a.log === b.log && a.word === b.word;
+}
+
+function runFor(runs: Run[], outcome: Outcome, index: number): Run {
+  const last = runs[runs.length - 1];
+  if (last !== undefined && sameOutcome(last.outcome, outcome)) {
+    last.last = index;
+    return last;
+  }
+  const run: Run = { outcome, first: index, last: index, shapes: new Map() };
+  runs.push(run);
+  return run;
+}
+
+/** The rule's kernel-visible conditions in this chain as set elements (the cross product of its lists). */
+function elementsOf(r: CompiledRule, chain: Chain, userspace: boolean): Element[] {
+  const hasPorts = r.localPorts !== null || r.remotePorts !== null;
+  // Host names cannot be seen by the kernel: a queued rule with names is queued for every remote.
+  const remote = userspace && hasNames(r) ? null : r.remote;
+  const families: (4 | 6 | null)[] =
+    remote === null
+      ? [null]
+      : [...(remote.v4.length > 0 ? [4 as const] : []), ...(remote.v6.length > 0 ? [6 as const] : [])];
+  const out: Element[] = [];
+  for (const family of families) {
+    const dims: { field: Field; values: [number | bigint, number | bigint][] }[] = [];
+    const protos = protocolValues(r.protocols, hasPorts, family);
+    if (protos !== null) {
+      if (protos.length === 0) continue;
+      dims.push({ field: 'proto', values: protos.map((p) => [p, p]) });
+    }
+    if (family === 4 && remote !== null) dims.push({ field: 'addr4', values: pairs(remote.v4) });
+    if (family === 6 && remote !== null) dims.push({ field: 'addr6', values: pairs(remote.v6) });
+    if (r.remotePorts !== null)
+      dims.push({ field: 'rport', values: r.remotePorts.map((p) => [p.from, p.to]) });
+    if (r.localPorts !== null) dims.push({ field: 'lport', values: r.localPorts.map((p) => [p.from, p.to]) });
+    if (r.uid !== null && chain === 'output') dims.push({ field: 'uid', values: [[r.uid, r.uid]] });
+    const fields = orderFields(dims.map((d) => d.field));
+    dims.sort((a, b) => fields.indexOf(a.field) - fields.indexOf(b.field));
+    cross(dims, 0, [], [], fields, out);
+  }
+  return out;
+}
+
+function cross(
+  dims: { field: Field; values: [number | bigint, number | bigint][] }[],
+  i: number,
+  lo: (number | bigint)[],
+  hi: (number | bigint)[],
+  fields: Field[],
+  out: Element[],
+): void {
+  if (i === dims.length) {
+    out.push({ fields, lo: [...lo], hi: [...hi] });
+    return;
+  }
+  for (const [a, b] of dims[i]!.values) {
+    lo.push(a);
+    hi.push(b);
+    cross(dims, i + 1, lo, hi, fields, out);
+    lo.pop();
+    hi.pop();
+  }
+}
+
+function pairs<T>(flat: readonly T[]): [T, T][] {
+  const out: [T, T][] = [];
+  for (let i = 0; i < flat.length; i += 2) out.push([flat[i]!, flat[i + 1]!]);
+  return out;
+}
+
+/**
+ * The l4 protocol numbers a rule matches, or null when it matches every protocol (no test needed).
+ * Ports exist only for TCP and UDP, so a rule with ports is narrowed to those.
+ */
+function protocolValues(mask: number, hasPorts: boolean, family: 4 | 6 | null): number[] | null {
+  if (!hasPorts && (mask & ALL_PROTOCOLS) === ALL_PROTOCOLS) return null;
+  const out: number[] = [];
+  if (mask & PROTO_TCP) out.push(PROTO_NUMBER.tcp!);
+  if (mask & PROTO_UDP) out.push(PROTO_NUMBER.udp!);
+  if (!hasPorts && mask & PROTO_ICMP) {
+    if (family !== 6) out.push(PROTO_NUMBER.icmp!);
+    if (family !== 4) out.push(PROTO_NUMBER['ipv6-icmp']!);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** The iptables NFQUEUE rule: new connections carrying MARK_QUEUE go to the engine's queue. */
+export function queueRules(settings: Settings): QueueRules {
+  const { queue, onEngineFailure } = settings.enforcement;
+  const ruleArgs = [
+    '-m',
+    'conntrack',
+    '--ctstate',
+    'NEW',
+    '-m',
+    'mark',
+    '--mark',
+    `${markHex(MARK_QUEUE)}/${markHex(MARK_MASK)}`,
+    '-j',
+    'NFQUEUE',
+    '--queue-num',
+    String(queue),
+    ...(onEngineFailure === 'open' ? ['--queue-bypass'] : []),
+  ];
+  const restore = [
+    `*${QUEUE_TABLE}`,
+    `:${QUEUE_CHAIN} - [0:0]`,
+    `-A ${QUEUE_CHAIN} ${ruleArgs.join(' ')}`,
+    'COMMIT',
+    '',
+  ].join('\n');
+  return {
+    table: QUEUE_TABLE,
+    chain: QUEUE_CHAIN,
+    hooks: ['OUTPUT', 'INPUT'],
+    ruleArgs,
+    v4: restore,
+    v6: restore,
+  };
+}
+
+const CLEAR_MARK = `meta mark set meta mark & ${markHex(~MARK_MASK >>> 0)}`;
+
+/** Writes chains and sets; names every set itself (never from user text) and counts what it wrote. */
+class Emitter {
+  readonly sets: string[] = [];
+  readonly setSizes: Record<string, number> = {};
+  ruleCount = 0;
+
+  constructor(
+    private readonly settings: Settings,
+    private readonly nativeQueue: boolean,
+  ) {}
+
+  baseChain(chain: Chain, runs: Run[], fallback: Outcome): string {
+    const lines = [
+      `\tchain ${chain} {`,
+      `\t\ttype filter hook ${chain} priority ${FILTER_PRIORITY}; policy accept;`,
+      '\t\tct state established,related accept',
+      '\t\tct state invalid drop',
+    ];
+    // Loopback was judged on output; clearing our bits keeps an already-queued packet from being queued twice.
+    if (chain === 'input') lines.push(`\t\tiif "lo" ${CLEAR_MARK} accept`);
+    for (const run of runs) {
+      const statement = this.statement(
+        run.outcome,
+        run.first === run.last ? `${run.first}` : `${run.first}-${run.last}`,
+      );
+      for (const { fields, layers } of run.shapes.values()) {
+        for (const elements of layers.elements())
+          lines.push(`\t\t${this.match(chain, fields, elements)}${statement}`);
+      }
+    }
+    lines.push(`\t\t${this.statement(fallback, '-1')}`);
+    lines.push('\t}');
+    this.ruleCount += lines.length - 3; // all but the chain's opening, type and closing lines
+    return lines.join('\n');
+  }
+
+  rejectChain(chain: Chain): string {
+    const marked = `meta mark & ${markHex(MARK_MASK)} == ${markHex(MARK_REJECT)}`;
+    this.ruleCount += 2;
+    return [
+      `\tchain reject_${chain} {`,
+      `\t\ttype filter hook ${chain} priority ${REJECT_PRIORITY}; policy accept;`,
+      `\t\t${marked} meta l4proto tcp reject with tcp reset`,
+      `\t\t${marked} reject with icmpx admin-prohibited`,
+      '\t}',
+    ].join('\n');
+  }
+
+  /** `<match> ` for a layer: nothing (all packets), inline for one element, else a named set. */
+  private match(chain: Chain, fields: Field[], elements: Element[]): string {
+    if (fields.length === 0) return '';
+    if (elements.length === 1) return `${inlineMatch(elements[0]!, chain)} `;
+    const name = `${chain === 'output' ? 'out' : 'in'}_${Object.keys(this.setSizes).length + 1}`;
+    if (!NFT_NAME.test(name)) throw new Error(`internal: illegal set name ${name}`);
+    this.setSizes[name] = elements.length;
+    this.sets.push(
+      [
+        `\tset ${name} {`,
+        `\t\ttype ${setType(fields)}`,
+        ...(needsInterval(fields) ? ['\t\tflags interval'] : []),
+        `\t\telements = { ${elements.map(formatElement).join(',\n\t\t\t')} }`,
+        '\t}',
+      ].join('\n'),
+    );
+    return `${concatExpression(fields, chain)} @${name} `;
+  }
+
+  /** The verdict part of a rule; `rules` names the policy positions (`3`, `3-7`, `-1` for the default) in the log prefix. */
+  private statement(o: Outcome, rules: string): string {
+    if (!/^-?[0-9]+(-[0-9]+)?$/.test(rules)) throw new Error(`internal: bad rule range ${rules}`);
+    const log = o.log
+      ? `log group ${this.settings.enforcement.logGroup} prefix "warden ${rules} ${o.word} " `
+      : '';
+    const { queue, onEngineFailure } = this.settings.enforcement;
+    switch (o.verdict) {
+      case 'accept':
+        return `${log}accept`;
+      case 'drop':
+        return `${log}drop`;
+      case 'reject':
+        return `${log}meta mark set meta mark & ${markHex(~MARK_MASK >>> 0)} | ${markHex(MARK_REJECT)} accept`;
+      case 'queue':
+        return this.nativeQueue
+          ? `queue num ${queue}${onEngineFailure === 'open' ? ' bypass' : ''}`
+          : `meta mark set meta mark & ${markHex(~MARK_MASK >>> 0)} | ${markHex(MARK_QUEUE)} accept`;
+    }
+  }
+}

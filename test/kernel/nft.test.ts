@@ -1,0 +1,233 @@
+/**
+ * The compiled ruleset in a real kernel, with real packets between two throwaway namespaces:
+ * kernel deny / reject / allow, CIDRs and port ranges, incoming rules, the queue path with and
+ * without --queue-bypass, and the guarantee that other tables survive apply, re-apply and remove.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { after, before, describe, test } from 'node:test';
+import { applyRuleset, detectKernelFeatures, removeRuleset, verifyRuleset } from '../../src/kernel/nft.js';
+import { compileRuleset } from '../../src/kernel/ruleset.js';
+import { compilePolicy, validatePolicy } from '../../src/policy/index.js';
+import { NOW } from '../../src/policy/testing/arbitraries.js';
+import { validateSettings } from '../../src/settings/index.js';
+import { createNetnsPair, kernelTestsUnavailable, type NetnsPair, SERVER_ADDR } from './netns.js';
+
+const skip = kernelTestsUnavailable();
+const PORTS = [8001, 8002, 8003, 8004, 8005, 8006, 8007, 8008];
+
+function compile(policy: unknown, settings: unknown = {}) {
+  const s = validateSettings(settings);
+  return compileRuleset({
+    policy: compilePolicy(validatePolicy(policy), { settings: s }),
+    settings: s,
+    now: NOW,
+  });
+}
+
+/** Connects from the client namespace; 'connected', 'refused' or 'timeout' (after `ms`). */
+function connect(pair: NetnsPair, port: number, ms = 400): string {
+  return pair
+    .run(pair.client, process.execPath, [
+      '-e',
+      `const s = require('node:net').connect(${port}, '${SERVER_ADDR}');
+     const t = setTimeout(() => { console.log('timeout'); process.exit(0); }, ${ms});
+     s.on('connect', () => { console.log('connected'); process.exit(0); });
+     s.on('error', (e) => { console.log(e.code === 'ECONNREFUSED' ? 'refused' : e.code); process.exit(0); });`,
+    ])
+    .trim();
+}
+
+const CLIENT_POLICY = {
+  mode: 'enforce',
+  defaults: { incoming: { action: 'deny', log: false }, outgoing: { action: 'allow', log: false } },
+  rules: [
+    { name: 'deny', direction: 'outgoing', protocol: 'tcp', remotePorts: 8001, action: 'deny' },
+    { name: 'reject', direction: 'outgoing', protocol: 'tcp', remotePorts: 8002, action: 'reject' },
+    { name: 'allow', direction: 'outgoing', protocol: 'tcp', remotePorts: 8003, action: 'allow', log: true },
+    {
+      name: 'cidr range',
+      direction: 'outgoing',
+      protocol: 'tcp',
+      remote: '10.200.0.0/24',
+      remotePorts: '8005-8006',
+      action: 'deny',
+    },
+    { name: 'other net', direction: 'outgoing', protocol: 'tcp', remote: '10.9.0.0/16', action: 'deny' },
+    {
+      name: 'app',
+      direction: 'outgoing',
+      protocol: 'tcp',
+      application: '/usr/bin/curl',
+      remotePorts: 8007,
+      action: 'deny',
+    },
+  ],
+};
+
+describe('ruleset in the kernel', { skip }, () => {
+  let pair: NetnsPair;
+  before(async () => {
+    pair = createNetnsPair('nf');
+    const server = pair.spawn(pair.server, process.execPath, [
+      '-e',
+      `const net = require('node:net'); let n = 0;
+       for (const p of ${JSON.stringify(PORTS)}) net.createServer((c) => c.end()).listen(p, '::', () => { if (++n === ${PORTS.length}) console.log('ready'); });`,
+    ]);
+    await once(server.stdout!, 'data');
+  });
+  after(() => pair?.close());
+
+  test('outgoing: deny times out, reject is refused, allow and CIDR/port-range rules decide, established replies pass', async () => {
+    const target = { netns: pair.path(pair.client) };
+    await applyRuleset(compile(CLIENT_POLICY), target);
+    try {
+      assert.equal(connect(pair, 8001), 'timeout');
+      const started = performance.now();
+      assert.equal(connect(pair, 8002), 'refused');
+      assert.ok(performance.now() - started < 1000);
+      // Default incoming deny in the client: the server's SYN-ACK is an established reply and passes.
+      assert.equal(connect(pair, 8003), 'connected');
+      assert.equal(connect(pair, 8004), 'connected');
+      assert.equal(connect(pair, 8005), 'timeout');
+      assert.equal(connect(pair, 8006), 'timeout');
+      assert.equal(connect(pair, 8008), 'connected');
+    } finally {
+      await removeRuleset(target);
+    }
+  });
+
+  test('a rule that needs the application is queued: open bypasses with no listener, closed drops', async () => {
+    const target = { netns: pair.path(pair.client) };
+    try {
+      await applyRuleset(compile(CLIENT_POLICY), target);
+      const counters = pair.run(pair.client, 'iptables-nft', [
+        '-t',
+        'security',
+        '-L',
+        'WARDEN-QUEUE',
+        '-v',
+        '-x',
+        '-n',
+      ]);
+      assert.match(counters, /NFQUEUE num 0 bypass/);
+      assert.equal(connect(pair, 8007), 'connected');
+      const after = pair.run(pair.client, 'iptables-nft', [
+        '-t',
+        'security',
+        '-L',
+        'WARDEN-QUEUE',
+        '-v',
+        '-x',
+        '-n',
+      ]);
+      assert.match(
+        after,
+        /^\s*[1-9]\d*\s+\d+\s+NFQUEUE/m,
+        `the SYN carried MARK_QUEUE and was queued:\n${after}`,
+      );
+      await applyRuleset(compile(CLIENT_POLICY, { enforcement: { onEngineFailure: 'closed' } }), target);
+      assert.equal(connect(pair, 8007), 'timeout');
+      assert.equal(connect(pair, 8008), 'connected');
+    } finally {
+      await removeRuleset(target);
+    }
+  });
+
+  test('incoming rules in the server namespace: allowed port connects, default deny drops', async () => {
+    const target = { netns: pair.path(pair.server) };
+    const policy = {
+      defaults: { incoming: { action: 'deny', log: false }, outgoing: { action: 'allow', log: false } },
+      rules: [
+        { name: 'svc', direction: 'incoming', protocol: 'tcp', localPorts: 8001, action: 'allow' },
+        { name: 'refuse', direction: 'incoming', protocol: 'tcp', localPorts: 8003, action: 'reject' },
+      ],
+    };
+    try {
+      await applyRuleset(compile(policy), target);
+      assert.equal(connect(pair, 8001), 'connected');
+      assert.equal(connect(pair, 8002), 'timeout');
+      assert.equal(connect(pair, 8003), 'refused');
+    } finally {
+      await removeRuleset(target);
+    }
+    assert.equal(connect(pair, 8002), 'connected');
+  });
+
+  test('other tables survive apply, re-apply and remove; apply is idempotent; verify sees a deleted chain', async () => {
+    const target = { netns: pair.path(pair.client) };
+    const ns = pair.client;
+    pair.run(
+      ns,
+      'nft',
+      ['-f', '-'],
+      'table inet other {\n\tchain c {\n\t\ttype filter hook output priority 0;\n\t\ttcp dport 7777 counter accept\n\t}\n}\n',
+    );
+    pair.run(ns, 'iptables-nft', ['-A', 'OUTPUT', '-p', 'tcp', '--dport', '7778', '-j', 'ACCEPT']);
+    const others = () => [
+      pair.run(ns, 'nft', ['list', 'table', 'inet', 'other']).includes('tcp dport 7777'),
+      pair.run(ns, 'iptables-nft', ['-S', 'OUTPUT']).includes('--dport 7778 -j ACCEPT'),
+    ];
+    try {
+      const compiled = compile(CLIENT_POLICY);
+      await applyRuleset(compiled, target);
+      assert.deepEqual(others(), [true, true]);
+      const first = pair.run(ns, 'nft', ['list', 'ruleset']);
+      const firstQueue = pair.run(ns, 'iptables-nft-save', []);
+      await applyRuleset(compiled, target);
+      assert.equal(pair.run(ns, 'nft', ['list', 'ruleset']), first, 'a second apply changes nothing');
+      assert.equal(
+        pair.run(ns, 'iptables-nft-save', []).replace(/^#.*\n/gm, ''),
+        firstQueue.replace(/^#.*\n/gm, ''),
+      );
+      assert.deepEqual(await verifyRuleset(compiled, target), { ok: true, problems: [] });
+      pair.run(ns, 'nft', ['delete', 'chain', 'inet', 'warden', 'reject_input']);
+      const v = await verifyRuleset(compiled, target);
+      assert.equal(v.ok, false);
+      assert.deepEqual(v.problems, ['chain reject_input is missing']);
+      await applyRuleset(compile({ rules: [] }), target);
+      assert.deepEqual(others(), [true, true]);
+      await removeRuleset(target);
+      assert.deepEqual(others(), [true, true]);
+      assert.doesNotMatch(pair.run(ns, 'nft', ['list', 'tables']), /warden/);
+      assert.doesNotMatch(pair.run(ns, 'iptables-nft-save', []), /WARDEN/);
+      assert.doesNotMatch(pair.run(ns, 'ip6tables-nft-save', []), /WARDEN/);
+      await removeRuleset(target); // idempotent
+    } finally {
+      await removeRuleset(target);
+      pair.run(ns, 'nft', ['delete', 'table', 'inet', 'other']);
+      pair.run(ns, 'iptables-nft', ['-D', 'OUTPUT', '-p', 'tcp', '--dport', '7778', '-j', 'ACCEPT']);
+    }
+  });
+
+  test('feature detection: no native queue here, xt NFQUEUE present, nothing left behind', async () => {
+    const target = { netns: pair.path(pair.client) };
+    const f = await detectKernelFeatures(target);
+    assert.equal(typeof f.nativeQueue, 'boolean');
+    assert.equal(f.xtQueue, true);
+    assert.doesNotMatch(pair.run(pair.client, 'nft', ['list', 'ruleset']), /warden_probe|WARDEN-PROBE/);
+  });
+
+  test('nft errors name the line; bad queue rules say the table is already loaded', async () => {
+    const target = { netns: pair.path(pair.client) };
+    const compiled = compile({ rules: [] });
+    await assert.rejects(
+      applyRuleset({ ...compiled, nft: `${compiled.nft}\nbogus line\n` }, target),
+      (e: Error) => {
+        assert.equal((e as { code?: string }).code, 'WARDEN_E_KERNEL_RULESET_REJECTED');
+        assert.match(e.message, /nothing was changed.*line|stdin:\d+/s);
+        return true;
+      },
+    );
+    const q = compiled.queue!;
+    const broken = { ...compiled, queue: { ...q, v6: q.v6.replace('NFQUEUE', 'NOSUCHTARGET') } };
+    try {
+      await assert.rejects(
+        applyRuleset(broken, target),
+        /table inet warden is loaded and the IPv4 queue rule too, but ip6tables-nft-restore/,
+      );
+    } finally {
+      await removeRuleset(target);
+    }
+  });
+});
