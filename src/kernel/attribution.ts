@@ -99,17 +99,20 @@ export class ProcNetSocketLookup implements SocketLookup {
     const localAddress = parseIp(tuple.localAddress);
     const remoteAddress = parseIp(tuple.remoteAddress);
     if (localAddress === null || remoteAddress === null) return null;
-    const tables = await Promise.all(
-      tablesFor(tuple.protocol, tuple.family).map(async ({ name, options }) => {
-        try {
-          const text = await readFile(`${this.root}/${name}`, 'utf8');
-          return parseProcNet(text, { ...options, littleEndian: this.littleEndian }).entries;
-        } catch {
-          return [] as ProcNetEntry[]; // no IPv6 in this kernel or namespace
-        }
-      }),
-    );
-    const entry = findSocketEntry(tables.flat(), { ...tuple, localAddress, remoteAddress });
+    const query = { ...tuple, localAddress, remoteAddress };
+    // IPv4 first: an exact match there makes the IPv6 table (dual-stack sockets) unnecessary; each read costs ms.
+    const entries: ProcNetEntry[] = [];
+    let entry: ProcNetEntry | null = null;
+    for (const { name, options } of tablesFor(tuple.protocol, tuple.family)) {
+      try {
+        const text = await readFile(`${this.root}/${name}`, 'utf8');
+        entries.push(...parseProcNet(text, { ...options, littleEndian: this.littleEndian }).entries);
+      } catch {
+        continue; // no IPv6 in this kernel or namespace
+      }
+      entry = findSocketEntry(entries, query);
+      if (entry !== null && entry.remotePort === tuple.remotePort && tuple.remotePort !== 0) break;
+    }
     return entry === null ? null : { inode: entry.inode, uid: entry.uid };
   }
 }
