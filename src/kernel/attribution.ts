@@ -1,0 +1,397 @@
+/**
+ * Process attribution: which process owns a queued connection. Three steps,
+ * each behind its own cache (docs/attribution.md):
+ * 1. socket: the connection's socket inode and owner uid through a
+ *    SocketLookup (the engine injects the sock_diag one, ~5 µs; the default
+ *    reads /proc/net/* through proc-net.ts, ~10 ms);
+ * 2. pid: inode → pid from a map built by scanning /proc/PID/fd symlinks
+ *    (`socket:[INODE]`); on a miss only new pids are scanned, then all;
+ * 3. identity: /proc/PID/exe, cmdline, status, cwd and the user name, kept
+ *    in a small LRU by inode.
+ * A process that is gone before step 2 or 3 gives a partial identity (the
+ * socket's uid, what was read) instead of an error. All I/O is async with
+ * bounded concurrency, so a scan never holds the event loop for long.
+ */
+
+import { readdir, readFile, readlink, realpath } from 'node:fs/promises';
+import { endianness } from 'node:os';
+import { resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseIp } from '../ip/index.js';
+import {
+  type AddressFamily,
+  findSocketEntry,
+  type ProcNetEntry,
+  parseProcNet,
+  type SocketProtocol,
+  tablesFor,
+} from './proc-net.js';
+import { effectiveUid, isInterpreter, scriptArgument, UserNames } from './process-info.js';
+
+/** A connection as the engine sees it on this host. Addresses are in text form (`10.0.0.1`, `fd00::1`). */
+export interface ConnectionTuple {
+  readonly protocol: SocketProtocol;
+  readonly family: AddressFamily;
+  readonly direction: 'incoming' | 'outgoing';
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+}
+
+/** The socket found for a connection. */
+export interface SocketOwner {
+  readonly inode: number;
+  readonly uid: number;
+}
+
+/** Finds the socket of a connection (incoming TCP: the listener when not yet accepted). */
+export interface SocketLookup {
+  find(tuple: ConnectionTuple): Promise<SocketOwner | null> | SocketOwner | null;
+}
+
+/** The native addon's exact sock_diag lookup: src/sport are the local end, dst/dport the remote end. */
+export type NativeSocketLookupFunction = (
+  protocol: SocketProtocol,
+  family: AddressFamily,
+  src: string,
+  sport: number,
+  dst: string,
+  dport: number,
+) => SocketOwner | null;
+
+/** Who owns a connection. Fields a vanished process could not give are null (`complete` false). */
+export interface ProcessIdentity {
+  readonly pid: number | null;
+  /** Real path of the executable (/proc/PID/exe, " (deleted)" removed). */
+  readonly executable: string | null;
+  readonly commandLine: readonly string[];
+  /** For Node and Python: real path of the script run (first non-option argument, resolved against the cwd). */
+  readonly script: string | null;
+  /** Effective uid of the process; the socket's uid when the process could not be read. */
+  readonly uid: number;
+  /** uid that owns the socket (what the kernel's `meta skuid` and NFQUEUE's uid see). */
+  readonly socketUid: number;
+  readonly user: string | null;
+  readonly inode: number;
+  /** True when pid, executable and command line were all read. */
+  readonly complete: boolean;
+}
+
+export interface ProcNetSocketLookupOptions {
+  /** Directory with the tcp/udp tables of the namespace to look in: `/proc/self/net` (default) or `/proc/<pid>/net`. */
+  readonly netnsProcRoot?: string;
+  /** Byte order of the tables; default: this host's. */
+  readonly littleEndian?: boolean;
+}
+
+/** The portable, slow SocketLookup: reads and parses /proc/net/{tcp,udp}[6] on every call. */
+export class ProcNetSocketLookup implements SocketLookup {
+  private readonly root: string;
+  private readonly littleEndian: boolean;
+
+  constructor(options: ProcNetSocketLookupOptions = {}) {
+    this.root = options.netnsProcRoot ?? '/proc/self/net';
+    this.littleEndian = options.littleEndian ?? endianness() === 'LE';
+  }
+
+  async find(tuple: ConnectionTuple): Promise<SocketOwner | null> {
+    const localAddress = parseIp(tuple.localAddress);
+    const remoteAddress = parseIp(tuple.remoteAddress);
+    if (localAddress === null || remoteAddress === null) return null;
+    const query = { ...tuple, localAddress, remoteAddress };
+    // IPv4 first: an exact match there makes the IPv6 table (dual-stack sockets) unnecessary; each read costs ms.
+    const entries: ProcNetEntry[] = [];
+    let entry: ProcNetEntry | null = null;
+    for (const { name, options } of tablesFor(tuple.protocol, tuple.family)) {
+      try {
+        const text = await readFile(`${this.root}/${name}`, 'utf8');
+        entries.push(...parseProcNet(text, { ...options, littleEndian: this.littleEndian }).entries);
+      } catch {
+        continue; // no IPv6 in this kernel or namespace
+      }
+      entry = findSocketEntry(entries, query);
+      if (entry !== null && entry.remotePort === tuple.remotePort && tuple.remotePort !== 0) break;
+    }
+    return entry === null ? null : { inode: entry.inode, uid: entry.uid };
+  }
+}
+
+/** Wraps the native addon's exact lookup as a SocketLookup. */
+export function nativeSocketLookup(lookup: NativeSocketLookupFunction): SocketLookup {
+  return {
+    find: (t) => lookup(t.protocol, t.family, t.localAddress, t.localPort, t.remoteAddress, t.remotePort),
+  };
+}
+
+export interface ProcessAttributorOptions {
+  /** Default: ProcNetSocketLookup on `netnsProcRoot`. */
+  readonly socketLookup?: SocketLookup;
+  /** For the default socket lookup: the protected namespace's tables, e.g. `/proc/<pid>/net`. */
+  readonly netnsProcRoot?: string;
+  /** Root of the host's pid namespace (default `/proc`). */
+  readonly procRoot?: string;
+  readonly passwdPath?: string;
+  /** Recent identities kept by socket inode (default 1024). */
+  readonly identityCacheSize?: number;
+  /** Processes scanned at once (default 16). */
+  readonly scanConcurrency?: number;
+  /** After a full scan found no process for an inode, attribute it without scanning again for this long (default 500 ms). */
+  readonly missTtlMs?: number;
+}
+
+/** Counters for tests, benchmarks and the engine's statistics. */
+export interface AttributionStats {
+  identityHits: number;
+  pidHits: number;
+  newPidScans: number;
+  fullScans: number;
+  partial: number;
+}
+
+type ScanKind = 'new' | 'full';
+
+/** Runs `work` over items with at most `limit` running at once. */
+async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** Attributes connections to processes (see the file comment). One instance per engine; safe to call concurrently. */
+export class ProcessAttributor {
+  readonly stats: AttributionStats = {
+    identityHits: 0,
+    pidHits: 0,
+    newPidScans: 0,
+    fullScans: 0,
+    partial: 0,
+  };
+  private readonly socketLookup: SocketLookup;
+  private readonly proc: string;
+  private readonly users: UserNames;
+  private readonly cacheSize: number;
+  private readonly concurrency: number;
+  private readonly missTtlMs: number;
+  private readonly identities = new Map<number, ProcessIdentity>();
+  private inodeToPid = new Map<number, number>();
+  private scannedPids = new Set<number>();
+  private readonly misses = new Map<number, number>();
+  private inFlight: { kind: ScanKind; startedAt: number; done: Promise<void> } | null = null;
+
+  constructor(options: ProcessAttributorOptions = {}) {
+    this.socketLookup =
+      options.socketLookup ?? new ProcNetSocketLookup({ netnsProcRoot: options.netnsProcRoot });
+    this.proc = options.procRoot ?? '/proc';
+    this.users = new UserNames(options.passwdPath);
+    this.cacheSize = options.identityCacheSize ?? 1024;
+    this.concurrency = options.scanConcurrency ?? 16;
+    this.missTtlMs = options.missTtlMs ?? 500;
+  }
+
+  /** The owner of a connection; null when no socket matches it (nothing listens, or the socket is gone). */
+  async attribute(tuple: ConnectionTuple): Promise<ProcessIdentity | null> {
+    const since = performance.now();
+    const owner = await this.socketLookup.find(tuple);
+    if (owner === null) return null;
+    return this.identify(owner, since);
+  }
+
+  /** The owner of a known socket (when the caller already has inode and uid). */
+  async identify(owner: SocketOwner, since = performance.now()): Promise<ProcessIdentity> {
+    const cached = this.identities.get(owner.inode);
+    if (cached !== undefined) {
+      this.stats.identityHits++;
+      this.identities.delete(owner.inode); // refresh its place in the LRU
+      this.identities.set(owner.inode, cached);
+      return cached;
+    }
+    let pid = this.inodeToPid.get(owner.inode);
+    if (pid !== undefined) this.stats.pidHits++;
+    else pid = await this.findPid(owner.inode, since);
+    let identity = pid === undefined ? undefined : await this.describe(pid, owner);
+    if (identity !== undefined && !identity.complete && pid !== undefined) {
+      // The cached pid has exited; the socket may live on in another process (a fork).
+      this.inodeToPid.delete(owner.inode);
+      const other = await this.findPid(owner.inode, performance.now());
+      if (other !== undefined && other !== pid) identity = await this.describe(other, owner);
+    }
+    identity ??= await this.partial(owner, null);
+    if (identity.complete) this.remember(identity);
+    else this.stats.partial++;
+    return identity;
+  }
+
+  /** Forgets all cached identities and pids (the next attributions scan /proc again). */
+  clearCaches(): void {
+    this.identities.clear();
+    this.inodeToPid = new Map();
+    this.scannedPids = new Set();
+    this.misses.clear();
+  }
+
+  /** Forgets only the identity LRU (the inode → pid map stays). */
+  clearIdentities(): void {
+    this.identities.clear();
+  }
+
+  private remember(identity: ProcessIdentity): void {
+    this.identities.set(identity.inode, identity);
+    if (this.identities.size > this.cacheSize) {
+      const oldest = this.identities.keys().next().value;
+      if (oldest !== undefined) this.identities.delete(oldest);
+    }
+  }
+
+  private async findPid(inode: number, since: number): Promise<number | undefined> {
+    const missedAt = this.misses.get(inode);
+    if (missedAt !== undefined && performance.now() - missedAt < this.missTtlMs) return undefined;
+    for (const kind of ['new', 'full'] as const) {
+      await this.scan(kind, since);
+      const pid = this.inodeToPid.get(inode);
+      if (pid !== undefined) return pid;
+    }
+    this.misses.set(inode, performance.now());
+    if (this.misses.size > this.cacheSize) this.misses.delete(this.misses.keys().next().value!);
+    return undefined;
+  }
+
+  /**
+   * Runs a scan, or joins one in flight that started after `since` (it saw every
+   * socket that existed when the caller's lookup ran) and covers `kind`.
+   */
+  private async scan(kind: ScanKind, since: number): Promise<void> {
+    for (;;) {
+      const current = this.inFlight;
+      if (current === null) break;
+      await current.done;
+      if (current.startedAt >= since && (current.kind === 'full' || kind === 'new')) return;
+      if (this.inFlight === current) this.inFlight = null;
+    }
+    const startedAt = performance.now();
+    const done = (kind === 'new' ? this.scanNewPids() : this.scanAllPids()).catch(() => {});
+    const entry = { kind, startedAt, done };
+    this.inFlight = entry;
+    await done;
+    if (this.inFlight === entry) this.inFlight = null;
+  }
+
+  private async listPids(): Promise<number[]> {
+    const names = await readdir(this.proc);
+    const pids: number[] = [];
+    for (const name of names) if (name.charCodeAt(0) <= 57 && /^[0-9]+$/.test(name)) pids.push(Number(name));
+    return pids;
+  }
+
+  /** Adds the sockets of processes started since the last scan. */
+  private async scanNewPids(): Promise<void> {
+    this.stats.newPidScans++;
+    const pids = await this.listPids();
+    const fresh = pids.filter((pid) => !this.scannedPids.has(pid));
+    await forEachLimited(fresh, this.concurrency, (pid) => this.scanFds(pid, this.inodeToPid));
+    this.scannedPids = new Set(pids);
+  }
+
+  /** Rebuilds the inode → pid map from every process. */
+  private async scanAllPids(): Promise<void> {
+    this.stats.fullScans++;
+    const pids = await this.listPids();
+    const map = new Map<number, number>();
+    await forEachLimited(pids, this.concurrency, (pid) => this.scanFds(pid, map));
+    this.inodeToPid = map;
+    this.scannedPids = new Set(pids);
+  }
+
+  private async scanFds(pid: number, into: Map<number, number>): Promise<void> {
+    const dir = `${this.proc}/${pid}/fd`;
+    let fds: string[];
+    try {
+      fds = await readdir(dir);
+    } catch {
+      return; // exited, or a kernel thread we may not read
+    }
+    await Promise.all(
+      fds.map(async (fd) => {
+        try {
+          const target = await readlink(`${dir}/${fd}`);
+          if (target.startsWith('socket:[')) {
+            const inode = Number(target.slice(8, -1));
+            if (!into.has(inode)) into.set(inode, pid);
+          }
+        } catch {
+          // fd closed meanwhile
+        }
+      }),
+    );
+  }
+
+  /** Reads a process; an identity with `complete` false when it exited meanwhile. */
+  private async describe(pid: number, owner: SocketOwner): Promise<ProcessIdentity> {
+    const base = `${this.proc}/${pid}`;
+    const [exe, cmdline, status] = await Promise.allSettled([
+      readlink(`${base}/exe`),
+      readFile(`${base}/cmdline`),
+      readFile(`${base}/status`, 'utf8'),
+    ]);
+    if (exe.status === 'rejected' && cmdline.status === 'rejected') return this.partial(owner, pid);
+    const executable = exe.status === 'fulfilled' ? exe.value.replace(/ \(deleted\)$/, '') : null;
+    const commandLine =
+      cmdline.status === 'fulfilled' && cmdline.value.length > 0
+        ? cmdline.value.toString('utf8').replace(/\0$/, '').split('\0')
+        : [];
+    const uid = (status.status === 'fulfilled' ? effectiveUid(status.value) : null) ?? owner.uid;
+    const script = executable === null ? null : await this.scriptOf(base, executable, commandLine);
+    return {
+      pid,
+      executable,
+      commandLine,
+      script,
+      uid,
+      socketUid: owner.uid,
+      user: await this.users.nameOf(uid),
+      inode: owner.inode,
+      // A zombie or kernel thread has an empty command line; an exited process loses its exe link.
+      complete: executable !== null && commandLine.length > 0,
+    };
+  }
+
+  private async scriptOf(base: string, executable: string, commandLine: readonly string[]) {
+    if (!isInterpreter(executable)) return null;
+    const argument = scriptArgument(executable, commandLine);
+    if (argument === null) return null;
+    try {
+      const path = argument.startsWith('/') ? argument : resolve(await readlink(`${base}/cwd`), argument);
+      return await realpath(path).catch(() => path);
+    } catch {
+      return null; // the process left before its cwd could be read
+    }
+  }
+
+  private async partial(owner: SocketOwner, pid: number | null): Promise<ProcessIdentity> {
+    return {
+      pid,
+      executable: null,
+      commandLine: [],
+      script: null,
+      uid: owner.uid,
+      socketUid: owner.uid,
+      user: await this.users.nameOf(owner.uid),
+      inode: owner.inode,
+      complete: false,
+    };
+  }
+}
+
+/**
+ * The paths a rule's `application` may name to match this identity: the
+ * script for Node and Python programs (so `/usr/lib/warden/.../engine.js`
+ * names wardend and not every Node program), then the executable.
+ */
+export function applicationPaths(identity: ProcessIdentity): string[] {
+  const paths: string[] = [];
+  if (identity.script !== null) paths.push(identity.script);
+  if (identity.executable !== null) paths.push(identity.executable);
+  return paths;
+}
