@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # tests run real packets through Warden's ruleset inside throwaway network namespaces.
 # gcc, make, python3 (node-gyp), libc6-dev and linux-libc-dev (the netlink/netfilter/inet_diag
 # headers) build the kernel addon (scripts/build-native.sh).
-DEBIAN_PACKAGES=(nftables iproute2 iptables util-linux gcc make python3 libc6-dev linux-libc-dev)
+DEBIAN_PACKAGES=(nftables iproute2 iptables util-linux gcc make python3 libc6-dev linux-libc-dev curl)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

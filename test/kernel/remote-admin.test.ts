@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { fixture, type Line } from './fixture-process.js';
 import {
   createNetnsPair,
   kernelTestsUnavailable,
@@ -19,33 +20,6 @@ import {
 
 const skip = kernelTestsUnavailable();
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
-
-type Line = Record<string, unknown>;
-
-/** A fixture process: its JSON output lines, and a way to wait for one. */
-function fixture(pair: NetnsPair, ns: string, script: string, args: string[]) {
-  const child: ChildProcess = pair.spawn(ns, process.execPath, [join(fixtures, script), ...args], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  const lines: Line[] = [];
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
-  createInterface({ input: child.stdout! }).on('line', (l) => lines.push(JSON.parse(l) as Line));
-  return {
-    lines,
-    send: (line: string) => child.stdin!.write(`${line}\n`),
-    async next(pred: (l: Line) => boolean, what: string, ms = 5000): Promise<Line> {
-      const end = Date.now() + ms;
-      for (;;) {
-        const found = lines.find(pred);
-        if (found) return found;
-        if (Date.now() > end || child.exitCode !== null)
-          throw new Error(`${script}: no ${what}; lines ${JSON.stringify(lines)}; stderr ${stderr}`);
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    },
-  };
-}
 
 async function startEngine(pair: NetnsPair, remote: boolean) {
   const engine = fixture(pair, pair.server, 'admin-engine.js', [remote ? 'remote' : 'local']);

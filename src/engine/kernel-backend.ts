@@ -1,0 +1,231 @@
+/**
+ * The kernel backend: compiles the policy into Warden's nftables table and applies it, binds the
+ * NFQUEUE queue and judges each queued packet with the Enforcer, reads the NFLOG group through
+ * which the kernel reports what it blocked itself, and keeps all of that in step with the
+ * configuration (reload, rule expiry, host-name TTLs). Runs in the network namespace it protects.
+ */
+import { parseIp } from '../ip/index.js';
+import { nativeSocketLookup, ProcessAttributor } from '../kernel/attribution.js';
+import { MARK_REJECT, withWardenBits } from '../kernel/marks.js';
+import {
+  type LoggedPacket,
+  lookupSocket,
+  openLog,
+  openQueue,
+  type PacketQueue,
+  type QueuedPacket,
+} from '../kernel/native.js';
+import { applyRuleset, detectKernelFeatures, removeRuleset } from '../kernel/nft.js';
+import { type PacketHeader, parsePacket } from '../kernel/packet.js';
+import { type CompiledRuleset, compileRuleset } from '../kernel/ruleset.js';
+import { type CompiledPolicy, compilePolicy, decide, internalRules } from '../policy/index.js';
+import type { EngineParts, KernelBackend } from './daemon.js';
+import { Enforcer, type PacketTuple, type ProcessInfo } from './enforcer.js';
+import { HostNames } from './host-names.js';
+
+const HOOK_INPUT = 1;
+const HOOK_OUTPUT = 3;
+
+/** Every host name the policy's rules mention (exact and wildcard). */
+export function hostNamesOf(policy: CompiledPolicy): Set<string> {
+  const names = new Set<string>();
+  for (const r of policy.rules) {
+    if (!r.active || r.remote === null) continue;
+    for (const h of r.remote.hosts) names.add(h);
+    for (const s of r.remote.suffixes) names.add(`*${s}`);
+  }
+  return names;
+}
+
+function tupleOf(p: PacketHeader): PacketTuple {
+  return {
+    protocol: p.protocol,
+    source: p.source,
+    destination: p.destination,
+    ...(p.sourcePort > 0 || p.protocol === 'tcp' || p.protocol === 'udp'
+      ? { sourcePort: p.sourcePort, destinationPort: p.destinationPort }
+      : {}),
+  };
+}
+
+/** Starts enforcing: applies the ruleset, then listens on the queue and the log group. */
+export async function startKernelBackend(parts: EngineParts): Promise<KernelBackend> {
+  const { config, logs, asks, host, log } = parts;
+  const features = await detectKernelFeatures();
+  const names = new HostNames(
+    config.settings().dns.resolvers.length > 0 ? { servers: config.settings().dns.resolvers } : {},
+  );
+  const attributor = new ProcessAttributor({ socketLookup: nativeSocketLookup(lookupSocket) });
+  let compiled!: CompiledPolicy;
+  let ruleset!: CompiledRuleset;
+  let expiryTimer: NodeJS.Timeout | undefined;
+  let queue: PacketQueue | undefined;
+  let logGroup: ReturnType<typeof openLog> | undefined;
+  let queueKey = '';
+  let logKey = 0;
+
+  const enforcer = new Enforcer({
+    policy: () => compiled,
+    identify: async (t, direction, uidHint): Promise<ProcessInfo | null> => {
+      if (t.protocol !== 'tcp' && t.protocol !== 'udp')
+        return uidHint === undefined ? null : { uid: uidHint };
+      const local = direction === 'outgoing' ? t.source : t.destination;
+      const remote = direction === 'outgoing' ? t.destination : t.source;
+      const id = await attributor.attribute({
+        protocol: t.protocol,
+        family: local.includes(':') ? 6 : 4,
+        direction,
+        localAddress: local,
+        localPort: (direction === 'outgoing' ? t.sourcePort : t.destinationPort) ?? 0,
+        remoteAddress: remote,
+        remotePort: (direction === 'outgoing' ? t.destinationPort : t.sourcePort) ?? 0,
+      });
+      if (id === null) return uidHint === undefined ? null : { uid: uidHint };
+      return {
+        ...(id.pid !== null ? { pid: id.pid } : {}),
+        ...(id.executable !== null ? { executable: id.executable } : {}),
+        ...(id.script !== null ? { script: id.script } : {}),
+        commandLine: id.commandLine,
+        uid: id.uid,
+        ...(id.user !== null ? { user: id.user } : {}),
+      };
+    },
+    hostsOf: (address) => names.namesOf(address),
+    asks,
+    log: (item) => logs.append(item),
+    executables: host.executables,
+  });
+
+  const onPacket = (p: QueuedPacket) => {
+    const parsed = parsePacket(p.payload);
+    const direction = p.hook === HOOK_INPUT ? 'incoming' : p.hook === HOOK_OUTPUT ? 'outgoing' : undefined;
+    if (!parsed.ok || direction === undefined) {
+      // Not something the policy can judge (a truncated header, another hook): let it through and say so.
+      queue?.verdict(p.id, 'accept');
+      logs.append({
+        kind: 'security',
+        message: `queued packet ${p.id} not judged (${parsed.ok ? `hook ${p.hook}` : parsed.reason}); accepted`,
+      });
+      return;
+    }
+    enforcer.judge(tupleOf(parsed.packet), direction, p.uid).then(
+      (j) => {
+        if (j.verdict === 'reject') queue?.verdict(p.id, 'accept', withWardenBits(p.mark, MARK_REJECT));
+        else queue?.verdict(p.id, j.verdict);
+      },
+      (e: Error) => {
+        const failOpen = config.settings().enforcement.onEngineFailure === 'open';
+        queue?.verdict(p.id, failOpen ? 'accept' : 'drop');
+        logs.append({
+          kind: 'system',
+          message: `judging packet ${p.id} failed (${e.message}); ${failOpen ? 'accepted' : 'dropped'}`,
+        });
+      },
+    );
+  };
+
+  const onLogged = (p: LoggedPacket) => {
+    const m = /^warden (\S+) (allow|deny|reject) ?$/.exec(p.prefix);
+    const parsed = parsePacket(p.payload);
+    if (!m || !parsed.ok) return;
+    const direction = p.hook === HOOK_INPUT ? 'incoming' : 'outgoing';
+    const h = parsed.packet;
+    const local = direction === 'outgoing' ? h.source : h.destination;
+    const remote = direction === 'outgoing' ? h.destination : h.source;
+    const lport = direction === 'outgoing' ? h.sourcePort : h.destinationPort;
+    const rport = direction === 'outgoing' ? h.destinationPort : h.sourcePort;
+    // The kernel decided without an application: the same decision names the exact rule of a merged run.
+    const d = decide(compiled, {
+      direction,
+      protocol: h.protocol,
+      application: null,
+      uid: p.uid ?? null,
+      user: null,
+      localAddress: parseIp(local),
+      localPort: lport || null,
+      remoteAddress: parseIp(remote),
+      remotePort: rport || null,
+      remoteHosts: [],
+      now: Date.now(),
+    });
+    const at = (a: string, port: number) => (a.includes(':') ? `[${a}]` : a) + (port ? `:${port}` : '');
+    logs.append({
+      kind: 'connection',
+      verdict: m[2] as 'allow' | 'deny' | 'reject',
+      direction,
+      protocol: h.protocol,
+      local: at(local, lport),
+      remote: at(remote, rport),
+      rule: d.ruleName,
+      ...(p.uid !== undefined ? { user: String(p.uid) } : {}),
+      message: `${m[2]} by ${d.source === 'default' ? d.ruleName : `rule "${d.ruleName}"`} (in the kernel)`,
+    });
+  };
+
+  const apply = async () => {
+    const settings = config.settings();
+    compiled = compilePolicy(config.policy(), { settings, internalRules: internalRules(settings, host) });
+    ruleset = compileRuleset({
+      policy: compiled,
+      settings,
+      now: Date.now(),
+      features,
+      engineExecutable: host.executables.engine,
+    });
+    // Bind the queue before the ruleset sends packets to it, so nothing waits on an empty queue.
+    const wanted = `${settings.enforcement.queue}/${settings.enforcement.onEngineFailure}`;
+    if (wanted !== queueKey) {
+      queue?.close();
+      queue = openQueue(
+        settings.enforcement.queue,
+        { failOpen: settings.enforcement.onEngineFailure === 'open' },
+        onPacket,
+      );
+      queueKey = wanted;
+    }
+    if (settings.enforcement.logGroup !== logKey) {
+      logGroup?.close();
+      logGroup = openLog(settings.enforcement.logGroup, onLogged);
+      logKey = settings.enforcement.logGroup;
+    }
+    await applyRuleset(ruleset);
+    await names.watch(hostNamesOf(compiled));
+    if (expiryTimer) clearTimeout(expiryTimer);
+    if (ruleset.nextChange !== undefined) {
+      const wait = Math.max(1000, Math.min(ruleset.nextChange - Date.now() + 10, 2 ** 31 - 1));
+      expiryTimer = setTimeout(
+        () => void apply().catch((e: Error) => log('error', `re-apply after expiry failed: ${e.message}`)),
+        wait,
+      );
+      expiryTimer.unref();
+    }
+    const s = ruleset.stats;
+    log('info', 'ruleset applied', {
+      nftRules: s.nftRules,
+      sets: s.sets,
+      elements: s.elements,
+      kernelRules: s.kernelRules,
+      queuedRules: s.queuedRules,
+    });
+  };
+
+  await apply();
+  const describe = () => {
+    const e = config.settings().enforcement;
+    return `nftables table inet warden + NFQUEUE ${e.queue} (${features.nativeQueue ? 'nft queue' : 'xt NFQUEUE'}, fail-${e.onEngineFailure}), NFLOG group ${e.logGroup}`;
+  };
+  return {
+    get description() {
+      return describe();
+    },
+    reload: apply,
+    async stop() {
+      if (expiryTimer) clearTimeout(expiryTimer);
+      names.close();
+      queue?.close();
+      logGroup?.close();
+      queue = undefined;
+      if (config.settings().enforcement.onStop === 'remove') await removeRuleset();
+    },
+  };
+}

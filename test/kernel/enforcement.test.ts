@@ -1,0 +1,207 @@
+/**
+ * The whole kernel path with real programs: `wardend run` inside the client namespace applies its
+ * ruleset there, judges queued connections by the program that makes them, asks a console, logs,
+ * survives being killed (established flows stay, new ones fail open) and reconciles on restart.
+ * HTTP servers run in the server namespace; curl and node are the applications.
+ */
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { repoRoot } from '../repo-root.js';
+import { fixture } from './fixture-process.js';
+import { createNetnsPair, kernelTestsUnavailable, type NetnsPair, SERVER_ADDR } from './netns.js';
+
+const skip =
+  kernelTestsUnavailable() ??
+  (existsSync('/usr/bin/curl') ? undefined : 'needs curl (scripts/setup.sh installs it)');
+const wardend = join(repoRoot(import.meta.url), 'dist/src/engine/bin.js');
+const NODE = realpathSync(process.execPath);
+const PORT = 44334;
+
+const POLICY = `
+version: 1
+mode: enforce
+defaults:
+  incoming: { action: deny, log: true }
+  outgoing: { action: deny, log: true }
+rules:
+  # The test's console is a node script of its own, not Warden's console: it needs a rule.
+  - name: test console to the engine
+    direction: outgoing
+    protocol: tcp
+    application: ${NODE}
+    remote: localhost
+    remotePorts: ${PORT}
+    action: allow
+  - name: curl to the web server
+    direction: outgoing
+    protocol: tcp
+    application: /usr/bin/curl
+    remote: ${SERVER_ADDR}
+    remotePorts: 8000
+    action: allow
+    log: true
+  - name: node keeps a connection
+    direction: outgoing
+    protocol: tcp
+    application: ${NODE}
+    remotePorts: 8002
+    action: allow
+  - name: ask about 8001
+    direction: outgoing
+    protocol: tcp
+    remotePorts: 8001
+    action: ask
+`;
+
+/** What a program sees when it connects: 'connected' or why not. */
+function nodeConnect(pair: NetnsPair, port: number, timeoutMs = 1500): string {
+  return pair.run(pair.client, NODE, [
+    '-e',
+    `const s = require('node:net').connect(${port}, '${SERVER_ADDR}');
+     s.setTimeout(${timeoutMs}, () => { process.stdout.write('timeout'); process.exit(0); });
+     s.on('connect', () => { process.stdout.write('connected'); process.exit(0); });
+     s.on('error', (e) => { process.stdout.write(e.code); process.exit(0); });`,
+  ]);
+}
+
+function curl(pair: NetnsPair, port: number): string {
+  try {
+    return pair.run(pair.client, 'curl', ['-s', '-m', '2', `http://${SERVER_ADDR}:${port}/`]);
+  } catch (e) {
+    return `curl failed: ${(e as Error).message.split('\n')[0]}`;
+  }
+}
+
+describe('enforcement by wardend in a namespace', { skip }, () => {
+  let pair: NetnsPair;
+  let dir: string;
+  let engine: ChildProcess | undefined;
+
+  const startEngine = async () => {
+    const child = pair.spawn(
+      pair.client,
+      NODE,
+      [
+        wardend,
+        'run',
+        '--config-dir',
+        join(dir, 'etc'),
+        '--state-dir',
+        join(dir, 'state'),
+        '--port',
+        String(PORT),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    child.stdout!.on('data', (d) => (out += d));
+    const end = Date.now() + 10_000;
+    while (!out.includes('listening on port')) {
+      if (Date.now() > end || child.exitCode !== null)
+        throw new Error(`wardend did not start: ${out} ${err}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    engine = child;
+  };
+  const console = () =>
+    fixture(pair, pair.client, 'local-console.js', [String(PORT), join(dir, 'state/local-token')]);
+
+  before(async () => {
+    pair = createNetnsPair('e');
+    dir = mkdtempSync(join(tmpdir(), 'warden-enforce-'));
+    mkdirSync(join(dir, 'etc'));
+    writeFileSync(join(dir, 'etc/policy.yaml'), POLICY);
+    writeFileSync(join(dir, 'etc/settings.yaml'), 'enforcement:\n  askTimeoutSeconds: 3\n');
+    const server = pair.spawn(pair.server, NODE, [
+      '-e',
+      `const http = require('node:http');
+       for (const port of [8000, 8001, 8002]) http.createServer((q, r) => r.end('ok ' + port)).listen(port, () => {});
+       setTimeout(() => console.log('ready'), 100);`,
+    ]);
+    await once(server.stdout!, 'data');
+    await startEngine();
+  });
+  after(() => {
+    if (engine?.pid && engine.exitCode === null) process.kill(engine.pid, 'SIGTERM');
+    pair.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the same destination: curl is allowed, node is not, and both decisions are logged with the program', async () => {
+    assert.equal(curl(pair, 8000), 'ok 8000');
+    assert.equal(nodeConnect(pair, 8000), 'timeout');
+    const c = console();
+    await c.next((l) => l.event === 'ready', 'ready');
+    c.send(JSON.stringify({ id: 1, method: 'logs.query', params: { kind: 'connection', limit: 100 } }));
+    const { result } = await c.next((l) => l.id === 1, 'log items');
+    const items = (
+      result as { items: { verdict: string; application?: string; rule: string; remote: string }[] }
+    ).items;
+    const allowed = items.find((i) => i.verdict === 'allow' && i.remote === `${SERVER_ADDR}:8000`);
+    const denied = items.find((i) => i.verdict === 'deny' && i.remote === `${SERVER_ADDR}:8000`);
+    assert.equal(allowed?.application, '/usr/bin/curl');
+    assert.equal(allowed?.rule, 'curl to the web server');
+    assert.equal(denied?.application, NODE);
+    assert.equal(denied?.rule, 'default outgoing');
+  });
+
+  test('an ask is answered by a console; with nobody answering in time the default decides', async () => {
+    const c = console();
+    await c.next((l) => l.event === 'ready', 'ready');
+    c.send(JSON.stringify({ id: 2, answer: { duration: 'once' } }));
+    await c.next((l) => l.id === 2, 'answer mode');
+    assert.equal(curl(pair, 8001), 'ok 8001');
+    const prompt = (await c.next((l) => l.event === 'prompt', 'prompt')).prompt as { application: string };
+    assert.equal(prompt.application, '/usr/bin/curl');
+    c.send(JSON.stringify({ id: 3, answer: null }));
+    // Nobody answers now: the connection waits askTimeoutSeconds (3 s), then the default (deny) drops it.
+    const started = Date.now();
+    assert.equal(nodeConnect(pair, 8001, 6000), 'timeout');
+    assert.ok(Date.now() - started >= 5000);
+    c.send(JSON.stringify({ id: 4, method: 'logs.query', params: { verdict: 'ask', limit: 100 } }));
+    const { result } = await c.next((l) => l.id === 4, 'ask items');
+    const messages = (result as { items: { application?: string; message: string }[] }).items.map(
+      (i) => `${i.application}: ${i.message}`,
+    );
+    assert.ok(
+      messages.some((m) => m.startsWith('/usr/bin/curl: asked: ') && m.includes('answered allow')),
+      messages.join('\n'),
+    );
+    assert.ok(
+      messages.some((m) => m.startsWith(`${NODE}: asked: no answer in time, default deny`)),
+      messages.join('\n'),
+    );
+  });
+
+  test('killed engine: an established connection survives, new connections fail open; a restart reconciles', async () => {
+    const held = pair.spawn(pair.client, NODE, [
+      '-e',
+      `const s = require('node:net').connect(8002, '${SERVER_ADDR}', () => console.log('connected'));
+       s.on('data', (d) => console.log('echo ' + d));
+       s.on('error', (e) => console.log('error ' + e.code));
+       process.stdin.on('data', (d) => s.write(d));`,
+    ]);
+    await once(held.stdout!, 'data');
+    const before = pair.run(pair.client, 'nft', ['-s', 'list', 'table', 'inet', 'warden']);
+    process.kill(engine!.pid!, 'SIGKILL');
+    await once(engine!, 'exit');
+    held.stdin!.write('GET / HTTP/1.0\r\n\r\n');
+    const [reply] = (await once(held.stdout!, 'data')) as [Buffer];
+    assert.match(reply.toString(), /ok 8002/, 'the established connection still carries data');
+    assert.equal(
+      nodeConnect(pair, 8000),
+      'connected',
+      'fail-open: with no engine the queue lets new connections by',
+    );
+    await startEngine();
+    assert.equal(pair.run(pair.client, 'nft', ['-s', 'list', 'table', 'inet', 'warden']), before);
+    assert.equal(nodeConnect(pair, 8000), 'timeout', 'enforced again after the restart');
+  });
+});
