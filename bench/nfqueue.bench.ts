@@ -11,33 +11,12 @@ import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { lookupSocket, openQueue } from '../src/kernel/native.js';
 import { createNetnsPair, kernelTestsUnavailable, SERVER_ADDR } from '../test/kernel/netns.js';
+import { connectLoop } from './connect-loop.js';
 
 const SECONDS = 3;
 const CONCURRENCY = 32;
 const PORT = 9000;
 const SELF = fileURLToPath(import.meta.url);
-
-/** Opens and resets connections, CONCURRENCY at a time, for `seconds`; returns connections/s. */
-async function connectLoop(seconds: number): Promise<number> {
-  let count = 0;
-  const end = Date.now() + seconds * 1000;
-  const one = (): Promise<void> =>
-    new Promise((resolve) => {
-      const s = connect(PORT, SERVER_ADDR);
-      s.once('connect', () => {
-        count++;
-        s.resetAndDestroy();
-        resolve();
-      });
-      s.once('error', () => resolve());
-    });
-  const lane = async () => {
-    while (Date.now() < end) await one();
-  };
-  const started = Date.now();
-  await Promise.all(Array.from({ length: CONCURRENCY }, lane));
-  return count / ((Date.now() - started) / 1000);
-}
 
 /** Finds a socket's inode the /proc way: read and scan /proc/net/tcp for its local and remote ends. */
 function procNetLookup(localPort: number, remotePort: number): number | null {
@@ -79,7 +58,7 @@ async function worker(mode: string): Promise<void> {
   }
   const queue =
     mode === 'queue' ? openQueue(0, { failOpen: false }, (p) => queue!.verdict(p.id, 'accept')) : undefined;
-  const rate = await connectLoop(SECONDS);
+  const { rate } = await connectLoop(SERVER_ADDR, PORT, SECONDS, CONCURRENCY);
   const stats = queue?.stats();
   queue?.close();
   process.stdout.write(JSON.stringify({ rate, stats }));
