@@ -15,7 +15,7 @@ import {
   type PacketQueue,
   type QueuedPacket,
 } from '../kernel/native.js';
-import { applyRuleset, detectKernelFeatures, removeRuleset } from '../kernel/nft.js';
+import { applyRuleset, detectKernelFeatures, removeRuleset, verifyRuleset } from '../kernel/nft.js';
 import { type PacketHeader, parsePacket } from '../kernel/packet.js';
 import { type CompiledRuleset, compileRuleset } from '../kernel/ruleset.js';
 import { type CompiledPolicy, compilePolicy, decide, internalRules } from '../policy/index.js';
@@ -189,6 +189,10 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       logKey = settings.enforcement.logGroup;
     }
     await applyRuleset(ruleset);
+    // Read back what the kernel holds: a table that is not what was loaded is an error, not a warning.
+    const check = await verifyRuleset(ruleset);
+    if (!check.ok)
+      throw new Error(`the kernel ruleset differs from what was loaded: ${check.problems.join('; ')}`);
     await names.watch(hostNamesOf(compiled));
     if (expiryTimer) clearTimeout(expiryTimer);
     if (ruleset.nextChange !== undefined) {

@@ -7,19 +7,17 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { repoRoot } from '../repo-root.js';
 import { fixture } from './fixture-process.js';
 import { createNetnsPair, kernelTestsUnavailable, type NetnsPair, SERVER_ADDR } from './netns.js';
+import { NODE, startWardend } from './wardend.js';
 
 const skip =
   kernelTestsUnavailable() ??
   (existsSync('/usr/bin/curl') ? undefined : 'needs curl (scripts/setup.sh installs it)');
-const wardend = join(repoRoot(import.meta.url), 'dist/src/engine/bin.js');
-const NODE = realpathSync(process.execPath);
 const PORT = 44334;
 
 const POLICY = `
@@ -83,32 +81,7 @@ describe('enforcement by wardend in a namespace', { skip }, () => {
   let engine: ChildProcess | undefined;
 
   const startEngine = async () => {
-    const child = pair.spawn(
-      pair.client,
-      NODE,
-      [
-        wardend,
-        'run',
-        '--config-dir',
-        join(dir, 'etc'),
-        '--state-dir',
-        join(dir, 'state'),
-        '--port',
-        String(PORT),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    let err = '';
-    child.stderr!.on('data', (d) => (err += d));
-    child.stdout!.on('data', (d) => (out += d));
-    const end = Date.now() + 10_000;
-    while (!out.includes('listening on port')) {
-      if (Date.now() > end || child.exitCode !== null)
-        throw new Error(`wardend did not start: ${out} ${err}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    engine = child;
+    engine = await startWardend(pair, pair.client, dir, PORT);
   };
   const console = () =>
     fixture(pair, pair.client, 'local-console.js', [String(PORT), join(dir, 'state/local-token')]);

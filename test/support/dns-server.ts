@@ -45,7 +45,8 @@ function rdata(r: DnsRecord): Buffer {
   return out;
 }
 
-export async function startDnsStandIn(): Promise<DnsStandIn> {
+/** Starts the stand-in on `host`:`port` (default 127.0.0.1, an ephemeral port). */
+export async function startDnsStandIn(host = '127.0.0.1', port = 0): Promise<DnsStandIn> {
   const socket = createSocket('udp4');
   const records = new Map<string, DnsRecord[]>();
   const questions: string[] = [];
@@ -81,10 +82,9 @@ export async function startDnsStandIn(): Promise<DnsStandIn> {
     });
     socket.send(Buffer.concat([header, question, ...body]), rinfo.port, rinfo.address);
   });
-  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
-  const { port } = socket.address();
+  await new Promise<void>((r) => socket.bind(port, host, () => r()));
   return {
-    address: `127.0.0.1:${port}`,
+    address: `${host}:${socket.address().port}`,
     records,
     questions,
     close: () => new Promise((r) => socket.close(() => r())),
