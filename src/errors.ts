@@ -47,6 +47,8 @@ export const ErrorCode = {
   CONNECTION_FAILED: 'WARDEN_E_CONNECTION_FAILED',
   /** No answer came in time. */
   TIMEOUT: 'WARDEN_E_TIMEOUT',
+  /** The engine's log store file is not a SQLite database or is damaged. */
+  LOG_STORE_CORRUPT: 'WARDEN_E_LOG_STORE_CORRUPT',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
