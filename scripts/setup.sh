@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 
 # nftables, iptables (xt NFQUEUE through iptables-nft), iproute2 and util-linux (nsenter): the kernel
 # tests run real packets through Warden's ruleset inside throwaway network namespaces.
-# gcc, make, python3 (node-gyp), libc6-dev and linux-libc-dev (the netlink/netfilter/inet_diag
-# headers) build the kernel addon (scripts/build-native.sh).
-DEBIAN_PACKAGES=(nftables iproute2 iptables util-linux gcc make python3 libc6-dev linux-libc-dev curl)
+# gcc, g++, make, python3 (node-gyp), libc6-dev and linux-libc-dev (the netlink/netfilter/inet_diag
+# headers) build the kernel addon (scripts/build-native.sh) and better-sqlite3, the engine's log store,
+# from source when its prebuilt binary cannot be downloaded (about 2.5 minutes on 2 cores).
+DEBIAN_PACKAGES=(nftables iproute2 iptables util-linux gcc g++ make python3 libc6-dev linux-libc-dev curl)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
@@ -27,6 +28,11 @@ fi
 # `npm install` with the committed lock file installs the locked versions. (`npm ci` is refused by
 # npm 11 here: it expects lock entries for other platforms' optional biome binaries that npm itself
 # never writes.)
+# node-gyp builds native addons against the Node headers installed with Node (/usr/include/node) when
+# told so, instead of downloading them from nodejs.org (not reachable on every CI machine).
+if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node_api.h ]; then
+  export npm_config_nodedir=/usr
+fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm install --no-audit --no-fund --loglevel=error
 fi

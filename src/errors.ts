@@ -61,6 +61,8 @@ export const ErrorCode = {
   KERNEL_NOT_PERMITTED: 'WARDEN_E_KERNEL_NOT_PERMITTED',
   /** nft or iptables-nft-restore rejected Warden's ruleset; the message holds the tool's own words and line. */
   KERNEL_RULESET_REJECTED: 'WARDEN_E_KERNEL_RULESET_REJECTED',
+  /** The engine's log store file is not a SQLite database or is damaged. */
+  LOG_STORE_CORRUPT: 'WARDEN_E_LOG_STORE_CORRUPT',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -54,25 +54,33 @@ export const logQuerySchema = z.strictObject({
 export type LogQuery = z.input<typeof logQuerySchema>;
 export type LogQueryParsed = z.output<typeof logQuerySchema>;
 
+/** The IP address of an end as logs.query's `address` filter compares it: "[v6]:port" and "v4:port" lose brackets and port. */
+export function addressOfEnd(end: string | undefined): string | undefined {
+  return end === undefined
+    ? undefined
+    : end.replace(/^\[(.*)\](:\d+)?$/, '$1').replace(/^([^:]+):\d+$/, '$1');
+}
+
+/** The lower-cased text logs.query's `text` filter searches: message, application, host, rule and remote end. */
+export function logItemSearchText(
+  item: Pick<LogItem, 'message' | 'application' | 'host' | 'rule' | 'remote'>,
+): string {
+  return [item.message, item.application, item.host, item.rule, item.remote]
+    .filter(Boolean)
+    .join(' ')
+    .toLowerCase();
+}
+
 /** True when the item passes the query's filters (fromSeq and limit are applied by the store). */
 export function logItemMatches(item: LogItem, q: LogQueryParsed): boolean {
   if (q.kind !== undefined && item.kind !== q.kind) return false;
   if (q.verdict !== undefined && item.verdict !== q.verdict) return false;
   if (q.application !== undefined && item.application !== q.application) return false;
   if (q.address !== undefined) {
-    const host = (end: string | undefined) =>
-      end === undefined ? undefined : end.replace(/^\[(.*)\](:\d+)?$/, '$1').replace(/^([^:]+):\d+$/, '$1');
-    if (host(item.local) !== q.address && host(item.remote) !== q.address) return false;
+    if (addressOfEnd(item.local) !== q.address && addressOfEnd(item.remote) !== q.address) return false;
   }
   if (q.since !== undefined && Date.parse(item.time) < Date.parse(q.since)) return false;
   if (q.until !== undefined && Date.parse(item.time) > Date.parse(q.until)) return false;
-  if (q.text !== undefined) {
-    const needle = q.text.toLowerCase();
-    const hay = [item.message, item.application, item.host, item.rule, item.remote]
-      .filter(Boolean)
-      .join(' ')
-      .toLowerCase();
-    if (!hay.includes(needle)) return false;
-  }
+  if (q.text !== undefined && !logItemSearchText(item).includes(q.text.toLowerCase())) return false;
   return true;
 }

@@ -1,0 +1,225 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
+import { ErrorCode, WardenError } from '../errors.js';
+import { type LogQueryParsed, logQuerySchema, type NewLogItem } from '../protocol/log-item.js';
+import { MemoryLogStore } from './log-store.js';
+import { SqliteLogStore } from './sqlite-log-store.js';
+
+let root: string;
+let n = 0;
+const fresh = () => join(root, `case-${++n}.db`);
+const q = (query: Record<string, unknown>): LogQueryParsed => logQuerySchema.parse(query);
+const T0 = Date.parse('2026-01-01T00:00:00Z');
+
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'warden-logstore-'));
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+function item(i: number, extra: Partial<NewLogItem> = {}): NewLogItem {
+  return {
+    kind: 'connection',
+    verdict: i % 2 === 0 ? 'deny' : 'allow',
+    application: `/usr/bin/app${i % 3}`,
+    local: `10.0.0.1:${1000 + i}`,
+    remote: i % 2 === 0 ? '[fd00::2]:443' : '93.184.216.34:80',
+    message: `Outgoing TCP #${i}`,
+    ...extra,
+  };
+}
+
+describe('SqliteLogStore', () => {
+  test('append numbers from 1 and notifies at once; query filters, oldest first', async () => {
+    const store = SqliteLogStore.open(fresh(), { now: () => T0 });
+    const seen: number[] = [];
+    store.subscribe((i) => seen.push(i.seq));
+    const first = store.append(item(1));
+    assert.equal(first.seq, 1);
+    assert.equal(first.time, '2026-01-01T00:00:00.000Z');
+    for (let i = 2; i <= 10; i++) store.append(item(i));
+    assert.deepEqual(seen, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.equal(store.lastSeq, 10);
+    const denied = store.query(q({ verdict: 'deny', address: 'fd00::2', limit: 2 }));
+    assert.deepEqual(
+      denied.items.map((i) => i.seq),
+      [2, 4],
+    );
+    assert.equal(denied.lastSeq, 10);
+    assert.deepEqual(
+      store.query(q({ text: 'tcp #1', fromSeq: 2 })).items.map((i) => i.seq),
+      [10],
+    );
+    await store.close();
+  });
+
+  test('numbering continues after a restart, also when retention emptied the table', async () => {
+    const path = fresh();
+    let store = SqliteLogStore.open(path);
+    for (let i = 1; i <= 5; i++) store.append(item(i));
+    await store.close();
+    store = SqliteLogStore.open(path, { retention: { maxAgeDays: 1 }, now: () => T0 + 400 * 86_400_000 });
+    assert.equal(store.lastSeq, 5);
+    await store.applyRetention();
+    assert.equal(store.query(q({})).items.length, 0);
+    await store.close();
+    store = SqliteLogStore.open(path);
+    assert.equal(store.append(item(6)).seq, 6);
+    assert.deepEqual(store.query(q({})).items[0]?.message, 'Outgoing TCP #6');
+    await store.close();
+  });
+
+  test('retention by age and by item count deletes the oldest, in batches', async () => {
+    const path = fresh();
+    let clock = T0;
+    const store = SqliteLogStore.open(path, {
+      retention: { maxAgeDays: 10, maxItems: 12_000 },
+      now: () => clock,
+      retentionIntervalMs: 0,
+    });
+    for (let i = 0; i < 15_000; i++) store.append(item(i, { time: new Date(T0 + i * 1000).toISOString() }));
+    clock = T0 + 10 * 86_400_000 + 500_000; // items older than item #500 are over 10 days old
+    const deleted = await store.applyRetention();
+    assert.equal(deleted, 3000);
+    const left = store.query(q({ limit: 1 })).items[0];
+    assert.equal(left?.seq, 3001);
+    await store.close();
+  });
+
+  test('retention by size keeps the used pages near maxBytes', async () => {
+    const store = SqliteLogStore.open(fresh(), { retention: { maxBytes: 200_000 }, retentionIntervalMs: 0 });
+    for (let i = 0; i < 20_000; i++) store.append(item(i));
+    store.flush();
+    const deleted = await store.applyRetention();
+    assert.ok(deleted > 15_000, `deleted ${deleted}`);
+    assert.equal(store.query(q({ fromSeq: 19_990 })).items.at(-1)?.seq, 20_000);
+    await store.close();
+  });
+
+  test('exportJsonLines streams the matching items as JSON lines', async () => {
+    const store = SqliteLogStore.open(fresh());
+    for (let i = 1; i <= 2500; i++) store.append(item(i));
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (c: Buffer) => {
+      text += c.toString();
+    });
+    const count = await store.exportJsonLines({ verdict: 'deny' }, out);
+    assert.equal(count, 1250);
+    const lines = text.trimEnd().split('\n');
+    assert.equal(lines.length, 1250);
+    assert.equal(JSON.parse(lines[0]!).seq, 2);
+    assert.equal(JSON.parse(lines.at(-1)!).seq, 2500);
+    await store.close();
+  });
+
+  test('a file of garbage gives LOG_STORE_CORRUPT naming the file', async () => {
+    const path = fresh();
+    await writeFile(path, Buffer.alloc(64 * 1024, 'garbage! '));
+    assert.throws(
+      () => SqliteLogStore.open(path),
+      (e: unknown) => {
+        assert.ok(e instanceof WardenError);
+        assert.equal(e.code, ErrorCode.LOG_STORE_CORRUPT);
+        assert.ok(e.message.includes(path));
+        assert.match(e.suggestion ?? '', /move the file aside/);
+        return true;
+      },
+    );
+  });
+
+  test('a truncated database gives LOG_STORE_CORRUPT, not a crash', async () => {
+    const path = fresh();
+    const store = SqliteLogStore.open(path);
+    for (let i = 0; i < 20_000; i++) store.append(item(i));
+    await store.close();
+    const size = (await stat(path)).size;
+    await truncate(path, Math.floor(size / 2));
+    assert.throws(
+      () => {
+        const s = SqliteLogStore.open(path);
+        s.query(q({ text: 'nothing like this', limit: 10 }));
+      },
+      (e: unknown) => e instanceof WardenError && e.code === ErrorCode.LOG_STORE_CORRUPT,
+    );
+    assert.ok((await readFile(path)).length > 0);
+  });
+
+  test('a directory in place of the file gives FILE_IO', () => {
+    assert.throws(
+      () => SqliteLogStore.open(root),
+      (e: unknown) => e instanceof WardenError && e.code === ErrorCode.FILE_IO,
+    );
+  });
+
+  test('query answers exactly as MemoryLogStore for random items and queries (property)', async () => {
+    const words = fc.constantFrom('Tcp', 'udp', 'DENY', 'İstanbul', 'ß', 'x"y', '%', '_', ' ', 'a:b', '');
+    const text = fc.array(words, { maxLength: 4 }).map((w) => w.join(''));
+    const opt = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
+    const ends = fc.constantFrom(
+      '10.0.0.1:80',
+      '[fd00::1]:443',
+      'fd00::1',
+      '[::1]',
+      'host:1',
+      '10.0.0.1',
+      '',
+    );
+    const times = fc.constantFrom(
+      '2026-01-01T00:00:00.000Z',
+      '2026-01-01T01:00:00+01:00',
+      '2026-01-02T00:00:00.000Z',
+      '2025-12-31T23:59:59.999Z',
+      'not a time',
+    );
+    const newItem = fc.record(
+      {
+        time: times,
+        kind: fc.constantFrom('connection', 'security', 'admin', 'system'),
+        verdict: fc.constantFrom('allow', 'deny', 'reject', 'ask'),
+        application: fc.constantFrom('/usr/bin/curl', '/usr/bin/ssh', ''),
+        local: ends,
+        remote: ends,
+        host: text,
+        rule: text,
+        user: text,
+        message: text,
+      },
+      { requiredKeys: ['kind', 'message'] },
+    );
+    const query = fc.record({
+      fromSeq: opt(fc.integer({ min: 1, max: 40 })),
+      limit: fc.integer({ min: 1, max: 30 }),
+      kind: opt(fc.constantFrom('connection', 'security', 'admin', 'system')),
+      verdict: opt(fc.constantFrom('allow', 'deny', 'reject', 'ask')),
+      application: opt(fc.constantFrom('/usr/bin/curl', '/usr/bin/ssh', '')),
+      address: opt(fc.constantFrom('10.0.0.1', 'fd00::1', '::1', 'host', '')),
+      since: opt(times.filter((t) => t !== 'not a time')),
+      until: opt(times.filter((t) => t !== 'not a time')),
+      text: opt(text.filter((t) => t.length > 0)),
+    });
+    const store = SqliteLogStore.open(fresh(), { now: () => T0 });
+    const memory = new MemoryLogStore({ now: () => T0 });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(newItem, { maxLength: 15 }),
+        fc.array(query, { maxLength: 5 }),
+        async (items, qs) => {
+          for (const i of items) assert.deepEqual(store.append(i), memory.append(i));
+          for (const raw of qs) {
+            const parsed = q(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)));
+            assert.deepEqual(store.query(parsed), memory.query(parsed));
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+    await store.close();
+  });
+});
