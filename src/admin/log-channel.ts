@@ -14,7 +14,7 @@ import {
   sealDatagram,
   TAG_BYTES,
 } from '../protocol/datagram.js';
-import type { LogItem } from '../protocol/log-item.js';
+import { type EncodedLogItem, packLogBodies } from '../protocol/log-bodies.js';
 import type { Session, SessionTable } from './session.js';
 
 /** Counters of dropped datagrams, by reason. */
@@ -111,29 +111,10 @@ export class UdpLogChannel {
    * Sends items to the session's endpoint, as many per datagram as fit.
    * Returns the items too large for any datagram (the console backfills them over TCP).
    */
-  sendItems(session: Session, items: readonly LogItem[]): number {
-    let tooLarge = 0;
-    let parts: string[] = [];
-    let size = 11; // {"items":[]}
-    const flush = () => {
-      if (parts.length === 0) return;
-      this.#send(session, DatagramType.LOGS, Buffer.from(`{"items":[${parts.join(',')}]}`));
-      this.counters.itemsSent += parts.length;
-      parts = [];
-      size = 11;
-    };
-    for (const item of items) {
-      const json = JSON.stringify(item);
-      const bytes = Buffer.byteLength(json) + 1;
-      if (11 + bytes > this.#bodyLimit) {
-        tooLarge++;
-        continue;
-      }
-      if (size + bytes > this.#bodyLimit) flush();
-      parts.push(json);
-      size += bytes;
-    }
-    flush();
+  sendItems(session: Session, items: readonly EncodedLogItem[]): number {
+    const { bodies, tooLarge } = packLogBodies(items, this.#bodyLimit);
+    for (const body of bodies) this.#send(session, DatagramType.LOGS, body);
+    this.counters.itemsSent += items.length - tooLarge;
     this.counters.itemsTooLarge += tooLarge;
     return tooLarge;
   }

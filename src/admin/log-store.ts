@@ -24,6 +24,8 @@ export class MemoryLogStore implements LogStore {
   #lastSeq = 0;
   readonly #listeners = new Set<(item: LogItem) => void>();
   readonly #now: () => number;
+  /** The last clock reading and its ISO text: a burst of items in one millisecond formats it once. */
+  #clock = { ms: Number.NaN, iso: '' };
 
   constructor(options: { capacity?: number; now?: () => number } = {}) {
     this.#ring = new Array(options.capacity ?? 100_000);
@@ -36,10 +38,19 @@ export class MemoryLogStore implements LogStore {
 
   append(item: NewLogItem): LogItem {
     const seq = ++this.#lastSeq;
-    const stored: LogItem = { ...item, seq, time: item.time ?? new Date(this.#now()).toISOString() };
+    // Same keys in the same order as `{ ...item, seq, time }`, which V8 (Node 20) builds several times slower.
+    const stored = Object.assign({}, item) as LogItem;
+    stored.seq = seq;
+    stored.time = item.time ?? this.#isoNow();
     this.#ring[seq % this.#ring.length] = stored;
     for (const l of this.#listeners) l(stored);
     return stored;
+  }
+
+  #isoNow(): string {
+    const ms = this.#now();
+    if (ms !== this.#clock.ms) this.#clock = { ms, iso: new Date(ms).toISOString() };
+    return this.#clock.iso;
   }
 
   query(q: LogQueryParsed): { items: LogItem[]; lastSeq: number } {

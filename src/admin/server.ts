@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 import { createServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import { ErrorCode, WardenError } from '../errors.js';
 import type { JsonRpcRequest } from '../protocol/jsonrpc.js';
+import { EncodedLogItem } from '../protocol/log-bodies.js';
 import type { LogItem } from '../protocol/log-item.js';
 import {
   type Access,
@@ -429,9 +430,11 @@ export class AdminServer {
 
   #onLogItem(item: LogItem): void {
     let any = false;
+    let encoded: EncodedLogItem | undefined;
     for (const s of this.#sessions.all()) {
       if (!s.subscribed) continue;
-      s.queue.push(item);
+      encoded ??= new EncodedLogItem(item);
+      s.queue.push(encoded);
       any = true;
     }
     if (any && !this.#flushScheduled) {
@@ -447,7 +450,8 @@ export class AdminServer {
       const items = s.queue;
       s.queue = [];
       if (s.transport === 'udp' && s.udpEndpoint) this.#channel.sendItems(s, items);
-      else if (s.transport === 'tcp') s.peer.notify(Notifications.logItems, { items });
+      else if (s.transport === 'tcp')
+        s.peer.notify(Notifications.logItems, { items: items.map((e) => e.item) });
       // 'pending': items are not sent; the console backfills from its subscription's lastSeq.
     }
   }

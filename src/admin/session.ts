@@ -1,7 +1,7 @@
 /** One logged-in console: its identity, its keys, and how its log items travel. */
 import { randomBytes } from 'node:crypto';
 import { ReplayWindow } from '../protocol/datagram.js';
-import type { LogItem } from '../protocol/log-item.js';
+import type { EncodedLogItem } from '../protocol/log-bodies.js';
 import type { LogTransport, Role } from '../protocol/methods.js';
 import type { RpcPeer } from '../rpc/peer.js';
 
@@ -23,8 +23,8 @@ export class Session {
   /** Sequence number of the next datagram to the console. */
   nextSeq = 1n;
   subscribed = false;
-  /** Items waiting for the next flush. */
-  queue: LogItem[] = [];
+  /** Items waiting for the next flush (each encoded once, shared by every session). */
+  queue: EncodedLogItem[] = [];
   graceTimer: NodeJS.Timeout | undefined;
 
   constructor(

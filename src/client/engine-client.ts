@@ -288,9 +288,12 @@ export class EngineClient {
           if (typeof parsed.lastSeq === 'number') sequencer.noteLatest(parsed.lastSeq);
         } else if (header.type === DatagramType.LOGS && parsed.items) {
           sequencer.accept(parsed.items);
-          if (quiet) clearTimeout(quiet);
-          quiet = setTimeout(register, options.quietProbeMs ?? 100);
-          quiet.unref();
+          // One timer, pushed back by each datagram (refresh() is much cheaper than a new timer per datagram).
+          if (quiet) quiet.refresh();
+          else {
+            quiet = setTimeout(register, options.quietProbeMs ?? 100);
+            quiet.unref();
+          }
         }
       });
       udp.on('error', () => {});

@@ -59,10 +59,21 @@ export class LogSequencer {
 
   /** Accepts items from any transport. */
   accept(items: readonly LogItem[]): void {
+    const inOrder: LogItem[] = [];
     for (const item of items) {
+      if (item.seq > this.#knownLatest) this.#knownLatest = item.seq;
+      if (item.seq === this.#lastSeq + 1 && this.#buffer.size === 0) {
+        // The common case, nothing held back: deliver without going through the buffer.
+        this.#lastSeq = item.seq;
+        inOrder.push(item);
+        continue;
+      }
       if (item.seq <= this.#lastSeq || this.#buffer.has(item.seq)) this.counters.duplicates++;
       else this.#buffer.set(item.seq, item);
-      if (item.seq > this.#knownLatest) this.#knownLatest = item.seq;
+    }
+    if (inOrder.length > 0) {
+      this.counters.delivered += inOrder.length;
+      this.#deliver(inOrder);
     }
     this.#drain();
   }
