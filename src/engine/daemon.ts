@@ -14,6 +14,7 @@ import { FileConfigStore } from '../admin/config-store.js';
 import { type LogStore, MemoryLogStore } from '../admin/log-store.js';
 import { ensureDirectory } from '../admin/private-file.js';
 import { AdminServer } from '../admin/server.js';
+import { SqliteLogStore } from '../admin/sqlite-log-store.js';
 import { loadOrCreateIdentity, type TlsIdentity } from '../admin/tls-identity.js';
 import type { HostEnvironment } from '../policy/index.js';
 import { Notifications } from '../protocol/methods.js';
@@ -60,6 +61,31 @@ export interface EngineOptions {
   /** Starts the kernel backend; undefined: unprivileged mode (policy is served and explained, nothing is enforced). */
   readonly kernel?: (parts: EngineParts) => Promise<KernelBackend>;
   readonly log?: EngineLog;
+  /** Log retention of the SQLite store (default: 30 days, 10 million items). */
+  readonly retention?: { readonly maxAgeDays?: number; readonly maxItems?: number };
+}
+
+/**
+ * The persistent log store in the state directory. A damaged database must not stop the firewall:
+ * the engine says so loudly and keeps its log items in memory until the file is dealt with.
+ */
+function openLogStore(
+  stateDir: string,
+  options: EngineOptions,
+  log: EngineLog,
+): { store: LogStore; problem?: string } {
+  const path = join(stateDir, 'logs.db');
+  try {
+    const store = SqliteLogStore.open(path, {
+      retention: { maxAgeDays: 30, maxItems: 10_000_000, ...options.retention },
+      onError: (e) => log('error', `log store: ${e.message}`),
+    });
+    return { store };
+  } catch (e) {
+    const message = (e as Error).message;
+    log('error', `log store unusable, keeping log items in memory: ${message}`);
+    return { store: new MemoryLogStore(), problem: message };
+  }
 }
 
 /** The script paths of Warden's parts in this installation: the engine knows its own parts by them. */
@@ -120,7 +146,13 @@ export class Engine {
     const users = await UserStore.open(join(configDir, 'users.json'));
     const localTokenPath = join(stateDir, 'local-token');
     const localToken = await ensureLocalToken(localTokenPath);
-    const logs = new MemoryLogStore();
+    const { store: logs, problem } = openLogStore(stateDir, options, log);
+    if (problem !== undefined) {
+      logs.append({
+        kind: 'system',
+        message: `log store unusable, log items are kept in memory only: ${problem}`,
+      });
+    }
     const host = await engineHost();
     const startedAt = new Date().toISOString();
     let server: AdminServer | undefined;
@@ -186,6 +218,7 @@ export class Engine {
     await this.#kernel?.stop();
     this.logs.append({ kind: 'system', message: 'engine stopped' });
     await this.server.close();
+    if (this.logs instanceof SqliteLogStore) await this.logs.close();
     this.#log('info', 'engine stopped');
   }
 }

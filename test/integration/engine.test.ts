@@ -56,3 +56,38 @@ test('an engine starts with safe defaults, a local administrator logs in with th
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('log items survive a restart in the SQLite store; a damaged store is reported and the engine runs on', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-engine-'));
+  const configDir = join(dir, 'etc');
+  const stateDir = join(dir, 'state');
+  try {
+    const first = await Engine.start({ configDir, stateDir, port: 0, bindAddress: '127.0.0.1' });
+    first.logs.append({ kind: 'security', message: 'kept across restarts' });
+    await first.stop();
+    const second = await Engine.start({ configDir, stateDir, port: 0, bindAddress: '127.0.0.1' });
+    const kept = second.logs.query({ limit: 100, text: 'kept across restarts' }).items;
+    assert.equal(kept.length, 1);
+    await second.stop();
+
+    writeFileSync(join(stateDir, 'logs.db'), 'this is not a database '.repeat(500));
+    for (const f of ['logs.db-wal', 'logs.db-shm']) rmSync(join(stateDir, f), { force: true });
+    const errors: string[] = [];
+    const third = await Engine.start({
+      configDir,
+      stateDir,
+      port: 0,
+      bindAddress: '127.0.0.1',
+      log: (level, message) => level === 'error' && errors.push(message),
+    });
+    try {
+      assert.match(errors.join('\n'), /logs\.db/);
+      const notice = third.logs.query({ limit: 10, kind: 'system', text: 'log store unusable' }).items;
+      assert.equal(notice.length, 1, 'the engine says so in its own log too');
+    } finally {
+      await third.stop();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
