@@ -10,12 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createNetnsPair, kernelTestsUnavailable, SERVER_ADDR } from '../test/kernel/netns.js';
+import { startWardend } from '../test/kernel/wardend.js';
 import { connectLoop, quantile } from './connect-loop.js';
 
 const SECONDS = 3;
 const PORT = 9000;
 const SELF = fileURLToPath(import.meta.url);
-const WARDEND = join(SELF, '../../src/engine/bin.js');
 
 async function worker(lanes: number): Promise<void> {
   const f = await connectLoop(SERVER_ADDR, PORT, SECONDS, lanes);
@@ -42,29 +42,7 @@ async function main(): Promise<void> {
     const run = (lanes: number) =>
       JSON.parse(pair.run(pair.client, process.execPath, [SELF, 'worker', String(lanes)])) as Figures;
     const plain = { one: run(1), many: run(16) };
-    const engine = pair.spawn(
-      pair.client,
-      process.execPath,
-      [
-        WARDEND,
-        'run',
-        '--config-dir',
-        join(dir, 'etc'),
-        '--state-dir',
-        join(dir, 'state'),
-        '--port',
-        '44334',
-      ],
-      { stdio: ['ignore', 'pipe', 'ignore'] },
-    );
-    await new Promise<void>((resolve, reject) => {
-      let out = '';
-      engine.stdout!.on('data', (d) => {
-        out += d;
-        if (out.includes('listening on port')) resolve();
-      });
-      engine.once('exit', () => reject(new Error(`wardend exited: ${out}`)));
-    });
+    const engine = await startWardend(pair, pair.client, dir, 44334);
     const enforced = { one: run(1), many: run(16) };
     process.kill(engine.pid!, 'SIGTERM');
     const f = (n: number) => Math.round(n).toLocaleString('en-US');
