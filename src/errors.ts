@@ -63,6 +63,8 @@ export const ErrorCode = {
   KERNEL_RULESET_REJECTED: 'WARDEN_E_KERNEL_RULESET_REJECTED',
   /** The engine's log store file is not a SQLite database or is damaged. */
   LOG_STORE_CORRUPT: 'WARDEN_E_LOG_STORE_CORRUPT',
+  /** A remote administrator's change could cut them off from the engine; it needs confirm (confirmed apply). */
+  LOCKOUT_RISK: 'WARDEN_E_LOCKOUT_RISK',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

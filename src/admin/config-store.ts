@@ -2,23 +2,64 @@
  * The engine's configuration as the administration server sees it: the
  * policy and the settings, read and replaced whole. FileConfigStore keeps
  * them as YAML files written atomically (temporary file, fsync, rename, fsync
- * of the directory), so a crash never leaves a torn file. History and
- * confirmed apply build on this in the daemon (issue 5).
+ * of the directory), so a crash never leaves a torn file. Every change is
+ * also kept as a numbered version in `history/` beside the files (who, when,
+ * from where, both texts), so it can be listed, compared and rolled back.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, WardenError } from '../errors.js';
 import { type Policy, parsePolicyText, serializePolicy } from '../policy/index.js';
 import { parseSettingsText, type Settings, serializeSettings } from '../settings/index.js';
-import { writeFileAtomic } from './private-file.js';
+import { ensureDirectory, writeFileAtomic } from './private-file.js';
 
-/** Read and replace the configuration. Replacing is atomic per file. */
+/** Who made a change and from where (a user name and an address, or a word like "file"). */
+export interface ChangeMeta {
+  readonly user: string;
+  readonly source: string;
+}
+
+/** What a version changed: the policy, the settings, a rollback, or a reload of hand-edited files. */
+export type ChangeKind = 'policy' | 'settings' | 'rollback' | 'reload' | 'initial';
+
+/** One version as listed: everything but the texts. */
+export interface VersionSummary {
+  readonly version: number;
+  /** ISO 8601. */
+  readonly time: string;
+  readonly user: string;
+  readonly source: string;
+  readonly what: ChangeKind;
+  /** For a rollback: the version it restored. */
+  readonly restores?: number;
+}
+
+/** One version with the full texts of policy.yaml and settings.yaml after the change. */
+export interface ConfigVersion extends VersionSummary {
+  readonly policy: string;
+  readonly settings: string;
+}
+
+/** Read and replace the configuration. Replacing is atomic per file; every change is a new version. */
 export interface ConfigStore {
   policy(): Policy;
   settings(): Settings;
-  setPolicy(policy: Policy): Promise<void>;
-  setSettings(settings: Settings): Promise<void>;
+  /** Replaces the policy; returns the new version number. */
+  setPolicy(policy: Policy, meta?: ChangeMeta): Promise<number>;
+  /** Replaces the settings; returns the new version number. */
+  setSettings(settings: Settings, meta?: ChangeMeta): Promise<number>;
+  /** The kept versions, newest first. */
+  history(): VersionSummary[];
+  /** One kept version with its texts; WARDEN_E_NOT_FOUND when it is not kept. */
+  version(n: number): Promise<ConfigVersion>;
+  /** Makes the configuration of version `n` current, as a new version; returns it. */
+  rollback(n: number, meta?: ChangeMeta): Promise<VersionSummary>;
 }
+
+/** How many versions FileConfigStore keeps by default. */
+export const DEFAULT_KEEP_VERSIONS = 1000;
+
+const UNKNOWN: ChangeMeta = { user: 'unknown', source: 'unknown' };
 
 async function readIfExists(path: string): Promise<string | undefined> {
   try {
@@ -29,54 +70,197 @@ async function readIfExists(path: string): Promise<string | undefined> {
   }
 }
 
+const versionFile = (n: number) => `${String(n).padStart(6, '0')}.json`;
+
+async function readSummaries(dir: string): Promise<VersionSummary[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new WardenError(ErrorCode.FILE_IO, `cannot read ${dir}: ${(e as Error).message}`, { cause: e });
+  }
+  const out: VersionSummary[] = [];
+  for (const name of names.filter((n) => /^\d+\.json$/.test(n))) {
+    const text = await readIfExists(join(dir, name));
+    if (text === undefined) continue;
+    try {
+      const { policy: _p, settings: _s, ...summary } = JSON.parse(text) as ConfigVersion;
+      if (Number.isInteger(summary.version)) out.push(summary);
+    } catch {
+      // A damaged history file is skipped: the live configuration does not depend on it.
+    }
+  }
+  return out.sort((a, b) => a.version - b.version);
+}
+
+interface Loaded {
+  policy: Policy;
+  settings: Settings;
+  policyText: string;
+  settingsText: string;
+}
+
+async function load(dir: string): Promise<Loaded> {
+  const policyPath = join(dir, 'policy.yaml');
+  const settingsPath = join(dir, 'settings.yaml');
+  const policyText = await readIfExists(policyPath);
+  const settingsText = await readIfExists(settingsPath);
+  const policy = parsePolicyText(policyText ?? 'rules: []', { file: policyPath });
+  const settings = parseSettingsText(settingsText ?? '{}', { file: settingsPath });
+  return {
+    policy,
+    settings,
+    policyText: policyText ?? serializePolicy(policy),
+    settingsText: settingsText ?? serializeSettings(settings),
+  };
+}
+
 /** policy.yaml and settings.yaml in one directory. Missing files mean the defaults (and are written on first change). */
 export class FileConfigStore implements ConfigStore {
-  #policy: Policy;
-  #settings: Settings;
+  #current: Loaded;
+  #versions: VersionSummary[];
   readonly #dir: string;
+  readonly #keep: number;
+  /** Changes run one after another, so versions and files never interleave. */
+  #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(dir: string, policy: Policy, settings: Settings) {
+  private constructor(dir: string, current: Loaded, versions: VersionSummary[], keep: number) {
     this.#dir = dir;
-    this.#policy = policy;
-    this.#settings = settings;
+    this.#current = current;
+    this.#versions = versions;
+    this.#keep = keep;
   }
 
   /** Loads the files; an invalid file is refused with file, line and field (nothing is overwritten). */
-  static async open(dir: string): Promise<FileConfigStore> {
-    const policyPath = join(dir, 'policy.yaml');
-    const settingsPath = join(dir, 'settings.yaml');
-    const policyText = await readIfExists(policyPath);
-    const settingsText = await readIfExists(settingsPath);
-    const policy = parsePolicyText(policyText ?? 'rules: []', { file: policyPath });
-    const settings = parseSettingsText(settingsText ?? '{}', { file: settingsPath });
-    return new FileConfigStore(dir, policy, settings);
+  static async open(dir: string, options: { keepVersions?: number } = {}): Promise<FileConfigStore> {
+    const current = await load(dir);
+    const versions = await readSummaries(join(dir, 'history'));
+    return new FileConfigStore(
+      dir,
+      current,
+      versions,
+      Math.max(1, options.keepVersions ?? DEFAULT_KEEP_VERSIONS),
+    );
   }
 
   /**
    * Reads both files again (after a hand edit, on SIGHUP). A file with an error is refused with
-   * file, line and field, and the configuration in force stays as it was.
+   * file, line and field, and the configuration in force stays as it was. Changed files are a new version.
    */
-  async reload(): Promise<void> {
-    const fresh = await FileConfigStore.open(this.#dir);
-    this.#policy = fresh.#policy;
-    this.#settings = fresh.#settings;
+  async reload(meta: ChangeMeta = { user: 'root', source: 'file' }): Promise<void> {
+    await this.#serially(async () => {
+      const fresh = await load(this.#dir);
+      const changed =
+        fresh.policyText !== this.#current.policyText || fresh.settingsText !== this.#current.settingsText;
+      if (changed) await this.#ensureBaseline();
+      this.#current = fresh;
+      if (changed) await this.#record('reload', meta);
+    });
   }
 
   policy(): Policy {
-    return this.#policy;
+    return this.#current.policy;
   }
 
   settings(): Settings {
-    return this.#settings;
+    return this.#current.settings;
   }
 
-  async setPolicy(policy: Policy): Promise<void> {
-    await writeFileAtomic(join(this.#dir, 'policy.yaml'), serializePolicy(policy), 0o644);
-    this.#policy = policy;
+  setPolicy(policy: Policy, meta: ChangeMeta = UNKNOWN): Promise<number> {
+    return this.#serially(async () => {
+      await this.#ensureBaseline();
+      const text = serializePolicy(policy);
+      await writeFileAtomic(join(this.#dir, 'policy.yaml'), text, 0o644);
+      this.#current = { ...this.#current, policy, policyText: text };
+      return (await this.#record('policy', meta)).version;
+    });
   }
 
-  async setSettings(settings: Settings): Promise<void> {
-    await writeFileAtomic(join(this.#dir, 'settings.yaml'), serializeSettings(settings), 0o644);
-    this.#settings = settings;
+  setSettings(settings: Settings, meta: ChangeMeta = UNKNOWN): Promise<number> {
+    return this.#serially(async () => {
+      await this.#ensureBaseline();
+      const text = serializeSettings(settings);
+      await writeFileAtomic(join(this.#dir, 'settings.yaml'), text, 0o644);
+      this.#current = { ...this.#current, settings, settingsText: text };
+      return (await this.#record('settings', meta)).version;
+    });
+  }
+
+  history(): VersionSummary[] {
+    return [...this.#versions].reverse();
+  }
+
+  async version(n: number): Promise<ConfigVersion> {
+    if (!this.#versions.some((v) => v.version === n)) {
+      throw new WardenError(ErrorCode.NOT_FOUND, `no configuration version ${n} is kept`, {
+        suggestion: 'List the versions with config.history (warden config history).',
+      });
+    }
+    const path = join(this.#historyDir, versionFile(n));
+    const text = await readIfExists(path);
+    if (text === undefined) throw new WardenError(ErrorCode.NOT_FOUND, `${path} is gone`);
+    try {
+      return JSON.parse(text) as ConfigVersion;
+    } catch (e) {
+      throw new WardenError(ErrorCode.FILE_IO, `${path} is not valid JSON`, { cause: e });
+    }
+  }
+
+  rollback(n: number, meta: ChangeMeta = UNKNOWN): Promise<VersionSummary> {
+    return this.#serially(async () => {
+      const old = await this.version(n);
+      // Parse first: a version that no longer validates (a newer schema) is refused before anything is written.
+      const policy = parsePolicyText(old.policy, { file: `history version ${n} (policy)` });
+      const settings = parseSettingsText(old.settings, { file: `history version ${n} (settings)` });
+      await writeFileAtomic(join(this.#dir, 'policy.yaml'), old.policy, 0o644);
+      await writeFileAtomic(join(this.#dir, 'settings.yaml'), old.settings, 0o644);
+      this.#current = { policy, settings, policyText: old.policy, settingsText: old.settings };
+      return this.#record('rollback', meta, n);
+    });
+  }
+
+  get #historyDir(): string {
+    return join(this.#dir, 'history');
+  }
+
+  #serially<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(work, work);
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  /** Before the first change, the configuration as found is version 1, so it can be rolled back to. */
+  async #ensureBaseline(): Promise<void> {
+    if (this.#versions.length === 0) await this.#record('initial', { user: 'engine', source: 'file' });
+  }
+
+  async #record(what: ChangeKind, meta: ChangeMeta, restores?: number): Promise<VersionSummary> {
+    await ensureDirectory(this.#historyDir, 0o700);
+    const last = this.#versions.at(-1)?.version ?? 0;
+    const summary: VersionSummary = {
+      version: last + 1,
+      time: new Date().toISOString(),
+      user: meta.user,
+      source: meta.source,
+      what,
+      ...(restores !== undefined ? { restores } : {}),
+    };
+    const full: ConfigVersion = {
+      ...summary,
+      policy: this.#current.policyText,
+      settings: this.#current.settingsText,
+    };
+    await writeFileAtomic(
+      join(this.#historyDir, versionFile(summary.version)),
+      `${JSON.stringify(full)}\n`,
+      0o600,
+    );
+    this.#versions.push(summary);
+    while (this.#versions.length > this.#keep) {
+      const gone = this.#versions.shift()!;
+      await rm(join(this.#historyDir, versionFile(gone.version)), { force: true });
+    }
+    return summary;
   }
 }

@@ -15,6 +15,7 @@ import {
   internalRules,
   lint,
   type Policy,
+  parsePolicyText,
   policyToPlain,
   type Rule,
   ruleToPlain,
@@ -24,8 +25,10 @@ import {
 import { type AskAnswer, type AskPrompt, type AskResolution, askAnswerSchema } from '../protocol/asks.js';
 import type { LogItem, LogQueryParsed } from '../protocol/log-item.js';
 import type { Methods, StatusResult } from '../protocol/methods.js';
-import { type Settings, validateSettings } from '../settings/index.js';
+import { parseSettingsText, type Settings, validateSettings } from '../settings/index.js';
 import type { ConfigStore } from './config-store.js';
+import { Confirmations, lockoutRisk } from './confirm.js';
+import { unifiedDiff } from './line-diff.js';
 import type { LogStore } from './log-store.js';
 
 /**
@@ -74,7 +77,11 @@ export interface HandlerContext {
   readonly asks?: AskService;
   /** Called after the settings changed (the server re-reads remote administration, the engine reloads). */
   readonly onSettingsChanged?: (settings: Settings) => void;
+  /** Changes applied with confirm, waiting for config.confirm (the server closes it); default: a new one. */
+  readonly confirmations?: Confirmations;
 }
+
+type Confirm = { seconds: number } | undefined;
 
 /** The engine's desk of held connections (src/engine/asks.ts implements it). */
 export interface AskService {
@@ -121,12 +128,45 @@ export function createHandlers(ctx: HandlerContext) {
   };
   const audit = (caller: Caller, message: string) =>
     ctx.logs.append({ kind: 'admin', user: caller.user, source: caller.source, message });
+  const confirmations = ctx.confirmations ?? new Confirmations();
 
-  const savePolicy = async (policy: Policy) => {
+  /** Refuses a change that could cut a remote caller off, unless it is applied with confirm. */
+  const guard = (next: { policy: Policy; settings: Settings }, caller: Caller, confirm: Confirm) => {
+    if (confirm !== undefined) return;
+    const risk = lockoutRisk(next, caller.source, ctx.host, ctx.now());
+    if (risk === null) return;
+    throw new WardenError(ErrorCode.LOCKOUT_RISK, `this change could cut you off from the engine: ${risk}`, {
+      suggestion:
+        'Send it again with confirm: {seconds: 60} (CLI: --confirm 60): it is rolled back by itself unless ' +
+        'config.confirm {version} (warden config confirm VERSION) arrives in time; or change it on the engine host.',
+    });
+  };
+  /** With confirm, starts the clock that rolls `version` back to the one before it. */
+  const probation = (version: number, caller: Caller, confirm: Confirm) => {
+    if (confirm === undefined) return {};
+    const pending = confirmations.add(version, version - 1, confirm.seconds, async (c) => {
+      const v = await ctx.config.rollback(c.previous, { user: caller.user, source: 'confirm timeout' });
+      compiled = undefined;
+      audit(
+        caller,
+        `version ${c.version} was not confirmed by ${c.deadline}: rolled back to version ${c.previous} as version ${v.version}`,
+      );
+      ctx.onSettingsChanged?.(ctx.config.settings());
+    });
+    audit(
+      caller,
+      `version ${version} applied with confirm: rolled back at ${pending.deadline} unless confirmed`,
+    );
+    return { pending };
+  };
+
+  const savePolicy = async (policy: Policy, caller: Caller, confirm?: Confirm) => {
     // Re-validate the whole policy: a rule may be fine alone and still clash (a duplicate name).
     const checked = validatePolicy(policyToPlain(policy));
-    await ctx.config.setPolicy(checked);
+    guard({ policy: checked, settings: ctx.config.settings() }, caller, confirm);
+    const version = await ctx.config.setPolicy(checked, caller);
     compiled = undefined;
+    return version;
   };
   const rules = () => ctx.config.policy().rules;
   const indexOf = (name: string) => {
@@ -136,7 +176,12 @@ export function createHandlers(ctx: HandlerContext) {
   };
   const withRules = (list: Rule[]): Policy => ({ ...ctx.config.policy(), rules: list });
 
-  const addRule = async (raw: Record<string, unknown>, position: number | undefined, caller: Caller) => {
+  const addRule = async (
+    raw: Record<string, unknown>,
+    position: number | undefined,
+    caller: Caller,
+    confirm?: Confirm,
+  ) => {
     const rule = validateRule(raw, { addressGroups: ctx.config.policy().addressGroups });
     if (rules().some((r) => r.name === rule.name)) {
       throw new WardenError(ErrorCode.ALREADY_EXISTS, `a rule named "${rule.name}" exists already`, {
@@ -146,9 +191,9 @@ export function createHandlers(ctx: HandlerContext) {
     const list = [...rules()];
     const at = Math.min(position ?? list.length, list.length);
     list.splice(at, 0, rule);
-    await savePolicy(withRules(list));
+    const version = await savePolicy(withRules(list), caller, confirm);
     audit(caller, `rule "${rule.name}" added at position ${at}`);
-    return { rule: ruleToPlain(rule), position: at };
+    return { rule: ruleToPlain(rule), position: at, ...probation(version, caller, confirm) };
   };
 
   const handlers: { [K in keyof typeof Methods]?: Handler<(typeof Methods)[K]> } = {
@@ -166,13 +211,15 @@ export function createHandlers(ctx: HandlerContext) {
       };
     },
     settingsGet: () => ({ settings: structuredClone(ctx.config.settings()) as Record<string, unknown> }),
-    settingsSet: async ({ settings: patch }, caller) => {
+    settingsSet: async ({ settings: patch, confirm }, caller) => {
       const next = validateSettings(merge(structuredClone(ctx.config.settings()), patch));
-      await ctx.config.setSettings(next);
+      guard({ policy: ctx.config.policy(), settings: next }, caller, confirm);
+      const version = await ctx.config.setSettings(next, caller);
       compiled = undefined;
       audit(caller, `settings changed: ${JSON.stringify(patch)}`);
+      const pending = probation(version, caller, confirm);
       ctx.onSettingsChanged?.(next);
-      return { settings: structuredClone(next) as Record<string, unknown> };
+      return { settings: structuredClone(next) as Record<string, unknown>, ...pending };
     },
     rulesList: ({ internal }) => {
       const list = rules().map(ruleToPlain);
@@ -190,7 +237,7 @@ export function createHandlers(ctx: HandlerContext) {
       const i = indexOf(name);
       return { rule: ruleToPlain(rules()[i]!), position: i };
     },
-    rulesAdd: async ({ rule: raw, position }, caller) => addRule(raw, position, caller),
+    rulesAdd: async ({ rule: raw, position, confirm }, caller) => addRule(raw, position, caller, confirm),
     asksList: () => ({ prompts: ctx.asks?.list() ?? [] }),
     asksAnswer: async (params, caller) => {
       const answer = askAnswerSchema.parse(params);
@@ -213,7 +260,7 @@ export function createHandlers(ctx: HandlerContext) {
       );
       return resolution;
     },
-    rulesUpdate: async ({ name, rule: raw }, caller) => {
+    rulesUpdate: async ({ name, rule: raw, confirm }, caller) => {
       const i = indexOf(name);
       const rule = validateRule(raw, { addressGroups: ctx.config.policy().addressGroups });
       if (rule.name !== name && rules().some((r) => r.name === rule.name)) {
@@ -221,27 +268,27 @@ export function createHandlers(ctx: HandlerContext) {
       }
       const list = [...rules()];
       list[i] = rule;
-      await savePolicy(withRules(list));
+      const version = await savePolicy(withRules(list), caller, confirm);
       audit(caller, `rule "${name}" updated${rule.name === name ? '' : ` and renamed "${rule.name}"`}`);
-      return { rule: ruleToPlain(rule), position: i };
+      return { rule: ruleToPlain(rule), position: i, ...probation(version, caller, confirm) };
     },
-    rulesRemove: async ({ name }, caller) => {
+    rulesRemove: async ({ name, confirm }, caller) => {
       const i = indexOf(name);
       const list = [...rules()];
       list.splice(i, 1);
-      await savePolicy(withRules(list));
+      const version = await savePolicy(withRules(list), caller, confirm);
       audit(caller, `rule "${name}" removed`);
-      return {};
+      return probation(version, caller, confirm);
     },
-    rulesMove: async ({ name, position }, caller) => {
+    rulesMove: async ({ name, position, confirm }, caller) => {
       const i = indexOf(name);
       const list = [...rules()];
       const [rule] = list.splice(i, 1);
       const at = Math.min(position, list.length);
       list.splice(at, 0, rule!);
-      await savePolicy(withRules(list));
+      const version = await savePolicy(withRules(list), caller, confirm);
       audit(caller, `rule "${name}" moved from position ${i} to ${at}`);
-      return { position: at };
+      return { position: at, ...probation(version, caller, confirm) };
     },
     explain: (c) => {
       const remote = c.remoteAddress === undefined ? null : parseIp(c.remoteAddress);
@@ -279,6 +326,37 @@ export function createHandlers(ctx: HandlerContext) {
       findings: lint(compiledPolicy(), { now: ctx.now() }) as unknown as Record<string, unknown>[],
     }),
     logsQuery: (q) => fitAnswer(ctx.logs.query(q as LogQueryParsed)),
+    configHistory: () => ({ versions: ctx.config.history(), pending: confirmations.pending() }),
+    configDiff: async ({ a, b }) => {
+      const [va, vb] = await Promise.all([ctx.config.version(a), ctx.config.version(b)]);
+      return {
+        policy: unifiedDiff(va.policy, vb.policy, [`policy.yaml@${a}`, `policy.yaml@${b}`]),
+        settings: unifiedDiff(va.settings, vb.settings, [`settings.yaml@${a}`, `settings.yaml@${b}`]),
+      };
+    },
+    configRollback: async ({ version, confirm }, caller) => {
+      const old = await ctx.config.version(version);
+      const next = {
+        policy: parsePolicyText(old.policy, { file: `version ${version} policy` }),
+        settings: parseSettingsText(old.settings, { file: `version ${version} settings` }),
+      };
+      guard(next, caller, confirm);
+      const v = await ctx.config.rollback(version, caller);
+      compiled = undefined;
+      audit(caller, `configuration rolled back to version ${version} as version ${v.version}`);
+      const pending = probation(v.version, caller, confirm);
+      ctx.onSettingsChanged?.(ctx.config.settings());
+      return { version: v, ...pending };
+    },
+    configConfirm: ({ version }, caller) => {
+      if (!confirmations.confirm(version)) {
+        throw new WardenError(ErrorCode.NOT_FOUND, `no change of version ${version} waits for confirm`, {
+          suggestion: 'It may have been rolled back already: see config.history (warden config history).',
+        });
+      }
+      audit(caller, `version ${version} confirmed`);
+      return { version };
+    },
     hints: () => {
       const port = ctx.config.settings().applicationPort;
       return (

@@ -23,6 +23,7 @@ import {
 import { RpcPeer } from '../rpc/peer.js';
 import type { Settings } from '../settings/index.js';
 import { tokensEqual } from './auth/local-token.js';
+import { Confirmations, isLoopback } from './confirm.js';
 import { type Caller, createHandlers, type HandlerContext } from './handlers.js';
 import { UdpLogChannel } from './log-channel.js';
 import { Session, SessionTable } from './session.js';
@@ -66,11 +67,6 @@ export interface AdminServerOptions extends Omit<HandlerContext, 'onSettingsChan
 
 const ROLE_RANK: Record<Access, number> = { anyone: 0, auditor: 1, administrator: 2 };
 
-function isLoopback(address: string): boolean {
-  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
-  return a === '::1' || a.startsWith('127.');
-}
-
 /** A running administration server. */
 export class AdminServer {
   readonly #options: AdminServerOptions;
@@ -82,6 +78,7 @@ export class AdminServer {
   readonly #handlerByName: ReadonlyMap<string, (params: unknown, caller: Caller) => unknown>;
   readonly #unsubscribe: () => void;
   readonly #sockets = new Set<TLSSocket>();
+  readonly #confirmations = new Confirmations();
   #flushScheduled = false;
   #port = 0;
 
@@ -89,7 +86,11 @@ export class AdminServer {
     this.#options = options;
     this.#tls = tls;
     this.#udp = udp;
-    const handlers = createHandlers({ ...options, onSettingsChanged: (s) => this.#settingsChanged(s) });
+    const handlers = createHandlers({
+      ...options,
+      confirmations: this.#confirmations,
+      onSettingsChanged: (s) => this.#settingsChanged(s),
+    });
     this.#handlerByName = new Map(
       (Object.keys(handlers) as (keyof typeof handlers)[]).map((k) => [
         Methods[k].name,
@@ -173,6 +174,7 @@ export class AdminServer {
 
   /** Stops listening and closes every connection. */
   async close(): Promise<void> {
+    this.#confirmations.close();
     this.#unsubscribe();
     for (const s of this.#sockets) s.destroy();
     await Promise.all([

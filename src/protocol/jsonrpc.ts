@@ -71,6 +71,7 @@ const NUMBER_OF_CODE: Partial<Record<ErrorCode, number>> = {
   [Codes.POLICY_INVALID]: -32010,
   [Codes.SETTINGS_INVALID]: -32011,
   [Codes.CONNECTION_INVALID]: -32012,
+  [Codes.LOCKOUT_RISK]: -32013,
 };
 
 /** The JSON-RPC error number for a Warden code (-32000 for codes without their own). */

@@ -84,6 +84,27 @@ export interface LogsQueryResult {
 
 const ruleName = z.string().min(1).max(120);
 
+/** Confirmed apply: the change is rolled back by itself unless config.confirm arrives within `seconds`. */
+const confirmSchema = z.strictObject({ seconds: z.number().int().min(1).max(3600).default(60) }).optional();
+export interface ConfirmParam {
+  confirm?: { seconds: number };
+}
+/** Present in a change's result when it was applied with confirm. */
+export interface Pending {
+  pending?: { version: number; previous: number; deadline: string };
+}
+
+/** One configuration version as listed by config.history. */
+export interface VersionJson {
+  readonly version: number;
+  readonly time: string;
+  readonly user: string;
+  readonly source: string;
+  readonly what: 'policy' | 'settings' | 'rollback' | 'reload' | 'initial';
+  readonly restores?: number;
+}
+const versionNumber = z.number().int().min(1);
+
 /** A connection for policy.explain, described like the CLI describes one. */
 export const explainConnectionSchema = z.strictObject({
   direction: z.enum(['incoming', 'outgoing']),
@@ -128,10 +149,13 @@ export const Methods = {
     empty,
     'the settings',
   ),
-  settingsSet: method<{ settings: Record<string, unknown> }, { settings: Record<string, unknown> }>(
+  settingsSet: method<
+    { settings: Record<string, unknown> } & ConfirmParam,
+    { settings: Record<string, unknown> } & Pending
+  >(
     'settings.set',
     'administrator',
-    z.strictObject({ settings: z.record(z.string(), z.unknown()) }),
+    z.strictObject({ settings: z.record(z.string(), z.unknown()), confirm: confirmSchema }),
     'change settings: the keys given are merged into the current ones and validated',
   ),
   rulesList: method<{ internal: boolean }, { rules: RuleJson[]; internal?: RuleJson[] }>(
@@ -147,30 +171,37 @@ export const Methods = {
     'one rule by name',
   ),
   rulesAdd: method<
-    { rule: Record<string, unknown>; position?: number },
-    { rule: RuleJson; position: number }
+    { rule: Record<string, unknown>; position?: number } & ConfirmParam,
+    { rule: RuleJson; position: number } & Pending
   >(
     'rules.add',
     'administrator',
-    z.strictObject({ rule: z.record(z.string(), z.unknown()), position: z.number().int().min(0).optional() }),
+    z.strictObject({
+      rule: z.record(z.string(), z.unknown()),
+      position: z.number().int().min(0).optional(),
+      confirm: confirmSchema,
+    }),
     'add a rule at a position (0 = first; default: last)',
   ),
-  rulesUpdate: method<{ name: string; rule: Record<string, unknown> }, { rule: RuleJson; position: number }>(
+  rulesUpdate: method<
+    { name: string; rule: Record<string, unknown> } & ConfirmParam,
+    { rule: RuleJson; position: number } & Pending
+  >(
     'rules.update',
     'administrator',
-    z.strictObject({ name: ruleName, rule: z.record(z.string(), z.unknown()) }),
+    z.strictObject({ name: ruleName, rule: z.record(z.string(), z.unknown()), confirm: confirmSchema }),
     'replace a rule (it keeps its position; it may be renamed)',
   ),
-  rulesRemove: method<{ name: string }, Empty>(
+  rulesRemove: method<{ name: string } & ConfirmParam, Pending>(
     'rules.remove',
     'administrator',
-    z.strictObject({ name: ruleName }),
+    z.strictObject({ name: ruleName, confirm: confirmSchema }),
     'remove a rule',
   ),
-  rulesMove: method<{ name: string; position: number }, { position: number }>(
+  rulesMove: method<{ name: string; position: number } & ConfirmParam, { position: number } & Pending>(
     'rules.move',
     'administrator',
-    z.strictObject({ name: ruleName, position: z.number().int().min(0) }),
+    z.strictObject({ name: ruleName, position: z.number().int().min(0), confirm: confirmSchema }),
     'move a rule to a position (0 = first)',
   ),
   explain: method<z.output<typeof explainConnectionSchema>, Record<string, unknown>>(
@@ -215,6 +246,33 @@ export const Methods = {
     // Callers may leave out defaulted fields; the handler receives them filled in (the server parses first).
     askAnswerSchema as unknown as z.ZodType<AskAnswerParams, unknown>,
     'answer a prompt: allow or deny, once / temporary / always, for the application, port or host',
+  ),
+  configHistory: method<
+    Empty,
+    { versions: VersionJson[]; pending: { version: number; previous: number; deadline: string }[] }
+  >(
+    'config.history',
+    'auditor',
+    empty,
+    'the kept configuration versions, newest first (without the texts), and changes waiting for confirm',
+  ),
+  configDiff: method<{ a: number; b: number }, { policy: string; settings: string }>(
+    'config.diff',
+    'auditor',
+    z.strictObject({ a: versionNumber, b: versionNumber }),
+    'unified line diffs of policy.yaml and settings.yaml from version a to version b',
+  ),
+  configRollback: method<{ version: number } & ConfirmParam, { version: VersionJson } & Pending>(
+    'config.rollback',
+    'administrator',
+    z.strictObject({ version: versionNumber, confirm: confirmSchema }),
+    'make the configuration of a version current again, as a new version',
+  ),
+  configConfirm: method<{ version: number }, { version: number }>(
+    'config.confirm',
+    'administrator',
+    z.strictObject({ version: versionNumber }),
+    'keep a change applied with confirm (else it is rolled back at its deadline)',
   ),
   hints: method<Empty, Record<string, unknown>>(
     'firewall.hints',

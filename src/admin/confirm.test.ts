@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { type HostEnvironment, validatePolicy } from '../policy/index.js';
+import { validateSettings } from '../settings/index.js';
+import { FileConfigStore } from './config-store.js';
+import { Confirmations, lockoutRisk } from './confirm.js';
+import { createHandlers } from './handlers.js';
+import { MemoryLogStore } from './log-store.js';
+
+const host: HostEnvironment = {
+  executables: { engine: '/usr/lib/warden/wardend', console: '/usr/lib/warden/warden', assistant: '/x' },
+  environment: {},
+  etcEnvironment: '',
+};
+const denyAll = validatePolicy({
+  defaults: { incoming: { action: 'deny' }, outgoing: { action: 'deny' } },
+  rules: [
+    { name: 'no admin', action: 'deny', direction: 'incoming', protocol: 'tcp', localPorts: '1-65535' },
+  ],
+});
+const remoteOn = validateSettings({ remoteAdministration: { enabled: true } });
+const remoteOff = validateSettings({ remoteAdministration: { enabled: false } });
+
+test('lockoutRisk: a remote caller is at risk when remote administration would be off', () => {
+  for (const source of ['203.0.113.9', '2001:db8::9', '::ffff:203.0.113.9'])
+    assert.match(
+      lockoutRisk({ policy: denyAll, settings: remoteOff }, source, host, 0) ?? '',
+      /remote administration/,
+    );
+  // The internal remote-configuration rule comes before user rules: deny-all does not cut a remote caller off.
+  assert.equal(lockoutRisk({ policy: denyAll, settings: remoteOn }, '203.0.113.9', host, 0), null);
+});
+
+test('lockoutRisk: a caller on the engine host is never at risk', () => {
+  for (const source of ['127.0.0.1', '::1', '::ffff:127.0.0.1', '127.3.2.1'])
+    assert.equal(lockoutRisk({ policy: denyAll, settings: remoteOff }, source, host, 0), null);
+});
+
+async function engine(
+  body: (h: ReturnType<typeof createHandlers>, store: FileConfigStore, c: Confirmations) => Promise<void>,
+) {
+  const dir = await mkdtemp(join(tmpdir(), 'warden-confirm-'));
+  const confirmations = new Confirmations();
+  try {
+    const store = await FileConfigStore.open(dir);
+    await store.setSettings(remoteOn, { user: 'setup', source: 'test' });
+    const h = createHandlers({
+      config: store,
+      logs: new MemoryLogStore(),
+      host,
+      now: Date.now,
+      status: () => ({
+        version: 't',
+        hostname: 'h',
+        startedAt: '',
+        fingerprint: '',
+        consoles: 0,
+        kernel: '',
+      }),
+      confirmations,
+    });
+    await body(h, store, confirmations);
+  } finally {
+    confirmations.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const remote = { user: 'alice', source: '203.0.113.9' };
+const local = { user: 'alice', source: '127.0.0.1' };
+
+test('a remote settings change that would cut the caller off is refused and changes nothing', () =>
+  engine(async (h, store) => {
+    const before = store.history().length;
+    await assert.rejects(
+      async () => h.settingsSet!({ settings: { remoteAdministration: { enabled: false } } }, remote),
+      (e: Error & { code?: string; suggestion?: string }) =>
+        e.code === 'WARDEN_E_LOCKOUT_RISK' && /confirm/.test(e.suggestion ?? ''),
+    );
+    assert.equal(store.settings().remoteAdministration.enabled, true);
+    assert.equal(store.history().length, before);
+    // A harmless remote change goes through without confirm.
+    await h.rulesAdd!(
+      { rule: { name: 'web', action: 'allow', direction: 'outgoing', protocol: 'tcp', remotePorts: '443' } },
+      remote,
+    );
+    // The same change from the engine host is not refused.
+    await h.settingsSet!({ settings: { remoteAdministration: { enabled: false } } }, local);
+    assert.equal(store.settings().remoteAdministration.enabled, false);
+  }));
+
+test('with confirm the change is applied; unconfirmed it is rolled back at its deadline, confirmed it stays', () =>
+  engine(async (h, store) => {
+    const off = { settings: { remoteAdministration: { enabled: false } }, confirm: { seconds: 1 } };
+    const r = await h.settingsSet!(off, remote);
+    assert.ok(r.pending);
+    assert.equal(store.settings().remoteAdministration.enabled, false);
+    assert.deepEqual(
+      (await h.configHistory!({}, remote)).pending.map((p) => p.version),
+      [r.pending.version],
+    );
+    await new Promise((res) => setTimeout(res, 1300));
+    assert.equal(store.settings().remoteAdministration.enabled, true, 'rolled back');
+    const [newest] = store.history();
+    assert.deepEqual(
+      [newest!.what, newest!.restores, newest!.source],
+      ['rollback', r.pending.previous, 'confirm timeout'],
+    );
+    await assert.rejects(async () => h.configConfirm!({ version: r.pending!.version }, remote), {
+      code: 'WARDEN_E_NOT_FOUND',
+    });
+
+    const kept = await h.settingsSet!(off, remote);
+    assert.deepEqual(await h.configConfirm!({ version: kept.pending!.version }, remote), {
+      version: kept.pending!.version,
+    });
+    await new Promise((res) => setTimeout(res, 1300));
+    assert.equal(store.settings().remoteAdministration.enabled, false, 'confirmed: stays');
+  }));
+
+test('a remote rollback to a version that would cut the caller off needs confirm too', () =>
+  engine(async (h, store) => {
+    await h.settingsSet!({ settings: { remoteAdministration: { enabled: false } } }, local);
+    const offVersion = store.history()[0]!.version;
+    await h.settingsSet!({ settings: { remoteAdministration: { enabled: true } } }, local);
+    await assert.rejects(async () => h.configRollback!({ version: offVersion }, remote), {
+      code: 'WARDEN_E_LOCKOUT_RISK',
+    });
+    const r = await h.configRollback!({ version: offVersion, confirm: { seconds: 60 } }, remote);
+    assert.equal(r.pending?.previous, r.version.version - 1);
+  }));
