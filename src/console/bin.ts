@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { ErrorCode, formatProblem, WardenError } from '../errors.js';
 import { registerAsks } from './commands/asks.js';
+import { registerConfig } from './commands/config.js';
 import { registerConnect } from './commands/connect.js';
 import { registerEngines } from './commands/engines.js';
 import { registerHints } from './commands/hints.js';
@@ -85,6 +86,7 @@ registerConnect(program, run, io);
 registerStatus(program, run, io);
 registerRules(program, run, io);
 registerSettings(program, run, io);
+registerConfig(program, run, io);
 registerLogs(program, run, io);
 registerAsks(program, run, io);
 registerEngines(program, run, io);

@@ -126,6 +126,46 @@ describe('warden against a running engine', () => {
     );
   });
 
+  test('config history, diff, rollback and confirm', async () => {
+    const hist = await warden(['config', 'history', '--engine', 'lab', '--json']);
+    assert.equal(hist.code, 0, hist.stderr);
+    const { versions } = JSON.parse(hist.stdout) as { versions: { version: number; what: string }[] };
+    const addSsh = versions.find((v) => v.what === 'policy')!;
+    const table = await warden(['config', 'history', '--engine', 'lab']);
+    assert.match(table.stdout, /version.*time.*user.*source.*change/);
+    assert.match(table.stdout, /alice +127\.0\.0\.1 +policy/);
+    const diff = await warden([
+      'config',
+      'diff',
+      String(addSsh.version - 1),
+      String(addSsh.version),
+      '--engine',
+      'lab',
+    ]);
+    assert.equal(diff.code, 0, diff.stderr);
+    assert.match(diff.stdout, /^\+.*name: ssh$/m);
+    const back = await warden([
+      'config',
+      'rollback',
+      String(addSsh.version - 1),
+      '--engine',
+      'lab',
+      '--confirm',
+      '60',
+    ]);
+    assert.equal(back.code, 0, back.stderr);
+    const pending = /warden config confirm (\d+)/.exec(back.stdout);
+    assert.ok(pending, back.stdout);
+    const ok = await warden(['config', 'confirm', pending[1]!, '--engine', 'lab']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /confirmed/);
+    const again = await warden(['config', 'confirm', pending[1]!, '--engine', 'lab', '--json']);
+    assert.equal(again.code, 1);
+    assert.equal(JSON.parse(again.stderr).error.code, 'WARDEN_E_NOT_FOUND');
+    const usage = await warden(['config', 'diff', 'one', '2', '--engine', 'lab']);
+    assert.equal(usage.code, 2);
+  });
+
   test('a changed fingerprint is refused with a warning and exit 1', async () => {
     const file = join(home, 'warden/known-hosts.json');
     const known = JSON.parse(readFileSync(file, 'utf8'));

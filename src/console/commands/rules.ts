@@ -6,8 +6,11 @@ import { Methods, type RuleJson } from '../../protocol/methods.js';
 import type { CommandIo, CommandStatus } from '../io.js';
 import { openEngine, type RemoteOptions, remoteOptions } from '../remote.js';
 import { renderTable } from '../render/table.js';
+import { confirmParam, pendingNote } from './config.js';
 
-type Opts = RemoteOptions & { json?: boolean; internal?: boolean; position?: string };
+type Opts = RemoteOptions & { json?: boolean; internal?: boolean; position?: string; confirm?: string };
+
+const CONFIRM_HELP = 'roll back by itself unless `warden config confirm` comes within this time';
 
 function cell(v: unknown): string {
   if (v === undefined) return 'any';
@@ -139,6 +142,7 @@ export function registerRules(
       ),
   )
     .option('--position <n>', 'place it at position n (1 = first; default: last)')
+    .option('--confirm <seconds>', CONFIRM_HELP)
     .option('--json', 'print as JSON')
     .action((text: string, o: Opts) =>
       run(
@@ -147,9 +151,12 @@ export function registerRules(
           const r = await c.call(Methods.rulesAdd, {
             rule: parseRuleText(text),
             ...(pos === undefined ? {} : { position: pos }),
+            ...confirmParam(o.confirm),
           });
           io.out(
-            o.json ? JSON.stringify(r, null, 2) : `Added "${r.rule.name}" at position ${r.position + 1}.`,
+            o.json
+              ? JSON.stringify(r, null, 2)
+              : `Added "${r.rule.name}" at position ${r.position + 1}.${pendingNote(r.pending)}`,
           );
           return 0;
         }),
@@ -162,41 +169,53 @@ export function registerRules(
       .argument('<name>')
       .argument('<rule>', 'the new rule as YAML/JSON'),
   )
+    .option('--confirm <seconds>', CONFIRM_HELP)
     .option('--json', 'print as JSON')
     .action((name: string, text: string, o: Opts) =>
       run(
         withEngine(o, io, async (c) => {
-          const r = await c.call(Methods.rulesUpdate, { name, rule: parseRuleText(text) });
-          io.out(o.json ? JSON.stringify(r, null, 2) : `Updated "${name}".`);
+          const r = await c.call(Methods.rulesUpdate, {
+            name,
+            rule: parseRuleText(text),
+            ...confirmParam(o.confirm),
+          });
+          io.out(o.json ? JSON.stringify(r, null, 2) : `Updated "${name}".${pendingNote(r.pending)}`);
           return 0;
         }),
       ),
     );
-  remoteOptions(rules.command('remove').description('remove a rule').argument('<name>')).action(
-    (name: string, o: Opts) =>
+  remoteOptions(rules.command('remove').description('remove a rule').argument('<name>'))
+    .option('--confirm <seconds>', CONFIRM_HELP)
+    .action((name: string, o: Opts) =>
       run(
         withEngine(o, io, async (c) => {
-          await c.call(Methods.rulesRemove, { name });
-          io.out(`Removed "${name}".`);
+          const r = await c.call(Methods.rulesRemove, { name, ...confirmParam(o.confirm) });
+          io.out(`Removed "${name}".${pendingNote(r.pending)}`);
           return 0;
         }),
       ),
-  );
+    );
   remoteOptions(
     rules
       .command('move')
       .description('move a rule to a position (1 = first)')
       .argument('<name>')
       .argument('<position>'),
-  ).action((name: string, pos: string, o: Opts) =>
-    run(
-      withEngine(o, io, async (c) => {
-        const r = await c.call(Methods.rulesMove, { name, position: position(pos)! });
-        io.out(`Moved "${name}" to position ${r.position + 1}.`);
-        return 0;
-      }),
-    ),
-  );
+  )
+    .option('--confirm <seconds>', CONFIRM_HELP)
+    .action((name: string, pos: string, o: Opts) =>
+      run(
+        withEngine(o, io, async (c) => {
+          const r = await c.call(Methods.rulesMove, {
+            name,
+            position: position(pos)!,
+            ...confirmParam(o.confirm),
+          });
+          io.out(`Moved "${name}" to position ${r.position + 1}.${pendingNote(r.pending)}`);
+          return 0;
+        }),
+      ),
+    );
   for (const [verb, enabled] of [
     ['enable', true],
     ['disable', false],

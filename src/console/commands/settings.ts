@@ -5,8 +5,9 @@ import { ErrorCode, WardenError } from '../../errors.js';
 import { Methods } from '../../protocol/methods.js';
 import type { CommandIo, CommandStatus } from '../io.js';
 import { openEngine, type RemoteOptions, remoteOptions } from '../remote.js';
+import { confirmParam, pendingNote } from './config.js';
 
-type Opts = RemoteOptions & { json?: boolean };
+type Opts = RemoteOptions & { json?: boolean; confirm?: string };
 
 function pick(settings: Record<string, unknown>, key: string | undefined): unknown {
   if (key === undefined) return settings;
@@ -82,6 +83,10 @@ export function registerSettings(
       .description('change settings')
       .argument('<key=value...>', 'e.g. syslog.enabled=true syslog.host=192.0.2.10'),
   )
+    .option(
+      '--confirm <seconds>',
+      'roll back by itself unless `warden config confirm` comes within this time',
+    )
     .option('--json', 'print the new settings as JSON')
     .action((assignments: string[], o: Opts) =>
       run(
@@ -89,9 +94,11 @@ export function registerSettings(
           const patch = assignmentsToPatch(assignments);
           const { client } = await openEngine(o, io);
           try {
-            const r = await client.call(Methods.settingsSet, { settings: patch });
+            const r = await client.call(Methods.settingsSet, { settings: patch, ...confirmParam(o.confirm) });
             io.out(
-              o.json ? JSON.stringify(r.settings, null, 2) : `Settings changed: ${assignments.join(' ')}`,
+              o.json
+                ? JSON.stringify(r.settings, null, 2)
+                : `Settings changed: ${assignments.join(' ')}${pendingNote(r.pending)}`,
             );
             return 0 as const;
           } finally {
