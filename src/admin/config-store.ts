@@ -133,6 +133,7 @@ export class FileConfigStore implements ConfigStore {
   }
 
   /** Loads the files; an invalid file is refused with file, line and field (nothing is overwritten). */
+  /** `keepVersions`: how many versions history/ keeps (at least 2, so a change can always be undone). */
   static async open(dir: string, options: { keepVersions?: number } = {}): Promise<FileConfigStore> {
     const current = await load(dir);
     const versions = await readSummaries(join(dir, 'history'));
@@ -140,7 +141,7 @@ export class FileConfigStore implements ConfigStore {
       dir,
       current,
       versions,
-      Math.max(1, options.keepVersions ?? DEFAULT_KEEP_VERSIONS),
+      Math.max(2, options.keepVersions ?? DEFAULT_KEEP_VERSIONS),
     );
   }
 
