@@ -124,6 +124,7 @@ export class FileConfigStore implements ConfigStore {
   readonly #keep: number;
   /** Changes run one after another, so versions and files never interleave. */
   #queue: Promise<unknown> = Promise.resolve();
+  readonly #listeners = new Set<(what: ChangeKind) => void>();
 
   private constructor(dir: string, current: Loaded, versions: VersionSummary[], keep: number) {
     this.#dir = dir;
@@ -186,6 +187,15 @@ export class FileConfigStore implements ConfigStore {
       this.#current = { ...this.#current, settings, settingsText: text };
       return (await this.#record('settings', meta)).version;
     });
+  }
+
+  /**
+   * Calls `listener` after every change in force (protocol, rollback, reload from the files), so
+   * whatever enforces the configuration follows it; returns the unsubscribe function.
+   */
+  onChange(listener: (what: ChangeKind) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   history(): VersionSummary[] {
@@ -262,6 +272,7 @@ export class FileConfigStore implements ConfigStore {
       const gone = this.#versions.shift()!;
       await rm(join(this.#historyDir, versionFile(gone.version)), { force: true });
     }
+    if (what !== 'initial') for (const l of this.#listeners) l(what);
     return summary;
   }
 }

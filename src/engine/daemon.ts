@@ -114,6 +114,7 @@ export class Engine {
   readonly localTokenPath: string;
   readonly #kernel: KernelBackend | undefined;
   readonly #log: EngineLog;
+  readonly #settled: () => Promise<void>;
 
   private constructor(parts: {
     server: AdminServer;
@@ -124,7 +125,9 @@ export class Engine {
     localTokenPath: string;
     kernel: KernelBackend | undefined;
     log: EngineLog;
+    settled: () => Promise<void>;
   }) {
+    this.#settled = parts.settled;
     this.server = parts.server;
     this.config = parts.config;
     this.logs = parts.logs;
@@ -185,8 +188,14 @@ export class Engine {
       ...(options.port !== undefined ? { port: options.port } : {}),
       onSettingsChanged: (settings: Settings) => {
         log('info', 'settings changed', { remoteAdministration: settings.remoteAdministration.enabled });
-        void kernel?.reload().catch((e: Error) => log('error', `kernel reload failed: ${e.message}`));
       },
+    });
+    // Every change in force (a rule added by an answer, a rollback, a reload) reaches the kernel.
+    let kernelWork: Promise<void> = Promise.resolve();
+    config.onChange((what) => {
+      kernelWork = kernelWork
+        .then(() => kernel?.reload())
+        .catch((e: Error) => log('error', `kernel reload after a ${what} change failed: ${e.message}`));
     });
     try {
       if (options.kernel) kernel = await options.kernel({ config, logs, asks, host, log });
@@ -203,12 +212,23 @@ export class Engine {
       fingerprint: identity.fingerprint,
       kernel: kernel?.description,
     });
-    return new Engine({ server, config, logs, asks, identity, localTokenPath, kernel, log });
+    return new Engine({
+      server,
+      config,
+      logs,
+      asks,
+      identity,
+      localTokenPath,
+      kernel,
+      log,
+      settled: () => kernelWork,
+    });
   }
 
   /** Re-reads nothing from disk (the config store is the truth); re-applies policy and settings to the kernel. */
   async reload(): Promise<void> {
-    await this.#kernel?.reload();
+    // The config store's change listener re-applies the kernel when the files changed; wait for it.
+    await this.#settled();
     this.#log('info', 'reloaded');
   }
 

@@ -153,6 +153,25 @@ describe('enforcement by wardend in a namespace', { skip }, () => {
     );
   });
 
+  test('a rule added over the protocol is enforced at once, and removing it blocks again', async () => {
+    const c = console();
+    await c.next((l) => l.event === 'ready', 'ready');
+    const rule = {
+      name: 'node to 8000',
+      direction: 'outgoing',
+      protocol: 'tcp',
+      application: NODE,
+      remotePorts: '8000',
+      action: 'allow',
+    };
+    c.send(JSON.stringify({ id: 10, method: 'rules.add', params: { rule, position: 0 } }));
+    assert.equal((await c.next((l) => l.id === 10, 'rules.add')).error, undefined);
+    await waitFor(() => nodeConnect(pair, 8000) === 'connected', 'node allowed by the new rule');
+    c.send(JSON.stringify({ id: 11, method: 'rules.remove', params: { name: 'node to 8000' } }));
+    await c.next((l) => l.id === 11, 'rules.remove');
+    await waitFor(() => nodeConnect(pair, 8000, 800) === 'timeout', 'node denied again');
+  });
+
   test('killed engine: an established connection survives, new connections fail open; a restart reconciles', async () => {
     const held = pair.spawn(pair.client, NODE, [
       '-e',
@@ -178,3 +197,12 @@ describe('enforcement by wardend in a namespace', { skip }, () => {
     assert.equal(nodeConnect(pair, 8000), 'timeout', 'enforced again after the restart');
   });
 });
+
+/** Retries `check` for up to 5 s: the engine re-applies the kernel ruleset right after a change. */
+async function waitFor(check: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 5000;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
