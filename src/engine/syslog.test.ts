@@ -76,7 +76,7 @@ test('formatSyslog: any item gives an RFC 5424 line that parses back to the same
       assert.deepEqual(p.sd.get(SYSLOG_SD_ID), expected);
       assert.equal(p.msg ?? '', it.message);
       // Octet counting counts UTF-8 bytes.
-      assert.deepEqual(splitOctetFrames(octetFrame(line)), [line]);
+      assert.deepEqual(splitOctetFrames(octetFrame(line)).frames, [line]);
     }),
     { numRuns: 500 },
   );

@@ -82,8 +82,8 @@ export function parseRfc5424(line: string): ParsedSyslog {
   };
 }
 
-/** Splits an octet-counted stream (RFC 6587) into messages; throws on a malformed frame, keeps an incomplete tail out. */
-export function splitOctetFrames(data: Buffer): string[] {
+/** Splits an octet-counted stream (RFC 6587) into messages and the incomplete tail; throws on a malformed frame. */
+export function splitOctetFrames(data: Buffer): { frames: string[]; rest: Buffer } {
   const out: string[] = [];
   let i = 0;
   while (i < data.length) {
@@ -96,5 +96,5 @@ export function splitOctetFrames(data: Buffer): string[] {
     out.push(data.subarray(sp + 1, end).toString('utf8'));
     i = end;
   }
-  return out;
+  return { frames: out, rest: data.subarray(i) };
 }
