@@ -110,13 +110,16 @@ export interface SyslogForwarderOptions {
 export interface SyslogStats {
   /** Items handed to the socket. */
   sent: number;
-  /** Items dropped: queue overflow, send errors, or still queued at close. */
+  /** Items dropped: queue overflow, more than 4 MiB unsent on the connection, send errors, or still queued at close. */
   dropped: number;
   /** Connection and send errors seen. */
   errors: number;
   /** Last error message, for diagnostics. */
   lastError?: string;
 }
+
+/** Bytes a connected stream may hold unsent before new items are dropped. */
+const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
 
 type SyslogTarget = Pick<Settings['syslog'], 'host' | 'port' | 'transport'>;
 
@@ -224,6 +227,11 @@ export class SyslogForwarder {
 
   #sendStream(frame: Buffer): void {
     if (this.#connected && this.#stream) {
+      // A receiver that stops reading must not make the engine buffer without bound.
+      if (this.#stream.writableLength > MAX_UNSENT_BYTES) {
+        this.#stats.dropped++;
+        return;
+      }
       this.#stream.write(frame);
       this.#stats.sent++;
       return;
