@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 # gcc, g++, make, python3 (node-gyp), libc6-dev and linux-libc-dev (the netlink/netfilter/inet_diag
 # headers) build the kernel addon (scripts/build-native.sh) and better-sqlite3, the engine's log store,
 # from source when its prebuilt binary cannot be downloaded (about 2.5 minutes on 2 cores).
-DEBIAN_PACKAGES=(nftables iproute2 iptables util-linux gcc g++ make python3 libc6-dev linux-libc-dev curl)
+# rsyslog and rsyslog-openssl: the syslog forwarding test starts its own rsyslogd (UDP, TCP and TLS inputs).
+DEBIAN_PACKAGES=(nftables iproute2 iptables util-linux gcc g++ make python3 libc6-dev linux-libc-dev curl rsyslog
+  rsyslog-openssl)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
