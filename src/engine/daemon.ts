@@ -20,6 +20,7 @@ import type { HostEnvironment } from '../policy/index.js';
 import { Notifications } from '../protocol/methods.js';
 import type { Settings } from '../settings/index.js';
 import { AskDesk } from './asks.js';
+import { forwardLogs } from './syslog.js';
 
 export const VERSION = '0.1.0';
 
@@ -115,6 +116,7 @@ export class Engine {
   readonly #kernel: KernelBackend | undefined;
   readonly #log: EngineLog;
   readonly #settled: () => Promise<void>;
+  readonly #stopSyslog: () => Promise<void>;
 
   private constructor(parts: {
     server: AdminServer;
@@ -126,8 +128,10 @@ export class Engine {
     kernel: KernelBackend | undefined;
     log: EngineLog;
     settled: () => Promise<void>;
+    stopSyslog: () => Promise<void>;
   }) {
     this.#settled = parts.settled;
+    this.#stopSyslog = parts.stopSyslog;
     this.server = parts.server;
     this.config = parts.config;
     this.logs = parts.logs;
@@ -191,8 +195,20 @@ export class Engine {
       },
     });
     // Every change in force (a rule added by an answer, a rollback, a reload) reaches the kernel.
+    // Syslog forwarding follows the settings: a changed receiver gets a new forwarder.
+    let syslogTarget = JSON.stringify(config.settings().syslog);
+    let syslog = forwardLogs(logs, config.settings(), { hostname: hostname() });
+    const followSyslog = () => {
+      const target = JSON.stringify(config.settings().syslog);
+      if (target === syslogTarget) return;
+      syslogTarget = target;
+      const old = syslog;
+      syslog = forwardLogs(logs, config.settings(), { hostname: hostname() });
+      void old.stop();
+    };
     let kernelWork: Promise<void> = Promise.resolve();
     config.onChange((what) => {
+      followSyslog();
       kernelWork = kernelWork
         .then(() => kernel?.reload())
         .catch((e: Error) => log('error', `kernel reload after a ${what} change failed: ${e.message}`));
@@ -222,6 +238,7 @@ export class Engine {
       kernel,
       log,
       settled: () => kernelWork,
+      stopSyslog: () => syslog.stop(),
     });
   }
 
@@ -238,6 +255,7 @@ export class Engine {
     await this.#kernel?.stop();
     this.logs.append({ kind: 'system', message: 'engine stopped' });
     await this.server.close();
+    await this.#stopSyslog();
     if (this.logs instanceof SqliteLogStore) await this.logs.close();
     this.#log('info', 'engine stopped');
   }

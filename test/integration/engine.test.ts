@@ -1,6 +1,7 @@
 /** The engine in unprivileged mode: files made on first start, local login, reload that refuses a broken file. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -88,6 +89,41 @@ test('log items survive a restart in the SQLite store; a damaged store is report
       await third.stop();
     }
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('with syslog enabled in the settings, the engine forwards its log items (RFC 5424 over UDP)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-engine-'));
+  const receiver = createSocket('udp4');
+  const lines: string[] = [];
+  receiver.on('message', (m) => lines.push(m.toString()));
+  await new Promise<void>((r) => receiver.bind(0, '127.0.0.1', () => r()));
+  mkdirSync(join(dir, 'etc'));
+  writeFileSync(
+    join(dir, 'etc/settings.yaml'),
+    `syslog:\n  enabled: true\n  host: 127.0.0.1\n  port: ${receiver.address().port}\n  transport: udp\n`,
+  );
+  const engine = await Engine.start({
+    configDir: join(dir, 'etc'),
+    stateDir: join(dir, 'state'),
+    port: 0,
+    bindAddress: '127.0.0.1',
+  });
+  try {
+    engine.logs.append({ kind: 'security', message: 'forwarded to syslog' });
+    const end = Date.now() + 3000;
+    while (!lines.some((l) => l.includes('forwarded to syslog'))) {
+      assert.ok(Date.now() < end, `nothing arrived: ${lines.join('\n')}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.match(
+      lines.find((l) => l.includes('forwarded to syslog'))!,
+      /^<\d+>1 \S+ \S+ wardend \d+ security \[warden@32473 /,
+    );
+  } finally {
+    await engine.stop();
+    receiver.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -4,11 +4,7 @@
  * Node process (test/kernel/fixtures), talking over the veth pair.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { fixture, type Line } from './fixture-process.js';
 import {
   createNetnsPair,
@@ -19,7 +15,6 @@ import {
 } from './netns.js';
 
 const skip = kernelTestsUnavailable();
-const fixtures = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 
 async function startEngine(pair: NetnsPair, remote: boolean) {
   const engine = fixture(pair, pair.server, 'admin-engine.js', [remote ? 'remote' : 'local']);
