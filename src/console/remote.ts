@@ -16,7 +16,7 @@ import {
 import { readLocalToken } from '../client/local-token.js';
 import { ErrorCode, WardenError } from '../errors.js';
 import { type EngineEntry, EngineList, hostPortKey } from './engines.js';
-import type { CommandIo } from './io.js';
+import type { CommandIo, CommandStatus } from './io.js';
 import { ask, canPrompt } from './prompt.js';
 
 /** Options every command that talks to an engine takes. */
@@ -112,4 +112,18 @@ export async function openEngine(
     throw e;
   }
   return { client, name, entry };
+}
+
+/** Opens a logged-in connection for one command, runs `fn` with it and always closes it. */
+export async function withEngine(
+  o: RemoteOptions,
+  io: CommandIo,
+  fn: (client: EngineClient) => Promise<CommandStatus>,
+): Promise<CommandStatus> {
+  const { client } = await openEngine(o, io);
+  try {
+    return await fn(client);
+  } finally {
+    client.close();
+  }
 }

@@ -8,7 +8,7 @@ import { ErrorCode, WardenError } from '../../errors.js';
 import { type AskPrompt, type AskResolution, askAnswerSchema } from '../../protocol/asks.js';
 import { Methods, Notifications } from '../../protocol/methods.js';
 import type { CommandIo, CommandStatus } from '../io.js';
-import { openEngine, type RemoteOptions, remoteOptions } from '../remote.js';
+import { openEngine, type RemoteOptions, remoteOptions, withEngine } from '../remote.js';
 
 export interface AsksOptions extends RemoteOptions {
   readonly json?: boolean;
@@ -49,16 +49,13 @@ function formatResolution(r: AskResolution): string {
 }
 
 export async function asksList(o: AsksOptions, io: CommandIo): Promise<CommandStatus> {
-  const { client } = await openEngine(o, io);
-  try {
+  return withEngine(o, io, async (client) => {
     const { prompts } = await client.call(Methods.asksList, {});
     if (o.json) io.out(JSON.stringify(prompts, null, 2));
     else if (prompts.length === 0) io.out('no connection is waiting for an answer');
     else for (const p of prompts) io.out(formatPrompt(p));
     return 0;
-  } finally {
-    client.close();
-  }
+  });
 }
 
 /** Turns the answer flags into asks.answer params, refusing contradictions. */
@@ -98,14 +95,11 @@ export function answerParams(id: string, o: AnswerOptions) {
 
 export async function asksAnswer(id: string, o: AnswerOptions, io: CommandIo): Promise<CommandStatus> {
   const params = answerParams(id, o);
-  const { client } = await openEngine(o, io);
-  try {
+  return withEngine(o, io, async (client) => {
     const r = await client.call(Methods.asksAnswer, params);
     io.out(o.json ? JSON.stringify(r, null, 2) : formatResolution(r));
     return 0;
-  } finally {
-    client.close();
-  }
+  });
 }
 
 export async function asksWatch(o: AsksOptions, io: CommandIo): Promise<CommandStatus> {

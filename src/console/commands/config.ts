@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { ErrorCode, WardenError } from '../../errors.js';
 import { Methods } from '../../protocol/methods.js';
 import type { CommandIo, CommandStatus } from '../io.js';
-import { openEngine, type RemoteOptions, remoteOptions } from '../remote.js';
+import { type RemoteOptions, remoteOptions, withEngine } from '../remote.js';
 import { renderTable } from '../render/table.js';
 
 type Opts = RemoteOptions & { json?: boolean; confirm?: string };
@@ -33,19 +33,6 @@ export function confirmParam(text: string | undefined): { confirm?: { seconds: n
 export function pendingNote(pending: { version: number; deadline: string } | undefined): string {
   if (!pending) return '';
   return `\nApplied as version ${pending.version} on probation: it is rolled back at ${pending.deadline} unless you run: warden config confirm ${pending.version}`;
-}
-
-async function withEngine(
-  o: Opts,
-  io: CommandIo,
-  fn: (c: Awaited<ReturnType<typeof openEngine>>['client']) => Promise<CommandStatus>,
-): Promise<CommandStatus> {
-  const { client } = await openEngine(o, io);
-  try {
-    return await fn(client);
-  } finally {
-    client.close();
-  }
 }
 
 export function registerConfig(

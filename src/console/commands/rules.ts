@@ -4,7 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { ErrorCode, WardenError } from '../../errors.js';
 import { Methods, type RuleJson } from '../../protocol/methods.js';
 import type { CommandIo, CommandStatus } from '../io.js';
-import { openEngine, type RemoteOptions, remoteOptions } from '../remote.js';
+import { type RemoteOptions, remoteOptions, withEngine } from '../remote.js';
 import { renderTable } from '../render/table.js';
 import { confirmParam, pendingNote } from './config.js';
 
@@ -45,19 +45,6 @@ function position(text: string | undefined): number | undefined {
   if (!/^\d+$/.test(text))
     throw new WardenError(ErrorCode.USAGE, `--position "${text}" is not a number (1 = first)`);
   return Math.max(0, Number(text) - 1);
-}
-
-async function withEngine(
-  o: Opts,
-  io: CommandIo,
-  fn: (c: Awaited<ReturnType<typeof openEngine>>['client']) => Promise<CommandStatus>,
-): Promise<CommandStatus> {
-  const { client } = await openEngine(o, io);
-  try {
-    return await fn(client);
-  } finally {
-    client.close();
-  }
 }
 
 function printRules(rules: RuleJson[], io: CommandIo, internal = false): void {
