@@ -435,18 +435,6 @@ export class ProcessAttributor {
   }
 }
 
-/**
- * The paths a rule's `application` may name to match this identity: the
- * script for Node and Python programs (so `/usr/lib/warden/.../engine.js`
- * names wardend and not every Node program), then the executable.
- */
-export function applicationPaths(identity: ProcessIdentity): string[] {
-  const paths: string[] = [];
-  if (identity.script !== null) paths.push(identity.script);
-  if (identity.executable !== null) paths.push(identity.executable);
-  return paths;
-}
-
 /** Runs a synchronous read, keeping its value or noting that it failed (the process may be gone). */
 function settle<T>(
   read: () => T,
