@@ -9,9 +9,8 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, WardenError } from '../errors.js';
 
-/** A packet the kernel queued and holds until verdict() is called for its id. */
-export interface QueuedPacket {
-  readonly id: number;
+/** What the kernel tells about a packet it queues or logs. */
+export interface PacketMeta {
   /** EtherType of the packet: 0x0800 IPv4, 0x86dd IPv6. */
   readonly hwProtocol: number;
   /** Netfilter hook: 0 prerouting, 1 input, 2 forward, 3 output, 4 postrouting. */
@@ -27,17 +26,14 @@ export interface QueuedPacket {
   readonly payload: Buffer;
 }
 
+/** A packet the kernel queued and holds until verdict() is called for its id. */
+export interface QueuedPacket extends PacketMeta {
+  readonly id: number;
+}
+
 /** A packet logged by an nft `log group G prefix "..."` rule. */
-export interface LoggedPacket {
+export interface LoggedPacket extends PacketMeta {
   readonly prefix: string;
-  readonly hwProtocol: number;
-  readonly hook: number;
-  readonly mark: number;
-  readonly uid?: number;
-  readonly gid?: number;
-  readonly indev?: number;
-  readonly outdev?: number;
-  readonly payload: Buffer;
 }
 
 export type Verdict = 'accept' | 'drop';
