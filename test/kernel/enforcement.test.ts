@@ -49,6 +49,12 @@ rules:
     application: ${NODE}
     remotePorts: 8002
     action: allow
+  - name: node refused on 8003
+    direction: outgoing
+    protocol: tcp
+    application: ${NODE}
+    remotePorts: 8003
+    action: reject
   - name: ask about 8001
     direction: outgoing
     protocol: tcp
@@ -95,7 +101,7 @@ describe('enforcement by wardend in a namespace', { skip }, () => {
     const server = pair.spawn(pair.server, NODE, [
       '-e',
       `const http = require('node:http');
-       for (const port of [8000, 8001, 8002]) http.createServer((q, r) => r.end('ok ' + port)).listen(port, () => {});
+       for (const port of [8000, 8001, 8002, 8003]) http.createServer((q, r) => r.end('ok ' + port)).listen(port, () => {});
        setTimeout(() => console.log('ready'), 100);`,
     ]);
     await once(server.stdout!, 'data');
@@ -123,6 +129,13 @@ describe('enforcement by wardend in a namespace', { skip }, () => {
     assert.equal(allowed?.rule, 'curl to the web server');
     assert.equal(denied?.application, NODE);
     assert.equal(denied?.rule, 'default outgoing');
+  });
+
+  test("the engine's reject verdict refuses at once, though the server listens", () => {
+    const started = Date.now();
+    assert.equal(nodeConnect(pair, 8003), 'ECONNREFUSED');
+    assert.ok(Date.now() - started < 1000, 'refused, not left to time out');
+    assert.match(curl(pair, 8003), /^curl failed/, 'curl has no rule for 8003: the default denies it');
   });
 
   test('an ask is answered by a console; with nobody answering in time the default decides', async () => {
