@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# The main command (README): installs, builds and runs the console. With no
-# arguments it checks, lints and explains the example policy.
+# The main command (README: `sudo npm start`): installs and builds, then runs the engine in the
+# foreground. Its configuration lives in /etc/warden and its state in /var/lib/warden; a new
+# installation starts with the safe defaults (incoming denied except replies and Warden's internal
+# rules; outgoing allowed and logged). It prints how to connect the console; SIGINT/SIGTERM stop it.
+# Arguments go to `wardend run` (--no-kernel, --port N, --config-dir DIR, --state-dir DIR, ...).
+# WARDEN_SKIP_SETUP=1 skips the install and build (the test of this script sets it: the suite has
+# already built everything, and rebuilding dist/ under running tests would pull files from under them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh >&2
-if [ "$#" -gt 0 ]; then
-  exec node dist/src/console/bin.js "$@"
+if [ -z "${WARDEN_SKIP_SETUP:-}" ]; then
+  bash scripts/setup.sh >&2
 fi
-node dist/src/console/bin.js policy check examples/policy.yaml --settings examples/settings.yaml
-node dist/src/console/bin.js policy lint examples/policy.yaml --settings examples/settings.yaml || true
-node dist/src/console/bin.js policy explain examples/policy.yaml --settings examples/settings.yaml \
-  --app /usr/bin/curl --out --tcp --to 93.184.215.14:443 --host example.com
+# How the engine's greeting tells the user to run the console from this checkout.
+export WARDEN_CONSOLE_COMMAND="${WARDEN_CONSOLE_COMMAND:-node $PWD/dist/src/console/bin.js}"
+exec node dist/src/engine/bin.js run "$@"

@@ -385,8 +385,9 @@ export class AdminServer {
     }
     if (who === null) {
       this.#options.throttle.failure(remote);
+      // Every login attempt, good or bad, is an audit item; a throttled source is a security item.
       this.#options.logs.append({
-        kind: 'security',
+        kind: 'admin',
         source: remote,
         user: p.user ?? '(local token)',
         message: `failed login as ${p.user ?? 'local administrator'} from ${remote}`,

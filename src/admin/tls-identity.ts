@@ -6,7 +6,6 @@
  * later starts load the files unchanged.
  */
 import {
-  createHash,
   createPrivateKey,
   createPublicKey,
   KeyObject,
@@ -19,6 +18,7 @@ import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import type * as X509 from '@peculiar/x509';
 import { ErrorCode, WardenError } from '../errors.js';
+import { fingerprintOfDer } from '../protocol/fingerprint.js';
 import { assertPrivateFile, ensureDirectory, statIfExists, writeFileAtomic } from './private-file.js';
 
 export interface TlsIdentity {
@@ -47,11 +47,6 @@ const BACKDATE_MS = 60 * 60 * 1000;
 
 const ECDSA_P256 = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
-/** Formats a digest as "SHA256:AB:CD:…". */
-function formatFingerprint(digest: Buffer): string {
-  return `SHA256:${(digest.toString('hex').toUpperCase().match(/../g) ?? []).join(':')}`;
-}
-
 /** The fingerprint of a certificate given as PEM text or DER bytes: "SHA256:" and the SHA-256 of its DER. */
 export function fingerprintOfCert(pemOrDer: string | Uint8Array): string {
   let cert: X509Certificate;
@@ -62,7 +57,7 @@ export function fingerprintOfCert(pemOrDer: string | Uint8Array): string {
       cause: e,
     });
   }
-  return formatFingerprint(createHash('sha256').update(cert.raw).digest());
+  return fingerprintOfDer(cert.raw);
 }
 
 /**
@@ -142,7 +137,7 @@ export async function loadOrCreateIdentity(dir: string, options: IdentityOptions
       },
     );
   }
-  return { key, cert, fingerprint: formatFingerprint(createHash('sha256').update(parsed.raw).digest()) };
+  return { key, cert, fingerprint: fingerprintOfDer(parsed.raw) };
 }
 
 async function readText(path: string): Promise<string> {

@@ -4,6 +4,9 @@
  * log in with a password (from WARDEN_PASSWORD or a prompt, never argv) or
  * the local administrator token.
  */
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { EngineClient } from '../client/engine-client.js';
 import {
@@ -15,6 +18,7 @@ import {
 } from '../client/known-hosts.js';
 import { readLocalToken } from '../client/local-token.js';
 import { ErrorCode, WardenError } from '../errors.js';
+import { fingerprintOfDer } from '../protocol/fingerprint.js';
 import { type EngineEntry, EngineList, hostPortKey } from './engines.js';
 import type { CommandIo, CommandStatus } from './io.js';
 import { ask, canPrompt } from './prompt.js';
@@ -41,6 +45,25 @@ export function remoteOptions(cmd: Command): Command {
 /** Where the engine keeps its local administrator token (WARDEN_LOCAL_TOKEN_FILE overrides). */
 export function localTokenPath(): string {
   return process.env.WARDEN_LOCAL_TOKEN_FILE ?? '/var/lib/warden/local-token';
+}
+
+/** Hosts that can only be this machine. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/**
+ * The fingerprint of the engine's certificate beside the local token (<state>/tls/cert.pem), or
+ * undefined when it cannot be read. Whoever can read the token is root on the engine host and may
+ * trust that file as much as the token: a local login needs no fingerprint to be accepted by hand.
+ */
+async function localEngineFingerprint(): Promise<string | undefined> {
+  try {
+    const pem = await readFile(join(dirname(localTokenPath()), 'tls', 'cert.pem'), 'utf8');
+    return fingerprintOfDer(new X509Certificate(pem).raw);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Connects and logs in. With `firstUse`, an unknown engine may be pinned (--accept or a prompt). */
@@ -70,6 +93,8 @@ export async function openEngine(
       }
       if (accepted !== undefined) {
         if (accepted !== fp) throw fingerprintUnknownError(key, fp);
+      } else if (o.local && isLoopback(entry.host) && (await localEngineFingerprint()) === fp) {
+        // Root on the engine host: the certificate is the one in the engine's own state directory.
       } else if (options.firstUse && canPrompt()) {
         io.err(`The engine at ${key} is not known yet. Its certificate fingerprint is:\n  ${fp}`);
         io.err('Compare it with the one wardend printed when it started (or `wardend --fingerprint` there).');

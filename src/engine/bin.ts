@@ -11,7 +11,7 @@ import { UserStore } from '../admin/auth/users.js';
 import { loadOrCreateIdentity } from '../admin/tls-identity.js';
 import { ErrorCode, formatProblem, WardenError } from '../errors.js';
 import type { Role } from '../protocol/methods.js';
-import { DEFAULT_DIRS, Engine, type EngineLog, VERSION } from './daemon.js';
+import { DEFAULT_DIRS, DEFAULT_LOCAL_TOKEN, Engine, type EngineLog, VERSION } from './daemon.js';
 import { startKernelBackend } from './kernel-backend.js';
 
 const log: EngineLog = (level, message, fields = {}) =>
@@ -36,6 +36,30 @@ function portOption(text: string | undefined): number | undefined {
   return Number(text);
 }
 
+/** What the user sees on start: where the engine listens, what it enforces, how to connect a console. */
+function greeting(engine: Engine, o: RunOptions): string {
+  const p = engine.server.port;
+  const policy = engine.config.policy();
+  const warden = process.env.WARDEN_CONSOLE_COMMAND ?? 'warden';
+  const tokenPrefix =
+    engine.localTokenPath === DEFAULT_LOCAL_TOKEN ? '' : `WARDEN_LOCAL_TOKEN_FILE=${engine.localTokenPath} `;
+  const remote = engine.config.settings().remoteAdministration.enabled;
+  return [
+    `wardend ${VERSION} listening on port ${p} (TCP and UDP)`,
+    `fingerprint ${engine.identity.fingerprint}`,
+    `configuration ${join(o.configDir, 'policy.yaml')}: ${policy.rules.length} rules, mode ${policy.mode}, ` +
+      `incoming ${policy.defaults.incoming.action} and outgoing ${policy.defaults.outgoing.action} by default`,
+    o.kernel
+      ? "enforcing: replies and Warden's internal rules always pass"
+      : 'unprivileged mode (--no-kernel): nothing is enforced',
+    `connect a console on this host (as root):  ${tokenPrefix}${warden} connect 127.0.0.1:${p} --local`,
+    remote
+      ? `from elsewhere:  ${warden} connect HOST:${p} --user NAME  (add users with: wardend user add NAME)`
+      : 'remote administration is off (settings remoteAdministration.enabled): consoles on this host only',
+    '',
+  ].join('\n');
+}
+
 async function run(o: RunOptions): Promise<number> {
   if (o.kernel && process.getuid?.() !== 0) {
     throw new WardenError(
@@ -56,16 +80,7 @@ async function run(o: RunOptions): Promise<number> {
     ...(o.kernel ? { kernel: startKernelBackend } : {}),
     log,
   });
-  const p = engine.server.port;
-  process.stdout.write(
-    [
-      `wardend ${VERSION} listening on port ${p} (TCP and UDP)`,
-      `fingerprint ${engine.identity.fingerprint}`,
-      `connect a console on this host:  WARDEN_LOCAL_TOKEN_FILE=${engine.localTokenPath} warden connect 127.0.0.1:${p} --local`,
-      `or from elsewhere (remote administration enabled):  warden connect HOST:${p} --user NAME`,
-      '',
-    ].join('\n'),
-  );
+  process.stdout.write(greeting(engine, o));
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {

@@ -27,6 +27,9 @@ export const VERSION = '0.1.0';
 /** Where an installed engine keeps things. */
 export const DEFAULT_DIRS = { config: '/etc/warden', state: '/var/lib/warden' } as const;
 
+/** The local administrator token of an engine in the default state directory (the console's default too). */
+export const DEFAULT_LOCAL_TOKEN = join(DEFAULT_DIRS.state, 'local-token');
+
 /** The engine's own log lines (to stderr as JSON, one per line). */
 export type EngineLog = (
   level: 'info' | 'warn' | 'error',

@@ -46,11 +46,11 @@ describe('administration protocol', () => {
     c.close();
   });
 
-  test('a wrong password is refused and logged as a security item', async () => {
+  test('a wrong password is refused and logged as an audit item', async () => {
     const c = await h.connect();
     await assert.rejects(c.login({ user: 'alice', password: 'wrong' }), { code: 'WARDEN_E_AUTH_FAILED' });
     await assert.rejects(c.call(Methods.status, {}), { code: 'WARDEN_E_NOT_AUTHENTICATED' });
-    const items = h.logs.query({ kind: 'security', limit: 100 }).items;
+    const items = h.logs.query({ kind: 'admin', limit: 100 }).items;
     assert.ok(items.some((i) => /failed login as alice/.test(i.message)));
     c.close();
   });
