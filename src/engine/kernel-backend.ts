@@ -148,6 +148,8 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       remoteHosts: [],
       now: Date.now(),
     });
+    // In monitor mode the kernel accepts what a rule would block: say what would have happened.
+    const what = d.verdict === d.action ? m[2] : `${d.action}, ${m[2]} in ${d.mode} mode`;
     const at = (a: string, port: number) => (a.includes(':') ? `[${a}]` : a) + (port ? `:${port}` : '');
     logs.append({
       kind: 'connection',
@@ -158,7 +160,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       remote: at(remote, rport),
       rule: d.ruleName,
       ...(p.uid !== undefined ? { user: String(p.uid) } : {}),
-      message: `${m[2]} by ${d.source === 'default' ? d.ruleName : `rule "${d.ruleName}"`} (in the kernel)`,
+      message: `${what} by ${d.source === 'default' ? d.ruleName : `rule "${d.ruleName}"`} (in the kernel)`,
     });
   };
 
