@@ -180,7 +180,24 @@ export async function removeRuleset(target: KernelTarget = {}): Promise<void> {
       const r = await run(target, family.tool, ['-t', QUEUE_TABLE, op, QUEUE_CHAIN]);
       if (r.code !== 0) throw failure(`${family.tool} -t ${QUEUE_TABLE} ${op} ${QUEUE_CHAIN}`, r);
     }
+    await dropEmptyQueueTable(target, family);
   }
+}
+
+/**
+ * iptables-nft made the security table (with its base chains) for the queue rule. When nothing else
+ * is in it (no rule, no chain of anyone else, every policy ACCEPT) it does nothing, and it goes too;
+ * a table somebody else uses stays as it is.
+ */
+async function dropEmptyQueueTable(target: KernelTarget, family: (typeof FAMILIES)[number]): Promise<void> {
+  const listed = await run(target, family.tool, ['-t', QUEUE_TABLE, '-S']);
+  if (listed.code !== 0) return;
+  const lines = listed.stdout.split('\n').filter((l) => l.trim() !== '');
+  if (!lines.every((l) => /^-P [A-Z]+ ACCEPT$/.test(l))) return;
+  const nftFamily = family.name === 'IPv4' ? 'ip' : 'ip6';
+  const del = await run(target, 'nft', ['delete', 'table', nftFamily, QUEUE_TABLE]);
+  if (del.code !== 0 && !/No such file/.test(del.stderr))
+    throw failure(`nft delete table ${nftFamily} ${QUEUE_TABLE} (empty)`, del);
 }
 
 const NATIVE_QUEUE_PROBE = [

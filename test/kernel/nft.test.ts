@@ -164,19 +164,30 @@ describe('ruleset in the kernel', { skip }, () => {
       'table inet other {\n\tchain c {\n\t\ttype filter hook output priority 0;\n\t\ttcp dport 7777 counter accept\n\t}\n}\n',
     );
     pair.run(ns, 'iptables-nft', ['-A', 'OUTPUT', '-p', 'tcp', '--dport', '7778', '-j', 'ACCEPT']);
+    // Someone else's rule in the IPv6 security table, where Warden's queue chain goes too.
+    const securityRule = ['-t', 'security', '-A', 'OUTPUT', '-p', 'tcp', '--dport', '7779', '-j', 'ACCEPT'];
+    pair.run(ns, 'ip6tables-nft', securityRule);
     const others = () => [
       pair.run(ns, 'nft', ['list', 'table', 'inet', 'other']).includes('tcp dport 7777'),
       pair.run(ns, 'iptables-nft', ['-S', 'OUTPUT']).includes('--dport 7778 -j ACCEPT'),
+      pair.run(ns, 'ip6tables-nft', ['-t', 'security', '-S', 'OUTPUT']).includes('--dport 7779 -j ACCEPT'),
     ];
     try {
       const compiled = compile(CLIENT_POLICY);
       await applyRuleset(compiled, target);
       // Stateless listings (-s): counters move with whatever the namespace sends (IPv6 neighbour discovery).
-      assert.deepEqual(others(), [true, true]);
-      const first = pair.run(ns, 'nft', ['-s', 'list', 'ruleset']);
+      assert.deepEqual(others(), [true, true, true]);
+      // A table replaced in place moves to the end of the listing: compare the tables, not their order.
+      const ruleset = () =>
+        pair
+          .run(ns, 'nft', ['-s', 'list', 'ruleset'])
+          .split(/^(?=table )/m)
+          .sort()
+          .join('');
+      const first = ruleset();
       const firstQueue = pair.run(ns, 'iptables-nft-save', []);
       await applyRuleset(compiled, target);
-      assert.equal(pair.run(ns, 'nft', ['-s', 'list', 'ruleset']), first, 'a second apply changes nothing');
+      assert.equal(ruleset(), first, 'a second apply changes nothing');
       assert.equal(
         pair.run(ns, 'iptables-nft-save', []).replace(/^#.*\n/gm, ''),
         firstQueue.replace(/^#.*\n/gm, ''),
@@ -187,17 +198,25 @@ describe('ruleset in the kernel', { skip }, () => {
       assert.equal(v.ok, false);
       assert.deepEqual(v.problems, ['chain reject_input is missing']);
       await applyRuleset(compile({ rules: [] }), target);
-      assert.deepEqual(others(), [true, true]);
+      assert.deepEqual(others(), [true, true, true]);
       await removeRuleset(target);
-      assert.deepEqual(others(), [true, true]);
+      assert.deepEqual(others(), [true, true, true]);
       assert.doesNotMatch(pair.run(ns, 'nft', ['list', 'tables']), /warden/);
       assert.doesNotMatch(pair.run(ns, 'iptables-nft-save', []), /WARDEN/);
       assert.doesNotMatch(pair.run(ns, 'ip6tables-nft-save', []), /WARDEN/);
+      const tables = pair.run(ns, 'nft', ['list', 'tables']);
+      assert.doesNotMatch(tables, /table ip security/, 'the IPv4 security table only held the queue chain');
+      assert.match(tables, /table ip6 security/, "the IPv6 one holds someone else's rule");
       await removeRuleset(target); // idempotent
     } finally {
       await removeRuleset(target);
       pair.run(ns, 'nft', ['delete', 'table', 'inet', 'other']);
       pair.run(ns, 'iptables-nft', ['-D', 'OUTPUT', '-p', 'tcp', '--dport', '7778', '-j', 'ACCEPT']);
+      pair.run(
+        ns,
+        'ip6tables-nft',
+        securityRule.map((a) => (a === '-A' ? '-D' : a)),
+      );
     }
   });
 
