@@ -46,13 +46,19 @@ export class HostNames {
     };
   }
 
-  /** Sets the names the policy uses (exact and `*.` wildcards) and resolves the exact ones now. */
+  /**
+   * Sets the names the policy uses (exact and `*.` wildcards) and resolves the exact ones that are
+   * new or due now; names already known keep their addresses until their TTL runs out.
+   */
   async watch(names: Iterable<string>): Promise<void> {
     const all = [...new Set([...names].map((n) => n.toLowerCase()))];
     this.#wildcards = all.some((n) => n.startsWith('*.'));
     this.#names = all.filter((n) => !n.startsWith('*.'));
-    for (const n of [...this.#forward.keys()]) if (!this.#names.includes(n)) this.#forget(n);
-    await Promise.all(this.#names.map((n) => this.#resolve(n)));
+    const wanted = new Set(this.#names);
+    for (const n of [...this.#forward.keys()]) if (!wanted.has(n)) this.#forget(n);
+    const now = this.#o.now();
+    const due = this.#names.filter((n) => (this.#forward.get(n)?.refreshAt ?? 0) <= now);
+    await Promise.all(due.map((n) => this.#resolve(n)));
     this.#schedule();
   }
 

@@ -39,6 +39,23 @@ test('names expire with their TTL and are resolved again; a moved name no longer
   names.close();
 });
 
+test('a policy change re-resolves only the names that are new or due, not every name again', async () => {
+  let now = 2_000_000;
+  dns.records.set('kept.example', [{ type: 'A', value: '10.200.0.40', ttl: 300 }]);
+  dns.records.set('added.example', [{ type: 'A', value: '10.200.0.41', ttl: 300 }]);
+  const names = new HostNames({ servers: [dns.address], now: () => now });
+  await names.watch(['kept.example']);
+  const asked = (name: string) => dns.questions.filter((q) => q.endsWith(` ${name}`)).length;
+  const keptBefore = asked('kept.example');
+  now += 10_000;
+  await names.watch(['kept.example', 'added.example']);
+  assert.equal(asked('kept.example'), keptBefore, 'a name within its TTL is not asked again');
+  assert.ok(asked('added.example') > 0);
+  assert.deepEqual(await names.namesOf('10.200.0.41'), ['added.example']);
+  assert.deepEqual(await names.namesOf('10.200.0.40'), ['kept.example']);
+  names.close();
+});
+
 test('with a wildcard in the policy, the PTR name of an address is looked up once and cached', async () => {
   dns.records.set(reverseName('10.200.0.30'), [{ type: 'PTR', value: 'ads.tracker.example', ttl: 300 }]);
   const names = new HostNames({ servers: [dns.address] });
