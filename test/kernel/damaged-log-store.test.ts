@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fixture } from './fixture-process.js';
-import { createNetnsPair, kernelTestsUnavailable, type NetnsPair, SERVER_ADDR } from './netns.js';
+import { createNetnsPair, kernelTestsUnavailable, type NetnsPair, SERVER_ADDR, tcpConnect } from './netns.js';
 import { NODE, startWardend } from './wardend.js';
 
 const PORT = 44334;
@@ -27,16 +27,6 @@ rules:
     action: deny
     log: true
 `;
-
-function connect(pair: NetnsPair, port: number): string {
-  return pair.run(pair.client, NODE, [
-    '-e',
-    `const s = require('node:net').connect(${port}, '${SERVER_ADDR}');
-     s.setTimeout(1000, () => { process.stdout.write('timeout'); process.exit(0); });
-     s.on('connect', () => { process.stdout.write('connected'); process.exit(0); });
-     s.on('error', (e) => { process.stdout.write(e.code); process.exit(0); });`,
-  ]);
-}
 
 describe('a damaged log database', { skip: kernelTestsUnavailable() }, () => {
   let pair: NetnsPair;
@@ -65,10 +55,10 @@ describe('a damaged log database', { skip: kernelTestsUnavailable() }, () => {
   test('is reported clearly, and the engine keeps filtering and logging in memory', async () => {
     assert.match(engine.output(), /log store unusable, keeping log items in memory: .*logs\.db/);
     let end = Date.now() + 3000;
-    while (connect(pair, 8000) !== 'connected') {
+    while (tcpConnect(pair, pair.client, SERVER_ADDR, 8000) !== 'connected') {
       if (Date.now() > end) assert.fail('the allowed connection does not pass');
     }
-    assert.equal(connect(pair, 8001), 'timeout', 'the deny rule drops');
+    assert.equal(tcpConnect(pair, pair.client, SERVER_ADDR, 8001), 'timeout', 'the deny rule drops');
     const c = fixture(pair, pair.client, 'local-console.js', [String(PORT), join(dir, 'state/local-token')]);
     await c.next((l) => l.event === 'ready', 'ready');
     end = Date.now() + 5000;

@@ -12,7 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fixture } from './fixture-process.js';
-import { createNetnsPair, kernelTestsUnavailable, type NetnsPair, SERVER_ADDR } from './netns.js';
+import { createNetnsPair, kernelTestsUnavailable, type NetnsPair, SERVER_ADDR, tcpConnect } from './netns.js';
+
+const nodeConnect = (pair: NetnsPair, port: number, timeoutMs?: number) =>
+  tcpConnect(pair, pair.client, SERVER_ADDR, port, timeoutMs);
+
 import { NODE, startWardend } from './wardend.js';
 
 const skip =
@@ -61,17 +65,6 @@ rules:
     remotePorts: 8001
     action: ask
 `;
-
-/** What a program sees when it connects: 'connected' or why not. */
-function nodeConnect(pair: NetnsPair, port: number, timeoutMs = 1500): string {
-  return pair.run(pair.client, NODE, [
-    '-e',
-    `const s = require('node:net').connect(${port}, '${SERVER_ADDR}');
-     s.setTimeout(${timeoutMs}, () => { process.stdout.write('timeout'); process.exit(0); });
-     s.on('connect', () => { process.stdout.write('connected'); process.exit(0); });
-     s.on('error', (e) => { process.stdout.write(e.code); process.exit(0); });`,
-  ]);
-}
 
 function curl(pair: NetnsPair, port: number): string {
   try {

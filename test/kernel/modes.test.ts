@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fixture } from './fixture-process.js';
-import { createNetnsPair, kernelTestsUnavailable, type NetnsPair, SERVER_ADDR } from './netns.js';
+import { createNetnsPair, kernelTestsUnavailable, type NetnsPair, SERVER_ADDR, tcpConnect } from './netns.js';
 import { NODE, startWardend } from './wardend.js';
 
 const PORT = 44334;
@@ -44,16 +44,6 @@ rules:
     remotePorts: 8003
     action: reject
 `;
-
-function nodeConnect(pair: NetnsPair, port: number): string {
-  return pair.run(pair.client, NODE, [
-    '-e',
-    `const s = require('node:net').connect(${port}, '${SERVER_ADDR}');
-     s.setTimeout(1000, () => { process.stdout.write('timeout'); process.exit(0); });
-     s.on('connect', () => { process.stdout.write('connected'); process.exit(0); });
-     s.on('error', (e) => { process.stdout.write(e.code); process.exit(0); });`,
-  ]);
-}
 
 describe('policy modes with real packets', { skip: kernelTestsUnavailable() }, () => {
   let pair: NetnsPair;
@@ -113,9 +103,21 @@ describe('policy modes with real packets', { skip: kernelTestsUnavailable() }, (
   });
 
   test('monitor: nothing is blocked, and each would-be block is logged with what would have happened', async () => {
-    assert.equal(nodeConnect(pair, 8000), 'connected', 'the default deny does not block');
-    assert.equal(nodeConnect(pair, 8003), 'connected', 'the reject rule does not refuse');
-    assert.equal(nodeConnect(pair, 8004), 'connected', 'the kernel-decided deny rule does not drop');
+    assert.equal(
+      tcpConnect(pair, pair.client, SERVER_ADDR, 8000),
+      'connected',
+      'the default deny does not block',
+    );
+    assert.equal(
+      tcpConnect(pair, pair.client, SERVER_ADDR, 8003),
+      'connected',
+      'the reject rule does not refuse',
+    );
+    assert.equal(
+      tcpConnect(pair, pair.client, SERVER_ADDR, 8004),
+      'connected',
+      'the kernel-decided deny rule does not drop',
+    );
     await eventually(8000, /^deny, allow in monitor mode by default outgoing/);
     await eventually(8003, /^reject, allow in monitor mode by rule "node refused on 8003"/);
     await eventually(8004, /^deny, allow in monitor mode by rule "nothing to 8004" \(in the kernel\)/);
@@ -123,14 +125,18 @@ describe('policy modes with real packets', { skip: kernelTestsUnavailable() }, (
 
   test('learning: undecided connections pass with a proposed rule; explicit deny and reject still apply', async () => {
     await switchMode('learning');
-    assert.equal(nodeConnect(pair, 8000), 'connected', 'what reaches the default is allowed');
-    assert.equal(nodeConnect(pair, 8003), 'ECONNREFUSED', 'the reject rule refuses');
-    assert.equal(nodeConnect(pair, 8004), 'timeout', 'the deny rule drops');
+    assert.equal(
+      tcpConnect(pair, pair.client, SERVER_ADDR, 8000),
+      'connected',
+      'what reaches the default is allowed',
+    );
+    assert.equal(tcpConnect(pair, pair.client, SERVER_ADDR, 8003), 'ECONNREFUSED', 'the reject rule refuses');
+    assert.equal(tcpConnect(pair, pair.client, SERVER_ADDR, 8004), 'timeout', 'the deny rule drops');
     await eventually(8000, /^deny, allow in learning mode by default outgoing; proposed rule "/);
   });
 
   test('enforce again: the default denies', async () => {
     await switchMode('enforce');
-    assert.equal(nodeConnect(pair, 8000), 'timeout');
+    assert.equal(tcpConnect(pair, pair.client, SERVER_ADDR, 8000), 'timeout');
   });
 });

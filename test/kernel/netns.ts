@@ -110,3 +110,23 @@ function deleteNamespace(ns: string): void {
     // already gone
   }
 }
+
+/**
+ * What a node program in `ns` sees when it opens a TCP connection to address:port: 'connected',
+ * 'timeout' (nothing came back within `timeoutMs`), or the error code (ECONNREFUSED for a reject).
+ */
+export function tcpConnect(
+  pair: NetnsPair,
+  ns: string,
+  address: string,
+  port: number,
+  timeoutMs = 1500,
+): string {
+  return pair.run(ns, process.execPath, [
+    '-e',
+    `const s = require('node:net').connect(${port}, '${address}');
+     s.setTimeout(${timeoutMs}, () => { process.stdout.write('timeout'); process.exit(0); });
+     s.on('connect', () => { process.stdout.write('connected'); process.exit(0); });
+     s.on('error', (e) => { process.stdout.write(e.code); process.exit(0); });`,
+  ]);
+}
