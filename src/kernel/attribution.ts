@@ -145,6 +145,9 @@ export interface ProcessAttributorOptions {
 /** How many recently attributed processes are searched before /proc is scanned. */
 const RECENT_PIDS = 8;
 
+/** Beyond this many socket inodes the inode -> pid cache starts again (sockets come and go; it must not grow forever). */
+const MAX_KNOWN_SOCKETS = 65_536;
+
 export interface AttributionStats {
   identityHits: number;
   pidHits: number;
@@ -264,12 +267,11 @@ export class ProcessAttributor {
     const missedAt = this.misses.get(inode);
     if (missedAt !== undefined && performance.now() - missedAt < this.missTtlMs) return undefined;
     // First the few programs that made the last connections (one readdir each), then new pids, then all.
+    if (this.inodeToPid.size > MAX_KNOWN_SOCKETS) this.inodeToPid = new Map(); // a cache, not a record
     for (const recent of this.recentPids) {
-      this.scanFdsNow(recent, this.inodeToPid);
-      const pid = this.inodeToPid.get(inode);
-      if (pid !== undefined) {
+      if (this.scanFdsNow(recent, this.inodeToPid, inode)) {
         this.stats.recentHits++;
-        return pid;
+        return recent;
       }
     }
     for (const kind of ['new', 'full'] as const) {
@@ -332,13 +334,13 @@ export class ProcessAttributor {
    * One process's sockets, read synchronously: a few dozen readlinks on /proc take microseconds,
    * far less than as many round trips through libuv's thread pool (measured: 1.6 ms -> see bench).
    */
-  private scanFdsNow(pid: number, into: Map<number, number>): void {
+  private scanFdsNow(pid: number, into: Map<number, number>, wanted: number): boolean {
     const dir = `${this.proc}/${pid}/fd`;
     let fds: string[];
     try {
       fds = readdirSync(dir);
     } catch {
-      return;
+      return false;
     }
     for (const fd of fds) {
       try {
@@ -346,11 +348,13 @@ export class ProcessAttributor {
         if (target.startsWith('socket:[')) {
           const inode = Number(target.slice(8, -1));
           if (!into.has(inode)) into.set(inode, pid);
+          if (inode === wanted) return true; // the rest of this process's fds can wait
         }
       } catch {
         // fd closed meanwhile
       }
     }
+    return false;
   }
 
   private async scanFds(pid: number, into: Map<number, number>): Promise<void> {
