@@ -15,6 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { UserStore } from '../src/admin/auth/users.js';
 import { FileConfigStore } from '../src/admin/config-store.js';
 import { MemoryLogStore } from '../src/admin/log-store.js';
 import { AdminServer } from '../src/admin/server.js';
@@ -29,7 +30,7 @@ const logs = new MemoryLogStore({ capacity: 2_000_000 });
 const TOKEN = 'bench-token';
 const server = await AdminServer.start({
   identity,
-  users: { verify: async () => null },
+  users: await UserStore.open(join(dir, 'users.json')),
   throttle: { check: () => ({ allowed: true }), failure: () => {}, success: () => {} },
   localToken: TOKEN,
   config: await FileConfigStore.open(join(dir, 'config')),

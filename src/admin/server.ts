@@ -23,15 +23,12 @@ import {
 import { RpcPeer } from '../rpc/peer.js';
 import type { Settings } from '../settings/index.js';
 import { tokensEqual } from './auth/local-token.js';
+import type { UserStore } from './auth/users.js';
 import { Confirmations, isLoopback } from './confirm.js';
 import { type Caller, createHandlers, type HandlerContext } from './handlers.js';
 import { UdpLogChannel } from './log-channel.js';
 import { Session, SessionTable } from './session.js';
-
-/** Checks user names and passwords (UserStore implements it). */
-export interface Authenticator {
-  verify(name: string, password: string): Promise<{ name: string; role: Role } | null>;
-}
+import { createUserHandlers, type UserCaller } from './user-admin.js';
 
 /** Failed-login throttling per source address (LoginThrottle implements it). */
 export interface Throttle {
@@ -43,7 +40,8 @@ export interface Throttle {
 export interface AdminServerOptions extends Omit<HandlerContext, 'onSettingsChanged'> {
   /** The engine's TLS key and certificate (PEM) and the certificate's fingerprint. */
   readonly identity: { readonly key: string; readonly cert: string; readonly fingerprint: string };
-  readonly users: Authenticator;
+  /** The users file: logins, and the users.* methods. */
+  readonly users: UserStore;
   readonly throttle: Throttle;
   /** The local administrator token (from the root-only token file), if any. */
   readonly localToken?: string;
@@ -91,10 +89,16 @@ export class AdminServer {
       confirmations: this.#confirmations,
       onSettingsChanged: (s) => this.#settingsChanged(s),
     });
+    const userHandlers = createUserHandlers({
+      users: options.users,
+      logs: options.logs,
+      endSessionsOf: (name, reason, keep) => this.#endSessionsOf(name, reason, keep),
+    });
+    const all = { ...handlers, ...userHandlers };
     this.#handlerByName = new Map(
-      (Object.keys(handlers) as (keyof typeof handlers)[]).map((k) => [
+      (Object.keys(all) as (keyof typeof all)[]).map((k) => [
         Methods[k].name,
-        handlers[k] as (p: unknown, c: Caller) => unknown,
+        all[k] as (p: unknown, c: Caller) => unknown,
       ]),
     );
     this.#channel = new UdpLogChannel(udp, this.#sessions, {
@@ -181,6 +185,18 @@ export class AdminServer {
       new Promise<void>((r) => this.#tls.close(() => r())),
       new Promise<void>((r) => this.#udp.close(() => r())),
     ]);
+  }
+
+  /** Logs out every console of user `name` but connection `keep`; their role or password changed. */
+  #endSessionsOf(name: string, reason: string, keep?: string): number {
+    let ended = 0;
+    for (const s of [...this.#sessions.all()]) {
+      if (s.user.toLowerCase() !== name.toLowerCase() || s.idHex === keep) continue;
+      s.peer.notify(Notifications.sessionEnded, { reason });
+      setImmediate(() => s.peer.close(reason));
+      ended++;
+    }
+    return ended;
   }
 
   #remoteAllowed(address: string): boolean {
@@ -311,7 +327,7 @@ export class AdminServer {
     session: Session,
     remote: string,
   ): Promise<unknown> {
-    const caller: Caller = { user: session.user, source: remote };
+    const caller: UserCaller = { user: session.user, source: remote, connectionId: session.idHex };
     switch (method) {
       case Methods.logout:
         setImmediate(() => session.peer.close('logged out'));

@@ -9,7 +9,7 @@
  * 0600, and refused when group or others could write it, since whoever can
  * change it can make the console trust another engine.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
@@ -42,11 +42,7 @@ export function defaultKnownHostsPath(
   return join(base, 'warden', 'known-hosts.json');
 }
 
-/** The fingerprint of a certificate's DER bytes (e.g. `tlsSocket.getPeerCertificate(true).raw`): "SHA256:AB:CD:…". */
-export function fingerprintOfDer(der: Uint8Array): string {
-  const hex = createHash('sha256').update(der).digest('hex').toUpperCase();
-  return `SHA256:${(hex.match(/../g) ?? []).join(':')}`;
-}
+export { fingerprintOfDer } from '../protocol/fingerprint.js';
 
 /** A fingerprint in canonical form (upper-case hex), or undefined when `text` is not one. */
 export function normalizeFingerprint(text: string): string | undefined {

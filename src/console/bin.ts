@@ -18,6 +18,7 @@ import { registerPolicyLint } from './commands/policy-lint.js';
 import { registerRules } from './commands/rules.js';
 import { registerSettings } from './commands/settings.js';
 import { registerStatus } from './commands/status.js';
+import { registerUsers } from './commands/users.js';
 import type { CommandIo, CommandStatus } from './io.js';
 
 const io: CommandIo = {
@@ -89,6 +90,7 @@ registerSettings(program, run, io);
 registerConfig(program, run, io);
 registerLogs(program, run, io);
 registerAsks(program, run, io);
+registerUsers(program, run, io);
 registerEngines(program, run, io);
 // Every command and subcommand reports usage errors to main() instead of exiting on its own.
 const overrideAll = (c: Command): void => {

@@ -35,6 +35,16 @@ function method<P, R>(
 const empty = z.strictObject({});
 type Empty = z.output<typeof empty>;
 
+/** A console user as the protocol shows it. */
+export interface UserJson {
+  readonly name: string;
+  readonly role: Role;
+}
+
+const roleSchema = z.enum(['administrator', 'auditor'], {
+  error: 'role must be "administrator" or "auditor"',
+});
+
 /** A rule as JSON on the wire: the same shape as in policy files (docs/policy.md). */
 export type RuleJson = Record<string, unknown>;
 
@@ -274,6 +284,36 @@ export const Methods = {
     z.strictObject({ version: versionNumber }),
     'keep a change applied with confirm (else it is rolled back at its deadline)',
   ),
+  usersList: method<Empty, { users: UserJson[] }>(
+    'users.list',
+    'auditor',
+    empty,
+    'the users who may log in remotely, with their roles (never their passwords)',
+  ),
+  usersAdd: method<{ name: string; role: Role; password: string }, UserJson>(
+    'users.add',
+    'administrator',
+    z.strictObject({ name: z.string(), role: roleSchema, password: z.string() }),
+    'add a user with a role and a password (at least 12 characters)',
+  ),
+  usersRemove: method<{ name: string }, Empty>(
+    'users.remove',
+    'administrator',
+    z.strictObject({ name: z.string() }),
+    'remove a user (their consoles are logged out); never the last administrator',
+  ),
+  usersSetRole: method<{ name: string; role: Role }, UserJson>(
+    'users.setRole',
+    'administrator',
+    z.strictObject({ name: z.string(), role: roleSchema }),
+    "change a user's role (their consoles are logged out); never demotes the last administrator",
+  ),
+  usersSetPassword: method<{ name: string; password: string }, Empty>(
+    'users.setPassword',
+    'administrator',
+    z.strictObject({ name: z.string(), password: z.string() }),
+    "set a user's password (their other consoles are logged out)",
+  ),
   hints: method<Empty, Record<string, unknown>>(
     'firewall.hints',
     'auditor',
@@ -297,4 +337,6 @@ export const Notifications = {
   askPrompt: 'asks.prompt',
   /** A prompt ended (answered, timed out or dropped). Params: AskResolution. */
   askResolved: 'asks.resolved',
+  /** The engine is about to close this session (its user was removed, re-roled, or got a new password). Params: { reason }. */
+  sessionEnded: 'session.ended',
 } as const;

@@ -190,6 +190,21 @@ export class UserStore {
     });
   }
 
+  /** Changes a user's role. WARDEN_E_NOT_FOUND when there is no such user. */
+  async setRole(name: string, role: Role): Promise<void> {
+    validateRole(role);
+    await this.#change((users) => {
+      if (!users.some((u) => sameName(u.name, name))) throw this.#notFound(name);
+      return users.map((u) => (sameName(u.name, name) ? { ...u, role } : u));
+    });
+  }
+
+  /** The stored spelling and role of a user, or undefined. */
+  get(name: string): User | undefined {
+    const u = this.#find(name);
+    return u === undefined ? undefined : { name: u.name, role: u.role };
+  }
+
   /** Removes a user. WARDEN_E_NOT_FOUND when there is no such user. */
   async remove(name: string): Promise<void> {
     await this.#change((users) => {
