@@ -1,0 +1,204 @@
+/**
+ * The engine's auxiliary services behind the internal rules, started and stopped as one:
+ * the blocked pop-up endpoint (always), the update checker (updates.enabled), registration
+ * (registration.enabled) and the crash assistant runs (crashReports.sendingAllowed). Each follows
+ * the settings: when its part of the settings (or the proxy) changes it is stopped and started
+ * again with the new values. None of them can stop the engine: failures become log items.
+ */
+import { hostname } from 'node:os';
+import type { FileConfigStore } from '../../admin/config-store.js';
+import type { LogStore } from '../../admin/log-store.js';
+import type { HostEnvironment } from '../../policy/index.js';
+import type { Settings } from '../../settings/index.js';
+import type { EngineLog } from '../daemon.js';
+import { routeWith, type ServiceContext } from './context.js';
+import { CRASH_DIR, pendingReports, runAssistant } from './crash-reports.js';
+import { type PopupEndpoint, startPopupEndpoint } from './popup-reports.js';
+import { startRegistration } from './registration.js';
+import { startUpdateChecker } from './update-check.js';
+
+/** Tuning for tests and special installations; every field has a production default. */
+export interface ServiceOptions {
+  /** PEM CA(s) the engine's own HTTPS requests trust instead of the system CAs. */
+  readonly ca?: string | Buffer;
+  /** Port of the pop-up endpoint instead of settings blockedPopups.port (0: ephemeral, for tests). */
+  readonly popupPort?: number;
+  /** Delay of the first update check after start or a settings change (default 30 s). */
+  readonly updateFirstDelayMs?: number;
+  /** Registration retry delays, first and largest (default 1 min and 6 h). */
+  readonly registrationBackoffMs?: { readonly min: number; readonly max: number };
+  /** How often pending crash reports are tried again while sending is allowed (default 1 h). */
+  readonly crashRetryMs?: number;
+}
+
+export interface ServiceParts {
+  readonly config: Pick<FileConfigStore, 'settings' | 'onChange'>;
+  readonly logs: LogStore;
+  readonly log: EngineLog;
+  readonly host: HostEnvironment;
+  readonly version: string;
+  readonly configDir: string;
+  readonly stateDir: string;
+  readonly fingerprint: string;
+}
+
+export interface Services {
+  /** The pop-up endpoint's port, or undefined when it could not listen. */
+  popupPort(): number | undefined;
+  stop(): Promise<void>;
+}
+
+/** A service that restarts whenever `key(settings)` changes. */
+function follow<T extends { stop(): void | Promise<void> }>(
+  key: (s: Settings) => string,
+  start: (s: Settings) => T | undefined | Promise<T | undefined>,
+): { update(s: Settings): Promise<void>; current(): T | undefined; stop(): Promise<void> } {
+  let lastKey: string | undefined;
+  let running: T | undefined;
+  let chain: Promise<void> = Promise.resolve();
+  const update = (s: Settings) => {
+    chain = chain.then(async () => {
+      const k = key(s);
+      if (k === lastKey) return;
+      lastKey = k;
+      const old = running;
+      running = undefined;
+      await old?.stop();
+      running = await start(s);
+    });
+    return chain;
+  };
+  return {
+    update,
+    current: () => running,
+    stop: () => {
+      lastKey = '\0stopped';
+      chain = chain.then(async () => {
+        await running?.stop();
+        running = undefined;
+      });
+      return chain;
+    },
+  };
+}
+
+/** Starts the services the settings enable and makes them follow settings changes. */
+export async function startServices(parts: ServiceParts, options: ServiceOptions = {}): Promise<Services> {
+  const { logs, log } = parts;
+  const ctx: ServiceContext = {
+    logs,
+    log,
+    version: parts.version,
+    configDir: parts.configDir,
+    stateDir: parts.stateDir,
+    hostname: hostname(),
+    fingerprint: parts.fingerprint,
+    ...(options.ca !== undefined ? { ca: options.ca } : {}),
+    route: routeWith(parts.host),
+    announcedVersion: { value: undefined },
+  };
+
+  const popups = follow<PopupEndpoint>(
+    (s) => String(options.popupPort ?? s.blockedPopups.port),
+    async (s) => {
+      const port = options.popupPort ?? s.blockedPopups.port;
+      try {
+        const endpoint = await startPopupEndpoint({ port, logs });
+        log('info', 'blocked pop-up endpoint listening', {
+          port: endpoint.port,
+          addresses: endpoint.addresses,
+        });
+        return endpoint;
+      } catch (e) {
+        const message = `blocked pop-up endpoint cannot listen on localhost port ${port}: ${(e as Error).message}`;
+        log('error', message);
+        logs.append({ kind: 'system', message });
+        return undefined;
+      }
+    },
+  );
+
+  const updates = follow(
+    (s) => JSON.stringify([s.updates, s.proxy]),
+    (s) =>
+      s.updates.enabled
+        ? startUpdateChecker(ctx, s, { firstDelayMs: options.updateFirstDelayMs ?? 30_000 })
+        : undefined,
+  );
+
+  const backoff = options.registrationBackoffMs ?? { min: 60_000, max: 6 * 3_600_000 };
+  const registration = follow(
+    (s) => JSON.stringify([s.registration, s.proxy]),
+    (s) =>
+      s.registration.enabled
+        ? startRegistration(ctx, s, { minBackoffMs: backoff.min, maxBackoffMs: backoff.max })
+        : undefined,
+  );
+
+  const crashes = follow(
+    (s) => JSON.stringify([s.crashReports, s.proxy]),
+    (s) => startCrashUploads(ctx, parts, s, options.crashRetryMs ?? 3_600_000),
+  );
+
+  const all = [popups, updates, registration, crashes];
+  const apply = () => Promise.all(all.map((service) => service.update(parts.config.settings())));
+  const unsubscribe = parts.config.onChange((what) => {
+    if (what !== 'policy') void apply();
+  });
+  await apply();
+  return {
+    popupPort: () => popups.current()?.port,
+    async stop() {
+      unsubscribe();
+      await Promise.all(all.map((service) => service.stop()));
+    },
+  };
+}
+
+/**
+ * Pending crash reports: when sending is allowed the assistant (a child process, so the upload is
+ * the assistant's traffic) is run now and again every `retryMs` while reports remain; when it is
+ * not, the engine says once that reports are kept.
+ */
+function startCrashUploads(
+  ctx: ServiceContext,
+  parts: ServiceParts,
+  settings: Settings,
+  retryMs: number,
+): { stop(): void } {
+  const dir = `${ctx.stateDir}/${CRASH_DIR}`;
+  const waiting = pendingReports(ctx.stateDir).length;
+  if (!settings.crashReports.sendingAllowed) {
+    if (waiting > 0) {
+      ctx.logs.append({
+        kind: 'system',
+        message: `${waiting} crash report(s) kept in ${dir}; sending is not allowed (settings crashReports.sendingAllowed)`,
+      });
+    }
+    return { stop() {} };
+  }
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const attempt = async () => {
+    if (stopped || pendingReports(ctx.stateDir).length === 0) return;
+    const { code, output } = await runAssistant(parts.host.executables.assistant, {
+      configDir: ctx.configDir,
+      stateDir: ctx.stateDir,
+    });
+    if (stopped) return;
+    const summary = output.split('\n').slice(-5).join('; ').slice(0, 1000);
+    ctx.log(code === 0 ? 'info' : 'warn', `crash assistant exited with ${code}`, { output });
+    ctx.logs.append({ kind: 'system', message: `crash assistant: ${summary || `exit status ${code}`}` });
+    if (pendingReports(ctx.stateDir).length > 0) {
+      timer = setTimeout(() => void attempt(), retryMs);
+      timer.unref();
+    }
+  };
+  void attempt();
+  return {
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
