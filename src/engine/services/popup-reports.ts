@@ -101,7 +101,7 @@ export function parseReportLine(
     const message =
       issue.code === 'unrecognized_keys'
         ? `unknown report field "${field}" (known: application, url, host, reason, time)`
-        : field !== undefined && !(field in (value as object))
+        : issue.code === 'invalid_type' && field !== undefined && !(field in (value as object))
           ? `report field "${field}" is missing`
           : `report field "${field}": ${issue.message}`;
     return { ok: false, answer: invalid(message, field) };
