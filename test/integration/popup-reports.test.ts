@@ -150,7 +150,12 @@ test('blocked pop-up endpoint: an overlong line is refused and the connection cl
   const items: unknown[] = [];
   const endpoint = await startPopupEndpoint({
     port: 0,
-    logs: { append: (i) => (items.push(i), { ...i, seq: items.length, time: '' }) as never },
+    logs: {
+      append: (i) => {
+        items.push(i);
+        return { ...i, seq: items.length, time: '' };
+      },
+    },
   });
   try {
     const r = await reporter(endpoint.port);
