@@ -78,7 +78,7 @@ test('http client: direct and through a CONNECT proxy; untrusted certificate, ba
 
 test('http client: a server that never answers fails after the deadline', async () => {
   const net = await import('node:net');
-  const silent = net.createServer(() => {});
+  const silent = net.createServer((s) => s.resume()); // reads (so it sees the close) but never answers
   await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
   const port = (silent.address() as import('node:net').AddressInfo).port;
   try {
@@ -88,6 +88,24 @@ test('http client: a server that never answers fails after the deadline', async 
       /no answer within 200 ms/,
     );
     assert.ok(Date.now() - started < 2000);
+    // A proxy that never answers CONNECT: the same deadline, and its socket is closed.
+    const silentProxy = {
+      kind: 'proxy',
+      host: '127.0.0.1',
+      port,
+      url: `http://127.0.0.1:${port}`,
+      because: 'test',
+    } as const;
+    await assert.rejects(
+      httpRequest({ url: 'https://127.0.0.1:1/', route: silentProxy, ca: TEST_CA, timeoutMs: 200 }),
+      /through proxy http:\/\/127\.0\.0\.1:\d+: no answer within 200 ms/,
+    );
+    const connections = () => new Promise<number>((r) => silent.getConnections((_e, n) => r(n)));
+    const until = Date.now() + 2000;
+    while ((await connections()) > 0) {
+      assert.ok(Date.now() < until, 'a connection was left open');
+      await new Promise((r) => setTimeout(r, 20));
+    }
   } finally {
     silent.close();
   }

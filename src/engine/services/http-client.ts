@@ -40,7 +40,12 @@ function describeRoute(route: ProxyRoute): string {
 }
 
 /** Opens a CONNECT tunnel to `host:port` through an http:// proxy; resolves with the raw socket. */
-function tunnel(route: Extract<ProxyRoute, { kind: 'proxy' }>, host: string, port: number): Promise<Socket> {
+function tunnel(
+  route: Extract<ProxyRoute, { kind: 'proxy' }>,
+  host: string,
+  port: number,
+  track: (socket: Socket) => void,
+): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const authority = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     const req = http.request({
@@ -51,6 +56,7 @@ function tunnel(route: Extract<ProxyRoute, { kind: 'proxy' }>, host: string, por
       headers: { host: authority, 'user-agent': USER_AGENT },
       agent: false,
     });
+    req.once('socket', track);
     req.once('connect', (res, socket) => {
       if (res.statusCode !== 200) {
         socket.destroy();
@@ -110,7 +116,7 @@ export async function httpRequest(request: HttpRequest): Promise<HttpResponse> {
     } else {
       let raw: Socket | undefined;
       if (route.kind === 'proxy') {
-        raw = await tunnel(route, host, port);
+        raw = await tunnel(route, host, port, (s) => sockets.push(s));
         sockets.push(raw);
       }
       const base: http.RequestOptions = { host, port, path: `${url.pathname}${url.search}`, headers };
