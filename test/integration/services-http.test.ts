@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -66,6 +68,20 @@ test('http client: direct and through a CONNECT proxy; untrusted certificate, ba
       { url: server.url('/big'), route: direct, ca: TEST_CA, maxBytes: 1000 },
       /larger than 1000 bytes/,
     );
+    // A plain http:// URL through the proxy: the absolute URI goes to the proxy.
+    const plainServer = http.createServer((_q, a) => a.end('{"plain":true}'));
+    await new Promise<void>((r) => plainServer.listen(0, '127.0.0.1', r));
+    try {
+      const plainUrl = `http://127.0.0.1:${(plainServer.address() as AddressInfo).port}/feed?x=1`;
+      const viaHttpProxy = await httpRequest({ url: plainUrl, route });
+      assert.deepEqual(JSON.parse(viaHttpProxy.body), { plain: true });
+      assert.equal(proxy.tunnels.at(-1), `GET ${plainUrl}`);
+      assert.deepEqual(JSON.parse((await httpRequest({ url: plainUrl, route: direct })).body), {
+        plain: true,
+      });
+    } finally {
+      plainServer.close();
+    }
     const refused = { ...route, port: 1 };
     await failing({ url: server.url('/a'), route: refused, ca: TEST_CA }, /cannot reach the proxy/);
     const socks = { ...route, url: 'socks5://127.0.0.1:1080' };
@@ -119,7 +135,7 @@ function engineDirs(settingsYaml: string) {
   return { dir, configDir, stateDir: join(dir, 'state') };
 }
 
-test('update checker: the engine reads the feed through the configured proxy and logs a newer version once', async () => {
+test('update checker: the engine reads the feed through the proxy named by https_proxy and logs a newer version once', async () => {
   const feed = await startHttpsStandIn(() => ({
     status: 200,
     json: { latest: '9.1.0', url: 'https://example.test/warden-9.1.0' },
@@ -127,8 +143,11 @@ test('update checker: the engine reads the feed through the configured proxy and
   const proxy = await startConnectProxy();
   const d = engineDirs(
     `updates: {enabled: true, feedUrl: "${feed.url('/releases.json')}", intervalHours: 1}\n` +
-      `proxy: {mode: manual, url: "${proxy.url}"}\n`,
+      'proxy: {mode: auto}\n',
   );
+  // The proxy comes from the OS configuration (the environment the engine starts with).
+  const before = process.env.https_proxy;
+  process.env.https_proxy = proxy.url;
   const engine = await Engine.start({
     configDir: d.configDir,
     stateDir: d.stateDir,
@@ -136,6 +155,8 @@ test('update checker: the engine reads the feed through the configured proxy and
     bindAddress: '127.0.0.1',
     services: { ca: TEST_CA, popupPort: 0, updateFirstDelayMs: 0 },
   });
+  if (before === undefined) delete process.env.https_proxy;
+  else process.env.https_proxy = before;
   try {
     const item = await eventually(
       () => engine.logs.query({ kind: 'system', text: 'update available', limit: 10 }).items[0],
@@ -148,11 +169,16 @@ test('update checker: the engine reads the feed through the configured proxy and
     );
     assert.equal(feed.requests[0]!.path, '/releases.json');
     assert.deepEqual(proxy.tunnels, [new URL(feed.url('/')).host]);
-    // Turning updates off stops the checker; a settings change restarts it with a first check soon.
+    // A settings change restarts the checker (a first check soon); the same version is not announced twice.
     const s = engine.config.settings();
+    await engine.config.setSettings({ ...s, updates: { ...s.updates, intervalHours: 2 } });
+    await eventually(() => (feed.requests.length === 2 ? true : undefined), 5000, 'the second check');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(engine.logs.query({ kind: 'system', text: 'update available', limit: 10 }).items.length, 1);
+    // Turning updates off stops the checker.
     await engine.config.setSettings({ ...s, updates: { ...s.updates, enabled: false } });
     await new Promise((r) => setTimeout(r, 100));
-    assert.equal(feed.requests.length, 1);
+    assert.equal(feed.requests.length, 2);
   } finally {
     await engine.stop();
     await proxy.close();

@@ -74,12 +74,34 @@ export interface ProxyStandIn {
   close(): Promise<void>;
 }
 
-/** An HTTP proxy on 127.0.0.1 that serves CONNECT (tunnels to loopback targets only). */
+/**
+ * An HTTP proxy on 127.0.0.1 that serves CONNECT (tunnels to loopback targets only) and plain
+ * absolute-URI requests to loopback http:// servers; `tunnels` records both ("GET http://..." for the latter).
+ */
 export async function startConnectProxy(): Promise<ProxyStandIn> {
   const tunnels: string[] = [];
   const sockets = new Set<net.Socket>();
-  const server = http.createServer((_req, res) => {
-    res.writeHead(405).end();
+  const server = http.createServer((req, res) => {
+    tunnels.push(`${req.method} ${req.url}`);
+    const target = new URL(req.url ?? '/', 'http://invalid');
+    if (target.protocol !== 'http:' || target.hostname !== '127.0.0.1') {
+      res.writeHead(403).end();
+      return;
+    }
+    const upstream = http.request(
+      {
+        host: target.hostname,
+        port: target.port,
+        path: `${target.pathname}${target.search}`,
+        method: req.method,
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.writeHead(502).end());
+    req.pipe(upstream);
   });
   server.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
     sockets.add(client);
