@@ -23,7 +23,7 @@ export interface ServiceOptions {
   readonly ca?: string | Buffer;
   /** Port of the pop-up endpoint instead of settings blockedPopups.port (0: ephemeral, for tests). */
   readonly popupPort?: number;
-  /** Delay of the first update check after start or a settings change (default 30 s). */
+  /** Delay of the first update check after start or a settings change (default 5 s). */
   readonly updateFirstDelayMs?: number;
   /** Registration retry delays, first and largest (default 1 min and 6 h). */
   readonly registrationBackoffMs?: { readonly min: number; readonly max: number };
@@ -122,7 +122,7 @@ export async function startServices(parts: ServiceParts, options: ServiceOptions
     (s) => JSON.stringify([s.updates, s.proxy]),
     (s) =>
       s.updates.enabled
-        ? startUpdateChecker(ctx, s, { firstDelayMs: options.updateFirstDelayMs ?? 30_000 })
+        ? startUpdateChecker(ctx, s, { firstDelayMs: options.updateFirstDelayMs ?? 5_000 })
         : undefined,
   );
 

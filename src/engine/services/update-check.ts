@@ -96,6 +96,9 @@ export async function checkForUpdate(ctx: ServiceContext, settings: Settings): P
     : { kind: 'current', feed };
 }
 
+/** Delay of the next check after a failed one, when the interval is longer. */
+const RETRY_AFTER_FAILURE_MS = 15 * 60_000;
+
 /** setTimeout's largest delay (about 24.8 days); a longer interval checks a little early. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -128,7 +131,8 @@ export function startUpdateChecker(
             });
             ctx.log('info', 'update available', { latest: result.feed.latest, running: ctx.version });
           } else {
-            ctx.log('info', 'update check: up to date', { latest: result.feed.latest, running: ctx.version });
+            const state = result.kind === 'newer' ? 'newer version already announced' : 'up to date';
+            ctx.log('info', `update check: ${state}`, { latest: result.feed.latest, running: ctx.version });
           }
         },
         (e: Error) => {
@@ -140,7 +144,11 @@ export function startUpdateChecker(
           }
         },
       )
-      .finally(() => schedule(settings.updates.intervalHours * 3_600_000));
+      .finally(() => {
+        // After a failure (e.g. no network yet at boot) the next try comes sooner: at most 15 minutes later.
+        const interval = settings.updates.intervalHours * 3_600_000;
+        schedule(lastProblem === undefined ? interval : Math.min(interval, RETRY_AFTER_FAILURE_MS));
+      });
   };
   schedule(timing.firstDelayMs);
   return {
