@@ -73,6 +73,8 @@ export const ErrorCode = {
   POPUP_REPORT_INVALID: 'WARDEN_E_POPUP_REPORT_INVALID',
   /** A blocked pop-up report came from another host: the endpoint accepts reports from this host only. */
   POPUP_NOT_LOCAL: 'WARDEN_E_POPUP_NOT_LOCAL',
+  /** More blocked pop-up reports arrived than the endpoint logs (50 per second, bursts of 200); this one was dropped. */
+  POPUP_THROTTLED: 'WARDEN_E_POPUP_THROTTLED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

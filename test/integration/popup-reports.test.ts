@@ -177,6 +177,35 @@ test('blocked pop-up endpoint: an overlong line is refused and the connection cl
   }
 });
 
+test('blocked pop-up endpoint: a flood of reports is cut to the budget, the rest answered WARDEN_E_POPUP_THROTTLED', async () => {
+  let logged = 0;
+  const endpoint = await startPopupEndpoint({
+    port: 0,
+    logs: {
+      append: (i) => {
+        logged++;
+        return { ...i, seq: logged, time: '' };
+      },
+    },
+  });
+  try {
+    const r = await reporter(endpoint.port);
+    const report = '{"application":"flooder","host":"x.example"}\n';
+    const answers: Record<string, unknown>[] = [];
+    const first = r.send(report.repeat(300).trimEnd());
+    answers.push(await first);
+    for (let i = 1; i < 300; i++) answers.push(await r.next());
+    const throttled = answers.filter((a) => !a.ok);
+    assert.ok(throttled.length >= 50, `only ${throttled.length} throttled`);
+    assert.equal(logged, 300 - throttled.length);
+    assert.equal((throttled[0]!.error as { code: string }).code, ErrorCode.POPUP_THROTTLED);
+    assert.match((throttled[0]!.error as { message: string }).message, /at most 50 per second/);
+    r.close();
+  } finally {
+    await endpoint.stop();
+  }
+});
+
 test('blocked pop-up endpoint: a peer that is not on loopback is refused (WARDEN_E_POPUP_NOT_LOCAL)', async (t) => {
   const external = Object.values(networkInterfaces())
     .flat()

@@ -17,6 +17,9 @@ import type { LogItem } from '../../protocol/log-item.js';
 export const MAX_REPORT_LINE = 8 * 1024;
 /** Connections served at once; more are closed at once. */
 const MAX_CONNECTIONS = 64;
+/** Reports logged per second over all connections (sustained), and the burst allowed above it. */
+export const REPORTS_PER_SECOND = 50;
+const REPORT_BURST = 200;
 /** A connection that sends nothing for this long is closed. */
 const IDLE_MS = 30_000;
 
@@ -126,8 +129,22 @@ function answerLine(a: ReportAnswer): string {
   return `${JSON.stringify(a)}\n`;
 }
 
-/** Serves one connection: line framing, size limit, idle timeout. */
-function serve(socket: net.Socket, logs: Pick<LogStore, 'append'>): void {
+/** A token bucket: any local program may report, so none may flood the log store. */
+function reportBudget(now: () => number = Date.now): () => boolean {
+  let tokens = REPORT_BURST;
+  let last = now();
+  return () => {
+    const t = now();
+    tokens = Math.min(REPORT_BURST, tokens + ((t - last) / 1000) * REPORTS_PER_SECOND);
+    last = t;
+    if (tokens < 1) return false;
+    tokens -= 1;
+    return true;
+  };
+}
+
+/** Serves one connection: line framing, size limit, idle timeout, the shared report budget. */
+function serve(socket: net.Socket, logs: Pick<LogStore, 'append'>, take: () => boolean): void {
   const peer = socket.remoteAddress;
   const source = peer?.includes(':') ? `[${peer}]:${socket.remotePort}` : `${peer}:${socket.remotePort}`;
   if (!isLoopback(peer)) {
@@ -155,6 +172,11 @@ function serve(socket: net.Socket, logs: Pick<LogStore, 'append'>): void {
       const parsed = parseReportLine(line, source);
       if (!parsed.ok) {
         socket.write(answerLine(parsed.answer));
+        continue;
+      }
+      if (!take()) {
+        const message = `too many reports: at most ${REPORTS_PER_SECOND} per second are logged; this one was not`;
+        socket.write(answerLine({ ok: false, error: { code: ErrorCode.POPUP_THROTTLED, message } }));
         continue;
       }
       const item = logs.append(parsed.item);
@@ -194,6 +216,7 @@ export async function startPopupEndpoint(options: {
   const servers: net.Server[] = [];
   const addresses: string[] = [];
   const sockets = new Set<net.Socket>();
+  const take = reportBudget();
   let port = options.port;
   const close = async () => {
     for (const s of sockets) s.destroy();
@@ -207,7 +230,7 @@ export async function startPopupEndpoint(options: {
       }
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
-      serve(socket, options.logs);
+      serve(socket, options.logs, take);
     });
     try {
       await new Promise<void>((resolve, reject) => {
