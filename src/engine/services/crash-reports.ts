@@ -21,6 +21,7 @@ import {
 } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { ErrorCode, WardenError } from '../../errors.js';
 import type { Settings } from '../../settings/index.js';
 import type { ProxyRoute } from '../../settings/proxy.js';
 import { httpRequest } from './http-client.js';
@@ -123,13 +124,21 @@ export function installCrashHandler(
   process.on('unhandledRejection', (e) => handle(e, 'unhandledRejection'));
 }
 
-/** Paths of the reports waiting in <stateDir>/crash-reports/, oldest first. */
+/** Paths of the reports waiting in <stateDir>/crash-reports/, oldest first; none when the directory does not exist. */
 export function pendingReports(stateDir: string): string[] {
+  const dir = join(stateDir, CRASH_DIR);
   let names: string[];
   try {
-    names = readdirSync(join(stateDir, CRASH_DIR));
-  } catch {
-    return [];
+    names = readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new WardenError(
+      ErrorCode.FILE_IO,
+      `cannot read the crash reports in ${dir}: ${(e as Error).message}`,
+      {
+        suggestion: 'The directory belongs to the engine (root): run warden-assist as root.',
+      },
+    );
   }
   return names
     .filter((n) => n.endsWith('.json') && !n.startsWith('.'))

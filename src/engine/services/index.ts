@@ -50,6 +50,8 @@ export interface Services {
 
 /** A service that restarts whenever `key(settings)` changes. */
 function follow<T extends { stop(): void | Promise<void> }>(
+  name: string,
+  log: EngineLog,
   key: (s: Settings) => string,
   start: (s: Settings) => T | undefined | Promise<T | undefined>,
 ): { update(s: Settings): Promise<void>; current(): T | undefined; stop(): Promise<void> } {
@@ -63,8 +65,13 @@ function follow<T extends { stop(): void | Promise<void> }>(
       lastKey = k;
       const old = running;
       running = undefined;
-      await old?.stop();
-      running = await start(s);
+      try {
+        await old?.stop();
+        running = await start(s);
+      } catch (e) {
+        // A service must never take the engine down (nor block its later restarts).
+        log('error', `${name}: ${(e as Error).message}`);
+      }
     });
     return chain;
   };
@@ -74,7 +81,7 @@ function follow<T extends { stop(): void | Promise<void> }>(
     stop: () => {
       lastKey = '\0stopped';
       chain = chain.then(async () => {
-        await running?.stop();
+        await Promise.resolve(running?.stop()).catch((e: Error) => log('error', `${name}: ${e.message}`));
         running = undefined;
       });
       return chain;
@@ -99,6 +106,8 @@ export async function startServices(parts: ServiceParts, options: ServiceOptions
   };
 
   const popups = follow<PopupEndpoint>(
+    'blocked pop-up endpoint',
+    log,
     (s) => String(options.popupPort ?? s.blockedPopups.port),
     async (s) => {
       const port = options.popupPort ?? s.blockedPopups.port;
@@ -119,6 +128,8 @@ export async function startServices(parts: ServiceParts, options: ServiceOptions
   );
 
   const updates = follow(
+    'update checker',
+    log,
     (s) => JSON.stringify([s.updates, s.proxy]),
     (s) =>
       s.updates.enabled
@@ -128,6 +139,8 @@ export async function startServices(parts: ServiceParts, options: ServiceOptions
 
   const backoff = options.registrationBackoffMs ?? { min: 60_000, max: 6 * 3_600_000 };
   const registration = follow(
+    'registration',
+    log,
     (s) => JSON.stringify([s.registration, s.proxy]),
     (s) =>
       s.registration.enabled
@@ -136,6 +149,8 @@ export async function startServices(parts: ServiceParts, options: ServiceOptions
   );
 
   const crashes = follow(
+    'crash reports',
+    log,
     (s) => JSON.stringify([s.crashReports, s.proxy]),
     (s) => startCrashUploads(ctx, parts, s, options.crashRetryMs ?? 3_600_000),
   );
@@ -155,6 +170,16 @@ export async function startServices(parts: ServiceParts, options: ServiceOptions
   };
 }
 
+/** How many crash reports wait; an unreadable directory is logged and counts as none. */
+function pendingCount(ctx: ServiceContext): number {
+  try {
+    return pendingReports(ctx.stateDir).length;
+  } catch (e) {
+    ctx.log('error', (e as Error).message);
+    return 0;
+  }
+}
+
 /**
  * Pending crash reports: when sending is allowed the assistant (a child process, so the upload is
  * the assistant's traffic) is run now and again every `retryMs` while reports remain; when it is
@@ -167,7 +192,7 @@ function startCrashUploads(
   retryMs: number,
 ): { stop(): void } {
   const dir = `${ctx.stateDir}/${CRASH_DIR}`;
-  const waiting = pendingReports(ctx.stateDir).length;
+  const waiting = pendingCount(ctx);
   if (!settings.crashReports.sendingAllowed) {
     if (waiting > 0) {
       ctx.logs.append({
@@ -180,7 +205,7 @@ function startCrashUploads(
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const attempt = async () => {
-    if (stopped || pendingReports(ctx.stateDir).length === 0) return;
+    if (stopped || pendingCount(ctx) === 0) return;
     const { code, output } = await runAssistant(parts.host.executables.assistant, {
       configDir: ctx.configDir,
       stateDir: ctx.stateDir,
@@ -189,12 +214,15 @@ function startCrashUploads(
     const summary = output.split('\n').slice(-5).join('; ').slice(0, 1000);
     ctx.log(code === 0 ? 'info' : 'warn', `crash assistant exited with ${code}`, { output });
     ctx.logs.append({ kind: 'system', message: `crash assistant: ${summary || `exit status ${code}`}` });
-    if (pendingReports(ctx.stateDir).length > 0) {
-      timer = setTimeout(() => void attempt(), retryMs);
+    if (pendingCount(ctx) > 0) {
+      timer = setTimeout(run, retryMs);
       timer.unref();
     }
   };
-  void attempt();
+  const run = () => {
+    attempt().catch((e: Error) => ctx.log('error', `crash reports: ${e.message}`));
+  };
+  run();
   return {
     stop() {
       stopped = true;

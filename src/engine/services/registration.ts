@@ -105,35 +105,37 @@ export function startRegistration(
     finish = resolve;
   });
   const attempt = () => {
-    registerOnce(ctx, settings).then(
-      ({ state, enrolled }) => {
-        if (stopped) return;
-        if (enrolled) {
-          ctx.logs.append({
-            kind: 'system',
-            message: `engine registered with ${state.server} as ${state.registrationId}`,
-          });
-          ctx.log('info', 'registered', { server: state.server, registrationId: state.registrationId });
-        } else {
-          ctx.log('info', 'already registered', {
-            server: state.server,
-            registrationId: state.registrationId,
-          });
-        }
-        finish();
-      },
-      (e: Error) => {
-        if (stopped) return;
-        const next = Math.round(backoff / 1000);
-        ctx.log('warn', `registration failed, next attempt in ${next} s: ${e.message}`);
-        if (backoff === timing.minBackoffMs) {
-          ctx.logs.append({ kind: 'system', message: `registration failed (retrying): ${e.message}` });
-        }
-        timer = setTimeout(attempt, backoff);
-        timer.unref();
-        backoff = Math.min(backoff * 2, timing.maxBackoffMs);
-      },
-    );
+    registerOnce(ctx, settings)
+      .then(
+        ({ state, enrolled }) => {
+          if (stopped) return;
+          if (enrolled) {
+            ctx.logs.append({
+              kind: 'system',
+              message: `engine registered with ${state.server} as ${state.registrationId}`,
+            });
+            ctx.log('info', 'registered', { server: state.server, registrationId: state.registrationId });
+          } else {
+            ctx.log('info', 'already registered', {
+              server: state.server,
+              registrationId: state.registrationId,
+            });
+          }
+          finish();
+        },
+        (e: Error) => {
+          if (stopped) return;
+          const next = Math.round(backoff / 1000);
+          ctx.log('warn', `registration failed, next attempt in ${next} s: ${e.message}`);
+          if (backoff === timing.minBackoffMs) {
+            ctx.logs.append({ kind: 'system', message: `registration failed (retrying): ${e.message}` });
+          }
+          timer = setTimeout(attempt, backoff);
+          timer.unref();
+          backoff = Math.min(backoff * 2, timing.maxBackoffMs);
+        },
+      )
+      .catch((e: Error) => ctx.log('error', `registration: ${e.message}`));
   };
   attempt();
   return {

@@ -144,6 +144,7 @@ export function startUpdateChecker(
           }
         },
       )
+      .catch((e: Error) => ctx.log('error', `update check: ${e.message}`))
       .finally(() => {
         // After a failure (e.g. no network yet at boot) the next try comes sooner: at most 15 minutes later.
         const interval = settings.updates.intervalHours * 3_600_000;
