@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { Engine } from '../../src/engine/daemon.js';
 import { httpRequest } from '../../src/engine/services/http-client.js';
 import { ErrorCode, WardenError } from '../../src/errors.js';
+import { parseProxyUrl } from '../../src/settings/proxy.js';
 import { eventually, startConnectProxy, startHttpsStandIn, TEST_CA } from '../support/stand-ins.js';
 
 const direct = { kind: 'direct', because: 'test' } as const;
@@ -86,6 +87,27 @@ test('http client: direct and through a CONNECT proxy; untrusted certificate, ba
     await failing({ url: server.url('/a'), route: refused, ca: TEST_CA }, /cannot reach the proxy/);
     const socks = { ...route, url: 'socks5://127.0.0.1:1080' };
     await failing({ url: server.url('/a'), route: socks, ca: TEST_CA }, /only http:\/\/ proxies/);
+  } finally {
+    await proxy.close();
+    await server.close();
+  }
+});
+
+test('http client: a proxy that wants credentials gets them from the proxy URL, and says so when they are missing', async () => {
+  const server = await startHttpsStandIn(() => ({ status: 200, json: { ok: true } }));
+  const proxy = await startConnectProxy({ credentials: 'alice:p@ss:word' });
+  try {
+    const port = new URL(proxy.url).port;
+    const withCredentials = parseProxyUrl(`http://alice:p%40ss%3Aword@127.0.0.1:${port}`)!;
+    const route = { kind: 'proxy', ...withCredentials, because: 'test' } as const;
+    const answer = await httpRequest({ url: server.url('/x'), route, ca: TEST_CA });
+    assert.equal(answer.status, 200);
+    assert.doesNotMatch(answer.via, /alice|p@ss/, 'credentials never appear in messages');
+    const without = { ...route, credentials: undefined };
+    await assert.rejects(
+      httpRequest({ url: server.url('/x'), route: without, ca: TEST_CA }),
+      /HTTP 407 \(proxy authentication required/,
+    );
   } finally {
     await proxy.close();
     await server.close();

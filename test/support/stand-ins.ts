@@ -78,11 +78,21 @@ export interface ProxyStandIn {
  * An HTTP proxy on 127.0.0.1 that serves CONNECT (tunnels to loopback targets only) and plain
  * absolute-URI requests to loopback http:// servers; `tunnels` records both ("GET http://..." for the latter).
  */
-export async function startConnectProxy(): Promise<ProxyStandIn> {
+export async function startConnectProxy(options: { credentials?: string } = {}): Promise<ProxyStandIn> {
   const tunnels: string[] = [];
   const sockets = new Set<net.Socket>();
+  const expected =
+    options.credentials === undefined
+      ? undefined
+      : `Basic ${Buffer.from(options.credentials).toString('base64')}`;
+  const allowed = (req: http.IncomingMessage) =>
+    expected === undefined || req.headers['proxy-authorization'] === expected;
   const server = http.createServer((req, res) => {
     tunnels.push(`${req.method} ${req.url}`);
+    if (!allowed(req)) {
+      res.writeHead(407).end();
+      return;
+    }
     const target = new URL(req.url ?? '/', 'http://invalid');
     if (target.protocol !== 'http:' || target.hostname !== '127.0.0.1') {
       res.writeHead(403).end();
@@ -107,6 +117,10 @@ export async function startConnectProxy(): Promise<ProxyStandIn> {
     sockets.add(client);
     const authority = req.url ?? '';
     tunnels.push(authority);
+    if (!allowed(req)) {
+      client.end('HTTP/1.1 407 Proxy Authentication Required\r\n\r\n');
+      return;
+    }
     const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(authority);
     if (m === null || !['127.0.0.1', '::1', 'localhost'].includes(m[1]!)) {
       client.end('HTTP/1.1 403 Forbidden\r\n\r\n');

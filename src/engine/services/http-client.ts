@@ -39,6 +39,12 @@ function describeRoute(route: ProxyRoute): string {
   return route.kind === 'direct' ? 'directly' : `through proxy ${route.url}`;
 }
 
+/** The Proxy-Authorization header (Basic) when the proxy URL carries credentials. */
+function proxyAuthorization(route: Extract<ProxyRoute, { kind: 'proxy' }>): Record<string, string> {
+  if (route.credentials === undefined) return {};
+  return { 'proxy-authorization': `Basic ${Buffer.from(route.credentials).toString('base64')}` };
+}
+
 /** Opens a CONNECT tunnel to `host:port` through an http:// proxy; resolves with the raw socket. */
 function tunnel(
   route: Extract<ProxyRoute, { kind: 'proxy' }>,
@@ -53,14 +59,16 @@ function tunnel(
       port: route.port,
       method: 'CONNECT',
       path: authority,
-      headers: { host: authority, 'user-agent': USER_AGENT },
+      headers: { host: authority, 'user-agent': USER_AGENT, ...proxyAuthorization(route) },
       agent: false,
     });
     req.once('socket', track);
     req.once('connect', (res, socket) => {
       if (res.statusCode !== 200) {
         socket.destroy();
-        reject(new Error(`the proxy refused the tunnel to ${authority}: HTTP ${res.statusCode}`));
+        const why =
+          res.statusCode === 407 ? ' (proxy authentication required: user:password@ in the proxy URL)' : '';
+        reject(new Error(`the proxy refused the tunnel to ${authority}: HTTP ${res.statusCode}${why}`));
         return;
       }
       resolve(socket);
@@ -111,7 +119,7 @@ export async function httpRequest(request: HttpRequest): Promise<HttpResponse> {
         host: route.host,
         port: route.port,
         path: url.href,
-        headers: { ...headers, host: url.host },
+        headers: { ...headers, host: url.host, ...proxyAuthorization(route) },
       };
     } else {
       let raw: Socket | undefined;
