@@ -265,3 +265,40 @@ test('blocked pop-up endpoint follows settings: a new blockedPopups.port moves i
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('blocked pop-up endpoint: a taken port is reported once and tried again until it is free', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-popups-'));
+  const blocker = net.createServer();
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+  const port = (blocker.address() as net.AddressInfo).port;
+  mkdirSync(join(dir, 'etc'));
+  writeFileSync(join(dir, 'etc/settings.yaml'), `blockedPopups: {port: ${port}}\n`);
+  const engine = await Engine.start({
+    configDir: join(dir, 'etc'),
+    stateDir: join(dir, 'state'),
+    port: 0,
+    bindAddress: '127.0.0.1',
+    services: { popupRetryMs: 50 },
+  });
+  try {
+    assert.equal(engine.services.popupPort(), undefined);
+    const taken = engine.logs.query({ kind: 'system', text: 'cannot listen', limit: 10 }).items;
+    assert.equal(taken.length, 1);
+    assert.match(taken[0]!.message, new RegExp(`localhost port ${port}: .*EADDRINUSE.*\\(trying again\\)`));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(engine.logs.query({ kind: 'system', text: 'cannot listen', limit: 10 }).items.length, 1);
+    await new Promise<void>((r) => blocker.close(() => r()));
+    const until = Date.now() + 3000;
+    while (engine.services.popupPort() !== port) {
+      assert.ok(Date.now() < until, 'the endpoint never came up');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const r = await reporter(port);
+    assert.equal((await r.send('{"application":"app","host":"x.example"}')).ok, true);
+    r.close();
+  } finally {
+    blocker.close();
+    await engine.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

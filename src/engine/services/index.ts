@@ -23,6 +23,8 @@ export interface ServiceOptions {
   readonly ca?: string | Buffer;
   /** Port of the pop-up endpoint instead of settings blockedPopups.port (0: ephemeral, for tests). */
   readonly popupPort?: number;
+  /** Time between attempts to listen while the pop-up port is taken (default 30 s). */
+  readonly popupRetryMs?: number;
   /** Delay of the first update check after start or a settings change (default 5 s). */
   readonly updateFirstDelayMs?: number;
   /** Registration retry delays, first and largest (default 1 min and 6 h). */
@@ -105,26 +107,11 @@ export async function startServices(parts: ServiceParts, options: ServiceOptions
     announcedVersion: { value: undefined },
   };
 
-  const popups = follow<PopupEndpoint>(
+  const popups = follow(
     'blocked pop-up endpoint',
     log,
     (s) => String(options.popupPort ?? s.blockedPopups.port),
-    async (s) => {
-      const port = options.popupPort ?? s.blockedPopups.port;
-      try {
-        const endpoint = await startPopupEndpoint({ port, logs });
-        log('info', 'blocked pop-up endpoint listening', {
-          port: endpoint.port,
-          addresses: endpoint.addresses,
-        });
-        return endpoint;
-      } catch (e) {
-        const message = `blocked pop-up endpoint cannot listen on localhost port ${port}: ${(e as Error).message}`;
-        log('error', message);
-        logs.append({ kind: 'system', message });
-        return undefined;
-      }
-    },
+    (s) => keepListening(options.popupPort ?? s.blockedPopups.port, ctx, options.popupRetryMs ?? 30_000),
   );
 
   const updates = follow(
@@ -162,10 +149,58 @@ export async function startServices(parts: ServiceParts, options: ServiceOptions
   });
   await apply();
   return {
-    popupPort: () => popups.current()?.port,
+    popupPort: () => popups.current()?.endpoint()?.port,
     async stop() {
       unsubscribe();
       await Promise.all(all.map((service) => service.stop()));
+    },
+  };
+}
+
+/**
+ * The pop-up endpoint on `port`, tried again every `retryMs` while the port is taken (e.g. by a
+ * previous engine still stopping); the first failure is a log item, the later ones engine log lines.
+ */
+async function keepListening(
+  port: number,
+  ctx: ServiceContext,
+  retryMs: number,
+): Promise<{ endpoint(): PopupEndpoint | undefined; stop(): Promise<void> }> {
+  let endpoint: PopupEndpoint | undefined;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let failures = 0;
+  const attempt = async () => {
+    try {
+      const started = await startPopupEndpoint({ port, logs: ctx.logs });
+      if (stopped) {
+        await started.stop();
+        return;
+      }
+      endpoint = started;
+      ctx.log('info', 'blocked pop-up endpoint listening', {
+        port: started.port,
+        addresses: started.addresses,
+      });
+      if (failures > 0)
+        ctx.logs.append({ kind: 'system', message: `blocked pop-up endpoint listening on port ${port}` });
+    } catch (e) {
+      if (stopped) return;
+      const message = `blocked pop-up endpoint cannot listen on localhost port ${port}: ${(e as Error).message}`;
+      ctx.log('error', `${message}; trying again in ${Math.round(retryMs / 1000)} s`);
+      if (failures++ === 0) ctx.logs.append({ kind: 'system', message: `${message} (trying again)` });
+      timer = setTimeout(() => void attempt(), retryMs);
+      timer.unref();
+    }
+  };
+  await attempt();
+  return {
+    endpoint: () => endpoint,
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await endpoint?.stop();
+      endpoint = undefined;
     },
   };
 }
