@@ -97,6 +97,12 @@ export function writeCrashReportSync(stateDir: string, report: CrashReport): str
     closeSync(fd);
   }
   renameSync(tmp, path);
+  const dirFd = openSync(dir, 'r');
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
   return path;
 }
 
