@@ -65,6 +65,16 @@ export const ErrorCode = {
   LOG_STORE_CORRUPT: 'WARDEN_E_LOG_STORE_CORRUPT',
   /** A remote administrator's change could cut them off from the engine; it needs confirm (confirmed apply). */
   LOCKOUT_RISK: 'WARDEN_E_LOCKOUT_RISK',
+  /** An auxiliary service's HTTP(S) request (update feed, registration, crash upload) failed: server, proxy, TLS, time or status. */
+  SERVICE_REQUEST_FAILED: 'WARDEN_E_SERVICE_REQUEST_FAILED',
+  /** A release feed or registration server answered something that is not in the documented format. */
+  SERVICE_ANSWER_INVALID: 'WARDEN_E_SERVICE_ANSWER_INVALID',
+  /** A blocked pop-up report is not a JSON object with the documented fields, or its line is too long. */
+  POPUP_REPORT_INVALID: 'WARDEN_E_POPUP_REPORT_INVALID',
+  /** A blocked pop-up report came from another host: the endpoint accepts reports from this host only. */
+  POPUP_NOT_LOCAL: 'WARDEN_E_POPUP_NOT_LOCAL',
+  /** More blocked pop-up reports arrived than the endpoint logs (50 per second, bursts of 200); this one was dropped. */
+  POPUP_THROTTLED: 'WARDEN_E_POPUP_THROTTLED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -13,6 +13,7 @@ import { ErrorCode, formatProblem, WardenError } from '../errors.js';
 import type { Role } from '../protocol/methods.js';
 import { DEFAULT_DIRS, DEFAULT_LOCAL_TOKEN, Engine, type EngineLog, VERSION } from './daemon.js';
 import { startKernelBackend } from './kernel-backend.js';
+import { installCrashHandler } from './services/crash-reports.js';
 
 const log: EngineLog = (level, message, fields = {}) =>
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, message, ...fields })}\n`);
@@ -72,6 +73,14 @@ async function run(o: RunOptions): Promise<number> {
     );
   }
   const port = portOption(o.port);
+  // An unhandled error ends the engine with a crash report for warden-assist (docs/services.md).
+  installCrashHandler(o.stateDir, 'wardend', VERSION, (error, reportPath, writeError) => {
+    const stack = (error as Error)?.stack ?? String(error);
+    log('error', `unhandled error, the engine stops: ${stack}`, {
+      ...(reportPath !== undefined ? { crashReport: reportPath } : { crashReportFailed: String(writeError) }),
+    });
+    process.exit(1);
+  });
   const engine = await Engine.start({
     configDir: o.configDir,
     stateDir: o.stateDir,

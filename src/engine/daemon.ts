@@ -20,6 +20,7 @@ import type { HostEnvironment } from '../policy/index.js';
 import { Notifications } from '../protocol/methods.js';
 import type { Settings } from '../settings/index.js';
 import { AskDesk } from './asks.js';
+import { type ServiceOptions, type Services, startServices } from './services/index.js';
 import { forwardLogs } from './syslog.js';
 
 export const VERSION = '0.1.0';
@@ -67,6 +68,8 @@ export interface EngineOptions {
   readonly log?: EngineLog;
   /** Log retention of the SQLite store (default: 30 days, 10 million items). */
   readonly retention?: { readonly maxAgeDays?: number; readonly maxItems?: number };
+  /** Tuning of the auxiliary services (pop-up endpoint port, CA, delays); see services/index.ts. */
+  readonly services?: ServiceOptions;
 }
 
 /**
@@ -116,6 +119,8 @@ export class Engine {
   readonly asks: AskDesk;
   readonly identity: TlsIdentity;
   readonly localTokenPath: string;
+  /** The auxiliary services: pop-up endpoint, update checker, registration, crash uploads. */
+  readonly services: Services;
   readonly #kernel: KernelBackend | undefined;
   readonly #log: EngineLog;
   readonly #settled: () => Promise<void>;
@@ -128,6 +133,7 @@ export class Engine {
     asks: AskDesk;
     identity: TlsIdentity;
     localTokenPath: string;
+    services: Services;
     kernel: KernelBackend | undefined;
     log: EngineLog;
     settled: () => Promise<void>;
@@ -141,6 +147,7 @@ export class Engine {
     this.asks = parts.asks;
     this.identity = parts.identity;
     this.localTokenPath = parts.localTokenPath;
+    this.services = parts.services;
     this.#kernel = parts.kernel;
     this.#log = parts.log;
   }
@@ -231,6 +238,10 @@ export class Engine {
       fingerprint: identity.fingerprint,
       kernel: kernel?.description,
     });
+    const services = await startServices(
+      { config, logs, log, host, version: VERSION, configDir, stateDir, fingerprint: identity.fingerprint },
+      options.services,
+    );
     return new Engine({
       server,
       config,
@@ -238,6 +249,7 @@ export class Engine {
       asks,
       identity,
       localTokenPath,
+      services,
       kernel,
       log,
       settled: () => kernelWork,
@@ -255,6 +267,7 @@ export class Engine {
   /** Stops in order: no new decisions, held connections get their default, consoles are closed. */
   async stop(): Promise<void> {
     this.asks.close();
+    await this.services.stop();
     await this.#kernel?.stop();
     this.logs.append({ kind: 'system', message: 'engine stopped' });
     await this.server.close();

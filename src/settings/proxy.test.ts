@@ -118,12 +118,15 @@ describe('parseProxyUrl', () => {
     });
   });
 
-  test('credentials and paths are dropped from the url', () => {
+  test('credentials and paths are dropped from the url; credentials are kept apart, decoded', () => {
     assert.deepEqual(parseProxyUrl('http://user:secret@proxy.lan:3128/'), {
       host: 'proxy.lan',
       port: 3128,
       url: 'http://proxy.lan:3128',
+      credentials: 'user:secret',
     });
+    assert.equal(parseProxyUrl('http://us%40er:p%3Ass@proxy.lan:3128')?.credentials, 'us@er:p:ss');
+    assert.equal(parseProxyUrl('http://proxy.lan:3128')?.credentials, undefined);
   });
 
   test('IPv6 proxies lose their brackets in host', () => {

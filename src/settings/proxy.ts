@@ -16,6 +16,8 @@ export type ProxyRoute =
       readonly port: number;
       readonly url: string;
       readonly because: string;
+      /** "user:password" from the proxy URL, for Proxy-Authorization; never part of `url` or `because`. */
+      readonly credentials?: string;
     };
 
 /** The operating system's proxy configuration: the process environment and the text of /etc/environment. */
@@ -95,8 +97,13 @@ export function matchesNoProxy(noProxy: string, host: string, port: number): boo
   return false;
 }
 
-/** Parses a proxy value such as `http://user:pw@proxy.lan:3128` or `proxy.lan:3128`. */
-export function parseProxyUrl(value: string): { host: string; port: number; url: string } | undefined {
+/**
+ * Parses a proxy value such as `http://user:pw@proxy.lan:3128` or `proxy.lan:3128`. Credentials are
+ * kept apart (`credentials`, percent-decoded) so `url` can be shown without them.
+ */
+export function parseProxyUrl(
+  value: string,
+): { host: string; port: number; url: string; credentials?: string } | undefined {
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`;
   let u: URL;
   try {
@@ -109,7 +116,15 @@ export function parseProxyUrl(value: string): { host: string; port: number; url:
   const defaultPort = u.protocol === 'https:' ? 443 : u.protocol === 'http:' ? 80 : 1080;
   const port = u.port === '' ? defaultPort : Number(u.port);
   const host = u.hostname.replace(/^\[|\]$/g, '');
-  return { host, port, url: `${u.protocol}//${u.host}` };
+  const url = `${u.protocol}//${u.host}`;
+  if (u.username === '' && u.password === '') return { host, port, url };
+  let credentials: string;
+  try {
+    credentials = `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`;
+  } catch {
+    credentials = `${u.username}:${u.password}`;
+  }
+  return { host, port, url, credentials };
 }
 
 /**

@@ -46,6 +46,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   client: ['protocol', 'rpc', 'errors', 'ip'],
   kernel: ['policy', 'settings', 'ip', 'errors', 'document'],
   engine: ['kernel', 'admin', 'policy', 'settings', 'ip', 'errors', 'document', 'protocol', 'rpc', 'hints'],
+  assist: ['engine', 'settings', 'errors'],
   console: ['policy', 'settings', 'ip', 'errors', 'document', 'protocol', 'rpc', 'client', 'hints'],
 };
 const PURE = new Set(['errors', 'ip', 'document', 'policy', 'settings', 'hints']);
