@@ -4,32 +4,21 @@
  * Screenshots of the main pages go to test-output/web-console/.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { type ConsoleServer, startConsoleServer } from '../../src/console/web/server.js';
 import { AskDesk, type HeldConnection } from '../../src/engine/asks.js';
 import { Methods, Notifications } from '../../src/protocol/methods.js';
 import { type Harness, startHarness, USERS } from '../integration/admin-harness.js';
 import { repoRoot } from '../repo-root.js';
+import { chromiumMissing, launchChromium } from '../support/chromium.js';
 
 const root = repoRoot(import.meta.url);
-const CHROMIUM = '/usr/bin/chromium';
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const shots = join(root, 'test-output/web-console');
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (scripts/setup.sh installs it)`;
 
 const held: HeldConnection = {
   defaultVerdict: 'deny',
@@ -60,7 +49,7 @@ function get(url: string, headers: Record<string, string> = {}) {
   });
 }
 
-describe('web console in Chromium', { skip }, () => {
+describe('web console in Chromium', { skip: chromiumMissing }, () => {
   let h: Harness;
   let desk: AskDesk;
   let web: ConsoleServer;
@@ -82,7 +71,7 @@ describe('web console in Chromium', { skip }, () => {
       enginesPath: join(home, 'engines.json'),
       knownHostsPath: join(home, 'known-hosts.json'),
     });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    browser = await launchChromium();
     mkdirSync(shots, { recursive: true });
   });
   after(async () => {
@@ -152,13 +141,13 @@ describe('web console in Chromium', { skip }, () => {
         rule: 'web',
         message: `connection ${i}`,
       });
-    await page.getByTestId('log-rows').locator('tr', { hasText: 'connection 29' }).waitFor();
+    await page.getByTestId('log-rows').locator('.log-row', { hasText: 'connection 29' }).waitFor();
     await shot(page, '02-live-log');
     await page.getByLabel('Verdict').selectOption('deny');
     h.logs.append({ kind: 'connection', verdict: 'allow', message: 'allowed later' });
     h.logs.append({ kind: 'connection', verdict: 'deny', message: 'denied later' });
-    await page.getByTestId('log-rows').locator('tr', { hasText: 'denied later' }).waitFor();
-    assert.equal(await page.getByTestId('log-rows').locator('tr', { hasText: 'allowed later' }).count(), 0);
+    await page.getByTestId('log-rows').locator('.log-row', { hasText: 'denied later' }).waitFor();
+    assert.equal(await page.getByTestId('log-rows').locator('.log-row', { hasText: 'allowed later' }).count(), 0);
     await page.close();
   });
 

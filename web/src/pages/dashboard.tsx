@@ -37,26 +37,27 @@ function Chart({ stats, now }: { stats: Stats; now: number }) {
   const w = 10;
   const h = 160;
   return (
-    <svg
-      viewBox={`0 0 ${BUCKETS * w} ${h}`}
-      class="chart"
-      role="img"
-      aria-label="decisions per minute by verdict, last hour"
-    >
-      {cols.map((c, k) => {
-        let y = h;
-        return VERDICTS.map((v) => {
-          const bh = ((c[v] ?? 0) / max) * (h - 10);
-          y -= bh;
-          return bh > 0 ? (
-            <rect key={`${k}${v}`} x={k * w} y={y} width={w - 2} height={bh} class={`f-${v}`} />
-          ) : null;
-        });
-      })}
-      <text x="2" y="10" class="axis">
-        {max}/min
-      </text>
-    </svg>
+    <figure class="chart-box">
+      <svg
+        viewBox={`0 0 ${BUCKETS * w} ${h}`}
+        preserveAspectRatio="none"
+        class="chart"
+        role="img"
+        aria-label="decisions per minute by verdict, last hour"
+      >
+        {cols.map((c, k) => {
+          let y = h;
+          return VERDICTS.map((v) => {
+            const bh = ((c[v] ?? 0) / max) * (h - 10);
+            y -= bh;
+            return bh > 0 ? (
+              <rect key={`${k}${v}`} x={k * w} y={y} width={w - 2} height={bh} class={`f-${v}`} />
+            ) : null;
+          });
+        })}
+      </svg>
+      <figcaption class="muted">highest minute: {max} decisions</figcaption>
+    </figure>
   );
 }
 
@@ -108,7 +109,7 @@ export function Dashboard() {
     <>
       <h1>Dashboard</h1>
       <section class="card">
-        <h2>Decisions per minute</h2>
+        <h2>Decisions per minute, last hour</h2>
         <p class="legend">
           {VERDICTS.map((v) => (
             <span key={v} class={`key f-${v}`}>

@@ -1,14 +1,14 @@
 /**
- * The live log: new items on top, at most MAX_ROWS rows in the DOM. Items are
- * queued as they arrive and drawn once per animation frame (only the newest
- * MAX_ROWS of a burst are drawn at all), so 10,000 items a second cost a few
- * row insertions per frame. Filters apply to live items and to history search.
+ * The live log: new items on top. Items are queued as they arrive and handed
+ * to the LogView once per animation frame, which keeps the newest 500 and
+ * puts only the visible rows in the DOM, so 10,000 items a second cost one
+ * redraw of a few dozen rows per frame. Filters apply to live items and to
+ * history search.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, errorText, type LogItem } from '../api.js';
 import { useEngine } from '../context.js';
-
-export const MAX_ROWS = 500;
+import { CELLS, LogView, MAX_ITEMS as MAX_ROWS } from '../log-view.js';
 
 interface Filters {
   kind: string;
@@ -33,35 +33,13 @@ function matches(i: LogItem, f: Filters): boolean {
   return true;
 }
 
-const CELLS = ['seq', 'time', 'kind', 'verdict', 'application', 'remote', 'rule', 'message'] as const;
-
-function rowOf(i: LogItem): HTMLTableRowElement {
-  const tr = document.createElement('tr');
-  if (i.verdict) tr.className = `v-${i.verdict}`;
-  for (const c of CELLS) {
-    const td = document.createElement('td');
-    const v = c === 'time' ? i.time.slice(11, 23) : c === 'remote' ? (i.host ?? i.remote) : i[c];
-    td.textContent = v === undefined ? '' : String(v);
-    tr.appendChild(td);
-  }
-  return tr;
-}
-
-/** Draws queued items into `body`, newest first, keeping at most MAX_ROWS rows. */
-export function drawRows(body: HTMLElement, items: LogItem[]): void {
-  const start = Math.max(0, items.length - MAX_ROWS);
-  const frag = document.createDocumentFragment();
-  for (let k = items.length - 1; k >= start; k--) frag.appendChild(rowOf(items[k]!));
-  body.insertBefore(frag, body.firstChild);
-  while (body.childElementCount > MAX_ROWS) body.lastElementChild!.remove();
-}
-
 export function LiveLog() {
   const ctx = useEngine();
-  const body = useRef<HTMLTableSectionElement>(null);
+  const box = useRef<HTMLDivElement>(null);
+  const counts = useRef<HTMLParagraphElement>(null);
+  const view = useRef<LogView | null>(null);
   const [filters, setFilters] = useState<Filters>(NO_FILTERS);
   const [paused, setPaused] = useState(false);
-  const [count, setCount] = useState({ received: 0, shown: 0, dropped: 0 });
   const [error, setError] = useState('');
   const state = useRef({
     queue: [] as LogItem[],
@@ -69,30 +47,45 @@ export function LiveLog() {
     filters: NO_FILTERS,
     received: 0,
     dropped: 0,
+    redraw: () => {},
   });
 
   useEffect(() => {
     const s = state.current;
-    // ?render=each (benchmark baseline): draw every message at once instead of once per frame.
-    const eachMessage = new URLSearchParams(location.search).get('render') === 'each';
+    // ?render=each (the benchmark's baseline): draw every item as it arrives instead of once per frame.
+    const eachItem = new URLSearchParams(location.search).get('render') === 'each';
+    const v = new LogView(box.current!);
+    view.current = v;
     let frame = 0;
+    // Counts are written straight into the DOM: a Preact render per frame would cost more than the rows.
+    const showCounts = () => {
+      if (!counts.current) return;
+      counts.current.textContent =
+        `${s.received} received, ${v.size} kept, ${v.rowsInDom} rows drawn` +
+        (s.dropped > 0 ? `, ${s.dropped} skipped live (too fast; search history for them)` : '') +
+        (s.paused ? ' — paused' : '');
+    };
     const draw = () => {
       frame = 0;
-      if (s.paused || !body.current) return;
+      if (s.paused) return showCounts();
       const q = s.queue;
       s.queue = [];
-      drawRows(body.current, q);
-      setCount({ received: s.received, shown: body.current.childElementCount, dropped: s.dropped });
+      v.add(q);
+      showCounts();
     };
+    s.redraw = draw;
     const off = api.onPush((p) => {
       if (p.push !== 'log' || p.engine !== ctx.engine) return;
       s.received += p.items.length;
       s.dropped += p.dropped;
-      for (const i of p.items) if (matches(i, s.filters)) s.queue.push(i);
+      for (const i of p.items) {
+        if (!matches(i, s.filters)) continue;
+        s.queue.push(i);
+        if (eachItem) draw();
+      }
       // While paused, keep only what could be shown on resume.
       if (s.queue.length > 4 * MAX_ROWS) s.queue = s.queue.slice(-MAX_ROWS);
-      if (eachMessage) draw();
-      else if (!frame) frame = requestAnimationFrame(draw);
+      if (!frame && !eachItem) frame = requestAnimationFrame(draw);
     });
     return () => {
       off();
@@ -108,8 +101,7 @@ export function LiveLog() {
   const togglePause = () => {
     state.current.paused = !paused;
     setPaused(!paused);
-    if (paused)
-      requestAnimationFrame(() => body.current && drawRows(body.current, state.current.queue.splice(0)));
+    requestAnimationFrame(() => state.current.redraw());
   };
   /** Replaces the rows with the newest stored items that match the filters; live items continue on top. */
   const searchHistory = async (e: Event) => {
@@ -128,11 +120,7 @@ export function LiveLog() {
         if (r.items.length < 10_000) break;
         from = r.items[r.items.length - 1]!.seq + 1;
       }
-      if (body.current) {
-        body.current.replaceChildren();
-        drawRows(body.current, found.slice(-MAX_ROWS));
-        setCount((c) => ({ ...c, shown: body.current!.childElementCount }));
-      }
+      view.current?.replace(found);
     } catch (x) {
       setError(errorText(x));
     }
@@ -182,30 +170,23 @@ export function LiveLog() {
         <button type="button" onClick={togglePause} aria-pressed={paused}>
           {paused ? 'Resume' : 'Pause'}
         </button>
-        <button type="button" onClick={() => body.current?.replaceChildren()}>
+        <button type="button" onClick={() => view.current?.replace([])}>
           Clear
         </button>
       </form>
-      <p class="muted" data-testid="log-counts">
-        {count.received} received, {count.shown} shown (at most {MAX_ROWS})
-        {count.dropped > 0 && `, ${count.dropped} skipped live (too fast; search history for them)`}
-        {paused && ' — paused'}
+      <p class="muted" data-testid="log-counts" ref={counts} aria-live="off">
+        0 received
       </p>
       {error && <p class="error">{error}</p>}
-      <div class="scroll">
-        <table class="log">
-          <thead>
-            <tr>
-              {CELLS.map((c) => (
-                <th key={c} scope="col">
-                  {c}
-                </th>
-              ))}
-            </tr>
-          </thead>
-          <tbody ref={body} data-testid="log-rows" />
-        </table>
-      </div>
+      <section class="log-table" aria-label="log items, newest first">
+        <div class="log-head" aria-hidden="true">
+          {CELLS.map((c) => (
+            <span key={c}>{c}</span>
+          ))}
+        </div>
+        {/* biome-ignore lint/a11y/noNoninteractiveTabindex: the log scrolls with the keyboard */}
+        <div class="log-scroll" ref={box} tabIndex={0} />
+      </section>
     </>
   );
 }
