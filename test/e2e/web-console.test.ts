@@ -147,7 +147,10 @@ describe('web console in Chromium', { skip: chromiumMissing }, () => {
     h.logs.append({ kind: 'connection', verdict: 'allow', message: 'allowed later' });
     h.logs.append({ kind: 'connection', verdict: 'deny', message: 'denied later' });
     await page.getByTestId('log-rows').locator('.log-row', { hasText: 'denied later' }).waitFor();
-    assert.equal(await page.getByTestId('log-rows').locator('.log-row', { hasText: 'allowed later' }).count(), 0);
+    assert.equal(
+      await page.getByTestId('log-rows').locator('.log-row', { hasText: 'allowed later' }).count(),
+      0,
+    );
     await page.close();
   });
 

@@ -1,5 +1,5 @@
 /** Engines: the known engines, adding one after comparing its fingerprint, logging in, and which transport each uses. */
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, errorText } from '../api.js';
 import { useLoad } from '../context.js';
 
@@ -133,6 +133,45 @@ function Login({ engine, onLogin }: { engine: EngineRow; onLogin: (s: Session) =
   );
 }
 
+interface Status {
+  version: string;
+  hostname: string;
+  mode: string;
+  rules: number;
+  internalRules: number;
+  consoles: number;
+  kernel: string;
+  remoteAdministration: boolean;
+}
+
+/** engine.status of a logged-in engine, refreshed every 5 s. */
+function EngineStatus({ engine }: { engine: string }) {
+  const [s, setS] = useState<Status>();
+  const [error, setError] = useState('');
+  useEffect(() => {
+    const load = () =>
+      api.call<Status>(engine, 'engine.status').then(
+        (x) => {
+          setS(x);
+          setError('');
+        },
+        (x) => setError(errorText(x)),
+      );
+    load();
+    const t = setInterval(load, 5000);
+    return () => clearInterval(t);
+  }, [engine]);
+  if (error) return <p class="error">{error}</p>;
+  if (!s) return null;
+  return (
+    <p data-testid="engine-status">
+      {s.hostname}, Warden {s.version}, mode <strong>{s.mode}</strong>, {s.rules} rules ({s.internalRules}{' '}
+      internal), {s.consoles} consoles, remote administration {s.remoteAdministration ? 'on' : 'off'}; kernel:{' '}
+      {s.kernel}
+    </p>
+  );
+}
+
 export function EnginesPage(props: {
   sessions: Record<string, Session>;
   current: string;
@@ -155,14 +194,17 @@ export function EnginesPage(props: {
               </h2>
               <p class="fp">{e.fingerprint ?? 'fingerprint not pinned'}</p>
               {s ? (
-                <p>
-                  Logged in as {s.user} ({s.role}); log items arrive over <strong>{s.transport}</strong>.{' '}
-                  {props.current !== e.name && (
-                    <button type="button" onClick={() => props.onSelect(e.name)}>
-                      Work on this engine
-                    </button>
-                  )}
-                </p>
+                <>
+                  <EngineStatus engine={e.name} />
+                  <p>
+                    Logged in as {s.user} ({s.role}); log items arrive over <strong>{s.transport}</strong>.{' '}
+                    {props.current !== e.name && (
+                      <button type="button" onClick={() => props.onSelect(e.name)}>
+                        Work on this engine
+                      </button>
+                    )}
+                  </p>
+                </>
               ) : (
                 <Login engine={e} onLogin={(session) => props.onLogin(e.name, session)} />
               )}

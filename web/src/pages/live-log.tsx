@@ -48,6 +48,8 @@ export function LiveLog() {
     received: 0,
     dropped: 0,
     redraw: () => {},
+    /** While the first stored items load, live items wait in the queue. */
+    loading: true,
   });
 
   useEffect(() => {
@@ -67,13 +69,31 @@ export function LiveLog() {
     };
     const draw = () => {
       frame = 0;
-      if (s.paused) return showCounts();
+      if (s.paused || s.loading) return showCounts();
       const q = s.queue;
       s.queue = [];
       v.add(q);
       showCounts();
     };
     s.redraw = draw;
+    // Start with the newest stored items, so the page is not empty until the next connection.
+    const backfill = async () => {
+      const { lastLogSeq } = await ctx.call<{ lastLogSeq: number }>('engine.status');
+      if (lastLogSeq === 0) return;
+      const r = await ctx.call<{ items: LogItem[] }>('logs.query', {
+        fromSeq: Math.max(1, lastLogSeq - 99),
+        limit: 100,
+      });
+      const newest = r.items[r.items.length - 1]?.seq ?? 0;
+      v.replace(r.items.filter((i) => matches(i, s.filters)));
+      s.queue = s.queue.filter((i) => i.seq > newest);
+    };
+    backfill()
+      .catch(() => {})
+      .finally(() => {
+        s.loading = false;
+        draw();
+      });
     const off = api.onPush((p) => {
       if (p.push !== 'log' || p.engine !== ctx.engine) return;
       s.received += p.items.length;
