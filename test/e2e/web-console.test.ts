@@ -297,6 +297,13 @@ describe('web console in Chromium', { skip: chromiumMissing }, () => {
     ] as const) {
       const page = await browser.newPage({ viewport });
       await logIn(page, 'alice');
+      // Keyboard: the first Tab stops are the page links, and Enter follows one.
+      await page.locator('.brand').click(); // where sequential focus navigation starts
+      await page.keyboard.press('Tab');
+      await page.keyboard.press('Tab');
+      assert.equal(await page.evaluate('document.activeElement.textContent'), 'Dashboard');
+      await page.keyboard.press('Enter');
+      await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
       for (const p of ['dashboard', 'log', 'rules', 'settings', 'history', 'users', 'hints']) {
         await page.goto(`http://127.0.0.1:${web.port}/#/${p}`);
         await page.locator('main h1').waitFor();

@@ -50,6 +50,8 @@ function RuleForm({ ctx, editing, done }: { ctx: Ctx; editing?: Rule; done: () =
   const submit = async (e: Event) => {
     e.preventDefault();
     const rule = ruleFromForm(f, enabled, log);
+    // Fields the form does not show stay as they were.
+    for (const k of ['comment', 'condition', 'expires']) if (editing?.[k] !== undefined) rule[k] = editing[k];
     try {
       const r = editing
         ? await ctx.call('rules.update', { name: editing.name, rule, ...confirmParam(ctx) })
