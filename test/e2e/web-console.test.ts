@@ -1,19 +1,25 @@
 /**
  * End-to-end: the web console in real Chromium (Debian's /usr/bin/chromium driven by playwright-core)
- * against a real administration server started here, through `warden console`'s server and bridge.
+ * against a real engine started here in unprivileged mode (no kernel backend; its users made with
+ * `wardend user add`), through `warden console`'s server and bridge. Log items and held
+ * connections go into the engine's own log store and ask desk, as its enforcer would put them.
  * Screenshots of the main pages go to test-output/web-console/.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
+import { EngineClient } from '../../src/client/engine-client.js';
 import { type ConsoleServer, startConsoleServer } from '../../src/console/web/server.js';
-import { AskDesk, type HeldConnection } from '../../src/engine/asks.js';
-import { Methods, Notifications } from '../../src/protocol/methods.js';
-import { type Harness, startHarness, USERS } from '../integration/admin-harness.js';
+import type { HeldConnection } from '../../src/engine/asks.js';
+import { Engine } from '../../src/engine/daemon.js';
+import { Methods } from '../../src/protocol/methods.js';
+import { USERS } from '../integration/admin-harness.js';
 import { repoRoot } from '../repo-root.js';
 import { chromiumMissing, launchChromium } from '../support/chromium.js';
 
@@ -50,22 +56,34 @@ function get(url: string, headers: Record<string, string> = {}) {
 }
 
 describe('web console in Chromium', { skip: chromiumMissing }, () => {
-  let h: Harness;
-  let desk: AskDesk;
+  let engine: Engine;
   let web: ConsoleServer;
   let browser: Browser;
   let home: string;
   before(async () => {
-    let server: { consoles: number; broadcast(n: string, p: unknown): void } | undefined;
-    desk = new AskDesk({
-      timeoutMs: () => 20_000,
-      consoles: () => server?.consoles ?? 0,
-      notify: (event, params) =>
-        server?.broadcast(event === 'prompt' ? Notifications.askPrompt : Notifications.askResolved, params),
-    });
-    h = await startHarness({ asks: desk });
-    server = h.server;
     home = mkdtempSync(join(tmpdir(), 'warden-web-'));
+    const configDir = join(home, 'etc');
+    for (const [name, u] of Object.entries(USERS))
+      await promisify(execFile)(
+        process.execPath,
+        [
+          join(root, 'dist/src/engine/bin.js'),
+          'user',
+          'add',
+          name,
+          '--role',
+          u.role,
+          '--config-dir',
+          configDir,
+        ],
+        { env: { PATH: process.env.PATH ?? '', WARDEN_PASSWORD: u.password } },
+      );
+    engine = await Engine.start({
+      configDir,
+      stateDir: join(home, 'state'),
+      port: 0,
+      bindAddress: '127.0.0.1',
+    });
     web = await startConsoleServer({
       staticDir: join(root, 'dist/web'),
       enginesPath: join(home, 'engines.json'),
@@ -77,7 +95,7 @@ describe('web console in Chromium', { skip: chromiumMissing }, () => {
   after(async () => {
     await browser?.close();
     await web?.close();
-    await h?.close();
+    await engine?.stop();
     if (home) rmSync(home, { recursive: true, force: true });
   });
 
@@ -121,17 +139,17 @@ describe('web console in Chromium', { skip: chromiumMissing }, () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await page.goto(web.url);
     await page.getByLabel('Name').fill('lab');
-    await page.getByLabel('Address').fill(`127.0.0.1:${h.server.port}`);
+    await page.getByLabel('Address').fill(`127.0.0.1:${engine.server.port}`);
     await page.getByRole('button', { name: 'Check fingerprint' }).click();
     const fp = page.getByTestId('fingerprint');
     await fp.waitFor();
-    assert.match(String(await fp.textContent()), new RegExp(h.fingerprint));
+    assert.match(String(await fp.textContent()), new RegExp(engine.identity.fingerprint));
     await shot(page, '01-engines-fingerprint');
     await page.getByRole('button', { name: /trust and add/ }).click();
     await page.locator('[data-engine="lab"]').waitFor();
     await logIn(page, 'alice');
     for (let i = 0; i < 30; i++)
-      h.logs.append({
+      engine.logs.append({
         kind: 'connection',
         verdict: i % 3 === 0 ? 'deny' : 'allow',
         direction: 'outgoing',
@@ -144,8 +162,8 @@ describe('web console in Chromium', { skip: chromiumMissing }, () => {
     await page.getByTestId('log-rows').locator('.log-row', { hasText: 'connection 29' }).waitFor();
     await shot(page, '02-live-log');
     await page.getByLabel('Verdict').selectOption('deny');
-    h.logs.append({ kind: 'connection', verdict: 'allow', message: 'allowed later' });
-    h.logs.append({ kind: 'connection', verdict: 'deny', message: 'denied later' });
+    engine.logs.append({ kind: 'connection', verdict: 'allow', message: 'allowed later' });
+    engine.logs.append({ kind: 'connection', verdict: 'deny', message: 'denied later' });
     await page.getByTestId('log-rows').locator('.log-row', { hasText: 'denied later' }).waitFor();
     assert.equal(
       await page.getByTestId('log-rows').locator('.log-row', { hasText: 'allowed later' }).count(),
@@ -190,7 +208,7 @@ describe('web console in Chromium', { skip: chromiumMissing }, () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await logIn(page, 'alice');
     await page.getByRole('link', { name: /Asks/ }).click();
-    const decided = desk.hold(held);
+    const decided = engine.asks.hold(held);
     const prompt = page.getByTestId('ask');
     await prompt.waitFor();
     assert.match(String(await prompt.getByTestId('time-left').textContent()), /^\d+ s$/);
@@ -246,8 +264,14 @@ describe('web console in Chromium', { skip: chromiumMissing }, () => {
     await shot(page, '07-confirm-countdown');
     await page.getByRole('button', { name: 'Keep this change' }).click();
     await countdown.waitFor({ state: 'detached' });
-    const c = await h.login('alice');
+    const c = await EngineClient.connect({
+      host: '127.0.0.1',
+      port: engine.server.port,
+      verifyFingerprint: async (fp) => assert.equal(fp, engine.identity.fingerprint),
+    });
+    await c.login({ user: 'alice', password: USERS.alice!.password });
     assert.deepEqual((await c.call(Methods.configHistory, {})).pending, []);
+    c.close();
     await page.close();
   });
 

@@ -60,7 +60,7 @@ function AddEngine({ onAdded }: { onAdded: () => void }) {
         <div class="card" data-testid="fingerprint">
           <p>
             The engine presents this certificate fingerprint. Compare it with the one <code>wardend</code>{' '}
-            printed when it started (or <code>wardend --fingerprint</code> on that host):
+            printed when it started (or <code>wardend fingerprint</code> on that host):
           </p>
           <code class="fp">{probe.fingerprint}</code>
           {probe.status === 'changed' && (

@@ -132,7 +132,7 @@ function describe(r: Rule): string {
   if (r.remotePorts !== undefined) parts.push(`port ${r.remotePorts}`);
   if (r.localPorts !== undefined) parts.push(`local port ${r.localPorts}`);
   if (r.user !== undefined) parts.push(`user ${r.user}`);
-  return parts.filter(Boolean).join(' ');
+  return parts.filter(Boolean).join(' ') || 'anything';
 }
 
 export function RulesPage() {
