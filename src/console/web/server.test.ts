@@ -100,3 +100,38 @@ test('the WebSocket needs the token and this origin', async () => {
   assert.equal(await upgrade({ origin }), 403);
   assert.equal(await upgrade({ ...auth(), origin: 'http://attacker.example' }), 403);
 });
+
+test('the bridge calls only protocol methods, and only on engines the page logged in to', async () => {
+  const { WebSocket } = await import('ws');
+  const ws = new WebSocket(`ws://127.0.0.1:${web.port}/ws`, {
+    headers: { ...auth(), origin: `http://127.0.0.1:${web.port}` },
+  });
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  const answers = new Map<number, { error?: { code: string; message: string }; result?: unknown }>();
+  ws.on('message', (d) => {
+    const m = JSON.parse(d.toString());
+    answers.set(m.id, m);
+  });
+  const ask = async (id: number, request: Record<string, unknown>) => {
+    ws.send(JSON.stringify({ id, ...request }));
+    const end = Date.now() + 3000;
+    while (!answers.has(id) && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    return answers.get(id)!;
+  };
+  try {
+    const login = await ask(1, { op: 'call', engine: 'lab', method: 'session.login', params: {} });
+    assert.match(login.error!.message, /not a method the console may call/);
+    const unknown = await ask(2, { op: 'call', engine: 'lab', method: 'shell.exec' });
+    assert.match(unknown.error!.message, /not a method the console may call/);
+    const notIn = await ask(3, { op: 'call', engine: 'lab', method: 'rules.list' });
+    assert.equal(notIn.error!.code, 'WARDEN_E_NOT_AUTHENTICATED');
+    const op = await ask(4, { op: 'format-disk' });
+    assert.equal(op.error!.code, 'WARDEN_E_USAGE');
+    assert.deepEqual((await ask(5, { op: 'engines' })).result, { engines: [] });
+  } finally {
+    ws.close();
+  }
+});
