@@ -169,6 +169,26 @@ describe('web console in Chromium', { skip: chromiumMissing }, () => {
       await page.getByTestId('log-rows').locator('.log-row', { hasText: 'allowed later' }).count(),
       0,
     );
+    const rows = page.getByTestId('log-rows');
+    // Pause holds new items back; resume shows them.
+    await page.getByRole('button', { name: 'Pause' }).click();
+    engine.logs.append({ kind: 'connection', verdict: 'deny', message: 'while paused' });
+    await page.waitForTimeout(400);
+    assert.equal(await rows.locator('.log-row', { hasText: 'while paused' }).count(), 0);
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await rows.locator('.log-row', { hasText: 'while paused' }).waitFor();
+    // History search with the filters: the stored items that match, whatever arrived live.
+    await page.getByLabel('Verdict').selectOption('');
+    await page.getByLabel('Text').fill('connection 1');
+    await page.getByLabel('Application').fill('/usr/bin/curl');
+    await page.getByRole('button', { name: 'Search history' }).click();
+    await rows.locator('.log-row', { hasText: 'connection 19' }).waitFor();
+    const shown = await rows.locator('.log-row:not([hidden])').allTextContents();
+    assert.ok(shown.length >= 5, 'connections 1, 11, 13, 15, 17, 19 come from curl');
+    assert.ok(
+      shown.every((t) => t.includes('/usr/bin/curl') && /connection 1/.test(t)),
+      shown.join('\n'),
+    );
     await page.close();
   });
 

@@ -77,7 +77,10 @@ export class LogView {
       const row = this.#pool[k]!;
       const item = k < count ? this.#items[first + k] : undefined;
       if (item === undefined) {
-        row.hidden = true;
+        if (!row.hidden) {
+          row.hidden = true;
+          for (const cell of row.children) cell.textContent = '';
+        }
         continue;
       }
       row.hidden = false;
