@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 # headers) build the kernel addon (scripts/build-native.sh) and better-sqlite3, the engine's log store,
 # from source when its prebuilt binary cannot be downloaded (about 2.5 minutes on 2 cores).
 # rsyslog and rsyslog-openssl: the syslog forwarding test starts its own rsyslogd (UDP, TCP and TLS inputs).
+# chromium: the web console's end-to-end tests and benchmark drive Debian's /usr/bin/chromium with playwright-core.
 DEBIAN_PACKAGES=(nftables iproute2 iptables util-linux gcc g++ make python3 libc6-dev linux-libc-dev curl rsyslog
-  rsyslog-openssl)
+  rsyslog-openssl chromium)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

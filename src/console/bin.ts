@@ -8,6 +8,7 @@ import { ErrorCode, formatProblem, WardenError } from '../errors.js';
 import { registerAsks } from './commands/asks.js';
 import { registerConfig } from './commands/config.js';
 import { registerConnect } from './commands/connect.js';
+import { registerConsole } from './commands/console.js';
 import { registerEngines } from './commands/engines.js';
 import { registerHints } from './commands/hints.js';
 import { registerLogs } from './commands/logs.js';
@@ -92,6 +93,7 @@ registerLogs(program, run, io);
 registerAsks(program, run, io);
 registerUsers(program, run, io);
 registerEngines(program, run, io);
+registerConsole(program, run, io);
 // Every command and subcommand reports usage errors to main() instead of exiting on its own.
 const overrideAll = (c: Command): void => {
   c.exitOverride();

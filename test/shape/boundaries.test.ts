@@ -83,3 +83,25 @@ test('no source file is longer than 600 lines', () => {
     .filter((x) => x.lines > 600);
   assert.deepEqual(long, []);
 });
+
+/** The web front end (web/src, built by Vite) is a separate program: it reaches engines only through the console. */
+test('the web front end imports only its own files and preact, and stays under 600 lines a file', () => {
+  const web = join(root, 'web/src');
+  const files = (function walk(dir: string): string[] {
+    return readdirSync(dir).flatMap((name) => {
+      const path = join(dir, name);
+      return statSync(path).isDirectory() ? walk(path) : /\.tsx?$/.test(name) ? [path] : [];
+    });
+  })(web);
+  const problems: string[] = [];
+  for (const file of files) {
+    for (const spec of importsOf(file)) {
+      const inside = spec.startsWith('.') && join(file, '..', spec).startsWith(web);
+      if (!inside && !/^preact(\/|$)/.test(spec)) problems.push(`${relative(root, file)} imports ${spec}`);
+    }
+    const lines = readFileSync(file, 'utf8').split('\n').length;
+    if (lines > 600) problems.push(`${relative(root, file)} has ${lines} lines`);
+  }
+  assert.deepEqual(problems, []);
+  assert.ok(files.length > 5, 'found the front end');
+});

@@ -1,0 +1,251 @@
+/**
+ * The web console's bridge: one per browser connection. It turns the page's
+ * JSON requests into administration-protocol calls on engines (each opened
+ * with EngineClient over TLS, logged in as the page's user) and pushes log
+ * items, notifications and transport changes back. The page never talks to an
+ * engine itself, and only the methods of the protocol table can be called.
+ */
+import { EngineClient, type LogFollower } from '../../client/engine-client.js';
+import {
+  fingerprintMismatchError,
+  fingerprintUnknownError,
+  type KnownHosts,
+  normalizeFingerprint,
+} from '../../client/known-hosts.js';
+import { readLocalToken } from '../../client/local-token.js';
+import { ErrorCode, WardenError } from '../../errors.js';
+import type { LogItem } from '../../protocol/log-item.js';
+import { METHODS_BY_NAME } from '../../protocol/methods.js';
+import { toErrorObject } from '../../rpc/peer.js';
+import { type EngineList, hostPortKey, parseHostPort } from '../engines.js';
+
+/** What the bridge needs from its surroundings (the server supplies real files; tests temporary ones). */
+export interface BridgeContext {
+  readonly engines: () => Promise<EngineList>;
+  readonly knownHosts: () => Promise<KnownHosts>;
+  readonly localTokenPath: string;
+  /** Sends one JSON message to the page. */
+  readonly send: (message: unknown) => void;
+  /** Bytes queued towards the page and not yet written to the socket. */
+  readonly queuedBytes: () => number;
+}
+
+/** Methods the bridge manages itself: the page may not call them by name. */
+const MANAGED = new Set(['session.login', 'session.logout', 'logs.subscribe', 'logs.transport']);
+/** Log items queued towards a slow page beyond this many bytes are dropped and counted. */
+const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
+/** Log items are sent to the page at most this often (one message per tick, not one per datagram). */
+const FLUSH_MS = 50;
+
+interface Session {
+  readonly client: EngineClient;
+  follower?: LogFollower;
+}
+
+type Request = { id: number; op: string } & Record<string, unknown>;
+
+function str(r: Request, key: string): string {
+  const v = r[key];
+  if (typeof v !== 'string' || v === '')
+    throw new WardenError(ErrorCode.USAGE, `${r.op}: "${key}" must be a non-empty string`);
+  return v;
+}
+
+/** One browser connection's engine sessions. */
+export class Bridge {
+  readonly #ctx: BridgeContext;
+  readonly #sessions = new Map<string, Session>();
+  #pending: { engine: string; items: LogItem[] }[] = [];
+  #dropped = 0;
+  #flushTimer: NodeJS.Timeout | undefined;
+
+  constructor(ctx: BridgeContext) {
+    this.#ctx = ctx;
+  }
+
+  /** Handles one message from the page and answers it (errors as WardenError objects). */
+  async handle(text: string): Promise<void> {
+    let request: Request;
+    try {
+      request = JSON.parse(text) as Request;
+    } catch {
+      return;
+    }
+    if (typeof request?.id !== 'number' || typeof request.op !== 'string') return;
+    try {
+      const result = await this.#dispatch(request);
+      this.#ctx.send({ id: request.id, result });
+    } catch (e) {
+      const error = toErrorObject(e);
+      this.#ctx.send({ id: request.id, error: { message: error.message, ...error.data } });
+    }
+  }
+
+  async #dispatch(r: Request): Promise<unknown> {
+    switch (r.op) {
+      case 'engines':
+        return this.#engines();
+      case 'probe':
+        return this.#probe(str(r, 'address'));
+      case 'trust':
+        return this.#trust(str(r, 'name'), str(r, 'address'), str(r, 'fingerprint'));
+      case 'login':
+        return this.#login(
+          str(r, 'engine'),
+          r.local === true ? undefined : { user: str(r, 'user'), password: String(r.password ?? '') },
+        );
+      case 'logout':
+        this.#drop(str(r, 'engine'), 'logged out');
+        return {};
+      case 'call':
+        return this.#call(str(r, 'engine'), str(r, 'method'), r.params ?? {});
+      default:
+        throw new WardenError(ErrorCode.USAGE, `unknown operation "${r.op}"`);
+    }
+  }
+
+  async #engines() {
+    const [list, known] = await Promise.all([this.#ctx.engines(), this.#ctx.knownHosts()]);
+    return {
+      default: list.defaultName,
+      engines: list.all().map(([name, e]) => {
+        const s = this.#sessions.get(name);
+        return {
+          name,
+          host: e.host,
+          port: e.port,
+          user: e.user,
+          fingerprint: known.lookup(hostPortKey(e)),
+          session: s?.client.session
+            ? { user: s.client.session.user, role: s.client.session.role, transport: s.client.transport }
+            : undefined,
+        };
+      }),
+    };
+  }
+
+  /** Connects only to read the engine's certificate fingerprint, for the administrator to compare. */
+  async #probe(address: string) {
+    const hp = parseHostPort(address);
+    const key = hostPortKey(hp);
+    const known = await this.#ctx.knownHosts();
+    let seen = '';
+    const client = await EngineClient.connect({
+      ...hp,
+      timeoutMs: 5000,
+      verifyFingerprint: async (fp) => {
+        seen = fp;
+      },
+    });
+    client.close();
+    const check = known.check(key, seen);
+    return { address: key, fingerprint: seen, ...check };
+  }
+
+  /** Pins a fingerprint the administrator confirmed and remembers the engine under a name. */
+  async #trust(name: string, address: string, fingerprint: string) {
+    const fp = normalizeFingerprint(fingerprint);
+    if (fp === undefined)
+      throw new WardenError(ErrorCode.USAGE, `"${fingerprint}" is not a SHA-256 fingerprint`, {
+        problems: [{ path: ['fingerprint'], message: 'not a SHA-256 fingerprint (SHA256:AB:CD:...)' }],
+      });
+    const hp = parseHostPort(address);
+    const probe = await this.#probe(address);
+    if (probe.fingerprint !== fp) throw fingerprintUnknownError(hostPortKey(hp), probe.fingerprint);
+    const known = await this.#ctx.knownHosts();
+    if (known.check(hostPortKey(hp), fp).status !== 'known') await known.pin(hostPortKey(hp), fp);
+    await (await this.#ctx.engines()).save(name, hp);
+    return { name, ...hp, fingerprint: fp };
+  }
+
+  async #login(engine: string, credentials: { user: string; password: string } | undefined) {
+    this.#drop(engine, 'logged in again');
+    const { entry } = (await this.#ctx.engines()).resolve(engine);
+    const key = hostPortKey(entry);
+    const known = await this.#ctx.knownHosts();
+    const client = await EngineClient.connect({
+      host: entry.host,
+      port: entry.port,
+      verifyFingerprint: async (fp) => {
+        const check = known.check(key, fp);
+        if (check.status === 'changed') throw fingerprintMismatchError(key, check.pinned, fp, 'known hosts');
+        if (check.status === 'unknown') throw fingerprintUnknownError(key, fp);
+      },
+    });
+    try {
+      if (credentials) await client.login(credentials);
+      else {
+        const token = await readLocalToken(this.#ctx.localTokenPath);
+        if (token === null)
+          throw new WardenError(ErrorCode.AUTH_FAILED, `cannot read ${this.#ctx.localTokenPath}`);
+        await client.login({ localToken: token });
+      }
+    } catch (e) {
+      client.close();
+      throw e;
+    }
+    const session: Session = { client };
+    this.#sessions.set(engine, session);
+    client.onNotification((method, params) => {
+      if (method === 'logs.items') return; // delivered in order through the follower
+      this.#ctx.send({ push: 'notify', engine, method, params });
+    });
+    client.onTransport((transport, reason) =>
+      this.#ctx.send({ push: 'transport', engine, transport, reason }),
+    );
+    client.onClose((reason) => {
+      if (this.#sessions.get(engine) === session) {
+        this.#sessions.delete(engine);
+        this.#ctx.send({ push: 'closed', engine, reason });
+      }
+    });
+    session.follower = await client.follow((items) => this.#queue(engine, items));
+    return { user: client.session!.user, role: client.session!.role, transport: client.transport };
+  }
+
+  #queue(engine: string, items: LogItem[]): void {
+    const last = this.#pending[this.#pending.length - 1];
+    if (last?.engine === engine) last.items.push(...items);
+    else this.#pending.push({ engine, items: [...items] });
+    this.#flushTimer ??= setTimeout(() => this.#flush(), FLUSH_MS);
+  }
+
+  #flush(): void {
+    this.#flushTimer = undefined;
+    const batches = this.#pending;
+    this.#pending = [];
+    for (const b of batches) {
+      // A page that cannot keep up loses live items (it is told how many; history has them all).
+      if (this.#ctx.queuedBytes() > MAX_QUEUED_BYTES) {
+        this.#dropped += b.items.length;
+        continue;
+      }
+      this.#ctx.send({ push: 'log', engine: b.engine, items: b.items, dropped: this.#dropped });
+      this.#dropped = 0;
+    }
+  }
+
+  async #call(engine: string, name: string, params: unknown): Promise<unknown> {
+    const method = METHODS_BY_NAME.get(name);
+    if (method === undefined || MANAGED.has(name))
+      throw new WardenError(ErrorCode.USAGE, `"${name}" is not a method the console may call`);
+    const session = this.#sessions.get(engine);
+    if (session === undefined)
+      throw new WardenError(ErrorCode.NOT_AUTHENTICATED, `not logged in to ${engine}`);
+    return session.client.call(method, params);
+  }
+
+  #drop(engine: string, _why: string): void {
+    const s = this.#sessions.get(engine);
+    if (s === undefined) return;
+    this.#sessions.delete(engine);
+    s.follower?.stop();
+    s.client.close();
+  }
+
+  /** Closes every engine session (the page went away). */
+  close(): void {
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    for (const name of [...this.#sessions.keys()]) this.#drop(name, 'page closed');
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The page's one connection to `warden console`: a WebSocket that carries
+ * requests (answered by id) and pushes (log items, notifications, transport
+ * changes). The console checks the access token cookie before it upgrades.
+ */
+
+export interface ApiError {
+  code?: string;
+  message: string;
+  problems?: { path: (string | number)[]; message: string }[];
+  suggestion?: string;
+}
+
+export type Push =
+  | { push: 'log'; engine: string; items: LogItem[]; dropped: number }
+  | { push: 'notify'; engine: string; method: string; params: unknown }
+  | { push: 'transport'; engine: string; transport: string; reason: string }
+  | { push: 'closed'; engine: string; reason: string };
+
+export interface LogItem {
+  seq: number;
+  time: string;
+  kind: string;
+  verdict?: string;
+  direction?: string;
+  protocol?: string;
+  application?: string;
+  local?: string;
+  remote?: string;
+  host?: string;
+  rule?: string;
+  user?: string;
+  source?: string;
+  message: string;
+}
+
+type Waiter = { ok: (v: unknown) => void; fail: (e: ApiError) => void };
+
+export class Api {
+  #ws: WebSocket | undefined;
+  #next = 1;
+  readonly #waiting = new Map<number, Waiter>();
+  readonly #listeners = new Set<(p: Push) => void>();
+  readonly #queue: string[] = [];
+  #onState: (open: boolean) => void = () => {};
+
+  connect(onState: (open: boolean) => void): void {
+    this.#onState = onState;
+    const ws = new WebSocket(`ws://${location.host}/ws`);
+    this.#ws = ws;
+    ws.onopen = () => {
+      for (const m of this.#queue.splice(0)) ws.send(m);
+      onState(true);
+    };
+    ws.onclose = () => {
+      for (const w of this.#waiting.values()) w.fail({ message: 'connection to the console closed' });
+      this.#waiting.clear();
+      this.#onState(false);
+    };
+    ws.onmessage = (e) => {
+      const m = JSON.parse(e.data as string);
+      if (typeof m.id === 'number') {
+        const w = this.#waiting.get(m.id);
+        this.#waiting.delete(m.id);
+        if (m.error) w?.fail(m.error);
+        else w?.ok(m.result);
+      } else for (const l of this.#listeners) l(m as Push);
+    };
+  }
+
+  /** Sends one request to the console (op: engines, probe, trust, login, logout, call). */
+  request<T = unknown>(op: string, args: Record<string, unknown> = {}): Promise<T> {
+    const id = this.#next++;
+    const text = JSON.stringify({ id, op, ...args });
+    return new Promise<T>((ok, fail) => {
+      this.#waiting.set(id, { ok: ok as (v: unknown) => void, fail });
+      if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(text);
+      else this.#queue.push(text);
+    });
+  }
+
+  /** Calls an administration-protocol method on an engine the page is logged in to. */
+  call<T = Record<string, unknown>>(engine: string, method: string, params: Record<string, unknown> = {}) {
+    return this.request<T>('call', { engine, method, params });
+  }
+
+  onPush(l: (p: Push) => void): () => void {
+    this.#listeners.add(l);
+    return () => this.#listeners.delete(l);
+  }
+}
+
+export const api = new Api();
+
+/** A readable one-line message for an error from the console or an engine. */
+export function errorText(e: unknown): string {
+  const err = e as ApiError;
+  return err?.message ? `${err.message}${err.suggestion ? ` — ${err.suggestion}` : ''}` : String(e);
+}
+
+/** Field name -> message, from an error's problems (the last named path segment names the field). */
+export function fieldErrors(e: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of (e as ApiError)?.problems ?? []) {
+    const field = [...p.path].reverse().find((s) => typeof s === 'string' && s !== 'rule' && s !== 'rules');
+    out[String(field ?? '_')] = p.message;
+  }
+  return out;
+}

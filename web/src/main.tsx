@@ -1,0 +1,196 @@
+/** The web console's shell: the connection to `warden console`, engine sessions, navigation and the pages. */
+import { render } from 'preact';
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { api, errorText } from './api.js';
+import { type Ctx, EngineContext, type Pending, useNow } from './context.js';
+import { type AskPromptJson, AsksPage } from './pages/asks.js';
+import { Dashboard } from './pages/dashboard.js';
+import { EnginesPage, type Session } from './pages/engines.js';
+import { HintsPage } from './pages/hints.js';
+import { HistoryPage } from './pages/history.js';
+import { LiveLog } from './pages/live-log.js';
+import { RulesPage } from './pages/rules.js';
+import { SettingsPage } from './pages/settings.js';
+import { UsersPage } from './pages/users.js';
+import './style.css';
+
+const PAGES = [
+  ['engines', 'Engines'],
+  ['dashboard', 'Dashboard'],
+  ['log', 'Live log'],
+  ['rules', 'Rules'],
+  ['asks', 'Asks'],
+  ['history', 'History'],
+  ['settings', 'Settings'],
+  ['users', 'Users'],
+  ['hints', 'Hints'],
+] as const;
+type PageId = (typeof PAGES)[number][0];
+
+function pageFromHash(): PageId {
+  const h = location.hash.replace(/^#\/?/, '');
+  return (PAGES.find(([id]) => id === h)?.[0] ?? 'engines') as PageId;
+}
+
+function PendingBanner({ pending, ctx, done }: { pending: Pending; ctx: Ctx; done: () => void }) {
+  const now = useNow();
+  const left = Math.max(0, Math.round((Date.parse(pending.deadline) - now) / 1000));
+  const [error, setError] = useState('');
+  useEffect(() => {
+    if (left === 0) done();
+  }, [left, done]);
+  return (
+    <div class="banner" role="alert">
+      Version {pending.version} is applied on probation: it rolls back to {pending.previous} in{' '}
+      <strong data-testid="countdown">{left} s</strong> unless you confirm.{' '}
+      <button
+        type="button"
+        onClick={() =>
+          ctx.call('config.confirm', { version: pending.version }).then(done, (e) => setError(errorText(e)))
+        }
+      >
+        Keep this change
+      </button>
+      {error && <span class="error"> {error}</span>}
+    </div>
+  );
+}
+
+function App() {
+  const [open, setOpen] = useState<boolean | null>(null);
+  const [page, setPage] = useState<PageId>(pageFromHash());
+  const [sessions, setSessions] = useState<Record<string, Session>>({});
+  const [current, setCurrent] = useState<string>('');
+  const [prompts, setPrompts] = useState<AskPromptJson[]>([]);
+  const [pending, setPending] = useState<Pending>();
+  const [confirmSeconds, setConfirmSeconds] = useState(0);
+  const [notice, setNotice] = useState('');
+
+  useEffect(() => {
+    api.connect(setOpen);
+    const onHash = () => setPage(pageFromHash());
+    addEventListener('hashchange', onHash);
+    return api.onPush((p) => {
+      if (p.push === 'notify' && p.method === 'asks.prompt')
+        setPrompts((l) => [
+          ...l.filter((x) => x.id !== (p.params as AskPromptJson).id),
+          p.params as AskPromptJson,
+        ]);
+      if (p.push === 'notify' && p.method === 'asks.resolved')
+        setPrompts((l) => l.filter((x) => x.id !== (p.params as { id: string }).id));
+      if (p.push === 'transport')
+        setSessions((s) =>
+          s[p.engine] ? { ...s, [p.engine]: { ...s[p.engine]!, transport: p.transport } } : s,
+        );
+      if (p.push === 'closed') {
+        setSessions(({ [p.engine]: _gone, ...rest }) => rest);
+        setNotice(`The session with ${p.engine} ended: ${p.reason}`);
+      }
+    });
+  }, []);
+
+  const session = sessions[current];
+  const ctx = useMemo<Ctx | null>(
+    () =>
+      session
+        ? {
+            engine: current,
+            user: session.user,
+            role: session.role,
+            call: (method, params = {}) => api.call(current, method, params),
+            notePending: setPending,
+            confirmSeconds,
+          }
+        : null,
+    [current, session, confirmSeconds],
+  );
+
+  useEffect(() => {
+    if (!ctx) return;
+    ctx.call<{ prompts: AskPromptJson[] }>('asks.list').then(
+      (r) => setPrompts(r.prompts),
+      () => {},
+    );
+  }, [ctx]);
+
+  const onLogin = (engine: string, s: Session) => {
+    setSessions((all) => ({ ...all, [engine]: s }));
+    setCurrent(engine);
+    location.hash = '#/log';
+  };
+
+  const body =
+    page === 'engines' || !ctx ? (
+      <EnginesPage sessions={sessions} current={current} onLogin={onLogin} onSelect={setCurrent} />
+    ) : page === 'dashboard' ? (
+      <Dashboard />
+    ) : page === 'log' ? (
+      <LiveLog />
+    ) : page === 'rules' ? (
+      <RulesPage />
+    ) : page === 'asks' ? (
+      <AsksPage prompts={prompts} />
+    ) : page === 'history' ? (
+      <HistoryPage />
+    ) : page === 'settings' ? (
+      <SettingsPage />
+    ) : page === 'users' ? (
+      <UsersPage />
+    ) : (
+      <HintsPage />
+    );
+
+  return (
+    <EngineContext.Provider value={ctx}>
+      <header>
+        <strong class="brand">Warden</strong>
+        <nav aria-label="pages">
+          {PAGES.map(([id, label]) => (
+            <a key={id} href={`#/${id}`} aria-current={page === id ? 'page' : undefined}>
+              {label}
+              {id === 'asks' && prompts.length > 0 && <span class="badge">{prompts.length}</span>}
+            </a>
+          ))}
+        </nav>
+        <span class="who">
+          {open === false ? (
+            <span class="error">console connection lost — reload</span>
+          ) : session ? (
+            <>
+              {current}: {session.user} ({session.role}
+              {session.role === 'auditor' ? ', read-only' : ''}), logs over {session.transport}
+            </>
+          ) : (
+            'not logged in'
+          )}
+        </span>
+        {ctx && ctx.role === 'administrator' && (
+          <label class="confirm-toggle">
+            Confirmed apply{' '}
+            <select
+              value={String(confirmSeconds)}
+              onChange={(e) => setConfirmSeconds(Number((e.target as HTMLSelectElement).value))}
+            >
+              <option value="0">off</option>
+              <option value="30">30 s</option>
+              <option value="60">60 s</option>
+              <option value="300">5 min</option>
+            </select>
+          </label>
+        )}
+      </header>
+      {pending && ctx && <PendingBanner pending={pending} ctx={ctx} done={() => setPending(undefined)} />}
+      {notice && (
+        <div class="banner" role="status">
+          {notice}{' '}
+          <button type="button" onClick={() => setNotice('')}>
+            Dismiss
+          </button>
+        </div>
+      )}
+      <main>{body}</main>
+    </EngineContext.Provider>
+  );
+}
+
+render(<App />, document.getElementById('app')!);
