@@ -70,6 +70,21 @@ async function readIfExists(path: string): Promise<string | undefined> {
   }
 }
 
+/**
+ * Temporary files a killed writer left behind (writeFileAtomic names them `.NAME.PID.HEX.tmp`): only those
+ * of the configuration files and of history/, never another program's.
+ */
+async function removeLeftovers(dir: string): Promise<void> {
+  const leftovers = [
+    { dir, pattern: /^\.(policy|settings)\.yaml\.\d+\.[0-9a-f]+\.tmp$/ },
+    { dir: join(dir, 'history'), pattern: /^\.\d+\.json\.\d+\.[0-9a-f]+\.tmp$/ },
+  ];
+  for (const { dir: d, pattern } of leftovers) {
+    const names = await readdir(d).catch(() => [] as string[]);
+    for (const name of names) if (pattern.test(name)) await rm(join(d, name), { force: true });
+  }
+}
+
 const versionFile = (n: number) => `${String(n).padStart(6, '0')}.json`;
 
 async function readSummaries(dir: string): Promise<VersionSummary[]> {
@@ -136,14 +151,30 @@ export class FileConfigStore implements ConfigStore {
   /** Loads the files; an invalid file is refused with file, line and field (nothing is overwritten). */
   /** `keepVersions`: how many versions history/ keeps (at least 2, so a change can always be undone). */
   static async open(dir: string, options: { keepVersions?: number } = {}): Promise<FileConfigStore> {
+    await removeLeftovers(dir);
     const current = await load(dir);
     const versions = await readSummaries(join(dir, 'history'));
-    return new FileConfigStore(
+    const store = new FileConfigStore(
       dir,
       current,
       versions,
       Math.max(2, options.keepVersions ?? DEFAULT_KEEP_VERSIONS),
     );
+    await store.#reconcile();
+    return store;
+  }
+
+  /**
+   * The files in force are newer than the newest version when a crash came between writing a file and
+   * recording its version, or after a hand edit while the engine was stopped: they become a version
+   * of their own, so history always ends with the configuration in force.
+   */
+  async #reconcile(): Promise<void> {
+    const newest = this.#versions.at(-1);
+    if (newest === undefined) return;
+    const kept = await this.version(newest.version).catch(() => undefined);
+    if (kept?.policy === this.#current.policyText && kept.settings === this.#current.settingsText) return;
+    await this.#record('reload', { user: 'engine', source: 'file' });
   }
 
   /**
