@@ -8,10 +8,18 @@
  */
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { ErrorCode, WardenError } from '../errors.js';
-import { type Policy, parsePolicyText, serializePolicy } from '../policy/index.js';
-import { parseSettingsText, type Settings, serializeSettings } from '../settings/index.js';
+import {
+  type Policy,
+  parsePolicyText,
+  policyToPlain,
+  serializePolicy,
+  validatePolicy,
+} from '../policy/index.js';
+import { parseSettingsText, type Settings, serializeSettings, validateSettings } from '../settings/index.js';
 import { ensureDirectory, writeFileAtomic } from './private-file.js';
+import { revertChange } from './revert.js';
 
 /** Who made a change and from where (a user name and an address, or a word like "file"). */
 export interface ChangeMeta {
@@ -20,7 +28,7 @@ export interface ChangeMeta {
 }
 
 /** What a version changed: the policy, the settings, a rollback, or a reload of hand-edited files. */
-export type ChangeKind = 'policy' | 'settings' | 'rollback' | 'reload' | 'initial';
+export type ChangeKind = 'policy' | 'settings' | 'rollback' | 'revert' | 'reload' | 'initial';
 
 /** One version as listed: everything but the texts. */
 export interface VersionSummary {
@@ -32,6 +40,8 @@ export interface VersionSummary {
   readonly what: ChangeKind;
   /** For a rollback: the version it restored. */
   readonly restores?: number;
+  /** For a revert: the version whose effect it undid. */
+  readonly reverts?: number;
 }
 
 /** One version with the full texts of policy.yaml and settings.yaml after the change. */
@@ -54,6 +64,12 @@ export interface ConfigStore {
   version(n: number): Promise<ConfigVersion>;
   /** Makes the configuration of version `n` current, as a new version; returns it. */
   rollback(n: number, meta?: ChangeMeta): Promise<VersionSummary>;
+  /**
+   * Undoes version `n` (which changed `previous`): a rollback to `previous` when nothing came after `n`;
+   * otherwise only what `n` changed is reverted, as a `revert` version, keeping the later changes. Throws
+   * RevertConflict when a later change touched the same things; undefined when nothing is left to undo.
+   */
+  undo(n: number, previous: number, meta?: ChangeMeta): Promise<VersionSummary | undefined>;
 }
 
 /** How many versions FileConfigStore keeps by default. */
@@ -250,16 +266,52 @@ export class FileConfigStore implements ConfigStore {
   }
 
   rollback(n: number, meta: ChangeMeta = UNKNOWN): Promise<VersionSummary> {
+    return this.#serially(() => this.#restore(n, meta));
+  }
+
+  undo(n: number, previous: number, meta: ChangeMeta = UNKNOWN): Promise<VersionSummary | undefined> {
     return this.#serially(async () => {
-      const old = await this.version(n);
-      // Parse first: a version that no longer validates (a newer schema) is refused before anything is written.
-      const policy = parsePolicyText(old.policy, { file: `history version ${n} (policy)` });
-      const settings = parseSettingsText(old.settings, { file: `history version ${n} (settings)` });
-      await writeFileAtomic(join(this.#dir, 'policy.yaml'), old.policy, 0o644);
-      await writeFileAtomic(join(this.#dir, 'settings.yaml'), old.settings, 0o644);
-      this.#current = { policy, settings, policyText: old.policy, settingsText: old.settings };
-      return this.#record('rollback', meta, n);
+      if (this.#versions.at(-1)?.version === n) return this.#restore(previous, meta);
+      const [before, changed] = [await this.version(previous), await this.version(n)];
+      const policyPlain = (t: string) => policyToPlain(parsePolicyText(t));
+      const policy = validatePolicy(
+        revertChange(policyPlain(before.policy), policyPlain(changed.policy), policyToPlain(this.policy())),
+        { file: `policy.yaml without version ${n}` },
+      );
+      const settings = validateSettings(
+        revertChange(
+          parseSettingsText(before.settings),
+          parseSettingsText(changed.settings),
+          this.settings(),
+        ),
+        { file: `settings.yaml without version ${n}` },
+      );
+      const policySame = isDeepStrictEqual(policyToPlain(policy), policyToPlain(this.policy()));
+      const settingsSame = isDeepStrictEqual(settings, this.settings());
+      if (policySame && settingsSame) return undefined;
+      const next = { ...this.#current };
+      if (!policySame) {
+        Object.assign(next, { policy, policyText: serializePolicy(policy) });
+        await writeFileAtomic(join(this.#dir, 'policy.yaml'), next.policyText, 0o644);
+      }
+      if (!settingsSame) {
+        Object.assign(next, { settings, settingsText: serializeSettings(settings) });
+        await writeFileAtomic(join(this.#dir, 'settings.yaml'), next.settingsText, 0o644);
+      }
+      this.#current = next;
+      return this.#record('revert', meta, undefined, n);
     });
+  }
+
+  async #restore(n: number, meta: ChangeMeta): Promise<VersionSummary> {
+    const old = await this.version(n);
+    // Parse first: a version that no longer validates (a newer schema) is refused before anything is written.
+    const policy = parsePolicyText(old.policy, { file: `history version ${n} (policy)` });
+    const settings = parseSettingsText(old.settings, { file: `history version ${n} (settings)` });
+    await writeFileAtomic(join(this.#dir, 'policy.yaml'), old.policy, 0o644);
+    await writeFileAtomic(join(this.#dir, 'settings.yaml'), old.settings, 0o644);
+    this.#current = { policy, settings, policyText: old.policy, settingsText: old.settings };
+    return this.#record('rollback', meta, n);
   }
 
   get #historyDir(): string {
@@ -277,7 +329,12 @@ export class FileConfigStore implements ConfigStore {
     if (this.#versions.length === 0) await this.#record('initial', { user: 'engine', source: 'file' });
   }
 
-  async #record(what: ChangeKind, meta: ChangeMeta, restores?: number): Promise<VersionSummary> {
+  async #record(
+    what: ChangeKind,
+    meta: ChangeMeta,
+    restores?: number,
+    reverts?: number,
+  ): Promise<VersionSummary> {
     await ensureDirectory(this.#historyDir, 0o700);
     const last = this.#versions.at(-1)?.version ?? 0;
     const summary: VersionSummary = {
@@ -287,6 +344,7 @@ export class FileConfigStore implements ConfigStore {
       source: meta.source,
       what,
       ...(restores !== undefined ? { restores } : {}),
+      ...(reverts !== undefined ? { reverts } : {}),
     };
     const full: ConfigVersion = {
       ...summary,

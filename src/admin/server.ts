@@ -78,7 +78,7 @@ export class AdminServer {
   readonly #handlerByName: ReadonlyMap<string, (params: unknown, caller: Caller) => unknown>;
   readonly #unsubscribe: () => void;
   readonly #sockets = new Set<TLSSocket>();
-  readonly #confirmations = new Confirmations();
+  readonly #confirmations: Confirmations;
   #flushScheduled = false;
   #port = 0;
 
@@ -86,6 +86,7 @@ export class AdminServer {
     this.#options = options;
     this.#tls = tls;
     this.#udp = udp;
+    this.#confirmations = options.confirmations ?? new Confirmations();
     const handlers = createHandlers({
       ...options,
       confirmations: this.#confirmations,

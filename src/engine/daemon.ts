@@ -11,6 +11,7 @@ import { ensureLocalToken } from '../admin/auth/local-token.js';
 import { LoginThrottle } from '../admin/auth/throttle.js';
 import { UserStore } from '../admin/auth/users.js';
 import { FileConfigStore } from '../admin/config-store.js';
+import { Confirmations } from '../admin/confirm.js';
 import { type LogStore, MemoryLogStore } from '../admin/log-store.js';
 import { ensureDirectory } from '../admin/private-file.js';
 import { AdminServer } from '../admin/server.js';
@@ -179,6 +180,10 @@ export class Engine {
       logs,
       host,
       asks,
+      // Changes applied with confirm outlive a restart: re-armed from the state directory.
+      confirmations: await Confirmations.open(join(stateDir, 'pending-confirmations.json'), (m) =>
+        log('error', `pending confirmations: ${m}`),
+      ),
       now: Date.now,
       status: () => ({
         version: VERSION,
