@@ -17,6 +17,8 @@ import { ensureDirectory } from '../admin/private-file.js';
 import { AdminServer } from '../admin/server.js';
 import { SqliteLogStore } from '../admin/sqlite-log-store.js';
 import { loadOrCreateIdentity, type TlsIdentity } from '../admin/tls-identity.js';
+import { MetricsEndpoint } from '../metrics/http.js';
+import { type DecisionMetrics, WardenMetrics } from '../metrics/warden.js';
 import type { HostEnvironment } from '../policy/index.js';
 import { Notifications } from '../protocol/methods.js';
 import type { Settings } from '../settings/index.js';
@@ -52,6 +54,7 @@ export interface EngineParts {
   readonly asks: AskDesk;
   readonly host: HostEnvironment;
   readonly log: EngineLog;
+  readonly metrics: DecisionMetrics;
 }
 
 export interface EngineOptions {
@@ -114,6 +117,8 @@ export class Engine {
   readonly asks: AskDesk;
   readonly identity: TlsIdentity;
   readonly localTokenPath: string;
+  /** The localhost Prometheus endpoint (serving only when settings.metrics.enabled). */
+  readonly metricsEndpoint: MetricsEndpoint;
   readonly #kernel: KernelBackend | undefined;
   readonly #log: EngineLog;
   readonly #settled: () => Promise<void>;
@@ -130,7 +135,9 @@ export class Engine {
     log: EngineLog;
     settled: () => Promise<void>;
     stopSyslog: () => Promise<void>;
+    metricsEndpoint: MetricsEndpoint;
   }) {
+    this.metricsEndpoint = parts.metricsEndpoint;
     this.#settled = parts.settled;
     this.#stopSyslog = parts.stopSyslog;
     this.server = parts.server;
@@ -171,7 +178,9 @@ export class Engine {
       notify: (event, params) =>
         server?.broadcast(event === 'prompt' ? Notifications.askPrompt : Notifications.askResolved, params),
     });
+    const metrics = new WardenMetrics(() => server?.consoles ?? 0);
     server = await AdminServer.start({
+      metrics,
       identity,
       users,
       throttle: new LoginThrottle({ now: Date.now }),
@@ -218,9 +227,17 @@ export class Engine {
         .then(() => kernel?.reload())
         .catch((e: Error) => log('error', `kernel reload after a ${what} change failed: ${e.message}`));
     });
+    // The localhost metrics endpoint follows the metrics settings (off by default).
+    const metricsEndpoint = new MetricsEndpoint(
+      () => metrics.render(),
+      (m) => log('error', m),
+    );
+    config.onChange(() => void metricsEndpoint.follow(config.settings().metrics));
+    await metricsEndpoint.follow(config.settings().metrics);
     try {
-      if (options.kernel) kernel = await options.kernel({ config, logs, asks, host, log });
+      if (options.kernel) kernel = await options.kernel({ config, logs, asks, host, log, metrics });
     } catch (e) {
+      await metricsEndpoint.close();
       await server.close();
       throw e;
     }
@@ -244,6 +261,7 @@ export class Engine {
       log,
       settled: () => kernelWork,
       stopSyslog: () => syslog.stop(),
+      metricsEndpoint,
     });
   }
 
@@ -261,6 +279,7 @@ export class Engine {
     this.logs.append({ kind: 'system', message: 'engine stopped' });
     await this.server.close();
     await this.#stopSyslog();
+    await this.metricsEndpoint.close();
     if (this.logs instanceof SqliteLogStore) await this.logs.close();
     this.#log('info', 'engine stopped');
   }
