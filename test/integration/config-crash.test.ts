@@ -83,7 +83,10 @@ test('kill -9 during configuration writes, 50 times: it always loads and no ackn
       await waitFor(child, output, /^loaded$/m);
       child.stdin!.write('go\n');
       await waitFor(child, output, /^ready$/m);
-      await sleep(20 + Math.random() * 140);
+      // A random moment while writes go on: after 1-4 acknowledged changes, plus up to 15 ms (the next write).
+      const acksBeforeKill = 1 + Math.floor(Math.random() * 4);
+      await waitFor(child, output, new RegExp(`(^ack \\d+$[^]*){${acksBeforeKill}}`, 'm'));
+      await sleep(Math.random() * 15);
       await kill9(child);
       const out = output();
       const acks = [...out.matchAll(/^ack (\d+)$/gm)].map((m) => Number(m[1]));
@@ -114,7 +117,7 @@ test('kill -9 during configuration writes, 50 times: it always loads and no ackn
         [],
       );
     }
-    assert.ok(acked > 50, `the writers acknowledged only ${acked} changes`);
+    assert.ok(acked >= 50, `the writers acknowledged only ${acked} changes`);
   } finally {
     for (const w of ahead) await kill9(w.child);
     rmSync(dir, { recursive: true, force: true });
