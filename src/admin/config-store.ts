@@ -25,6 +25,12 @@ import { revertChange } from './revert.js';
 export interface ChangeMeta {
   readonly user: string;
   readonly source: string;
+  /**
+   * Called inside the change with the version number it will get, before any file is written: a change
+   * applied with confirm records its pending confirmation here, so no crash can leave it applied unrecorded.
+   * When it throws, nothing is written.
+   */
+  readonly beforeWrite?: (version: number) => Promise<void>;
 }
 
 /** What a version changed: the policy, the settings, a rollback, or a reload of hand-edited files. */
@@ -219,6 +225,7 @@ export class FileConfigStore implements ConfigStore {
   setPolicy(policy: Policy, meta: ChangeMeta = UNKNOWN): Promise<number> {
     return this.#serially(async () => {
       await this.#ensureBaseline();
+      await this.#announce(meta);
       const text = serializePolicy(policy);
       await writeFileAtomic(join(this.#dir, 'policy.yaml'), text, 0o644);
       this.#current = { ...this.#current, policy, policyText: text };
@@ -229,6 +236,7 @@ export class FileConfigStore implements ConfigStore {
   setSettings(settings: Settings, meta: ChangeMeta = UNKNOWN): Promise<number> {
     return this.#serially(async () => {
       await this.#ensureBaseline();
+      await this.#announce(meta);
       const text = serializeSettings(settings);
       await writeFileAtomic(join(this.#dir, 'settings.yaml'), text, 0o644);
       this.#current = { ...this.#current, settings, settingsText: text };
@@ -308,6 +316,7 @@ export class FileConfigStore implements ConfigStore {
     // Parse first: a version that no longer validates (a newer schema) is refused before anything is written.
     const policy = parsePolicyText(old.policy, { file: `history version ${n} (policy)` });
     const settings = parseSettingsText(old.settings, { file: `history version ${n} (settings)` });
+    await this.#announce(meta);
     await writeFileAtomic(join(this.#dir, 'policy.yaml'), old.policy, 0o644);
     await writeFileAtomic(join(this.#dir, 'settings.yaml'), old.settings, 0o644);
     this.#current = { policy, settings, policyText: old.policy, settingsText: old.settings };
@@ -322,6 +331,10 @@ export class FileConfigStore implements ConfigStore {
     const next = this.#queue.then(work, work);
     this.#queue = next.catch(() => {});
     return next;
+  }
+
+  async #announce(meta: ChangeMeta): Promise<void> {
+    await meta.beforeWrite?.((this.#versions.at(-1)?.version ?? 0) + 1);
   }
 
   /** Before the first change, the configuration as found is version 1, so it can be rolled back to. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { type HostEnvironment, validatePolicy } from '../policy/index.js';
 import { validateSettings } from '../settings/index.js';
-import { FileConfigStore } from './config-store.js';
+import { type ConfigStore, FileConfigStore } from './config-store.js';
 import { Confirmations, lockoutRisk } from './confirm.js';
 import { createHandlers } from './handlers.js';
 import { MemoryLogStore } from './log-store.js';
@@ -76,6 +76,15 @@ async function engine(
 }
 
 const remote = { user: 'alice', source: '203.0.113.9' };
+
+/** Waits until `ok` holds (deadlines fire late on a loaded machine), at most 5 s. */
+async function until(ok: () => boolean): Promise<void> {
+  const end = Date.now() + 5000;
+  while (!ok()) {
+    assert.ok(Date.now() < end, 'timed out');
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
 const local = { user: 'alice', source: '127.0.0.1' };
 
 test('a remote settings change that would cut the caller off is refused and changes nothing', () =>
@@ -108,7 +117,7 @@ test('with confirm the change is applied; unconfirmed it is rolled back at its d
       (await h.configHistory!({}, remote)).pending.map((p) => p.version),
       [r.pending.version],
     );
-    await new Promise((res) => setTimeout(res, 1300));
+    await until(() => store.settings().remoteAdministration.enabled);
     assert.equal(store.settings().remoteAdministration.enabled, true, 'rolled back');
     const [newest] = store.history();
     assert.deepEqual(
@@ -148,7 +157,7 @@ test('at the deadline only the unconfirmed change is undone: changes made after 
       remote,
     );
     await h.rulesAdd!({ rule: { ...ssh, name: 'later' } }, local);
-    await new Promise((res) => setTimeout(res, 1300));
+    await until(() => store.settings().remoteAdministration.enabled);
     assert.equal(store.settings().remoteAdministration.enabled, true, 'the unconfirmed change is undone');
     assert.deepEqual(
       store.policy().rules.map((x) => x.name),
@@ -170,7 +179,7 @@ test('when a later change touched the same thing, nothing is undone and a securi
       local,
     );
     const versions = store.history().length;
-    await new Promise((res) => setTimeout(res, 1300));
+    await until(() => logs.query({ kind: 'security', limit: 1, text: 'NOT undone' }).items.length > 0);
     assert.equal(store.history().length, versions, 'nothing written');
     assert.equal(store.policy().rules[0]!.name, 'probation');
     const [item] = logs.query({ kind: 'security', limit: 1, text: 'NOT undone' }).items;
@@ -207,12 +216,67 @@ test('pending confirmations are kept in a file: re-armed when not due yet, undon
     assert.deepEqual(expired, [7]);
     await new Promise((res) => setTimeout(res, 50));
     second.close();
+    const third = await Confirmations.open(file);
     assert.deepEqual(
-      (await Confirmations.open(file)).pending().map((p) => p.version),
+      third.pending().map((p) => p.version),
       [9],
       'the undone one is forgotten on disk, the one not due is kept',
     );
+    // Recorded but never written (the engine stopped in between): forgotten, not armed.
+    third.onExpire(
+      async () => assert.fail('nothing to undo'),
+      (v) => v !== 9,
+    );
+    assert.deepEqual(third.pending(), []);
+    third.close();
   } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a change applied with confirm is recorded before it is written, and forgotten when the write fails', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'warden-confirm-'));
+  const confirmations = new Confirmations();
+  try {
+    const store = await FileConfigStore.open(dir);
+    const seen: number[] = [];
+    const failing: ConfigStore = {
+      policy: () => store.policy(),
+      settings: () => store.settings(),
+      history: () => store.history(),
+      version: (n) => store.version(n),
+      rollback: (n, meta) => store.rollback(n, meta),
+      undo: (n, previous, meta) => store.undo(n, previous, meta),
+      setSettings: (settings, meta) => store.setSettings(settings, meta),
+      setPolicy: async (_policy, meta) => {
+        await meta?.beforeWrite?.(5);
+        seen.push(...confirmations.pending().map((p) => p.version));
+        throw new Error('disk full');
+      },
+    };
+    const h = createHandlers({
+      config: failing,
+      logs: new MemoryLogStore(),
+      host,
+      now: Date.now,
+      status: () => ({
+        version: 't',
+        hostname: 'h',
+        startedAt: '',
+        fingerprint: '',
+        consoles: 0,
+        kernel: '',
+      }),
+      confirmations,
+    });
+    await assert.rejects(
+      async () => h.rulesAdd!({ rule: { ...ssh, name: 'x' }, confirm: { seconds: 60 } }, remote),
+      /disk full/,
+    );
+    assert.deepEqual(seen, [5], 'pending before the write');
+    assert.deepEqual(confirmations.pending(), [], 'forgotten after the failure');
+  } finally {
+    confirmations.close();
     await rm(dir, { recursive: true, force: true });
   }
 });

@@ -120,10 +120,22 @@ export class Confirmations {
     return c;
   }
 
-  /** Sets what happens at a deadline and starts the clocks of the changes already waiting (loaded from the file). */
-  onExpire(expire: Expire): void {
+  /**
+   * Sets what happens at a deadline and starts the clocks of the changes already waiting (loaded from the
+   * file). `written`: whether a version exists; a loaded change that was recorded but never written (the
+   * engine stopped in between) is forgotten, so a later change with its number is not undone in its place.
+   */
+  onExpire(expire: Expire, written: (version: number) => boolean = () => true): void {
     this.#expire = expire;
-    for (const w of this.#waiting.values()) this.#arm(w.record);
+    let forgot = false;
+    for (const [version, w] of this.#waiting) {
+      if (written(version)) this.#arm(w.record);
+      else {
+        this.#waiting.delete(version);
+        forgot = true;
+      }
+    }
+    if (forgot) void this.#save().catch(() => {});
   }
 
   /** Starts the clock: the change is undone after `seconds` unless `confirm(version)` comes first. */
