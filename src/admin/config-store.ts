@@ -8,19 +8,33 @@
  */
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { ErrorCode, WardenError } from '../errors.js';
-import { type Policy, parsePolicyText, serializePolicy } from '../policy/index.js';
-import { parseSettingsText, type Settings, serializeSettings } from '../settings/index.js';
+import {
+  type Policy,
+  parsePolicyText,
+  policyToPlain,
+  serializePolicy,
+  validatePolicy,
+} from '../policy/index.js';
+import { parseSettingsText, type Settings, serializeSettings, validateSettings } from '../settings/index.js';
 import { ensureDirectory, writeFileAtomic } from './private-file.js';
+import { revertChange } from './revert.js';
 
 /** Who made a change and from where (a user name and an address, or a word like "file"). */
 export interface ChangeMeta {
   readonly user: string;
   readonly source: string;
+  /**
+   * Called inside the change with the version number it will get, before any file is written: a change
+   * applied with confirm records its pending confirmation here, so no crash can leave it applied unrecorded.
+   * When it throws, nothing is written.
+   */
+  readonly beforeWrite?: (version: number) => Promise<void>;
 }
 
 /** What a version changed: the policy, the settings, a rollback, or a reload of hand-edited files. */
-export type ChangeKind = 'policy' | 'settings' | 'rollback' | 'reload' | 'initial';
+export type ChangeKind = 'policy' | 'settings' | 'rollback' | 'revert' | 'reload' | 'initial';
 
 /** One version as listed: everything but the texts. */
 export interface VersionSummary {
@@ -32,6 +46,8 @@ export interface VersionSummary {
   readonly what: ChangeKind;
   /** For a rollback: the version it restored. */
   readonly restores?: number;
+  /** For a revert: the version whose effect it undid. */
+  readonly reverts?: number;
 }
 
 /** One version with the full texts of policy.yaml and settings.yaml after the change. */
@@ -54,6 +70,12 @@ export interface ConfigStore {
   version(n: number): Promise<ConfigVersion>;
   /** Makes the configuration of version `n` current, as a new version; returns it. */
   rollback(n: number, meta?: ChangeMeta): Promise<VersionSummary>;
+  /**
+   * Undoes version `n` (which changed `previous`): a rollback to `previous` when nothing came after `n`;
+   * otherwise only what `n` changed is reverted, as a `revert` version, keeping the later changes. Throws
+   * RevertConflict when a later change touched the same things; undefined when nothing is left to undo.
+   */
+  undo(n: number, previous: number, meta?: ChangeMeta): Promise<VersionSummary | undefined>;
 }
 
 /** How many versions FileConfigStore keeps by default. */
@@ -67,6 +89,21 @@ async function readIfExists(path: string): Promise<string | undefined> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new WardenError(ErrorCode.FILE_IO, `cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * Temporary files a killed writer left behind (writeFileAtomic names them `.NAME.PID.HEX.tmp`): only those
+ * of the configuration files and of history/, never another program's.
+ */
+async function removeLeftovers(dir: string): Promise<void> {
+  const leftovers = [
+    { dir, pattern: /^\.(policy|settings)\.yaml\.\d+\.[0-9a-f]+\.tmp$/ },
+    { dir: join(dir, 'history'), pattern: /^\.\d+\.json\.\d+\.[0-9a-f]+\.tmp$/ },
+  ];
+  for (const { dir: d, pattern } of leftovers) {
+    const names = await readdir(d).catch(() => [] as string[]);
+    for (const name of names) if (pattern.test(name)) await rm(join(d, name), { force: true });
   }
 }
 
@@ -136,14 +173,30 @@ export class FileConfigStore implements ConfigStore {
   /** Loads the files; an invalid file is refused with file, line and field (nothing is overwritten). */
   /** `keepVersions`: how many versions history/ keeps (at least 2, so a change can always be undone). */
   static async open(dir: string, options: { keepVersions?: number } = {}): Promise<FileConfigStore> {
+    await removeLeftovers(dir);
     const current = await load(dir);
     const versions = await readSummaries(join(dir, 'history'));
-    return new FileConfigStore(
+    const store = new FileConfigStore(
       dir,
       current,
       versions,
       Math.max(2, options.keepVersions ?? DEFAULT_KEEP_VERSIONS),
     );
+    await store.#reconcile();
+    return store;
+  }
+
+  /**
+   * The files in force are newer than the newest version when a crash came between writing a file and
+   * recording its version, or after a hand edit while the engine was stopped: they become a version
+   * of their own, so history always ends with the configuration in force.
+   */
+  async #reconcile(): Promise<void> {
+    const newest = this.#versions.at(-1);
+    if (newest === undefined) return;
+    const kept = await this.version(newest.version).catch(() => undefined);
+    if (kept?.policy === this.#current.policyText && kept.settings === this.#current.settingsText) return;
+    await this.#record('reload', { user: 'engine', source: 'file' });
   }
 
   /**
@@ -172,6 +225,7 @@ export class FileConfigStore implements ConfigStore {
   setPolicy(policy: Policy, meta: ChangeMeta = UNKNOWN): Promise<number> {
     return this.#serially(async () => {
       await this.#ensureBaseline();
+      await this.#announce(meta);
       const text = serializePolicy(policy);
       await writeFileAtomic(join(this.#dir, 'policy.yaml'), text, 0o644);
       this.#current = { ...this.#current, policy, policyText: text };
@@ -182,6 +236,7 @@ export class FileConfigStore implements ConfigStore {
   setSettings(settings: Settings, meta: ChangeMeta = UNKNOWN): Promise<number> {
     return this.#serially(async () => {
       await this.#ensureBaseline();
+      await this.#announce(meta);
       const text = serializeSettings(settings);
       await writeFileAtomic(join(this.#dir, 'settings.yaml'), text, 0o644);
       this.#current = { ...this.#current, settings, settingsText: text };
@@ -219,16 +274,53 @@ export class FileConfigStore implements ConfigStore {
   }
 
   rollback(n: number, meta: ChangeMeta = UNKNOWN): Promise<VersionSummary> {
+    return this.#serially(() => this.#restore(n, meta));
+  }
+
+  undo(n: number, previous: number, meta: ChangeMeta = UNKNOWN): Promise<VersionSummary | undefined> {
     return this.#serially(async () => {
-      const old = await this.version(n);
-      // Parse first: a version that no longer validates (a newer schema) is refused before anything is written.
-      const policy = parsePolicyText(old.policy, { file: `history version ${n} (policy)` });
-      const settings = parseSettingsText(old.settings, { file: `history version ${n} (settings)` });
-      await writeFileAtomic(join(this.#dir, 'policy.yaml'), old.policy, 0o644);
-      await writeFileAtomic(join(this.#dir, 'settings.yaml'), old.settings, 0o644);
-      this.#current = { policy, settings, policyText: old.policy, settingsText: old.settings };
-      return this.#record('rollback', meta, n);
+      if (this.#versions.at(-1)?.version === n) return this.#restore(previous, meta);
+      const [before, changed] = [await this.version(previous), await this.version(n)];
+      const policyPlain = (t: string) => policyToPlain(parsePolicyText(t));
+      const policy = validatePolicy(
+        revertChange(policyPlain(before.policy), policyPlain(changed.policy), policyToPlain(this.policy())),
+        { file: `policy.yaml without version ${n}` },
+      );
+      const settings = validateSettings(
+        revertChange(
+          parseSettingsText(before.settings),
+          parseSettingsText(changed.settings),
+          this.settings(),
+        ),
+        { file: `settings.yaml without version ${n}` },
+      );
+      const policySame = isDeepStrictEqual(policyToPlain(policy), policyToPlain(this.policy()));
+      const settingsSame = isDeepStrictEqual(settings, this.settings());
+      if (policySame && settingsSame) return undefined;
+      const next = { ...this.#current };
+      if (!policySame) {
+        Object.assign(next, { policy, policyText: serializePolicy(policy) });
+        await writeFileAtomic(join(this.#dir, 'policy.yaml'), next.policyText, 0o644);
+      }
+      if (!settingsSame) {
+        Object.assign(next, { settings, settingsText: serializeSettings(settings) });
+        await writeFileAtomic(join(this.#dir, 'settings.yaml'), next.settingsText, 0o644);
+      }
+      this.#current = next;
+      return this.#record('revert', meta, undefined, n);
     });
+  }
+
+  async #restore(n: number, meta: ChangeMeta): Promise<VersionSummary> {
+    const old = await this.version(n);
+    // Parse first: a version that no longer validates (a newer schema) is refused before anything is written.
+    const policy = parsePolicyText(old.policy, { file: `history version ${n} (policy)` });
+    const settings = parseSettingsText(old.settings, { file: `history version ${n} (settings)` });
+    await this.#announce(meta);
+    await writeFileAtomic(join(this.#dir, 'policy.yaml'), old.policy, 0o644);
+    await writeFileAtomic(join(this.#dir, 'settings.yaml'), old.settings, 0o644);
+    this.#current = { policy, settings, policyText: old.policy, settingsText: old.settings };
+    return this.#record('rollback', meta, n);
   }
 
   get #historyDir(): string {
@@ -241,12 +333,21 @@ export class FileConfigStore implements ConfigStore {
     return next;
   }
 
+  async #announce(meta: ChangeMeta): Promise<void> {
+    await meta.beforeWrite?.((this.#versions.at(-1)?.version ?? 0) + 1);
+  }
+
   /** Before the first change, the configuration as found is version 1, so it can be rolled back to. */
   async #ensureBaseline(): Promise<void> {
     if (this.#versions.length === 0) await this.#record('initial', { user: 'engine', source: 'file' });
   }
 
-  async #record(what: ChangeKind, meta: ChangeMeta, restores?: number): Promise<VersionSummary> {
+  async #record(
+    what: ChangeKind,
+    meta: ChangeMeta,
+    restores?: number,
+    reverts?: number,
+  ): Promise<VersionSummary> {
     await ensureDirectory(this.#historyDir, 0o700);
     const last = this.#versions.at(-1)?.version ?? 0;
     const summary: VersionSummary = {
@@ -256,6 +357,7 @@ export class FileConfigStore implements ConfigStore {
       source: meta.source,
       what,
       ...(restores !== undefined ? { restores } : {}),
+      ...(reverts !== undefined ? { reverts } : {}),
     };
     const full: ConfigVersion = {
       ...summary,

@@ -26,10 +26,11 @@ import { type AskAnswer, type AskPrompt, type AskResolution, askAnswerSchema } f
 import type { LogItem, LogQueryParsed } from '../protocol/log-item.js';
 import type { Methods, StatusResult } from '../protocol/methods.js';
 import { parseSettingsText, type Settings, validateSettings } from '../settings/index.js';
-import type { ConfigStore } from './config-store.js';
+import type { ChangeMeta, ConfigStore } from './config-store.js';
 import { Confirmations, lockoutRisk } from './confirm.js';
 import { unifiedDiff } from './line-diff.js';
 import type { LogStore } from './log-store.js';
+import { RevertConflict } from './revert.js';
 
 /**
  * Largest logs.query answer, in bytes of item JSON: half the 1 MiB frame limit of the peer.
@@ -141,18 +142,64 @@ export function createHandlers(ctx: HandlerContext) {
         'config.confirm {version} (warden config confirm VERSION) arrives in time; or change it on the engine host.',
     });
   };
-  /** With confirm, starts the clock that rolls `version` back to the one before it. */
-  const probation = (version: number, caller: Caller, confirm: Confirm) => {
+  /**
+   * At the deadline of an unconfirmed change: back to the version before it when nothing came after it;
+   * otherwise only its own effect is reverted and the later changes stay. When a later change touched the
+   * same things, nothing is changed and a security log item says what to undo by hand.
+   */
+  confirmations.onExpire(
+    async (c) => {
+      const by = { user: c.user, source: c.source };
+      const late = `version ${c.version} was not confirmed by ${c.deadline}`;
+      try {
+        const v = await ctx.config.undo(c.version, c.previous, { user: c.user, source: 'confirm timeout' });
+        compiled = undefined;
+        if (v === undefined) audit(by, `${late}: nothing of it is left to undo`);
+        else if (v.what === 'rollback')
+          audit(by, `${late}: rolled back to version ${c.previous} as version ${v.version}`);
+        else
+          audit(
+            by,
+            `${late}: its effect was undone as version ${v.version}, keeping the changes made after it`,
+          );
+        ctx.onSettingsChanged?.(ctx.config.settings());
+      } catch (e) {
+        ctx.logs.append({
+          kind: 'security',
+          user: c.user,
+          source: c.source,
+          message:
+            `${late}, but it was NOT undone: ${e instanceof RevertConflict ? `later changes touched the same things (${e.paths.join(', ')})` : (e as Error).message}; ` +
+            `compare with warden config diff ${c.previous} ${c.version} and undo it by hand`,
+        });
+      }
+    },
+    // Recorded, then the engine stopped before the change was written: there is nothing to wait for.
+    (version) => ctx.config.history().some((v) => v.version === version),
+  );
+  /**
+   * Makes a change; with confirm, its pending confirmation is on disk before any file is written (the
+   * store's beforeWrite), and forgotten again when the change fails, so no crash leaves it unrecorded.
+   */
+  const applying = async <T>(caller: Caller, confirm: Confirm, change: (meta: ChangeMeta) => Promise<T>) => {
+    if (confirm === undefined) return change(caller);
+    let reserved: number | undefined;
+    const beforeWrite = async (version: number) => {
+      reserved = version;
+      await confirmations.add(version, version - 1, confirm.seconds, caller);
+    };
+    try {
+      return await change({ user: caller.user, source: caller.source, beforeWrite });
+    } catch (e) {
+      if (reserved !== undefined) await confirmations.confirm(reserved); // never applied: nothing to wait for
+      throw e;
+    }
+  };
+  /** With confirm, says when `version` is undone unless it is confirmed in time. */
+  const probation = async (version: number, caller: Caller, confirm: Confirm) => {
     if (confirm === undefined) return {};
-    const pending = confirmations.add(version, version - 1, confirm.seconds, async (c) => {
-      const v = await ctx.config.rollback(c.previous, { user: caller.user, source: 'confirm timeout' });
-      compiled = undefined;
-      audit(
-        caller,
-        `version ${c.version} was not confirmed by ${c.deadline}: rolled back to version ${c.previous} as version ${v.version}`,
-      );
-      ctx.onSettingsChanged?.(ctx.config.settings());
-    });
+    const pending = confirmations.pending().find((p) => p.version === version);
+    if (pending === undefined) return {}; // confirmed or undone already
     audit(
       caller,
       `version ${version} applied with confirm: rolled back at ${pending.deadline} unless confirmed`,
@@ -164,7 +211,7 @@ export function createHandlers(ctx: HandlerContext) {
     // Re-validate the whole policy: a rule may be fine alone and still clash (a duplicate name).
     const checked = validatePolicy(policyToPlain(policy));
     guard({ policy: checked, settings: ctx.config.settings() }, caller, confirm);
-    const version = await ctx.config.setPolicy(checked, caller);
+    const version = await applying(caller, confirm, (meta) => ctx.config.setPolicy(checked, meta));
     compiled = undefined;
     return version;
   };
@@ -193,7 +240,7 @@ export function createHandlers(ctx: HandlerContext) {
     list.splice(at, 0, rule);
     const version = await savePolicy(withRules(list), caller, confirm);
     audit(caller, `rule "${rule.name}" added at position ${at}`);
-    return { rule: ruleToPlain(rule), position: at, ...probation(version, caller, confirm) };
+    return { rule: ruleToPlain(rule), position: at, ...(await probation(version, caller, confirm)) };
   };
 
   const handlers: { [K in keyof typeof Methods]?: Handler<(typeof Methods)[K]> } = {
@@ -214,10 +261,10 @@ export function createHandlers(ctx: HandlerContext) {
     settingsSet: async ({ settings: patch, confirm }, caller) => {
       const next = validateSettings(merge(structuredClone(ctx.config.settings()), patch));
       guard({ policy: ctx.config.policy(), settings: next }, caller, confirm);
-      const version = await ctx.config.setSettings(next, caller);
+      const version = await applying(caller, confirm, (meta) => ctx.config.setSettings(next, meta));
       compiled = undefined;
       audit(caller, `settings changed: ${JSON.stringify(patch)}`);
-      const pending = probation(version, caller, confirm);
+      const pending = await probation(version, caller, confirm);
       ctx.onSettingsChanged?.(next);
       return { settings: structuredClone(next) as Record<string, unknown>, ...pending };
     },
@@ -270,7 +317,7 @@ export function createHandlers(ctx: HandlerContext) {
       list[i] = rule;
       const version = await savePolicy(withRules(list), caller, confirm);
       audit(caller, `rule "${name}" updated${rule.name === name ? '' : ` and renamed "${rule.name}"`}`);
-      return { rule: ruleToPlain(rule), position: i, ...probation(version, caller, confirm) };
+      return { rule: ruleToPlain(rule), position: i, ...(await probation(version, caller, confirm)) };
     },
     rulesRemove: async ({ name, confirm }, caller) => {
       const i = indexOf(name);
@@ -288,7 +335,7 @@ export function createHandlers(ctx: HandlerContext) {
       list.splice(at, 0, rule!);
       const version = await savePolicy(withRules(list), caller, confirm);
       audit(caller, `rule "${name}" moved from position ${i} to ${at}`);
-      return { position: at, ...probation(version, caller, confirm) };
+      return { position: at, ...(await probation(version, caller, confirm)) };
     },
     explain: (c) => {
       const remote = c.remoteAddress === undefined ? null : parseIp(c.remoteAddress);
@@ -341,15 +388,15 @@ export function createHandlers(ctx: HandlerContext) {
         settings: parseSettingsText(old.settings, { file: `version ${version} settings` }),
       };
       guard(next, caller, confirm);
-      const v = await ctx.config.rollback(version, caller);
+      const v = await applying(caller, confirm, (meta) => ctx.config.rollback(version, meta));
       compiled = undefined;
       audit(caller, `configuration rolled back to version ${version} as version ${v.version}`);
-      const pending = probation(v.version, caller, confirm);
+      const pending = await probation(v.version, caller, confirm);
       ctx.onSettingsChanged?.(ctx.config.settings());
       return { version: v, ...pending };
     },
-    configConfirm: ({ version }, caller) => {
-      if (!confirmations.confirm(version)) {
+    configConfirm: async ({ version }, caller) => {
+      if (!(await confirmations.confirm(version))) {
         throw new WardenError(ErrorCode.NOT_FOUND, `no change of version ${version} waits for confirm`, {
           suggestion: 'It may have been rolled back already: see config.history (warden config history).',
         });

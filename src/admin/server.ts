@@ -9,6 +9,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { createServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import { ErrorCode, WardenError } from '../errors.js';
+import type { AdminMetrics } from '../metrics/warden.js';
 import type { JsonRpcRequest } from '../protocol/jsonrpc.js';
 import { EncodedLogItem } from '../protocol/log-bodies.js';
 import type { LogItem } from '../protocol/log-item.js';
@@ -61,6 +62,8 @@ export interface AdminServerOptions extends Omit<HandlerContext, 'onSettingsChan
   readonly maxDatagramBytes?: number;
   /** Called when settings change through the protocol. */
   readonly onSettingsChanged?: (settings: Settings) => void;
+  /** Counts failed logins and log items pushed, lost and backfilled (default: not counted). */
+  readonly metrics?: AdminMetrics;
 }
 
 const ROLE_RANK: Record<Access, number> = { anyone: 0, auditor: 1, administrator: 2 };
@@ -76,7 +79,7 @@ export class AdminServer {
   readonly #handlerByName: ReadonlyMap<string, (params: unknown, caller: Caller) => unknown>;
   readonly #unsubscribe: () => void;
   readonly #sockets = new Set<TLSSocket>();
-  readonly #confirmations = new Confirmations();
+  readonly #confirmations: Confirmations;
   #flushScheduled = false;
   #port = 0;
 
@@ -84,6 +87,7 @@ export class AdminServer {
     this.#options = options;
     this.#tls = tls;
     this.#udp = udp;
+    this.#confirmations = options.confirmations ?? new Confirmations();
     const handlers = createHandlers({
       ...options,
       confirmations: this.#confirmations,
@@ -365,7 +369,11 @@ export class AdminServer {
     const handler = this.#handlerByName.get(method.name);
     if (handler === undefined)
       throw new WardenError(ErrorCode.METHOD_UNKNOWN, `${method.name} is not implemented by this engine`);
-    return handler(params, caller);
+    const result = await handler(params, caller);
+    // A logs.query from a sequence number is a console fetching what its live feed missed.
+    if (method === Methods.logsQuery && (params as { fromSeq?: number }).fromSeq !== undefined)
+      this.#options.metrics?.logItemsBackfilled.inc((result as { items: unknown[] }).items.length);
+    return result;
   }
 
   async #login(
@@ -400,6 +408,7 @@ export class AdminServer {
       who = await this.#options.users.verify(p.user, p.password);
     }
     if (who === null) {
+      this.#options.metrics?.loginsFailed.inc();
       this.#options.throttle.failure(remote);
       // Every login attempt, good or bad, is an audit item; a throttled source is a security item.
       this.#options.logs.append({
@@ -468,10 +477,18 @@ export class AdminServer {
       if (s.queue.length === 0) continue;
       const items = s.queue;
       s.queue = [];
-      if (s.transport === 'udp' && s.udpEndpoint) this.#channel.sendItems(s, items);
-      else if (s.transport === 'tcp')
+      const m = this.#options.metrics;
+      if (s.transport === 'udp' && s.udpEndpoint) {
+        const tooLarge = this.#channel.sendItems(s, items);
+        m?.logItemsPushed.inc(items.length - tooLarge);
+        m?.logItemsLost.inc(tooLarge);
+      } else if (s.transport === 'tcp') {
         s.peer.notify(Notifications.logItems, { items: items.map((e) => e.item) });
-      // 'pending': items are not sent; the console backfills from its subscription's lastSeq.
+        m?.logItemsPushed.inc(items.length);
+      } else {
+        // 'pending': items are not sent; the console backfills from its subscription's lastSeq.
+        m?.logItemsLost.inc(items.length);
+      }
     }
   }
 }

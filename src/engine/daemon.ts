@@ -11,11 +11,14 @@ import { ensureLocalToken } from '../admin/auth/local-token.js';
 import { LoginThrottle } from '../admin/auth/throttle.js';
 import { UserStore } from '../admin/auth/users.js';
 import { FileConfigStore } from '../admin/config-store.js';
+import { Confirmations } from '../admin/confirm.js';
 import { type LogStore, MemoryLogStore } from '../admin/log-store.js';
 import { ensureDirectory } from '../admin/private-file.js';
 import { AdminServer } from '../admin/server.js';
 import { SqliteLogStore } from '../admin/sqlite-log-store.js';
 import { loadOrCreateIdentity, type TlsIdentity } from '../admin/tls-identity.js';
+import { MetricsEndpoint } from '../metrics/http.js';
+import { type DecisionMetrics, WardenMetrics } from '../metrics/warden.js';
 import type { HostEnvironment } from '../policy/index.js';
 import { Notifications } from '../protocol/methods.js';
 import type { Settings } from '../settings/index.js';
@@ -55,6 +58,7 @@ export interface EngineParts {
   readonly asks: AskDesk;
   readonly host: HostEnvironment;
   readonly log: EngineLog;
+  readonly metrics: DecisionMetrics;
 }
 
 export interface EngineOptions {
@@ -121,6 +125,8 @@ export class Engine {
   readonly localTokenPath: string;
   /** The auxiliary services: pop-up endpoint, update checker, registration, crash uploads. */
   readonly services: Services;
+  /** The localhost Prometheus endpoint (serving only when settings.metrics.enabled). */
+  readonly metricsEndpoint: MetricsEndpoint;
   readonly #kernel: KernelBackend | undefined;
   readonly #log: EngineLog;
   readonly #settled: () => Promise<void>;
@@ -138,7 +144,9 @@ export class Engine {
     log: EngineLog;
     settled: () => Promise<void>;
     stopSyslog: () => Promise<void>;
+    metricsEndpoint: MetricsEndpoint;
   }) {
+    this.metricsEndpoint = parts.metricsEndpoint;
     this.#settled = parts.settled;
     this.#stopSyslog = parts.stopSyslog;
     this.server = parts.server;
@@ -180,7 +188,9 @@ export class Engine {
       notify: (event, params) =>
         server?.broadcast(event === 'prompt' ? Notifications.askPrompt : Notifications.askResolved, params),
     });
+    const metrics = new WardenMetrics(() => server?.consoles ?? 0);
     server = await AdminServer.start({
+      metrics,
       identity,
       users,
       throttle: new LoginThrottle({ now: Date.now }),
@@ -189,6 +199,10 @@ export class Engine {
       logs,
       host,
       asks,
+      // Changes applied with confirm outlive a restart: re-armed from the state directory.
+      confirmations: await Confirmations.open(join(stateDir, 'pending-confirmations.json'), (m) =>
+        log('error', `pending confirmations: ${m}`),
+      ),
       now: Date.now,
       status: () => ({
         version: VERSION,
@@ -223,9 +237,17 @@ export class Engine {
         .then(() => kernel?.reload())
         .catch((e: Error) => log('error', `kernel reload after a ${what} change failed: ${e.message}`));
     });
+    // The localhost metrics endpoint follows the metrics settings (off by default).
+    const metricsEndpoint = new MetricsEndpoint(
+      () => metrics.render(),
+      (m) => log('error', m),
+    );
+    config.onChange(() => void metricsEndpoint.follow(config.settings().metrics));
+    await metricsEndpoint.follow(config.settings().metrics);
     try {
-      if (options.kernel) kernel = await options.kernel({ config, logs, asks, host, log });
+      if (options.kernel) kernel = await options.kernel({ config, logs, asks, host, log, metrics });
     } catch (e) {
+      await metricsEndpoint.close();
       await server.close();
       throw e;
     }
@@ -254,6 +276,7 @@ export class Engine {
       log,
       settled: () => kernelWork,
       stopSyslog: () => syslog.stop(),
+      metricsEndpoint,
     });
   }
 
@@ -272,6 +295,7 @@ export class Engine {
     this.logs.append({ kind: 'system', message: 'engine stopped' });
     await this.server.close();
     await this.#stopSyslog();
+    await this.metricsEndpoint.close();
     if (this.logs instanceof SqliteLogStore) await this.logs.close();
     this.#log('info', 'engine stopped');
   }

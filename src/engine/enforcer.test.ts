@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { WardenMetrics } from '../metrics/warden.js';
 import { compilePolicy, parsePolicyText } from '../policy/index.js';
 import type { NewLogItem } from '../protocol/log-item.js';
 import { AskDesk } from './asks.js';
@@ -25,7 +26,7 @@ const executables = {
   assistant: '/usr/lib/warden/warden-assist',
 };
 
-function setup(processes: Record<number, ProcessInfo | null>, consoles = 0) {
+function setup(processes: Record<number, ProcessInfo | null>, consoles = 0, metrics?: WardenMetrics) {
   const policy = compilePolicy(parsePolicyText(POLICY, { file: 'test.yaml' }));
   const logged: NewLogItem[] = [];
   const asks = new AskDesk({ timeoutMs: () => 50, consoles: () => consoles, notify: () => {} });
@@ -37,6 +38,7 @@ function setup(processes: Record<number, ProcessInfo | null>, consoles = 0) {
     log: (i) => logged.push(i),
     executables,
     now: () => Date.parse('2026-11-23T12:00:00Z'),
+    ...(metrics ? { metrics } : {}),
   });
   return { enforcer, logged, asks };
 }
@@ -117,4 +119,23 @@ test('ask with nobody to answer falls to the default; an answered ask uses the a
   );
   assert.equal((await pending).verdict, 'accept');
   assert.match(watched.logged[0]!.message, /alice answered allow/);
+});
+
+test('every decision is counted by its final verdict, with its latency in the histogram', async () => {
+  const metrics = new WardenMetrics();
+  const { enforcer } = setup({ 1000: { pid: 10, executable: '/usr/bin/curl', uid: 0 } }, 0, metrics);
+  await enforcer.judge(tcp(1000, 8000), 'outgoing'); // allow
+  await enforcer.judge(tcp(1001, 8000), 'outgoing'); // deny (default)
+  await enforcer.judge(tcp(1002, 81), 'outgoing'); // reject
+  await enforcer.judge(tcp(1003, 82), 'outgoing'); // ask, nobody answers: the default denies
+  assert.deepEqual(Object.fromEntries(Object.entries(metrics.decisions).map(([k, c]) => [k, c.value])), {
+    allow: 1,
+    deny: 2,
+    reject: 1,
+  });
+  assert.equal(metrics.queueLatency.count, 4);
+  const text = metrics.render();
+  assert.match(text, /^warden_decisions_total\{verdict="deny"\} 2$/m);
+  assert.match(text, /^warden_queue_latency_seconds_count 4$/m);
+  assert.match(text, /^warden_queue_latency_seconds_bucket\{le="\+Inf"\} 4$/m);
 });

@@ -6,6 +6,7 @@
  * this runs and is tested without a kernel.
  */
 import { parseIp } from '../ip/index.js';
+import type { DecisionMetrics } from '../metrics/warden.js';
 import type { CompiledPolicy, ConnectionFacts, Decision, HostEnvironment } from '../policy/index.js';
 import { decide } from '../policy/index.js';
 import type { NewLogItem } from '../protocol/log-item.js';
@@ -57,6 +58,8 @@ export interface EnforcerOptions {
   /** Executables of Warden's own parts: a node process running one of these scripts is that part. */
   readonly executables: HostEnvironment['executables'];
   readonly now?: () => number;
+  /** Counts each decision by verdict and its latency (default: not counted). */
+  readonly metrics?: DecisionMetrics;
 }
 
 /** Decides queued packets. */
@@ -73,6 +76,7 @@ export class Enforcer {
 
   /** Judges one packet; `uid` is the sending socket's uid when the kernel gave it. */
   async judge(tuple: PacketTuple, direction: 'incoming' | 'outgoing', uid?: number): Promise<Judgement> {
+    const started = performance.now();
     const local = direction === 'outgoing' ? tuple.source : tuple.destination;
     const remote = direction === 'outgoing' ? tuple.destination : tuple.source;
     const localPort = direction === 'outgoing' ? tuple.sourcePort : tuple.destinationPort;
@@ -147,6 +151,7 @@ export class Enforcer {
       });
     }
     const kernel: KernelVerdict = verdict === 'allow' ? 'accept' : verdict === 'reject' ? 'reject' : 'drop';
+    this.#o.metrics?.decided(verdict, (performance.now() - started) / 1000);
     return { verdict: kernel, decision, facts, process };
   }
 

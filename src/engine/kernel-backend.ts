@@ -94,6 +94,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     asks,
     log: (item) => logs.append(item),
     executables: host.executables,
+    metrics: parts.metrics,
   });
 
   const onPacket = (p: QueuedPacket) => {

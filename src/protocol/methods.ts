@@ -110,8 +110,10 @@ export interface VersionJson {
   readonly time: string;
   readonly user: string;
   readonly source: string;
-  readonly what: 'policy' | 'settings' | 'rollback' | 'reload' | 'initial';
+  readonly what: 'policy' | 'settings' | 'rollback' | 'revert' | 'reload' | 'initial';
   readonly restores?: number;
+  /** For a revert: the unconfirmed version whose effect it undid (changes after it were kept). */
+  readonly reverts?: number;
 }
 const versionNumber = z.number().int().min(1);
 

@@ -64,4 +64,10 @@ export const DEFAULT_SETTINGS = {
     /** Localhost-only TCP port that receives reports of blocked pop-ups. */
     port: 44501,
   },
+  metrics: {
+    /** Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (localhost only). */
+    enabled: false,
+    /** TCP port of the metrics endpoint on 127.0.0.1 (9464, as Prometheus exporters commonly use). */
+    port: 9464,
+  },
 } as const;

@@ -105,6 +105,9 @@ export const settingsSchema = z
       })
       .prefault({}),
     blockedPopups: z.strictObject({ port: port.default(D.blockedPopups.port) }).prefault({}),
+    metrics: z
+      .strictObject({ enabled: z.boolean().default(D.metrics.enabled), port: port.default(D.metrics.port) })
+      .prefault({}),
   })
   .refine((s) => s.applicationPort !== s.blockedPopups.port, {
     message: 'applicationPort and blockedPopups.port must differ',

@@ -62,7 +62,11 @@ export function registerConfig(
                 v.time,
                 v.user,
                 v.source,
-                (v.what === 'rollback' ? `rollback to ${v.restores}` : v.what) +
+                (v.what === 'rollback'
+                  ? `rollback to ${v.restores}`
+                  : v.what === 'revert'
+                    ? `revert of ${v.reverts}`
+                    : v.what) +
                   (waiting.has(v.version) ? ` (unconfirmed, rolled back at ${waiting.get(v.version)})` : ''),
               ]),
             ),
