@@ -295,6 +295,32 @@ describe('web console in Chromium', { skip: chromiumMissing }, () => {
     await page.close();
   });
 
+  test('an administrator adds a user, changes its role and removes it; errors are shown at the field', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await logIn(page, 'alice');
+    await page.getByRole('link', { name: 'Users' }).click();
+    const table = page.getByTestId('users');
+    await table.locator('tr[data-user="alice"]').waitFor();
+    const form = page.getByRole('form', { name: 'add a user' });
+    await form.getByLabel('Name').fill('carol');
+    await form.getByLabel('Password').fill('short');
+    await form.getByRole('button', { name: 'Add user' }).click();
+    await form.locator('label.invalid').first().waitFor();
+    assert.match(String(await form.locator('.error').textContent()), /password/i);
+    await form.getByLabel('Password').fill('carol has a long password');
+    await form.getByRole('button', { name: 'Add user' }).click();
+    const carol = table.locator('tr[data-user="carol"]');
+    await carol.waitFor();
+    assert.match(String(await carol.textContent()), /auditor/);
+    await carol.getByRole('button', { name: 'Make administrator' }).click();
+    await carol.getByText('administrator', { exact: true }).waitFor();
+    await shot(page, '09-users');
+    page.once('dialog', (d) => void d.accept());
+    await carol.getByRole('button', { name: 'Remove' }).click();
+    await carol.waitFor({ state: 'detached' });
+    await page.close();
+  });
+
   test('a read-only auditor sees no editing controls, and the engine refuses a change anyway', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await logIn(page, 'bob');
@@ -306,6 +332,10 @@ describe('web console in Chromium', { skip: chromiumMissing }, () => {
     await page.getByRole('link', { name: 'History' }).click();
     await page.getByTestId('history').locator('tr[data-version]').first().waitFor();
     assert.equal(await page.getByRole('button', { name: /Roll back/ }).count(), 0);
+    await page.getByRole('link', { name: 'Users' }).click();
+    await page.getByTestId('users').locator('tr[data-user="alice"]').waitFor();
+    assert.equal(await page.getByRole('form', { name: 'add a user' }).count(), 0);
+    assert.equal(await page.getByRole('button', { name: 'Remove' }).count(), 0);
     // Through the console's own WebSocket, as a page script could: the engine says no.
     const answer = await page.evaluate(
       ({ port, password }) =>
