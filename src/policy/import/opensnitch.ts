@@ -18,12 +18,14 @@ import {
   addressEntry,
   emptyResult,
   type ImportResult,
+  lineAt,
   located,
   mergePorts,
   portList,
   RuleNames,
   type SourceFile,
 } from './common.js';
+import { jsonErrorOffset } from './json-error.js';
 import { hostPatternEntries, literalAlternatives } from './regex-literal.js';
 
 /** The conditions of one rule, AND-ed; each field holds alternatives (OR-ed). */
@@ -88,15 +90,11 @@ function parseJson(file: SourceFile, problems: Problem[]): unknown {
   try {
     return JSON.parse(file.text) as unknown;
   } catch (e) {
-    const m = /position (\d+)/.exec(String((e as Error).message));
-    const line = m ? lineOf(file.text, Number(m[1])) : undefined;
+    const at = jsonErrorOffset(file.text);
+    const line = at >= 0 ? lineAt(file.text, at) : undefined;
     problems.push(located(file.name, `not valid JSON: ${(e as Error).message}`, { line }));
     return undefined;
   }
-}
-
-function lineOf(text: string, offset: number): number {
-  return text.slice(0, offset).split('\n').length;
 }
 
 function isDefaultConfig(file: SourceFile, value: unknown): boolean {
