@@ -96,7 +96,7 @@ export async function policyImport(
     const use = dirs.length > 0 ? dirs : defaults.filter((d): d is string => d !== null);
     services = await readSources(use, (n) => n.endsWith('.xml'), 'firewalld service file');
   }
-  const { policy, problems, notes } = importPolicy(from, files, { services });
+  const { policy, problems, notes } = importPolicy(from, files, { services, now: Date.now() });
   const yaml = header(from, files, problems.length) + serializePolicy(policy);
   if (options.output !== undefined) await writeTextFileAtomic(options.output, yaml);
   if (options.json) {

@@ -28,6 +28,8 @@ export interface ImportedPolicy {
 export interface ImportOptions {
   /** firewalld service XML files, overriding the built-in service table. */
   readonly services?: readonly SourceFile[];
+  /** Milliseconds since the epoch, to say which imported temporary rules have already expired. */
+  readonly now?: number;
 }
 
 /** Runs one tool's importer and turns its result into a validated Warden policy. */
@@ -38,7 +40,7 @@ export function importPolicy(
 ): ImportedPolicy {
   const result =
     from === 'opensnitch'
-      ? importOpenSnitch(files)
+      ? importOpenSnitch(files, options.now)
       : from === 'ufw'
         ? importUfw(files)
         : importFirewalld(files, options.services ?? []);

@@ -56,7 +56,7 @@ const ACTIONS: Record<string, Action> = { allow: 'allow', deny: 'deny', reject: 
 const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** Imports OpenSnitch rule files; a `default-config.json` among them gives the outgoing default. */
-export function importOpenSnitch(files: readonly SourceFile[]): ImportResult {
+export function importOpenSnitch(files: readonly SourceFile[], now?: number): ImportResult {
   const result = emptyResult();
   const parsed: Parsed[] = [];
   const names = new RuleNames();
@@ -67,7 +67,7 @@ export function importOpenSnitch(files: readonly SourceFile[]): ImportResult {
       readDefaultConfig(file, value as Record<string, unknown>, result);
       continue;
     }
-    const rule = convertRule(file, value, result);
+    const rule = convertRule(file, value, result, now);
     if (rule !== null) parsed.push(rule);
   }
   parsed.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -123,7 +123,12 @@ function readDefaultConfig(file: SourceFile, config: Record<string, unknown>, re
   result.defaults.outgoing = { action, log: true };
 }
 
-function convertRule(file: SourceFile, value: unknown, result: ImportResult): Parsed | null {
+function convertRule(
+  file: SourceFile,
+  value: unknown,
+  result: ImportResult,
+  now: number | undefined,
+): Parsed | null {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     result.problems.push(located(file.name, 'an OpenSnitch rule file holds one JSON object'));
     return null;
@@ -156,7 +161,8 @@ function convertRule(file: SourceFile, value: unknown, result: ImportResult): Pa
     result.notes.push(
       located(
         file.name,
-        `duration ${String(raw.duration)} became a temporary rule that expires at ${expires}`,
+        `duration ${String(raw.duration)} became a temporary rule that expires at ${expires}` +
+          (now !== undefined && Date.parse(expires) <= now ? ' (already expired: it will never match)' : ''),
         {
           path: ['duration'],
           rule: name,
