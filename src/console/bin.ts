@@ -14,6 +14,8 @@ import { registerHints } from './commands/hints.js';
 import { registerLogs } from './commands/logs.js';
 import { registerPolicyCheck } from './commands/policy-check.js';
 import { registerPolicyExplain } from './commands/policy-explain.js';
+import { registerPolicyExport } from './commands/policy-export.js';
+import { registerPolicyImport } from './commands/policy-import.js';
 import { registerPolicyInternal } from './commands/policy-internal.js';
 import { registerPolicyLint } from './commands/policy-lint.js';
 import { registerRules } from './commands/rules.js';
@@ -65,7 +67,7 @@ const program = new Command('warden')
 
 const policy = program
   .command('policy')
-  .description('work with policy files offline: check, explain, lint, internal')
+  .description('work with policy files offline: check, explain, lint, internal, import, export')
   .exitOverride()
   .addHelpText(
     'after',
@@ -77,12 +79,16 @@ Examples:
   warden policy check policy.yaml
   warden policy explain policy.yaml --app /usr/bin/curl --to example.com:443
   warden policy lint policy.yaml
-  warden policy internal settings.yaml`,
+  warden policy internal settings.yaml
+  warden policy import --from ufw /etc/ufw -o policy.yaml
+  warden policy export policy.yaml --to firewalld`,
   );
 registerPolicyCheck(policy, run, io);
 registerPolicyExplain(policy, run, io);
 registerPolicyLint(policy, run, io);
 registerPolicyInternal(policy, run, io);
+registerPolicyImport(policy, run, io);
+registerPolicyExport(policy, run, io);
 registerHints(program, run, io);
 registerConnect(program, run, io);
 registerStatus(program, run, io);

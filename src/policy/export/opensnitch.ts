@@ -1,0 +1,148 @@
+/**
+ * Warden policy to OpenSnitch rule files. OpenSnitch sees outgoing
+ * connections only. Every exported rule gets `precedence: true` and a name
+ * starting with its zero-padded position, so OpenSnitch (rules checked in name
+ * order, a precedence rule decides at once) decides like Warden's first match.
+ * A rule with several remote entries becomes one file per entry (OpenSnitch
+ * lists are AND, Warden remote lists are OR). The outgoing default becomes a
+ * last catch-all rule (operand `true`) unless it is `ask`.
+ */
+import type { Policy, Rule } from '../rule.js';
+import {
+  type ExportedFile,
+  type ExportResult,
+  notExported,
+  portCount,
+  type RemoteItem,
+  remoteItems,
+} from './common.js';
+
+interface Operator {
+  type: string;
+  operand: string;
+  sensitive: boolean;
+  data: string;
+  list: Operator[] | null;
+}
+
+const MAX_ENUMERATED_PORTS = 100;
+
+function op(type: string, operand: string, data: string): Operator {
+  return { type, operand, sensitive: false, data, list: null };
+}
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function slug(name: string): string {
+  return (
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-|-$/g, '')
+      .slice(0, 60) || 'rule'
+  );
+}
+
+function remoteOperator(item: RemoteItem): Operator {
+  if (item.kind === 'host') {
+    return item.name.startsWith('*.')
+      ? op('regexp', 'dest.host', `^.*\\.${escapeRegex(item.name.slice(2))}$`)
+      : op('simple', 'dest.host', item.name);
+  }
+  return item.text.includes('/')
+    ? op('network', 'dest.network', item.text)
+    : op('simple', 'dest.ip', item.text);
+}
+
+/** The operators common to every file of the rule, or why the rule cannot be exported. */
+function baseOperators(rule: Rule): Operator[] | string {
+  if (rule.action === 'ask') return 'OpenSnitch rules cannot ask (OpenSnitch asks only when no rule matches)';
+  if (rule.expires !== undefined) return 'OpenSnitch rule files have no absolute expiry';
+  if (rule.localPorts !== undefined)
+    return 'local ports of outgoing connections are not exported to OpenSnitch';
+  if (rule.condition !== undefined) return 'OpenSnitch has no settings conditions';
+  if (typeof rule.user === 'string') return 'OpenSnitch matches numeric uids only, not user names';
+  if (rule.protocol === 'icmp') return 'OpenSnitch filters TCP and UDP connections';
+  const ops: Operator[] = [];
+  if (rule.application !== 'any') ops.push(op('simple', 'process.path', rule.application));
+  if (rule.user !== undefined) ops.push(op('simple', 'user.id', String(rule.user)));
+  if (rule.protocol === 'tcp') ops.push(op('regexp', 'protocol', '^(tcp|tcp6)$'));
+  if (rule.protocol === 'udp') ops.push(op('regexp', 'protocol', '^(udp|udp6)$'));
+  if (rule.protocol === 'tcp+udp') ops.push(op('regexp', 'protocol', '^(tcp|tcp6|udp|udp6)$'));
+  if (rule.remotePorts !== undefined) {
+    const ports = rule.remotePorts;
+    if (portCount(ports) > MAX_ENUMERATED_PORTS)
+      return `more than ${MAX_ENUMERATED_PORTS} remote ports do not fit an OpenSnitch port pattern`;
+    const all: number[] = [];
+    for (const r of ports) for (let p = r.from; p <= r.to; p++) all.push(p);
+    ops.push(
+      all.length === 1
+        ? op('simple', 'dest.port', String(all[0]))
+        : op('regexp', 'dest.port', `^(${all.join('|')})$`),
+    );
+  }
+  return ops;
+}
+
+function combine(ops: Operator[]): Operator {
+  if (ops.length === 0) return op('simple', 'true', '');
+  if (ops.length === 1) return ops[0]!;
+  return { type: 'list', operand: 'list', sensitive: false, data: '', list: ops };
+}
+
+/** Exports the outgoing rules; `now` (ISO instant) stamps created/updated. */
+export function exportOpenSnitch(policy: Policy, now: string): ExportResult {
+  const files: ExportedFile[] = [];
+  const skipped: ExportResult['skipped'] = [];
+  const width = String(policy.rules.length + 1).length + 1;
+  const file = (
+    position: number,
+    part: number,
+    name: string,
+    action: string,
+    enabled: boolean,
+    operator: Operator,
+  ) => {
+    const id = `${String(position).padStart(width, '0')}-${String(part).padStart(3, '0')}-${slug(name)}`;
+    const body = {
+      created: now,
+      updated: now,
+      name: id,
+      enabled,
+      precedence: true,
+      action,
+      duration: 'always',
+      operator,
+      nolog: false,
+      description: name,
+    };
+    files.push({ name: `${id}.json`, text: `${JSON.stringify(body, null, 2)}\n` });
+  };
+  policy.rules.forEach((rule, i) => {
+    if (rule.direction === 'incoming') {
+      skipped.push(notExported(rule, i, 'OpenSnitch filters outgoing connections only'));
+      return;
+    }
+    if (rule.direction === 'both')
+      skipped.push(notExported(rule, i, 'its incoming half: OpenSnitch filters outgoing connections only'));
+    const base = baseOperators(rule);
+    if (typeof base === 'string') {
+      skipped.push(notExported(rule, i, base));
+      return;
+    }
+    const remotes = remoteItems(rule, policy);
+    if (remotes !== undefined && remotes.length === 0) {
+      skipped.push(notExported(rule, i, 'its remote list is empty (it never matches)'));
+      return;
+    }
+    const parts = remotes === undefined ? [base] : remotes.map((r) => [...base, remoteOperator(r)]);
+    parts.forEach((ops, j) => {
+      file(i, j, rule.name, rule.action, rule.enabled, combine(ops));
+    });
+  });
+  const def = policy.defaults.outgoing.action;
+  if (def !== 'ask') file(policy.rules.length, 0, `default outgoing ${def}`, def, true, combine([]));
+  return { files, skipped };
+}

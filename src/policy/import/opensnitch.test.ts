@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { fixtures } from '../../../test/support/import-fixtures.js';
+import { importPolicy, type SourceFile } from './index.js';
+import { connection, verdict } from './testing.js';
+
+const rule = (name: string, action: string, operator: object, extra: object = {}): SourceFile => ({
+  name: `${name}.json`,
+  text: JSON.stringify({
+    name,
+    enabled: true,
+    precedence: false,
+    action,
+    duration: 'always',
+    operator,
+    ...extra,
+  }),
+});
+const simple = (operand: string, data: string, type = 'simple') => ({
+  type,
+  operand,
+  data,
+  sensitive: false,
+});
+
+describe('OpenSnitch import', () => {
+  const { policy, problems, notes } = importPolicy('opensnitch', fixtures('opensnitch'));
+
+  test('the fixture rules map to Warden rules, deny-first then allows, in name order', () => {
+    assert.deepEqual(
+      policy.rules.map((r) => [r.name, r.action, r.direction]),
+      [
+        ['000-allow-system-dns', 'allow', 'outgoing'],
+        ['deny-always-regexp-doubleclick', 'deny', 'outgoing'],
+        ['reject-curl-tcp-lan', 'reject', 'outgoing'],
+        ['allow-30m-wget', 'allow', 'outgoing'],
+        ['allow-always-simple-firefox', 'allow', 'outgoing'],
+      ],
+    );
+    const reject = policy.rules[2]!;
+    assert.equal(reject.application, '/usr/bin/curl');
+    assert.equal(reject.user, 1000);
+    assert.equal(reject.protocol, 'tcp');
+    assert.equal(policy.defaults.outgoing.action, 'deny', 'DefaultAction of default-config.json');
+    assert.equal(policy.rules[3]!.expires, '2026-03-04T12:30:00.000Z');
+  });
+
+  test('what cannot be expressed is reported with file, field and rule', () => {
+    assert.deepEqual(
+      problems.map((p) => [p.file, p.rule, p.path.join('.')]),
+      [
+        ['opensnitch/allow-always-python-command.json', 'allow-always-python-command', 'operator'],
+        ['opensnitch/deny-always-lists-ads.json', 'deny-always-lists-ads', 'operator'],
+      ],
+    );
+    assert.match(problems[0]!.message, /command line/);
+    assert.ok(notes.some((n) => /expires at/.test(n.message)));
+  });
+
+  test('decisions: a deny on a host and its subdomains wins over an allow for the application', () => {
+    const firefox = {
+      direction: 'outgoing' as const,
+      application: '/usr/lib/firefox/firefox',
+      remotePort: 443,
+    };
+    assert.equal(verdict(policy, connection({ ...firefox, remoteHosts: ['ad.doubleclick.net'] })), 'deny');
+    assert.equal(verdict(policy, connection({ ...firefox, remoteHosts: ['doubleclick.net'] })), 'deny');
+    assert.equal(verdict(policy, connection({ ...firefox, remoteHosts: ['example.org'] })), 'allow');
+    assert.equal(
+      verdict(
+        policy,
+        connection({ direction: 'outgoing', application: '/usr/bin/curl', uid: 1000, remote: '192.168.3.3' }),
+      ),
+      'reject',
+    );
+    assert.equal(
+      verdict(
+        policy,
+        connection({ direction: 'outgoing', application: '/usr/bin/curl', uid: 1000, remote: '2001:db8::1' }),
+      ),
+      'deny',
+    );
+  });
+
+  test('OpenSnitch order: a later deny beats an earlier-named allow; precedence allow beats a later deny', () => {
+    const files = [
+      rule('a-allow-curl', 'allow', simple('process.path', '/usr/bin/curl')),
+      rule('b-deny-port-25', 'deny', simple('dest.port', '25')),
+      rule('0-prio-allow-mail', 'allow', simple('process.path', '/usr/sbin/postfix'), { precedence: true }),
+    ];
+    const { policy: p, problems: probs } = importPolicy('opensnitch', files);
+    assert.deepEqual(probs, []);
+    const out = (application: string) =>
+      verdict(p, connection({ direction: 'outgoing', application, remotePort: 25, protocol: 'tcp' }));
+    assert.equal(out('/usr/bin/curl'), 'deny');
+    assert.equal(out('/usr/sbin/postfix'), 'allow');
+  });
+
+  test('protocol tcp means IPv4 TCP only (OpenSnitch calls IPv6 TCP "tcp6")', () => {
+    const { policy: p } = importPolicy('opensnitch', [rule('deny-tcp', 'deny', simple('protocol', 'tcp'))]);
+    assert.equal(verdict(p, connection({ direction: 'outgoing', remote: '8.8.8.8' })), 'deny');
+    assert.equal(verdict(p, connection({ direction: 'outgoing', remote: '2001:db8::8' })), 'ask');
+  });
+
+  test('regexps: only exact shapes are taken; an unanchored or unescaped pattern is reported', () => {
+    const files = [
+      rule('h1', 'deny', simple('dest.host', '^(.*\\.)?example\\.com$', 'regexp')),
+      rule('h2', 'deny', simple('dest.host', '.*\\.github.com', 'regexp')),
+      rule('h3', 'deny', simple('dest.host', '^(.*\\.)?example.org$', 'regexp')),
+      rule('p1', 'allow', simple('dest.port', '^(53|80|443)$', 'regexp')),
+      rule('a1', 'allow', simple('process.path', '^(/usr/bin/wget|/usr/bin/curl)$', 'regexp')),
+    ];
+    const { policy: p, problems: probs } = importPolicy('opensnitch', files);
+    assert.deepEqual(probs.map((x) => x.rule).sort(), ['h2', 'h3']);
+    assert.deepEqual(p.rules.find((r) => r.name === 'h1')!.remote, [
+      { kind: 'host', name: '*.example.com' },
+      { kind: 'host', name: 'example.com' },
+    ]);
+    assert.deepEqual(p.rules.find((r) => r.name === 'p1')!.remotePorts, [
+      { from: 53, to: 53 },
+      { from: 80, to: 80 },
+      { from: 443, to: 443 },
+    ]);
+    assert.deepEqual(
+      p.rules.filter((r) => r.name.startsWith('a1')).map((r) => r.application),
+      ['/usr/bin/wget', '/usr/bin/curl'],
+    );
+  });
+
+  test('durations: once and until restart are reported; a JSON syntax error names its line', () => {
+    const { problems: probs } = importPolicy('opensnitch', [
+      rule('once', 'allow', simple('process.path', '/bin/x'), { duration: 'once' }),
+      { name: 'broken.json', text: '{\n  "name": "x",\n  "action": allow\n}' },
+    ]);
+    assert.equal(probs.length, 2);
+    assert.match(probs[0]!.message, /duration "once"/);
+    assert.equal(probs[1]!.file, 'broken.json');
+    assert.equal(probs[1]!.line, 3);
+  });
+});
