@@ -321,6 +321,44 @@ describe('web console in Chromium', { skip: chromiumMissing }, () => {
     await page.close();
   });
 
+  test('settings: a bad port is refused at its field; syslog on switches its internal rule on', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await logIn(page, 'alice');
+    await page.getByRole('link', { name: 'Settings' }).click();
+    const syslog = page.getByRole('form', { name: 'Syslog forwarding' });
+    await syslog.getByText('none active').waitFor();
+    await syslog.getByLabel('Enabled', { exact: true }).check();
+    await syslog.locator('input[name="syslog.port"]').fill('70000');
+    await syslog.getByRole('button', { name: 'Save syslog forwarding' }).click();
+    await syslog
+      .locator('label.invalid')
+      .getByText(/1-65535/)
+      .first()
+      .waitFor();
+    await syslog.locator('input[name="syslog.port"]').fill('1514');
+    await syslog.getByLabel(/^Transport/).selectOption('tcp');
+    await syslog.getByRole('button', { name: 'Save syslog forwarding' }).click();
+    await page
+      .getByRole('form', { name: 'Syslog forwarding' })
+      .getByText(/TCP to 127\.0\.0\.1:1514/)
+      .waitFor();
+    const saved = page.getByRole('form', { name: 'Syslog forwarding' });
+    assert.equal(
+      await saved.locator('input[name="syslog.port"]').inputValue(),
+      '1514',
+      'the form shows what is in force',
+    );
+    assert.ok(await saved.locator('input[name="syslog.enabled"]').isChecked());
+    await shot(page, '10-settings');
+    assert.deepEqual(engine.config.settings().syslog, {
+      enabled: true,
+      host: '127.0.0.1',
+      port: 1514,
+      transport: 'tcp',
+    });
+    await page.close();
+  });
+
   test('a read-only auditor sees no editing controls, and the engine refuses a change anyway', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await logIn(page, 'bob');

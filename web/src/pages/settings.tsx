@@ -1,4 +1,7 @@
-/** Settings by section, each with the internal rules it switches (ids as the engine names them). */
+/**
+ * Settings by section, one field per setting (checkbox, number, choice or text), errors at the field,
+ * each section with the internal rules it switches now (ids as the engine names them).
+ */
 import { useState } from 'preact/hooks';
 import { errorText, fieldErrors } from '../api.js';
 import { confirmParam, useEngine, useLoad } from '../context.js';
@@ -13,9 +16,21 @@ const SECTIONS: [string, string, string[]][] = [
   ['syslog', 'Syslog forwarding', ['internal.syslog']],
   ['crashReports', 'Crash reports', ['internal.crash-reports']],
   ['updates', 'Updates', ['internal.update-checker']],
+  ['registration', 'Registration', ['internal.registration']],
   ['proxy', 'Proxy', ['internal.update-checker', 'internal.crash-reports', 'internal.registration']],
+  ['dns', 'DNS', ['internal.dns.engine', 'internal.dns.console']],
+  ['blockedPopups', 'Blocked pop-up reports', ['internal.blocked-popups']],
+  ['metrics', 'Metrics', []],
   ['enforcement', 'Enforcement', []],
 ];
+
+/** Settings whose value is one of a few words (docs/settings.md). */
+const CHOICES: Record<string, string[]> = {
+  'syslog.transport': ['udp', 'tcp', 'tls'],
+  'proxy.mode': ['auto', 'direct', 'manual'],
+  'enforcement.onEngineFailure': ['open', 'closed'],
+  'enforcement.onStop': ['keep', 'remove'],
+};
 
 interface Internal {
   id: string;
@@ -24,51 +39,114 @@ interface Internal {
   because: string;
 }
 
+type Value = boolean | number | string | string[];
+
+/** "askTimeoutSeconds" -> "Ask timeout seconds". */
+function label(key: string): string {
+  const words = key.replace(/([A-Z])/g, ' $1').toLowerCase();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+/** The form's text back into the setting's type (numbers stay text when they are not numbers: the engine says why). */
+function parsed(original: Value, text: string | boolean): unknown {
+  if (typeof original === 'boolean') return text;
+  if (typeof original === 'number') return text !== '' && Number.isFinite(Number(text)) ? Number(text) : text;
+  if (Array.isArray(original))
+    return String(text)
+      .split(',')
+      .map((t) => t.trim())
+      .filter((t) => t !== '');
+  return text;
+}
+
 function Section(props: {
   id: string;
   title: string;
-  value: unknown;
+  value: Record<string, Value>;
   rules: Internal[];
   onSaved: () => void;
 }) {
   const ctx = useEngine();
-  const [text, setText] = useState(JSON.stringify(props.value ?? {}, null, 2));
+  const readOnly = ctx.role !== 'administrator';
+  const initial = () =>
+    Object.fromEntries(
+      Object.entries(props.value).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : v]),
+    ) as Record<string, string | number | boolean>;
+  const [form, setForm] = useState(initial);
+  const [errors, setErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState('');
   const save = async (e: Event) => {
     e.preventDefault();
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (x) {
-      setError(`not JSON: ${(x as Error).message}`);
-      return;
-    }
+    const value = Object.fromEntries(
+      Object.entries(props.value).map(([k, v]) => [k, parsed(v, form[k] as string | boolean)]),
+    );
     try {
       const r = await ctx.call('settings.set', { settings: { [props.id]: value }, ...confirmParam(ctx) });
       ctx.notePending(r.pending as never);
+      setErrors({});
       setError('');
       props.onSaved();
     } catch (x) {
-      const fe = fieldErrors(x);
-      setError(
-        Object.entries(fe)
-          .map(([k, v]) => `${k}: ${v}`)
-          .join('; ') || errorText(x),
-      );
+      setErrors(fieldErrors(x));
+      setError(errorText(x));
     }
+  };
+  const field = (key: string, original: Value) => {
+    const path = `${props.id}.${key}`;
+    const set = (v: string | boolean) => setForm({ ...form, [key]: v });
+    const invalid = errors[key] ? 'invalid' : '';
+    if (typeof original === 'boolean')
+      return (
+        <label key={key} class={`check ${invalid}`}>
+          <input
+            type="checkbox"
+            name={path}
+            checked={Boolean(form[key])}
+            disabled={readOnly}
+            onChange={(e) => set(e.currentTarget.checked)}
+          />{' '}
+          {label(key)}
+          {errors[key] && <span class="error"> {errors[key]}</span>}
+        </label>
+      );
+    const choices = CHOICES[path];
+    return (
+      <label key={key} class={invalid}>
+        {label(key)}
+        {choices ? (
+          <select
+            name={path}
+            value={String(form[key])}
+            disabled={readOnly}
+            onChange={(e) => set(e.currentTarget.value)}
+          >
+            {choices.map((c) => (
+              <option key={c} value={c}>
+                {c}
+              </option>
+            ))}
+          </select>
+        ) : (
+          <input
+            name={path}
+            type="text"
+            inputMode={typeof original === 'number' ? 'numeric' : 'text'}
+            value={String(form[key] ?? '')}
+            readOnly={readOnly}
+            placeholder={Array.isArray(original) ? 'comma-separated; empty: any' : ''}
+            onInput={(e) => set(e.currentTarget.value)}
+          />
+        )}
+        {errors[key] && <span class="error">{errors[key]}</span>}
+      </label>
+    );
   };
   return (
     <form class="card" onSubmit={save} aria-labelledby={`s-${props.id}`}>
       <h2 id={`s-${props.id}`}>{props.title}</h2>
-      <textarea
-        aria-label={`${props.title} settings (JSON)`}
-        rows={Math.min(12, text.split('\n').length + 1)}
-        value={text}
-        readOnly={ctx.role !== 'administrator'}
-        onInput={(e) => setText(e.currentTarget.value)}
-      />
+      <div class="row">{Object.entries(props.value).map(([k, v]) => field(k, v))}</div>
       {error && <p class="error">{error}</p>}
-      {ctx.role === 'administrator' && <button type="submit">Save {props.title.toLowerCase()}</button>}
+      {!readOnly && <button type="submit">Save {props.title.toLowerCase()}</button>}
       <p class="muted">Internal rules this switches now:</p>
       <ul>
         {props.rules.length === 0 && <li class="muted">none active</li>}
@@ -100,10 +178,10 @@ export function SettingsPage() {
         {data &&
           SECTIONS.map(([id, title, ids]) => (
             <Section
-              key={`${id}${version}`}
+              key={`${id}:${version}:${JSON.stringify(data.settings[id])}`}
               id={id}
               title={title}
-              value={data.settings[id]}
+              value={(data.settings[id] ?? {}) as Record<string, Value>}
               rules={data.internal.filter((r) => ids.includes(r.id))}
               onSaved={() => {
                 reload();
