@@ -1,0 +1,115 @@
+/**
+ * The log store's tables and their versions (SQLite `user_version`).
+ *
+ * Version 2 (this one): `log` with integer-coded kind and verdict and the
+ * unfiltered fields packed (see log-row.ts), an FTS5 trigram index `log_text`
+ * over each item's search text that is filled behind the writes (state key
+ * `textSeq` = the highest seq indexed), and `state`.
+ * Version 1 (user_version 0 with a `search` column in `log`, Warden before the
+ * change) is migrated in place, in one transaction, when the store opens.
+ * A newer version is refused (LOG_STORE_VERSION) rather than misread.
+ */
+import type Database from 'better-sqlite3';
+import { ErrorCode, WardenError } from '../errors.js';
+import type { LogItem } from '../protocol/log-item.js';
+import { LOG_COLUMNS, pushRowValues } from './log-row.js';
+
+export const SCHEMA_VERSION = 2;
+
+const SCHEMA = `
+CREATE TABLE log (
+  seq INTEGER PRIMARY KEY,
+  time_ms INTEGER,
+  time TEXT,
+  kind INTEGER NOT NULL,
+  verdict INTEGER,
+  application TEXT,
+  local_address TEXT,
+  remote_address TEXT,
+  fields TEXT NOT NULL
+);
+CREATE INDEX log_time ON log (time_ms);
+CREATE INDEX log_kind ON log (kind, verdict, seq);
+CREATE INDEX log_application ON log (application, verdict, seq);
+CREATE INDEX log_local_address ON log (local_address, seq);
+CREATE INDEX log_remote_address ON log (remote_address, seq);
+CREATE VIRTUAL TABLE log_text USING fts5 (
+  search, content = '', contentless_delete = 1, tokenize = 'trigram case_sensitive 1', detail = 'none'
+);
+CREATE TRIGGER log_text_delete AFTER DELETE ON log BEGIN DELETE FROM log_text WHERE rowid = old.seq; END;
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+`;
+
+/** Old rows migrated per statement. */
+const MIGRATE_PAGE = 5000;
+
+/** Creates, migrates or checks the tables of the log store in `db`. */
+export function prepareSchema(db: Database.Database, path: string): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version === SCHEMA_VERSION) return;
+  if (version > SCHEMA_VERSION) {
+    throw new WardenError(
+      ErrorCode.LOG_STORE_VERSION,
+      `log store ${path} has schema version ${version}; this Warden reads version ${SCHEMA_VERSION}`,
+      {
+        suggestion: `run the newer Warden, or move the file aside (mv ${path} ${path}.new) to start an empty store`,
+      },
+    );
+  }
+  const hasLog = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'log'").get();
+  db.transaction(() => {
+    if (hasLog) migrateFromVersion1(db);
+    else db.exec(SCHEMA);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  })();
+}
+
+interface Version1Row {
+  seq: number;
+  time: string;
+  time_ms: number | null;
+  [column: string]: unknown;
+}
+
+const V1_OPTIONAL = [
+  'verdict',
+  'direction',
+  'protocol',
+  'application',
+  'local',
+  'remote',
+  'host',
+  'rule',
+  'user',
+  'source',
+] as const;
+
+/** Version 1 kept one column per field and a lower-cased search text; every row is rewritten. */
+function migrateFromVersion1(db: Database.Database): void {
+  db.exec('ALTER TABLE log RENAME TO log_v1');
+  for (const index of ['log_time', 'log_application', 'log_local_address', 'log_remote_address'])
+    db.exec(`DROP INDEX IF EXISTS ${index}`);
+  db.exec(SCHEMA);
+  const insert = db.prepare(
+    `INSERT INTO log (${LOG_COLUMNS.join(', ')}) VALUES (${LOG_COLUMNS.map(() => '?').join(', ')})`,
+  );
+  const page = db.prepare('SELECT * FROM log_v1 WHERE seq > ? ORDER BY seq LIMIT ?');
+  for (let after = 0; ; ) {
+    const rows = page.all(after, MIGRATE_PAGE) as Version1Row[];
+    for (const row of rows) {
+      const item: Record<string, unknown> = {
+        seq: row.seq,
+        time: row.time,
+        kind: row.kind,
+        message: row.message,
+      };
+      for (const f of V1_OPTIONAL) if (row[f] !== null && row[f] !== undefined) item[f] = row[f];
+      const values: unknown[] = [];
+      pushRowValues(values, item as LogItem, row.time_ms ?? Number.NaN, false);
+      insert.run(values);
+    }
+    if (rows.length < MIGRATE_PAGE) break;
+    after = rows[rows.length - 1]!.seq;
+  }
+  db.exec('DROP TABLE log_v1');
+}
