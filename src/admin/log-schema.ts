@@ -2,7 +2,9 @@
  * The log store's tables and their versions (SQLite `user_version`).
  *
  * Version 2 (this one): `log` with integer-coded kind and verdict and the
- * unfiltered fields packed (see log-row.ts), an FTS5 trigram index `log_text`
+ * unfiltered fields packed (see log-row.ts); `log_span`, the oldest and newest
+ * time (ms) in each block of SPAN_ITEMS seqs, which turns since/until into a
+ * seq range and drives retention by age without an index on time; an FTS5 trigram index `log_text`
  * over each item's search text that is filled behind the writes (state key
  * `textSeq` = the highest seq indexed), and `state`.
  * Version 1 (user_version 0 with a `search` column in `log`, Warden before the
@@ -16,6 +18,16 @@ import { LOG_COLUMNS, pushRowValues } from './log-row.js';
 
 export const SCHEMA_VERSION = 2;
 
+/** Items per block of `log_span` (block = floor(seq / SPAN_ITEMS)). */
+export const SPAN_ITEMS = 1024;
+
+/** Fills `log_span` from `log` (after a migration, or a bulk load in SQL). */
+export const REBUILD_SPANS = `
+DELETE FROM log_span;
+INSERT INTO log_span (block, min_ms, max_ms, untimed)
+SELECT seq / ${SPAN_ITEMS}, min(time_ms), max(time_ms), max(time_ms IS NULL) FROM log GROUP BY seq / ${SPAN_ITEMS};
+`;
+
 const SCHEMA = `
 CREATE TABLE log (
   seq INTEGER PRIMARY KEY,
@@ -28,7 +40,6 @@ CREATE TABLE log (
   remote_address TEXT,
   fields TEXT NOT NULL
 );
-CREATE INDEX log_time ON log (time_ms);
 CREATE INDEX log_kind ON log (kind, verdict, seq);
 CREATE INDEX log_application ON log (application, verdict, seq);
 CREATE INDEX log_local_address ON log (local_address, seq);
@@ -37,6 +48,7 @@ CREATE VIRTUAL TABLE log_text USING fts5 (
   search, content = '', contentless_delete = 1, tokenize = 'trigram case_sensitive 1', detail = 'none'
 );
 CREATE TRIGGER log_text_delete AFTER DELETE ON log BEGIN DELETE FROM log_text WHERE rowid = old.seq; END;
+CREATE TABLE log_span (block INTEGER PRIMARY KEY, min_ms INTEGER, max_ms INTEGER, untimed INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 `;
 
@@ -112,4 +124,5 @@ function migrateFromVersion1(db: Database.Database): void {
     after = rows[rows.length - 1]!.seq;
   }
   db.exec('DROP TABLE log_v1');
+  db.exec(REBUILD_SPANS);
 }

@@ -39,7 +39,7 @@ import {
   type NewLogItem,
 } from '../protocol/log-item.js';
 import { itemOfRow, kindCodeOf, LOG_COLUMNS, type LogRow, pushRowValues, verdictCodeOf } from './log-row.js';
-import { prepareSchema } from './log-schema.js';
+import { prepareSchema, SPAN_ITEMS } from './log-schema.js';
 import type { LogStore } from './log-store.js';
 
 /** How long items are kept. Without any field, items are kept for ever. */
@@ -106,6 +106,7 @@ export class SqliteLogStore implements LogStore {
   readonly #insertOne: Database.Statement;
   readonly #insertMany: Database.Statement;
   readonly #saveLastSeq: Database.Statement;
+  readonly #saveSpan: Database.Statement;
   readonly #selects = new Map<string, Database.Statement>();
   #pending: LogItem[] = [];
   /** Per pending item: its time in ms when the store made the time, GIVEN_TIME when the caller gave it. */
@@ -133,9 +134,15 @@ export class SqliteLogStore implements LogStore {
     db.pragma('cache_size = -65536');
     prepareSchema(db, path);
     const row = `(${LOG_COLUMNS.map(() => '?').join(', ')})`;
-    const insert = `INSERT INTO log (${LOG_COLUMNS.join(', ')}) VALUES `;
+    const insert = `INSERT OR FAIL INTO log (${LOG_COLUMNS.join(', ')}) VALUES `;
     this.#insertOne = db.prepare(insert + row);
     this.#insertMany = db.prepare(insert + Array(ROWS_PER_INSERT).fill(row).join(', '));
+    this.#saveSpan = db.prepare(
+      `INSERT INTO log_span (block, min_ms, max_ms, untimed) VALUES (?, ?, ?, ?) ON CONFLICT (block) DO UPDATE SET
+        min_ms = coalesce(min(min_ms, excluded.min_ms), min_ms, excluded.min_ms),
+        max_ms = coalesce(max(max_ms, excluded.max_ms), max_ms, excluded.max_ms),
+        untimed = max(untimed, excluded.untimed)`,
+    );
     this.#saveLastSeq = db.prepare(
       "INSERT INTO state (key, value) VALUES ('lastSeq', ?) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
     );
@@ -231,16 +238,38 @@ export class SqliteLogStore implements LogStore {
     this.#transaction ??= this.#db.transaction((batch: LogItem[], times: number[]) => {
       const values: unknown[] = [];
       const full = batch.length - (batch.length % ROWS_PER_INSERT);
+      const span = { block: -1, min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY, untimed: 0 };
+      const saveSpan = () => {
+        if (span.block < 0) return;
+        const finite = span.min !== Number.POSITIVE_INFINITY;
+        this.#saveSpan.run(span.block, finite ? span.min : null, finite ? span.max : null, span.untimed);
+      };
       for (let i = 0; i < batch.length; i++) {
         const item = batch[i]!;
-        const ms = times[i]!;
-        if (ms === GIVEN_TIME) pushRowValues(values, item, Date.parse(item.time), false);
-        else pushRowValues(values, item, ms, true);
+        const given = times[i] === GIVEN_TIME;
+        const ms = given ? Date.parse(item.time) : times[i]!;
+        pushRowValues(values, item, ms, !given);
         if (i < full ? (i + 1) % ROWS_PER_INSERT === 0 : true) {
           (i < full ? this.#insertMany : this.#insertOne).run(values);
           values.length = 0;
         }
+        const block = Math.floor(item.seq / SPAN_ITEMS);
+        if (block !== span.block) {
+          saveSpan();
+          Object.assign(span, {
+            block,
+            min: Number.POSITIVE_INFINITY,
+            max: Number.NEGATIVE_INFINITY,
+            untimed: 0,
+          });
+        }
+        if (Number.isNaN(ms)) span.untimed = 1;
+        else {
+          if (ms < span.min) span.min = ms;
+          if (ms > span.max) span.max = ms;
+        }
       }
+      saveSpan();
       this.#saveLastSeq.run(batch[batch.length - 1]!.seq);
     });
     this.#transaction(batch, times);
@@ -269,6 +298,7 @@ export class SqliteLogStore implements LogStore {
    * transaction; returns how many. (Runs by itself behind the writes; public for tests and benchmarks.)
    */
   indexText(max: number): number {
+    if (max <= 0) return 0;
     this.#indexStep ??= this.#db.transaction((from: number, max: number) => {
       const rows = this.#db
         .prepare(`SELECT ${ITEM_COLUMNS} FROM log WHERE seq > ? ORDER BY seq LIMIT ?`)
@@ -391,10 +421,15 @@ export class SqliteLogStore implements LogStore {
       }
     };
     if (maxAgeDays !== undefined) {
-      const byTime = this.#db.prepare(
-        'DELETE FROM log WHERE seq IN (SELECT seq FROM log WHERE time_ms < ? ORDER BY time_ms LIMIT ?)',
-      );
-      await step(byTime, this.#now() - maxAgeDays * 86_400_000);
+      const byAge = this.#deleteOlderThan(this.#now() - maxAgeDays * 86_400_000);
+      for (;;) {
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.#closed) break;
+        this.flush();
+        const { items, blocks } = byAge();
+        deleted += items;
+        if (blocks === 0) break;
+      }
     }
     const keep = Math.min(maxItems ?? Number.POSITIVE_INFINITY, this.#itemsFittingIn(maxBytes));
     if (Number.isFinite(keep) && !this.#closed) {
@@ -404,7 +439,37 @@ export class SqliteLogStore implements LogStore {
       );
       await step(bySeq, this.#lastSeq - Math.max(0, Math.floor(keep)) + 1);
     }
+    if (!this.#closed)
+      this.#db.prepare(`DELETE FROM log_span WHERE block < (SELECT min(seq) FROM log) / ${SPAN_ITEMS}`).run();
     return deleted;
+  }
+
+  /**
+   * A transaction deleting the items older than `cutoff` (ms) in the next
+   * blocks whose oldest time is older, RETENTION_BATCH items' worth, and
+   * narrowing those blocks' spans to what is left.
+   */
+  #deleteOlderThan(cutoff: number): () => { items: number; blocks: number } {
+    const db = this.#db;
+    const blocks = db.prepare('SELECT block FROM log_span WHERE min_ms < ? ORDER BY block LIMIT ?').pluck();
+    const remove = db.prepare('DELETE FROM log WHERE seq >= ? AND seq < ? AND time_ms < ?');
+    const left = db.prepare(
+      'SELECT min(time_ms) AS lo, max(time_ms) AS hi, count(*) AS n FROM log WHERE seq >= ? AND seq < ?',
+    );
+    const narrow = db.prepare('UPDATE log_span SET min_ms = ?, max_ms = ? WHERE block = ?');
+    const drop = db.prepare('DELETE FROM log_span WHERE block = ?');
+    return db.transaction(() => {
+      let items = 0;
+      const found = blocks.all(cutoff, Math.ceil(RETENTION_BATCH / SPAN_ITEMS)) as number[];
+      for (const block of found) {
+        const lo = block * SPAN_ITEMS;
+        items += remove.run(lo, lo + SPAN_ITEMS, cutoff).changes;
+        const rest = left.get(lo, lo + SPAN_ITEMS) as { lo: number | null; hi: number | null; n: number };
+        if (rest.n === 0) drop.run(block);
+        else narrow.run(rest.lo, rest.hi, block);
+      }
+      return { items, blocks: found.length };
+    });
   }
 
   /** How many items fit in `maxBytes` at the current average size per item (Infinity without a limit). */
@@ -431,8 +496,10 @@ export class SqliteLogStore implements LogStore {
    * characters or more and no application or address filter narrows better.
    */
   #select(q: Omit<LogQueryParsed, 'limit'>, limit: number): LogItem[] {
-    const from = q.fromSeq ?? 1;
-    if (q.text === undefined) return this.#rows(q, from, Number.MAX_SAFE_INTEGER, limit).map(itemOfRow);
+    const range = this.#seqRange(q);
+    if (range === undefined) return [];
+    const { from, to } = range;
+    if (q.text === undefined) return this.#rows(q, from, to, limit).map(itemOfRow);
     const needle = q.text.toLowerCase();
     const items: LogItem[] = [];
     const take = (rows: Iterable<LogRow>) => {
@@ -451,7 +518,7 @@ export class SqliteLogStore implements LogStore {
       from <= this.#textSeq
     ) {
       const { where, args } = filters(q);
-      args.unshift(terms, from, this.#textSeq);
+      args.unshift(terms, from, Math.min(to, this.#textSeq));
       take(
         this.#statement(
           `SELECT ${ITEM_COLUMNS} FROM log_text JOIN log ON log.seq = log_text.rowid WHERE log_text MATCH ? AND log_text.rowid >= ? AND log_text.rowid <= ?${where.map((w) => ` AND ${w}`).join('')} ORDER BY log_text.rowid`,
@@ -459,8 +526,29 @@ export class SqliteLogStore implements LogStore {
       );
       scanFrom = this.#textSeq + 1;
     }
-    if (items.length < limit) take(this.#rowsIterator(q, scanFrom));
+    if (items.length < limit && scanFrom <= to) take(this.#rowsIterator(q, scanFrom, to));
     return items;
+  }
+
+  /** The seqs that can hold items of the query's time bounds, from the blocks' spans; undefined when none can. */
+  #seqRange(q: Omit<LogQueryParsed, 'limit'>): { from: number; to: number } | undefined {
+    let from = q.fromSeq ?? 1;
+    let to = Number.MAX_SAFE_INTEGER;
+    if (q.since !== undefined) {
+      const first = this.#statement('SELECT min(block) FROM log_span WHERE max_ms >= ? OR untimed')
+        .pluck()
+        .get(Date.parse(q.since)) as number | null;
+      if (first === null) return undefined;
+      from = Math.max(from, first * SPAN_ITEMS);
+    }
+    if (q.until !== undefined) {
+      const last = this.#statement('SELECT max(block) FROM log_span WHERE min_ms <= ? OR untimed')
+        .pluck()
+        .get(Date.parse(q.until)) as number | null;
+      if (last === null) return undefined;
+      to = (last + 1) * SPAN_ITEMS - 1;
+    }
+    return from <= to ? { from, to } : undefined;
   }
 
   /** Rows passing the filters other than text, from seq `from` to `to`, oldest first. */
@@ -473,11 +561,11 @@ export class SqliteLogStore implements LogStore {
     ).all(args) as LogRow[];
   }
 
-  #rowsIterator(q: Omit<LogQueryParsed, 'limit'>, from: number): Iterable<LogRow> {
+  #rowsIterator(q: Omit<LogQueryParsed, 'limit'>, from: number, to: number): Iterable<LogRow> {
     const { where, args } = filters(q);
-    args.unshift(from);
+    args.unshift(from, to);
     return this.#statement(
-      `SELECT ${ITEM_COLUMNS} FROM log WHERE log.seq >= ?${where.map((w) => ` AND ${w}`).join('')} ORDER BY log.seq`,
+      `SELECT ${ITEM_COLUMNS} FROM log WHERE log.seq >= ? AND log.seq <= ?${where.map((w) => ` AND ${w}`).join('')} ORDER BY log.seq`,
     ).iterate(args) as Iterable<LogRow>;
   }
 
