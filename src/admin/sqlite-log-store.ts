@@ -24,10 +24,16 @@
  * RETENTION_BATCH rows with a turn of the event loop between them, so it never
  * holds the database for long. Items whose time does not parse are never aged out.
  *
- * Text search: each row keeps its lower-cased search text (logItemSearchText,
- * the very function logItemMatches uses) and `text` is instr() over it: a scan
- * in seq order that stops at `limit`, narrowed first by the indexed filters.
- * (An FTS5 trigram index made it exact-and-indexed but cut inserts 2-3 fold.)
+ * Layout and versions: log-schema.ts, log-row.ts. Time bounds become a seq
+ * range through per-block time spans (no index on time).
+ *
+ * Text search: a contentless FTS5 trigram index over each item's lower-cased
+ * search text (logItemSearchText, the very function logItemMatches uses),
+ * filled behind the writes TEXT_INDEX_STEP items per turn of the event loop,
+ * so that it does not slow the writes; items past its end are scanned. The
+ * index only narrows: every candidate is compared in JS. Needles under 3
+ * characters, and text with an application or address filter, are a scan in
+ * seq order narrowed by the other filters, which stops at `limit`.
  */
 import type { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
@@ -38,7 +44,8 @@ import {
   logItemSearchText,
   type NewLogItem,
 } from '../protocol/log-item.js';
-import { itemOfRow, kindCodeOf, LOG_COLUMNS, type LogRow, pushRowValues, verdictCodeOf } from './log-row.js';
+import { filters, ITEM_COLUMNS, trigramTerms } from './log-query-sql.js';
+import { itemOfRow, LOG_COLUMNS, type LogRow, pushRowValues } from './log-row.js';
 import { prepareSchema, SPAN_ITEMS } from './log-schema.js';
 import type { LogStore } from './log-store.js';
 
@@ -585,52 +592,4 @@ export class SqliteLogStore implements LogStore {
       cause: e,
     });
   }
-}
-
-const ITEM_COLUMNS = 'log.seq, log.time_ms, log.time, log.kind, log.verdict, log.application, log.fields';
-
-/** SQL conditions (and their arguments) for the filters other than fromSeq and text. */
-function filters(q: Omit<LogQueryParsed, 'limit'>): { where: string[]; args: unknown[] } {
-  const where: string[] = [];
-  const args: unknown[] = [];
-  if (q.kind !== undefined) {
-    where.push('log.kind = ?');
-    args.push(kindCodeOf(q.kind));
-  }
-  if (q.verdict !== undefined) {
-    where.push('log.verdict = ?');
-    args.push(verdictCodeOf(q.verdict));
-  }
-  if (q.application !== undefined) {
-    where.push('log.application = ?');
-    args.push(q.application);
-  }
-  if (q.address !== undefined) {
-    where.push('(log.local_address = ? OR log.remote_address = ?)');
-    args.push(q.address, q.address);
-  }
-  // An item whose time does not parse passes time bounds, as in logItemMatches (NaN compares false).
-  if (q.since !== undefined) {
-    where.push('(log.time_ms >= ? OR log.time_ms IS NULL)');
-    args.push(Date.parse(q.since));
-  }
-  if (q.until !== undefined) {
-    where.push('(log.time_ms <= ? OR log.time_ms IS NULL)');
-    args.push(Date.parse(q.until));
-  }
-  return { where, args };
-}
-
-/**
- * An FTS5 query (every term must occur) over the trigram index for a lower-cased
- * needle: its trigrams from the start in steps of 3, and the last one. Undefined
- * under 3 characters, which the trigram index cannot look up.
- */
-function trigramTerms(needle: string): string | undefined {
-  const chars = [...needle];
-  if (chars.length < 3) return undefined;
-  const terms = new Set<string>();
-  for (let i = 0; i + 3 <= chars.length; i += 3) terms.add(chars.slice(i, i + 3).join(''));
-  terms.add(chars.slice(-3).join(''));
-  return [...terms].map((t) => `"${t.replaceAll('"', '""')}"`).join(' ');
 }
