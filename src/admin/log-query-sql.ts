@@ -21,6 +21,9 @@ export function filters(q: Omit<LogQueryParsed, 'limit'>): { where: string[]; ar
     where.push('log.verdict = ?');
     args.push(verdictCodeOf(q.verdict));
   }
+  // Conditions true of every item such a query matches, in the words of the partial indexes' WHERE.
+  if (q.kind !== undefined && kindCodeOf(q.kind) > 0) where.push('log.kind > 0');
+  if (q.verdict !== undefined && verdictCodeOf(q.verdict) > 1) where.push('log.verdict > 1');
   if (q.application !== undefined) {
     where.push('log.application = ?');
     args.push(q.application);

@@ -40,7 +40,9 @@ CREATE TABLE log (
   remote_address TEXT,
   fields TEXT NOT NULL
 );
-CREATE INDEX log_kind ON log (kind, verdict, seq);
+-- Only the rare items (not connections; verdict reject or ask): the bulk is written without touching them.
+CREATE INDEX log_rare_kind ON log (kind, seq) WHERE kind > 0;
+CREATE INDEX log_rare_verdict ON log (verdict, seq) WHERE verdict > 1;
 CREATE INDEX log_application ON log (application, verdict, seq);
 CREATE INDEX log_local_address ON log (local_address, seq);
 CREATE INDEX log_remote_address ON log (remote_address, seq);

@@ -138,7 +138,8 @@ export class SqliteLogStore implements LogStore {
       options.onError ?? ((e) => process.emitWarning(`${e.message}`, { code: e.code, detail: e.suggestion }));
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
-    db.pragma('cache_size = -65536');
+    // 16 MiB of page cache: the engine's memory budget (issue 5) is 200 MB; the OS caches the file as well.
+    db.pragma('cache_size = -16384');
     prepareSchema(db, path);
     const row = `(${LOG_COLUMNS.map(() => '?').join(', ')})`;
     const insert = `INSERT OR FAIL INTO log (${LOG_COLUMNS.join(', ')}) VALUES `;
