@@ -13,8 +13,8 @@
  */
 import type Database from 'better-sqlite3';
 import { ErrorCode, WardenError } from '../errors.js';
-import type { LogItem } from '../protocol/log-item.js';
-import { LOG_COLUMNS, pushRowValues } from './log-row.js';
+import { LOG_KINDS } from '../protocol/log-item.js';
+import { VERDICTS } from './log-row.js';
 
 export const SCHEMA_VERSION = 2;
 
@@ -54,9 +54,6 @@ CREATE TABLE log_span (block INTEGER PRIMARY KEY, min_ms INTEGER, max_ms INTEGER
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 `;
 
-/** Old rows migrated per statement. */
-const MIGRATE_PAGE = 5000;
-
 /** Creates, migrates or checks the tables of the log store in `db`. */
 export function prepareSchema(db: Database.Database, path: string): void {
   const version = db.pragma('user_version', { simple: true }) as number;
@@ -78,53 +75,28 @@ export function prepareSchema(db: Database.Database, path: string): void {
   })();
 }
 
-interface Version1Row {
-  seq: number;
-  time: string;
-  time_ms: number | null;
-  [column: string]: unknown;
-}
+const V1_PACKED = ['direction', 'protocol', 'local', 'remote', 'host', 'rule', 'user', 'source', 'message'];
 
-const V1_OPTIONAL = [
-  'verdict',
-  'direction',
-  'protocol',
-  'application',
-  'local',
-  'remote',
-  'host',
-  'rule',
-  'user',
-  'source',
-] as const;
-
-/** Version 1 kept one column per field and a lower-cased search text; every row is rewritten. */
+/**
+ * Version 1 kept one column per field and a lower-cased search text; every row
+ * is rewritten by one INSERT ... SELECT that packs as log-row.ts does (the JSON
+ * form when a value holds U+001F, U+001E or NUL).
+ */
 function migrateFromVersion1(db: Database.Database): void {
   db.exec('ALTER TABLE log RENAME TO log_v1');
   for (const index of ['log_time', 'log_application', 'log_local_address', 'log_remote_address'])
     db.exec(`DROP INDEX IF EXISTS ${index}`);
   db.exec(SCHEMA);
-  const insert = db.prepare(
-    `INSERT INTO log (${LOG_COLUMNS.join(', ')}) VALUES (${LOG_COLUMNS.map(() => '?').join(', ')})`,
-  );
-  const page = db.prepare('SELECT * FROM log_v1 WHERE seq > ? ORDER BY seq LIMIT ?');
-  for (let after = 0; ; ) {
-    const rows = page.all(after, MIGRATE_PAGE) as Version1Row[];
-    for (const row of rows) {
-      const item: Record<string, unknown> = {
-        seq: row.seq,
-        time: row.time,
-        kind: row.kind,
-        message: row.message,
-      };
-      for (const f of V1_OPTIONAL) if (row[f] !== null && row[f] !== undefined) item[f] = row[f];
-      const values: unknown[] = [];
-      pushRowValues(values, item as LogItem, row.time_ms ?? Number.NaN, false);
-      insert.run(values);
-    }
-    if (rows.length < MIGRATE_PAGE) break;
-    after = rows[rows.length - 1]!.seq;
-  }
-  db.exec('DROP TABLE log_v1');
-  db.exec(REBUILD_SPANS);
+  const odd = V1_PACKED.map((f) => `instr(${f}, char(31)) OR instr(${f}, char(30)) OR instr(${f}, char(0))`);
+  const joined = V1_PACKED.map((f) => `coalesce(${f}, char(0))`).join(' || char(31) || ');
+  const json = `char(30) || json_patch('{}', json_object(${V1_PACKED.map((f) => `'${f}', ${f}`).join(', ')}))`;
+  const code = (column: string, names: readonly string[]) =>
+    `CASE ${column} ${names.map((n, i) => `WHEN '${n}' THEN ${i}`).join(' ')} END`;
+  db.exec(`
+INSERT INTO log (seq, time_ms, time, kind, verdict, application, local_address, remote_address, fields)
+SELECT seq, time_ms, time, ${code('kind', LOG_KINDS)}, ${code('verdict', VERDICTS)}, application, local_address,
+  remote_address, CASE WHEN ${odd.join(' OR ')} THEN ${json} ELSE ${joined} END
+FROM log_v1;
+DROP TABLE log_v1;
+${REBUILD_SPANS}`);
 }

@@ -76,8 +76,8 @@ export type LogExportQuery = Omit<LogQueryParsed, 'limit'> & { limit?: number };
 export const BATCH_SIZE = 10_000;
 /** Rows deleted per retention transaction. */
 export const RETENTION_BATCH = 5000;
-/** Rows added to the text index per step (one transaction, then a turn of the event loop). */
-export const TEXT_INDEX_STEP = 5000;
+/** Rows added to the text index per step (one transaction, some 10-20 ms, then a turn of the event loop). */
+export const TEXT_INDEX_STEP = 1000;
 const EXPORT_PAGE = 1000;
 /** Rows per multi-row INSERT statement. */
 const ROWS_PER_INSERT = 32;
@@ -307,20 +307,21 @@ export class SqliteLogStore implements LogStore {
    */
   indexText(max: number): number {
     if (max <= 0) return 0;
-    this.#indexStep ??= this.#db.transaction((from: number, max: number) => {
-      const rows = this.#db
-        .prepare(`SELECT ${ITEM_COLUMNS} FROM log WHERE seq > ? ORDER BY seq LIMIT ?`)
-        .all(from, max) as LogRow[];
-      const add = this.#db.prepare('INSERT INTO log_text (rowid, search) VALUES (?, ?)');
-      for (const row of rows) add.run(row.seq, logItemSearchText(itemOfRow(row)));
-      const end = rows.length < max ? this.#lastSeq - this.#pending.length : rows[rows.length - 1]!.seq;
-      this.#db
-        .prepare(
-          "INSERT INTO state (key, value) VALUES ('textSeq', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .run(end);
-      return { count: rows.length, end };
-    });
+    if (this.#indexStep === undefined) {
+      const db = this.#db;
+      const read = db.prepare(`SELECT ${ITEM_COLUMNS} FROM log WHERE seq > ? ORDER BY seq LIMIT ?`);
+      const add = db.prepare('INSERT INTO log_text (rowid, search) VALUES (?, ?)');
+      const save = db.prepare(
+        "INSERT INTO state (key, value) VALUES ('textSeq', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      );
+      this.#indexStep = db.transaction((from: number, max: number) => {
+        const rows = read.all(from, max) as LogRow[];
+        for (const row of rows) add.run(row.seq, logItemSearchText(itemOfRow(row)));
+        const end = rows.length < max ? this.#lastSeq - this.#pending.length : rows[rows.length - 1]!.seq;
+        save.run(end);
+        return { count: rows.length, end };
+      });
+    }
     const { count, end } = this.#indexStep(this.#textSeq, max);
     this.#textSeq = end;
     return count;
