@@ -30,6 +30,8 @@ interface Figures {
   rssStart: number;
   rssQueries: number;
   heapQueries: number;
+  /** The highest RSS the process ever had (getrusage), transient garbage included. */
+  peak: number;
 }
 
 /** A policy of `n` simple rules (as bench/ruleset.bench.ts makes them), in YAML. */
@@ -91,6 +93,7 @@ async function child(dir: string): Promise<void> {
     rssStart,
     rssQueries: usage.rss,
     heapQueries: usage.heapUsed,
+    peak: process.resourceUsage().maxRSS * 1024,
   };
   if (process.env.BENCH_PHASES) process.stderr.write(`${JSON.stringify(phases)}\n`);
   await engine.stop();
@@ -127,16 +130,16 @@ if (process.argv[2] === 'child') {
     const big = measure(loaded);
     const row = (label: string, f: Figures) =>
       console.log(
-        `${label.padEnd(44)} start ${fmt(f.startMs).padStart(6)} ms   RSS after start ${fmt(f.rssStart / MB, 1).padStart(6)} MB   after queries ${fmt(f.rssQueries / MB, 1).padStart(6)} MB (JS heap ${fmt(f.heapQueries / MB, 1)} MB)`,
+        `${label.padEnd(44)} start ${fmt(f.startMs).padStart(6)} ms   RSS after start ${fmt(f.rssStart / MB, 1).padStart(6)} MB   after queries ${fmt(f.rssQueries / MB, 1).padStart(6)} MB (JS heap ${fmt(f.heapQueries / MB, 1)} MB)   peak ${fmt(f.peak / MB, 1)} MB`,
       );
     row(`baseline: default policy, empty store`, base);
     row(`${fmt(big.rules)} compiled rules, ${fmt(big.items)} items`, big);
-    const peak = Math.max(big.rssStart, big.rssQueries);
+    const steady = Math.max(big.rssStart, big.rssQueries);
     console.log(
       `difference (after queries):                  ${fmt((big.rssQueries - base.rssQueries) / MB, 1)} MB`,
     );
     console.log(
-      `ratio to baseline:                           ${fmt(big.rssQueries / base.rssQueries, 2)}x; target under 200 MB: ${peak < 200 * MB ? 'met' : 'MISSED'} (${fmt(peak / MB, 1)} MB)`,
+      `ratio to baseline:                           ${fmt(big.rssQueries / base.rssQueries, 2)}x; target under 200 MB: ${steady < 200 * MB ? 'met' : 'MISSED'} (${fmt(steady / MB, 1)} MB after start and after queries; peak while starting ${fmt(big.peak / MB, 1)} MB)`,
     );
   } finally {
     rmSync(root, { recursive: true, force: true });
