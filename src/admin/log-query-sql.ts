@@ -45,15 +45,20 @@ export function filters(q: Omit<LogQueryParsed, 'limit'>): { where: string[]; ar
 }
 
 /**
- * An FTS5 query (every term must occur) over the trigram index for a lower-cased
- * needle: its trigrams from the start in steps of 3, and the last one. Undefined
- * under 3 characters, which the trigram index cannot look up.
+ * The trigrams of a lower-cased needle the text index is asked for: from the
+ * start in steps of 3, and the last one. Undefined under 3 characters, which
+ * the trigram index cannot look up.
  */
-export function trigramTerms(needle: string): string | undefined {
+export function trigramsOf(needle: string): string[] | undefined {
   const chars = [...needle];
   if (chars.length < 3) return undefined;
   const terms = new Set<string>();
   for (let i = 0; i + 3 <= chars.length; i += 3) terms.add(chars.slice(i, i + 3).join(''));
   terms.add(chars.slice(-3).join(''));
-  return [...terms].map((t) => `"${t.replaceAll('"', '""')}"`).join(' ');
+  return [...terms];
+}
+
+/** An FTS5 query: every one of the trigrams must occur. */
+export function ftsQuery(trigrams: readonly string[]): string {
+  return trigrams.map((t) => `"${t.replaceAll('"', '""')}"`).join(' ');
 }

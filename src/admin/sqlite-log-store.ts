@@ -44,7 +44,7 @@ import {
   logItemSearchText,
   type NewLogItem,
 } from '../protocol/log-item.js';
-import { filters, ITEM_COLUMNS, trigramTerms } from './log-query-sql.js';
+import { filters, ftsQuery, ITEM_COLUMNS, trigramsOf } from './log-query-sql.js';
 import { itemOfRow, LOG_COLUMNS, type LogRow, pushRowValues } from './log-row.js';
 import { prepareSchema, SPAN_ITEMS } from './log-schema.js';
 import type { LogStore } from './log-store.js';
@@ -79,6 +79,9 @@ export const RETENTION_BATCH = 5000;
 /** Rows added to the text index per step (one transaction, some 10-20 ms, then a turn of the event loop). */
 export const TEXT_INDEX_STEP = 1000;
 const EXPORT_PAGE = 1000;
+/** Trigrams of a needle asked of the text index, and how many newest items rank them. */
+const RAREST_TRIGRAMS = 3;
+const TRIGRAM_SAMPLE = 1000;
 /** Rows per multi-row INSERT statement. */
 const ROWS_PER_INSERT = 32;
 /** Marks a pending item whose time the caller gave (parsed when written). */
@@ -518,16 +521,16 @@ export class SqliteLogStore implements LogStore {
         if (items.length >= limit) break;
       }
     };
-    const terms = trigramTerms(needle);
+    const trigrams = trigramsOf(needle);
     let scanFrom = from;
     if (
-      terms !== undefined &&
+      trigrams !== undefined &&
       q.application === undefined &&
       q.address === undefined &&
       from <= this.#textSeq
     ) {
       const { where, args } = filters(q);
-      args.unshift(terms, from, Math.min(to, this.#textSeq));
+      args.unshift(this.#rarest(trigrams), from, Math.min(to, this.#textSeq));
       take(
         this.#statement(
           `SELECT ${ITEM_COLUMNS} FROM log_text JOIN log ON log.seq = log_text.rowid WHERE log_text MATCH ? AND log_text.rowid >= ? AND log_text.rowid <= ?${where.map((w) => ` AND ${w}`).join('')} ORDER BY log_text.rowid`,
@@ -537,6 +540,23 @@ export class SqliteLogStore implements LogStore {
     }
     if (items.length < limit && scanFrom <= to) take(this.#rowsIterator(q, scanFrom, to));
     return items;
+  }
+
+  /**
+   * The FTS5 query of the (at most) RAREST_TRIGRAMS rarest trigrams: asking for
+   * common ones as well costs more than comparing the few more candidates in JS.
+   * Rarity: how far back the newest TRIGRAM_SAMPLE items holding the trigram
+   * reach (an index walk from the end that stops there; none at all is rarest).
+   */
+  #rarest(trigrams: string[]): string {
+    if (trigrams.length <= RAREST_TRIGRAMS) return ftsQuery(trigrams);
+    const reach = this.#statement(
+      `SELECT min(rowid) FROM (SELECT rowid FROM log_text WHERE log_text MATCH ? ORDER BY rowid DESC LIMIT ${TRIGRAM_SAMPLE})`,
+    ).pluck();
+    const ranked = trigrams
+      .map((t) => ({ t, oldest: (reach.get(ftsQuery([t])) as number | null) ?? Number.NEGATIVE_INFINITY }))
+      .sort((a, b) => a.oldest - b.oldest);
+    return ftsQuery(ranked.slice(0, RAREST_TRIGRAMS).map((r) => r.t));
   }
 
   /** The seqs that can hold items of the query's time bounds, from the blocks' spans; undefined when none can. */
