@@ -100,3 +100,22 @@ FROM log_v1;
 DROP TABLE log_v1;
 ${REBUILD_SPANS}`);
 }
+
+/** True for the SQLite errors that mean "this file is not (any more) a sound database". */
+export function isCorruption(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT' || code === 'SQLITE_CORRUPT_VTAB';
+}
+
+/** LOG_STORE_CORRUPT naming the file and what SQLite said. */
+export function corruptError(path: string, e: unknown): WardenError {
+  const what = e instanceof Error ? e.message : String(e);
+  return new WardenError(
+    ErrorCode.LOG_STORE_CORRUPT,
+    `log store ${path} is not a usable SQLite database (${what})`,
+    {
+      suggestion: `stop the engine, move the file aside (mv ${path} ${path}.corrupt) and start it again: a new, empty log store is created`,
+      cause: e,
+    },
+  );
+}

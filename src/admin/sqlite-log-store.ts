@@ -9,15 +9,9 @@
  * (setImmediate) or as soon as BATCH_SIZE items wait, whichever comes first.
  * query(), exportJsonLines() and close() write the waiting batch first.
  *
- * Durability, precisely:
- * - A process crash (kill -9, an uncaught exception) loses at most the items
- *   not yet flushed: those appended in the current event-loop turn, at most
- *   BATCH_SIZE. Every committed batch survives (it is in the WAL file).
- * - A power loss or kernel crash can also lose batches committed since the
- *   last WAL checkpoint (synchronous=NORMAL syncs the WAL at checkpoints only).
- * - Neither ever tears the database: a batch is one transaction, there whole or
- *   not at all, and sequence numbers stay gap-free after a restart (numbering
- *   continues after the highest number stored or recorded).
+ * Durability (docs/log-store.md): a process crash loses at most the items not
+ * yet flushed; a power loss can also lose batches committed since the last WAL
+ * checkpoint (synchronous=NORMAL); neither tears the database or leaves a gap.
  *
  * Retention (by age, and by item count or file size) runs when the store opens
  * and then periodically, deleting the oldest items in transactions of
@@ -46,7 +40,7 @@ import {
 } from '../protocol/log-item.js';
 import { filters, ftsQuery, ITEM_COLUMNS, trigramsOf } from './log-query-sql.js';
 import { itemOfRow, LOG_COLUMNS, type LogRow, pushRowValues } from './log-row.js';
-import { prepareSchema, SPAN_ITEMS } from './log-schema.js';
+import { corruptError, isCorruption, prepareSchema, SPAN_ITEMS } from './log-schema.js';
 import type { LogStore } from './log-store.js';
 
 /** How long items are kept. Without any field, items are kept for ever. */
@@ -86,24 +80,6 @@ const TRIGRAM_SAMPLE = 1000;
 const ROWS_PER_INSERT = 32;
 /** Marks a pending item whose time the caller gave (parsed when written). */
 const GIVEN_TIME = Number.NEGATIVE_INFINITY;
-
-/** True for the SQLite errors that mean "this file is not (any more) a sound database". */
-function isCorruption(e: unknown): boolean {
-  const code = (e as { code?: unknown } | null)?.code;
-  return code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT' || code === 'SQLITE_CORRUPT_VTAB';
-}
-
-function corruptError(path: string, e: unknown): WardenError {
-  const what = e instanceof Error ? e.message : String(e);
-  return new WardenError(
-    ErrorCode.LOG_STORE_CORRUPT,
-    `log store ${path} is not a usable SQLite database (${what})`,
-    {
-      suggestion: `stop the engine, move the file aside (mv ${path} ${path}.corrupt) and start it again: a new, empty log store is created`,
-      cause: e,
-    },
-  );
-}
 
 /** A LogStore in a SQLite file. */
 export class SqliteLogStore implements LogStore {
