@@ -1,100 +1,87 @@
 /**
  * Log store benchmark. Inserts per second through SqliteLogStore.append
  * (batched transactions) against a baseline of one transaction per item on the
- * same schema, measured in the same run; then filtered queries over a store of
- * BENCH_ROWS items (default 10 million, generated with one INSERT ... SELECT
- * over a recursive CTE), and the file size.
- * Run: npm run bench:log-store   (BENCH_ROWS=1000000 for a quicker run)
+ * same schema, measured in the same run, and how fast the text index catches
+ * up behind them; then logs.query filters over a store of N items (made in SQL
+ * by bench/log-fixture.ts), and the file size.
+ * Run: npm run bench:log-store [-- N]   (or BENCH_ROWS=N; default 1,000,000; BENCH_INSERTS=200000)
  */
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import Database from 'better-sqlite3';
 import { SqliteLogStore } from '../src/admin/sqlite-log-store.js';
-import { logQuerySchema, type NewLogItem } from '../src/protocol/log-item.js';
+import { logQuerySchema } from '../src/protocol/log-item.js';
+import { benchItem, makeLogStore, T0 } from './log-fixture.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'warden-bench-log-'));
 const fmt = (n: number, d = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
-const T0 = Date.parse('2026-01-01T00:00:00Z');
+const cpuSeconds = (since: NodeJS.CpuUsage) => {
+  const u = process.cpuUsage(since);
+  return (u.user + u.system) / 1e6;
+};
 
-function item(i: number): NewLogItem {
-  return {
-    time: new Date(T0 + i * 10).toISOString(),
-    kind: 'connection',
-    verdict: i % 4 === 0 ? 'deny' : 'allow',
-    direction: 'outgoing',
-    protocol: 'tcp',
-    application: `/usr/bin/app${i % 100}`,
-    local: `10.0.0.1:${30000 + (i % 30000)}`,
-    remote: `93.184.${(i >> 8) % 256}.${i % 256}:443`,
-    host: `host${i % 5000}.example.com`,
-    rule: `rule-${i % 50}`,
-    message: `Outgoing TCP connection ${i}`,
-  };
-}
-
-function insertRate(path: string, count: number, perItemTransaction: boolean): number {
-  const store = SqliteLogStore.open(path);
-  const items = Array.from({ length: count }, (_, i) => item(i));
+/** Items per second (wall clock and per CPU second) through append; the store stays open for the text index. */
+function insertRate(path: string, count: number, perItemTransaction: boolean) {
+  let i = 0;
+  const store = SqliteLogStore.open(path, { now: () => T0 + i * 10 });
+  const items = Array.from({ length: count }, (_, k) => benchItem(k));
+  const cpu = process.cpuUsage();
   const t0 = performance.now();
-  for (const it of items) {
-    store.append(it);
+  for (; i < count; i++) {
+    store.append(items[i]!);
     if (perItemTransaction) store.flush();
   }
   store.flush();
-  const seconds = (performance.now() - t0) / 1000;
-  void store.close();
-  return count / seconds;
+  return { store, wall: count / ((performance.now() - t0) / 1000), cpu: count / cpuSeconds(cpu) };
 }
 
 const N = Number(process.env.BENCH_INSERTS ?? 200_000);
 const batched = insertRate(join(dir, 'batched.db'), N, false);
 const single = insertRate(join(dir, 'single.db'), Math.min(N, 20_000), true);
-console.log(`inserts, batched transactions:        ${fmt(batched)} items/s`);
-console.log(`inserts, one transaction per item:    ${fmt(single)} items/s (baseline)`);
-console.log(`ratio batched / baseline:             ${fmt(batched / single, 1)}x`);
+await single.store.close();
+const cpu = process.cpuUsage();
+const t1 = performance.now();
+let indexed = 0;
+for (let n = batched.store.indexText(5000); n > 0; n = batched.store.indexText(5000)) indexed += n;
+const indexRate = indexed / ((performance.now() - t1) / 1000);
+const indexCpuRate = indexed / cpuSeconds(cpu);
+await batched.store.close();
+const line = (label: string, r: { wall: number; cpu: number }, note = '') =>
+  console.log(`${label.padEnd(38)}${fmt(r.wall).padStart(9)} items/s (${fmt(r.cpu)} per CPU second)${note}`);
+line('inserts, batched transactions:', batched);
+line('inserts, one transaction per item:', single, ' (baseline)');
+console.log(`ratio batched / baseline:             ${fmt(batched.wall / single.wall, 1)}x`);
+line('text index, catching up behind:', { wall: indexRate, cpu: indexCpuRate });
+const sustained = 1 / (1 / batched.wall + 1 / indexRate);
+console.log(`sustained (insert + text index):      ${fmt(sustained)} items/s`);
 
-// A big store: created through SqliteLogStore (schema), filled in SQL, reopened.
-const rows = Number(process.env.BENCH_ROWS ?? 10_000_000);
+const rows = Number(process.argv[2] ?? process.env.BENCH_ROWS ?? 1_000_000);
 const big = join(dir, 'big.db');
-await SqliteLogStore.open(big).close();
 const t0 = performance.now();
-const db = new Database(big);
-db.pragma('journal_mode = WAL');
-db.pragma('synchronous = OFF');
-db.pragma('cache_size = -262144');
-db.exec(`
-WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ${rows - 1})
-INSERT INTO log (seq, time, time_ms, kind, verdict, direction, protocol, application, local, remote,
-  local_address, remote_address, host, rule, message, search)
-SELECT i + 1, strftime('%Y-%m-%dT%H:%M:%fZ', (${T0} + i * 10) / 1000.0, 'unixepoch'), ${T0} + i * 10,
-  'connection', CASE WHEN i % 4 = 0 THEN 'deny' ELSE 'allow' END, 'outgoing', 'tcp', '/usr/bin/app' || (i % 100),
-  '10.0.0.1:' || (30000 + i % 30000), '93.184.' || ((i >> 8) % 256) || '.' || (i % 256) || ':443',
-  '10.0.0.1', '93.184.' || ((i >> 8) % 256) || '.' || (i % 256),
-  'host' || (i % 5000) || '.example.com', 'rule-' || (i % 50), 'Outgoing TCP connection ' || i,
-  lower('Outgoing TCP connection ' || i || ' /usr/bin/app' || (i % 100) || ' host' || (i % 5000) ||
-    '.example.com rule-' || (i % 50) || ' 93.184.' || ((i >> 8) % 256) || '.' || (i % 256) || ':443')
-FROM n;
-INSERT INTO state (key, value) VALUES ('lastSeq', ${rows}) ON CONFLICT (key) DO UPDATE SET value = excluded.value;
-`);
-db.pragma('wal_checkpoint(TRUNCATE)');
-db.exec('ANALYZE');
-db.close();
-console.log(`\ngenerated ${fmt(rows)} items in ${fmt((performance.now() - t0) / 1000, 1)} s`);
+await makeLogStore(big, rows);
+console.log(
+  `\ngenerated ${fmt(rows)} items (with text index) in SQL in ${fmt((performance.now() - t0) / 1000, 1)} s`,
+);
 
 const store = SqliteLogStore.open(big);
+// The SQL-made rows read back as the items benchItem describes.
+const first = store.query(logQuerySchema.parse({ fromSeq: 7, limit: 1 })).items[0];
+assert.deepEqual(first, { ...benchItem(6), seq: 7, time: new Date(T0 + 60).toISOString() });
 const since = new Date(T0 + rows * 5).toISOString(); // the newer half
 const queries: [string, Record<string, unknown>][] = [
-  [
-    'verdict=deny + application + since, limit 1000',
-    { verdict: 'deny', application: '/usr/bin/app8', since },
-  ],
-  ['address (remote end), limit 1000', { address: '93.184.7.9' }],
-  ['text "host4999.example", limit 1000', { text: 'HOST4999.example' }],
-  ['application + text "rule-7 ", limit 1000', { application: '/usr/bin/app7', text: 'rule-7 ' }],
-  ['text matching nothing (full scan)', { text: 'no such text' }],
+  ['verdict=deny + application + since', { verdict: 'deny', application: '/usr/bin/app8', since }],
+  ['since (the newer half)', { since }],
+  ['since + until (1 second)', { since, until: new Date(T0 + rows * 5 + 1000).toISOString() }],
+  ['address (remote end)', { address: '93.184.7.9' }],
+  ['kind=admin (none stored)', { kind: 'admin' }],
+  ['text "host4999.example"', { text: 'HOST4999.example' }],
+  ['text "connection 4242" (few)', { text: 'connection 4242' }],
+  ['application + text "rule-7 "', { application: '/usr/bin/app7', text: 'rule-7 ' }],
+  ['text matching nothing', { text: 'no such text' }],
+  ['text "zq" (2 chars: a scan, nothing)', { text: 'zq' }],
 ];
 for (const [name, raw] of queries) {
   const q = logQuerySchema.parse(raw);
@@ -107,7 +94,9 @@ for (const [name, raw] of queries) {
     times.push(performance.now() - s);
   }
   times.sort((a, b) => a - b);
-  console.log(`query ${name}: ${fmt(times[1]!, 1)} ms (${count} items)`);
+  console.log(
+    `query ${`${name}, limit 1000:`.padEnd(50)} ${fmt(times[1]!, 1).padStart(8)} ms (${count} items)`,
+  );
 }
 await store.close();
 console.log(`file size for ${fmt(rows)} items: ${fmt(statSync(big).size / 2 ** 20)} MiB`);

@@ -63,6 +63,8 @@ export const ErrorCode = {
   KERNEL_RULESET_REJECTED: 'WARDEN_E_KERNEL_RULESET_REJECTED',
   /** The engine's log store file is not a SQLite database or is damaged. */
   LOG_STORE_CORRUPT: 'WARDEN_E_LOG_STORE_CORRUPT',
+  /** The engine's log store was written by a newer Warden (a schema version this one does not know). */
+  LOG_STORE_VERSION: 'WARDEN_E_LOG_STORE_VERSION',
   /** A remote administrator's change could cut them off from the engine; it needs confirm (confirmed apply). */
   LOCKOUT_RISK: 'WARDEN_E_LOCKOUT_RISK',
   /** An auxiliary service's HTTP(S) request (update feed, registration, crash upload) failed: server, proxy, TLS, time or status. */

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { ErrorCode, WardenError } from '../errors.js';
 import { type LogQueryParsed, logQuerySchema, type NewLogItem } from '../protocol/log-item.js';
@@ -119,6 +120,79 @@ describe('SqliteLogStore', () => {
     await store.close();
   });
 
+  test('the text index fills behind the writes by itself; its answers equal a scan', async () => {
+    const store = SqliteLogStore.open(fresh(), { now: () => T0 });
+    for (let i = 1; i <= 12_000; i++) store.append(item(i, { host: i % 1000 === 7 ? 'Rare.Example' : 'x' }));
+    const before = store.query(q({ text: 'rare.EXAMPLE' })).items.map((i) => i.seq);
+    assert.equal(before.length, 12);
+    while (store.textIndexedSeq < store.lastSeq) await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(
+      store.query(q({ text: 'rare.EXAMPLE' })).items.map((i) => i.seq),
+      before,
+    );
+    assert.deepEqual(
+      store.query(q({ text: 're.ex', verdict: 'allow', fromSeq: 2000, limit: 3 })).items.map((i) => i.seq),
+      [2007, 3007, 4007],
+    );
+    await store.close();
+  });
+
+  test('a version 1 file (one column per field) is migrated when opened', async () => {
+    const path = fresh();
+    const db = new Database(path);
+    db.exec(`CREATE TABLE log (seq INTEGER PRIMARY KEY, time TEXT NOT NULL, time_ms INTEGER, kind TEXT NOT NULL,
+      verdict TEXT, direction TEXT, protocol TEXT, application TEXT, local TEXT, remote TEXT, local_address TEXT,
+      remote_address TEXT, host TEXT, rule TEXT, user TEXT, source TEXT, message TEXT NOT NULL, search TEXT NOT NULL);
+      CREATE INDEX log_time ON log (time_ms);
+      CREATE TABLE state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      INSERT INTO state VALUES ('lastSeq', 9);`);
+    const add = db.prepare(
+      `INSERT INTO log (seq, time, time_ms, kind, verdict, application, local, remote, local_address, remote_address,
+        message, search) VALUES (?, ?, ?, 'connection', ?, '/usr/bin/curl', '10.0.0.1:5', ?, '10.0.0.1', ?, ?, '')`,
+    );
+    add.run(3, 'not a time', null, 'deny', '[fd00::2]:443', 'fd00::2', 'Outgoing \x1f odd');
+    add.run(4, '2026-01-01T01:00:00+01:00', T0, null, '93.184.216.34:80', '93.184.216.34', 'Outgoing TCP');
+    db.close();
+    const store = SqliteLogStore.open(path);
+    assert.equal(store.lastSeq, 9);
+    const common = { kind: 'connection', application: '/usr/bin/curl', local: '10.0.0.1:5' };
+    assert.deepEqual(store.query(q({})).items, [
+      {
+        seq: 3,
+        time: 'not a time',
+        verdict: 'deny',
+        remote: '[fd00::2]:443',
+        message: 'Outgoing \x1f odd',
+        ...common,
+      },
+      {
+        seq: 4,
+        time: '2026-01-01T01:00:00+01:00',
+        remote: '93.184.216.34:80',
+        message: 'Outgoing TCP',
+        ...common,
+      },
+    ]);
+    assert.deepEqual(
+      store.query(q({ since: '2026-01-01T00:00:00Z', address: '93.184.216.34' })).items.map((i) => i.seq),
+      [4],
+    );
+    assert.equal(store.append(item(10)).seq, 10);
+    await store.close();
+  });
+
+  test('a file of a newer schema version is refused with LOG_STORE_VERSION', async () => {
+    const path = fresh();
+    const db = new Database(path);
+    db.pragma('user_version = 99');
+    db.close();
+    assert.throws(
+      () => SqliteLogStore.open(path),
+      (e: unknown) =>
+        e instanceof WardenError && e.code === ErrorCode.LOG_STORE_VERSION && e.message.includes(path),
+    );
+  });
+
   test('a file of garbage gives LOG_STORE_CORRUPT naming the file', async () => {
     const path = fresh();
     await writeFile(path, Buffer.alloc(64 * 1024, 'garbage! '));
@@ -210,8 +284,12 @@ describe('SqliteLogStore', () => {
       fc.asyncProperty(
         fc.array(newItem, { maxLength: 15 }),
         fc.array(query, { maxLength: 5 }),
-        async (items, qs) => {
+        fc.nat({ max: 20 }),
+        async (items, qs, toIndex) => {
           for (const i of items) assert.deepEqual(store.append(i), memory.append(i));
+          // Part of the items in the text index, the rest found by a scan.
+          store.flush();
+          store.indexText(toIndex);
           for (const raw of qs) {
             const parsed = q(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)));
             assert.deepEqual(store.query(parsed), memory.query(parsed));

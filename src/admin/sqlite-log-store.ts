@@ -9,36 +9,38 @@
  * (setImmediate) or as soon as BATCH_SIZE items wait, whichever comes first.
  * query(), exportJsonLines() and close() write the waiting batch first.
  *
- * Durability, precisely:
- * - A process crash (kill -9, an uncaught exception) loses at most the items
- *   not yet flushed: those appended in the current event-loop turn, at most
- *   BATCH_SIZE. Every committed batch survives (it is in the WAL file).
- * - A power loss or kernel crash can also lose batches committed since the
- *   last WAL checkpoint (synchronous=NORMAL syncs the WAL at checkpoints only).
- * - Neither ever tears the database: a batch is one transaction, there whole or
- *   not at all, and sequence numbers stay gap-free after a restart (numbering
- *   continues after the highest number stored or recorded).
+ * Durability (docs/log-store.md): a process crash loses at most the items not
+ * yet flushed; a power loss can also lose batches committed since the last WAL
+ * checkpoint (synchronous=NORMAL); neither tears the database or leaves a gap.
  *
  * Retention (by age, and by item count or file size) runs when the store opens
  * and then periodically, deleting the oldest items in transactions of
  * RETENTION_BATCH rows with a turn of the event loop between them, so it never
  * holds the database for long. Items whose time does not parse are never aged out.
  *
- * Text search: each row keeps its lower-cased search text (logItemSearchText,
- * the very function logItemMatches uses) and `text` is instr() over it: a scan
- * in seq order that stops at `limit`, narrowed first by the indexed filters.
- * (An FTS5 trigram index made it exact-and-indexed but cut inserts 2-3 fold.)
+ * Layout and versions: log-schema.ts, log-row.ts. Time bounds become a seq
+ * range through per-block time spans (no index on time).
+ *
+ * Text search: a contentless FTS5 trigram index over each item's lower-cased
+ * search text (logItemSearchText, the very function logItemMatches uses),
+ * filled behind the writes TEXT_INDEX_STEP items per turn of the event loop,
+ * so that it does not slow the writes; items past its end are scanned. The
+ * index only narrows: every candidate is compared in JS. Needles under 3
+ * characters, and text with an application or address filter, are a scan in
+ * seq order narrowed by the other filters, which stops at `limit`.
  */
 import type { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
 import { ErrorCode, WardenError } from '../errors.js';
 import {
-  addressOfEnd,
   type LogItem,
   type LogQueryParsed,
   logItemSearchText,
   type NewLogItem,
 } from '../protocol/log-item.js';
+import { filters, ftsQuery, ITEM_COLUMNS, trigramsOf } from './log-query-sql.js';
+import { itemOfRow, LOG_COLUMNS, type LogRow, pushRowValues } from './log-row.js';
+import { corruptError, isCorruption, prepareSchema, SPAN_ITEMS } from './log-schema.js';
 import type { LogStore } from './log-store.js';
 
 /** How long items are kept. Without any field, items are kept for ever. */
@@ -68,75 +70,16 @@ export type LogExportQuery = Omit<LogQueryParsed, 'limit'> & { limit?: number };
 export const BATCH_SIZE = 10_000;
 /** Rows deleted per retention transaction. */
 export const RETENTION_BATCH = 5000;
+/** Rows added to the text index per step (one transaction, some 10-20 ms, then a turn of the event loop). */
+export const TEXT_INDEX_STEP = 1000;
 const EXPORT_PAGE = 1000;
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS log (
-  seq INTEGER PRIMARY KEY,
-  time TEXT NOT NULL,
-  time_ms INTEGER,
-  kind TEXT NOT NULL,
-  verdict TEXT,
-  direction TEXT,
-  protocol TEXT,
-  application TEXT,
-  local TEXT,
-  remote TEXT,
-  local_address TEXT,
-  remote_address TEXT,
-  host TEXT,
-  rule TEXT,
-  user TEXT,
-  source TEXT,
-  message TEXT NOT NULL,
-  search TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS log_time ON log (time_ms);
-CREATE INDEX IF NOT EXISTS log_application ON log (application, verdict, seq);
-CREATE INDEX IF NOT EXISTS log_local_address ON log (local_address, seq);
-CREATE INDEX IF NOT EXISTS log_remote_address ON log (remote_address, seq);
-CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-`;
-
-/** Optional item fields and their columns, in insert order after seq, time, time_ms, kind. */
-const OPTIONAL_FIELDS = [
-  'verdict',
-  'direction',
-  'protocol',
-  'application',
-  'local',
-  'remote',
-  'host',
-  'rule',
-  'user',
-  'source',
-] as const;
-
-interface Row {
-  seq: number;
-  time: string;
-  kind: LogItem['kind'];
-  message: string;
-  [column: string]: unknown;
-}
-
-/** True for the SQLite errors that mean "this file is not (any more) a sound database". */
-function isCorruption(e: unknown): boolean {
-  const code = (e as { code?: unknown } | null)?.code;
-  return code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT' || code === 'SQLITE_CORRUPT_VTAB';
-}
-
-function corruptError(path: string, e: unknown): WardenError {
-  const what = e instanceof Error ? e.message : String(e);
-  return new WardenError(
-    ErrorCode.LOG_STORE_CORRUPT,
-    `log store ${path} is not a usable SQLite database (${what})`,
-    {
-      suggestion: `stop the engine, move the file aside (mv ${path} ${path}.corrupt) and start it again: a new, empty log store is created`,
-      cause: e,
-    },
-  );
-}
+/** Trigrams of a needle asked of the text index, and how many newest items rank them. */
+const RAREST_TRIGRAMS = 3;
+const TRIGRAM_SAMPLE = 1000;
+/** Rows per multi-row INSERT statement. */
+const ROWS_PER_INSERT = 32;
+/** Marks a pending item whose time the caller gave (parsed when written). */
+const GIVEN_TIME = Number.NEGATIVE_INFINITY;
 
 /** A LogStore in a SQLite file. */
 export class SqliteLogStore implements LogStore {
@@ -146,10 +89,19 @@ export class SqliteLogStore implements LogStore {
   readonly #retention: LogRetention;
   readonly #onError: (error: WardenError) => void;
   readonly #listeners = new Set<(item: LogItem) => void>();
-  readonly #insert: Database.Statement;
+  readonly #insertOne: Database.Statement;
+  readonly #insertMany: Database.Statement;
   readonly #saveLastSeq: Database.Statement;
+  readonly #saveSpan: Database.Statement;
   readonly #selects = new Map<string, Database.Statement>();
   #pending: LogItem[] = [];
+  /** Per pending item: its time in ms when the store made the time, GIVEN_TIME when the caller gave it. */
+  #pendingMs: number[] = [];
+  /** The last clock reading and its ISO text: a burst of items in one millisecond formats it once. */
+  #clock = { ms: Number.NaN, iso: '' };
+  /** The highest seq in the text index; items after it are searched by a scan. */
+  #textSeq: number;
+  #textIndexScheduled = false;
   #flushScheduled = false;
   #lastSeq: number;
   #retentionTimer: NodeJS.Timeout | undefined;
@@ -165,11 +117,18 @@ export class SqliteLogStore implements LogStore {
       options.onError ?? ((e) => process.emitWarning(`${e.message}`, { code: e.code, detail: e.suggestion }));
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
-    db.pragma('cache_size = -65536');
-    db.exec(SCHEMA);
-    const columns = ['seq', 'time', 'time_ms', 'kind', ...OPTIONAL_FIELDS, 'local_address', 'remote_address'];
-    this.#insert = db.prepare(
-      `INSERT INTO log (${columns.join(', ')}, message, search) VALUES (${columns.map(() => '?').join(', ')}, ?, ?)`,
+    // 16 MiB of page cache: the engine's memory budget (issue 5) is 200 MB; the OS caches the file as well.
+    db.pragma('cache_size = -16384');
+    prepareSchema(db, path);
+    const row = `(${LOG_COLUMNS.map(() => '?').join(', ')})`;
+    const insert = `INSERT OR FAIL INTO log (${LOG_COLUMNS.join(', ')}) VALUES `;
+    this.#insertOne = db.prepare(insert + row);
+    this.#insertMany = db.prepare(insert + Array(ROWS_PER_INSERT).fill(row).join(', '));
+    this.#saveSpan = db.prepare(
+      `INSERT INTO log_span (block, min_ms, max_ms, untimed) VALUES (?, ?, ?, ?) ON CONFLICT (block) DO UPDATE SET
+        min_ms = coalesce(min(min_ms, excluded.min_ms), min_ms, excluded.min_ms),
+        max_ms = coalesce(max(max_ms, excluded.max_ms), max_ms, excluded.max_ms),
+        untimed = max(untimed, excluded.untimed)`,
     );
     this.#saveLastSeq = db.prepare(
       "INSERT INTO state (key, value) VALUES ('lastSeq', ?) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
@@ -179,6 +138,10 @@ export class SqliteLogStore implements LogStore {
       | { value: number }
       | undefined;
     this.#lastSeq = Math.max(stored.seq ?? 0, recorded?.value ?? 0);
+    const indexed = db.prepare("SELECT value FROM state WHERE key = 'textSeq'").get() as
+      | { value: number }
+      | undefined;
+    this.#textSeq = indexed?.value ?? 0;
     // The newest row is read whole so that a file cut short is found now, not at the first query.
     db.prepare('SELECT * FROM log ORDER BY seq DESC LIMIT 1').get();
   }
@@ -194,6 +157,7 @@ export class SqliteLogStore implements LogStore {
       db = new Database(path);
       const store = new SqliteLogStore(path, db, options);
       store.#startRetention(options.retentionIntervalMs ?? 60_000);
+      store.#scheduleTextIndex();
       return store;
     } catch (e) {
       db?.close();
@@ -216,11 +180,18 @@ export class SqliteLogStore implements LogStore {
 
   append(item: NewLogItem): LogItem {
     if (this.#closed) throw new WardenError(ErrorCode.INTERNAL, `log store ${this.path} is closed`);
-    const stored: LogItem = {
-      ...item,
-      seq: ++this.#lastSeq,
-      time: item.time ?? new Date(this.#now()).toISOString(),
-    };
+    // Same keys in the same order as `{ ...item, seq, time }`, which V8 (Node 20) builds several times slower.
+    const stored = Object.assign({}, item) as LogItem;
+    stored.seq = ++this.#lastSeq;
+    if (item.time === undefined) {
+      const ms = this.#now();
+      if (ms !== this.#clock.ms) this.#clock = { ms, iso: new Date(ms).toISOString() };
+      stored.time = this.#clock.iso;
+      this.#pendingMs.push(ms);
+    } else {
+      stored.time = item.time;
+      this.#pendingMs.push(GIVEN_TIME);
+    }
     this.#pending.push(stored);
     if (this.#pending.length >= BATCH_SIZE) this.flush();
     else if (!this.#flushScheduled) {
@@ -238,30 +209,108 @@ export class SqliteLogStore implements LogStore {
   flush(): void {
     if (this.#pending.length === 0 || !this.#db.open) return;
     const batch = this.#pending;
+    const times = this.#pendingMs;
     this.#pending = [];
+    this.#pendingMs = [];
     try {
-      this.#writeBatch(batch);
+      this.#writeBatch(batch, times);
     } catch (e) {
       this.#onError(this.#wrap(e, `cannot write ${batch.length} log items to ${this.path}`));
     }
+    this.#scheduleTextIndex();
   }
 
-  /** One transaction: the rows, their search texts and the highest number (kept even when retention empties the table). */
-  #writeBatch(batch: LogItem[]): void {
-    this.#transaction ??= this.#db.transaction((batch: LogItem[]) => {
-      for (const item of batch) {
-        const time = Date.parse(item.time);
-        const values: unknown[] = [item.seq, item.time, Number.isNaN(time) ? null : time, item.kind];
-        for (const f of OPTIONAL_FIELDS) values.push(item[f] ?? null);
-        values.push(addressOfEnd(item.local) ?? null, addressOfEnd(item.remote) ?? null, item.message);
-        values.push(logItemSearchText(item));
-        this.#insert.run(values);
+  /** One transaction: the rows (ROWS_PER_INSERT to a statement) and the highest number (kept even when retention empties the table). */
+  #writeBatch(batch: LogItem[], times: number[]): void {
+    this.#transaction ??= this.#db.transaction((batch: LogItem[], times: number[]) => {
+      const values: unknown[] = [];
+      const full = batch.length - (batch.length % ROWS_PER_INSERT);
+      const span = { block: -1, min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY, untimed: 0 };
+      const saveSpan = () => {
+        if (span.block < 0) return;
+        const finite = span.min !== Number.POSITIVE_INFINITY;
+        this.#saveSpan.run(span.block, finite ? span.min : null, finite ? span.max : null, span.untimed);
+      };
+      for (let i = 0; i < batch.length; i++) {
+        const item = batch[i]!;
+        const given = times[i] === GIVEN_TIME;
+        const ms = given ? Date.parse(item.time) : times[i]!;
+        pushRowValues(values, item, ms, !given);
+        if (i < full ? (i + 1) % ROWS_PER_INSERT === 0 : true) {
+          (i < full ? this.#insertMany : this.#insertOne).run(values);
+          values.length = 0;
+        }
+        const block = Math.floor(item.seq / SPAN_ITEMS);
+        if (block !== span.block) {
+          saveSpan();
+          Object.assign(span, {
+            block,
+            min: Number.POSITIVE_INFINITY,
+            max: Number.NEGATIVE_INFINITY,
+            untimed: 0,
+          });
+        }
+        if (Number.isNaN(ms)) span.untimed = 1;
+        else {
+          if (ms < span.min) span.min = ms;
+          if (ms > span.max) span.max = ms;
+        }
       }
+      saveSpan();
       this.#saveLastSeq.run(batch[batch.length - 1]!.seq);
     });
-    this.#transaction(batch);
+    this.#transaction(batch, times);
   }
-  #transaction: ((batch: LogItem[]) => void) | undefined;
+  #transaction: ((batch: LogItem[], times: number[]) => void) | undefined;
+
+  /** Adds the next TEXT_INDEX_STEP written items to the text index on a later turn, until it is complete. */
+  #scheduleTextIndex(): void {
+    if (this.#textIndexScheduled || this.#closed || this.#textSeq >= this.#lastSeq) return;
+    this.#textIndexScheduled = true;
+    setImmediate(() => {
+      this.#textIndexScheduled = false;
+      if (this.#closed || !this.#db.open) return;
+      try {
+        this.indexText(TEXT_INDEX_STEP);
+      } catch (e) {
+        this.#onError(this.#wrap(e, `cannot index log items in ${this.path}`));
+        return;
+      }
+      this.#scheduleTextIndex();
+    });
+  }
+
+  /**
+   * Adds up to `max` written items after the text index's end to it, in one
+   * transaction; returns how many. (Runs by itself behind the writes; public for tests and benchmarks.)
+   */
+  indexText(max: number): number {
+    if (max <= 0) return 0;
+    if (this.#indexStep === undefined) {
+      const db = this.#db;
+      const read = db.prepare(`SELECT ${ITEM_COLUMNS} FROM log WHERE seq > ? ORDER BY seq LIMIT ?`);
+      const add = db.prepare('INSERT INTO log_text (rowid, search) VALUES (?, ?)');
+      const save = db.prepare(
+        "INSERT INTO state (key, value) VALUES ('textSeq', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      );
+      this.#indexStep = db.transaction((from: number, max: number) => {
+        const rows = read.all(from, max) as LogRow[];
+        for (const row of rows) add.run(row.seq, logItemSearchText(itemOfRow(row)));
+        const end = rows.length < max ? this.#lastSeq - this.#pending.length : rows[rows.length - 1]!.seq;
+        save.run(end);
+        return { count: rows.length, end };
+      });
+    }
+    const { count, end } = this.#indexStep(this.#textSeq, max);
+    this.#textSeq = end;
+    return count;
+  }
+  #indexStep: ((from: number, max: number) => { count: number; end: number }) | undefined;
+
+  /** The highest seq the text index covers. */
+  get textIndexedSeq(): number {
+    return this.#textSeq;
+  }
 
   query(q: LogQueryParsed): { items: LogItem[]; lastSeq: number } {
     this.flush();
@@ -360,10 +409,15 @@ export class SqliteLogStore implements LogStore {
       }
     };
     if (maxAgeDays !== undefined) {
-      const byTime = this.#db.prepare(
-        'DELETE FROM log WHERE seq IN (SELECT seq FROM log WHERE time_ms < ? ORDER BY time_ms LIMIT ?)',
-      );
-      await step(byTime, this.#now() - maxAgeDays * 86_400_000);
+      const byAge = this.#deleteOlderThan(this.#now() - maxAgeDays * 86_400_000);
+      for (;;) {
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.#closed) break;
+        this.flush();
+        const { items, blocks } = byAge();
+        deleted += items;
+        if (blocks === 0) break;
+      }
     }
     const keep = Math.min(maxItems ?? Number.POSITIVE_INFINITY, this.#itemsFittingIn(maxBytes));
     if (Number.isFinite(keep) && !this.#closed) {
@@ -373,7 +427,37 @@ export class SqliteLogStore implements LogStore {
       );
       await step(bySeq, this.#lastSeq - Math.max(0, Math.floor(keep)) + 1);
     }
+    if (!this.#closed)
+      this.#db.prepare(`DELETE FROM log_span WHERE block < (SELECT min(seq) FROM log) / ${SPAN_ITEMS}`).run();
     return deleted;
+  }
+
+  /**
+   * A transaction deleting the items older than `cutoff` (ms) in the next
+   * blocks whose oldest time is older, RETENTION_BATCH items' worth, and
+   * narrowing those blocks' spans to what is left.
+   */
+  #deleteOlderThan(cutoff: number): () => { items: number; blocks: number } {
+    const db = this.#db;
+    const blocks = db.prepare('SELECT block FROM log_span WHERE min_ms < ? ORDER BY block LIMIT ?').pluck();
+    const remove = db.prepare('DELETE FROM log WHERE seq >= ? AND seq < ? AND time_ms < ?');
+    const left = db.prepare(
+      'SELECT min(time_ms) AS lo, max(time_ms) AS hi, count(*) AS n FROM log WHERE seq >= ? AND seq < ?',
+    );
+    const narrow = db.prepare('UPDATE log_span SET min_ms = ?, max_ms = ? WHERE block = ?');
+    const drop = db.prepare('DELETE FROM log_span WHERE block = ?');
+    return db.transaction(() => {
+      let items = 0;
+      const found = blocks.all(cutoff, Math.ceil(RETENTION_BATCH / SPAN_ITEMS)) as number[];
+      for (const block of found) {
+        const lo = block * SPAN_ITEMS;
+        items += remove.run(lo, lo + SPAN_ITEMS, cutoff).changes;
+        const rest = left.get(lo, lo + SPAN_ITEMS) as { lo: number | null; hi: number | null; n: number };
+        if (rest.n === 0) drop.run(block);
+        else narrow.run(rest.lo, rest.hi, block);
+      }
+      return { items, blocks: found.length };
+    });
   }
 
   /** How many items fit in `maxBytes` at the current average size per item (Infinity without a limit). */
@@ -392,47 +476,111 @@ export class SqliteLogStore implements LogStore {
     return Math.floor((maxBytes / used) * (span.hi - span.lo + 1));
   }
 
-  /** The SQL for a query's filters; `limit` rows at most, oldest first. */
+  /**
+   * The matching items, `limit` at most, oldest first. Without `text` one
+   * indexed SELECT answers. With `text`, items are read in seq order and the
+   * text compared in JS (exactly as logItemMatches); what is read first is
+   * narrowed by the text index for the items it covers when the needle has 3
+   * characters or more and no application or address filter narrows better.
+   */
   #select(q: Omit<LogQueryParsed, 'limit'>, limit: number): LogItem[] {
-    const where: string[] = ['log.seq >= ?'];
-    const args: unknown[] = [q.fromSeq ?? 1];
-    if (q.kind !== undefined) {
-      where.push('log.kind = ?');
-      args.push(q.kind);
+    const range = this.#seqRange(q);
+    if (range === undefined) return [];
+    const { from, to } = range;
+    if (q.text === undefined) return this.#rows(q, from, to, limit).map(itemOfRow);
+    const needle = q.text.toLowerCase();
+    const items: LogItem[] = [];
+    const take = (rows: Iterable<LogRow>) => {
+      for (const row of rows) {
+        const item = itemOfRow(row);
+        if (logItemSearchText(item).includes(needle)) items.push(item);
+        if (items.length >= limit) break;
+      }
+    };
+    const trigrams = trigramsOf(needle);
+    let scanFrom = from;
+    if (
+      trigrams !== undefined &&
+      q.application === undefined &&
+      q.address === undefined &&
+      from <= this.#textSeq
+    ) {
+      const { where, args } = filters(q);
+      args.unshift(this.#rarest(trigrams), from, Math.min(to, this.#textSeq));
+      take(
+        this.#statement(
+          `SELECT ${ITEM_COLUMNS} FROM log_text JOIN log ON log.seq = log_text.rowid WHERE log_text MATCH ? AND log_text.rowid >= ? AND log_text.rowid <= ?${where.map((w) => ` AND ${w}`).join('')} ORDER BY log_text.rowid`,
+        ).iterate(args) as Iterable<LogRow>,
+      );
+      scanFrom = this.#textSeq + 1;
     }
-    if (q.verdict !== undefined) {
-      where.push('log.verdict = ?');
-      args.push(q.verdict);
-    }
-    if (q.application !== undefined) {
-      where.push('log.application = ?');
-      args.push(q.application);
-    }
-    if (q.address !== undefined) {
-      where.push('(log.local_address = ? OR log.remote_address = ?)');
-      args.push(q.address, q.address);
-    }
-    // An item whose time does not parse passes time bounds, as in logItemMatches (NaN compares false).
+    if (items.length < limit && scanFrom <= to) take(this.#rowsIterator(q, scanFrom, to));
+    return items;
+  }
+
+  /**
+   * The FTS5 query of the (at most) RAREST_TRIGRAMS rarest trigrams: asking for
+   * common ones as well costs more than comparing the few more candidates in JS.
+   * Rarity: how far back the newest TRIGRAM_SAMPLE items holding the trigram
+   * reach (an index walk from the end that stops there; none at all is rarest).
+   */
+  #rarest(trigrams: string[]): string {
+    if (trigrams.length <= RAREST_TRIGRAMS) return ftsQuery(trigrams);
+    const reach = this.#statement(
+      `SELECT min(rowid) FROM (SELECT rowid FROM log_text WHERE log_text MATCH ? ORDER BY rowid DESC LIMIT ${TRIGRAM_SAMPLE})`,
+    ).pluck();
+    const ranked = trigrams
+      .map((t) => ({ t, oldest: (reach.get(ftsQuery([t])) as number | null) ?? Number.NEGATIVE_INFINITY }))
+      .sort((a, b) => a.oldest - b.oldest);
+    return ftsQuery(ranked.slice(0, RAREST_TRIGRAMS).map((r) => r.t));
+  }
+
+  /** The seqs that can hold items of the query's time bounds, from the blocks' spans; undefined when none can. */
+  #seqRange(q: Omit<LogQueryParsed, 'limit'>): { from: number; to: number } | undefined {
+    let from = q.fromSeq ?? 1;
+    let to = Number.MAX_SAFE_INTEGER;
     if (q.since !== undefined) {
-      where.push('(log.time_ms >= ? OR log.time_ms IS NULL)');
-      args.push(Date.parse(q.since));
+      const first = this.#statement('SELECT min(block) FROM log_span WHERE max_ms >= ? OR untimed')
+        .pluck()
+        .get(Date.parse(q.since)) as number | null;
+      if (first === null) return undefined;
+      from = Math.max(from, first * SPAN_ITEMS);
     }
     if (q.until !== undefined) {
-      where.push('(log.time_ms <= ? OR log.time_ms IS NULL)');
-      args.push(Date.parse(q.until));
+      const last = this.#statement('SELECT max(block) FROM log_span WHERE min_ms <= ? OR untimed')
+        .pluck()
+        .get(Date.parse(q.until)) as number | null;
+      if (last === null) return undefined;
+      to = (last + 1) * SPAN_ITEMS - 1;
     }
-    if (q.text !== undefined) {
-      where.push('instr(log.search, ?) > 0');
-      args.push(q.text.toLowerCase());
-    }
+    return from <= to ? { from, to } : undefined;
+  }
+
+  /** Rows passing the filters other than text, from seq `from` to `to`, oldest first. */
+  #rows(q: Omit<LogQueryParsed, 'limit'>, from: number, to: number, limit: number): LogRow[] {
+    const { where, args } = filters(q);
+    args.unshift(from, to);
     args.push(limit);
-    const sql = `SELECT * FROM log WHERE ${where.join(' AND ')} ORDER BY log.seq LIMIT ?`;
+    return this.#statement(
+      `SELECT ${ITEM_COLUMNS} FROM log WHERE log.seq >= ? AND log.seq <= ?${where.map((w) => ` AND ${w}`).join('')} ORDER BY log.seq LIMIT ?`,
+    ).all(args) as LogRow[];
+  }
+
+  #rowsIterator(q: Omit<LogQueryParsed, 'limit'>, from: number, to: number): Iterable<LogRow> {
+    const { where, args } = filters(q);
+    args.unshift(from, to);
+    return this.#statement(
+      `SELECT ${ITEM_COLUMNS} FROM log WHERE log.seq >= ? AND log.seq <= ?${where.map((w) => ` AND ${w}`).join('')} ORDER BY log.seq`,
+    ).iterate(args) as Iterable<LogRow>;
+  }
+
+  #statement(sql: string): Database.Statement {
     let statement = this.#selects.get(sql);
     if (statement === undefined) {
       statement = this.#db.prepare(sql);
       this.#selects.set(sql, statement);
     }
-    return (statement.all(args) as Row[]).map(toItem);
+    return statement;
   }
 
   #wrap(e: unknown, what: string): WardenError {
@@ -442,13 +590,4 @@ export class SqliteLogStore implements LogStore {
       cause: e,
     });
   }
-}
-
-function toItem(row: Row): LogItem {
-  const item: LogItem = { seq: row.seq, time: row.time, kind: row.kind, message: row.message };
-  for (const f of OPTIONAL_FIELDS) {
-    const v = row[f];
-    if (v !== null && v !== undefined) (item as Record<string, unknown>)[f] = v;
-  }
-  return item;
 }

@@ -168,7 +168,7 @@ function readZone(file: SourceFile, defs: Map<string, ServiceDef>, result: Impor
     note(
       `zone ${zoneName} is bound to interface(s) ${children(z, 'interface')
         .map((i) => i.name)
-        .join(', ')}; ` + 'Warden rules apply on every interface',
+        .join(', ')}; Warden rules apply on every interface`,
       lines.top('interface', 0),
     );
   const pre: { priority: number; draft: Draft }[] = [];

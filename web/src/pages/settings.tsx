@@ -110,10 +110,11 @@ function Section(props: {
         </label>
       );
     const choices = CHOICES[path];
-    return (
-      <label key={key} class={invalid}>
-        {label(key)}
-        {choices ? (
+    const problem = errors[key] && <span class="error">{errors[key]}</span>;
+    if (choices)
+      return (
+        <label key={key} class={invalid}>
+          {label(key)}
           <select
             name={path}
             value={String(form[key])}
@@ -126,18 +127,22 @@ function Section(props: {
               </option>
             ))}
           </select>
-        ) : (
-          <input
-            name={path}
-            type="text"
-            inputMode={typeof original === 'number' ? 'numeric' : 'text'}
-            value={String(form[key] ?? '')}
-            readOnly={readOnly}
-            placeholder={Array.isArray(original) ? 'comma-separated; empty: any' : ''}
-            onInput={(e) => set(e.currentTarget.value)}
-          />
-        )}
-        {errors[key] && <span class="error">{errors[key]}</span>}
+          {problem}
+        </label>
+      );
+    return (
+      <label key={key} class={invalid}>
+        {label(key)}
+        <input
+          name={path}
+          type="text"
+          inputMode={typeof original === 'number' ? 'numeric' : 'text'}
+          value={String(form[key] ?? '')}
+          readOnly={readOnly}
+          placeholder={Array.isArray(original) ? 'comma-separated; empty: any' : ''}
+          onInput={(e) => set(e.currentTarget.value)}
+        />
+        {problem}
       </label>
     );
   };
