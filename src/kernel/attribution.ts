@@ -145,6 +145,9 @@ export interface ProcessAttributorOptions {
 /** How many recently attributed processes are searched before /proc is scanned. */
 const RECENT_PIDS = 8;
 
+/** How long a script's resolved real path is reused (ms). */
+const REAL_PATH_TTL_MS = 5000;
+
 /** Beyond this many socket inodes the inode -> pid cache starts again (sockets come and go; it must not grow forever). */
 const MAX_KNOWN_SOCKETS = 65_536;
 
@@ -189,6 +192,10 @@ export class ProcessAttributor {
   private inodeToPid = new Map<number, number>();
   private scannedPids = new Set<number>();
   private recentPids: number[] = [];
+  /** For each recent process, which of its fds were not sockets at the last look (they are read last). */
+  private readonly steadyFds = new Map<number, Set<string>>();
+  /** Script path -> its real path, for a few seconds (symlinks of installed scripts hardly move). */
+  private readonly realPaths = new Map<string, { path: string; until: number }>();
   private readonly misses = new Map<number, number>();
   private inFlight: { kind: ScanKind; startedAt: number; done: Promise<void> } | null = null;
 
@@ -255,6 +262,7 @@ export class ProcessAttributor {
         0,
         RECENT_PIDS,
       );
+      for (const pid of this.steadyFds.keys()) if (!this.recentPids.includes(pid)) this.steadyFds.delete(pid);
     }
     this.identities.set(identity.inode, identity);
     if (this.identities.size > this.cacheSize) {
@@ -340,18 +348,25 @@ export class ProcessAttributor {
     try {
       fds = readdirSync(dir);
     } catch {
+      this.steadyFds.delete(pid);
       return false;
     }
-    for (const fd of fds) {
+    // A new socket takes a free fd number: the fds that were files, pipes or the event loop's last
+    // time most likely still are. Read the others first and stop at the wanted socket.
+    const steady = this.steadyFds.get(pid) ?? new Set<string>();
+    this.steadyFds.set(pid, steady);
+    const order = [...fds.filter((fd) => !steady.has(fd)), ...fds.filter((fd) => steady.has(fd))];
+    for (const fd of order) {
       try {
         const target = readlinkSync(`${dir}/${fd}`);
         if (target.startsWith('socket:[')) {
+          steady.delete(fd);
           const inode = Number(target.slice(8, -1));
           if (!into.has(inode)) into.set(inode, pid);
           if (inode === wanted) return true; // the rest of this process's fds can wait
-        }
+        } else steady.add(fd);
       } catch {
-        // fd closed meanwhile
+        steady.delete(fd); // closed meanwhile
       }
     }
     return false;
@@ -418,7 +433,13 @@ export class ProcessAttributor {
     if (argument === null) return null;
     try {
       const path = argument.startsWith('/') ? argument : resolve(readlinkSync(`${base}/cwd`), argument);
-      return settle(() => realpathSync(path)).value ?? path;
+      const now = performance.now();
+      const known = this.realPaths.get(path);
+      if (known !== undefined && known.until > now) return known.path;
+      const real = settle(() => realpathSync(path)).value ?? path;
+      if (this.realPaths.size >= 256) this.realPaths.clear();
+      this.realPaths.set(path, { path: real, until: now + REAL_PATH_TTL_MS });
+      return real;
     } catch {
       return null; // the process left before its cwd could be read
     }
