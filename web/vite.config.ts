@@ -14,5 +14,5 @@ export default defineConfig({
     target: 'es2022',
     sourcemap: false,
   },
-  oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
+  esbuild: { jsx: 'automatic', jsxImportSource: 'preact' },
 });
