@@ -39,11 +39,13 @@ import { RevertConflict } from './revert.js';
  */
 export const LOGS_QUERY_MAX_BYTES = 512 * 1024;
 
-function fitAnswer(answer: { items: LogItem[]; lastSeq: number }): { items: LogItem[]; lastSeq: number } {
+function fitAnswer<A extends { items: LogItem[]; lastSeq: number; searchedTo?: number }>(
+  answer: A,
+): { items: LogItem[]; lastSeq: number; searchedTo?: number } {
   let bytes = 0;
   for (let i = 0; i < answer.items.length; i++) {
     bytes += Buffer.byteLength(JSON.stringify(answer.items[i])) + 1;
-    // Always at least one item, so a caller paging by seq makes progress.
+    // Always at least one item, so a caller paging by seq makes progress (it goes on after the last item).
     if (bytes > LOGS_QUERY_MAX_BYTES && i > 0)
       return { items: answer.items.slice(0, i), lastSeq: answer.lastSeq };
   }

@@ -11,7 +11,11 @@ export interface LogStore {
   /** Stores an item, gives it the next sequence number and tells the subscribers. */
   append(item: NewLogItem): LogItem;
   /** Items matching the filters, oldest first, from `fromSeq` on, at most `limit`. */
-  query(q: LogQueryParsed): { items: LogItem[]; lastSeq: number };
+  /**
+   * Matching items, oldest first. `searchedTo`, when present: a text search stopped at its work
+   * budget after the items up to that seq; ask again from the next seq for the rest.
+   */
+  query(q: LogQueryParsed): { items: LogItem[]; lastSeq: number; searchedTo?: number };
   /** The newest sequence number (0 when empty). */
   readonly lastSeq: number;
   /** Calls `listener` for every item appended from now on; returns the unsubscribe function. */

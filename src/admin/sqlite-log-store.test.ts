@@ -120,6 +120,36 @@ describe('SqliteLogStore', () => {
     await store.close();
   });
 
+  test('a text search stops at its work budget and says how far it got; paging on finds the rest', async () => {
+    const store = SqliteLogStore.open(fresh(), { textScanBudget: 100 });
+    for (let i = 1; i <= 1000; i++)
+      store.append(item(i, i > 900 && i % 10 === 0 ? { message: 'needle here' } : {}));
+    // Short needles are never narrowed by the text index: a scan.
+    const first = store.query(q({ text: 'ne', limit: 50 }));
+    assert.deepEqual(first.items, []);
+    assert.equal(first.searchedTo, 100, 'stopped after 100 items, none of them a match');
+    const found: number[] = [];
+    let from = 1;
+    for (let calls = 0; calls < 20; calls++) {
+      const r = store.query(q({ text: 'ne', limit: 50, fromSeq: from }));
+      found.push(...r.items.map((i) => i.seq));
+      if (r.searchedTo === undefined) break;
+      from = r.searchedTo + 1;
+    }
+    assert.deepEqual(found, [910, 920, 930, 940, 950, 960, 970, 980, 990, 1000]);
+    // A search that fills its limit within the budget says nothing more.
+    assert.equal(store.query(q({ text: 'outgoing', limit: 10 })).searchedTo, undefined);
+    // exportJsonLines pages on by itself.
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (c: Buffer) => {
+      text += c.toString();
+    });
+    assert.equal(await store.exportJsonLines({ text: 'needle' }, out), 10);
+    assert.equal(text.trimEnd().split('\n').length, 10);
+    await store.close();
+  });
+
   test('the text index fills behind the writes by itself; its answers equal a scan', async () => {
     const store = SqliteLogStore.open(fresh(), { now: () => T0 });
     for (let i = 1; i <= 12_000; i++) store.append(item(i, { host: i % 1000 === 7 ? 'Rare.Example' : 'x' }));

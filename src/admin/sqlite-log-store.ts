@@ -63,6 +63,8 @@ export interface SqliteLogStoreOptions {
   retentionIntervalMs?: number;
   /** Called when a batch cannot be written (disk full, file damaged); the batch is dropped. Default: a process warning. */
   onError?: (error: WardenError) => void;
+  /** Rows a text search reads per query at most (default TEXT_SCAN_BUDGET). */
+  textScanBudget?: number;
 }
 
 /** A query for exportJsonLines: the filters of logs.query, every item when `limit` is absent. */
@@ -80,6 +82,15 @@ const RAREST_TRIGRAMS = 3;
 const TRIGRAM_SAMPLE = 1000;
 /** How long appended items may wait in memory before their batch is written (ms). */
 export const FLUSH_DELAY_MS = 25;
+
+/** Rows a text search reads per query at most (about half a second); the answer then says how far it got. */
+export const TEXT_SCAN_BUDGET = 100_000;
+
+/** What #select found: the items, and when a text search stopped at its budget, the seq it searched up to. */
+interface Selection {
+  items: LogItem[];
+  searchedTo?: number;
+}
 
 /** Rows per multi-row INSERT statement. */
 const ROWS_PER_INSERT = 32;
@@ -112,9 +123,11 @@ export class SqliteLogStore implements LogStore {
   #retentionTimer: NodeJS.Timeout | undefined;
   #retentionRun: Promise<number> | undefined;
   #closed = false;
+  readonly #scanBudget: number;
 
   private constructor(path: string, db: Database.Database, options: SqliteLogStoreOptions) {
     this.path = path;
+    this.#scanBudget = options.textScanBudget ?? TEXT_SCAN_BUDGET;
     this.#db = db;
     this.#now = options.now ?? Date.now;
     this.#retention = options.retention ?? {};
@@ -317,10 +330,10 @@ export class SqliteLogStore implements LogStore {
     return this.#textSeq;
   }
 
-  query(q: LogQueryParsed): { items: LogItem[]; lastSeq: number } {
+  query(q: LogQueryParsed): { items: LogItem[]; lastSeq: number; searchedTo?: number } {
     this.flush();
     try {
-      return { items: this.#select(q, q.limit), lastSeq: this.#lastSeq };
+      return { ...this.#select(q, q.limit), lastSeq: this.#lastSeq };
     } catch (e) {
       throw this.#wrap(e, `cannot query log store ${this.path}`);
     }
@@ -342,16 +355,21 @@ export class SqliteLogStore implements LogStore {
     const limit = q.limit ?? Number.POSITIVE_INFINITY;
     while (written < limit) {
       this.flush();
-      let items: LogItem[];
+      let page: Selection;
       try {
-        items = this.#select({ ...q, fromSeq: from }, Math.min(EXPORT_PAGE, limit - written));
+        page = this.#select({ ...q, fromSeq: from }, Math.min(EXPORT_PAGE, limit - written));
       } catch (e) {
         throw this.#wrap(e, `cannot export from log store ${this.path}`);
       }
-      if (items.length === 0) break;
+      const { items, searchedTo } = page;
+      if (items.length === 0 && searchedTo === undefined) break;
+      from = searchedTo !== undefined ? searchedTo + 1 : items[items.length - 1]!.seq + 1;
+      if (items.length === 0) {
+        await new Promise((resolve) => setImmediate(resolve)); // a turn for the engine between scans
+        continue;
+      }
       const chunk = `${items.map((i) => JSON.stringify(i)).join('\n')}\n`;
       written += items.length;
-      from = items[items.length - 1]!.seq + 1;
       if (!out.write(chunk)) {
         await new Promise<void>((resolve, reject) => {
           const done = (e?: Error) => {
@@ -488,18 +506,26 @@ export class SqliteLogStore implements LogStore {
    * narrowed by the text index for the items it covers when the needle has 3
    * characters or more and no application or address filter narrows better.
    */
-  #select(q: Omit<LogQueryParsed, 'limit'>, limit: number): LogItem[] {
+  #select(q: Omit<LogQueryParsed, 'limit'>, limit: number): Selection {
     const range = this.#seqRange(q);
-    if (range === undefined) return [];
+    if (range === undefined) return { items: [] };
     const { from, to } = range;
-    if (q.text === undefined) return this.#rows(q, from, to, limit).map(itemOfRow);
+    if (q.text === undefined) return { items: this.#rows(q, from, to, limit).map(itemOfRow) };
     const needle = q.text.toLowerCase();
     const items: LogItem[] = [];
+    // A text search reads rows and compares in JS; it stops after TEXT_SCAN_BUDGET rows so that no
+    // query holds the engine (and the connections waiting for its verdicts) for long.
+    let examined = 0;
+    let searchedTo: number | undefined;
     const take = (rows: Iterable<LogRow>) => {
       for (const row of rows) {
         const item = itemOfRow(row);
         if (logItemSearchText(item).includes(needle)) items.push(item);
         if (items.length >= limit) break;
+        if (++examined >= this.#scanBudget) {
+          searchedTo = row.seq;
+          break;
+        }
       }
     };
     const trigrams = trigramsOf(needle);
@@ -519,8 +545,9 @@ export class SqliteLogStore implements LogStore {
       );
       scanFrom = this.#textSeq + 1;
     }
-    if (items.length < limit && scanFrom <= to) take(this.#rowsIterator(q, scanFrom, to));
-    return items;
+    if (items.length < limit && searchedTo === undefined && scanFrom <= to)
+      take(this.#rowsIterator(q, scanFrom, to));
+    return searchedTo === undefined || items.length >= limit ? { items } : { items, searchedTo };
   }
 
   /**

@@ -90,6 +90,11 @@ export interface LogsQueryResult {
   readonly items: readonly LogItem[];
   /** The newest seq the engine has stored (0 when none). */
   readonly lastSeq: number;
+  /**
+   * Present when a text search stopped at the engine's work budget (it reads at most some 100,000
+   * items per call): the items up to this seq were searched; ask again with fromSeq = searchedTo + 1.
+   */
+  readonly searchedTo?: number;
 }
 
 const ruleName = z.string().min(1).max(120);

@@ -71,9 +71,19 @@ export async function logs(o: LogsOptions, io: CommandIo): Promise<CommandStatus
   };
   if (!o.follow) {
     try {
-      const r = await client.call(Methods.logsQuery, q);
-      print(r.items);
-      return 0;
+      // A text search over many items comes in parts (searchedTo): ask on until done or the limit is reached.
+      let left = q.limit;
+      for (let from = q.fromSeq; ; ) {
+        const r = await client.call(Methods.logsQuery, {
+          ...q,
+          limit: left,
+          ...(from ? { fromSeq: from } : {}),
+        });
+        print(r.items);
+        left -= r.items.length;
+        if (r.searchedTo === undefined || left <= 0) return 0;
+        from = r.searchedTo + 1;
+      }
     } finally {
       client.close();
     }

@@ -135,10 +135,16 @@ export function LiveLog() {
       let from = Math.max(1, status.lastLogSeq - 20 * MAX_ROWS);
       const found: LogItem[] = [];
       for (let page = 0; page < 20; page++) {
-        const r = await ctx.call<{ items: LogItem[] }>('logs.query', { ...q, fromSeq: from, limit: 10_000 });
+        const r = await ctx.call<{ items: LogItem[]; searchedTo?: number }>('logs.query', {
+          ...q,
+          fromSeq: from,
+          limit: 10_000,
+        });
         found.push(...r.items);
-        if (r.items.length < 10_000) break;
-        from = r.items[r.items.length - 1]!.seq + 1;
+        // searchedTo: a text search stopped at the engine's work budget; go on after it.
+        if (r.searchedTo !== undefined) from = r.searchedTo + 1;
+        else if (r.items.length < 10_000) break;
+        else from = r.items[r.items.length - 1]!.seq + 1;
       }
       view.current?.replace(found);
     } catch (x) {
