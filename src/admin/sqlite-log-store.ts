@@ -2,34 +2,14 @@
  * The engine's persistent log store: a LogStore in one SQLite file (WAL mode,
  * synchronous=NORMAL) that answers logs.query exactly as MemoryLogStore does
  * (`logItemMatches` is the reference; a property test compares the two).
- *
- * Writes are batched. append() numbers the item, tells the subscribers and
- * returns at once; the item waits in memory and is written with the others of
- * its batch in one transaction, FLUSH_DELAY_MS after the first of them or as
- * soon as BATCH_SIZE items wait, whichever comes first. (One commit per turn of
- * the event loop made a commit of a few items per queued connection: a third of
- * the engine's time per connection went to commits.)
- * query(), exportJsonLines() and close() write the waiting batch first.
- *
- * Durability (docs/log-store.md): a process crash loses at most the items not
- * yet flushed; a power loss can also lose batches committed since the last WAL
- * checkpoint (synchronous=NORMAL); neither tears the database or leaves a gap.
- *
- * Retention (by age, and by item count or file size) runs when the store opens
- * and then periodically, deleting the oldest items in transactions of
- * RETENTION_BATCH rows with a turn of the event loop between them, so it never
- * holds the database for long. Items whose time does not parse are never aged out.
- *
- * Layout and versions: log-schema.ts, log-row.ts. Time bounds become a seq
- * range through per-block time spans (no index on time).
- *
- * Text search: a contentless FTS5 trigram index over each item's lower-cased
- * search text (logItemSearchText, the very function logItemMatches uses),
- * filled behind the writes TEXT_INDEX_STEP items per turn of the event loop,
- * so that it does not slow the writes; items past its end are scanned. The
- * index only narrows: every candidate is compared in JS. Needles under 3
- * characters, and text with an application or address filter, are a scan in
- * seq order narrowed by the other filters, which stops at `limit`.
+ * docs/log-store.md explains the design; in short:
+ * - append() numbers the item, tells the subscribers and returns; its batch is
+ *   written in one transaction FLUSH_DELAY_MS later or at BATCH_SIZE items.
+ *   query(), exportJsonLines() and close() write the waiting batch first.
+ * - Retention (age, count, size) deletes the oldest in RETENTION_BATCH steps.
+ * - Layout: log-schema.ts, log-row.ts; time bounds become seq ranges (spans).
+ * - Text: a trigram FTS5 index filled behind the writes narrows candidates that
+ *   are compared in JS; a search reads at most TEXT_SCAN_BUDGET rows per call.
  */
 import type { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
@@ -82,16 +62,10 @@ const RAREST_TRIGRAMS = 3;
 const TRIGRAM_SAMPLE = 1000;
 /** How long appended items may wait in memory before their batch is written (ms). */
 export const FLUSH_DELAY_MS = 25;
-
 /** Rows a text search reads per query at most (about half a second); the answer then says how far it got. */
 export const TEXT_SCAN_BUDGET = 100_000;
-
 /** What #select found: the items, and when a text search stopped at its budget, the seq it searched up to. */
-interface Selection {
-  items: LogItem[];
-  searchedTo?: number;
-}
-
+type Selection = { items: LogItem[]; searchedTo?: number };
 /** Rows per multi-row INSERT statement. */
 const ROWS_PER_INSERT = 32;
 /** Marks a pending item whose time the caller gave (parsed when written). */
