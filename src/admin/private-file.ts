@@ -1,14 +1,8 @@
-/**
- * Files that hold secrets (the users file, the local token, the TLS key):
- * written atomically with a mode that only the owner can read, and refused on
- * reading when group or others could read or write them (as ssh refuses a
- * private key with loose permissions).
- */
-import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { mkdir, stat } from 'node:fs/promises';
 import { ErrorCode, WardenError } from '../errors.js';
+
+export { syncDirectory, writeFileAtomic } from '../atomic-file.js';
 
 /** `0o644` as `0644`: the form chmod takes. */
 export function formatMode(mode: number): string {
@@ -27,45 +21,6 @@ export async function ensureDirectory(dir: string, mode = 0o700): Promise<void> 
     await mkdir(dir, { recursive: true, mode });
   } catch (e) {
     throw ioError('create the directory', dir, e);
-  }
-}
-
-/**
- * Writes `data` to `path` atomically: a temporary file in the same directory
- * (created with `mode`, whatever the umask), fsync, rename over the target,
- * fsync of the directory. A crash leaves the old file or the new one, never a mix.
- */
-export async function writeFileAtomic(path: string, data: string, mode: number): Promise<void> {
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    const fh = await open(tmp, 'wx', mode);
-    try {
-      await fh.chmod(mode);
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw ioError('write', path, e);
-  }
-  await syncDirectory(dir);
-}
-
-/** Fsyncs a directory so a rename or a new entry in it survives a crash. */
-export async function syncDirectory(dir: string): Promise<void> {
-  try {
-    const d = await open(dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
-  } catch (e) {
-    throw ioError('sync the directory', dir, e);
   }
 }
 

@@ -1,18 +1,7 @@
-/**
- * The console's pinned engine fingerprints, like SSH's known_hosts:
- *
- *   { "version": 1, "hosts": { "engine.example:44333": { "fingerprint": "SHA256:AB:…", "added": "2025-…Z" } } }
- *
- * The first connection to an engine pins the fingerprint of its certificate
- * (once the user accepted it); later connections refuse a different one.
- * The file is written atomically (temporary file, fsync, rename) with mode
- * 0600, and refused when group or others could write it, since whoever can
- * change it can make the console trust another engine.
- */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { basename, dirname, isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
+import { writeFileAtomic } from '../atomic-file.js';
 import { ErrorCode, WardenError } from '../errors.js';
 
 export interface KnownHost {
@@ -118,31 +107,14 @@ function serialize(hosts: ReadonlyMap<string, KnownHost>): string {
   return `${JSON.stringify({ version: 1, hosts: obj }, null, 2)}\n`;
 }
 
-/** Temporary file in the same directory (mode 0600), fsync, rename, fsync of the directory. */
+/** The file (mode 0600) in its directory (made 0700 when missing), written atomically. */
 async function writeAtomic(path: string, text: string): Promise<void> {
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const fh = await open(tmp, 'wx', 0o600);
-    try {
-      await fh.chmod(0o600);
-      await fh.writeFile(text);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-    const d = await open(dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   } catch (e) {
-    await unlink(tmp).catch(() => undefined);
     throw ioError('write', path, e);
   }
+  await writeFileAtomic(path, text, 0o600);
 }
 
 /** The known-hosts file, loaded in memory; pin and forget write it through. */

@@ -1,6 +1,5 @@
 /** Reading the files console commands are given, with errors that say which file and why. */
-import { open, readFile, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { ErrorCode, WardenError } from '../errors.js';
 import type { CompiledPolicy } from '../policy/index.js';
 import {
@@ -83,22 +82,4 @@ export async function loadCompiled(
     settings,
     compiled: compilePolicy(policy, { settings, internalRules: internalRules(settings, host) }),
   };
-}
-
-/** Writes a text file atomically (temporary file beside it, fsync, rename); errors name the file. */
-export async function writeTextFileAtomic(path: string, text: string, mode = 0o644): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  try {
-    const handle = await open(tmp, 'wx', mode);
-    try {
-      await handle.writeFile(text, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, path);
-  } catch (cause) {
-    await unlink(tmp).catch(() => undefined);
-    throw new WardenError(ErrorCode.FILE_IO, `cannot write ${path}: ${(cause as Error).message}`, { cause });
-  }
 }

@@ -35,6 +35,7 @@ function layerOf(path: string): string {
 /** Which layers each layer may import from (besides itself and npm packages). */
 const ALLOWED: Record<string, readonly string[]> = {
   errors: [],
+  'atomic-file': ['errors'],
   ip: [],
   document: ['errors'],
   policy: ['ip', 'settings', 'errors', 'document'],
@@ -42,8 +43,19 @@ const ALLOWED: Record<string, readonly string[]> = {
   protocol: ['errors'],
   hints: [],
   rpc: ['protocol', 'errors'],
-  admin: ['protocol', 'rpc', 'policy', 'settings', 'ip', 'errors', 'document', 'hints', 'metrics'],
-  client: ['protocol', 'rpc', 'errors', 'ip'],
+  admin: [
+    'atomic-file',
+    'protocol',
+    'rpc',
+    'policy',
+    'settings',
+    'ip',
+    'errors',
+    'document',
+    'hints',
+    'metrics',
+  ],
+  client: ['atomic-file', 'protocol', 'rpc', 'errors', 'ip'],
   kernel: ['policy', 'settings', 'ip', 'errors', 'document'],
   engine: [
     'kernel',
@@ -60,7 +72,18 @@ const ALLOWED: Record<string, readonly string[]> = {
   ],
   metrics: [],
   assist: ['engine', 'settings', 'errors'],
-  console: ['policy', 'settings', 'ip', 'errors', 'document', 'protocol', 'rpc', 'client', 'hints'],
+  console: [
+    'atomic-file',
+    'policy',
+    'settings',
+    'ip',
+    'errors',
+    'document',
+    'protocol',
+    'rpc',
+    'client',
+    'hints',
+  ],
 };
 const PURE = new Set(['errors', 'ip', 'document', 'policy', 'settings', 'hints']);
 /** Pure modules inside I/O layers: the kernel's compilers and parsers are tested without a kernel. */

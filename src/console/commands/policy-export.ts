@@ -6,6 +6,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { writeFileAtomic } from '../../atomic-file.js';
 import { ErrorCode, formatProblem, WardenError } from '../../errors.js';
 import {
   type ExportResult,
@@ -14,7 +15,7 @@ import {
   exportUfw,
 } from '../../policy/export/index.js';
 import { TOOLS, type Tool } from '../../policy/import/index.js';
-import { loadPolicy, writeTextFileAtomic } from '../files.js';
+import { loadPolicy } from '../files.js';
 import type { CommandIo, CommandStatus } from '../io.js';
 
 export interface PolicyExportOptions {
@@ -73,11 +74,11 @@ export async function policyExport(
         );
       });
       for (const f of result.files) {
-        await writeTextFileAtomic(join(out, f.name), f.text, f.name.endsWith('.sh') ? 0o755 : 0o644);
+        await writeFileAtomic(join(out, f.name), f.text, f.name.endsWith('.sh') ? 0o755 : 0o644);
         written.push(join(out, f.name));
       }
     } else {
-      await writeTextFileAtomic(out, main ?? '', 0o755);
+      await writeFileAtomic(out, main ?? '', 0o755);
       written.push(out);
     }
   }

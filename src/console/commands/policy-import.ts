@@ -7,10 +7,11 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { writeFileAtomic } from '../../atomic-file.js';
 import { ErrorCode, formatProblem, type Problem, WardenError } from '../../errors.js';
 import { importPolicy, type SourceFile, TOOLS, type Tool } from '../../policy/import/index.js';
 import { policyToPlain, serializePolicy } from '../../policy/index.js';
-import { readTextFile, writeTextFileAtomic } from '../files.js';
+import { readTextFile } from '../files.js';
 import type { CommandIo, CommandStatus } from '../io.js';
 
 export interface PolicyImportOptions {
@@ -98,7 +99,7 @@ export async function policyImport(
   }
   const { policy, problems, notes } = importPolicy(from, files, { services, now: Date.now() });
   const yaml = header(from, files, problems.length) + serializePolicy(policy);
-  if (options.output !== undefined) await writeTextFileAtomic(options.output, yaml);
+  if (options.output !== undefined) await writeFileAtomic(options.output, yaml, 0o644);
   if (options.json) {
     io.out(
       JSON.stringify(
