@@ -152,3 +152,28 @@ export async function withEngine(
     client.close();
   }
 }
+
+/**
+ * For commands that keep listening (logs --follow, asks watch): resolves 0 on Ctrl-C or SIGTERM
+ * (closing the connection), 1 when the engine closes it; `stop` ends what the command started.
+ */
+export function untilInterrupted(
+  client: EngineClient,
+  io: CommandIo,
+  stop: () => void = () => {},
+): Promise<CommandStatus> {
+  return new Promise<CommandStatus>((resolve) => {
+    const interrupted = () => {
+      stop();
+      client.close();
+      resolve(0);
+    };
+    process.once('SIGINT', interrupted);
+    process.once('SIGTERM', interrupted);
+    client.onClose((reason) => {
+      io.err(`(connection closed: ${reason})`);
+      stop();
+      resolve(1);
+    });
+  });
+}

@@ -8,7 +8,7 @@ import { ErrorCode, WardenError } from '../../errors.js';
 import { type AskPrompt, type AskResolution, askAnswerSchema } from '../../protocol/asks.js';
 import { Methods, Notifications } from '../../protocol/methods.js';
 import type { CommandIo, CommandStatus } from '../io.js';
-import { openEngine, type RemoteOptions, remoteOptions, withEngine } from '../remote.js';
+import { openEngine, type RemoteOptions, remoteOptions, untilInterrupted, withEngine } from '../remote.js';
 
 export interface AsksOptions extends RemoteOptions {
   readonly json?: boolean;
@@ -118,18 +118,7 @@ export async function asksWatch(o: AsksOptions, io: CommandIo): Promise<CommandS
   io.err(
     `(watching ${name} for ask prompts; answer with: warden asks answer ID --allow|--deny; Ctrl-C to stop)`,
   );
-  return new Promise<CommandStatus>((resolve) => {
-    const stop = () => {
-      client.close();
-      resolve(0);
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    client.onClose((reason) => {
-      io.err(`(connection closed: ${reason})`);
-      resolve(1);
-    });
-  });
+  return untilInterrupted(client, io);
 }
 
 export function registerAsks(

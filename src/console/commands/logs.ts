@@ -9,7 +9,7 @@ import {
 } from '../../protocol/log-item.js';
 import { Methods } from '../../protocol/methods.js';
 import type { CommandIo, CommandStatus } from '../io.js';
-import { openEngine, type RemoteOptions, remoteOptions } from '../remote.js';
+import { openEngine, type RemoteOptions, remoteOptions, untilInterrupted } from '../remote.js';
 
 export interface LogsOptions extends RemoteOptions {
   readonly kind?: string;
@@ -103,20 +103,7 @@ export async function logs(o: LogsOptions, io: CommandIo): Promise<CommandStatus
   io.err(
     `(following ${o.engine ?? 'the default engine'}; log items over ${follower.transport === 'pending' ? 'UDP once registered' : follower.transport.toUpperCase()}; Ctrl-C to stop)`,
   );
-  return new Promise<CommandStatus>((resolve) => {
-    const stop = () => {
-      follower.stop();
-      client.close();
-      resolve(0);
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    client.onClose((reason) => {
-      io.err(`(connection closed: ${reason})`);
-      follower.stop();
-      resolve(1);
-    });
-  });
+  return untilInterrupted(client, io, () => follower.stop());
 }
 
 export function registerLogs(
