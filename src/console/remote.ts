@@ -163,14 +163,17 @@ export function untilInterrupted(
   stop: () => void = () => {},
 ): Promise<CommandStatus> {
   return new Promise<CommandStatus>((resolve) => {
+    let ending = false;
     const interrupted = () => {
+      ending = true; // our own close below is not the engine closing on us
       stop();
-      client.close();
       resolve(0);
+      client.close();
     };
     process.once('SIGINT', interrupted);
     process.once('SIGTERM', interrupted);
     client.onClose((reason) => {
+      if (ending) return;
       io.err(`(connection closed: ${reason})`);
       stop();
       resolve(1);

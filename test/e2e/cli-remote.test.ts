@@ -1,11 +1,12 @@
 /** End-to-end: the built `warden` CLI against a real administration server on 127.0.0.1. */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fixtureIdentity, type Harness, startHarness } from '../integration/admin-harness.js';
+import { fixtureIdentity, type Harness, startHarness, until } from '../integration/admin-harness.js';
 import { repoRoot } from '../repo-root.js';
 
 const bin = join(repoRoot(import.meta.url), 'dist/src/console/bin.js');
@@ -164,6 +165,35 @@ describe('warden against a running engine', () => {
     assert.equal(JSON.parse(again.stderr).error.code, 'WARDEN_E_NOT_FOUND');
     const usage = await warden(['config', 'diff', 'one', '2', '--engine', 'lab']);
     assert.equal(usage.code, 2);
+  });
+
+  test('logs --follow and asks watch print what arrives and end with exit 0 on Ctrl-C', async () => {
+    for (const [args, expect, produce] of [
+      [
+        ['logs', '--follow', '--json'],
+        /followed item/,
+        () => h.logs.append({ kind: 'system', message: 'followed item' }),
+      ],
+      [['asks', 'watch'], /watching lab for ask prompts/, () => {}],
+    ] as const) {
+      const child = spawn(process.execPath, [bin, ...args, '--engine', 'lab'], {
+        env: {
+          PATH: process.env.PATH ?? '',
+          XDG_CONFIG_HOME: home,
+          WARDEN_PASSWORD: 'correct horse battery',
+        },
+      });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      await until(() => /Ctrl-C to stop/.test(out), 5000, `${args.join(' ')} to start`);
+      await new Promise((r) => setTimeout(r, 300)); // UDP registration or TCP fallback settles
+      produce();
+      await until(() => expect.test(out), 5000, `${args.join(' ')} output`);
+      child.kill('SIGINT');
+      const [code] = (await once(child, 'exit')) as [number];
+      assert.equal(code, 0, out);
+    }
   });
 
   test('a changed fingerprint is refused with a warning and exit 1', async () => {
