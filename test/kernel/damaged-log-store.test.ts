@@ -10,8 +10,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fixture } from './fixture-process.js';
-import { createNetnsPair, kernelTestsUnavailable, type NetnsPair, SERVER_ADDR, tcpConnect } from './netns.js';
-import { NODE, startWardend } from './wardend.js';
+import {
+  createNetnsPair,
+  kernelTestsUnavailable,
+  listenOn,
+  type NetnsPair,
+  SERVER_ADDR,
+  tcpConnect,
+} from './netns.js';
+import { startWardend } from './wardend.js';
 
 const PORT = 44334;
 const POLICY = `
@@ -40,10 +47,7 @@ describe('a damaged log database', { skip: kernelTestsUnavailable() }, () => {
     mkdirSync(join(dir, 'state'), { mode: 0o700 });
     writeFileSync(join(dir, 'etc/policy.yaml'), POLICY);
     writeFileSync(join(dir, 'state/logs.db'), Buffer.alloc(64 * 1024, 0x5a));
-    pair.spawn(pair.server, NODE, [
-      '-e',
-      `for (const port of [8000, 8001]) require('node:net').createServer((s) => s.end()).listen(port);`,
-    ]);
+    await listenOn(pair, pair.server, [8000, 8001]);
     engine = await startWardend(pair, pair.client, dir, PORT);
   });
   after(() => {

@@ -5,7 +5,6 @@
  * ufw would, and the interface-only rule that was not imported stays blocked.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { applyRuleset, removeRuleset } from '../../src/kernel/nft.js';
 import { compileRuleset } from '../../src/kernel/ruleset.js';
@@ -13,7 +12,14 @@ import { importPolicy } from '../../src/policy/import/index.js';
 import { compilePolicy } from '../../src/policy/index.js';
 import { NOW } from '../../src/policy/testing/arbitraries.js';
 import { validateSettings } from '../../src/settings/index.js';
-import { createNetnsPair, kernelTestsUnavailable, type NetnsPair, SERVER_ADDR, tcpConnect } from './netns.js';
+import {
+  createNetnsPair,
+  kernelTestsUnavailable,
+  listenOn,
+  type NetnsPair,
+  SERVER_ADDR,
+  tcpConnect,
+} from './netns.js';
 
 const skip = kernelTestsUnavailable();
 const PORTS = [8101, 8102, 8103, 8104, 8105];
@@ -32,12 +38,7 @@ describe('an imported ufw policy in the kernel', { skip }, () => {
   let pair: NetnsPair;
   before(async () => {
     pair = createNetnsPair('iu');
-    const server = pair.spawn(pair.server, process.execPath, [
-      '-e',
-      `const net = require('node:net'); let n = 0;
-       for (const p of ${JSON.stringify(PORTS)}) net.createServer((c) => c.end()).listen(p, '::', () => { if (++n === ${PORTS.length}) console.log('ready'); });`,
-    ]);
-    await once(server.stdout!, 'data');
+    await listenOn(pair, pair.server, PORTS);
   });
   after(() => pair?.close());
 

@@ -6,13 +6,19 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fixture } from './fixture-process.js';
-import { createNetnsPair, kernelTestsUnavailable, type NetnsPair, SERVER_ADDR, tcpConnect } from './netns.js';
+import {
+  createNetnsPair,
+  kernelTestsUnavailable,
+  listenOn,
+  type NetnsPair,
+  SERVER_ADDR,
+  tcpConnect,
+} from './netns.js';
 import { NODE, startWardend } from './wardend.js';
 
 const PORT = 44334;
@@ -88,12 +94,7 @@ describe('policy modes with real packets', { skip: kernelTestsUnavailable() }, (
     dir = mkdtempSync(join(tmpdir(), 'warden-modes-'));
     mkdirSync(join(dir, 'etc'));
     writeFileSync(join(dir, 'etc/policy.yaml'), policy('monitor'));
-    const server = pair.spawn(pair.server, NODE, [
-      '-e',
-      `for (const port of [8000, 8003, 8004]) require('node:net').createServer((s) => s.end()).listen(port);
-       setTimeout(() => console.log('ready'), 100);`,
-    ]);
-    await once(server.stdout!, 'data');
+    await listenOn(pair, pair.server, [8000, 8003, 8004]);
     engine = await startWardend(pair, pair.client, dir, PORT);
   });
   after(() => {

@@ -130,3 +130,18 @@ export function tcpConnect(
      s.on('error', (e) => { process.stdout.write(e.code); process.exit(0); });`,
   ]);
 }
+
+/** Starts TCP servers in `ns` on `ports` (every address, IPv4 and IPv6) that accept and close; resolves once all listen. */
+export async function listenOn(pair: NetnsPair, ns: string, ports: readonly number[]): Promise<void> {
+  const server = pair.spawn(ns, process.execPath, [
+    '-e',
+    `const net = require('node:net'); let n = 0;
+     for (const p of ${JSON.stringify(ports)}) net.createServer((c) => c.end()).listen(p, '::', () => { if (++n === ${ports.length}) console.log('ready'); });`,
+  ]);
+  await new Promise<void>((resolve, reject) => {
+    server.stdout!.once('data', () => resolve());
+    server.once('exit', (code) =>
+      reject(new Error(`servers on ${ports.join(', ')} in ${ns} exited (${code})`)),
+    );
+  });
+}

@@ -4,14 +4,13 @@
  * without --queue-bypass, and the guarantee that other tables survive apply, re-apply and remove.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { applyRuleset, detectKernelFeatures, removeRuleset, verifyRuleset } from '../../src/kernel/nft.js';
 import { compileRuleset } from '../../src/kernel/ruleset.js';
 import { compilePolicy, validatePolicy } from '../../src/policy/index.js';
 import { NOW } from '../../src/policy/testing/arbitraries.js';
 import { validateSettings } from '../../src/settings/index.js';
-import { createNetnsPair, kernelTestsUnavailable, type NetnsPair, SERVER_ADDR } from './netns.js';
+import { createNetnsPair, kernelTestsUnavailable, listenOn, type NetnsPair, SERVER_ADDR } from './netns.js';
 
 const skip = kernelTestsUnavailable();
 const PORTS = [8001, 8002, 8003, 8004, 8005, 8006, 8007, 8008];
@@ -69,12 +68,7 @@ describe('ruleset in the kernel', { skip }, () => {
   let pair: NetnsPair;
   before(async () => {
     pair = createNetnsPair('nf');
-    const server = pair.spawn(pair.server, process.execPath, [
-      '-e',
-      `const net = require('node:net'); let n = 0;
-       for (const p of ${JSON.stringify(PORTS)}) net.createServer((c) => c.end()).listen(p, '::', () => { if (++n === ${PORTS.length}) console.log('ready'); });`,
-    ]);
-    await once(server.stdout!, 'data');
+    await listenOn(pair, pair.server, PORTS);
   });
   after(() => pair?.close());
 
