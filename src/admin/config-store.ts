@@ -209,8 +209,8 @@ export class FileConfigStore implements ConfigStore {
       const changed =
         fresh.policyText !== this.#current.policyText || fresh.settingsText !== this.#current.settingsText;
       if (changed) await this.#ensureBaseline();
-      this.#current = fresh;
-      if (changed) await this.#record('reload', meta);
+      if (changed) await this.#record('reload', meta, { next: fresh });
+      else this.#current = fresh;
     });
   }
 
@@ -228,8 +228,8 @@ export class FileConfigStore implements ConfigStore {
       await this.#announce(meta);
       const text = serializePolicy(policy);
       await writeFileAtomic(join(this.#dir, 'policy.yaml'), text, 0o644);
-      this.#current = { ...this.#current, policy, policyText: text };
-      return (await this.#record('policy', meta)).version;
+      return (await this.#record('policy', meta, { next: { ...this.#current, policy, policyText: text } }))
+        .version;
     });
   }
 
@@ -239,8 +239,9 @@ export class FileConfigStore implements ConfigStore {
       await this.#announce(meta);
       const text = serializeSettings(settings);
       await writeFileAtomic(join(this.#dir, 'settings.yaml'), text, 0o644);
-      this.#current = { ...this.#current, settings, settingsText: text };
-      return (await this.#record('settings', meta)).version;
+      return (
+        await this.#record('settings', meta, { next: { ...this.#current, settings, settingsText: text } })
+      ).version;
     });
   }
 
@@ -306,8 +307,7 @@ export class FileConfigStore implements ConfigStore {
         Object.assign(next, { settings, settingsText: serializeSettings(settings) });
         await writeFileAtomic(join(this.#dir, 'settings.yaml'), next.settingsText, 0o644);
       }
-      this.#current = next;
-      return this.#record('revert', meta, undefined, n);
+      return this.#record('revert', meta, { reverts: n, next });
     });
   }
 
@@ -319,8 +319,8 @@ export class FileConfigStore implements ConfigStore {
     await this.#announce(meta);
     await writeFileAtomic(join(this.#dir, 'policy.yaml'), old.policy, 0o644);
     await writeFileAtomic(join(this.#dir, 'settings.yaml'), old.settings, 0o644);
-    this.#current = { policy, settings, policyText: old.policy, settingsText: old.settings };
-    return this.#record('rollback', meta, n);
+    const next = { policy, settings, policyText: old.policy, settingsText: old.settings };
+    return this.#record('rollback', meta, { restores: n, next });
   }
 
   get #historyDir(): string {
@@ -342,12 +342,17 @@ export class FileConfigStore implements ConfigStore {
     if (this.#versions.length === 0) await this.#record('initial', { user: 'engine', source: 'file' });
   }
 
+  /**
+   * Writes the version of `next` (default: the configuration in force) to history, then makes
+   * `next` current and lists the version in one step, so settings() and history() always agree.
+   */
   async #record(
     what: ChangeKind,
     meta: ChangeMeta,
-    restores?: number,
-    reverts?: number,
+    options: { restores?: number; reverts?: number; next?: Loaded } = {},
   ): Promise<VersionSummary> {
+    const { restores, reverts } = options;
+    const next = options.next ?? this.#current;
     await ensureDirectory(this.#historyDir, 0o700);
     const last = this.#versions.at(-1)?.version ?? 0;
     const summary: VersionSummary = {
@@ -361,14 +366,15 @@ export class FileConfigStore implements ConfigStore {
     };
     const full: ConfigVersion = {
       ...summary,
-      policy: this.#current.policyText,
-      settings: this.#current.settingsText,
+      policy: next.policyText,
+      settings: next.settingsText,
     };
     await writeFileAtomic(
       join(this.#historyDir, versionFile(summary.version)),
       `${JSON.stringify(full)}\n`,
       0o600,
     );
+    this.#current = next;
     this.#versions.push(summary);
     while (this.#versions.length > this.#keep) {
       const gone = this.#versions.shift()!;
