@@ -17,6 +17,7 @@ import { ensureDirectory } from '../admin/private-file.js';
 import { AdminServer } from '../admin/server.js';
 import { SqliteLogStore } from '../admin/sqlite-log-store.js';
 import { loadOrCreateIdentity, type TlsIdentity } from '../admin/tls-identity.js';
+import { reserveLocalPorts } from '../kernel/reserved-ports.js';
 import { MetricsEndpoint } from '../metrics/http.js';
 import { type DecisionMetrics, WardenMetrics } from '../metrics/warden.js';
 import type { HostEnvironment } from '../policy/index.js';
@@ -189,6 +190,16 @@ export class Engine {
         server?.broadcast(event === 'prompt' ? Notifications.askPrompt : Notifications.askResolved, params),
     });
     const metrics = new WardenMetrics(() => server?.consoles ?? 0);
+    if (options.kernel) {
+      // Our listening ports are never handed out as some program's ephemeral port (src/kernel/reserved-ports.ts).
+      const s = config.settings();
+      const problem = await reserveLocalPorts([
+        options.port ?? s.applicationPort,
+        s.blockedPopups.port,
+        s.metrics.port,
+      ]);
+      if (problem !== undefined) log('warn', problem);
+    }
     server = await AdminServer.start({
       metrics,
       identity,
