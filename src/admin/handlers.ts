@@ -31,6 +31,7 @@ import { Confirmations, lockoutRisk } from './confirm.js';
 import { unifiedDiff } from './line-diff.js';
 import type { LogStore } from './log-store.js';
 import { RevertConflict } from './revert.js';
+import { Turns } from './turns.js';
 
 /**
  * Largest logs.query answer, in bytes of item JSON: half the 1 MiB frame limit of the peer.
@@ -45,9 +46,14 @@ function fitAnswer<A extends { items: LogItem[]; lastSeq: number; searchedTo?: n
   let bytes = 0;
   for (let i = 0; i < answer.items.length; i++) {
     bytes += Buffer.byteLength(JSON.stringify(answer.items[i])) + 1;
-    // Always at least one item, so a caller paging by seq makes progress (it goes on after the last item).
+    // Always at least one item, so a caller paging by seq makes progress; searchedTo says where to go on
+    // (every match up to the last item kept is in the answer), as for a search stopped at its budget.
     if (bytes > LOGS_QUERY_MAX_BYTES && i > 0)
-      return { items: answer.items.slice(0, i), lastSeq: answer.lastSeq };
+      return {
+        items: answer.items.slice(0, i),
+        lastSeq: answer.lastSeq,
+        searchedTo: answer.items[i - 1]!.seq,
+      };
   }
   return answer;
 }
@@ -74,6 +80,11 @@ export interface HandlerContext {
     StatusResult,
     'mode' | 'rules' | 'internalRules' | 'lastLogSeq' | 'remoteAdministration' | 'applicationPort'
   >;
+  /**
+   * The port the engine serves (wardend --port overrides the settings); engine.status and
+   * firewall.hints report it. Default: settings.applicationPort.
+   */
+  readonly servedPort?: () => number;
   /** Firewall hints for the application port; default: src/hints for any address. */
   readonly hints?: (applicationPort: number) => Record<string, unknown>;
   /** Connections held by `ask` rules (the engine's kernel backend); absent: nothing is ever held. */
@@ -132,6 +143,9 @@ export function createHandlers(ctx: HandlerContext) {
   const audit = (caller: Caller, message: string) =>
     ctx.logs.append({ kind: 'admin', user: caller.user, source: caller.source, message });
   const confirmations = ctx.confirmations ?? new Confirmations();
+  // Log searches, explains and lints take their turns: pipelined calls cannot hold the event loop in a row.
+  const turns = new Turns();
+  const servedPort = () => ctx.servedPort?.() ?? ctx.config.settings().applicationPort;
 
   /** Refuses a change that could cut a remote caller off, unless it is applied with confirm. */
   const guard = (next: { policy: Policy; settings: Settings }, caller: Caller, confirm: Confirm) => {
@@ -245,13 +259,47 @@ export function createHandlers(ctx: HandlerContext) {
     return { rule: ruleToPlain(rule), position: at, ...(await probation(version, caller, confirm)) };
   };
 
+  /** policy.explain: which rule decides the connection `c` describes, and why each earlier one did not. */
+  const explainConnection = (c: ParamsOf<typeof Methods.explain>) => {
+    const remote = c.remoteAddress === undefined ? null : parseIp(c.remoteAddress);
+    if (c.remoteAddress !== undefined && remote === null) {
+      throw new WardenError(
+        ErrorCode.PARAMS_INVALID,
+        `remoteAddress "${c.remoteAddress}" is not an IP address`,
+      );
+    }
+    const facts: ConnectionFacts = {
+      direction: c.direction,
+      protocol: c.protocol,
+      application: c.application ?? null,
+      uid: c.uid ?? null,
+      user: c.user ?? null,
+      localAddress: null,
+      localPort: c.localPort ?? null,
+      remoteAddress: remote,
+      remotePort: c.remotePort ?? null,
+      remoteHosts: c.hosts.map((h) => h.toLowerCase()),
+      now: c.at === undefined ? ctx.now() : Date.parse(c.at),
+    };
+    const cp = compiledPolicy();
+    const e = explain(cp, facts);
+    const d = e.decision;
+    return {
+      connection: { ...c, remoteAddress: remote === null ? null : formatIp(remote) },
+      decision: { ...d, ...(d.proposal ? { proposal: ruleToPlain(d.proposal) } : {}) },
+      decidingRule: d.ruleIndex >= 0 ? ruleToPlain(cp.rules[d.ruleIndex]!.rule) : null,
+      internal: e.internal ?? null,
+      skipped: e.skipped,
+    };
+  };
+
   const handlers: { [K in keyof typeof Methods]?: Handler<(typeof Methods)[K]> } = {
     status: () => {
       const settings = ctx.config.settings();
       const cp = compiledPolicy();
       return {
         ...ctx.status(),
-        applicationPort: settings.applicationPort,
+        applicationPort: servedPort(),
         remoteAdministration: settings.remoteAdministration.enabled,
         mode: cp.mode,
         rules: cp.rules.length - cp.internalCount,
@@ -339,42 +387,12 @@ export function createHandlers(ctx: HandlerContext) {
       audit(caller, `rule "${name}" moved from position ${i} to ${at}`);
       return { position: at, ...(await probation(version, caller, confirm)) };
     },
-    explain: (c) => {
-      const remote = c.remoteAddress === undefined ? null : parseIp(c.remoteAddress);
-      if (c.remoteAddress !== undefined && remote === null) {
-        throw new WardenError(
-          ErrorCode.PARAMS_INVALID,
-          `remoteAddress "${c.remoteAddress}" is not an IP address`,
-        );
-      }
-      const facts: ConnectionFacts = {
-        direction: c.direction,
-        protocol: c.protocol,
-        application: c.application ?? null,
-        uid: c.uid ?? null,
-        user: c.user ?? null,
-        localAddress: null,
-        localPort: c.localPort ?? null,
-        remoteAddress: remote,
-        remotePort: c.remotePort ?? null,
-        remoteHosts: c.hosts.map((h) => h.toLowerCase()),
-        now: c.at === undefined ? ctx.now() : Date.parse(c.at),
-      };
-      const cp = compiledPolicy();
-      const e = explain(cp, facts);
-      const d = e.decision;
-      return {
-        connection: { ...c, remoteAddress: remote === null ? null : formatIp(remote) },
-        decision: { ...d, ...(d.proposal ? { proposal: ruleToPlain(d.proposal) } : {}) },
-        decidingRule: d.ruleIndex >= 0 ? ruleToPlain(cp.rules[d.ruleIndex]!.rule) : null,
-        internal: e.internal ?? null,
-        skipped: e.skipped,
-      };
-    },
-    lint: () => ({
-      findings: lint(compiledPolicy(), { now: ctx.now() }) as unknown as Record<string, unknown>[],
-    }),
-    logsQuery: (q) => fitAnswer(ctx.logs.query(q as LogQueryParsed)),
+    explain: (c) => turns.run(() => explainConnection(c)),
+    lint: () =>
+      turns.run(() => ({
+        findings: lint(compiledPolicy(), { now: ctx.now() }) as unknown as Record<string, unknown>[],
+      })),
+    logsQuery: (q) => turns.run(() => fitAnswer(ctx.logs.query(q as LogQueryParsed))),
     configHistory: () => ({ versions: ctx.config.history(), pending: confirmations.pending() }),
     configDiff: async ({ a, b }) => {
       const [va, vb] = await Promise.all([ctx.config.version(a), ctx.config.version(b)]);
@@ -395,7 +413,7 @@ export function createHandlers(ctx: HandlerContext) {
       audit(caller, `configuration rolled back to version ${version} as version ${v.version}`);
       const pending = await probation(v.version, caller, confirm);
       ctx.onSettingsChanged?.(ctx.config.settings());
-      return { version: v, ...pending };
+      return { version: v.version, ...pending };
     },
     configConfirm: async ({ version }, caller) => {
       if (!(await confirmations.confirm(version))) {
@@ -407,7 +425,7 @@ export function createHandlers(ctx: HandlerContext) {
       return { version };
     },
     hints: () => {
-      const port = ctx.config.settings().applicationPort;
+      const port = servedPort();
       return (
         ctx.hints?.(port) ?? (firewallHints({ applicationPort: port }) as unknown as Record<string, unknown>)
       );
