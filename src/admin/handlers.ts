@@ -26,6 +26,7 @@ import { type AskAnswer, type AskPrompt, type AskResolution, askAnswerSchema } f
 import type { LogItem, LogQueryParsed } from '../protocol/log-item.js';
 import type { Methods, StatusResult } from '../protocol/methods.js';
 import { parseSettingsText, type Settings, validateSettings } from '../settings/index.js';
+import { keepRedacted, redactSecrets, redactText } from '../settings/secrets.js';
 import type { ChangeMeta, ConfigStore } from './config-store.js';
 import { Confirmations, lockoutRisk } from './confirm.js';
 import { unifiedDiff } from './line-diff.js';
@@ -113,9 +114,12 @@ function notFound(name: string): WardenError {
   });
 }
 
-/** Deep-merges plain objects: keys in `patch` replace or recurse into `base`. */
+/**
+ * Deep-merges plain objects: keys in `patch` replace or recurse into `base`. A redacted secret sent
+ * back as settings.get showed it (`***`) keeps the current secret (keepRedacted).
+ */
 function merge(base: unknown, patch: unknown): unknown {
-  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return keepRedacted(base, patch);
   if (base === null || typeof base !== 'object' || Array.isArray(base)) return patch;
   const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
   for (const [k, v] of Object.entries(patch)) out[k] = merge(out[k], v);
@@ -307,16 +311,16 @@ export function createHandlers(ctx: HandlerContext) {
         lastLogSeq: ctx.logs.lastSeq,
       };
     },
-    settingsGet: () => ({ settings: structuredClone(ctx.config.settings()) as Record<string, unknown> }),
+    settingsGet: () => ({ settings: redactSecrets(ctx.config.settings()) as Record<string, unknown> }),
     settingsSet: async ({ settings: patch, confirm }, caller) => {
       const next = validateSettings(merge(structuredClone(ctx.config.settings()), patch));
       guard({ policy: ctx.config.policy(), settings: next }, caller, confirm);
       const version = await applying(caller, confirm, (meta) => ctx.config.setSettings(next, meta));
       compiled = undefined;
-      audit(caller, `settings changed: ${JSON.stringify(patch)}`);
+      audit(caller, `settings changed: ${redactText(JSON.stringify(patch))}`);
       const pending = await probation(version, caller, confirm);
       ctx.onSettingsChanged?.(next);
-      return { settings: structuredClone(next) as Record<string, unknown>, ...pending };
+      return { settings: redactSecrets(next) as Record<string, unknown>, ...pending };
     },
     rulesList: ({ internal }) => {
       const list = rules().map(ruleToPlain);
@@ -395,10 +399,10 @@ export function createHandlers(ctx: HandlerContext) {
     logsQuery: (q) => turns.run(() => fitAnswer(ctx.logs.query(q as LogQueryParsed))),
     configHistory: () => ({ versions: ctx.config.history(), pending: confirmations.pending() }),
     configDiff: async ({ a, b }) => {
-      const [va, vb] = await Promise.all([ctx.config.version(a), ctx.config.version(b)]);
+      const [va, vb] = (await Promise.all([ctx.config.version(a), ctx.config.version(b)])).map(redactSecrets);
       return {
-        policy: unifiedDiff(va.policy, vb.policy, [`policy.yaml@${a}`, `policy.yaml@${b}`]),
-        settings: unifiedDiff(va.settings, vb.settings, [`settings.yaml@${a}`, `settings.yaml@${b}`]),
+        policy: unifiedDiff(va!.policy, vb!.policy, [`policy.yaml@${a}`, `policy.yaml@${b}`]),
+        settings: unifiedDiff(va!.settings, vb!.settings, [`settings.yaml@${a}`, `settings.yaml@${b}`]),
       };
     },
     configRollback: async ({ version, confirm }, caller) => {

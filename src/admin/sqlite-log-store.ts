@@ -38,6 +38,7 @@ import {
 import { itemOfRow, LOG_COLUMNS, type LogRow, pushRowValues } from './log-row.js';
 import { corruptError, isCorruption, prepareSchema, SPAN_ITEMS } from './log-schema.js';
 import type { LogStore } from './log-store.js';
+import { tightenFiles } from './private-file.js';
 
 /** How long items are kept. Without any field, items are kept for ever. */
 export interface LogRetention {
@@ -159,6 +160,9 @@ export class SqliteLogStore implements LogStore {
   static open(path: string, options: SqliteLogStoreOptions = {}): SqliteLogStore {
     let db: Database.Database | undefined;
     try {
+      // Log items name users, addresses and programs: owner only, an older looser file included
+      // (SQLite gives -wal and -shm the mode of the database file).
+      tightenFiles([path, `${path}-wal`, `${path}-shm`], { create: path });
       db = new Database(path);
       const store = new SqliteLogStore(path, db, options);
       store.#startRetention(options.retentionIntervalMs ?? 60_000);
