@@ -147,7 +147,7 @@ export function createHandlers(ctx: HandlerContext) {
   const audit = (caller: Caller, message: string) =>
     ctx.logs.append({ kind: 'admin', user: caller.user, source: caller.source, message });
   const confirmations = ctx.confirmations ?? new Confirmations();
-  // Log searches, explains and lints take their turns: pipelined calls cannot hold the event loop in a row.
+  // Log searches, explains, lints and diffs take turns: pipelined calls cannot hold the event loop in a row.
   const turns = new Turns();
   const servedPort = () => ctx.servedPort?.() ?? ctx.config.settings().applicationPort;
 
@@ -400,10 +400,11 @@ export function createHandlers(ctx: HandlerContext) {
     configHistory: () => ({ versions: ctx.config.history(), pending: confirmations.pending() }),
     configDiff: async ({ a, b }) => {
       const [va, vb] = (await Promise.all([ctx.config.version(a), ctx.config.version(b)])).map(redactSecrets);
-      return {
+      // A diff of two large texts is quadratic work: it takes its turn like a log search.
+      return turns.run(() => ({
         policy: unifiedDiff(va!.policy, vb!.policy, [`policy.yaml@${a}`, `policy.yaml@${b}`]),
         settings: unifiedDiff(va!.settings, vb!.settings, [`settings.yaml@${a}`, `settings.yaml@${b}`]),
-      };
+      }));
     },
     configRollback: async ({ version, confirm }, caller) => {
       const old = await ctx.config.version(version);
