@@ -250,6 +250,11 @@ export class EngineClient {
           });
           const part = r.items.filter((i) => i.seq <= to);
           out.push(...part);
+          // An answer stopped at the engine's work budget (or size cap) says where to go on.
+          if (r.searchedTo !== undefined && part.length === r.items.length) {
+            next = r.searchedTo + 1;
+            continue;
+          }
           if (r.items.length === 0 || part.length < r.items.length) break;
           next = part[part.length - 1]!.seq + 1;
         }
