@@ -22,6 +22,7 @@ import {
   logItemSearchText,
   type NewLogItem,
 } from '../protocol/log-item.js';
+import { redactText } from '../settings/secrets.js';
 import {
   filters,
   ftsQuery,
@@ -191,6 +192,8 @@ export class SqliteLogStore implements LogStore {
     if (this.#closed) throw new WardenError(ErrorCode.INTERNAL, `log store ${this.path} is closed`);
     // Same keys in the same order as `{ ...item, seq, time }`, which V8 (Node 20) builds several times slower.
     const stored = Object.assign({}, item) as LogItem;
+    // No secret travels in an item (consoles, syslog): admin, security and system messages are redacted.
+    if (stored.kind !== 'connection') stored.message = redactText(stored.message);
     stored.seq = ++this.#lastSeq;
     if (item.time === undefined) {
       const ms = this.#now();

@@ -166,7 +166,9 @@ test('an existing logs.db and config history that others could read are made own
   try {
     const db = join(dir, 'logs.db');
     const first = SqliteLogStore.open(db, { retentionIntervalMs: 0 });
-    first.append({ kind: 'admin', message: 'x' });
+    // Whatever code writes an item, no secret is stored or sent with it.
+    const item = first.append({ kind: 'system', message: `proxy http://u:${SECRET}@p.lan:3128 failed` });
+    assert.equal(item.message, 'proxy http://u:***@p.lan:3128 failed');
     await first.close();
     chmodSync(db, 0o644);
     const again = SqliteLogStore.open(db, { retentionIntervalMs: 0 });
