@@ -180,7 +180,8 @@ export class Engine {
         message: `log store unusable, log items are kept in memory only: ${problem}`,
       });
     }
-    const host = await engineHost();
+    // Mutable: once the server listens, the port it serves (wardend --port) joins it for the internal rules.
+    const host: { -readonly [K in keyof HostEnvironment]: HostEnvironment[K] } = await engineHost();
     const startedAt = new Date().toISOString();
     let server: AdminServer | undefined;
     let kernel: KernelBackend | undefined;
@@ -220,6 +221,7 @@ export class Engine {
         log('info', 'settings changed', { remoteAdministration: settings.remoteAdministration.enabled });
       },
     });
+    if (options.port !== undefined) host.servedPort = server.port;
     // Every change in force (a rule added by an answer, a rollback, a reload) reaches the kernel.
     // Syslog forwarding follows the settings: a changed receiver gets a new forwarder.
     let syslogTarget = JSON.stringify(config.settings().syslog);

@@ -8,10 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { EngineClient } from '../../src/client/engine-client.js';
+import { Engine } from '../../src/engine/daemon.js';
 import { Methods } from '../../src/protocol/methods.js';
 import { type Harness, startHarness } from '../integration/admin-harness.js';
 import { createNetnsPair, kernelTestsUnavailable, SERVER_ADDR } from '../kernel/netns.js';
@@ -111,6 +113,38 @@ describe('the protocol document and the engine agree', () => {
     assert.deepEqual(seqs.slice(0, 2), [first, first + 1]);
     assert.equal(seqs.at(-1), first + 9_999);
   });
+});
+
+test('wardend --port: engine.status, firewall.hints and the internal rules all name the port served', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-adv-doc-'));
+  const engine = await Engine.start({
+    configDir: join(dir, 'etc'),
+    stateDir: join(dir, 'state'),
+    port: 0,
+    bindAddress: '127.0.0.1',
+    services: { popupPort: 0, updateFirstDelayMs: 3_600_000 },
+  });
+  const c = await EngineClient.connect({
+    host: '127.0.0.1',
+    port: engine.server.port,
+    verifyFingerprint: async () => {},
+    timeoutMs: 5000,
+  });
+  try {
+    await c.login({ localToken: readFileSync(engine.localTokenPath, 'utf8').trim() });
+    const served = engine.server.port;
+    assert.notEqual(served, engine.config.settings().applicationPort);
+    assert.equal((await c.call(Methods.status, {})).applicationPort, served);
+    const hints = JSON.stringify(await c.call(Methods.hints, {}));
+    assert.ok(hints.includes(String(served)) && !hints.includes('44334'), hints);
+    const internal = (await c.call(Methods.rulesList, { internal: true })).internal ?? [];
+    const remoteConfig = internal.find((r) => r.id === 'internal.remote-configuration');
+    assert.equal(remoteConfig?.localPorts, served, JSON.stringify(remoteConfig));
+  } finally {
+    c.close();
+    await engine.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('remote administration off: a remote console whose SYN is dropped is told what may be wrong', {
