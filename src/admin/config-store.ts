@@ -18,7 +18,7 @@ import {
   validatePolicy,
 } from '../policy/index.js';
 import { parseSettingsText, type Settings, serializeSettings, validateSettings } from '../settings/index.js';
-import { ensureDirectory, writeFileAtomic } from './private-file.js';
+import { ensureDirectory, tightenFiles, writeFileAtomic } from './private-file.js';
 import { revertChange } from './revert.js';
 
 /** Who made a change and from where (a user name and an address, or a word like "file"). */
@@ -153,6 +153,9 @@ async function load(dir: string): Promise<Loaded> {
   };
 }
 
+/** settings.yaml may hold secrets (a proxy password): owner-only. policy.yaml holds none (0644). */
+const SETTINGS_MODE = 0o600;
+
 /** policy.yaml and settings.yaml in one directory. Missing files mean the defaults (and are written on first change). */
 export class FileConfigStore implements ConfigStore {
   #current: Loaded;
@@ -174,6 +177,11 @@ export class FileConfigStore implements ConfigStore {
   /** `keepVersions`: how many versions history/ keeps (at least 2, so a change can always be undone). */
   static async open(dir: string, options: { keepVersions?: number } = {}): Promise<FileConfigStore> {
     await removeLeftovers(dir);
+    // settings.yaml and the history (which keeps its texts) may hold secrets (a proxy password):
+    // owner-only, whatever an older version or a hand edit left.
+    const history = join(dir, 'history');
+    const kept = (await readdir(history).catch(() => [] as string[])).map((n) => join(history, n));
+    tightenFiles([join(dir, 'settings.yaml'), history, ...kept]);
     const current = await load(dir);
     const versions = await readSummaries(join(dir, 'history'));
     const store = new FileConfigStore(
@@ -238,7 +246,7 @@ export class FileConfigStore implements ConfigStore {
       await this.#ensureBaseline();
       await this.#announce(meta);
       const text = serializeSettings(settings);
-      await writeFileAtomic(join(this.#dir, 'settings.yaml'), text, 0o644);
+      await writeFileAtomic(join(this.#dir, 'settings.yaml'), text, SETTINGS_MODE);
       return (
         await this.#record('settings', meta, { next: { ...this.#current, settings, settingsText: text } })
       ).version;
@@ -305,7 +313,7 @@ export class FileConfigStore implements ConfigStore {
       }
       if (!settingsSame) {
         Object.assign(next, { settings, settingsText: serializeSettings(settings) });
-        await writeFileAtomic(join(this.#dir, 'settings.yaml'), next.settingsText, 0o644);
+        await writeFileAtomic(join(this.#dir, 'settings.yaml'), next.settingsText, SETTINGS_MODE);
       }
       return this.#record('revert', meta, { reverts: n, next });
     });
@@ -318,7 +326,7 @@ export class FileConfigStore implements ConfigStore {
     const settings = parseSettingsText(old.settings, { file: `history version ${n} (settings)` });
     await this.#announce(meta);
     await writeFileAtomic(join(this.#dir, 'policy.yaml'), old.policy, 0o644);
-    await writeFileAtomic(join(this.#dir, 'settings.yaml'), old.settings, 0o644);
+    await writeFileAtomic(join(this.#dir, 'settings.yaml'), old.settings, SETTINGS_MODE);
     const next = { policy, settings, policyText: old.policy, settingsText: old.settings };
     return this.#record('rollback', meta, { restores: n, next });
   }

@@ -145,7 +145,7 @@ test('a remote rollback to a version that would cut the caller off needs confirm
       code: 'WARDEN_E_LOCKOUT_RISK',
     });
     const r = await h.configRollback!({ version: offVersion, confirm: { seconds: 60 } }, remote);
-    assert.equal(r.pending?.previous, r.version.version - 1);
+    assert.equal(r.pending?.previous, r.version - 1);
   }));
 
 const ssh = { action: 'allow', direction: 'incoming', protocol: 'tcp', localPorts: '22' };

@@ -39,14 +39,14 @@ export function lockoutRisk(
     uid: 0,
     user: 'root',
     localAddress: null,
-    localPort: settings.applicationPort,
+    localPort: host.servedPort ?? settings.applicationPort,
     remoteAddress: remote,
     remotePort: null,
     remoteHosts: [],
     now,
   });
   if (d.verdict === 'allow') return null;
-  return `a connection from ${source} to the application port ${settings.applicationPort} would be ${d.verdict === 'ask' ? 'held (ask)' : 'blocked'} by ${d.ruleName}`;
+  return `a connection from ${source} to the application port ${host.servedPort ?? settings.applicationPort} would be ${d.verdict === 'ask' ? 'held (ask)' : 'blocked'} by ${d.ruleName}`;
 }
 
 /** A change applied on probation. */

@@ -26,11 +26,13 @@ import { type AskAnswer, type AskPrompt, type AskResolution, askAnswerSchema } f
 import type { LogItem, LogQueryParsed } from '../protocol/log-item.js';
 import type { Methods, StatusResult } from '../protocol/methods.js';
 import { parseSettingsText, type Settings, validateSettings } from '../settings/index.js';
+import { keepRedacted, redactSecrets, redactText } from '../settings/secrets.js';
 import type { ChangeMeta, ConfigStore } from './config-store.js';
 import { Confirmations, lockoutRisk } from './confirm.js';
 import { unifiedDiff } from './line-diff.js';
 import type { LogStore } from './log-store.js';
 import { RevertConflict } from './revert.js';
+import { Turns } from './turns.js';
 
 /**
  * Largest logs.query answer, in bytes of item JSON: half the 1 MiB frame limit of the peer.
@@ -45,9 +47,14 @@ function fitAnswer<A extends { items: LogItem[]; lastSeq: number; searchedTo?: n
   let bytes = 0;
   for (let i = 0; i < answer.items.length; i++) {
     bytes += Buffer.byteLength(JSON.stringify(answer.items[i])) + 1;
-    // Always at least one item, so a caller paging by seq makes progress (it goes on after the last item).
+    // Always at least one item, so a caller paging by seq makes progress; searchedTo says where to go on
+    // (every match up to the last item kept is in the answer), as for a search stopped at its budget.
     if (bytes > LOGS_QUERY_MAX_BYTES && i > 0)
-      return { items: answer.items.slice(0, i), lastSeq: answer.lastSeq };
+      return {
+        items: answer.items.slice(0, i),
+        lastSeq: answer.lastSeq,
+        searchedTo: answer.items[i - 1]!.seq,
+      };
   }
   return answer;
 }
@@ -74,6 +81,11 @@ export interface HandlerContext {
     StatusResult,
     'mode' | 'rules' | 'internalRules' | 'lastLogSeq' | 'remoteAdministration' | 'applicationPort'
   >;
+  /**
+   * The port the engine serves (wardend --port overrides the settings); engine.status and
+   * firewall.hints report it. Default: settings.applicationPort.
+   */
+  readonly servedPort?: () => number;
   /** Firewall hints for the application port; default: src/hints for any address. */
   readonly hints?: (applicationPort: number) => Record<string, unknown>;
   /** Connections held by `ask` rules (the engine's kernel backend); absent: nothing is ever held. */
@@ -102,9 +114,12 @@ function notFound(name: string): WardenError {
   });
 }
 
-/** Deep-merges plain objects: keys in `patch` replace or recurse into `base`. */
+/**
+ * Deep-merges plain objects: keys in `patch` replace or recurse into `base`. A redacted secret sent
+ * back as settings.get showed it (`***`) keeps the current secret (keepRedacted).
+ */
 function merge(base: unknown, patch: unknown): unknown {
-  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return keepRedacted(base, patch);
   if (base === null || typeof base !== 'object' || Array.isArray(base)) return patch;
   const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
   for (const [k, v] of Object.entries(patch)) out[k] = merge(out[k], v);
@@ -132,6 +147,9 @@ export function createHandlers(ctx: HandlerContext) {
   const audit = (caller: Caller, message: string) =>
     ctx.logs.append({ kind: 'admin', user: caller.user, source: caller.source, message });
   const confirmations = ctx.confirmations ?? new Confirmations();
+  // Log searches, explains, lints and diffs take turns: pipelined calls cannot hold the event loop in a row.
+  const turns = new Turns();
+  const servedPort = () => ctx.servedPort?.() ?? ctx.config.settings().applicationPort;
 
   /** Refuses a change that could cut a remote caller off, unless it is applied with confirm. */
   const guard = (next: { policy: Policy; settings: Settings }, caller: Caller, confirm: Confirm) => {
@@ -245,13 +263,47 @@ export function createHandlers(ctx: HandlerContext) {
     return { rule: ruleToPlain(rule), position: at, ...(await probation(version, caller, confirm)) };
   };
 
+  /** policy.explain: which rule decides the connection `c` describes, and why each earlier one did not. */
+  const explainConnection = (c: ParamsOf<typeof Methods.explain>) => {
+    const remote = c.remoteAddress === undefined ? null : parseIp(c.remoteAddress);
+    if (c.remoteAddress !== undefined && remote === null) {
+      throw new WardenError(
+        ErrorCode.PARAMS_INVALID,
+        `remoteAddress "${c.remoteAddress}" is not an IP address`,
+      );
+    }
+    const facts: ConnectionFacts = {
+      direction: c.direction,
+      protocol: c.protocol,
+      application: c.application ?? null,
+      uid: c.uid ?? null,
+      user: c.user ?? null,
+      localAddress: null,
+      localPort: c.localPort ?? null,
+      remoteAddress: remote,
+      remotePort: c.remotePort ?? null,
+      remoteHosts: c.hosts.map((h) => h.toLowerCase()),
+      now: c.at === undefined ? ctx.now() : Date.parse(c.at),
+    };
+    const cp = compiledPolicy();
+    const e = explain(cp, facts);
+    const d = e.decision;
+    return {
+      connection: { ...c, remoteAddress: remote === null ? null : formatIp(remote) },
+      decision: { ...d, ...(d.proposal ? { proposal: ruleToPlain(d.proposal) } : {}) },
+      decidingRule: d.ruleIndex >= 0 ? ruleToPlain(cp.rules[d.ruleIndex]!.rule) : null,
+      internal: e.internal ?? null,
+      skipped: e.skipped,
+    };
+  };
+
   const handlers: { [K in keyof typeof Methods]?: Handler<(typeof Methods)[K]> } = {
     status: () => {
       const settings = ctx.config.settings();
       const cp = compiledPolicy();
       return {
         ...ctx.status(),
-        applicationPort: settings.applicationPort,
+        applicationPort: servedPort(),
         remoteAdministration: settings.remoteAdministration.enabled,
         mode: cp.mode,
         rules: cp.rules.length - cp.internalCount,
@@ -259,16 +311,16 @@ export function createHandlers(ctx: HandlerContext) {
         lastLogSeq: ctx.logs.lastSeq,
       };
     },
-    settingsGet: () => ({ settings: structuredClone(ctx.config.settings()) as Record<string, unknown> }),
+    settingsGet: () => ({ settings: redactSecrets(ctx.config.settings()) as Record<string, unknown> }),
     settingsSet: async ({ settings: patch, confirm }, caller) => {
       const next = validateSettings(merge(structuredClone(ctx.config.settings()), patch));
       guard({ policy: ctx.config.policy(), settings: next }, caller, confirm);
       const version = await applying(caller, confirm, (meta) => ctx.config.setSettings(next, meta));
       compiled = undefined;
-      audit(caller, `settings changed: ${JSON.stringify(patch)}`);
+      audit(caller, `settings changed: ${redactText(JSON.stringify(patch))}`);
       const pending = await probation(version, caller, confirm);
       ctx.onSettingsChanged?.(next);
-      return { settings: structuredClone(next) as Record<string, unknown>, ...pending };
+      return { settings: redactSecrets(next) as Record<string, unknown>, ...pending };
     },
     rulesList: ({ internal }) => {
       const list = rules().map(ruleToPlain);
@@ -339,49 +391,20 @@ export function createHandlers(ctx: HandlerContext) {
       audit(caller, `rule "${name}" moved from position ${i} to ${at}`);
       return { position: at, ...(await probation(version, caller, confirm)) };
     },
-    explain: (c) => {
-      const remote = c.remoteAddress === undefined ? null : parseIp(c.remoteAddress);
-      if (c.remoteAddress !== undefined && remote === null) {
-        throw new WardenError(
-          ErrorCode.PARAMS_INVALID,
-          `remoteAddress "${c.remoteAddress}" is not an IP address`,
-        );
-      }
-      const facts: ConnectionFacts = {
-        direction: c.direction,
-        protocol: c.protocol,
-        application: c.application ?? null,
-        uid: c.uid ?? null,
-        user: c.user ?? null,
-        localAddress: null,
-        localPort: c.localPort ?? null,
-        remoteAddress: remote,
-        remotePort: c.remotePort ?? null,
-        remoteHosts: c.hosts.map((h) => h.toLowerCase()),
-        now: c.at === undefined ? ctx.now() : Date.parse(c.at),
-      };
-      const cp = compiledPolicy();
-      const e = explain(cp, facts);
-      const d = e.decision;
-      return {
-        connection: { ...c, remoteAddress: remote === null ? null : formatIp(remote) },
-        decision: { ...d, ...(d.proposal ? { proposal: ruleToPlain(d.proposal) } : {}) },
-        decidingRule: d.ruleIndex >= 0 ? ruleToPlain(cp.rules[d.ruleIndex]!.rule) : null,
-        internal: e.internal ?? null,
-        skipped: e.skipped,
-      };
-    },
-    lint: () => ({
-      findings: lint(compiledPolicy(), { now: ctx.now() }) as unknown as Record<string, unknown>[],
-    }),
-    logsQuery: (q) => fitAnswer(ctx.logs.query(q as LogQueryParsed)),
+    explain: (c) => turns.run(() => explainConnection(c)),
+    lint: () =>
+      turns.run(() => ({
+        findings: lint(compiledPolicy(), { now: ctx.now() }) as unknown as Record<string, unknown>[],
+      })),
+    logsQuery: (q) => turns.run(() => fitAnswer(ctx.logs.query(q as LogQueryParsed))),
     configHistory: () => ({ versions: ctx.config.history(), pending: confirmations.pending() }),
     configDiff: async ({ a, b }) => {
-      const [va, vb] = await Promise.all([ctx.config.version(a), ctx.config.version(b)]);
-      return {
-        policy: unifiedDiff(va.policy, vb.policy, [`policy.yaml@${a}`, `policy.yaml@${b}`]),
-        settings: unifiedDiff(va.settings, vb.settings, [`settings.yaml@${a}`, `settings.yaml@${b}`]),
-      };
+      const [va, vb] = (await Promise.all([ctx.config.version(a), ctx.config.version(b)])).map(redactSecrets);
+      // A diff of two large texts is quadratic work: it takes its turn like a log search.
+      return turns.run(() => ({
+        policy: unifiedDiff(va!.policy, vb!.policy, [`policy.yaml@${a}`, `policy.yaml@${b}`]),
+        settings: unifiedDiff(va!.settings, vb!.settings, [`settings.yaml@${a}`, `settings.yaml@${b}`]),
+      }));
     },
     configRollback: async ({ version, confirm }, caller) => {
       const old = await ctx.config.version(version);
@@ -395,7 +418,7 @@ export function createHandlers(ctx: HandlerContext) {
       audit(caller, `configuration rolled back to version ${version} as version ${v.version}`);
       const pending = await probation(v.version, caller, confirm);
       ctx.onSettingsChanged?.(ctx.config.settings());
-      return { version: v, ...pending };
+      return { version: v.version, ...pending };
     },
     configConfirm: async ({ version }, caller) => {
       if (!(await confirmations.confirm(version))) {
@@ -407,7 +430,7 @@ export function createHandlers(ctx: HandlerContext) {
       return { version };
     },
     hints: () => {
-      const port = ctx.config.settings().applicationPort;
+      const port = servedPort();
       return (
         ctx.hints?.(port) ?? (firewallHints({ applicationPort: port }) as unknown as Record<string, unknown>)
       );

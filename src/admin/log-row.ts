@@ -7,7 +7,7 @@
  * because binding one string costs about what binding each field would cost
  * per column. Pure: no SQLite here.
  */
-import { addressOfEnd, LOG_KINDS, type LogItem } from '../protocol/log-item.js';
+import { addressOfEnd, LOG_KINDS, type LogItem, remoteEnd } from '../protocol/log-item.js';
 
 export const VERDICTS = ['allow', 'deny', 'reject', 'ask'] as const;
 
@@ -115,7 +115,7 @@ export function pushRowValues(out: unknown[], item: LogItem, timeMs: number, tim
     item.verdict === undefined ? null : verdictCodeOf(item.verdict),
     item.application ?? null,
     fastAddressOfEnd(item.local) ?? null,
-    fastAddressOfEnd(item.remote) ?? null,
+    fastAddressOfEnd(remoteEnd(item)) ?? null,
     packFields(item),
   );
 }

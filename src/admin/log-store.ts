@@ -5,6 +5,7 @@
  * same interface.
  */
 import { type LogItem, type LogQueryParsed, logItemMatches, type NewLogItem } from '../protocol/log-item.js';
+import { redactText } from '../settings/secrets.js';
 
 /** A source of log items. */
 export interface LogStore {
@@ -44,6 +45,8 @@ export class MemoryLogStore implements LogStore {
     const seq = ++this.#lastSeq;
     // Same keys in the same order as `{ ...item, seq, time }`, which V8 (Node 20) builds several times slower.
     const stored = Object.assign({}, item) as LogItem;
+    // No secret travels in an item (consoles, syslog): admin, security and system messages are redacted.
+    if (stored.kind !== 'connection') stored.message = redactText(stored.message);
     stored.seq = seq;
     stored.time = item.time ?? this.#isoNow();
     this.#ring[seq % this.#ring.length] = stored;

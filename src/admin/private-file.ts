@@ -1,4 +1,4 @@
-import type { Stats } from 'node:fs';
+import { chmodSync, closeSync, openSync, type Stats, statSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { ErrorCode, WardenError } from '../errors.js';
 
@@ -47,4 +47,25 @@ export function assertPrivateFile(path: string, stats: Stats, what: string): voi
       { suggestion: `make it readable by its owner only: chmod 600 ${path}` },
     );
   }
+}
+
+/**
+ * Makes the existing ones of `paths` owner-only (directories 0700, files 0600) when group or others
+ * had any access, and creates `create` (an empty file, 0600) when it is missing. Returns the paths it
+ * tightened, for the caller to say so. Errors are WARDEN_E_FILE_IO naming the path.
+ */
+export function tightenFiles(paths: readonly string[], options: { create?: string } = {}): string[] {
+  const tightened: string[] = [];
+  for (const path of paths) {
+    try {
+      if (path === options.create) closeSync(openSync(path, 'a', 0o600));
+      const s = statSync(path, { throwIfNoEntry: false });
+      if (s === undefined || (s.mode & 0o077) === 0) continue;
+      chmodSync(path, s.isDirectory() ? 0o700 : 0o600);
+      tightened.push(path);
+    } catch (e) {
+      throw ioError('make owner-only', path, e);
+    }
+  }
+  return tightened;
 }

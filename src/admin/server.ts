@@ -38,7 +38,7 @@ export interface Throttle {
   success(source: string): void;
 }
 
-export interface AdminServerOptions extends Omit<HandlerContext, 'onSettingsChanged'> {
+export interface AdminServerOptions extends Omit<HandlerContext, 'onSettingsChanged' | 'servedPort'> {
   /** The engine's TLS key and certificate (PEM) and the certificate's fingerprint. */
   readonly identity: { readonly key: string; readonly cert: string; readonly fingerprint: string };
   /** The users file: logins, and the users.* methods. */
@@ -69,6 +69,18 @@ export interface AdminServerOptions extends Omit<HandlerContext, 'onSettingsChan
 const ROLE_RANK: Record<Access, number> = { anyone: 0, auditor: 1, administrator: 2 };
 
 /** A running administration server. */
+/** The params of `req` checked against `method`'s schema; WARDEN_E_PARAMS_INVALID lists what is wrong where. */
+function parseParams(method: Method<unknown, unknown>, req: JsonRpcRequest): unknown {
+  const parsed = method.params.safeParse(req.params ?? {}, { reportInput: true });
+  if (parsed.success) return parsed.data;
+  throw new WardenError(ErrorCode.PARAMS_INVALID, `${req.method}: invalid params`, {
+    problems: parsed.error.issues.map((i) => ({
+      path: i.path.filter((p): p is string | number => typeof p !== 'symbol'),
+      message: i.message,
+    })),
+  });
+}
+
 export class AdminServer {
   readonly #options: AdminServerOptions;
   readonly #sessions = new SessionTable();
@@ -91,6 +103,7 @@ export class AdminServer {
     const handlers = createHandlers({
       ...options,
       confirmations: this.#confirmations,
+      servedPort: () => this.#port,
       onSettingsChanged: (s) => this.#settingsChanged(s),
     });
     const userHandlers = createUserHandlers({
@@ -288,24 +301,16 @@ export class AdminServer {
         suggestion: 'See docs/protocol.md for the method table.',
       });
     }
-    const parsed = method.params.safeParse(req.params ?? {}, { reportInput: true });
-    if (!parsed.success) {
-      throw new WardenError(ErrorCode.PARAMS_INVALID, `${req.method}: invalid params`, {
-        problems: parsed.error.issues.map((i) => ({
-          path: i.path.filter((p): p is string | number => typeof p !== 'symbol'),
-          message: i.message,
-        })),
-      });
-    }
-    const params = parsed.data;
     if (method === Methods.login)
       return this.#login(
-        params as { user?: string; password?: string; localToken?: string },
+        parseParams(method, req) as { user?: string; password?: string; localToken?: string },
         peer,
         remote,
         session,
         loggedIn,
       );
+    // Who may call comes before what the params say: a refused call is refused (and a security item)
+    // whatever its params are.
     if (session === undefined)
       throw new WardenError(ErrorCode.NOT_AUTHENTICATED, `${req.method} needs a logged-in session`, {
         suggestion: 'Call session.login first.',
@@ -322,7 +327,7 @@ export class AdminServer {
         `${req.method} needs the ${method.access} role; ${session.user} is an ${session.role}`,
       );
     }
-    return this.#call(method, params, session, remote);
+    return this.#call(method, parseParams(method, req), session, remote);
   }
 
   async #call(

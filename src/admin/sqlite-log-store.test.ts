@@ -151,7 +151,8 @@ describe('SqliteLogStore', () => {
   });
 
   test('the text index fills behind the writes by itself; its answers equal a scan', async () => {
-    const store = SqliteLogStore.open(fresh(), { now: () => T0 });
+    // Whole answers compared: no time budget here (the next test has it).
+    const store = SqliteLogStore.open(fresh(), { now: () => T0, queryTimeBudgetMs: 60_000 });
     for (let i = 1; i <= 12_000; i++) store.append(item(i, { host: i % 1000 === 7 ? 'Rare.Example' : 'x' }));
     const before = store.query(q({ text: 'rare.EXAMPLE' })).items.map((i) => i.seq);
     assert.equal(before.length, 12);
@@ -164,6 +165,25 @@ describe('SqliteLogStore', () => {
       store.query(q({ text: 're.ex', verdict: 'allow', fromSeq: 2000, limit: 3 })).items.map((i) => i.seq),
       [2007, 3007, 4007],
     );
+    await store.close();
+  });
+
+  test('every query stops at its time budget and says how far it got; paging on finds all', async () => {
+    const store = SqliteLogStore.open(fresh(), { now: () => T0, queryTimeBudgetMs: 0 });
+    for (let i = 1; i <= 140_000; i++) store.append(item(i, i % 20_000 === 0 ? { message: 'needle' } : {}));
+    for (const filter of [{ text: 'needle' }, { text: 'ne' }, { kind: 'security' }]) {
+      const first = store.query(q({ ...filter, limit: 10_000 }));
+      assert.ok(first.searchedTo !== undefined && first.searchedTo < 140_000, JSON.stringify(filter));
+      let found = first.items.length;
+      let from = first.searchedTo! + 1;
+      for (let calls = 0; calls < 10_000 && from <= 140_000; calls++) {
+        const r = store.query(q({ ...filter, limit: 10_000, fromSeq: from }));
+        found += r.items.length;
+        if (r.searchedTo === undefined) break;
+        from = r.searchedTo + 1;
+      }
+      assert.equal(found, 'text' in filter ? 7 : 0, JSON.stringify(filter));
+    }
     await store.close();
   });
 
@@ -293,6 +313,7 @@ describe('SqliteLogStore', () => {
         host: text,
         rule: text,
         user: text,
+        source: ends,
         message: text,
       },
       { requiredKeys: ['kind', 'message'] },
@@ -308,7 +329,8 @@ describe('SqliteLogStore', () => {
       until: opt(times.filter((t) => t !== 'not a time')),
       text: opt(text.filter((t) => t.length > 0)),
     });
-    const store = SqliteLogStore.open(fresh(), { now: () => T0 });
+    // No time budget here (a loaded machine could stop a query early): the budget has a test of its own.
+    const store = SqliteLogStore.open(fresh(), { now: () => T0, queryTimeBudgetMs: 60_000 });
     const memory = new MemoryLogStore({ now: () => T0 });
     await fc.assert(
       fc.asyncProperty(

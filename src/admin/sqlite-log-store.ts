@@ -10,6 +10,8 @@
  * - Layout: log-schema.ts, log-row.ts; time bounds become seq ranges (spans).
  * - Text: a trigram FTS5 index filled behind the writes narrows candidates that
  *   are compared in JS; a search reads at most TEXT_SCAN_BUDGET rows per call.
+ * - Every query works for QUERY_TIME_BUDGET_MS at most (then it answers with
+ *   what it found and `searchedTo`), so no caller holds the event loop long.
  */
 import type { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
@@ -20,10 +22,24 @@ import {
   logItemSearchText,
   type NewLogItem,
 } from '../protocol/log-item.js';
-import { filters, ftsQuery, ITEM_COLUMNS, trigramsOf } from './log-query-sql.js';
+import { redactText } from '../settings/secrets.js';
+import {
+  filters,
+  ftsQuery,
+  ITEM_COLUMNS,
+  QUERY_TIME_BUDGET_MS,
+  rarestTrigrams,
+  SCAN_WINDOW,
+  type Selection,
+  TEXT_SCAN_BUDGET,
+  TIME_CHECK_ROWS,
+  trigramsOf,
+  writeJsonLines,
+} from './log-query-sql.js';
 import { itemOfRow, LOG_COLUMNS, type LogRow, pushRowValues } from './log-row.js';
 import { corruptError, isCorruption, prepareSchema, SPAN_ITEMS } from './log-schema.js';
 import type { LogStore } from './log-store.js';
+import { tightenFiles } from './private-file.js';
 
 /** How long items are kept. Without any field, items are kept for ever. */
 export interface LogRetention {
@@ -45,6 +61,8 @@ export interface SqliteLogStoreOptions {
   onError?: (error: WardenError) => void;
   /** Rows a text search reads per query at most (default TEXT_SCAN_BUDGET). */
   textScanBudget?: number;
+  /** Milliseconds a query works at most before it answers with `searchedTo` (default QUERY_TIME_BUDGET_MS). */
+  queryTimeBudgetMs?: number;
 }
 
 /** A query for exportJsonLines: the filters of logs.query, every item when `limit` is absent. */
@@ -56,16 +74,11 @@ export const BATCH_SIZE = 10_000;
 export const RETENTION_BATCH = 5000;
 /** Rows added to the text index per step (one transaction, some 10-20 ms, then a turn of the event loop). */
 export const TEXT_INDEX_STEP = 1000;
-const EXPORT_PAGE = 1000;
-/** Trigrams of a needle asked of the text index, and how many newest items rank them. */
-const RAREST_TRIGRAMS = 3;
+/** How many newest items holding a trigram rank it (rarestTrigrams). */
 const TRIGRAM_SAMPLE = 1000;
 /** How long appended items may wait in memory before their batch is written (ms). */
 export const FLUSH_DELAY_MS = 25;
-/** Rows a text search reads per query at most (about half a second); the answer then says how far it got. */
-export const TEXT_SCAN_BUDGET = 100_000;
-/** What #select found: the items, and when a text search stopped at its budget, the seq it searched up to. */
-type Selection = { items: LogItem[]; searchedTo?: number };
+
 /** Rows per multi-row INSERT statement. */
 const ROWS_PER_INSERT = 32;
 /** Marks a pending item whose time the caller gave (parsed when written). */
@@ -98,10 +111,12 @@ export class SqliteLogStore implements LogStore {
   #retentionRun: Promise<number> | undefined;
   #closed = false;
   readonly #scanBudget: number;
+  readonly #timeBudgetMs: number;
 
   private constructor(path: string, db: Database.Database, options: SqliteLogStoreOptions) {
     this.path = path;
     this.#scanBudget = options.textScanBudget ?? TEXT_SCAN_BUDGET;
+    this.#timeBudgetMs = options.queryTimeBudgetMs ?? QUERY_TIME_BUDGET_MS;
     this.#db = db;
     this.#now = options.now ?? Date.now;
     this.#retention = options.retention ?? {};
@@ -146,6 +161,9 @@ export class SqliteLogStore implements LogStore {
   static open(path: string, options: SqliteLogStoreOptions = {}): SqliteLogStore {
     let db: Database.Database | undefined;
     try {
+      // Log items name users, addresses and programs: owner only, an older looser file included
+      // (SQLite gives -wal and -shm the mode of the database file).
+      tightenFiles([path, `${path}-wal`, `${path}-shm`], { create: path });
       db = new Database(path);
       const store = new SqliteLogStore(path, db, options);
       store.#startRetention(options.retentionIntervalMs ?? 60_000);
@@ -174,6 +192,8 @@ export class SqliteLogStore implements LogStore {
     if (this.#closed) throw new WardenError(ErrorCode.INTERNAL, `log store ${this.path} is closed`);
     // Same keys in the same order as `{ ...item, seq, time }`, which V8 (Node 20) builds several times slower.
     const stored = Object.assign({}, item) as LogItem;
+    // No secret travels in an item (consoles, syslog): admin, security and system messages are redacted.
+    if (stored.kind !== 'connection') stored.message = redactText(stored.message);
     stored.seq = ++this.#lastSeq;
     if (item.time === undefined) {
       const ms = this.#now();
@@ -323,42 +343,15 @@ export class SqliteLogStore implements LogStore {
    * oldest first, page by page, waiting for `out` to drain. Resolves to the
    * number of items written. Items appended meanwhile are included up to the limit.
    */
-  async exportJsonLines(q: LogExportQuery, out: Writable): Promise<number> {
-    let written = 0;
-    let from = q.fromSeq ?? 1;
-    const limit = q.limit ?? Number.POSITIVE_INFINITY;
-    while (written < limit) {
+  exportJsonLines(q: LogExportQuery, out: Writable): Promise<number> {
+    return writeJsonLines(q, out, (from, max) => {
       this.flush();
-      let page: Selection;
       try {
-        page = this.#select({ ...q, fromSeq: from }, Math.min(EXPORT_PAGE, limit - written));
+        return this.#select({ ...q, fromSeq: from }, max);
       } catch (e) {
         throw this.#wrap(e, `cannot export from log store ${this.path}`);
       }
-      const { items, searchedTo } = page;
-      if (items.length === 0 && searchedTo === undefined) break;
-      from = searchedTo !== undefined ? searchedTo + 1 : items[items.length - 1]!.seq + 1;
-      if (items.length === 0) {
-        await new Promise((resolve) => setImmediate(resolve)); // a turn for the engine between scans
-        continue;
-      }
-      const chunk = `${items.map((i) => JSON.stringify(i)).join('\n')}\n`;
-      written += items.length;
-      if (!out.write(chunk)) {
-        await new Promise<void>((resolve, reject) => {
-          const done = (e?: Error) => {
-            out.off('drain', done);
-            out.off('error', done);
-            out.off('close', done);
-            if (e) reject(e);
-            else resolve();
-          };
-          out.on('drain', done).on('error', done).on('close', done);
-        });
-        if (out.destroyed) break;
-      }
-    }
-    return written;
+    });
   }
 
   /**
@@ -474,35 +467,48 @@ export class SqliteLogStore implements LogStore {
   }
 
   /**
-   * The matching items, `limit` at most, oldest first. Without `text` one
-   * indexed SELECT answers. With `text`, items are read in seq order and the
-   * text compared in JS (exactly as logItemMatches); what is read first is
+   * The matching items, `limit` at most, oldest first, read in windows of seqs
+   * by indexed SELECTs; a `text` is compared in JS (exactly as logItemMatches) and what is read first is
    * narrowed by the text index for the items it covers when the needle has 3
    * characters or more and no application or address filter narrows better.
    */
   #select(q: Omit<LogQueryParsed, 'limit'>, limit: number): Selection {
     const range = this.#seqRange(q);
     if (range === undefined) return { items: [] };
-    const { from, to } = range;
-    if (q.text === undefined) return { items: this.#rows(q, from, to, limit).map(itemOfRow) };
-    const needle = q.text.toLowerCase();
+    const { from } = range;
+    // Nothing is stored after lastSeq (the batch was flushed): the windows below end there.
+    const to = Math.min(range.to, this.#lastSeq);
+    const deadline = performance.now() + this.#timeBudgetMs;
+    const needle = q.text?.toLowerCase();
     const items: LogItem[] = [];
-    // A text search reads rows and compares in JS; it stops after TEXT_SCAN_BUDGET rows so that no
-    // query holds the engine (and the connections waiting for its verdicts) for long.
+    // Rows are read in seq order (a text compared in JS); the read stops after TEXT_SCAN_BUDGET rows or
+    // the time budget so that no query holds the engine (and the connections waiting for verdicts) long.
     let examined = 0;
     let searchedTo: number | undefined;
     const take = (rows: Iterable<LogRow>) => {
       for (const row of rows) {
         const item = itemOfRow(row);
-        if (logItemSearchText(item).includes(needle)) items.push(item);
+        if (needle === undefined || logItemSearchText(item).includes(needle)) items.push(item);
         if (items.length >= limit) break;
-        if (++examined >= this.#scanBudget) {
+        if (
+          ++examined >= this.#scanBudget ||
+          (examined % TIME_CHECK_ROWS === 0 && performance.now() > deadline)
+        ) {
           searchedTo = row.seq;
           break;
         }
       }
     };
-    const trigrams = trigramsOf(needle);
+    /** Reads `rows(lo, hi)` in windows of seqs from `lo` to `hi`: SQLite may skip many rows between two it returns. */
+    const windows = (lo: number, hi: number, rows: (lo: number, hi: number) => Iterable<LogRow>) => {
+      for (; lo <= hi && items.length < limit && searchedTo === undefined; lo += SCAN_WINDOW) {
+        const end = Math.min(hi, lo + SCAN_WINDOW - 1);
+        take(rows(lo, end));
+        if (searchedTo === undefined && items.length < limit && end < to && performance.now() > deadline)
+          searchedTo = end;
+      }
+    };
+    const trigrams = needle === undefined ? undefined : trigramsOf(needle);
     let scanFrom = from;
     if (
       trigrams !== undefined &&
@@ -511,34 +517,27 @@ export class SqliteLogStore implements LogStore {
       from <= this.#textSeq
     ) {
       const { where, args } = filters(q);
-      args.unshift(this.#rarest(trigrams), from, Math.min(to, this.#textSeq));
-      take(
-        this.#statement(
-          `SELECT ${ITEM_COLUMNS} FROM log_text JOIN log ON log.seq = log_text.rowid WHERE log_text MATCH ? AND log_text.rowid >= ? AND log_text.rowid <= ?${where.map((w) => ` AND ${w}`).join('')} ORDER BY log_text.rowid`,
-        ).iterate(args) as Iterable<LogRow>,
+      const match = this.#rarest(trigrams);
+      const select = this.#statement(
+        `SELECT ${ITEM_COLUMNS} FROM log_text JOIN log ON log.seq = log_text.rowid WHERE log_text MATCH ? AND log_text.rowid >= ? AND log_text.rowid <= ?${where.map((w) => ` AND ${w}`).join('')} ORDER BY log_text.rowid`,
+      );
+      windows(
+        from,
+        Math.min(to, this.#textSeq),
+        (lo, hi) => select.iterate([match, lo, hi, ...args]) as Iterable<LogRow>,
       );
       scanFrom = this.#textSeq + 1;
     }
-    if (items.length < limit && searchedTo === undefined && scanFrom <= to)
-      take(this.#rowsIterator(q, scanFrom, to));
+    windows(scanFrom, to, (lo, hi) => this.#rowsIterator(q, lo, hi));
     return searchedTo === undefined || items.length >= limit ? { items } : { items, searchedTo };
   }
 
-  /**
-   * The FTS5 query of the (at most) RAREST_TRIGRAMS rarest trigrams: asking for
-   * common ones as well costs more than comparing the few more candidates in JS.
-   * Rarity: how far back the newest TRIGRAM_SAMPLE items holding the trigram
-   * reach (an index walk from the end that stops there; none at all is rarest).
-   */
+  /** The FTS5 query of the needle's rarest trigrams (rarestTrigrams), ranked by the text index. */
   #rarest(trigrams: string[]): string {
-    if (trigrams.length <= RAREST_TRIGRAMS) return ftsQuery(trigrams);
     const reach = this.#statement(
       `SELECT min(rowid) FROM (SELECT rowid FROM log_text WHERE log_text MATCH ? ORDER BY rowid DESC LIMIT ${TRIGRAM_SAMPLE})`,
     ).pluck();
-    const ranked = trigrams
-      .map((t) => ({ t, oldest: (reach.get(ftsQuery([t])) as number | null) ?? Number.NEGATIVE_INFINITY }))
-      .sort((a, b) => a.oldest - b.oldest);
-    return ftsQuery(ranked.slice(0, RAREST_TRIGRAMS).map((r) => r.t));
+    return ftsQuery(rarestTrigrams(trigrams, (t) => reach.get(ftsQuery([t])) as number | null));
   }
 
   /** The seqs that can hold items of the query's time bounds, from the blocks' spans; undefined when none can. */
@@ -563,15 +562,6 @@ export class SqliteLogStore implements LogStore {
   }
 
   /** Rows passing the filters other than text, from seq `from` to `to`, oldest first. */
-  #rows(q: Omit<LogQueryParsed, 'limit'>, from: number, to: number, limit: number): LogRow[] {
-    const { where, args } = filters(q);
-    args.unshift(from, to);
-    args.push(limit);
-    return this.#statement(
-      `SELECT ${ITEM_COLUMNS} FROM log WHERE log.seq >= ? AND log.seq <= ?${where.map((w) => ` AND ${w}`).join('')} ORDER BY log.seq LIMIT ?`,
-    ).all(args) as LogRow[];
-  }
-
   #rowsIterator(q: Omit<LogQueryParsed, 'limit'>, from: number, to: number): Iterable<LogRow> {
     const { where, args } = filters(q);
     args.unshift(from, to);

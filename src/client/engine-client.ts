@@ -135,13 +135,28 @@ export class EngineClient {
         ...(isIP(options.host) === 0 ? { servername: options.host } : {}),
         timeout: timeoutMs,
       });
+      let tcpConnected = false;
+      s.once('connect', () => {
+        tcpConnected = true;
+      });
       s.once('secureConnect', () => resolve(s));
       s.once('timeout', () => {
         s.destroy();
+        const where = `${options.host}:${options.port}`;
+        // An engine with remote administration off drops other hosts' packets in the kernel before its
+        // -32007 answer could be sent: a silent timeout is all a remote console sees then.
         reject(
           new WardenError(
             ErrorCode.TIMEOUT,
-            `no TLS handshake with ${options.host}:${options.port} within ${timeoutMs} ms`,
+            tcpConnected
+              ? `no TLS handshake with ${where} within ${timeoutMs} ms: something answers on the port but it is not a Warden engine, or the engine is overloaded`
+              : `no answer from ${where} within ${timeoutMs} ms: the engine may have remote administration off (it then drops connections from other hosts), a firewall on the way may drop TCP to port ${options.port}, or the host may be down or unreachable`,
+            {
+              suggestion: tcpConnected
+                ? 'Check that wardend listens on this port (`warden status` on the engine host).'
+                : 'On the engine host, as root: `warden status` shows whether remote administration is on ' +
+                  '(turn it on with `warden settings set remoteAdministration.enabled=true`) and the port it serves; `warden hints` says what a network firewall must let through.',
+            },
           ),
         );
       });
@@ -235,6 +250,11 @@ export class EngineClient {
           });
           const part = r.items.filter((i) => i.seq <= to);
           out.push(...part);
+          // An answer stopped at the engine's work budget (or size cap) says where to go on.
+          if (r.searchedTo !== undefined && part.length === r.items.length) {
+            next = r.searchedTo + 1;
+            continue;
+          }
           if (r.items.length === 0 || part.length < r.items.length) break;
           next = part[part.length - 1]!.seq + 1;
         }

@@ -23,10 +23,13 @@ import { registerSettings } from './commands/settings.js';
 import { registerStatus } from './commands/status.js';
 import { registerUsers } from './commands/users.js';
 import type { CommandIo, CommandStatus } from './io.js';
+import { neutralizeControls } from './terminal-text.js';
 
+// Every line printed passes neutralizeControls: what the engine, a policy or a local program wrote
+// into a log item, prompt, rule or error cannot drive the terminal.
 const io: CommandIo = {
-  out: (text) => process.stdout.write(`${text}\n`),
-  err: (text) => process.stderr.write(`${text}\n`),
+  out: (text) => process.stdout.write(`${neutralizeControls(text)}\n`),
+  err: (text) => process.stderr.write(`${neutralizeControls(text)}\n`),
 };
 
 const jsonOutput = process.argv.includes('--json');
@@ -63,7 +66,10 @@ const program = new Command('warden')
   .version(process.env.npm_package_version ?? '0.1.0')
   .showSuggestionAfterError()
   .exitOverride()
-  .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+  .configureOutput({
+    writeErr: (s) => process.stderr.write(neutralizeControls(s)),
+    writeOut: (s) => process.stdout.write(neutralizeControls(s)),
+  });
 
 const policy = program
   .command('policy')

@@ -13,7 +13,7 @@ import { UserStore } from '../admin/auth/users.js';
 import { FileConfigStore } from '../admin/config-store.js';
 import { Confirmations } from '../admin/confirm.js';
 import { type LogStore, MemoryLogStore } from '../admin/log-store.js';
-import { ensureDirectory } from '../admin/private-file.js';
+import { ensureDirectory, tightenFiles } from '../admin/private-file.js';
 import { AdminServer } from '../admin/server.js';
 import { SqliteLogStore } from '../admin/sqlite-log-store.js';
 import { loadOrCreateIdentity, type TlsIdentity } from '../admin/tls-identity.js';
@@ -167,6 +167,8 @@ export class Engine {
     const stateDir = options.stateDir ?? DEFAULT_DIRS.state;
     await ensureDirectory(configDir, 0o755);
     await ensureDirectory(stateDir, 0o700);
+    // An existing state directory (keys, token, logs) is made owner-only too, whatever made it looser.
+    for (const p of tightenFiles([stateDir])) log('info', `made ${p} owner-only (it was open to others)`);
     const config = await FileConfigStore.open(configDir);
     const identity = await loadOrCreateIdentity(join(stateDir, 'tls'));
     const users = await UserStore.open(join(configDir, 'users.json'));
@@ -179,7 +181,8 @@ export class Engine {
         message: `log store unusable, log items are kept in memory only: ${problem}`,
       });
     }
-    const host = await engineHost();
+    // Mutable: once the server listens, the port it serves (wardend --port) joins it for the internal rules.
+    const host: { -readonly [K in keyof HostEnvironment]: HostEnvironment[K] } = await engineHost();
     const startedAt = new Date().toISOString();
     let server: AdminServer | undefined;
     let kernel: KernelBackend | undefined;
@@ -229,6 +232,7 @@ export class Engine {
         log('info', 'settings changed', { remoteAdministration: settings.remoteAdministration.enabled });
       },
     });
+    if (options.port !== undefined) host.servedPort = server.port;
     // Every change in force (a rule added by an answer, a rollback, a reload) reaches the kernel.
     // Syslog forwarding follows the settings: a changed receiver gets a new forwarder.
     let syslogTarget = JSON.stringify(config.settings().syslog);

@@ -14,6 +14,8 @@ import type { AddressSpec, InternalRule, PortRange, Protocol } from './rule.js';
 export interface HostEnvironment extends ProxyEnvironment {
   /** Executable identity of the engine (wardend), the console (warden) and the crash assistant (warden-assist). */
   readonly executables: { readonly engine: string; readonly console: string; readonly assistant: string };
+  /** The port the engine serves when `wardend --port` overrides settings.applicationPort. */
+  readonly servedPort?: number;
 }
 
 const ports = (...list: number[]): PortRange[] => list.map((p) => ({ from: p, to: p }));
@@ -92,6 +94,9 @@ function viaRoute(
 export function internalRules(settings: Settings, host: HostEnvironment): InternalRule[] {
   const { engine, console: consoleApp, assistant } = host.executables;
   const appPort = settings.applicationPort;
+  // The engine's own rules follow the port it serves; the console may reach engines on either.
+  const served = host.servedPort ?? appPort;
+  const consolePorts = served === appPort ? ports(appPort) : ports(appPort, served);
   const remoteAdmin = settings.remoteAdministration.enabled;
   const adminPeers: AddressSpec[] | undefined = remoteAdmin ? undefined : [{ kind: 'localhost' }];
   const adminBecause = remoteAdmin
@@ -107,7 +112,7 @@ export function internalRules(settings: Settings, host: HostEnvironment): Intern
       application: engine,
       direction: 'incoming',
       protocol: 'tcp+udp',
-      localPorts: ports(appPort),
+      localPorts: ports(served),
       ...(adminPeers ? { remote: adminPeers } : {}),
     }),
     make({
@@ -117,7 +122,7 @@ export function internalRules(settings: Settings, host: HostEnvironment): Intern
       application: consoleApp,
       direction: 'outgoing',
       protocol: 'tcp+udp',
-      remotePorts: ports(appPort),
+      remotePorts: consolePorts,
     }),
     make({
       id: 'internal.engine-to-console',
@@ -126,7 +131,7 @@ export function internalRules(settings: Settings, host: HostEnvironment): Intern
       application: engine,
       direction: 'outgoing',
       protocol: 'tcp+udp',
-      localPorts: ports(appPort),
+      localPorts: ports(served),
       ...(adminPeers ? { remote: adminPeers } : {}),
     }),
   );

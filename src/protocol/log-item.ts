@@ -1,5 +1,6 @@
 /** Log items as they travel to consoles (over UDP or TCP) and come back from logs.query. */
 import { z } from 'zod';
+import { LIMITS } from './limits.js';
 
 export const LOG_KINDS = ['connection', 'security', 'admin', 'system'] as const;
 export type LogKind = (typeof LOG_KINDS)[number];
@@ -41,14 +42,14 @@ export const logQuerySchema = z.strictObject({
   kind: z.enum(LOG_KINDS).optional(),
   verdict: z.enum(['allow', 'deny', 'reject', 'ask']).optional(),
   /** Exact executable path. */
-  application: z.string().optional(),
-  /** An IP address that must be the local or remote end. */
-  address: z.string().optional(),
+  application: z.string().max(LIMITS.path).optional(),
+  /** An IP address that must be the local or remote end (or the source of an item without a remote end). */
+  address: z.string().max(LIMITS.address).optional(),
   /** ISO 8601 instants bounding `time`. */
-  since: z.string().datetime({ offset: true }).optional(),
-  until: z.string().datetime({ offset: true }).optional(),
+  since: z.string().max(LIMITS.instant).datetime({ offset: true }).optional(),
+  until: z.string().max(LIMITS.instant).datetime({ offset: true }).optional(),
   /** Case-insensitive substring of the message, application, host or rule. */
-  text: z.string().min(1).optional(),
+  text: z.string().min(1).max(LIMITS.searchText).optional(),
 });
 
 export type LogQuery = z.input<typeof logQuerySchema>;
@@ -59,6 +60,14 @@ export function addressOfEnd(end: string | undefined): string | undefined {
   return end === undefined
     ? undefined
     : end.replace(/^\[(.*)\](:\d+)?$/, '$1').replace(/^([^:]+):\d+$/, '$1');
+}
+
+/**
+ * The remote end logs.query's `address` filter compares: `remote`, or for an item without one (a login,
+ * a refused call, a pop-up report) the `source` it came from.
+ */
+export function remoteEnd(item: Pick<LogItem, 'remote' | 'source'>): string | undefined {
+  return item.remote ?? item.source;
 }
 
 /** The lower-cased text logs.query's `text` filter searches: message, application, host, rule and remote end. */
@@ -77,7 +86,7 @@ export function logItemMatches(item: LogItem, q: LogQueryParsed): boolean {
   if (q.verdict !== undefined && item.verdict !== q.verdict) return false;
   if (q.application !== undefined && item.application !== q.application) return false;
   if (q.address !== undefined) {
-    if (addressOfEnd(item.local) !== q.address && addressOfEnd(item.remote) !== q.address) return false;
+    if (addressOfEnd(item.local) !== q.address && addressOfEnd(remoteEnd(item)) !== q.address) return false;
   }
   if (q.since !== undefined && Date.parse(item.time) < Date.parse(q.since)) return false;
   if (q.until !== undefined && Date.parse(item.time) > Date.parse(q.until)) return false;

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { type AskAnswerParams, type AskPrompt, type AskResolution, askAnswerSchema } from './asks.js';
+import { LIMITS } from './limits.js';
 import type { LogItem } from './log-item.js';
 import { logQuerySchema } from './log-item.js';
 
@@ -91,13 +92,15 @@ export interface LogsQueryResult {
   /** The newest seq the engine has stored (0 when none). */
   readonly lastSeq: number;
   /**
-   * Present when a text search stopped at the engine's work budget (it reads at most some 100,000
-   * items per call): the items up to this seq were searched; ask again with fromSeq = searchedTo + 1.
+   * Present when the answer stopped before the query's end: a text search stopped at the engine's
+   * work budget, or the answer reached its size cap with fewer items than `limit`. The items up to
+   * this seq were searched (every match up to it is in `items`); ask again with fromSeq = searchedTo + 1.
    */
   readonly searchedTo?: number;
 }
 
 const ruleName = z.string().min(1).max(120);
+const userName = z.string().max(LIMITS.userName);
 
 /** Confirmed apply: the change is rolled back by itself unless config.confirm arrives within `seconds`. */
 const confirmSchema = z.strictObject({ seconds: z.number().int().min(1).max(3600).default(60) }).optional();
@@ -126,14 +129,14 @@ const versionNumber = z.number().int().min(1);
 export const explainConnectionSchema = z.strictObject({
   direction: z.enum(['incoming', 'outgoing']),
   protocol: z.enum(['tcp', 'udp', 'icmp', 'other']).default('tcp'),
-  application: z.string().optional(),
+  application: z.string().max(LIMITS.path).optional(),
   uid: z.number().int().min(0).optional(),
-  user: z.string().optional(),
-  remoteAddress: z.string().optional(),
+  user: z.string().max(LIMITS.userName).optional(),
+  remoteAddress: z.string().max(LIMITS.address).optional(),
   remotePort: z.number().int().min(1).max(65535).optional(),
   localPort: z.number().int().min(1).max(65535).optional(),
-  hosts: z.array(z.string()).default([]),
-  at: z.string().datetime({ offset: true }).optional(),
+  hosts: z.array(z.string().max(LIMITS.hostName)).max(LIMITS.hosts).default([]),
+  at: z.string().max(LIMITS.instant).datetime({ offset: true }).optional(),
 });
 
 export const Methods = {
@@ -141,8 +144,8 @@ export const Methods = {
     'session.login',
     'anyone',
     z.strictObject({
-      user: z.string().min(1).max(64).optional(),
-      password: z.string().max(1024).optional(),
+      user: z.string().min(1).max(LIMITS.userName).optional(),
+      password: z.string().max(LIMITS.password).optional(),
       localToken: z.string().max(256).optional(),
     }),
     'log in with user and password, or with the local administrator token',
@@ -279,7 +282,7 @@ export const Methods = {
     z.strictObject({ a: versionNumber, b: versionNumber }),
     'unified line diffs of policy.yaml and settings.yaml from version a to version b',
   ),
-  configRollback: method<{ version: number } & ConfirmParam, { version: VersionJson } & Pending>(
+  configRollback: method<{ version: number } & ConfirmParam, { version: number } & Pending>(
     'config.rollback',
     'administrator',
     z.strictObject({ version: versionNumber, confirm: confirmSchema }),
@@ -300,25 +303,25 @@ export const Methods = {
   usersAdd: method<{ name: string; role: Role; password: string }, UserJson>(
     'users.add',
     'administrator',
-    z.strictObject({ name: z.string(), role: roleSchema, password: z.string() }),
+    z.strictObject({ name: userName, role: roleSchema, password: z.string().max(LIMITS.password) }),
     'add a user with a role and a password (at least 12 characters)',
   ),
   usersRemove: method<{ name: string }, Empty>(
     'users.remove',
     'administrator',
-    z.strictObject({ name: z.string() }),
+    z.strictObject({ name: userName }),
     'remove a user (their consoles are logged out); never the last administrator',
   ),
   usersSetRole: method<{ name: string; role: Role }, UserJson>(
     'users.setRole',
     'administrator',
-    z.strictObject({ name: z.string(), role: roleSchema }),
+    z.strictObject({ name: userName, role: roleSchema }),
     "change a user's role (their consoles are logged out); never demotes the last administrator",
   ),
   usersSetPassword: method<{ name: string; password: string }, Empty>(
     'users.setPassword',
     'administrator',
-    z.strictObject({ name: z.string(), password: z.string() }),
+    z.strictObject({ name: userName, password: z.string().max(LIMITS.password) }),
     "set a user's password (their other consoles are logged out)",
   ),
   hints: method<Empty, Record<string, unknown>>(

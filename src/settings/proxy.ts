@@ -6,6 +6,7 @@
  */
 import { parseCidr, parseIp, rangeContains } from '../ip/index.js';
 import type { Settings } from './schema.js';
+import { redactText } from './secrets.js';
 
 /** How a request to a URL leaves this host. */
 export type ProxyRoute =
@@ -139,7 +140,8 @@ export function resolveProxy(settings: Settings['proxy'], env: ProxyEnvironment,
   if (settings.mode === 'direct') return { kind: 'direct', because: 'proxy.mode is direct' };
   if (settings.mode === 'manual') {
     const p = parseProxyUrl(settings.url);
-    if (p === undefined) return { kind: 'direct', because: `proxy.url "${settings.url}" is not usable` };
+    if (p === undefined)
+      return { kind: 'direct', because: `proxy.url "${redactText(settings.url)}" is not usable` };
     return { kind: 'proxy', ...p, because: `proxy.mode is manual (${p.url})` };
   }
   const names =
@@ -160,7 +162,7 @@ export function resolveProxy(settings: Settings['proxy'], env: ProxyEnvironment,
   if (p === undefined)
     return {
       kind: 'direct',
-      because: `${found.name} in ${found.where} ("${found.value}") is not a proxy URL`,
+      because: `${found.name} in ${found.where} ("${redactText(found.value)}") is not a proxy URL`,
     };
   return { kind: 'proxy', ...p, because: `${found.name} in ${found.where}` };
 }

@@ -156,7 +156,10 @@ describe('administration protocol', () => {
       'console-behind-firewall',
       'engine-behind-firewall',
     ]);
-    assert.ok(hints.situations.every((s) => s.rules.nftables.includes('44334')));
+    // The port the engine serves (here an ephemeral one, as wardend --port gives), not the settings' 44334.
+    assert.ok(h.server.port !== 44334);
+    assert.ok(hints.situations.every((s) => s.rules.nftables.includes(String(h.server.port))));
+    assert.equal((await c.call(Methods.status, {})).applicationPort, h.server.port);
     c.close();
   });
 

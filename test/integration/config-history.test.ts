@@ -35,12 +35,12 @@ describe('configuration history over the protocol', () => {
     assert.equal((await c.call(Methods.configDiff, { a: policyV!.version, b: policyV!.version })).policy, '');
 
     const r = await c.call(Methods.configRollback, { version: initial!.version });
-    assert.deepEqual([r.version.what, r.version.restores], ['rollback', initial!.version]);
+    // A number, as every other method answers a version (docs/protocol.md).
+    assert.equal(typeof r.version, 'number');
+    const made = (await c.call(Methods.configHistory, {})).versions.find((v) => v.version === r.version);
+    assert.deepEqual([made?.what, made?.restores], ['rollback', initial!.version]);
     assert.deepEqual((await c.call(Methods.rulesList, { internal: false })).rules, []);
-    const [first, now] = await Promise.all([
-      h.config.version(initial!.version),
-      h.config.version(r.version.version),
-    ]);
+    const [first, now] = await Promise.all([h.config.version(initial!.version), h.config.version(r.version)]);
     assert.equal(now.policy, first.policy);
     assert.equal(now.settings, first.settings);
     const audit = h.logs.query({ limit: 100, kind: 'admin' }).items.map((i) => i.message);

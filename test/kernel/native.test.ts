@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { nativeAvailable } from '../../src/kernel/native.js';
+import { type WorldReadable, worldReadableCopies } from '../support/world-readable.js';
 import {
   CLIENT_ADDR,
   CLIENT_ADDR6,
@@ -22,6 +23,8 @@ import {
 
 const skip = kernelTestsUnavailable() ?? (nativeAvailable() ? undefined : 'native addon not built');
 const AGENT = fileURLToPath(new URL('./fixtures/kernel-agent.js', import.meta.url));
+/** The client side runs as root and as nobody: from a world-readable copy, wherever the checkout is. */
+const CLIENT = fileURLToPath(new URL('./fixtures/net-client.js', import.meta.url));
 const MARK_REJECT = 0xdead;
 
 type Line = Record<string, unknown>;
@@ -58,9 +61,13 @@ function lines(child: ChildProcess) {
 let pair: NetnsPair;
 let agent: ChildProcess;
 let events: ReturnType<typeof lines>;
+let client: WorldReadable;
+let clientScript: string;
 
 before(async () => {
   if (skip) return;
+  client = worldReadableCopies([CLIENT]);
+  clientScript = client.paths['net-client.js']!;
   pair = createNetnsPair('nq');
   const server = pair.spawn(pair.server, process.execPath, [AGENT, 'serve', '80', '81', '82', '83', '84']);
   await lines(server).next((l) => l.kind === 'ready');
@@ -144,11 +151,12 @@ after(() => {
   if (skip) return;
   agent.stdin?.end();
   pair.close();
+  client.remove();
 });
 
 /** Runs the test client in the client namespace (optionally as nobody) and returns its report. */
 async function connectFrom(host: string, port: number, options: { asNobody?: boolean; hold?: boolean } = {}) {
-  const args = [AGENT, 'connect', host, String(port), '700', ...(options.hold ? ['hold'] : [])];
+  const args = [clientScript, 'connect', host, String(port), '700', ...(options.hold ? ['hold'] : [])];
   const child = options.asNobody
     ? pair.spawn(pair.client, 'setpriv', [
         '--reuid=65534',
@@ -243,7 +251,7 @@ test('sock_diag finds the SYN_SENT socket while its SYN is held, then the connec
 });
 
 test('sock_diag finds an unconnected UDP socket from its datagram', { skip }, async () => {
-  const child = pair.spawn(pair.client, process.execPath, [AGENT, 'udp', SERVER_ADDR, '5353']);
+  const child = pair.spawn(pair.client, process.execPath, [clientScript, 'udp', SERVER_ADDR, '5353']);
   const sent = (await lines(child).next(() => true)) as { pid: number; port: number };
   const p = await events.next((l) => packetTo(5353)(l) && l.protocol === 'udp');
   assert.equal(p.sourcePort, sent.port);

@@ -111,7 +111,7 @@ export function registerConfig(
           io.out(
             o.json
               ? JSON.stringify(r, null, 2)
-              : `Rolled back to version ${version}: now version ${r.version.version}.${pendingNote(r.pending)}`,
+              : `Rolled back to version ${version}: now version ${r.version}.${pendingNote(r.pending)}`,
           );
           return 0;
         }),
