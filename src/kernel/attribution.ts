@@ -13,10 +13,10 @@
  * bounded concurrency, so a scan never holds the event loop for long.
  */
 
-import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
-import { readdir, readFile, readlink } from 'node:fs/promises';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdir, readFile, readlink, realpath } from 'node:fs/promises';
 import { endianness } from 'node:os';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseIp } from '../ip/index.js';
 import {
@@ -67,7 +67,10 @@ export interface ProcessIdentity {
   /** Real path of the executable (/proc/PID/exe, " (deleted)" removed). */
   readonly executable: string | null;
   readonly commandLine: readonly string[];
-  /** For Node and Python: real path of the script run (first non-option argument, resolved against the cwd). */
+  /**
+   * For Node and Python: the script run (first non-option argument, resolved against the cwd). Its
+   * real path only when it may be one of the scripts in `ownScripts` (see ProcessAttributorOptions).
+   */
   readonly script: string | null;
   /** Effective uid of the process; the socket's uid when the process could not be read. */
   readonly uid: number;
@@ -139,6 +142,16 @@ export interface ProcessAttributorOptions {
   readonly scanConcurrency?: number;
   /** After a full scan found no process for an inode, attribute it without scanning again for this long (default 500 ms). */
   readonly missTtlMs?: number;
+  /**
+   * The scripts whose symlinks are worth resolving (Warden's own: engine, console, assistant) and the
+   * extra file names they are installed under (`warden`, a bin symlink). A script argument is resolved
+   * to its real path only when its file name is one of these; other scripts keep their lexical path,
+   * so no file system call is ever made on a path that cannot be one of them. Default: resolve every
+   * script (tests, benchmarks).
+   */
+  readonly ownScripts?: { readonly paths: readonly string[]; readonly names?: readonly string[] };
+  /** How long a script's real path is waited for (default 200 ms): after that the lexical path is used. */
+  readonly realPathDeadlineMs?: number;
 }
 
 /** Counters for tests, benchmarks and the engine's statistics. */
@@ -147,6 +160,13 @@ const RECENT_PIDS = 8;
 
 /** How long a script's resolved real path is reused (ms). */
 const REAL_PATH_TTL_MS = 5000;
+
+/**
+ * Real-path lookups that may be outstanding at once. A lookup on a hung file system (an unresponsive
+ * FUSE or NFS mount) never returns and holds one of libuv's 4 threads for good: the cap keeps the
+ * others for the rest of the engine.
+ */
+const MAX_REAL_PATHS_IN_FLIGHT = 2;
 
 /** Beyond this many socket inodes the inode -> pid cache starts again (sockets come and go; it must not grow forever). */
 const MAX_KNOWN_SOCKETS = 65_536;
@@ -196,6 +216,10 @@ export class ProcessAttributor {
   private readonly steadyFds = new Map<number, Set<string>>();
   /** Script path -> its real path, for a few seconds (symlinks of installed scripts hardly move). */
   private readonly realPaths = new Map<string, { path: string; until: number }>();
+  private realPathsInFlight = 0;
+  private readonly ownPaths: ReadonlySet<string> | null;
+  private readonly ownNames: ReadonlySet<string> | null;
+  private readonly realPathDeadlineMs: number;
   private readonly misses = new Map<number, number>();
   private inFlight: { kind: ScanKind; startedAt: number; done: Promise<void> } | null = null;
 
@@ -207,6 +231,10 @@ export class ProcessAttributor {
     this.cacheSize = options.identityCacheSize ?? 1024;
     this.concurrency = options.scanConcurrency ?? 16;
     this.missTtlMs = options.missTtlMs ?? 500;
+    const own = options.ownScripts;
+    this.ownPaths = own ? new Set(own.paths) : null;
+    this.ownNames = own ? new Set([...own.paths.map((p) => basename(p)), ...(own.names ?? [])]) : null;
+    this.realPathDeadlineMs = options.realPathDeadlineMs ?? 200;
   }
 
   /** The owner of a connection; null when no socket matches it (nothing listens, or the socket is gone). */
@@ -431,18 +459,45 @@ export class ProcessAttributor {
     if (!isInterpreter(executable)) return null;
     const argument = scriptArgument(executable, commandLine);
     if (argument === null) return null;
+    let path: string;
     try {
-      const path = argument.startsWith('/') ? argument : resolve(readlinkSync(`${base}/cwd`), argument);
-      const now = performance.now();
-      const known = this.realPaths.get(path);
-      if (known !== undefined && known.until > now) return known.path;
-      const real = settle(() => realpathSync(path)).value ?? path;
-      if (this.realPaths.size >= 256) this.realPaths.clear();
-      this.realPaths.set(path, { path: real, until: now + REAL_PATH_TTL_MS });
-      return real;
+      // A link in /proc (the kernel prints the path): no access to the file system the cwd is on.
+      path = argument.startsWith('/') ? resolve(argument) : resolve(readlinkSync(`${base}/cwd`), argument);
     } catch {
       return null; // the process left before its cwd could be read
     }
+    // The program chose this path: only a name that can be one of Warden's own scripts is looked up.
+    if (this.ownPaths?.has(path) || (this.ownNames !== null && !this.ownNames.has(basename(path))))
+      return path;
+    return this.realPathOf(path);
+  }
+
+  /**
+   * The real path of a script, never waiting longer than the deadline: the path may be on a hung
+   * file system, and every verdict waits for this one. Not resolved (the lexical path) when the
+   * deadline passes or too many lookups are still outstanding.
+   */
+  private async realPathOf(path: string): Promise<string> {
+    const now = performance.now();
+    const known = this.realPaths.get(path);
+    if (known !== undefined && known.until > now) return known.path;
+    if (this.realPathsInFlight >= MAX_REAL_PATHS_IN_FLIGHT) return path;
+    this.realPathsInFlight++;
+    const lookup = realpath(path).then(
+      (real) => real,
+      () => path,
+    );
+    void lookup.finally(() => this.realPathsInFlight--);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<null>((done) => {
+      timer = setTimeout(() => done(null), this.realPathDeadlineMs);
+    });
+    const real = await Promise.race([lookup, deadline]);
+    clearTimeout(timer);
+    if (this.realPaths.size >= 256) this.realPaths.clear();
+    // A path that did not answer in time is not asked again for a while either.
+    this.realPaths.set(path, { path: real ?? path, until: now + REAL_PATH_TTL_MS });
+    return real ?? path;
   }
 
   private async partial(owner: SocketOwner, pid: number | null): Promise<ProcessIdentity> {
