@@ -87,7 +87,12 @@ describe("impersonating Warden's parts (as nobody, against wardend in a namespac
       createInterface({ input: child.stdout! }).once('line', resolve),
     );
     const exited = once(child, 'exit').then(() => `exited: ${err.trim().split('\n').slice(-3).join(' | ')}`);
-    const outcome = await Promise.race([line, exited]);
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise<string>((r) => {
+      timer = setTimeout(() => r(`no outcome in 15 s: ${err.trim()}`), 15_000);
+    });
+    const outcome = await Promise.race([line, exited, stuck]);
+    clearTimeout(timer);
     if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGKILL');
     return outcome;
   };
