@@ -10,6 +10,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { processMemoryReads } from '../kernel/bounded-reads.js';
 import type { HostEnvironment } from '../policy/index.js';
 
 export type OwnPart = 'engine' | 'console' | 'assistant';
@@ -76,8 +77,6 @@ export interface OwnPartsOptions {
   readonly enginePid?: number;
   /** Root of /proc (default `/proc`). */
   readonly procRoot?: string;
-  /** How long /proc/PID/environ is waited for (default 200 ms): after that, not the console. */
-  readonly deadlineMs?: number;
 }
 
 /** Tells Warden's parts from other programs (see the file comment). */
@@ -108,13 +107,9 @@ export class OwnParts {
 
   /** /proc/PID/environ, or null when unreadable or not read in time (the read takes the process's memory lock). */
   async #environOf(pid: number): Promise<Buffer | null> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<null>((done) => {
-      timer = setTimeout(() => done(null), this.#o.deadlineMs ?? 200);
-    });
-    const read = readFile(`${this.#o.procRoot ?? '/proc'}/${pid}/environ`).catch(() => null);
-    const environ = await Promise.race([read, deadline]);
-    clearTimeout(timer);
-    return environ;
+    const read = await processMemoryReads.run(() =>
+      readFile(`${this.#o.procRoot ?? '/proc'}/${pid}/environ`),
+    );
+    return read.ok ? read.value : null;
   }
 }

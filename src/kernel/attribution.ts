@@ -19,6 +19,7 @@ import { endianness } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseIp } from '../ip/index.js';
+import { BoundedReads, processMemoryReads } from './bounded-reads.js';
 import {
   type AddressFamily,
   findSocketEntry,
@@ -161,12 +162,8 @@ const RECENT_PIDS = 8;
 /** How long a script's resolved real path is reused (ms). */
 const REAL_PATH_TTL_MS = 5000;
 
-/**
- * Real-path lookups that may be outstanding at once. A lookup on a hung file system (an unresponsive
- * FUSE or NFS mount) never returns and holds one of libuv's 4 threads for good: the cap keeps the
- * others for the rest of the engine.
- */
-const MAX_REAL_PATHS_IN_FLIGHT = 2;
+/** Processes whose command line is kept (by pid and start time; a process's argv is read once). */
+const MAX_COMMAND_LINES = 4096;
 
 /** Beyond this many socket inodes the inode -> pid cache starts again (sockets come and go; it must not grow forever). */
 const MAX_KNOWN_SOCKETS = 65_536;
@@ -216,7 +213,9 @@ export class ProcessAttributor {
   private readonly steadyFds = new Map<number, Set<string>>();
   /** Script path -> its real path, for a few seconds (symlinks of installed scripts hardly move). */
   private readonly realPaths = new Map<string, { path: string; until: number }>();
-  private realPathsInFlight = 0;
+  /** Real-path lookups: one at a time (a hung one holds a libuv thread for good), each within the deadline. */
+  private readonly realPathReads: BoundedReads;
+  private readonly commandLines = new Map<number, { start: string; commandLine: string[] }>();
   private readonly ownPaths: ReadonlySet<string> | null;
   private readonly ownNames: ReadonlySet<string> | null;
   private readonly realPathDeadlineMs: number;
@@ -235,6 +234,7 @@ export class ProcessAttributor {
     this.ownPaths = own ? new Set(own.paths) : null;
     this.ownNames = own ? new Set([...own.paths.map((p) => basename(p)), ...(own.names ?? [])]) : null;
     this.realPathDeadlineMs = options.realPathDeadlineMs ?? 200;
+    this.realPathReads = new BoundedReads(1, this.realPathDeadlineMs);
   }
 
   /** The owner of a connection; null when no socket matches it (nothing listens, or the socket is gone). */
@@ -426,19 +426,17 @@ export class ProcessAttributor {
   /** Reads a process; an identity with `complete` false when it exited meanwhile. */
   private async describe(pid: number, owner: SocketOwner): Promise<ProcessIdentity> {
     const base = `${this.proc}/${pid}`;
-    // Synchronous on purpose: three reads of /proc/PID take microseconds; through the thread pool,
-    // queued behind other I/O, they took milliseconds per connection.
-    const [exe, cmdline, status] = [
+    // Synchronous on purpose: these reads of /proc/PID take microseconds and never wait for the
+    // process (the kernel prints the exe link and counters); through the thread pool, queued behind
+    // other I/O, they took milliseconds per connection. The command line is read once per process.
+    const [exe, status] = [
       settle(() => readlinkSync(`${base}/exe`)),
-      settle(() => readFileSync(`${base}/cmdline`)),
       settle(() => readFileSync(`${base}/status`, 'utf8')),
     ];
-    if (exe.status === 'rejected' && cmdline.status === 'rejected') return this.partial(owner, pid);
+    const cmdline = await this.commandLineOf(base, pid);
+    if (exe.status === 'rejected' && cmdline === null) return this.partial(owner, pid);
     const executable = exe.status === 'fulfilled' ? exe.value.replace(/ \(deleted\)$/, '') : null;
-    const commandLine =
-      cmdline.status === 'fulfilled' && cmdline.value.length > 0
-        ? cmdline.value.toString('utf8').replace(/\0$/, '').split('\0')
-        : [];
+    const commandLine = Array.isArray(cmdline) ? cmdline : [];
     const uid = (status.status === 'fulfilled' ? effectiveUid(status.value) : null) ?? owner.uid;
     const script = executable === null ? null : await this.scriptOf(base, executable, commandLine);
     return {
@@ -451,7 +449,8 @@ export class ProcessAttributor {
       user: await this.users.nameOf(uid),
       inode: owner.inode,
       // A zombie or kernel thread has an empty command line; an exited process loses its exe link.
-      complete: executable !== null && commandLine.length > 0,
+      // A command line not read in time stays unknown: the process is there, scanning again won't help.
+      complete: executable !== null && (commandLine.length > 0 || cmdline === 'late'),
     };
   }
 
@@ -481,23 +480,34 @@ export class ProcessAttributor {
     const now = performance.now();
     const known = this.realPaths.get(path);
     if (known !== undefined && known.until > now) return known.path;
-    if (this.realPathsInFlight >= MAX_REAL_PATHS_IN_FLIGHT) return path;
-    this.realPathsInFlight++;
-    const lookup = realpath(path).then(
-      (real) => real,
-      () => path,
-    );
-    void lookup.finally(() => this.realPathsInFlight--);
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<null>((done) => {
-      timer = setTimeout(() => done(null), this.realPathDeadlineMs);
-    });
-    const real = await Promise.race([lookup, deadline]);
-    clearTimeout(timer);
+    const read = await this.realPathReads.run(() => realpath(path));
+    const real = read.ok ? read.value : path;
     if (this.realPaths.size >= 256) this.realPaths.clear();
     // A path that did not answer in time is not asked again for a while either.
-    this.realPaths.set(path, { path: real ?? path, until: now + REAL_PATH_TTL_MS });
-    return real ?? path;
+    this.realPaths.set(path, { path: real, until: now + REAL_PATH_TTL_MS });
+    return real;
+  }
+
+  /**
+   * A process's command line: read once per process (pid and start time), through the thread pool
+   * within a deadline, since reading another process's memory waits for its memory lock, which the
+   * process can keep taken. `late` when it was not read in time (the process is there).
+   */
+  private async commandLineOf(base: string, pid: number): Promise<string[] | 'late' | null> {
+    const stat = settle(() => readFileSync(`${base}/stat`, 'latin1'));
+    if (stat.status === 'rejected') return null; // exited
+    // Field 22, the start time, counted after the command name in parentheses (which may hold anything).
+    const start = stat.value.slice(stat.value.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+    const known = this.commandLines.get(pid);
+    if (known !== undefined && known.start === start) return known.commandLine;
+    const read = await processMemoryReads.run(() => readFile(`${base}/cmdline`));
+    if (!read.ok) return read.late ? 'late' : null;
+    const commandLine =
+      read.value.length > 0 ? read.value.toString('utf8').replace(/\0$/, '').split('\0') : [];
+    if (commandLine.length === 0) return commandLine; // a zombie or kernel thread: not kept
+    if (this.commandLines.size >= MAX_COMMAND_LINES) this.commandLines.clear();
+    this.commandLines.set(pid, { start, commandLine });
+    return commandLine;
   }
 
   private async partial(owner: SocketOwner, pid: number | null): Promise<ProcessIdentity> {
