@@ -5,7 +5,8 @@
  * console may reach any host's application port. Each attack runs node as nobody naming Warden's
  * script while its own code runs first (--import, -r, --require, --loader, --experimental-loader,
  * NODE_OPTIONS, a symlink to the script) or rewrites its command line in memory, then connects to a
- * server in the other namespace. None may get through; the real console still does.
+ * server in the other namespace. The same for the console (the application port of any host) and
+ * the crash assistant (the crash report server). None may get through; the real console still does.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
@@ -22,6 +23,7 @@ import { repoRoot } from '../repo-root.js';
 const skip = kernelTestsUnavailable();
 const PORT = 44336;
 const CONSOLE = join(repoRoot(import.meta.url), 'dist/src/console/bin.js');
+const ASSISTANT = join(repoRoot(import.meta.url), 'dist/src/assist/bin.js');
 
 const POLICY = `
 version: 1
@@ -31,7 +33,8 @@ defaults:
   outgoing: { action: deny, log: true }
 rules: []
 `;
-const SETTINGS = `applicationPort: ${PORT}\nupdates:\n  enabled: true\nproxy:\n  mode: direct\n`;
+const SETTINGS = `applicationPort: ${PORT}\nupdates:\n  enabled: true\nproxy:\n  mode: direct
+crashReports:\n  sendingAllowed: true\n  server: https://${SERVER_ADDR}:8443/reports\n`;
 
 /** Connects to ATTACK_TARGET (host:port), prints the outcome, and ends the process (the script it names never runs). */
 const CONNECT = `
@@ -113,8 +116,8 @@ describe("impersonating Warden's parts (as nobody, against wardend in a namespac
     const servers = pair.spawn(pair.server, NODE, [
       '-e',
       `const net = require('node:net'); let n = 0;
-       for (const p of [8000, ${PORT}]) net.createServer((c) => { console.log('accepted ' + p); c.destroy(); })
-         .listen(p, () => { if (++n === 2) console.log('ready'); });`,
+       for (const p of [8000, 8443, ${PORT}]) net.createServer((c) => { console.log('accepted ' + p); c.destroy(); })
+         .listen(p, () => { if (++n === 3) console.log('ready'); });`,
     ]);
     const lines = createInterface({ input: servers.stdout! });
     await once(lines, 'line');
@@ -153,6 +156,20 @@ describe("impersonating Warden's parts (as nobody, against wardend in a namespac
     );
   });
 
+  test('node naming the crash assistant script is not the assistant (only a child the engine spawned is)', async () => {
+    const target = `${SERVER_ADDR}:8443`;
+    const mjs = join(files, 'attack.mjs');
+    const outcomes = {
+      '--import': await asNobody(['--import', mjs, ASSISTANT, 'send'], {}, target),
+      NODE_OPTIONS: await asNobody([ASSISTANT, 'send'], { NODE_OPTIONS: `--import ${mjs}` }, target),
+    };
+    assert.deepEqual(outcomes, { '--import': 'timeout', NODE_OPTIONS: 'timeout' });
+    assert.deepEqual(
+      accepted.filter((l) => l === 'accepted 8443'),
+      [],
+    );
+  });
+
   test('node naming the console script with its own code loaded is not the console; the real console is', async () => {
     const target = `${SERVER_ADDR}:${PORT}`;
     const mjs = join(files, 'attack.mjs');
@@ -162,7 +179,11 @@ describe("impersonating Warden's parts (as nobody, against wardend in a namespac
       NODE_OPTIONS: await asNobody([CONSOLE, 'status'], { NODE_OPTIONS: `--import ${mjs}` }, target),
     };
     assert.deepEqual(outcomes, { '--import': 'timeout', '-r': 'timeout', NODE_OPTIONS: 'timeout' });
-    assert.deepEqual(accepted, [], 'nothing reached the application port');
+    assert.deepEqual(
+      accepted.filter((l) => l === `accepted ${PORT}`),
+      [],
+      'nothing reached the application port',
+    );
     // The real console, unmodified, reaches another engine's application port.
     let said = '';
     try {
@@ -170,7 +191,8 @@ describe("impersonating Warden's parts (as nobody, against wardend in a namespac
     } catch (e) {
       said = (e as Error).message; // the server is no engine: the console fails after connecting
     }
-    for (let i = 0; i < 100 && accepted.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
-    assert.deepEqual(accepted, [`accepted ${PORT}`], `${said}\n${engine!.output().slice(-3000)}`);
+    const reached = () => accepted.filter((l) => l === `accepted ${PORT}`);
+    for (let i = 0; i < 100 && reached().length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(reached(), [`accepted ${PORT}`], `${said}\n${engine!.output().slice(-3000)}`);
   });
 });
