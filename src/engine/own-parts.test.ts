@@ -69,6 +69,12 @@ test('the console: real node, the console script, no code-loading option or envi
   const { facts } = await run([consoleScript]);
   assert.equal(await parts.partOf({ ...facts, executable: '/tmp/node' }), null, 'another node binary');
   assert.equal(await parts.partOf({ ...facts, script: '/tmp/console.js' }), null, 'another script');
+  const stale = { ...facts, commandLine: [...facts.commandLine, 'status'] };
+  assert.equal(
+    await parts.partOf(stale),
+    null,
+    'a command line that is not the one the process has now (exec)',
+  );
 });
 
 test('command lines and environments', () => {

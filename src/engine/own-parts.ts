@@ -101,14 +101,20 @@ export class OwnParts {
       !plainScriptCommandLine(p.commandLine)
     )
       return null;
-    const environ = await this.#environOf(p.pid);
+    // Read now, not from attribution's per-process cache: a process that exec'd keeps its pid.
+    const [environ, commandLine] = await Promise.all([
+      this.#read(p.pid, 'environ'),
+      this.#read(p.pid, 'cmdline'),
+    ]);
+    const now = commandLine?.toString('utf8').replace(/\0$/, '') ?? null;
+    if (now !== p.commandLine.join('\0')) return null;
     return environ !== null && environmentIsClean(environ) ? 'console' : null;
   }
 
-  /** /proc/PID/environ, or null when unreadable or not read in time (the read takes the process's memory lock). */
-  async #environOf(pid: number): Promise<Buffer | null> {
+  /** /proc/PID/environ or cmdline; null when unreadable or not read in time (it takes the process's memory lock). */
+  async #read(pid: number, file: 'environ' | 'cmdline'): Promise<Buffer | null> {
     const read = await processMemoryReads.run(() =>
-      readFile(`${this.#o.procRoot ?? '/proc'}/${pid}/environ`),
+      readFile(`${this.#o.procRoot ?? '/proc'}/${pid}/${file}`),
     );
     return read.ok ? read.value : null;
   }
