@@ -4,6 +4,9 @@
  * to the same service) join its prompt instead of asking again. An answer decides every
  * packet of the prompt and, unless it is `once`, adds a rule; no answer within the timeout,
  * or no console to ask, means the default action of the connection's direction.
+ * A connection keeps the verdict it got: its retransmissions (same addresses, ports and protocol)
+ * get the same verdict for REMEMBER_MS without a new prompt, so "deny, once" holds for the
+ * connection and a prompt nobody answers cannot be re-opened until its default is different.
  */
 import { randomBytes } from 'node:crypto';
 import { ErrorCode, WardenError } from '../errors.js';
@@ -38,9 +41,20 @@ export interface AskDeskOptions {
   readonly now?: () => number;
 }
 
+/**
+ * How long a decided connection's retransmissions get its verdict (ms): TCP gives up on a SYN after
+ * about 127 s (tcp_syn_retries 6); UDP programs retry within the same time or use a new port.
+ */
+export const REMEMBER_MS = 130_000;
+
+/** Decided connections remembered at most (the oldest are forgotten first). */
+const REMEMBERED_MAX = 16_384;
+
 interface Pending {
   prompt: AskPrompt;
   readonly key: string;
+  /** The connections (connectionKeyOf) whose packets wait for this prompt. */
+  readonly connections: Set<string>;
   readonly timer: NodeJS.Timeout;
   readonly waiters: ((r: AskResolution) => void)[];
 }
@@ -51,6 +65,8 @@ export class AskDesk {
   readonly #now: () => number;
   readonly #byId = new Map<string, Pending>();
   readonly #byKey = new Map<string, Pending>();
+  readonly #byConnection = new Map<string, Pending>();
+  readonly #decided = new Map<string, { resolution: AskResolution; until: number }>();
 
   constructor(options: AskDeskOptions) {
     this.#options = options;
@@ -59,15 +75,26 @@ export class AskDesk {
 
   /** Holds a connection until it is answered or times out; resolves with the verdict to apply. */
   hold(connection: HeldConnection): Promise<AskResolution> {
+    const conn = connectionKeyOf(connection);
+    const decided = this.#decided.get(conn);
+    if (decided !== undefined) {
+      if (decided.until > this.#now()) return Promise.resolve(decided.resolution);
+      this.#decided.delete(conn);
+    }
     const key = keyOf(connection);
-    const joined = this.#byKey.get(key);
+    // The same connection first (its application may read differently once the program exits).
+    const joined = this.#byConnection.get(conn) ?? this.#byKey.get(key);
     if (joined) {
       joined.prompt = { ...joined.prompt, waiting: joined.prompt.waiting + 1 };
+      joined.connections.add(conn);
+      this.#byConnection.set(conn, joined);
       return new Promise((resolve) => joined.waiters.push(resolve));
     }
     const id = randomBytes(8).toString('hex');
     if (this.#options.consoles() === 0) {
-      return Promise.resolve({ id, verdict: connection.defaultVerdict, by: 'timeout' });
+      const resolution: AskResolution = { id, verdict: connection.defaultVerdict, by: 'timeout' };
+      this.#remember([conn], resolution);
+      return Promise.resolve(resolution);
     }
     const now = this.#now();
     const timeoutMs = this.#options.timeoutMs();
@@ -84,9 +111,10 @@ export class AskDesk {
         timeoutMs,
       );
       timer.unref();
-      const pending: Pending = { prompt, key, timer, waiters: [resolve] };
+      const pending: Pending = { prompt, key, connections: new Set([conn]), timer, waiters: [resolve] };
       this.#byId.set(id, pending);
       this.#byKey.set(key, pending);
+      this.#byConnection.set(conn, pending);
       this.#options.notify('prompt', prompt);
     });
   }
@@ -138,9 +166,30 @@ export class AskDesk {
     clearTimeout(pending.timer);
     this.#byId.delete(id);
     this.#byKey.delete(pending.key);
+    for (const conn of pending.connections) this.#byConnection.delete(conn);
+    // The engine stopping decides nothing for the connections: the next engine asks again.
+    if (resolution.by !== 'engine') this.#remember(pending.connections, resolution);
     for (const w of pending.waiters) w(resolution);
     this.#options.notify('resolved', resolution);
   }
+
+  /** Each connection's verdict is kept for REMEMBER_MS (bounded: the oldest go first). */
+  #remember(connections: Iterable<string>, resolution: AskResolution): void {
+    const until = this.#now() + REMEMBER_MS;
+    for (const conn of connections) {
+      this.#decided.delete(conn); // re-inserted last: the map's order is the age
+      this.#decided.set(conn, { resolution, until });
+    }
+    for (const [conn, entry] of this.#decided) {
+      if (this.#decided.size <= REMEMBERED_MAX && entry.until > this.#now()) break;
+      this.#decided.delete(conn);
+    }
+  }
+}
+
+/** One connection: its protocol and both endpoints with ports (the 5-tuple), and its direction. */
+function connectionKeyOf(c: HeldConnection): string {
+  return [c.direction, c.protocol, c.local, c.remote].join('|');
 }
 
 /** Connections that would get the same answer share a prompt: same application and service. */

@@ -84,13 +84,21 @@ test('reject becomes the reject verdict; an unattributed process is judged as un
   assert.equal(logged[0]!.user, '1000');
 });
 
-test("Warden's own node scripts are known by their script, not as /usr/bin/node", async () => {
+test("Warden's own parts are known by their part, and a script on a command line alone is no part", async () => {
   const { enforcer } = setup({
-    3000: { pid: 12, executable: '/usr/bin/node', script: '/usr/lib/warden/wardend', uid: 0 },
+    3000: { pid: 12, executable: '/usr/bin/node', script: '/usr/lib/warden/wardend', uid: 0, part: 'engine' },
     3001: { pid: 13, executable: '/usr/bin/node', script: '/home/u/other.js', uid: 0 },
+    3002: { pid: 14, executable: '/usr/bin/node', script: '/usr/lib/warden/wardend', uid: 65534 },
   });
   assert.equal((await enforcer.judge(tcp(3000, 9999), 'outgoing')).decision.ruleName, 'engine out');
   assert.equal((await enforcer.judge(tcp(3001, 9999), 'outgoing')).facts.application, '/usr/bin/node');
+  const named = await enforcer.judge(tcp(3002, 9999), 'outgoing');
+  assert.equal(
+    named.facts.application,
+    '/usr/bin/node',
+    "naming the engine's script does not make the engine",
+  );
+  assert.equal(named.verdict, 'drop');
 });
 
 test('host-name rules match through the names the engine resolved', async () => {

@@ -11,6 +11,7 @@ import type { CompiledPolicy, ConnectionFacts, Decision, HostEnvironment } from 
 import { decide } from '../policy/index.js';
 import type { NewLogItem } from '../protocol/log-item.js';
 import type { AskDesk } from './asks.js';
+import type { OwnPart } from './own-parts.js';
 
 /** The parts of a packet's headers the policy needs. */
 export interface PacketTuple {
@@ -30,6 +31,8 @@ export interface ProcessInfo {
   readonly commandLine?: readonly string[];
   readonly uid?: number;
   readonly user?: string;
+  /** Set when the process is one of Warden's own parts (OwnParts: by pid, or the verified console). */
+  readonly part?: OwnPart;
 }
 
 /** What the kernel is told. `reject` is an accept carrying Warden's reject mark (a later chain refuses it). */
@@ -55,7 +58,7 @@ export interface EnforcerOptions {
   readonly hostsOf: (address: string) => readonly string[] | Promise<readonly string[]>;
   readonly asks: AskDesk;
   readonly log: (item: NewLogItem) => void;
-  /** Executables of Warden's own parts: a node process running one of these scripts is that part. */
+  /** Executables of Warden's own parts: the application of a process whose `part` is set. */
   readonly executables: HostEnvironment['executables'];
   readonly now?: () => number;
   /** Counts each decision by verdict and its latency (default: not counted). */
@@ -66,12 +69,10 @@ export interface EnforcerOptions {
 export class Enforcer {
   readonly #o: EnforcerOptions;
   readonly #now: () => number;
-  readonly #own: ReadonlySet<string>;
 
   constructor(options: EnforcerOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
-    this.#own = new Set(Object.values(options.executables));
   }
 
   /** Judges one packet; `uid` is the sending socket's uid when the kernel gave it. */
@@ -155,10 +156,13 @@ export class Enforcer {
     return { verdict: kernel, decision, facts, process };
   }
 
-  /** The application path the policy sees: Warden's own node scripts by their own path, others by executable. */
+  /**
+   * The application path the policy sees: Warden's own parts by their script's path, every other
+   * process by its executable (a script on a command line alone is no part: the process wrote it).
+   */
   applicationOf(p: ProcessInfo | null): string | null {
     if (p === null) return null;
-    if (p.script !== undefined && this.#own.has(p.script)) return p.script;
+    if (p.part !== undefined) return this.#o.executables[p.part];
     return p.executable ?? null;
   }
 }

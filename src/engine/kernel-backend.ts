@@ -4,6 +4,7 @@
  * which the kernel reports what it blocked itself, and keeps all of that in step with the
  * configuration (reload, rule expiry, host-name TTLs). Runs in the network namespace it protects.
  */
+import { realpath } from 'node:fs/promises';
 import { parseIp } from '../ip/index.js';
 import { nativeSocketLookup, ProcessAttributor } from '../kernel/attribution.js';
 import { MARK_REJECT, withWardenBits } from '../kernel/marks.js';
@@ -22,6 +23,10 @@ import { type CompiledPolicy, compilePolicy, decide, internalRules } from '../po
 import type { EngineParts, KernelBackend } from './daemon.js';
 import { Enforcer, type PacketTuple, type ProcessInfo } from './enforcer.js';
 import { HostNames } from './host-names.js';
+import { OwnParts } from './own-parts.js';
+
+/** File names Warden's scripts are installed under besides bin.js (package.json `bin`). */
+const INSTALLED_NAMES = ['warden', 'wardend', 'warden-assist'];
 
 const HOOK_INPUT = 1;
 const HOOK_OUTPUT = 3;
@@ -55,7 +60,11 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   const names = new HostNames(
     config.settings().dns.resolvers.length > 0 ? { servers: config.settings().dns.resolvers } : {},
   );
-  const attributor = new ProcessAttributor({ socketLookup: nativeSocketLookup(lookupSocket) });
+  const attributor = new ProcessAttributor({
+    socketLookup: nativeSocketLookup(lookupSocket),
+    ownScripts: { paths: Object.values(host.executables), names: INSTALLED_NAMES },
+  });
+  const own = new OwnParts({ executables: host.executables, node: await realpath(process.execPath) });
   let compiled!: CompiledPolicy;
   let ruleset!: CompiledRuleset;
   let expiryTimer: NodeJS.Timeout | undefined;
@@ -81,13 +90,19 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
         remotePort: (direction === 'outgoing' ? t.destinationPort : t.sourcePort) ?? 0,
       });
       if (id === null) return uidHint === undefined ? null : { uid: uidHint };
-      return {
+      const facts = {
         ...(id.pid !== null ? { pid: id.pid } : {}),
         ...(id.executable !== null ? { executable: id.executable } : {}),
         ...(id.script !== null ? { script: id.script } : {}),
         commandLine: id.commandLine,
+      };
+      // Decided now, not cached with the identity: the assistant is its pid only while it runs.
+      const part = await own.partOf(facts);
+      return {
+        ...facts,
         uid: id.uid,
         ...(id.user !== null ? { user: id.user } : {}),
+        ...(part !== null ? { part } : {}),
       };
     },
     hostsOf: (address) => names.namesOf(address),

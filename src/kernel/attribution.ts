@@ -13,12 +13,13 @@
  * bounded concurrency, so a scan never holds the event loop for long.
  */
 
-import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
-import { readdir, readFile, readlink } from 'node:fs/promises';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdir, readFile, readlink, realpath } from 'node:fs/promises';
 import { endianness } from 'node:os';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseIp } from '../ip/index.js';
+import { BoundedReads, processMemoryReads } from './bounded-reads.js';
 import {
   type AddressFamily,
   findSocketEntry,
@@ -67,7 +68,10 @@ export interface ProcessIdentity {
   /** Real path of the executable (/proc/PID/exe, " (deleted)" removed). */
   readonly executable: string | null;
   readonly commandLine: readonly string[];
-  /** For Node and Python: real path of the script run (first non-option argument, resolved against the cwd). */
+  /**
+   * For Node and Python: the script run (first non-option argument, resolved against the cwd). Its
+   * real path only when it may be one of the scripts in `ownScripts` (see ProcessAttributorOptions).
+   */
   readonly script: string | null;
   /** Effective uid of the process; the socket's uid when the process could not be read. */
   readonly uid: number;
@@ -139,6 +143,16 @@ export interface ProcessAttributorOptions {
   readonly scanConcurrency?: number;
   /** After a full scan found no process for an inode, attribute it without scanning again for this long (default 500 ms). */
   readonly missTtlMs?: number;
+  /**
+   * The scripts whose symlinks are worth resolving (Warden's own: engine, console, assistant) and the
+   * extra file names they are installed under (`warden`, a bin symlink). A script argument is resolved
+   * to its real path only when its file name is one of these; other scripts keep their lexical path,
+   * so no file system call is ever made on a path that cannot be one of them. Default: resolve every
+   * script (tests, benchmarks).
+   */
+  readonly ownScripts?: { readonly paths: readonly string[]; readonly names?: readonly string[] };
+  /** How long a script's real path is waited for (default 200 ms): after that the lexical path is used. */
+  readonly realPathDeadlineMs?: number;
 }
 
 /** Counters for tests, benchmarks and the engine's statistics. */
@@ -147,6 +161,9 @@ const RECENT_PIDS = 8;
 
 /** How long a script's resolved real path is reused (ms). */
 const REAL_PATH_TTL_MS = 5000;
+
+/** Processes whose command line is kept (by pid and start time; a process's argv is read once). */
+const MAX_COMMAND_LINES = 4096;
 
 /** Beyond this many socket inodes the inode -> pid cache starts again (sockets come and go; it must not grow forever). */
 const MAX_KNOWN_SOCKETS = 65_536;
@@ -196,6 +213,12 @@ export class ProcessAttributor {
   private readonly steadyFds = new Map<number, Set<string>>();
   /** Script path -> its real path, for a few seconds (symlinks of installed scripts hardly move). */
   private readonly realPaths = new Map<string, { path: string; until: number }>();
+  /** Real-path lookups: one at a time (a hung one holds a libuv thread for good), each within the deadline. */
+  private readonly realPathReads: BoundedReads;
+  private readonly commandLines = new Map<number, { start: string; commandLine: string[] }>();
+  private readonly ownPaths: ReadonlySet<string> | null;
+  private readonly ownNames: ReadonlySet<string> | null;
+  private readonly realPathDeadlineMs: number;
   private readonly misses = new Map<number, number>();
   private inFlight: { kind: ScanKind; startedAt: number; done: Promise<void> } | null = null;
 
@@ -207,6 +230,11 @@ export class ProcessAttributor {
     this.cacheSize = options.identityCacheSize ?? 1024;
     this.concurrency = options.scanConcurrency ?? 16;
     this.missTtlMs = options.missTtlMs ?? 500;
+    const own = options.ownScripts;
+    this.ownPaths = own ? new Set(own.paths) : null;
+    this.ownNames = own ? new Set([...own.paths.map((p) => basename(p)), ...(own.names ?? [])]) : null;
+    this.realPathDeadlineMs = options.realPathDeadlineMs ?? 200;
+    this.realPathReads = new BoundedReads(1, this.realPathDeadlineMs);
   }
 
   /** The owner of a connection; null when no socket matches it (nothing listens, or the socket is gone). */
@@ -398,19 +426,17 @@ export class ProcessAttributor {
   /** Reads a process; an identity with `complete` false when it exited meanwhile. */
   private async describe(pid: number, owner: SocketOwner): Promise<ProcessIdentity> {
     const base = `${this.proc}/${pid}`;
-    // Synchronous on purpose: three reads of /proc/PID take microseconds; through the thread pool,
-    // queued behind other I/O, they took milliseconds per connection.
-    const [exe, cmdline, status] = [
+    // Synchronous on purpose: these reads of /proc/PID take microseconds and never wait for the
+    // process (the kernel prints the exe link and counters); through the thread pool, queued behind
+    // other I/O, they took milliseconds per connection. The command line is read once per process.
+    const [exe, status] = [
       settle(() => readlinkSync(`${base}/exe`)),
-      settle(() => readFileSync(`${base}/cmdline`)),
       settle(() => readFileSync(`${base}/status`, 'utf8')),
     ];
-    if (exe.status === 'rejected' && cmdline.status === 'rejected') return this.partial(owner, pid);
+    const cmdline = await this.commandLineOf(base, pid);
+    if (exe.status === 'rejected' && cmdline === null) return this.partial(owner, pid);
     const executable = exe.status === 'fulfilled' ? exe.value.replace(/ \(deleted\)$/, '') : null;
-    const commandLine =
-      cmdline.status === 'fulfilled' && cmdline.value.length > 0
-        ? cmdline.value.toString('utf8').replace(/\0$/, '').split('\0')
-        : [];
+    const commandLine = Array.isArray(cmdline) ? cmdline : [];
     const uid = (status.status === 'fulfilled' ? effectiveUid(status.value) : null) ?? owner.uid;
     const script = executable === null ? null : await this.scriptOf(base, executable, commandLine);
     return {
@@ -423,7 +449,8 @@ export class ProcessAttributor {
       user: await this.users.nameOf(uid),
       inode: owner.inode,
       // A zombie or kernel thread has an empty command line; an exited process loses its exe link.
-      complete: executable !== null && commandLine.length > 0,
+      // A command line not read in time stays unknown: the process is there, scanning again won't help.
+      complete: executable !== null && (commandLine.length > 0 || cmdline === 'late'),
     };
   }
 
@@ -431,18 +458,56 @@ export class ProcessAttributor {
     if (!isInterpreter(executable)) return null;
     const argument = scriptArgument(executable, commandLine);
     if (argument === null) return null;
+    let path: string;
     try {
-      const path = argument.startsWith('/') ? argument : resolve(readlinkSync(`${base}/cwd`), argument);
-      const now = performance.now();
-      const known = this.realPaths.get(path);
-      if (known !== undefined && known.until > now) return known.path;
-      const real = settle(() => realpathSync(path)).value ?? path;
-      if (this.realPaths.size >= 256) this.realPaths.clear();
-      this.realPaths.set(path, { path: real, until: now + REAL_PATH_TTL_MS });
-      return real;
+      // A link in /proc (the kernel prints the path): no access to the file system the cwd is on.
+      path = argument.startsWith('/') ? resolve(argument) : resolve(readlinkSync(`${base}/cwd`), argument);
     } catch {
       return null; // the process left before its cwd could be read
     }
+    // The program chose this path: only a name that can be one of Warden's own scripts is looked up.
+    if (this.ownPaths?.has(path) || (this.ownNames !== null && !this.ownNames.has(basename(path))))
+      return path;
+    return this.realPathOf(path);
+  }
+
+  /**
+   * The real path of a script, never waiting longer than the deadline: the path may be on a hung
+   * file system, and every verdict waits for this one. Not resolved (the lexical path) when the
+   * deadline passes or too many lookups are still outstanding.
+   */
+  private async realPathOf(path: string): Promise<string> {
+    const now = performance.now();
+    const known = this.realPaths.get(path);
+    if (known !== undefined && known.until > now) return known.path;
+    const read = await this.realPathReads.run(() => realpath(path));
+    const real = read.ok ? read.value : path;
+    if (this.realPaths.size >= 256) this.realPaths.clear();
+    // A path that did not answer in time is not asked again for a while either.
+    this.realPaths.set(path, { path: real, until: now + REAL_PATH_TTL_MS });
+    return real;
+  }
+
+  /**
+   * A process's command line: read once per process (pid and start time), through the thread pool
+   * within a deadline, since reading another process's memory waits for its memory lock, which the
+   * process can keep taken. `late` when it was not read in time (the process is there).
+   */
+  private async commandLineOf(base: string, pid: number): Promise<string[] | 'late' | null> {
+    const stat = settle(() => readFileSync(`${base}/stat`, 'latin1'));
+    if (stat.status === 'rejected') return null; // exited
+    // Field 22, the start time, counted after the command name in parentheses (which may hold anything).
+    const start = stat.value.slice(stat.value.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+    const known = this.commandLines.get(pid);
+    if (known !== undefined && known.start === start) return known.commandLine;
+    const read = await processMemoryReads.run(() => readFile(`${base}/cmdline`));
+    if (!read.ok) return read.late ? 'late' : null;
+    const commandLine =
+      read.value.length > 0 ? read.value.toString('utf8').replace(/\0$/, '').split('\0') : [];
+    if (commandLine.length === 0) return commandLine; // a zombie or kernel thread: not kept
+    if (this.commandLines.size >= MAX_COMMAND_LINES) this.commandLines.clear();
+    this.commandLines.set(pid, { start, commandLine });
+    return commandLine;
   }
 
   private async partial(owner: SocketOwner, pid: number | null): Promise<ProcessIdentity> {

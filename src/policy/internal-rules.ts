@@ -12,7 +12,13 @@ import type { AddressSpec, InternalRule, PortRange, Protocol } from './rule.js';
 
 /** Facts about this host the internal rules depend on, gathered by the caller (the engine or the CLI). */
 export interface HostEnvironment extends ProxyEnvironment {
-  /** Executable identity of the engine (wardend), the console (warden) and the crash assistant (warden-assist). */
+  /**
+   * The application paths of the engine (wardend), the console (warden) and the crash assistant
+   * (warden-assist): the real paths of their installed scripts. The engine gives a connection one
+   * of these only when its process is that part, bound to what a program cannot choose (its pid,
+   * or a verified console: src/engine/own-parts.ts, docs/attribution.md), never by the script its
+   * command line names.
+   */
   readonly executables: { readonly engine: string; readonly console: string; readonly assistant: string };
   /** The port the engine serves when `wardend --port` overrides settings.applicationPort. */
   readonly servedPort?: number;

@@ -41,7 +41,7 @@ describe('ask prompts over the administration protocol', () => {
   after(() => h.close());
 
   test('with no console logged in, the default decides at once', async () => {
-    const r = await desk.hold(connection);
+    const r = await desk.hold({ ...connection, local: '10.200.0.1:39999' });
     assert.equal(r.verdict, 'deny');
     assert.equal(r.by, 'timeout');
   });
@@ -129,6 +129,56 @@ describe('ask prompts over the administration protocol', () => {
     await assert.rejects(bob.call(Methods.asksAnswer, { id: r.id, verdict: 'allow' }), /administrator/);
     timeoutMs = 5000;
     bob.close();
+  });
+
+  test('"deny, once" holds for the connection: its retransmission is denied without a new prompt', async () => {
+    const alice = await h.login('alice');
+    const prompts: AskPrompt[] = [];
+    alice.onNotification((method, params) => {
+      if (method === Notifications.askPrompt) prompts.push(params as AskPrompt);
+    });
+    const syn = { ...connection, defaultVerdict: 'allow' as const, local: '10.200.0.1:41000' };
+    const held = desk.hold(syn);
+    await until(() => prompts.length === 1, 3000, 'the prompt');
+    const answer = await alice.call(Methods.asksAnswer, {
+      id: prompts[0]!.id,
+      verdict: 'deny',
+      duration: 'once',
+    });
+    assert.equal(answer.verdict, 'deny');
+    assert.equal((await held).verdict, 'deny');
+    // The SYN retransmitted after the answer (same 5-tuple), even once its program read differently.
+    for (const again of [syn, { ...syn, application: undefined, pid: undefined }]) {
+      const r = await desk.hold(again);
+      assert.equal(r.verdict, 'deny', 'the retransmission gets the answer');
+      assert.equal(r.id, answer.id);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(prompts.length, 1, 'no second prompt');
+    assert.equal(desk.list().length, 0);
+    // Another connection of the same program (a new source port) is asked about again.
+    const next = desk.hold({ ...syn, local: '10.200.0.1:41001' });
+    await until(() => prompts.length === 2, 3000, 'a prompt for the new connection');
+    await alice.call(Methods.asksAnswer, { id: prompts[1]!.id, verdict: 'allow', duration: 'once' });
+    assert.equal((await next).verdict, 'allow');
+    alice.close();
+  });
+
+  test('a timed-out prompt: the default applies to the retransmissions too, without a new prompt', async () => {
+    const alice = await h.login('alice');
+    const prompts: AskPrompt[] = [];
+    alice.onNotification((method, params) => {
+      if (method === Notifications.askPrompt) prompts.push(params as AskPrompt);
+    });
+    timeoutMs = 200;
+    const syn = { ...connection, local: '10.200.0.1:42000', remotePort: 8080, remote: '93.184.215.14:8080' };
+    assert.equal((await desk.hold(syn)).by, 'timeout');
+    timeoutMs = 5000;
+    const again = await desk.hold(syn);
+    assert.deepEqual([again.verdict, again.by], ['deny', 'timeout']);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(prompts.length, 1, 'no second prompt');
+    alice.close();
   });
 
   test('answering a prompt that is gone names the id', async () => {

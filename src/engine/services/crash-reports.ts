@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { ErrorCode, WardenError } from '../../errors.js';
 import type { Settings } from '../../settings/index.js';
 import type { ProxyRoute } from '../../settings/proxy.js';
+import { trackAssistant } from '../own-parts.js';
 import { httpRequest } from './http-client.js';
 
 export const CRASH_DIR = 'crash-reports';
@@ -215,6 +216,7 @@ export function runAssistant(
       [assistantScript, 'send', '--config-dir', dirs.configDir, '--state-dir', dirs.stateDir],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
+    trackAssistant(child); // its connections are the assistant's because this process spawned it
     let output = '';
     const take = (d: Buffer) => {
       if (output.length < 16_384) output += d.toString('utf8');
