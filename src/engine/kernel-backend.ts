@@ -14,17 +14,33 @@ import {
   openQueue,
   type PacketQueue,
   type QueuedPacket,
+  reapUdpFlows,
 } from '../kernel/native.js';
-import { applyRuleset, detectKernelFeatures, removeRuleset, verifyRuleset } from '../kernel/nft.js';
+import {
+  applyRuleset,
+  detectKernelFeatures,
+  readSetCounters,
+  removeRuleset,
+  verifyRuleset,
+} from '../kernel/nft.js';
 import { type PacketHeader, parsePacket } from '../kernel/packet.js';
 import { type CompiledRuleset, compileRuleset } from '../kernel/ruleset.js';
+import { FLOOD_PREFIX } from '../kernel/ruleset-guards.js';
 import { type CompiledPolicy, compilePolicy, decide, internalRules } from '../policy/index.js';
 import type { EngineParts, KernelBackend } from './daemon.js';
 import { Enforcer, type PacketTuple, type ProcessInfo } from './enforcer.js';
+import { FloodReporter } from './flood-report.js';
 import { HostNames } from './host-names.js';
 
 const HOOK_INPUT = 1;
 const HOOK_OUTPUT = 3;
+/**
+ * Packets the kernel holds for the engine (its default is 1,024). Under a burst the per-uid flood
+ * limit keeps one program's share small; a bigger queue lets the rest wait instead of being dropped.
+ */
+export const QUEUE_MAX_LENGTH = 8192;
+/** The queue socket's receive buffer: 8,192 packets of up to 128 bytes plus netlink overhead, with room. */
+export const QUEUE_RECEIVE_BUFFER = 16 << 20;
 
 /** Every host name the policy's rules mention (exact and wildcard). */
 export function hostNamesOf(policy: CompiledPolicy): Set<string> {
@@ -61,7 +77,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   let expiryTimer: NodeJS.Timeout | undefined;
   let queue: PacketQueue | undefined;
   let logGroup: ReturnType<typeof openLog> | undefined;
-  let queueKey = '';
+  let queueKey = -1;
   let logKey = 0;
 
   const enforcer = new Enforcer({
@@ -81,6 +97,9 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
         remotePort: (direction === 'outgoing' ? t.destinationPort : t.sourcePort) ?? 0,
       });
       if (id === null) return uidHint === undefined ? null : { uid: uidHint };
+      // The kernel tells whose socket sent the packet. A socket found under another uid is not the
+      // sender's (another socket shares the port, e.g. SO_REUSEADDR): judge the uid, not that program.
+      if (uidHint !== undefined && id.uid !== uidHint) return { uid: uidHint };
       return {
         ...(id.pid !== null ? { pid: id.pid } : {}),
         ...(id.executable !== null ? { executable: id.executable } : {}),
@@ -125,7 +144,20 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     );
   };
 
+  const floods = new FloodReporter({
+    read: (set) => readSetCounters(set),
+    log: (item) => logs.append(item),
+    fail: (message) => log('error', message),
+  });
+  const udpFlows = reapUdpFlows((e) =>
+    log('error', `deleting the conntrack flows of closed UDP port ${e.port} failed ${e.failures} time(s)`),
+  );
+
   const onLogged = (p: LoggedPacket) => {
+    if (p.prefix.startsWith(FLOOD_PREFIX)) {
+      floods.notify();
+      return;
+    }
     const m = /^warden (\S+) (allow|deny|reject) ?$/.exec(p.prefix);
     const parsed = parsePacket(p.payload);
     if (!m || !parsed.ok) return;
@@ -176,15 +208,15 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       engineExecutable: host.executables.engine,
     });
     // Bind the queue before the ruleset sends packets to it, so nothing waits on an empty queue.
-    const wanted = `${settings.enforcement.queue}/${settings.enforcement.onEngineFailure}`;
-    if (wanted !== queueKey) {
+    // A full queue drops, whatever onEngineFailure says (that is the rule's --queue-bypass: no engine).
+    if (settings.enforcement.queue !== queueKey) {
       queue?.close();
       queue = openQueue(
         settings.enforcement.queue,
-        { failOpen: settings.enforcement.onEngineFailure === 'open' },
+        { maxLength: QUEUE_MAX_LENGTH, receiveBuffer: QUEUE_RECEIVE_BUFFER },
         onPacket,
       );
-      queueKey = wanted;
+      queueKey = settings.enforcement.queue;
     }
     if (settings.enforcement.logGroup !== logKey) {
       logGroup?.close();
@@ -192,6 +224,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       logKey = settings.enforcement.logGroup;
     }
     await applyRuleset(ruleset);
+    floods.reset();
     // Read back what the kernel holds: a table that is not what was loaded is an error, not a warning.
     const check = await verifyRuleset(ruleset);
     if (!check.ok)
@@ -229,6 +262,8 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     async stop() {
       if (expiryTimer) clearTimeout(expiryTimer);
       names.close();
+      floods.close();
+      udpFlows.close();
       queue?.close();
       logGroup?.close();
       queue = undefined;

@@ -59,6 +59,18 @@ export const DEFAULT_SETTINGS = {
     onStop: 'keep' as 'keep' | 'remove',
     /** NFLOG group through which kernel-decided blocks and logged allows reach the engine as log items. */
     logGroup: 4334,
+    /**
+     * New connections that need the engine, per second, before the queue: over the limit they are
+     * dropped (a SYN is sent again later), counted and logged as a security item. 0 turns a limit off.
+     */
+    floodLimit: {
+      /** Per local user (uid), outgoing. */
+      outgoingPerUid: 100,
+      /** Per source address (IPv6: per /64), incoming. */
+      incomingPerSource: 50,
+      /** Connections a uid or source may open at once above the rate. */
+      burst: 200,
+    },
   },
   blockedPopups: {
     /** Localhost-only TCP port that receives reports of blocked pop-ups. */
