@@ -69,7 +69,7 @@ export class FloodReporter {
               kind: 'security',
               direction: direction === 'output' ? 'outgoing' : 'incoming',
               ...(direction === 'output' ? { user: key } : { remote: key }),
-              message: `flood: ${grown} new ${direction === 'output' ? 'outgoing' : 'incoming'} connection packets of ${who} dropped over the limit in the last ${Math.round(interval / 1000)} s or less (enforcement.floodLimit)`,
+              message: `flood: ${grown} new ${direction === 'output' ? 'outgoing' : 'incoming'} connection packets of ${who} dropped over the limit in the last ${Math.round(interval / 1000)} s or less (enforcement.flood* settings)`,
             });
           }
         }

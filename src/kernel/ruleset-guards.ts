@@ -59,7 +59,11 @@ export function establishedRules(chain: Chain): string[] {
 
 /** `queue` is the statement that hands a packet to the engine (mark + accept, or native `queue`). */
 export function guards(settings: Settings, queue: string): Guards {
-  const { outgoingPerUid, incomingPerSource, burst } = settings.enforcement.floodLimit;
+  const {
+    floodOutgoingPerUid: outgoingPerUid,
+    floodIncomingPerSource: incomingPerSource,
+    floodBurst: burst,
+  } = settings.enforcement;
   const logGroup = settings.enforcement.logGroup;
   const sets: string[] = [];
   const chains: string[] = [];
