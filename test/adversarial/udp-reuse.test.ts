@@ -37,11 +37,18 @@ ${consoleRule(PORT)}  - name: node to the udp service
     action: allow
 `;
 
-/** node sends `payload` from `localPort` and prints the reply; `hold` keeps it (and the port) until killed. */
-const nodeSender = (localPort: number, payload: string, hold: boolean) => `
+/**
+ * node sends `payload` from `localPort` and prints the reply; `hold` keeps it (and the port) until
+ * killed; `connected` connects the socket first (like `nc -u`), else it sends to an address.
+ */
+const nodeSender = (localPort: number, payload: string, hold: boolean, connected = false) => `
   const d = require('node:dgram').createSocket({ type: 'udp4', reuseAddr: true });
   d.on('message', (m) => { console.log('reply ' + m); ${hold ? '' : 'd.close(); process.exit(0);'} });
-  d.bind(${localPort}, () => d.send('${payload}', ${SERVICE}, '${SERVER_ADDR}'));
+  d.bind(${localPort}, () => ${
+    connected
+      ? `d.connect(${SERVICE}, '${SERVER_ADDR}', () => d.send('${payload}'))`
+      : `d.send('${payload}', ${SERVICE}, '${SERVER_ADDR}')`
+  });
   setTimeout(() => { console.log('no reply'); process.exit(0); }, 3000).unref?.();
   ${hold ? 'setInterval(() => {}, 1000);' : ''}`;
 
@@ -80,18 +87,28 @@ describe('UDP flow reuse', {
     return received.includes(line);
   };
 
-  test('same uid: a later program on the port of an exited allowed program is judged', async () => {
-    const first = await outputOf(k.spawnAs('root', NODE, ['-e', nodeSender(40000, 'allowed-1', false)]));
-    assert.match(first, /reply echo allowed-1/, 'the allowed program is answered');
-    assert.ok(await arrived('40000 allowed-1', 0));
-    const second = await outputOf(k.spawnAs('root', PERL, ['-e', perlSender(40000, 'reused-1')]));
-    assert.ok(!(await arrived('40000 reused-1')), `perl's datagram reached the server (${second.trim()})`);
-    assert.match(second, /no reply/);
-    const denied = (await k.logs({ kind: 'connection', verdict: 'deny', application: PERL })).filter(
-      (i) => i.local === '10.200.0.1:40000',
-    );
-    assert.ok(denied.length > 0, 'the denial is logged');
-  });
+  for (const [connected, port] of [
+    [true, 40000],
+    [false, 40002],
+  ] as const) {
+    test(`same uid: a later program on the port of an exited allowed program (${connected ? 'connected' : 'unconnected'} socket) is judged`, async () => {
+      const first = await outputOf(
+        k.spawnAs('root', NODE, ['-e', nodeSender(port, `allowed-${port}`, false, connected)]),
+      );
+      assert.match(first, new RegExp(`reply echo allowed-${port}`), 'the allowed program is answered');
+      assert.ok(await arrived(`${port} allowed-${port}`, 0));
+      const second = await outputOf(k.spawnAs('root', PERL, ['-e', perlSender(port, `reused-${port}`)]));
+      assert.ok(
+        !(await arrived(`${port} reused-${port}`)),
+        `perl's datagram reached the server (${second.trim()})`,
+      );
+      assert.match(second, /no reply/);
+      const denied = (await k.logs({ kind: 'connection', verdict: 'deny', application: PERL })).filter(
+        (i) => i.local === `10.200.0.1:${port}`,
+      );
+      assert.ok(denied.length > 0, 'the denial is logged');
+    });
+  }
 
   test('another uid: the same flow, still alive, carries nothing of nobody', async () => {
     const holder = k.spawnAs('root', NODE, ['-e', nodeSender(40001, 'allowed-2', true)]);
