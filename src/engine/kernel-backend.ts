@@ -120,11 +120,13 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     const parsed = parsePacket(p.payload);
     const direction = p.hook === HOOK_INPUT ? 'incoming' : p.hook === HOOK_OUTPUT ? 'outgoing' : undefined;
     if (!parsed.ok || direction === undefined) {
-      // Not something the policy can judge (a truncated header, another hook): let it through and say so.
-      queue?.verdict(p.id, 'accept');
+      // Not something the policy can judge (a header beyond the copied bytes, another hook): a packet
+      // nobody decided is never accepted. A sender's retry is queued (and dropped) again.
+      queue?.verdict(p.id, 'drop');
       logs.append({
         kind: 'security',
-        message: `queued packet ${p.id} not judged (${parsed.ok ? `hook ${p.hook}` : parsed.reason}); accepted`,
+        ...(p.uid !== undefined ? { user: String(p.uid) } : {}),
+        message: `queued packet ${p.id} not judged (${parsed.ok ? `hook ${p.hook}` : parsed.reason}); dropped`,
       });
       return;
     }
@@ -134,12 +136,10 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
         else queue?.verdict(p.id, j.verdict);
       },
       (e: Error) => {
-        const failOpen = config.settings().enforcement.onEngineFailure === 'open';
-        queue?.verdict(p.id, failOpen ? 'accept' : 'drop');
-        logs.append({
-          kind: 'system',
-          message: `judging packet ${p.id} failed (${e.message}); ${failOpen ? 'accepted' : 'dropped'}`,
-        });
+        // The engine is here, so this is not onEngineFailure (that is the queue's bypass when no
+        // engine listens): a packet whose judgement failed is dropped, never let by undecided.
+        queue?.verdict(p.id, 'drop');
+        logs.append({ kind: 'system', message: `judging packet ${p.id} failed (${e.message}); dropped` });
       },
     );
   };

@@ -364,14 +364,16 @@ class Emitter {
   ) {}
 
   baseChain(chain: Chain, runs: Run[], fallback: Outcome): string {
+    // Loopback was judged on output; clearing our bits first keeps a packet queued there (new, or
+    // established UDP of a uid that does not own the flow) from being queued a second time here.
     const lines = [
       `\tchain ${chain} {`,
       `\t\ttype filter hook ${chain} priority ${FILTER_PRIORITY}; policy accept;`,
+      ...(chain === 'input' ? [`\t\tiif "lo" ${CLEAR_MARK}`] : []),
       ...establishedRules(chain).map((r) => `\t\t${r}`),
       '\t\tct state invalid drop',
+      ...(chain === 'input' ? ['\t\tiif "lo" accept'] : []),
     ];
-    // Loopback was judged on output; clearing our bits keeps an already-queued packet from being queued twice.
-    if (chain === 'input') lines.push(`\t\tiif "lo" ${CLEAR_MARK} accept`);
     for (const run of runs) {
       const statement = this.statement(
         chain,
