@@ -44,10 +44,19 @@ export interface Guards {
 const udpTuple4 = 'ip saddr . udp sport . ip daddr . udp dport . meta skuid';
 const udpTuple6 = 'ip6 saddr . udp sport . ip6 daddr . udp dport . meta skuid';
 
+/**
+ * IPv6 neighbour and router discovery is IPv6's ARP (which inet tables never see): conntrack leaves
+ * it untracked, so without this rule a default deny dropped it and IPv6 stopped working on the
+ * link. Hop limit 255 proves the packet was not forwarded (RFC 4861); sending it needs CAP_NET_RAW.
+ */
+const NEIGHBOUR_DISCOVERY =
+  'icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept';
+
 /** The established-traffic rules that open the base chain (replacing a plain `ct state established,related accept`). */
 export function establishedRules(chain: Chain): string[] {
-  if (chain === 'input') return ['ct state established,related accept'];
+  if (chain === 'input') return ['ct state established,related accept', NEIGHBOUR_DISCOVERY];
   return [
+    NEIGHBOUR_DISCOVERY,
     'ct state established,related ct direction reply accept',
     'ct state related accept',
     'ct state established meta l4proto != udp accept',
