@@ -142,32 +142,60 @@ typedef struct {
   uint16_t sport, dport;
 } tuple;
 
-/* Dumps the family's conntrack table and deletes every UDP entry that starts or ends at the endpoint. */
-static void delete_by_port(udp_flows *u, const endpoint *e) {
-  u->dumps++;
+/* ctnetlink's dump filter flags (kernel-internal names, stable since Linux 5.8). */
+#define FILTER_PROTO_NUM (1u << 3)
+#define FILTER_PROTO_SRC_PORT (1u << 4)
+#define FILTER_PROTO_DST_PORT (1u << 5)
+
+typedef struct {
+  tuple *items;
+  size_t count, cap;
+} tuples;
+
+/*
+ * Dumps the family's UDP entries and appends those that start or end at the endpoint. With `side`
+ * 0 or 1 the kernel filters by the original source or destination port (CTA_FILTER, Linux >= 5.8),
+ * so only matches are copied; -1 dumps everything. The match below is exact either way, so a kernel
+ * that ignores the filter costs time, not correctness. Returns 0, or -errno when the dump failed.
+ */
+static int dump_matching(udp_flows *u, const endpoint *e, int side, tuples *out) {
   nl_message m;
   struct nlmsghdr *h = nfnl_start(&m, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP,
                                   ++u->seq, 0);
   ((struct nfgenmsg *)NLMSG_DATA(h))->nfgen_family = (uint8_t)e->family;
-  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-  if (sendto(u->ct_fd, h, h->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
-    u->failures++;
-    return;
+  if (side >= 0) {
+    struct nlattr *t = nest_start(h, CTA_TUPLE_ORIG);
+    struct nlattr *proto = nest_start(h, CTA_TUPLE_PROTO);
+    uint8_t num = IPPROTO_UDP;
+    nl_put(h, CTA_PROTO_NUM, &num, 1);
+    nl_put(h, side == 0 ? CTA_PROTO_SRC_PORT : CTA_PROTO_DST_PORT, &e->lport, 2);
+    nest_end(h, proto);
+    nest_end(h, t);
+    struct nlattr *filter = nest_start(h, CTA_FILTER);
+    uint32_t orig = FILTER_PROTO_NUM | (side == 0 ? FILTER_PROTO_SRC_PORT : FILTER_PROTO_DST_PORT), reply = 0;
+    nl_put(h, CTA_FILTER_ORIG_FLAGS, &orig, 4);
+    nl_put(h, CTA_FILTER_REPLY_FLAGS, &reply, 4);
+    nest_end(h, filter);
   }
-  size_t alen = e->family == AF_INET ? 4 : 16, count = 0, cap = 0;
-  int any = is_any(e);
-  tuple *found = NULL;
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  if (sendto(u->ct_fd, h, h->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) return -errno;
+  size_t alen = e->family == AF_INET ? 4 : 16;
+  int any = is_any(e), result = 0;
   static char buffer[NL_RECV_SIZE] __attribute__((aligned(8)));
   for (int done = 0; !done;) {
     ssize_t n = recv(u->ct_fd, buffer, sizeof buffer, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
-      u->failures++;
-      break;
+      return -errno;
     }
     for (struct nlmsghdr *r = (struct nlmsghdr *)buffer; NLMSG_OK(r, (size_t)n); r = NLMSG_NEXT(r, n)) {
       if (r->nlmsg_seq != u->seq) continue;
-      if (r->nlmsg_type == NLMSG_DONE || r->nlmsg_type == NLMSG_ERROR) {
+      if (r->nlmsg_type == NLMSG_DONE) {
+        done = 1;
+        break;
+      }
+      if (r->nlmsg_type == NLMSG_ERROR) {
+        result = ((const struct nlmsgerr *)NLMSG_DATA(r))->error;
         done = 1;
         break;
       }
@@ -179,19 +207,34 @@ static void delete_by_port(udp_flows *u, const endpoint *e) {
       int from = t.sport == e->lport && (any || memcmp(t.src, e->local, alen) == 0);
       int to = t.dport == e->lport && (any || memcmp(t.dst, e->local, alen) == 0);
       if (!from && !to) continue;
-      if (count == cap) {
-        size_t grown = cap == 0 ? 16 : cap * 2;
-        tuple *more = realloc(found, grown * sizeof *found);
+      if (out->count == out->cap) {
+        size_t grown = out->cap == 0 ? 16 : out->cap * 2;
+        tuple *more = realloc(out->items, grown * sizeof *more);
         if (more == NULL) continue;
-        found = more;
-        cap = grown;
+        out->items = more;
+        out->cap = grown;
       }
-      found[count++] = t;
+      out->items[out->count++] = t;
     }
   }
-  for (size_t i = 0; i < count; i++)
-    delete_tuple(u, e->family, found[i].src, found[i].sport, found[i].dst, found[i].dport);
-  free(found);
+  return result;
+}
+
+/* Deletes every UDP entry that starts or ends at the endpoint (an unconnected socket: peers unknown). */
+static void delete_by_port(udp_flows *u, const endpoint *e) {
+  u->dumps++;
+  tuples found = {0};
+  int err = dump_matching(u, e, 0, &found);
+  if (err == 0) err = dump_matching(u, e, 1, &found);
+  if (err == -EINVAL || err == -EOPNOTSUPP) { /* a kernel without dump filters: one full dump */
+    found.count = 0;
+    err = dump_matching(u, e, -1, &found);
+  }
+  if (err != 0) u->failures++;
+  for (size_t i = 0; i < found.count; i++)
+    delete_tuple(u, e->family, found.items[i].src, found.items[i].sport, found.items[i].dst,
+                 found.items[i].dport);
+  free(found.items);
 }
 
 static void on_destroy(nl_reader *r, const struct nlmsghdr *h) {
