@@ -2,20 +2,28 @@
  * UDP flows die with their socket. Conntrack keeps a UDP flow for 30-180 s after the socket that
  * made it is gone, and any later socket on the same local port rides that flow as "established",
  * never queued, never judged. This binding subscribes to sock_diag's destroy multicast groups
- * (SKNLGRP_INET_UDP_DESTROY, SKNLGRP_INET6_UDP_DESTROY) and, for every UDP socket the kernel
+ * (SKNLGRP_INET_UDP_DESTROY, SKNLGRP_INET6_UDP_DESTROY) and, for every bound UDP socket the kernel
  * destroys, deletes the conntrack entries of its local port over ctnetlink (IPCTNL_MSG_CT_DELETE):
  * exactly one tuple each way for a connected socket, else every UDP entry of that local address and
- * port (one dump). All in C on the event loop, no JS per socket; JS only hears of failures.
+ * port (one dump per batch of notices). The work runs on a thread of its own, never on the event loop: a
+ * dump walks the whole conntrack hash (milliseconds on a big table), and a local program that
+ * closes sockets in a loop must not stall the verdicts. Notices that arrive together are handled
+ * together.
  */
+#define _GNU_SOURCE /* pipe2 */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/inet_diag.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "addon.h"
@@ -25,16 +33,29 @@
 #define SOL_NETLINK 270
 #endif
 
+/* ctnetlink's dump filter flags (kernel-internal names, stable since Linux 5.8). */
+#define FILTER_PROTO_NUM (1u << 3)
+/* Notices handled in one go (their unconnected sockets share one dump per family). */
+#define BATCH 256
+
 typedef struct {
-  nl_reader reader;
-  int ct_fd; /* ctnetlink requests (blocking, acknowledged) */
-  uint32_t seq;
-  uint64_t sockets;    /* UDP socket destructions seen */
-  uint64_t deleted;    /* conntrack entries deleted */
-  uint64_t dumps;      /* sockets that needed a table dump (not connected) */
-  uint64_t failures;   /* ctnetlink requests the kernel refused (other than "no such entry") */
-  int refs;
+  int diag_fd;  /* sock_diag destroy notices */
+  int ct_fd;    /* ctnetlink requests (blocking, 2 s receive limit) */
+  int wake[2];  /* a byte in wake[1] stops the thread */
+  pthread_t thread;
+  int closed;   /* JS side: stop() ran */
+  uint32_t seq; /* thread only */
+  char *buffer; /* thread only: NL_RECV_SIZE bytes */
+  /* Written by the thread, read by JS: atomics. */
+  uint64_t sockets;  /* bound UDP socket destructions seen */
+  uint64_t deleted;  /* conntrack entries deleted */
+  uint64_t dumps;    /* conntrack dumps (for unconnected sockets) */
+  uint64_t failures; /* ctnetlink requests the kernel refused (other than "no such entry") */
+  uint64_t enobufs;  /* notices lost: our socket buffer overflowed */
 } udp_flows;
+
+#define COUNT(u, field, n) __atomic_add_fetch(&(u)->field, (uint64_t)(n), __ATOMIC_RELAXED)
+#define READ(u, field) __atomic_load_n(&(u)->field, __ATOMIC_RELAXED)
 
 /* One local endpoint whose flows must go. Addresses in network order (16 bytes, v4 in the first 4). */
 typedef struct {
@@ -45,24 +66,16 @@ typedef struct {
   uint16_t rport;
 } endpoint;
 
-static void release(void *owner) {
-  udp_flows *u = owner;
-  if (--u->refs == 0) {
-    if (u->ct_fd >= 0) close(u->ct_fd);
-    free(u);
-  }
-}
+typedef struct {
+  uint8_t src[16], dst[16];
+  uint16_t sport, dport;
+} tuple;
 
-static void finalize(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  udp_flows *u = data;
-  if (!u->reader.closing) {
-    u->refs++;
-    nl_reader_close(&u->reader);
-  }
-  release(u);
-}
+typedef struct {
+  int family;
+  tuple *items;
+  size_t count, cap;
+} tuples;
 
 static struct nlattr *nest_start(struct nlmsghdr *h, uint16_t type) {
   struct nlattr *a = (struct nlattr *)((char *)h + NLMSG_ALIGN(h->nlmsg_len));
@@ -81,13 +94,30 @@ static int is_any(const endpoint *e) {
   return memcmp(e->local, zero, e->family == AF_INET ? 4 : 16) == 0;
 }
 
-/* Sends one delete request for the tuple (src:sport -> dst:dport); ENOENT (already gone) is not a failure. */
+/* Sends a request with NLM_F_ACK on the ctnetlink socket; returns the kernel's answer (0 or -errno). */
+static int request_ack(udp_flows *u, struct nlmsghdr *h) {
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  h->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+  if (sendto(u->ct_fd, h, h->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) return -errno;
+  for (;;) {
+    ssize_t n = recv(u->ct_fd, u->buffer, NL_RECV_SIZE, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno; /* EAGAIN: the receive limit passed */
+    }
+    for (struct nlmsghdr *m = (struct nlmsghdr *)u->buffer; NLMSG_OK(m, (size_t)n); m = NLMSG_NEXT(m, n))
+      if (m->nlmsg_type == NLMSG_ERROR && m->nlmsg_seq == h->nlmsg_seq)
+        return ((const struct nlmsgerr *)NLMSG_DATA(m))->error;
+  }
+}
+
+/* Deletes the entry whose original tuple is (src:sport -> dst:dport); ENOENT (already gone) is no failure. */
 static void delete_tuple(udp_flows *u, int family, const uint8_t *src, uint16_t sport, const uint8_t *dst,
                          uint16_t dport) {
   nl_message m;
   struct nlmsghdr *h = nfnl_start(&m, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE, 0, ++u->seq, 0);
   ((struct nfgenmsg *)NLMSG_DATA(h))->nfgen_family = (uint8_t)family;
-  struct nlattr *tuple = nest_start(h, CTA_TUPLE_ORIG);
+  struct nlattr *t = nest_start(h, CTA_TUPLE_ORIG);
   struct nlattr *ip = nest_start(h, CTA_TUPLE_IP);
   size_t alen = family == AF_INET ? 4 : 16;
   nl_put(h, family == AF_INET ? CTA_IP_V4_SRC : CTA_IP_V6_SRC, src, alen);
@@ -99,12 +129,12 @@ static void delete_tuple(udp_flows *u, int family, const uint8_t *src, uint16_t 
   nl_put(h, CTA_PROTO_SRC_PORT, &sport, 2);
   nl_put(h, CTA_PROTO_DST_PORT, &dport, 2);
   nest_end(h, proto);
-  nest_end(h, tuple);
-  int err = nl_request_ack(u->ct_fd, h, 1000, NULL, NULL);
+  nest_end(h, t);
+  int err = request_ack(u, h);
   if (err == 0)
-    u->deleted++;
+    COUNT(u, deleted, 1);
   else if (err != -ENOENT)
-    u->failures++;
+    COUNT(u, failures, 1);
 }
 
 /* The addresses and ports of a CTA_TUPLE_ORIG attribute; 0 when it is not a UDP tuple. */
@@ -137,58 +167,50 @@ static int read_tuple(const struct nlattr *tuple, int family, uint8_t src[16], u
   return udp;
 }
 
-typedef struct {
-  uint8_t src[16], dst[16];
-  uint16_t sport, dport;
-} tuple;
-
-/* ctnetlink's dump filter flags (kernel-internal names, stable since Linux 5.8). */
-#define FILTER_PROTO_NUM (1u << 3)
-#define FILTER_PROTO_SRC_PORT (1u << 4)
-#define FILTER_PROTO_DST_PORT (1u << 5)
-
-typedef struct {
-  tuple *items;
-  size_t count, cap;
-} tuples;
+/* True when the flow starts or ends at the endpoint's local address (any, for a wildcard bind) and port. */
+static int matches(const endpoint *e, const tuple *t) {
+  size_t alen = e->family == AF_INET ? 4 : 16;
+  int any = is_any(e);
+  int from = t->sport == e->lport && (any || memcmp(t->src, e->local, alen) == 0);
+  int to = t->dport == e->lport && (any || memcmp(t->dst, e->local, alen) == 0);
+  return from || to;
+}
 
 /*
- * Dumps the family's UDP entries and appends those that start or end at the endpoint. With `side`
- * 0 or 1 the kernel filters by the original source or destination port (CTA_FILTER, Linux >= 5.8),
- * so only matches are copied; -1 dumps everything. The match below is exact either way, so a kernel
- * that ignores the filter costs time, not correctness. Returns 0, or -errno when the dump failed.
+ * Dumps the family's conntrack table and appends the UDP entries that match one of the endpoints
+ * (all of one family). `filtered`: the kernel copies only UDP entries (CTA_FILTER, Linux >= 5.8).
+ * The match here is exact either way: a kernel that ignores the filter costs time, not correctness.
+ * One dump walks the whole hash table (about 10 ms for 262,144 buckets here), whatever it holds.
+ * Returns 0, or -errno when the dump failed.
  */
-static int dump_matching(udp_flows *u, const endpoint *e, int side, tuples *out) {
+static int dump_matching(udp_flows *u, const endpoint *es, size_t ne, int filtered, tuples *out) {
   nl_message m;
   struct nlmsghdr *h = nfnl_start(&m, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP,
                                   ++u->seq, 0);
-  ((struct nfgenmsg *)NLMSG_DATA(h))->nfgen_family = (uint8_t)e->family;
-  if (side >= 0) {
+  ((struct nfgenmsg *)NLMSG_DATA(h))->nfgen_family = (uint8_t)es[0].family;
+  if (filtered) {
     struct nlattr *t = nest_start(h, CTA_TUPLE_ORIG);
     struct nlattr *proto = nest_start(h, CTA_TUPLE_PROTO);
     uint8_t num = IPPROTO_UDP;
     nl_put(h, CTA_PROTO_NUM, &num, 1);
-    nl_put(h, side == 0 ? CTA_PROTO_SRC_PORT : CTA_PROTO_DST_PORT, &e->lport, 2);
     nest_end(h, proto);
     nest_end(h, t);
     struct nlattr *filter = nest_start(h, CTA_FILTER);
-    uint32_t orig = FILTER_PROTO_NUM | (side == 0 ? FILTER_PROTO_SRC_PORT : FILTER_PROTO_DST_PORT), reply = 0;
+    uint32_t orig = FILTER_PROTO_NUM, reply = 0;
     nl_put(h, CTA_FILTER_ORIG_FLAGS, &orig, 4);
     nl_put(h, CTA_FILTER_REPLY_FLAGS, &reply, 4);
     nest_end(h, filter);
   }
   struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
   if (sendto(u->ct_fd, h, h->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) return -errno;
-  size_t alen = e->family == AF_INET ? 4 : 16;
-  int any = is_any(e), result = 0;
-  static char buffer[NL_RECV_SIZE] __attribute__((aligned(8)));
+  int result = 0;
   for (int done = 0; !done;) {
-    ssize_t n = recv(u->ct_fd, buffer, sizeof buffer, 0);
+    ssize_t n = recv(u->ct_fd, u->buffer, NL_RECV_SIZE, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       return -errno;
     }
-    for (struct nlmsghdr *r = (struct nlmsghdr *)buffer; NLMSG_OK(r, (size_t)n); r = NLMSG_NEXT(r, n)) {
+    for (struct nlmsghdr *r = (struct nlmsghdr *)u->buffer; NLMSG_OK(r, (size_t)n); r = NLMSG_NEXT(r, n)) {
       if (r->nlmsg_seq != u->seq) continue;
       if (r->nlmsg_type == NLMSG_DONE) {
         done = 1;
@@ -203,10 +225,10 @@ static int dump_matching(udp_flows *u, const endpoint *e, int side, tuples *out)
       nl_parse_attrs(r, sizeof(struct nfgenmsg), a, CTA_MAX);
       if (a[CTA_TUPLE_ORIG] == NULL) continue;
       tuple t = {0};
-      if (!read_tuple(a[CTA_TUPLE_ORIG], e->family, t.src, t.dst, &t.sport, &t.dport)) continue;
-      int from = t.sport == e->lport && (any || memcmp(t.src, e->local, alen) == 0);
-      int to = t.dport == e->lport && (any || memcmp(t.dst, e->local, alen) == 0);
-      if (!from && !to) continue;
+      if (!read_tuple(a[CTA_TUPLE_ORIG], es[0].family, t.src, t.dst, &t.sport, &t.dport)) continue;
+      size_t i = 0;
+      while (i < ne && !matches(&es[i], &t)) i++;
+      if (i == ne) continue;
       if (out->count == out->cap) {
         size_t grown = out->cap == 0 ? 16 : out->cap * 2;
         tuple *more = realloc(out->items, grown * sizeof *more);
@@ -220,91 +242,146 @@ static int dump_matching(udp_flows *u, const endpoint *e, int side, tuples *out)
   return result;
 }
 
-/* Deletes every UDP entry that starts or ends at the endpoint (an unconnected socket: peers unknown). */
-static void delete_by_port(udp_flows *u, const endpoint *e) {
-  u->dumps++;
-  tuples found = {0};
-  int err = dump_matching(u, e, 0, &found);
-  if (err == 0) err = dump_matching(u, e, 1, &found);
-  if (err == -EINVAL || err == -EOPNOTSUPP) { /* a kernel without dump filters: one full dump */
+/*
+ * Deletes every UDP entry that starts or ends at one of the endpoints (unconnected sockets of one
+ * family: their peers are unknown): one dump for all of them.
+ */
+static void delete_unconnected(udp_flows *u, const endpoint *es, size_t ne) {
+  if (ne == 0) return;
+  tuples found = {.family = es[0].family};
+  COUNT(u, dumps, 1);
+  int err = dump_matching(u, es, ne, 1, &found);
+  if (err == -EINVAL || err == -EOPNOTSUPP) { /* a kernel without dump filters */
     found.count = 0;
-    err = dump_matching(u, e, -1, &found);
+    COUNT(u, dumps, 1);
+    err = dump_matching(u, es, ne, 0, &found);
   }
-  if (err != 0) u->failures++;
+  if (err != 0) COUNT(u, failures, 1);
   for (size_t i = 0; i < found.count; i++)
-    delete_tuple(u, e->family, found.items[i].src, found.items[i].sport, found.items[i].dst,
+    delete_tuple(u, found.family, found.items[i].src, found.items[i].sport, found.items[i].dst,
                  found.items[i].dport);
   free(found.items);
 }
 
-static void on_destroy(nl_reader *r, const struct nlmsghdr *h) {
-  udp_flows *u = r->owner;
-  if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg))) return;
-  const struct inet_diag_msg *d = NLMSG_DATA(h);
-  if (d->idiag_family != AF_INET && d->idiag_family != AF_INET6) return;
-  if (d->id.idiag_sport == 0) return; /* never bound: no flow can carry its port */
-  u->sockets++;
-  endpoint e = {.family = d->idiag_family, .lport = d->id.idiag_sport, .rport = d->id.idiag_dport};
-  size_t alen = e.family == AF_INET ? 4 : 16;
-  memcpy(e.local, d->id.idiag_src, alen);
-  memcpy(e.remote, d->id.idiag_dst, alen);
-  uint64_t failures = u->failures;
-  if (e.rport != 0 && !is_any(&e)) {
-    delete_tuple(u, e.family, e.local, e.lport, e.remote, e.rport);
-    delete_tuple(u, e.family, e.remote, e.rport, e.local, e.lport);
-  } else {
-    delete_by_port(u, &e);
+/* Reads the destroy notices waiting (up to BATCH) and deletes their flows. */
+static void handle_notices(udp_flows *u) {
+  static __thread endpoint loose[2][BATCH]; /* unconnected sockets per family (0: v4, 1: v6) */
+  size_t nloose[2] = {0, 0}, seen = 0;
+  while (seen < BATCH) {
+    ssize_t n = recv(u->diag_fd, u->buffer, NL_RECV_SIZE, MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == ENOBUFS) {
+        COUNT(u, enobufs, 1);
+        continue;
+      }
+      break; /* EAGAIN: all read */
+    }
+    for (struct nlmsghdr *h = (struct nlmsghdr *)u->buffer; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+        continue;
+      const struct inet_diag_msg *d = NLMSG_DATA(h);
+      if (d->idiag_family != AF_INET && d->idiag_family != AF_INET6) continue;
+      if (d->id.idiag_sport == 0) continue; /* never bound: no flow can carry its port */
+      COUNT(u, sockets, 1);
+      seen++;
+      endpoint e = {.family = d->idiag_family, .lport = d->id.idiag_sport, .rport = d->id.idiag_dport};
+      size_t alen = e.family == AF_INET ? 4 : 16;
+      memcpy(e.local, d->id.idiag_src, alen);
+      memcpy(e.remote, d->id.idiag_dst, alen);
+      if (e.rport != 0 && !is_any(&e)) {
+        delete_tuple(u, e.family, e.local, e.lport, e.remote, e.rport);
+        delete_tuple(u, e.family, e.remote, e.rport, e.local, e.lport);
+      } else {
+        int f = e.family == AF_INET6;
+        if (nloose[f] < BATCH) loose[f][nloose[f]++] = e;
+      }
+    }
   }
-  if (u->failures != failures) {
-    napi_value event;
-    napi_create_object(r->env, &event);
-    js_set_uint(r->env, event, "port", ntohs(e.lport));
-    js_set_uint(r->env, event, "failures", (uint32_t)(u->failures - failures));
-    nl_reader_emit(r, event);
+  delete_unconnected(u, loose[0], nloose[0]);
+  delete_unconnected(u, loose[1], nloose[1]);
+}
+
+static void *reaper(void *arg) {
+  udp_flows *u = arg;
+  for (;;) {
+    struct pollfd p[2] = {{.fd = u->diag_fd, .events = POLLIN}, {.fd = u->wake[0], .events = POLLIN}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[1].revents != 0) break;
+    if (p[0].revents != 0) handle_notices(u);
+  }
+  return NULL;
+}
+
+static void close_fds(udp_flows *u) {
+  int *fds[] = {&u->diag_fd, &u->ct_fd, &u->wake[0], &u->wake[1]};
+  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+    if (*fds[i] >= 0) close(*fds[i]);
+    *fds[i] = -1;
   }
 }
 
+/* Stops the thread (after the notices it is handling) and closes the sockets. Idempotent. */
+static void stop(udp_flows *u) {
+  if (u->closed) return;
+  u->closed = 1;
+  char byte = 1;
+  while (write(u->wake[1], &byte, 1) < 0 && errno == EINTR) {
+  }
+  pthread_join(u->thread, NULL);
+  close_fds(u);
+}
+
+static void finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  udp_flows *u = data;
+  stop(u);
+  free(u->buffer);
+  free(u);
+}
+
 static napi_value open_error(napi_env env, udp_flows *u, const char *what, int err) {
-  if (u->reader.fd >= 0) close(u->reader.fd);
-  if (u->ct_fd >= 0) close(u->ct_fd);
+  close_fds(u);
+  free(u->buffer);
   free(u);
   return nl_throw_errno(env, "WARDEN_E_KERNEL_QUEUE", what, err);
 }
 
-/* udpFlowsOpen(onFailure) -> handle: starts reaping the flows of destroyed UDP sockets in this namespace. */
+/* udpFlowsOpen() -> handle: starts reaping the flows of destroyed UDP sockets in this namespace. */
 napi_value udp_flows_open(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_valuetype type = napi_undefined;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc >= 1) napi_typeof(env, argv[0], &type);
-  if (type != napi_function) {
-    napi_throw_type_error(env, NULL, "udpFlowsOpen(onFailure)");
-    return NULL;
-  }
+  (void)info;
   udp_flows *u = calloc(1, sizeof *u);
-  u->ct_fd = -1;
-  u->refs = 1;
-  u->reader.owner = u;
-  u->reader.free_owner = release;
-  u->reader.handle = on_destroy;
-  u->reader.fd = nl_open(NETLINK_SOCK_DIAG, 1);
-  if (u->reader.fd < 0) return open_error(env, u, "cannot open a sock_diag socket", -u->reader.fd);
+  if (u == NULL) return nl_throw_errno(env, "WARDEN_E_KERNEL_QUEUE", "udp flows", ENOMEM);
+  u->diag_fd = u->ct_fd = u->wake[0] = u->wake[1] = -1;
+  u->buffer = malloc(NL_RECV_SIZE);
+  if (u->buffer == NULL) return open_error(env, u, "udp flows", ENOMEM);
+  u->diag_fd = nl_open(NETLINK_SOCK_DIAG, 0);
+  if (u->diag_fd < 0) {
+    int err = -u->diag_fd;
+    u->diag_fd = -1;
+    return open_error(env, u, "cannot open a sock_diag socket", err);
+  }
   for (int group = SKNLGRP_INET_UDP_DESTROY; group <= SKNLGRP_INET6_UDP_DESTROY; group += 2) {
-    if (setsockopt(u->reader.fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0)
+    if (setsockopt(u->diag_fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0)
       return open_error(env, u, "cannot subscribe to UDP socket destruction (needs CAP_NET_ADMIN)", errno);
   }
-  nl_grow_receive_buffer(u->reader.fd, 4 << 20);
+  nl_grow_receive_buffer(u->diag_fd, 4 << 20);
   u->ct_fd = nl_open(NETLINK_NETFILTER, 0);
   if (u->ct_fd < 0) {
     int err = -u->ct_fd;
     u->ct_fd = -1;
     return open_error(env, u, "cannot open a ctnetlink socket", err);
   }
-  int err = nl_reader_start(&u->reader, env, argv[0], "warden:udp-flows");
-  if (err != 0) return open_error(env, u, "cannot poll the sock_diag socket", -err);
+  struct timeval limit = {.tv_sec = 2};
+  setsockopt(u->ct_fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  if (pipe2(u->wake, O_CLOEXEC) < 0) return open_error(env, u, "cannot make a pipe", errno);
+  int err = pthread_create(&u->thread, NULL, reaper, u);
+  if (err != 0) return open_error(env, u, "cannot start the UDP flow thread", err);
   napi_value handle;
-  u->refs++;
   napi_create_external(env, u, finalize, NULL, &handle);
   return handle;
 }
@@ -325,11 +402,11 @@ napi_value udp_flows_stats(napi_env env, napi_callback_info info) {
   udp_flows *u = argc >= 1 ? unwrap(env, argv[0]) : NULL;
   if (u == NULL) return NULL;
   napi_create_object(env, &out);
-  js_set_double(env, out, "sockets", (double)u->sockets);
-  js_set_double(env, out, "deleted", (double)u->deleted);
-  js_set_double(env, out, "dumps", (double)u->dumps);
-  js_set_double(env, out, "failures", (double)u->failures);
-  js_set_double(env, out, "enobufs", (double)u->reader.enobufs);
+  js_set_double(env, out, "sockets", (double)READ(u, sockets));
+  js_set_double(env, out, "deleted", (double)READ(u, deleted));
+  js_set_double(env, out, "dumps", (double)READ(u, dumps));
+  js_set_double(env, out, "failures", (double)READ(u, failures));
+  js_set_double(env, out, "enobufs", (double)READ(u, enobufs));
   return out;
 }
 
@@ -338,6 +415,6 @@ napi_value udp_flows_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   udp_flows *u = argc >= 1 ? unwrap(env, argv[0]) : NULL;
-  if (u != NULL && !u->reader.closing) nl_reader_close(&u->reader);
+  if (u != NULL) stop(u);
   return NULL;
 }

@@ -149,9 +149,19 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     log: (item) => logs.append(item),
     fail: (message) => log('error', message),
   });
-  const udpFlows = reapUdpFlows((e) =>
-    log('error', `deleting the conntrack flows of closed UDP port ${e.port} failed ${e.failures} time(s)`),
-  );
+  const udpFlows = reapUdpFlows();
+  // The reaper runs on its own thread; what it could not delete is reported here, once a minute at most.
+  let udpFailures = 0;
+  const udpCheck = setInterval(() => {
+    const { failures, enobufs } = udpFlows.stats();
+    if (failures + enobufs > udpFailures)
+      log('error', 'deleting the conntrack flows of closed UDP sockets failed or missed notices', {
+        failures,
+        enobufs,
+      });
+    udpFailures = failures + enobufs;
+  }, 60_000);
+  udpCheck.unref();
 
   const onLogged = (p: LoggedPacket) => {
     if (p.prefix.startsWith(FLOOD_PREFIX)) {
@@ -263,6 +273,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       if (expiryTimer) clearTimeout(expiryTimer);
       names.close();
       floods.close();
+      clearInterval(udpCheck);
       udpFlows.close();
       queue?.close();
       logGroup?.close();

@@ -99,7 +99,7 @@ export interface UdpFlowStats {
   readonly deleted: number;
   /** Unconnected sockets, whose flows needed a conntrack dump. */
   readonly dumps: number;
-  /** ctnetlink requests the kernel refused. */
+  /** ctnetlink requests or dumps the kernel refused. */
   readonly failures: number;
   /** Times destroy notices were lost (socket buffer overflow). */
   readonly enobufs: number;
@@ -124,7 +124,7 @@ interface Addon {
   logOpen(group: number, copyRange: number, cb: (p: LoggedPacket) => void): unknown;
   logStats(handle: unknown): LogStats;
   logClose(handle: unknown): void;
-  udpFlowsOpen(onFailure: (e: { port: number; failures: number }) => void): unknown;
+  udpFlowsOpen(): unknown;
   udpFlowsStats(handle: unknown): UdpFlowStats;
   udpFlowsClose(handle: unknown): void;
   socketLookup(
@@ -272,13 +272,13 @@ export function lookupSocket(
 
 /**
  * Deletes the conntrack flows of every UDP socket the kernel destroys in this namespace, so a later
- * socket on the same port starts a new flow that is judged (docs/kernel.md, "UDP flows").
- * `onFailure` hears of ctnetlink requests the kernel refused.
+ * socket on the same port starts a new flow that is judged (docs/kernel.md, "UDP flows"). The work
+ * runs on a thread of the addon, off the event loop; stats() counts it, failures included.
  */
-export function reapUdpFlows(onFailure: (e: { port: number; failures: number }) => void): UdpFlowReaper {
+export function reapUdpFlows(): UdpFlowReaper {
   const native = addon();
   const handle = kernelCall(ErrorCode.KERNEL_QUEUE, 'cannot follow UDP socket destruction', () =>
-    native.udpFlowsOpen(onFailure),
+    native.udpFlowsOpen(),
   );
   return { stats: () => native.udpFlowsStats(handle), close: () => native.udpFlowsClose(handle) };
 }
