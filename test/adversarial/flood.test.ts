@@ -55,10 +55,11 @@ const measure = (host: string, port: number, localAddress?: string) => `
   const one = () => new Promise((resolve) => {
     const t0 = process.hrtime.bigint();
     const s = net.connect(${JSON.stringify({ host, port, ...(localAddress ? { localAddress } : {}) })});
-    const done = (ms) => { s.destroy(); times.push(ms); resolve(); };
-    s.setTimeout(5000, () => done(5000));
+    let over = false;
+    const done = (value) => { if (over) return; over = true; s.destroy(); times.push(value); resolve(); };
+    s.setTimeout(5000, () => done('timeout'));
     s.on('connect', () => done(Number(process.hrtime.bigint() - t0) / 1e6));
-    s.on('error', () => done(5000));
+    s.on('error', (e) => done(e.code));
   });
   (async () => {
     for (let i = 0; i < ${SAMPLES}; i++) { await one(); await new Promise((r) => setTimeout(r, 20)); }
@@ -84,7 +85,13 @@ function percentile(sorted: number[], p: number): number {
 }
 const figures = (t: number[]) =>
   `p50 ${percentile(t, 50).toFixed(1)} ms, p99 ${percentile(t, 99).toFixed(1)} ms`;
-const sorted = (out: string) => (JSON.parse(out) as number[]).sort((a, b) => a - b);
+/** The connect times in order; a connect that failed (error code or 'timeout') fails the test. */
+const sorted = (out: string) => {
+  const results = JSON.parse(out) as (number | string)[];
+  const failed = results.filter((r) => typeof r === 'string');
+  assert.deepEqual(failed, [], `connects that failed: ${failed.join(', ')}`);
+  return (results as number[]).sort((a, b) => a - b);
+};
 
 /** Runs `measured` while `floodChild` floods; returns the measured times and the flood's rate. */
 async function during(floodChild: ChildProcess, measured: () => Promise<number[]>) {
