@@ -7,7 +7,8 @@
         "native/nl.c",
         "native/nfqueue.c",
         "native/nflog.c",
-        "native/sock_diag.c"
+        "native/sock_diag.c",
+        "native/udp_flows.c"
       ],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }

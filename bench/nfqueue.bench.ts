@@ -56,8 +56,7 @@ async function worker(mode: string): Promise<void> {
     process.stdout.write(JSON.stringify(await lookupBench()));
     return;
   }
-  const queue =
-    mode === 'queue' ? openQueue(0, { failOpen: false }, (p) => queue!.verdict(p.id, 'accept')) : undefined;
+  const queue = mode === 'queue' ? openQueue(0, {}, (p) => queue!.verdict(p.id, 'accept')) : undefined;
   const { rate } = await connectLoop(SERVER_ADDR, PORT, SECONDS, CONCURRENCY);
   const stats = queue?.stats();
   queue?.close();

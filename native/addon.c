@@ -1,6 +1,7 @@
 /*
- * Warden's kernel binding (N-API, C, kernel headers only): NFQUEUE (nfqueue.c), NFLOG (nflog.c)
- * and exact sock_diag lookups (sock_diag.c). src/kernel/native.ts is its only user.
+ * Warden's kernel binding (N-API, C, kernel headers only): NFQUEUE (nfqueue.c), NFLOG (nflog.c),
+ * exact sock_diag lookups (sock_diag.c) and the
+ * reaping of destroyed UDP sockets' conntrack flows (udp_flows.c). src/kernel/native.ts is its only user.
  */
 #include "addon.h"
 
@@ -14,6 +15,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"logStats", NULL, log_stats, NULL, NULL, NULL, napi_default, NULL},
       {"logClose", NULL, log_close, NULL, NULL, NULL, napi_default, NULL},
       {"socketLookup", NULL, socket_lookup, NULL, NULL, NULL, napi_default, NULL},
+      {"udpFlowsOpen", NULL, udp_flows_open, NULL, NULL, NULL, napi_default, NULL},
+      {"udpFlowsStats", NULL, udp_flows_stats, NULL, NULL, NULL, napi_default, NULL},
+      {"udpFlowsClose", NULL, udp_flows_close, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   return exports;

@@ -11,4 +11,7 @@ napi_value log_open(napi_env env, napi_callback_info info);
 napi_value log_stats(napi_env env, napi_callback_info info);
 napi_value log_close(napi_env env, napi_callback_info info);
 napi_value socket_lookup(napi_env env, napi_callback_info info);
+napi_value udp_flows_open(napi_env env, napi_callback_info info);
+napi_value udp_flows_stats(napi_env env, napi_callback_info info);
+napi_value udp_flows_close(napi_env env, napi_callback_info info);
 #endif

@@ -72,18 +72,22 @@ static napi_value config_error(napi_env env, nfq *q, const char *what, int err) 
   return NULL;
 }
 
-/* queueOpen(queueNumber, copyRange, maxLength, failOpen, callback) -> handle */
+/*
+ * queueOpen(queueNumber, copyRange, maxLength, receiveBuffer, callback) -> handle
+ * NFQA_CFG_F_FAIL_OPEN is never set: a full queue drops (a dropped SYN is sent again and then judged),
+ * it never accepts a packet nobody decided. What happens without a listener is the rule's
+ * --queue-bypass, chosen by the ruleset.
+ */
 napi_value queue_open(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
-  uint32_t number, copy_range, max_length;
-  bool fail_open;
+  uint32_t number, copy_range, max_length, receive_buffer;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 5 || napi_get_value_uint32(env, argv[0], &number) != napi_ok || number > 65535 ||
       napi_get_value_uint32(env, argv[1], &copy_range) != napi_ok ||
       napi_get_value_uint32(env, argv[2], &max_length) != napi_ok ||
-      napi_get_value_bool(env, argv[3], &fail_open) != napi_ok) {
-    napi_throw_type_error(env, NULL, "queueOpen(number, copyRange, maxLength, failOpen, callback)");
+      napi_get_value_uint32(env, argv[3], &receive_buffer) != napi_ok) {
+    napi_throw_type_error(env, NULL, "queueOpen(number, copyRange, maxLength, receiveBuffer, callback)");
     return NULL;
   }
   nfq *q = calloc(1, sizeof *q);
@@ -98,7 +102,7 @@ napi_value queue_open(napi_env env, napi_callback_info info) {
     return nl_throw_errno(env, "WARDEN_E_KERNEL_QUEUE", "cannot open a netfilter netlink socket", -fd);
   }
   q->reader.fd = fd;
-  nl_grow_receive_buffer(fd, 8 << 20);
+  nl_grow_receive_buffer(fd, receive_buffer > 0 ? (int)receive_buffer : 8 << 20);
 
   nl_message m;
   struct nlmsghdr *h = nfnl_start(&m, NFNL_SUBSYS_QUEUE, NFQNL_MSG_CONFIG, 0, ++q->seq, q->queue);
@@ -115,9 +119,8 @@ napi_value queue_open(napi_env env, napi_callback_info info) {
   if (err != 0) return config_error(env, q, "queue copy mode or length refused", -err);
 
   h = nfnl_start(&m, NFNL_SUBSYS_QUEUE, NFQNL_MSG_CONFIG, 0, ++q->seq, q->queue);
-  uint32_t flags = NFQA_CFG_F_UID_GID | (fail_open ? NFQA_CFG_F_FAIL_OPEN : 0);
   nl_put_be32(h, NFQA_CFG_MASK, NFQA_CFG_F_UID_GID | NFQA_CFG_F_FAIL_OPEN);
-  nl_put_be32(h, NFQA_CFG_FLAGS, flags);
+  nl_put_be32(h, NFQA_CFG_FLAGS, NFQA_CFG_F_UID_GID); /* FAIL_OPEN cleared: see above */
   err = nl_request_ack(fd, h, 2000, nl_reader_stash, &q->reader);
   if (err != 0) return config_error(env, q, "queue flags refused", -err);
 

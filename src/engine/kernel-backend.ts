@@ -15,13 +15,22 @@ import {
   openQueue,
   type PacketQueue,
   type QueuedPacket,
+  reapUdpFlows,
 } from '../kernel/native.js';
-import { applyRuleset, detectKernelFeatures, removeRuleset, verifyRuleset } from '../kernel/nft.js';
+import {
+  applyRuleset,
+  detectKernelFeatures,
+  readSetCounters,
+  removeRuleset,
+  verifyRuleset,
+} from '../kernel/nft.js';
 import { type PacketHeader, parsePacket } from '../kernel/packet.js';
 import { type CompiledRuleset, compileRuleset } from '../kernel/ruleset.js';
+import { FLOOD_PREFIX } from '../kernel/ruleset-guards.js';
 import { type CompiledPolicy, compilePolicy, decide, internalRules } from '../policy/index.js';
 import type { EngineParts, KernelBackend } from './daemon.js';
 import { Enforcer, type PacketTuple, type ProcessInfo } from './enforcer.js';
+import { FloodReporter } from './flood-report.js';
 import { HostNames } from './host-names.js';
 import { OwnParts } from './own-parts.js';
 
@@ -30,6 +39,13 @@ const INSTALLED_NAMES = ['warden', 'wardend', 'warden-assist'];
 
 const HOOK_INPUT = 1;
 const HOOK_OUTPUT = 3;
+/**
+ * Packets the kernel holds for the engine (its default is 1,024). Under a burst the per-uid flood
+ * limit keeps one program's share small; a bigger queue lets the rest wait instead of being dropped.
+ */
+export const QUEUE_MAX_LENGTH = 8192;
+/** The queue socket's receive buffer: 8,192 packets of up to 128 bytes plus netlink overhead, with room. */
+export const QUEUE_RECEIVE_BUFFER = 16 << 20;
 
 /** Every host name the policy's rules mention (exact and wildcard). */
 export function hostNamesOf(policy: CompiledPolicy): Set<string> {
@@ -70,7 +86,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   let expiryTimer: NodeJS.Timeout | undefined;
   let queue: PacketQueue | undefined;
   let logGroup: ReturnType<typeof openLog> | undefined;
-  let queueKey = '';
+  let queueKey = -1;
   let logKey = 0;
 
   const enforcer = new Enforcer({
@@ -90,6 +106,9 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
         remotePort: (direction === 'outgoing' ? t.destinationPort : t.sourcePort) ?? 0,
       });
       if (id === null) return uidHint === undefined ? null : { uid: uidHint };
+      // The kernel tells whose socket sent the packet. A socket found under another uid is not the
+      // sender's (another socket shares the port, e.g. SO_REUSEADDR): judge the uid, not that program.
+      if (uidHint !== undefined && id.socketUid !== uidHint) return { uid: uidHint };
       const facts = {
         ...(id.pid !== null ? { pid: id.pid } : {}),
         ...(id.executable !== null ? { executable: id.executable } : {}),
@@ -116,11 +135,13 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     const parsed = parsePacket(p.payload);
     const direction = p.hook === HOOK_INPUT ? 'incoming' : p.hook === HOOK_OUTPUT ? 'outgoing' : undefined;
     if (!parsed.ok || direction === undefined) {
-      // Not something the policy can judge (a truncated header, another hook): let it through and say so.
-      queue?.verdict(p.id, 'accept');
+      // Not something the policy can judge (a header beyond the copied bytes, another hook): a packet
+      // nobody decided is never accepted. A sender's retry is queued (and dropped) again.
+      queue?.verdict(p.id, 'drop');
       logs.append({
         kind: 'security',
-        message: `queued packet ${p.id} not judged (${parsed.ok ? `hook ${p.hook}` : parsed.reason}); accepted`,
+        ...(p.uid !== undefined ? { user: String(p.uid) } : {}),
+        message: `queued packet ${p.id} not judged (${parsed.ok ? `hook ${p.hook}` : parsed.reason}); dropped`,
       });
       return;
     }
@@ -130,17 +151,38 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
         else queue?.verdict(p.id, j.verdict);
       },
       (e: Error) => {
-        const failOpen = config.settings().enforcement.onEngineFailure === 'open';
-        queue?.verdict(p.id, failOpen ? 'accept' : 'drop');
-        logs.append({
-          kind: 'system',
-          message: `judging packet ${p.id} failed (${e.message}); ${failOpen ? 'accepted' : 'dropped'}`,
-        });
+        // The engine is here, so this is not onEngineFailure (that is the queue's bypass when no
+        // engine listens): a packet whose judgement failed is dropped, never let by undecided.
+        queue?.verdict(p.id, 'drop');
+        logs.append({ kind: 'system', message: `judging packet ${p.id} failed (${e.message}); dropped` });
       },
     );
   };
 
+  const floods = new FloodReporter({
+    read: (set) => readSetCounters(set),
+    log: (item) => logs.append(item),
+    fail: (message) => log('error', message),
+  });
+  const udpFlows = reapUdpFlows();
+  // The reaper runs on its own thread; what it could not delete is reported here, once a minute at most.
+  let udpFailures = 0;
+  const udpCheck = setInterval(() => {
+    const { failures, enobufs } = udpFlows.stats();
+    if (failures + enobufs > udpFailures)
+      log('error', 'deleting the conntrack flows of closed UDP sockets failed or missed notices', {
+        failures,
+        enobufs,
+      });
+    udpFailures = failures + enobufs;
+  }, 60_000);
+  udpCheck.unref();
+
   const onLogged = (p: LoggedPacket) => {
+    if (p.prefix.startsWith(FLOOD_PREFIX)) {
+      floods.notify();
+      return;
+    }
     const m = /^warden (\S+) (allow|deny|reject) ?$/.exec(p.prefix);
     const parsed = parsePacket(p.payload);
     if (!m || !parsed.ok) return;
@@ -191,15 +233,15 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       engineExecutable: host.executables.engine,
     });
     // Bind the queue before the ruleset sends packets to it, so nothing waits on an empty queue.
-    const wanted = `${settings.enforcement.queue}/${settings.enforcement.onEngineFailure}`;
-    if (wanted !== queueKey) {
+    // A full queue drops, whatever onEngineFailure says (that is the rule's --queue-bypass: no engine).
+    if (settings.enforcement.queue !== queueKey) {
       queue?.close();
       queue = openQueue(
         settings.enforcement.queue,
-        { failOpen: settings.enforcement.onEngineFailure === 'open' },
+        { maxLength: QUEUE_MAX_LENGTH, receiveBuffer: QUEUE_RECEIVE_BUFFER },
         onPacket,
       );
-      queueKey = wanted;
+      queueKey = settings.enforcement.queue;
     }
     if (settings.enforcement.logGroup !== logKey) {
       logGroup?.close();
@@ -207,6 +249,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       logKey = settings.enforcement.logGroup;
     }
     await applyRuleset(ruleset);
+    floods.reset();
     // Read back what the kernel holds: a table that is not what was loaded is an error, not a warning.
     const check = await verifyRuleset(ruleset);
     if (!check.ok)
@@ -244,6 +287,9 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     async stop() {
       if (expiryTimer) clearTimeout(expiryTimer);
       names.close();
+      floods.close();
+      clearInterval(udpCheck);
+      udpFlows.close();
       queue?.close();
       logGroup?.close();
       queue = undefined;

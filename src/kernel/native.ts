@@ -38,11 +38,15 @@ export interface LoggedPacket extends PacketMeta {
 
 export type Verdict = 'accept' | 'drop';
 
+/**
+ * A full queue always drops (NFQA_CFG_F_FAIL_OPEN is never set): a packet nobody decided is never
+ * accepted. A dropped SYN or DNS query is sent again by its sender and then judged.
+ */
 export interface QueueOptions {
-  /** Let packets pass when the queue is full (NFQA_CFG_F_FAIL_OPEN); when false they are dropped. */
-  readonly failOpen: boolean;
   /** Most packets the kernel holds for this queue (default: the kernel's, 1024). */
   readonly maxLength?: number;
+  /** Bytes of the netlink receive buffer (default 8 MiB; SO_RCVBUFFORCE as root). */
+  readonly receiveBuffer?: number;
   /** Bytes of each packet copied to userspace (default 128: enough for IP + TCP/UDP headers). */
   readonly copyRange?: number;
 }
@@ -88,12 +92,30 @@ export interface SocketOwner {
   readonly state: number;
 }
 
+export interface UdpFlowStats {
+  /** Bound UDP sockets the kernel destroyed (seen over sock_diag's destroy groups). */
+  readonly sockets: number;
+  /** Conntrack entries deleted because their socket was gone. */
+  readonly deleted: number;
+  /** Unconnected sockets, whose flows needed a conntrack dump. */
+  readonly dumps: number;
+  /** ctnetlink requests or dumps the kernel refused. */
+  readonly failures: number;
+  /** Times destroy notices were lost (socket buffer overflow). */
+  readonly enobufs: number;
+}
+
+export interface UdpFlowReaper {
+  stats(): UdpFlowStats;
+  close(): void;
+}
+
 interface Addon {
   queueOpen(
     n: number,
     copyRange: number,
     maxLength: number,
-    failOpen: boolean,
+    receiveBuffer: number,
     cb: (p: QueuedPacket) => void,
   ): unknown;
   queueVerdict(handle: unknown, id: number, accept: boolean, mark?: number): void;
@@ -102,6 +124,9 @@ interface Addon {
   logOpen(group: number, copyRange: number, cb: (p: LoggedPacket) => void): unknown;
   logStats(handle: unknown): LogStats;
   logClose(handle: unknown): void;
+  udpFlowsOpen(): unknown;
+  udpFlowsStats(handle: unknown): UdpFlowStats;
+  udpFlowsClose(handle: unknown): void;
   socketLookup(
     protocol: number,
     family: number,
@@ -180,13 +205,14 @@ export function openQueue(
   checkNumber(queueNumber, 65535, 'queue number', code);
   checkNumber(options.maxLength ?? 0, 2 ** 32 - 1, 'queue maxLength', code);
   checkNumber(options.copyRange ?? 128, 65535, 'queue copyRange', code);
+  checkNumber(options.receiveBuffer ?? 0, 2 ** 31 - 1, 'queue receiveBuffer', code);
   const native = addon();
   const handle = kernelCall(code, `cannot open NFQUEUE queue ${queueNumber}`, () =>
     native.queueOpen(
       queueNumber,
       options.copyRange ?? 128,
       options.maxLength ?? 0,
-      options.failOpen,
+      options.receiveBuffer ?? 0,
       onPacket,
     ),
   );
@@ -242,4 +268,17 @@ export function lookupSocket(
       return native.socketLookup(17, family, dstAddr, dstPort, srcAddr, srcPort);
     },
   );
+}
+
+/**
+ * Deletes the conntrack flows of every UDP socket the kernel destroys in this namespace, so a later
+ * socket on the same port starts a new flow that is judged (docs/kernel.md, "UDP flows"). The work
+ * runs on a thread of the addon, off the event loop; stats() counts it, failures included.
+ */
+export function reapUdpFlows(): UdpFlowReaper {
+  const native = addon();
+  const handle = kernelCall(ErrorCode.KERNEL_QUEUE, 'cannot follow UDP socket destruction', () =>
+    native.udpFlowsOpen(),
+  );
+  return { stats: () => native.udpFlowsStats(handle), close: () => native.udpFlowsClose(handle) };
 }

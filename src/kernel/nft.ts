@@ -158,7 +158,10 @@ export function compareTable(expect: RulesetExpectation, json: string): string[]
     if (found === undefined) problems.push(`set ${name} is missing`);
     else if (found !== count) problems.push(`set ${name} has ${found} elements, expected ${count}`);
   }
-  for (const name of sets.keys()) if (!(name in expect.sets)) problems.push(`set ${name} is not expected`);
+  const dynamic = new Set(expect.dynamicSets ?? []);
+  for (const name of dynamic) if (!sets.has(name)) problems.push(`set ${name} is missing`);
+  for (const name of sets.keys())
+    if (!(name in expect.sets) && !dynamic.has(name)) problems.push(`set ${name} is not expected`);
   return problems;
 }
 
@@ -231,4 +234,22 @@ export async function detectKernelFeatures(
     if (!(error instanceof WardenError && error.code === ErrorCode.KERNEL_TOOL_MISSING)) throw error;
   }
   return { nativeQueue: native.code === 0, xtQueue };
+}
+
+/** Packets counted per element of one of our dynamic counter sets (key as nft prints it); empty when the set is gone. */
+export async function readSetCounters(name: string, target: KernelTarget = {}): Promise<Map<string, number>> {
+  const listed = await run(target, 'nft', ['-j', 'list', 'set', TABLE_FAMILY, TABLE_NAME, name]);
+  const out = new Map<string, number>();
+  if (listed.code !== 0) {
+    if (/No such file/.test(listed.stderr)) return out;
+    throw failure(`nft -j list set ${TABLE_FAMILY} ${TABLE_NAME} ${name}`, listed);
+  }
+  type Elem = { elem?: { val?: unknown; counter?: { packets?: number } } };
+  const items = (JSON.parse(listed.stdout) as { nftables: { set?: { elem?: Elem[] } }[] }).nftables;
+  for (const item of items)
+    for (const e of item.set?.elem ?? []) {
+      const packets = e.elem?.counter?.packets;
+      if (e.elem?.val !== undefined && typeof packets === 'number') out.set(String(e.elem.val), packets);
+    }
+  return out;
 }

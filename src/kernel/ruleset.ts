@@ -11,6 +11,7 @@ import { PROTO_ICMP, PROTO_OTHER, PROTO_TCP, PROTO_UDP } from '../policy/protoco
 import type { DefaultAction } from '../policy/rule.js';
 import type { Settings } from '../settings/schema.js';
 import { MARK_MASK, MARK_QUEUE, MARK_REJECT, markHex } from './marks.js';
+import { establishedRules, guards } from './ruleset-guards.js';
 import {
   concatExpression,
   type Element,
@@ -69,6 +70,8 @@ export interface RulesetExpectation {
   readonly chains: readonly string[];
   /** Set name → number of elements. */
   readonly sets: Readonly<Record<string, number>>;
+  /** Sets filled by traffic (flood buckets, UDP flow owners): they must exist, their size is not checked. */
+  readonly dynamicSets?: readonly string[];
 }
 
 export interface RulesetStats {
@@ -153,9 +156,11 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
   }
 
   const text = new Emitter(settings, input.features?.nativeQueue === true);
+  const guard = guards(settings, text.queueStatement());
   const body = [
     text.baseChain('output', runs.output, defaultOutcome(policy.defaults.outgoing, mode)),
     text.baseChain('input', runs.input, defaultOutcome(policy.defaults.incoming, mode)),
+    ...guard.chains,
     text.rejectChain('output'),
     text.rejectChain('input'),
   ];
@@ -165,6 +170,7 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
     `delete table ${TABLE_FAMILY} ${TABLE_NAME}`,
     `table ${TABLE_FAMILY} ${TABLE_NAME} {`,
     ...text.sets,
+    ...guard.sets,
     ...body,
     '}',
     '',
@@ -174,9 +180,13 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
     nft,
     queue: input.features?.nativeQueue === true ? null : queueRules(settings),
     ...(nextChange === undefined ? {} : { nextChange }),
-    expect: { chains: ['output', 'input', 'reject_output', 'reject_input'], sets: text.setSizes },
+    expect: {
+      chains: ['output', 'input', ...guard.chainNames, 'reject_output', 'reject_input'],
+      sets: text.setSizes,
+      dynamicSets: guard.dynamicSets,
+    },
     stats: {
-      nftRules: text.ruleCount,
+      nftRules: text.ruleCount + guard.ruleCount,
       sets: Object.keys(text.setSizes).length,
       elements,
       kernelRules,
@@ -310,11 +320,9 @@ function protocolValues(mask: number, hasPorts: boolean, family: 4 | 6 | null): 
 /** The iptables NFQUEUE rule: new connections carrying MARK_QUEUE go to the engine's queue. */
 export function queueRules(settings: Settings): QueueRules {
   const { queue, onEngineFailure } = settings.enforcement;
+  // No conntrack state test: only Warden's chains set MARK_QUEUE, on new connections and on
+  // established UDP packets of a uid that does not own the flow (ruleset-guards.ts).
   const ruleArgs = [
-    '-m',
-    'conntrack',
-    '--ctstate',
-    'NEW',
     '-m',
     'mark',
     '--mark',
@@ -356,16 +364,19 @@ class Emitter {
   ) {}
 
   baseChain(chain: Chain, runs: Run[], fallback: Outcome): string {
+    // Loopback was judged on output; clearing our bits first keeps a packet queued there (new, or
+    // established UDP of a uid that does not own the flow) from being queued a second time here.
     const lines = [
       `\tchain ${chain} {`,
       `\t\ttype filter hook ${chain} priority ${FILTER_PRIORITY}; policy accept;`,
-      '\t\tct state established,related accept',
+      ...(chain === 'input' ? [`\t\tiif "lo" ${CLEAR_MARK}`] : []),
+      ...establishedRules(chain).map((r) => `\t\t${r}`),
       '\t\tct state invalid drop',
+      ...(chain === 'input' ? ['\t\tiif "lo" accept'] : []),
     ];
-    // Loopback was judged on output; clearing our bits keeps an already-queued packet from being queued twice.
-    if (chain === 'input') lines.push(`\t\tiif "lo" ${CLEAR_MARK} accept`);
     for (const run of runs) {
       const statement = this.statement(
+        chain,
         run.outcome,
         run.first === run.last ? `${run.first}` : `${run.first}-${run.last}`,
       );
@@ -374,7 +385,7 @@ class Emitter {
           lines.push(`\t\t${this.match(chain, fields, elements)}${statement}`);
       }
     }
-    lines.push(`\t\t${this.statement(fallback, '-1')}`);
+    lines.push(`\t\t${this.statement(chain, fallback, '-1')}`);
     lines.push('\t}');
     this.ruleCount += lines.length - 3; // all but the chain's opening, type and closing lines
     return lines.join('\n');
@@ -412,12 +423,11 @@ class Emitter {
   }
 
   /** The verdict part of a rule; `rules` names the policy positions (`3`, `3-7`, `-1` for the default) in the log prefix. */
-  private statement(o: Outcome, rules: string): string {
+  private statement(chain: Chain, o: Outcome, rules: string): string {
     if (!/^-?[0-9]+(-[0-9]+)?$/.test(rules)) throw new Error(`internal: bad rule range ${rules}`);
     const log = o.log
       ? `log group ${this.settings.enforcement.logGroup} prefix "warden ${rules} ${o.word} " `
       : '';
-    const { queue, onEngineFailure } = this.settings.enforcement;
     switch (o.verdict) {
       case 'accept':
         return `${log}accept`;
@@ -426,9 +436,16 @@ class Emitter {
       case 'reject':
         return `${log}meta mark set meta mark & ${markHex(~MARK_MASK >>> 0)} | ${markHex(MARK_REJECT)} accept`;
       case 'queue':
-        return this.nativeQueue
-          ? `queue num ${queue}${onEngineFailure === 'open' ? ' bypass' : ''}`
-          : `meta mark set meta mark & ${markHex(~MARK_MASK >>> 0)} | ${markHex(MARK_QUEUE)} accept`;
+        // Through the flood limit (ruleset-guards.ts) to the engine.
+        return `goto queue_${chain}`;
     }
+  }
+
+  /** What hands a packet to the engine: native `queue`, or MARK_QUEUE for the iptables NFQUEUE rule. */
+  queueStatement(): string {
+    const { queue, onEngineFailure } = this.settings.enforcement;
+    return this.nativeQueue
+      ? `queue num ${queue}${onEngineFailure === 'open' ? ' bypass' : ''}`
+      : `meta mark set meta mark & ${markHex(~MARK_MASK >>> 0)} | ${markHex(MARK_QUEUE)} accept`;
   }
 }

@@ -59,6 +59,16 @@ export const DEFAULT_SETTINGS = {
     onStop: 'keep' as 'keep' | 'remove',
     /** NFLOG group through which kernel-decided blocks and logged allows reach the engine as log items. */
     logGroup: 4334,
+    /**
+     * Flood limits before the queue: new connections that need the engine, per second, per local
+     * user (uid) going out. Over the limit they are dropped (a SYN is sent again later), counted and
+     * logged as a security item. 0 turns the limit off.
+     */
+    floodOutgoingPerUid: 100,
+    /** The same per source address (IPv6: per /64) coming in. 0 turns the limit off. */
+    floodIncomingPerSource: 50,
+    /** Connections a uid or source may open at once above its rate. */
+    floodBurst: 200,
   },
   blockedPopups: {
     /** Localhost-only TCP port that receives reports of blocked pop-ups. */

@@ -102,6 +102,24 @@ export const settingsSchema = z
           .min(1, 'logGroup must be 1-65535')
           .max(65535, 'logGroup must be 1-65535')
           .default(D.enforcement.logGroup),
+        floodOutgoingPerUid: z
+          .number()
+          .int()
+          .min(0, 'floodOutgoingPerUid must be 0-100000')
+          .max(100000, 'floodOutgoingPerUid must be 0-100000')
+          .default(D.enforcement.floodOutgoingPerUid),
+        floodIncomingPerSource: z
+          .number()
+          .int()
+          .min(0, 'floodIncomingPerSource must be 0-100000')
+          .max(100000, 'floodIncomingPerSource must be 0-100000')
+          .default(D.enforcement.floodIncomingPerSource),
+        floodBurst: z
+          .number()
+          .int()
+          .min(1, 'floodBurst must be 1-100000')
+          .max(100000, 'floodBurst must be 1-100000')
+          .default(D.enforcement.floodBurst),
       })
       .prefault({}),
     blockedPopups: z.strictObject({ port: port.default(D.blockedPopups.port) }).prefault({}),

@@ -110,13 +110,44 @@ describe('ruleset compiler', () => {
   test('the queue rule matches MARK_QUEUE in Warden bits, bypass only when failing open', () => {
     const out = kernelRules();
     assert.deepEqual(out.queue?.ruleArgs, [
-      ...['-m', 'conntrack', '--ctstate', 'NEW', '-m', 'mark', '--mark', '0x01000000/0x0f000000'],
+      ...['-m', 'mark', '--mark', '0x01000000/0x0f000000'],
       ...['-j', 'NFQUEUE', '--queue-num', '0', '--queue-bypass'],
     ]);
     const closed = compileFixture(readFileSync(join(FIXTURES, 'learning-closed.yaml'), 'utf8'));
     assert.ok(!closed.queue?.v4.includes('bypass'));
     assert.match(closed.queue?.v4 ?? '', /--queue-num 7/);
     assert.equal(compileFixture('policy: {}\nfeatures: { nativeQueue: true }').queue, null);
+  });
+
+  test('everything that needs the engine passes the flood limit; limits at 0 leave it out', () => {
+    const { nft, expect } = kernelRules();
+    assert.match(
+      nft,
+      /update @rate_out \{ meta skuid limit rate over 100\/second burst 200 packets \} goto flood_output/,
+    );
+    assert.match(nft, /update @rate_in6 \{ ip6 saddr & ffff:ffff:ffff:ffff:: limit rate over 50\/second/);
+    assert.ok(expect.dynamicSets?.includes('flood_out'));
+    const base = (text: string, chain: string) => text.split(`\tchain ${chain} {`)[1]!.split('\t}')[0]!;
+    for (const chain of ['output', 'input'])
+      assert.ok(
+        !base(nft, chain).includes('0x01000000 accept'),
+        `${chain} marks only through queue_${chain}`,
+      );
+    const off = compileFixture(
+      'settings: { enforcement: { floodOutgoingPerUid: 0, floodIncomingPerSource: 0 } }\npolicy: {}',
+    );
+    assert.ok(!off.nft.includes('limit rate over'));
+    assert.ok(!off.nft.includes('flood_'));
+    assert.deepEqual(off.expect.dynamicSets, ['udp_owner4', 'udp_owner6']);
+  });
+
+  test('established UDP goes out only for a uid recorded as the owner of its flow', () => {
+    const { nft } = kernelRules();
+    const output = nft.split('\tchain output {')[1]!.split('\t}')[0]!;
+    assert.ok(!output.includes('ct state established,related accept'), 'no blanket accept on output');
+    assert.match(output, /ct state established meta l4proto != udp accept/);
+    assert.match(output, /meta skuid @udp_owner4 accept/);
+    assert.match(nft, /chain owner_output \{\n\t\ttype filter hook output priority 210;/);
   });
 
   test('marks: Warden bits are disjoint, and a verdict keeps the other bits', () => {
@@ -139,7 +170,14 @@ describe('ruleset compiler', () => {
     const started = performance.now();
     const out = compileRuleset({ policy, settings, now: NOW });
     const ms = performance.now() - started;
-    assert.ok(out.stats.nftRules < 20, `${out.stats.nftRules} rules`);
+    // Compared with an empty policy: the guard chains (flood limits, UDP flow owners) are fixed.
+    const empty = compileRuleset({
+      policy: compilePolicy(validatePolicy({}), { settings }),
+      settings,
+      now: NOW,
+    });
+    const added = out.stats.nftRules - empty.stats.nftRules;
+    assert.ok(added < 20, `${added} rules`);
     assert.equal(out.stats.elements, 10_000);
     assert.ok(ms < 3000, `${ms} ms`);
   });

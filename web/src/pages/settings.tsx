@@ -32,6 +32,12 @@ const CHOICES: Record<string, string[]> = {
   'enforcement.onStop': ['keep', 'remove'],
 };
 
+/** What a choice costs, shown at its field (docs/settings.md says the same). */
+const HINTS: Record<string, string> = {
+  'enforcement.onEngineFailure':
+    'open: while the engine is not running (stopped, killed, crashed) every new connection that needs it goes through, unlogged. closed: such connections are dropped until it is back. A full queue drops under both.',
+};
+
 interface Internal {
   id: string;
   name: string;
@@ -127,6 +133,7 @@ function Section(props: {
               </option>
             ))}
           </select>
+          {HINTS[path] && <small class="muted">{HINTS[path]}</small>}
           {problem}
         </label>
       );

@@ -1,0 +1,163 @@
+/**
+ * The parts of Warden's nft table that guard the queue and the flows rather than state the policy
+ * (docs/kernel.md, sections "Floods" and "UDP flows"):
+ *
+ * - Flood limits: every packet the ruleset sends to the engine passes `queue_<chain>` first, where a
+ *   dynamic set holds a token bucket per local uid (outgoing) or per source address (incoming; IPv6
+ *   per /64). Over the limit the packet is dropped (a SYN is sent again later and judged then) and
+ *   counted per uid/source in a `flood_*` set; an NFLOG item (at most one a second) tells the
+ *   engine to read the counts and log them. One program's flood is so dropped at its source and
+ *   cannot fill the queue that every other program's connections wait in.
+ * - UDP flow owners: an established UDP flow carries only packets of the uids that the policy let
+ *   use it. `owner_output` records (tuple . uid) of every original-direction UDP packet that got
+ *   through; the output chain accepts established UDP only when the sender's uid is recorded, so
+ *   another uid reusing the flow is judged like a new connection.
+ *
+ * Pure text generation: no I/O.
+ */
+import type { Settings } from '../settings/schema.js';
+
+/** Dynamic set names (their elements come from traffic, so their count is never checked). */
+export const OWNER_SETS = ['udp_owner4', 'udp_owner6'] as const;
+export const FLOOD_COUNT_SETS = { output: ['flood_out'], input: ['flood_in4', 'flood_in6'] } as const;
+/** NFLOG prefix by which the kernel tells the engine that flood counts changed. */
+export const FLOOD_PREFIX = 'warden flood';
+/** How long a uid's UDP flow ownership outlives its last packet (longer than conntrack's UDP timeouts). */
+const OWNER_TIMEOUT = '1h';
+const OWNER_SET_SIZE = 262144;
+const FLOOD_SET_SIZE = 65536;
+/** An IPv6 source is limited per /64: one host's addresses all share one bucket. */
+const V6_PREFIX_MASK = 'ffff:ffff:ffff:ffff::';
+
+type Chain = 'output' | 'input';
+
+export interface Guards {
+  /** Set declarations. */
+  readonly sets: string[];
+  /** Chains (their text, each a complete `chain x { ... }`). */
+  readonly chains: string[];
+  readonly chainNames: string[];
+  readonly dynamicSets: string[];
+  readonly ruleCount: number;
+}
+
+const udpTuple4 = 'ip saddr . udp sport . ip daddr . udp dport . meta skuid';
+const udpTuple6 = 'ip6 saddr . udp sport . ip6 daddr . udp dport . meta skuid';
+
+/**
+ * IPv6 neighbour and router discovery is IPv6's ARP (which inet tables never see): conntrack leaves
+ * it untracked, so without this rule a default deny dropped it and IPv6 stopped working on the
+ * link. Hop limit 255 proves the packet was not forwarded (RFC 4861); sending it needs CAP_NET_RAW.
+ */
+const NEIGHBOUR_DISCOVERY =
+  'icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept';
+
+/** The established-traffic rules that open the base chain (replacing a plain `ct state established,related accept`). */
+export function establishedRules(chain: Chain): string[] {
+  if (chain === 'input') return ['ct state established,related accept', NEIGHBOUR_DISCOVERY];
+  return [
+    NEIGHBOUR_DISCOVERY,
+    'ct state established,related ct direction reply accept',
+    'ct state related accept',
+    'ct state established meta l4proto != udp accept',
+    // An established UDP packet is accepted only from a uid that the policy let use this flow.
+    `ct state established meta nfproto ipv4 ${udpTuple4} @udp_owner4 accept`,
+    `ct state established meta nfproto ipv6 ${udpTuple6} @udp_owner6 accept`,
+  ];
+}
+
+/** `queue` is the statement that hands a packet to the engine (mark + accept, or native `queue`). */
+export function guards(settings: Settings, queue: string): Guards {
+  const {
+    floodOutgoingPerUid: outgoingPerUid,
+    floodIncomingPerSource: incomingPerSource,
+    floodBurst: burst,
+  } = settings.enforcement;
+  const logGroup = settings.enforcement.logGroup;
+  const sets: string[] = [];
+  const chains: string[] = [];
+  const dynamicSets: string[] = [...OWNER_SETS];
+  let ruleCount = 0;
+  const set = (name: string, type: string, timeout: string, size: number, counter = false) =>
+    sets.push(
+      [
+        `\tset ${name} {`,
+        `\t\ttype ${type}`,
+        `\t\tsize ${size}`,
+        '\t\tflags dynamic,timeout',
+        ...(counter ? ['\t\tcounter'] : []),
+        `\t\ttimeout ${timeout}`,
+        '\t}',
+      ].join('\n'),
+    );
+  const chainText = (name: string, rules: string[], hook?: string) => {
+    ruleCount += rules.length;
+    chains.push(
+      [`\tchain ${name} {`, ...(hook ? [`\t\t${hook}`] : []), ...rules.map((r) => `\t\t${r}`), '\t}'].join(
+        '\n',
+      ),
+    );
+  };
+
+  set(
+    'udp_owner4',
+    'ipv4_addr . inet_service . ipv4_addr . inet_service . uid',
+    OWNER_TIMEOUT,
+    OWNER_SET_SIZE,
+  );
+  set(
+    'udp_owner6',
+    'ipv6_addr . inet_service . ipv6_addr . inet_service . uid',
+    OWNER_TIMEOUT,
+    OWNER_SET_SIZE,
+  );
+  // After every accept or drop of ours (and iptables' NFQUEUE at 150): what gets here goes out.
+  chainText(
+    'owner_output',
+    [
+      `ct direction original meta nfproto ipv4 update @udp_owner4 { ${udpTuple4} }`,
+      `ct direction original meta nfproto ipv6 update @udp_owner6 { ${udpTuple6} }`,
+    ],
+    'type filter hook output priority 210; policy accept;',
+  );
+
+  const rate = (perSecond: number) => `limit rate over ${perSecond}/second burst ${burst} packets`;
+  const notify = (chain: Chain) =>
+    `limit rate 1/second log group ${logGroup} prefix "${FLOOD_PREFIX} ${chain} "`;
+  const out: string[] = [];
+  if (outgoingPerUid > 0) {
+    set('rate_out', 'uid', '1m', FLOOD_SET_SIZE);
+    set('flood_out', 'uid', '1h', FLOOD_SET_SIZE, true);
+    dynamicSets.push('rate_out', 'flood_out');
+    out.push(`update @rate_out { meta skuid ${rate(outgoingPerUid)} } goto flood_output`);
+    chainText('flood_output', ['update @flood_out { meta skuid }', notify('output'), 'drop']);
+  }
+  out.push(queue);
+  chainText('queue_output', out);
+
+  const input: string[] = [];
+  if (incomingPerSource > 0) {
+    set('rate_in4', 'ipv4_addr', '1m', FLOOD_SET_SIZE);
+    set('rate_in6', 'ipv6_addr', '1m', FLOOD_SET_SIZE);
+    set('flood_in4', 'ipv4_addr', '1h', FLOOD_SET_SIZE, true);
+    set('flood_in6', 'ipv6_addr', '1h', FLOOD_SET_SIZE, true);
+    dynamicSets.push('rate_in4', 'rate_in6', 'flood_in4', 'flood_in6');
+    input.push(
+      `meta nfproto ipv4 update @rate_in4 { ip saddr ${rate(incomingPerSource)} } goto flood_input`,
+      `meta nfproto ipv6 update @rate_in6 { ip6 saddr & ${V6_PREFIX_MASK} ${rate(incomingPerSource)} } goto flood_input`,
+    );
+    chainText('flood_input', [
+      'meta nfproto ipv4 update @flood_in4 { ip saddr }',
+      `meta nfproto ipv6 update @flood_in6 { ip6 saddr & ${V6_PREFIX_MASK} }`,
+      notify('input'),
+      'drop',
+    ]);
+  }
+  input.push(queue);
+  chainText('queue_input', input);
+
+  const chainNames = ['owner_output', 'queue_output', 'queue_input'];
+  if (outgoingPerUid > 0) chainNames.push('flood_output');
+  if (incomingPerSource > 0) chainNames.push('flood_input');
+  return { sets, chains, chainNames, dynamicSets, ruleCount };
+}
