@@ -5,7 +5,7 @@
  * and then end, reset or just go away, TLS connections that send a partial frame, and random UDP
  * datagrams. It prints one JSON line of what it did.
  */
-export const ATTACKER = String.raw`
+export const ATTACKER = `
 import net from 'node:net';
 import tls from 'node:tls';
 import dgram from 'node:dgram';
