@@ -188,6 +188,13 @@ export class AdminServer {
     return { ...this.#channel.counters };
   }
 
+  /** Bytes written to consoles and not yet sent, over all connections (bounded by the backpressure limits). */
+  get backlogBytes(): number {
+    let n = 0;
+    for (const s of this.#sockets) n += s.writableLength;
+    return n;
+  }
+
   /** Number of logged-in consoles. */
   get consoles(): number {
     return this.#sessions.size;

@@ -87,7 +87,8 @@ describe('the engine stops cleanly, and never outlives npm start', () => {
         assert.equal(enginePids(configDir).length, 1, 'one engine runs');
         npm.kill(signal);
         const stopBy = Date.now() + 10_000;
-        while (enginePids(configDir).length > 0 && Date.now() < stopBy) await new Promise((r) => setTimeout(r, 100));
+        while (enginePids(configDir).length > 0 && Date.now() < stopBy)
+          await new Promise((r) => setTimeout(r, 100));
         const left = enginePids(configDir);
         for (const pid of left) process.kill(pid, 'SIGKILL');
         assert.deepEqual(left, [], `wardend still runs after ${signal} to npm start:\n${out}`);
