@@ -37,7 +37,9 @@ const answers = await Promise.all(sockets.map((s, i) => new Promise((resolve) =>
 console.log(JSON.stringify(answers));
 `;
 
-test('ten addresses of one IPv6 /64 share one login counter', { skip: kernelTestsUnavailable() }, async () => {
+test('ten addresses of one IPv6 /64 share one login counter', {
+  skip: kernelTestsUnavailable(),
+}, async () => {
   const pair = createNetnsPair('v6');
   const dir = mkdtempSync(join(tmpdir(), 'warden-v6-'));
   try {
@@ -50,7 +52,17 @@ test('ten addresses of one IPv6 /64 share one login counter', { skip: kernelTest
     const engine = pair.spawn(
       pair.server,
       NODE,
-      [WARDEND, 'run', '--no-kernel', '--port', '44334', '--config-dir', join(dir, 'etc'), '--state-dir', join(dir, 'state')],
+      [
+        WARDEND,
+        'run',
+        '--no-kernel',
+        '--port',
+        '44334',
+        '--config-dir',
+        join(dir, 'etc'),
+        '--state-dir',
+        join(dir, 'state'),
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';
@@ -63,7 +75,10 @@ test('ten addresses of one IPv6 /64 share one login counter', { skip: kernelTest
     }
     writeFileSync(join(dir, 'rotate.mjs'), ROTATOR);
     const answers = JSON.parse(
-      pair.run(pair.client, NODE, [join(dir, 'rotate.mjs'), JSON.stringify({ host: SERVER_ADDR6, port: 44334, sources })]),
+      pair.run(pair.client, NODE, [
+        join(dir, 'rotate.mjs'),
+        JSON.stringify({ host: SERVER_ADDR6, port: 44334, sources }),
+      ]),
     ) as string[];
     const failed = answers.filter((a) => a === 'WARDEN_E_AUTH_FAILED').length;
     const throttled = answers.filter((a) => a === 'WARDEN_E_AUTH_THROTTLED').length;

@@ -13,6 +13,7 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { encodeFrame } from '../../src/protocol/frame.js';
 import { Methods } from '../../src/protocol/methods.js';
+import { startHarness } from '../integration/admin-harness.js';
 import { ATTACKER } from './attacker.js';
 import { type EngineProcess, runAsNobody, startEngine } from './engine-process.js';
 
@@ -156,6 +157,58 @@ describe('every listener survives a local attacker, and slow or silent connectio
       assert.ok(items.items.length > 0);
     } finally {
       c.close();
+    }
+  });
+});
+
+describe('partial frames are bounded in size and time', () => {
+  test('before login a frame over 16 KiB is refused at once; a logged-in console that leaves a frame unfinished is closed', async () => {
+    const h = await startHarness({ partialFrameTimeoutMs: 1000 });
+    try {
+      const tlsTo = async () => {
+        const s = tlsConnect({ port: h.server.port, host: '127.0.0.1', rejectUnauthorized: false });
+        s.on('error', () => {});
+        let closedAt: number | undefined;
+        s.on('close', () => {
+          closedAt = Date.now();
+        });
+        await new Promise((r) => s.once('secureConnect', r));
+        s.resume(); // reads (and drops) the answers, so the engine's end of the connection is seen
+        return { s, closedAt: () => closedAt };
+      };
+      const waitClosed = async (c: { closedAt: () => number | undefined }, ms: number) => {
+        const end = Date.now() + ms;
+        while (c.closedAt() === undefined && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+        return c.closedAt() !== undefined;
+      };
+      const big = await tlsTo();
+      const head = Buffer.alloc(4);
+      head.writeUInt32BE(1024 * 1024);
+      big.s.write(Buffer.concat([head, Buffer.alloc(1000, 0x20)]));
+      assert.ok(
+        await waitClosed(big, 2000),
+        'a 1 MiB frame before login is refused and the connection closed',
+      );
+
+      const slow = await tlsTo();
+      slow.s.write(
+        encodeFrame(
+          JSON.stringify({
+            jsonrpc: '2.0',
+            id: 1,
+            method: 'session.login',
+            params: { localToken: 'local-token-for-tests' },
+          }),
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      head.writeUInt32BE(100);
+      slow.s.write(Buffer.concat([head, Buffer.alloc(10, 0x20)]));
+      const sent = Date.now();
+      assert.ok(await waitClosed(slow, 5000), 'an unfinished frame is not held for ever');
+      assert.ok(slow.closedAt()! - sent >= 900, 'not before the partial-frame timeout');
+    } finally {
+      await h.close();
     }
   });
 });
