@@ -84,3 +84,35 @@ export class LoginGate {
     return { ok: true, name: who.name, role: who.role };
   }
 }
+
+/**
+ * Bounds how often one kind of security item is written per key (a source, a user): an attacker who
+ * sends throttled logins or refused connections as fast as it can must not fill the log store. At
+ * most one item per key per interval; the next one says how many were left out meanwhile.
+ */
+export class RepeatLimiter {
+  readonly #intervalMs: number;
+  readonly #now: () => number;
+  readonly #last = new Map<string, { at: number; suppressed: number }>();
+
+  constructor(intervalMs = 1000, now: () => number = Date.now) {
+    this.#intervalMs = intervalMs;
+    this.#now = now;
+  }
+
+  /** Undefined: leave this item out. A number: write it, noting that many left out since the last. */
+  admit(key: string): number | undefined {
+    const now = this.#now();
+    const entry = this.#last.get(key);
+    if (entry !== undefined && now - entry.at < this.#intervalMs) {
+      entry.suppressed++;
+      return undefined;
+    }
+    if (this.#last.size >= 10_000) {
+      for (const [k, e] of this.#last) if (now - e.at >= this.#intervalMs) this.#last.delete(k);
+      if (this.#last.size >= 10_000) this.#last.clear();
+    }
+    this.#last.set(key, { at: now, suppressed: 0 });
+    return entry?.suppressed ?? 0;
+  }
+}

@@ -21,7 +21,7 @@ import type { UserStore } from './auth/users.js';
 import { Confirmations, isLoopback } from './confirm.js';
 import { type Caller, createHandlers, type HandlerContext } from './handlers.js';
 import { UdpLogChannel } from './log-channel.js';
-import { LoginGate } from './login-gate.js';
+import { LoginGate, RepeatLimiter } from './login-gate.js';
 import { Session, SessionTable } from './session.js';
 import { createUserHandlers, type UserCaller } from './user-admin.js';
 
@@ -70,6 +70,9 @@ export interface AdminServerOptions extends Omit<HandlerContext, 'onSettingsChan
 
 const ROLE_RANK: Record<Access, number> = { anyone: 0, auditor: 1, administrator: 2 };
 
+/** The tail of a security item that stands for others left out (RepeatLimiter). */
+const more = (left: number) => (left > 0 ? ` (and ${left} more refused since the last such item)` : '');
+
 /** A running administration server. */
 export class AdminServer {
   readonly #options: AdminServerOptions;
@@ -85,6 +88,8 @@ export class AdminServer {
   readonly #accepted: AcceptedConnections;
   readonly #confirmations: Confirmations;
   readonly #loginGate: LoginGate;
+  /** Refused logins and connections are security items, at most one a second per source or user. */
+  readonly #repeats = new RepeatLimiter();
   #flushScheduled = false;
   #closing = false;
   #port = 0;
@@ -321,11 +326,13 @@ export class AdminServer {
    * say why) and the connection is closed; no session is made and nothing is ever pushed to it.
    */
   #refuseRemote(socket: TLSSocket, remote: string): void {
-    this.#options.logs.append({
-      kind: 'security',
-      source: remote,
-      message: `refused an administration connection from ${remote}: remote administration is disabled`,
-    });
+    const left = this.#repeats.admit(`remote ${remote}`);
+    if (left !== undefined)
+      this.#options.logs.append({
+        kind: 'security',
+        source: remote,
+        message: `refused an administration connection from ${remote}: remote administration is disabled${more(left)}`,
+      });
     const peer = this.#newPeer(socket);
     this.#sockets.add(socket);
     peer.onClose(() => {
@@ -457,12 +464,14 @@ export class AdminServer {
     const outcome = await this.#loginGate.attempt(p, remote);
     if (!outcome.ok && outcome.throttled) {
       const { key, retryAfterMs } = outcome.throttled;
-      this.#options.logs.append({
-        kind: 'security',
-        source: remote,
-        ...(p.user !== undefined ? { user: p.user } : {}),
-        message: `login as ${p.user} from ${remote} refused: too many failures (${key}), retry in ${retryAfterMs} ms`,
-      });
+      const left = this.#repeats.admit(`throttled ${key}`);
+      if (left !== undefined)
+        this.#options.logs.append({
+          kind: 'security',
+          source: remote,
+          ...(p.user !== undefined ? { user: p.user } : {}),
+          message: `login as ${p.user} from ${remote} refused: too many failures (${key}), retry in ${retryAfterMs} ms${more(left)}`,
+        });
       throw new WardenError(
         ErrorCode.AUTH_THROTTLED,
         `too many failed logins (${key}); try again in ${Math.ceil(retryAfterMs / 1000)} s`,

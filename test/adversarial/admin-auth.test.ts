@@ -71,6 +71,10 @@ describe('login throttling cannot be bypassed, and nobody is locked out of the t
       'the third attempt is the first throttled (docs/protocol.md)',
     );
     assert.equal(count(answers, 'WARDEN_E_AUTH_THROTTLED'), 198);
+    // The refusals are security items, but a flood of them does not flood the log store.
+    const items = h.logs.query({ kind: 'security', text: 'too many failures', limit: 1000 }).items;
+    assert.ok(items.length >= 1 && items.length <= 4, `${items.length} security items for 198 refusals`);
+    assert.match(items.at(-1)!.message, /more refused since the last such item|too many failures/);
   });
 
   test('the same attack spread over 20 connections verifies no more passwords', async () => {

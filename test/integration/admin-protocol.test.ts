@@ -386,7 +386,8 @@ describe('administration protocol: timeouts and throttling', () => {
       now += 120_000;
       assert.equal(await attempt('correct horse battery'), 'ok');
       assert.equal(await attempt('wrong'), 'WARDEN_E_AUTH_FAILED');
-      assert.ok(h.logs.query({ kind: 'security', text: 'too many failures', limit: 100 }).items.length >= 2);
+      // Refusals are security items, at most one a second per source or user (the log store is not flooded).
+      assert.ok(h.logs.query({ kind: 'security', text: 'too many failures', limit: 100 }).items.length >= 1);
     } finally {
       await h.close();
     }
