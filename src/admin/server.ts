@@ -561,9 +561,11 @@ export class AdminServer {
       } else if (s.transport === 'tcp') {
         // Backpressure: a console that does not keep up gets no more items until its backlog is
         // written; then it is told the newest sequence number and fetches what it missed.
-        if (s.gapPending || s.peer.bufferedBytes > backlogLimit) {
+        if (s.gapPending || s.peer.bufferedBytes >= backlogLimit) {
           s.gapPending = true;
           m?.logItemsLost.inc(items.length);
+          // Written out already (no 'drain' will come): told now.
+          if (s.peer.bufferedBytes === 0) this.#tellGap(s);
           continue;
         }
         this.#notify(s, Notifications.logItems, { items: items.map((e) => e.item) });

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
+import { WardenMetrics } from '../../src/metrics/warden.js';
 import { encodeFrame, FrameDecoder } from '../../src/protocol/frame.js';
 import { startHarness } from '../integration/admin-harness.js';
 
@@ -76,6 +77,38 @@ test('a console that stops reading does not grow the engine memory; it is told o
     };
     assert.equal(fetched.items[0]?.seq, missing);
     socket.destroy();
+  } finally {
+    await h.close();
+  }
+});
+
+test('the console fills every gap the engine leaves: a follower over TCP gets every item in order though the pushes are dropped', async () => {
+  // A backlog limit of 0 bytes: every push is dropped, and the console is told the newest sequence number.
+  const metrics = new WardenMetrics();
+  const h = await startHarness({ maxPushBacklogBytes: 0, metrics });
+  try {
+    const c = await h.login('alice');
+    const got: number[] = [];
+    await c.follow((items) => got.push(...items.map((i) => i.seq)), { udp: false });
+    const first = h.logs.lastSeq + 1;
+    for (let i = 0; i < 40; i++) {
+      for (let j = 0; j < 100; j++)
+        h.logs.append({ kind: 'system', message: `item ${i} ${j} ${'y'.repeat(300)}` });
+      await new Promise((r) => setImmediate(r));
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    h.logs.append({ kind: 'system', message: 'the last one' });
+    const last = h.logs.lastSeq;
+    const end = Date.now() + 15_000;
+    while (got.at(-1) !== last && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    const mine = got.filter((s) => s >= first);
+    assert.equal(mine.length, last - first + 1, `${mine.length} of ${last - first + 1} items delivered`);
+    assert.ok(metrics.logItemsLost.value > 0, 'pushes were dropped');
+    assert.ok(metrics.logItemsBackfilled.value > 0, 'the console fetched them');
+    assert.deepEqual(
+      mine,
+      Array.from({ length: last - first + 1 }, (_, i) => first + i),
+    );
   } finally {
     await h.close();
   }
