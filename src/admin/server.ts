@@ -9,6 +9,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { isIP, type Socket } from 'node:net';
 import { createServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import { ErrorCode, WardenError } from '../errors.js';
+import { sourceKey } from '../ip/source-limits.js';
 import type { AdminMetrics } from '../metrics/warden.js';
 import type { JsonRpcRequest } from '../protocol/jsonrpc.js';
 import { EncodedLogItem } from '../protocol/log-bodies.js';
@@ -481,12 +482,16 @@ export class AdminServer {
     if (!outcome.ok) {
       this.#options.metrics?.loginsFailed.inc();
       // Every login attempt, good or bad, is an audit item; a throttled attempt is a security item.
-      this.#options.logs.append({
-        kind: 'admin',
-        source: remote,
-        user: p.user ?? '(local token)',
-        message: `failed login as ${p.user ?? 'local administrator'} from ${remote}`,
-      });
+      // Wrong passwords are bounded by the throttle; wrong tokens are not throttled (they must not lock
+      // root out), so their items are: at most one a second per source.
+      const left = p.localToken === undefined ? 0 : this.#repeats.admit(`token ${sourceKey(remote)}`);
+      if (left !== undefined)
+        this.#options.logs.append({
+          kind: 'admin',
+          source: remote,
+          user: p.user ?? '(local token)',
+          message: `failed login as ${p.user ?? 'local administrator'} from ${remote}${more(left)}`,
+        });
       throw new WardenError(ErrorCode.AUTH_FAILED, 'wrong user name, password or token');
     }
     if (peer.closed) throw new WardenError(ErrorCode.CONNECTION_FAILED, 'the connection closed during login');

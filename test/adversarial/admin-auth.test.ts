@@ -100,6 +100,24 @@ describe('login throttling cannot be bypassed, and nobody is locked out of the t
     root.close();
   });
 
+  test('500 wrong tokens pipelined: each refused, a few audit items, and the right token still works at once', async () => {
+    const attacker = await rawConsole(h.server.port);
+    attacker.pipeline(500, { localToken: 'guessed-token' });
+    const answers = await attacker.until(500);
+    attacker.close();
+    assert.equal(count(answers, 'WARDEN_E_AUTH_FAILED'), 500);
+    const items = h.logs.query({
+      kind: 'admin',
+      text: 'failed login as local administrator',
+      limit: 1000,
+    }).items;
+    assert.ok(items.length <= 3, `${items.length} audit items for 500 wrong tokens`);
+    const root = await rawConsole(h.server.port);
+    root.pipeline(1, { localToken: 'local-token-for-tests' });
+    assert.deepEqual(await root.until(1), ['ok']);
+    root.close();
+  });
+
   test("one user's password tried from many source addresses is throttled per user", async () => {
     const consoles = await Promise.all(
       Array.from({ length: 10 }, (_, i) => rawConsole(h.server.port, `127.0.0.${i + 2}`)),
