@@ -30,6 +30,11 @@ export interface PeerOptions {
   readonly requestTimeoutMs?: number;
   /** A frame begun must be complete within this time, or the peer closes (default: no limit). */
   readonly partialFrameTimeoutMs?: number;
+  /**
+   * While more than this many bytes wait to be written (the other side sends requests but does not read
+   * the answers), no more input is read; reading resumes once they are written (default 8 MiB).
+   */
+  readonly maxWriteBacklogBytes?: number;
 }
 
 /** Why a peer closed. */
@@ -80,6 +85,7 @@ export class RpcPeer {
   #decoder: FrameDecoder;
   readonly #timeoutMs: number;
   readonly #partialFrameMs: number | undefined;
+  readonly #maxBacklog: number;
   #partialTimer: NodeJS.Timeout | undefined;
   readonly #pending = new Map<JsonRpcId, Pending>();
   #nextId = 1;
@@ -93,7 +99,11 @@ export class RpcPeer {
     this.#decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes });
     this.#timeoutMs = options.requestTimeoutMs ?? 30_000;
     this.#partialFrameMs = options.partialFrameTimeoutMs;
+    this.#maxBacklog = options.maxWriteBacklogBytes ?? 8 * 1024 * 1024;
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
+    stream.on('drain', () => {
+      if (stream.isPaused() && !this.#closed) stream.resume();
+    });
     stream.on('end', () => this.close('the peer ended the connection'));
     stream.on('close', () => this.close('the connection closed'));
     stream.on('error', (error: Error) => this.close(`connection error: ${error.message}`, error));
@@ -181,7 +191,9 @@ export class RpcPeer {
 
   #send(message: JsonRpcMessage): boolean {
     if (this.#stream.destroyed || this.#stream.writableEnded || !this.#stream.writable) return false;
-    return this.#stream.write(encodeFrame(JSON.stringify(message)));
+    const ok = this.#stream.write(encodeFrame(JSON.stringify(message)));
+    if (this.#stream.writableLength > this.#maxBacklog) this.#stream.pause();
+    return ok;
   }
 
   #onData(chunk: Buffer): void {
@@ -202,6 +214,8 @@ export class RpcPeer {
     }
     this.#watchPartialFrame(frames.length > 0);
     for (const frame of frames) this.#onFrame(frame);
+    // Answers pile up unread: stop reading requests until they are written ('drain' resumes).
+    if (this.#stream.writableLength > this.#maxBacklog) this.#stream.pause();
   }
 
   /** A partial frame left in the decoder must be completed in time; a complete one stops the clock. */

@@ -113,3 +113,35 @@ test('the console fills every gap the engine leaves: a follower over TCP gets ev
     await h.close();
   }
 });
+
+test('a client that pipelines requests and never reads the answers does not grow the engine memory', async () => {
+  const h = await startHarness();
+  try {
+    const socket = tlsConnect({ port: h.server.port, host: '127.0.0.1', rejectUnauthorized: false });
+    socket.on('error', () => {});
+    await new Promise((r) => socket.once('secureConnect', r));
+    socket.pause(); // never reads
+    const request = encodeFrame(
+      JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session.whoami', params: {} }),
+    );
+    const batch = Buffer.concat(Array.from({ length: 1000 }, () => request));
+    let peak = 0;
+    let sent = 0;
+    const end = Date.now() + 4000;
+    while (Date.now() < end && sent < 150_000_000) {
+      // When the engine stops reading, this side's buffer fills: wait a little, then try again.
+      if (!socket.write(batch)) await new Promise((r) => setTimeout(r, 20));
+      sent += batch.length;
+      peak = Math.max(peak, h.server.backlogBytes);
+      await new Promise((r) => setImmediate(r));
+    }
+    peak = Math.max(peak, h.server.backlogBytes);
+    assert.ok(
+      peak < 10 * 1024 * 1024,
+      `${peak} bytes of answers waiting in the engine after ${sent} bytes of requests`,
+    );
+    socket.destroy();
+  } finally {
+    await h.close();
+  }
+});
