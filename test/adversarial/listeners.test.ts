@@ -72,7 +72,7 @@ describe('every listener survives a local attacker, and slow or silent connectio
     await engineAnswers(engine);
   });
 
-  test('a connection that never speaks, sends part of a ClientHello, or calls methods without a login is closed within the 10 s deadline; so are silent and half-sent metrics requests', async () => {
+  test('a connection that never speaks, sends part of a ClientHello, or calls methods without a login is closed within the 10 s deadline; so are silent and half-sent metrics requests and pop-up reports', async () => {
     const start = Date.now();
     const conns: { what: string; closedAt: () => number | undefined }[] = [];
     for (let i = 0; i < 20; i++) conns.push({ what: 'silent', ...(await opened(engine.port, '127.0.0.10')) });
@@ -93,6 +93,13 @@ describe('every listener survives a local attacker, and slow or silent connectio
           '127.0.0.12',
           Buffer.from('GET /metrics HTTP/1.1\r\nHost: x\r\n'),
         )),
+      });
+    for (let i = 0; i < 5; i++)
+      conns.push({ what: 'silent pop-up', ...(await opened(engine.popupPort, '127.0.0.14')) });
+    for (let i = 0; i < 5; i++)
+      conns.push({
+        what: 'half a pop-up report',
+        ...(await opened(engine.popupPort, '127.0.0.14', Buffer.from('{"application":"x",'))),
       });
     // Unauthenticated calls every 2 s must not extend the login deadline.
     const chatty: { closedAt: () => number | undefined; timer: NodeJS.Timeout }[] = [];

@@ -24,6 +24,8 @@ export const REPORTS_PER_SECOND = 50;
 const REPORT_BURST = 200;
 /** A connection that sends nothing for this long is closed. */
 const IDLE_MS = 30_000;
+/** The first line must arrive within this time of the accept, and a line begun must end within it. */
+const LINE_MS = 10_000;
 /** A connection is closed this long after it was accepted, whatever it sends. */
 const CONNECTION_MS = 120_000;
 /** Bytes of log items (JSON) logged per second (sustained) and in a burst, over all connections. */
@@ -196,10 +198,32 @@ function serve(
   socket.setTimeout(IDLE_MS, () => socket.destroy());
   const deadline = setTimeout(() => socket.destroy(), CONNECTION_MS);
   deadline.unref();
-  socket.once('close', () => clearTimeout(deadline));
+  // The first line must come within LINE_MS of the accept, and a line begun must end within LINE_MS.
+  let lineTimer: NodeJS.Timeout | undefined = setTimeout(() => socket.destroy(), LINE_MS);
+  lineTimer.unref();
+  socket.once('close', () => {
+    clearTimeout(deadline);
+    clearTimeout(lineTimer);
+  });
   let pending: Buffer = Buffer.alloc(0);
+  let lines = 0;
   socket.on('data', (chunk: Buffer) => {
+    const before = lines;
     pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    try {
+      readLines();
+    } finally {
+      if (lines > before || pending.length === 0) {
+        clearTimeout(lineTimer);
+        lineTimer = undefined;
+      }
+      if (pending.length > 0 && lineTimer === undefined && !socket.destroyed) {
+        lineTimer = setTimeout(() => socket.destroy(), LINE_MS);
+        lineTimer.unref();
+      }
+    }
+  });
+  const readLines = () => {
     for (;;) {
       const nl = pending.indexOf(0x0a);
       if (nl < 0) break;
@@ -209,6 +233,7 @@ function serve(
       }
       const line = pending.subarray(0, nl).toString('utf8').replace(/\r$/, '');
       pending = pending.subarray(nl + 1);
+      lines++;
       if (line.trim() === '') continue;
       const parsed = parseReportLine(line, source);
       if (!parsed.ok) {
@@ -230,7 +255,7 @@ function serve(
       }
     }
     if (pending.length > MAX_REPORT_LINE) tooLong();
-  });
+  };
   const tooLong = () => {
     pending = Buffer.alloc(0);
     socket.removeAllListeners('data');
