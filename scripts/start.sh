@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 if [ -z "${WARDEN_SKIP_SETUP:-}" ]; then
   bash scripts/setup.sh >&2
 fi
+# The engine stops when this command's caller (npm) is gone, however it went: a SIGTERM or SIGINT to
+# `npm start` that npm does not pass on, or npm killed outright, leaves no orphaned engine.
+export WARDEN_STOP_WITH_PARENT=1
 # How the engine's greeting tells the user to run the console from this checkout.
 export WARDEN_CONSOLE_COMMAND="${WARDEN_CONSOLE_COMMAND:-node $PWD/dist/src/console/bin.js}"
 exec node dist/src/engine/bin.js run "$@"

@@ -59,6 +59,7 @@ export class UdpLogChannel {
   readonly #sessions: SessionTable;
   readonly #options: LogChannelOptions;
   readonly #bodyLimit: number;
+  #closed = false;
 
   constructor(socket: UdpSocket, sessions: SessionTable, options: LogChannelOptions) {
     this.#socket = socket;
@@ -68,7 +69,13 @@ export class UdpLogChannel {
     socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo));
   }
 
+  /** Sends nothing from now on (the socket is about to close). */
+  close(): void {
+    this.#closed = true;
+  }
+
   #onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    if (this.#closed) return;
     const c = this.counters;
     c.received++;
     if (!this.#options.allowSource(rinfo.address)) {
@@ -121,10 +128,15 @@ export class UdpLogChannel {
 
   #send(session: Session, type: DatagramType, body: Buffer): void {
     const to = session.udpEndpoint;
-    if (to === undefined) return;
+    if (to === undefined || this.#closed) return;
     const seq = session.nextSeq++;
     const datagram = sealDatagram(type, session.id, seq, session.key, body);
     this.counters.sent++;
-    this.#socket.send(datagram, to.port, to.address);
+    try {
+      // A failed send (unreachable, buffer full) loses a datagram: the console notices the gap and backfills.
+      this.#socket.send(datagram, to.port, to.address, () => {});
+    } catch {
+      this.counters.sent--;
+    }
   }
 }

@@ -6,36 +6,31 @@
  * the moment its TCP connection ends. It does not depend on the kernel.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { createServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import { ErrorCode, WardenError } from '../errors.js';
+import { sourceKey } from '../ip/source-limits.js';
 import type { AdminMetrics } from '../metrics/warden.js';
 import type { JsonRpcRequest } from '../protocol/jsonrpc.js';
 import { EncodedLogItem } from '../protocol/log-bodies.js';
 import type { LogItem } from '../protocol/log-item.js';
-import {
-  type Access,
-  METHODS_BY_NAME,
-  type Method,
-  Methods,
-  Notifications,
-  type Role,
-} from '../protocol/methods.js';
+import { type Access, METHODS_BY_NAME, type Method, Methods, Notifications } from '../protocol/methods.js';
 import { RpcPeer } from '../rpc/peer.js';
 import type { Settings } from '../settings/index.js';
-import { tokensEqual } from './auth/local-token.js';
+import { AcceptedConnections, ADMIN_LIMITS } from './accepted.js';
 import type { UserStore } from './auth/users.js';
 import { Confirmations, isLoopback } from './confirm.js';
 import { type Caller, createHandlers, type HandlerContext } from './handlers.js';
 import { UdpLogChannel } from './log-channel.js';
+import { LoginGate, RepeatLimiter } from './login-gate.js';
 import { Session, SessionTable } from './session.js';
 import { createUserHandlers, type UserCaller } from './user-admin.js';
 
-/** Failed-login throttling per source address (LoginThrottle implements it). */
+/** Failed-login throttling per key, a source or a user name (LoginThrottle implements it). */
 export interface Throttle {
-  check(source: string): { allowed: true } | { allowed: false; retryAfterMs: number };
-  failure(source: string): void;
-  success(source: string): void;
+  check(key: string): { allowed: true } | { allowed: false; retryAfterMs: number };
+  failure(key: string): void;
+  success(key: string): void;
 }
 
 export interface AdminServerOptions extends Omit<HandlerContext, 'onSettingsChanged' | 'servedPort'> {
@@ -50,8 +45,16 @@ export interface AdminServerOptions extends Omit<HandlerContext, 'onSettingsChan
   readonly bindAddress?: string;
   /** Overrides the settings' port (0: an ephemeral port, for tests). */
   readonly port?: number;
-  /** A connection that has not logged in within this time is closed (default 10 s). */
+  /** A connection that has not logged in within this time of its TCP accept is closed (default 10 s). */
   readonly loginTimeoutMs?: number;
+  /** A frame begun must be complete within this time (default 30 s). */
+  readonly partialFrameTimeoutMs?: number;
+  /** Connections open at once from one source, an IPv4 address or an IPv6 /64 (default 32). */
+  readonly maxConnectionsPerSource?: number;
+  /** Connections open at once in total (default 512). */
+  readonly maxConnections?: number;
+  /** Bytes queued to a console beyond which its log items are dropped and backfilled (default 1 MiB). */
+  readonly maxPushBacklogBytes?: number;
   /** A logged-in connection silent for this long is closed (default 5 min). */
   readonly idleTimeoutMs?: number;
   /** How long to wait for a UDP registration before pushing log items over TCP (default 3 s). */
@@ -67,6 +70,9 @@ export interface AdminServerOptions extends Omit<HandlerContext, 'onSettingsChan
 }
 
 const ROLE_RANK: Record<Access, number> = { anyone: 0, auditor: 1, administrator: 2 };
+
+/** The tail of a security item that stands for others left out (RepeatLimiter). */
+const more = (left: number) => (left > 0 ? ` (and ${left} more refused since the last such item)` : '');
 
 /** A running administration server. */
 /** The params of `req` checked against `method`'s schema; WARDEN_E_PARAMS_INVALID lists what is wrong where. */
@@ -91,8 +97,14 @@ export class AdminServer {
   readonly #handlerByName: ReadonlyMap<string, (params: unknown, caller: Caller) => unknown>;
   readonly #unsubscribe: () => void;
   readonly #sockets = new Set<TLSSocket>();
+  /** Accepted TCP connections (TLS or not yet): their count and login deadline. */
+  readonly #accepted: AcceptedConnections;
   readonly #confirmations: Confirmations;
+  readonly #loginGate: LoginGate;
+  /** Refused logins and connections are security items, at most one a second per source or user. */
+  readonly #repeats = new RepeatLimiter();
   #flushScheduled = false;
+  #closing = false;
   #port = 0;
 
   private constructor(options: AdminServerOptions, tls: TlsServer, udp: UdpSocket) {
@@ -100,6 +112,12 @@ export class AdminServer {
     this.#tls = tls;
     this.#udp = udp;
     this.#confirmations = options.confirmations ?? new Confirmations();
+    this.#loginGate = new LoginGate(options.throttle, options.users, options.localToken);
+    this.#accepted = new AcceptedConnections({
+      perSource: options.maxConnectionsPerSource ?? ADMIN_LIMITS.maxConnectionsPerSource,
+      total: options.maxConnections ?? ADMIN_LIMITS.maxConnections,
+      deadlineMs: options.loginTimeoutMs ?? ADMIN_LIMITS.loginTimeoutMs,
+    });
     const handlers = createHandlers({
       ...options,
       confirmations: this.#confirmations,
@@ -133,13 +151,16 @@ export class AdminServer {
       key: options.identity.key,
       cert: options.identity.cert,
       minVersion: 'TLSv1.3',
-      handshakeTimeout: options.loginTimeoutMs ?? 10_000,
+      handshakeTimeout: options.loginTimeoutMs ?? ADMIN_LIMITS.loginTimeoutMs,
     });
     const host = options.bindAddress ?? '::';
     const udp = createSocket({ type: isIP(host) === 4 ? 'udp4' : 'udp6', ipv6Only: false });
     const server = new AdminServer(options, tls, udp);
+    // The raw TCP connection is seen first: it is counted, and its login deadline starts here.
+    tls.on('connection', (raw: Socket) => server.#accepted.accept(raw));
     tls.on('secureConnection', (socket) => server.#onConnection(socket));
-    tls.on('tlsClientError', () => {});
+    // A handshake that fails or times out: the connection is closed (a listener here would keep it).
+    tls.on('tlsClientError', (_e, socket) => socket.destroy());
     const wanted = options.port ?? options.config.settings().applicationPort;
     await new Promise<void>((resolve, reject) => {
       tls.once('error', reject);
@@ -169,6 +190,9 @@ export class AdminServer {
         { cause: e },
       );
     });
+    // A send error (ICMP unreachable, a closed socket) is not a reason to stop the engine.
+    udp.on('error', () => {});
+    tls.on('error', () => {});
     server.#port = port;
     return server;
   }
@@ -183,6 +207,13 @@ export class AdminServer {
     return { ...this.#channel.counters };
   }
 
+  /** Bytes written to consoles and not yet sent, over all connections (bounded by the backpressure limits). */
+  get backlogBytes(): number {
+    let n = 0;
+    for (const s of this.#sockets) n += s.writableLength;
+    return n;
+  }
+
   /** Number of logged-in consoles. */
   get consoles(): number {
     return this.#sessions.size;
@@ -190,14 +221,41 @@ export class AdminServer {
 
   /** Sends a notification to every logged-in console (ask prompts and their resolution). */
   broadcast(notification: string, params: unknown): void {
-    for (const s of this.#sessions.all()) s.peer.notify(notification, params);
+    for (const s of this.#sessions.all()) this.#notify(s, notification, params);
   }
 
-  /** Stops listening and closes every connection. */
+  /**
+   * Sends a notification unless the console has stopped reading: past maxBacklogBytes waiting to be
+   * written, it is closed (its memory is bounded; it reconnects and lists what it missed).
+   */
+  #notify(s: Session, notification: string, params: unknown): void {
+    if (this.#closing || s.peer.closed) return;
+    if (s.peer.bufferedBytes > ADMIN_LIMITS.maxBacklogBytes) {
+      s.peer.close(`the console reads too slowly (${s.peer.bufferedBytes} bytes waiting)`);
+      return;
+    }
+    s.peer.notify(notification, params);
+  }
+
+  /** Tells a console whose pushed items were dropped the newest sequence number: it fetches the gap. */
+  #tellGap(s: Session): void {
+    s.gapPending = false;
+    this.#notify(s, Notifications.logItems, { items: [], lastSeq: this.#options.logs.lastSeq });
+  }
+
+  /**
+   * Stops listening and closes every connection. Log items appended before (e.g. "engine stopped")
+   * are pushed first; nothing is sent after the UDP socket is closed.
+   */
   async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#flush();
+    this.#closing = true;
+    this.#channel.close();
     this.#confirmations.close();
     this.#unsubscribe();
     for (const s of this.#sockets) s.destroy();
+    this.#accepted.close();
     await Promise.all([
       new Promise<void>((r) => this.#tls.close(() => r())),
       new Promise<void>((r) => this.#udp.close(() => r())),
@@ -209,7 +267,7 @@ export class AdminServer {
     let ended = 0;
     for (const s of [...this.#sessions.all()]) {
       if (s.user.toLowerCase() !== name.toLowerCase() || s.idHex === keep) continue;
-      s.peer.notify(Notifications.sessionEnded, { reason });
+      this.#notify(s, Notifications.sessionEnded, { reason });
       setImmediate(() => s.peer.close(reason));
       ended++;
     }
@@ -227,19 +285,33 @@ export class AdminServer {
     }
   }
 
+  #newPeer(socket: TLSSocket): RpcPeer {
+    return new RpcPeer(socket, {
+      maxFrameBytes: Math.min(
+        ADMIN_LIMITS.maxLoginFrameBytes,
+        this.#options.maxFrameBytes ?? ADMIN_LIMITS.maxFrameBytes,
+      ),
+      partialFrameTimeoutMs: this.#options.partialFrameTimeoutMs ?? ADMIN_LIMITS.partialFrameTimeoutMs,
+    });
+  }
+
   #onConnection(socket: TLSSocket): void {
+    socket.on('error', () => {});
     const remote = socket.remoteAddress ?? 'unknown';
+    if (this.#closing || remote === 'unknown') {
+      socket.destroy();
+      return;
+    }
     if (!this.#remoteAllowed(remote)) {
       this.#refuseRemote(socket, remote);
       return;
     }
     this.#sockets.add(socket);
-    const peer = new RpcPeer(socket, { maxFrameBytes: this.#options.maxFrameBytes });
+    const peer = this.#newPeer(socket);
     let session: Session | undefined;
-    // A connection that never logs in is closed; after login, the idle timeout applies.
-    socket.setTimeout(this.#options.loginTimeoutMs ?? 10_000, () =>
-      peer.close(session ? 'idle timeout' : 'no login in time'),
-    );
+    peer.onDrain(() => {
+      if (session?.gapPending) this.#tellGap(session);
+    });
     peer.onClose(() => {
       this.#sockets.delete(socket);
       socket.destroy();
@@ -252,7 +324,12 @@ export class AdminServer {
     peer.onRequest(async (req) => {
       const result = await this.#dispatch(req, peer, remote, session, (s) => {
         session = s;
-        socket.setTimeout(this.#options.idleTimeoutMs ?? 300_000);
+        // Logged in: larger frames are accepted, and a connection silent for the idle timeout is closed.
+        this.#accepted.loggedIn(socket.remoteAddress, socket.remotePort);
+        peer.setMaxFrameBytes(this.#options.maxFrameBytes ?? ADMIN_LIMITS.maxFrameBytes);
+        socket.setTimeout(this.#options.idleTimeoutMs ?? ADMIN_LIMITS.idleTimeoutMs, () =>
+          peer.close('idle timeout'),
+        );
       });
       return result;
     });
@@ -263,13 +340,14 @@ export class AdminServer {
    * say why) and the connection is closed; no session is made and nothing is ever pushed to it.
    */
   #refuseRemote(socket: TLSSocket, remote: string): void {
-    this.#options.logs.append({
-      kind: 'security',
-      source: remote,
-      message: `refused an administration connection from ${remote}: remote administration is disabled`,
-    });
-    const peer = new RpcPeer(socket, { maxFrameBytes: this.#options.maxFrameBytes });
-    socket.setTimeout(this.#options.loginTimeoutMs ?? 10_000, () => peer.close('no request in time'));
+    const left = this.#repeats.admit(`remote ${remote}`);
+    if (left !== undefined)
+      this.#options.logs.append({
+        kind: 'security',
+        source: remote,
+        message: `refused an administration connection from ${remote}: remote administration is disabled${more(left)}`,
+      });
+    const peer = this.#newPeer(socket);
     this.#sockets.add(socket);
     peer.onClose(() => {
       this.#sockets.delete(socket);
@@ -389,42 +467,43 @@ export class AdminServer {
     loggedIn: (s: Session) => void,
   ): Promise<unknown> {
     if (current) throw new WardenError(ErrorCode.PROTOCOL, 'this connection is logged in already');
-    const gate = this.#options.throttle.check(remote);
-    if (!gate.allowed) {
-      this.#options.logs.append({
-        kind: 'security',
-        source: remote,
-        message: `login from ${remote} refused: too many failures, retry in ${gate.retryAfterMs} ms`,
-      });
+    const outcome = await this.#loginGate.attempt(p, remote);
+    if (!outcome.ok && outcome.throttled) {
+      const { key, retryAfterMs } = outcome.throttled;
+      const left = this.#repeats.admit(`throttled ${key}`);
+      if (left !== undefined)
+        this.#options.logs.append({
+          kind: 'security',
+          source: remote,
+          ...(p.user !== undefined ? { user: p.user } : {}),
+          message: `login as ${p.user} from ${remote} refused: too many failures (${key}), retry in ${retryAfterMs} ms${more(left)}`,
+        });
       throw new WardenError(
         ErrorCode.AUTH_THROTTLED,
-        `too many failed logins from ${remote}; try again in ${Math.ceil(gate.retryAfterMs / 1000)} s`,
-        {
-          retryAfterMs: gate.retryAfterMs,
-        },
+        `too many failed logins (${key}); try again in ${Math.ceil(retryAfterMs / 1000)} s`,
+        { retryAfterMs },
       );
     }
-    let who: { name: string; role: Role } | null = null;
-    if (p.localToken !== undefined) {
-      const token = this.#options.localToken;
-      if (isLoopback(remote) && token !== undefined && tokensEqual(token, p.localToken))
-        who = { name: 'root (local token)', role: 'administrator' };
-    } else if (p.user !== undefined && p.password !== undefined) {
-      who = await this.#options.users.verify(p.user, p.password);
-    }
-    if (who === null) {
+    if (!outcome.ok) {
       this.#options.metrics?.loginsFailed.inc();
-      this.#options.throttle.failure(remote);
-      // Every login attempt, good or bad, is an audit item; a throttled source is a security item.
-      this.#options.logs.append({
-        kind: 'admin',
-        source: remote,
-        user: p.user ?? '(local token)',
-        message: `failed login as ${p.user ?? 'local administrator'} from ${remote}`,
-      });
+      // Every login attempt, good or bad, is an audit item; a throttled attempt is a security item.
+      // Wrong passwords are bounded by the throttle; wrong tokens are not throttled (they must not lock
+      // root out), so their items are: at most one a second per source.
+      const left = p.localToken === undefined ? 0 : this.#repeats.admit(`token ${sourceKey(remote)}`);
+      if (left !== undefined)
+        this.#options.logs.append({
+          kind: 'admin',
+          source: remote,
+          user: p.user ?? '(local token)',
+          message: `failed login as ${p.user ?? 'local administrator'} from ${remote}${more(left)}`,
+        });
       throw new WardenError(ErrorCode.AUTH_FAILED, 'wrong user name, password or token');
     }
-    this.#options.throttle.success(remote);
+    if (peer.closed) throw new WardenError(ErrorCode.CONNECTION_FAILED, 'the connection closed during login');
+    // Pipelined logins on one connection: the first that succeeds makes the session, the others are refused.
+    for (const s of this.#sessions.all())
+      if (s.peer === peer) throw new WardenError(ErrorCode.PROTOCOL, 'this connection is logged in already');
+    const who = { name: outcome.name, role: outcome.role };
     const session = new Session(who.name, who.role, remote, peer);
     this.#sessions.add(session);
     loggedIn(session);
@@ -458,7 +537,7 @@ export class AdminServer {
   #setTransport(session: Session, transport: 'udp' | 'tcp', reason: string): void {
     if (session.transport === transport) return;
     session.transport = transport;
-    session.peer.notify(Notifications.logTransport, { transport, reason });
+    this.#notify(session, Notifications.logTransport, { transport, reason });
   }
 
   #onLogItem(item: LogItem): void {
@@ -478,6 +557,8 @@ export class AdminServer {
 
   #flush(): void {
     this.#flushScheduled = false;
+    if (this.#closing) return;
+    const backlogLimit = this.#options.maxPushBacklogBytes ?? ADMIN_LIMITS.maxPushBacklogBytes;
     for (const s of this.#sessions.all()) {
       if (s.queue.length === 0) continue;
       const items = s.queue;
@@ -488,7 +569,16 @@ export class AdminServer {
         m?.logItemsPushed.inc(items.length - tooLarge);
         m?.logItemsLost.inc(tooLarge);
       } else if (s.transport === 'tcp') {
-        s.peer.notify(Notifications.logItems, { items: items.map((e) => e.item) });
+        // Backpressure: a console that does not keep up gets no more items until its backlog is
+        // written; then it is told the newest sequence number and fetches what it missed.
+        if (s.gapPending || s.peer.bufferedBytes >= backlogLimit) {
+          s.gapPending = true;
+          m?.logItemsLost.inc(items.length);
+          // Written out already (no 'drain' will come): told now.
+          if (s.peer.bufferedBytes === 0) this.#tellGap(s);
+          continue;
+        }
+        this.#notify(s, Notifications.logItems, { items: items.map((e) => e.item) });
         m?.logItemsPushed.inc(items.length);
       } else {
         // 'pending': items are not sent; the console backfills from its subscription's lastSeq.

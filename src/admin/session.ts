@@ -23,6 +23,8 @@ export class Session {
   /** Sequence number of the next datagram to the console. */
   nextSeq = 1n;
   subscribed = false;
+  /** Pushed items were dropped for this console (backpressure): tell it the newest seq once it drains. */
+  gapPending = false;
   /** Items waiting for the next flush (each encoded once, shared by every session). */
   queue: EncodedLogItem[] = [];
   graceTimer: NodeJS.Timeout | undefined;

@@ -94,7 +94,7 @@ export class EngineClient {
   #login: LoginResult | undefined;
   #transport: LogTransport = 'pending';
   readonly #transportListeners = new Set<(t: LogTransport, reason: string) => void>();
-  readonly #itemListeners = new Set<(items: LogItem[]) => void>();
+  readonly #itemListeners = new Set<(items: LogItem[], lastSeq?: number) => void>();
   readonly #notificationListeners = new Set<(method: string, params: unknown) => void>();
 
   private constructor(socket: TLSSocket, fingerprint: string, host: string, port: number, timeoutMs: number) {
@@ -109,8 +109,9 @@ export class EngineClient {
         this.#transport = p.transport;
         for (const l of this.#transportListeners) l(p.transport, p.reason);
       } else if (method === Notifications.logItems) {
-        const items = (params as { items: LogItem[] }).items;
-        for (const l of this.#itemListeners) l(items);
+        // lastSeq comes with an empty batch after the engine dropped items this console read too slowly.
+        const { items, lastSeq } = params as { items: LogItem[]; lastSeq?: number };
+        for (const l of this.#itemListeners) l(items, typeof lastSeq === 'number' ? lastSeq : undefined);
       }
       for (const l of this.#notificationListeners) l(method, params);
     });
@@ -262,9 +263,10 @@ export class EngineClient {
       },
     });
     if ((options.afterSeq ?? sub.lastSeq) < sub.lastSeq) sequencer.noteLatest(sub.lastSeq);
-    const onItems = (items: LogItem[]) => {
+    const onItems = (items: LogItem[], lastSeq?: number) => {
       counters.tcpBatches++;
       sequencer.accept(items);
+      if (lastSeq !== undefined) sequencer.noteLatest(lastSeq);
     };
     this.#itemListeners.add(onItems);
 

@@ -5,6 +5,7 @@
  * `wardend user add|remove|list|passwd` manages the console users. Its own log lines go to stderr
  * as JSON. The only file here that sets the exit status: 0 success, 1 failure, 2 usage error.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { UserStore } from '../admin/auth/users.js';
@@ -17,6 +18,38 @@ import { installCrashHandler } from './services/crash-reports.js';
 
 const log: EngineLog = (level, message, fields = {}) =>
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, message, ...fields })}\n`);
+
+/** How often the engine started by `npm start` checks that its parent is still there. */
+const PARENT_POLL_MS = 500;
+
+/** Fields of /proc/PID/stat after the command name: [state, ppid, ...]; undefined when the pid is gone. */
+function procStat(pid: number): string[] | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return text.slice(text.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The start time of a process (field 22 of /proc/PID/stat), so a reused pid is not taken for it. */
+function procStartTime(pid: number): string | undefined {
+  const f = procStat(pid);
+  return f === undefined || f[0] === 'Z' ? undefined : f[19];
+}
+
+/** Up to `n` ancestors of this process, nearest first, stopping before pid 1. */
+function ancestors(n: number): { pid: number; start: string }[] {
+  const out: { pid: number; start: string }[] = [];
+  let pid = process.ppid;
+  while (out.length < n && pid > 1) {
+    const start = procStartTime(pid);
+    if (start === undefined) break;
+    out.push({ pid, start });
+    pid = Number(procStat(pid)?.[1] ?? 0);
+  }
+  return out;
+}
 
 interface DirOptions {
   readonly configDir: string;
@@ -106,6 +139,21 @@ async function run(o: RunOptions): Promise<number> {
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    // Started by `npm start` (scripts/start.sh sets WARDEN_STOP_WITH_PARENT=1): the engine stops when
+    // the command that started it is gone, however it went (a signal npm did not pass on, SIGKILL), so
+    // no orphaned engine goes on enforcing. Node has no PR_SET_PDEATHSIG: the parent is watched by pid
+    // and start time in /proc (npm's `sh -c` and start.sh exec, so the parent is npm itself, and npm
+    // passes SIGINT and SIGTERM on to the engine).
+    if (process.env.WARDEN_STOP_WITH_PARENT === '1') {
+      const watched = ancestors(1);
+      const watch = setInterval(() => {
+        const gone = watched.find((a) => procStartTime(a.pid) !== a.start);
+        if (gone === undefined) return;
+        clearInterval(watch);
+        stop(`parent process ${gone.pid} exited`);
+      }, PARENT_POLL_MS);
+      watch.unref();
+    }
     process.on('SIGHUP', () => {
       engine.config
         .reload()

@@ -13,6 +13,12 @@ export interface MetricsSettings {
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
+/**
+ * Limits of the endpoint: connections at once, and the time a request has from the TCP accept (headers
+ * and all; a connection that sends nothing, or half a request, is closed then) and between requests.
+ */
+export const METRICS_LIMITS = { maxConnections: 32, requestTimeoutMs: 10_000, keepAliveMs: 5_000 } as const;
+
 /** Serves `render()` at /metrics while the settings say so. */
 export class MetricsEndpoint {
   readonly #render: () => string;
@@ -50,21 +56,41 @@ export class MetricsEndpoint {
   }
 
   async #start(port: number): Promise<void> {
-    const server = createServer((req, res) => {
-      const path = (req.url ?? '').split('?')[0];
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        res.writeHead(405, { Allow: 'GET, HEAD' }).end();
-      } else if (path !== '/metrics') {
-        res.writeHead(404, { 'Content-Type': 'text/plain' }).end('see /metrics\n');
-      } else {
-        const body = this.#render();
-        res.writeHead(200, {
-          'Content-Type': METRICS_CONTENT_TYPE,
-          'Content-Length': Buffer.byteLength(body),
-        });
-        res.end(req.method === 'HEAD' ? undefined : body);
-      }
+    const server = createServer(
+      {
+        requestTimeout: METRICS_LIMITS.requestTimeoutMs,
+        headersTimeout: METRICS_LIMITS.requestTimeoutMs,
+        keepAliveTimeout: METRICS_LIMITS.keepAliveMs,
+        // Node checks these timeouts every connectionsCheckingInterval (30 s by default): each second.
+        connectionsCheckingInterval: 1000,
+      },
+      (req, res) => {
+        const path = (req.url ?? '').split('?')[0];
+        if (req.method !== 'GET' && req.method !== 'HEAD') {
+          res.writeHead(405, { Allow: 'GET, HEAD' }).end();
+        } else if (path !== '/metrics') {
+          res.writeHead(404, { 'Content-Type': 'text/plain' }).end('see /metrics\n');
+        } else {
+          const body = this.#render();
+          res.writeHead(200, {
+            'Content-Type': METRICS_CONTENT_TYPE,
+            'Content-Length': Buffer.byteLength(body),
+          });
+          res.end(req.method === 'HEAD' ? undefined : body);
+        }
+      },
+    );
+    server.maxConnections = METRICS_LIMITS.maxConnections;
+    server.on('connection', (socket) => {
+      // Every socket's errors are handled (a reset peer is not a reason to stop the engine), and a
+      // connection lives at most twice the request timeout in all.
+      socket.on('error', () => socket.destroy());
+      const deadline = setTimeout(() => socket.destroy(), 2 * METRICS_LIMITS.requestTimeoutMs);
+      deadline.unref();
+      socket.once('close', () => clearTimeout(deadline));
     });
+    server.on('clientError', (_e, socket) => socket.destroy());
+    server.on('error', () => {});
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);

@@ -28,6 +28,13 @@ export interface PeerOptions {
   readonly maxFrameBytes?: number;
   /** How long a request waits for its response, in ms (default 30 s). */
   readonly requestTimeoutMs?: number;
+  /** A frame begun must be complete within this time, or the peer closes (default: no limit). */
+  readonly partialFrameTimeoutMs?: number;
+  /**
+   * While more than this many bytes wait to be written (the other side sends requests but does not read
+   * the answers), no more input is read; reading resumes once they are written (default 8 MiB).
+   */
+  readonly maxWriteBacklogBytes?: number;
 }
 
 /** Why a peer closed. */
@@ -75,8 +82,11 @@ interface Pending {
 /** A JSON-RPC peer. Does NOT own the stream's lifecycle beyond ending it in close(). */
 export class RpcPeer {
   readonly #stream: Duplex;
-  readonly #decoder: FrameDecoder;
+  #decoder: FrameDecoder;
   readonly #timeoutMs: number;
+  readonly #partialFrameMs: number | undefined;
+  readonly #maxBacklog: number;
+  #partialTimer: NodeJS.Timeout | undefined;
   readonly #pending = new Map<JsonRpcId, Pending>();
   #nextId = 1;
   #requestHandler: RequestHandler | undefined;
@@ -88,10 +98,31 @@ export class RpcPeer {
     this.#stream = stream;
     this.#decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes });
     this.#timeoutMs = options.requestTimeoutMs ?? 30_000;
+    this.#partialFrameMs = options.partialFrameTimeoutMs;
+    this.#maxBacklog = options.maxWriteBacklogBytes ?? 8 * 1024 * 1024;
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
+    stream.on('drain', () => {
+      if (stream.isPaused() && !this.#closed) stream.resume();
+    });
     stream.on('end', () => this.close('the peer ended the connection'));
     stream.on('close', () => this.close('the connection closed'));
     stream.on('error', (error: Error) => this.close(`connection error: ${error.message}`, error));
+  }
+
+  /** Bytes written but not yet sent (the stream's backlog): how far the other side is behind. */
+  get bufferedBytes(): number {
+    return this.#stream.writableLength;
+  }
+
+  /** Calls `handler` each time the stream's backlog has been written out. */
+  onDrain(handler: () => void): void {
+    this.#stream.on('drain', handler);
+  }
+
+  /** Changes the largest frame accepted from now on (e.g. larger once logged in). */
+  setMaxFrameBytes(maxFrameBytes: number): void {
+    if (this.#decoder.buffered > 0) return;
+    this.#decoder = new FrameDecoder({ maxFrameBytes });
   }
 
   /** True once the peer has closed (for any reason). */
@@ -148,6 +179,7 @@ export class RpcPeer {
   close(reason = 'closed', error?: Error): void {
     if (this.#closed) return;
     this.#closed = error ? { reason, error } : { reason };
+    if (this.#partialTimer) clearTimeout(this.#partialTimer);
     for (const [, p] of this.#pending) {
       clearTimeout(p.timer);
       p.reject(new WardenError(ErrorCode.CONNECTION_FAILED, `${p.method}: connection closed (${reason})`));
@@ -158,8 +190,10 @@ export class RpcPeer {
   }
 
   #send(message: JsonRpcMessage): boolean {
-    if (this.#stream.destroyed || this.#stream.writableEnded) return false;
-    return this.#stream.write(encodeFrame(JSON.stringify(message)));
+    if (this.#stream.destroyed || this.#stream.writableEnded || !this.#stream.writable) return false;
+    const ok = this.#stream.write(encodeFrame(JSON.stringify(message)));
+    if (this.#stream.writableLength > this.#maxBacklog) this.#stream.pause();
+    return ok;
   }
 
   #onData(chunk: Buffer): void {
@@ -178,7 +212,27 @@ export class RpcPeer {
       }
       throw e;
     }
+    this.#watchPartialFrame(frames.length > 0);
     for (const frame of frames) this.#onFrame(frame);
+    // Answers pile up unread: stop reading requests until they are written ('drain' resumes).
+    if (this.#stream.writableLength > this.#maxBacklog) this.#stream.pause();
+  }
+
+  /** A partial frame left in the decoder must be completed in time; a complete one stops the clock. */
+  #watchPartialFrame(completedOne: boolean): void {
+    if (this.#partialFrameMs === undefined || this.#closed) return;
+    if (this.#decoder.buffered === 0 || completedOne) {
+      if (this.#partialTimer) clearTimeout(this.#partialTimer);
+      this.#partialTimer = undefined;
+    }
+    if (this.#decoder.buffered > 0 && this.#partialTimer === undefined) {
+      const ms = this.#partialFrameMs;
+      this.#partialTimer = setTimeout(() => {
+        this.close(`a frame was not completed within ${ms} ms`);
+        this.#stream.destroy();
+      }, ms);
+      this.#partialTimer.unref();
+    }
   }
 
   #onFrame(frame: Buffer): void {

@@ -375,14 +375,11 @@ describe('administration protocol: timeouts and throttling', () => {
         }
       };
       const results: string[] = [];
-      for (let i = 0; i < 4; i++) results.push(await attempt('wrong'));
-      assert.deepEqual(results.slice(0, 3), [
-        'WARDEN_E_AUTH_FAILED',
-        'WARDEN_E_AUTH_FAILED',
-        'WARDEN_E_AUTH_FAILED',
-      ]);
-      assert.match(results[3]!, /^WARDEN_E_AUTH_THROTTLED:\d+$/);
-      const firstDelay = Number(results[3]!.split(':')[1]);
+      // docs/protocol.md: "after the second failure" each attempt waits: the third is the first throttled.
+      for (let i = 0; i < 3; i++) results.push(await attempt('wrong'));
+      assert.deepEqual(results.slice(0, 2), ['WARDEN_E_AUTH_FAILED', 'WARDEN_E_AUTH_FAILED']);
+      assert.match(results[2]!, /^WARDEN_E_AUTH_THROTTLED:\d+$/);
+      const firstDelay = Number(results[2]!.split(':')[1]);
       // Even the right password waits until the delay has passed.
       assert.match(await attempt('correct horse battery'), /^WARDEN_E_AUTH_THROTTLED/);
       now += firstDelay;
@@ -392,7 +389,8 @@ describe('administration protocol: timeouts and throttling', () => {
       now += 120_000;
       assert.equal(await attempt('correct horse battery'), 'ok');
       assert.equal(await attempt('wrong'), 'WARDEN_E_AUTH_FAILED');
-      assert.ok(h.logs.query({ kind: 'security', text: 'too many failures', limit: 100 }).items.length >= 2);
+      // Refusals are security items, at most one a second per source or user (the log store is not flooded).
+      assert.ok(h.logs.query({ kind: 'security', text: 'too many failures', limit: 100 }).items.length >= 1);
     } finally {
       await h.close();
     }

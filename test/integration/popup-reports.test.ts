@@ -131,7 +131,7 @@ test('blocked pop-up endpoint: malformed reports get a clear error, good ones be
       assert.equal(items[0]!.seq, good.seq);
       assert.equal(
         items[0]!.message,
-        'blocked pop-up: https://ads.example/pop?id=1 in /usr/bin/firefox (opened without a click)',
+        'blocked pop-up: https://ads.example/pop?id=1 in /usr/bin/firefox (opened without a click) [unverified report from a local program]',
       );
       assert.equal(items[0]!.application, '/usr/bin/firefox');
       assert.equal(items[0]!.host, 'ads.example');
@@ -199,7 +199,7 @@ test('blocked pop-up endpoint: a flood of reports is cut to the budget, the rest
     assert.ok(throttled.length >= 50, `only ${throttled.length} throttled`);
     assert.equal(logged, 300 - throttled.length);
     assert.equal((throttled[0]!.error as { code: string }).code, ErrorCode.POPUP_THROTTLED);
-    assert.match((throttled[0]!.error as { message: string }).message, /at most 50 per second/);
+    assert.match((throttled[0]!.error as { message: string }).message, /at most 50 reports per second/);
     r.close();
   } finally {
     await endpoint.stop();

@@ -13,7 +13,7 @@ function clock(start = 1_000_000) {
 }
 
 describe('LoginThrottle', () => {
-  test('the first two failures cost nothing; then 500 ms, 1 s, 2 s, … up to 60 s', () => {
+  test('the first failure costs nothing; after the second, 500 ms, 1 s, 2 s, … up to 60 s', () => {
     const c = clock();
     const th = new LoginThrottle({ now: c.now });
     const delays: number[] = [];
@@ -23,21 +23,21 @@ describe('LoginThrottle', () => {
       delays.push(v.allowed ? 0 : v.retryAfterMs);
       c.advance(120_000); // well past any delay, but within 15 minutes of the last failure
     }
-    assert.deepEqual(delays, [0, 0, 500, 1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000]);
+    assert.deepEqual(delays, [0, 500, 1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000, 60000]);
   });
 
-  test('delayAfter follows baseDelay * 2^(n-3), capped', () => {
+  test('delayAfter follows baseDelay * 2^(n-2), capped', () => {
     const th = new LoginThrottle({ now: () => 0, baseDelayMs: 100, maxDelayMs: 1000 });
     assert.deepEqual(
       [0, 1, 2, 3, 4, 5, 6, 7, 1000].map((n) => th.delayAfter(n)),
-      [0, 0, 0, 100, 200, 400, 800, 1000, 1000],
+      [0, 0, 100, 200, 400, 800, 1000, 1000, 1000],
     );
   });
 
   test('a throttled source is refused until its delay has passed, with the time left', () => {
     const c = clock();
     const th = new LoginThrottle({ now: c.now });
-    for (let i = 0; i < 4; i++) th.failure('a'); // 4 failures: 1000 ms
+    for (let i = 0; i < 3; i++) th.failure('a'); // 3 failures: 1000 ms
     assert.deepEqual(th.check('a'), { allowed: false, retryAfterMs: 1000 });
     c.advance(400);
     assert.deepEqual(th.check('a'), { allowed: false, retryAfterMs: 600 });

@@ -1,8 +1,10 @@
 /**
- * Failed-login throttling per source address. The first two failures in a
- * row cost nothing (typing mistakes); from the third on, the source must wait
- * baseDelay, then twice that, and so on up to maxDelay before its next
- * attempt is accepted. A success resets the count; a source quiet for
+ * Failed-login throttling per key (the server counts each password attempt
+ * under its source, an IPv4 address or an IPv6 /64, and under the user name).
+ * The first two failures in a row cost nothing (typing mistakes); after the
+ * second, the key must wait baseDelay, then twice that, and so on up to
+ * maxDelay before its next attempt is accepted: the third attempt in a row is
+ * the first that can be throttled. A success resets the count; a source quiet for
  * forgetAfter is forgotten. The table is bounded: past maxSources the source
  * whose last failure is oldest is dropped, so a flood of addresses cannot
  * exhaust memory.
@@ -11,7 +13,7 @@
 export interface LoginThrottleOptions {
   /** Milliseconds on a monotonic-enough clock (Date.now, performance.now, or a fake in tests). */
   readonly now: () => number;
-  /** Delay after the third failure in a row; default 500 ms. */
+  /** Delay after the second failure in a row; default 500 ms. */
   readonly baseDelayMs?: number;
   /** Longest delay; default 60 s. */
   readonly maxDelayMs?: number;
@@ -23,7 +25,7 @@ export interface LoginThrottleOptions {
 
 export type ThrottleVerdict = { allowed: true } | { allowed: false; retryAfterMs: number };
 
-/** Failures in a row that are free of delay. */
+/** Failures in a row that are free of delay (the attempt after them may be delayed). */
 const FREE_FAILURES = 2;
 
 interface Entry {
@@ -50,8 +52,8 @@ export class LoginThrottle {
 
   /** The delay imposed after `failures` failures in a row. */
   delayAfter(failures: number): number {
-    if (failures <= FREE_FAILURES) return 0;
-    return Math.min(this.#max, this.#base * 2 ** (failures - FREE_FAILURES - 1));
+    if (failures < FREE_FAILURES) return 0;
+    return Math.min(this.#max, this.#base * 2 ** (failures - FREE_FAILURES));
   }
 
   /** May `source` try to log in now? If not, how long until it may. */

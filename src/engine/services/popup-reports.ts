@@ -3,8 +3,10 @@
  * blockedPopups.port (44501), where local components report pop-ups they blocked. The protocol is
  * newline-delimited JSON: one report object per line, each answered with one JSON line,
  * {"ok":true,"seq":N} or {"ok":false,"error":{"code","message","field"}}. Every accepted report
- * becomes a `security` log item. Peers that are not loopback addresses are answered with
- * WARDEN_E_POPUP_NOT_LOCAL and disconnected; a line over 8 KiB is refused and the connection closed.
+ * becomes a `security` log item marked as an unverified report (any local program may post one).
+ * Peers that are not loopback addresses are answered with WARDEN_E_POPUP_NOT_LOCAL and disconnected;
+ * a line over 8 KiB is refused and the connection closed. What is logged is bounded in count and in
+ * bytes, per second and per day, so no local program can fill the disk through this port.
  */
 import net from 'node:net';
 import { z } from 'zod';
@@ -22,6 +24,17 @@ export const REPORTS_PER_SECOND = 50;
 const REPORT_BURST = 200;
 /** A connection that sends nothing for this long is closed. */
 const IDLE_MS = 30_000;
+/** The first line must arrive within this time of the accept, and a line begun must end within it. */
+const LINE_MS = 10_000;
+/** A connection is closed this long after it was accepted, whatever it sends. */
+const CONNECTION_MS = 120_000;
+/** Bytes of log items (JSON) logged per second (sustained) and in a burst, over all connections. */
+export const REPORT_BYTES_PER_SECOND = 32 * 1024;
+const REPORT_BYTES_BURST = 256 * 1024;
+/** Bytes of log items logged per day (a rolling day from the first report of it). */
+export const REPORT_BYTES_PER_DAY = 16 * 1024 * 1024;
+/** Longest log message of a report; longer ones are cut. */
+export const MAX_REPORT_MESSAGE = 1024;
 
 const httpUrl = z
   .string()
@@ -112,6 +125,11 @@ export function parseReportLine(
   const r = parsed.data;
   const host = r.host ?? (r.url !== undefined ? new URL(r.url).hostname.replace(/^\[|\]$/g, '') : undefined);
   const what = r.url ?? r.host;
+  const full = `blocked pop-up: ${what} in ${r.application}${r.reason !== undefined ? ` (${r.reason})` : ''}`;
+  const message =
+    full.length <= MAX_REPORT_MESSAGE
+      ? full
+      : `${full.slice(0, MAX_REPORT_MESSAGE)}… (${full.length} characters)`;
   return {
     ok: true,
     item: {
@@ -120,7 +138,7 @@ export function parseReportLine(
       ...(host !== undefined ? { host } : {}),
       source: `blocked pop-up report from ${source}`,
       ...(r.time !== undefined ? { time: new Date(r.time).toISOString() } : {}),
-      message: `blocked pop-up: ${what} in ${r.application}${r.reason !== undefined ? ` (${r.reason})` : ''}`,
+      message: `${message} [unverified report from a local program]`,
     },
   };
 }
@@ -129,22 +147,44 @@ function answerLine(a: ReportAnswer): string {
   return `${JSON.stringify(a)}\n`;
 }
 
-/** A token bucket: any local program may report, so none may flood the log store. */
-function reportBudget(now: () => number = Date.now): () => boolean {
-  let tokens = REPORT_BURST;
+/**
+ * The shared budget: any local program may report, so none may flood the log store. A token bucket of
+ * reports, one of bytes, and a daily byte allowance; returns why a report of `bytes` is refused, or
+ * undefined when it is taken.
+ */
+export function reportBudget(now: () => number = Date.now): (bytes: number) => string | undefined {
+  let reports = REPORT_BURST;
+  let bytesLeft = REPORT_BYTES_BURST;
   let last = now();
-  return () => {
+  let dayStart = last;
+  let today = 0;
+  return (bytes) => {
     const t = now();
-    tokens = Math.min(REPORT_BURST, tokens + ((t - last) / 1000) * REPORTS_PER_SECOND);
+    const seconds = (t - last) / 1000;
+    reports = Math.min(REPORT_BURST, reports + seconds * REPORTS_PER_SECOND);
+    bytesLeft = Math.min(REPORT_BYTES_BURST, bytesLeft + seconds * REPORT_BYTES_PER_SECOND);
     last = t;
-    if (tokens < 1) return false;
-    tokens -= 1;
-    return true;
+    if (t - dayStart >= 86_400_000) {
+      dayStart = t;
+      today = 0;
+    }
+    if (reports < 1) return `at most ${REPORTS_PER_SECOND} reports per second are logged`;
+    if (bytesLeft < bytes) return `at most ${REPORT_BYTES_PER_SECOND} bytes of reports per second are logged`;
+    if (today + bytes > REPORT_BYTES_PER_DAY)
+      return `at most ${REPORT_BYTES_PER_DAY} bytes of reports per day are logged`;
+    reports -= 1;
+    bytesLeft -= bytes;
+    today += bytes;
+    return undefined;
   };
 }
 
 /** Serves one connection: line framing, size limit, idle timeout, the shared report budget. */
-function serve(socket: net.Socket, logs: Pick<LogStore, 'append'>, take: () => boolean): void {
+function serve(
+  socket: net.Socket,
+  logs: Pick<LogStore, 'append'>,
+  take: (bytes: number) => string | undefined,
+): void {
   const peer = socket.remoteAddress;
   const source = peer?.includes(':') ? `[${peer}]:${socket.remotePort}` : `${peer}:${socket.remotePort}`;
   if (!isLoopback(peer)) {
@@ -152,13 +192,38 @@ function serve(socket: net.Socket, logs: Pick<LogStore, 'append'>, take: () => b
       code: ErrorCode.POPUP_NOT_LOCAL,
       message: `reports are accepted from this host only, not from ${peer}`,
     };
-    socket.end(answerLine({ ok: false, error }));
+    write(socket, answerLine({ ok: false, error }), true);
     return;
   }
   socket.setTimeout(IDLE_MS, () => socket.destroy());
+  const deadline = setTimeout(() => socket.destroy(), CONNECTION_MS);
+  deadline.unref();
+  // The first line must come within LINE_MS of the accept, and a line begun must end within LINE_MS.
+  let lineTimer: NodeJS.Timeout | undefined = setTimeout(() => socket.destroy(), LINE_MS);
+  lineTimer.unref();
+  socket.once('close', () => {
+    clearTimeout(deadline);
+    clearTimeout(lineTimer);
+  });
   let pending: Buffer = Buffer.alloc(0);
+  let lines = 0;
   socket.on('data', (chunk: Buffer) => {
+    const before = lines;
     pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    try {
+      readLines();
+    } finally {
+      if (lines > before || pending.length === 0) {
+        clearTimeout(lineTimer);
+        lineTimer = undefined;
+      }
+      if (pending.length > 0 && lineTimer === undefined && !socket.destroyed) {
+        lineTimer = setTimeout(() => socket.destroy(), LINE_MS);
+        lineTimer.unref();
+      }
+    }
+  });
+  const readLines = () => {
     for (;;) {
       const nl = pending.indexOf(0x0a);
       if (nl < 0) break;
@@ -168,30 +233,45 @@ function serve(socket: net.Socket, logs: Pick<LogStore, 'append'>, take: () => b
       }
       const line = pending.subarray(0, nl).toString('utf8').replace(/\r$/, '');
       pending = pending.subarray(nl + 1);
+      lines++;
       if (line.trim() === '') continue;
       const parsed = parseReportLine(line, source);
       if (!parsed.ok) {
-        socket.write(answerLine(parsed.answer));
+        write(socket, answerLine(parsed.answer));
         continue;
       }
-      if (!take()) {
-        const message = `too many reports: at most ${REPORTS_PER_SECOND} per second are logged; this one was not`;
-        socket.write(answerLine({ ok: false, error: { code: ErrorCode.POPUP_THROTTLED, message } }));
+      const refused = take(Buffer.byteLength(JSON.stringify(parsed.item)));
+      if (refused !== undefined) {
+        const message = `too many reports: ${refused}; this one was not`;
+        write(socket, answerLine({ ok: false, error: { code: ErrorCode.POPUP_THROTTLED, message } }));
         continue;
       }
       const item = logs.append(parsed.item);
-      socket.write(answerLine({ ok: true, seq: item.seq }));
+      write(socket, answerLine({ ok: true, seq: item.seq }));
+      // A reader that does not take its answers is not answered further (its backlog stays bounded).
+      if (socket.writableLength > 64 * 1024) {
+        socket.destroy();
+        return;
+      }
     }
     if (pending.length > MAX_REPORT_LINE) tooLong();
-  });
+  };
   const tooLong = () => {
     pending = Buffer.alloc(0);
     socket.removeAllListeners('data');
-    socket.end(
+    write(
+      socket,
       answerLine(invalid(`the report line is longer than ${MAX_REPORT_LINE} bytes; connection closed`)),
+      true,
     );
   };
-  socket.on('error', () => socket.destroy());
+}
+
+/** Writes (and with `end`, ends) unless the peer is gone already: a reset peer is not an error. */
+function write(socket: net.Socket, text: string, end = false): void {
+  if (socket.destroyed || !socket.writable) return;
+  if (end) socket.end(text);
+  else socket.write(text);
 }
 
 /** The running endpoint. */
@@ -224,6 +304,8 @@ export async function startPopupEndpoint(options: {
   };
   for (const host of hosts) {
     const server = net.createServer((socket) => {
+      // First of all: a peer that resets at once (connect-then-RST, a port scan) must not stop the engine.
+      socket.on('error', () => socket.destroy());
       if (sockets.size >= MAX_CONNECTIONS) {
         socket.destroy();
         return;
@@ -232,6 +314,7 @@ export async function startPopupEndpoint(options: {
       socket.once('close', () => sockets.delete(socket));
       serve(socket, options.logs, take);
     });
+    server.on('error', () => {});
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);

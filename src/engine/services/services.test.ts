@@ -73,7 +73,8 @@ test('parseReportLine accepts a report and turns it into a security log item', (
     host: '2001:db8::1',
     source: 'blocked pop-up report from 127.0.0.1:5000',
     time: '2026-11-23T09:00:00.000Z',
-    message: 'blocked pop-up: https://[2001:db8::1]/x in /usr/bin/firefox',
+    message:
+      'blocked pop-up: https://[2001:db8::1]/x in /usr/bin/firefox [unverified report from a local program]',
   });
 });
 
