@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createNetnsPair, kernelTestsUnavailable, SERVER_ADDR6 } from '../kernel/netns.js';
-import { NODE, useFixtureIdentity, WARDEND } from '../kernel/wardend.js';
+import { NODE, startWardend, useFixtureIdentity } from '../kernel/wardend.js';
 
 /** Logs in once from each address at the same moment; prints each answer's error code (or "ok"). */
 const ROTATOR = `
@@ -49,30 +49,7 @@ test('ten addresses of one IPv6 /64 share one login counter', {
     const sources = Array.from({ length: 10 }, (_, i) => `fd00:200::${(i + 16).toString(16)}`);
     for (const a of sources)
       execFileSync('ip', ['-n', pair.client, 'addr', 'add', `${a}/64`, 'dev', 'wd0', 'nodad']);
-    const engine = pair.spawn(
-      pair.server,
-      NODE,
-      [
-        WARDEND,
-        'run',
-        '--no-kernel',
-        '--port',
-        '44334',
-        '--config-dir',
-        join(dir, 'etc'),
-        '--state-dir',
-        join(dir, 'state'),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    engine.stdout!.on('data', (d) => (out += d));
-    engine.stderr!.on('data', (d) => (out += d));
-    const end = Date.now() + 15_000;
-    while (!out.includes('listening on port')) {
-      if (Date.now() > end || engine.exitCode !== null) throw new Error(`wardend did not start: ${out}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await startWardend(pair, pair.server, dir, 44334, ['--no-kernel']);
     writeFileSync(join(dir, 'rotate.mjs'), ROTATOR);
     const answers = JSON.parse(
       pair.run(pair.client, NODE, [

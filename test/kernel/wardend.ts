@@ -22,12 +22,13 @@ export function useFixtureIdentity(stateDir: string): void {
   }
 }
 
-/** Starts wardend in `ns` and resolves once it listens; its output is kept for failure messages. */
+/** Starts wardend in `ns` (with `extraArgs`, e.g. --no-kernel) and resolves once it listens; its output is kept for failure messages. */
 export async function startWardend(
   pair: NetnsPair,
   ns: string,
   dir: string,
   port: number,
+  extraArgs: readonly string[] = [],
 ): Promise<ChildProcess & { output: () => string }> {
   const child = pair.spawn(
     ns,
@@ -41,6 +42,7 @@ export async function startWardend(
       join(dir, 'state'),
       '--port',
       String(port),
+      ...extraArgs,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
