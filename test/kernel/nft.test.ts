@@ -224,6 +224,45 @@ describe('ruleset in the kernel', { skip }, () => {
     }
   });
 
+  test('a rule change keeps the base chains registered and the dynamic UDP owner set filled', async () => {
+    // Deleting the table unregisters its hooks, and the kernel then drops every packet waiting in
+    // NFQUEUE and forgets the dynamic sets: a change must update the table in place instead.
+    const target = { netns: pair.path(pair.client) };
+    const ns = pair.client;
+    // Table handles count up per netns: a replaced table gets a new one, one updated in place keeps it.
+    const tableHandle = () =>
+      /table inet warden \{ # handle (\d+)/.exec(
+        pair.run(ns, 'nft', ['-a', 'list', 'table', 'inet', 'warden']),
+      )?.[1];
+    try {
+      await applyRuleset(compile(CLIENT_POLICY), target);
+      const element = '10.200.0.2 . 5000 . 10.200.0.1 . 53 . 0';
+      pair.run(ns, 'nft', ['add', 'element', 'inet', 'warden', 'udp_owner4', `{ ${element} }`]);
+      const before = tableHandle();
+      const changed = structuredClone(CLIENT_POLICY);
+      changed.rules.push({
+        name: 'new',
+        direction: 'outgoing',
+        protocol: 'tcp',
+        remotePorts: 8008,
+        action: 'deny',
+      });
+      const compiled = compile(changed);
+      await applyRuleset(compiled, target);
+      assert.equal(tableHandle(), before, 'the table (and so its hooks) was replaced');
+      const owners = pair.run(ns, 'nft', ['list', 'set', 'inet', 'warden', 'udp_owner4']);
+      assert.match(
+        owners,
+        /10\.200\.0\.2 \. 5000 \. 10\.200\.0\.1 \. 53 \. 0/,
+        'udp_owner4 lost its elements',
+      );
+      assert.equal(connect(pair, 8008), 'timeout', 'the new rule is in force');
+      assert.deepEqual((await verifyRuleset(compiled, target)).ok, true);
+    } finally {
+      await removeRuleset(target);
+    }
+  });
+
   test('feature detection: no native queue here, xt NFQUEUE present, nothing left behind', async () => {
     const target = { netns: pair.path(pair.client) };
     const f = await detectKernelFeatures(target);
