@@ -4,7 +4,10 @@
  * without --queue-bypass, and the guarantee that other tables survive apply, re-apply and remove.
  */
 import assert from 'node:assert/strict';
+import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { nativeAvailable } from '../../src/kernel/native.js';
 import { applyRuleset, detectKernelFeatures, removeRuleset, verifyRuleset } from '../../src/kernel/nft.js';
 import { compileRuleset } from '../../src/kernel/ruleset.js';
 import { compilePolicy, validatePolicy } from '../../src/policy/index.js';
@@ -13,6 +16,7 @@ import { validateSettings } from '../../src/settings/index.js';
 import { createNetnsPair, kernelTestsUnavailable, listenOn, type NetnsPair, SERVER_ADDR } from './netns.js';
 
 const skip = kernelTestsUnavailable();
+const AGENT = fileURLToPath(new URL('./fixtures/kernel-agent.js', import.meta.url));
 const PORTS = [8001, 8002, 8003, 8004, 8005, 8006, 8007, 8008];
 
 function compile(policy: unknown, settings: unknown = {}) {
@@ -259,6 +263,60 @@ describe('ruleset in the kernel', { skip }, () => {
       assert.equal(connect(pair, 8008), 'timeout', 'the new rule is in force');
       assert.deepEqual((await verifyRuleset(compiled, target)).ok, true);
     } finally {
+      await removeRuleset(target);
+    }
+  });
+
+  test('a packet held in the queue while a rule change is applied keeps its verdict (no SYN retry)', {
+    skip: nativeAvailable() ? undefined : 'native addon not built',
+  }, async () => {
+    const target = { netns: pair.path(pair.client) };
+    const agent = pair.spawn(pair.client, process.execPath, [
+      AGENT,
+      'agent',
+      JSON.stringify({ queue: 0, hold: [8007], holdMs: 900 }),
+    ]);
+    const seen: Record<string, unknown>[] = [];
+    createInterface({ input: agent.stdout! }).on('line', (l) =>
+      seen.push(JSON.parse(l) as Record<string, unknown>),
+    );
+    const waitFor = async (match: (l: Record<string, unknown>) => boolean, what: string) => {
+      for (const deadline = Date.now() + 5000; !seen.some(match); ) {
+        if (Date.now() > deadline) throw new Error(`no ${what} in ${JSON.stringify(seen)}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    try {
+      await waitFor((l) => l.kind === 'ready', 'ready line');
+      await applyRuleset(compile(CLIENT_POLICY, { enforcement: { onEngineFailure: 'closed' } }), target);
+      const client = pair.spawn(pair.client, process.execPath, [
+        '-e',
+        `const s = require('node:net').connect(8007, '${SERVER_ADDR}');
+         setTimeout(() => { console.log('timeout'); process.exit(0); }, 4000);
+         s.on('connect', () => { console.log('connected'); process.exit(0); });
+         s.on('error', (e) => { console.log(e.code); process.exit(0); });`,
+      ]);
+      let result = '';
+      client.stdout!.on('data', (d: Buffer) => {
+        result += d.toString();
+      });
+      const exited = new Promise((r) => client.once('exit', r));
+      await waitFor((l) => l.kind === 'packet' && l.destinationPort === 8007, 'queued SYN');
+      const changed = structuredClone(CLIENT_POLICY);
+      changed.rules.push({
+        name: 'new',
+        direction: 'outgoing',
+        protocol: 'tcp',
+        remotePorts: 8008,
+        action: 'deny',
+      });
+      await applyRuleset(compile(changed, { enforcement: { onEngineFailure: 'closed' } }), target);
+      await exited;
+      assert.equal(result.trim(), 'connected');
+      const syns = seen.filter((l) => l.kind === 'packet' && l.destinationPort === 8007);
+      assert.equal(syns.length, 1, `the held SYN was dropped and sent again: ${JSON.stringify(syns)}`);
+    } finally {
+      agent.kill();
       await removeRuleset(target);
     }
   });
