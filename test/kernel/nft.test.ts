@@ -267,6 +267,27 @@ describe('ruleset in the kernel', { skip }, () => {
     }
   });
 
+  test('a table of another layout (base chain at another priority, stray chain and set) is replaced as a whole', async () => {
+    const target = { netns: pair.path(pair.client) };
+    const ns = pair.client;
+    pair.run(
+      ns,
+      'nft',
+      ['-f', '-'],
+      'table inet warden {\n\tset out_9 { type ipv4_addr; }\n\tchain legacy {\n\t}\n\tchain output {\n\t\ttype filter hook output priority 5; policy accept;\n\t\tjump legacy\n\t}\n}\n',
+    );
+    try {
+      const compiled = compile(CLIENT_POLICY);
+      await applyRuleset(compiled, target);
+      assert.deepEqual(await verifyRuleset(compiled, target), { ok: true, problems: [] });
+      const listed = pair.run(ns, 'nft', ['list', 'table', 'inet', 'warden']);
+      assert.doesNotMatch(listed, /legacy|out_9|priority 5;/);
+      assert.equal(connect(pair, 8001), 'timeout');
+    } finally {
+      await removeRuleset(target);
+    }
+  });
+
   test('a packet held in the queue while a rule change is applied keeps its verdict (no SYN retry)', {
     skip: nativeAvailable() ? undefined : 'native addon not built',
   }, async () => {
