@@ -79,9 +79,47 @@ function failure(what: string, r: Result, prefix = ''): WardenError {
  * packets marked for the queue then pass or wait per onEngineFailure) and the error says which part failed.
  */
 export async function applyRuleset(compiled: CompiledRuleset, target: KernelTarget = {}): Promise<void> {
-  const nft = await run(target, 'nft', ['-f', '-'], compiled.nft);
+  const inPlace = await inPlaceText(compiled, target);
+  let nft = inPlace === null ? null : await run(target, 'nft', ['-f', '-'], inPlace);
+  // Not updatable in place (no table, an older layout, a dynamic set whose definition changed):
+  // replace the table as a whole, which drops what waits in the queue but is always possible.
+  if (nft === null || nft.code !== 0) nft = await run(target, 'nft', ['-f', '-'], compiled.nft);
   if (nft.code !== 0) throw failure('nft -f (table inet warden; nothing was changed)', nft);
   if (compiled.queue !== null) await applyQueueRules(compiled.queue, target);
+}
+
+/**
+ * The same ruleset as one transaction that updates the existing table in place: base chains keep
+ * their hooks registered (deleting one makes the kernel drop every packet waiting in NFQUEUE), the
+ * dynamic sets keep their elements; every chain is flushed and refilled, other chains and sets are
+ * deleted and declared afresh. Null when there is no table to update.
+ */
+async function inPlaceText(compiled: CompiledRuleset, target: KernelTarget): Promise<string | null> {
+  const listed = await run(target, 'nft', ['-j', 'list', 'table', TABLE_FAMILY, TABLE_NAME]);
+  if (listed.code !== 0) return null;
+  const chains: string[] = [];
+  const sets: string[] = [];
+  try {
+    const items =
+      (JSON.parse(listed.stdout) as { nftables?: Record<string, { name?: unknown }>[] }).nftables ?? [];
+    for (const item of items) {
+      if (typeof item.chain?.name === 'string') chains.push(item.chain.name);
+      if (typeof item.set?.name === 'string') sets.push(item.set.name);
+    }
+  } catch {
+    return null;
+  }
+  const table = `${TABLE_FAMILY} ${TABLE_NAME}`;
+  const keep = new Set(compiled.expect.chains);
+  const dynamic = new Set(compiled.expect.dynamicSets);
+  const prelude = [
+    ...chains.map((c) => `flush chain ${table} ${c}`),
+    ...chains.filter((c) => !keep.has(c)).map((c) => `delete chain ${table} ${c}`),
+    ...sets.filter((s) => !dynamic.has(s)).map((s) => `delete set ${table} ${s}`),
+  ];
+  const replace = `table ${table} {}\ndelete table ${table}\n`;
+  if (!compiled.nft.includes(replace)) return null;
+  return compiled.nft.replace(replace, `${prelude.join('\n')}\n`);
 }
 
 async function applyQueueRules(queue: QueueRules, target: KernelTarget): Promise<void> {

@@ -165,7 +165,7 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
     text.rejectChain('input'),
   ];
   const nft = [
-    `# Warden's ruleset: generated, replaced as a whole. See docs/kernel.md.`,
+    `# Warden's ruleset: generated; replaces the table as a whole, or applyRuleset updates it in place. See docs/kernel.md.`,
     `table ${TABLE_FAMILY} ${TABLE_NAME} {}`,
     `delete table ${TABLE_FAMILY} ${TABLE_NAME}`,
     `table ${TABLE_FAMILY} ${TABLE_NAME} {`,

@@ -4,7 +4,10 @@
  * without --queue-bypass, and the guarantee that other tables survive apply, re-apply and remove.
  */
 import assert from 'node:assert/strict';
+import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { nativeAvailable } from '../../src/kernel/native.js';
 import { applyRuleset, detectKernelFeatures, removeRuleset, verifyRuleset } from '../../src/kernel/nft.js';
 import { compileRuleset } from '../../src/kernel/ruleset.js';
 import { compilePolicy, validatePolicy } from '../../src/policy/index.js';
@@ -13,6 +16,7 @@ import { validateSettings } from '../../src/settings/index.js';
 import { createNetnsPair, kernelTestsUnavailable, listenOn, type NetnsPair, SERVER_ADDR } from './netns.js';
 
 const skip = kernelTestsUnavailable();
+const AGENT = fileURLToPath(new URL('./fixtures/kernel-agent.js', import.meta.url));
 const PORTS = [8001, 8002, 8003, 8004, 8005, 8006, 8007, 8008];
 
 function compile(policy: unknown, settings: unknown = {}) {
@@ -221,6 +225,120 @@ describe('ruleset in the kernel', { skip }, () => {
         'ip6tables-nft',
         securityRule.map((a) => (a === '-A' ? '-D' : a)),
       );
+    }
+  });
+
+  test('a rule change keeps the base chains registered and the dynamic UDP owner set filled', async () => {
+    // Deleting the table unregisters its hooks, and the kernel then drops every packet waiting in
+    // NFQUEUE and forgets the dynamic sets: a change must update the table in place instead.
+    const target = { netns: pair.path(pair.client) };
+    const ns = pair.client;
+    // Table handles count up per netns: a replaced table gets a new one, one updated in place keeps it.
+    const tableHandle = () =>
+      /table inet warden \{ # handle (\d+)/.exec(
+        pair.run(ns, 'nft', ['-a', 'list', 'table', 'inet', 'warden']),
+      )?.[1];
+    try {
+      await applyRuleset(compile(CLIENT_POLICY), target);
+      const element = '10.200.0.2 . 5000 . 10.200.0.1 . 53 . 0';
+      pair.run(ns, 'nft', ['add', 'element', 'inet', 'warden', 'udp_owner4', `{ ${element} }`]);
+      const before = tableHandle();
+      const changed = structuredClone(CLIENT_POLICY);
+      changed.rules.push({
+        name: 'new',
+        direction: 'outgoing',
+        protocol: 'tcp',
+        remotePorts: 8008,
+        action: 'deny',
+      });
+      const compiled = compile(changed);
+      await applyRuleset(compiled, target);
+      assert.equal(tableHandle(), before, 'the table (and so its hooks) was replaced');
+      const owners = pair.run(ns, 'nft', ['list', 'set', 'inet', 'warden', 'udp_owner4']);
+      assert.match(
+        owners,
+        /10\.200\.0\.2 \. 5000 \. 10\.200\.0\.1 \. 53 \. 0/,
+        'udp_owner4 lost its elements',
+      );
+      assert.equal(connect(pair, 8008), 'timeout', 'the new rule is in force');
+      assert.deepEqual((await verifyRuleset(compiled, target)).ok, true);
+    } finally {
+      await removeRuleset(target);
+    }
+  });
+
+  test('a table of another layout (base chain at another priority, stray chain and set) is replaced as a whole', async () => {
+    const target = { netns: pair.path(pair.client) };
+    const ns = pair.client;
+    pair.run(
+      ns,
+      'nft',
+      ['-f', '-'],
+      'table inet warden {\n\tset out_9 { type ipv4_addr; }\n\tchain legacy {\n\t}\n\tchain output {\n\t\ttype filter hook output priority 5; policy accept;\n\t\tjump legacy\n\t}\n}\n',
+    );
+    try {
+      const compiled = compile(CLIENT_POLICY);
+      await applyRuleset(compiled, target);
+      assert.deepEqual(await verifyRuleset(compiled, target), { ok: true, problems: [] });
+      const listed = pair.run(ns, 'nft', ['list', 'table', 'inet', 'warden']);
+      assert.doesNotMatch(listed, /legacy|out_9|priority 5;/);
+      assert.equal(connect(pair, 8001), 'timeout');
+    } finally {
+      await removeRuleset(target);
+    }
+  });
+
+  test('a packet held in the queue while a rule change is applied keeps its verdict (no SYN retry)', {
+    skip: nativeAvailable() ? undefined : 'native addon not built',
+  }, async () => {
+    const target = { netns: pair.path(pair.client) };
+    const agent = pair.spawn(pair.client, process.execPath, [
+      AGENT,
+      'agent',
+      JSON.stringify({ queue: 0, hold: [8007], holdMs: 900 }),
+    ]);
+    const seen: Record<string, unknown>[] = [];
+    createInterface({ input: agent.stdout! }).on('line', (l) =>
+      seen.push(JSON.parse(l) as Record<string, unknown>),
+    );
+    const waitFor = async (match: (l: Record<string, unknown>) => boolean, what: string) => {
+      for (const deadline = Date.now() + 5000; !seen.some(match); ) {
+        if (Date.now() > deadline) throw new Error(`no ${what} in ${JSON.stringify(seen)}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    try {
+      await waitFor((l) => l.kind === 'ready', 'ready line');
+      await applyRuleset(compile(CLIENT_POLICY, { enforcement: { onEngineFailure: 'closed' } }), target);
+      const client = pair.spawn(pair.client, process.execPath, [
+        '-e',
+        `const s = require('node:net').connect(8007, '${SERVER_ADDR}');
+         setTimeout(() => { console.log('timeout'); process.exit(0); }, 4000);
+         s.on('connect', () => { console.log('connected'); process.exit(0); });
+         s.on('error', (e) => { console.log(e.code); process.exit(0); });`,
+      ]);
+      let result = '';
+      client.stdout!.on('data', (d: Buffer) => {
+        result += d.toString();
+      });
+      const exited = new Promise((r) => client.once('exit', r));
+      await waitFor((l) => l.kind === 'packet' && l.destinationPort === 8007, 'queued SYN');
+      const changed = structuredClone(CLIENT_POLICY);
+      changed.rules.push({
+        name: 'new',
+        direction: 'outgoing',
+        protocol: 'tcp',
+        remotePorts: 8008,
+        action: 'deny',
+      });
+      await applyRuleset(compile(changed, { enforcement: { onEngineFailure: 'closed' } }), target);
+      await exited;
+      assert.equal(result.trim(), 'connected');
+      const syns = seen.filter((l) => l.kind === 'packet' && l.destinationPort === 8007);
+      assert.equal(syns.length, 1, `the held SYN was dropped and sent again: ${JSON.stringify(syns)}`);
+    } finally {
+      agent.kill();
+      await removeRuleset(target);
     }
   });
 
