@@ -39,7 +39,7 @@ export class FloodReporter {
     this.timer.unref();
   }
 
-  /** The table was loaded again: its counter sets start from zero. */
+  /** The table was replaced as a whole: its counter sets start from zero. */
   reset(): void {
     this.seen.clear();
   }

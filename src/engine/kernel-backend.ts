@@ -248,8 +248,8 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       logGroup = openLog(settings.enforcement.logGroup, onLogged);
       logKey = settings.enforcement.logGroup;
     }
-    await applyRuleset(ruleset);
-    floods.reset();
+    // Updated in place, the flood counter sets keep their counts; only a new table starts them at zero.
+    if ((await applyRuleset(ruleset)) === 'replaced') floods.reset();
     // Read back what the kernel holds: a table that is not what was loaded is an error, not a warning.
     const check = await verifyRuleset(ruleset);
     if (!check.ok)

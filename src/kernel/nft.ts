@@ -78,14 +78,22 @@ function failure(what: string, r: Result, prefix = ''): WardenError {
  * per family. If a queue rule fails the nft table stays in place (it is complete and consistent;
  * packets marked for the queue then pass or wait per onEngineFailure) and the error says which part failed.
  */
-export async function applyRuleset(compiled: CompiledRuleset, target: KernelTarget = {}): Promise<void> {
+export async function applyRuleset(
+  compiled: CompiledRuleset,
+  target: KernelTarget = {},
+): Promise<'in place' | 'replaced'> {
   const inPlace = await inPlaceText(compiled, target);
   let nft = inPlace === null ? null : await run(target, 'nft', ['-f', '-'], inPlace);
+  let how: 'in place' | 'replaced' = 'in place';
   // Not updatable in place (no table, an older layout, a dynamic set whose definition changed):
   // replace the table as a whole, which drops what waits in the queue but is always possible.
-  if (nft === null || nft.code !== 0) nft = await run(target, 'nft', ['-f', '-'], compiled.nft);
+  if (nft === null || nft.code !== 0) {
+    nft = await run(target, 'nft', ['-f', '-'], compiled.nft);
+    how = 'replaced';
+  }
   if (nft.code !== 0) throw failure('nft -f (table inet warden; nothing was changed)', nft);
   if (compiled.queue !== null) await applyQueueRules(compiled.queue, target);
+  return how;
 }
 
 /**

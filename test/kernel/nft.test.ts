@@ -252,7 +252,7 @@ describe('ruleset in the kernel', { skip }, () => {
         action: 'deny',
       });
       const compiled = compile(changed);
-      await applyRuleset(compiled, target);
+      assert.equal(await applyRuleset(compiled, target), 'in place');
       assert.equal(tableHandle(), before, 'the table (and so its hooks) was replaced');
       const owners = pair.run(ns, 'nft', ['list', 'set', 'inet', 'warden', 'udp_owner4']);
       assert.match(
