@@ -70,10 +70,14 @@ async function localEngineFingerprint(): Promise<string | undefined> {
 export async function openEngine(
   o: RemoteOptions,
   io: CommandIo,
-  options: { firstUse?: boolean; engines?: EngineList } = {},
+  options: {
+    firstUse?: boolean;
+    engines?: EngineList;
+    /** An engine not (yet) in the list: `warden connect` remembers it only after a successful login. */
+    target?: { name: string; entry: EngineEntry };
+  } = {},
 ): Promise<{ client: EngineClient; name: string; entry: EngineEntry }> {
-  const engines = options.engines ?? (await EngineList.open());
-  const { name, entry } = engines.resolve(o.engine);
+  const { name, entry } = options.target ?? (options.engines ?? (await EngineList.open())).resolve(o.engine);
   const key = hostPortKey(entry);
   const knownPath = defaultKnownHostsPath();
   const known = await KnownHosts.open(knownPath);

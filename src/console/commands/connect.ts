@@ -18,11 +18,13 @@ export async function connect(address: string, o: ConnectOptions, io: CommandIo)
   const engines = await EngineList.open();
   const name = o.name ?? address;
   const entry = { host: hp.host, port: hp.port, ...(o.user && !o.local ? { user: o.user } : {}) };
-  await engines.save(name, entry);
-  const { client } = await openEngine({ engine: name, ...o }, io, { firstUse: true, engines });
+  // Remembered only once the login worked: a typo, a refused connection or a wrong password leaves
+  // no stale engine behind (listed as "not pinned", offered as a login card in the web console).
+  const { client } = await openEngine(o, io, { firstUse: true, target: { name, entry } });
   try {
     const status = await client.call(Methods.status, {});
     const session = client.session!;
+    await engines.save(name, entry);
     if (o.json)
       io.out(
         JSON.stringify(
