@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Builds the kernel addon (binding.gyp, native/*.c) into build/Release/warden_kernel.node with
 # node-gyp against the locally installed Node headers (/usr/include/node): node-gyp must never
-# download headers (that registry is unreachable). Rebuilds only when a source is newer than the
-# addon. Called by scripts/setup.sh.
+# download headers (that registry is unreachable). Rebuilds only when a source changed. Called by scripts/setup.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 addon=build/Release/warden_kernel.node
-if [ -f "$addon" ] && [ -z "$(find binding.gyp native -newer "$addon" -print -quit)" ]; then
+# The addon is rebuilt when binding.gyp or native/ differ from the last build (a hash in
+# build/stamps/native; timestamps alone would rebuild after every checkout).
+hash=$(find binding.gyp native -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+if [ -f "$addon" ] && [ "$(cat build/stamps/native 2>/dev/null)" = "$hash" ]; then
+  echo "setup: native addon up to date ($addon)" >&2
   exit 0
 fi
 
@@ -35,5 +38,7 @@ if [ -z "$nodedir" ]; then
   exit 1
 fi
 
-echo "== native addon (node-gyp, headers from $nodedir/include/node)"
+echo "setup: building the native addon (node-gyp, headers from $nodedir/include/node)" >&2
 node "$gyp" rebuild --nodedir="$nodedir" --loglevel=warn
+mkdir -p build/stamps
+echo "$hash" >build/stamps/native
