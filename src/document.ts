@@ -89,6 +89,7 @@ export function issuesToProblems(
   doc: LocatedDocument | undefined,
   file: string | undefined,
   ruleNameAt: (path: readonly PropertyKey[]) => string | undefined,
+  schema?: z.ZodType,
 ): Problem[] {
   const out: Problem[] = [];
   for (const issue of issues) {
@@ -96,7 +97,15 @@ export function issuesToProblems(
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) {
         const keyPath = [...path, key];
-        out.push(problemAt(doc, file, keyPath, `unknown field "${key}"${hintFor(key)}`, ruleNameAt(keyPath)));
+        out.push(
+          problemAt(
+            doc,
+            file,
+            keyPath,
+            `unknown field "${key}"${hintFor(key, fieldsAt(schema, path))}`,
+            ruleNameAt(keyPath),
+          ),
+        );
       }
       continue;
     }
@@ -125,9 +134,77 @@ const RENAMED: Record<string, string> = {
   description: 'comment',
 };
 
-function hintFor(key: string): string {
-  const to = RENAMED[key];
+function hintFor(key: string, fields: readonly string[]): string {
+  const to = RENAMED[key] ?? closest(key, fields);
   return to === undefined ? '' : `; did you mean "${to}"?`;
+}
+
+/** Edit distance (insertions, deletions, substitutions, swaps of neighbours) between two words. */
+function distance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [
+    i,
+    ...Array<number>(b.length).fill(0),
+  ]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/**
+ * The candidate closest to a misspelt word, when it is close enough to be what was meant (at most a
+ * third of its letters off, case ignored): `protcol` -> `protocol`. The console uses it for commands,
+ * options and values too.
+ */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(1, Math.floor(word.length / 3)) + 1;
+  for (const c of candidates) {
+    const dist = distance(word.toLowerCase(), c.toLowerCase());
+    if (dist < bestDistance) {
+      best = c;
+      bestDistance = dist;
+    }
+  }
+  return best;
+}
+
+/** The field names an object schema allows at a path (through arrays, optionals, defaults, unions). */
+function fieldsAt(schema: z.ZodType | undefined, path: readonly (string | number)[]): string[] {
+  type Def = {
+    type: string;
+    shape?: Record<string, unknown>;
+    element?: unknown;
+    innerType?: unknown;
+    in?: unknown;
+    options?: unknown[];
+  };
+  const defOf = (s: unknown): Def | undefined => (s as { _zod?: { def?: Def } })?._zod?.def;
+  const unwrap = (s: unknown): unknown[] => {
+    const def = defOf(s);
+    if (def === undefined) return [];
+    if (def.innerType !== undefined) return unwrap(def.innerType);
+    if (def.type === 'pipe') return unwrap(def.in);
+    if (def.type === 'union') return (def.options ?? []).flatMap(unwrap);
+    return [s];
+  };
+  let at: unknown[] = schema === undefined ? [] : unwrap(schema);
+  for (const step of path) {
+    at = at.flatMap((s) => {
+      const def = defOf(s)!;
+      if (typeof step === 'number') return def.type === 'array' ? unwrap(def.element) : [];
+      if (def.type === 'record') return unwrap((def as { valueType?: unknown }).valueType);
+      return def.shape?.[step] === undefined ? [] : unwrap(def.shape[step]);
+    });
+  }
+  return [...new Set(at.flatMap((s) => Object.keys(defOf(s)?.shape ?? {})))];
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
@@ -187,7 +264,7 @@ export function validateDocument<S extends z.ZodType>(
     throwIfProblems(
       kind.code,
       what,
-      issuesToProblems(result.error.issues, doc, file, kind.ruleNameAt ?? (() => undefined)),
+      issuesToProblems(result.error.issues, doc, file, kind.ruleNameAt ?? (() => undefined), schema),
     );
   }
   return result.data as z.output<S>;

@@ -269,7 +269,7 @@ export class FileConfigStore implements ConfigStore {
   async version(n: number): Promise<ConfigVersion> {
     if (!this.#versions.some((v) => v.version === n)) {
       throw new WardenError(ErrorCode.NOT_FOUND, `no configuration version ${n} is kept`, {
-        suggestion: 'List the versions with config.history (warden config history).',
+        suggestion: 'List the versions with `warden config history` (or the History page).',
       });
     }
     const path = join(this.#historyDir, versionFile(n));

@@ -110,7 +110,7 @@ export interface AskService {
 
 function notFound(name: string): WardenError {
   return new WardenError(ErrorCode.NOT_FOUND, `no rule is named "${name}"`, {
-    suggestion: 'List the rules with rules.list (warden rules list).',
+    suggestion: 'List the rules with `warden rules list` (or the Rules page).',
   });
 }
 
@@ -252,7 +252,7 @@ export function createHandlers(ctx: HandlerContext) {
     const rule = validateRule(raw, { addressGroups: ctx.config.policy().addressGroups });
     if (rules().some((r) => r.name === rule.name)) {
       throw new WardenError(ErrorCode.ALREADY_EXISTS, `a rule named "${rule.name}" exists already`, {
-        suggestion: 'Choose another name, or use rules.update to change it.',
+        suggestion: 'Choose another name, or change the existing rule with `warden rules update NAME RULE`.',
       });
     }
     const list = [...rules()];
@@ -423,7 +423,7 @@ export function createHandlers(ctx: HandlerContext) {
     configConfirm: async ({ version }, caller) => {
       if (!(await confirmations.confirm(version))) {
         throw new WardenError(ErrorCode.NOT_FOUND, `no change of version ${version} waits for confirm`, {
-          suggestion: 'It may have been rolled back already: see config.history (warden config history).',
+          suggestion: 'It may have been rolled back already: see `warden config history`.',
         });
       }
       audit(caller, `version ${version} confirmed`);

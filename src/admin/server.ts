@@ -391,7 +391,7 @@ export class AdminServer {
     // whatever its params are.
     if (session === undefined)
       throw new WardenError(ErrorCode.NOT_AUTHENTICATED, `${req.method} needs a logged-in session`, {
-        suggestion: 'Call session.login first.',
+        suggestion: 'Log in first (`warden connect HOST --user NAME`, or --user/--local on the command).',
       });
     if (ROLE_RANK[session.role] < ROLE_RANK[method.access]) {
       this.#options.logs.append({

@@ -27,7 +27,7 @@ function lastAdministrator(name: string): WardenError {
     ErrorCode.LOCKOUT_RISK,
     `${name} is the last administrator: without one, nobody could change this engine from a console`,
     {
-      suggestion: 'Add another administrator first (users.add / warden users add NAME --role administrator).',
+      suggestion: 'Add another administrator first: `warden users add NAME --role administrator`.',
     },
   );
 }
@@ -43,7 +43,7 @@ export function createUserHandlers(ctx: UserAdminContext) {
     const user = ctx.users.get(name);
     if (user === undefined)
       throw new WardenError(ErrorCode.NOT_FOUND, `there is no user named ${JSON.stringify(name)}`, {
-        suggestion: 'List the users with users.list (warden users list).',
+        suggestion: 'List the users with `warden users list` (or the Users page).',
       });
     return user;
   };

@@ -132,7 +132,7 @@ export class AskDesk {
         ErrorCode.NOT_FOUND,
         `no prompt has id ${answer.id}: it was answered or timed out`,
         {
-          suggestion: 'List the waiting prompts with asks.list (warden asks list).',
+          suggestion: 'List the waiting prompts with `warden asks list`.',
         },
       );
     }

@@ -66,7 +66,7 @@ export function validateRule(
     throwIfProblems(
       ErrorCode.POLICY_INVALID,
       'rule',
-      issuesToProblems(result.error.issues, undefined, undefined, () => name),
+      issuesToProblems(result.error.issues, undefined, undefined, () => name, ruleSchema),
     );
   }
   const rule = stripUndefined(result.data!);

@@ -9,6 +9,7 @@ import { type AskPrompt, type AskResolution, askAnswerSchema } from '../../proto
 import { Methods, Notifications } from '../../protocol/methods.js';
 import type { CommandIo, CommandStatus } from '../io.js';
 import { openEngine, type RemoteOptions, remoteOptions, untilInterrupted, withEngine } from '../remote.js';
+import { usageFromIssue } from './options.js';
 
 export interface AsksOptions extends RemoteOptions {
   readonly json?: boolean;
@@ -84,11 +85,11 @@ export function answerParams(id: string, o: AnswerOptions) {
     ...(o.scope !== undefined ? { scope: o.scope } : {}),
   });
   if (!r.success) {
-    const i = r.error.issues[0]!;
-    const option = i.path[0] === 'minutes' ? '--for' : i.path[0] === 'id' ? 'ID' : `--${String(i.path[0])}`;
-    throw new WardenError(ErrorCode.USAGE, `${option}: ${i.message}`, {
-      suggestion: 'See `warden asks answer --help`.',
-    });
+    const option = (field: string) => ({ minutes: '--for', id: 'ID' })[field] ?? `--${field}`;
+    const input = { id, minutes: o.for === undefined ? undefined : Number(o.for), scope: o.scope };
+    const next = (field: string) =>
+      field === 'id' ? 'The IDs of the waiting prompts: `warden asks list`.' : undefined;
+    throw usageFromIssue(r.error.issues[0]!, { command: `warden asks answer ${id}`, input, option, next });
   }
   return r.data;
 }

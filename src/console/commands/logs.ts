@@ -1,6 +1,5 @@
 /** `warden logs [filters] [--follow]`: an engine's log items, stored and live. */
 import type { Command } from 'commander';
-import { ErrorCode, WardenError } from '../../errors.js';
 import {
   type LogItem,
   type LogQueryParsed,
@@ -10,6 +9,7 @@ import {
 import { Methods } from '../../protocol/methods.js';
 import type { CommandIo, CommandStatus } from '../io.js';
 import { openEngine, type RemoteOptions, remoteOptions, untilInterrupted } from '../remote.js';
+import { usageFromIssue } from './options.js';
 
 export interface LogsOptions extends RemoteOptions {
   readonly kind?: string;
@@ -40,10 +40,11 @@ function query(o: LogsOptions): LogQueryParsed {
   };
   const r = logQuerySchema.safeParse(raw);
   if (!r.success) {
-    const i = r.error.issues[0]!;
-    throw new WardenError(ErrorCode.USAGE, `--${String(i.path[0] ?? 'filter')}: ${i.message}`, {
-      suggestion: 'See `warden logs --help`.',
-    });
+    const option = (field: string) =>
+      ({ application: '--app', fromSeq: '--from-seq' })[field] ?? `--${field}`;
+    // The numbers as typed ("abc", not NaN) for the message.
+    const input = { ...raw, limit: o.limit, fromSeq: o.fromSeq };
+    throw usageFromIssue(r.error.issues[0]!, { command: 'warden logs', input, option });
   }
   return r.data;
 }

@@ -1,4 +1,7 @@
 /** Parsing of option values shared by several commands; bad values throw WARDEN_E_USAGE naming the option. */
+import type { Command } from 'commander';
+import type { z } from 'zod';
+import { closest } from '../../document.js';
 import { ErrorCode, WardenError } from '../../errors.js';
 import { type IpAddress, parseIp } from '../../ip/index.js';
 
@@ -54,4 +57,113 @@ export function parseEndpoint(text: string, option: string): Endpoint {
     );
   }
   return { address: null, name: host.toLowerCase(), port };
+}
+
+/** Adds an "Examples:" section to a command's --help (test/shape/help-examples checks every command has one). */
+export function examples(cmd: Command, lines: readonly string[]): Command {
+  return cmd.addHelpText('after', `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}`);
+}
+
+/** A value as the user typed it, for an error message. */
+function shown(v: unknown): string {
+  if (typeof v === 'number' && !Number.isFinite(v)) return '(not a number)';
+  return typeof v === 'string' ? `"${v}"` : (JSON.stringify(v) ?? String(v));
+}
+
+/**
+ * A usage error in the user's words from a zod issue about a command's option: what is wrong, where
+ * (the option as typed), what is allowed, and a corrected command to run. `option` names the option
+ * of a field (default `--field`), `command` is the command line without the option, `input` the values
+ * given (zod reports no input unless parsed with reportInput).
+ */
+export function usageFromIssue(
+  issue: z.core.$ZodIssue,
+  where: {
+    command: string;
+    input: Readonly<Record<string, unknown>>;
+    option?: (field: string) => string;
+    /** The next command to run when an example value would not help (e.g. where to find an id). */
+    next?: (field: string) => string | undefined;
+  },
+): WardenError {
+  const field = String(issue.path[0] ?? '');
+  const option = where.option?.(field) ?? (field === '' ? 'a value' : `--${field}`);
+  const value = where.input[field];
+  let what: string;
+  let example: string | undefined;
+  switch (issue.code) {
+    case 'too_big':
+      what = `${option} ${shown(value)} is too large: at most ${String(issue.maximum)}${issue.inclusive ? '' : ' (exclusive)'}`;
+      example = String(issue.maximum);
+      break;
+    case 'too_small':
+      what = `${option} ${shown(value)} is too small: at least ${String(issue.minimum)}`;
+      example = String(issue.minimum);
+      break;
+    case 'invalid_format':
+      if (issue.format === 'datetime') {
+        what = `${option} ${shown(value)} is not a date and time (ISO 8601 with a time zone)`;
+        example = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000).toISOString().replace('.000', '');
+      } else if (!issue.message.startsWith('Invalid')) what = `${option} ${shown(value)}: ${issue.message}`;
+      else what = `${option} ${shown(value)} is not a valid ${issue.format}`;
+      break;
+    case 'invalid_value': {
+      const allowed = issue.values.map(String);
+      const near = typeof value === 'string' ? closest(value, allowed) : undefined;
+      what = `${option} ${shown(value)} is not one of ${allowed.join(', ')}${near ? `; did you mean "${near}"?` : ''}`;
+      example = near ?? allowed[0];
+      break;
+    }
+    case 'invalid_type':
+      what =
+        value === undefined
+          ? `${option} is missing`
+          : `${option} ${shown(value)} is not ${issue.expected === 'number' ? 'a number' : `a ${issue.expected}`}`;
+      break;
+    default:
+      what = `${option} ${shown(value)}: ${issue.message.replace(/^Invalid input: /, '')}`;
+  }
+  const next =
+    where.next?.(field) ??
+    (example === undefined || option.startsWith('a ')
+      ? `See \`${where.command} --help\` for what is allowed.`
+      : `For example: ${where.command} ${option.startsWith('-') ? `${option} ` : ''}${example}`);
+  return new WardenError(ErrorCode.USAGE, what, { suggestion: next });
+}
+
+/** Protocol methods a message may still name (an older engine), and the command that does the same. */
+const METHOD_COMMANDS: Record<string, string> = {
+  'rules.list': 'warden rules list',
+  'rules.get': 'warden rules show NAME',
+  'rules.add': 'warden rules add RULE',
+  'rules.update': 'warden rules update NAME RULE',
+  'rules.remove': 'warden rules remove NAME',
+  'rules.move': 'warden rules move NAME POSITION',
+  'config.history': 'warden config history',
+  'config.diff': 'warden config diff',
+  'config.rollback': 'warden config rollback VERSION',
+  'config.confirm': 'warden config confirm',
+  'users.list': 'warden users list',
+  'users.add': 'warden users add NAME',
+  'asks.list': 'warden asks list',
+  'logs.query': 'warden logs',
+  'settings.get': 'warden settings get',
+  'settings.set': 'warden settings set KEY=VALUE',
+  'session.login': 'warden connect HOST --user NAME',
+};
+
+/**
+ * Text for the user with protocol method names replaced by the commands that do the same:
+ * "see config.history (warden config history)" -> "see `warden config history`",
+ * "use rules.update" -> "use `warden rules update NAME RULE`".
+ */
+export function inCommandWords(text: string): string {
+  return text.replace(
+    /\b([a-z]+\.[a-z][a-zA-Z]*)\b(?:(?: \/ | )\((warden [^)]*)\))?/g,
+    (whole, method: string, command: string | undefined) => {
+      const known = METHOD_COMMANDS[method];
+      if (known === undefined) return whole;
+      return `\`${command ?? known}\``;
+    },
+  );
 }
