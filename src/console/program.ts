@@ -21,6 +21,7 @@ import { registerRules } from './commands/rules.js';
 import { registerSettings } from './commands/settings.js';
 import { registerStatus } from './commands/status.js';
 import { registerUsers } from './commands/users.js';
+import { addHelpExamples } from './help-examples.js';
 import type { CommandIo, CommandStatus } from './io.js';
 import { neutralizeControls } from './terminal-text.js';
 
@@ -83,6 +84,7 @@ Examples:
     for (const sub of c.commands) overrideAll(sub);
   };
   overrideAll(program);
+  addHelpExamples(program);
 
   return program;
 }

@@ -60,7 +60,7 @@ export function registerPolicyCheck(
     .option('--json', 'print the parsed policy as JSON')
     .addHelpText(
       'after',
-      '\nExit status: 0 valid, 1 invalid, 2 usage error.\n\nExample:\n  warden policy check /etc/warden/policy.yaml --settings /etc/warden/settings.yaml',
+      '\nExit status: 0 valid, 1 invalid, 2 usage error.\n\nExamples:\n  warden policy check /etc/warden/policy.yaml --settings /etc/warden/settings.yaml',
     )
     .action((file: string, options: PolicyCheckOptions) => run(policyCheck(file, options, io)));
 }

@@ -88,7 +88,7 @@ export function registerPolicyInternal(
 The proxy for update checks and registration comes from https_proxy/http_proxy/no_proxy
 (and upper-case forms) in this process's environment, then /etc/environment.
 
-Example:
+Examples:
   https_proxy=http://proxy.lan:3128 warden policy internal /etc/warden/settings.yaml`,
     )
     .action((settings: string | undefined, options: PolicyInternalOptions) =>

@@ -1,0 +1,87 @@
+/**
+ * Examples for the `--help` pages of commands that do not add their own (commands may add theirs with
+ * `examples()` from commands/options.ts instead; test/shape/help-examples checks that every command
+ * has exactly one Examples: section). Keyed by the command's path under `warden`.
+ */
+import type { Command } from 'commander';
+import { examples } from './commands/options.js';
+
+const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
+  '': [
+    'sudo warden connect 127.0.0.1 --local          # the engine on this host',
+    'warden connect fw1.example.net --user alice --name office',
+    'warden status --all',
+    "warden rules add '{ name: ssh, direction: incoming, protocol: tcp, localPorts: 22, action: allow }'",
+    'warden logs --follow --verdict deny',
+    'warden policy check /etc/warden/policy.yaml',
+    'warden completion bash > /etc/bash_completion.d/warden',
+  ],
+  'policy lint': ['warden policy lint /etc/warden/policy.yaml', 'warden policy lint policy.yaml --json'],
+  status: ['warden status', 'warden status --all', 'warden status --engine office --json'],
+  rules: [
+    'warden rules list',
+    "warden rules add '{ name: web, direction: outgoing, protocol: tcp, remotePorts: [80, 443], action: allow }'",
+    'warden rules move web 1',
+    'warden rules disable web',
+  ],
+  'rules list': [
+    'warden rules list',
+    'warden rules list --internal',
+    'warden rules list --engine office --json',
+  ],
+  'rules show': ['warden rules show ssh', 'warden rules show ssh --json'],
+  'rules add': [
+    "warden rules add '{ name: ssh, direction: incoming, protocol: tcp, localPorts: 22, action: allow }'",
+    "warden rules add '{ name: no-telnet, direction: outgoing, protocol: tcp, remotePorts: 23, action: deny }' --position 1",
+    "warden rules add '{ name: lan, direction: incoming, remote: 192.168.0.0/16, action: allow }' --confirm 60",
+  ],
+  'rules update': [
+    "warden rules update ssh '{ name: ssh, direction: incoming, protocol: tcp, localPorts: 2222, action: allow }'",
+  ],
+  'rules remove': ['warden rules remove ssh', 'warden rules remove ssh --confirm 60'],
+  'rules move': ['warden rules move ssh 1        # first: it decides before every other rule'],
+  'rules enable': ['warden rules enable ssh'],
+  'rules disable': ['warden rules disable ssh'],
+  settings: ['warden settings get', 'warden settings set syslog.enabled=true syslog.host=192.0.2.10'],
+  'settings get': ['warden settings get', 'warden settings get syslog.host', 'warden settings get --json'],
+  'settings set': [
+    'warden settings set syslog.enabled=true syslog.host=192.0.2.10',
+    'warden settings set remoteAdministration.enabled=true --confirm 120',
+  ],
+  config: [
+    'warden config history',
+    'warden config diff 3 4',
+    'warden config rollback 3',
+    'warden config confirm 5',
+  ],
+  'config history': ['warden config history', 'warden config history --json'],
+  'config diff': ['warden config diff 3 4'],
+  'config rollback': ['warden config rollback 3', 'warden config rollback 3 --confirm 60'],
+  'config confirm': ['warden config confirm 5'],
+  'asks list': ['warden asks list', 'warden asks list --json'],
+  'asks answer': [
+    'warden asks answer 3f2a9c01d4e5b6a7 --allow --always --scope port',
+    'warden asks answer 3f2a9c01d4e5b6a7 --deny --for 60 --scope host',
+  ],
+  'asks watch': ['warden asks watch', 'warden asks watch --engine office'],
+  users: ['warden users list', 'warden users add bob --role auditor', 'warden users passwd bob'],
+  'users list': ['warden users list', 'warden users list --json'],
+  'users add': ['warden users add bob --role auditor', 'WARDEN_NEW_PASSWORD=... warden users add carol'],
+  'users remove': ['warden users remove bob'],
+  'users role': ['warden users role bob administrator'],
+  'users passwd': ['warden users passwd bob'],
+  engines: ['warden engines list', 'warden engines forget office'],
+  'engines list': ['warden engines list', 'warden engines list --json'],
+  'engines forget': ['warden engines forget office', 'warden engines forget 192.0.2.10:44334'],
+  console: ['warden console', 'warden console --port 8080'],
+};
+
+/** Adds the examples above to the commands of the tree they name. */
+export function addHelpExamples(program: Command): void {
+  const walk = (c: Command, path: string) => {
+    const lines = EXAMPLES[path];
+    if (lines !== undefined) examples(c, lines);
+    for (const sub of c.commands) walk(sub, path === '' ? sub.name() : `${path} ${sub.name()}`);
+  };
+  walk(program, '');
+}
