@@ -81,6 +81,7 @@ if up_to_date tsc "$tsc_hash" dist/src/engine/bin.js dist/src/console/bin.js; th
 else
   step "compiling TypeScript into dist/ (tsc, about 15 s)"
   npx tsc -p tsconfig.json
+  node dist/src/man/bin.js dist/man >/dev/null # warden.1 and wardend.8 from the commands' help
   echo "$tsc_hash" >"$stamps/tsc"
 fi
 

@@ -71,6 +71,8 @@ const ALLOWED: Record<string, readonly string[]> = {
     'metrics',
   ],
   metrics: [],
+  /** The man page generator reads both command trees. */
+  man: ['console', 'engine'],
   assist: ['engine', 'settings', 'errors'],
   console: [
     'atomic-file',
