@@ -67,6 +67,7 @@ export function examples(cmd: Command, lines: readonly string[]): Command {
 /** A value as the user typed it, for an error message. */
 function shown(v: unknown): string {
   if (typeof v === 'number' && !Number.isFinite(v)) return '(not a number)';
+  if (typeof v === 'string' && /^-?[0-9]+(\.[0-9]+)?$/.test(v)) return v;
   return typeof v === 'string' ? `"${v}"` : (JSON.stringify(v) ?? String(v));
 }
 

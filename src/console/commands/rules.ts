@@ -40,6 +40,24 @@ function parseRuleText(text: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
+/** An invalid rule refused by the engine gets a hint: the fields a rule has and a command that works. */
+async function withRuleHint<T>(call: Promise<T>, verb: 'add' | 'update'): Promise<T> {
+  try {
+    return await call;
+  } catch (e) {
+    if (!(e instanceof WardenError) || e.code !== ErrorCode.POLICY_INVALID || e.suggestion !== undefined)
+      throw e;
+    throw new WardenError(e.code, e.message, {
+      problems: e.problems,
+      suggestion:
+        'A rule has name, direction (incoming, outgoing, both) and action (allow, deny, reject, ask), and may have ' +
+        'protocol, application, user, localPorts, remotePorts, remote, log, condition, enabled, expires, comment ' +
+        '(docs/policy.md). ' +
+        `For example: warden rules ${verb} ${verb === 'update' ? 'NAME ' : ''}'{ name: web, direction: outgoing, protocol: tcp, remotePorts: 443, action: allow }'`,
+    });
+  }
+}
+
 function position(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   if (!/^\d+$/.test(text))
@@ -135,11 +153,14 @@ export function registerRules(
       run(
         withEngine(o, io, async (c) => {
           const pos = position(o.position);
-          const r = await c.call(Methods.rulesAdd, {
-            rule: parseRuleText(text),
-            ...(pos === undefined ? {} : { position: pos }),
-            ...confirmParam(o.confirm),
-          });
+          const r = await withRuleHint(
+            c.call(Methods.rulesAdd, {
+              rule: parseRuleText(text),
+              ...(pos === undefined ? {} : { position: pos }),
+              ...confirmParam(o.confirm),
+            }),
+            'add',
+          );
           io.out(
             o.json
               ? JSON.stringify(r, null, 2)
@@ -161,11 +182,10 @@ export function registerRules(
     .action((name: string, text: string, o: Opts) =>
       run(
         withEngine(o, io, async (c) => {
-          const r = await c.call(Methods.rulesUpdate, {
-            name,
-            rule: parseRuleText(text),
-            ...confirmParam(o.confirm),
-          });
+          const r = await withRuleHint(
+            c.call(Methods.rulesUpdate, { name, rule: parseRuleText(text), ...confirmParam(o.confirm) }),
+            'update',
+          );
           io.out(o.json ? JSON.stringify(r, null, 2) : `Updated "${name}".${pendingNote(r.pending)}`);
           return 0;
         }),
