@@ -130,7 +130,34 @@ async function run(o: RunOptions): Promise<number> {
     });
     process.exit(1);
   });
-  const engine = await Engine.start({
+  // SIGTERM and SIGINT are handled from before the start: one that comes while the engine starts (or
+  // right after its greeting) stops it cleanly once it is up, instead of killing it half-started.
+  let engine: Engine | undefined;
+  let requested: string | undefined;
+  let stopping = false;
+  let finish: (status: number) => void = () => {};
+  const done = new Promise<number>((resolve) => {
+    finish = resolve;
+  });
+  const stop = (why: string) => {
+    if (engine === undefined) {
+      requested ??= why;
+      return;
+    }
+    if (stopping) return;
+    stopping = true;
+    log('info', `${why}: stopping`);
+    engine.stop().then(
+      () => finish(0),
+      (e: Error) => {
+        log('error', `stop failed: ${e.message}`);
+        finish(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  engine = await Engine.start({
     configDir: o.configDir,
     stateDir: o.stateDir,
     ...(port !== undefined ? { port } : {}),
@@ -138,45 +165,31 @@ async function run(o: RunOptions): Promise<number> {
     ...(o.kernel ? { kernel: startKernelBackend } : {}),
     log,
   });
-  process.stdout.write(greeting(engine, o));
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      log('info', `${signal}: stopping`);
-      engine.stop().then(
-        () => resolve(0),
-        (e: Error) => {
-          log('error', `stop failed: ${e.message}`);
-          resolve(1);
-        },
-      );
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-    // Started by `npm start` (scripts/start.sh sets WARDEN_STOP_WITH_PARENT=1): the engine stops when
-    // the command that started it is gone, however it went (a signal npm did not pass on, SIGKILL), so
-    // no orphaned engine goes on enforcing. Node has no PR_SET_PDEATHSIG: the parent is watched by pid
-    // and start time in /proc (npm's `sh -c` and start.sh exec, so the parent is npm itself, and npm
-    // passes SIGINT and SIGTERM on to the engine).
-    if (process.env.WARDEN_STOP_WITH_PARENT === '1') {
-      const watched = ancestors(1);
-      const watch = setInterval(() => {
-        const gone = watched.find((a) => procStartTime(a.pid) !== a.start);
-        if (gone === undefined) return;
-        clearInterval(watch);
-        stop(`parent process ${gone.pid} exited`);
-      }, PARENT_POLL_MS);
-      watch.unref();
-    }
-    process.on('SIGHUP', () => {
-      engine.config
-        .reload()
-        .then(() => engine.reload())
-        .catch((e: Error) => log('error', `reload refused, the configuration in force stays: ${e.message}`));
-    });
+  const started = engine;
+  process.stdout.write(greeting(started, o));
+  if (requested !== undefined) stop(requested);
+  // Started by `npm start` (scripts/start.sh sets WARDEN_STOP_WITH_PARENT=1): the engine stops when
+  // the command that started it is gone, however it went (a signal npm did not pass on, SIGKILL), so
+  // no orphaned engine goes on enforcing. Node has no PR_SET_PDEATHSIG: the parent is watched by pid
+  // and start time in /proc (npm's `sh -c` and start.sh exec, so the parent is npm itself, and npm
+  // passes SIGINT and SIGTERM on to the engine).
+  if (process.env.WARDEN_STOP_WITH_PARENT === '1') {
+    const watched = ancestors(1);
+    const watch = setInterval(() => {
+      const gone = watched.find((a) => procStartTime(a.pid) !== a.start);
+      if (gone === undefined) return;
+      clearInterval(watch);
+      stop(`parent process ${gone.pid} exited`);
+    }, PARENT_POLL_MS);
+    watch.unref();
+  }
+  process.on('SIGHUP', () => {
+    started.config
+      .reload()
+      .then(() => started.reload())
+      .catch((e: Error) => log('error', `reload refused, the configuration in force stays: ${e.message}`));
   });
+  return done;
 }
 
 async function fingerprint(o: DirOptions): Promise<number> {

@@ -18,7 +18,7 @@ export function chooseLogFormat(
   env: Readonly<Record<string, string | undefined>>,
   stderrIsTty: boolean,
 ): LogFormat {
-  const wanted = requested ?? env.WARDEN_LOG_FORMAT ?? 'auto';
+  const wanted = requested ?? (env.WARDEN_LOG_FORMAT || undefined) ?? 'auto';
   if (wanted === 'human' || wanted === 'json') return wanted;
   if (wanted !== 'auto') {
     throw new WardenError(ErrorCode.USAGE, `--log-format "${wanted}" is not a log format`, {

@@ -159,7 +159,7 @@ describe('the Debian package (npm run package:deb)', {
     let out = '';
     engine.stdout.on('data', (d) => (out += d));
     engine.stderr.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((r) => engine.on('exit', (code) => r(code)));
+    const exited = new Promise<number | null>((r) => engine.on('close', (code) => r(code)));
     const end = Date.now() + 20_000;
     while (!out.includes('connect a console on this host') && Date.now() < end && engine.exitCode === null)
       await new Promise((r) => setTimeout(r, 50));

@@ -92,38 +92,43 @@ export function usageFromIssue(
   const value = where.input[field];
   let what: string;
   let example: string | undefined;
-  switch (issue.code) {
-    case 'too_big':
-      what = `${option} ${shown(value)} is too large: at most ${String(issue.maximum)}${issue.inclusive ? '' : ' (exclusive)'}`;
-      example = String(issue.maximum);
-      break;
-    case 'too_small':
-      what = `${option} ${shown(value)} is too small: at least ${String(issue.minimum)}`;
-      example = String(issue.minimum);
-      break;
-    case 'invalid_format':
-      if (issue.format === 'datetime') {
-        what = `${option} ${shown(value)} is not a date and time (ISO 8601 with a time zone)`;
-        example = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000).toISOString().replace('.000', '');
-      } else if (!issue.message.startsWith('Invalid')) what = `${option} ${shown(value)}: ${issue.message}`;
-      else what = `${option} ${shown(value)} is not a valid ${issue.format}`;
-      break;
-    case 'invalid_value': {
-      const allowed = issue.values.map(String);
-      const near = typeof value === 'string' ? closest(value, allowed) : undefined;
-      what = `${option} ${shown(value)} is not one of ${allowed.join(', ')}${near ? `; did you mean "${near}"?` : ''}`;
-      example = near ?? allowed[0];
-      break;
+  // A schema's own message (not zod's default text) already says what is allowed.
+  const own = !/^(Too (big|small)|Invalid)\b/.test(issue.message);
+  if (own) what = `${option}: ${issue.message} (got ${shown(value)})`;
+  else
+    switch (issue.code) {
+      case 'too_big':
+        what = `${option} ${shown(value)} is too large: at most ${String(issue.maximum)}${issue.inclusive ? '' : ' (exclusive)'}`;
+        example = String(issue.maximum);
+        break;
+      case 'too_small':
+        what = `${option} ${shown(value)} is too small: at least ${String(issue.minimum)}`;
+        example = String(issue.minimum);
+        break;
+      case 'invalid_format':
+        if (issue.format === 'datetime') {
+          what = `${option} ${shown(value)} is not a date and time (ISO 8601 with a time zone)`;
+          example = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000)
+            .toISOString()
+            .replace('.000', '');
+        } else what = `${option} ${shown(value)} is not a valid ${issue.format}`;
+        break;
+      case 'invalid_value': {
+        const allowed = issue.values.map(String);
+        const near = typeof value === 'string' ? closest(value, allowed) : undefined;
+        what = `${option} ${shown(value)} is not one of ${allowed.join(', ')}${near ? `; did you mean "${near}"?` : ''}`;
+        example = near ?? allowed[0];
+        break;
+      }
+      case 'invalid_type':
+        what =
+          value === undefined
+            ? `${option} is missing`
+            : `${option} ${shown(value)} is not ${issue.expected === 'number' ? 'a number' : `a ${issue.expected}`}`;
+        break;
+      default:
+        what = `${option} ${shown(value)}: ${issue.message.replace(/^Invalid input: /, '')}`;
     }
-    case 'invalid_type':
-      what =
-        value === undefined
-          ? `${option} is missing`
-          : `${option} ${shown(value)} is not ${issue.expected === 'number' ? 'a number' : `a ${issue.expected}`}`;
-      break;
-    default:
-      what = `${option} ${shown(value)}: ${issue.message.replace(/^Invalid input: /, '')}`;
-  }
   const next =
     where.next?.(field) ??
     (example === undefined || option.startsWith('a ')
