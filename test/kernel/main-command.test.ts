@@ -39,6 +39,8 @@ describe('npm start (scripts/start.sh) on a new installation', { skip }, () => {
   let pair: NetnsPair;
   let dir: string;
   let greeting = '';
+  let stdout = '';
+  let stderr = '';
   let home: string;
 
   before(async () => {
@@ -51,8 +53,14 @@ describe('npm start (scripts/start.sh) on a new installation', { skip }, () => {
       [join(root, 'scripts/start.sh'), '--config-dir', join(dir, 'etc'), '--state-dir', join(dir, 'state')],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WARDEN_SKIP_SETUP: '1' } },
     );
-    engine.stdout!.on('data', (d) => (greeting += d));
-    engine.stderr!.on('data', (d) => (greeting += d));
+    engine.stdout!.on('data', (d) => {
+      greeting += d;
+      stdout += d;
+    });
+    engine.stderr!.on('data', (d) => {
+      greeting += d;
+      stderr += d;
+    });
     await waitFor(() => greeting, 'connect a console on this host', 'greeting from npm start');
     for (const [ns, address, port] of [
       [pair.server, SERVER_ADDR, 8080],
@@ -77,6 +85,27 @@ describe('npm start (scripts/start.sh) on a new installation', { skip }, () => {
     assert.match(greeting, /incoming deny and outgoing allow by default/);
     assert.match(greeting, /enforcing: replies and Warden's internal rules always pass/);
     assert.match(greeting, /remote administration is off/);
+  });
+
+  test('the greeting is true to the files: no policy.yaml yet, so it says the defaults are in force', () => {
+    const etc = join(dir, 'etc');
+    assert.match(
+      stdout,
+      new RegExp(
+        `^policy: the built-in defaults \\(no ${etc}/policy\\.yaml yet; written on the first change\\)`,
+        'm',
+      ),
+    );
+    assert.doesNotMatch(stdout, new RegExp(`^policy ${etc}/policy\\.yaml`, 'm'));
+    assert.match(stdout, new RegExp(`^state ${join(dir, 'state')} `, 'm'));
+  });
+
+  test('the greeting (stdout) holds no log line; the log (stderr, a pipe here) is JSON, after one start line', () => {
+    assert.doesNotMatch(stdout, /^\{/m);
+    const lines = stderr.trim().split('\n');
+    assert.equal(lines[0], 'start: starting wardend (stop with Ctrl-C)');
+    for (const line of lines.slice(1)) assert.doesNotThrow(() => JSON.parse(line), line);
+    assert.ok(lines.slice(1).some((l) => JSON.parse(l).message === 'engine started'));
   });
 
   test('the printed console command logs in at once with the local token', () => {
