@@ -28,6 +28,13 @@ import { neutralizeControls } from './terminal-text.js';
 /** The console's version (package.json's, also when run outside npm). */
 export const CONSOLE_VERSION = '0.1.0';
 
+/** "error: unknown option '--limt'\n(Did you mean --limit?)" -> "error: ...\nhint: did you mean --limit? ..." */
+export function usageErrorText(text: string): string {
+  const m = /^([\s\S]*?)\n\(Did you mean ([^?]+)\?\)\n?$/.exec(text);
+  if (m === null) return text;
+  return `${m[1]}\nhint: did you mean ${m[2]}? (--help lists them all)\n`;
+}
+
 /** Builds the command tree; each action hands its result to `run`, output goes through `io`. */
 export function buildProgram(run: (status: Promise<CommandStatus>) => void, io: CommandIo): Command {
   const program = new Command('warden')
@@ -40,6 +47,8 @@ export function buildProgram(run: (status: Promise<CommandStatus>) => void, io: 
     .configureOutput({
       writeErr: (s) => process.stderr.write(neutralizeControls(s)),
       writeOut: (s) => process.stdout.write(neutralizeControls(s)),
+      // Commander's usage errors in the form of every other error: `error: ...` then `hint: ...`.
+      outputError: (s, write) => write(usageErrorText(s)),
     });
 
   const policy = program

@@ -130,10 +130,13 @@ describe("warden: connecting, errors and help in the user's words", () => {
     for (const r of [again, missing]) assert.doesNotMatch(r.stderr, /\brules\.(update|list)\b/);
   });
 
-  test('an unknown command gets a did-you-mean', async () => {
+  test('an unknown command or option gets a did-you-mean hint', async () => {
     const r = await warden(['polcy', 'check', 'x.yaml']);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /Did you mean policy\?/);
+    assert.match(r.stderr, /^error: unknown command 'polcy'\nhint: did you mean policy\?/m);
+    const o = await warden(['logs', '--limt', '3']);
+    assert.equal(o.code, 2);
+    assert.match(o.stderr, /^error: unknown option '--limt'\nhint: did you mean --limit\?/m);
   });
 
   test('warden completion bash completes commands, subcommands and options in bash', () => {

@@ -256,7 +256,7 @@ describe('warden', () => {
     assert.equal(warden(['--help']).code, 0);
     const r = warden(['policy', 'chek']);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /Did you mean check\?/);
+    assert.match(r.stderr, /^hint: did you mean check\?/m);
   });
 });
 
