@@ -94,31 +94,9 @@ else
   echo "$web_hash" >"$stamps/web"
 fi
 
-# `warden`, `wardend` and `warden-assist` on the PATH: small wrappers that run this checkout with the
-# node that ran this script (sudo and systemd may have another PATH). A file there that is not one of
-# ours is left alone.
-bin_dir=${WARDEN_BIN_DIR:-/usr/local/bin}
+# `warden`, `wardend` and `warden-assist` on the PATH (as root; WARDEN_BIN_DIR overrides the directory).
 if [ "$(id -u)" -eq 0 ] || [ -n "${WARDEN_BIN_DIR:-}" ]; then
-  node_bin=$(command -v node)
-  linked=()
-  for entry in warden:console wardend:engine warden-assist:assist; do
-    name=${entry%%:*}
-    target="$PWD/dist/src/${entry#*:}/bin.js"
-    text=$(printf '#!/bin/sh\n# warden-setup: runs %s (written by scripts/setup.sh; rerun it after moving the checkout)\nexec %s %s "$@"\n' \
-      "$PWD" "$node_bin" "$target")
-    if [ -e "$bin_dir/$name" ] && ! grep -q '^# warden-setup: ' "$bin_dir/$name"; then
-      step "left $bin_dir/$name alone: it is not a wrapper of ours"
-      continue
-    fi
-    if [ "$(cat "$bin_dir/$name" 2>/dev/null)" != "$text" ]; then
-      mkdir -p "$bin_dir"
-      printf '%s\n' "$text" >"$bin_dir/$name.tmp"
-      chmod 0755 "$bin_dir/$name.tmp"
-      mv -f "$bin_dir/$name.tmp" "$bin_dir/$name"
-    fi
-    linked+=("$name")
-  done
-  [ "${#linked[@]}" -gt 0 ] && step "${linked[*]} in $bin_dir run this checkout"
+  bash scripts/lib/link-bins.sh "${WARDEN_BIN_DIR:-/usr/local/bin}"
 else
-  step "not root: warden, wardend and warden-assist are not put in $bin_dir (npm run -s warden -- ARGS works)"
+  step "not root: warden, wardend and warden-assist are not put in /usr/local/bin (npm run -s warden -- ARGS works)"
 fi
