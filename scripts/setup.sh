@@ -75,7 +75,7 @@ up_to_date() { # NAME HASH OUTPUT...
   for output in "$@"; do [ -e "$output" ] || return 1; done
 }
 
-tsc_hash=$(sources_hash src test bench tsconfig.json package.json)
+tsc_hash=$(sources_hash src test bench tsconfig.json package.json package-lock.json)
 if up_to_date tsc "$tsc_hash" dist/src/engine/bin.js dist/src/console/bin.js; then
   step "TypeScript build up to date (dist/)"
 else
@@ -85,7 +85,7 @@ else
   echo "$tsc_hash" >"$stamps/tsc"
 fi
 
-web_hash=$(sources_hash web src/protocol package.json)
+web_hash=$(sources_hash web package.json package-lock.json)
 if up_to_date web "$web_hash" dist/web/index.html; then
   step "web console build up to date (dist/web)"
 else
