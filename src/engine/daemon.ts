@@ -35,7 +35,7 @@ export const DEFAULT_DIRS = { config: '/etc/warden', state: '/var/lib/warden' } 
 /** The local administrator token of an engine in the default state directory (the console's default too). */
 export const DEFAULT_LOCAL_TOKEN = join(DEFAULT_DIRS.state, 'local-token');
 
-/** The engine's own log lines (to stderr as JSON, one per line). */
+/** The engine's own log lines (to stderr, human or JSON: log-format.ts). */
 export type EngineLog = (
   level: 'info' | 'warn' | 'error',
   message: string,

@@ -130,6 +130,26 @@ describe("warden: connecting, errors and help in the user's words", () => {
     for (const r of [again, missing]) assert.doesNotMatch(r.stderr, /\brules\.(update|list)\b/);
   });
 
+  test('a misspelt setting gets a did-you-mean', async () => {
+    const r = await warden(['settings', 'get', 'syslog.hots', '--engine', 'lab']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /no setting "syslog\.hots"; did you mean "host"\?/);
+  });
+
+  test('an engine remembered without a pinned fingerprint (an older console) is explained', async () => {
+    const path = join(home, 'warden/engines.json');
+    const file = JSON.parse(readFileSync(path, 'utf8'));
+    file.engines.stale = { host: '192.0.2.77', port: 44334, user: 'alice' };
+    writeFileSync(path, JSON.stringify(file));
+    const r = await warden(['engines', 'list']);
+    assert.match(
+      r.stdout,
+      /^stale: never connected; connect with `warden connect 192\.0\.2\.77:44334` or drop it with `warden engines forget stale`$/m,
+    );
+    assert.doesNotMatch(r.stdout, /^lab: never connected/m);
+    assert.equal((await warden(['engines', 'forget', 'stale'])).code, 0);
+  });
+
   test('an unknown command or option gets a did-you-mean hint', async () => {
     const r = await warden(['polcy', 'check', 'x.yaml']);
     assert.equal(r.code, 2);

@@ -15,8 +15,11 @@ export async function enginesList(o: { json?: boolean }, io: CommandIo): Promise
     default: name === engines.defaultName,
     fingerprint: known.lookup(hostPortKey(e)) ?? null,
   }));
-  if (o.json) io.out(JSON.stringify(rows, null, 2));
-  else if (rows.length === 0) io.out('No engines yet. Add one with: warden connect HOST --user NAME');
+  if (o.json) {
+    io.out(JSON.stringify(rows, null, 2));
+    return 0;
+  }
+  if (rows.length === 0) io.out('No engines yet. Add one with: warden connect HOST --user NAME');
   else
     io.out(
       renderTable(
@@ -28,6 +31,12 @@ export async function enginesList(o: { json?: boolean }, io: CommandIo): Promise
           r.fingerprint ?? '(not pinned)',
         ]),
       ),
+    );
+  // An engine without a pinned fingerprint was never logged in to (an older console also remembered
+  // failed connects): say how to finish or drop it.
+  for (const r of rows.filter((x) => x.fingerprint === null))
+    io.out(
+      `${r.name}: never connected; connect with \`warden connect ${hostPortKey(r)}\` or drop it with \`warden engines forget ${r.name}\``,
     );
   return 0;
 }

@@ -1,6 +1,7 @@
 /** `warden settings get [KEY]` and `warden settings set KEY=VALUE...`: an engine's settings. */
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
+import { closest } from '../../document.js';
 import { ErrorCode, WardenError } from '../../errors.js';
 import { Methods } from '../../protocol/methods.js';
 import type { CommandIo, CommandStatus } from '../io.js';
@@ -13,10 +14,16 @@ function pick(settings: Record<string, unknown>, key: string | undefined): unkno
   if (key === undefined) return settings;
   let cur: unknown = settings;
   for (const part of key.split('.')) {
-    if (cur === null || typeof cur !== 'object' || !(part in cur))
-      throw new WardenError(ErrorCode.NOT_FOUND, `no setting "${key}"`, {
-        suggestion: 'See docs/settings.md, or `warden settings get`.',
-      });
+    if (cur === null || typeof cur !== 'object' || !(part in cur)) {
+      const near = cur !== null && typeof cur === 'object' ? closest(part, Object.keys(cur)) : undefined;
+      throw new WardenError(
+        ErrorCode.NOT_FOUND,
+        `no setting "${key}"${near ? `; did you mean "${near}"?` : ''}`,
+        {
+          suggestion: 'See docs/settings.md, or `warden settings get`.',
+        },
+      );
+    }
     cur = (cur as Record<string, unknown>)[part];
   }
   return cur;
