@@ -105,6 +105,34 @@ describe('wardend run, started directly', () => {
     assert.ok(items.some((i) => i.message === 'SIGTERM: stopping'));
   });
 
+  test('a SIGINT sent the moment the greeting starts still stops the engine cleanly (exit 0)', async () => {
+    for (let round = 1; round <= 3; round++) {
+      const child = spawn(
+        process.execPath,
+        [
+          bin,
+          'run',
+          '--no-kernel',
+          '--port',
+          '0',
+          '--config-dir',
+          join(dir, 'early', 'etc'),
+          '--state-dir',
+          join(dir, 'early', 'state'),
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WARDEN_LOG_FORMAT: 'json' } },
+      );
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      child.stdout.once('data', () => child.kill('SIGINT'));
+      const [code, signal] = await new Promise<[number | null, string | null]>((r) =>
+        child.on('close', (c, s) => r([c, s])),
+      );
+      assert.deepEqual([code, signal], [0, null], `round ${round}: killed instead of stopped:\n${stderr}`);
+      assert.match(stderr, /"message":"engine stopped"/);
+    }
+  });
+
   test('a bad --log-format is a usage error (exit 2) naming the choices', async () => {
     const child = spawn(
       process.execPath,
