@@ -401,10 +401,15 @@ export function createHandlers(ctx: HandlerContext) {
       turns.run(() => ({
         findings: lint(compiledPolicy(), { now: ctx.now() }) as unknown as Record<string, unknown>[],
       })),
-    logsQuery: (q) =>
-      turns.run(() =>
+    logsQuery: (q) => {
+      if (q.beforeSeq !== undefined && q.order !== 'newest')
+        throw new WardenError(ErrorCode.PARAMS_INVALID, 'logs.query: beforeSeq goes with order: "newest"', {
+          suggestion: 'Oldest first, page with fromSeq; newest first, with order: "newest" and beforeSeq.',
+        });
+      return turns.run(() =>
         fitAnswer(q.order === 'newest' ? newestFirst(ctx.logs, q) : ctx.logs.query(q as LogQueryParsed)),
-      ),
+      );
+    },
     configHistory: () => ({ versions: ctx.config.history(), pending: confirmations.pending() }),
     configDiff: async ({ a, b }) => {
       const [va, vb] = (await Promise.all([ctx.config.version(a), ctx.config.version(b)])).map(redactSecrets);

@@ -119,6 +119,7 @@ export function createPolicyHandlers(kit: PolicyKit): Handlers {
     policySetMode: async ({ mode, confirm }, caller) => {
       const plain = plainOf(kit.policy());
       const previous = plain.mode as typeof mode;
+      if (previous === mode) return { mode, previous }; // nothing to change: no new version
       plain.mode = mode;
       const r = await save(plain, caller, confirm, `policy mode changed from ${previous} to ${mode}`);
       return { mode, previous, ...r.pending };
@@ -131,6 +132,8 @@ export function createPolicyHandlers(kit: PolicyKit): Handlers {
       const plain = plainOf(kit.policy());
       const previous = { ...plain.defaults[direction]! } as { action: 'allow'; log: boolean };
       const next = { action: action ?? previous.action, log: log ?? previous.log };
+      if (next.action === previous.action && next.log === previous.log)
+        return { direction, default: next, previous }; // nothing to change: no new version
       plain.defaults[direction] = next;
       const r = await save(
         plain,

@@ -96,6 +96,43 @@ describe('policy-level changes over the protocol', () => {
     );
   });
 
+  test('setting what is set already makes no version', async () => {
+    const alice = await h.login('alice');
+    const v = h.config.history()[0]!.version;
+    assert.deepEqual(await alice.call(Methods.policySetMode, { mode: 'learning' }), {
+      mode: 'learning',
+      previous: 'learning',
+    });
+    await alice.call(Methods.policySetDefault, { direction: 'outgoing', action: 'deny' });
+    assert.equal(h.config.history()[0]!.version, v);
+  });
+
+  test('logs.query newest first over the protocol; beforeSeq alone is refused', async () => {
+    const bob = await h.login('bob');
+    for (let i = 0; i < 50; i++) h.logs.append({ kind: 'system', message: `item ${i}` });
+    const last = h.logs.lastSeq;
+    const r = await bob.call(Methods.logsQuery, { kind: 'system', order: 'newest', limit: 3 });
+    assert.deepEqual(
+      r.items.map((i) => i.seq),
+      [last, last - 1, last - 2],
+    );
+    const older = await bob.call(Methods.logsQuery, {
+      kind: 'system',
+      order: 'newest',
+      limit: 2,
+      beforeSeq: last - 2,
+    });
+    assert.deepEqual(
+      older.items.map((i) => i.message),
+      ['item 46', 'item 45'],
+    );
+    await rejectsWith(
+      bob.call(Methods.logsQuery, { beforeSeq: 10, limit: 5 }),
+      ErrorCode.PARAMS_INVALID,
+      /beforeSeq goes with order/,
+    );
+  });
+
   test('a change with confirm that is not confirmed goes back by itself', async () => {
     const alice = await h.login('alice');
     const r = await alice.call(Methods.policySetDefault, {

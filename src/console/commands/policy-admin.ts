@@ -123,6 +123,8 @@ export function registerPolicyAdmin(policy: Command, run: Run, io: CommandIo): v
             ...confirmParam(o.confirm),
           });
           if (o.json) io.out(JSON.stringify(r, null, 2));
+          else if (r.previous.action === r.default.action && r.previous.log === r.default.log)
+            io.out(`Default ${direction} is ${defaultText(r.default)} already; nothing changed.`);
           else
             io.out(
               `Default ${direction}: ${defaultText(r.previous)} -> ${defaultText(r.default)}.${pendingNote(r.pending)}\n` +
