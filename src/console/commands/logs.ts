@@ -144,6 +144,7 @@ async function stored(
 
 export async function logs(o: LogsOptions, io: CommandIo): Promise<CommandStatus> {
   const q = query(o);
+  count(o.limit, '--limit'); // a bad value is a usage error before any connection
   if (o.follow && (o.limit !== undefined || o.reverse))
     throw new WardenError(
       ErrorCode.USAGE,
