@@ -61,9 +61,7 @@ function GroupRow({
           list.join(', ') || <em>(empty)</em>
         )}
       </td>
-      <td class="users">
-        {users.length > 0 ? `used by ${users.join(', ')}` : <span class="muted">used by no rule</span>}
-      </td>
+      <td class="users">{users.length > 0 ? users.join(', ') : <span class="muted">no rule</span>}</td>
       {admin && (
         <td class="buttons">
           <button
