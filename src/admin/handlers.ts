@@ -30,7 +30,10 @@ import { keepRedacted, redactSecrets, redactText } from '../settings/secrets.js'
 import type { ChangeMeta, ConfigStore } from './config-store.js';
 import { Confirmations, lockoutRisk } from './confirm.js';
 import { unifiedDiff } from './line-diff.js';
+import { newestFirst } from './log-newest.js';
 import type { LogStore } from './log-store.js';
+import { createPolicyHandlers } from './policy-handlers.js';
+import type { ProposalBook } from './proposals.js';
 import { RevertConflict } from './revert.js';
 import { Turns } from './turns.js';
 
@@ -94,6 +97,8 @@ export interface HandlerContext {
   readonly onSettingsChanged?: (settings: Settings) => void;
   /** Changes applied with confirm, waiting for config.confirm (the server closes it); default: a new one. */
   readonly confirmations?: Confirmations;
+  /** Learning mode's proposals (the engine's enforcer fills it); absent: proposals.* answer NOT_FOUND. */
+  readonly proposals?: ProposalBook;
 }
 
 type Confirm = { seconds: number } | undefined;
@@ -396,7 +401,15 @@ export function createHandlers(ctx: HandlerContext) {
       turns.run(() => ({
         findings: lint(compiledPolicy(), { now: ctx.now() }) as unknown as Record<string, unknown>[],
       })),
-    logsQuery: (q) => turns.run(() => fitAnswer(ctx.logs.query(q as LogQueryParsed))),
+    logsQuery: (q) => {
+      if (q.beforeSeq !== undefined && q.order !== 'newest')
+        throw new WardenError(ErrorCode.PARAMS_INVALID, 'logs.query: beforeSeq goes with order: "newest"', {
+          suggestion: 'Oldest first, page with fromSeq; newest first, with order: "newest" and beforeSeq.',
+        });
+      return turns.run(() =>
+        fitAnswer(q.order === 'newest' ? newestFirst(ctx.logs, q) : ctx.logs.query(q as LogQueryParsed)),
+      );
+    },
     configHistory: () => ({ versions: ctx.config.history(), pending: confirmations.pending() }),
     configDiff: async ({ a, b }) => {
       const [va, vb] = (await Promise.all([ctx.config.version(a), ctx.config.version(b)])).map(redactSecrets);
@@ -436,5 +449,13 @@ export function createHandlers(ctx: HandlerContext) {
       );
     },
   };
-  return handlers;
+  const policyHandlers = createPolicyHandlers({
+    policy: () => ctx.config.policy(),
+    savePolicy,
+    audit,
+    probation,
+    version: () => ctx.config.history()[0]?.version ?? 1,
+    ...(ctx.proposals !== undefined ? { proposals: ctx.proposals } : {}),
+  });
+  return { ...handlers, ...policyHandlers };
 }

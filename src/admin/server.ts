@@ -507,12 +507,8 @@ export class AdminServer {
     const session = new Session(who.name, who.role, remote, peer);
     this.#sessions.add(session);
     loggedIn(session);
-    this.#options.logs.append({
-      kind: 'admin',
-      user: who.name,
-      source: remote,
-      message: `${who.name} (${who.role}) logged in from ${remote}`,
-    });
+    // A login that succeeds is no log item of its own: every CLI command logs in, and those items buried
+    // the rest. What the session changes is audited with its user and source; failed logins are items.
     const graceMs = this.#options.udpGraceMs ?? 3000;
     session.graceTimer = setTimeout(() => {
       if (session.transport === 'pending')

@@ -6,7 +6,7 @@
 import { CommanderError } from 'commander';
 import { ErrorCode, formatProblem, WardenError } from '../errors.js';
 import { inCommandWords } from './commands/options.js';
-import type { CommandIo, CommandStatus } from './io.js';
+import { type CommandIo, type CommandStatus, quietOnClosedPipe } from './io.js';
 import { buildProgram } from './program.js';
 import { neutralizeControls } from './terminal-text.js';
 
@@ -16,6 +16,8 @@ const io: CommandIo = {
   out: (text) => process.stdout.write(`${neutralizeControls(text)}\n`),
   err: (text) => process.stderr.write(`${neutralizeControls(text)}\n`),
 };
+
+quietOnClosedPipe([process.stdout, process.stderr]);
 
 const jsonOutput = process.argv.includes('--json');
 

@@ -11,12 +11,14 @@ import { registerConsole } from './commands/console.js';
 import { registerEngines } from './commands/engines.js';
 import { registerHints } from './commands/hints.js';
 import { registerLogs } from './commands/logs.js';
+import { registerGroups, registerPolicyAdmin } from './commands/policy-admin.js';
 import { registerPolicyCheck } from './commands/policy-check.js';
 import { registerPolicyExplain } from './commands/policy-explain.js';
 import { registerPolicyExport } from './commands/policy-export.js';
 import { registerPolicyImport } from './commands/policy-import.js';
 import { registerPolicyInternal } from './commands/policy-internal.js';
 import { registerPolicyLint } from './commands/policy-lint.js';
+import { registerProposals } from './commands/proposals.js';
 import { registerRules } from './commands/rules.js';
 import { registerSettings } from './commands/settings.js';
 import { registerStatus } from './commands/status.js';
@@ -53,7 +55,9 @@ export function buildProgram(run: (status: Promise<CommandStatus>) => void, io: 
 
   const policy = program
     .command('policy')
-    .description('work with policy files offline: check, explain, lint, internal, import, export')
+    .description(
+      "work with policy files offline (check, explain, lint, internal, import, export) and an engine's policy (show, mode, default)",
+    )
     .exitOverride()
     .addHelpText(
       'after',
@@ -67,7 +71,10 @@ Examples:
   warden policy lint policy.yaml
   warden policy internal settings.yaml
   warden policy import --from ufw /etc/ufw -o policy.yaml
-  warden policy export policy.yaml --to firewalld`,
+  warden policy export policy.yaml --to firewalld
+  warden policy show
+  warden policy mode learning
+  warden policy default outgoing deny --log`,
     );
   registerPolicyCheck(policy, run, io);
   registerPolicyExplain(policy, run, io);
@@ -75,10 +82,13 @@ Examples:
   registerPolicyInternal(policy, run, io);
   registerPolicyImport(policy, run, io);
   registerPolicyExport(policy, run, io);
+  registerPolicyAdmin(policy, run, io);
   registerHints(program, run, io);
   registerConnect(program, run, io);
   registerStatus(program, run, io);
   registerRules(program, run, io);
+  registerGroups(program, run, io);
+  registerProposals(program, run, io);
   registerSettings(program, run, io);
   registerConfig(program, run, io);
   registerLogs(program, run, io);

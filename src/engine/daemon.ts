@@ -14,6 +14,7 @@ import { FileConfigStore } from '../admin/config-store.js';
 import { Confirmations } from '../admin/confirm.js';
 import { type LogStore, MemoryLogStore } from '../admin/log-store.js';
 import { ensureDirectory, tightenFiles } from '../admin/private-file.js';
+import { ProposalBook } from '../admin/proposals.js';
 import { AdminServer } from '../admin/server.js';
 import { SqliteLogStore } from '../admin/sqlite-log-store.js';
 import { loadOrCreateIdentity, type TlsIdentity } from '../admin/tls-identity.js';
@@ -60,6 +61,8 @@ export interface EngineParts {
   readonly host: HostEnvironment;
   readonly log: EngineLog;
   readonly metrics: DecisionMetrics;
+  /** Learning mode's proposals (the enforcer adds, the proposals.* methods read and decide). */
+  readonly proposals?: ProposalBook;
 }
 
 export interface EngineOptions {
@@ -122,6 +125,8 @@ export class Engine {
   readonly config: FileConfigStore;
   readonly logs: LogStore;
   readonly asks: AskDesk;
+  /** Learning mode's proposed rules, kept in the state directory. */
+  readonly proposals: ProposalBook;
   readonly identity: TlsIdentity;
   readonly localTokenPath: string;
   /** The auxiliary services: pop-up endpoint, update checker, registration, crash uploads. */
@@ -138,6 +143,7 @@ export class Engine {
     config: FileConfigStore;
     logs: LogStore;
     asks: AskDesk;
+    proposals: ProposalBook;
     identity: TlsIdentity;
     localTokenPath: string;
     services: Services;
@@ -154,6 +160,7 @@ export class Engine {
     this.config = parts.config;
     this.logs = parts.logs;
     this.asks = parts.asks;
+    this.proposals = parts.proposals;
     this.identity = parts.identity;
     this.localTokenPath = parts.localTokenPath;
     this.services = parts.services;
@@ -193,6 +200,10 @@ export class Engine {
         server?.broadcast(event === 'prompt' ? Notifications.askPrompt : Notifications.askResolved, params),
     });
     const metrics = new WardenMetrics(() => server?.consoles ?? 0);
+    const proposals = await ProposalBook.open({
+      path: join(stateDir, 'proposals.json'),
+      onError: (m) => log('error', m),
+    });
     if (options.kernel) {
       // Our listening ports are never handed out as some program's ephemeral port (src/kernel/reserved-ports.ts).
       const s = config.settings();
@@ -213,6 +224,7 @@ export class Engine {
       logs,
       host,
       asks,
+      proposals,
       // Changes applied with confirm outlive a restart: re-armed from the state directory.
       confirmations: await Confirmations.open(join(stateDir, 'pending-confirmations.json'), (m) =>
         log('error', `pending confirmations: ${m}`),
@@ -260,7 +272,8 @@ export class Engine {
     config.onChange(() => void metricsEndpoint.follow(config.settings().metrics));
     await metricsEndpoint.follow(config.settings().metrics);
     try {
-      if (options.kernel) kernel = await options.kernel({ config, logs, asks, host, log, metrics });
+      if (options.kernel)
+        kernel = await options.kernel({ config, logs, asks, host, log, metrics, proposals });
     } catch (e) {
       await metricsEndpoint.close();
       await server.close();
@@ -284,6 +297,7 @@ export class Engine {
       config,
       logs,
       asks,
+      proposals,
       identity,
       localTokenPath,
       services,
@@ -309,6 +323,7 @@ export class Engine {
     await this.#kernel?.stop();
     this.logs.append({ kind: 'system', message: 'engine stopped' });
     await this.server.close();
+    await this.proposals.close();
     await this.#stopSyslog();
     await this.metricsEndpoint.close();
     if (this.logs instanceof SqliteLogStore) await this.logs.close();

@@ -7,7 +7,7 @@
  */
 import { parseIp } from '../ip/index.js';
 import type { DecisionMetrics } from '../metrics/warden.js';
-import type { CompiledPolicy, ConnectionFacts, Decision, HostEnvironment } from '../policy/index.js';
+import type { CompiledPolicy, ConnectionFacts, Decision, HostEnvironment, Rule } from '../policy/index.js';
 import { decide } from '../policy/index.js';
 import type { NewLogItem } from '../protocol/log-item.js';
 import type { AskDesk } from './asks.js';
@@ -63,6 +63,8 @@ export interface EnforcerOptions {
   readonly now?: () => number;
   /** Counts each decision by verdict and its latency (default: not counted). */
   readonly metrics?: DecisionMetrics;
+  /** Learning mode: a connection no rule decided and the rule proposed for it (the proposal book). */
+  readonly propose?: (rule: Rule, facts: ConnectionFacts) => void;
 }
 
 /** Decides queued packets. */
@@ -105,6 +107,7 @@ export class Enforcer {
     };
     const policy = this.#o.policy();
     const decision = decide(policy, facts);
+    if (decision.proposal !== undefined) this.#o.propose?.(decision.proposal, facts);
     let verdict = decision.verdict;
     let message = messageFor(decision);
     if (verdict === 'ask') {

@@ -129,6 +129,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     log: (item) => logs.append(item),
     executables: host.executables,
     metrics: parts.metrics,
+    propose: (rule, facts) => parts.proposals?.seen(rule, facts),
   });
 
   const onPacket = (p: QueuedPacket) => {

@@ -50,6 +50,14 @@ export const logQuerySchema = z.strictObject({
   until: z.string().max(LIMITS.instant).datetime({ offset: true }).optional(),
   /** Case-insensitive substring of the message, application, host or rule. */
   text: z.string().min(1).max(LIMITS.searchText).optional(),
+  /**
+   * `newest`: the newest `limit` matches, newest first (like `journalctl -n`), with seq < beforeSeq when
+   * given; the answer's `searchedTo` is then the lowest seq searched (ask again with beforeSeq = it).
+   * Default `oldest`: oldest first from fromSeq. The engine's handler answers `newest` (the stores see `oldest`).
+   */
+  order: z.enum(['oldest', 'newest'], { error: 'order must be "oldest" or "newest"' }).optional(),
+  /** With order `newest`: only items with seq < beforeSeq. */
+  beforeSeq: z.number().int().positive().optional(),
 });
 
 export type LogQuery = z.input<typeof logQuerySchema>;

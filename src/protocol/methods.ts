@@ -9,6 +9,7 @@ import { type AskAnswerParams, type AskPrompt, type AskResolution, askAnswerSche
 import { LIMITS } from './limits.js';
 import type { LogItem } from './log-item.js';
 import { logQuerySchema } from './log-item.js';
+import { PolicyMethods } from './policy-methods.js';
 
 /** Who may call a method: anyone (to log in), an auditor (read-only) or an administrator. */
 export type Role = 'auditor' | 'administrator';
@@ -330,6 +331,7 @@ export const Methods = {
     empty,
     'what to open in a network firewall, as ready rules',
   ),
+  ...PolicyMethods,
 } as const;
 
 /** All methods by wire name. */

@@ -38,6 +38,8 @@ export interface KernelEngine {
   readonly engine: ChildProcess & { output: () => string };
   /** Every log item matching `params` (logs.query), oldest first. */
   logs(params: Record<string, unknown>): Promise<LogItem[]>;
+  /** Calls one method as the local administrator; rejects with the error's message. */
+  call(method: string, params: Record<string, unknown>): Promise<unknown>;
   /** Runs a program in the client namespace as nobody (uid 65534) or root. */
   spawnAs(user: 'root' | 'nobody', command: string, args: readonly string[]): ChildProcess;
   close(): void;
@@ -64,25 +66,37 @@ export async function startKernelEngine(
   }
   let console: ReturnType<typeof fixture> | undefined;
   let id = 0;
+  const ready = async () => {
+    if (console === undefined) {
+      console = fixture(pair, pair.client, 'local-console.js', [
+        String(port),
+        join(dir, 'state/local-token'),
+      ]);
+      await console.next((l) => l.event === 'ready', 'ready', 15_000);
+    }
+    return console;
+  };
   return {
     pair,
     engine,
+    async call(method, params) {
+      const c = await ready();
+      const n = ++id;
+      c.send(JSON.stringify({ id: n, method, params }));
+      const answer = await c.next((l) => l.id === n, method, 15_000);
+      if (answer.error !== undefined) throw new Error(`${method}: ${String(answer.error)}`);
+      return answer.result;
+    },
     async logs(params) {
-      if (console === undefined) {
-        console = fixture(pair, pair.client, 'local-console.js', [
-          String(port),
-          join(dir, 'state/local-token'),
-        ]);
-        await console.next((l) => l.event === 'ready', 'ready', 15_000);
-      }
+      await ready();
       const items: LogItem[] = [];
       let fromSeq = 1;
       for (;;) {
         const n = ++id;
-        console.send(
+        console!.send(
           JSON.stringify({ id: n, method: 'logs.query', params: { ...params, fromSeq, limit: 1000 } }),
         );
-        const answer = await console.next((l) => l.id === n, `logs.query ${JSON.stringify(params)}`, 15_000);
+        const answer = await console!.next((l) => l.id === n, `logs.query ${JSON.stringify(params)}`, 15_000);
         if (answer.error !== undefined) throw new Error(`logs.query: ${String(answer.error)}`);
         const page = (answer.result as { items: (LogItem & { seq: number })[] }).items;
         items.push(...page);

@@ -52,6 +52,9 @@ describe('the protocol document and the engine agree', () => {
     });
 
   test('logs.query address matches the source of login items (no local or remote end)', async () => {
+    // A failed login is an item (a successful one is not: every CLI command logs in).
+    const wrong = await h.connect();
+    await assert.rejects(wrong.login({ user: 'alice', password: 'not the password' }));
     const c = await h.login('alice');
     const whoami = await c.call(Methods.whoami, {});
     const found = await c.call(Methods.logsQuery, {
@@ -60,7 +63,7 @@ describe('the protocol document and the engine agree', () => {
       limit: 100,
     });
     assert.ok(
-      found.items.some((i) => /logged in from/.test(i.message) && i.source === whoami.remoteAddress),
+      found.items.some((i) => /failed login/.test(i.message) && i.source === whoami.remoteAddress),
       JSON.stringify(found.items),
     );
     const none = await c.call(Methods.logsQuery, { address: '192.0.2.77', kind: 'admin', limit: 100 });

@@ -9,6 +9,7 @@ import { EnginesPage, type Session } from './pages/engines.js';
 import { HintsPage } from './pages/hints.js';
 import { HistoryPage } from './pages/history.js';
 import { LiveLog } from './pages/live-log.js';
+import { ProposalsPage } from './pages/proposals.js';
 import { RulesPage } from './pages/rules.js';
 import { SettingsPage } from './pages/settings.js';
 import { UsersPage } from './pages/users.js';
@@ -19,6 +20,7 @@ const PAGES = [
   ['dashboard', 'Dashboard'],
   ['log', 'Live log'],
   ['rules', 'Rules'],
+  ['proposals', 'Proposals'],
   ['asks', 'Asks'],
   ['history', 'History'],
   ['settings', 'Settings'],
@@ -128,6 +130,8 @@ function App() {
       <LiveLog />
     ) : page === 'rules' ? (
       <RulesPage />
+    ) : page === 'proposals' ? (
+      <ProposalsPage />
     ) : page === 'asks' ? (
       <AsksPage prompts={prompts} />
     ) : page === 'history' ? (

@@ -3,6 +3,7 @@ import { useState } from 'preact/hooks';
 import { errorText, fieldErrors } from '../api.js';
 import { type Ctx, confirmParam, useEngine, useLoad } from '../context.js';
 import { ExplainForm, LintFindings } from './explain.js';
+import { PolicyHeader } from './policy-header.js';
 
 type Rule = Record<string, unknown> & { name: string };
 
@@ -158,6 +159,7 @@ export function RulesPage() {
   return (
     <>
       <h1>Rules</h1>
+      <PolicyHeader onChange={reload} />
       {!admin && <p class="muted">Read-only: you are logged in as an auditor.</p>}
       {loadError && <p class="error">{loadError}</p>}
       {error && <p class="error">{error}</p>}

@@ -1,0 +1,216 @@
+/**
+ * End-to-end in real Chromium: the Rules page's policy header (mode, defaults, address groups) and
+ * the Proposals page, against a real engine in unprivileged mode through `warden console`. Learning
+ * mode's proposals come from the engine's real Enforcer judging connections into the engine's own
+ * proposal book, as the kernel backend does. Screenshots at 1280x800 and 390x844 go to
+ * test-output/web-console/ (policy-*.png).
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import type { Browser, Page } from 'playwright-core';
+import { type ConsoleServer, startConsoleServer } from '../../src/console/web/server.js';
+import { Engine } from '../../src/engine/daemon.js';
+import { Enforcer } from '../../src/engine/enforcer.js';
+import { compilePolicy } from '../../src/policy/index.js';
+import { USERS } from '../integration/admin-harness.js';
+import { repoRoot } from '../repo-root.js';
+import { chromiumMissing, launchChromium } from '../support/chromium.js';
+
+const root = repoRoot(import.meta.url);
+const shots = join(root, 'test-output/web-console');
+const PHONE = { width: 390, height: 844 };
+const DESKTOP = { width: 1280, height: 800 };
+
+describe('web console: policy header and proposals in Chromium', { skip: chromiumMissing }, () => {
+  let engine: Engine;
+  let web: ConsoleServer;
+  let browser: Browser;
+  let home: string;
+  before(async () => {
+    home = mkdtempSync(join(tmpdir(), 'warden-web-policy-'));
+    const configDir = join(home, 'etc');
+    for (const [name, u] of Object.entries(USERS))
+      await promisify(execFile)(
+        process.execPath,
+        [
+          join(root, 'dist/src/engine/bin.js'),
+          'user',
+          'add',
+          name,
+          '--role',
+          u.role,
+          '--config-dir',
+          configDir,
+        ],
+        { env: { PATH: process.env.PATH ?? '', WARDEN_PASSWORD: u.password } },
+      );
+    engine = await Engine.start({
+      configDir,
+      stateDir: join(home, 'state'),
+      port: 0,
+      bindAddress: '127.0.0.1',
+    });
+    web = await startConsoleServer({
+      staticDir: join(root, 'dist/web'),
+      enginesPath: join(home, 'engines.json'),
+      knownHostsPath: join(home, 'known-hosts.json'),
+    });
+    browser = await launchChromium();
+    mkdirSync(shots, { recursive: true });
+    // The engine is added once (its fingerprint compared), as an administrator would.
+    const page = await browser.newPage({ viewport: DESKTOP });
+    await page.goto(web.url);
+    await page.getByLabel('Name').fill('lab');
+    await page.getByLabel('Address').fill(`127.0.0.1:${engine.server.port}`);
+    await page.getByRole('button', { name: 'Check fingerprint' }).click();
+    await page.getByTestId('fingerprint').waitFor();
+    await page.getByRole('button', { name: /trust and add/ }).click();
+    await page.locator('[data-engine="lab"]').waitFor();
+    await page.close();
+  });
+  after(async () => {
+    await browser?.close();
+    await web?.close();
+    await engine?.stop();
+    if (home) rmSync(home, { recursive: true, force: true });
+  });
+
+  const shot = (page: Page, name: string) =>
+    page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+
+  async function logIn(page: Page, user: string, to: string) {
+    await page.goto(web.url);
+    const card = page.locator('[data-engine="lab"]');
+    await card.getByLabel('User').fill(user);
+    await card.getByLabel('Password').fill(USERS[user]!.password);
+    await card.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('heading', { name: 'Live log' }).waitFor();
+    await page.goto(`${web.url.replace(/\?.*$/, '')}#/${to}`);
+  }
+
+  test('mode, defaults and groups are shown above the rules and changed there', async () => {
+    const page = await browser.newPage({ viewport: DESKTOP });
+    await logIn(page, 'alice', 'rules');
+    const header = page.getByRole('region', { name: 'policy' });
+    await header.waitFor();
+    assert.equal(await header.getByRole('button', { name: 'enforce' }).getAttribute('aria-pressed'), 'true');
+    assert.equal(await header.getByLabel('default outgoing action').inputValue(), 'allow');
+    await header.getByRole('button', { name: 'learning' }).click();
+    await header.getByRole('status').filter({ hasText: 'Mode: enforce → learning' }).waitFor();
+    assert.equal(engine.config.policy().mode, 'learning');
+    await header.getByLabel('default outgoing action').selectOption('deny');
+    await header.getByRole('status').filter({ hasText: 'Default outgoing: allow → deny' }).waitFor();
+    assert.deepEqual(engine.config.policy().defaults.outgoing, { action: 'deny', log: true });
+    await header.getByLabel('log incoming default').uncheck();
+    const form = header.getByRole('form', { name: 'add a group' });
+    await form.getByLabel('New group').fill('lan');
+    await form.getByLabel('Members').fill('192.168.0.0/16, 10.0.0.0/8');
+    await form.getByRole('button', { name: 'Add group' }).click();
+    await header.locator('[data-group="lan"]').waitFor();
+    assert.deepEqual(engine.config.policy().addressGroups.lan?.length, 2);
+    // An invalid member is refused with the engine's words, naming it.
+    await form.getByLabel('New group').fill('bad');
+    await form.getByLabel('Members').fill('10.0.0.1/8');
+    await form.getByRole('button', { name: 'Add group' }).click();
+    await header.locator('.error', { hasText: '10.0.0.1/8' }).waitFor();
+    assert.equal(engine.config.policy().addressGroups.bad, undefined);
+    await form.getByLabel('New group').fill('');
+    await form.getByLabel('Members').fill('');
+    const members = header.getByLabel('members of lan');
+    await members.fill('192.168.0.0/16, 172.16.0.0/12');
+    await header.locator('[data-group="lan"]').getByRole('button', { name: 'Save' }).click();
+    await header.getByRole('status').filter({ hasText: 'Group @lan changed' }).waitFor();
+    assert.equal(engine.config.policy().defaults.incoming.log, false);
+    assert.deepEqual(
+      engine.config.policy().addressGroups.lan?.map((s) => (s.kind === 'ip' ? s.range.version : s.kind)),
+      [4, 4],
+    );
+    await shot(page, 'policy-01-rules-header-1280');
+    await page.setViewportSize(PHONE);
+    await shot(page, 'policy-02-rules-header-390');
+    await page.close();
+  });
+
+  test('proposals grouped by application: accepted one by one, in bulk, rejected for good', async () => {
+    const enforcer = new Enforcer({
+      policy: () => compilePolicy(engine.config.policy()),
+      identify: async (t) => ({
+        pid: 4000 + (t.sourcePort ?? 0),
+        executable:
+          t.sourcePort! < 2000 ? '/usr/bin/curl' : t.sourcePort! < 3000 ? '/usr/bin/apt' : '/usr/bin/ssh',
+        uid: 1000,
+      }),
+      hostsOf: (a) => (a === '192.0.2.80' ? ['deb.debian.org'] : []),
+      asks: engine.asks,
+      log: (i) => engine.logs.append(i),
+      executables: { engine: '/e', console: '/c', assistant: '/a' },
+      propose: (rule, facts) => engine.proposals.seen(rule, facts),
+    });
+    const connect = (sourcePort: number, destination: string, destinationPort: number) =>
+      enforcer.judge(
+        { protocol: 'tcp', source: '10.200.0.1', destination, sourcePort, destinationPort },
+        'outgoing',
+      );
+    for (let i = 0; i < 5; i++) await connect(1000 + i, '192.0.2.10', 443);
+    await connect(1100, '192.0.2.11', 8080);
+    for (let i = 0; i < 3; i++) await connect(2000 + i, '192.0.2.80', 80);
+    await connect(2100, '192.0.2.81', 443);
+    await connect(3000, '198.51.100.22', 22);
+    assert.equal(engine.proposals.size, 5);
+
+    const page = await browser.newPage({ viewport: DESKTOP });
+    await logIn(page, 'alice', 'proposals');
+    const curl = page.locator('[data-app="/usr/bin/curl"]');
+    await curl.waitFor();
+    assert.match(String(await curl.textContent()), /2 proposals, seen 6×/);
+    assert.match(
+      String(await curl.locator('tbody tr').first().textContent()),
+      /to 192\.0\.2\.10 · tcp 443\s*5/,
+    );
+    await shot(page, 'policy-03-proposals-1280');
+    await page.setViewportSize(PHONE);
+    await shot(page, 'policy-04-proposals-390');
+    await page.setViewportSize(DESKTOP);
+    // One by one.
+    await curl.locator('tbody tr').first().getByRole('button', { name: 'Accept' }).click();
+    await page.getByRole('status').filter({ hasText: '1 rule added' }).waitFor();
+    assert.ok(
+      engine.config
+        .policy()
+        .rules.some((r) => r.name === 'learned: /usr/bin/curl outgoing tcp/443 to 192.0.2.10'),
+    );
+    // Ticked ones in bulk.
+    const apt = page.locator('[data-app="/usr/bin/apt"]');
+    for (const box of await apt.getByRole('checkbox').all()) await box.check();
+    await page.getByRole('button', { name: 'Accept selected (2)' }).click();
+    await page.getByRole('status').filter({ hasText: '2 rules added' }).waitFor();
+    // All of one application, rejected: not proposed again.
+    await page.locator('[data-app="/usr/bin/ssh"]').getByRole('button', { name: 'Reject all' }).click();
+    await page.getByRole('status').filter({ hasText: '1 rejected' }).waitFor();
+    await connect(3001, '198.51.100.22', 22);
+    assert.deepEqual(
+      engine.proposals.list().map((p) => p.remote),
+      ['192.0.2.11'],
+    );
+    assert.equal(engine.config.policy().rules.length, 3);
+    await page.close();
+  });
+
+  test('an auditor sees the policy and proposals without controls to change them', async () => {
+    const page = await browser.newPage({ viewport: DESKTOP });
+    await logIn(page, 'bob', 'rules');
+    const header = page.getByRole('region', { name: 'policy' });
+    await header.waitFor();
+    assert.equal(await header.getByLabel('default outgoing action').isDisabled(), true);
+    assert.equal(await header.getByRole('form', { name: 'add a group' }).count(), 0);
+    await page.getByRole('navigation', { name: 'pages' }).getByRole('link', { name: 'Proposals' }).click();
+    await page.locator('[data-app="/usr/bin/curl"]').waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Accept' }).count(), 0);
+    await page.close();
+  });
+});
