@@ -29,6 +29,7 @@ import { parseSettingsText, type Settings, validateSettings } from '../settings/
 import { keepRedacted, redactSecrets, redactText } from '../settings/secrets.js';
 import type { ChangeMeta, ConfigStore } from './config-store.js';
 import { Confirmations, lockoutRisk } from './confirm.js';
+import { type ConnectionSource, connectionsHandler } from './connections.js';
 import { unifiedDiff } from './line-diff.js';
 import type { LogStore } from './log-store.js';
 import { RevertConflict } from './revert.js';
@@ -94,6 +95,8 @@ export interface HandlerContext {
   readonly onSettingsChanged?: (settings: Settings) => void;
   /** Changes applied with confirm, waiting for config.confirm (the server closes it); default: a new one. */
   readonly confirmations?: Confirmations;
+  /** The connections open on the engine's host (connections.list); absent: the method says there are none to see. */
+  readonly connections?: ConnectionSource;
 }
 
 type Confirm = { seconds: number } | undefined;
@@ -435,6 +438,7 @@ export function createHandlers(ctx: HandlerContext) {
         ctx.hints?.(port) ?? (firewallHints({ applicationPort: port }) as unknown as Record<string, unknown>)
       );
     },
+    connectionsList: connectionsHandler(ctx.connections),
   };
   return handlers;
 }

@@ -17,6 +17,7 @@ import { ensureDirectory, tightenFiles } from '../admin/private-file.js';
 import { AdminServer } from '../admin/server.js';
 import { SqliteLogStore } from '../admin/sqlite-log-store.js';
 import { loadOrCreateIdentity, type TlsIdentity } from '../admin/tls-identity.js';
+import { ConnectionLister } from '../kernel/open-connections.js';
 import { reserveLocalPorts } from '../kernel/reserved-ports.js';
 import { MetricsEndpoint } from '../metrics/http.js';
 import { type DecisionMetrics, WardenMetrics } from '../metrics/warden.js';
@@ -213,6 +214,7 @@ export class Engine {
       logs,
       host,
       asks,
+      connections: new ConnectionLister(),
       // Changes applied with confirm outlive a restart: re-armed from the state directory.
       confirmations: await Confirmations.open(join(stateDir, 'pending-confirmations.json'), (m) =>
         log('error', `pending confirmations: ${m}`),
