@@ -100,7 +100,7 @@ function RuleForm({ ctx, editing, done }: { ctx: Ctx; editing?: Rule; done: () =
       aria-label={editing ? `edit rule ${editing.name}` : 'add a rule'}
     >
       {input('name', 'Name', 'ssh from the office')}
-      {select('direction', 'Direction', ['outgoing', 'incoming'])}
+      {select('direction', 'Direction', ['outgoing', 'incoming', 'both'])}
       {select('action', 'Action', ['allow', 'deny', 'reject', 'ask'])}
       {select('protocol', 'Protocol', ['any', 'tcp', 'udp', 'tcp+udp', 'icmp'])}
       {input('application', 'Application', '/usr/bin/curl or any')}
@@ -192,7 +192,7 @@ export function RulesPage() {
           <tbody>
             {rules.map((r, i) => (
               <tr key={r.name} class={r.enabled === false ? 'disabled' : ''} data-rule={r.name}>
-                <td>{i}</td>
+                <td>{i + 1}</td>
                 <td>
                   {r.name}
                   {r.enabled === false && <em> (disabled)</em>}
