@@ -131,6 +131,7 @@ export function ConnectionsPage() {
         </button>
       </form>
       {error && <p class="error">{error}</p>}
+      {!data && !error && <p class="muted">Reading the open connections…</p>}
       {data && (
         <p class="muted" data-testid="connections-summary">
           {shown.length} open connection{shown.length === 1 ? '' : 's'} of {groups.length} program
