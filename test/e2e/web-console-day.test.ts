@@ -410,6 +410,51 @@ describe('the administrator’s day in the web console', { skip: chromiumMissing
     await page.close();
   });
 
+  test('the users page of an engine without console users says so (local administrator login)', async () => {
+    const bare = mkdtempSync(join(tmpdir(), 'warden-web-bare-'));
+    const lone = await Engine.start({
+      configDir: join(bare, 'etc'),
+      stateDir: join(bare, 'state'),
+      port: 0,
+      bindAddress: '127.0.0.1',
+    });
+    const address = `127.0.0.1:${lone.server.port}`;
+    await (await KnownHosts.open(join(bare, 'known-hosts.json'))).pin(address, lone.identity.fingerprint);
+    await (await EngineList.open(join(bare, 'engines.json'))).save('bare', {
+      host: '127.0.0.1',
+      port: lone.server.port,
+    });
+    const console2 = await startConsoleServer({
+      staticDir: join(root, 'dist/web'),
+      enginesPath: join(bare, 'engines.json'),
+      knownHostsPath: join(bare, 'known-hosts.json'),
+      localTokenPath: lone.localTokenPath,
+    });
+    try {
+      for (const [label, viewport] of [
+        ['wide', { width: 1280, height: 800 }],
+        ['narrow', { width: 390, height: 844 }],
+      ] as const) {
+        const page = await browser.newPage({ viewport });
+        await page.goto(console2.url);
+        await page
+          .locator('[data-engine="bare"]')
+          .getByRole('button', { name: 'Local administrator' })
+          .click();
+        await page.getByRole('heading', { name: 'Live log' }).waitFor();
+        await page.getByRole('link', { name: 'Users' }).click();
+        await page.getByTestId('no-users').waitFor();
+        assert.match(String(await page.getByTestId('no-users').textContent()), /No console users yet/);
+        await shot(page, `users-empty-${label}`);
+        await page.close();
+      }
+    } finally {
+      await console2.close();
+      await lone.stop();
+      rmSync(bare, { recursive: true, force: true });
+    }
+  });
+
   test('rules are numbered from 1 and a rule can be for both directions', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await logIn(page);

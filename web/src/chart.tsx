@@ -10,9 +10,9 @@ export interface Column {
   counts: Record<string, number>;
 }
 
-/** The smallest of 1, 2, 5 x 10^n that is at least n. */
+/** The smallest of 2, 5, 10, 20, 50 ... that is at least n (so that half of it is a whole number too). */
 function roundUp(n: number): number {
-  if (n <= 1) return 1;
+  if (n <= 2) return 2;
   const p = 10 ** Math.floor(Math.log10(n));
   return [1, 2, 5, 10].map((m) => m * p).find((v) => v >= n)!;
 }

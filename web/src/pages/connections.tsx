@@ -121,6 +121,7 @@ export function ConnectionsPage() {
           Filter{' '}
           <input
             name="filter"
+            size={28}
             value={filter}
             placeholder="program, address or user"
             onInput={(e) => setFilter(e.currentTarget.value)}

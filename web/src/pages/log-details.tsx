@@ -182,7 +182,7 @@ export function LogDetails({ item, onClose }: { item: LogItem; onClose: () => vo
           </>
         )}
       </dl>
-      {admin && facts && !proposal && (
+      {admin && facts && !proposal && !done && (
         <p class="buttons">
           <button type="button" class="allow" onClick={() => setProposal(ruleFor(item, 'allow'))}>
             Allow this from now on
