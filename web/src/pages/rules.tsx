@@ -108,13 +108,16 @@ function RuleForm({ ctx, editing, done }: { ctx: Ctx; editing?: Rule; done: () =
       {input('remotePorts', 'Remote ports', '443 or 8000-8080')}
       {input('localPorts', 'Local ports', '22')}
       {input('user', 'User', 'alice or 1000')}
-      <label class="check">
-        <input type="checkbox" checked={enabled} onChange={(e) => setEnabled(e.currentTarget.checked)} />{' '}
-        Enabled
-      </label>
-      <label class="check">
-        <input type="checkbox" checked={log} onChange={(e) => setLog(e.currentTarget.checked)} /> Log matches
-      </label>
+      <div class="checks">
+        <label class="check">
+          <input type="checkbox" checked={enabled} onChange={(e) => setEnabled(e.currentTarget.checked)} />{' '}
+          Enabled
+        </label>
+        <label class="check">
+          <input type="checkbox" checked={log} onChange={(e) => setLog(e.currentTarget.checked)} /> Log
+          matches
+        </label>
+      </div>
       <div class="actions">
         <button type="submit">{editing ? 'Save rule' : 'Add rule'}</button>{' '}
         <button type="button" onClick={done}>
