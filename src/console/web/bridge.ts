@@ -15,7 +15,7 @@ import {
 import { readLocalToken } from '../../client/local-token.js';
 import { ErrorCode, WardenError } from '../../errors.js';
 import type { LogItem } from '../../protocol/log-item.js';
-import { METHODS_BY_NAME, Notifications } from '../../protocol/methods.js';
+import { METHODS_BY_NAME, Methods, Notifications } from '../../protocol/methods.js';
 import { toErrorObject } from '../../rpc/peer.js';
 import { type EngineList, hostPortKey, parseHostPort } from '../engines.js';
 
@@ -36,6 +36,8 @@ export interface BridgeContext {
 const RECONNECT_FIRST_MS = 500;
 const RECONNECT_MAX_MS = 10_000;
 const RECONNECT_GIVE_UP_MS = 10 * 60_000;
+/** Items read back at most after a reconnect to an engine whose log was replaced (it ends before the last item seen). */
+const MAX_READ_BACK = 1000;
 
 /** Methods the bridge manages itself: the page may not call them by name. */
 const MANAGED = new Set(['session.login', 'session.logout', 'logs.subscribe', 'logs.transport']);
@@ -280,8 +282,19 @@ export class Bridge {
         if (last !== undefined && last.seq > session.lastSeq) session.lastSeq = last.seq;
         this.#queue(engine, items);
       },
-      session.lastSeq > 0 ? { afterSeq: session.lastSeq } : {},
+      session.lastSeq > 0 ? { afterSeq: await this.#resumeAfter(session) } : {},
     );
+  }
+
+  /**
+   * Where a reconnected session's items go on from: after the last one delivered, unless the
+   * engine's log now ends before it (its store was replaced): then its newest MAX_READ_BACK items.
+   */
+  async #resumeAfter(session: Session): Promise<number> {
+    const { lastLogSeq } = await session.client.call(Methods.status, {});
+    if (lastLogSeq >= session.lastSeq) return session.lastSeq;
+    session.lastSeq = Math.max(0, lastLogSeq - MAX_READ_BACK);
+    return session.lastSeq;
   }
 
   /**
