@@ -21,7 +21,8 @@ export function connectionsHandler(
         ErrorCode.NOT_FOUND,
         'this engine has no view of the connections open on its host',
         {
-          suggestion: 'Ask the engine started by wardend (warden connections on its host).',
+          suggestion:
+            'This administration server runs without an engine; connect to the one wardend started.',
         },
       );
     return source.list();
