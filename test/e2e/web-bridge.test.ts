@@ -126,4 +126,51 @@ describe('web console bridge: sessions across engine restarts', () => {
       h = await startHarness({ port });
     }
   });
+
+  test('a page that went away keeps its sessions only until its ticket expires, then they are logged out', async () => {
+    const { startConsoleServer } = await import('../../src/console/web/server.js');
+    const { WebSocket } = await import('ws');
+    const web = await startConsoleServer({
+      staticDir: dir,
+      enginesPath: join(dir, 'engines.json'),
+      knownHostsPath: join(dir, 'known.json'),
+      parkMs: 300,
+    });
+    const open = async () => {
+      const ws = new WebSocket(`ws://127.0.0.1:${web.port}/ws`, {
+        headers: { authorization: `Bearer ${web.token}`, origin: `http://127.0.0.1:${web.port}` },
+      });
+      const answers: Message[] = [];
+      ws.on('message', (d) => answers.push(JSON.parse(d.toString())));
+      await new Promise((ok, fail) => {
+        ws.once('open', ok);
+        ws.once('error', fail);
+      });
+      let id = 0;
+      const ask = async (request: Record<string, unknown>) => {
+        const mine = ++id;
+        ws.send(JSON.stringify({ id: mine, ...request }));
+        await until(() => answers.some((a) => a.id === mine), 5000, `answer ${mine}`);
+        return answers.find((a) => a.id === mine)!;
+      };
+      return { ws, ask };
+    };
+    try {
+      const before = h.server.consoles;
+      const first = await open();
+      const { ticket } = (await first.ask({ op: 'resume', ticket: '' })).result as { ticket: string };
+      await first.ask({ op: 'login', engine: 'lab', user: 'bob', password: USERS.bob!.password });
+      assert.equal(h.server.consoles, before + 1);
+      first.ws.close();
+      // Gone for longer than the park time: the engine session is closed, and the ticket opens nothing.
+      await until(() => h.server.consoles === before, 5000, 'the parked session to be logged out');
+      const second = await open();
+      const r = (await second.ask({ op: 'resume', ticket })).result as { resumed: boolean; sessions: object };
+      assert.equal(r.resumed, false);
+      assert.deepEqual(r.sessions, {});
+      second.ws.close();
+    } finally {
+      await web.close();
+    }
+  });
 });

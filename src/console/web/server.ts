@@ -28,6 +28,8 @@ export interface ConsoleServerOptions {
   readonly enginesPath?: string;
   readonly knownHostsPath?: string;
   readonly localTokenPath?: string;
+  /** How long the engine sessions of a page that went away wait for its reload (default 60 s; tests shorten it). */
+  readonly parkMs?: number;
 }
 
 export interface ConsoleServer {
@@ -156,7 +158,7 @@ export async function startConsoleServer(options: ConsoleServerOptions = {}): Pr
    */
   const parked = new Map<string, { bridge: Bridge; timer: NodeJS.Timeout }>();
   const park = (t: string, bridge: Bridge) => {
-    parked.set(t, { bridge, timer: setTimeout(() => unpark(t)?.close(), PARK_MS) });
+    parked.set(t, { bridge, timer: setTimeout(() => unpark(t)?.close(), options.parkMs ?? PARK_MS) });
     if (parked.size > MAX_PARKED) {
       const oldest = parked.keys().next().value!;
       unpark(oldest)?.close();
