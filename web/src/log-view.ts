@@ -179,8 +179,11 @@ export class LogView {
         const cell = cells[c] as HTMLElement;
         if (cell.textContent !== text) cell.textContent = text;
       }
+      // What a narrow cell may cut off is in its tooltip: the application's path, the whole message.
       const app = cells[4] as HTMLElement;
-      if ((app.title || undefined) !== item.application) app.title = item.application ?? '';
+      if (app.title !== (item.application ?? '')) app.title = item.application ?? '';
+      const message = cells[COLUMNS.length - 1] as HTMLElement;
+      if (message.title !== item.message) message.title = item.message;
     }
   }
 

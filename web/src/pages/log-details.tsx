@@ -6,7 +6,7 @@
  */
 import { useEffect, useState } from 'preact/hooks';
 import { errorText, type LogItem } from '../api.js';
-import { confirmParam, useEngine, useLoad } from '../context.js';
+import { appHref, confirmParam, useEngine, useLoad } from '../context.js';
 import { baseName, remoteText, splitEnd } from '../log-view.js';
 
 interface Explanation {
@@ -135,7 +135,14 @@ export function LogDetails({ item, onClose }: { item: LogItem; onClose: () => vo
         <Field label="Kind" value={item.kind} />
         <Field label="Direction" value={item.direction} />
         <Field label="Protocol" value={item.protocol} />
-        <Field label="Application" value={item.application} />
+        {item.application && (
+          <>
+            <dt>Application</dt>
+            <dd>
+              <a href={appHref(item.application)}>{item.application}</a>
+            </dd>
+          </>
+        )}
         <Field label="User" value={item.user} />
         <Field label="Local end" value={item.local} />
         <Field label="Remote end" value={item.remote} />
