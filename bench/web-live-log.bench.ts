@@ -80,10 +80,10 @@ async function measure(page: Page): Promise<() => Promise<Figures>> {
   return async () => {
     const r = (await page.evaluate(`(() => {
       const m = window.__m; m.stop = true;
-      const text = document.querySelector('[data-testid="log-counts"]').textContent;
+      const counts = document.querySelector('[data-testid="log-counts"]');
       return { frames: m.frames, seconds: (performance.now() - m.start) / 1000, longest: m.longest,
-        longTotal: m.longTotal, maxRows: m.maxRows, received: Number(text.split(' ')[0]),
-        gap: Math.max(m.gap, performance.now() - m.last), skipped: Number(/(\\d+) skipped/.exec(text)?.[1] ?? 0) };
+        longTotal: m.longTotal, maxRows: m.maxRows, received: Number(counts.dataset.received),
+        gap: Math.max(m.gap, performance.now() - m.last), skipped: Number(counts.dataset.skipped ?? 0) };
     })()`)) as {
       frames: number;
       seconds: number;

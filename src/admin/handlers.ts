@@ -29,6 +29,7 @@ import { parseSettingsText, type Settings, validateSettings } from '../settings/
 import { keepRedacted, redactSecrets, redactText } from '../settings/secrets.js';
 import type { ChangeMeta, ConfigStore } from './config-store.js';
 import { Confirmations, lockoutRisk } from './confirm.js';
+import { type ConnectionSource, connectionsHandler } from './connections.js';
 import { unifiedDiff } from './line-diff.js';
 import { newestFirst } from './log-newest.js';
 import type { LogStore } from './log-store.js';
@@ -99,6 +100,8 @@ export interface HandlerContext {
   readonly confirmations?: Confirmations;
   /** Learning mode's proposals (the engine's enforcer fills it); absent: proposals.* answer NOT_FOUND. */
   readonly proposals?: ProposalBook;
+  /** The connections open on the engine's host (connections.list); absent: the method says there are none to see. */
+  readonly connections?: ConnectionSource;
 }
 
 type Confirm = { seconds: number } | undefined;
@@ -448,6 +451,7 @@ export function createHandlers(ctx: HandlerContext) {
         ctx.hints?.(port) ?? (firewallHints({ applicationPort: port }) as unknown as Record<string, unknown>)
       );
     },
+    connectionsList: connectionsHandler(ctx.connections),
   };
   const policyHandlers = createPolicyHandlers({
     policy: () => ctx.config.policy(),

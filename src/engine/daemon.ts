@@ -18,6 +18,7 @@ import { ProposalBook } from '../admin/proposals.js';
 import { AdminServer } from '../admin/server.js';
 import { SqliteLogStore } from '../admin/sqlite-log-store.js';
 import { loadOrCreateIdentity, type TlsIdentity } from '../admin/tls-identity.js';
+import { ConnectionLister } from '../kernel/open-connections.js';
 import { reserveLocalPorts } from '../kernel/reserved-ports.js';
 import { MetricsEndpoint } from '../metrics/http.js';
 import { type DecisionMetrics, WardenMetrics } from '../metrics/warden.js';
@@ -225,6 +226,7 @@ export class Engine {
       host,
       asks,
       proposals,
+      connections: new ConnectionLister(),
       // Changes applied with confirm outlive a restart: re-armed from the state directory.
       confirmations: await Confirmations.open(join(stateDir, 'pending-confirmations.json'), (m) =>
         log('error', `pending confirmations: ${m}`),

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { type AskAnswerParams, type AskPrompt, type AskResolution, askAnswerSchema } from './asks.js';
+import type { ConnectionsListResult } from './connections.js';
 import { LIMITS } from './limits.js';
 import type { LogItem } from './log-item.js';
 import { logQuerySchema } from './log-item.js';
@@ -332,6 +333,12 @@ export const Methods = {
     'what to open in a network firewall, as ready rules',
   ),
   ...PolicyMethods,
+  connectionsList: method<Empty, ConnectionsListResult>(
+    'connections.list',
+    'auditor',
+    empty,
+    'connections open on the engine host now, with the processes that own them',
+  ),
 } as const;
 
 /** All methods by wire name. */

@@ -15,7 +15,27 @@ export type Push =
   | { push: 'log'; engine: string; items: LogItem[]; dropped: number }
   | { push: 'notify'; engine: string; method: string; params: unknown }
   | { push: 'transport'; engine: string; transport: string; reason: string }
-  | { push: 'closed'; engine: string; reason: string };
+  | { push: 'closed'; engine: string; reason: string }
+  | { push: 'reconnecting'; engine: string; reason: string; inMs: number; attempt: number }
+  | { push: 'reconnected'; engine: string; session: SessionJson };
+
+export interface SessionJson {
+  user: string;
+  role: 'administrator' | 'auditor';
+  transport: string;
+  reconnecting?: boolean;
+}
+
+/** The console connection: `open` once the page's engine sessions are known (`sessions`), `retrying` while it waits to connect again. */
+export type ConsoleState =
+  | { state: 'open'; sessions: Record<string, SessionJson> }
+  | { state: 'retrying'; inMs: number }
+  | { state: 'connecting' };
+
+/** sessionStorage key of the resume ticket (per tab, gone with the tab; never localStorage). */
+const TICKET_KEY = 'warden-console-ticket';
+const RETRY_FIRST_MS = 250;
+const RETRY_MAX_MS = 8000;
 
 export interface LogItem {
   seq: number;
@@ -38,28 +58,57 @@ type Waiter = { ok: (v: unknown) => void; fail: (e: ApiError) => void };
 
 export class Api {
   #ws: WebSocket | undefined;
+  #ready = false;
   #next = 1;
+  #retries = 0;
   readonly #waiting = new Map<number, Waiter>();
   readonly #listeners = new Set<(p: Push) => void>();
   readonly #queue: string[] = [];
-  #onState: (open: boolean) => void = () => {};
+  #onState: (s: ConsoleState) => void = () => {};
 
-  connect(onState: (open: boolean) => void): void {
+  /**
+   * Opens the WebSocket and keeps it open: after a close it connects again, waiting longer after
+   * each failure. The first message of every connection is `resume` with the ticket the console gave
+   * this tab (kept in sessionStorage): the console hands back the engine sessions this tab had before
+   * a reload or a lost connection, and a new ticket. Requests wait until then.
+   */
+  connect(onState: (s: ConsoleState) => void): void {
     this.#onState = onState;
+    onState({ state: 'connecting' });
     const ws = new WebSocket(`ws://${location.host}/ws`);
     this.#ws = ws;
+    const resumeId = this.#next++;
     ws.onopen = () => {
-      for (const m of this.#queue.splice(0)) ws.send(m);
-      onState(true);
+      let ticket = '';
+      try {
+        ticket = sessionStorage.getItem(TICKET_KEY) ?? '';
+      } catch {
+        // storage refused: no resume, a fresh start
+      }
+      ws.send(JSON.stringify({ id: resumeId, op: 'resume', ticket }));
     };
     ws.onclose = () => {
       for (const w of this.#waiting.values()) w.fail({ message: 'connection to the console closed' });
       this.#waiting.clear();
-      this.#onState(false);
+      this.#ready = false;
+      if (this.#ws !== ws) return;
+      const inMs = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** this.#retries++);
+      this.#onState({ state: 'retrying', inMs });
+      setTimeout(() => this.connect(this.#onState), inMs);
     };
     ws.onmessage = (e) => {
       const m = JSON.parse(e.data as string);
-      if (typeof m.id === 'number') {
+      if (m.id === resumeId) {
+        try {
+          sessionStorage.setItem(TICKET_KEY, m.result.ticket);
+        } catch {
+          // as above
+        }
+        this.#retries = 0;
+        this.#ready = true;
+        for (const q of this.#queue.splice(0)) ws.send(q);
+        this.#onState({ state: 'open', sessions: m.result.sessions });
+      } else if (typeof m.id === 'number') {
         const w = this.#waiting.get(m.id);
         this.#waiting.delete(m.id);
         if (m.error) w?.fail(m.error);
@@ -74,7 +123,7 @@ export class Api {
     const text = JSON.stringify({ id, op, ...args });
     return new Promise<T>((ok, fail) => {
       this.#waiting.set(id, { ok: ok as (v: unknown) => void, fail });
-      if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(text);
+      if (this.#ready && this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(text);
       else this.#queue.push(text);
     });
   }

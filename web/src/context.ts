@@ -71,3 +71,8 @@ export function useLoad<T>(
 }
 
 export { api };
+
+/** The address of an application's page. */
+export function appHref(path: string): string {
+  return `#/app/${encodeURIComponent(path)}`;
+}

@@ -1,11 +1,14 @@
 /** The web console's shell: the connection to `warden console`, engine sessions, navigation and the pages. */
 import { render } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { api, errorText } from './api.js';
+import { api, type ConsoleState, errorText, type SessionJson } from './api.js';
 import { type Ctx, EngineContext, type Pending, useNow } from './context.js';
+import { notifyPrompt } from './notify.js';
+import { ApplicationPage } from './pages/application.js';
 import { type AskPromptJson, AsksPage } from './pages/asks.js';
+import { ConnectionsPage } from './pages/connections.js';
 import { Dashboard } from './pages/dashboard.js';
-import { EnginesPage, type Session } from './pages/engines.js';
+import { EnginesPage } from './pages/engines.js';
 import { HintsPage } from './pages/hints.js';
 import { HistoryPage } from './pages/history.js';
 import { LiveLog } from './pages/live-log.js';
@@ -19,6 +22,7 @@ const PAGES = [
   ['engines', 'Engines'],
   ['dashboard', 'Dashboard'],
   ['log', 'Live log'],
+  ['connections', 'Connected now'],
   ['rules', 'Rules'],
   ['proposals', 'Proposals'],
   ['asks', 'Asks'],
@@ -27,12 +31,23 @@ const PAGES = [
   ['users', 'Users'],
   ['hints', 'Hints'],
 ] as const;
-type PageId = (typeof PAGES)[number][0];
+type PageId = (typeof PAGES)[number][0] | 'app';
+/** The engine worked on, kept over a reload of this tab. */
+const CURRENT_KEY = 'warden-console-engine';
 
-function pageFromHash(): PageId {
-  const h = location.hash.replace(/^#\/?/, '');
-  return (PAGES.find(([id]) => id === h)?.[0] ?? 'engines') as PageId;
+interface Route {
+  page: PageId;
+  /** For the application page: its executable path. */
+  arg: string;
 }
+
+function routeFromHash(): Route {
+  const h = location.hash.replace(/^#\/?/, '');
+  if (h.startsWith('app/')) return { page: 'app', arg: decodeURIComponent(h.slice(4)) };
+  return { page: (PAGES.find(([id]) => id === h)?.[0] ?? 'engines') as PageId, arg: '' };
+}
+
+type Session = SessionJson & { retry?: string };
 
 function PendingBanner({ pending, ctx, done }: { pending: Pending; ctx: Ctx; done: () => void }) {
   const now = useNow();
@@ -59,31 +74,56 @@ function PendingBanner({ pending, ctx, done }: { pending: Pending; ctx: Ctx; don
 }
 
 function App() {
-  const [open, setOpen] = useState<boolean | null>(null);
-  const [page, setPage] = useState<PageId>(pageFromHash());
+  const [conn, setConn] = useState<ConsoleState>({ state: 'connecting' });
+  const [route, setRoute] = useState<Route>(routeFromHash());
   const [sessions, setSessions] = useState<Record<string, Session>>({});
-  const [current, setCurrent] = useState<string>('');
+  const [current, setCurrent] = useState<string>(() => sessionStorage.getItem(CURRENT_KEY) ?? '');
   const [prompts, setPrompts] = useState<AskPromptJson[]>([]);
   const [pending, setPending] = useState<Pending>();
   const [confirmSeconds, setConfirmSeconds] = useState(0);
   const [notice, setNotice] = useState('');
 
   useEffect(() => {
-    api.connect(setOpen);
-    const onHash = () => setPage(pageFromHash());
+    let wasOpen = false;
+    api.connect((s) => {
+      setConn(s);
+      if (s.state !== 'open') return;
+      // The console handed back this tab's sessions (after a reload or a lost connection), or none.
+      setSessions(s.sessions);
+      setCurrent((c) => (s.sessions[c] ? c : (Object.keys(s.sessions)[0] ?? '')));
+      if (wasOpen) dispatchEvent(new Event('warden:resumed'));
+      wasOpen = true;
+    });
+    const onHash = () => setRoute(routeFromHash());
     addEventListener('hashchange', onHash);
     return api.onPush((p) => {
-      if (p.push === 'notify' && p.method === 'asks.prompt')
-        setPrompts((l) => [
-          ...l.filter((x) => x.id !== (p.params as AskPromptJson).id),
-          p.params as AskPromptJson,
-        ]);
+      if (p.push === 'notify' && p.method === 'asks.prompt') {
+        const prompt = p.params as AskPromptJson;
+        setPrompts((l) => [...l.filter((x) => x.id !== prompt.id), prompt]);
+        notifyPrompt(p.engine, prompt);
+      }
       if (p.push === 'notify' && p.method === 'asks.resolved')
         setPrompts((l) => l.filter((x) => x.id !== (p.params as { id: string }).id));
       if (p.push === 'transport')
         setSessions((s) =>
           s[p.engine] ? { ...s, [p.engine]: { ...s[p.engine]!, transport: p.transport } } : s,
         );
+      if (p.push === 'reconnecting')
+        setSessions((s) =>
+          s[p.engine]
+            ? {
+                ...s,
+                [p.engine]: {
+                  ...s[p.engine]!,
+                  retry: `${p.engine} is not answering (${p.reason}); trying again in ${Math.ceil(p.inMs / 1000)} s`,
+                },
+              }
+            : s,
+        );
+      if (p.push === 'reconnected') {
+        setSessions((s) => ({ ...s, [p.engine]: p.session }));
+        dispatchEvent(new Event('warden:resumed'));
+      }
       if (p.push === 'closed') {
         setSessions(({ [p.engine]: _gone, ...rest }) => rest);
         setNotice(`The session with ${p.engine} ended: ${p.reason}`);
@@ -91,7 +131,12 @@ function App() {
     });
   }, []);
 
+  useEffect(() => {
+    if (current) sessionStorage.setItem(CURRENT_KEY, current);
+  }, [current]);
+
   const session = sessions[current];
+  const sessionKey = session ? `${session.user}/${session.role}` : '';
   const ctx = useMemo<Ctx | null>(
     () =>
       session
@@ -104,7 +149,7 @@ function App() {
             confirmSeconds,
           }
         : null,
-    [current, session, confirmSeconds],
+    [current, sessionKey, confirmSeconds],
   );
 
   useEffect(() => {
@@ -115,19 +160,26 @@ function App() {
     );
   }, [ctx]);
 
-  const onLogin = (engine: string, s: Session) => {
+  const onLogin = (engine: string, s: SessionJson) => {
     setSessions((all) => ({ ...all, [engine]: s }));
     setCurrent(engine);
     location.hash = '#/log';
   };
 
+  const { page } = route;
   const body =
-    page === 'engines' || !ctx ? (
+    conn.state !== 'open' && !ctx ? (
+      <p class="muted">Connecting to the console…</p>
+    ) : page === 'engines' || !ctx ? (
       <EnginesPage sessions={sessions} current={current} onLogin={onLogin} onSelect={setCurrent} />
     ) : page === 'dashboard' ? (
       <Dashboard />
     ) : page === 'log' ? (
       <LiveLog />
+    ) : page === 'connections' ? (
+      <ConnectionsPage />
+    ) : page === 'app' ? (
+      <ApplicationPage key={route.arg} path={route.arg} />
     ) : page === 'rules' ? (
       <RulesPage />
     ) : page === 'proposals' ? (
@@ -156,16 +208,22 @@ function App() {
             </a>
           ))}
         </nav>
-        <span class="who">
-          {open === false ? (
-            <span class="error">console connection lost — reload</span>
+        <span class="who" data-testid="who">
+          {conn.state === 'retrying' ? (
+            <span class="warn">
+              Connection to the console lost; trying again in {Math.ceil(conn.inMs / 1000)} s
+            </span>
+          ) : session?.retry ? (
+            <span class="warn">{session.retry}</span>
           ) : session ? (
             <>
               {current}: {session.user} ({session.role}
               {session.role === 'auditor' ? ', read-only' : ''}), logs over {session.transport}
             </>
-          ) : (
+          ) : conn.state === 'open' ? (
             'not logged in'
+          ) : (
+            'connecting…'
           )}
         </span>
         {ctx && ctx.role === 'administrator' && (

@@ -15,7 +15,7 @@ import {
 import { readLocalToken } from '../../client/local-token.js';
 import { ErrorCode, WardenError } from '../../errors.js';
 import type { LogItem } from '../../protocol/log-item.js';
-import { METHODS_BY_NAME } from '../../protocol/methods.js';
+import { METHODS_BY_NAME, Methods, Notifications } from '../../protocol/methods.js';
 import { toErrorObject } from '../../rpc/peer.js';
 import { type EngineList, hostPortKey, parseHostPort } from '../engines.js';
 
@@ -28,7 +28,16 @@ export interface BridgeContext {
   readonly send: (message: unknown) => void;
   /** Bytes queued towards the page and not yet written to the socket. */
   readonly queuedBytes: () => number;
+  /** Tests: reconnection delays (default 500 ms doubling to 10 s, giving up after 10 min). */
+  readonly reconnect?: { firstMs: number; maxMs: number; giveUpMs: number };
 }
+
+/** Reconnection to an engine that went away (restart): first delay, doubling up to the most, and for how long. */
+const RECONNECT_FIRST_MS = 500;
+const RECONNECT_MAX_MS = 10_000;
+const RECONNECT_GIVE_UP_MS = 10 * 60_000;
+/** Items read back at most after a reconnect to an engine whose log was replaced (it ends before the last item seen). */
+const MAX_READ_BACK = 1000;
 
 /** Methods the bridge manages itself: the page may not call them by name. */
 const MANAGED = new Set(['session.login', 'session.logout', 'logs.subscribe', 'logs.transport']);
@@ -37,9 +46,24 @@ const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 /** Log items are sent to the page at most this often (one message per tick, not one per datagram). */
 const FLUSH_MS = 50;
 
+/** How a session logged in: a user's password (kept in this process's memory only, to log in again after an engine restart) or the local token file. */
+type Credentials = { user: string; password: string } | undefined;
+
 interface Session {
-  readonly client: EngineClient;
+  client: EngineClient;
   follower?: LogFollower;
+  readonly credentials: Credentials;
+  /** The last log item delivered: a reconnect follows on from it, so nothing stored meanwhile is missed. */
+  lastSeq: number;
+  /** The engine ended the session on purpose (user removed, role or password changed): no reconnect. */
+  ended: boolean;
+  reconnect?: NodeJS.Timeout;
+}
+
+/** Where the bridge sends pushes and answers: the page's socket, or nowhere while the page reloads. */
+export interface PageIo {
+  readonly send: (message: unknown) => void;
+  readonly queuedBytes: () => number;
 }
 
 type Request = { id: number; op: string } & Record<string, unknown>;
@@ -54,6 +78,7 @@ function str(r: Request, key: string): string {
 /** One browser connection's engine sessions. */
 export class Bridge {
   readonly #ctx: BridgeContext;
+  #io: PageIo | undefined;
   readonly #sessions = new Map<string, Session>();
   #pending: { engine: string; items: LogItem[] }[] = [];
   #dropped = 0;
@@ -61,6 +86,41 @@ export class Bridge {
 
   constructor(ctx: BridgeContext) {
     this.#ctx = ctx;
+    this.#io = { send: ctx.send, queuedBytes: ctx.queuedBytes };
+  }
+
+  /** The page went away (a reload): pushes go nowhere until attach(); the engine sessions stay. */
+  detach(): void {
+    this.#io = undefined;
+  }
+
+  /** A reloaded page takes this bridge over with its sessions. */
+  attach(io: PageIo): void {
+    this.#io = io;
+  }
+
+  get hasSessions(): boolean {
+    return this.#sessions.size > 0;
+  }
+
+  /** The logged-in sessions, as the page shows them. */
+  sessions(): Record<string, { user: string; role: string; transport: string; reconnecting: boolean }> {
+    const out: Record<string, { user: string; role: string; transport: string; reconnecting: boolean }> = {};
+    for (const [name, s] of this.#sessions) {
+      const session = s.client.session;
+      if (session === undefined) continue;
+      out[name] = {
+        user: session.user,
+        role: session.role,
+        transport: s.client.transport,
+        reconnecting: s.reconnect !== undefined,
+      };
+    }
+    return out;
+  }
+
+  #send(message: unknown): void {
+    this.#io?.send(message);
   }
 
   /** Handles one message from the page and answers it (errors as WardenError objects). */
@@ -74,10 +134,10 @@ export class Bridge {
     if (typeof request?.id !== 'number' || typeof request.op !== 'string') return;
     try {
       const result = await this.#dispatch(request);
-      this.#ctx.send({ id: request.id, result });
+      this.#send({ id: request.id, result });
     } catch (e) {
       const error = toErrorObject(e);
-      this.#ctx.send({ id: request.id, error: { message: error.message, ...error.data } });
+      this.#send({ id: request.id, error: { message: error.message, ...error.data } });
     }
   }
 
@@ -97,6 +157,8 @@ export class Bridge {
       case 'logout':
         this.#drop(str(r, 'engine'), 'logged out');
         return {};
+      case 'forget':
+        return this.#forget(str(r, 'engine'));
       case 'call':
         return this.#call(str(r, 'engine'), str(r, 'method'), r.params ?? {});
       default:
@@ -119,6 +181,7 @@ export class Bridge {
           session: s?.client.session
             ? { user: s.client.session.user, role: s.client.session.role, transport: s.client.transport }
             : undefined,
+          reconnecting: s?.reconnect !== undefined,
         };
       }),
     };
@@ -158,8 +221,17 @@ export class Bridge {
     return { name, ...hp, fingerprint: fp };
   }
 
-  async #login(engine: string, credentials: { user: string; password: string } | undefined) {
+  async #login(engine: string, credentials: Credentials) {
     this.#drop(engine, 'logged in again');
+    const client = await this.#connect(engine, credentials);
+    const session: Session = { client, credentials, lastSeq: 0, ended: false };
+    this.#sessions.set(engine, session);
+    await this.#start(engine, session);
+    return { user: client.session!.user, role: client.session!.role, transport: client.transport };
+  }
+
+  /** A logged-in client to the engine, its pinned fingerprint checked before the credentials go out. */
+  async #connect(engine: string, credentials: Credentials): Promise<EngineClient> {
     const { entry } = (await this.#ctx.engines()).resolve(engine);
     const key = hostPortKey(entry);
     const known = await this.#ctx.knownHosts();
@@ -184,23 +256,94 @@ export class Bridge {
       client.close();
       throw e;
     }
-    const session: Session = { client };
-    this.#sessions.set(engine, session);
+    return client;
+  }
+
+  /** Wires a logged-in client to the page: notifications, transport changes, its end, and log items from lastSeq on. */
+  async #start(engine: string, session: Session): Promise<void> {
+    const { client } = session;
     client.onNotification((method, params) => {
       if (method === 'logs.items') return; // delivered in order through the follower
-      this.#ctx.send({ push: 'notify', engine, method, params });
+      if (method === Notifications.sessionEnded) session.ended = true;
+      this.#send({ push: 'notify', engine, method, params });
     });
-    client.onTransport((transport, reason) =>
-      this.#ctx.send({ push: 'transport', engine, transport, reason }),
-    );
+    client.onTransport((transport, reason) => this.#send({ push: 'transport', engine, transport, reason }));
     client.onClose((reason) => {
-      if (this.#sessions.get(engine) === session) {
+      if (this.#sessions.get(engine) !== session || session.client !== client) return;
+      session.follower?.stop();
+      if (session.ended) {
         this.#sessions.delete(engine);
-        this.#ctx.send({ push: 'closed', engine, reason });
-      }
+        this.#send({ push: 'closed', engine, reason });
+      } else this.#reconnect(engine, session, reason, Date.now(), 0);
     });
-    session.follower = await client.follow((items) => this.#queue(engine, items));
-    return { user: client.session!.user, role: client.session!.role, transport: client.transport };
+    session.follower = await client.follow(
+      (items) => {
+        const last = items[items.length - 1];
+        if (last !== undefined && last.seq > session.lastSeq) session.lastSeq = last.seq;
+        this.#queue(engine, items);
+      },
+      session.lastSeq > 0 ? { afterSeq: await this.#resumeAfter(session) } : {},
+    );
+  }
+
+  /**
+   * Where a reconnected session's items go on from: after the last one delivered, unless the
+   * engine's log now ends before it (its store was replaced): then its newest MAX_READ_BACK items.
+   */
+  async #resumeAfter(session: Session): Promise<number> {
+    const { lastLogSeq } = await session.client.call(Methods.status, {});
+    if (lastLogSeq >= session.lastSeq) return session.lastSeq;
+    session.lastSeq = Math.max(0, lastLogSeq - MAX_READ_BACK);
+    return session.lastSeq;
+  }
+
+  /**
+   * The engine went away without ending the session (it restarted, or the network broke): log in
+   * again with the same credentials, the pinned fingerprint checked as at first, waiting longer after
+   * each failure. A refused login (password changed, user removed) ends the session.
+   */
+  #reconnect(engine: string, session: Session, reason: string, since: number, attempt: number): void {
+    const r = this.#ctx.reconnect ?? {
+      firstMs: RECONNECT_FIRST_MS,
+      maxMs: RECONNECT_MAX_MS,
+      giveUpMs: RECONNECT_GIVE_UP_MS,
+    };
+    const give = (why: string) => {
+      if (this.#sessions.get(engine) === session) this.#sessions.delete(engine);
+      this.#send({ push: 'closed', engine, reason: why });
+    };
+    if (Date.now() - since > r.giveUpMs) {
+      give(`${reason}; no answer since ${new Date(since).toISOString()}`);
+      return;
+    }
+    const inMs = Math.min(r.maxMs, r.firstMs * 2 ** attempt);
+    this.#send({ push: 'reconnecting', engine, reason, inMs, attempt: attempt + 1 });
+    session.reconnect = setTimeout(async () => {
+      if (this.#sessions.get(engine) !== session) return; // logged out or in again meanwhile
+      try {
+        session.client = await this.#connect(engine, session.credentials);
+      } catch (e) {
+        if (this.#sessions.get(engine) !== session) return;
+        const code = e instanceof WardenError ? e.code : undefined;
+        if (code === ErrorCode.AUTH_FAILED || code === ErrorCode.FINGERPRINT_MISMATCH)
+          return give((e as Error).message);
+        return this.#reconnect(engine, session, (e as Error).message ?? reason, since, attempt + 1);
+      }
+      session.reconnect = undefined;
+      if (this.#sessions.get(engine) !== session) return session.client.close();
+      try {
+        await this.#start(engine, session);
+      } catch {
+        session.client.close(); // its close listener tries again
+        return;
+      }
+      const s = session.client.session!;
+      this.#send({
+        push: 'reconnected',
+        engine,
+        session: { user: s.user, role: s.role, transport: session.client.transport },
+      });
+    }, inMs);
   }
 
   #queue(engine: string, items: LogItem[]): void {
@@ -216,11 +359,13 @@ export class Bridge {
     this.#pending = [];
     for (const b of batches) {
       // A page that cannot keep up loses live items (it is told how many; history has them all).
-      if (this.#ctx.queuedBytes() > MAX_QUEUED_BYTES) {
+      // No page (it is reloading): it reads what it missed from history when it comes back.
+      if (this.#io === undefined) continue;
+      if (this.#io.queuedBytes() > MAX_QUEUED_BYTES) {
         this.#dropped += b.items.length;
         continue;
       }
-      this.#ctx.send({ push: 'log', engine: b.engine, items: b.items, dropped: this.#dropped });
+      this.#send({ push: 'log', engine: b.engine, items: b.items, dropped: this.#dropped });
       this.#dropped = 0;
     }
   }
@@ -232,6 +377,11 @@ export class Bridge {
     const session = this.#sessions.get(engine);
     if (session === undefined)
       throw new WardenError(ErrorCode.NOT_AUTHENTICATED, `not logged in to ${engine}`);
+    if (session.reconnect !== undefined)
+      throw new WardenError(
+        ErrorCode.CONNECTION_FAILED,
+        `${engine} is not reachable now; the console is connecting again`,
+      );
     return session.client.call(method, params);
   }
 
@@ -239,8 +389,19 @@ export class Bridge {
     const s = this.#sessions.get(engine);
     if (s === undefined) return;
     this.#sessions.delete(engine);
+    if (s.reconnect) clearTimeout(s.reconnect);
     s.follower?.stop();
     s.client.close();
+  }
+
+  /** Forgets an engine (as `warden engines forget`): out of the engines list, its pinned fingerprint removed. */
+  async #forget(engine: string) {
+    this.#drop(engine, 'forgotten');
+    const list = await this.#ctx.engines();
+    const { name, entry } = list.resolve(engine);
+    const removed = await list.remove(name);
+    const unpinned = await (await this.#ctx.knownHosts()).forget(hostPortKey(entry));
+    return { name, removed, unpinned };
   }
 
   /** Closes every engine session (the page went away). */

@@ -28,6 +28,8 @@ export interface ConsoleServerOptions {
   readonly enginesPath?: string;
   readonly knownHostsPath?: string;
   readonly localTokenPath?: string;
+  /** How long the engine sessions of a page that went away wait for its reload (default 60 s; tests shorten it). */
+  readonly parkMs?: number;
 }
 
 export interface ConsoleServer {
@@ -50,6 +52,24 @@ const TYPES: Record<string, string> = {
 /** dist/src/console/web/server.js -> dist/web */
 function defaultStaticDir(): string {
   return resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../web');
+}
+
+/** How long a page's engine sessions wait for the page to come back (a reload), and how many may wait. */
+const PARK_MS = 60_000;
+const MAX_PARKED = 8;
+
+const newTicket = () => randomBytes(32).toString('hex');
+
+/** `{id, op: "resume", ticket}`: the first message of a page, with the ticket its previous load was given ("" for none). */
+function resumeRequest(text: string): { id: number; ticket: string } | undefined {
+  if (!text.includes('"resume"')) return undefined;
+  try {
+    const m = JSON.parse(text) as { id?: unknown; op?: unknown; ticket?: unknown };
+    if (m.op !== 'resume' || typeof m.id !== 'number') return undefined;
+    return { id: m.id, ticket: typeof m.ticket === 'string' ? m.ticket : '' };
+  } catch {
+    return undefined;
+  }
 }
 
 function sameSecret(a: string | undefined, b: string): boolean {
@@ -131,6 +151,27 @@ export async function startConsoleServer(options: ConsoleServerOptions = {}): Pr
     }
   });
 
+  /**
+   * Bridges whose page went away with engine sessions open, by their resume ticket: a reload of that
+   * page (which keeps the ticket in its sessionStorage) takes them back within PARK_MS; after that,
+   * or beyond MAX_PARKED, they are closed (their engine sessions logged out).
+   */
+  const parked = new Map<string, { bridge: Bridge; timer: NodeJS.Timeout }>();
+  const park = (t: string, bridge: Bridge) => {
+    parked.set(t, { bridge, timer: setTimeout(() => unpark(t)?.close(), options.parkMs ?? PARK_MS) });
+    if (parked.size > MAX_PARKED) {
+      const oldest = parked.keys().next().value!;
+      unpark(oldest)?.close();
+    }
+  };
+  const unpark = (t: string): Bridge | undefined => {
+    const p = parked.get(t);
+    if (p === undefined) return undefined;
+    parked.delete(t);
+    clearTimeout(p.timer);
+    return p.bridge;
+  };
+
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   http.on('upgrade', (req, socket, head) => {
     const ok =
@@ -143,19 +184,44 @@ export async function startConsoleServer(options: ConsoleServerOptions = {}): Pr
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const bridge = new Bridge({
+      const io = {
+        send: (m: unknown) => {
+          if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
+        },
+        queuedBytes: () => ws.bufferedAmount,
+      };
+      let bridge = new Bridge({
         engines: () => EngineList.open(...(enginesPath ? [enginesPath] : [])),
         knownHosts: () => KnownHosts.open(knownHostsPath),
         localTokenPath:
           options.localTokenPath ?? process.env.WARDEN_LOCAL_TOKEN_FILE ?? '/var/lib/warden/local-token',
-        send: (m) => {
-          if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
-        },
-        queuedBytes: () => ws.bufferedAmount,
+        ...io,
       });
-      ws.on('message', (data) => void bridge.handle(data.toString()));
-      ws.on('close', () => bridge.close());
-      ws.on('error', () => bridge.close());
+      let ticket = newTicket();
+      ws.on('message', (data) => {
+        const text = data.toString();
+        const resume = resumeRequest(text);
+        if (resume === undefined) return void bridge.handle(text);
+        // A reloaded page takes back the sessions of the page it was, if that page left recently.
+        const parked = resume.ticket === '' ? undefined : unpark(resume.ticket);
+        if (parked !== undefined) {
+          bridge.close();
+          bridge = parked;
+          bridge.attach(io);
+          ticket = newTicket(); // one use each
+        }
+        io.send({
+          id: resume.id,
+          result: { resumed: parked !== undefined, ticket, sessions: bridge.sessions() },
+        });
+      });
+      const gone = () => {
+        if (!bridge.hasSessions) return bridge.close();
+        bridge.detach();
+        park(ticket, bridge);
+      };
+      ws.on('close', gone);
+      ws.on('error', () => ws.terminate());
     });
   });
 
@@ -169,6 +235,7 @@ export async function startConsoleServer(options: ConsoleServerOptions = {}): Pr
     token,
     url: `http://127.0.0.1:${port}/?token=${token}`,
     close: async () => {
+      for (const t of [...parked.keys()]) unpark(t)?.close();
       for (const c of wss.clients) c.terminate();
       wss.close();
       http.closeAllConnections();

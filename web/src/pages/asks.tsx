@@ -2,6 +2,7 @@
 import { useState } from 'preact/hooks';
 import { errorText } from '../api.js';
 import { useEngine, useNow } from '../context.js';
+import { NotifyButton } from '../notify.js';
 
 export interface AskPromptJson {
   id: string;
@@ -103,6 +104,7 @@ export function AsksPage({ prompts }: { prompts: AskPromptJson[] }) {
   return (
     <>
       <h1>Asks</h1>
+      <NotifyButton />
       {prompts.length === 0 && (
         <p class="muted">Nothing is waiting for an answer. Prompts appear here as they arrive.</p>
       )}

@@ -1,11 +1,13 @@
 /**
  * Dashboard: decisions over time by verdict (stacked bars, one per minute, the
- * last hour) and the top applications and destinations, from the stored log
- * plus live items. Plain SVG: no chart library in the bundle.
+ * last hour, with a time axis, a scale and tooltips) and the top applications
+ * and destinations, from the stored log plus live items. Plain SVG: no chart
+ * library in the bundle.
  */
 import { useEffect, useState } from 'preact/hooks';
 import { api, type LogItem } from '../api.js';
-import { useEngine } from '../context.js';
+import { TimeChart } from '../chart.js';
+import { appHref, useEngine } from '../context.js';
 
 const VERDICTS = ['allow', 'deny', 'reject', 'ask'] as const;
 const BUCKET_MS = 60_000;
@@ -15,11 +17,14 @@ interface Stats {
   buckets: Map<number, Record<string, number>>;
   apps: Map<string, number>;
   destinations: Map<string, number>;
+  /** Items counted (stored and live ones overlap while the first query runs: each counts once). */
+  seen: Set<number>;
 }
 
 function add(s: Stats, items: LogItem[]): void {
   for (const i of items) {
-    if (i.kind !== 'connection' || !i.verdict) continue;
+    if (i.kind !== 'connection' || !i.verdict || s.seen.has(i.seq)) continue;
+    s.seen.add(i.seq);
     const b = Math.floor(Date.parse(i.time) / BUCKET_MS);
     const row = s.buckets.get(b) ?? {};
     row[i.verdict] = (row[i.verdict] ?? 0) + 1;
@@ -30,38 +35,23 @@ function add(s: Stats, items: LogItem[]): void {
   }
 }
 
-function Chart({ stats, now }: { stats: Stats; now: number }) {
+function columnsOf(stats: Stats, now: number) {
   const last = Math.floor(now / BUCKET_MS);
-  const cols = Array.from({ length: BUCKETS }, (_, k) => stats.buckets.get(last - BUCKETS + 1 + k) ?? {});
-  const max = Math.max(1, ...cols.map((c) => VERDICTS.reduce((n, v) => n + (c[v] ?? 0), 0)));
-  const w = 10;
-  const h = 160;
-  return (
-    <figure class="chart-box">
-      <svg
-        viewBox={`0 0 ${BUCKETS * w} ${h}`}
-        preserveAspectRatio="none"
-        class="chart"
-        role="img"
-        aria-label="decisions per minute by verdict, last hour"
-      >
-        {cols.map((c, k) => {
-          let y = h;
-          return VERDICTS.map((v) => {
-            const bh = ((c[v] ?? 0) / max) * (h - 10);
-            y -= bh;
-            return bh > 0 ? (
-              <rect key={`${k}${v}`} x={k * w} y={y} width={w - 2} height={bh} class={`f-${v}`} />
-            ) : null;
-          });
-        })}
-      </svg>
-      <figcaption class="muted">highest minute: {max} decisions</figcaption>
-    </figure>
-  );
+  return Array.from({ length: BUCKETS }, (_, k) => {
+    const b = last - BUCKETS + 1 + k;
+    return { start: b * BUCKET_MS, counts: stats.buckets.get(b) ?? {} };
+  });
 }
 
-function Top({ title, counts }: { title: string; counts: Map<string, number> }) {
+function Top({
+  title,
+  counts,
+  href,
+}: {
+  title: string;
+  counts: Map<string, number>;
+  href?: (name: string) => string;
+}) {
   const top = [...counts].sort((a, b) => b[1] - a[1]).slice(0, 8);
   const max = Math.max(1, ...top.map(([, n]) => n));
   return (
@@ -72,7 +62,8 @@ function Top({ title, counts }: { title: string; counts: Map<string, number> }) 
         {top.map(([name, n]) => (
           <li key={name}>
             <span class="bar" style={{ width: `${(n / max) * 100}%` }} />
-            <span class="label">{name}</span> <span class="n">{n}</span>
+            <span class="label">{href ? <a href={href(name)}>{name}</a> : name}</span>{' '}
+            <span class="n">{n}</span>
           </li>
         ))}
       </ol>
@@ -82,7 +73,12 @@ function Top({ title, counts }: { title: string; counts: Map<string, number> }) 
 
 export function Dashboard() {
   const ctx = useEngine();
-  const [stats] = useState<Stats>(() => ({ buckets: new Map(), apps: new Map(), destinations: new Map() }));
+  const [stats] = useState<Stats>(() => ({
+    buckets: new Map(),
+    apps: new Map(),
+    destinations: new Map(),
+    seen: new Set(),
+  }));
   const [, setTick] = useState(0);
   useEffect(() => {
     let live = true;
@@ -117,10 +113,16 @@ export function Dashboard() {
             </span>
           ))}
         </p>
-        <Chart stats={stats} now={Date.now()} />
+        <TimeChart
+          columns={columnsOf(stats, Date.now())}
+          keys={VERDICTS}
+          spanMs={BUCKET_MS}
+          labelEvery={10}
+          unit="decisions per minute"
+        />
       </section>
       <div class="cards two">
-        <Top title="Top applications" counts={stats.apps} />
+        <Top title="Top applications" counts={stats.apps} href={appHref} />
         <Top title="Top destinations" counts={stats.destinations} />
       </div>
     </>

@@ -1,13 +1,7 @@
 /** Engines: the known engines, adding one after comparing its fingerprint, logging in, and which transport each uses. */
 import { useEffect, useState } from 'preact/hooks';
-import { api, errorText } from '../api.js';
+import { api, errorText, type SessionJson as Session } from '../api.js';
 import { useLoad } from '../context.js';
-
-export interface Session {
-  user: string;
-  role: 'administrator' | 'auditor';
-  transport: string;
-}
 
 interface EngineRow {
   name: string;
@@ -17,9 +11,21 @@ interface EngineRow {
   fingerprint?: string;
 }
 
-function AddEngine({ onAdded }: { onAdded: () => void }) {
-  const [name, setName] = useState('');
-  const [address, setAddress] = useState('');
+function AddEngine({
+  onAdded,
+  prefill,
+}: {
+  onAdded: () => void;
+  prefill?: { name: string; address: string };
+}) {
+  const [name, setName] = useState(prefill?.name ?? '');
+  const [address, setAddress] = useState(prefill?.address ?? '');
+  useEffect(() => {
+    if (prefill) {
+      setName(prefill.name);
+      setAddress(prefill.address);
+    }
+  }, [prefill]);
   const [probe, setProbe] = useState<{ fingerprint: string; status: string; pinned?: string }>();
   const [error, setError] = useState('');
   const check = (e: Event) => {
@@ -172,6 +178,25 @@ function EngineStatus({ engine }: { engine: string }) {
   );
 }
 
+/** Forgets an engine (as `warden engines forget`), after asking. */
+function ForgetButton({ engine, onDone }: { engine: string; onDone: (error: string) => void }) {
+  return (
+    <button
+      type="button"
+      class="danger"
+      onClick={() =>
+        confirm(`Forget ${engine}? It leaves the engines list and its pinned fingerprint is removed.`) &&
+        api.request('forget', { engine }).then(
+          () => onDone(''),
+          (x) => onDone(errorText(x)),
+        )
+      }
+    >
+      Forget this engine
+    </button>
+  );
+}
+
 export function EnginesPage(props: {
   sessions: Record<string, Session>;
   current: string;
@@ -179,10 +204,16 @@ export function EnginesPage(props: {
   onSelect: (engine: string) => void;
 }) {
   const [list, error, reload] = useLoad(() => api.request<{ engines: EngineRow[] }>('engines'));
+  const [forgetError, setForgetError] = useState('');
+  const [prefill, setPrefill] = useState<{ name: string; address: string }>();
+  const forgotten = (e: string) => {
+    setForgetError(e);
+    reload();
+  };
   return (
     <>
       <h1>Engines</h1>
-      {error && <p class="error">{error}</p>}
+      {(error || forgetError) && <p class="error">{error || forgetError}</p>}
       {list && list.engines.length === 0 && <p>No engine yet: add one below.</p>}
       <ul class="cards">
         {list?.engines.map((e) => {
@@ -193,7 +224,24 @@ export function EnginesPage(props: {
                 {e.name} <small>{`${e.host}:${e.port}`}</small>
               </h2>
               <p class="fp">{e.fingerprint ?? 'fingerprint not pinned'}</p>
-              {s ? (
+              {!e.fingerprint ? (
+                <div data-testid="not-trusted">
+                  <p>
+                    Not trusted yet: its certificate fingerprint was never confirmed (a connection that
+                    failed, or was refused, leaves an engine like this). Check its fingerprint to trust it, or
+                    forget it.
+                  </p>
+                  <p class="buttons">
+                    <button
+                      type="button"
+                      onClick={() => setPrefill({ name: e.name, address: `${e.host}:${e.port}` })}
+                    >
+                      Check its fingerprint
+                    </button>
+                    <ForgetButton engine={e.name} onDone={forgotten} />
+                  </p>
+                </div>
+              ) : s ? (
                 <>
                   <EngineStatus engine={e.name} />
                   <p>
@@ -206,13 +254,16 @@ export function EnginesPage(props: {
                   </p>
                 </>
               ) : (
-                <Login engine={e} onLogin={(session) => props.onLogin(e.name, session)} />
+                <>
+                  <Login engine={e} onLogin={(session) => props.onLogin(e.name, session)} />
+                  <ForgetButton engine={e.name} onDone={forgotten} />
+                </>
               )}
             </li>
           );
         })}
       </ul>
-      <AddEngine onAdded={reload} />
+      <AddEngine onAdded={reload} {...(prefill ? { prefill } : {})} />
     </>
   );
 }

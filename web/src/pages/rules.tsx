@@ -101,7 +101,7 @@ function RuleForm({ ctx, editing, done }: { ctx: Ctx; editing?: Rule; done: () =
       aria-label={editing ? `edit rule ${editing.name}` : 'add a rule'}
     >
       {input('name', 'Name', 'ssh from the office')}
-      {select('direction', 'Direction', ['outgoing', 'incoming'])}
+      {select('direction', 'Direction', ['outgoing', 'incoming', 'both'])}
       {select('action', 'Action', ['allow', 'deny', 'reject', 'ask'])}
       {select('protocol', 'Protocol', ['any', 'tcp', 'udp', 'tcp+udp', 'icmp'])}
       {input('application', 'Application', '/usr/bin/curl or any')}
@@ -109,13 +109,16 @@ function RuleForm({ ctx, editing, done }: { ctx: Ctx; editing?: Rule; done: () =
       {input('remotePorts', 'Remote ports', '443 or 8000-8080')}
       {input('localPorts', 'Local ports', '22')}
       {input('user', 'User', 'alice or 1000')}
-      <label class="check">
-        <input type="checkbox" checked={enabled} onChange={(e) => setEnabled(e.currentTarget.checked)} />{' '}
-        Enabled
-      </label>
-      <label class="check">
-        <input type="checkbox" checked={log} onChange={(e) => setLog(e.currentTarget.checked)} /> Log matches
-      </label>
+      <div class="checks">
+        <label class="check">
+          <input type="checkbox" checked={enabled} onChange={(e) => setEnabled(e.currentTarget.checked)} />{' '}
+          Enabled
+        </label>
+        <label class="check">
+          <input type="checkbox" checked={log} onChange={(e) => setLog(e.currentTarget.checked)} /> Log
+          matches
+        </label>
+      </div>
       <div class="actions">
         <button type="submit">{editing ? 'Save rule' : 'Add rule'}</button>{' '}
         <button type="button" onClick={done}>
@@ -194,7 +197,7 @@ export function RulesPage() {
           <tbody>
             {rules.map((r, i) => (
               <tr key={r.name} class={r.enabled === false ? 'disabled' : ''} data-rule={r.name}>
-                <td>{i}</td>
+                <td>{i + 1}</td>
                 <td>
                   {r.name}
                   {r.enabled === false && <em> (disabled)</em>}

@@ -137,8 +137,10 @@ function Section(props: {
           {problem}
         </label>
       );
+    // Addresses, URLs and lists get the whole width of the form, so their text is not cut off.
+    const wide = typeof original !== 'number' ? 'wide' : '';
     return (
-      <label key={key} class={invalid}>
+      <label key={key} class={`${invalid} ${wide}`.trim()}>
         {label(key)}
         <input
           name={path}
@@ -156,7 +158,7 @@ function Section(props: {
   return (
     <form class="card" onSubmit={save} aria-labelledby={`s-${props.id}`}>
       <h2 id={`s-${props.id}`}>{props.title}</h2>
-      <div class="row">{Object.entries(props.value).map(([k, v]) => field(k, v))}</div>
+      <div class="fields">{Object.entries(props.value).map(([k, v]) => field(k, v))}</div>
       {error && <p class="error">{error}</p>}
       {!readOnly && <button type="submit">Save {props.title.toLowerCase()}</button>}
       <p class="muted">Internal rules this switches now:</p>

@@ -168,6 +168,14 @@ export function UsersPage() {
             </tr>
           </thead>
           <tbody>
+            {list?.users.length === 0 && (
+              <tr>
+                <td colSpan={3} data-testid="no-users">
+                  No console users yet: only the local administrator (root on the engine host) can log in.
+                  {ctx.role === 'administrator' ? ' Add one below.' : ''}
+                </td>
+              </tr>
+            )}
             {list?.users.map((u) => (
               <UserRow key={u.name} user={u} me={me?.user ?? ''} onDone={reload} />
             ))}
