@@ -177,25 +177,35 @@ async function inPlaceText(compiled: CompiledRuleset, target: KernelTarget): Pro
   return compiled.nft.replace(replace, `${prelude.join('\n')}\n`);
 }
 
+/**
+ * Declares the queue chain with its rule and adds the missing jumps, both families at once (each is
+ * its own table and transaction; together they take half the time).
+ */
 async function applyQueueRules(queue: QueueRules, target: KernelTarget): Promise<void> {
-  const done: string[] = [];
-  for (const family of FAMILIES) {
-    const jumps: string[] = [];
-    for (const hook of queue.hooks) {
-      const check = await run(target, family.tool, ['-t', queue.table, '-C', hook, '-j', queue.chain]);
-      if (check.code !== 0) jumps.push(`-I ${hook} 1 -j ${queue.chain}`);
-    }
-    const base = family.name === 'IPv4' ? queue.v4 : queue.v6;
-    const text = base.replace(/^COMMIT$/m, [...jumps, 'COMMIT'].join('\n'));
-    const r = await run(target, family.restore, ['--noflush'], text);
-    if (r.code !== 0) {
-      throw failure(
-        `${family.restore} --noflush (${family.name} queue rule in table ${queue.table}, chain ${queue.chain})`,
-        r,
-        `table inet warden is loaded${done.length > 0 ? ` and the ${done.join(' and ')} queue rule too` : ''}, but `,
+  const results = await Promise.all(
+    FAMILIES.map(async (family) => {
+      const checks = await Promise.all(
+        queue.hooks.map((hook) =>
+          run(target, family.tool, ['-t', queue.table, '-C', hook, '-j', queue.chain]),
+        ),
       );
-    }
-    done.push(family.name);
+      const jumps = queue.hooks
+        .filter((_, i) => checks[i]!.code !== 0)
+        .map((hook) => `-I ${hook} 1 -j ${queue.chain}`);
+      const base = family.name === 'IPv4' ? queue.v4 : queue.v6;
+      const text = base.replace(/^COMMIT$/m, [...jumps, 'COMMIT'].join('\n'));
+      return { family, result: await run(target, family.restore, ['--noflush'], text) };
+    }),
+  );
+  const done = results.filter((r) => r.result.code === 0).map((r) => r.family.name);
+  const failed = results.find((r) => r.result.code !== 0);
+  if (failed !== undefined) {
+    const { family, result } = failed;
+    throw failure(
+      `${family.restore} --noflush (${family.name} queue rule in table ${queue.table}, chain ${queue.chain})`,
+      result,
+      `table inet warden is loaded${done.length > 0 ? ` and the ${done.join(' and ')} queue rule too` : ''}, but `,
+    );
   }
 }
 
