@@ -21,7 +21,6 @@ import {
   formatElement,
   inlineMatch,
   NFT_NAME,
-  orderFields,
   PROTO_NUMBER,
   type SetModel,
   ShapeLayers,
@@ -162,14 +161,13 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
       else kernelRules++;
       const outcome = userspace ? QUEUE : kernelOutcome(r.rule.action, r.rule.log, mode);
       const run = runFor(runs[chain], outcome, r);
-      for (const e of elementsOf(r, chain, userspace)) {
-        const key = shapeKey(e.fields);
-        let shape = run.shapes.get(key);
+      for (const group of elementsOf(r, chain, userspace)) {
+        let shape = run.shapes.get(group.shape);
         if (shape === undefined) {
-          shape = { fields: [...e.fields], layers: new ShapeLayers() };
-          run.shapes.set(key, shape);
+          shape = { fields: group.fields, layers: new ShapeLayers() };
+          run.shapes.set(group.shape, shape);
         }
-        shape.layers.add(e);
+        for (const e of group.elements) shape.layers.add(e);
       }
     }
   }
@@ -255,8 +253,19 @@ function runFor(runs: Run[], outcome: Outcome, r: CompiledRule): Run {
   return run;
 }
 
-/** The rule's kernel-visible conditions in this chain as set elements (the cross product of its lists). */
-function elementsOf(r: CompiledRule, chain: Chain, userspace: boolean): Element[] {
+/** Elements of one shape: the fields (in concatenation order), their key, and the elements. */
+interface ElementGroup {
+  readonly fields: Field[];
+  readonly shape: string;
+  readonly elements: Element[];
+}
+
+/**
+ * The rule's kernel-visible conditions in this chain as set elements (the cross product of its
+ * lists), one group per address family. The dimensions are pushed in concatenation order
+ * (FIELD_ORDER in ruleset-sets.ts), so fields and shape key are computed once per group.
+ */
+function elementsOf(r: CompiledRule, chain: Chain, userspace: boolean): ElementGroup[] {
   const hasPorts = r.localPorts !== null || r.remotePorts !== null;
   // Host names cannot be seen by the kernel: a queued rule with names is queued for every remote.
   const remote = userspace && hasNames(r) ? null : r.remote;
@@ -264,7 +273,7 @@ function elementsOf(r: CompiledRule, chain: Chain, userspace: boolean): Element[
     remote === null
       ? [null]
       : [...(remote.v4.length > 0 ? [4 as const] : []), ...(remote.v6.length > 0 ? [6 as const] : [])];
-  const out: Element[] = [];
+  const out: ElementGroup[] = [];
   for (const family of families) {
     const dims: { field: Field; values: [number | bigint, number | bigint][] }[] = [];
     const protos = protocolValues(r.protocols, hasPorts, family);
@@ -278,9 +287,10 @@ function elementsOf(r: CompiledRule, chain: Chain, userspace: boolean): Element[
       dims.push({ field: 'rport', values: r.remotePorts.map((p) => [p.from, p.to]) });
     if (r.localPorts !== null) dims.push({ field: 'lport', values: r.localPorts.map((p) => [p.from, p.to]) });
     if (r.uid !== null && chain === 'output') dims.push({ field: 'uid', values: [[r.uid, r.uid]] });
-    const fields = orderFields(dims.map((d) => d.field));
-    dims.sort((a, b) => fields.indexOf(a.field) - fields.indexOf(b.field));
-    cross(dims, 0, [], [], fields, out);
+    const fields = dims.map((d) => d.field);
+    const elements: Element[] = [];
+    cross(dims, 0, [], [], fields, elements);
+    out.push({ fields, shape: shapeKey(fields), elements });
   }
   return out;
 }
