@@ -371,6 +371,10 @@ export function queueRules(settings: Settings): QueueRules {
   };
 }
 
+function hash(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
 /** The nft text of a table model: replaces table inet warden as a whole in one transaction. */
 export function renderTable(model: TableModel): string {
   const set = (s: SetModel) =>
@@ -422,15 +426,14 @@ class Emitter {
       ...(chain === 'input' ? ['iif "lo" accept'] : []),
     ];
     for (const run of runs) {
-      const statement = this.statement(
-        chain,
-        run.outcome,
-        run.first === run.last ? `${run.first}` : `${run.first}-${run.last}`,
-      );
+      // The run is named by what it stands for (its first rule and outcome), not by its positions:
+      // a rule added or removed before it leaves its rules as they were, so a change stays small.
+      const { verdict, log, word } = run.outcome;
+      const id = `${chain}|${run.id}|${verdict} ${log} ${word}`;
+      const statement = this.statement(chain, run.outcome, hash(id).slice(0, 8));
       for (const [shape, { fields, layers }] of run.shapes) {
         layers.elements().forEach((layer, i) => {
-          const { verdict, log, word } = run.outcome;
-          const key = `${chain}|${run.id}|${verdict} ${log} ${word}|${shape}|${layer.interval ? `r${i}` : 'p'}`;
+          const key = `${id}|${shape}|${layer.interval ? `r${i}` : 'p'}`;
           rules.push(`${this.match(chain, fields, layer.elements, layer.interval, key)}${statement}`);
         });
       }
@@ -461,8 +464,7 @@ class Emitter {
     if (elements.length === 1) return `${inlineMatch(elements[0]!, chain)} `;
     // The name stands for the set's place in the policy, not its position in the text: a change
     // elsewhere leaves it as it was, so applyRuleset changes only the elements that differ.
-    const hash = createHash('sha256').update(key).digest('hex');
-    let name = `${chain === 'output' ? 'out' : 'in'}_${hash.slice(0, 12)}`;
+    let name = `${chain === 'output' ? 'out' : 'in'}_${hash(key).slice(0, 12)}`;
     for (let n = 2; name in this.setSizes; n++) name = `${name.slice(0, 16)}_${n}`;
     if (!NFT_NAME.test(name)) throw new Error(`internal: illegal set name ${name}`);
     this.setSizes[name] = elements.length;
@@ -474,9 +476,9 @@ class Emitter {
     return `${concatExpression(fields, chain)} @${name} `;
   }
 
-  /** The verdict part of a rule; `rules` names the policy positions (`3`, `3-7`, `-1` for the default) in the log prefix. */
+  /** The verdict part of a rule; `rules` names the run (8 hex digits, `-1` for the default) in the log prefix. */
   private statement(chain: Chain, o: Outcome, rules: string): string {
-    if (!/^-?[0-9]+(-[0-9]+)?$/.test(rules)) throw new Error(`internal: bad rule range ${rules}`);
+    if (!/^([0-9a-f]{8}|-1)$/.test(rules)) throw new Error(`internal: bad run name ${rules}`);
     const log = o.log
       ? `log group ${this.settings.enforcement.logGroup} prefix "warden ${rules} ${o.word} " `
       : '';
