@@ -132,8 +132,8 @@ export async function applyChange(
 /**
  * The same ruleset as one transaction that updates the existing table in place: base chains keep
  * their hooks registered (deleting one makes the kernel drop every packet waiting in NFQUEUE), the
- * dynamic sets keep their elements; every chain is flushed and refilled, other chains and sets are
- * deleted and declared afresh. Null when there is no table with chains to update or it cannot be
+ * dynamic sets keep their elements; every chain is flushed and refilled, static sets the ruleset
+ * still has are flushed and refilled, other chains and sets are deleted. Null when there is no table with chains to update or it cannot be
  * listed (the caller then loads the text as it is, which replaces the table).
  *
  * `nft list chains` does not fetch set elements (~2 ms): without a chain of ours there is no table
@@ -169,10 +169,15 @@ async function inPlaceText(compiled: CompiledRuleset, target: KernelTarget): Pro
   }
   const keep = new Set(compiled.expect.chains);
   const dynamic = new Set(compiled.expect.dynamicSets);
+  // A static set the new ruleset declares again (same name: same place in the policy, same type)
+  // is emptied and refilled, not deleted: it keeps its handle, so the table lists as before.
+  const kept = new Set(compiled.model.sets.map((s) => s.name));
   const prelude = [
     ...chains.map((c) => `flush chain ${table} ${c}`),
     ...chains.filter((c) => !keep.has(c)).map((c) => `delete chain ${table} ${c}`),
-    ...sets.filter((s) => !dynamic.has(s)).map((s) => `delete set ${table} ${s}`),
+    ...sets
+      .filter((s) => !dynamic.has(s))
+      .map((s) => `${kept.has(s) ? 'flush' : 'delete'} set ${table} ${s}`),
   ];
   return compiled.nft.replace(replace, `${prelude.join('\n')}\n`);
 }

@@ -6,7 +6,6 @@
  * name, `ask`) mark the packet MARK_QUEUE so userspace decides. Design and
  * reasons: docs/kernel.md, section "Ruleset". Pure: no I/O, no clock.
  */
-import { createHash } from 'node:crypto';
 import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
 import { PROTO_ICMP, PROTO_OTHER, PROTO_TCP, PROTO_UDP } from '../policy/protocol-bits.js';
 import type { DefaultAction } from '../policy/rule.js';
@@ -371,8 +370,20 @@ export function queueRules(settings: Settings): QueueRules {
   };
 }
 
+/**
+ * 16 hex digits naming a set or run by what it stands for: FNV-1a over the UTF-16 code units in two
+ * 32-bit lanes with different offsets (pure: this module does no I/O and imports no node: module).
+ * A collision between set names is resolved by the caller; not a security boundary.
+ */
 function hash(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ 0x5bd1e995;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193) ^ (b >>> 15);
+  }
+  return (a >>> 0).toString(16).padStart(8, '0') + (b >>> 0).toString(16).padStart(8, '0');
 }
 
 /** The nft text of a table model: replaces table inet warden as a whole in one transaction. */
