@@ -86,8 +86,8 @@ export type ApplyResult = 'changed' | 'in place' | 'replaced';
  * only what differs is sent, as one batch ('changed'; see ruleset-diff.ts), and the queue rules
  * are rewritten only when they differ. When that is not possible or the kernel refuses the batch
  * (the table is not what `previous` says; the refused batch changed nothing), the whole table is
- * loaded: updated in place ('in place'; also a table made afresh where there was none), or deleted
- * and declared again ('replaced': the dynamic sets start empty).
+ * loaded: updated in place ('in place'), or declared afresh where there was none, or deleted and
+ * declared again when it cannot be updated ('replaced': the dynamic sets start empty).
  */
 export async function applyRuleset(
   compiled: CompiledRuleset,
