@@ -19,6 +19,7 @@ import {
 } from '../kernel/native.js';
 import {
   applyRuleset,
+  closeNftSessions,
   detectKernelFeatures,
   readSetCounters,
   removeRuleset,
@@ -306,6 +307,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       queue?.close();
       logGroup?.close();
       queue = undefined;
+      closeNftSessions();
       if (config.settings().enforcement.onStop === 'remove') await removeRuleset();
     },
   };

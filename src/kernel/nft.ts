@@ -7,6 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { ErrorCode, WardenError } from '../errors.js';
+import { closeNftSessions, runInSession } from './nft-session.js';
 import type { CompiledRuleset, KernelFeatures, QueueRules, RulesetExpectation } from './ruleset.js';
 import { QUEUE_CHAIN, QUEUE_TABLE, TABLE_FAMILY, TABLE_NAME } from './ruleset.js';
 import { changeBatch } from './ruleset-diff.js';
@@ -115,8 +116,9 @@ export async function applyRuleset(
 
 /**
  * Sends only what differs between `previous` (what the table holds) and `compiled` as one nft
- * transaction. False when the difference is not expressible as a change or the kernel refused the
- * batch; either way the table is as it was (nft -f is all or nothing).
+ * transaction, through the namespace's long-lived `nft -i` (nft-session.ts). False when the
+ * difference is not expressible as a change, the kernel refused the batch (then the table is as it
+ * was: a transaction is all or nothing) or the session failed (then the caller loads the whole table).
  */
 export async function applyChange(
   previous: CompiledRuleset,
@@ -126,7 +128,7 @@ export async function applyChange(
   const change = changeBatch(previous.model, compiled.model);
   if (change === null) return false;
   if (change.text === '') return true;
-  return (await run(target, 'nft', ['-f', '-'], change.text)).code === 0;
+  return (await runInSession(target.netns, change.text))?.ok === true;
 }
 
 /**
@@ -275,6 +277,7 @@ export function compareTable(expect: RulesetExpectation, json: string): string[]
 
 /** Deletes table inet warden and the iptables queue chain with its jumps; nothing else is touched. Idempotent. */
 export async function removeRuleset(target: KernelTarget = {}): Promise<void> {
+  closeNftSessions(target.netns);
   const del = await run(target, 'nft', ['delete', 'table', TABLE_FAMILY, TABLE_NAME]);
   if (del.code !== 0 && !/No such file/.test(del.stderr)) throw failure('nft delete table inet warden', del);
   for (const family of FAMILIES) {
@@ -361,3 +364,4 @@ export async function readSetCounters(name: string, target: KernelTarget = {}): 
     }
   return out;
 }
+export { closeNftSessions } from './nft-session.js';

@@ -78,6 +78,7 @@ export function changeBatch(from: TableModel, to: TableModel): Change | null {
       continue;
     }
     if (!sameLines(old.declaration, s.declaration)) return null;
+    if (sameLines(old.elements, s.elements)) continue; // most sets: no Set of 10,000 strings built
     const next = new Set(s.elements);
     const prev = new Set(old.elements);
     // Deleted first: an interval set must never hold an old and a new range that overlap.
