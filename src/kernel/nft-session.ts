@@ -61,11 +61,7 @@ class NftSession {
 
   /** Runs one batch (one transaction); null when the session failed (it is then dead). */
   run(batch: string): Promise<SessionResult | null> {
-    const line = batch
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .join('; ');
-    const next = this.queue.then(() => this.send(line));
+    const next = this.queue.then(() => this.send(oneLine(batch)));
     this.queue = next.catch(() => {});
     return next;
   }
@@ -94,6 +90,29 @@ class NftSession {
     resolve?.(null);
   }
 }
+
+/**
+ * An `nft -f` text as one line: statements and block lines are joined by `;` (nft's other statement
+ * separator), lines that continue (after `{` opening a block or `,` inside an element list) by a
+ * space; comments and empty lines go.
+ */
+export function oneLine(text: string): string {
+  let out = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    if (out !== '') out += out.endsWith('{') || out.endsWith(',') ? ' ' : '; ';
+    out += line;
+  }
+  return out;
+}
+
+/**
+ * Texts up to this size go through the session, bigger ones through `nft -f`: nft reads its
+ * interactive input one byte per read(2) (libedit without a terminal), about 1 us a byte, while a
+ * process start and the wait on close cost ~5-15 ms. A one-rule change is a few hundred bytes.
+ */
+export const SESSION_MAX_TEXT = 8192;
 
 const sessions = new Map<string, NftSession>();
 

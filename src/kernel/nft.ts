@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { ErrorCode, WardenError } from '../errors.js';
-import { closeNftSessions, runInSession } from './nft-session.js';
+import { closeNftSessions, runInSession, SESSION_MAX_TEXT } from './nft-session.js';
 import type { CompiledRuleset, KernelFeatures, QueueRules, RulesetExpectation } from './ruleset.js';
 import { QUEUE_CHAIN, QUEUE_TABLE, TABLE_FAMILY, TABLE_NAME } from './ruleset.js';
 import { changeBatch } from './ruleset-diff.js';
@@ -101,15 +101,18 @@ export async function applyRuleset(
     return 'changed';
   }
   const inPlace = await inPlaceText(compiled, target);
-  let nft = inPlace === null ? null : await run(target, 'nft', ['-f', '-'], inPlace);
-  let how: ApplyResult = 'in place';
-  // Not updatable in place (an older layout, a dynamic set whose definition changed): replace
-  // the table as a whole, which drops what waits in the queue but is always possible.
-  if (nft === null || nft.code !== 0) {
-    nft = await run(target, 'nft', ['-f', '-'], compiled.nft);
+  // The session first (no process start, no wait on close; see nft-session.ts) ...
+  const text = inPlace ?? compiled.nft;
+  const session = text.length <= SESSION_MAX_TEXT ? await runInSession(target.netns, text) : null;
+  let how: ApplyResult = inPlace === null ? 'replaced' : 'in place';
+  if (session?.ok !== true) {
+    // ... else, and when the table cannot be updated in place (an older layout, a dynamic set whose
+    // definition changed), `nft -f` replaces the table as a whole, which drops what waits in the
+    // queue but is always possible, and says on which line it failed when it fails.
+    const nft = await run(target, 'nft', ['-f', '-'], compiled.nft);
+    if (nft.code !== 0) throw failure('nft -f (table inet warden; nothing was changed)', nft);
     how = 'replaced';
   }
-  if (nft.code !== 0) throw failure('nft -f (table inet warden; nothing was changed)', nft);
   if (compiled.queue !== null) await applyQueueRules(compiled.queue, target);
   return how;
 }
@@ -128,6 +131,8 @@ export async function applyChange(
   const change = changeBatch(previous.model, compiled.model);
   if (change === null) return false;
   if (change.text === '') return true;
+  if (change.text.length > SESSION_MAX_TEXT)
+    return (await run(target, 'nft', ['-f', '-'], change.text)).code === 0;
   return (await runInSession(target.netns, change.text))?.ok === true;
 }
 
