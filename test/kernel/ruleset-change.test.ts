@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -144,6 +144,37 @@ describe('rule changes in the kernel', { skip: kernelTestsUnavailable() }, () =>
       assert.equal(connect(8005), 'timeout');
       assert.equal(connect(8002), 'connected');
       assert.equal(connect(8003), 'timeout');
+    } finally {
+      await removeRuleset(target);
+    }
+  });
+
+  test('a change whose nft session was killed still reaches the kernel (a new session, or the whole table)', async () => {
+    const target = { netns: pair.path(pair.client) };
+    try {
+      const base = compile(BASE);
+      await applyRuleset(base, target);
+      const added = compile([...BASE, deny('d3', 8003)]);
+      assert.equal(await applyRuleset(added, target, base), 'changed');
+      // The session this test's change started: the `nft -i` in this namespace.
+      const netns = statSync(target.netns).ino;
+      const sessions = readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => {
+          try {
+            const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+            return cmd === 'nft\0-i\0' && statSync(`/proc/${p}/ns/net`).ino === netns;
+          } catch {
+            return false;
+          }
+        });
+      assert.equal(sessions.length, 1, 'one session per namespace');
+      process.kill(Number(sessions[0]), 'SIGKILL');
+      const changed = compile([...BASE, deny('d3', 8004)]);
+      assert.match(await applyRuleset(changed, target, added), /^(changed|in place)$/);
+      assert.deepEqual(await verifyRuleset(changed, target), { ok: true, problems: [] });
+      assert.equal(connect(8003), 'connected');
+      assert.equal(connect(8004), 'timeout');
     } finally {
       await removeRuleset(target);
     }
