@@ -101,14 +101,17 @@ export async function applyRuleset(
     return 'changed';
   }
   const inPlace = await inPlaceText(compiled, target);
-  // The session first (no process start, no wait on close; see nft-session.ts) ...
   const text = inPlace ?? compiled.nft;
-  const session = text.length <= SESSION_MAX_TEXT ? await runInSession(target.netns, text) : null;
+  // A small text through the session (no process start, no wait on close; see nft-session.ts).
+  const loaded =
+    text.length <= SESSION_MAX_TEXT
+      ? (await runInSession(target.netns, text))?.ok === true
+      : inPlace !== null && (await run(target, 'nft', ['-f', '-'], inPlace)).code === 0;
   let how: ApplyResult = inPlace === null ? 'replaced' : 'in place';
-  if (session?.ok !== true) {
-    // ... else, and when the table cannot be updated in place (an older layout, a dynamic set whose
-    // definition changed), `nft -f` replaces the table as a whole, which drops what waits in the
-    // queue but is always possible, and says on which line it failed when it fails.
+  if (!loaded) {
+    // Not updatable in place (an older layout, a dynamic set whose definition changed), or no
+    // table, or the session failed: `nft -f` replaces the table as a whole, which drops what waits
+    // in the queue but is always possible, and says on which line it failed when it fails.
     const nft = await run(target, 'nft', ['-f', '-'], compiled.nft);
     if (nft.code !== 0) throw failure('nft -f (table inet warden; nothing was changed)', nft);
     how = 'replaced';

@@ -149,6 +149,32 @@ describe('rule changes in the kernel', { skip: kernelTestsUnavailable() }, () =>
     }
   });
 
+  test('a whole table too big for the session is still updated in place, keeping the dynamic sets', async () => {
+    const target = { netns: pair.path(pair.client) };
+    const big = (port: number) =>
+      compile([
+        ...Array.from({ length: 600 }, (_, i) =>
+          deny(`b${i}`, 20000 + i, { remote: `10.9.${i >> 8}.${i & 255}` }),
+        ),
+        deny('last', port),
+      ]);
+    try {
+      const first = big(8001);
+      assert.ok(first.nft.length > 8192, 'the text is over the session limit');
+      await applyRuleset(first, target);
+      nft('add', 'element', 'inet', 'warden', 'udp_owner4', '{ 10.200.0.1 . 5001 . 10.200.0.2 . 53 . 0 }');
+      const handle = tableHandle();
+      const second = big(8002);
+      assert.equal(await applyRuleset(second, target), 'in place');
+      assert.equal(tableHandle(), handle);
+      assert.match(nft('list', 'set', 'inet', 'warden', 'udp_owner4'), /10\.200\.0\.1 \. 5001/);
+      assert.equal(connect(8002), 'timeout');
+      assert.equal(connect(8001), 'connected');
+    } finally {
+      await removeRuleset(target);
+    }
+  });
+
   test('a change whose nft session was killed still reaches the kernel (a new session, or the whole table)', async () => {
     const target = { netns: pair.path(pair.client) };
     try {
