@@ -79,8 +79,8 @@ function failure(what: string, r: Result, prefix = ''): WardenError {
 export type ApplyResult = 'changed' | 'in place' | 'replaced';
 
 /**
- * Loads the ruleset: first the nft table (one transaction: all or nothing), then the queue rule
- * per family. If a queue rule fails the nft table stays in place (it is complete and consistent;
+ * Loads the ruleset: the nft table (one transaction: all or nothing) and, at the same time, the
+ * queue rule per family. If a queue rule fails the nft table stays in place (it is complete and consistent;
  * packets marked for the queue then pass or wait per onEngineFailure) and the error says which part failed.
  *
  * With `previous` (the ruleset this target's table holds, as the last successful call loaded it),
@@ -100,6 +100,10 @@ export async function applyRuleset(
       await applyQueueRules(compiled.queue, target);
     return 'changed';
   }
+  // The queue rule meanwhile: it only matches packets the table marks, so it may come first; the
+  // table's error, when both fail, is the one reported.
+  const queued = compiled.queue === null ? Promise.resolve() : applyQueueRules(compiled.queue, target);
+  queued.catch(() => {}); // awaited below; not unhandled while the table loads
   const inPlace = await inPlaceText(compiled, target);
   const text = inPlace ?? compiled.nft;
   // A small text through the session (no process start, no wait on close; see nft-session.ts).
@@ -113,10 +117,13 @@ export async function applyRuleset(
     // table, or the session failed: `nft -f` replaces the table as a whole, which drops what waits
     // in the queue but is always possible, and says on which line it failed when it fails.
     const nft = await run(target, 'nft', ['-f', '-'], compiled.nft);
-    if (nft.code !== 0) throw failure('nft -f (table inet warden; nothing was changed)', nft);
+    if (nft.code !== 0) {
+      await queued.catch(() => {}); // nothing of ours still runs when the caller tries again
+      throw failure('nft -f (table inet warden; nothing was changed)', nft);
+    }
     how = 'replaced';
   }
-  if (compiled.queue !== null) await applyQueueRules(compiled.queue, target);
+  await queued;
   return how;
 }
 
