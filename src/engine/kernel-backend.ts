@@ -19,6 +19,7 @@ import {
 } from '../kernel/native.js';
 import {
   applyRuleset,
+  closeNftSessions,
   detectKernelFeatures,
   readSetCounters,
   removeRuleset,
@@ -83,6 +84,8 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   const own = new OwnParts({ executables: host.executables, node: await realpath(process.execPath) });
   let compiled!: CompiledPolicy;
   let ruleset!: CompiledRuleset;
+  /** What the kernel table holds, as the last successful apply left it; unknown after a failure. */
+  let applied: CompiledRuleset | undefined;
   let expiryTimer: NodeJS.Timeout | undefined;
   let queue: PacketQueue | undefined;
   let logGroup: ReturnType<typeof openLog> | undefined;
@@ -249,12 +252,22 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       logGroup = openLog(settings.enforcement.logGroup, onLogged);
       logKey = settings.enforcement.logGroup;
     }
+    // Only what changed since the last apply goes to the kernel (one transaction); at start, after a
+    // failure or when a change is not possible, the whole table is loaded in place, so after a
+    // restart the kernel holds what the policy says whatever it held before.
+    const previous = applied;
+    applied = undefined;
+    const how = await applyRuleset(ruleset, {}, previous);
     // Updated in place, the flood counter sets keep their counts; only a new table starts them at zero.
-    if ((await applyRuleset(ruleset)) === 'replaced') floods.reset();
-    // Read back what the kernel holds: a table that is not what was loaded is an error, not a warning.
-    const check = await verifyRuleset(ruleset);
-    if (!check.ok)
-      throw new Error(`the kernel ruleset differs from what was loaded: ${check.problems.join('; ')}`);
+    if (how === 'replaced') floods.reset();
+    // Read back what a full load left (a change is one transaction the kernel took whole, and
+    // listing would cost more than the change): a table that differs is an error, not a warning.
+    if (how !== 'changed') {
+      const check = await verifyRuleset(ruleset);
+      if (!check.ok)
+        throw new Error(`the kernel ruleset differs from what was loaded: ${check.problems.join('; ')}`);
+    }
+    applied = ruleset;
     await names.watch(hostNamesOf(compiled));
     if (expiryTimer) clearTimeout(expiryTimer);
     if (ruleset.nextChange !== undefined) {
@@ -267,6 +280,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     }
     const s = ruleset.stats;
     log('info', 'ruleset applied', {
+      how,
       nftRules: s.nftRules,
       sets: s.sets,
       elements: s.elements,
@@ -294,6 +308,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       queue?.close();
       logGroup?.close();
       queue = undefined;
+      closeNftSessions();
       if (config.settings().enforcement.onStop === 'remove') await removeRuleset();
     },
   };

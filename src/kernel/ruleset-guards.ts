@@ -16,6 +16,7 @@
  * Pure text generation: no I/O.
  */
 import type { Settings } from '../settings/schema.js';
+import type { ChainModel, SetModel } from './ruleset-sets.js';
 
 /** Dynamic set names (their elements come from traffic, so their count is never checked). */
 export const OWNER_SETS = ['udp_owner4', 'udp_owner6'] as const;
@@ -32,10 +33,9 @@ const V6_PREFIX_MASK = 'ffff:ffff:ffff:ffff::';
 type Chain = 'output' | 'input';
 
 export interface Guards {
-  /** Set declarations. */
-  readonly sets: string[];
-  /** Chains (their text, each a complete `chain x { ... }`). */
-  readonly chains: string[];
+  /** The dynamic sets (no elements: traffic fills them). */
+  readonly sets: SetModel[];
+  readonly chains: ChainModel[];
   readonly chainNames: string[];
   readonly dynamicSets: string[];
   readonly ruleCount: number;
@@ -74,29 +74,25 @@ export function guards(settings: Settings, queue: string): Guards {
     floodBurst: burst,
   } = settings.enforcement;
   const logGroup = settings.enforcement.logGroup;
-  const sets: string[] = [];
-  const chains: string[] = [];
+  const sets: SetModel[] = [];
+  const chains: ChainModel[] = [];
   const dynamicSets: string[] = [...OWNER_SETS];
   let ruleCount = 0;
   const set = (name: string, type: string, timeout: string, size: number, counter = false) =>
-    sets.push(
-      [
-        `\tset ${name} {`,
-        `\t\ttype ${type}`,
-        `\t\tsize ${size}`,
-        '\t\tflags dynamic,timeout',
-        ...(counter ? ['\t\tcounter'] : []),
-        `\t\ttimeout ${timeout}`,
-        '\t}',
-      ].join('\n'),
-    );
+    sets.push({
+      name,
+      declaration: [
+        `type ${type}`,
+        `size ${size}`,
+        'flags dynamic,timeout',
+        ...(counter ? ['counter'] : []),
+        `timeout ${timeout}`,
+      ],
+      elements: [],
+    });
   const chainText = (name: string, rules: string[], hook?: string) => {
     ruleCount += rules.length;
-    chains.push(
-      [`\tchain ${name} {`, ...(hook ? [`\t\t${hook}`] : []), ...rules.map((r) => `\t\t${r}`), '\t}'].join(
-        '\n',
-      ),
-    );
+    chains.push({ name, hook: hook ?? null, rules });
   };
 
   set(

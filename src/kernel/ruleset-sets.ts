@@ -91,11 +91,6 @@ export function setType(fields: readonly Field[]): string {
   return fields.map((f) => FIELD_TYPE[f]).join(' . ');
 }
 
-/** True when the set needs `flags interval` (it holds addresses or ports, which may be ranges). */
-export function needsInterval(fields: readonly Field[]): boolean {
-  return fields.some((f) => f !== 'proto' && f !== 'uid') || fields.length > 1;
-}
-
 /** The concatenated packet expression of a shape, to look up in its set. */
 export function concatExpression(fields: readonly Field[], chain: 'output' | 'input'): string {
   return fields.map((f) => fieldExpression(f, chain)).join(' . ');
@@ -116,47 +111,54 @@ function pointKey(e: Element): string {
 }
 
 /**
- * The elements of one shape within one run, split into layers so that no layer holds two
- * overlapping elements. Within a run every element has the same verdict, so a packet that
- * matches any layer gets that verdict: the layers are checked one after the other, in any order.
- * Exact duplicates are dropped. Points are indexed by key, so 10,000 single-address rules stay fast.
+ * The elements of one shape within one run. Points (every field a single value) all go into one
+ * layer, a hash set in the kernel: exact duplicates are dropped and points never overlap, and a hash
+ * set loads and changes faster than an interval set. Ranges go into interval layers, split so no
+ * layer holds two overlapping ranges (the kernel rejects those: "conflicting intervals"). Within a
+ * run every element has the same verdict, so a packet that matches any layer gets that verdict: the
+ * layers are checked one after the other, in any order.
  */
 export class ShapeLayers {
-  readonly layers: { points: Map<string, Element>; ranges: Element[] }[] = [];
+  readonly points = new Map<string, Element>();
+  readonly ranges: Element[][] = [];
 
   add(e: Element): void {
-    const point = isPoint(e);
-    const key = point ? pointKey(e) : '';
-    for (const layer of this.layers) {
-      if (point && layer.points.has(key)) return; // already there: nothing to add
-      if (this.fits(layer, e, point, key)) {
-        if (point) layer.points.set(key, e);
-        else layer.ranges.push(e);
+    if (isPoint(e)) {
+      const key = pointKey(e);
+      if (!this.points.has(key)) this.points.set(key, e);
+      return;
+    }
+    for (const layer of this.ranges) {
+      if (!layer.some((r) => overlaps(r, e))) {
+        layer.push(e);
         return;
       }
     }
-    const layer = { points: new Map<string, Element>(), ranges: [] as Element[] };
-    if (point) layer.points.set(key, e);
-    else layer.ranges.push(e);
-    this.layers.push(layer);
+    this.ranges.push([e]);
   }
 
-  private fits(
-    layer: { points: Map<string, Element>; ranges: Element[] },
-    e: Element,
-    point: boolean,
-    key: string,
-  ) {
-    if (point && layer.points.has(key)) return false;
-    for (const r of layer.ranges) if (overlaps(r, e)) return false;
-    if (!point) for (const p of layer.points.values()) if (overlaps(p, e)) return false;
-    return true;
+  /** The layers: the points (when there are any) first, then each range layer; `interval` says which kind. */
+  elements(): { interval: boolean; elements: Element[] }[] {
+    const out = this.points.size > 0 ? [{ interval: false, elements: [...this.points.values()] }] : [];
+    for (const layer of this.ranges) out.push({ interval: true, elements: layer });
+    return out;
   }
+}
 
-  /** Each layer's elements, in insertion order within a layer (points, then ranges). */
-  elements(): Element[][] {
-    return this.layers.map((l) => [...l.points.values(), ...l.ranges]);
-  }
+/** A named set of Warden's table as the compiler declares it. */
+export interface SetModel {
+  readonly name: string;
+  /** The declaration's lines inside the braces, without the elements (`type ...`, `flags ...`). */
+  readonly declaration: readonly string[];
+  /** Each element as nft writes it; empty for dynamic sets (traffic fills them). */
+  readonly elements: readonly string[];
+}
+
+/** A chain of Warden's table: `hook` is the base chain's `type ... hook ...` line, null for a regular chain. */
+export interface ChainModel {
+  readonly name: string;
+  readonly hook: string | null;
+  readonly rules: readonly string[];
 }
 
 /** nft identifiers Warden emits: a letter, then letters, digits and underscores (never user text). */

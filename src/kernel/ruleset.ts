@@ -13,15 +13,15 @@ import type { Settings } from '../settings/schema.js';
 import { MARK_MASK, MARK_QUEUE, MARK_REJECT, markHex } from './marks.js';
 import { establishedRules, guards } from './ruleset-guards.js';
 import {
+  type ChainModel,
   concatExpression,
   type Element,
   type Field,
   formatElement,
   inlineMatch,
   NFT_NAME,
-  needsInterval,
-  orderFields,
   PROTO_NUMBER,
+  type SetModel,
   ShapeLayers,
   setType,
   shapeKey,
@@ -86,9 +86,24 @@ export interface RulesetStats {
   readonly skippedRules: number;
 }
 
+/**
+ * The table as data, for applyRuleset to compute what changed between two rulesets. Static set names
+ * are derived from what the set stands for (chain, the run's first rule, verdict, shape, layer), so a
+ * one-rule change leaves the other sets' names and elements as they were.
+ */
+export interface TableModel {
+  /** Sets the policy fills, with their elements. */
+  readonly sets: readonly SetModel[];
+  /** Sets traffic fills (flood buckets and counters, UDP flow owners): never emptied by a change. */
+  readonly dynamicSets: readonly SetModel[];
+  /** Every chain, in the order they are declared. */
+  readonly chains: readonly ChainModel[];
+}
+
 export interface CompiledRuleset {
   /** `nft -f -` input: replaces table inet warden in one transaction. */
   readonly nft: string;
+  readonly model: TableModel;
   /** Null when the kernel has native `queue` (the nft text queues by itself). */
   readonly queue: QueueRules | null;
   /** Earliest future expiry (ms): compile again then. */
@@ -107,6 +122,8 @@ interface Outcome {
 }
 
 interface Run {
+  /** The identity of the run's first rule (its id or name): part of its sets' names. */
+  readonly id: string;
   readonly outcome: Outcome;
   readonly first: number;
   last: number;
@@ -142,42 +159,32 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
       if (userspace) queuedRules++;
       else kernelRules++;
       const outcome = userspace ? QUEUE : kernelOutcome(r.rule.action, r.rule.log, mode);
-      const run = runFor(runs[chain], outcome, r.index);
-      for (const e of elementsOf(r, chain, userspace)) {
-        const key = shapeKey(e.fields);
-        let shape = run.shapes.get(key);
+      const run = runFor(runs[chain], outcome, r);
+      for (const group of elementsOf(r, chain, userspace)) {
+        let shape = run.shapes.get(group.shape);
         if (shape === undefined) {
-          shape = { fields: [...e.fields], layers: new ShapeLayers() };
-          run.shapes.set(key, shape);
+          shape = { fields: group.fields, layers: new ShapeLayers() };
+          run.shapes.set(group.shape, shape);
         }
-        shape.layers.add(e);
+        for (const e of group.elements) shape.layers.add(e);
       }
     }
   }
 
   const text = new Emitter(settings, input.features?.nativeQueue === true);
   const guard = guards(settings, text.queueStatement());
-  const body = [
+  const chains = [
     text.baseChain('output', runs.output, defaultOutcome(policy.defaults.outgoing, mode)),
     text.baseChain('input', runs.input, defaultOutcome(policy.defaults.incoming, mode)),
     ...guard.chains,
     text.rejectChain('output'),
     text.rejectChain('input'),
   ];
-  const nft = [
-    `# Warden's ruleset: generated; replaces the table as a whole, or applyRuleset updates it in place. See docs/kernel.md.`,
-    `table ${TABLE_FAMILY} ${TABLE_NAME} {}`,
-    `delete table ${TABLE_FAMILY} ${TABLE_NAME}`,
-    `table ${TABLE_FAMILY} ${TABLE_NAME} {`,
-    ...text.sets,
-    ...guard.sets,
-    ...body,
-    '}',
-    '',
-  ].join('\n');
+  const model: TableModel = { sets: text.sets, dynamicSets: guard.sets, chains };
   const elements = Object.values(text.setSizes).reduce((a, b) => a + b, 0);
   return {
-    nft,
+    nft: renderTable(model),
+    model,
     queue: input.features?.nativeQueue === true ? null : queueRules(settings),
     ...(nextChange === undefined ? {} : { nextChange }),
     expect: {
@@ -186,7 +193,7 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
       dynamicSets: guard.dynamicSets,
     },
     stats: {
-      nftRules: text.ruleCount + guard.ruleCount,
+      nftRules: chains.reduce((n, c) => n + c.rules.length, 0),
       sets: Object.keys(text.setSizes).length,
       elements,
       kernelRules,
@@ -233,19 +240,31 @@ function sameOutcome(a: Outcome, b: Outcome): boolean {
   return a.verdict === b.verdict && a.log === b.log && a.word === b.word;
 }
 
-function runFor(runs: Run[], outcome: Outcome, index: number): Run {
+function runFor(runs: Run[], outcome: Outcome, r: CompiledRule): Run {
   const last = runs[runs.length - 1];
   if (last !== undefined && sameOutcome(last.outcome, outcome)) {
-    last.last = index;
+    last.last = r.index;
     return last;
   }
-  const run: Run = { outcome, first: index, last: index, shapes: new Map() };
+  const id = 'id' in r.rule ? `internal ${r.rule.id}` : `user ${r.rule.name}`;
+  const run: Run = { id, outcome, first: r.index, last: r.index, shapes: new Map() };
   runs.push(run);
   return run;
 }
 
-/** The rule's kernel-visible conditions in this chain as set elements (the cross product of its lists). */
-function elementsOf(r: CompiledRule, chain: Chain, userspace: boolean): Element[] {
+/** Elements of one shape: the fields (in concatenation order), their key, and the elements. */
+interface ElementGroup {
+  readonly fields: Field[];
+  readonly shape: string;
+  readonly elements: Element[];
+}
+
+/**
+ * The rule's kernel-visible conditions in this chain as set elements (the cross product of its
+ * lists), one group per address family. The dimensions are pushed in concatenation order
+ * (FIELD_ORDER in ruleset-sets.ts), so fields and shape key are computed once per group.
+ */
+function elementsOf(r: CompiledRule, chain: Chain, userspace: boolean): ElementGroup[] {
   const hasPorts = r.localPorts !== null || r.remotePorts !== null;
   // Host names cannot be seen by the kernel: a queued rule with names is queued for every remote.
   const remote = userspace && hasNames(r) ? null : r.remote;
@@ -253,7 +272,7 @@ function elementsOf(r: CompiledRule, chain: Chain, userspace: boolean): Element[
     remote === null
       ? [null]
       : [...(remote.v4.length > 0 ? [4 as const] : []), ...(remote.v6.length > 0 ? [6 as const] : [])];
-  const out: Element[] = [];
+  const out: ElementGroup[] = [];
   for (const family of families) {
     const dims: { field: Field; values: [number | bigint, number | bigint][] }[] = [];
     const protos = protocolValues(r.protocols, hasPorts, family);
@@ -267,9 +286,10 @@ function elementsOf(r: CompiledRule, chain: Chain, userspace: boolean): Element[
       dims.push({ field: 'rport', values: r.remotePorts.map((p) => [p.from, p.to]) });
     if (r.localPorts !== null) dims.push({ field: 'lport', values: r.localPorts.map((p) => [p.from, p.to]) });
     if (r.uid !== null && chain === 'output') dims.push({ field: 'uid', values: [[r.uid, r.uid]] });
-    const fields = orderFields(dims.map((d) => d.field));
-    dims.sort((a, b) => fields.indexOf(a.field) - fields.indexOf(b.field));
-    cross(dims, 0, [], [], fields, out);
+    const fields = dims.map((d) => d.field);
+    const elements: Element[] = [];
+    cross(dims, 0, [], [], fields, elements);
+    out.push({ fields, shape: shapeKey(fields), elements });
   }
   return out;
 }
@@ -350,81 +370,126 @@ export function queueRules(settings: Settings): QueueRules {
   };
 }
 
+/**
+ * 16 hex digits naming a set or run by what it stands for: FNV-1a over the UTF-16 code units in two
+ * 32-bit lanes with different offsets (pure: this module does no I/O and imports no node: module).
+ * A collision between set names is resolved by the caller; not a security boundary.
+ */
+function hash(text: string): string {
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ 0x5bd1e995;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193) ^ (b >>> 15);
+  }
+  return (a >>> 0).toString(16).padStart(8, '0') + (b >>> 0).toString(16).padStart(8, '0');
+}
+
+/** The nft text of a table model: replaces table inet warden as a whole in one transaction. */
+export function renderTable(model: TableModel): string {
+  const set = (s: SetModel) =>
+    [
+      `\tset ${s.name} {`,
+      ...s.declaration.map((l) => `\t\t${l}`),
+      ...(s.elements.length > 0 ? [`\t\telements = { ${s.elements.join(',\n\t\t\t')} }`] : []),
+      '\t}',
+    ].join('\n');
+  const chain = (c: ChainModel) =>
+    [
+      `\tchain ${c.name} {`,
+      ...(c.hook === null ? [] : [`\t\t${c.hook}`]),
+      ...c.rules.map((r) => `\t\t${r}`),
+      '\t}',
+    ].join('\n');
+  return [
+    `# Warden's ruleset: generated; replaces the table as a whole, or applyRuleset updates it in place. See docs/kernel.md.`,
+    `table ${TABLE_FAMILY} ${TABLE_NAME} {}`,
+    `delete table ${TABLE_FAMILY} ${TABLE_NAME}`,
+    `table ${TABLE_FAMILY} ${TABLE_NAME} {`,
+    ...model.sets.map(set),
+    ...model.dynamicSets.map(set),
+    ...model.chains.map(chain),
+    '}',
+    '',
+  ].join('\n');
+}
+
 const CLEAR_MARK = `meta mark set meta mark & ${markHex(~MARK_MASK >>> 0)}`;
 
 /** Writes chains and sets; names every set itself (never from user text) and counts what it wrote. */
 class Emitter {
-  readonly sets: string[] = [];
+  readonly sets: SetModel[] = [];
   readonly setSizes: Record<string, number> = {};
-  ruleCount = 0;
 
   constructor(
     private readonly settings: Settings,
     private readonly nativeQueue: boolean,
   ) {}
 
-  baseChain(chain: Chain, runs: Run[], fallback: Outcome): string {
+  baseChain(chain: Chain, runs: Run[], fallback: Outcome): ChainModel {
     // Loopback was judged on output; clearing our bits first keeps a packet queued there (new, or
     // established UDP of a uid that does not own the flow) from being queued a second time here.
-    const lines = [
-      `\tchain ${chain} {`,
-      `\t\ttype filter hook ${chain} priority ${FILTER_PRIORITY}; policy accept;`,
-      ...(chain === 'input' ? [`\t\tiif "lo" ${CLEAR_MARK}`] : []),
-      ...establishedRules(chain).map((r) => `\t\t${r}`),
-      '\t\tct state invalid drop',
-      ...(chain === 'input' ? ['\t\tiif "lo" accept'] : []),
+    const rules = [
+      ...(chain === 'input' ? [`iif "lo" ${CLEAR_MARK}`] : []),
+      ...establishedRules(chain),
+      'ct state invalid drop',
+      ...(chain === 'input' ? ['iif "lo" accept'] : []),
     ];
     for (const run of runs) {
-      const statement = this.statement(
-        chain,
-        run.outcome,
-        run.first === run.last ? `${run.first}` : `${run.first}-${run.last}`,
-      );
-      for (const { fields, layers } of run.shapes.values()) {
-        for (const elements of layers.elements())
-          lines.push(`\t\t${this.match(chain, fields, elements)}${statement}`);
+      // The run is named by what it stands for (its first rule and outcome), not by its positions:
+      // a rule added or removed before it leaves its rules as they were, so a change stays small.
+      const { verdict, log, word } = run.outcome;
+      const id = `${chain}|${run.id}|${verdict} ${log} ${word}`;
+      const statement = this.statement(chain, run.outcome, hash(id).slice(0, 8));
+      for (const [shape, { fields, layers }] of run.shapes) {
+        layers.elements().forEach((layer, i) => {
+          const key = `${id}|${shape}|${layer.interval ? `r${i}` : 'p'}`;
+          rules.push(`${this.match(chain, fields, layer.elements, layer.interval, key)}${statement}`);
+        });
       }
     }
-    lines.push(`\t\t${this.statement(chain, fallback, '-1')}`);
-    lines.push('\t}');
-    this.ruleCount += lines.length - 3; // all but the chain's opening, type and closing lines
-    return lines.join('\n');
+    rules.push(this.statement(chain, fallback, '-1'));
+    return {
+      name: chain,
+      hook: `type filter hook ${chain} priority ${FILTER_PRIORITY}; policy accept;`,
+      rules,
+    };
   }
 
-  rejectChain(chain: Chain): string {
+  rejectChain(chain: Chain): ChainModel {
     const marked = `meta mark & ${markHex(MARK_MASK)} == ${markHex(MARK_REJECT)}`;
-    this.ruleCount += 2;
-    return [
-      `\tchain reject_${chain} {`,
-      `\t\ttype filter hook ${chain} priority ${REJECT_PRIORITY}; policy accept;`,
-      `\t\t${marked} meta l4proto tcp reject with tcp reset`,
-      `\t\t${marked} reject with icmpx admin-prohibited`,
-      '\t}',
-    ].join('\n');
+    return {
+      name: `reject_${chain}`,
+      hook: `type filter hook ${chain} priority ${REJECT_PRIORITY}; policy accept;`,
+      rules: [
+        `${marked} meta l4proto tcp reject with tcp reset`,
+        `${marked} reject with icmpx admin-prohibited`,
+      ],
+    };
   }
 
   /** `<match> ` for a layer: nothing (all packets), inline for one element, else a named set. */
-  private match(chain: Chain, fields: Field[], elements: Element[]): string {
+  private match(chain: Chain, fields: Field[], elements: Element[], interval: boolean, key: string): string {
     if (fields.length === 0) return '';
     if (elements.length === 1) return `${inlineMatch(elements[0]!, chain)} `;
-    const name = `${chain === 'output' ? 'out' : 'in'}_${Object.keys(this.setSizes).length + 1}`;
+    // The name stands for the set's place in the policy, not its position in the text: a change
+    // elsewhere leaves it as it was, so applyRuleset changes only the elements that differ.
+    let name = `${chain === 'output' ? 'out' : 'in'}_${hash(key).slice(0, 12)}`;
+    for (let n = 2; name in this.setSizes; n++) name = `${name.slice(0, 16)}_${n}`;
     if (!NFT_NAME.test(name)) throw new Error(`internal: illegal set name ${name}`);
     this.setSizes[name] = elements.length;
-    this.sets.push(
-      [
-        `\tset ${name} {`,
-        `\t\ttype ${setType(fields)}`,
-        ...(needsInterval(fields) ? ['\t\tflags interval'] : []),
-        `\t\telements = { ${elements.map(formatElement).join(',\n\t\t\t')} }`,
-        '\t}',
-      ].join('\n'),
-    );
+    this.sets.push({
+      name,
+      declaration: [`type ${setType(fields)}`, ...(interval ? ['flags interval'] : [])],
+      elements: elements.map(formatElement),
+    });
     return `${concatExpression(fields, chain)} @${name} `;
   }
 
-  /** The verdict part of a rule; `rules` names the policy positions (`3`, `3-7`, `-1` for the default) in the log prefix. */
+  /** The verdict part of a rule; `rules` names the run (8 hex digits, `-1` for the default) in the log prefix. */
   private statement(chain: Chain, o: Outcome, rules: string): string {
-    if (!/^-?[0-9]+(-[0-9]+)?$/.test(rules)) throw new Error(`internal: bad rule range ${rules}`);
+    if (!/^([0-9a-f]{8}|-1)$/.test(rules)) throw new Error(`internal: bad run name ${rules}`);
     const log = o.log
       ? `log group ${this.settings.enforcement.logGroup} prefix "warden ${rules} ${o.word} " `
       : '';
