@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { type ConnectionTuple, nativeSocketLookup, ProcessAttributor } from '../../src/kernel/attribution.js';
+import { openAttributionPath } from '../../src/kernel/attribution-path.js';
 import { type BpfAttribution, lookupSocket, openBpfAttribution } from '../../src/kernel/native.js';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from './cgroup.js';
 
@@ -211,5 +212,31 @@ describe('attribution by BPF', { skip: unavailable ?? false }, () => {
     await new Promise<void>((r) => keeping.once('exit', () => r()));
     for (let i = 0; i < 100 && bpf.entries() > before + 5; i++) await new Promise((r) => setTimeout(r, 20));
     assert.ok(bpf.entries() <= before + 5, `a killed process's sockets are released (${bpf.entries()})`);
+  });
+
+  test('the engine chooses BPF where it can attach, else /proc with the reason (never an error)', () => {
+    const warnings: string[] = [];
+    const warn = (m: string) => warnings.push(m);
+    const off = openAttributionPath('', warn, {});
+    assert.equal(off.description, 'proc (BPF off: enforcement.bpfCgroup)');
+    assert.equal(off.lookup, lookupSocket);
+    assert.equal(
+      openAttributionPath('/', warn, { WARDEN_BPF_CGROUP: 'off' }).description,
+      'proc (BPF off: WARDEN_BPF_CGROUP)',
+    );
+    const missing = openAttributionPath('/warden-no-such-cgroup', warn, {});
+    assert.match(
+      missing.description,
+      /^proc \(BPF unavailable: cannot attach .*warden-no-such-cgroup.*No such file/,
+    );
+    assert.equal(warnings.length, 1);
+    const own = `/${cgroup.path.split('/').pop()}`;
+    const path = openAttributionPath('/', warn, { WARDEN_BPF_CGROUP: own });
+    try {
+      assert.equal(path.description, `bpf (cgroup ${cgroup.path})`);
+      assert.notEqual(path.bpf, null);
+    } finally {
+      path.close();
+    }
   });
 });
