@@ -8,6 +8,7 @@
 #include <linux/inet_diag.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -29,7 +30,7 @@ static int read_address(napi_env env, napi_value value, int family, __be32 out[4
 
 /*
  * socketLookup(protocol 6|17, family 4|6, src, srcPort, dst, dstPort[, bpfHandle])
- *   -> {inode, uid, state, cookie (bigint)[, process: {pid, tid, uid, gid, bootNs, comm}]} | null
+ *   -> {inode, uid, state, cookie (decimal string)[, process: {pid, tid, uid, gid, bootNs, comm}]} | null
  * With a handle of bpfAttributionOpen, the socket's cookie is looked up in its map too (bpf_attr.c);
  * `process` is absent when the map holds no record for it.
  */
@@ -98,9 +99,9 @@ napi_value socket_lookup(napi_env env, napi_callback_info info) {
       js_set_uint(env, result, "uid", d->idiag_uid);
       js_set_uint(env, result, "state", d->idiag_state);
       uint64_t cookie = (uint64_t)d->id.idiag_cookie[0] | ((uint64_t)d->id.idiag_cookie[1] << 32);
-      napi_value value;
-      napi_create_bigint_uint64(env, cookie, &value);
-      napi_set_named_property(env, result, "cookie", value);
+      char decimal[24]; /* a string: exact (a bigint would not survive JSON.stringify) */
+      int decimal_len = snprintf(decimal, sizeof decimal, "%llu", (unsigned long long)cookie);
+      js_set_string(env, result, "cookie", decimal, (size_t)decimal_len);
       napi_valuetype type = napi_undefined;
       if (argc >= 7) napi_typeof(env, argv[6], &type);
       int map_fd = type == napi_external ? bpf_attr_map_fd(env, argv[6]) : -1;

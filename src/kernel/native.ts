@@ -91,8 +91,8 @@ export interface SocketOwner {
   readonly uid: number;
   /** Kernel socket state (TCP: 1 established, 2 syn-sent, 10 listen; UDP: 7 unconnected, 1 connected). */
   readonly state: number;
-  /** The socket's cookie (what `ss -e` shows as `sk:`, and the BPF programs' key). */
-  readonly cookie?: bigint;
+  /** The socket's cookie in decimal (what `ss -e` shows as `sk:`, and the BPF programs' key). */
+  readonly cookie?: string;
   /** What the BPF programs recorded for the socket (lookups given a BpfAttribution that has it). */
   readonly process?: RecordedProcess;
 }
