@@ -18,7 +18,7 @@
  * bounded concurrency, so a scan never holds the event loop for long.
  */
 
-import { closeSync, openSync, read, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, constants, openSync, read, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { readdir, readlink, realpath } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -509,7 +509,8 @@ export class ProcessAttributor {
 function readProcessMemoryFile(path: string): Promise<Buffer> {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    // O_NONBLOCK: opening something else than a /proc file (a FIFO) must not wait either.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     return Promise.reject(e);
   }

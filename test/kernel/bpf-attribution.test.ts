@@ -239,4 +239,28 @@ describe('attribution by BPF', { skip: unavailable ?? false }, () => {
       path.close();
     }
   });
+
+  test('a command line longer than one read (100 KiB) is read whole', async () => {
+    const server = net.createServer((c) => c.on('error', () => {}));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    const peer = join(dir, 'peer.mjs');
+    writeFileSync(peer, PEER, { mode: 0o644 });
+    const long = 'x'.repeat(100_000);
+    const child = start(peer, ['tcp4', String(port), long]);
+    const { port: localPort } = JSON.parse(await firstLine(child)) as { port: number };
+    const attributor = new ProcessAttributor({ socketLookup: nativeSocketLookup(bpf.lookupSocket) });
+    const id = await attributor.attribute({
+      protocol: 'tcp',
+      family: 4,
+      direction: 'outgoing',
+      localAddress: '127.0.0.1',
+      localPort,
+      remoteAddress: '127.0.0.1',
+      remotePort: port,
+    });
+    assert.deepEqual(id?.commandLine, [node, peer, 'tcp4', String(port), long]);
+    child.stdin!.end('bye\n');
+    server.close();
+  });
 });
