@@ -9,7 +9,8 @@
         "native/nflog.c",
         "native/sock_diag.c",
         "native/udp_flows.c",
-        "native/bpf_attr.c"
+        "native/bpf_attr.c",
+        "native/bpf_btf.c"
       ],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }

@@ -4,7 +4,9 @@
  * made each socket in an LRU hash keyed by the socket cookie:
  * - cgroup/sock_create (every inet socket), cgroup/connect4, connect6 (TCP and connected UDP),
  *   cgroup/sendmsg4, sendmsg6 (unconnected UDP sends): the current thread's pid and tgid, uid and
- *   gid, comm and the boot-time clock (bpf_ktime_get_boot_ns) go into the map;
+ *   gid, comm and the boot-time clock (bpf_ktime_get_boot_ns) go into the map, and, where the
+ *   kernel's type information gives the offsets (bpf_btf.c), the first BPF_ATTR_ARGS bytes of the
+ *   process's command line (bpf_probe_read_user: it never waits, a page not in memory fails);
  * - cgroup/sock_release deletes the socket's entry (and the map is an LRU besides: it cannot grow
  *   beyond its size even if a release were missed).
  * The programs are attached with bpf links: they are detached when the links are closed, and by the
@@ -31,6 +33,10 @@
 #define MOV64_IMM(d, i) INSN(BPF_ALU64 | BPF_MOV | BPF_K, d, 0, 0, i)
 #define ADD64_IMM(d, i) INSN(BPF_ALU64 | BPF_ADD | BPF_K, d, 0, 0, i)
 #define STX_DW(d, s, o) INSN(BPF_STX | BPF_MEM | BPF_DW, d, s, o, 0)
+#define STX_W(d, s, o) INSN(BPF_STX | BPF_MEM | BPF_W, d, s, o, 0)
+#define ST_DW(d, o, i) INSN(BPF_ST | BPF_MEM | BPF_DW, d, 0, o, i)
+#define LDX_DW(d, s, o) INSN(BPF_LDX | BPF_MEM | BPF_DW, d, s, o, 0)
+#define SUB64_REG(d, s) INSN(BPF_ALU64 | BPF_SUB | BPF_X, d, s, 0, 0)
 #define CALL(f) INSN(BPF_JMP | BPF_CALL, 0, 0, 0, f)
 #define EXIT() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
 /* Loads a map's fd as a map pointer: two instructions. */
@@ -67,32 +73,84 @@ static long sys_bpf(int cmd, union bpf_attr *attr) {
 static char verifier_log[16384];
 
 /* Loads one program; returns its fd or -errno (the verifier's log is kept in verifier_log). */
-static int load_program(int map_fd, size_t hook) {
-  /* Stack: value at r10-48 (pid_tgid, uid_gid, boot_ns, comm[16]), key (cookie) at r10-8. */
+static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *off) {
+  /*
+   * Stack: key (cookie) at r10-8; the record at r10-312 (pid_tgid -312, uid_gid -304, boot_ns -296,
+   * comm -288, args_len -272, args_read -268, args -264); scratch: mm -320, arg_start -328,
+   * arg_end -336. A failed probe read zeroes its destination, so no step needs a branch: without
+   * an mm (a kernel thread) every read after it fails and the record says so (args_read < 0).
+   */
   struct bpf_insn record[] = {
       MOV64_REG(R6, R1),
       CALL(BPF_FUNC_get_socket_cookie),
       STX_DW(R10, R0, -8),
       CALL(BPF_FUNC_get_current_pid_tgid),
-      STX_DW(R10, R0, -48),
+      STX_DW(R10, R0, -312),
       CALL(BPF_FUNC_get_current_uid_gid),
-      STX_DW(R10, R0, -40),
+      STX_DW(R10, R0, -304),
       CALL(BPF_FUNC_ktime_get_boot_ns),
-      STX_DW(R10, R0, -32),
+      STX_DW(R10, R0, -296),
       MOV64_REG(R1, R10),
-      ADD64_IMM(R1, -24),
+      ADD64_IMM(R1, -288),
       MOV64_IMM(R2, 16),
       CALL(BPF_FUNC_get_current_comm),
+      ST_DW(R10, -272, 0),
+      /* The command line (skipped below when the offsets are unknown: args stays zero, read -1). */
+      CALL(BPF_FUNC_get_current_task),
+      MOV64_REG(R3, R0),
+      ADD64_IMM(R3, off->task_mm),
+      MOV64_REG(R1, R10),
+      ADD64_IMM(R1, -320),
+      MOV64_IMM(R2, 8),
+      CALL(BPF_FUNC_probe_read_kernel),
+      LDX_DW(R3, R10, -320),
+      ADD64_IMM(R3, off->mm_arg_start),
+      MOV64_REG(R1, R10),
+      ADD64_IMM(R1, -328),
+      MOV64_IMM(R2, 8),
+      CALL(BPF_FUNC_probe_read_kernel),
+      LDX_DW(R3, R10, -320),
+      ADD64_IMM(R3, off->mm_arg_end),
+      MOV64_REG(R1, R10),
+      ADD64_IMM(R1, -336),
+      MOV64_IMM(R2, 8),
+      CALL(BPF_FUNC_probe_read_kernel),
+      LDX_DW(R1, R10, -336),
+      LDX_DW(R2, R10, -328),
+      SUB64_REG(R1, R2),
+      STX_W(R10, R1, -272),
+      MOV64_REG(R1, R10),
+      ADD64_IMM(R1, -264),
+      MOV64_IMM(R2, BPF_ATTR_ARGS),
+      LDX_DW(R3, R10, -328),
+      CALL(BPF_FUNC_probe_read_user),
+      STX_W(R10, R0, -268),
+      /* The update. */
       LD_MAP_FD(R1, map_fd),
       MOV64_REG(R2, R10),
       ADD64_IMM(R2, -8),
       MOV64_REG(R3, R10),
-      ADD64_IMM(R3, -48),
+      ADD64_IMM(R3, -312),
       MOV64_IMM(R4, BPF_ANY),
       CALL(BPF_FUNC_map_update_elem),
       MOV64_IMM(R0, 1), /* 1: allow; these programs never refuse anything */
       EXIT(),
   };
+  /* Without the offsets: the same without the command-line block (instructions 14 to 42). */
+  struct bpf_insn plain[sizeof record / sizeof record[0]];
+  size_t plain_count = 0;
+  for (size_t i = 0; i < sizeof record / sizeof record[0]; i++) {
+    if (i >= 14 && i < 43) continue;
+    plain[plain_count++] = record[i];
+  }
+  /* args_read = -1 ("not read") when the block is left out: ST_DW above zeroed it. */
+  struct bpf_insn args_unread = INSN(BPF_ST | BPF_MEM | BPF_W, R10, 0, -268, -1);
+  struct bpf_insn plain_full[sizeof record / sizeof record[0] + 1];
+  size_t n = 0;
+  for (size_t i = 0; i < plain_count; i++) {
+    plain_full[n++] = plain[i];
+    if (i == 13) plain_full[n++] = args_unread;
+  }
   struct bpf_insn release[] = {
       CALL(BPF_FUNC_get_socket_cookie),
       STX_DW(R10, R0, -8),
@@ -108,8 +166,11 @@ static int load_program(int map_fd, size_t hook) {
   memset(&attr, 0, sizeof attr);
   attr.prog_type = HOOKS[hook].type;
   attr.expected_attach_type = HOOKS[hook].attach;
-  attr.insns = (uint64_t)(uintptr_t)(HOOKS[hook].release ? release : record);
-  attr.insn_cnt = HOOKS[hook].release ? sizeof release / sizeof release[0] : sizeof record / sizeof record[0];
+  const struct bpf_insn *insns = HOOKS[hook].release ? release : off->known ? record : plain_full;
+  attr.insns = (uint64_t)(uintptr_t)insns;
+  attr.insn_cnt = HOOKS[hook].release ? sizeof release / sizeof release[0]
+                  : off->known        ? sizeof record / sizeof record[0]
+                                      : (uint32_t)n;
   attr.license = (uint64_t)(uintptr_t)license;
   attr.log_buf = (uint64_t)(uintptr_t)verifier_log;
   attr.log_size = sizeof verifier_log;
@@ -176,8 +237,15 @@ napi_value bpf_attribution_open(napi_env env, napi_callback_info info) {
     snprintf(what, sizeof what, "cannot open cgroup %s", path);
     return fail(env, h, what, errno);
   }
+  struct bpf_task_offsets offsets;
+  bpf_btf_offsets(&offsets); /* unknown: the programs record no command line */
   for (size_t i = 0; i < HOOK_COUNT; i++) {
-    int fd = load_program(h->map_fd, i);
+    int fd = load_program(h->map_fd, i, &offsets);
+    if (fd < 0 && offsets.known) {
+      /* A kernel whose verifier refuses the probe reads here: record without the command line. */
+      offsets.known = 0;
+      fd = load_program(h->map_fd, i, &offsets);
+    }
     if (fd < 0) {
       char what[96];
       snprintf(what, sizeof what, "the verifier refused BPF program %zu (attach type %d)", i, HOOKS[i].attach);

@@ -115,6 +115,9 @@ napi_value socket_lookup(napi_env env, napi_callback_info info) {
         js_set_uint(env, process, "gid", (uint32_t)(record.uid_gid >> 32));
         js_set_double(env, process, "bootNs", (double)record.boot_ns);
         js_set_string(env, process, "comm", record.comm, strnlen(record.comm, sizeof record.comm));
+        /* The command line when the record holds all of it (NUL-separated, as /proc/PID/cmdline). */
+        if (record.args_read == 0 && record.args_len > 0 && record.args_len <= BPF_ATTR_ARGS)
+          js_set_string(env, process, "commandLine", record.args, record.args_len);
         napi_set_named_property(env, result, "process", process);
       }
       return result;

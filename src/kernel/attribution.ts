@@ -235,7 +235,11 @@ export class ProcessAttributor {
       return own(known.identity);
     }
     this.stats.recordedReads++;
-    const identity = await this.describe(rec.pid, owner);
+    const identity = await this.describe(
+      rec.pid,
+      owner,
+      exe.status === 'fulfilled' ? { exe: exe.value, start, commandLine: rec.commandLine } : undefined,
+    );
     if (identity.complete && exe.status === 'fulfilled') {
       this.processes.delete(rec.pid);
       if (this.processes.size >= MAX_PROCESSES) this.processes.delete(this.processes.keys().next().value!);
@@ -399,17 +403,26 @@ export class ProcessAttributor {
     );
   }
 
-  /** Reads a process; an identity with `complete` false when it exited meanwhile. */
-  private async describe(pid: number, owner: SocketOwner): Promise<ProcessIdentity> {
+  /**
+   * Reads a process; an identity with `complete` false when it exited meanwhile. The BPF path
+   * passes what it has read already (exe link, start time) and the recorded command line.
+   */
+  private async describe(
+    pid: number,
+    owner: SocketOwner,
+    known?: { exe: string; start: string; commandLine?: string | undefined },
+  ): Promise<ProcessIdentity> {
     const base = `${this.proc}/${pid}`;
     // Synchronous on purpose: these reads of /proc/PID take microseconds and never wait for the
     // process (the kernel prints the exe link and counters); through the thread pool, queued behind
     // other I/O, they took milliseconds per connection. The command line is read once per process.
     const [exe, status] = [
-      settle(() => readlinkSync(`${base}/exe`)),
+      known !== undefined
+        ? { status: 'fulfilled' as const, value: known.exe }
+        : settle(() => readlinkSync(`${base}/exe`)),
       settle(() => readFileSync(`${base}/status`, 'utf8')),
     ];
-    const cmdline = await this.commandLineOf(base, pid);
+    const cmdline = await this.commandLineOf(base, pid, known);
     if (exe.status === 'rejected' && cmdline === null) return this.partial(owner, pid);
     const executable = exe.status === 'fulfilled' ? exe.value.replace(/ \(deleted\)$/, '') : null;
     const commandLine = Array.isArray(cmdline) ? cmdline : [];
@@ -467,18 +480,32 @@ export class ProcessAttributor {
   /**
    * A process's command line: read once per process (pid and start time), through the thread pool
    * within a deadline, since reading another process's memory waits for its memory lock, which the
-   * process can keep taken. `late` when it was not read in time (the process is there).
+   * process can keep taken. `late` when it was not read in time (the process is there). `recorded`:
+   * the command line the BPF programs copied when the process made the socket (NUL-separated), used
+   * instead of the read.
    */
-  private async commandLineOf(base: string, pid: number): Promise<string[] | 'late' | null> {
-    const stat = settle(() => readFileSync(`${base}/stat`, 'latin1'));
-    if (stat.status === 'rejected') return null; // exited
-    const start = startTimeOf(stat.value) ?? '';
+  private async commandLineOf(
+    base: string,
+    pid: number,
+    given?: { start: string; commandLine?: string | undefined },
+  ): Promise<string[] | 'late' | null> {
+    let start = given?.start;
+    if (start === undefined) {
+      const stat = settle(() => readFileSync(`${base}/stat`, 'latin1'));
+      if (stat.status === 'rejected') return null; // exited
+      start = startTimeOf(stat.value) ?? '';
+    }
+    const recorded = given?.commandLine;
     const known = this.commandLines.get(pid);
     if (known !== undefined && known.start === start) return known.commandLine;
-    const read = await processMemoryReads.run(() => readProcessMemoryFile(`${base}/cmdline`));
-    if (!read.ok) return read.late ? 'late' : null;
-    const commandLine =
-      read.value.length > 0 ? read.value.toString('utf8').replace(/\0$/, '').split('\0') : [];
+    let text: string;
+    if (recorded !== undefined) text = recorded;
+    else {
+      const read = await processMemoryReads.run(() => readProcessMemoryFile(`${base}/cmdline`));
+      if (!read.ok) return read.late ? 'late' : null;
+      text = read.value.toString('utf8');
+    }
+    const commandLine = text.length > 0 ? text.replace(/\0$/, '').split('\0') : [];
     if (commandLine.length === 0) return commandLine; // a zombie or kernel thread: not kept
     if (this.commandLines.size >= MAX_COMMAND_LINES) this.commandLines.clear();
     this.commandLines.set(pid, { start, commandLine });

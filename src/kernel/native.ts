@@ -110,6 +110,11 @@ export interface RecordedProcess {
   readonly bootNs: number;
   /** The thread's name then (at most 15 bytes). */
   readonly comm: string;
+  /**
+   * The process's command line then, NUL-separated as in /proc/PID/cmdline, when it fits in the
+   * record (256 bytes) and the kernel's type information gave the offsets to find it.
+   */
+  readonly commandLine?: string;
 }
 
 /** The attached attribution programs and their map (openBpfAttribution). */

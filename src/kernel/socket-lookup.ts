@@ -45,6 +45,8 @@ export interface RecordedProcess {
   readonly bootNs: number;
   /** Its name then (comm). */
   readonly comm: string;
+  /** Its command line then, NUL-separated like /proc/PID/cmdline, when the record holds all of it. */
+  readonly commandLine?: string;
 }
 
 /** Finds the socket of a connection (incoming TCP: the listener when not yet accepted). */
