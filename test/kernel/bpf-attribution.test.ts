@@ -137,6 +137,13 @@ describe('attribution by BPF', { skip: unavailable ?? false }, () => {
         return attributor.attribute(tuple);
       }),
     );
+    const first = JSON.parse(printed[0]!) as { port: number };
+    const record = bpf.lookupSocket('tcp', 4, '127.0.0.1', first.port, '127.0.0.1', ports.tcp4!)?.process;
+    assert.equal(
+      record?.commandLine,
+      `${[node, peer, 'tcp4', String(ports.tcp4)].join('\0')}\0`,
+      'the record holds it',
+    );
     for (const [i, { mode, uid, child }] of peers.entries()) {
       const { pid } = JSON.parse(printed[i]!) as { pid: number };
       assert.equal(pid, child.pid, 'setpriv and sh exec: the peer keeps the spawned pid');
@@ -147,10 +154,18 @@ describe('attribution by BPF', { skip: unavailable ?? false }, () => {
       assert.equal(id.uid, uid, `${mode} as ${uid}: uid`);
       assert.equal(id.socketUid, uid, `${mode} as ${uid}: socket uid`);
       assert.equal(id.complete, true);
+      // From the record (the programs copy the command line): the same as /proc/PID/cmdline.
+      assert.deepEqual(
+        id.commandLine,
+        [node, peer, mode, String(ports[mode])],
+        `${mode} as ${uid}: command line`,
+      );
       child.stdin!.end('bye\n');
     }
     assert.equal(attributor.stats.recordedReads, runs.length, 'every one came from the BPF record');
     assert.equal(attributor.stats.newPidScans + attributor.stats.fullScans, 0, 'no /proc scan at all');
+    const recorded = bpf.lookupSocket('tcp', 4, '127.0.0.1', 1, '127.0.0.1', 1);
+    assert.equal(recorded, null, 'no socket, no record');
     for (const s of servers) s.close();
   });
 
@@ -240,7 +255,7 @@ describe('attribution by BPF', { skip: unavailable ?? false }, () => {
     }
   });
 
-  test('a command line longer than one read (100 KiB) is read whole', async () => {
+  test('a command line longer than the record holds (100 KiB) is read whole from /proc', async () => {
     const server = net.createServer((c) => c.on('error', () => {}));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as net.AddressInfo).port;
@@ -260,6 +275,8 @@ describe('attribution by BPF', { skip: unavailable ?? false }, () => {
       remotePort: port,
     });
     assert.deepEqual(id?.commandLine, [node, peer, 'tcp4', String(port), long]);
+    const record = bpf.lookupSocket('tcp', 4, '127.0.0.1', localPort, '127.0.0.1', port)?.process;
+    assert.ok(record !== undefined && record.commandLine === undefined, 'too long for the record');
     child.stdin!.end('bye\n');
     server.close();
   });
