@@ -80,7 +80,7 @@ static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *
    * arg_end -336. A failed probe read zeroes its destination, so no step needs a branch: without
    * an mm (a kernel thread) every read after it fails and the record says so (args_read < 0).
    */
-  struct bpf_insn record[] = {
+  const struct bpf_insn head[] = {
       MOV64_REG(R6, R1),
       CALL(BPF_FUNC_get_socket_cookie),
       STX_DW(R10, R0, -8),
@@ -95,7 +95,8 @@ static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *
       MOV64_IMM(R2, 16),
       CALL(BPF_FUNC_get_current_comm),
       ST_DW(R10, -272, 0),
-      /* The command line (skipped below when the offsets are unknown: args stays zero, read -1). */
+  };
+  const struct bpf_insn args[] = {
       CALL(BPF_FUNC_get_current_task),
       MOV64_REG(R3, R0),
       ADD64_IMM(R3, off->task_mm),
@@ -125,7 +126,8 @@ static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *
       LDX_DW(R3, R10, -328),
       CALL(BPF_FUNC_probe_read_user),
       STX_W(R10, R0, -268),
-      /* The update. */
+  };
+  const struct bpf_insn tail[] = {
       LD_MAP_FD(R1, map_fd),
       MOV64_REG(R2, R10),
       ADD64_IMM(R2, -8),
@@ -136,22 +138,7 @@ static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *
       MOV64_IMM(R0, 1), /* 1: allow; these programs never refuse anything */
       EXIT(),
   };
-  /* Without the offsets: the same without the command-line block (instructions 14 to 42). */
-  struct bpf_insn plain[sizeof record / sizeof record[0]];
-  size_t plain_count = 0;
-  for (size_t i = 0; i < sizeof record / sizeof record[0]; i++) {
-    if (i >= 14 && i < 43) continue;
-    plain[plain_count++] = record[i];
-  }
-  /* args_read = -1 ("not read") when the block is left out: ST_DW above zeroed it. */
-  struct bpf_insn args_unread = INSN(BPF_ST | BPF_MEM | BPF_W, R10, 0, -268, -1);
-  struct bpf_insn plain_full[sizeof record / sizeof record[0] + 1];
-  size_t n = 0;
-  for (size_t i = 0; i < plain_count; i++) {
-    plain_full[n++] = plain[i];
-    if (i == 13) plain_full[n++] = args_unread;
-  }
-  struct bpf_insn release[] = {
+  const struct bpf_insn release[] = {
       CALL(BPF_FUNC_get_socket_cookie),
       STX_DW(R10, R0, -8),
       LD_MAP_FD(R1, map_fd),
@@ -161,16 +148,29 @@ static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *
       MOV64_IMM(R0, 1),
       EXIT(),
   };
+  /* The record program: head, then the command line (or, without the offsets, zeroes and
+   * args_read = -1, "not read"), then the update. */
+  struct bpf_insn record[sizeof head / sizeof head[0] + BPF_ATTR_ARGS / 8 + 1 + sizeof args / sizeof args[0] +
+                         sizeof tail / sizeof tail[0]];
+  size_t n = 0;
+  memcpy(record, head, sizeof head);
+  n += sizeof head / sizeof head[0];
+  if (off->known) {
+    memcpy(record + n, args, sizeof args);
+    n += sizeof args / sizeof args[0];
+  } else {
+    for (int i = 0; i < BPF_ATTR_ARGS; i += 8) record[n++] = ST_DW(R10, -264 + i, 0);
+    record[n++] = INSN(BPF_ST | BPF_MEM | BPF_W, R10, 0, -268, -1);
+  }
+  memcpy(record + n, tail, sizeof tail);
+  n += sizeof tail / sizeof tail[0];
   static const char license[] = "GPL";
   union bpf_attr attr;
   memset(&attr, 0, sizeof attr);
   attr.prog_type = HOOKS[hook].type;
   attr.expected_attach_type = HOOKS[hook].attach;
-  const struct bpf_insn *insns = HOOKS[hook].release ? release : off->known ? record : plain_full;
-  attr.insns = (uint64_t)(uintptr_t)insns;
-  attr.insn_cnt = HOOKS[hook].release ? sizeof release / sizeof release[0]
-                  : off->known        ? sizeof record / sizeof record[0]
-                                      : (uint32_t)n;
+  attr.insns = (uint64_t)(uintptr_t)(HOOKS[hook].release ? release : record);
+  attr.insn_cnt = HOOKS[hook].release ? sizeof release / sizeof release[0] : (uint32_t)n;
   attr.license = (uint64_t)(uintptr_t)license;
   attr.log_buf = (uint64_t)(uintptr_t)verifier_log;
   attr.log_size = sizeof verifier_log;
