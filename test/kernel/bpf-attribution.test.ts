@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { chmodSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -279,5 +279,58 @@ describe('attribution by BPF', { skip: unavailable ?? false }, () => {
     assert.ok(record !== undefined && record.commandLine === undefined, 'too long for the record');
     child.stdin!.end('bye\n');
     server.close();
+  });
+});
+
+/** CLOCK_BOOTTIME now, in ns (from /proc/uptime: 10 ms resolution). */
+function bootNs(): number {
+  return Number.parseFloat(readFileSync('/proc/uptime', 'utf8')) * 1e9;
+}
+
+describe('a recorded pid names its process only while that process is the one recorded', () => {
+  const owner = (pid: number, at: number, comm = 'node') => ({
+    inode: 999_999_999,
+    uid: 0,
+    process: { pid, uid: process.getuid?.() ?? 0, bootNs: at, comm },
+  });
+  const sleeper = () => {
+    const child = spawn(node, ['-e', 'setInterval(() => {}, 1e9)'], { stdio: 'ignore' });
+    children.push(child);
+    return child;
+  };
+
+  test('a live process recorded after it started is named; one that started after the record (a reused pid) is not', async () => {
+    const child = sleeper();
+    await new Promise((r) => setTimeout(r, 100));
+    const later = bootNs() + 1e9;
+    const attributor = new ProcessAttributor({ socketLookup: { find: () => null } });
+    const id = await attributor.identify(owner(child.pid!, later));
+    assert.equal(id.pid, child.pid);
+    assert.equal(id.executable, node);
+    assert.equal(id.complete, true);
+    // Recorded at boot: the process now at that pid started later, so it is not the one recorded.
+    const reused = await attributor.identify(owner(child.pid!, 0));
+    assert.equal(reused.pid, child.pid, 'the recorded pid is kept');
+    assert.equal(reused.executable, null, 'but nothing of the process now at that pid');
+    assert.equal(reused.complete, false);
+    child.kill('SIGKILL');
+  });
+
+  test('a process that has exited is named from what was read of it before, and only then', async () => {
+    const child = sleeper();
+    await new Promise((r) => setTimeout(r, 100));
+    const at = bootNs() + 1e9;
+    const attributor = new ProcessAttributor({ socketLookup: { find: () => null } });
+    assert.equal((await attributor.identify(owner(child.pid!, at))).executable, node);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const after = await attributor.identify(owner(child.pid!, at + 1e6));
+    assert.equal(after.executable, node, 'seen before: still named');
+    assert.equal(attributor.stats.recordedGone, 1);
+    const otherName = await attributor.identify(owner(child.pid!, at + 1e6, 'curl'));
+    assert.equal(otherName.executable, null, 'another name under that pid: not the process seen');
+    const fresh = new ProcessAttributor({ socketLookup: { find: () => null } });
+    const unseen = await fresh.identify(owner(child.pid!, at));
+    assert.deepEqual([unseen.pid, unseen.executable, unseen.complete], [child.pid, null, false]);
   });
 });
