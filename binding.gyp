@@ -8,7 +8,9 @@
         "native/nfqueue.c",
         "native/nflog.c",
         "native/sock_diag.c",
-        "native/udp_flows.c"
+        "native/udp_flows.c",
+        "native/bpf_attr.c",
+        "native/bpf_btf.c"
       ],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }

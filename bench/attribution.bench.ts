@@ -7,7 +7,13 @@
  * - cold (baseline): caches empty, a full /proc/*\/fd scan finds the pid;
  * - /proc/net lookup: the fallback SocketLookup alone (the sock_diag one takes ~5 µs).
  * The socket step is an in-memory lookup in the first three so they measure attribution itself.
- * Run: npm run bench:attribution   (BENCH_SOCKETS=300 connections to open)
+ * Then, as root, the BPF path (docs/attribution.md) against today's, both with the real sock_diag
+ * lookup as the engine does it, the processes in a cgroup the benchmark makes (the programs are
+ * attached there only, and removed at the end):
+ * - a new socket of a known process: today a "pid hit", with BPF the record plus the per-process cache;
+ * - short-lived processes (bash connects, waits for the answer sent once it is attributed, exits: a few ms), each attributed once by both paths,
+ *   in alternating order, with the count of exact answers (the right pid and executable).
+ * Run: npm run bench:attribution   (BENCH_SOCKETS=300 connections to open, BENCH_SHORT=300 processes)
  */
 import { spawn } from 'node:child_process';
 import net from 'node:net';
@@ -15,17 +21,33 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import {
   type ConnectionTuple,
+  nativeSocketLookup,
   ProcessAttributor,
   ProcNetSocketLookup,
   type SocketOwner,
 } from '../src/kernel/attribution.js';
+import { type BpfAttribution, lookupSocket, openBpfAttribution } from '../src/kernel/native.js';
+import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from '../test/kernel/cgroup.js';
+import { formatRatio, reportMeasure } from './report.js';
 
 const CONNECTIONS = Number(process.env.BENCH_SOCKETS ?? 150);
+const SHORT_LIVED = Number(process.env.BENCH_SHORT ?? 300);
+const GOAL_MEDIAN_US = 20;
+const GOAL_P99_US = 200;
 
 interface Figures {
   medianUs: number;
   p99Us: number;
   samples: number;
+}
+
+function figures(times: number[]): Figures {
+  times.sort((a, b) => a - b);
+  return {
+    medianUs: times[Math.floor(times.length / 2)]!,
+    p99Us: times[Math.min(times.length - 1, Math.floor(times.length * 0.99))]!,
+    samples: times.length,
+  };
 }
 
 async function measure(run: () => Promise<unknown>, samples: number): Promise<Figures> {
@@ -36,12 +58,7 @@ async function measure(run: () => Promise<unknown>, samples: number): Promise<Fi
     await run();
     times.push((performance.now() - t0) * 1000);
   }
-  times.sort((a, b) => a - b);
-  return {
-    medianUs: times[Math.floor(times.length / 2)]!,
-    p99Us: times[Math.min(times.length - 1, Math.floor(times.length * 0.99))]!,
-    samples,
-  };
+  return figures(times);
 }
 
 const fmt = (us: number) => us.toLocaleString('en-US', { maximumFractionDigits: 1 });
@@ -60,15 +77,28 @@ async function main(): Promise<void> {
         }),
     ),
   );
+  // The BPF programs go on a cgroup of our own; the other process runs in it.
+  const unavailable = cgroupTestsUnavailable();
+  let cgroup: TestCgroup | null = null;
+  let bpf: BpfAttribution | null = null;
+  let bpfSkipped = unavailable;
+  if (unavailable === null) {
+    cgroup = createTestCgroup('attribution-bench');
+    try {
+      bpf = openBpfAttribution(cgroup.path);
+    } catch (e) {
+      bpfSkipped = (e as Error).message;
+    }
+  }
   // The connection to attribute belongs to another process.
-  const child = spawn(
-    process.execPath,
-    [
-      '-e',
-      `const s=require('net').connect(${port},'127.0.0.1',()=>console.log(s.localPort));setInterval(()=>{},1e9)`,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+  const childArgs = [
+    '-e',
+    `const s=require('net').connect(${port},'127.0.0.1',()=>console.log(s.localPort));setInterval(()=>{},1e9)`,
+  ];
+  const childOptions = { stdio: ['ignore', 'pipe', 'inherit'] as ('ignore' | 'pipe' | 'inherit')[] };
+  const child = cgroup
+    ? cgroup.spawn(process.execPath, childArgs, childOptions)
+    : spawn(process.execPath, childArgs, childOptions);
   const localPort = Number(
     await new Promise<string>((done) => createInterface({ input: child.stdout! }).once('line', done)),
   );
@@ -121,9 +151,151 @@ async function main(): Promise<void> {
     `with the /proc/net fallback instead of sock_diag, a warm attribution costs ≈ ${fmt(procNetLookup.medianUs + identityHit.medianUs)} µs`,
   );
 
+  if (bpf !== null && cgroup !== null) {
+    await compareBpf(bpf, cgroup, tuple, child.pid!, server, port);
+  } else {
+    console.log(`\nBPF path not measured: ${bpfSkipped}`);
+    for (const what of ['median', 'p99'])
+      reportMeasure({
+        measure: `attribution: new socket of a known process, BPF path, ${what}`,
+        goal: what === 'median' ? `<= ${GOAL_MEDIAN_US} µs` : `<= ${GOAL_P99_US} µs`,
+        measured: `not measured (${bpfSkipped})`,
+        baseline: '',
+        ratio: '',
+        met: false,
+      });
+  }
+
   if (child.pid) process.kill(child.pid, 'SIGKILL');
+  bpf?.close();
+  await cgroup?.remove();
   for (const c of clients) c.destroy();
   server.close();
 }
 
+/** The BPF path against today's, both through sock_diag as in the engine (see the file comment). */
+async function compareBpf(
+  bpf: BpfAttribution,
+  cgroup: TestCgroup,
+  tuple: ConnectionTuple,
+  childPid: number,
+  server: net.Server,
+  port: number,
+): Promise<void> {
+  const today = new ProcessAttributor({ socketLookup: nativeSocketLookup(lookupSocket) });
+  const withBpf = new ProcessAttributor({ socketLookup: nativeSocketLookup(bpf.lookupSocket) });
+  for (const a of [today, withBpf]) {
+    const id = await a.attribute(tuple);
+    if (id?.pid !== childPid) throw new Error(`attributed to ${id?.pid}, expected ${childPid}`);
+  }
+  const knownToday = await measure(() => {
+    today.clearIdentities();
+    return today.attribute(tuple);
+  }, 2000);
+  const knownBpf = await measure(() => withBpf.attribute(tuple), 2000);
+  if (withBpf.stats.recordedHits < 2000) throw new Error('the BPF path did not use the recorded process');
+
+  // Short-lived processes: SHORT_LIVED for each path, one run after the other.
+  const shortToday = await shortLived(today, cgroup, server, tuple, port);
+  const shortBpf = await shortLived(withBpf, cgroup, server, tuple, port);
+  const exact = { today: shortToday.exact, bpf: shortBpf.exact };
+
+  console.log(`\nBPF path against today's, sock_diag lookup included (programs on ${cgroup.path})\n`);
+  console.log('| path | median µs | p99 µs | samples | exact |');
+  console.log('|---|---:|---:|---:|---:|');
+  const row = (name: string, f: Figures, ok = '') =>
+    console.log(`| ${name} | ${fmt(f.medianUs)} | ${fmt(f.p99Us)} | ${f.samples} | ${ok} |`);
+  row('today: new socket of a known process (pid hit)', knownToday);
+  row('BPF: new socket of a known process', knownBpf);
+  row(`today: short-lived process (a few ms)`, shortToday, `${exact.today}/${SHORT_LIVED}`);
+  row(`BPF: short-lived process (a few ms)`, shortBpf, `${exact.bpf}/${SHORT_LIVED}`);
+  console.log(
+    `\nBPF map entries now: ${bpf.entries()}; BPF attributor stats: ${JSON.stringify(withBpf.stats)}`,
+  );
+
+  const report = (what: string, f: Figures, base: Figures, baseName: string) => {
+    for (const [stat, goal] of [
+      ['median', GOAL_MEDIAN_US],
+      ['p99', GOAL_P99_US],
+    ] as const) {
+      const value = stat === 'median' ? f.medianUs : f.p99Us;
+      const baseline = stat === 'median' ? base.medianUs : base.p99Us;
+      reportMeasure({
+        measure: `attribution: ${what}, BPF path, ${stat}`,
+        goal: `<= ${goal} µs`,
+        measured: `${fmt(value)} µs`,
+        baseline: `${fmt(baseline)} µs (${baseName})`,
+        ratio: formatRatio(value, baseline),
+        met: value <= goal,
+      });
+    }
+  };
+  report('new socket of a known process', knownBpf, knownToday, 'today: pid hit');
+  report('short-lived process (a few ms)', shortBpf, shortToday, 'today, same processes');
+  reportMeasure({
+    measure: 'attribution: short-lived processes attributed exactly, BPF path',
+    goal: `${SHORT_LIVED}/${SHORT_LIVED}`,
+    measured: `${exact.bpf}/${SHORT_LIVED}`,
+    baseline: `${exact.today}/${SHORT_LIVED} (today)`,
+    ratio: '',
+    met: exact.bpf === SHORT_LIVED,
+  });
+}
+
 await main();
+
+/**
+ * Starts SHORT_LIVED processes that each connect, send their pid, wait for the answer and exit at
+ * once: like a connect that waits for its SYN's verdict, they live a few ms, only as long as the
+ * attribution takes. Attributes each connection once as it is accepted. A launcher inside the cgroup starts them
+ * (4 at a time), so this event loop never waits on a spawn.
+ */
+async function shortLived(
+  attributor: ProcessAttributor,
+  cgroup: TestCgroup,
+  server: net.Server,
+  tuple: ConnectionTuple,
+  port: number,
+): Promise<Figures & { exact: number }> {
+  const times: number[] = [];
+  let exact = 0;
+  let done = 0;
+  const finished = new Promise<void>((resolve) => {
+    const onConnection = (socket: net.Socket) => {
+      socket.on('error', () => {});
+      const sent = new Promise<number>((r) => {
+        let text = '';
+        socket.on('data', (d) => {
+          text += d;
+          if (text.includes('\n')) r(Number.parseInt(text, 10));
+        });
+        socket.on('close', () => r(Number.parseInt(text, 10)));
+      });
+      void (async () => {
+        const t0 = performance.now();
+        const id = await attributor.attribute({ ...tuple, localPort: socket.remotePort! });
+        times.push((performance.now() - t0) * 1000);
+        socket.end('ok\n'); // the process waited for this, as a connect waits for the verdict
+        if (id?.pid === (await sent) && id.executable?.endsWith('/bash')) exact++;
+        if (++done === SHORT_LIVED) {
+          server.off('connection', onConnection);
+          resolve();
+        }
+      })();
+    };
+    server.on('connection', onConnection);
+  });
+  const script = `exec 3<>/dev/tcp/127.0.0.1/${port}; echo $$ >&3; read -t 2 <&3; exit 0`;
+  const launcher = cgroup.spawn(
+    process.execPath,
+    [
+      '-e',
+      `const {spawn}=require('child_process');let n=${SHORT_LIVED};const go=()=>{if(n-->0)spawn('/bin/bash',['-c',process.argv[1]],{stdio:'ignore'}).on('exit',go)};for(let i=0;i<4;i++)go()`,
+      script,
+    ],
+    { stdio: 'ignore' },
+  );
+  launcher.on('error', () => {});
+  await finished;
+  return { ...figures(times), exact };
+}

@@ -1,6 +1,6 @@
 /*
  * Warden's kernel binding (N-API, C, kernel headers only): NFQUEUE (nfqueue.c), NFLOG (nflog.c),
- * exact sock_diag lookups (sock_diag.c) and the
+ * exact sock_diag lookups (sock_diag.c), attribution by cgroup BPF programs (bpf_attr.c) and the
  * reaping of destroyed UDP sockets' conntrack flows (udp_flows.c). src/kernel/native.ts is its only user.
  */
 #include "addon.h"
@@ -18,6 +18,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"udpFlowsOpen", NULL, udp_flows_open, NULL, NULL, NULL, napi_default, NULL},
       {"udpFlowsStats", NULL, udp_flows_stats, NULL, NULL, NULL, napi_default, NULL},
       {"udpFlowsClose", NULL, udp_flows_close, NULL, NULL, NULL, napi_default, NULL},
+      {"bpfAttributionOpen", NULL, bpf_attribution_open, NULL, NULL, NULL, napi_default, NULL},
+      {"bpfAttributionEntries", NULL, bpf_attribution_entries, NULL, NULL, NULL, napi_default, NULL},
+      {"bpfAttributionClose", NULL, bpf_attribution_close, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   return exports;

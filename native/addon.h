@@ -14,4 +14,7 @@ napi_value socket_lookup(napi_env env, napi_callback_info info);
 napi_value udp_flows_open(napi_env env, napi_callback_info info);
 napi_value udp_flows_stats(napi_env env, napi_callback_info info);
 napi_value udp_flows_close(napi_env env, napi_callback_info info);
+napi_value bpf_attribution_open(napi_env env, napi_callback_info info);
+napi_value bpf_attribution_entries(napi_env env, napi_callback_info info);
+napi_value bpf_attribution_close(napi_env env, napi_callback_info info);
 #endif

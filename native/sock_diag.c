@@ -8,11 +8,13 @@
 #include <linux/inet_diag.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "addon.h"
+#include "bpf_attr.h"
 #include "nl.h"
 
 static int diag_fd = -1;
@@ -26,10 +28,15 @@ static int read_address(napi_env env, napi_value value, int family, __be32 out[4
   return inet_pton(family == 6 ? AF_INET6 : AF_INET, text, out) == 1;
 }
 
-/* socketLookup(protocol 6|17, family 4|6, src, srcPort, dst, dstPort) -> {inode, uid, state} | null */
+/*
+ * socketLookup(protocol 6|17, family 4|6, src, srcPort, dst, dstPort[, bpfHandle])
+ *   -> {inode, uid, state, cookie (decimal string)[, process: {pid, tid, uid, gid, bootNs, comm}]} | null
+ * With a handle of bpfAttributionOpen, the socket's cookie is looked up in its map too (bpf_attr.c);
+ * `process` is absent when the map holds no record for it.
+ */
 napi_value socket_lookup(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   uint32_t protocol, family, sport, dport;
   struct inet_diag_req_v2 req;
   memset(&req, 0, sizeof req);
@@ -91,6 +98,28 @@ napi_value socket_lookup(napi_env env, napi_callback_info info) {
       js_set_double(env, result, "inode", (double)d->idiag_inode);
       js_set_uint(env, result, "uid", d->idiag_uid);
       js_set_uint(env, result, "state", d->idiag_state);
+      uint64_t cookie = (uint64_t)d->id.idiag_cookie[0] | ((uint64_t)d->id.idiag_cookie[1] << 32);
+      char decimal[24]; /* a string: exact (a bigint would not survive JSON.stringify) */
+      int decimal_len = snprintf(decimal, sizeof decimal, "%llu", (unsigned long long)cookie);
+      js_set_string(env, result, "cookie", decimal, (size_t)decimal_len);
+      napi_valuetype type = napi_undefined;
+      if (argc >= 7) napi_typeof(env, argv[6], &type);
+      int map_fd = type == napi_external ? bpf_attr_map_fd(env, argv[6]) : -1;
+      struct bpf_attr_record record;
+      if (map_fd >= 0 && bpf_attr_lookup(map_fd, cookie, &record) == 0) {
+        napi_value process;
+        napi_create_object(env, &process);
+        js_set_uint(env, process, "pid", (uint32_t)(record.pid_tgid >> 32));
+        js_set_uint(env, process, "tid", (uint32_t)record.pid_tgid);
+        js_set_uint(env, process, "uid", (uint32_t)record.uid_gid);
+        js_set_uint(env, process, "gid", (uint32_t)(record.uid_gid >> 32));
+        js_set_double(env, process, "bootNs", (double)record.boot_ns);
+        js_set_string(env, process, "comm", record.comm, strnlen(record.comm, sizeof record.comm));
+        /* The command line when the record holds all of it (NUL-separated, as /proc/PID/cmdline). */
+        if (record.args_read == 0 && record.args_len > 0 && record.args_len <= BPF_ATTR_ARGS)
+          js_set_string(env, process, "commandLine", record.args, record.args_len);
+        napi_set_named_property(env, result, "process", process);
+      }
       return result;
     }
   }

@@ -55,6 +55,7 @@ export const ErrorCode = {
   KERNEL_LOG: 'WARDEN_E_KERNEL_LOG',
   /** A sock_diag socket lookup failed (not "not found": that is a null answer). */
   KERNEL_SOCKET_LOOKUP: 'WARDEN_E_KERNEL_SOCKET_LOOKUP',
+  KERNEL_BPF: 'WARDEN_E_KERNEL_BPF',
   /** A kernel tool Warden needs (nft, iptables-nft, nsenter) is not installed. */
   KERNEL_TOOL_MISSING: 'WARDEN_E_KERNEL_TOOL_MISSING',
   /** The kernel refused a ruleset change for lack of privilege (not root / no CAP_NET_ADMIN). */

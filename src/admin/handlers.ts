@@ -83,8 +83,14 @@ export interface HandlerContext {
   /** Everything engine.status reports that the handlers do not know themselves. */
   readonly status: () => Omit<
     StatusResult,
-    'mode' | 'rules' | 'internalRules' | 'lastLogSeq' | 'remoteAdministration' | 'applicationPort'
-  >;
+    | 'mode'
+    | 'rules'
+    | 'internalRules'
+    | 'lastLogSeq'
+    | 'remoteAdministration'
+    | 'applicationPort'
+    | 'attribution'
+  > & { attribution?: string };
   /**
    * The port the engine serves (wardend --port overrides the settings); engine.status and
    * firewall.hints report it. Default: settings.applicationPort.
@@ -310,6 +316,7 @@ export function createHandlers(ctx: HandlerContext) {
       const settings = ctx.config.settings();
       const cp = compiledPolicy();
       return {
+        attribution: 'none',
         ...ctx.status(),
         applicationPort: servedPort(),
         remoteAdministration: settings.remoteAdministration.enabled,

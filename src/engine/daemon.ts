@@ -48,6 +48,8 @@ export type EngineLog = (
 export interface KernelBackend {
   /** A one-line description for engine.status, e.g. "nftables + NFQUEUE 0 (fail-open)". */
   readonly description: string;
+  /** Which attribution path is in use, for engine.status (src/kernel/attribution-path.ts). */
+  readonly attribution?: string;
   /** Applies a changed configuration (policy or settings). */
   reload(): Promise<void>;
   /** Stops deciding; keeps or removes the kernel ruleset as the settings say. */
@@ -239,6 +241,7 @@ export class Engine {
         fingerprint: identity.fingerprint,
         consoles: server?.consoles ?? 0,
         kernel: kernel?.description ?? 'none: unprivileged mode, nothing is enforced',
+        attribution: kernel?.attribution ?? 'none',
       }),
       ...(options.bindAddress !== undefined ? { bindAddress: options.bindAddress } : {}),
       ...(options.port !== undefined ? { port: options.port } : {}),

@@ -7,10 +7,10 @@
 import { realpath } from 'node:fs/promises';
 import { parseIp } from '../ip/index.js';
 import { nativeSocketLookup, ProcessAttributor } from '../kernel/attribution.js';
+import { openAttributionPath } from '../kernel/attribution-path.js';
 import { MARK_REJECT, withWardenBits } from '../kernel/marks.js';
 import {
   type LoggedPacket,
-  lookupSocket,
   openLog,
   openQueue,
   type PacketQueue,
@@ -77,8 +77,10 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   const names = new HostNames(
     config.settings().dns.resolvers.length > 0 ? { servers: config.settings().dns.resolvers } : {},
   );
+  // BPF records (enforcement.bpfCgroup, the cgroup2 root by default) where the kernel allows, else /proc.
+  const attribution = openAttributionPath(config.settings().enforcement.bpfCgroup, (m) => log('warn', m));
   const attributor = new ProcessAttributor({
-    socketLookup: nativeSocketLookup(lookupSocket),
+    socketLookup: nativeSocketLookup(attribution.lookup),
     ownScripts: { paths: Object.values(host.executables), names: INSTALLED_NAMES },
   });
   const own = new OwnParts({ executables: host.executables, node: await realpath(process.execPath) });
@@ -292,12 +294,13 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   await apply();
   const describe = () => {
     const e = config.settings().enforcement;
-    return `nftables table inet warden + NFQUEUE ${e.queue} (${features.nativeQueue ? 'nft queue' : 'xt NFQUEUE'}, fail-${e.onEngineFailure}), NFLOG group ${e.logGroup}`;
+    return `nftables table inet warden + NFQUEUE ${e.queue} (${features.nativeQueue ? 'nft queue' : 'xt NFQUEUE'}, fail-${e.onEngineFailure}), NFLOG group ${e.logGroup}; attribution ${attribution.description}`;
   };
   return {
     get description() {
       return describe();
     },
+    attribution: attribution.description,
     reload: apply,
     async stop() {
       if (expiryTimer) clearTimeout(expiryTimer);
@@ -305,6 +308,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       floods.close();
       clearInterval(udpCheck);
       udpFlows.close();
+      attribution.close();
       queue?.close();
       logGroup?.close();
       queue = undefined;

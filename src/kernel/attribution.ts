@@ -8,126 +8,32 @@
  *    (`socket:[INODE]`); on a miss only new pids are scanned, then all;
  * 3. identity: /proc/PID/exe, cmdline, status, cwd and the user name, kept
  *    in a small LRU by inode.
+ * When the socket lookup also gives what the cgroup BPF programs recorded
+ * (native/bpf_attr.c: pid, uid, comm and time, by socket cookie), step 2 is
+ * that record and step 3 is cached by pid and start time (checked against the
+ * record's time, the exe link and the uid), so no scan is needed and an
+ * exited process is still named when it was seen before.
  * A process that is gone before step 2 or 3 gives a partial identity (the
  * socket's uid, what was read) instead of an error. All I/O is async with
  * bounded concurrency, so a scan never holds the event loop for long.
  */
 
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { readdir, readFile, readlink, realpath } from 'node:fs/promises';
-import { endianness } from 'node:os';
+import { closeSync, constants, openSync, read, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdir, readlink, realpath } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseIp } from '../ip/index.js';
 import { BoundedReads, processMemoryReads } from './bounded-reads.js';
-import {
-  type AddressFamily,
-  findSocketEntry,
-  type ProcNetEntry,
-  parseProcNet,
-  type SocketProtocol,
-  tablesFor,
-} from './proc-net.js';
 import { effectiveUid, isInterpreter, scriptArgument, UserNames } from './process-info.js';
+import {
+  type ConnectionTuple,
+  type ProcessIdentity,
+  ProcNetSocketLookup,
+  type RecordedProcess,
+  type SocketLookup,
+  type SocketOwner,
+} from './socket-lookup.js';
 
-/** A connection as the engine sees it on this host. Addresses are in text form (`10.0.0.1`, `fd00::1`). */
-export interface ConnectionTuple {
-  readonly protocol: SocketProtocol;
-  readonly family: AddressFamily;
-  readonly direction: 'incoming' | 'outgoing';
-  readonly localAddress: string;
-  readonly localPort: number;
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-}
-
-/** The socket found for a connection. */
-export interface SocketOwner {
-  readonly inode: number;
-  readonly uid: number;
-}
-
-/** Finds the socket of a connection (incoming TCP: the listener when not yet accepted). */
-export interface SocketLookup {
-  find(tuple: ConnectionTuple): Promise<SocketOwner | null> | SocketOwner | null;
-}
-
-/** The native addon's exact sock_diag lookup: src/sport are the local end, dst/dport the remote end. */
-export type NativeSocketLookupFunction = (
-  protocol: SocketProtocol,
-  family: AddressFamily,
-  src: string,
-  sport: number,
-  dst: string,
-  dport: number,
-) => SocketOwner | null;
-
-/** Who owns a connection. Fields a vanished process could not give are null (`complete` false). */
-export interface ProcessIdentity {
-  readonly pid: number | null;
-  /** Real path of the executable (/proc/PID/exe, " (deleted)" removed). */
-  readonly executable: string | null;
-  readonly commandLine: readonly string[];
-  /**
-   * For Node and Python: the script run (first non-option argument, resolved against the cwd). Its
-   * real path only when it may be one of the scripts in `ownScripts` (see ProcessAttributorOptions).
-   */
-  readonly script: string | null;
-  /** Effective uid of the process; the socket's uid when the process could not be read. */
-  readonly uid: number;
-  /** uid that owns the socket (what the kernel's `meta skuid` and NFQUEUE's uid see). */
-  readonly socketUid: number;
-  readonly user: string | null;
-  readonly inode: number;
-  /** True when pid, executable and command line were all read. */
-  readonly complete: boolean;
-}
-
-export interface ProcNetSocketLookupOptions {
-  /** Directory with the tcp/udp tables of the namespace to look in: `/proc/self/net` (default) or `/proc/<pid>/net`. */
-  readonly netnsProcRoot?: string;
-  /** Byte order of the tables; default: this host's. */
-  readonly littleEndian?: boolean;
-}
-
-/** The portable, slow SocketLookup: reads and parses /proc/net/{tcp,udp}[6] on every call. */
-export class ProcNetSocketLookup implements SocketLookup {
-  private readonly root: string;
-  private readonly littleEndian: boolean;
-
-  constructor(options: ProcNetSocketLookupOptions = {}) {
-    this.root = options.netnsProcRoot ?? '/proc/self/net';
-    this.littleEndian = options.littleEndian ?? endianness() === 'LE';
-  }
-
-  async find(tuple: ConnectionTuple): Promise<SocketOwner | null> {
-    const localAddress = parseIp(tuple.localAddress);
-    const remoteAddress = parseIp(tuple.remoteAddress);
-    if (localAddress === null || remoteAddress === null) return null;
-    const query = { ...tuple, localAddress, remoteAddress };
-    // IPv4 first: an exact match there makes the IPv6 table (dual-stack sockets) unnecessary; each read costs ms.
-    const entries: ProcNetEntry[] = [];
-    let entry: ProcNetEntry | null = null;
-    for (const { name, options } of tablesFor(tuple.protocol, tuple.family)) {
-      try {
-        const text = await readFile(`${this.root}/${name}`, 'utf8');
-        entries.push(...parseProcNet(text, { ...options, littleEndian: this.littleEndian }).entries);
-      } catch {
-        continue; // no IPv6 in this kernel or namespace
-      }
-      entry = findSocketEntry(entries, query);
-      if (entry !== null && entry.remotePort === tuple.remotePort && tuple.remotePort !== 0) break;
-    }
-    return entry === null ? null : { inode: entry.inode, uid: entry.uid };
-  }
-}
-
-/** Wraps the native addon's exact lookup as a SocketLookup. */
-export function nativeSocketLookup(lookup: NativeSocketLookupFunction): SocketLookup {
-  return {
-    find: (t) => lookup(t.protocol, t.family, t.localAddress, t.localPort, t.remoteAddress, t.remotePort),
-  };
-}
+export * from './socket-lookup.js';
 
 export interface ProcessAttributorOptions {
   /** Default: ProcNetSocketLookup on `netnsProcRoot`. */
@@ -165,6 +71,12 @@ const REAL_PATH_TTL_MS = 5000;
 /** Processes whose command line is kept (by pid and start time; a process's argv is read once). */
 const MAX_COMMAND_LINES = 4096;
 
+/** Clock ticks of /proc/PID/stat's start time (USER_HZ, 100 on Linux) in ns. */
+const NS_PER_TICK = 10_000_000;
+
+/** Processes whose identity is kept for the BPF path (by pid, checked against start time, exe and uid). */
+const MAX_PROCESSES = 4096;
+
 /** Beyond this many socket inodes the inode -> pid cache starts again (sockets come and go; it must not grow forever). */
 const MAX_KNOWN_SOCKETS = 65_536;
 
@@ -176,6 +88,12 @@ export interface AttributionStats {
   newPidScans: number;
   fullScans: number;
   partial: number;
+  /** The BPF record named the process and its identity was known (no /proc read but stat and exe). */
+  recordedHits: number;
+  /** The BPF record named the process, read from /proc for the first time (or again after an exec). */
+  recordedReads: number;
+  /** The BPF record named a process that had exited by then. */
+  recordedGone: number;
 }
 
 type ScanKind = 'new' | 'full';
@@ -198,6 +116,9 @@ export class ProcessAttributor {
     newPidScans: 0,
     fullScans: 0,
     partial: 0,
+    recordedHits: 0,
+    recordedReads: 0,
+    recordedGone: 0,
   };
   private readonly socketLookup: SocketLookup;
   private readonly proc: string;
@@ -220,6 +141,11 @@ export class ProcessAttributor {
   private readonly ownNames: ReadonlySet<string> | null;
   private readonly realPathDeadlineMs: number;
   private readonly misses = new Map<number, number>();
+  /** For the BPF path: what was read of each process, with what identifies it (pid reuse, exec, setuid). */
+  private readonly processes = new Map<
+    number,
+    { start: string; exe: string; uid: number; comm: string; identity: ProcessIdentity }
+  >();
   private inFlight: { kind: ScanKind; startedAt: number; done: Promise<void> } | null = null;
 
   constructor(options: ProcessAttributorOptions = {}) {
@@ -247,6 +173,13 @@ export class ProcessAttributor {
 
   /** The owner of a known socket (when the caller already has inode and uid). */
   async identify(owner: SocketOwner, since = performance.now()): Promise<ProcessIdentity> {
+    if (owner.process !== undefined) {
+      // The kernel recorded who made the socket: exact, even for a socket passed to another process.
+      const identity = await this.identifyRecorded(owner, owner.process);
+      if (identity.complete) this.remember(identity);
+      else this.stats.partial++;
+      return identity;
+    }
     const cached = this.identities.get(owner.inode);
     if (cached !== undefined) {
       this.stats.identityHits++;
@@ -270,8 +203,54 @@ export class ProcessAttributor {
     return identity;
   }
 
+  /**
+   * The process the BPF programs recorded for a socket. Its pid names it while the process at that
+   * pid started before the record was made (a pid reused since started later). Its identity is read
+   * once and kept while start time, exe link and uid stay the same (an exec changes the exe, a
+   * setuid the uid); a process that has exited is named from what was read of it before.
+   */
+  private async identifyRecorded(owner: SocketOwner, rec: RecordedProcess): Promise<ProcessIdentity> {
+    const base = `${this.proc}/${rec.pid}`;
+    const stat = settle(() => readFileSync(`${base}/stat`, 'latin1'));
+    const start = stat.status === 'fulfilled' ? startTimeOf(stat.value) : null;
+    const recordedTicks = rec.bootNs / NS_PER_TICK;
+    const known = this.processes.get(rec.pid);
+    const own = (identity: ProcessIdentity) => ({ ...identity, inode: owner.inode, socketUid: owner.uid });
+    if (start === null || Number(start) > recordedTicks) {
+      // The process that made the socket has exited (its pid may have been reused since).
+      this.stats.recordedGone++;
+      if (known !== undefined && Number(known.start) <= recordedTicks && known.comm === rec.comm)
+        return own(known.identity);
+      return this.partial(owner, rec.pid);
+    }
+    const exe = settle(() => readlinkSync(`${base}/exe`));
+    if (
+      known !== undefined &&
+      known.start === start &&
+      exe.status === 'fulfilled' &&
+      known.exe === exe.value &&
+      known.uid === rec.uid
+    ) {
+      this.stats.recordedHits++;
+      return own(known.identity);
+    }
+    this.stats.recordedReads++;
+    const identity = await this.describe(
+      rec.pid,
+      owner,
+      exe.status === 'fulfilled' ? { exe: exe.value, start, commandLine: rec.commandLine } : undefined,
+    );
+    if (identity.complete && exe.status === 'fulfilled') {
+      this.processes.delete(rec.pid);
+      if (this.processes.size >= MAX_PROCESSES) this.processes.delete(this.processes.keys().next().value!);
+      this.processes.set(rec.pid, { start, exe: exe.value, uid: rec.uid, comm: rec.comm, identity });
+    }
+    return identity;
+  }
+
   /** Forgets all cached identities and pids (the next attributions scan /proc again). */
   clearCaches(): void {
+    this.processes.clear();
     this.identities.clear();
     this.inodeToPid = new Map();
     this.scannedPids = new Set();
@@ -281,6 +260,7 @@ export class ProcessAttributor {
   /** Forgets only the identity LRU (the inode → pid map stays). */
   clearIdentities(): void {
     this.identities.clear();
+    this.processes.clear();
   }
 
   private remember(identity: ProcessIdentity): void {
@@ -423,17 +403,26 @@ export class ProcessAttributor {
     );
   }
 
-  /** Reads a process; an identity with `complete` false when it exited meanwhile. */
-  private async describe(pid: number, owner: SocketOwner): Promise<ProcessIdentity> {
+  /**
+   * Reads a process; an identity with `complete` false when it exited meanwhile. The BPF path
+   * passes what it has read already (exe link, start time) and the recorded command line.
+   */
+  private async describe(
+    pid: number,
+    owner: SocketOwner,
+    known?: { exe: string; start: string; commandLine?: string | undefined },
+  ): Promise<ProcessIdentity> {
     const base = `${this.proc}/${pid}`;
     // Synchronous on purpose: these reads of /proc/PID take microseconds and never wait for the
     // process (the kernel prints the exe link and counters); through the thread pool, queued behind
     // other I/O, they took milliseconds per connection. The command line is read once per process.
     const [exe, status] = [
-      settle(() => readlinkSync(`${base}/exe`)),
+      known !== undefined
+        ? { status: 'fulfilled' as const, value: known.exe }
+        : settle(() => readlinkSync(`${base}/exe`)),
       settle(() => readFileSync(`${base}/status`, 'utf8')),
     ];
-    const cmdline = await this.commandLineOf(base, pid);
+    const cmdline = await this.commandLineOf(base, pid, known);
     if (exe.status === 'rejected' && cmdline === null) return this.partial(owner, pid);
     const executable = exe.status === 'fulfilled' ? exe.value.replace(/ \(deleted\)$/, '') : null;
     const commandLine = Array.isArray(cmdline) ? cmdline : [];
@@ -491,19 +480,32 @@ export class ProcessAttributor {
   /**
    * A process's command line: read once per process (pid and start time), through the thread pool
    * within a deadline, since reading another process's memory waits for its memory lock, which the
-   * process can keep taken. `late` when it was not read in time (the process is there).
+   * process can keep taken. `late` when it was not read in time (the process is there). `recorded`:
+   * the command line the BPF programs copied when the process made the socket (NUL-separated), used
+   * instead of the read.
    */
-  private async commandLineOf(base: string, pid: number): Promise<string[] | 'late' | null> {
-    const stat = settle(() => readFileSync(`${base}/stat`, 'latin1'));
-    if (stat.status === 'rejected') return null; // exited
-    // Field 22, the start time, counted after the command name in parentheses (which may hold anything).
-    const start = stat.value.slice(stat.value.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+  private async commandLineOf(
+    base: string,
+    pid: number,
+    given?: { start: string; commandLine?: string | undefined },
+  ): Promise<string[] | 'late' | null> {
+    let start = given?.start;
+    if (start === undefined) {
+      const stat = settle(() => readFileSync(`${base}/stat`, 'latin1'));
+      if (stat.status === 'rejected') return null; // exited
+      start = startTimeOf(stat.value) ?? '';
+    }
+    const recorded = given?.commandLine;
     const known = this.commandLines.get(pid);
     if (known !== undefined && known.start === start) return known.commandLine;
-    const read = await processMemoryReads.run(() => readFile(`${base}/cmdline`));
-    if (!read.ok) return read.late ? 'late' : null;
-    const commandLine =
-      read.value.length > 0 ? read.value.toString('utf8').replace(/\0$/, '').split('\0') : [];
+    let text: string;
+    if (recorded !== undefined) text = recorded;
+    else {
+      const read = await processMemoryReads.run(() => readProcessMemoryFile(`${base}/cmdline`));
+      if (!read.ok) return read.late ? 'late' : null;
+      text = read.value.toString('utf8');
+    }
+    const commandLine = text.length > 0 ? text.replace(/\0$/, '').split('\0') : [];
     if (commandLine.length === 0) return commandLine; // a zombie or kernel thread: not kept
     if (this.commandLines.size >= MAX_COMMAND_LINES) this.commandLines.clear();
     this.commandLines.set(pid, { start, commandLine });
@@ -523,6 +525,39 @@ export class ProcessAttributor {
       complete: false,
     };
   }
+}
+
+/**
+ * Reads a /proc file that the kernel prints from the process's memory (cmdline) with one trip
+ * through the thread pool: the open does not touch the process (synchronous, microseconds), only
+ * the read may wait for its memory lock. (fs.readFile takes four trips, each a thread wake-up that
+ * costs milliseconds on a loaded machine.) The fd is closed whenever the read returns, even late.
+ */
+function readProcessMemoryFile(path: string): Promise<Buffer> {
+  let fd: number;
+  try {
+    // O_NONBLOCK: opening something else than a /proc file (a FIFO) must not wait either.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  const chunks: Buffer[] = [];
+  const next = (resolve: (b: Buffer) => void, reject: (e: Error) => void) => {
+    const buffer = Buffer.allocUnsafe(chunks.length === 0 ? 16_384 : 262_144);
+    read(fd, buffer, 0, buffer.length, null, (error, n) => {
+      if (error) return reject(error);
+      chunks.push(buffer.subarray(0, n));
+      // The kernel fills the whole buffer unless the arguments end first: a short read is the end.
+      if (n < buffer.length) resolve(Buffer.concat(chunks));
+      else next(resolve, reject);
+    });
+  };
+  return new Promise<Buffer>(next).finally(() => closeSync(fd));
+}
+
+/** Field 22 of /proc/PID/stat, the start time in clock ticks since boot, counted after the command name in parentheses (which may hold anything). */
+function startTimeOf(stat: string): string | null {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
 }
 
 /** Runs a synchronous read, keeping its value or noting that it failed (the process may be gone). */

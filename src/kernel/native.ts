@@ -1,8 +1,9 @@
 /**
  * Typed access to Warden's kernel addon (native/*.c, built to build/Release/warden_kernel.node):
  * an NFQUEUE queue whose packets are decided in JS (at once or later), an NFLOG subscription for
- * packets the ruleset blocked itself, and exact sock_diag lookups of the socket behind a packet.
- * Everything works in the network namespace of the calling process.
+ * packets the ruleset blocked itself, exact sock_diag lookups of the socket behind a packet, and
+ * cgroup BPF programs that record which process made each socket (attribution without /proc).
+ * Everything works in the network namespace of the calling process (the BPF programs in a cgroup).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -90,6 +91,42 @@ export interface SocketOwner {
   readonly uid: number;
   /** Kernel socket state (TCP: 1 established, 2 syn-sent, 10 listen; UDP: 7 unconnected, 1 connected). */
   readonly state: number;
+  /** The socket's cookie in decimal (what `ss -e` shows as `sk:`, and the BPF programs' key). */
+  readonly cookie?: string;
+  /** What the BPF programs recorded for the socket (lookups given a BpfAttribution that has it). */
+  readonly process?: RecordedProcess;
+}
+
+/** Who made a socket, as recorded by the cgroup BPF programs when it was created, connected or sent. */
+export interface RecordedProcess {
+  /** Process id (tgid) in the initial pid namespace. */
+  readonly pid: number;
+  /** Thread id. */
+  readonly tid: number;
+  /** Real uid and gid of the process then. */
+  readonly uid: number;
+  readonly gid: number;
+  /** CLOCK_BOOTTIME (ns) when recorded: a process that started later is not the one that made it. */
+  readonly bootNs: number;
+  /** The thread's name then (at most 15 bytes). */
+  readonly comm: string;
+  /**
+   * The process's command line then, NUL-separated as in /proc/PID/cmdline, when it fits in the
+   * record (256 bytes) and the kernel's type information gave the offsets to find it.
+   */
+  readonly commandLine?: string;
+}
+
+/** The attached attribution programs and their map (openBpfAttribution). */
+export interface BpfAttribution {
+  /** The cgroup the programs are attached to (its processes and descendants are recorded). */
+  readonly cgroup: string;
+  /** Records in the map now (walks it: for tests and statistics, not the hot path). */
+  entries(): number;
+  /** lookupSocket() that also returns what the programs recorded for the socket. */
+  lookupSocket: typeof lookupSocket;
+  /** Detaches the programs and frees the map (the kernel also does it when this process ends). */
+  close(): void;
 }
 
 export interface UdpFlowStats {
@@ -134,7 +171,11 @@ interface Addon {
     sport: number,
     dst: string,
     dport: number,
+    bpf?: unknown,
   ): SocketOwner | null;
+  bpfAttributionOpen(cgroup: string, maxEntries: number): unknown;
+  bpfAttributionEntries(handle: unknown): number;
+  bpfAttributionClose(handle: unknown): void;
 }
 
 /** Where the addon is built: <repo>/build/Release (this file is <repo>/dist/src/kernel/native.js). */
@@ -258,16 +299,57 @@ export function lookupSocket(
   dstAddr: string,
   dstPort: number,
 ): SocketOwner | null {
+  return lookupWith(undefined, protocol, family, srcAddr, srcPort, dstAddr, dstPort);
+}
+
+function lookupWith(
+  bpf: unknown,
+  protocol: 'tcp' | 'udp',
+  family: 4 | 6,
+  srcAddr: string,
+  srcPort: number,
+  dstAddr: string,
+  dstPort: number,
+): SocketOwner | null {
   const native = addon();
   const code = ErrorCode.KERNEL_SOCKET_LOOKUP;
   return kernelCall(
     code,
     `sock_diag lookup ${protocol} ${srcAddr}:${srcPort} -> ${dstAddr}:${dstPort}`,
     () => {
-      if (protocol === 'tcp') return native.socketLookup(6, family, srcAddr, srcPort, dstAddr, dstPort);
-      return native.socketLookup(17, family, dstAddr, dstPort, srcAddr, srcPort);
+      if (protocol === 'tcp') return native.socketLookup(6, family, srcAddr, srcPort, dstAddr, dstPort, bpf);
+      return native.socketLookup(17, family, dstAddr, dstPort, srcAddr, srcPort, bpf);
     },
   );
+}
+
+/**
+ * Loads the attribution programs (native/bpf_attr.c) and attaches them to the cgroup2 directory
+ * `cgroup` (the engine: the cgroup2 root; tests: a cgroup they made). From then on every inet socket
+ * that a process in it creates, connects or sends from is recorded in an LRU map of `maxEntries`
+ * (default 65,536) records; a record is deleted when its socket is released. Throws
+ * WARDEN_E_KERNEL_BPF when the kernel cannot (no BPF, verifier, not a cgroup2 directory).
+ */
+export function openBpfAttribution(cgroup: string, options: { maxEntries?: number } = {}): BpfAttribution {
+  const code = ErrorCode.KERNEL_BPF;
+  const maxEntries = options.maxEntries ?? 65_536;
+  checkNumber(maxEntries, 2 ** 24, 'BPF attribution maxEntries', code);
+  if (maxEntries === 0) throw new WardenError(code, 'BPF attribution maxEntries must be at least 1');
+  const native = addon();
+  const handle = kernelCall(code, `cannot attach the BPF attribution programs to ${cgroup}`, () =>
+    native.bpfAttributionOpen(cgroup, maxEntries),
+  );
+  let open = true;
+  return {
+    cgroup,
+    entries: () => (open ? native.bpfAttributionEntries(handle) : 0),
+    lookupSocket: (protocol, family, srcAddr, srcPort, dstAddr, dstPort) =>
+      lookupWith(open ? handle : undefined, protocol, family, srcAddr, srcPort, dstAddr, dstPort),
+    close() {
+      if (open) native.bpfAttributionClose(handle);
+      open = false;
+    },
+  };
 }
 
 /**

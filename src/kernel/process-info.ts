@@ -95,7 +95,10 @@ export class UserNames {
   async nameOf(uid: number): Promise<string | null> {
     const known = this.names.get(uid);
     if (known !== undefined) return known;
-    if (Date.now() - this.loadedAt >= this.reloadMs) {
+    // A load under way (its loadedAt is already set) is waited for: at start, concurrent first
+    // attributions would otherwise answer null before the file was read.
+    if (this.loading !== null) await this.loading;
+    else if (Date.now() - this.loadedAt >= this.reloadMs) {
       this.loading ??= this.load().finally(() => {
         this.loading = null;
       });

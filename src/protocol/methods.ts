@@ -87,6 +87,11 @@ export interface StatusResult {
   readonly consoles: number;
   readonly lastLogSeq: number;
   readonly kernel: string;
+  /**
+   * How connections are attributed to processes: `bpf (cgroup PATH)`, `proc (why BPF is not
+   * used)`, or `none` without a kernel backend (docs/attribution.md).
+   */
+  readonly attribution: string;
 }
 
 export interface LogsQueryResult {

@@ -60,6 +60,11 @@ export const DEFAULT_SETTINGS = {
     /** NFLOG group through which kernel-decided blocks and logged allows reach the engine as log items. */
     logGroup: 4334,
     /**
+     * The cgroup (a path under the cgroup2 mount; `/` its root: every process) whose sockets the
+     * attribution BPF programs record; '' turns them off (attribution then reads /proc).
+     */
+    bpfCgroup: '/',
+    /**
      * Flood limits before the queue: new connections that need the engine, per second, per local
      * user (uid) going out. Over the limit they are dropped (a SYN is sent again later), counted and
      * logged as a security item. 0 turns the limit off.

@@ -102,6 +102,13 @@ export const settingsSchema = z
           .min(1, 'logGroup must be 1-65535')
           .max(65535, 'logGroup must be 1-65535')
           .default(D.enforcement.logGroup),
+        bpfCgroup: z
+          .string()
+          .max(4096, 'bpfCgroup must be at most 4096 characters')
+          .refine((v) => v === '' || (v.startsWith('/') && !v.split('/').includes('..')), {
+            message: "bpfCgroup must be '' (off) or an absolute path under the cgroup2 mount without '..'",
+          })
+          .default(D.enforcement.bpfCgroup),
         floodOutgoingPerUid: z
           .number()
           .int()

@@ -89,7 +89,10 @@ export function createNetnsPair(label = 'k'): NetnsPair {
       }
     },
     spawn(ns, command, args, options = {}) {
-      const child = spawn('nsenter', [`--net=${path(ns)}`, command, ...args], options);
+      // An engine under test never attaches its attribution BPF programs to the host's cgroup2 root
+      // (docs/settings.md, enforcement.bpfCgroup): off unless the test names a cgroup of its own.
+      const env = { WARDEN_BPF_CGROUP: 'off', ...(options.env ?? process.env) };
+      const child = spawn('nsenter', [`--net=${path(ns)}`, command, ...args], { ...options, env });
       children.add(child);
       child.once('exit', () => children.delete(child));
       return child;
