@@ -54,7 +54,14 @@ export interface QueueOptions {
 export interface QueueStats {
   /** Packets received from the kernel. */
   readonly received: number;
+  /** Verdicts sent to the kernel (by the addon's verdict thread). */
   readonly verdicts: number;
+  /** Verdicts given but not sent yet. */
+  readonly verdictsWaiting: number;
+  /** Datagrams of verdicts the kernel did not take (sendto failed); their packets stay queued until unbind drops them. */
+  readonly sendErrors: number;
+  /** Verdicts in those datagrams. */
+  readonly unsent: number;
   /** Times the socket buffer overflowed: the kernel dropped messages for us (ENOBUFS). */
   readonly enobufs: number;
   /** Datagrams larger than our receive buffer (should stay 0). */
@@ -65,7 +72,11 @@ export interface QueueStats {
 
 export interface PacketQueue {
   readonly queueNumber: number;
-  /** Decides one packet; `mark` sets the packet mark (e.g. for a later `meta mark X reject` rule). */
+  /**
+   * Decides one packet; `mark` sets the packet mark (e.g. for a later `meta mark X reject` rule).
+   * Returns at once: the addon's verdict thread sends it (with others given meanwhile, in one
+   * datagram); stats() counts what was sent and what the kernel refused.
+   */
   verdict(id: number, verdict: Verdict, mark?: number): void;
   stats(): QueueStats;
   /** Unbinds the queue and stops polling; packets still held are then handled by the kernel. */
@@ -220,9 +231,13 @@ export function openQueue(
     queueNumber,
     verdict(id, verdict, mark) {
       if (mark !== undefined) checkNumber(mark, 2 ** 32 - 1, 'mark', code);
-      kernelCall(code, `verdict for packet ${id}`, () =>
-        native.queueVerdict(handle, id, verdict === 'accept', mark),
-      );
+      // Called for every queued packet: no closure or message text unless it fails.
+      try {
+        native.queueVerdict(handle, id, verdict === 'accept', mark);
+      } catch (cause) {
+        const message = cause instanceof Error ? cause.message : String(cause);
+        throw new WardenError(code, `verdict for packet ${id}: ${message}`, { cause });
+      }
     },
     stats: () => native.queueStats(handle),
     close: () => native.queueClose(handle),
