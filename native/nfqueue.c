@@ -3,18 +3,16 @@
  * (metadata + the first copy-range bytes) to a JS callback from the event loop, and sends verdicts
  * whenever JS decides (synchronously or later).
  *
- * Verdicts are sent by a thread of the addon, not by the event loop: a verdict's sendto() runs the
- * accepted packet through the rest of the kernel's path (the remaining hooks, the device, often the
- * peer's answer in softirq), tens of microseconds the event loop would otherwise spend there instead
- * of judging the next packet. queueVerdict() appends to a list under a mutex and wakes the thread;
- * the thread sends everything waiting in one datagram of several verdict messages (the kernel
- * handles each and answers an error for one without dropping the rest).
+ * Verdicts given while the queue's packets are being handed out (one read of the socket, up to
+ * the point where the promises of those callbacks have settled) are collected and sent together,
+ * several verdict messages in one datagram, when that read ends (the kernel handles each message
+ * and answers an error for one without dropping the rest). A verdict given at any other time (an
+ * answer that needed I/O, an ask) is sent at once.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink_queue.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -23,123 +21,59 @@
 #include "addon.h"
 #include "nl.h"
 
-typedef struct {
-  uint32_t id;
-  uint32_t verdict;
-  uint32_t mark;
-  uint32_t has_mark;
-} pending_verdict;
-
-/* One datagram of verdicts: at most this many bytes (a verdict message is 32 or 40 bytes). */
-#define VERDICT_DATAGRAM 32768
+/* Verdicts sent in one datagram at most (a verdict message is 32 or 40 bytes). */
+#define VERDICT_DATAGRAM 16384
 
 typedef struct {
   nl_reader reader;
   uint16_t queue;
   uint32_t seq;
-  int refs; /* the JS handle + the libuv handles */
-  /* The verdict thread and what it shares with the event loop (under lock). */
-  pthread_t sender;
-  int sender_running;
-  pthread_mutex_t lock;
-  pthread_cond_t wake;
-  pending_verdict *pending;
-  size_t count, capacity;
-  int stop;
-  uint64_t verdicts;    /* sent */
-  uint64_t send_errors; /* datagrams the kernel did not take (sendto failed) */
-  uint64_t unsent;      /* verdicts in those datagrams */
-  uint32_t send_seq;    /* the thread's own sequence numbers */
+  uint64_t verdicts;
+  uint64_t datagrams;
+  uint64_t send_errors; /* datagrams the kernel did not take */
+  uint64_t unsent;      /* verdicts in them: their packets wait until the queue is unbound (then dropped) */
+  int refs;             /* the JS handle + the libuv handles */
+  size_t pending_len;   /* bytes of verdict messages in pending */
+  uint32_t pending_count;
+  char pending[VERDICT_DATAGRAM] __attribute__((aligned(8)));
 } nfq;
 
-/* Appends the verdict messages of batch[0..n) to buf (room for VERDICT_DATAGRAM bytes); returns how many fit. */
-static size_t put_verdicts(nfq *q, const pending_verdict *batch, size_t n, char *buf, size_t *len) {
-  size_t i = 0;
-  *len = 0;
-  for (; i < n; i++) {
-    nl_message m;
-    struct nlmsghdr *h = nfnl_start(&m, NFNL_SUBSYS_QUEUE, NFQNL_MSG_VERDICT, NLM_F_REQUEST, ++q->send_seq, q->queue);
-    struct nfqnl_msg_verdict_hdr v = {.verdict = htonl(batch[i].verdict), .id = htonl(batch[i].id)};
-    nl_put(h, NFQA_VERDICT_HDR, &v, sizeof v);
-    if (batch[i].has_mark) nl_put_be32(h, NFQA_MARK, batch[i].mark);
-    size_t size = NLMSG_ALIGN(h->nlmsg_len);
-    if (*len + size > VERDICT_DATAGRAM) break;
-    memcpy(buf + *len, h, h->nlmsg_len);
-    *len += size;
-  }
-  return i;
-}
-
-static void *sender_main(void *arg) {
-  nfq *q = arg;
-  static __thread char buf[VERDICT_DATAGRAM] __attribute__((aligned(8)));
-  pending_verdict *batch = NULL;
-  size_t batch_capacity = 0;
+/* Sends the collected verdicts in one datagram; returns 0 or errno (then they are counted as unsent). */
+static int send_pending(nfq *q) {
+  if (q->pending_count == 0) return 0;
   struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-  pthread_mutex_lock(&q->lock);
-  for (;;) {
-    while (q->count == 0 && !q->stop) pthread_cond_wait(&q->wake, &q->lock);
-    if (q->count == 0) break; /* stopping, and every verdict was sent */
-    /* Take the whole list; the event loop goes on appending to the other one. */
-    pending_verdict *taken = q->pending;
-    size_t n = q->count, taken_capacity = q->capacity;
-    q->pending = batch;
-    q->capacity = batch_capacity;
-    q->count = 0;
-    batch = taken;
-    batch_capacity = taken_capacity;
-    pthread_mutex_unlock(&q->lock);
-    uint64_t sent = 0, errors = 0, unsent = 0;
-    for (size_t done = 0; done < n;) {
-      size_t len;
-      size_t k = put_verdicts(q, batch + done, n - done, buf, &len);
-      ssize_t r;
-      while ((r = sendto(q->reader.fd, buf, len, 0, (struct sockaddr *)&kernel, sizeof kernel)) < 0 && errno == EINTR) {
-      }
-      if (r < 0) {
-        errors++;
-        unsent += k;
-      } else {
-        sent += k;
-      }
-      done += k;
-    }
-    pthread_mutex_lock(&q->lock);
-    q->verdicts += sent;
-    q->send_errors += errors;
-    q->unsent += unsent;
+  int err = 0;
+  while (sendto(q->reader.fd, q->pending, q->pending_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
+    if (errno == EINTR) continue;
+    err = errno;
+    break;
   }
-  pthread_mutex_unlock(&q->lock);
-  free(batch);
-  return NULL;
+  if (err == 0) {
+    q->verdicts += q->pending_count;
+    q->datagrams++;
+  } else {
+    q->send_errors++;
+    q->unsent += q->pending_count;
+  }
+  q->pending_len = 0;
+  q->pending_count = 0;
+  return err;
 }
 
-/* Sends what is waiting, then ends the thread. Called on the event loop before the socket closes. */
-static void stop_sender(nfq *q) {
-  if (!q->sender_running) return;
-  pthread_mutex_lock(&q->lock);
-  q->stop = 1;
-  pthread_cond_signal(&q->wake);
-  pthread_mutex_unlock(&q->lock);
-  pthread_join(q->sender, NULL);
-  q->sender_running = 0;
-}
+/* The end of one read of the queue socket: what JS decided meanwhile goes out together. */
+static void on_drained(nl_reader *r) { send_pending(r->owner); }
 
 static void release(void *owner) {
   nfq *q = owner;
-  if (--q->refs > 0) return;
-  pthread_mutex_destroy(&q->lock);
-  pthread_cond_destroy(&q->wake);
-  free(q->pending);
-  free(q);
+  if (--q->refs == 0) free(q);
 }
 
 static void finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   nfq *q = data;
-  stop_sender(q);
   if (!q->reader.closing) {
+    send_pending(q);
     q->refs++; /* closed here: the libuv close callbacks release once more */
     nl_reader_close(&q->reader);
   }
@@ -173,12 +107,8 @@ static void on_packet(nl_reader *r, const struct nlmsghdr *h) {
 
 static napi_value config_error(napi_env env, nfq *q, const char *what, int err) {
   nl_throw_errno(env, "WARDEN_E_KERNEL_QUEUE", what, err);
-  stop_sender(q);
   close(q->reader.fd);
   free(q->reader.stash);
-  pthread_mutex_destroy(&q->lock);
-  pthread_cond_destroy(&q->wake);
-  free(q->pending);
   free(q);
   return NULL;
 }
@@ -207,12 +137,9 @@ napi_value queue_open(napi_env env, napi_callback_info info) {
   q->reader.owner = q;
   q->reader.free_owner = release;
   q->reader.handle = on_packet;
-  pthread_mutex_init(&q->lock, NULL);
-  pthread_cond_init(&q->wake, NULL);
+  q->reader.drained = on_drained;
   int fd = nl_open(NETLINK_NETFILTER, 1);
   if (fd < 0) {
-    pthread_mutex_destroy(&q->lock);
-    pthread_cond_destroy(&q->wake);
     free(q);
     return nl_throw_errno(env, "WARDEN_E_KERNEL_QUEUE", "cannot open a netfilter netlink socket", -fd);
   }
@@ -239,9 +166,6 @@ napi_value queue_open(napi_env env, napi_callback_info info) {
   err = nl_request_ack(fd, h, 2000, nl_reader_stash, &q->reader);
   if (err != 0) return config_error(env, q, "queue flags refused", -err);
 
-  err = pthread_create(&q->sender, NULL, sender_main, q);
-  if (err != 0) return config_error(env, q, "cannot start the verdict thread", err);
-  q->sender_running = 1;
   err = nl_reader_start(&q->reader, env, argv[4], "warden:nfqueue");
   if (err != 0) return config_error(env, q, "cannot poll the queue socket", -err);
   napi_value handle;
@@ -279,22 +203,21 @@ napi_value queue_verdict(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "WARDEN_E_KERNEL_QUEUE", "the queue is closed");
     return NULL;
   }
-  pthread_mutex_lock(&q->lock);
-  if (q->count == q->capacity) {
-    size_t capacity = q->capacity == 0 ? 256 : q->capacity * 2;
-    pending_verdict *grown = realloc(q->pending, capacity * sizeof *grown);
-    if (grown == NULL) {
-      pthread_mutex_unlock(&q->lock);
-      napi_throw_error(env, "WARDEN_E_KERNEL_QUEUE", "out of memory for a verdict");
-      return NULL;
-    }
-    q->pending = grown;
-    q->capacity = capacity;
+  nl_message m;
+  struct nlmsghdr *h = nfnl_start(&m, NFNL_SUBSYS_QUEUE, NFQNL_MSG_VERDICT, NLM_F_REQUEST, ++q->seq, q->queue);
+  struct nfqnl_msg_verdict_hdr v = {.verdict = htonl(accept ? NF_ACCEPT : NF_DROP), .id = htonl(id)};
+  nl_put(h, NFQA_VERDICT_HDR, &v, sizeof v);
+  if (mark_type == napi_number) nl_put_be32(h, NFQA_MARK, mark);
+  size_t size = NLMSG_ALIGN(h->nlmsg_len);
+  if (q->pending_len + size > sizeof q->pending) send_pending(q);
+  memcpy(q->pending + q->pending_len, h, h->nlmsg_len);
+  q->pending_len += size;
+  q->pending_count++;
+  if (!q->reader.draining) {
+    /* Not inside a read of the queue: nothing else will send it soon, so send it now. */
+    int err = send_pending(q);
+    if (err != 0) return nl_throw_errno(env, "WARDEN_E_KERNEL_QUEUE", "sending a verdict failed", err);
   }
-  q->pending[q->count++] = (pending_verdict){
-      .id = id, .verdict = accept ? NF_ACCEPT : NF_DROP, .mark = mark, .has_mark = mark_type == napi_number};
-  if (q->count == 1) pthread_cond_signal(&q->wake); /* the thread sleeps only while the list is empty */
-  pthread_mutex_unlock(&q->lock);
   return NULL;
 }
 
@@ -306,12 +229,10 @@ napi_value queue_stats(napi_env env, napi_callback_info info) {
   if (q == NULL) return NULL;
   napi_create_object(env, &out);
   js_set_double(env, out, "received", (double)q->reader.received);
-  pthread_mutex_lock(&q->lock);
   js_set_double(env, out, "verdicts", (double)q->verdicts);
-  js_set_double(env, out, "verdictsWaiting", (double)q->count);
+  js_set_double(env, out, "datagrams", (double)q->datagrams);
   js_set_double(env, out, "sendErrors", (double)q->send_errors);
   js_set_double(env, out, "unsent", (double)q->unsent);
-  pthread_mutex_unlock(&q->lock);
   js_set_double(env, out, "enobufs", (double)q->reader.enobufs);
   js_set_double(env, out, "truncated", (double)q->reader.truncated);
   js_set_double(env, out, "kernelErrors", (double)q->reader.errors);
@@ -324,7 +245,7 @@ napi_value queue_close(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   nfq *q = argc >= 1 ? unwrap(env, argv[0]) : NULL;
   if (q == NULL || q->reader.closing) return NULL;
-  stop_sender(q); /* the verdicts already given go out first */
+  send_pending(q); /* the verdicts already given go out first */
   /* Unbind explicitly (closing the socket would too) so a new queue can bind at once. */
   nl_message m;
   struct nlmsghdr *h = nfnl_start(&m, NFNL_SUBSYS_QUEUE, NFQNL_MSG_CONFIG, NLM_F_REQUEST, ++q->seq, q->queue);

@@ -196,12 +196,20 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
   (void)status;
   (void)events;
   nl_reader *r = poll->data;
-  if (!r->closing) with_callback_scope(r, drain_socket);
+  if (r->closing) return;
+  r->draining = 1;
+  with_callback_scope(r, drain_socket);
+  r->draining = 0;
+  if (r->drained != NULL && !r->closing) r->drained(r);
 }
 
 static void on_timer(uv_timer_t *timer) {
   nl_reader *r = timer->data;
-  if (!r->closing) with_callback_scope(r, drain_stash);
+  if (r->closing) return;
+  r->draining = 1;
+  with_callback_scope(r, drain_stash);
+  r->draining = 0;
+  if (r->drained != NULL && !r->closing) r->drained(r);
 }
 
 int nl_reader_start(nl_reader *r, napi_env env, napi_value callback, const char *name) {

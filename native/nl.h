@@ -62,6 +62,10 @@ struct nl_reader {
   napi_ref callback;
   napi_async_context async;
   nl_handle_fn handle;
+  /* Optional: called after each read of the socket, once the callbacks' promises have settled. */
+  void (*drained)(nl_reader *r);
+  /* Set while the messages of one read are handed to JS (microtasks of the callbacks included). */
+  int draining;
   char *stash;
   size_t stash_len;
   int closing;

@@ -28,6 +28,7 @@ import { type PacketHeader, parsePacket } from '../kernel/packet.js';
 import { type CompiledRuleset, compileRuleset } from '../kernel/ruleset.js';
 import { FLOOD_PREFIX } from '../kernel/ruleset-guards.js';
 import { type CompiledPolicy, compilePolicy, decide, internalRules } from '../policy/index.js';
+import type { NewLogItem } from '../protocol/log-item.js';
 import type { EngineParts, KernelBackend } from './daemon.js';
 import { Enforcer, type PacketTuple, type ProcessInfo } from './enforcer.js';
 import { FloodReporter } from './flood-report.js';
@@ -69,6 +70,37 @@ function tupleOf(p: PacketHeader): PacketTuple {
   };
 }
 
+/**
+ * Log items handed over after the verdicts: collected during a turn of the event loop (the packets
+ * of one read of the queue socket and the judgements that settle with them) and appended in order
+ * from one setImmediate, which runs after those verdicts were given.
+ */
+export class AfterVerdicts {
+  #items: NewLogItem[] = [];
+  #scheduled = false;
+  readonly #append: (item: NewLogItem) => void;
+
+  constructor(append: (item: NewLogItem) => void) {
+    this.#append = append;
+  }
+
+  push(item: NewLogItem): void {
+    this.#items.push(item);
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** Appends everything waiting now (also on stop, before the store closes). */
+  flush(): void {
+    this.#scheduled = false;
+    const items = this.#items;
+    if (items.length === 0) return;
+    this.#items = [];
+    for (const item of items) this.#append(item);
+  }
+}
+
 /** Starts enforcing: applies the ruleset, then listens on the queue and the log group. */
 export async function startKernelBackend(parts: EngineParts): Promise<KernelBackend> {
   const { config, logs, asks, host, log } = parts;
@@ -89,6 +121,9 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   let queueKey = -1;
   let logKey = 0;
 
+  // Connection log items wait until the verdicts of this turn are given: appending (the store, the
+  // consoles following the log) is nothing the kernel needs to let the packet go.
+  const afterVerdicts = new AfterVerdicts((item) => logs.append(item));
   const enforcer = new Enforcer({
     policy: () => compiled,
     identify: async (t, direction, uidHint): Promise<ProcessInfo | null> => {
@@ -126,7 +161,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     },
     hostsOf: (address) => names.namesOf(address),
     asks,
-    log: (item) => logs.append(item),
+    log: (item) => afterVerdicts.push(item),
     executables: host.executables,
     metrics: parts.metrics,
   });
@@ -293,6 +328,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       queue?.close();
       logGroup?.close();
       queue = undefined;
+      afterVerdicts.flush();
       if (config.settings().enforcement.onStop === 'remove') await removeRuleset();
     },
   };

@@ -54,10 +54,10 @@ export interface QueueOptions {
 export interface QueueStats {
   /** Packets received from the kernel. */
   readonly received: number;
-  /** Verdicts sent to the kernel (by the addon's verdict thread). */
+  /** Verdicts sent to the kernel. */
   readonly verdicts: number;
-  /** Verdicts given but not sent yet. */
-  readonly verdictsWaiting: number;
+  /** Datagrams they went in (verdicts given during one read of the queue go together). */
+  readonly datagrams: number;
   /** Datagrams of verdicts the kernel did not take (sendto failed); their packets stay queued until unbind drops them. */
   readonly sendErrors: number;
   /** Verdicts in those datagrams. */
@@ -74,8 +74,8 @@ export interface PacketQueue {
   readonly queueNumber: number;
   /**
    * Decides one packet; `mark` sets the packet mark (e.g. for a later `meta mark X reject` rule).
-   * Returns at once: the addon's verdict thread sends it (with others given meanwhile, in one
-   * datagram); stats() counts what was sent and what the kernel refused.
+   * Given while the queue's packets are handed out (the callback or the promises it settles), it
+   * goes with the others of that read in one datagram when the read ends; otherwise at once.
    */
   verdict(id: number, verdict: Verdict, mark?: number): void;
   stats(): QueueStats;
