@@ -55,8 +55,8 @@ async function lookupBench(): Promise<{ diag: number; proc: number }> {
  * A separate verdict process, as the engine is: every queued SYN is parsed (packet.ts) and accepted
  * from the callback. What it adds to a connection is the floor of the engine's decision path.
  */
-function consumer(): void {
-  const queue = openQueue(0, { maxLength: 8192 }, (p) => {
+function consumer(number: number): void {
+  const queue = openQueue(number, { maxLength: 8192 }, (p) => {
     if (parsePacket(p.payload).ok) queue.verdict(p.id, 'accept');
     else queue.verdict(p.id, 'drop');
   });
@@ -122,25 +122,34 @@ async function main(): Promise<void> {
       JSON.parse(pair.run(pair.client, process.execPath, [SELF, 'worker', 'lanes', String(n)])) as Figures;
     pair.run(pair.client, 'iptables-nft', ['-F', 'OUTPUT']);
     const plainLanes = { one: lanes(1), many: lanes(16) };
-    pair.run(pair.client, 'iptables-nft', [
-      '-A',
-      'OUTPUT',
-      '-p',
-      'tcp',
-      '--syn',
-      '-d',
-      SERVER_ADDR,
-      '-j',
-      'NFQUEUE',
-      '--queue-num',
-      '0',
-    ]);
-    const verdicts = pair.spawn(pair.client, process.execPath, [SELF, 'consumer'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    await new Promise((r) => verdicts.stdout!.once('data', r));
-    const queuedLanes = { one: lanes(1), many: lanes(16) };
-    verdicts.kill('SIGTERM');
+    /** Queues every SYN to `target` (iptables NFQUEUE options), served by one verdict process per queue. */
+    const consumers = async (target: string[], queues: number[]) => {
+      pair.run(pair.client, 'iptables-nft', [
+        '-A',
+        'OUTPUT',
+        '-p',
+        'tcp',
+        '--syn',
+        '-d',
+        SERVER_ADDR,
+        '-j',
+        'NFQUEUE',
+        ...target,
+      ]);
+      const children = queues.map((q) =>
+        pair.spawn(pair.client, process.execPath, [SELF, 'consumer', String(q)], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        }),
+      );
+      await Promise.all(children.map((c) => new Promise((r) => c.stdout!.once('data', r))));
+      const figures = { one: lanes(1), many: lanes(16) };
+      for (const c of children) c.kill('SIGTERM');
+      pair.run(pair.client, 'iptables-nft', ['-F', 'OUTPUT']);
+      return figures;
+    };
+    const queuedLanes = await consumers(['--queue-num', '0'], [0]);
+    // Two queues, the kernel choosing by the CPU that queues the packet: does a second verdict process help on 2 cores?
+    const balanced = await consumers(['--queue-balance', '0:1', '--queue-cpu-fanout'], [0, 1]);
     pair.run(pair.client, 'iptables-nft', ['-F', 'OUTPUT']);
     const lookup = run('lookup') as { diag: number; proc: number };
     const f = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -152,6 +161,9 @@ async function main(): Promise<void> {
     console.log(
       `separate verdict process (parse + accept), 16 lanes: ${f(queuedLanes.many.rate)} conn/s against ${f(plainLanes.many.rate)} (${(queuedLanes.many.rate / plainLanes.many.rate).toFixed(2)}x); 1 lane adds ${us(queuedLanes.one.p50 - plainLanes.one.p50)} p50, ${us(queuedLanes.one.p99 - plainLanes.one.p99)} p99`,
     );
+    console.log(
+      `two queues (--queue-balance 0:1 --queue-cpu-fanout), two verdict processes, 16 lanes: ${f(balanced.many.rate)} conn/s (${(balanced.many.rate / plainLanes.many.rate).toFixed(2)}x); 1 lane adds ${us(balanced.one.p50 - plainLanes.one.p50)} p50, ${us(balanced.one.p99 - plainLanes.one.p99)} p99`,
+    );
     console.log(`socket lookups/s, /proc/net/tcp (baseline): ${f(lookup.proc)}`);
     console.log(
       `socket lookups/s, sock_diag exact:          ${f(lookup.diag)}  (${(lookup.diag / lookup.proc).toFixed(0)}x baseline, ${(1e6 / lookup.diag).toFixed(1)} us each)`,
@@ -162,5 +174,5 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === 'worker') await worker(process.argv[3]!);
-else if (process.argv[2] === 'consumer') consumer();
+else if (process.argv[2] === 'consumer') consumer(Number(process.argv[3] ?? 0));
 else await main();
