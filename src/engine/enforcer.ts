@@ -82,6 +82,9 @@ export class Enforcer {
     const remote = direction === 'outgoing' ? tuple.destination : tuple.source;
     const localPort = direction === 'outgoing' ? tuple.sourcePort : tuple.destinationPort;
     const remotePort = direction === 'outgoing' ? tuple.destinationPort : tuple.sourcePort;
+    // The host names (a reverse lookup when wildcard rules need one) are looked up while the process is.
+    const hosts = this.#o.hostsOf(remote);
+    if (hosts instanceof Promise) hosts.catch(() => {}); // awaited below; meanwhile not "unhandled"
     let process: ProcessInfo | null = null;
     try {
       process = await this.#o.identify(tuple, direction, uid);
@@ -89,7 +92,7 @@ export class Enforcer {
       process = null; // attribution is best effort: the policy then sees an unknown application
     }
     const application = this.applicationOf(process);
-    const remoteHosts = await this.#o.hostsOf(remote);
+    const remoteHosts = await hosts;
     const facts: ConnectionFacts = {
       direction,
       protocol: tuple.protocol,
