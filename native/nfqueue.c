@@ -21,6 +21,12 @@
 #include "addon.h"
 #include "nl.h"
 
+/*
+ * Packets handed to JS per wakeup at most: their verdicts go out when the read ends, so under a flood
+ * a read must end (and the event loop get its turn) even though the socket never runs empty.
+ */
+#define READ_BUDGET 256
+
 /* Verdicts sent in one datagram at most (a verdict message is 32 or 40 bytes). */
 #define VERDICT_DATAGRAM 16384
 
@@ -138,6 +144,7 @@ napi_value queue_open(napi_env env, napi_callback_info info) {
   q->reader.free_owner = release;
   q->reader.handle = on_packet;
   q->reader.drained = on_drained;
+  q->reader.budget = READ_BUDGET;
   int fd = nl_open(NETLINK_NETFILTER, 1);
   if (fd < 0) {
     free(q);

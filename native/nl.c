@@ -174,7 +174,9 @@ static void drain_stash(nl_reader *r) {
 static void drain_socket(nl_reader *r) {
   static char buffer[NL_RECV_SIZE] __attribute__((aligned(8)));
   drain_stash(r);
-  while (!r->closing) {
+  /* With a budget the event loop gets its turn (timers, other sockets, the promises of this batch)
+     even while datagrams keep coming; poll is level-triggered, so the rest is read next turn. */
+  for (int reads = 0; !r->closing && (r->budget == 0 || reads < r->budget); reads++) {
     ssize_t n = recv(r->fd, buffer, sizeof buffer, MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0) {
       if (errno == EINTR) continue;

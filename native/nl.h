@@ -66,6 +66,8 @@ struct nl_reader {
   void (*drained)(nl_reader *r);
   /* Set while the messages of one read are handed to JS (microtasks of the callbacks included). */
   int draining;
+  /* Most datagrams read per wakeup (0: until the socket is empty); the rest wait for the next turn. */
+  int budget;
   char *stash;
   size_t stash_len;
   int closing;
