@@ -166,13 +166,26 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     metrics: parts.metrics,
   });
 
+  /**
+   * Gives a verdict. A verdict given after the read of its packet is sent at once and may fail (the
+   * kernel refused the datagram): the packet then stays queued until the queue is unbound, which
+   * drops it; it is never accepted undecided. The failure is logged, not thrown into a promise.
+   */
+  const give = (id: number, verdict: 'accept' | 'drop', mark?: number) => {
+    try {
+      queue?.verdict(id, verdict, mark);
+    } catch (e) {
+      log('error', `verdict for queued packet ${id} not sent: ${(e as Error).message}`);
+    }
+  };
+
   const onPacket = (p: QueuedPacket) => {
     const parsed = parsePacket(p.payload);
     const direction = p.hook === HOOK_INPUT ? 'incoming' : p.hook === HOOK_OUTPUT ? 'outgoing' : undefined;
     if (!parsed.ok || direction === undefined) {
       // Not something the policy can judge (a header beyond the copied bytes, another hook): a packet
       // nobody decided is never accepted. A sender's retry is queued (and dropped) again.
-      queue?.verdict(p.id, 'drop');
+      give(p.id, 'drop');
       logs.append({
         kind: 'security',
         ...(p.uid !== undefined ? { user: String(p.uid) } : {}),
@@ -182,13 +195,13 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     }
     enforcer.judge(tupleOf(parsed.packet), direction, p.uid).then(
       (j) => {
-        if (j.verdict === 'reject') queue?.verdict(p.id, 'accept', withWardenBits(p.mark, MARK_REJECT));
-        else queue?.verdict(p.id, j.verdict);
+        if (j.verdict === 'reject') give(p.id, 'accept', withWardenBits(p.mark, MARK_REJECT));
+        else give(p.id, j.verdict);
       },
       (e: Error) => {
         // The engine is here, so this is not onEngineFailure (that is the queue's bypass when no
         // engine listens): a packet whose judgement failed is dropped, never let by undecided.
-        queue?.verdict(p.id, 'drop');
+        give(p.id, 'drop');
         logs.append({ kind: 'system', message: `judging packet ${p.id} failed (${e.message}); dropped` });
       },
     );
@@ -202,6 +215,10 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   const udpFlows = reapUdpFlows();
   // The reaper runs on its own thread; what it could not delete is reported here, once a minute at most.
   let udpFailures = 0;
+  // Verdicts go out in batches after the read that brought their packets, so a send the kernel
+  // refused is not an exception on the packet path: it is counted by the queue and reported here.
+  // Those packets stay queued until the queue is unbound, which drops them (never accepted).
+  let verdictFailures = 0;
   const udpCheck = setInterval(() => {
     const { failures, enobufs } = udpFlows.stats();
     if (failures + enobufs > udpFailures)
@@ -210,6 +227,17 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
         enobufs,
       });
     udpFailures = failures + enobufs;
+    const q = queue?.stats();
+    if (q !== undefined && q.unsent > verdictFailures)
+      log(
+        'error',
+        'the kernel refused datagrams of verdicts; their packets wait in the queue until it is unbound',
+        {
+          sendErrors: q.sendErrors,
+          unsent: q.unsent,
+        },
+      );
+    if (q !== undefined) verdictFailures = q.unsent;
   }, 60_000);
   udpCheck.unref();
 
@@ -277,6 +305,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
         onPacket,
       );
       queueKey = settings.enforcement.queue;
+      verdictFailures = 0;
     }
     if (settings.enforcement.logGroup !== logKey) {
       logGroup?.close();
