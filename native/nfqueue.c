@@ -93,22 +93,27 @@ static void on_packet(nl_reader *r, const struct nlmsghdr *h) {
   if (a[NFQA_PACKET_HDR] == NULL || nl_attr_len(a[NFQA_PACKET_HDR]) < sizeof(struct nfqnl_msg_packet_hdr)) return;
   struct nfqnl_msg_packet_hdr ph;
   memcpy(&ph, nl_attr_data(a[NFQA_PACKET_HDR]), sizeof ph);
+  /* Positional arguments; the JS side (src/kernel/native.ts) makes the packet object of them. */
   napi_env env = r->env;
-  napi_value p;
-  napi_create_object(env, &p);
-  js_set_uint(env, p, "id", ntohl(ph.packet_id));
-  js_set_uint(env, p, "hwProtocol", ntohs(ph.hw_protocol));
-  js_set_uint(env, p, "hook", ph.hook);
-  js_set_uint(env, p, "mark", a[NFQA_MARK] ? nl_attr_be32(a[NFQA_MARK]) : 0);
-  if (a[NFQA_UID]) js_set_uint(env, p, "uid", nl_attr_be32(a[NFQA_UID]));
-  if (a[NFQA_GID]) js_set_uint(env, p, "gid", nl_attr_be32(a[NFQA_GID]));
-  if (a[NFQA_IFINDEX_INDEV]) js_set_uint(env, p, "indev", nl_attr_be32(a[NFQA_IFINDEX_INDEV]));
-  if (a[NFQA_IFINDEX_OUTDEV]) js_set_uint(env, p, "outdev", nl_attr_be32(a[NFQA_IFINDEX_OUTDEV]));
+  napi_value argv[9], undefined;
+  void *copy;
+  napi_get_undefined(env, &undefined);
+  napi_create_uint32(env, ntohl(ph.packet_id), &argv[0]);
+  napi_create_uint32(env, ntohs(ph.hw_protocol), &argv[1]);
+  napi_create_uint32(env, ph.hook, &argv[2]);
+  napi_create_uint32(env, a[NFQA_MARK] ? nl_attr_be32(a[NFQA_MARK]) : 0, &argv[3]);
+  const int optional[4] = {NFQA_UID, NFQA_GID, NFQA_IFINDEX_INDEV, NFQA_IFINDEX_OUTDEV};
+  for (int i = 0; i < 4; i++) {
+    if (a[optional[i]])
+      napi_create_uint32(env, nl_attr_be32(a[optional[i]]), &argv[4 + i]);
+    else
+      argv[4 + i] = undefined;
+  }
   if (a[NFQA_PAYLOAD])
-    js_set_buffer(env, p, "payload", nl_attr_data(a[NFQA_PAYLOAD]), nl_attr_len(a[NFQA_PAYLOAD]));
+    napi_create_buffer_copy(env, nl_attr_len(a[NFQA_PAYLOAD]), nl_attr_data(a[NFQA_PAYLOAD]), &copy, &argv[8]);
   else
-    js_set_buffer(env, p, "payload", "", 0);
-  nl_reader_emit(r, p);
+    napi_create_buffer_copy(env, 0, "", &copy, &argv[8]);
+  nl_reader_emit_args(r, 9, argv);
 }
 
 static napi_value config_error(napi_env env, nfq *q, const char *what, int err) {

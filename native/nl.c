@@ -232,11 +232,13 @@ int nl_reader_start(nl_reader *r, napi_env env, napi_value callback, const char 
   return uv_poll_start(&r->poll, UV_READABLE, on_readable);
 }
 
-void nl_reader_emit(nl_reader *r, napi_value argument) {
+void nl_reader_emit(nl_reader *r, napi_value argument) { nl_reader_emit_args(r, 1, &argument); }
+
+void nl_reader_emit_args(nl_reader *r, size_t argc, const napi_value *argv) {
   napi_value callback, global, result;
   napi_get_reference_value(r->env, r->callback, &callback);
   napi_get_global(r->env, &global);
-  if (napi_call_function(r->env, global, callback, 1, &argument, &result) == napi_pending_exception) {
+  if (napi_call_function(r->env, global, callback, argc, argv, &result) == napi_pending_exception) {
     napi_value error;
     napi_get_and_clear_last_exception(r->env, &error);
     napi_fatal_exception(r->env, error); /* becomes an uncaughtException, as for any JS callback */

@@ -84,6 +84,8 @@ void nl_reader_stash(void *reader, const char *data, size_t len);
 int nl_reader_start(nl_reader *r, napi_env env, napi_value callback, const char *name);
 /* Calls the JS callback with one argument (inside the callback scope of a wakeup). */
 void nl_reader_emit(nl_reader *r, napi_value argument);
+/* The same with several arguments (cheaper than an object built property by property through N-API). */
+void nl_reader_emit_args(nl_reader *r, size_t argc, const napi_value *argv);
 /* Stops polling, closes the socket, and frees the owner once libuv has let go of the handles. */
 void nl_reader_close(nl_reader *r);
 
