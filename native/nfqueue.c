@@ -27,6 +27,9 @@
  */
 #define READ_BUDGET 256
 
+/* How long a verdict may wait for others to share its datagram (ns). */
+#define VERDICT_WAIT_NS 50000
+
 /* Verdicts sent in one datagram at most (a verdict message is 32 or 40 bytes). */
 #define VERDICT_DATAGRAM 16384
 
@@ -39,6 +42,7 @@ typedef struct {
   uint64_t send_errors; /* datagrams the kernel did not take */
   uint64_t unsent;      /* verdicts in them: their packets wait until the queue is unbound (then dropped) */
   int refs;             /* the JS handle + the libuv handles */
+  uint64_t oldest;      /* uv_hrtime() when the first waiting verdict was given */
   size_t pending_len;   /* bytes of verdict messages in pending */
   uint32_t pending_count;
   char pending[VERDICT_DATAGRAM] __attribute__((aligned(8)));
@@ -68,6 +72,16 @@ static int send_pending(nfq *q) {
 
 /* The end of one read of the queue socket: what JS decided meanwhile goes out together. */
 static void on_drained(nl_reader *r) { send_pending(r->owner); }
+
+/*
+ * After each packet of a read (its promises settled): waiting verdicts go out once the oldest has
+ * waited VERDICT_WAIT_NS, so cheap judgements share a datagram and an expensive one (attribution
+ * reading /proc) does not hold back the verdicts decided before it.
+ */
+static void on_settled(nl_reader *r) {
+  nfq *q = r->owner;
+  if (q->pending_count > 0 && uv_hrtime() - q->oldest >= VERDICT_WAIT_NS) send_pending(q);
+}
 
 static void release(void *owner) {
   nfq *q = owner;
@@ -149,6 +163,7 @@ napi_value queue_open(napi_env env, napi_callback_info info) {
   q->reader.free_owner = release;
   q->reader.handle = on_packet;
   q->reader.drained = on_drained;
+  q->reader.settled = on_settled;
   q->reader.budget = READ_BUDGET;
   int fd = nl_open(NETLINK_NETFILTER, 1);
   if (fd < 0) {
@@ -222,6 +237,7 @@ napi_value queue_verdict(napi_env env, napi_callback_info info) {
   if (mark_type == napi_number) nl_put_be32(h, NFQA_MARK, mark);
   size_t size = NLMSG_ALIGN(h->nlmsg_len);
   if (q->pending_len + size > sizeof q->pending) send_pending(q);
+  if (q->pending_count == 0) q->oldest = uv_hrtime();
   memcpy(q->pending + q->pending_len, h, h->nlmsg_len);
   q->pending_len += size;
   q->pending_count++;

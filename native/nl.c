@@ -145,16 +145,38 @@ static void dispatch(nl_reader *r, const char *data, size_t len) {
     }
     if (m->nlmsg_type == NLMSG_DONE || m->nlmsg_type == NLMSG_NOOP) continue;
     r->received++;
+    if (r->settled == NULL) {
+      r->handle(r, m);
+      continue;
+    }
+    napi_callback_scope scope;
+    napi_value resource;
+    napi_handle_scope handles;
+    napi_open_handle_scope(r->env, &handles);
+    napi_create_object(r->env, &resource);
+    napi_open_callback_scope(r->env, resource, r->async, &scope);
     r->handle(r, m);
+    napi_close_callback_scope(r->env, scope);
+    napi_close_handle_scope(r->env, handles);
+    if (!r->closing) r->settled(r);
   }
 }
 
-/* Runs fn inside a handle scope and a callback scope, so promises and nextTicks settle afterwards. */
+/*
+ * Runs fn inside a handle scope and a callback scope, so promises and nextTicks settle afterwards.
+ * A reader with `settled` opens one scope per message instead (dispatch): a nested scope would not
+ * settle anything until the outer one closed.
+ */
 static void with_callback_scope(nl_reader *r, void (*fn)(nl_reader *r)) {
   napi_handle_scope handles;
   napi_callback_scope scope;
   napi_value resource;
   napi_open_handle_scope(r->env, &handles);
+  if (r->settled != NULL) {
+    fn(r);
+    napi_close_handle_scope(r->env, handles);
+    return;
+  }
   napi_create_object(r->env, &resource);
   napi_open_callback_scope(r->env, resource, r->async, &scope);
   fn(r);

@@ -66,6 +66,9 @@ struct nl_reader {
   void (*drained)(nl_reader *r);
   /* Set while the messages of one read are handed to JS (microtasks of the callbacks included). */
   int draining;
+  /* Optional: each message gets its own callback scope (its promises settle before the next is
+     handed out), and this is called after each. */
+  void (*settled)(nl_reader *r);
   /* Most datagrams read per wakeup (0: until the socket is empty); the rest wait for the next turn. */
   int budget;
   char *stash;
