@@ -3,11 +3,11 @@
  * (metadata + the first copy-range bytes) to a JS callback from the event loop, and sends verdicts
  * whenever JS decides (synchronously or later).
  *
- * Verdicts given while the queue's packets are being handed out (one read of the socket, up to
- * the point where the promises of those callbacks have settled) are collected and sent together,
- * several verdict messages in one datagram, when that read ends (the kernel handles each message
- * and answers an error for one without dropping the rest). A verdict given at any other time (an
- * answer that needed I/O, an ask) is sent at once.
+ * Verdicts given while the queue's packets are being handed out (one read of the socket; each
+ * packet's promises settle before the next is handed out) are collected and sent together, several
+ * verdict messages in one datagram, once the oldest has waited VERDICT_WAIT_NS or the read ends
+ * (the kernel handles each message and answers an error for one without dropping the rest). A
+ * verdict given at any other time (an answer that needed I/O, an ask) is sent at once.
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -75,7 +75,8 @@ export interface PacketQueue {
   /**
    * Decides one packet; `mark` sets the packet mark (e.g. for a later `meta mark X reject` rule).
    * Given while the queue's packets are handed out (the callback or the promises it settles), it
-   * goes with the others of that read in one datagram when the read ends; otherwise at once.
+   * shares a datagram with the others of that read, sent once the oldest waited 50 us or the read
+   * ends; otherwise it is sent at once.
    */
   verdict(id: number, verdict: Verdict, mark?: number): void;
   stats(): QueueStats;
