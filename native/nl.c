@@ -145,16 +145,38 @@ static void dispatch(nl_reader *r, const char *data, size_t len) {
     }
     if (m->nlmsg_type == NLMSG_DONE || m->nlmsg_type == NLMSG_NOOP) continue;
     r->received++;
+    if (r->settled == NULL) {
+      r->handle(r, m);
+      continue;
+    }
+    napi_callback_scope scope;
+    napi_value resource;
+    napi_handle_scope handles;
+    napi_open_handle_scope(r->env, &handles);
+    napi_create_object(r->env, &resource);
+    napi_open_callback_scope(r->env, resource, r->async, &scope);
     r->handle(r, m);
+    napi_close_callback_scope(r->env, scope);
+    napi_close_handle_scope(r->env, handles);
+    if (!r->closing) r->settled(r);
   }
 }
 
-/* Runs fn inside a handle scope and a callback scope, so promises and nextTicks settle afterwards. */
+/*
+ * Runs fn inside a handle scope and a callback scope, so promises and nextTicks settle afterwards.
+ * A reader with `settled` opens one scope per message instead (dispatch): a nested scope would not
+ * settle anything until the outer one closed.
+ */
 static void with_callback_scope(nl_reader *r, void (*fn)(nl_reader *r)) {
   napi_handle_scope handles;
   napi_callback_scope scope;
   napi_value resource;
   napi_open_handle_scope(r->env, &handles);
+  if (r->settled != NULL) {
+    fn(r);
+    napi_close_handle_scope(r->env, handles);
+    return;
+  }
   napi_create_object(r->env, &resource);
   napi_open_callback_scope(r->env, resource, r->async, &scope);
   fn(r);
@@ -174,7 +196,9 @@ static void drain_stash(nl_reader *r) {
 static void drain_socket(nl_reader *r) {
   static char buffer[NL_RECV_SIZE] __attribute__((aligned(8)));
   drain_stash(r);
-  while (!r->closing) {
+  /* With a budget the event loop gets its turn (timers, other sockets, the promises of this batch)
+     even while datagrams keep coming; poll is level-triggered, so the rest is read next turn. */
+  for (int reads = 0; !r->closing && (r->budget == 0 || reads < r->budget); reads++) {
     ssize_t n = recv(r->fd, buffer, sizeof buffer, MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -196,12 +220,20 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
   (void)status;
   (void)events;
   nl_reader *r = poll->data;
-  if (!r->closing) with_callback_scope(r, drain_socket);
+  if (r->closing) return;
+  r->draining = 1;
+  with_callback_scope(r, drain_socket);
+  r->draining = 0;
+  if (r->drained != NULL && !r->closing) r->drained(r);
 }
 
 static void on_timer(uv_timer_t *timer) {
   nl_reader *r = timer->data;
-  if (!r->closing) with_callback_scope(r, drain_stash);
+  if (r->closing) return;
+  r->draining = 1;
+  with_callback_scope(r, drain_stash);
+  r->draining = 0;
+  if (r->drained != NULL && !r->closing) r->drained(r);
 }
 
 int nl_reader_start(nl_reader *r, napi_env env, napi_value callback, const char *name) {
@@ -222,11 +254,13 @@ int nl_reader_start(nl_reader *r, napi_env env, napi_value callback, const char 
   return uv_poll_start(&r->poll, UV_READABLE, on_readable);
 }
 
-void nl_reader_emit(nl_reader *r, napi_value argument) {
+void nl_reader_emit(nl_reader *r, napi_value argument) { nl_reader_emit_args(r, 1, &argument); }
+
+void nl_reader_emit_args(nl_reader *r, size_t argc, const napi_value *argv) {
   napi_value callback, global, result;
   napi_get_reference_value(r->env, r->callback, &callback);
   napi_get_global(r->env, &global);
-  if (napi_call_function(r->env, global, callback, 1, &argument, &result) == napi_pending_exception) {
+  if (napi_call_function(r->env, global, callback, argc, argv, &result) == napi_pending_exception) {
     napi_value error;
     napi_get_and_clear_last_exception(r->env, &error);
     napi_fatal_exception(r->env, error); /* becomes an uncaughtException, as for any JS callback */

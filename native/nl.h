@@ -62,6 +62,15 @@ struct nl_reader {
   napi_ref callback;
   napi_async_context async;
   nl_handle_fn handle;
+  /* Optional: called after each read of the socket, once the callbacks' promises have settled. */
+  void (*drained)(nl_reader *r);
+  /* Set while the messages of one read are handed to JS (microtasks of the callbacks included). */
+  int draining;
+  /* Optional: each message gets its own callback scope (its promises settle before the next is
+     handed out), and this is called after each. */
+  void (*settled)(nl_reader *r);
+  /* Most datagrams read per wakeup (0: until the socket is empty); the rest wait for the next turn. */
+  int budget;
   char *stash;
   size_t stash_len;
   int closing;
@@ -78,6 +87,8 @@ void nl_reader_stash(void *reader, const char *data, size_t len);
 int nl_reader_start(nl_reader *r, napi_env env, napi_value callback, const char *name);
 /* Calls the JS callback with one argument (inside the callback scope of a wakeup). */
 void nl_reader_emit(nl_reader *r, napi_value argument);
+/* The same with several arguments (cheaper than an object built property by property through N-API). */
+void nl_reader_emit_args(nl_reader *r, size_t argc, const napi_value *argv);
 /* Stops polling, closes the socket, and frees the owner once libuv has let go of the handles. */
 void nl_reader_close(nl_reader *r);
 

@@ -26,13 +26,22 @@ const executables = {
   assistant: '/usr/lib/warden/warden-assist',
 };
 
-function setup(processes: Record<number, ProcessInfo | null>, consoles = 0, metrics?: WardenMetrics) {
-  const policy = compilePolicy(parsePolicyText(POLICY, { file: 'test.yaml' }));
+function setup(
+  processes: Record<number, ProcessInfo | null>,
+  consoles = 0,
+  metrics?: WardenMetrics,
+  policyText = POLICY,
+) {
+  const policy = compilePolicy(parsePolicyText(policyText, { file: 'test.yaml' }));
   const logged: NewLogItem[] = [];
+  const events: string[] = [];
   const asks = new AskDesk({ timeoutMs: () => 50, consoles: () => consoles, notify: () => {} });
   const enforcer = new Enforcer({
     policy: () => policy,
-    identify: async (t) => processes[t.sourcePort ?? 0] ?? null,
+    identify: async (t) => {
+      events.push(`identify ${t.sourcePort}`);
+      return processes[t.sourcePort ?? 0] ?? null;
+    },
     hostsOf: (a) => (a === '10.200.0.9' ? ['example.org'] : []),
     asks,
     log: (i) => logged.push(i),
@@ -40,7 +49,7 @@ function setup(processes: Record<number, ProcessInfo | null>, consoles = 0, metr
     now: () => Date.parse('2026-11-23T12:00:00Z'),
     ...(metrics ? { metrics } : {}),
   });
-  return { enforcer, logged, asks };
+  return { enforcer, logged, asks, events };
 }
 
 const tcp = (sourcePort: number, destinationPort: number, destination = '10.200.0.2') => ({
@@ -146,4 +155,72 @@ test('every decision is counted by its final verdict, with its latency in the hi
   assert.match(text, /^warden_decisions_total\{verdict="deny"\} 2$/m);
   assert.match(text, /^warden_queue_latency_seconds_count 4$/m);
   assert.match(text, /^warden_queue_latency_seconds_bucket\{le="\+Inf"\} 4$/m);
+});
+
+test('an unlogged decision no process can change is made without attribution', async () => {
+  const policy = `
+version: 1
+mode: enforce
+defaults:
+  incoming: { action: deny, log: true }
+  outgoing: { action: allow, log: false }
+rules:
+  - { name: no telnet, direction: outgoing, protocol: tcp, remotePorts: 23, action: deny }
+  - { name: web quietly, direction: outgoing, protocol: tcp, remotePorts: 443, action: allow }
+  - { name: curl logged, direction: outgoing, protocol: tcp, application: /usr/bin/curl, remotePorts: 8443, action: allow, log: true }
+`;
+  const { enforcer, events, logged } = setup(
+    { 6000: { pid: 60, executable: '/usr/bin/curl', uid: 0 } },
+    0,
+    undefined,
+    policy,
+  );
+  const quiet = await enforcer.judge(tcp(6000, 443), 'outgoing', 0);
+  assert.equal(quiet.verdict, 'accept');
+  assert.equal(quiet.process, null);
+  assert.equal((await enforcer.judge(tcp(6000, 80), 'outgoing', 0)).verdict, 'accept'); // the unlogged default
+  assert.deepEqual(events, [], 'no attribution for either');
+  assert.equal(logged.length, 0);
+  // A block is always logged (with its program); a program rule could match 8443: both attribute.
+  assert.equal((await enforcer.judge(tcp(6000, 23), 'outgoing', 0)).verdict, 'drop');
+  assert.equal((await enforcer.judge(tcp(6000, 8443), 'outgoing', 0)).verdict, 'accept');
+  assert.deepEqual(events, ['identify 6000', 'identify 6000']);
+  assert.deepEqual(
+    logged.map((i) => i.application),
+    ['/usr/bin/curl', '/usr/bin/curl'],
+  );
+});
+
+test('rules by user, asks and learning proposals need the process', async () => {
+  const byUser = `
+version: 1
+mode: enforce
+defaults:
+  incoming: { action: deny, log: true }
+  outgoing: { action: allow, log: false }
+rules:
+  - { name: nobody stays home, direction: outgoing, protocol: tcp, user: nobody, action: deny }
+  - { name: ask for 82, direction: outgoing, protocol: tcp, remotePorts: 82, action: ask }
+`;
+  const a = setup(
+    { 6004: { pid: 64, executable: '/usr/bin/curl', uid: 65534, user: 'nobody' } },
+    0,
+    undefined,
+    byUser,
+  );
+  assert.equal((await a.enforcer.judge(tcp(6004, 443), 'outgoing', 65534)).verdict, 'drop');
+  assert.equal((await a.enforcer.judge(tcp(6004, 82), 'outgoing', 65534)).verdict, 'drop');
+  assert.deepEqual(a.events, ['identify 6004', 'identify 6004']);
+  const learning = `
+version: 1
+mode: learning
+defaults:
+  incoming: { action: deny, log: true }
+  outgoing: { action: ask, log: false }
+rules: []
+`;
+  const b = setup({ 6005: { pid: 65, executable: '/usr/bin/curl', uid: 0 } }, 0, undefined, learning);
+  const j = await b.enforcer.judge(tcp(6005, 443), 'outgoing', 0);
+  assert.equal(j.decision.proposal?.application, '/usr/bin/curl');
+  assert.deepEqual(b.events, ['identify 6005']);
 });

@@ -8,9 +8,10 @@
 import { parseIp } from '../ip/index.js';
 import type { DecisionMetrics } from '../metrics/warden.js';
 import type { CompiledPolicy, ConnectionFacts, Decision, HostEnvironment, Rule } from '../policy/index.js';
-import { decide } from '../policy/index.js';
+import { decide, decisionFor } from '../policy/index.js';
 import type { NewLogItem } from '../protocol/log-item.js';
 import type { AskDesk } from './asks.js';
+import { decidingRuleWithoutProcess, mayDecideUnlogged } from './early-decision.js';
 import type { OwnPart } from './own-parts.js';
 
 /** The parts of a packet's headers the policy needs. */
@@ -77,13 +78,44 @@ export class Enforcer {
     this.#now = options.now ?? Date.now;
   }
 
-  /** Judges one packet; `uid` is the sending socket's uid when the kernel gave it. */
+  /**
+   * Judges one packet; `uid` is the sending socket's uid when the kernel gave it.
+   *
+   * Attribution (finding the process, most of a decision's cost) is skipped when nothing needs it:
+   * the decision is one no process can change (no rule naming an application, uid or user could
+   * match before the deciding one: early-decision.ts) and it is not logged (an ask, a learning-mode
+   * proposal and every block are). A logged decision keeps attribution before the verdict: the
+   * queued SYN is what keeps a short-lived socket there to be attributed.
+   */
   async judge(tuple: PacketTuple, direction: 'incoming' | 'outgoing', uid?: number): Promise<Judgement> {
     const started = performance.now();
+    const now = this.#now();
     const local = direction === 'outgoing' ? tuple.source : tuple.destination;
     const remote = direction === 'outgoing' ? tuple.destination : tuple.source;
     const localPort = direction === 'outgoing' ? tuple.sourcePort : tuple.destinationPort;
     const remotePort = direction === 'outgoing' ? tuple.destinationPort : tuple.sourcePort;
+    // The host names (a reverse lookup when wildcard rules need one) are looked up while the process is.
+    const hosts = this.#o.hostsOf(remote);
+    if (hosts instanceof Promise) hosts.catch(() => {}); // awaited below; meanwhile not "unhandled"
+    const unattributed = await this.#withoutProcess(direction, tuple.protocol, {
+      local,
+      remote,
+      localPort,
+      remotePort,
+      hosts,
+      now,
+    });
+    if (unattributed !== undefined) {
+      const { decision, facts } = unattributed;
+      const v = decision.verdict;
+      if (v !== 'ask') this.#o.metrics?.decided(v, (performance.now() - started) / 1000); // never ask here
+      return {
+        verdict: kernelVerdictOf(decision.verdict),
+        decision,
+        facts: { ...facts, uid: uid ?? null },
+        process: null,
+      };
+    }
     let process: ProcessInfo | null = null;
     try {
       process = await this.#o.identify(tuple, direction, uid);
@@ -91,7 +123,7 @@ export class Enforcer {
       process = null; // attribution is best effort: the policy then sees an unknown application
     }
     const application = this.applicationOf(process);
-    const remoteHosts = await this.#o.hostsOf(remote);
+    const remoteHosts = await hosts;
     const facts: ConnectionFacts = {
       direction,
       protocol: tuple.protocol,
@@ -103,7 +135,7 @@ export class Enforcer {
       remoteAddress: parseIp(remote),
       remotePort: remotePort ?? null,
       remoteHosts,
-      now: this.#now(),
+      now,
     };
     const policy = this.#o.policy();
     const decision = decide(policy, facts);
@@ -154,9 +186,45 @@ export class Enforcer {
         message: process?.pid !== undefined ? `${message} (pid ${process.pid})` : message,
       });
     }
-    const kernel: KernelVerdict = verdict === 'allow' ? 'accept' : verdict === 'reject' ? 'reject' : 'drop';
+    const kernel = kernelVerdictOf(verdict);
     this.#o.metrics?.decided(verdict, (performance.now() - started) / 1000);
     return { verdict: kernel, decision, facts, process };
+  }
+
+  /** The decision when no process can change it and it is not logged; undefined when attribution is needed. */
+  async #withoutProcess(
+    direction: 'incoming' | 'outgoing',
+    protocol: PacketTuple['protocol'],
+    c: {
+      local: string;
+      remote: string;
+      localPort: number | undefined;
+      remotePort: number | undefined;
+      hosts: readonly string[] | Promise<readonly string[]>;
+      now: number;
+    },
+  ): Promise<{ decision: Decision; facts: ConnectionFacts } | undefined> {
+    const policy = this.#o.policy();
+    if (!mayDecideUnlogged(policy, direction)) return undefined;
+    const facts: ConnectionFacts = {
+      direction,
+      protocol,
+      application: null,
+      uid: null,
+      user: null,
+      localAddress: parseIp(c.local),
+      localPort: c.localPort ?? null,
+      remoteAddress: parseIp(c.remote),
+      remotePort: c.remotePort ?? null,
+      remoteHosts: await c.hosts,
+      now: c.now,
+    };
+    const rule = decidingRuleWithoutProcess(policy, facts);
+    if (rule === undefined) return undefined;
+    const decision = decisionFor(policy, facts, rule);
+    // Blocks and asks are always logged (`log`), proposals name the program: those are attributed.
+    if (decision.log || decision.verdict === 'ask' || decision.proposal !== undefined) return undefined;
+    return { decision, facts };
   }
 
   /**
@@ -168,6 +236,10 @@ export class Enforcer {
     if (p.part !== undefined) return this.#o.executables[p.part];
     return p.executable ?? null;
   }
+}
+
+function kernelVerdictOf(verdict: Decision['verdict'] | Decision['action']): KernelVerdict {
+  return verdict === 'allow' ? 'accept' : verdict === 'reject' ? 'reject' : 'drop';
 }
 
 function endpoint(address: string, port: number | undefined): string {

@@ -29,6 +29,7 @@ import { type PacketHeader, parsePacket } from '../kernel/packet.js';
 import { type CompiledRuleset, compileRuleset } from '../kernel/ruleset.js';
 import { FLOOD_PREFIX } from '../kernel/ruleset-guards.js';
 import { type CompiledPolicy, compilePolicy, decide, internalRules } from '../policy/index.js';
+import type { NewLogItem } from '../protocol/log-item.js';
 import type { EngineParts, KernelBackend } from './daemon.js';
 import { Enforcer, type PacketTuple, type ProcessInfo } from './enforcer.js';
 import { FloodReporter } from './flood-report.js';
@@ -70,6 +71,37 @@ function tupleOf(p: PacketHeader): PacketTuple {
   };
 }
 
+/**
+ * Log items handed over after the verdicts: collected during a turn of the event loop (the packets
+ * of one read of the queue socket and the judgements that settle with them) and appended in order
+ * from one setImmediate, which runs after those verdicts were given.
+ */
+export class AfterVerdicts {
+  #items: NewLogItem[] = [];
+  #scheduled = false;
+  readonly #append: (item: NewLogItem) => void;
+
+  constructor(append: (item: NewLogItem) => void) {
+    this.#append = append;
+  }
+
+  push(item: NewLogItem): void {
+    this.#items.push(item);
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** Appends everything waiting now (also on stop, before the store closes). */
+  flush(): void {
+    this.#scheduled = false;
+    const items = this.#items;
+    if (items.length === 0) return;
+    this.#items = [];
+    for (const item of items) this.#append(item);
+  }
+}
+
 /** Starts enforcing: applies the ruleset, then listens on the queue and the log group. */
 export async function startKernelBackend(parts: EngineParts): Promise<KernelBackend> {
   const { config, logs, asks, host, log } = parts;
@@ -94,6 +126,9 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   let queueKey = -1;
   let logKey = 0;
 
+  // Connection log items wait until the verdicts of this turn are given: appending (the store, the
+  // consoles following the log) is nothing the kernel needs to let the packet go.
+  const afterVerdicts = new AfterVerdicts((item) => logs.append(item));
   const enforcer = new Enforcer({
     policy: () => compiled,
     identify: async (t, direction, uidHint): Promise<ProcessInfo | null> => {
@@ -131,11 +166,24 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     },
     hostsOf: (address) => names.namesOf(address),
     asks,
-    log: (item) => logs.append(item),
+    log: (item) => afterVerdicts.push(item),
     executables: host.executables,
     metrics: parts.metrics,
     propose: (rule, facts) => parts.proposals?.seen(rule, facts),
   });
+
+  /**
+   * Gives a verdict. A verdict given after the read of its packet is sent at once and may fail (the
+   * kernel refused the datagram): the packet then stays queued until the queue is unbound, which
+   * drops it; it is never accepted undecided. The failure is logged, not thrown into a promise.
+   */
+  const give = (id: number, verdict: 'accept' | 'drop', mark?: number) => {
+    try {
+      queue?.verdict(id, verdict, mark);
+    } catch (e) {
+      log('error', `verdict for queued packet ${id} not sent: ${(e as Error).message}`);
+    }
+  };
 
   const onPacket = (p: QueuedPacket) => {
     const parsed = parsePacket(p.payload);
@@ -143,7 +191,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     if (!parsed.ok || direction === undefined) {
       // Not something the policy can judge (a header beyond the copied bytes, another hook): a packet
       // nobody decided is never accepted. A sender's retry is queued (and dropped) again.
-      queue?.verdict(p.id, 'drop');
+      give(p.id, 'drop');
       logs.append({
         kind: 'security',
         ...(p.uid !== undefined ? { user: String(p.uid) } : {}),
@@ -153,13 +201,13 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     }
     enforcer.judge(tupleOf(parsed.packet), direction, p.uid).then(
       (j) => {
-        if (j.verdict === 'reject') queue?.verdict(p.id, 'accept', withWardenBits(p.mark, MARK_REJECT));
-        else queue?.verdict(p.id, j.verdict);
+        if (j.verdict === 'reject') give(p.id, 'accept', withWardenBits(p.mark, MARK_REJECT));
+        else give(p.id, j.verdict);
       },
       (e: Error) => {
         // The engine is here, so this is not onEngineFailure (that is the queue's bypass when no
         // engine listens): a packet whose judgement failed is dropped, never let by undecided.
-        queue?.verdict(p.id, 'drop');
+        give(p.id, 'drop');
         logs.append({ kind: 'system', message: `judging packet ${p.id} failed (${e.message}); dropped` });
       },
     );
@@ -173,6 +221,10 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   const udpFlows = reapUdpFlows();
   // The reaper runs on its own thread; what it could not delete is reported here, once a minute at most.
   let udpFailures = 0;
+  // Verdicts go out in batches after the read that brought their packets, so a send the kernel
+  // refused is not an exception on the packet path: it is counted by the queue and reported here.
+  // Those packets stay queued until the queue is unbound, which drops them (never accepted).
+  let verdictFailures = 0;
   const udpCheck = setInterval(() => {
     const { failures, enobufs } = udpFlows.stats();
     if (failures + enobufs > udpFailures)
@@ -181,6 +233,17 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
         enobufs,
       });
     udpFailures = failures + enobufs;
+    const q = queue?.stats();
+    if (q !== undefined && q.unsent > verdictFailures)
+      log(
+        'error',
+        'the kernel refused datagrams of verdicts; their packets wait in the queue until it is unbound',
+        {
+          sendErrors: q.sendErrors,
+          unsent: q.unsent,
+        },
+      );
+    if (q !== undefined) verdictFailures = q.unsent;
   }, 60_000);
   udpCheck.unref();
 
@@ -248,6 +311,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
         onPacket,
       );
       queueKey = settings.enforcement.queue;
+      verdictFailures = 0;
     }
     if (settings.enforcement.logGroup !== logKey) {
       logGroup?.close();
@@ -312,6 +376,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       queue?.close();
       logGroup?.close();
       queue = undefined;
+      afterVerdicts.flush();
       closeNftSessions();
       if (config.settings().enforcement.onStop === 'remove') await removeRuleset();
     },

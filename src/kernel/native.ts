@@ -55,7 +55,14 @@ export interface QueueOptions {
 export interface QueueStats {
   /** Packets received from the kernel. */
   readonly received: number;
+  /** Verdicts sent to the kernel. */
   readonly verdicts: number;
+  /** Datagrams they went in (verdicts given during one read of the queue go together). */
+  readonly datagrams: number;
+  /** Datagrams of verdicts the kernel did not take (sendto failed); their packets stay queued until unbind drops them. */
+  readonly sendErrors: number;
+  /** Verdicts in those datagrams. */
+  readonly unsent: number;
   /** Times the socket buffer overflowed: the kernel dropped messages for us (ENOBUFS). */
   readonly enobufs: number;
   /** Datagrams larger than our receive buffer (should stay 0). */
@@ -66,7 +73,12 @@ export interface QueueStats {
 
 export interface PacketQueue {
   readonly queueNumber: number;
-  /** Decides one packet; `mark` sets the packet mark (e.g. for a later `meta mark X reject` rule). */
+  /**
+   * Decides one packet; `mark` sets the packet mark (e.g. for a later `meta mark X reject` rule).
+   * Given while the queue's packets are handed out (the callback or the promises it settles), it
+   * shares a datagram with the others of that read, sent once the oldest waited 50 us or the read
+   * ends; otherwise it is sent at once.
+   */
   verdict(id: number, verdict: Verdict, mark?: number): void;
   stats(): QueueStats;
   /** Unbinds the queue and stops polling; packets still held are then handled by the kernel. */
@@ -148,12 +160,23 @@ export interface UdpFlowReaper {
 }
 
 interface Addon {
+  /** The callback gets the packet's fields as arguments (cheaper than an object made through N-API). */
   queueOpen(
     n: number,
     copyRange: number,
     maxLength: number,
     receiveBuffer: number,
-    cb: (p: QueuedPacket) => void,
+    cb: (
+      id: number,
+      hwProtocol: number,
+      hook: number,
+      mark: number,
+      uid: number | undefined,
+      gid: number | undefined,
+      indev: number | undefined,
+      outdev: number | undefined,
+      payload: Buffer,
+    ) => void,
   ): unknown;
   queueVerdict(handle: unknown, id: number, accept: boolean, mark?: number): void;
   queueStats(handle: unknown): QueueStats;
@@ -254,16 +277,29 @@ export function openQueue(
       options.copyRange ?? 128,
       options.maxLength ?? 0,
       options.receiveBuffer ?? 0,
-      onPacket,
+      (id, hwProtocol, hook, mark, uid, gid, indev, outdev, payload) => {
+        // Absent attributes stay absent (not undefined-valued): the same shape as before.
+        const packet: QueuedPacket = { id, hwProtocol, hook, mark, payload };
+        const open = packet as { -readonly [K in keyof QueuedPacket]: QueuedPacket[K] };
+        if (uid !== undefined) open.uid = uid;
+        if (gid !== undefined) open.gid = gid;
+        if (indev !== undefined) open.indev = indev;
+        if (outdev !== undefined) open.outdev = outdev;
+        onPacket(packet);
+      },
     ),
   );
   return {
     queueNumber,
     verdict(id, verdict, mark) {
       if (mark !== undefined) checkNumber(mark, 2 ** 32 - 1, 'mark', code);
-      kernelCall(code, `verdict for packet ${id}`, () =>
-        native.queueVerdict(handle, id, verdict === 'accept', mark),
-      );
+      // Called for every queued packet: no closure or message text unless it fails.
+      try {
+        native.queueVerdict(handle, id, verdict === 'accept', mark);
+      } catch (cause) {
+        const message = cause instanceof Error ? cause.message : String(cause);
+        throw new WardenError(code, `verdict for packet ${id}: ${message}`, { cause });
+      }
     },
     stats: () => native.queueStats(handle),
     close: () => native.queueClose(handle),

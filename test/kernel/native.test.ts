@@ -261,6 +261,39 @@ test('sock_diag finds an unconnected UDP socket from its datagram', { skip }, as
   process.kill(sent.pid);
 });
 
+test('a burst of SYNs: every one is accepted, the verdicts of one read go out together', {
+  skip,
+}, async () => {
+  const BURST = 300;
+  const burst = pair.spawn(
+    pair.client,
+    process.execPath,
+    [
+      '-e',
+      `const net = require('node:net'); let ok = 0, failed = 0;
+       const done = () => { if (ok + failed === ${BURST}) console.log(JSON.stringify({ ok, failed })); };
+       for (let i = 0; i < ${BURST}; i++) {
+         const s = net.connect(80, '${SERVER_ADDR}');
+         s.setTimeout(5000, () => s.destroy(new Error('timeout')));
+         s.on('connect', () => { ok++; s.destroy(); done(); });
+         s.on('error', () => { failed++; done(); });
+       }`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const result = await lines(burst).next(() => true, 15_000);
+  assert.deepEqual(result, { ok: BURST, failed: 0 });
+  agent.stdin!.write('"stats"\n');
+  const stats = (await events.next((l) => l.kind === 'stats')) as Record<string, number>;
+  assert.ok(stats.verdicts! >= BURST, `${stats.verdicts} verdicts sent`);
+  assert.ok(
+    stats.datagrams! < stats.verdicts!,
+    `${stats.verdicts} verdicts went in ${stats.datagrams} datagrams`,
+  );
+  assert.equal(stats.sendErrors, 0);
+  assert.equal(stats.kernelErrors, 0);
+});
+
 test('IPv6 SYNs are queued and parsed', { skip }, async () => {
   assert.equal((await connectFrom(SERVER_ADDR6, 80)).result, 'connected');
   const p = await events.next(packetTo(80, 6));

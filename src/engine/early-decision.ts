@@ -1,0 +1,79 @@
+/**
+ * Deciding before attribution. Most queued connections are decided by rules that do not name a
+ * program, a uid or a user (the default, a rule by address or port): their verdict is the same
+ * whatever process opened the socket, so it need not wait for attribution, which reads /proc and is
+ * most of a decision's cost. This finds those cases, soundly: the decision is taken early only
+ * when no rule that depends on the process could match before the rule (or default) that decides.
+ */
+import {
+  type CompiledPolicy,
+  type CompiledRule,
+  type ConnectionFacts,
+  findFirstMatch,
+} from '../policy/index.js';
+import { matches } from '../policy/match.js';
+
+/** Beyond this many process rules ahead of the deciding one, the connection simply waits for attribution. */
+export const MAX_PROCESS_RULES_CHECKED = 64;
+
+/** Per compiled policy: its active rules that name an application, uid or user, in order. */
+const processRules = new WeakMap<CompiledPolicy, readonly CompiledRule[]>();
+
+function processRulesOf(policy: CompiledPolicy): readonly CompiledRule[] {
+  let rules = processRules.get(policy);
+  if (rules === undefined) {
+    rules = policy.rules.filter(
+      (r) => r.active && (r.application !== null || r.uid !== null || r.userName !== null),
+    );
+    processRules.set(policy, rules);
+  }
+  return rules;
+}
+
+/** Per compiled policy and direction: could any decision go unlogged (an allow rule or default without `log`)? */
+const quietPolicies = new WeakMap<CompiledPolicy, { incoming: boolean; outgoing: boolean }>();
+
+/**
+ * False when every decision in `direction` is logged, so every one needs the process anyway (the
+ * check for the rest is then skipped). Blocks and asks are always logged, whatever `log` says.
+ */
+export function mayDecideUnlogged(policy: CompiledPolicy, direction: 'incoming' | 'outgoing'): boolean {
+  let quiet = quietPolicies.get(policy);
+  if (quiet === undefined) {
+    const q = (d: 'incoming' | 'outgoing') =>
+      (policy.defaults[d].action === 'allow' && !policy.defaults[d].log) ||
+      policy.rules.some((r) => r.active && r[d] && r.rule.action === 'allow' && !r.rule.log);
+    quiet = { incoming: q('incoming'), outgoing: q('outgoing') };
+    quietPolicies.set(policy, quiet);
+  }
+  return quiet[direction];
+}
+
+/**
+ * The position of the rule that decides `facts` whatever process it comes from (-1: the default),
+ * or undefined when the decision may depend on the process. `facts` must carry no process:
+ * application, uid and user null.
+ */
+export function decidingRuleWithoutProcess(
+  policy: CompiledPolicy,
+  facts: ConnectionFacts,
+): number | undefined {
+  if (facts.application !== null || facts.uid !== null || facts.user !== null)
+    throw new Error('decidingRuleWithoutProcess: facts must carry no process');
+  // With no process, a rule that names one cannot match: this is the first rule without such a
+  // condition that matches (or -1).
+  const first = findFirstMatch(policy, facts);
+  const before = first < 0 ? Number.POSITIVE_INFINITY : first;
+  // Each process rule ahead of it, given the process it wants: could it match? Then it depends.
+  const probe: { -readonly [K in keyof ConnectionFacts]: ConnectionFacts[K] } = { ...facts };
+  let checked = 0;
+  for (const r of processRulesOf(policy)) {
+    if (r.index >= before) break;
+    if (++checked > MAX_PROCESS_RULES_CHECKED) return undefined;
+    probe.application = r.application;
+    probe.uid = r.uid;
+    probe.user = r.userName;
+    if (matches(r, probe)) return undefined;
+  }
+  return first;
+}
