@@ -16,6 +16,20 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'warden policy check /etc/warden/policy.yaml',
     'warden completion bash > /etc/bash_completion.d/warden',
   ],
+  'groups list': ['warden groups list', 'warden groups list --json'],
+  'groups set': [
+    'warden groups set lan 192.168.0.0/16 10.0.0.0/8',
+    'warden groups set lan          # an empty group',
+  ],
+  'proposals list': ['warden proposals list', 'warden proposals list --app /usr/bin/curl'],
+  'proposals accept': [
+    'warden proposals accept 3f2a9c01b7d4',
+    'warden proposals accept --all --app /usr/bin/curl --confirm 60',
+  ],
+  'proposals reject': [
+    'warden proposals reject 3f2a9c01b7d4',
+    'warden proposals reject --all --app /usr/bin/telnet',
+  ],
   'policy lint': ['warden policy lint /etc/warden/policy.yaml', 'warden policy lint policy.yaml --json'],
   status: ['warden status', 'warden status --all', 'warden status --engine office --json'],
   rules: [
