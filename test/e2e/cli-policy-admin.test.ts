@@ -220,7 +220,10 @@ describe('warden policy, groups, proposals and logs against a running engine', (
     assert.deepEqual([seqs(big).length, seqs(big)[0], seqs(big).at(-1)], [11_000, last - 10_999, last]);
     const bad = await warden('logs', '--since', 'yesterday');
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /--since "yesterday" is not an ISO 8601 instant.*\nhint: e\.g\. --since 20/);
+    assert.match(
+      bad.stderr,
+      /--since "yesterday" is not a date and time \(ISO 8601.*\nhint: For example: warden logs --since 20/,
+    );
     // No "logged in" item for all those commands; failed logins still are items.
     const admin = h.logs.query({ kind: 'admin', limit: 1000 }).items.map((i) => i.message);
     assert.ok(!admin.some((m) => /logged in/.test(m)), admin.join('\n'));

@@ -39,7 +39,7 @@ function count(text: string | undefined, option: string): number | undefined {
   if (text === undefined) return undefined;
   if (!/^[0-9]+$/.test(text) || Number(text) < 1)
     throw new WardenError(ErrorCode.USAGE, `${option} "${text}" is not a whole number of at least 1`, {
-      suggestion: `e.g. warden logs ${option} 50`,
+      suggestion: `For example: warden logs ${option} 100`,
     });
   return Number(text);
 }
