@@ -36,11 +36,34 @@ const F_V4_RANGE = 1 << 11;
 export class LeafPoolBuilder {
   readonly #pool: number[] = [];
   readonly #records = new Map<CompiledRule, number[]>();
+  /** Nodes and leaves already built, by kind and rule list: the same rules always give the same subtree. */
+  readonly #shared = new Map<string, unknown>();
   readonly appIds = new Map<string, number>();
 
-  /** Appends a leaf for the rules (ascending positions) and returns its offset. */
+  /**
+   * Builds a subtree over the rules once and returns the same one whenever the same rules come
+   * again (the same CIDR rules sit below every protocol; overlapping ranges repeat rule lists),
+   * so compiling and the index's memory grow with the distinct rule lists, not their copies.
+   */
+  shared<T>(
+    kind: string,
+    rules: readonly CompiledRule[],
+    build: (b: LeafPoolBuilder, rules: readonly CompiledRule[]) => T,
+  ): T {
+    const key = `${kind}:${listKey(rules)}`;
+    if (this.#shared.has(key)) return this.#shared.get(key) as T;
+    const built = build(this, rules);
+    this.#shared.set(key, built);
+    return built;
+  }
+
+  /** Appends a leaf for the rules (ascending positions), or finds the same leaf, and returns its offset. */
   addLeaf(rules: readonly CompiledRule[]): number {
+    const key = `leaf:${listKey(rules)}`;
+    const known = this.#shared.get(key);
+    if (known !== undefined) return known as number;
     const offset = this.#pool.length;
+    this.#shared.set(key, offset);
     this.#pool.push(rules.length);
     for (const r of rules) for (const v of this.#record(r)) this.#pool.push(v);
     return offset;
@@ -96,6 +119,12 @@ export class LeafPoolBuilder {
     this.#records.set(r, record);
     return record;
   }
+}
+
+function listKey(rules: readonly CompiledRule[]): string {
+  let key = '';
+  for (const r of rules) key += `${r.index},`;
+  return key;
 }
 
 /** What one search carries: the pool, the rules, the connection and its per-decision facts. */
