@@ -171,12 +171,11 @@ function segment<K extends number | bigint, C>(
   build: (rules: CompiledRule[]) => C | null,
 ): Segments<K, C> | null {
   if (items.length === 0) return null;
-  const points = new Set<K>();
-  for (const it of items) {
-    points.add(it.from);
-    points.add(next(it.to));
-  }
-  const starts = [...points].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const points: K[] = [];
+  for (const it of items) points.push(it.from, next(it.to));
+  points.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const starts: K[] = [];
+  for (const p of points) if (starts.length === 0 || starts[starts.length - 1] !== p) starts.push(p);
   const lists: CompiledRule[][] = starts.map(() => []);
   for (const it of items) {
     const first = lowerBound(starts, it.from);
