@@ -205,7 +205,10 @@ async function latency(consoles: number, ratePerSecond: number, seconds: number)
   const lat = done.latencies ?? [];
   const p50 = pct(lat, 50);
   const p99 = pct(lat, 99);
-  const text = `latency at ${fmt(ratePerSecond)} items/s for ${seconds} s, ${consoles} console(s): p50 ${fmt(p50, 2)} ms, p99 ${fmt(p99, 2)} ms (${fmt(lat.length)} items)`;
+  const text = `latency at ${fmt(ratePerSecond)} items/s for ${seconds} s, ${consoles} console(s): p50 ${fmt(p50, 2)} ms, p99 ${fmt(p99, 2)} ms, max ${fmt(
+    lat.reduce((a, b) => Math.max(a, b), 0),
+    2,
+  )} ms (${fmt(lat.length)} items, ${fmt(done.backfilled ?? 0)} backfilled over TCP)`;
   return { p50, p99, text };
 }
 
