@@ -47,17 +47,28 @@ describe('indexed and linear evaluators', () => {
 
   test('agree on large policies whose port and address segments use jump tables (property)', () => {
     // Hundreds of rules over narrow port and address spaces overlap into hundreds of segments per
-    // node, so the jump tables (rule-index.ts) are built and searched, edges of the key spaces included.
+    // node, so the jump tables (rule-index.ts) are built and searched, edges of the key spaces included;
+    // a few wide ranges cover whole buckets, whose jump entries then name a leaf directly.
     const V4_BASES = [0, 0x0a000000, 0x7fffff00, 0xfffff000];
-    const port = fc.oneof(fc.integer({ min: 0, max: 2000 }), fc.integer({ min: 65000, max: 65535 }));
+    const port = fc.oneof(
+      fc.integer({ min: 0, max: 2000 }),
+      fc.integer({ min: 65000, max: 65535 }),
+      fc.integer({ min: 0, max: 65535 }),
+    );
     const v4 = fc
-      .tuple(fc.constantFrom(...V4_BASES), fc.integer({ min: 0, max: 4095 }))
-      .map(([b, o]) => b + o);
+      .tuple(
+        fc.constantFrom(...V4_BASES),
+        fc.oneof(fc.integer({ min: 0, max: 4095 }), fc.integer({ min: 0, max: 0x3ffffff })),
+      )
+      .map(([b, o]) => Math.min(0xffffffff, b + o));
+    const anyV4 = fc.oneof(v4, fc.integer({ min: 0, max: 0xffffffff }));
     const span = <T>(a: fc.Arbitrary<number>, max: number, mk: (from: number, to: number) => T) =>
-      fc.tuple(a, fc.integer({ min: 0, max: 300 })).map(([from, w]) => mk(from, Math.min(max, from + w)));
+      fc
+        .tuple(a, fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: max >>> 3 })))
+        .map(([from, w]) => mk(from, Math.min(max, from + w)));
     const portRange = span(port, 65535, (from, to) => ({ from, to }));
     const v4Range = span(
-      v4,
+      anyV4,
       0xffffffff,
       (first, last): AddressSpec => ({
         kind: 'ip',
@@ -92,7 +103,7 @@ describe('indexed and linear evaluators', () => {
         application: fc.constantFrom(null, '/usr/bin/curl'),
         localPort: port,
         remotePort: port,
-        remote: v4,
+        remote: anyV4,
       })
       .map(
         ({ remote, ...f }): ConnectionFacts => ({

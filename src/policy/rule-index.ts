@@ -24,10 +24,13 @@ interface Segments<K, C> {
 
 /**
  * Elementary segments over a numeric key (port, IPv4 address) with a jump table: for bucket
- * b = key >>> shift, jump[b] is the last segment starting at or below b << shift (-1: none).
- * A lookup reads the table once and searches only the segments that start inside its bucket
- * (most often none or one), so it touches two or three cache lines however many segments there
- * are, where a binary search over tens of thousands of starts missed the cache at every step.
+ * b = key >>> shift, jump[2b] is the last segment starting at or below the bucket's first key
+ * (-1: none) and jump[2b + 1] the last starting at or below its last key. A lookup reads the
+ * table once and searches only the segments that start inside its bucket (most often none or
+ * one), so it touches two or three cache lines however many segments there are, where a binary
+ * search over tens of thousands of starts missed the cache at every step. When one segment
+ * covers the whole bucket and its child is a leaf, jump[2b] holds that leaf directly as
+ * -2 - offset: one cache line, then the leaf.
  */
 interface NumSegments<C> {
   readonly starts: Float64Array;
@@ -221,12 +224,17 @@ function segmentNum<C>(
   if (n < JUMP_MIN) return { starts, children, jump: null, shift: 0 };
   const bits = Math.min(keyBits, Math.ceil(Math.log2(n)) + 1);
   const shift = keyBits - bits;
-  const jump = new Int32Array(2 ** bits);
+  const buckets = 2 ** bits;
+  const jump = new Int32Array(buckets * 2);
   const width = 2 ** shift;
-  for (let bucket = 0, j = -1; bucket < jump.length; bucket++) {
+  for (let bucket = 0, j = -1; bucket < buckets; bucket++) {
     const first = bucket * width;
     while (j + 1 < n && starts[j + 1]! <= first) j++;
-    jump[bucket] = j;
+    let k = j;
+    while (k + 1 < n && starts[k + 1]! <= first + width - 1) k++;
+    const child = j >= 0 ? children[j] : null;
+    jump[bucket * 2] = k === j && typeof child === 'number' ? -2 - child : j;
+    jump[bucket * 2 + 1] = k;
   }
   return { starts, children, jump, shift };
 }
@@ -325,9 +333,11 @@ function numSegmentAt<C>(seg: NumSegments<C>, key: number): C | null {
   let hi = starts.length - 1;
   if (jump !== null) {
     // key < 2 ** keyBits, so >>> keeps it unsigned.
-    const bucket = key >>> seg.shift;
-    lo = jump[bucket]!;
-    if (bucket + 1 < jump.length) hi = jump[bucket + 1]!;
+    const at = (key >>> seg.shift) * 2;
+    lo = jump[at]!;
+    // The whole bucket lies in one segment whose child is a leaf: C is Leaf here.
+    if (lo <= -2) return (-2 - lo) as C;
+    hi = jump[at + 1]!;
   }
   // The last start at or below the key; starts[lo] <= key holds whenever lo >= 0.
   while (lo < hi) {
