@@ -35,6 +35,46 @@ describe('indexed and linear evaluators', () => {
     assert.ok(share > 0.3, `only ${(share * 100).toFixed(1)}% of generated connections matched a rule`);
   });
 
+  test('find rules of applications whose paths are also names of object properties', () => {
+    // Application ids are looked up in a dictionary object: paths such as these must be plain keys.
+    const apps = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', '0', '/usr/bin/curl'];
+    const p: Policy = {
+      mode: 'enforce',
+      defaults: { incoming: { action: 'deny', log: true }, outgoing: { action: 'allow', log: false } },
+      addressGroups: {},
+      rules: apps.map(
+        (application, i): Rule => ({
+          name: `app-${i}`,
+          enabled: true,
+          direction: 'outgoing',
+          protocol: 'tcp',
+          application,
+          action: 'deny',
+          log: false,
+        }),
+      ),
+    };
+    const cp = compilePolicy(p);
+    for (const application of [...apps, 'valueOf', '/usr/bin/wget', null]) {
+      const f: ConnectionFacts = {
+        direction: 'outgoing',
+        protocol: 'tcp',
+        application,
+        uid: 1000,
+        user: 'alice',
+        localAddress: ip('10.0.0.2'),
+        localPort: 40000,
+        remoteAddress: ip('10.0.0.1'),
+        remotePort: 443,
+        remoteHosts: [],
+        now: NOW,
+      };
+      const expected = application === null ? -1 : apps.indexOf(application);
+      assert.equal(findFirstMatchLinear(cp, f), expected, String(application));
+      assert.equal(findFirstMatchIndexed(cp.index, f), expected, String(application));
+    }
+  });
+
   test('matches() and findMismatch() agree on every rule (property)', () => {
     fc.assert(
       fc.property(policy, facts, (p, f) => {

@@ -9,7 +9,14 @@
  * index only narrows and never decides on its own.
  */
 import type { CompiledRule } from './compile.js';
-import { LeafPoolBuilder, type LeafSearch, leafSearch, scanLeaf } from './leaf-pool.js';
+import {
+  type AppIdTable,
+  appIdTable,
+  LeafPoolBuilder,
+  type LeafSearch,
+  leafSearch,
+  scanLeaf,
+} from './leaf-pool.js';
 import { PROTO_ICMP, PROTO_OTHER, PROTO_TCP, PROTO_UDP } from './protocol-bits.js';
 import type { ConnectionFacts, PortRange } from './rule.js';
 
@@ -76,7 +83,7 @@ export interface RuleIndex {
   readonly buckets: readonly (AppNode | null)[];
   readonly rules: readonly CompiledRule[];
   readonly pool: Int32Array;
-  readonly appIds: ReadonlyMap<string, number>;
+  readonly appIds: AppIdTable;
 }
 
 const PROTO_BITS = [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_OTHER];
@@ -93,7 +100,7 @@ export function buildRuleIndex(rules: readonly CompiledRule[]): RuleIndex {
       buckets.push(subset.length === 0 ? null : buildApp(b, subset));
     }
   }
-  return { buckets, rules, pool: b.finish(), appIds: b.appIds };
+  return { buckets, rules, pool: b.finish(), appIds: appIdTable(b.appIds) };
 }
 
 function pushUnique<T>(map: Map<T, CompiledRule[]>, key: T, r: CompiledRule): void {
