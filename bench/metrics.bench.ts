@@ -9,8 +9,9 @@ import { AskDesk } from '../src/engine/asks.js';
 import { Enforcer } from '../src/engine/enforcer.js';
 import { WardenMetrics } from '../src/metrics/warden.js';
 import { compilePolicy, parsePolicyText } from '../src/policy/index.js';
+import { formatRatio, reportMeasure } from './report.js';
 
-const PACKETS = 100_000;
+const PACKETS = process.env.BENCH_QUICK === '1' ? 20_000 : 100_000;
 const ROUNDS = 5;
 const policy = compilePolicy(
   parsePolicyText(
@@ -69,3 +70,11 @@ console.log(`judge with metrics:              ${Math.round(counted).toLocaleStri
 console.log(`ratio with/without: ${(counted / plain).toFixed(3)} (1.0 = free)`);
 console.log(`per-packet overhead: ${((1 / counted - 1 / plain) * 1e9).toFixed(0)} ns`);
 console.log(`scrape (render the exposition text): ${renderUs.toFixed(1)} us`);
+reportMeasure({
+  measure: 'metrics: judge with metrics',
+  goal: '',
+  measured: `${Math.round(counted).toLocaleString('en')} packets/s`,
+  baseline: `${Math.round(plain).toLocaleString('en')} packets/s (no metrics)`,
+  ratio: formatRatio(counted, plain),
+  met: null,
+});

@@ -6,7 +6,8 @@
  * Two traffic patterns: "uniform" (20,000 distinct connections in random
  * order: every decision starts from cold memory, the worst case) and "zipf"
  * (the same connections with Zipf-distributed popularity, as on a real host).
- * Run: npm run bench:policy   (BENCH_SIZES=10,1000 to pick sizes)
+ * Run: npm run bench:policy   (BENCH_SIZES=10,1000 to pick sizes; BENCH_QUICK=1: 100 and 100,000
+ * rules with short timing budgets)
  */
 import { performance } from 'node:perf_hooks';
 import type { ConnectionFacts } from '../src/policy/index.js';
@@ -17,6 +18,7 @@ import {
   findFirstMatchLinear,
 } from '../src/policy/index.js';
 import { generateConnections, generateRuleset, zipfSequence } from './corpus/ruleset.js';
+import { formatRatio, reportMeasure } from './report.js';
 
 interface Measure {
   perSecond: number;
@@ -57,7 +59,15 @@ function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
 
-const sizes = (process.env.BENCH_SIZES ?? '10,100,1000,10000,100000').split(',').map(Number);
+const QUICK = process.env.BENCH_QUICK === '1';
+const sizes = (process.env.BENCH_SIZES ?? (QUICK ? '100,100000' : '10,100,1000,10000,100000'))
+  .split(',')
+  .map(Number);
+for (const n of sizes)
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`BENCH_SIZES: ${n} is not a rule count`);
+/** Timing budget per measure, and for the (slow) linear scan at 100k rules. */
+const BUDGET_MS = QUICK ? 300 : 1500;
+const LINEAR_BIG_MS = QUICK ? 600 : 4000;
 const DISTINCT = 20_000;
 const conns = (shapes: Parameters<typeof generateConnections>[0]) => generateConnections(shapes, DISTINCT);
 const zipf = zipfSequence(DISTINCT, 200_000);
@@ -83,11 +93,15 @@ console.log(header.join(' | '));
 console.log(header.map((h) => '-'.repeat(h.length)).join('-|-'));
 const indexedNs = new Map<number, number>();
 const zipfNs = new Map<number, number>();
+const compileMsAt = new Map<number, { wall: number; cpu: number }>();
 for (const size of sizes) {
   const { policy, shapes } = generateRuleset(size);
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const compiled: CompiledPolicy = compilePolicy(policy);
   const compileMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  compileMsAt.set(size, { wall: compileMs, cpu: (cpu.user + cpu.system) / 1000 });
   const cs = conns(shapes);
   // Both evaluators must agree before their speed means anything.
   let matched = 0;
@@ -98,11 +112,12 @@ for (const size of sizes) {
       throw new Error(`evaluators disagree at ${size} rules, connection ${i}`);
     if (a >= 0) matched++;
   }
-  const indexed = measure((f) => findFirstMatch(compiled, f), cs, 1500);
-  const linear = measure((f) => findFirstMatchLinear(compiled, f), cs, size >= 100_000 ? 4000 : 1500);
+  const linearMs = size >= 100_000 ? LINEAR_BIG_MS : BUDGET_MS;
+  const indexed = measure((f) => findFirstMatch(compiled, f), cs, BUDGET_MS);
+  const linear = measure((f) => findFirstMatchLinear(compiled, f), cs, linearMs);
   const zipfConns = Array.from(zipf, (i) => cs[i]!);
-  const zIndexed = measure((f) => findFirstMatch(compiled, f), zipfConns, 1500);
-  const zLinear = measure((f) => findFirstMatchLinear(compiled, f), zipfConns, size >= 100_000 ? 4000 : 1500);
+  const zIndexed = measure((f) => findFirstMatch(compiled, f), zipfConns, BUDGET_MS);
+  const zLinear = measure((f) => findFirstMatchLinear(compiled, f), zipfConns, linearMs);
   indexedNs.set(size, indexed.medianNs);
   zipfNs.set(size, zIndexed.medianNs);
   console.log(
@@ -120,6 +135,33 @@ for (const size of sizes) {
       `${fmt((matched / 2000) * 100, 0)}%`,
     ].join(' | '),
   );
+}
+for (const [pattern, m] of [
+  ['uniform', indexedNs],
+  ['zipf', zipfNs],
+] as const) {
+  const small = m.get(100);
+  const big = m.get(100_000);
+  if (small === undefined || big === undefined) continue;
+  reportMeasure({
+    measure: `policy: decision at 100,000 rules, ${pattern}`,
+    goal: '<= 2x the 100-rule cost',
+    measured: `${fmt(big, 0)} ns`,
+    baseline: `${fmt(small, 0)} ns (100 rules)`,
+    ratio: formatRatio(big, small),
+    met: big / small <= 2,
+  });
+}
+const big = compileMsAt.get(100_000);
+if (big !== undefined) {
+  reportMeasure({
+    measure: 'policy: compile 100,000 rules',
+    goal: '<= 1 s',
+    measured: `${fmt(big.wall, 0)} ms (${fmt(big.cpu, 0)} ms CPU)`,
+    baseline: '',
+    ratio: '',
+    met: big.wall <= 1000,
+  });
 }
 const growth = (m: Map<number, number>) => {
   const small = m.get(100);

@@ -7,8 +7,9 @@
 import { performance } from 'node:perf_hooks';
 import { formatSyslog } from '../src/engine/syslog.js';
 import type { LogItem } from '../src/protocol/log-item.js';
+import { formatRatio, reportMeasure } from './report.js';
 
-const ITEMS = 200_000;
+const ITEMS = process.env.BENCH_QUICK === '1' ? 20_000 : 200_000;
 const ROUNDS = 3;
 const HEADER = { hostname: 'fw1.example', appName: 'wardend', procId: '4242' };
 
@@ -59,3 +60,11 @@ console.log(`syslog bench: ${ITEMS} items, best of ${ROUNDS} (${sinkSize} charac
 console.log(
   `  formatSyslog            ${k(format)}   baseline JSON.stringify ${k(json)}   ratio ${(format / json).toFixed(2)}`,
 );
+reportMeasure({
+  measure: 'syslog: formatSyslog per item',
+  goal: '',
+  measured: k(format),
+  baseline: `${k(json)} (JSON.stringify)`,
+  ratio: formatRatio(format, json),
+  met: null,
+});

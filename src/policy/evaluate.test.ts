@@ -7,7 +7,7 @@ import { decide, findFirstMatchLinear } from './evaluate.js';
 import { explain } from './explain.js';
 import { findMismatch, matches } from './match.js';
 import { parsePolicyText } from './parse.js';
-import type { ConnectionFacts } from './rule.js';
+import type { AddressSpec, ConnectionFacts, Policy, Rule } from './rule.js';
 import { findFirstMatchIndexed } from './rule-index.js';
 import { facts, ip, NOW, policy } from './testing/arbitraries.js';
 
@@ -35,6 +35,46 @@ describe('indexed and linear evaluators', () => {
     assert.ok(share > 0.3, `only ${(share * 100).toFixed(1)}% of generated connections matched a rule`);
   });
 
+  test('find rules of applications whose paths are also names of object properties', () => {
+    // Application ids are looked up in a dictionary object: paths such as these must be plain keys.
+    const apps = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', '0', '/usr/bin/curl'];
+    const p: Policy = {
+      mode: 'enforce',
+      defaults: { incoming: { action: 'deny', log: true }, outgoing: { action: 'allow', log: false } },
+      addressGroups: {},
+      rules: apps.map(
+        (application, i): Rule => ({
+          name: `app-${i}`,
+          enabled: true,
+          direction: 'outgoing',
+          protocol: 'tcp',
+          application,
+          action: 'deny',
+          log: false,
+        }),
+      ),
+    };
+    const cp = compilePolicy(p);
+    for (const application of [...apps, 'valueOf', '/usr/bin/wget', null]) {
+      const f: ConnectionFacts = {
+        direction: 'outgoing',
+        protocol: 'tcp',
+        application,
+        uid: 1000,
+        user: 'alice',
+        localAddress: ip('10.0.0.2'),
+        localPort: 40000,
+        remoteAddress: ip('10.0.0.1'),
+        remotePort: 443,
+        remoteHosts: [],
+        now: NOW,
+      };
+      const expected = application === null ? -1 : apps.indexOf(application);
+      assert.equal(findFirstMatchLinear(cp, f), expected, String(application));
+      assert.equal(findFirstMatchIndexed(cp.index, f), expected, String(application));
+    }
+  });
+
   test('matches() and findMismatch() agree on every rule (property)', () => {
     fc.assert(
       fc.property(policy, facts, (p, f) => {
@@ -43,6 +83,94 @@ describe('indexed and linear evaluators', () => {
       }),
       { numRuns: 400 },
     );
+  });
+
+  test('agree on large policies whose port and address segments use jump tables (property)', () => {
+    // Hundreds of rules over narrow port and address spaces overlap into hundreds of segments per
+    // node, so the jump tables (rule-index.ts) are built and searched, edges of the key spaces included;
+    // a few wide ranges cover whole buckets, whose jump entries then name a leaf directly.
+    const V4_BASES = [0, 0x0a000000, 0x7fffff00, 0xfffff000];
+    const port = fc.oneof(
+      fc.integer({ min: 0, max: 2000 }),
+      fc.integer({ min: 65000, max: 65535 }),
+      fc.integer({ min: 0, max: 65535 }),
+    );
+    const v4 = fc
+      .tuple(
+        fc.constantFrom(...V4_BASES),
+        fc.oneof(fc.integer({ min: 0, max: 4095 }), fc.integer({ min: 0, max: 0x3ffffff })),
+      )
+      .map(([b, o]) => Math.min(0xffffffff, b + o));
+    const anyV4 = fc.oneof(v4, fc.integer({ min: 0, max: 0xffffffff }));
+    const span = <T>(a: fc.Arbitrary<number>, max: number, mk: (from: number, to: number) => T) =>
+      fc
+        .tuple(a, fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: max >>> 3 })))
+        .map(([from, w]) => mk(from, Math.min(max, from + w)));
+    const portRange = span(port, 65535, (from, to) => ({ from, to }));
+    const v4Range = span(
+      anyV4,
+      0xffffffff,
+      (first, last): AddressSpec => ({
+        kind: 'ip',
+        range: { version: 4, first, last },
+      }),
+    );
+    const bigRule = fc.record({
+      direction: fc.constantFrom('incoming', 'outgoing', 'both'),
+      protocol: fc.constantFrom('tcp', 'udp', 'tcp+udp'),
+      application: fc.constantFrom('any', 'any', '/usr/bin/curl'),
+      remotePorts: fc.option(fc.array(portRange, { minLength: 1, maxLength: 2 }), { nil: undefined }),
+      localPorts: fc.option(fc.array(portRange, { minLength: 1, maxLength: 2 }), { nil: undefined }),
+      remote: fc.option(fc.array(v4Range, { minLength: 1, maxLength: 2 }), { nil: undefined }),
+      action: fc.constantFrom('allow', 'deny'),
+    });
+    const bigPolicy = fc.array(bigRule, { minLength: 150, maxLength: 400 }).map(
+      (rules): Policy => ({
+        mode: 'enforce',
+        defaults: { incoming: { action: 'deny', log: true }, outgoing: { action: 'allow', log: false } },
+        addressGroups: {},
+        rules: rules.map((r, i) => {
+          const out: Record<string, unknown> = { name: `big-${i}`, enabled: true, log: false, ...r };
+          for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
+          return out as unknown as Rule;
+        }),
+      }),
+    );
+    const bigFacts = fc
+      .record({
+        direction: fc.constantFrom('incoming', 'outgoing'),
+        protocol: fc.constantFrom('tcp', 'udp'),
+        application: fc.constantFrom(null, '/usr/bin/curl'),
+        localPort: port,
+        remotePort: port,
+        remote: anyV4,
+      })
+      .map(
+        ({ remote, ...f }): ConnectionFacts => ({
+          ...f,
+          uid: 1000,
+          user: 'alice',
+          localAddress: ip('10.0.0.100'),
+          remoteAddress: { version: 4, value: remote },
+          remoteHosts: [],
+          now: NOW,
+        }),
+      );
+    let matched = 0;
+    let total = 0;
+    fc.assert(
+      fc.property(bigPolicy, fc.array(bigFacts, { minLength: 20, maxLength: 60 }), (p, fs) => {
+        const cp = compilePolicy(p);
+        for (const f of fs) {
+          const linear = findFirstMatchLinear(cp, f);
+          assert.equal(findFirstMatchIndexed(cp.index, f), linear);
+          total++;
+          if (linear >= 0) matched++;
+        }
+      }),
+      { numRuns: 60 },
+    );
+    assert.ok(matched / total > 0.2, `only ${matched} of ${total} connections matched a rule`);
   });
 });
 

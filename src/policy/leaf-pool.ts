@@ -34,15 +34,59 @@ const F_V4_RANGE = 1 << 11;
 
 /** Builds the pool while the index is built; `finish` freezes it. */
 export class LeafPoolBuilder {
-  readonly #pool: number[] = [];
-  readonly #records = new Map<CompiledRule, number[]>();
+  #pool = new Int32Array(1 << 16);
+  #length = 0;
+  /** Each rule's record, by rule position, made once however many leaves hold the rule. */
+  readonly #records: (Int32Array | undefined)[] = [];
+  /** Nodes and leaves already built, by kind and rule list: the same rules always give the same subtree. */
+  readonly #shared = new Map<number, SharedEntry[]>();
   readonly appIds = new Map<string, number>();
 
-  /** Appends a leaf for the rules (ascending positions) and returns its offset. */
+  /**
+   * Builds a subtree over the rules once and returns the same one whenever the same rules come
+   * again (the same CIDR rules sit below every protocol; overlapping ranges repeat rule lists),
+   * so compiling and the index's memory grow with the distinct rule lists, not their copies.
+   */
+  shared<T>(
+    kind: string,
+    rules: readonly CompiledRule[],
+    build: (b: LeafPoolBuilder, rules: readonly CompiledRule[]) => T,
+  ): T {
+    const hash = listHash(kind, rules);
+    const known = this.#find(hash, kind, rules);
+    if (known !== undefined) return known.value as T;
+    const built = build(this, rules);
+    this.#remember(hash, { kind, rules, value: built });
+    return built;
+  }
+
+  #find(hash: number, kind: string, rules: readonly CompiledRule[]): SharedEntry | undefined {
+    const bucket = this.#shared.get(hash);
+    if (bucket === undefined) return undefined;
+    for (const e of bucket) if (e.kind === kind && sameRules(e.rules, rules)) return e;
+    return undefined;
+  }
+
+  #remember(hash: number, entry: SharedEntry): void {
+    const bucket = this.#shared.get(hash);
+    if (bucket === undefined) this.#shared.set(hash, [entry]);
+    else bucket.push(entry);
+  }
+
+  /** Appends a leaf for the rules (ascending positions), or finds the same leaf, and returns its offset. */
   addLeaf(rules: readonly CompiledRule[]): number {
-    const offset = this.#pool.length;
-    this.#pool.push(rules.length);
-    for (const r of rules) for (const v of this.#record(r)) this.#pool.push(v);
+    const hash = listHash('leaf', rules);
+    const known = this.#find(hash, 'leaf', rules);
+    if (known !== undefined) return known.value as number;
+    const offset = this.#length;
+    this.#remember(hash, { kind: 'leaf', rules, value: offset });
+    this.#push(rules.length);
+    for (const r of rules) {
+      const record = this.#record(r);
+      this.#reserve(record.length);
+      this.#pool.set(record, this.#length);
+      this.#length += record.length;
+    }
     return offset;
   }
 
@@ -57,11 +101,23 @@ export class LeafPoolBuilder {
   }
 
   finish(): Int32Array {
-    return Int32Array.from(this.#pool);
+    return this.#pool.slice(0, this.#length);
   }
 
-  #record(r: CompiledRule): number[] {
-    const known = this.#records.get(r);
+  #push(v: number): void {
+    this.#reserve(1);
+    this.#pool[this.#length++] = v;
+  }
+
+  #reserve(n: number): void {
+    if (this.#length + n <= this.#pool.length) return;
+    const bigger = new Int32Array(Math.max(this.#pool.length * 2, this.#length + n));
+    bigger.set(this.#pool);
+    this.#pool = bigger;
+  }
+
+  #record(r: CompiledRule): Int32Array {
+    const known = this.#records[r.index];
     if (known !== undefined) return known;
     let flags = (r.protocols << PROTO_SHIFT) | (r.incoming ? F_INCOMING : 0) | (r.outgoing ? F_OUTGOING : 0);
     const appId = r.application === null ? -1 : this.appId(r.application);
@@ -81,7 +137,7 @@ export class LeafPoolBuilder {
     const rp = r.remotePortSpans ?? new Int32Array(0);
     const lp = r.localPortSpans ?? new Int32Array(0);
     // IPv4 bounds are stored as int32 and compared after >>> 0, so the whole unsigned range fits.
-    const record = [
+    const record = Int32Array.of(
       r.index,
       flags,
       appId,
@@ -92,10 +148,30 @@ export class LeafPoolBuilder {
       lp.length / 2,
       ...rp,
       ...lp,
-    ];
-    this.#records.set(r, record);
+    );
+    this.#records[r.index] = record;
     return record;
   }
+}
+
+interface SharedEntry {
+  readonly kind: string;
+  readonly rules: readonly CompiledRule[];
+  readonly value: unknown;
+}
+
+/** A hash of the kind and the rule positions (FNV-1a over 32-bit words); equal lists are then compared in full. */
+function listHash(kind: string, rules: readonly CompiledRule[]): number {
+  let h = 0x811c9dc5 ^ kind.length ^ (kind.charCodeAt(0) << 8);
+  h = Math.imul(h ^ rules.length, 0x01000193);
+  for (let i = 0; i < rules.length; i++) h = Math.imul(h ^ rules[i]!.index, 0x01000193);
+  return h;
+}
+
+function sameRules(a: readonly CompiledRule[], b: readonly CompiledRule[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** What one search carries: the pool, the rules, the connection and its per-decision facts. */
@@ -111,15 +187,31 @@ export interface LeafSearch {
   readonly appId: number;
 }
 
+/**
+ * Application path -> id, as a prototype-less dictionary object rather than a Map. Looking a
+ * string up as a property key internalizes it, and V8 then turns the caller's string into a
+ * reference to the internalized one, so the next lookup with the same string (the engine keeps
+ * one path string per process) compares pointers. A Map compares the characters of its own key
+ * strings, which at tens of thousands of applications are cold in the cache: this lookup was
+ * most of a decision's cost at 100,000 rules (about 300 of 700 ns).
+ */
+export type AppIdTable = Readonly<Record<string, number>>;
+
+export function appIdTable(ids: ReadonlyMap<string, number>): AppIdTable {
+  const table: Record<string, number> = Object.create(null);
+  for (const [path, id] of ids) table[path] = id;
+  return table;
+}
+
 /** Computes the per-decision facts once. */
 export function leafSearch(
   pool: Int32Array,
   rules: readonly CompiledRule[],
-  appIds: ReadonlyMap<string, number>,
+  appIds: AppIdTable,
   f: ConnectionFacts,
 ): LeafSearch {
   const bit = f.protocol === 'tcp' ? 1 : f.protocol === 'udp' ? 2 : f.protocol === 'icmp' ? 4 : 8;
-  const appId = f.application === null ? -2 : (appIds.get(f.application) ?? -2);
+  const appId = f.application === null ? -2 : (appIds[f.application] ?? -2);
   return {
     pool,
     rules,

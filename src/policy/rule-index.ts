@@ -1,15 +1,22 @@
 /**
  * The compiled evaluator's index: rules split by direction and protocol, then
  * a tree over application -> remote port -> local port -> remote address.
- * Each level keeps exact keys in a Map, ranges as sorted elementary segments
- * (binary search), and the rules that do not constrain that field in an
+ * Each level keeps port and IPv4 keys as sorted elementary segments with a
+ * jump table, names in a Map, and the rules that do not constrain that field in an
  * `any` branch. A lookup visits only the branches the connection can match,
  * so its cost follows the depth of the tree, not the number of rules. Leaves
  * are runs of packed rule records (leaf-pool.ts) checked in full, so the
  * index only narrows and never decides on its own.
  */
 import type { CompiledRule } from './compile.js';
-import { LeafPoolBuilder, type LeafSearch, leafSearch, scanLeaf } from './leaf-pool.js';
+import {
+  type AppIdTable,
+  appIdTable,
+  LeafPoolBuilder,
+  type LeafSearch,
+  leafSearch,
+  scanLeaf,
+} from './leaf-pool.js';
 import { PROTO_ICMP, PROTO_OTHER, PROTO_TCP, PROTO_UDP } from './protocol-bits.js';
 import type { ConnectionFacts, PortRange } from './rule.js';
 
@@ -22,13 +29,30 @@ interface Segments<K, C> {
   readonly children: (C | null)[];
 }
 
+/**
+ * Elementary segments over a numeric key (port, IPv4 address) with a jump table: for bucket
+ * b = key >>> shift, jump[2b] is the last segment starting at or below the bucket's first key
+ * (-1: none) and jump[2b + 1] the last starting at or below its last key. A lookup reads the
+ * table once and searches only the segments that start inside its bucket (most often none or
+ * one), so it touches two or three cache lines however many segments there are, where a binary
+ * search over tens of thousands of starts missed the cache at every step. When one segment
+ * covers the whole bucket and its child is a leaf, jump[2b] holds that leaf directly as
+ * -2 - offset: one cache line, then the leaf.
+ */
+interface NumSegments<C> {
+  readonly starts: Float64Array;
+  readonly children: (C | null)[];
+  /** Null below JUMP_MIN segments: a binary search over a few cache lines is as fast. */
+  readonly jump: Int32Array | null;
+  readonly shift: number;
+}
+
 interface AddrNode {
   /** Smallest rule position in this subtree: a search that already has a better answer skips it. */
   readonly min: number;
   readonly any: Leaf | null;
-  /** Keyed by the address as a signed 32-bit integer (value | 0), so keys stay small integers. */
-  readonly v4Exact: Map<number, Leaf> | null;
-  readonly v4Ranges: Segments<number, Leaf> | null;
+  /** Single addresses and ranges alike, so a lookup is one segment search. */
+  readonly v4: NumSegments<Leaf> | null;
   readonly v6Ranges: Segments<bigint, Leaf> | null;
   readonly hosts: Map<string, Leaf> | null;
   readonly suffixes: Map<string, Leaf> | null;
@@ -37,8 +61,8 @@ interface AddrNode {
 interface PortNode<C> {
   readonly min: number;
   readonly any: C | null;
-  readonly exact: Map<number, C> | null;
-  readonly ranges: Segments<number, C> | null;
+  /** Single ports and ranges alike, so a lookup is one segment search. */
+  readonly ports: NumSegments<C> | null;
 }
 
 /** Below a few rules a tree level costs more (pointer chasing, cache misses) than checking the rules in full. */
@@ -59,7 +83,7 @@ export interface RuleIndex {
   readonly buckets: readonly (AppNode | null)[];
   readonly rules: readonly CompiledRule[];
   readonly pool: Int32Array;
-  readonly appIds: ReadonlyMap<string, number>;
+  readonly appIds: AppIdTable;
 }
 
 const PROTO_BITS = [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_OTHER];
@@ -76,7 +100,7 @@ export function buildRuleIndex(rules: readonly CompiledRule[]): RuleIndex {
       buckets.push(subset.length === 0 ? null : buildApp(b, subset));
     }
   }
-  return { buckets, rules, pool: b.finish(), appIds: b.appIds };
+  return { buckets, rules, pool: b.finish(), appIds: appIdTable(b.appIds) };
 }
 
 function pushUnique<T>(map: Map<T, CompiledRule[]>, key: T, r: CompiledRule): void {
@@ -113,6 +137,10 @@ function buildApp(b: LeafPoolBuilder, rules: readonly CompiledRule[]): AppNode {
 }
 
 function buildRemotePort(b: LeafPoolBuilder, rules: readonly CompiledRule[]): RemotePortNode {
+  return b.shared('remote', rules, buildRemotePortNew);
+}
+
+function buildRemotePortNew(b: LeafPoolBuilder, rules: readonly CompiledRule[]): RemotePortNode {
   return rules.length <= SMALL
     ? b.addLeaf(rules)
     : buildPort(
@@ -123,6 +151,10 @@ function buildRemotePort(b: LeafPoolBuilder, rules: readonly CompiledRule[]): Re
 }
 
 function buildLocalPort(b: LeafPoolBuilder, rules: readonly CompiledRule[]): LocalPortNode {
+  return b.shared('local', rules, buildLocalPortNew);
+}
+
+function buildLocalPortNew(b: LeafPoolBuilder, rules: readonly CompiledRule[]): LocalPortNode {
   return rules.length <= SMALL
     ? b.addLeaf(rules)
     : buildPort(
@@ -133,7 +165,7 @@ function buildLocalPort(b: LeafPoolBuilder, rules: readonly CompiledRule[]): Loc
 }
 
 function buildAddrOrLeaf(b: LeafPoolBuilder, rules: readonly CompiledRule[]): AddrNode | Leaf {
-  return rules.length <= SMALL ? b.addLeaf(rules) : buildAddr(b, rules);
+  return rules.length <= SMALL ? b.addLeaf(rules) : b.shared('addr', rules, buildAddr);
 }
 
 interface RangeItem<K> {
@@ -149,12 +181,11 @@ function segment<K extends number | bigint, C>(
   build: (rules: CompiledRule[]) => C | null,
 ): Segments<K, C> | null {
   if (items.length === 0) return null;
-  const points = new Set<K>();
-  for (const it of items) {
-    points.add(it.from);
-    points.add(next(it.to));
-  }
-  const starts = [...points].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const points: K[] = [];
+  for (const it of items) points.push(it.from, next(it.to));
+  points.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const starts: K[] = [];
+  for (const p of points) if (starts.length === 0 || starts[starts.length - 1] !== p) starts.push(p);
   const lists: CompiledRule[][] = starts.map(() => []);
   for (const it of items) {
     const first = lowerBound(starts, it.from);
@@ -165,6 +196,65 @@ function segment<K extends number | bigint, C>(
     }
   }
   return { starts, children: lists.map((l) => (l.length === 0 ? null : build(l))) };
+}
+
+/** Segments with a jump table from this many on. */
+const JUMP_MIN = 16;
+
+/** Like `segment`, for numeric keys below 2 ** keyBits, with a jump table when there are many segments. */
+function segmentNum<C>(
+  items: readonly RangeItem<number>[],
+  keyBits: number,
+  build: (rules: CompiledRule[]) => C | null,
+): NumSegments<C> | null {
+  if (items.length === 0) return null;
+  const points = new Float64Array(items.length * 2);
+  for (let i = 0; i < items.length; i++) {
+    points[i * 2] = items[i]!.from;
+    points[i * 2 + 1] = items[i]!.to + 1;
+  }
+  points.sort();
+  let n = 0;
+  for (let i = 0; i < points.length; i++)
+    if (n === 0 || points[i] !== points[n - 1]) points[n++] = points[i]!;
+  const starts = points.slice(0, n);
+  const lists: (CompiledRule[] | null)[] = new Array<CompiledRule[] | null>(n).fill(null);
+  for (const it of items) {
+    const end = lowerBoundNum(starts, it.to + 1);
+    for (let i = lowerBoundNum(starts, it.from); i < end; i++) {
+      const list = lists[i] ?? null;
+      if (list === null) lists[i] = [it.rule];
+      else if (list[list.length - 1] !== it.rule) list.push(it.rule);
+    }
+  }
+  const children = lists.map((l) => (l === null ? null : build(l)));
+  if (n < JUMP_MIN) return { starts, children, jump: null, shift: 0 };
+  const bits = Math.min(keyBits, Math.ceil(Math.log2(n)) + 1);
+  const shift = keyBits - bits;
+  const buckets = 2 ** bits;
+  const jump = new Int32Array(buckets * 2);
+  const width = 2 ** shift;
+  for (let bucket = 0, j = -1; bucket < buckets; bucket++) {
+    const first = bucket * width;
+    while (j + 1 < n && starts[j + 1]! <= first) j++;
+    let k = j;
+    while (k + 1 < n && starts[k + 1]! <= first + width - 1) k++;
+    const child = j >= 0 ? children[j] : null;
+    jump[bucket * 2] = k === j && typeof child === 'number' ? -2 - child : j;
+    jump[bucket * 2 + 1] = k;
+  }
+  return { starts, children, jump, shift };
+}
+
+function lowerBoundNum(sorted: Float64Array, key: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function lowerBound<K extends number | bigint>(sorted: readonly K[], key: K): number {
@@ -184,7 +274,6 @@ function buildPort<C>(
   buildChild: (rules: CompiledRule[]) => C,
 ): PortNode<C> {
   const any: CompiledRule[] = [];
-  const exact = new Map<number, CompiledRule[]>();
   const ranges: RangeItem<number>[] = [];
   for (const r of rules) {
     const ports = portsOf(r);
@@ -192,22 +281,17 @@ function buildPort<C>(
       any.push(r);
       continue;
     }
-    for (const p of ports) {
-      if (p.from === p.to) pushUnique(exact, p.from, r);
-      else ranges.push({ from: p.from, to: p.to, rule: r });
-    }
+    for (const p of ports) ranges.push({ from: p.from, to: p.to, rule: r });
   }
   return {
     min: rules[0]!.index,
     any: any.length === 0 ? null : buildChild(any),
-    exact: mapValues(exact, buildChild),
-    ranges: segment(ranges, (k) => k + 1, buildChild),
+    ports: segmentNum(ranges, 16, buildChild),
   };
 }
 
 function buildAddr(b: LeafPoolBuilder, rules: readonly CompiledRule[]): AddrNode {
   const any: CompiledRule[] = [];
-  const v4Exact = new Map<number, CompiledRule[]>();
   const v4: RangeItem<number>[] = [];
   const v6: RangeItem<bigint>[] = [];
   const hosts = new Map<string, CompiledRule[]>();
@@ -218,12 +302,7 @@ function buildAddr(b: LeafPoolBuilder, rules: readonly CompiledRule[]): AddrNode
       any.push(r);
       continue;
     }
-    for (let i = 0; i < set.v4.length; i += 2) {
-      const from = set.v4[i]!;
-      const to = set.v4[i + 1]!;
-      if (from === to) pushUnique(v4Exact, from | 0, r);
-      else v4.push({ from, to, rule: r });
-    }
+    for (let i = 0; i < set.v4.length; i += 2) v4.push({ from: set.v4[i]!, to: set.v4[i + 1]!, rule: r });
     for (let i = 0; i < set.v6.length; i += 2) v6.push({ from: set.v6[i]!, to: set.v6[i + 1]!, rule: r });
     for (const h of set.hosts) pushUnique(hosts, h, r);
     for (const s of set.suffixes) pushUnique(suffixes, s, r);
@@ -232,8 +311,7 @@ function buildAddr(b: LeafPoolBuilder, rules: readonly CompiledRule[]): AddrNode
   return {
     min: rules[0]!.index,
     any: leafOf(b, any),
-    v4Exact: mapValues(v4Exact, (l) => b.addLeaf(l)),
-    v4Ranges: segment(v4, (k) => k + 1, leaf),
+    v4: segmentNum(v4, 32, leaf),
     v6Ranges: segment(v6, (k) => k + 1n, leaf),
     hosts: mapValues(hosts, (l) => b.addLeaf(l)),
     suffixes: mapValues(suffixes, (l) => b.addLeaf(l)),
@@ -255,6 +333,28 @@ function segmentAt<K extends number | bigint, C>(seg: Segments<K, C>, key: K): C
   return seg.children[lo] ?? null;
 }
 
+function numSegmentAt<C>(seg: NumSegments<C>, key: number): C | null {
+  const starts = seg.starts;
+  const jump = seg.jump;
+  let lo = -1;
+  let hi = starts.length - 1;
+  if (jump !== null) {
+    // key < 2 ** keyBits, so >>> keeps it unsigned.
+    const at = (key >>> seg.shift) * 2;
+    lo = jump[at]!;
+    // The whole bucket lies in one segment whose child is a leaf: C is Leaf here.
+    if (lo <= -2) return (-2 - lo) as C;
+    hi = jump[at + 1]!;
+  }
+  // The last start at or below the key; starts[lo] <= key holds whenever lo >= 0.
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (starts[mid]! <= key) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo < 0 ? null : (seg.children[lo] ?? null);
+}
+
 function scan(s: LeafSearch, leaf: Leaf | null | undefined, best: number): number {
   return leaf == null ? best : scanLeaf(s, leaf, best);
 }
@@ -268,8 +368,7 @@ function searchAddr(node: AddrNode | Leaf | null | undefined, s: LeafSearch, bes
   const addr = f.remoteAddress;
   if (addr !== null) {
     if (addr.version === 4) {
-      if (node.v4Exact !== null) best = scan(s, node.v4Exact.get(addr.value | 0), best);
-      if (node.v4Ranges !== null) best = scan(s, segmentAt(node.v4Ranges, addr.value), best);
+      if (node.v4 !== null) best = scan(s, numSegmentAt(node.v4, addr.value), best);
     } else if (node.v6Ranges !== null) {
       best = scan(s, segmentAt(node.v6Ranges, addr.value), best);
     }
@@ -294,8 +393,7 @@ function searchLocalPort(node: LocalPortNode | null | undefined, s: LeafSearch, 
   best = searchAddr(node.any, s, best);
   const port = s.f.localPort;
   if (port !== null) {
-    if (node.exact !== null) best = searchAddr(node.exact.get(port), s, best);
-    if (node.ranges !== null) best = searchAddr(segmentAt(node.ranges, port), s, best);
+    if (node.ports !== null) best = searchAddr(numSegmentAt(node.ports, port), s, best);
   }
   return best;
 }
@@ -307,8 +405,7 @@ function searchRemotePort(node: RemotePortNode | null | undefined, s: LeafSearch
   best = searchLocalPort(node.any, s, best);
   const port = s.f.remotePort;
   if (port !== null) {
-    if (node.exact !== null) best = searchLocalPort(node.exact.get(port), s, best);
-    if (node.ranges !== null) best = searchLocalPort(segmentAt(node.ranges, port), s, best);
+    if (node.ports !== null) best = searchLocalPort(numSegmentAt(node.ports, port), s, best);
   }
   return best;
 }
