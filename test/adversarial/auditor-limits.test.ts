@@ -43,7 +43,6 @@ describe('an auditor cannot stall the engine', () => {
       if (i % 10_000 === 0) store.flush();
     }
     store.flush();
-    store.indexText(ITEMS);
     h = await startHarness({ logs: store });
   });
   after(async () => {
