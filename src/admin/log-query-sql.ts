@@ -68,6 +68,10 @@ export function filters(
  * digits, colons and dots (an IPv6 zone). In the words of the partial index log_odd_remote.
  */
 export const ODD_REMOTE = "typeof(remote_port) = 'text' OR remote_addr GLOB '*[^0-9a-fA-F:.~]*'";
+/** An IPv4 remote end, and its text as log-row.ts makes it. */
+const IPV4_REMOTE = "typeof(remote_addr) = 'integer' AND typeof(remote_port) = 'integer'";
+const IPV4_REMOTE_TEXT =
+  "((remote_addr >> 24) & 255) || '.' || ((remote_addr >> 16) & 255) || '.' || ((remote_addr >> 8) & 255) || '.' || (remote_addr & 255) || ':' || remote_port";
 
 /**
  * How a `text` needle (lower-cased) is searched. Each of its words (split at spaces) lies within
@@ -87,26 +91,35 @@ export function textPlan(needle: string, dict: LogDictionary): { where?: string;
   for (const word of words) {
     const ids = dict.idsHolding(word);
     if (ids === undefined) continue; // too many entries hold it: it does not narrow
-    const of = (field: number) => ids.filter((id) => (dict.fieldsOf(id) & field) !== 0).join(', ');
+    const of = (field: number) => ids.filter((id) => (dict.fieldsOf(id) & field) !== 0);
+    const messages = of(FIELD.message);
+    // A template holds the word itself, or only with the word's digit runs standing for arguments.
+    const inTemplate = messages.filter((id) => dict.valueOf(id).toLowerCase().includes(word));
+    const inArguments = messages.filter((id) => !inTemplate.includes(id));
     const columns = {
-      application: of(FIELD.application),
-      host: of(FIELD.host),
-      rule: of(FIELD.rule),
-      message: of(FIELD.message),
+      application: of(FIELD.application).join(', '),
+      host: of(FIELD.host).join(', '),
+      rule: of(FIELD.rule).join(', '),
+      message: inTemplate.join(', '),
     };
     const terms = Object.entries(columns)
       .filter(([, list]) => list !== '')
       .map(([column, list]) => `log.${column} IN (${list})`);
+    if (inArguments.length > 0) {
+      // The word's longest digit run (digits only: safe in the SQL text) is within one argument.
+      const run = word.match(/[0-9]+/g)!.reduce((a, b) => (b.length > a.length ? b : a));
+      terms.push(`(log.message IN (${inArguments.join(', ')}) AND instr(log.args, '${run}') > 0)`);
+    }
     terms.push(ODD_REMOTE);
     // An IPv4 end ("a.b.c.d:port") holds digits, dots and a colon only; an IPv6 one ("[…]:port") hex digits too.
     const ipv6 = /^[0-9a-f:.[\]]+$/.test(word);
     if (ipv6) terms.push("typeof(remote_addr) = 'text'");
-    if (/^[0-9.:]+$/.test(word)) terms.push("typeof(remote_port) = 'integer'");
+    if (/^[0-9.:]+$/.test(word)) terms.push(`(${IPV4_REMOTE} AND instr(${IPV4_REMOTE_TEXT}, '${word}') > 0)`);
     conditions.push(`(${terms.join(' OR ')})`);
     if (
       !ipv6 &&
       columns.rule === '' &&
-      columns.message === '' &&
+      messages.length === 0 &&
       (best === undefined || ids.length < best.ids)
     ) {
       const parts = [`SELECT seq FROM log WHERE (${ODD_REMOTE}) AND seq BETWEEN @lo AND @hi`];

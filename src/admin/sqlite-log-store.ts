@@ -82,6 +82,8 @@ export const RETENTION_BATCH = 5000;
 /** How long appended items may wait in memory before their batch is written (ms). */
 export const FLUSH_DELAY_MS = 25;
 
+/** Seqs the first window of a query spans (SCAN_WINDOW at most). */
+const MIN_WINDOW = 2048;
 /** Rows per multi-row INSERT statement. */
 const ROWS_PER_INSERT = 32;
 /** Marks a pending item whose time the caller gave (parsed when written). */
@@ -492,8 +494,12 @@ export class SqliteLogStore implements LogStore {
     // the time budget so that no query holds the engine (and the connections waiting for verdicts) long.
     let examined = 0;
     let searchedTo: number | undefined;
-    for (let lo = from; lo <= to && items.length < limit && searchedTo === undefined; lo += SCAN_WINDOW) {
-      const hi = Math.min(to, lo + SCAN_WINDOW - 1);
+    // SQLite may read a whole window without handing a row back (its conditions reject them): windows
+    // start small and grow while they are fast, so that the time budget is checked often enough.
+    let window = MIN_WINDOW;
+    for (let lo = from, hi = 0; lo <= to && items.length < limit && searchedTo === undefined; lo = hi + 1) {
+      hi = Math.min(to, lo + window - 1);
+      const started = performance.now();
       for (const row of select.iterate({ ...filter.args, lo, hi }) as Iterable<LogRow>) {
         const item = itemOfRow(row, this.#dict);
         if (needle === undefined || logItemSearchText(item).includes(needle)) items.push(item);
@@ -506,8 +512,11 @@ export class SqliteLogStore implements LogStore {
           break;
         }
       }
-      if (searchedTo === undefined && items.length < limit && hi < to && performance.now() > deadline)
-        searchedTo = hi;
+      const now = performance.now();
+      if (searchedTo === undefined && items.length < limit && hi < to && now > deadline) searchedTo = hi;
+      const took = now - started;
+      if (took < this.#timeBudgetMs / 8) window = Math.min(SCAN_WINDOW, window * 2);
+      else if (took > this.#timeBudgetMs / 4) window = Math.max(MIN_WINDOW, window / 2);
     }
     return searchedTo === undefined || items.length >= limit ? { items } : { items, searchedTo };
   }
