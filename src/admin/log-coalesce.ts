@@ -16,7 +16,7 @@ export const REPEAT_MEMORY = 4096;
 
 /** The fields a repeat shares with its first attempt, as one string. */
 export function repeatKey(item: NewLogItem): string {
-  return [
+  return JSON.stringify([
     item.kind,
     item.verdict,
     item.direction,
@@ -29,9 +29,7 @@ export function repeatKey(item: NewLogItem): string {
     item.user,
     item.source,
     item.message,
-  ]
-    .map((v) => (v === undefined ? '\x00' : v.replaceAll('\x1f', '\x1f\x1f')))
-    .join('\x1f');
+  ]);
 }
 
 export class RepeatCoalescer {
