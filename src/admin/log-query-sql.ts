@@ -65,9 +65,10 @@ export function filters(
 
 /**
  * A remote end whose text may hold any word: not `address:port`, or an address with more than hex
- * digits, colons and dots (an IPv6 zone). In the words of the partial index log_odd_remote.
+ * digits, colons and dots (an IPv6 zone): log-row.ts keeps those ends as text, and their seqs in
+ * the table log_odd.
  */
-export const ODD_REMOTE = "typeof(remote_port) = 'text' OR remote_addr GLOB '*[^0-9a-fA-F:.~]*'";
+export const ODD_REMOTE = "typeof(remote_port) = 'text'";
 /** An IPv4 remote end, and its text as log-row.ts makes it. */
 const IPV4_REMOTE = "typeof(remote_addr) = 'integer' AND typeof(remote_port) = 'integer'";
 const IPV4_REMOTE_TEXT =
@@ -122,7 +123,7 @@ export function textPlan(needle: string, dict: LogDictionary): { where?: string;
       messages.length === 0 &&
       (best === undefined || ids.length < best.ids)
     ) {
-      const parts = [`SELECT seq FROM log WHERE (${ODD_REMOTE}) AND seq BETWEEN @lo AND @hi`];
+      const parts = ['SELECT seq FROM log_odd WHERE seq BETWEEN @lo AND @hi'];
       for (const column of ['application', 'host'] as const)
         if (columns[column] !== '')
           parts.push(

@@ -22,6 +22,8 @@ export const VERDICTS = ['allow', 'deny', 'reject', 'ask'] as const;
 
 /** Starts a text in a column of INTEGER affinity (local_port, remote_addr, remote_port, args). */
 export const TEXT_MARK = '~';
+/** An address whose `[address]:port` text a text search may assume holds only these characters. */
+const PLAIN_ADDRESS = /^[0-9a-fA-F:.]*$/;
 
 /** A row of the `log` table. */
 export interface LogRow {
@@ -38,7 +40,7 @@ export interface LogRow {
   local_port: number | string | null;
   /** IPv4 as a signed 32-bit integer, else the address text (of `remote`, or of `source` without one). */
   remote_addr: number | string | null;
-  /** As local_port; null when the item has no `remote`. */
+  /** As local_port (the end's text also when the address is not PLAIN_ADDRESS); null without `remote`. */
   remote_port: number | string | null;
   host: number | null;
   rule: number | null;
@@ -177,6 +179,7 @@ export function joinMessage(template: string, args: number | string | null): str
 /**
  * Appends the row's values (LOG_COLUMNS order) to `out`, giving new dictionary entries ids.
  * `timeMs` is Date.parse(item.time), given when known; `timeIsIso` when item.time is its ISO form.
+ * True when the remote end is kept as text (the row's seq then goes into `log_odd`).
  */
 export function pushRowValues(
   out: unknown[],
@@ -184,7 +187,7 @@ export function pushRowValues(
   timeMs: number,
   timeIsIso: boolean,
   dict: LogDictionary,
-): void {
+): boolean {
   const { template, args } = splitMessage(item.message);
   let localAddr: number | null = null;
   let localPort: number | string | null = null;
@@ -199,7 +202,13 @@ export function pushRowValues(
   if (remote !== undefined) {
     const a = fastAddressOfEnd(remote)!;
     remoteAddr = addressValue(a);
-    if (item.remote !== undefined) remotePort = portValue(item.remote, a);
+    if (item.remote !== undefined)
+      // An address of more than hex digits, colons and dots (an IPv6 zone, a name) keeps its end as
+      // text: the text search finds such ends by the type of this column alone (ODD_REMOTE).
+      remotePort =
+        typeof remoteAddr === 'string' && !PLAIN_ADDRESS.test(a)
+          ? TEXT_MARK + item.remote
+          : portValue(item.remote, a);
   }
   let extra: string | null = null;
   const timeText = timeIsIso ? undefined : item.time;
@@ -225,6 +234,7 @@ export function pushRowValues(
     args,
     extra,
   );
+  return typeof remotePort === 'string';
 }
 
 function addressText(value: number | string): string {

@@ -104,6 +104,7 @@ export class SqliteLogStore implements LogStore {
   readonly #selects = new Map<string, Database.Statement>();
   readonly #addEntry: Database.Statement;
   readonly #widenEntry: Database.Statement;
+  readonly #addOdd: Database.Statement;
   readonly #setCount: Database.Statement;
   readonly #dict: LogDictionary;
   readonly #repeats: RepeatCoalescer | undefined;
@@ -163,6 +164,7 @@ export class SqliteLogStore implements LogStore {
     );
     this.#addEntry = db.prepare('INSERT INTO dict (id, value, fields) VALUES (?, ?, ?)');
     this.#widenEntry = db.prepare('UPDATE dict SET fields = ? WHERE id = ?');
+    this.#addOdd = db.prepare('INSERT INTO log_odd (seq) VALUES (?)');
     this.#setCount = db.prepare(
       "UPDATE log SET extra = json_set(coalesce(extra, '{}'), '$.count', ?) WHERE seq = ?",
     );
@@ -277,6 +279,7 @@ export class SqliteLogStore implements LogStore {
     this.#transaction ??= this.#db.transaction(
       (batch: LogItem[], times: number[], counts: Map<number, LogItem>) => {
         const values: unknown[] = [];
+        const odd: number[] = [];
         const full = batch.length - (batch.length % ROWS_PER_INSERT);
         const span = { block: -1, min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY, untimed: 0 };
         const saveSpan = () => {
@@ -289,7 +292,7 @@ export class SqliteLogStore implements LogStore {
           const given = times[i] === GIVEN_TIME;
           const ms = given ? Date.parse(item.time) : times[i]!;
           const iso = !given || (!Number.isNaN(ms) && new Date(ms).toISOString() === item.time);
-          pushRowValues(values, item, ms, iso, this.#dict);
+          if (pushRowValues(values, item, ms, iso, this.#dict)) odd.push(item.seq);
           if (i < full ? (i + 1) % ROWS_PER_INSERT === 0 : true) {
             (i < full ? this.#insertMany : this.#insertOne).run(values);
             values.length = 0;
@@ -311,6 +314,7 @@ export class SqliteLogStore implements LogStore {
           }
         }
         saveSpan();
+        for (const seq of odd) this.#addOdd.run(seq);
         const { added, changed } = this.#dict.pending();
         for (const e of added) this.#addEntry.run(e.id, e.value, e.fields);
         for (const e of changed) this.#widenEntry.run(e.fields, e.id);
