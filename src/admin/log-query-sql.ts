@@ -1,68 +1,141 @@
 /**
  * The SQL of logs.query's filters over the log store's tables (schema version
- * 2, log-schema.ts), the text index's query for a `text` needle, and the
- * paging of an export over the store's selections.
+ * 3, log-schema.ts), the plan of a `text` search through the dictionary, and
+ * the paging of an export over the store's selections.
  */
 import type { Writable } from 'node:stream';
 import type { LogItem, LogQueryParsed } from '../protocol/log-item.js';
-import { kindCodeOf, verdictCodeOf } from './log-row.js';
+import { FIELD, type LogDictionary } from './log-dict.js';
+import { addressValue, kindCodeOf, LOG_COLUMNS, verdictCodeOf } from './log-row.js';
 
 /** The columns itemOfRow needs. */
-export const ITEM_COLUMNS =
-  'log.seq, log.time_ms, log.time, log.kind, log.verdict, log.application, log.fields';
+export const ITEM_COLUMNS = LOG_COLUMNS.map((c) => `log.${c}`).join(', ');
 
-/** SQL conditions (and their arguments) for the filters other than fromSeq and text. */
-export function filters(q: Omit<LogQueryParsed, 'limit'>): { where: string[]; args: unknown[] } {
+/**
+ * SQL conditions (named arguments) for the filters other than fromSeq and text; undefined when no
+ * stored item can match (an application or address the dictionary has never seen).
+ * `seqs`: a union of indexed selections of seqs (with @lo and @hi bounds) that holds every match, when
+ * a filter gives one that the planner would not find by itself.
+ */
+export function filters(
+  q: Omit<LogQueryParsed, 'limit'>,
+  dict: LogDictionary,
+): { where: string[]; args: Record<string, unknown>; seqs?: string } | undefined {
   const where: string[] = [];
-  const args: unknown[] = [];
+  const args: Record<string, unknown> = {};
   if (q.kind !== undefined) {
-    where.push('log.kind = ?');
-    args.push(kindCodeOf(q.kind));
+    where.push('log.kind = @kind');
+    args.kind = kindCodeOf(q.kind);
   }
   if (q.verdict !== undefined) {
-    where.push('log.verdict = ?');
-    args.push(verdictCodeOf(q.verdict));
+    where.push('log.verdict = @verdict');
+    args.verdict = verdictCodeOf(q.verdict);
   }
   // Conditions true of every item such a query matches, in the words of the partial indexes' WHERE.
   if (q.kind !== undefined && kindCodeOf(q.kind) > 0) where.push('log.kind > 0');
   if (q.verdict !== undefined && verdictCodeOf(q.verdict) > 1) where.push('log.verdict > 1');
   if (q.application !== undefined) {
-    where.push('log.application = ?');
-    args.push(q.application);
+    const id = dict.find(q.application);
+    if (id === undefined) return undefined;
+    where.push('log.application = @application');
+    args.application = id;
   }
+  let seqs: string | undefined;
   if (q.address !== undefined) {
-    where.push('(log.local_address = ? OR log.remote_address = ?)');
-    args.push(q.address, q.address);
+    // Both ends have an index: their union, rather than a scan the OR would make.
+    where.push('(log.local_addr = @local OR log.remote_addr = @remote)');
+    args.local = dict.find(q.address) ?? -1;
+    args.remote = addressValue(q.address);
+    seqs = [
+      'SELECT seq FROM log WHERE local_addr = @local AND seq BETWEEN @lo AND @hi',
+      'SELECT seq FROM log WHERE remote_addr = @remote AND seq BETWEEN @lo AND @hi',
+    ].join(' UNION ALL ');
   }
   // An item whose time does not parse passes time bounds, as in logItemMatches (NaN compares false).
   if (q.since !== undefined) {
-    where.push('(log.time_ms >= ? OR log.time_ms IS NULL)');
-    args.push(Date.parse(q.since));
+    where.push('(log.time_ms >= @since OR log.time_ms IS NULL)');
+    args.since = Date.parse(q.since);
   }
   if (q.until !== undefined) {
-    where.push('(log.time_ms <= ? OR log.time_ms IS NULL)');
-    args.push(Date.parse(q.until));
+    where.push('(log.time_ms <= @until OR log.time_ms IS NULL)');
+    args.until = Date.parse(q.until);
   }
-  return { where, args };
+  return seqs === undefined ? { where, args } : { where, args, seqs };
 }
 
 /**
- * The trigrams of a lower-cased needle the text index is asked for: from the
- * start in steps of 3, and the last one. Undefined under 3 characters, which
- * the trigram index cannot look up.
+ * A remote end whose text may hold any word: not `address:port`, or an address with more than hex
+ * digits, colons and dots (an IPv6 zone): log-row.ts keeps those ends as text, and their seqs in
+ * the table log_odd.
  */
-export function trigramsOf(needle: string): string[] | undefined {
-  const chars = [...needle];
-  if (chars.length < 3) return undefined;
-  const terms = new Set<string>();
-  for (let i = 0; i + 3 <= chars.length; i += 3) terms.add(chars.slice(i, i + 3).join(''));
-  terms.add(chars.slice(-3).join(''));
-  return [...terms];
-}
+export const ODD_REMOTE = "typeof(remote_port) = 'text'";
+/** An IPv4 remote end, and its text as log-row.ts makes it. */
+const IPV4_REMOTE = "typeof(remote_addr) = 'integer' AND typeof(remote_port) = 'integer'";
+const IPV4_REMOTE_TEXT =
+  "((remote_addr >> 24) & 255) || '.' || ((remote_addr >> 16) & 255) || '.' || ((remote_addr >> 8) & 255) || '.' || (remote_addr & 255) || ':' || remote_port";
 
-/** An FTS5 query: every one of the trigrams must occur. */
-export function ftsQuery(trigrams: readonly string[]): string {
-  return trigrams.map((t) => `"${t.replaceAll('"', '""')}"`).join(' ');
+/**
+ * How a `text` needle (lower-cased) is searched. Each of its words (split at spaces) lies within
+ * one field of an item's search text (message, application, host, rule, remote end, joined by
+ * spaces), so an item can match only when, for every word, one of its dictionary-coded fields holds
+ * an entry that can hold the word (LogDictionary.idsHolding), or its remote end can. `where`: that
+ * condition in SQL (the matches are then compared in JS, exactly as logItemMatches); `seqs`: a union
+ * of indexed selections (application, host, odd remote ends) holding every match, when one word's
+ * entries are only applications and hosts (a word no entry holds: only the odd remote ends).
+ */
+export function textPlan(needle: string, dict: LogDictionary): { where?: string; seqs?: string } {
+  const words = needle.split(' ').filter((w) => w !== '');
+  // Sigma lower-cases by its context: a word's form in a field may differ from its form alone.
+  if (words.length === 0 || /[σςΣ]/.test(needle)) return {};
+  const conditions: string[] = [];
+  let best: { seqs: string; ids: number } | undefined;
+  for (const word of words) {
+    const ids = dict.idsHolding(word);
+    if (ids === undefined) continue; // too many entries hold it: it does not narrow
+    const of = (field: number) => ids.filter((id) => (dict.fieldsOf(id) & field) !== 0);
+    const messages = of(FIELD.message);
+    // A template holds the word itself, or only with the word's digit runs standing for arguments.
+    const inTemplate = messages.filter((id) => dict.valueOf(id).toLowerCase().includes(word));
+    const inArguments = messages.filter((id) => !inTemplate.includes(id));
+    const columns = {
+      application: of(FIELD.application).join(', '),
+      host: of(FIELD.host).join(', '),
+      rule: of(FIELD.rule).join(', '),
+      message: inTemplate.join(', '),
+    };
+    const terms = Object.entries(columns)
+      .filter(([, list]) => list !== '')
+      .map(([column, list]) => `log.${column} IN (${list})`);
+    if (inArguments.length > 0) {
+      // The word's longest digit run (digits only: safe in the SQL text) is within one argument.
+      const run = word.match(/[0-9]+/g)!.reduce((a, b) => (b.length > a.length ? b : a));
+      terms.push(`(log.message IN (${inArguments.join(', ')}) AND instr(log.args, '${run}') > 0)`);
+    }
+    terms.push(ODD_REMOTE);
+    // An IPv4 end ("a.b.c.d:port") holds digits, dots and a colon only; an IPv6 one ("[…]:port") hex digits too.
+    const ipv6 = /^[0-9a-f:.[\]]+$/.test(word);
+    if (ipv6) terms.push("typeof(remote_addr) = 'text'");
+    if (/^[0-9.:]+$/.test(word)) terms.push(`(${IPV4_REMOTE} AND instr(${IPV4_REMOTE_TEXT}, '${word}') > 0)`);
+    conditions.push(`(${terms.join(' OR ')})`);
+    if (
+      !ipv6 &&
+      columns.rule === '' &&
+      messages.length === 0 &&
+      (best === undefined || ids.length < best.ids)
+    ) {
+      const parts = ['SELECT seq FROM log_odd WHERE seq BETWEEN @lo AND @hi'];
+      for (const column of ['application', 'host'] as const)
+        if (columns[column] !== '')
+          parts.push(
+            `SELECT seq FROM log WHERE ${column} IN (${columns[column]}) AND seq BETWEEN @lo AND @hi`,
+          );
+      best = { seqs: parts.join(' UNION ALL '), ids: ids.length };
+    }
+  }
+  if (conditions.length === 0) return {};
+  return best === undefined
+    ? { where: conditions.join(' AND ') }
+    : { where: conditions.join(' AND '), seqs: best.seqs };
 }
 
 /** Rows a text search reads per query at most; the answer then says how far it got. */
@@ -75,30 +148,6 @@ export const QUERY_TIME_BUDGET_MS = 40;
 export const TIME_CHECK_ROWS = 64;
 /** Seqs a query reads per SELECT; the time budget is checked between two. */
 export const SCAN_WINDOW = 65_536;
-
-/** Trigrams of a needle asked of the text index at most. */
-const RAREST_TRIGRAMS = 3;
-/** Trigrams ranked by rarity at most (one small query each): a long needle is not a query per trigram. */
-const RANKED_TRIGRAMS = 12;
-
-/**
- * The (at most) RAREST_TRIGRAMS rarest of a needle's trigrams: asking the index for common ones as well
- * costs more than comparing the few more candidates in JS. `oldest(t)`: how far back the newest items
- * holding `t` reach (null: none, the rarest). At most RANKED_TRIGRAMS of them, spread over the needle,
- * are ranked.
- */
-export function rarestTrigrams(trigrams: readonly string[], oldest: (t: string) => number | null): string[] {
-  if (trigrams.length <= RAREST_TRIGRAMS) return [...trigrams];
-  const step = Math.max(1, trigrams.length / RANKED_TRIGRAMS);
-  const candidates: string[] = [];
-  for (let i = 0; i < trigrams.length && candidates.length < RANKED_TRIGRAMS; i += step)
-    candidates.push(trigrams[Math.floor(i)]!);
-  return candidates
-    .map((t) => ({ t, oldest: oldest(t) ?? Number.NEGATIVE_INFINITY }))
-    .sort((a, b) => a.oldest - b.oldest)
-    .slice(0, RAREST_TRIGRAMS)
-    .map((r) => r.t);
-}
 
 /** What a store's selection found: the items, and when it stopped at its budget, the seq it searched up to. */
 export type Selection = { items: LogItem[]; searchedTo?: number };

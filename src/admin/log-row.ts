@@ -1,61 +1,76 @@
 /**
- * How SqliteLogStore lays a LogItem out in a row (schema version 2), and back.
+ * How SqliteLogStore lays a LogItem out in a row (schema version 3), and back.
  *
- * Filtered fields get columns of their own (kind and verdict as small integer
- * codes, the application, both ends' addresses, the time in ms); the others are
- * packed into one text column, `fields`, in a fixed order joined by U+001F,
- * because binding one string costs about what binding each field would cost
- * per column. Pure: no SQLite here.
+ * Compact integer rows: kind and verdict as small codes; every repeating
+ * string (direction, protocol, application, host, rule, user, the local
+ * address, the message's template) as the id of its dictionary entry
+ * (log-dict.ts); an IPv4 remote address as one 32-bit integer and each port as
+ * an integer when the end reads back exactly as `address:port`
+ * (`[address]:port` for IPv6), else the end's text; the runs of digits of a
+ * message (a pid, a count) as its arguments: one integer when there is one, else
+ * their text joined by commas. The rare fields (a time text that is not the
+ * ISO form of its ms, the source, the repeat count) are a JSON text, `extra`.
+ * The columns that hold an integer or a text have INTEGER affinity (better-sqlite3 binds a number as
+ * a REAL, 8 bytes, which such a column stores as an integer); their texts start with TEXT_MARK, so
+ * that SQLite never reads one as a number.
+ * Pure: no SQLite here.
  */
-import { addressOfEnd, LOG_KINDS, type LogItem, remoteEnd } from '../protocol/log-item.js';
+import { addressOfEnd, LOG_KINDS, type LogItem } from '../protocol/log-item.js';
+import { ARG, FIELD, type LogDictionary } from './log-dict.js';
 
 export const VERDICTS = ['allow', 'deny', 'reject', 'ask'] as const;
 
-/** Packed fields, in order. */
-const PACKED = [
-  'direction',
-  'protocol',
-  'local',
-  'remote',
-  'host',
-  'rule',
-  'user',
-  'source',
-  'message',
-] as const;
-type Packed = (typeof PACKED)[number];
+/** Starts a text in a column of INTEGER affinity (local_port, remote_addr, remote_port, args). */
+export const TEXT_MARK = '~';
+/** An address whose `[address]:port` text a text search may assume holds only these characters. */
+const PLAIN_ADDRESS = /^[0-9a-fA-F:.]*$/;
 
-const SEP = '\x1f';
-/** Marks an absent field in the joined form. */
-const ABSENT = '\x00';
-/** Starts the JSON form, used when a value holds SEP, ABSENT or JSON_FORM itself. */
-const JSON_FORM = '\x1e';
-
-/** A row of the `log` table, in column order. */
+/** A row of the `log` table. */
 export interface LogRow {
   seq: number;
   time_ms: number | null;
-  /** The time text when it is not `new Date(time_ms).toISOString()`. */
-  time: string | null;
   kind: number;
   verdict: number | null;
-  application: string | null;
-  local_address: string | null;
-  remote_address: string | null;
-  fields: string;
+  direction: number | null;
+  protocol: number | null;
+  application: number | null;
+  /** Dictionary id of the local end's address. */
+  local_addr: number | null;
+  /** The port (integer) when the end is `address:port`, else the end's text. */
+  local_port: number | string | null;
+  /** IPv4 as a signed 32-bit integer, else the address text (of `remote`, or of `source` without one). */
+  remote_addr: number | string | null;
+  /** As local_port (the end's text also when the address is not PLAIN_ADDRESS); null without `remote`. */
+  remote_port: number | string | null;
+  host: number | null;
+  rule: number | null;
+  user: number | null;
+  message: number;
+  /** The message's digit runs: an integer for one, else their text joined by ','; null for none. */
+  args: number | string | null;
+  /** JSON of { time?, source?, count? }. */
+  extra: string | null;
 }
 
 /** Columns of `log`, in insert order. */
 export const LOG_COLUMNS = [
   'seq',
   'time_ms',
-  'time',
   'kind',
   'verdict',
+  'direction',
+  'protocol',
   'application',
-  'local_address',
-  'remote_address',
-  'fields',
+  'local_addr',
+  'local_port',
+  'remote_addr',
+  'remote_port',
+  'host',
+  'rule',
+  'user',
+  'message',
+  'args',
+  'extra',
 ] as const;
 
 const kindCode = new Map<string, number>(LOG_KINDS.map((k, i) => [k, i]));
@@ -66,6 +81,30 @@ export function kindCodeOf(kind: string): number {
 }
 export function verdictCodeOf(verdict: string): number {
   return verdictCode.get(verdict) ?? -1;
+}
+
+/** A dotted quad as written canonically (no leading zeros) as a signed 32-bit integer; undefined otherwise. */
+export function ipv4Code(address: string): number | undefined {
+  let code = 0;
+  let parts = 0;
+  let start = 0;
+  for (let i = 0; i <= address.length; i++) {
+    const c = i < address.length ? address.charCodeAt(i) : 46;
+    if (c === 46) {
+      const len = i - start;
+      if (len === 0 || len > 3 || (len > 1 && address.charCodeAt(start) === 48) || ++parts > 4)
+        return undefined;
+      const n = Number(address.slice(start, i));
+      if (n > 255) return undefined;
+      code = (code << 8) | n;
+      start = i + 1;
+    } else if (c < 48 || c > 57) return undefined;
+  }
+  return parts === 4 ? code : undefined;
+}
+
+export function ipv4Text(code: number): string {
+  return `${code >>> 24}.${(code >>> 16) & 255}.${(code >>> 8) & 255}.${code & 255}`;
 }
 
 /** addressOfEnd without its two regular expressions for the common "v4:port" end; the same answers. */
@@ -83,62 +122,152 @@ export function fastAddressOfEnd(end: string | undefined): string | undefined {
   return addressOfEnd(end);
 }
 
-function needsJson(v: string): boolean {
-  return v.includes(SEP) || v.includes(ABSENT) || v.includes(JSON_FORM);
+/** How an end (`local` or `remote`) with address `address` reads back from a port column value. */
+function endText(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
-/** The `fields` column of an item. */
-export function packFields(item: LogItem): string {
-  let out = '';
-  for (let i = 0; i < PACKED.length; i++) {
-    const v = item[PACKED[i]!];
-    if (v !== undefined && needsJson(v)) return packJson(item);
-    if (i > 0) out += SEP;
-    out += v === undefined ? ABSENT : v;
+/** The port column value of `end`: its port when `end` reads back from it exactly, else the end's text. */
+function portValue(end: string, address: string): number | string {
+  const colon = end.lastIndexOf(':');
+  const digits = end.length - colon - 1;
+  if (colon < 0 || digits < 1 || digits > 5 || (digits > 1 && end.charCodeAt(colon + 1) === 48))
+    return TEXT_MARK + end;
+  const port = Number(end.slice(colon + 1));
+  return Number.isInteger(port) && port <= 65535 && endText(address, port) === end ? port : TEXT_MARK + end;
+}
+
+/** The value of an address column for `address`: an IPv4 integer, else the text. */
+export function addressValue(address: string): number | string {
+  return ipv4Code(address) ?? TEXT_MARK + address;
+}
+
+/** A message as its template (digit runs replaced by ARG) and arguments; verbatim when it holds ARG itself. */
+export function splitMessage(message: string): { template: string; args: number | string | null } {
+  let template = '';
+  const runs: string[] = [];
+  let last = 0;
+  for (let i = 0; i < message.length; i++) {
+    const c = message.charCodeAt(i);
+    if (c === 1) return { template: message, args: null };
+    if (c >= 48 && c <= 57) {
+      let j = i + 1;
+      while (j < message.length && message.charCodeAt(j) >= 48 && message.charCodeAt(j) <= 57) j++;
+      template += `${message.slice(last, i)}${ARG}`;
+      runs.push(message.slice(i, j));
+      last = j;
+      i = j - 1;
+    }
   }
-  return out;
+  if (runs.length === 0) return { template: message, args: null };
+  template += message.slice(last);
+  const only = runs[0]!;
+  const canonical =
+    runs.length === 1 && only.length <= 15 && (only.length === 1 || only.charCodeAt(0) !== 48);
+  return { template, args: canonical ? Number(only) : TEXT_MARK + runs.join(',') };
 }
 
-function packJson(item: LogItem): string {
-  const o: Partial<Record<Packed, string>> = {};
-  for (const f of PACKED) if (item[f] !== undefined) o[f] = item[f];
-  return JSON_FORM + JSON.stringify(o);
+/** The message made from a template and its arguments (splitMessage's inverse). */
+export function joinMessage(template: string, args: number | string | null): string {
+  if (args === null) return template;
+  if (typeof args === 'number') return template.replace(ARG, String(args));
+  const runs = args.slice(1).split(',');
+  let k = 0;
+  return template.replaceAll(ARG, () => runs[k++] ?? '');
 }
 
-/** Appends the row's values (LOG_COLUMNS order) to `out`. `timeMs` is Date.parse(item.time), given when known. */
-export function pushRowValues(out: unknown[], item: LogItem, timeMs: number, timeIsIso: boolean): void {
+/**
+ * Appends the row's values (LOG_COLUMNS order) to `out`, giving new dictionary entries ids.
+ * `timeMs` is Date.parse(item.time), given when known; `timeIsIso` when item.time is its ISO form.
+ * True when the remote end is kept as text (the row's seq then goes into `log_odd`).
+ */
+export function pushRowValues(
+  out: unknown[],
+  item: LogItem,
+  timeMs: number,
+  timeIsIso: boolean,
+  dict: LogDictionary,
+): boolean {
+  const { template, args } = splitMessage(item.message);
+  let localAddr: number | null = null;
+  let localPort: number | string | null = null;
+  if (item.local !== undefined) {
+    const a = fastAddressOfEnd(item.local)!;
+    localAddr = dict.idOf(a, FIELD.other);
+    localPort = portValue(item.local, a);
+  }
+  let remoteAddr: number | string | null = null;
+  let remotePort: number | string | null = null;
+  const remote = item.remote ?? item.source;
+  if (remote !== undefined) {
+    const a = fastAddressOfEnd(remote)!;
+    remoteAddr = addressValue(a);
+    if (item.remote !== undefined)
+      // An address of more than hex digits, colons and dots (an IPv6 zone, a name) keeps its end as
+      // text: the text search finds such ends by the type of this column alone (ODD_REMOTE).
+      remotePort =
+        typeof remoteAddr === 'string' && !PLAIN_ADDRESS.test(a)
+          ? TEXT_MARK + item.remote
+          : portValue(item.remote, a);
+  }
+  let extra: string | null = null;
+  const timeText = timeIsIso ? undefined : item.time;
+  if (timeText !== undefined || item.source !== undefined || item.count !== undefined) {
+    extra = JSON.stringify({ time: timeText, source: item.source, count: item.count });
+  }
   out.push(
     item.seq,
     Number.isNaN(timeMs) ? null : timeMs,
-    timeIsIso ? null : item.time,
     kindCodeOf(item.kind),
     item.verdict === undefined ? null : verdictCodeOf(item.verdict),
-    item.application ?? null,
-    fastAddressOfEnd(item.local) ?? null,
-    fastAddressOfEnd(remoteEnd(item)) ?? null,
-    packFields(item),
+    item.direction === undefined ? null : dict.idOf(item.direction, FIELD.other),
+    item.protocol === undefined ? null : dict.idOf(item.protocol, FIELD.other),
+    item.application === undefined ? null : dict.idOf(item.application, FIELD.application),
+    localAddr,
+    localPort,
+    remoteAddr,
+    remotePort,
+    item.host === undefined ? null : dict.idOf(item.host, FIELD.host),
+    item.rule === undefined ? null : dict.idOf(item.rule, FIELD.rule),
+    item.user === undefined ? null : dict.idOf(item.user, FIELD.other),
+    dict.idOf(template, FIELD.message),
+    args,
+    extra,
   );
+  return typeof remotePort === 'string';
+}
+
+function addressText(value: number | string): string {
+  return typeof value === 'number' ? ipv4Text(value) : value.slice(1);
 }
 
 /** The item a row holds. Keys in the order LogItem's schema lists them, as MemoryLogStore keeps them. */
-export function itemOfRow(
-  row: Pick<LogRow, 'seq' | 'time_ms' | 'time' | 'kind' | 'verdict' | 'application' | 'fields'>,
-): LogItem {
-  const time = row.time ?? new Date(row.time_ms ?? Number.NaN).toISOString();
+export function itemOfRow(row: LogRow, dict: LogDictionary): LogItem {
+  const extra =
+    row.extra === null
+      ? undefined
+      : (JSON.parse(row.extra) as { time?: string; source?: string; count?: number });
+  const time = extra?.time ?? new Date(row.time_ms ?? Number.NaN).toISOString();
   const item: Record<string, unknown> = { seq: row.seq, time, kind: LOG_KINDS[row.kind] };
-  let packed: Partial<Record<Packed, string>>;
-  if (row.fields.startsWith(JSON_FORM)) packed = JSON.parse(row.fields.slice(1));
-  else {
-    packed = {};
-    const parts = row.fields.split(SEP);
-    for (let i = 0; i < PACKED.length; i++) if (parts[i] !== ABSENT) packed[PACKED[i]!] = parts[i];
-  }
   if (row.verdict !== null) item.verdict = VERDICTS[row.verdict];
-  if (packed.direction !== undefined) item.direction = packed.direction;
-  if (packed.protocol !== undefined) item.protocol = packed.protocol;
-  if (row.application !== null) item.application = row.application;
-  for (const f of ['local', 'remote', 'host', 'rule', 'user', 'source'] as const)
-    if (packed[f] !== undefined) item[f] = packed[f];
-  item.message = packed.message ?? '';
+  if (row.direction !== null) item.direction = dict.valueOf(row.direction);
+  if (row.protocol !== null) item.protocol = dict.valueOf(row.protocol);
+  if (row.application !== null) item.application = dict.valueOf(row.application);
+  if (row.local_port !== null)
+    item.local =
+      typeof row.local_port === 'number'
+        ? endText(dict.valueOf(row.local_addr!), row.local_port)
+        : row.local_port.slice(1);
+  if (row.remote_port !== null)
+    item.remote =
+      typeof row.remote_port === 'number'
+        ? endText(addressText(row.remote_addr!), row.remote_port)
+        : row.remote_port.slice(1);
+  if (row.host !== null) item.host = dict.valueOf(row.host);
+  if (row.rule !== null) item.rule = dict.valueOf(row.rule);
+  if (row.user !== null) item.user = dict.valueOf(row.user);
+  if (extra?.source !== undefined) item.source = extra.source;
+  item.message = joinMessage(dict.valueOf(row.message), row.args);
+  if (extra?.count !== undefined) item.count = extra.count;
   return item as LogItem;
 }

@@ -1,22 +1,26 @@
 /**
  * The log store's tables and their versions (SQLite `user_version`).
  *
- * Version 2 (this one): `log` with integer-coded kind and verdict and the
- * unfiltered fields packed (see log-row.ts); `log_span`, the oldest and newest
- * time (ms) in each block of SPAN_ITEMS seqs, which turns since/until into a
- * seq range and drives retention by age without an index on time; an FTS5 trigram index `log_text`
- * over each item's search text that is filled behind the writes (state key
- * `textSeq` = the highest seq indexed), and `state`.
- * Version 1 (user_version 0 with a `search` column in `log`, Warden before the
- * change) is migrated in place, in one transaction, when the store opens.
+ * Version 3 (this one): `log` with compact integer rows (log-row.ts), the
+ * strings that repeat in `dict` (log-dict.ts); `log_span`, the oldest and
+ * newest time (ms) in each block of SPAN_ITEMS seqs, which turns since/until
+ * into a seq range and drives retention by age without an index on time; and
+ * `state`. There is no per-row text index: a text search finds the dictionary
+ * entries holding the needle's words, then the rows using them.
+ * Version 2 (one text column of packed fields and an FTS5 trigram index over
+ * every row) and version 1 (user_version 0 with a `search` column in `log`)
+ * are migrated in place, in one transaction, when the store opens.
  * A newer version is refused (LOG_STORE_VERSION) rather than misread.
  */
 import type Database from 'better-sqlite3';
 import { ErrorCode, WardenError } from '../errors.js';
 import { LOG_KINDS } from '../protocol/log-item.js';
-import { VERDICTS } from './log-row.js';
+import { LogDictionary } from './log-dict.js';
+import { ODD_REMOTE } from './log-query-sql.js';
+import { LOG_COLUMNS, pushRowValues, VERDICTS } from './log-row.js';
+import { itemOfV2Row, type V2Row } from './log-row-v2.js';
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** Items per block of `log_span` (block = floor(seq / SPAN_ITEMS)). */
 export const SPAN_ITEMS = 1024;
@@ -28,28 +32,43 @@ INSERT INTO log_span (block, min_ms, max_ms, untimed)
 SELECT seq / ${SPAN_ITEMS}, min(time_ms), max(time_ms), max(time_ms IS NULL) FROM log GROUP BY seq / ${SPAN_ITEMS};
 `;
 
-const SCHEMA = `
+/** The `log` table and its indexes (log-row.ts says what each column holds). */
+export const LOG_TABLE = `
 CREATE TABLE log (
   seq INTEGER PRIMARY KEY,
   time_ms INTEGER,
-  time TEXT,
   kind INTEGER NOT NULL,
   verdict INTEGER,
-  application TEXT,
-  local_address TEXT,
-  remote_address TEXT,
-  fields TEXT NOT NULL
+  direction INTEGER,
+  protocol INTEGER,
+  application INTEGER,
+  local_addr INTEGER,
+  local_port INTEGER,
+  remote_addr INTEGER,
+  remote_port INTEGER,
+  host INTEGER,
+  rule INTEGER,
+  user INTEGER,
+  message INTEGER NOT NULL,
+  args INTEGER,
+  extra TEXT
 );
 -- Only the rare items (not connections; verdict reject or ask): the bulk is written without touching them.
-CREATE INDEX log_rare_kind ON log (kind, seq) WHERE kind > 0;
-CREATE INDEX log_rare_verdict ON log (verdict, seq) WHERE verdict > 1;
-CREATE INDEX log_application ON log (application, verdict, seq);
-CREATE INDEX log_local_address ON log (local_address, seq);
-CREATE INDEX log_remote_address ON log (remote_address, seq);
-CREATE VIRTUAL TABLE log_text USING fts5 (
-  search, content = '', contentless_delete = 1, tokenize = 'trigram case_sensitive 1', detail = 'none'
-);
-CREATE TRIGGER log_text_delete AFTER DELETE ON log BEGIN DELETE FROM log_text WHERE rowid = old.seq; END;
+CREATE INDEX log_rare_kind ON log (kind) WHERE kind > 0;
+CREATE INDEX log_rare_verdict ON log (verdict) WHERE verdict > 1;
+CREATE INDEX log_application ON log (application);
+CREATE INDEX log_host ON log (host);
+CREATE INDEX log_local_addr ON log (local_addr);
+CREATE INDEX log_remote_addr ON log (remote_addr);
+-- The seqs of the items whose remote end is kept as text (ODD_REMOTE; a text search reads them all),
+-- written by the store with their rows: a partial index on the type made every insert ~15% dearer.
+CREATE TABLE log_odd (seq INTEGER PRIMARY KEY);
+CREATE TRIGGER log_odd_delete AFTER DELETE ON log WHEN ${ODD_REMOTE.replace('remote_port', 'old.remote_port')}
+BEGIN DELETE FROM log_odd WHERE seq = old.seq; END;
+`;
+
+const SCHEMA = `${LOG_TABLE}
+CREATE TABLE dict (id INTEGER PRIMARY KEY, value TEXT NOT NULL, fields INTEGER NOT NULL);
 CREATE TABLE log_span (block INTEGER PRIMARY KEY, min_ms INTEGER, max_ms INTEGER, untimed INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 `;
@@ -69,8 +88,10 @@ export function prepareSchema(db: Database.Database, path: string): void {
   }
   const hasLog = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'log'").get();
   db.transaction(() => {
-    if (hasLog) migrateFromVersion1(db);
-    else db.exec(SCHEMA);
+    if (hasLog) {
+      if (version < 2) migrateFromVersion1(db);
+      migrateFromVersion2(db);
+    } else db.exec(SCHEMA);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   })();
 }
@@ -79,14 +100,15 @@ const V1_PACKED = ['direction', 'protocol', 'local', 'remote', 'host', 'rule', '
 
 /**
  * Version 1 kept one column per field and a lower-cased search text; every row
- * is rewritten by one INSERT ... SELECT that packs as log-row.ts does (the JSON
- * form when a value holds U+001F, U+001E or NUL).
+ * is rewritten by one INSERT ... SELECT into the version 2 layout (log-row-v2.ts;
+ * the JSON form when a value holds U+001F, U+001E or NUL), which version 2's migration then reads.
  */
 function migrateFromVersion1(db: Database.Database): void {
   db.exec('ALTER TABLE log RENAME TO log_v1');
   for (const index of ['log_time', 'log_application', 'log_local_address', 'log_remote_address'])
     db.exec(`DROP INDEX IF EXISTS ${index}`);
-  db.exec(SCHEMA);
+  db.exec(`CREATE TABLE log (seq INTEGER PRIMARY KEY, time_ms INTEGER, time TEXT, kind INTEGER NOT NULL,
+    verdict INTEGER, application TEXT, local_address TEXT, remote_address TEXT, fields TEXT NOT NULL)`);
   const odd = V1_PACKED.map((f) => `instr(${f}, char(31)) OR instr(${f}, char(30)) OR instr(${f}, char(0))`);
   const joined = V1_PACKED.map((f) => `coalesce(${f}, char(0))`).join(' || char(31) || ');
   const json = `char(30) || json_patch('{}', json_object(${V1_PACKED.map((f) => `'${f}', ${f}`).join(', ')}))`;
@@ -98,7 +120,61 @@ SELECT seq, time_ms, time, ${code('kind', LOG_KINDS)}, ${code('verdict', VERDICT
   remote_address, CASE WHEN ${odd.join(' OR ')} THEN ${json} ELSE ${joined} END
 FROM log_v1;
 DROP TABLE log_v1;
+CREATE TABLE IF NOT EXISTS log_span (block INTEGER PRIMARY KEY, min_ms INTEGER, max_ms INTEGER, untimed INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 ${REBUILD_SPANS}`);
+}
+
+/** Rows a migration from version 2 reads and writes per statement. */
+const MIGRATE_STEP = 10_000;
+
+/**
+ * Version 2 packed the unfiltered fields into one text column and indexed
+ * every row's text (FTS5): each row is read, decoded and written again in the
+ * version 3 layout with the same seq and time, so nothing stored is lost; the
+ * text index is dropped (its pages are reused by the new rows).
+ */
+function migrateFromVersion2(db: Database.Database): void {
+  db.exec('ALTER TABLE log RENAME TO log_v2');
+  for (const index of [
+    'log_rare_kind',
+    'log_rare_verdict',
+    'log_application',
+    'log_local_address',
+    'log_remote_address',
+  ])
+    db.exec(`DROP INDEX IF EXISTS ${index}`);
+  db.exec('DROP TRIGGER IF EXISTS log_text_delete; DROP TABLE IF EXISTS log_text');
+  db.exec(LOG_TABLE);
+  db.exec('CREATE TABLE dict (id INTEGER PRIMARY KEY, value TEXT NOT NULL, fields INTEGER NOT NULL)');
+  const dict = new LogDictionary();
+  const read = db.prepare(
+    'SELECT seq, time_ms, time, kind, verdict, application, fields FROM log_v2 WHERE seq > ? ORDER BY seq LIMIT ?',
+  );
+  const insert = db.prepare(
+    `INSERT INTO log (${LOG_COLUMNS.join(', ')}) VALUES (${LOG_COLUMNS.map(() => '?').join(', ')})`,
+  );
+  const odd = db.prepare('INSERT INTO log_odd (seq) VALUES (?)');
+  const add = db.prepare('INSERT INTO dict (id, value, fields) VALUES (?, ?, ?)');
+  const widen = db.prepare('UPDATE dict SET fields = ? WHERE id = ?');
+  const values: unknown[] = [];
+  for (let from = 0; ; ) {
+    const rows = read.all(from, MIGRATE_STEP) as V2Row[];
+    for (const row of rows) {
+      const item = itemOfV2Row(row);
+      const oddRemote = pushRowValues(values, item, row.time_ms ?? Number.NaN, row.time === null, dict);
+      insert.run(values);
+      if (oddRemote) odd.run(row.seq);
+      values.length = 0;
+    }
+    const { added, changed } = dict.pending();
+    for (const e of added) add.run(e.id, e.value, e.fields);
+    for (const e of changed) widen.run(e.fields, e.id);
+    dict.written();
+    if (rows.length < MIGRATE_STEP) break;
+    from = rows[rows.length - 1]!.seq;
+  }
+  db.exec("DROP TABLE log_v2; DELETE FROM state WHERE key = 'textSeq'");
 }
 
 /** True for the SQLite errors that mean "this file is not (any more) a sound database". */

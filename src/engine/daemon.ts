@@ -12,6 +12,7 @@ import { LoginThrottle } from '../admin/auth/throttle.js';
 import { UserStore } from '../admin/auth/users.js';
 import { FileConfigStore } from '../admin/config-store.js';
 import { Confirmations } from '../admin/confirm.js';
+import { REPEAT_WINDOW_MS } from '../admin/log-coalesce.js';
 import { type LogStore, MemoryLogStore } from '../admin/log-store.js';
 import { ensureDirectory, tightenFiles } from '../admin/private-file.js';
 import { ProposalBook } from '../admin/proposals.js';
@@ -97,6 +98,7 @@ function openLogStore(
     const store = SqliteLogStore.open(path, {
       retention: { maxAgeDays: 30, maxItems: 10_000_000, ...options.retention },
       onError: (e) => log('error', `log store: ${e.message}`),
+      repeatWindowMs: REPEAT_WINDOW_MS, // a connection attempt's retransmits are one item with a count
     });
     return { store };
   } catch (e) {

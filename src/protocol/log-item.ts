@@ -26,6 +26,8 @@ export const logItemSchema = z.strictObject({
   /** Where an administrative action came from. */
   source: z.string().optional(),
   message: z.string(),
+  /** How many times the same connection attempt was seen (retransmits within a few seconds); absent for once. */
+  count: z.number().int().min(2).optional(),
 });
 
 export type LogItem = z.output<typeof logItemSchema>;

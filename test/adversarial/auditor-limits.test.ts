@@ -17,10 +17,12 @@ const ITEMS = 200_000;
 const PIPELINED = 20;
 
 /**
- * Needles no item holds: every trigram of the first is common in the items, so the text index narrows
- * nothing and each candidate is compared in JS; the second is too short for the index (a full scan).
+ * Needles no item holds: every word of the first is common in the items, so the log dictionary
+ * narrows nothing and each candidate is compared in JS; the second holds a sigma, whose lower case
+ * depends on its context, so it is never narrowed through the dictionary (a full scan). (A short
+ * needle such as "zq" that no dictionary entry holds is answered at once with nothing.)
  */
-const NEEDLES = ['tcp #1 to 93.184.216.34:80 /usr/bin/app3 web', 'zq'];
+const NEEDLES = ['tcp #1 to 93.184.216.34:80 /usr/bin/app3 web', 'zς'];
 
 describe('an auditor cannot stall the engine', () => {
   let dir: string;
@@ -43,7 +45,6 @@ describe('an auditor cannot stall the engine', () => {
       if (i % 10_000 === 0) store.flush();
     }
     store.flush();
-    store.indexText(ITEMS);
     h = await startHarness({ logs: store });
   });
   after(async () => {

@@ -78,6 +78,8 @@ export function formatItem(i: LogItem): string {
   if (i.rule) parts.push(`rule "${i.rule}"`);
   if (i.user) parts.push(`by ${i.user}${i.source ? `@${i.source}` : ''}`);
   parts.push(i.message);
+  // Repeats of one connection attempt (retransmits) stored as one item.
+  if (i.count !== undefined) parts.push(`x${i.count}`);
   return parts.join('  ');
 }
 

@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { LogItem, NewLogItem } from '../protocol/log-item.js';
+import { RepeatCoalescer, repeatKey } from './log-coalesce.js';
+
+const attempt: NewLogItem = {
+  kind: 'connection',
+  verdict: 'deny',
+  direction: 'outgoing',
+  protocol: 'tcp',
+  application: '/usr/bin/curl',
+  local: '10.0.0.1:40000',
+  remote: '93.184.216.34:443',
+  rule: 'no-web',
+  message: 'deny by rule "no-web" (pid 42)',
+};
+const stored = (seq: number): LogItem => ({ ...attempt, seq, time: '2026-01-01T00:00:00.000Z' });
+
+test('repeats within the window raise the first item count; the window slides with each repeat', () => {
+  const c = new RepeatCoalescer(5000);
+  const key = repeatKey(attempt);
+  assert.equal(c.repeat(key, 0), undefined, 'the first attempt is new');
+  const first = stored(1);
+  c.remember(key, first, 0);
+  assert.equal(c.repeat(key, 1000), first);
+  assert.equal(first.count, 2);
+  assert.equal(c.repeat(key, 3000)?.count, 3);
+  assert.equal(c.repeat(key, 7900)?.count, 4, '4.9 s after the previous repeat');
+  assert.equal(c.repeat(key, 13_000), undefined, 'more than 5 s after the last one: a new attempt');
+  assert.equal(c.size, 0);
+});
+
+test('another port, verdict, rule, application or message is another attempt', () => {
+  const c = new RepeatCoalescer(5000);
+  c.remember(repeatKey(attempt), stored(1), 0);
+  for (const change of [
+    { local: '10.0.0.1:40001' },
+    { remote: '93.184.216.34:80' },
+    { verdict: 'allow' as const },
+    { rule: 'other' },
+    { application: '/usr/bin/wget' },
+    { protocol: 'udp' },
+    { message: 'deny by rule "no-web" (pid 43)' },
+  ])
+    assert.equal(c.repeat(repeatKey({ ...attempt, ...change }), 100), undefined, JSON.stringify(change));
+  // Field values cannot run into each other, nor an absent field pass for a value.
+  assert.notEqual(
+    repeatKey({ ...attempt, host: 'a","b', rule: 'c' }),
+    repeatKey({ ...attempt, host: 'a', rule: 'b","c' }),
+  );
+  assert.notEqual(repeatKey({ ...attempt, user: 'null' }), repeatKey(attempt));
+});
+
+test('memory stays bounded: the oldest attempts are forgotten first', () => {
+  const c = new RepeatCoalescer(5000, 100);
+  for (let port = 0; port < 1000; port++) {
+    const item = { ...attempt, local: `10.0.0.1:${port}` };
+    c.remember(repeatKey(item), stored(port + 1), 0);
+  }
+  assert.equal(c.size, 100);
+  assert.equal(c.repeat(repeatKey({ ...attempt, local: '10.0.0.1:0' }), 1), undefined, 'forgotten');
+  assert.equal(c.repeat(repeatKey({ ...attempt, local: '10.0.0.1:999' }), 1)?.seq, 1000);
+});

@@ -1,0 +1,78 @@
+/**
+ * Repeats of one connection attempt as one log item (issue 13): a denied TCP
+ * connection is retried by the kernel (SYN retransmits at about 1, 3, 7 s), and
+ * each retry is judged and logged again. The store keeps the first attempt's
+ * item and raises its `count` for every repeat that comes within `windowMs`
+ * of the previous one: same kind, verdict, direction, protocol, application,
+ * both ends (addresses and ports: a new attempt has a new local port), host,
+ * rule, user and message. Pure: the store decides what a repeat changes.
+ */
+import type { LogItem, NewLogItem } from '../protocol/log-item.js';
+
+/** How long after an attempt a repeat of it is counted into its item (ms). */
+export const REPEAT_WINDOW_MS = 5000;
+/** Attempts remembered at most (the oldest are forgotten first): memory stays bounded under a flood. */
+export const REPEAT_MEMORY = 4096;
+
+/** The fields a repeat shares with its first attempt, as one string. */
+export function repeatKey(item: NewLogItem): string {
+  return JSON.stringify([
+    item.kind,
+    item.verdict,
+    item.direction,
+    item.protocol,
+    item.application,
+    item.local,
+    item.remote,
+    item.host,
+    item.rule,
+    item.user,
+    item.source,
+    item.message,
+  ]);
+}
+
+export class RepeatCoalescer {
+  readonly #windowMs: number;
+  readonly #capacity: number;
+  /** Key -> the stored item and when it was last seen; in the order of last sight (oldest first). */
+  readonly #recent = new Map<string, { item: LogItem; lastMs: number }>();
+
+  constructor(windowMs = REPEAT_WINDOW_MS, capacity = REPEAT_MEMORY) {
+    this.#windowMs = windowMs;
+    this.#capacity = capacity;
+  }
+
+  /**
+   * The stored item of the attempt `key` names (seen within the window), its `count` raised by one, or undefined
+   * when it is a new attempt (then call `remember` with the stored item).
+   */
+  repeat(key: string, nowMs: number): LogItem | undefined {
+    this.#forgetBefore(nowMs - this.#windowMs);
+    const seen = this.#recent.get(key);
+    if (seen === undefined) return undefined;
+    // Moved to the end: the map stays in the order of last sight.
+    this.#recent.delete(key);
+    seen.lastMs = nowMs;
+    this.#recent.set(key, seen);
+    seen.item.count = (seen.item.count ?? 1) + 1;
+    return seen.item;
+  }
+
+  remember(key: string, stored: LogItem, nowMs: number): void {
+    this.#recent.set(key, { item: stored, lastMs: nowMs });
+    if (this.#recent.size > this.#capacity) this.#recent.delete(this.#recent.keys().next().value!);
+  }
+
+  /** How many attempts are remembered (for tests). */
+  get size(): number {
+    return this.#recent.size;
+  }
+
+  #forgetBefore(cutoff: number): void {
+    for (const [key, seen] of this.#recent) {
+      if (seen.lastMs >= cutoff) break;
+      this.#recent.delete(key);
+    }
+  }
+}
