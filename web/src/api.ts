@@ -52,6 +52,8 @@ export interface LogItem {
   user?: string;
   source?: string;
   message: string;
+  /** How many attempts this item stands for (retransmits of one connection), when more than one. */
+  count?: number;
 }
 
 type Waiter = { ok: (v: unknown) => void; fail: (e: ApiError) => void };

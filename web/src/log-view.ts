@@ -26,7 +26,11 @@ export const COLUMNS: readonly { id: string; label: string; text: (i: LogItem) =
   { id: 'user', label: 'User', text: (i) => i.user ?? '' },
   { id: 'remote', label: 'Remote host and port', text: (i) => remoteText(i) },
   { id: 'rule', label: 'Rule', text: (i) => i.rule ?? '' },
-  { id: 'message', label: 'Message', text: (i) => i.message },
+  {
+    id: 'message',
+    label: 'Message',
+    text: (i) => (i.count && i.count > 1 ? `x${i.count}  ${i.message}` : i.message),
+  },
 ];
 
 export function baseName(path?: string): string {

@@ -149,6 +149,9 @@ export function LogDetails({ item, onClose }: { item: LogItem; onClose: () => vo
         <Field label="Host names" value={item.host} />
         <Field label="From" value={item.source} />
         <Field label="Message" value={item.message} />
+        {item.count && item.count > 1 ? (
+          <Field label="Attempts" value={`${item.count} (retransmits of one connection attempt)`} />
+        ) : null}
         <Field label="Process id" value={pid} />
         {pid !== undefined && (
           <>
