@@ -47,7 +47,7 @@ export type EngineLog = (
 
 /** The part that drives the kernel; absent in unprivileged mode. */
 export interface KernelBackend {
-  /** A one-line description for engine.status, e.g. "nftables + NFQUEUE 0 (fail-open)". */
+  /** A one-line description for engine.status, e.g. "nftables table inet warden + NFQUEUE 0 (xt NFQUEUE, new connections pass while no engine runs)". */
   readonly description: string;
   /** Which attribution path is in use, for engine.status (src/kernel/attribution-path.ts). */
   readonly attribution?: string;

@@ -358,7 +358,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   await apply();
   const describe = () => {
     const e = config.settings().enforcement;
-    return `nftables table inet warden + NFQUEUE ${e.queue} (${features.nativeQueue ? 'nft queue' : 'xt NFQUEUE'}, fail-${e.onEngineFailure}), NFLOG group ${e.logGroup}; attribution ${attribution.description}`;
+    return `nftables table inet warden + NFQUEUE ${e.queue} (${features.nativeQueue ? 'nft queue' : 'xt NFQUEUE'}, ${e.onEngineFailure === 'open' ? 'new connections pass while no engine runs' : 'new connections dropped while no engine runs'}), NFLOG group ${e.logGroup}; attribution ${attribution.description}`;
   };
   return {
     get description() {
