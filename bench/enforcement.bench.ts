@@ -1,23 +1,27 @@
 /**
- * The whole engine on the packet path (needs root; runs in a throwaway namespace pair): TCP
- * connections per second and connect latency from the client namespace with no ruleset (baseline),
- * then with `wardend run` enforcing the shipped defaults there, so that every new outgoing
- * connection is queued, attributed to its program, decided, logged and accepted. Prints both, the
- * ratio and the latency the engine adds, and the decisions per second under a flood (many lanes).
- * The baseline runs in a second namespace pair at the same time, in alternating slices.
+ * The whole engine on the packet path (needs root and cgroup2; runs in throwaway namespace pairs):
+ * TCP connections per second and connect latency from a client namespace with no ruleset
+ * (baseline), then with `wardend run` enforcing the shipped defaults there, so that every new
+ * outgoing connection is queued, attributed to its program, decided, logged and accepted. Both
+ * attribution paths are measured in the same run: /proc (WARDEN_BPF_CGROUP=off) and BPF, with the
+ * programs attached to a cgroup this bench makes under the cgroup2 mount (never the root), which
+ * holds the connecting clients and is removed afterwards. Prints each, the ratio and the latency the
+ * engine adds, and the decisions per second under a flood (many lanes). The baseline and the two
+ * engines run in three namespace pairs at the same time, in alternating slices.
  *
  * One setting differs from the shipped defaults: `enforcement.floodOutgoingPerUid: 0`. The flood
  * guard deliberately holds each uid to 100 new connections a second that wait for the engine; every
  * lane here runs as root, so with the guard the bench would measure that cap, not the decision path.
  *
  * Run: npm run bench:enforcement (BENCH_SECONDS=1 for a quick run; WARDEN_BENCH_PROF=DIR writes a
- * CPU profile of the engine there).
+ * CPU profile of each engine in a folder of its own there).
  */
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cgroupTestsUnavailable, createTestCgroup } from '../test/kernel/cgroup.js';
 import {
   createNetnsPair,
   kernelTestsUnavailable,
@@ -107,101 +111,169 @@ class Tally {
   }
 }
 
+/** One way of running the engine, measured against the same baseline. */
+interface Path {
+  /** Short name in the table: 'proc' or 'bpf'. */
+  name: string;
+  /** What the human line says. */
+  label: string;
+  pair: NetnsPair;
+  engine: ChildProcess;
+  /** Runs one worker slice in this path's client namespace (and cgroup, for bpf). */
+  slice(lanes: number): Slice;
+  tally: Tally;
+}
+
+/** Starts wardend in `pair`'s client namespace with WARDEN_BPF_CGROUP set to `bpfCgroup` ('off' for the proc path). */
+async function startEngine(pair: NetnsPair, dir: string, bpfCgroup: string): Promise<ChildProcess> {
+  mkdirSync(join(dir, 'etc'), { recursive: true });
+  writeFileSync(join(dir, 'etc/settings.yaml'), 'enforcement:\n  floodOutgoingPerUid: 0\n');
+  const profile = process.env.WARDEN_BENCH_PROF;
+  // pair.spawn reads the environment at the call; the harness's default is 'off'.
+  process.env.WARDEN_BPF_CGROUP = bpfCgroup;
+  try {
+    return profile
+      ? await profiled(pair, dir, join(profile, basename(dir)))
+      : await startWardend(pair, pair.client, dir, 44334);
+  } finally {
+    delete process.env.WARDEN_BPF_CGROUP;
+  }
+}
+
+function workerArgs(lanes: number): string[] {
+  return [SELF, 'worker', String(lanes), String(SECONDS / ROUNDS)];
+}
+
 async function main(): Promise<void> {
-  const reason = kernelTestsUnavailable();
+  const reason = kernelTestsUnavailable() ?? cgroupTestsUnavailable() ?? undefined;
   if (reason !== undefined) {
     console.log(`bench:enforcement skipped: ${reason} (it runs real packets in network namespaces)`);
     return;
   }
-  // Two namespace pairs side by side, one without a ruleset (baseline) and one where wardend
-  // enforces; the load alternates between them in short slices, so that what else the machine does
-  // (it is shared) weighs on both alike.
+  // Three namespace pairs side by side: one without a ruleset (baseline), one where wardend
+  // enforces and attributes through /proc, one where it attributes by BPF on a cgroup of this
+  // bench's own (never the root) that holds the connecting clients. The load alternates between
+  // them in short slices, so that what else the machine does (it is shared) weighs on all alike.
   const plainPair = createNetnsPair('bp');
-  const pair = createNetnsPair('be');
-  const dir = mkdtempSync(join(tmpdir(), 'warden-bench-'));
+  const procPair = createNetnsPair('be');
+  const bpfPair = createNetnsPair('bb');
+  const cgroup = createTestCgroup('bench');
+  const dirs: string[] = [];
+  const paths: Path[] = [];
   try {
-    for (const p of [plainPair, pair])
+    for (const p of [plainPair, procPair, bpfPair])
       p.spawn(p.server, process.execPath, [
         '-e',
         `require('node:net').createServer((c) => c.on('error', () => {})).listen(${PORT}, 4096);`,
       ]);
-    mkdirSync(join(dir, 'etc'));
-    writeFileSync(join(dir, 'etc/settings.yaml'), 'enforcement:\n  floodOutgoingPerUid: 0\n');
-    const profile = process.env.WARDEN_BENCH_PROF;
-    const engine = profile
-      ? await profiled(pair, dir, profile)
-      : await startWardend(pair, pair.client, dir, 44334);
-    const slice = (p: NetnsPair, lanes: number) =>
-      JSON.parse(
-        p.run(p.client, process.execPath, [SELF, 'worker', String(lanes), String(SECONDS / ROUNDS)]),
-      ) as Slice;
+    const run = (p: NetnsPair, lanes: number) =>
+      JSON.parse(p.run(p.client, process.execPath, workerArgs(lanes))) as Slice;
+    const procDir = mkdtempSync(join(tmpdir(), 'warden-bench-proc-'));
+    dirs.push(procDir);
+    paths.push({
+      name: 'proc',
+      label: 'wardend, /proc attribution',
+      pair: procPair,
+      engine: await startEngine(procPair, procDir, 'off'),
+      slice: (lanes) => run(procPair, lanes),
+      tally: new Tally(),
+    });
+    const bpfDir = mkdtempSync(join(tmpdir(), 'warden-bench-bpf-'));
+    dirs.push(bpfDir);
+    const bpfEngine = await startEngine(bpfPair, bpfDir, `/${basename(cgroup.path)}`);
+    paths.push({
+      name: 'bpf',
+      label: 'wardend, BPF attribution',
+      pair: bpfPair,
+      engine: bpfEngine,
+      // The worker moves itself into the bench's cgroup before exec'ing, so its connections are
+      // seen by the attribution programs attached there.
+      slice: (lanes) =>
+        JSON.parse(
+          execFileSync(
+            '/bin/sh',
+            [
+              '-c',
+              `echo $$ > '${join(cgroup.path, 'cgroup.procs')}' && exec "$0" "$@"`,
+              'nsenter',
+              `--net=${bpfPair.path(bpfPair.client)}`,
+              process.execPath,
+              ...workerArgs(lanes),
+            ],
+            { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+          ),
+        ) as Slice,
+      tally: new Tally(),
+    });
     const plain = new Tally();
-    const enforced = new Tally();
     for (let round = 0; round < ROUNDS; round++)
       for (const lanes of [1, LANES, FLOOD_LANES]) {
-        plain.add(lanes, slice(plainPair, lanes));
-        enforced.add(lanes, slice(pair, lanes));
+        plain.add(lanes, run(plainPair, lanes));
+        for (const p of paths) p.tally.add(lanes, p.slice(lanes));
       }
-    process.kill(engine.pid!, 'SIGTERM');
-    await new Promise((r) => engine.once('exit', r));
+    for (const p of paths) {
+      process.kill(p.engine.pid!, 'SIGTERM');
+      await new Promise((r) => p.engine.once('exit', r));
+    }
+    if (!/attribution bpf/.test((bpfEngine as { output?: () => string }).output?.() ?? 'attribution bpf'))
+      throw new Error('the BPF engine did not say it attributes by BPF');
     const f = (n: number) => Math.round(n).toLocaleString('en-US');
     const ms = (n: number) => n.toFixed(2);
     const us = (n: number) => `${Math.round(n * 1000)} us`;
-    console.log(`${ROUNDS} rounds of ${ms(SECONDS / ROUNDS)} s slices, baseline and engine alternating`);
+    console.log(`${ROUNDS} rounds of ${ms(SECONDS / ROUNDS)} s slices, baseline and engines alternating`);
     console.log(
       `                                    conn/s (${LANES} lanes)   connect p50 / p99 ms (1 lane)`,
     );
-    console.log(
-      `no ruleset (baseline)               ${f(plain.rate(LANES)).padStart(9)}           ${ms(plain.latency(0.5))} / ${ms(plain.latency(0.99))}`,
-    );
-    console.log(
-      `wardend: queued, attributed, logged ${f(enforced.rate(LANES)).padStart(9)}           ${ms(enforced.latency(0.5))} / ${ms(enforced.latency(0.99))}`,
-    );
-    const ratio = enforced.rate(LANES) / plain.rate(LANES);
-    const addedP50 = enforced.latency(0.5) - plain.latency(0.5);
-    const addedP99 = enforced.latency(0.99) - plain.latency(0.99);
-    console.log(
-      `ratio: ${ratio.toFixed(2)}x the baseline's connections/s; added per new connection ${us(addedP50)} p50, ${us(addedP99)} p99`,
-    );
-    console.log(
-      `flood (${FLOOD_LANES} lanes): ${f(enforced.rate(FLOOD_LANES))} decisions/s (no ruleset: ${f(plain.rate(FLOOD_LANES))} conn/s)`,
-    );
-    reportMeasure({
-      measure: 'enforcement: connections/s, shipped defaults vs no ruleset',
-      goal: '>= 0.8x',
-      measured: `${f(enforced.rate(LANES))} conn/s`,
-      baseline: `${f(plain.rate(LANES))} conn/s (no ruleset)`,
-      ratio: formatRatio(enforced.rate(LANES), plain.rate(LANES)),
-      met: ratio >= 0.8,
-    });
-    reportMeasure({
-      measure: 'enforcement: added latency per new connection, p50',
-      goal: '<= 100 us',
-      measured: us(addedP50),
-      baseline: `${ms(plain.latency(0.5))} ms connect (no ruleset)`,
-      ratio: formatRatio(enforced.latency(0.5), plain.latency(0.5)),
-      met: addedP50 <= 0.1,
-    });
-    reportMeasure({
-      measure: 'enforcement: added latency per new connection, p99',
-      goal: '<= 1 ms',
-      measured: us(addedP99),
-      baseline: `${ms(plain.latency(0.99))} ms connect (no ruleset)`,
-      ratio: formatRatio(enforced.latency(0.99), plain.latency(0.99)),
-      met: addedP99 <= 1,
-    });
-    reportMeasure({
-      measure: `enforcement: decisions/s under a flood (${FLOOD_LANES} lanes)`,
-      goal: '',
-      measured: `${f(enforced.rate(FLOOD_LANES))}/s`,
-      baseline: `${f(plain.rate(FLOOD_LANES))} conn/s (no ruleset)`,
-      ratio: formatRatio(enforced.rate(FLOOD_LANES), plain.rate(FLOOD_LANES)),
-      met: null,
-    });
+    const line = (label: string, t: Tally) =>
+      console.log(
+        `${label.padEnd(36)}${f(t.rate(LANES)).padStart(9)}           ${ms(t.latency(0.5))} / ${ms(t.latency(0.99))}`,
+      );
+    line('no ruleset (baseline)', plain);
+    for (const p of paths) line(p.label, p.tally);
+    for (const { name, tally: t } of paths) {
+      const ratio = t.rate(LANES) / plain.rate(LANES);
+      const addedP50 = t.latency(0.5) - plain.latency(0.5);
+      const addedP99 = t.latency(0.99) - plain.latency(0.99);
+      console.log(
+        `${name}: ${ratio.toFixed(2)}x the baseline's connections/s; added per new connection ${us(addedP50)} p50, ${us(addedP99)} p99; flood (${FLOOD_LANES} lanes) ${f(t.rate(FLOOD_LANES))} decisions/s (no ruleset: ${f(plain.rate(FLOOD_LANES))} conn/s)`,
+      );
+      reportMeasure({
+        measure: `enforcement (${name}): connections/s, shipped defaults vs no ruleset`,
+        goal: '>= 0.8x',
+        measured: `${f(t.rate(LANES))} conn/s`,
+        baseline: `${f(plain.rate(LANES))} conn/s (no ruleset)`,
+        ratio: formatRatio(t.rate(LANES), plain.rate(LANES)),
+        met: ratio >= 0.8,
+      });
+      reportMeasure({
+        measure: `enforcement (${name}): added latency per new connection, p50`,
+        goal: '<= 100 us',
+        measured: us(addedP50),
+        baseline: `${ms(plain.latency(0.5))} ms connect (no ruleset)`,
+        ratio: formatRatio(t.latency(0.5), plain.latency(0.5)),
+        met: addedP50 <= 0.1,
+      });
+      reportMeasure({
+        measure: `enforcement (${name}): added latency per new connection, p99`,
+        goal: '<= 1 ms',
+        measured: us(addedP99),
+        baseline: `${ms(plain.latency(0.99))} ms connect (no ruleset)`,
+        ratio: formatRatio(t.latency(0.99), plain.latency(0.99)),
+        met: addedP99 <= 1,
+      });
+      reportMeasure({
+        measure: `enforcement (${name}): decisions/s under a flood (${FLOOD_LANES} lanes)`,
+        goal: '',
+        measured: `${f(t.rate(FLOOD_LANES))}/s`,
+        baseline: `${f(plain.rate(FLOOD_LANES))} conn/s (no ruleset)`,
+        ratio: formatRatio(t.rate(FLOOD_LANES), plain.rate(FLOOD_LANES)),
+        met: null,
+      });
+    }
   } finally {
-    pair.close();
-    plainPair.close();
-    rmSync(dir, { recursive: true, force: true });
+    for (const p of [plainPair, procPair, bpfPair]) p.close();
+    await cgroup.remove();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
 }
 

@@ -23,6 +23,7 @@ import { readdir, readlink, realpath } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { BoundedReads, processMemoryReads } from './bounded-reads.js';
+import { readStartTime, startTimeOf } from './proc-stat.js';
 import { effectiveUid, isInterpreter, scriptArgument, UserNames } from './process-info.js';
 import {
   type ConnectionTuple,
@@ -211,8 +212,7 @@ export class ProcessAttributor {
    */
   private async identifyRecorded(owner: SocketOwner, rec: RecordedProcess): Promise<ProcessIdentity> {
     const base = `${this.proc}/${rec.pid}`;
-    const stat = settle(() => readFileSync(`${base}/stat`, 'latin1'));
-    const start = stat.status === 'fulfilled' ? startTimeOf(stat.value) : null;
+    const start = readStartTime(`${base}/stat`);
     const recordedTicks = rec.bootNs / NS_PER_TICK;
     const known = this.processes.get(rec.pid);
     const own = (identity: ProcessIdentity) => ({ ...identity, inode: owner.inode, socketUid: owner.uid });
@@ -553,11 +553,6 @@ function readProcessMemoryFile(path: string): Promise<Buffer> {
     });
   };
   return new Promise<Buffer>(next).finally(() => closeSync(fd));
-}
-
-/** Field 22 of /proc/PID/stat, the start time in clock ticks since boot, counted after the command name in parentheses (which may hold anything). */
-function startTimeOf(stat: string): string | null {
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
 }
 
 /** Runs a synchronous read, keeping its value or noting that it failed (the process may be gone). */
