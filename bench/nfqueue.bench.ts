@@ -13,6 +13,7 @@ import { lookupSocket, openQueue } from '../src/kernel/native.js';
 import { parsePacket } from '../src/kernel/packet.js';
 import { createNetnsPair, kernelTestsUnavailable, SERVER_ADDR } from '../test/kernel/netns.js';
 import { connectLoop, quantile } from './connect-loop.js';
+import { formatRatio, reportMeasure } from './report.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 /** The separate-process settings alternate in this many slices of SECONDS / ROUNDS each. */
@@ -210,6 +211,23 @@ async function main(): Promise<void> {
     console.log(
       `socket lookups/s, sock_diag exact:          ${f(lookup.diag)}  (${(lookup.diag / lookup.proc).toFixed(0)}x baseline, ${(1e6 / lookup.diag).toFixed(1)} us each)`,
     );
+    // The queue's own floor for goal 1 of issue 12: what the queue round trip alone costs.
+    reportMeasure({
+      measure: 'nfqueue: queue alone (verdict process parses + accepts), 16 lanes',
+      goal: '',
+      measured: `${f(queuedLanes.rate)} conn/s; 1 lane +${us(queuedLanes.p50 - plainLanes.p50)} p50`,
+      baseline: `${f(plainLanes.rate)} conn/s (no queue)`,
+      ratio: formatRatio(queuedLanes.rate, plainLanes.rate),
+      met: null,
+    });
+    reportMeasure({
+      measure: 'nfqueue: socket lookup by sock_diag',
+      goal: '',
+      measured: `${(1e6 / lookup.diag).toFixed(1)} us`,
+      baseline: `${(1e6 / lookup.proc).toFixed(0)} us (/proc/net/tcp)`,
+      ratio: formatRatio(lookup.proc, lookup.diag),
+      met: null,
+    });
   } finally {
     pair.close();
   }
