@@ -255,6 +255,19 @@ export function createHandlers(ctx: HandlerContext) {
     if (i < 0) throw notFound(name);
     return i;
   };
+  /** A position outside 0..last is refused, not clamped: `rules move X 99` with 5 rules must not quietly mean "last". */
+  const checkPosition = (at: number, last: number, verb: 'add' | 'move', lastExample: string) => {
+    if (at >= 0 && at <= last) return;
+    throw new WardenError(
+      ErrorCode.PARAMS_INVALID,
+      `position ${at + 1} is out of range: valid positions are 1..${last + 1} (the protocol counts from 0: ${at} is not in 0..${last})`,
+      {
+        suggestion:
+          `In the CLI positions count from 1: use 1..${last + 1}, e.g. \`warden rules ${verb} ${lastExample}\`; ` +
+          '`warden rules list` shows the current order.',
+      },
+    );
+  };
   const withRules = (list: Rule[]): Policy => ({ ...ctx.config.policy(), rules: list });
 
   const addRule = async (
@@ -270,7 +283,8 @@ export function createHandlers(ctx: HandlerContext) {
       });
     }
     const list = [...rules()];
-    const at = Math.min(position ?? list.length, list.length);
+    const at = position ?? list.length;
+    checkPosition(at, list.length, 'add', `--position ${list.length + 1} RULE`);
     list.splice(at, 0, rule);
     const version = await savePolicy(withRules(list), caller, confirm);
     audit(caller, `rule "${rule.name}" added at position ${at}`);
@@ -399,8 +413,9 @@ export function createHandlers(ctx: HandlerContext) {
     rulesMove: async ({ name, position, confirm }, caller) => {
       const i = indexOf(name);
       const list = [...rules()];
+      checkPosition(position, list.length - 1, 'move', `${name} ${list.length}`);
       const [rule] = list.splice(i, 1);
-      const at = Math.min(position, list.length);
+      const at = position;
       list.splice(at, 0, rule!);
       const version = await savePolicy(withRules(list), caller, confirm);
       audit(caller, `rule "${name}" moved from position ${i} to ${at}`);

@@ -61,8 +61,14 @@ async function withRuleHint<T>(call: Promise<T>, verb: 'add' | 'update'): Promis
 function position(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   if (!/^\d+$/.test(text))
-    throw new WardenError(ErrorCode.USAGE, `--position "${text}" is not a number (1 = first)`);
-  return Math.max(0, Number(text) - 1);
+    throw new WardenError(ErrorCode.USAGE, `position "${text}" is not a whole number (1 = first)`, {
+      suggestion: 'Positions count from 1; `warden rules list` shows the current order.',
+    });
+  if (Number(text) < 1)
+    throw new WardenError(ErrorCode.USAGE, `position ${text} is out of range: positions count from 1`, {
+      suggestion: 'Use 1 for the first place; `warden rules list` shows the current order.',
+    });
+  return Number(text) - 1;
 }
 
 function printRules(rules: RuleJson[], io: CommandIo, internal = false): void {
