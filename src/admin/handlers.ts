@@ -14,6 +14,7 @@ import {
   type HostEnvironment,
   internalRules,
   lint,
+  missingApplications,
   type Policy,
   parsePolicyText,
   policyToPlain,
@@ -268,6 +269,11 @@ export function createHandlers(ctx: HandlerContext) {
       },
     );
   };
+  /** Warnings (not refusals) about a rule just stored: its application path does not exist here. */
+  const appWarnings = (rule: Rule) => {
+    const warnings = missingApplications([rule]).map((f) => ({ kind: f.kind, message: f.message }));
+    return warnings.length > 0 ? { warnings } : {};
+  };
   const withRules = (list: Rule[]): Policy => ({ ...ctx.config.policy(), rules: list });
 
   const addRule = async (
@@ -288,7 +294,12 @@ export function createHandlers(ctx: HandlerContext) {
     list.splice(at, 0, rule);
     const version = await savePolicy(withRules(list), caller, confirm);
     audit(caller, `rule "${rule.name}" added at position ${at}`);
-    return { rule: ruleToPlain(rule), position: at, ...(await probation(version, caller, confirm)) };
+    return {
+      rule: ruleToPlain(rule),
+      position: at,
+      ...appWarnings(rule),
+      ...(await probation(version, caller, confirm)),
+    };
   };
 
   /** policy.explain: which rule decides the connection `c` describes, and why each earlier one did not. */
@@ -400,7 +411,12 @@ export function createHandlers(ctx: HandlerContext) {
       list[i] = rule;
       const version = await savePolicy(withRules(list), caller, confirm);
       audit(caller, `rule "${name}" updated${rule.name === name ? '' : ` and renamed "${rule.name}"`}`);
-      return { rule: ruleToPlain(rule), position: i, ...(await probation(version, caller, confirm)) };
+      return {
+        rule: ruleToPlain(rule),
+        position: i,
+        ...appWarnings(rule),
+        ...(await probation(version, caller, confirm)),
+      };
     },
     rulesRemove: async ({ name, confirm }, caller) => {
       const i = indexOf(name);
@@ -423,9 +439,14 @@ export function createHandlers(ctx: HandlerContext) {
     },
     explain: (c) => turns.run(() => explainConnection(c)),
     lint: () =>
-      turns.run(() => ({
-        findings: lint(compiledPolicy(), { now: ctx.now() }) as unknown as Record<string, unknown>[],
-      })),
+      turns.run(() => {
+        const compiled = compiledPolicy();
+        const findings = [
+          ...lint(compiled, { now: ctx.now() }),
+          ...missingApplications(rules(), compiled.internalCount),
+        ];
+        return { findings: findings as unknown as Record<string, unknown>[] };
+      }),
     logsQuery: (q) => {
       if (q.beforeSeq !== undefined && q.order !== 'newest')
         throw new WardenError(ErrorCode.PARAMS_INVALID, 'logs.query: beforeSeq goes with order: "newest"', {

@@ -71,6 +71,11 @@ function position(text: string | undefined): number | undefined {
   return Number(text) - 1;
 }
 
+/** Warnings about a stored rule go to stderr as `warning: ...` (the rule is kept). */
+function printWarnings(warnings: readonly { message: string }[] | undefined, io: CommandIo): void {
+  for (const w of warnings ?? []) io.err(`warning: ${w.message}`);
+}
+
 function printRules(rules: RuleJson[], io: CommandIo, internal = false): void {
   io.out(
     renderTable(
@@ -172,6 +177,7 @@ export function registerRules(
               ? JSON.stringify(r, null, 2)
               : `Added "${r.rule.name}" at position ${r.position + 1}.${pendingNote(r.pending)}`,
           );
+          printWarnings(r.warnings, io);
           return 0;
         }),
       ),
@@ -193,6 +199,7 @@ export function registerRules(
             'update',
           );
           io.out(o.json ? JSON.stringify(r, null, 2) : `Updated "${name}".${pendingNote(r.pending)}`);
+          printWarnings(r.warnings, io);
           return 0;
         }),
       ),
