@@ -5,6 +5,7 @@
  */
 import { ErrorCode, WardenError } from '../errors.js';
 import { firewallHints } from '../hints/index.js';
+import { missingApplications } from '../host-programs.js';
 import { formatIp, parseIp } from '../ip/index.js';
 import {
   type CompiledPolicy,
@@ -14,7 +15,6 @@ import {
   type HostEnvironment,
   internalRules,
   lint,
-  missingApplications,
   type Policy,
   parsePolicyText,
   policyToPlain,

@@ -1,7 +1,6 @@
 /** The policy core: pure rule model, parsing, compiling, deciding, explaining and linting. */
 
 export { formatAddressSpec, parseAddressSpec } from './address-spec.js';
-export { missingApplications } from './app-paths.js';
 export { type CompiledPolicy, type CompiledRule, type CompileOptions, compilePolicy } from './compile.js';
 export {
   decide,

@@ -1,6 +1,7 @@
 /** `warden policy check FILE [--settings FILE]`: validates a policy (and settings) file. */
 import type { Command } from 'commander';
-import { missingApplications, policyToPlain } from '../../policy/index.js';
+import { missingApplications } from '../../host-programs.js';
+import { policyToPlain } from '../../policy/index.js';
 import { loadPolicy, loadSettings } from '../files.js';
 import type { CommandIo, CommandStatus } from '../io.js';
 

@@ -1,6 +1,7 @@
 /** `warden policy lint FILE`: shadowed, redundant, conflicting and never-matching rules. */
 import type { Command } from 'commander';
-import { lint, missingApplications } from '../../policy/index.js';
+import { missingApplications } from '../../host-programs.js';
+import { lint } from '../../policy/index.js';
 import { loadCompiled } from '../files.js';
 import type { CommandIo, CommandStatus } from '../io.js';
 import { parseInstant } from './options.js';

@@ -5,8 +5,8 @@
  */
 import { accessSync, constants, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
-import type { Finding } from './lint.js';
-import type { Rule } from './rule.js';
+import type { Finding } from './policy/lint.js';
+import type { Rule } from './policy/rule.js';
 
 /** Where programs are looked for when the named path is missing (PATH dirs of a root shell, plus the caller's PATH). */
 const PROGRAM_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
