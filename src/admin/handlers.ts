@@ -5,6 +5,7 @@
  */
 import { ErrorCode, WardenError } from '../errors.js';
 import { firewallHints } from '../hints/index.js';
+import { missingApplications } from '../host-programs.js';
 import { formatIp, parseIp } from '../ip/index.js';
 import {
   type CompiledPolicy,
@@ -255,6 +256,24 @@ export function createHandlers(ctx: HandlerContext) {
     if (i < 0) throw notFound(name);
     return i;
   };
+  /** A position outside 0..last is refused, not clamped: `rules move X 99` with 5 rules must not quietly mean "last". */
+  const checkPosition = (at: number, last: number, verb: 'add' | 'move', lastExample: string) => {
+    if (at >= 0 && at <= last) return;
+    throw new WardenError(
+      ErrorCode.PARAMS_INVALID,
+      `position ${at + 1} is out of range: valid positions are 1..${last + 1} (the protocol counts from 0: ${at} is not in 0..${last})`,
+      {
+        suggestion:
+          `In the CLI positions count from 1: use 1..${last + 1}, e.g. \`warden rules ${verb} ${lastExample}\`; ` +
+          '`warden rules list` shows the current order.',
+      },
+    );
+  };
+  /** Warnings (not refusals) about a rule just stored: its application path does not exist here. */
+  const appWarnings = (rule: Rule) => {
+    const warnings = missingApplications([rule]).map((f) => ({ kind: f.kind, message: f.message }));
+    return warnings.length > 0 ? { warnings } : {};
+  };
   const withRules = (list: Rule[]): Policy => ({ ...ctx.config.policy(), rules: list });
 
   const addRule = async (
@@ -270,11 +289,17 @@ export function createHandlers(ctx: HandlerContext) {
       });
     }
     const list = [...rules()];
-    const at = Math.min(position ?? list.length, list.length);
+    const at = position ?? list.length;
+    checkPosition(at, list.length, 'add', `--position ${list.length + 1} RULE`);
     list.splice(at, 0, rule);
     const version = await savePolicy(withRules(list), caller, confirm);
     audit(caller, `rule "${rule.name}" added at position ${at}`);
-    return { rule: ruleToPlain(rule), position: at, ...(await probation(version, caller, confirm)) };
+    return {
+      rule: ruleToPlain(rule),
+      position: at,
+      ...appWarnings(rule),
+      ...(await probation(version, caller, confirm)),
+    };
   };
 
   /** policy.explain: which rule decides the connection `c` describes, and why each earlier one did not. */
@@ -386,7 +411,12 @@ export function createHandlers(ctx: HandlerContext) {
       list[i] = rule;
       const version = await savePolicy(withRules(list), caller, confirm);
       audit(caller, `rule "${name}" updated${rule.name === name ? '' : ` and renamed "${rule.name}"`}`);
-      return { rule: ruleToPlain(rule), position: i, ...(await probation(version, caller, confirm)) };
+      return {
+        rule: ruleToPlain(rule),
+        position: i,
+        ...appWarnings(rule),
+        ...(await probation(version, caller, confirm)),
+      };
     },
     rulesRemove: async ({ name, confirm }, caller) => {
       const i = indexOf(name);
@@ -399,8 +429,9 @@ export function createHandlers(ctx: HandlerContext) {
     rulesMove: async ({ name, position, confirm }, caller) => {
       const i = indexOf(name);
       const list = [...rules()];
+      checkPosition(position, list.length - 1, 'move', `${name} ${list.length}`);
       const [rule] = list.splice(i, 1);
-      const at = Math.min(position, list.length);
+      const at = position;
       list.splice(at, 0, rule!);
       const version = await savePolicy(withRules(list), caller, confirm);
       audit(caller, `rule "${name}" moved from position ${i} to ${at}`);
@@ -408,9 +439,14 @@ export function createHandlers(ctx: HandlerContext) {
     },
     explain: (c) => turns.run(() => explainConnection(c)),
     lint: () =>
-      turns.run(() => ({
-        findings: lint(compiledPolicy(), { now: ctx.now() }) as unknown as Record<string, unknown>[],
-      })),
+      turns.run(() => {
+        const compiled = compiledPolicy();
+        const findings = [
+          ...lint(compiled, { now: ctx.now() }),
+          ...missingApplications(rules(), compiled.internalCount),
+        ];
+        return { findings: findings as unknown as Record<string, unknown>[] };
+      }),
     logsQuery: (q) => {
       if (q.beforeSeq !== undefined && q.order !== 'newest')
         throw new WardenError(ErrorCode.PARAMS_INVALID, 'logs.query: beforeSeq goes with order: "newest"', {

@@ -184,10 +184,7 @@ async function run(o: RunOptions): Promise<number> {
     watch.unref();
   }
   process.on('SIGHUP', () => {
-    started.config
-      .reload()
-      .then(() => started.reload())
-      .catch((e: Error) => log('error', `reload refused, the configuration in force stays: ${e.message}`));
+    void started.reloadFiles();
   });
   return done;
 }

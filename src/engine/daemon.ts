@@ -19,6 +19,7 @@ import { ProposalBook } from '../admin/proposals.js';
 import { AdminServer } from '../admin/server.js';
 import { SqliteLogStore } from '../admin/sqlite-log-store.js';
 import { loadOrCreateIdentity, type TlsIdentity } from '../admin/tls-identity.js';
+import { formatProblem, WardenError } from '../errors.js';
 import { ConnectionLister } from '../kernel/open-connections.js';
 import { reserveLocalPorts } from '../kernel/reserved-ports.js';
 import { MetricsEndpoint } from '../metrics/http.js';
@@ -321,6 +322,29 @@ export class Engine {
     // The config store's change listener re-applies the kernel when the files changed; wait for it.
     await this.#settled();
     this.#log('info', 'reloaded');
+  }
+
+  /**
+   * SIGHUP: re-reads both files. A refused file (hand-edited with errors) names every problem (file,
+   * line, field, message, did-you-mean as the parser gives them) in the engine log and as a system log
+   * item, so `warden logs` shows it; the configuration in force stays. Returns whether the files were taken.
+   */
+  async reloadFiles(): Promise<boolean> {
+    try {
+      await this.config.reload();
+      await this.reload();
+      return true;
+    } catch (e) {
+      const problems = e instanceof WardenError ? e.problems.map(formatProblem) : [];
+      const reason =
+        problems.length > 1
+          ? problems.map((p, i) => `(${i + 1}) ${p}`).join(' ')
+          : (problems[0] ?? (e as Error).message);
+      const head = `reload refused, the configuration in force stays: ${problems.length > 1 ? `${problems.length} problems: ` : ''}`;
+      this.#log('error', `${head}${reason}`);
+      this.logs.append({ kind: 'system', message: `${head}${reason}` });
+      return false;
+    }
   }
 
   /** Stops in order: no new decisions, held connections get their default, consoles are closed. */

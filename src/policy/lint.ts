@@ -9,7 +9,7 @@
 import type { AddressSet, CompiledPolicy, CompiledRule } from './compile.js';
 import type { PortRange } from './rule.js';
 
-export type FindingKind = 'never-matches' | 'shadowed' | 'redundant' | 'conflict';
+export type FindingKind = 'never-matches' | 'shadowed' | 'redundant' | 'conflict' | 'missing-application';
 
 /** One lint finding. */
 export interface Finding {

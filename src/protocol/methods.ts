@@ -50,6 +50,11 @@ const roleSchema = z.enum(['administrator', 'auditor'], {
 
 /** A rule as JSON on the wire: the same shape as in policy files (docs/policy.md). */
 export type RuleJson = Record<string, unknown>;
+/** A warning about a stored rule (not a refusal), e.g. kind "missing-application"; the lint channel's wording. */
+export interface RuleWarning {
+  kind: string;
+  message: string;
+}
 
 export interface LoginResult {
   /** Hex, 32 characters (128 random bits): names this connection on the UDP channel. */
@@ -199,7 +204,7 @@ export const Methods = {
   ),
   rulesAdd: method<
     { rule: Record<string, unknown>; position?: number } & ConfirmParam,
-    { rule: RuleJson; position: number } & Pending
+    { rule: RuleJson; position: number; warnings?: RuleWarning[] } & Pending
   >(
     'rules.add',
     'administrator',
@@ -212,7 +217,7 @@ export const Methods = {
   ),
   rulesUpdate: method<
     { name: string; rule: Record<string, unknown> } & ConfirmParam,
-    { rule: RuleJson; position: number } & Pending
+    { rule: RuleJson; position: number; warnings?: RuleWarning[] } & Pending
   >(
     'rules.update',
     'administrator',

@@ -33,7 +33,10 @@ describe('warden policy check', () => {
     const r = warden(['policy', 'check', examplePolicy, '--settings', exampleSettings]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /OK: 6 rules \(6 enabled\)/);
-    assert.equal(r.stderr, '');
+    // Only warnings: the example's programs (sshd, firefox) need not be installed on the test host.
+    for (const line of r.stderr.split('\n').filter(Boolean)) {
+      assert.match(line, /^warning: rule "[^"]+": application "[^"]+" does not exist on this host/);
+    }
   });
 
   test('an invalid policy: exit 1, every problem with file:line, rule and field on stderr', () => {

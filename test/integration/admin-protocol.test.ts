@@ -147,6 +147,31 @@ describe('administration protocol', () => {
     c.close();
   });
 
+  test('rules.move and rules.add refuse positions outside the list instead of clamping them', async () => {
+    const c = await h.login();
+    await c.call(Methods.rulesAdd, {
+      rule: { name: 'pos', direction: 'outgoing', protocol: 'tcp', remotePorts: 8, action: 'allow' },
+    });
+    const n = (await c.call(Methods.rulesList, { internal: false })).rules.length;
+    await assert.rejects(
+      c.call(Methods.rulesMove, { name: 'pos', position: n + 5 }),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'WARDEN_E_PARAMS_INVALID');
+        assert.match(e.message, new RegExp(`valid positions are 1\\.\\.${n}\\b`));
+        return true;
+      },
+    );
+    const rule = { name: 'far', direction: 'outgoing', protocol: 'tcp', remotePorts: 9, action: 'allow' };
+    await assert.rejects(c.call(Methods.rulesAdd, { rule, position: n + 1 }), {
+      code: 'WARDEN_E_PARAMS_INVALID',
+    });
+    assert.equal((await c.call(Methods.rulesList, { internal: false })).rules.length, n);
+    const at = await c.call(Methods.rulesAdd, { rule, position: n });
+    assert.equal(at.position, n);
+    await c.call(Methods.rulesRemove, { name: 'far' });
+    await c.call(Methods.rulesRemove, { name: 'pos' });
+  });
+
   test('firewall.hints gives ready rules for both situations', async () => {
     const c = await h.login('bob');
     const hints = (await c.call(Methods.hints, {})) as {

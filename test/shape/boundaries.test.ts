@@ -36,6 +36,8 @@ function layerOf(path: string): string {
 const ALLOWED: Record<string, readonly string[]> = {
   errors: [],
   'atomic-file': ['errors'],
+  /** Looks for programs on this host (missing-application warnings): I/O, so outside the pure policy core. */
+  'host-programs': ['policy'],
   ip: [],
   document: ['errors'],
   policy: ['ip', 'settings', 'errors', 'document'],
@@ -45,6 +47,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   rpc: ['protocol', 'errors'],
   admin: [
     'atomic-file',
+    'host-programs',
     'protocol',
     'rpc',
     'policy',
@@ -76,6 +79,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   assist: ['engine', 'settings', 'errors'],
   console: [
     'atomic-file',
+    'host-programs',
     'policy',
     'settings',
     'ip',

@@ -1,5 +1,6 @@
 /** `warden policy check FILE [--settings FILE]`: validates a policy (and settings) file. */
 import type { Command } from 'commander';
+import { missingApplications } from '../../host-programs.js';
 import { policyToPlain } from '../../policy/index.js';
 import { loadPolicy, loadSettings } from '../files.js';
 import type { CommandIo, CommandStatus } from '../io.js';
@@ -17,6 +18,12 @@ export async function policyCheck(
 ): Promise<CommandStatus> {
   const [policy] = await Promise.all([loadPolicy(file), loadSettings(options.settings)]);
   const enabled = policy.rules.filter((r) => r.enabled).length;
+  // Warnings, not errors: the file is valid and a missing program may be installed later.
+  const warnings = missingApplications(policy.rules).map((f) => ({
+    kind: f.kind,
+    rule: f.rule,
+    message: f.message,
+  }));
   if (options.json) {
     io.out(
       JSON.stringify(
@@ -26,6 +33,7 @@ export async function policyCheck(
           settings: options.settings ?? null,
           rules: policy.rules.length,
           enabled,
+          warnings,
           policy: policyToPlain(policy),
         },
         null,
@@ -41,6 +49,7 @@ export async function policyCheck(
       `default incoming ${d.incoming.action}, default outgoing ${d.outgoing.action}` +
       (options.settings === undefined ? '' : `; settings ${options.settings}: OK`),
   );
+  for (const w of warnings) io.err(`warning: ${w.message}`);
   return 0;
 }
 

@@ -61,8 +61,19 @@ async function withRuleHint<T>(call: Promise<T>, verb: 'add' | 'update'): Promis
 function position(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   if (!/^\d+$/.test(text))
-    throw new WardenError(ErrorCode.USAGE, `--position "${text}" is not a number (1 = first)`);
-  return Math.max(0, Number(text) - 1);
+    throw new WardenError(ErrorCode.USAGE, `position "${text}" is not a whole number (1 = first)`, {
+      suggestion: 'Positions count from 1; `warden rules list` shows the current order.',
+    });
+  if (Number(text) < 1)
+    throw new WardenError(ErrorCode.USAGE, `position ${text} is out of range: positions count from 1`, {
+      suggestion: 'Use 1 for the first place; `warden rules list` shows the current order.',
+    });
+  return Number(text) - 1;
+}
+
+/** Warnings about a stored rule go to stderr as `warning: ...` (the rule is kept). */
+function printWarnings(warnings: readonly { message: string }[] | undefined, io: CommandIo): void {
+  for (const w of warnings ?? []) io.err(`warning: ${w.message}`);
 }
 
 function printRules(rules: RuleJson[], io: CommandIo, internal = false): void {
@@ -166,6 +177,7 @@ export function registerRules(
               ? JSON.stringify(r, null, 2)
               : `Added "${r.rule.name}" at position ${r.position + 1}.${pendingNote(r.pending)}`,
           );
+          printWarnings(r.warnings, io);
           return 0;
         }),
       ),
@@ -187,6 +199,7 @@ export function registerRules(
             'update',
           );
           io.out(o.json ? JSON.stringify(r, null, 2) : `Updated "${name}".${pendingNote(r.pending)}`);
+          printWarnings(r.warnings, io);
           return 0;
         }),
       ),
