@@ -293,7 +293,7 @@ export function createHandlers(ctx: HandlerContext) {
     checkPosition(at, list.length, 'add', `--position ${list.length + 1} RULE`);
     list.splice(at, 0, rule);
     const version = await savePolicy(withRules(list), caller, confirm);
-    audit(caller, `rule "${rule.name}" added at position ${at}`);
+    audit(caller, `rule "${rule.name}" added at position ${at + 1}`);
     return {
       rule: ruleToPlain(rule),
       position: at,
@@ -434,7 +434,7 @@ export function createHandlers(ctx: HandlerContext) {
       const at = position;
       list.splice(at, 0, rule!);
       const version = await savePolicy(withRules(list), caller, confirm);
-      audit(caller, `rule "${name}" moved from position ${i} to ${at}`);
+      audit(caller, `rule "${name}" moved from position ${i + 1} to ${at + 1}`);
       return { position: at, ...(await probation(version, caller, confirm)) };
     },
     explain: (c) => turns.run(() => explainConnection(c)),
