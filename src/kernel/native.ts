@@ -353,11 +353,26 @@ function lookupWith(
     code,
     `sock_diag lookup ${protocol} ${srcAddr}:${srcPort} -> ${dstAddr}:${dstPort}`,
     () => {
-      if (protocol === 'tcp') return native.socketLookup(6, family, srcAddr, srcPort, dstAddr, dstPort, bpf);
-      return native.socketLookup(17, family, dstAddr, dstPort, srcAddr, srcPort, bpf);
+      if (protocol === 'udp') return native.socketLookup(17, family, dstAddr, dstPort, srcAddr, srcPort, bpf);
+      const found = native.socketLookup(6, family, srcAddr, srcPort, dstAddr, dstPort, bpf);
+      // A SYN whose four-tuple is still held by a connection in TIME_WAIT (the server closed first
+      // and the client reuses its port), or by a request socket (a retransmitted SYN), finds that
+      // socket, which belongs to no process (inode 0): the listener takes the connection, so the
+      // listener is its owner.
+      if (
+        found !== null &&
+        found.inode === 0 &&
+        (found.state === TCP_TIME_WAIT || found.state === TCP_NEW_SYN_RECV)
+      )
+        return native.socketLookup(6, family, srcAddr, srcPort, family === 6 ? '::' : '0.0.0.0', 0, bpf);
+      return found;
     },
   );
 }
+
+/** TCP states (include/net/tcp_states.h) of sockets that no process holds. */
+const TCP_TIME_WAIT = 6;
+const TCP_NEW_SYN_RECV = 12;
 
 /**
  * Loads the attribution programs (native/bpf_attr.c) and attaches them to the cgroup2 directory

@@ -31,6 +31,8 @@ export interface ConnectionTuple {
 export interface SocketOwner {
   readonly inode: number;
   readonly uid: number;
+  /** TCP state (include/net/tcp_states.h) as sock_diag gives it; absent from /proc/net lookups. */
+  readonly state?: number;
   /** Who made the socket, when the BPF programs recorded it (src/kernel/native.ts, RecordedProcess). */
   readonly process?: RecordedProcess;
 }
