@@ -11,8 +11,9 @@
  * lookup as the engine does it, the processes in a cgroup the benchmark makes (the programs are
  * attached there only, and removed at the end):
  * - a new socket of a known process: today a "pid hit", with BPF the record plus the per-process cache;
- * - short-lived processes (bash connects, waits for the answer sent once it is attributed, exits: a few ms), each attributed once by both paths,
- *   in alternating order, with the count of exact answers (the right pid and executable).
+ * - short-lived processes (bash connects, waits for the answer sent once it is attributed, exits: a few ms), each attributed once by
+ *   today's path, the BPF path reading /proc for each new process (as before executables' paths were kept) and the BPF path,
+ *   one run after the other, with the count of exact answers (the right pid and executable).
  * Run: npm run bench:attribution   (BENCH_SOCKETS=300 connections to open, BENCH_SHORT=300 processes)
  */
 import { spawn } from 'node:child_process';
@@ -26,7 +27,12 @@ import {
   ProcNetSocketLookup,
   type SocketOwner,
 } from '../src/kernel/attribution.js';
-import { type BpfAttribution, lookupSocket, openBpfAttribution } from '../src/kernel/native.js';
+import {
+  type BpfAttribution,
+  lookupSocket,
+  openBpfAttribution,
+  processExecutable,
+} from '../src/kernel/native.js';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from '../test/kernel/cgroup.js';
 import { formatRatio, reportMeasure } from './report.js';
 
@@ -183,8 +189,16 @@ async function compareBpf(
   port: number,
 ): Promise<void> {
   const today = new ProcessAttributor({ socketLookup: nativeSocketLookup(lookupSocket) });
-  const withBpf = new ProcessAttributor({ socketLookup: nativeSocketLookup(bpf.lookupSocket) });
-  for (const a of [today, withBpf]) {
+  const withBpf = new ProcessAttributor({
+    socketLookup: nativeSocketLookup(bpf.lookupSocket),
+    currentExecutable: processExecutable,
+  });
+  // The BPF path before executables' paths were kept: every new process read from /proc.
+  const bpfProc = new ProcessAttributor({
+    socketLookup: nativeSocketLookup(bpf.lookupSocket),
+    knownExecutables: 0,
+  });
+  for (const a of [today, withBpf, bpfProc]) {
     const id = await a.attribute(tuple);
     if (id?.pid !== childPid) throw new Error(`attributed to ${id?.pid}, expected ${childPid}`);
   }
@@ -193,10 +207,12 @@ async function compareBpf(
     return today.attribute(tuple);
   }, 2000);
   const knownBpf = await measure(() => withBpf.attribute(tuple), 2000);
-  if (withBpf.stats.recordedHits < 2000) throw new Error('the BPF path did not use the recorded process');
+  if (withBpf.stats.recordedHits + withBpf.stats.recordedExecutables < 2000)
+    throw new Error('the BPF path did not use the recorded process');
 
   // Short-lived processes: SHORT_LIVED for each path, one run after the other.
   const shortToday = await shortLived(today, cgroup, server, tuple, port);
+  const shortBpfProc = await shortLived(bpfProc, cgroup, server, tuple, port);
   const shortBpf = await shortLived(withBpf, cgroup, server, tuple, port);
   const exact = { today: shortToday.exact, bpf: shortBpf.exact };
 
@@ -208,6 +224,7 @@ async function compareBpf(
   row('today: new socket of a known process (pid hit)', knownToday);
   row('BPF: new socket of a known process', knownBpf);
   row(`today: short-lived process (a few ms)`, shortToday, `${exact.today}/${SHORT_LIVED}`);
+  row(`BPF, /proc read per new process: short-lived`, shortBpfProc, `${shortBpfProc.exact}/${SHORT_LIVED}`);
   row(`BPF: short-lived process (a few ms)`, shortBpf, `${exact.bpf}/${SHORT_LIVED}`);
   console.log(
     `\nBPF map entries now: ${bpf.entries()}; BPF attributor stats: ${JSON.stringify(withBpf.stats)}`,
@@ -231,7 +248,10 @@ async function compareBpf(
     }
   };
   report('new socket of a known process', knownBpf, knownToday, 'today: pid hit');
-  report('short-lived process (a few ms)', shortBpf, shortToday, 'today, same processes');
+  report('short-lived process (a few ms)', shortBpf, shortBpfProc, 'BPF with a /proc read per new process');
+  console.log(
+    `(today's path on the same kind of processes: ${fmt(shortToday.medianUs)} µs median, ${fmt(shortToday.p99Us)} µs p99)`,
+  );
   reportMeasure({
     measure: 'attribution: short-lived processes attributed exactly, BPF path',
     goal: `${SHORT_LIVED}/${SHORT_LIVED}`,

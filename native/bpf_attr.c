@@ -6,7 +6,10 @@
  *   cgroup/sendmsg4, sendmsg6 (unconnected UDP sends): the current thread's pid and tgid, uid and
  *   gid, comm and the boot-time clock (bpf_ktime_get_boot_ns) go into the map, and, where the
  *   kernel's type information gives the offsets (bpf_btf.c), the first BPF_ATTR_ARGS bytes of the
- *   process's command line (bpf_probe_read_user: it never waits, a page not in memory fails);
+ *   process's command line (bpf_probe_read_user: it never waits, a page not in memory fails), the
+ *   identity of its executable file (mm->exe_file's inode number, generation, change time, device,
+ *   file system magic and mount id: the engine names a known executable without /proc), its
+ *   effective uid and its parent's tgid (bpf_probe_read_kernel, offsets from BTF);
  * - cgroup/sock_release deletes the socket's entry (and the map is an LRU besides: it cannot grow
  *   beyond its size even if a release were missed).
  * The programs are attached with bpf links: they are detached when the links are closed, and by the
@@ -14,10 +17,13 @@
  * At decision time sock_diag gives the packet's socket cookie (sock_diag.c) and one
  * BPF_MAP_LOOKUP_ELEM gives the record (bpf_attr_lookup, used by socket_lookup).
  */
+#define _GNU_SOURCE /* O_PATH */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <linux/bpf.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -35,6 +41,7 @@
 #define STX_DW(d, s, o) INSN(BPF_STX | BPF_MEM | BPF_DW, d, s, o, 0)
 #define STX_W(d, s, o) INSN(BPF_STX | BPF_MEM | BPF_W, d, s, o, 0)
 #define ST_DW(d, o, i) INSN(BPF_ST | BPF_MEM | BPF_DW, d, 0, o, i)
+#define ST_W(d, o, i) INSN(BPF_ST | BPF_MEM | BPF_W, d, 0, o, i)
 #define LDX_DW(d, s, o) INSN(BPF_LDX | BPF_MEM | BPF_DW, d, s, o, 0)
 #define SUB64_REG(d, s) INSN(BPF_ALU64 | BPF_SUB | BPF_X, d, s, 0, 0)
 #define CALL(f) INSN(BPF_JMP | BPF_CALL, 0, 0, 0, f)
@@ -72,105 +79,125 @@ static long sys_bpf(int cmd, union bpf_attr *attr) {
 
 static char verifier_log[16384];
 
+/*
+ * Stack of the programs: the key (cookie) at r10-8, the record just below it, scratch slots for the
+ * kernel pointers below that. A failed probe read zeroes its destination, so no step needs a
+ * branch: after a failed pointer read every read through it fails too, and the record keeps the
+ * read's result (args_read, exe_read, mnt_read, cred_read < 0) to say so.
+ */
+#define KEY (-8)
+#define REC (KEY - (int)sizeof(struct bpf_attr_record))
+#define FIELD(f) (REC + (int)offsetof(struct bpf_attr_record, f))
+enum { TASK = REC - 8, MM = REC - 16, ARG_START = REC - 24, ARG_END = REC - 32, FILE_ = REC - 40,
+       INODE = REC - 48, SB = REC - 56, MNT = REC - 64, CRED = REC - 72, PARENT = REC - 80 };
+_Static_assert(PARENT >= -512, "the programs' stack is 512 bytes");
+_Static_assert(sizeof(struct bpf_attr_record) % 8 == 0, "the record is stored in 8-byte words");
+
+#define MAX_INSNS 512
+typedef struct {
+  struct bpf_insn insn[MAX_INSNS];
+  size_t n;
+} program;
+
+static void emit(program *p, const struct bpf_insn *insns, size_t count) {
+  for (size_t i = 0; i < count && p->n < MAX_INSNS; i++) p->insn[p->n++] = insns[i];
+}
+#define EMIT(p, ...)                                                                                        \
+  do {                                                                                                     \
+    const struct bpf_insn list_[] = {__VA_ARGS__};                                                         \
+    emit(p, list_, sizeof list_ / sizeof list_[0]);                                                        \
+  } while (0)
+
+/* *(dst_slot) = the `size` bytes at *(u64 *)(r10 + ptr_slot) + off, by bpf_probe_read_kernel; r0 its result. */
+static void read_kernel(program *p, int dst, int ptr_slot, int32_t off, int size) {
+  EMIT(p, LDX_DW(R3, R10, ptr_slot), ADD64_IMM(R3, off), MOV64_REG(R1, R10), ADD64_IMM(R1, dst),
+       MOV64_IMM(R2, size), CALL(BPF_FUNC_probe_read_kernel));
+}
+
+/* The prologue both kinds of program share: the socket's cookie, the map key, at r10-8. */
+static void cookie_key(program *p) {
+  EMIT(p, MOV64_REG(R6, R1), CALL(BPF_FUNC_get_socket_cookie), STX_DW(R10, R0, KEY));
+}
+
+/* Calls a map helper (update or delete) on the key at r10-8; r3 and r4 set by the caller as needed. */
+static void map_call(program *p, int map_fd, int helper) {
+  EMIT(p, LD_MAP_FD(R1, map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, KEY), CALL(helper),
+       MOV64_IMM(R0, 1), /* 1: allow; these programs never refuse anything */
+       EXIT());
+}
+
+/* The record's update: value at the record's place on the stack. */
+static void map_update(program *p, int map_fd) {
+  EMIT(p, MOV64_REG(R3, R10), ADD64_IMM(R3, REC), MOV64_IMM(R4, BPF_ANY));
+  map_call(p, map_fd, BPF_FUNC_map_update_elem);
+}
+
+/* The record program: who, the command line, the executable, the effective uid and parent, then the update. */
+static void record_program(program *p, int map_fd, size_t hook, const struct bpf_task_offsets *off) {
+  cookie_key(p);
+  EMIT(p, CALL(BPF_FUNC_get_current_pid_tgid), STX_DW(R10, R0, FIELD(pid_tgid)),
+       CALL(BPF_FUNC_get_current_uid_gid), STX_DW(R10, R0, FIELD(uid_gid)), CALL(BPF_FUNC_ktime_get_boot_ns),
+       STX_DW(R10, R0, FIELD(boot_ns)), MOV64_REG(R1, R10), ADD64_IMM(R1, FIELD(comm)), MOV64_IMM(R2, 16),
+       CALL(BPF_FUNC_get_current_comm));
+  /* Everything after comm starts zeroed, with "not recorded" (1) in the read results. */
+  for (int at = FIELD(args_len); at < KEY; at += 8) EMIT(p, ST_DW(R10, at, 0));
+  EMIT(p, ST_W(R10, FIELD(args_read), -1), ST_W(R10, FIELD(exe_read), 1), ST_W(R10, FIELD(mnt_read), 1),
+       ST_W(R10, FIELD(cred_read), 1), ST_W(R10, FIELD(hook), (int32_t)hook));
+  if (!off->known) {
+    map_update(p, map_fd);
+    return;
+  }
+  EMIT(p, CALL(BPF_FUNC_get_current_task), STX_DW(R10, R0, TASK));
+  read_kernel(p, MM, TASK, off->task_mm, 8);
+  read_kernel(p, ARG_START, MM, off->mm_arg_start, 8);
+  read_kernel(p, ARG_END, MM, off->mm_arg_end, 8);
+  EMIT(p, LDX_DW(R1, R10, ARG_END), LDX_DW(R2, R10, ARG_START), SUB64_REG(R1, R2),
+       STX_W(R10, R1, FIELD(args_len)), MOV64_REG(R1, R10), ADD64_IMM(R1, FIELD(args)),
+       MOV64_IMM(R2, BPF_ATTR_ARGS), LDX_DW(R3, R10, ARG_START), CALL(BPF_FUNC_probe_read_user),
+       STX_W(R10, R0, FIELD(args_read)));
+  if (off->exe_known) {
+    read_kernel(p, FILE_, MM, off->mm_exe_file, 8);
+    read_kernel(p, INODE, FILE_, off->file_inode, 8);
+    read_kernel(p, FIELD(exe_generation), INODE, off->inode_generation, 4);
+    read_kernel(p, FIELD(exe_ctime_sec), INODE, off->inode_ctime_sec, 8);
+    read_kernel(p, FIELD(exe_ctime_nsec), INODE, off->inode_ctime_nsec, 4);
+    read_kernel(p, SB, INODE, off->inode_sb, 8);
+    read_kernel(p, FIELD(exe_dev), SB, off->sb_dev, 4);
+    read_kernel(p, FIELD(exe_fs_magic), SB, off->sb_magic, 4);
+    read_kernel(p, FIELD(exe_ino), INODE, off->inode_ino, 8);
+    EMIT(p, STX_W(R10, R0, FIELD(exe_read)));
+    read_kernel(p, MNT, FILE_, off->file_mnt, 8);
+    read_kernel(p, FIELD(exe_mnt_id), MNT, off->vfsmount_mnt_id, 4);
+    EMIT(p, STX_W(R10, R0, FIELD(mnt_read)));
+  }
+  if (off->cred_known) {
+    read_kernel(p, PARENT, TASK, off->task_real_parent, 8);
+    read_kernel(p, FIELD(ppid), PARENT, off->task_tgid, 4);
+    read_kernel(p, CRED, TASK, off->task_real_cred, 8);
+    read_kernel(p, FIELD(euid), CRED, off->cred_euid, 4);
+    EMIT(p, STX_W(R10, R0, FIELD(cred_read)));
+  }
+  map_update(p, map_fd);
+}
+
 /* Loads one program; returns its fd or -errno (the verifier's log is kept in verifier_log). */
 static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *off) {
-  /*
-   * Stack: key (cookie) at r10-8; the record at r10-312 (pid_tgid -312, uid_gid -304, boot_ns -296,
-   * comm -288, args_len -272, args_read -268, args -264); scratch: mm -320, arg_start -328,
-   * arg_end -336. A failed probe read zeroes its destination, so no step needs a branch: without
-   * an mm (a kernel thread) every read after it fails and the record says so (args_read < 0).
-   */
-  const struct bpf_insn head[] = {
-      MOV64_REG(R6, R1),
-      CALL(BPF_FUNC_get_socket_cookie),
-      STX_DW(R10, R0, -8),
-      CALL(BPF_FUNC_get_current_pid_tgid),
-      STX_DW(R10, R0, -312),
-      CALL(BPF_FUNC_get_current_uid_gid),
-      STX_DW(R10, R0, -304),
-      CALL(BPF_FUNC_ktime_get_boot_ns),
-      STX_DW(R10, R0, -296),
-      MOV64_REG(R1, R10),
-      ADD64_IMM(R1, -288),
-      MOV64_IMM(R2, 16),
-      CALL(BPF_FUNC_get_current_comm),
-      ST_DW(R10, -272, 0),
-  };
-  const struct bpf_insn args[] = {
-      CALL(BPF_FUNC_get_current_task),
-      MOV64_REG(R3, R0),
-      ADD64_IMM(R3, off->task_mm),
-      MOV64_REG(R1, R10),
-      ADD64_IMM(R1, -320),
-      MOV64_IMM(R2, 8),
-      CALL(BPF_FUNC_probe_read_kernel),
-      LDX_DW(R3, R10, -320),
-      ADD64_IMM(R3, off->mm_arg_start),
-      MOV64_REG(R1, R10),
-      ADD64_IMM(R1, -328),
-      MOV64_IMM(R2, 8),
-      CALL(BPF_FUNC_probe_read_kernel),
-      LDX_DW(R3, R10, -320),
-      ADD64_IMM(R3, off->mm_arg_end),
-      MOV64_REG(R1, R10),
-      ADD64_IMM(R1, -336),
-      MOV64_IMM(R2, 8),
-      CALL(BPF_FUNC_probe_read_kernel),
-      LDX_DW(R1, R10, -336),
-      LDX_DW(R2, R10, -328),
-      SUB64_REG(R1, R2),
-      STX_W(R10, R1, -272),
-      MOV64_REG(R1, R10),
-      ADD64_IMM(R1, -264),
-      MOV64_IMM(R2, BPF_ATTR_ARGS),
-      LDX_DW(R3, R10, -328),
-      CALL(BPF_FUNC_probe_read_user),
-      STX_W(R10, R0, -268),
-  };
-  const struct bpf_insn tail[] = {
-      LD_MAP_FD(R1, map_fd),
-      MOV64_REG(R2, R10),
-      ADD64_IMM(R2, -8),
-      MOV64_REG(R3, R10),
-      ADD64_IMM(R3, -312),
-      MOV64_IMM(R4, BPF_ANY),
-      CALL(BPF_FUNC_map_update_elem),
-      MOV64_IMM(R0, 1), /* 1: allow; these programs never refuse anything */
-      EXIT(),
-  };
-  const struct bpf_insn release[] = {
-      CALL(BPF_FUNC_get_socket_cookie),
-      STX_DW(R10, R0, -8),
-      LD_MAP_FD(R1, map_fd),
-      MOV64_REG(R2, R10),
-      ADD64_IMM(R2, -8),
-      CALL(BPF_FUNC_map_delete_elem),
-      MOV64_IMM(R0, 1),
-      EXIT(),
-  };
-  /* The record program: head, then the command line (or, without the offsets, zeroes and
-   * args_read = -1, "not read"), then the update. */
-  struct bpf_insn record[sizeof head / sizeof head[0] + BPF_ATTR_ARGS / 8 + 1 + sizeof args / sizeof args[0] +
-                         sizeof tail / sizeof tail[0]];
-  size_t n = 0;
-  memcpy(record, head, sizeof head);
-  n += sizeof head / sizeof head[0];
-  if (off->known) {
-    memcpy(record + n, args, sizeof args);
-    n += sizeof args / sizeof args[0];
+  static program p;
+  p.n = 0;
+  if (HOOKS[hook].release) {
+    cookie_key(&p);
+    map_call(&p, map_fd, BPF_FUNC_map_delete_elem);
   } else {
-    for (int i = 0; i < BPF_ATTR_ARGS; i += 8) record[n++] = ST_DW(R10, -264 + i, 0);
-    record[n++] = INSN(BPF_ST | BPF_MEM | BPF_W, R10, 0, -268, -1);
+    record_program(&p, map_fd, hook, off);
   }
-  memcpy(record + n, tail, sizeof tail);
-  n += sizeof tail / sizeof tail[0];
+  if (p.n >= MAX_INSNS) return -E2BIG;
   static const char license[] = "GPL";
   union bpf_attr attr;
   memset(&attr, 0, sizeof attr);
   attr.prog_type = HOOKS[hook].type;
   attr.expected_attach_type = HOOKS[hook].attach;
-  attr.insns = (uint64_t)(uintptr_t)(HOOKS[hook].release ? release : record);
-  attr.insn_cnt = HOOKS[hook].release ? sizeof release / sizeof release[0] : (uint32_t)n;
+  attr.insns = (uint64_t)(uintptr_t)p.insn;
+  attr.insn_cnt = (uint32_t)p.n;
   attr.license = (uint64_t)(uintptr_t)license;
   attr.log_buf = (uint64_t)(uintptr_t)verifier_log;
   attr.log_size = sizeof verifier_log;
@@ -241,6 +268,11 @@ napi_value bpf_attribution_open(napi_env env, napi_callback_info info) {
   bpf_btf_offsets(&offsets); /* unknown: the programs record no command line */
   for (size_t i = 0; i < HOOK_COUNT; i++) {
     int fd = load_program(h->map_fd, i, &offsets);
+    if (fd < 0 && (offsets.exe_known || offsets.cred_known)) {
+      /* A kernel whose verifier refuses these reads: record without the executable and the uid. */
+      offsets.exe_known = offsets.cred_known = 0;
+      fd = load_program(h->map_fd, i, &offsets);
+    }
     if (fd < 0 && offsets.known) {
       /* A kernel whose verifier refuses the probe reads here: record without the command line. */
       offsets.known = 0;
@@ -338,4 +370,51 @@ napi_value bpf_attribution_close(napi_env env, napi_callback_info info) {
   if (h->map_fd >= 0) close(h->map_fd);
   h->cgroup_fd = h->map_fd = -1;
   return NULL;
+}
+
+/*
+ * procExe(pid) -> {path, mount, inode} | null (the process is gone): the path of a process's
+ * executable with the identity of the very file that path names, without a race against an exec:
+ * /proc/PID/exe is opened O_PATH (the file itself is not opened: no call into its file system but,
+ * on NFS, a revalidation of its attributes, which is why the engine asks only for files on local
+ * file systems), the path is that descriptor's link and the identity its fdinfo (mnt_id, ino),
+ * both printed by the kernel from memory. The engine keeps the path by the identity the BPF
+ * programs record (docs/attribution.md, "Executables seen before").
+ */
+napi_value proc_exe(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  uint32_t pid;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_uint32(env, argv[0], &pid) != napi_ok || pid == 0) {
+    napi_throw_type_error(env, NULL, "procExe(pid)");
+    return NULL;
+  }
+  char name[64], path[4096], fdinfo[512];
+  snprintf(name, sizeof name, "/proc/%u/exe", pid);
+  int fd = open(name, O_PATH | O_CLOEXEC);
+  napi_get_null(env, &result);
+  if (fd < 0) return result;
+  snprintf(name, sizeof name, "/proc/self/fd/%d", fd);
+  ssize_t path_len = readlink(name, path, sizeof path);
+  snprintf(name, sizeof name, "/proc/self/fdinfo/%d", fd);
+  int info_fd = open(name, O_RDONLY | O_CLOEXEC);
+  ssize_t info_len = info_fd < 0 ? -1 : read(info_fd, fdinfo, sizeof fdinfo - 1);
+  if (info_fd >= 0) close(info_fd);
+  close(fd);
+  if (path_len <= 0 || path_len >= (ssize_t)sizeof path || info_len <= 0) return result;
+  fdinfo[info_len] = 0;
+  const char *mnt = strstr(fdinfo, "mnt_id:");
+  const char *ino = strstr(fdinfo, "\nino:");
+  if (mnt == NULL || ino == NULL) return result;
+  char *end;
+  long mount = strtol(mnt + 7, &end, 10);
+  unsigned long long inode = strtoull(ino + 5, &end, 10);
+  char decimal[24];
+  int decimal_len = snprintf(decimal, sizeof decimal, "%llu", inode);
+  napi_create_object(env, &result);
+  js_set_string(env, result, "path", path, (size_t)path_len);
+  js_set_double(env, result, "mount", (double)mount);
+  js_set_string(env, result, "inode", decimal, (size_t)decimal_len);
+  return result;
 }

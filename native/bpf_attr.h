@@ -7,7 +7,7 @@
 /* Bytes of the command line a record holds; a longer one is read from /proc instead. */
 #define BPF_ATTR_ARGS 256
 
-/* Layout written by the programs (stack r10-312 .. r10-8): do not reorder. */
+/* Layout written by the programs (on their stack, just below the key): do not reorder. */
 struct bpf_attr_record {
   uint64_t pid_tgid; /* thread id low, process id (tgid) high, in the initial pid namespace */
   uint64_t uid_gid;  /* uid low, gid high */
@@ -16,14 +16,38 @@ struct bpf_attr_record {
   uint32_t args_len; /* arg_end - arg_start of the process (0: not recorded) */
   int32_t args_read; /* bpf_probe_read_user's result: 0 when args holds the bytes */
   char args[BPF_ATTR_ARGS];
+  /* The executable (mm->exe_file) then: exe_read is 0 when its inode was read, mnt_read when its
+   * mount's id was, 1 when the kernel's type information gave no offsets, < 0 when a read failed. */
+  uint64_t exe_ino;
+  int64_t exe_ctime_sec;
+  uint32_t exe_ctime_nsec; /* bit 31 may be the kernel's I_CTIME_QUERIED flag: masked by the reader */
+  uint32_t exe_dev;        /* the kernel's dev_t: major << 20 | minor */
+  uint32_t exe_generation;
+  uint32_t exe_fs_magic;
+  int32_t exe_mnt_id; /* as /proc/PID/fdinfo's mnt_id */
+  int32_t exe_read;
+  int32_t mnt_read;
+  uint32_t euid; /* effective uid (task->real_cred, as /proc/PID/status) */
+  uint32_t ppid; /* the parent's tgid (task->real_parent) */
+  int32_t cred_read; /* as exe_read, for euid and ppid */
+  uint32_t hook;     /* which program recorded it: BPF_ATTR_HOOK_* */
+  uint32_t pad;
 };
+
+enum { BPF_ATTR_HOOK_CREATE, BPF_ATTR_HOOK_CONNECT4, BPF_ATTR_HOOK_CONNECT6, BPF_ATTR_HOOK_SENDMSG4, BPF_ATTR_HOOK_SENDMSG6 };
 
 /* Offsets in the running kernel's structures (bpf_btf.c); known = 0 when they could not be found. */
 struct bpf_task_offsets {
-  int known;
+  int known; /* the command line */
   int32_t task_mm;
   int32_t mm_arg_start;
   int32_t mm_arg_end;
+  int exe_known; /* the executable's identity (mm->exe_file) */
+  int32_t mm_exe_file, file_inode, file_mnt, inode_ino, inode_sb, inode_generation, inode_ctime_sec,
+      inode_ctime_nsec, sb_dev, sb_magic;
+  int32_t vfsmount_mnt_id; /* struct mount's mnt_id from its struct vfsmount (may be negative) */
+  int cred_known; /* the effective uid and the parent's tgid */
+  int32_t task_real_cred, cred_euid, task_real_parent, task_tgid;
 };
 
 /* Reads the offsets from /sys/kernel/btf/vmlinux; 0 or -1. */

@@ -1,8 +1,10 @@
 /*
  * The few kernel structure offsets the attribution programs need to copy a process's command line
- * (task_struct.mm, mm_struct.arg_start and arg_end), read from the kernel's own type information
+ * (task_struct.mm, mm_struct.arg_start and arg_end), to name its executable file (mm->exe_file's
+ * inode and mount) and its effective uid and parent, read from the kernel's own type information
  * (/sys/kernel/btf/vmlinux) without libbpf: a linear walk of the BTF type section. Any surprise
- * (no BTF, a member not found) gives "unknown", and the programs then record no command line.
+ * (no BTF, a member not found) gives "unknown", and the programs then record no command line (or no
+ * executable, no effective uid and parent: each group is known or not on its own).
  */
 #include <fcntl.h>
 #include <linux/btf.h>
@@ -94,6 +96,76 @@ static const struct btf_type *find_struct(const btf_index *b, const char *name) 
   return NULL;
 }
 
+static int in_range(long off) {
+  return off >= 0 && off <= 65535;
+}
+
+/* Offset of `a.b` (b a member of the struct that member a of `t` is), or -1. */
+static long nested_offset(const btf_index *b, const struct btf_type *t, const char *a, const char *inner, const char *name) {
+  long outer = member_offset(b, t, a, 0);
+  const struct btf_type *s = find_struct(b, inner);
+  long off = s == NULL ? -1 : member_offset(b, s, name, 0);
+  return outer < 0 || off < 0 ? -1 : outer + off;
+}
+
+/*
+ * The executable's identity (mm->exe_file: its inode's number, generation, change time and device,
+ * the file system's magic, the mount's id as /proc/PID/fdinfo shows it). The change time is
+ * i_ctime_sec/i_ctime_nsec since 6.11, a struct timespec64 (__i_ctime, i_ctime) before.
+ */
+static void exe_offsets(const btf_index *b, const struct btf_type *mm, struct bpf_task_offsets *out) {
+  const struct btf_type *file = find_struct(b, "file");
+  const struct btf_type *inode = find_struct(b, "inode");
+  const struct btf_type *sb = find_struct(b, "super_block");
+  const struct btf_type *mount = find_struct(b, "mount");
+  if (file == NULL || inode == NULL || sb == NULL || mount == NULL) return;
+  long ctime_sec = member_offset(b, inode, "i_ctime_sec", 0);
+  long ctime_nsec = member_offset(b, inode, "i_ctime_nsec", 0);
+  if (ctime_sec < 0 || ctime_nsec < 0) {
+    ctime_sec = member_offset(b, inode, "__i_ctime", 0);
+    if (ctime_sec < 0) ctime_sec = member_offset(b, inode, "i_ctime", 0);
+    ctime_nsec = ctime_sec < 0 ? -1 : ctime_sec + 8; /* struct timespec64 { time64_t tv_sec; long tv_nsec; } */
+  }
+  long mnt = member_offset(b, mount, "mnt", 0);
+  long mnt_id = member_offset(b, mount, "mnt_id", 0);
+  long values[] = {
+      member_offset(b, mm, "exe_file", 0),
+      member_offset(b, file, "f_inode", 0),
+      nested_offset(b, file, "f_path", "path", "mnt"),
+      member_offset(b, inode, "i_ino", 0),
+      member_offset(b, inode, "i_sb", 0),
+      member_offset(b, inode, "i_generation", 0),
+      ctime_sec,
+      ctime_nsec,
+      member_offset(b, sb, "s_dev", 0),
+      member_offset(b, sb, "s_magic", 0),
+      mnt < 0 || mnt_id < 0 ? -1 : mnt_id - mnt,
+  };
+  int32_t *fields[] = {&out->mm_exe_file,      &out->file_inode,       &out->file_mnt,
+                       &out->inode_ino,        &out->inode_sb,         &out->inode_generation,
+                       &out->inode_ctime_sec,  &out->inode_ctime_nsec, &out->sb_dev,
+                       &out->sb_magic,         &out->vfsmount_mnt_id};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++)
+    if (!in_range(values[i])) return;
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) *fields[i] = (int32_t)values[i];
+  out->exe_known = 1;
+}
+
+/* The effective uid (task->real_cred->euid, what /proc/PID/status shows) and the parent's tgid. */
+static void cred_offsets(const btf_index *b, const struct btf_type *task, struct bpf_task_offsets *out) {
+  const struct btf_type *cred = find_struct(b, "cred");
+  if (cred == NULL) return;
+  long values[] = {member_offset(b, task, "real_cred", 0), member_offset(b, cred, "euid", 0),
+                   member_offset(b, task, "real_parent", 0), member_offset(b, task, "tgid", 0)};
+  for (size_t i = 0; i < 4; i++)
+    if (!in_range(values[i])) return;
+  out->task_real_cred = (int32_t)values[0];
+  out->cred_euid = (int32_t)values[1];
+  out->task_real_parent = (int32_t)values[2];
+  out->task_tgid = (int32_t)values[3];
+  out->cred_known = 1;
+}
+
 int bpf_btf_offsets(struct bpf_task_offsets *out) {
   memset(out, 0, sizeof *out);
   int fd = open("/sys/kernel/btf/vmlinux", O_RDONLY | O_CLOEXEC);
@@ -137,12 +209,13 @@ int bpf_btf_offsets(struct bpf_task_offsets *out) {
   long mm_off = member_offset(&b, task, "mm", 0);
   long start_off = member_offset(&b, mm, "arg_start", 0);
   long end_off = member_offset(&b, mm, "arg_end", 0);
-  if (mm_off < 0 || start_off < 0 || end_off < 0 || mm_off > 65535 || start_off > 65535 || end_off > 65535)
-    goto done;
+  if (!in_range(mm_off) || !in_range(start_off) || !in_range(end_off)) goto done;
   out->task_mm = (int32_t)mm_off;
   out->mm_arg_start = (int32_t)start_off;
   out->mm_arg_end = (int32_t)end_off;
   out->known = 1;
+  exe_offsets(&b, mm, out);
+  cred_offsets(&b, task, out);
   ok = 0;
 done:
   free(b.types);

@@ -28,9 +28,39 @@ static int read_address(napi_env env, napi_value value, int family, __be32 out[4
   return inet_pton(family == 6 ? AF_INET6 : AF_INET, text, out) == 1;
 }
 
+static const char *const HOOK_NAMES[] = {"create", "connect", "connect", "sendmsg", "sendmsg"};
+
+/*
+ * What a record says beyond who: which program made it, the effective uid and parent, and the
+ * executable's identity `executable: {id, mount, inode, fsMagic}` (id: every field that tells one
+ * file from another, for the engine's cache of executable paths), each only when it was read.
+ */
+static void record_identity(napi_env env, napi_value process, const struct bpf_attr_record *r) {
+  if (r->hook < sizeof HOOK_NAMES / sizeof HOOK_NAMES[0])
+    js_set_string(env, process, "hook", HOOK_NAMES[r->hook], strlen(HOOK_NAMES[r->hook]));
+  if (r->cred_read == 0) {
+    js_set_uint(env, process, "euid", r->euid);
+    if (r->ppid != 0) js_set_uint(env, process, "parentPid", r->ppid);
+  }
+  if (r->exe_read != 0 || r->mnt_read != 0 || r->exe_ino == 0) return;
+  char text[128];
+  napi_value exe;
+  napi_create_object(env, &exe);
+  int len = snprintf(text, sizeof text, "%d:%u:%llu:%u:%lld.%u", r->exe_mnt_id, r->exe_dev,
+                     (unsigned long long)r->exe_ino, r->exe_generation, (long long)r->exe_ctime_sec,
+                     r->exe_ctime_nsec & 0x3fffffffu /* without I_CTIME_QUERIED */);
+  js_set_string(env, exe, "id", text, (size_t)len);
+  js_set_double(env, exe, "mount", r->exe_mnt_id);
+  len = snprintf(text, sizeof text, "%llu", (unsigned long long)r->exe_ino);
+  js_set_string(env, exe, "inode", text, (size_t)len);
+  js_set_uint(env, exe, "fsMagic", r->exe_fs_magic);
+  napi_set_named_property(env, process, "executable", exe);
+}
+
 /*
  * socketLookup(protocol 6|17, family 4|6, src, srcPort, dst, dstPort[, bpfHandle])
- *   -> {inode, uid, state, cookie (decimal string)[, process: {pid, tid, uid, gid, bootNs, comm}]} | null
+ *   -> {inode, uid, state, cookie (decimal string)[, process: {pid, tid, uid, gid, bootNs, comm,
+ *       commandLine?, hook, euid?, parentPid?, executable?}]} | null
  * With a handle of bpfAttributionOpen, the socket's cookie is looked up in its map too (bpf_attr.c);
  * `process` is absent when the map holds no record for it.
  */
@@ -118,6 +148,7 @@ napi_value socket_lookup(napi_env env, napi_callback_info info) {
         /* The command line when the record holds all of it (NUL-separated, as /proc/PID/cmdline). */
         if (record.args_read == 0 && record.args_len > 0 && record.args_len <= BPF_ATTR_ARGS)
           js_set_string(env, process, "commandLine", record.args, record.args_len);
+        record_identity(env, process, &record);
         napi_set_named_property(env, result, "process", process);
       }
       return result;

@@ -14,6 +14,7 @@ import {
   openLog,
   openQueue,
   type PacketQueue,
+  processExecutable,
   type QueuedPacket,
   reapUdpFlows,
 } from '../kernel/native.js';
@@ -114,6 +115,8 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   const attributor = new ProcessAttributor({
     socketLookup: nativeSocketLookup(attribution.lookup),
     ownScripts: { paths: Object.values(host.executables), names: INSTALLED_NAMES },
+    // Paths of executables seen before: a new process of one is named from its BPF record alone.
+    currentExecutable: processExecutable,
   });
   const own = new OwnParts({ executables: host.executables, node: await realpath(process.execPath) });
   let compiled!: CompiledPolicy;

@@ -18,15 +18,18 @@
  * bounded concurrency, so a scan never holds the event loop for long.
  */
 
-import { closeSync, constants, openSync, read, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { readdir, readlink, realpath } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { KnownExecutables } from './attribution-exe.js';
+import { fail, forEachLimited, readProcessMemoryFile, settle } from './attribution-reads.js';
 import { BoundedReads, processMemoryReads } from './bounded-reads.js';
 import { readStartTime, startTimeOf } from './proc-stat.js';
 import { effectiveUid, isInterpreter, scriptArgument, UserNames } from './process-info.js';
 import {
   type ConnectionTuple,
+  type CurrentExecutable,
   type ProcessIdentity,
   ProcNetSocketLookup,
   type RecordedProcess,
@@ -60,6 +63,14 @@ export interface ProcessAttributorOptions {
   readonly ownScripts?: { readonly paths: readonly string[]; readonly names?: readonly string[] };
   /** How long a script's real path is waited for (default 200 ms): after that the lexical path is used. */
   readonly realPathDeadlineMs?: number;
+  /**
+   * Reads /proc/PID/exe with the identity of the file it names (the engine: native
+   * processExecutable). With it, executables' paths are learned and a new process of a known
+   * executable is named from its BPF record alone (attribution-exe.ts). Default: none.
+   */
+  readonly currentExecutable?: (pid: number) => CurrentExecutable | null;
+  /** Executables whose path is kept (default 1024; 0: none). */
+  readonly knownExecutables?: number;
 }
 
 /** Counters for tests, benchmarks and the engine's statistics. */
@@ -95,18 +106,11 @@ export interface AttributionStats {
   recordedReads: number;
   /** The BPF record named a process that had exited by then. */
   recordedGone: number;
+  /** The BPF record named the process and its executable was known: no /proc read at all. */
+  recordedExecutables: number;
 }
 
 type ScanKind = 'new' | 'full';
-
-/** Runs `work` over items with at most `limit` running at once. */
-async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>) {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await work(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
 
 /** Attributes connections to processes (see the file comment). One instance per engine; safe to call concurrently. */
 export class ProcessAttributor {
@@ -120,6 +124,7 @@ export class ProcessAttributor {
     recordedHits: 0,
     recordedReads: 0,
     recordedGone: 0,
+    recordedExecutables: 0,
   };
   private readonly socketLookup: SocketLookup;
   private readonly proc: string;
@@ -148,6 +153,7 @@ export class ProcessAttributor {
     { start: string; exe: string; uid: number; comm: string; identity: ProcessIdentity }
   >();
   private inFlight: { kind: ScanKind; startedAt: number; done: Promise<void> } | null = null;
+  private readonly executables: KnownExecutables;
 
   constructor(options: ProcessAttributorOptions = {}) {
     this.socketLookup =
@@ -162,6 +168,10 @@ export class ProcessAttributor {
     this.ownNames = own ? new Set([...own.paths.map((p) => basename(p)), ...(own.names ?? [])]) : null;
     this.realPathDeadlineMs = options.realPathDeadlineMs ?? 200;
     this.realPathReads = new BoundedReads(1, this.realPathDeadlineMs);
+    this.executables = new KnownExecutables(
+      options.knownExecutables ?? 1024,
+      options.currentExecutable ?? null,
+    );
   }
 
   /** The owner of a connection; null when no socket matches it (nothing listens, or the socket is gone). */
@@ -211,6 +221,11 @@ export class ProcessAttributor {
    * setuid the uid); a process that has exited is named from what was read of it before.
    */
   private async identifyRecorded(owner: SocketOwner, rec: RecordedProcess): Promise<ProcessIdentity> {
+    const recorded = await this.fromRecord(owner, rec);
+    if (recorded !== null) {
+      this.stats.recordedExecutables++;
+      return recorded;
+    }
     const base = `${this.proc}/${rec.pid}`;
     const start = readStartTime(`${base}/stat`);
     const recordedTicks = rec.bootNs / NS_PER_TICK;
@@ -223,7 +238,9 @@ export class ProcessAttributor {
         return own(known.identity);
       return this.partial(owner, rec.pid);
     }
-    const exe = settle(() => readlinkSync(`${base}/exe`));
+    const exe = this.executables.canLearn(rec.executable)
+      ? settle(() => this.executables.read(rec.pid, rec.executable!) ?? fail())
+      : settle(() => readlinkSync(`${base}/exe`));
     if (
       known !== undefined &&
       known.start === start &&
@@ -248,8 +265,41 @@ export class ProcessAttributor {
     return identity;
   }
 
+  /**
+   * The identity from the record alone when it holds all of it: made by the process's own connect
+   * or send (a record made when the socket was created may be older than an exec since), with the
+   * command line, the effective uid and an executable whose path is known. Null otherwise: then
+   * /proc is read. It is the process as it was when it connected or sent, even if it exited since.
+   */
+  private async fromRecord(owner: SocketOwner, rec: RecordedProcess): Promise<ProcessIdentity | null> {
+    if (rec.hook !== 'connect' && rec.hook !== 'sendmsg') return null;
+    if (rec.euid === undefined || rec.commandLine === undefined) return null;
+    const executable = this.executables.pathOf(rec.executable);
+    if (executable === undefined) return null;
+    const commandLine = rec.commandLine.replace(/\0$/, '').split('\0');
+    if (commandLine[0] === '') return null;
+    let script: string | null = null;
+    const argument = scriptArgument(executable, commandLine);
+    if (argument !== null) {
+      if (!argument.startsWith('/')) return null; // relative to its cwd, which /proc gives
+      script = await this.scriptPath(resolve(argument));
+    }
+    return {
+      pid: rec.pid,
+      executable,
+      commandLine,
+      script,
+      uid: rec.euid,
+      socketUid: owner.uid,
+      user: await this.users.nameOf(rec.euid),
+      inode: owner.inode,
+      complete: true,
+    };
+  }
+
   /** Forgets all cached identities and pids (the next attributions scan /proc again). */
   clearCaches(): void {
+    this.executables.clear();
     this.processes.clear();
     this.identities.clear();
     this.inodeToPid = new Map();
@@ -454,6 +504,11 @@ export class ProcessAttributor {
     } catch {
       return null; // the process left before its cwd could be read
     }
+    return this.scriptPath(path);
+  }
+
+  /** A script's path as identities give it (see realPathOf). */
+  private async scriptPath(path: string): Promise<string> {
     // The program chose this path: only a name that can be one of Warden's own scripts is looked up.
     if (this.ownPaths?.has(path) || (this.ownNames !== null && !this.ownNames.has(basename(path))))
       return path;
@@ -524,44 +579,5 @@ export class ProcessAttributor {
       inode: owner.inode,
       complete: false,
     };
-  }
-}
-
-/**
- * Reads a /proc file that the kernel prints from the process's memory (cmdline) with one trip
- * through the thread pool: the open does not touch the process (synchronous, microseconds), only
- * the read may wait for its memory lock. (fs.readFile takes four trips, each a thread wake-up that
- * costs milliseconds on a loaded machine.) The fd is closed whenever the read returns, even late.
- */
-function readProcessMemoryFile(path: string): Promise<Buffer> {
-  let fd: number;
-  try {
-    // O_NONBLOCK: opening something else than a /proc file (a FIFO) must not wait either.
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (e) {
-    return Promise.reject(e);
-  }
-  const chunks: Buffer[] = [];
-  const next = (resolve: (b: Buffer) => void, reject: (e: Error) => void) => {
-    const buffer = Buffer.allocUnsafe(chunks.length === 0 ? 16_384 : 262_144);
-    read(fd, buffer, 0, buffer.length, null, (error, n) => {
-      if (error) return reject(error);
-      chunks.push(buffer.subarray(0, n));
-      // The kernel fills the whole buffer unless the arguments end first: a short read is the end.
-      if (n < buffer.length) resolve(Buffer.concat(chunks));
-      else next(resolve, reject);
-    });
-  };
-  return new Promise<Buffer>(next).finally(() => closeSync(fd));
-}
-
-/** Runs a synchronous read, keeping its value or noting that it failed (the process may be gone). */
-function settle<T>(
-  read: () => T,
-): { status: 'fulfilled'; value: T } | { status: 'rejected'; value?: undefined } {
-  try {
-    return { status: 'fulfilled', value: read() };
-  } catch {
-    return { status: 'rejected' };
   }
 }

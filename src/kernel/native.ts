@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, WardenError } from '../errors.js';
+import type { CurrentExecutable, RecordedExecutable } from './socket-lookup.js';
 
 /** What the kernel tells about a packet it queues or logs. */
 export interface PacketMeta {
@@ -127,6 +128,14 @@ export interface RecordedProcess {
    * record (256 bytes) and the kernel's type information gave the offsets to find it.
    */
   readonly commandLine?: string;
+  /** Which program made the record: at the socket's creation, its connect, or a send to an address. */
+  readonly hook?: 'create' | 'connect' | 'sendmsg';
+  /** Effective uid then (as /proc/PID/status shows it); absent when it could not be read. */
+  readonly euid?: number;
+  /** The parent process's tgid then. */
+  readonly parentPid?: number;
+  /** The executable file's identity then (RecordedExecutable); absent when it could not be read. */
+  readonly executable?: RecordedExecutable;
 }
 
 /** The attached attribution programs and their map (openBpfAttribution). */
@@ -199,6 +208,7 @@ interface Addon {
   bpfAttributionOpen(cgroup: string, maxEntries: number): unknown;
   bpfAttributionEntries(handle: unknown): number;
   bpfAttributionClose(handle: unknown): void;
+  procExe(pid: number): CurrentExecutable | null;
 }
 
 /** Where the addon is built: <repo>/build/Release (this file is <repo>/dist/src/kernel/native.js). */
@@ -401,6 +411,16 @@ export function openBpfAttribution(cgroup: string, options: { maxEntries?: numbe
       open = false;
     },
   };
+}
+
+/**
+ * The path of a process's executable and the identity (mount id, inode) of the file it names, read
+ * together without a race against an exec (native/bpf_attr.c, proc_exe); null when the process is
+ * gone. Opens /proc/PID/exe with O_PATH: on NFS that revalidates the file's attributes, so call it
+ * only for executables on local file systems (the record's `fsMagic`).
+ */
+export function processExecutable(pid: number): CurrentExecutable | null {
+  return addon().procExe(pid);
 }
 
 /**

@@ -49,6 +49,36 @@ export interface RecordedProcess {
   readonly comm: string;
   /** Its command line then, NUL-separated like /proc/PID/cmdline, when the record holds all of it. */
   readonly commandLine?: string;
+  /** Which program made the record: at the socket's creation, its connect, or a send to an address. */
+  readonly hook?: 'create' | 'connect' | 'sendmsg';
+  /** Its effective uid then (as /proc/PID/status shows it), when it was read. */
+  readonly euid?: number;
+  /** Its parent's tgid then, when it was read. */
+  readonly parentPid?: number;
+  /** Its executable file then, when it was read. */
+  readonly executable?: RecordedExecutable;
+}
+
+/**
+ * The identity of an executable file as the BPF programs read it from the process (mm->exe_file):
+ * `id` joins every field that tells one file from another (mount id, device, inode number,
+ * generation, change time), so a file replaced, renamed, linked or deleted since has another id.
+ */
+export interface RecordedExecutable {
+  readonly id: string;
+  /** Mount id (as /proc/PID/fdinfo and mountinfo show it). */
+  readonly mount: number;
+  /** Inode number, decimal. */
+  readonly inode: string;
+  /** The file system's magic number (statfs f_type): which file systems are local. */
+  readonly fsMagic: number;
+}
+
+/** What /proc/PID/exe names now, with the identity of that very file (native procExe). */
+export interface CurrentExecutable {
+  readonly path: string;
+  readonly mount: number;
+  readonly inode: string;
 }
 
 /** Finds the socket of a connection (incoming TCP: the listener when not yet accepted). */

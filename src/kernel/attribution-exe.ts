@@ -1,0 +1,69 @@
+/**
+ * Executables seen before (docs/attribution.md, "Executables seen before"): the path of each
+ * executable file the engine has read from /proc, kept by the identity the BPF programs record of
+ * a process's executable (RecordedExecutable: mount, device, inode, generation, change time). A
+ * new process of a known executable is then named from its record alone, with no /proc read.
+ *
+ * A path is learned only from a read that cannot race an exec: the native procExe opens
+ * /proc/PID/exe (O_PATH) and gives that descriptor's path with its mount id and inode, which must
+ * be the recorded ones. Only files on local file systems are read so (an O_PATH open on NFS
+ * revalidates the file's attributes, which can wait for a hung server). A file renamed, linked,
+ * replaced or deleted since changes its change time, so its id, and is read again.
+ */
+import type { CurrentExecutable, RecordedExecutable } from './socket-lookup.js';
+
+/** statfs magic numbers of local file systems (linux/magic.h), whose dentries never revalidate over a network. */
+const LOCAL_FILE_SYSTEMS = new Set([
+  0xef53, // ext2, ext3, ext4
+  0x58465342, // xfs
+  0x9123683e, // btrfs
+  0x01021994, // tmpfs
+  0x858458f6, // ramfs
+  0x73717368, // squashfs
+  0xe0f5e1e2, // erofs
+  0xf2f52010, // f2fs
+  0xca451a4e, // bcachefs
+  0x4d44, // vfat, msdos
+  0x2011bab0, // exfat
+]);
+
+/** The paths of executables by their recorded identity, a bounded map (oldest out first). */
+export class KnownExecutables {
+  private readonly paths = new Map<string, string>();
+
+  constructor(
+    private readonly size: number,
+    private readonly current: ((pid: number) => CurrentExecutable | null) | null,
+  ) {}
+
+  /** The path of a recorded executable read before, " (deleted)" removed; undefined when not known. */
+  pathOf(exe: RecordedExecutable | undefined): string | undefined {
+    return exe === undefined ? undefined : this.paths.get(exe.id);
+  }
+
+  /**
+   * Whether `read` can learn from this process's executable: on a local file system and with a
+   * reader (without, the caller reads the /proc/PID/exe link itself).
+   */
+  canLearn(exe: RecordedExecutable | undefined): exe is RecordedExecutable {
+    return exe !== undefined && this.current !== null && this.size > 0 && LOCAL_FILE_SYSTEMS.has(exe.fsMagic);
+  }
+
+  /**
+   * Reads what /proc/PID/exe names now (the link's text, null when the process is gone), learning
+   * its path when that file is the recorded one.
+   */
+  read(pid: number, exe: RecordedExecutable): string | null {
+    const now = this.current?.(pid) ?? null;
+    if (now === null) return null;
+    if (now.mount === exe.mount && now.inode === exe.inode) {
+      if (this.paths.size >= this.size) this.paths.delete(this.paths.keys().next().value!);
+      this.paths.set(exe.id, now.path.replace(/ \(deleted\)$/, ''));
+    }
+    return now.path;
+  }
+
+  clear(): void {
+    this.paths.clear();
+  }
+}
