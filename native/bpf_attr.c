@@ -44,6 +44,9 @@
 #define ST_W(d, o, i) INSN(BPF_ST | BPF_MEM | BPF_W, d, 0, o, i)
 #define LDX_DW(d, s, o) INSN(BPF_LDX | BPF_MEM | BPF_DW, d, s, o, 0)
 #define SUB64_REG(d, s) INSN(BPF_ALU64 | BPF_SUB | BPF_X, d, s, 0, 0)
+#define ADD64_REG(d, s) INSN(BPF_ALU64 | BPF_ADD | BPF_X, d, s, 0, 0)
+#define OR64_REG(d, s) INSN(BPF_ALU64 | BPF_OR | BPF_X, d, s, 0, 0)
+#define MUL64_IMM(d, i) INSN(BPF_ALU64 | BPF_MUL | BPF_K, d, 0, 0, i)
 #define CALL(f) INSN(BPF_JMP | BPF_CALL, 0, 0, 0, f)
 #define EXIT() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
 /* Loads a map's fd as a map pointer: two instructions. */
@@ -89,11 +92,12 @@ static char verifier_log[16384];
 #define REC (KEY - (int)sizeof(struct bpf_attr_record))
 #define FIELD(f) (REC + (int)offsetof(struct bpf_attr_record, f))
 enum { TASK = REC - 8, MM = REC - 16, ARG_START = REC - 24, ARG_END = REC - 32, FILE_ = REC - 40,
-       INODE = REC - 48, SB = REC - 56, MNT = REC - 64, CRED = REC - 72, PARENT = REC - 80 };
-_Static_assert(PARENT >= -512, "the programs' stack is 512 bytes");
+       INODE = REC - 48, SB = REC - 56, MNT = REC - 64, CRED = REC - 72, PARENT = REC - 80,
+       DENTRY = REC - 96 /* 16 bytes: d_parent, d_name.hash_len */ };
+_Static_assert(DENTRY >= -512, "the programs' stack is 512 bytes");
 _Static_assert(sizeof(struct bpf_attr_record) % 8 == 0, "the record is stored in 8-byte words");
 
-#define MAX_INSNS 512
+#define MAX_INSNS 1024
 typedef struct {
   struct bpf_insn insn[MAX_INSNS];
   size_t n;
@@ -126,6 +130,30 @@ static void map_call(program *p, int map_fd, int helper) {
        EXIT());
 }
 
+/*
+ * The executable's path within its mount, as a fingerprint: from f_path.dentry up its parents, each
+ * level's {d_parent, d_name.hash_len} read at once and folded in (r7 = r7 * K + hash_len; the
+ * kernel salts a name's hash with its parent, so a name moved to another directory hashes
+ * differently). A rename anywhere on the path changes it; a file's own rename, link or deletion
+ * changes its change time too. r6 gathers the reads' results (any failure leaves it negative); r8 is
+ * the dentry. At the mount's root d_parent is the dentry itself, so the walk stays there: path_rest
+ * (that dentry minus its parent) is 0 when the path had at most BPF_ATTR_PATH_LEVELS levels.
+ */
+static void path_fingerprint(program *p, const struct bpf_task_offsets *off) {
+  EMIT(p, MOV64_IMM(R6, 0), MOV64_IMM(R7, 0));
+  read_kernel(p, DENTRY, FILE_, off->file_dentry, 8);
+  EMIT(p, OR64_REG(R6, R0), LDX_DW(R8, R10, DENTRY));
+  for (int level = 0; level <= BPF_ATTR_PATH_LEVELS; level++) {
+    EMIT(p, MOV64_REG(R3, R8), ADD64_IMM(R3, off->dentry_parent), MOV64_REG(R1, R10), ADD64_IMM(R1, DENTRY),
+         MOV64_IMM(R2, 16), CALL(BPF_FUNC_probe_read_kernel), OR64_REG(R6, R0));
+    if (level == BPF_ATTR_PATH_LEVELS) break; /* the last read only says whether the root was reached */
+    EMIT(p, LDX_DW(R8, R10, DENTRY), LDX_DW(R9, R10, DENTRY + 8), MUL64_IMM(R7, 0x5bd1e995),
+         ADD64_REG(R7, R9));
+  }
+  EMIT(p, LDX_DW(R1, R10, DENTRY), MOV64_REG(R2, R8), SUB64_REG(R2, R1), STX_DW(R10, R2, FIELD(path_rest)),
+       STX_DW(R10, R7, FIELD(path_hash)), STX_W(R10, R6, FIELD(path_read)));
+}
+
 /* The record's update: value at the record's place on the stack. */
 static void map_update(program *p, int map_fd) {
   EMIT(p, MOV64_REG(R3, R10), ADD64_IMM(R3, REC), MOV64_IMM(R4, BPF_ANY));
@@ -142,7 +170,7 @@ static void record_program(program *p, int map_fd, size_t hook, const struct bpf
   /* Everything after comm starts zeroed, with "not recorded" (1) in the read results. */
   for (int at = FIELD(args_len); at < KEY; at += 8) EMIT(p, ST_DW(R10, at, 0));
   EMIT(p, ST_W(R10, FIELD(args_read), -1), ST_W(R10, FIELD(exe_read), 1), ST_W(R10, FIELD(mnt_read), 1),
-       ST_W(R10, FIELD(cred_read), 1), ST_W(R10, FIELD(hook), (int32_t)hook));
+       ST_W(R10, FIELD(cred_read), 1), ST_W(R10, FIELD(path_read), 1), ST_W(R10, FIELD(hook), (int32_t)hook));
   if (!off->known) {
     map_update(p, map_fd);
     return;
@@ -169,6 +197,7 @@ static void record_program(program *p, int map_fd, size_t hook, const struct bpf
     read_kernel(p, MNT, FILE_, off->file_mnt, 8);
     read_kernel(p, FIELD(exe_mnt_id), MNT, off->vfsmount_mnt_id, 4);
     EMIT(p, STX_W(R10, R0, FIELD(mnt_read)));
+    path_fingerprint(p, off);
   }
   if (off->cred_known) {
     read_kernel(p, PARENT, TASK, off->task_real_parent, 8);
@@ -199,12 +228,17 @@ static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *
   attr.insns = (uint64_t)(uintptr_t)p.insn;
   attr.insn_cnt = (uint32_t)p.n;
   attr.license = (uint64_t)(uintptr_t)license;
+  verifier_log[0] = 0;
+  int fd = (int)sys_bpf(BPF_PROG_LOAD, &attr);
+  if (fd >= 0) return fd;
+  /* Refused: once more with the verifier's log, for the error (a log of every instruction
+   * would not fit in the buffer of a program that loads: the kernel refuses with ENOSPC). */
   attr.log_buf = (uint64_t)(uintptr_t)verifier_log;
   attr.log_size = sizeof verifier_log;
   attr.log_level = 1;
-  verifier_log[0] = 0;
-  int fd = (int)sys_bpf(BPF_PROG_LOAD, &attr);
-  return fd < 0 ? -errno : fd;
+  fd = (int)sys_bpf(BPF_PROG_LOAD, &attr);
+  if (fd >= 0) return fd;
+  return -errno;
 }
 
 static void handle_free(struct bpf_attr_handle *h) {

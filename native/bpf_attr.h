@@ -31,8 +31,15 @@ struct bpf_attr_record {
   uint32_t ppid; /* the parent's tgid (task->real_parent) */
   int32_t cred_read; /* as exe_read, for euid and ppid */
   uint32_t hook;     /* which program recorded it: BPF_ATTR_HOOK_* */
-  uint32_t pad;
+  int32_t path_read; /* as exe_read, for path_hash */
+  /* The executable's path within its mount: each dentry's name hash and length folded in, from the
+   * file up BPF_ATTR_PATH_LEVELS parents; path_rest is 0 when that reached the mount's root. */
+  uint64_t path_hash;
+  uint64_t path_rest;
 };
+
+/* Levels of the executable's path the programs fold into path_hash: deeper paths are not named from the record. */
+#define BPF_ATTR_PATH_LEVELS 16
 
 enum { BPF_ATTR_HOOK_CREATE, BPF_ATTR_HOOK_CONNECT4, BPF_ATTR_HOOK_CONNECT6, BPF_ATTR_HOOK_SENDMSG4, BPF_ATTR_HOOK_SENDMSG6 };
 
@@ -46,6 +53,7 @@ struct bpf_task_offsets {
   int32_t mm_exe_file, file_inode, file_mnt, inode_ino, inode_sb, inode_generation, inode_ctime_sec,
       inode_ctime_nsec, sb_dev, sb_magic;
   int32_t vfsmount_mnt_id; /* struct mount's mnt_id from its struct vfsmount (may be negative) */
+  int32_t file_dentry, dentry_parent; /* f_path.dentry; d_parent, followed by d_name.hash_len */
   int cred_known; /* the effective uid and the parent's tgid */
   int32_t task_real_cred, cred_euid, task_real_parent, task_tgid;
 };

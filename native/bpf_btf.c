@@ -110,7 +110,8 @@ static long nested_offset(const btf_index *b, const struct btf_type *t, const ch
 
 /*
  * The executable's identity (mm->exe_file: its inode's number, generation, change time and device,
- * the file system's magic, the mount's id as /proc/PID/fdinfo shows it). The change time is
+ * the file system's magic, the mount's id as /proc/PID/fdinfo shows it, and its dentry, whose
+ * chain of parents and names the programs fold into a fingerprint of the path within the mount). The change time is
  * i_ctime_sec/i_ctime_nsec since 6.11, a struct timespec64 (__i_ctime, i_ctime) before.
  */
 static void exe_offsets(const btf_index *b, const struct btf_type *mm, struct bpf_task_offsets *out) {
@@ -118,7 +119,12 @@ static void exe_offsets(const btf_index *b, const struct btf_type *mm, struct bp
   const struct btf_type *inode = find_struct(b, "inode");
   const struct btf_type *sb = find_struct(b, "super_block");
   const struct btf_type *mount = find_struct(b, "mount");
-  if (file == NULL || inode == NULL || sb == NULL || mount == NULL) return;
+  const struct btf_type *dentry = find_struct(b, "dentry");
+  const struct btf_type *qstr = find_struct(b, "qstr");
+  if (file == NULL || inode == NULL || sb == NULL || mount == NULL || dentry == NULL || qstr == NULL) return;
+  /* The path's names are read as {d_parent, d_name.hash_len} pairs: one read per level. */
+  long name = member_offset(b, dentry, "d_name", 0), hash_len = member_offset(b, qstr, "hash_len", 0);
+  if (name < 0 || hash_len != 0 || name != member_offset(b, dentry, "d_parent", 0) + 8) return;
   long ctime_sec = member_offset(b, inode, "i_ctime_sec", 0);
   long ctime_nsec = member_offset(b, inode, "i_ctime_nsec", 0);
   if (ctime_sec < 0 || ctime_nsec < 0) {
@@ -140,11 +146,14 @@ static void exe_offsets(const btf_index *b, const struct btf_type *mm, struct bp
       member_offset(b, sb, "s_dev", 0),
       member_offset(b, sb, "s_magic", 0),
       mnt < 0 || mnt_id < 0 ? -1 : mnt_id - mnt,
+      nested_offset(b, file, "f_path", "path", "dentry"),
+      dentry == NULL ? -1 : member_offset(b, dentry, "d_parent", 0),
   };
   int32_t *fields[] = {&out->mm_exe_file,      &out->file_inode,       &out->file_mnt,
                        &out->inode_ino,        &out->inode_sb,         &out->inode_generation,
                        &out->inode_ctime_sec,  &out->inode_ctime_nsec, &out->sb_dev,
-                       &out->sb_magic,         &out->vfsmount_mnt_id};
+                       &out->sb_magic,         &out->vfsmount_mnt_id,  &out->file_dentry,
+                       &out->dentry_parent};
   for (size_t i = 0; i < sizeof values / sizeof values[0]; i++)
     if (!in_range(values[i])) return;
   for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) *fields[i] = (int32_t)values[i];

@@ -33,7 +33,9 @@ static const char *const HOOK_NAMES[] = {"create", "connect", "connect", "sendms
 /*
  * What a record says beyond who: which program made it, the effective uid and parent, and the
  * executable's identity `executable: {id, mount, inode, fsMagic}` (id: every field that tells one
- * file from another, for the engine's cache of executable paths), each only when it was read.
+ * file and its path from another, for the engine's cache of executable paths: mount id, device,
+ * inode, generation, change time, the path's fingerprint), each only when it was read (the
+ * executable's only when its path had at most BPF_ATTR_PATH_LEVELS levels).
  */
 static void record_identity(napi_env env, napi_value process, const struct bpf_attr_record *r) {
   if (r->hook < sizeof HOOK_NAMES / sizeof HOOK_NAMES[0])
@@ -42,13 +44,14 @@ static void record_identity(napi_env env, napi_value process, const struct bpf_a
     js_set_uint(env, process, "euid", r->euid);
     if (r->ppid != 0) js_set_uint(env, process, "parentPid", r->ppid);
   }
-  if (r->exe_read != 0 || r->mnt_read != 0 || r->exe_ino == 0) return;
-  char text[128];
+  if (r->exe_read != 0 || r->mnt_read != 0 || r->path_read != 0 || r->path_rest != 0 || r->exe_ino == 0) return;
+  char text[160];
   napi_value exe;
   napi_create_object(env, &exe);
-  int len = snprintf(text, sizeof text, "%d:%u:%llu:%u:%lld.%u", r->exe_mnt_id, r->exe_dev,
+  int len = snprintf(text, sizeof text, "%d:%u:%llu:%u:%lld.%u:%llx", r->exe_mnt_id, r->exe_dev,
                      (unsigned long long)r->exe_ino, r->exe_generation, (long long)r->exe_ctime_sec,
-                     r->exe_ctime_nsec & 0x3fffffffu /* without I_CTIME_QUERIED */);
+                     r->exe_ctime_nsec & 0x3fffffffu /* without I_CTIME_QUERIED */,
+                     (unsigned long long)r->path_hash);
   js_set_string(env, exe, "id", text, (size_t)len);
   js_set_double(env, exe, "mount", r->exe_mnt_id);
   len = snprintf(text, sizeof text, "%llu", (unsigned long long)r->exe_ino);
