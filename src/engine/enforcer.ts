@@ -97,14 +97,17 @@ export class Enforcer {
     // The host names (a reverse lookup when wildcard rules need one) are looked up while the process is.
     const hosts = this.#o.hostsOf(remote);
     if (hosts instanceof Promise) hosts.catch(() => {}); // awaited below; meanwhile not "unhandled"
-    const unattributed = await this.#withoutProcess(direction, tuple.protocol, {
-      local,
-      remote,
-      localPort,
-      remotePort,
-      hosts,
-      now,
-    });
+    // Checked here first: with the shipped defaults (every connection logged) no promise is made for it.
+    const unattributed = mayDecideUnlogged(this.#o.policy(), direction)
+      ? await this.#withoutProcess(direction, tuple.protocol, {
+          local,
+          remote,
+          localPort,
+          remotePort,
+          hosts,
+          now,
+        })
+      : undefined;
     if (unattributed !== undefined) {
       const { decision, facts } = unattributed;
       const v = decision.verdict;
@@ -191,7 +194,7 @@ export class Enforcer {
     return { verdict: kernel, decision, facts, process };
   }
 
-  /** The decision when no process can change it and it is not logged; undefined when attribution is needed. */
+  /** The decision when no process can change it and it is not logged (asked when mayDecideUnlogged); undefined when attribution is needed. */
   async #withoutProcess(
     direction: 'incoming' | 'outgoing',
     protocol: PacketTuple['protocol'],
@@ -205,7 +208,6 @@ export class Enforcer {
     },
   ): Promise<{ decision: Decision; facts: ConnectionFacts } | undefined> {
     const policy = this.#o.policy();
-    if (!mayDecideUnlogged(policy, direction)) return undefined;
     const facts: ConnectionFacts = {
       direction,
       protocol,

@@ -186,6 +186,12 @@ export class ProcessAttributor {
   async identify(owner: SocketOwner, since = performance.now()): Promise<ProcessIdentity> {
     if (owner.process !== undefined) {
       // The kernel recorded who made the socket: exact, even for a socket passed to another process.
+      const recorded = this.fromRecord(owner, owner.process);
+      if (recorded !== null) {
+        // Not kept in the caches of the /proc path: the next socket has a record of its own.
+        this.stats.recordedExecutables++;
+        return recorded;
+      }
       const identity = await this.identifyRecorded(owner, owner.process);
       if (identity.complete) this.remember(identity);
       else this.stats.partial++;
@@ -221,11 +227,6 @@ export class ProcessAttributor {
    * setuid the uid); a process that has exited is named from what was read of it before.
    */
   private async identifyRecorded(owner: SocketOwner, rec: RecordedProcess): Promise<ProcessIdentity> {
-    const recorded = await this.fromRecord(owner, rec);
-    if (recorded !== null) {
-      this.stats.recordedExecutables++;
-      return recorded;
-    }
     const base = `${this.proc}/${rec.pid}`;
     const start = readStartTime(`${base}/stat`);
     const recordedTicks = rec.bootNs / NS_PER_TICK;
@@ -270,31 +271,39 @@ export class ProcessAttributor {
    * or send (a record made when the socket was created may be older than an exec since), with the
    * command line, the effective uid and an executable whose path is known. Null otherwise: then
    * /proc is read. It is the process as it was when it connected or sent, even if it exited since.
+   * Without waiting (the hot path) unless a script's real path or a user name must be looked up.
    */
-  private async fromRecord(owner: SocketOwner, rec: RecordedProcess): Promise<ProcessIdentity | null> {
+  private fromRecord(
+    owner: SocketOwner,
+    rec: RecordedProcess,
+  ): ProcessIdentity | Promise<ProcessIdentity> | null {
     if (rec.hook !== 'connect' && rec.hook !== 'sendmsg') return null;
     if (rec.euid === undefined || rec.commandLine === undefined) return null;
     const executable = this.executables.pathOf(rec.executable);
     if (executable === undefined) return null;
     const commandLine = rec.commandLine.replace(/\0$/, '').split('\0');
     if (commandLine[0] === '') return null;
-    let script: string | null = null;
     const argument = scriptArgument(executable, commandLine);
-    if (argument !== null) {
-      if (!argument.startsWith('/')) return null; // relative to its cwd, which /proc gives
-      script = await this.scriptPath(resolve(argument));
-    }
-    return {
+    if (argument !== null && !argument.startsWith('/')) return null; // relative to its cwd, which /proc gives
+    const uid = rec.euid;
+    const identity = (script: string | null, user: string | null): ProcessIdentity => ({
       pid: rec.pid,
       executable,
       commandLine,
       script,
-      uid: rec.euid,
+      uid,
       socketUid: owner.uid,
-      user: await this.users.nameOf(rec.euid),
+      user,
       inode: owner.inode,
       complete: true,
-    };
+    });
+    const user = this.users.known(uid);
+    if (argument === null && user !== undefined) return identity(null, user);
+    return (async () =>
+      identity(
+        argument === null ? null : await this.scriptPath(resolve(argument)),
+        user ?? (await this.users.nameOf(uid)),
+      ))();
   }
 
   /** Forgets all cached identities and pids (the next attributions scan /proc again). */

@@ -92,6 +92,11 @@ export class UserNames {
     private readonly reloadMs = 5000,
   ) {}
 
+  /** The name of a uid already loaded, without waiting; undefined when not (then use nameOf). */
+  known(uid: number): string | undefined {
+    return this.names.get(uid);
+  }
+
   async nameOf(uid: number): Promise<string | null> {
     const known = this.names.get(uid);
     if (known !== undefined) return known;
