@@ -7,7 +7,10 @@
  * programs attached to a cgroup this bench makes under the cgroup2 mount (never the root), which
  * holds the connecting clients and is removed afterwards. Prints each, the ratio and the latency the
  * engine adds, and the decisions per second under a flood (many lanes). The baseline and the two
- * engines run in three namespace pairs at the same time, in alternating slices.
+ * engines run in namespace pairs at the same time, in alternating slices, with a fourth pair where
+ * every SYN goes through the same queue to a process that only parses and accepts it (the queue
+ * alone, bench:nfqueue's consumer): the floor of any engine on this path, in the same run. The
+ * engines' CPU time per connection they decided is read from /proc/PID/stat.
  *
  * One setting differs from the shipped defaults: `enforcement.floodOutgoingPerUid: 0`. The flood
  * guard deliberately holds each uid to 100 new connections a second that wait for the engine; every
@@ -17,7 +20,7 @@
  * CPU profile of each engine in a folder of its own there).
  */
 import { type ChildProcess, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +42,14 @@ const PORT = 9000;
 const LANES = 16;
 const FLOOD_LANES = 128;
 const SELF = fileURLToPath(import.meta.url);
+const NFQUEUE_BENCH = fileURLToPath(new URL('./nfqueue.bench.js', import.meta.url));
+
+/** CPU seconds (user + system) a process has used, from /proc/PID/stat. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14, 15) in ticks
+}
 
 async function worker(lanes: number, seconds: number): Promise<void> {
   const started = performance.now();
@@ -157,11 +168,12 @@ async function main(): Promise<void> {
   const plainPair = createNetnsPair('bp');
   const procPair = createNetnsPair('be');
   const bpfPair = createNetnsPair('bb');
+  const queuePair = createNetnsPair('bn');
   const cgroup = createTestCgroup('bench');
   const dirs: string[] = [];
   const paths: Path[] = [];
   try {
-    for (const p of [plainPair, procPair, bpfPair])
+    for (const p of [plainPair, procPair, bpfPair, queuePair])
       p.spawn(p.server, process.execPath, [
         '-e',
         `require('node:net').createServer((c) => c.on('error', () => {})).listen(${PORT}, 4096);`,
@@ -205,12 +217,32 @@ async function main(): Promise<void> {
         ) as Slice,
       tally: new Tally(),
     });
+    // The queue alone: every SYN to the server queued as the engine's ruleset does, parsed and accepted.
+    const consumer = queuePair.spawn(queuePair.client, process.execPath, [NFQUEUE_BENCH, 'consumer', '0'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    await new Promise((r) => consumer.stdout!.once('data', r));
+    queuePair.run(queuePair.client, 'iptables-nft', [
+      ...['-A', 'OUTPUT', '-p', 'tcp', '--syn', '-d', SERVER_ADDR],
+      ...['-j', 'NFQUEUE', '--queue-num', '0'],
+    ]);
+    const queueAlone = new Tally();
     const plain = new Tally();
+    const cpuBefore = paths.map((p) => cpuSeconds(p.engine.pid!));
+    const consumerBefore = cpuSeconds(consumer.pid!);
     for (let round = 0; round < ROUNDS; round++)
       for (const lanes of [1, LANES, FLOOD_LANES]) {
         plain.add(lanes, run(plainPair, lanes));
+        queueAlone.add(lanes, run(queuePair, lanes));
         for (const p of paths) p.tally.add(lanes, p.slice(lanes));
       }
+    const cpuPerConnection = paths.map((p, i) => {
+      const connections = [...p.tally.slices.values()].reduce((sum, t) => sum + t.count, 0);
+      return ((cpuSeconds(p.engine.pid!) - cpuBefore[i]!) / connections) * 1e6;
+    });
+    const queueConnections = [...queueAlone.slices.values()].reduce((sum, t) => sum + t.count, 0);
+    const consumerCpu = ((cpuSeconds(consumer.pid!) - consumerBefore) / queueConnections) * 1e6;
+    consumer.kill('SIGTERM');
     for (const p of paths) {
       process.kill(p.engine.pid!, 'SIGTERM');
       await new Promise((r) => p.engine.once('exit', r));
@@ -229,8 +261,32 @@ async function main(): Promise<void> {
         `${label.padEnd(36)}${f(t.rate(LANES)).padStart(9)}           ${ms(t.latency(0.5))} / ${ms(t.latency(0.99))}`,
       );
     line('no ruleset (baseline)', plain);
+    line('queue alone (parse + accept)', queueAlone);
     for (const p of paths) line(p.label, p.tally);
-    for (const { name, tally: t } of paths) {
+    const queueRatio = queueAlone.rate(LANES) / plain.rate(LANES);
+    console.log(
+      `queue alone: ${queueRatio.toFixed(2)}x the baseline's connections/s; added per new connection ${us(queueAlone.latency(0.5) - plain.latency(0.5))} p50, ${us(queueAlone.latency(0.99) - plain.latency(0.99))} p99; its process's CPU ${Math.round(consumerCpu)} us per connection (the verdict's sendto carries the packet on through the kernel)`,
+    );
+    reportMeasure({
+      measure: 'enforcement: the queue alone (a process parses and accepts each SYN), same run',
+      goal: '',
+      measured: `${f(queueAlone.rate(LANES))} conn/s; 1 lane +${us(queueAlone.latency(0.5) - plain.latency(0.5))} p50; ${Math.round(consumerCpu)} us CPU per connection`,
+      baseline: `${f(plain.rate(LANES))} conn/s (no ruleset)`,
+      ratio: formatRatio(queueAlone.rate(LANES), plain.rate(LANES)),
+      met: null,
+    });
+    for (const [i, { name, tally: t }] of paths.entries()) {
+      console.log(
+        `${name}: ${t.rate(LANES) >= queueAlone.rate(LANES) ? 'at' : `${(t.rate(LANES) / queueAlone.rate(LANES)).toFixed(2)}x`} the queue alone's connections/s; engine CPU ${Math.round(cpuPerConnection[i]!)} us per connection decided`,
+      );
+      reportMeasure({
+        measure: `enforcement (${name}): engine CPU per connection decided`,
+        goal: '',
+        measured: `${Math.round(cpuPerConnection[i]!)} us`,
+        baseline: '',
+        ratio: '',
+        met: null,
+      });
       const ratio = t.rate(LANES) / plain.rate(LANES);
       const addedP50 = t.latency(0.5) - plain.latency(0.5);
       const addedP99 = t.latency(0.99) - plain.latency(0.99);
@@ -271,7 +327,7 @@ async function main(): Promise<void> {
       });
     }
   } finally {
-    for (const p of [plainPair, procPair, bpfPair]) p.close();
+    for (const p of [plainPair, procPair, bpfPair, queuePair]) p.close();
     await cgroup.remove();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
