@@ -31,41 +31,65 @@ static int read_address(napi_env env, napi_value value, int family, __be32 out[4
 static const char *const HOOK_NAMES[] = {"create", "connect", "connect", "sendmsg", "sendmsg"};
 
 /*
- * What a record says beyond who: which program made it, the effective uid and parent, and the
- * executable's identity `executable: {id, mount, inode, fsMagic}` (id: every field that tells one
- * file and its path from another, for the engine's cache of executable paths: mount id, device,
- * inode, generation, change time, the path's fingerprint), each only when it was read (the
- * executable's only when its path had at most BPF_ATTR_PATH_LEVELS levels).
+ * The answer is one flat array, its objects built in JS (src/kernel/native.ts, ownerOf): setting
+ * named properties from C makes a key string per property and call, which cost more than the
+ * lookup's own syscalls. Indexes (undefined where nothing was read):
+ *   0 inode, 1 uid, 2 state, 3 cookie (decimal string); with a record:
+ *   4 pid, 5 tid, 6 uid, 7 gid, 8 bootNs, 9 comm, 10 commandLine, 11 hook, 12 euid, 13 parentPid,
+ *   14 executable id, 15 its mount id, 16 its inode (decimal), 17 its file system's magic.
  */
-static void record_identity(napi_env env, napi_value process, const struct bpf_attr_record *r) {
+enum { AT_PID = 4, AT_COMMAND_LINE = 10, AT_HOOK, AT_EUID, AT_PARENT, AT_EXE_ID, AT_EXE_MOUNT, AT_EXE_INODE, AT_EXE_MAGIC };
+
+static void set_double(napi_env env, napi_value array, uint32_t at, double value) {
+  napi_value v;
+  napi_create_double(env, value, &v);
+  napi_set_element(env, array, at, v);
+}
+
+static void set_string(napi_env env, napi_value array, uint32_t at, const char *text, size_t len) {
+  napi_value v;
+  napi_create_string_utf8(env, text, len, &v);
+  napi_set_element(env, array, at, v);
+}
+
+/* What a record says: who, which program made it, the effective uid and parent, the executable. */
+static void record_fields(napi_env env, napi_value out, const struct bpf_attr_record *r) {
+  set_double(env, out, AT_PID, (double)(uint32_t)(r->pid_tgid >> 32));
+  set_double(env, out, AT_PID + 1, (double)(uint32_t)r->pid_tgid);
+  set_double(env, out, AT_PID + 2, (double)(uint32_t)r->uid_gid);
+  set_double(env, out, AT_PID + 3, (double)(uint32_t)(r->uid_gid >> 32));
+  set_double(env, out, AT_PID + 4, (double)r->boot_ns);
+  set_string(env, out, AT_PID + 5, r->comm, strnlen(r->comm, sizeof r->comm));
+  /* The command line when the record holds all of it (NUL-separated, as /proc/PID/cmdline). */
+  if (r->args_read == 0 && r->args_len > 0 && r->args_len <= BPF_ATTR_ARGS)
+    set_string(env, out, AT_COMMAND_LINE, r->args, r->args_len);
   if (r->hook < sizeof HOOK_NAMES / sizeof HOOK_NAMES[0])
-    js_set_string(env, process, "hook", HOOK_NAMES[r->hook], strlen(HOOK_NAMES[r->hook]));
+    set_string(env, out, AT_HOOK, HOOK_NAMES[r->hook], strlen(HOOK_NAMES[r->hook]));
   if (r->cred_read == 0) {
-    js_set_uint(env, process, "euid", r->euid);
-    if (r->ppid != 0) js_set_uint(env, process, "parentPid", r->ppid);
+    set_double(env, out, AT_EUID, r->euid);
+    if (r->ppid != 0) set_double(env, out, AT_PARENT, r->ppid);
   }
+  /* The executable's identity: every field that tells one file and its path from another (mount
+   * id, device, inode, generation, change time, the path's fingerprint), for the engine's cache of
+   * executable paths; only when all was read and the path had at most BPF_ATTR_PATH_LEVELS levels. */
   if (r->exe_read != 0 || r->mnt_read != 0 || r->path_read != 0 || r->path_rest != 0 || r->exe_ino == 0) return;
   char text[160];
-  napi_value exe;
-  napi_create_object(env, &exe);
   int len = snprintf(text, sizeof text, "%d:%u:%llu:%u:%lld.%u:%llx", r->exe_mnt_id, r->exe_dev,
                      (unsigned long long)r->exe_ino, r->exe_generation, (long long)r->exe_ctime_sec,
                      r->exe_ctime_nsec & 0x3fffffffu /* without I_CTIME_QUERIED */,
                      (unsigned long long)r->path_hash);
-  js_set_string(env, exe, "id", text, (size_t)len);
-  js_set_double(env, exe, "mount", r->exe_mnt_id);
+  set_string(env, out, AT_EXE_ID, text, (size_t)len);
+  set_double(env, out, AT_EXE_MOUNT, r->exe_mnt_id);
   len = snprintf(text, sizeof text, "%llu", (unsigned long long)r->exe_ino);
-  js_set_string(env, exe, "inode", text, (size_t)len);
-  js_set_uint(env, exe, "fsMagic", r->exe_fs_magic);
-  napi_set_named_property(env, process, "executable", exe);
+  set_string(env, out, AT_EXE_INODE, text, (size_t)len);
+  set_double(env, out, AT_EXE_MAGIC, r->exe_fs_magic);
 }
 
 /*
  * socketLookup(protocol 6|17, family 4|6, src, srcPort, dst, dstPort[, bpfHandle])
- *   -> {inode, uid, state, cookie (decimal string)[, process: {pid, tid, uid, gid, bootNs, comm,
- *       commandLine?, hook, euid?, parentPid?, executable?}]} | null
+ *   -> [inode, uid, state, cookie, ...the record's fields (record_fields)] | null
  * With a handle of bpfAttributionOpen, the socket's cookie is looked up in its map too (bpf_attr.c);
- * `process` is absent when the map holds no record for it.
+ * the record's fields are undefined when the map holds no record for it.
  */
 napi_value socket_lookup(napi_env env, napi_callback_info info) {
   size_t argc = 7;
@@ -127,33 +151,19 @@ napi_value socket_lookup(napi_env env, napi_callback_info info) {
       if (r->nlmsg_type != SOCK_DIAG_BY_FAMILY || r->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
         continue;
       const struct inet_diag_msg *d = NLMSG_DATA(r);
-      napi_create_object(env, &result);
-      js_set_double(env, result, "inode", (double)d->idiag_inode);
-      js_set_uint(env, result, "uid", d->idiag_uid);
-      js_set_uint(env, result, "state", d->idiag_state);
+      napi_create_array_with_length(env, 18, &result);
+      set_double(env, result, 0, (double)d->idiag_inode);
+      set_double(env, result, 1, d->idiag_uid);
+      set_double(env, result, 2, d->idiag_state);
       uint64_t cookie = (uint64_t)d->id.idiag_cookie[0] | ((uint64_t)d->id.idiag_cookie[1] << 32);
       char decimal[24]; /* a string: exact (a bigint would not survive JSON.stringify) */
       int decimal_len = snprintf(decimal, sizeof decimal, "%llu", (unsigned long long)cookie);
-      js_set_string(env, result, "cookie", decimal, (size_t)decimal_len);
+      set_string(env, result, 3, decimal, (size_t)decimal_len);
       napi_valuetype type = napi_undefined;
       if (argc >= 7) napi_typeof(env, argv[6], &type);
       int map_fd = type == napi_external ? bpf_attr_map_fd(env, argv[6]) : -1;
       struct bpf_attr_record record;
-      if (map_fd >= 0 && bpf_attr_lookup(map_fd, cookie, &record) == 0) {
-        napi_value process;
-        napi_create_object(env, &process);
-        js_set_uint(env, process, "pid", (uint32_t)(record.pid_tgid >> 32));
-        js_set_uint(env, process, "tid", (uint32_t)record.pid_tgid);
-        js_set_uint(env, process, "uid", (uint32_t)record.uid_gid);
-        js_set_uint(env, process, "gid", (uint32_t)(record.uid_gid >> 32));
-        js_set_double(env, process, "bootNs", (double)record.boot_ns);
-        js_set_string(env, process, "comm", record.comm, strnlen(record.comm, sizeof record.comm));
-        /* The command line when the record holds all of it (NUL-separated, as /proc/PID/cmdline). */
-        if (record.args_read == 0 && record.args_len > 0 && record.args_len <= BPF_ATTR_ARGS)
-          js_set_string(env, process, "commandLine", record.args, record.args_len);
-        record_identity(env, process, &record);
-        napi_set_named_property(env, result, "process", process);
-      }
+      if (map_fd >= 0 && bpf_attr_lookup(map_fd, cookie, &record) == 0) record_fields(env, result, &record);
       return result;
     }
   }

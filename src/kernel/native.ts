@@ -204,7 +204,7 @@ interface Addon {
     dst: string,
     dport: number,
     bpf?: unknown,
-  ): SocketOwner | null;
+  ): RawLookup | null;
   bpfAttributionOpen(cgroup: string, maxEntries: number): unknown;
   bpfAttributionEntries(handle: unknown): number;
   bpfAttributionClose(handle: unknown): void;
@@ -363,8 +363,9 @@ function lookupWith(
     code,
     `sock_diag lookup ${protocol} ${srcAddr}:${srcPort} -> ${dstAddr}:${dstPort}`,
     () => {
-      if (protocol === 'udp') return native.socketLookup(17, family, dstAddr, dstPort, srcAddr, srcPort, bpf);
-      const found = native.socketLookup(6, family, srcAddr, srcPort, dstAddr, dstPort, bpf);
+      if (protocol === 'udp')
+        return ownerOf(native.socketLookup(17, family, dstAddr, dstPort, srcAddr, srcPort, bpf));
+      const found = ownerOf(native.socketLookup(6, family, srcAddr, srcPort, dstAddr, dstPort, bpf));
       // A SYN whose four-tuple is still held by a connection in TIME_WAIT (the server closed first
       // and the client reuses its port), or by a request socket (a retransmitted SYN), finds that
       // socket, which belongs to no process (inode 0): the listener takes the connection, so the
@@ -374,11 +375,61 @@ function lookupWith(
         found.inode === 0 &&
         (found.state === TCP_TIME_WAIT || found.state === TCP_NEW_SYN_RECV)
       )
-        return native.socketLookup(6, family, srcAddr, srcPort, family === 6 ? '::' : '0.0.0.0', 0, bpf);
+        return ownerOf(
+          native.socketLookup(6, family, srcAddr, srcPort, family === 6 ? '::' : '0.0.0.0', 0, bpf),
+        );
       return found;
     },
   );
 }
+
+/**
+ * socketLookup's answer, flat (native/sock_diag.c, record_fields): inode, uid, state, cookie, then,
+ * with a record, pid, tid, uid, gid, bootNs, comm, commandLine, hook, euid, parentPid and the
+ * executable's id, mount, inode and file system magic, each undefined when not read.
+ */
+type RawLookup = readonly [
+  number,
+  number,
+  number,
+  string,
+  number?,
+  number?,
+  number?,
+  number?,
+  number?,
+  string?,
+  string?,
+  ('create' | 'connect' | 'sendmsg')?,
+  number?,
+  number?,
+  string?,
+  number?,
+  string?,
+  number?,
+];
+
+/** The objects of a socketLookup answer, of one shape each (absent fields are left out). */
+function ownerOf(a: RawLookup | null): SocketOwner | null {
+  if (a === null) return null;
+  if (a[4] === undefined) return { inode: a[0], uid: a[1], state: a[2], cookie: a[3] };
+  const process: Mutable<RecordedProcess> = {
+    pid: a[4],
+    tid: a[5]!,
+    uid: a[6]!,
+    gid: a[7]!,
+    bootNs: a[8]!,
+    comm: a[9]!,
+  };
+  if (a[10] !== undefined) process.commandLine = a[10];
+  if (a[11] !== undefined) process.hook = a[11];
+  if (a[12] !== undefined) process.euid = a[12];
+  if (a[13] !== undefined) process.parentPid = a[13];
+  if (a[14] !== undefined) process.executable = { id: a[14], mount: a[15]!, inode: a[16]!, fsMagic: a[17]! };
+  return { inode: a[0], uid: a[1], state: a[2], cookie: a[3], process };
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** TCP states (include/net/tcp_states.h) of sockets that no process holds. */
 const TCP_TIME_WAIT = 6;
