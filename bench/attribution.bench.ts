@@ -27,12 +27,7 @@ import {
   ProcNetSocketLookup,
   type SocketOwner,
 } from '../src/kernel/attribution.js';
-import {
-  type BpfAttribution,
-  lookupSocket,
-  openBpfAttribution,
-  processExecutable,
-} from '../src/kernel/native.js';
+import { type BpfAttribution, lookupSocket, openBpfAttribution, readProcess } from '../src/kernel/native.js';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from '../test/kernel/cgroup.js';
 import { formatRatio, reportMeasure } from './report.js';
 
@@ -191,7 +186,7 @@ async function compareBpf(
   const today = new ProcessAttributor({ socketLookup: nativeSocketLookup(lookupSocket) });
   const withBpf = new ProcessAttributor({
     socketLookup: nativeSocketLookup(bpf.lookupSocket),
-    currentExecutable: processExecutable,
+    readProcess,
   });
   // The BPF path before executables' paths were kept: every new process read from /proc.
   const bpfProc = new ProcessAttributor({

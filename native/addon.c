@@ -1,7 +1,8 @@
 /*
  * Warden's kernel binding (N-API, C, kernel headers only): NFQUEUE (nfqueue.c), NFLOG (nflog.c),
  * exact sock_diag lookups (sock_diag.c), attribution by cgroup BPF programs (bpf_attr.c) and the
- * reaping of destroyed UDP sockets' conntrack flows (udp_flows.c). src/kernel/native.ts is its only user.
+ * reaping of destroyed UDP sockets' conntrack flows (udp_flows.c), and one-call reads of a process
+ * in /proc for attribution (proc_process.c). src/kernel/native.ts is its only user.
  */
 #include "addon.h"
 
@@ -21,7 +22,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"bpfAttributionOpen", NULL, bpf_attribution_open, NULL, NULL, NULL, napi_default, NULL},
       {"bpfAttributionEntries", NULL, bpf_attribution_entries, NULL, NULL, NULL, napi_default, NULL},
       {"bpfAttributionClose", NULL, bpf_attribution_close, NULL, NULL, NULL, napi_default, NULL},
-      {"procExe", NULL, proc_exe, NULL, NULL, NULL, napi_default, NULL},
+      {"procProcess", NULL, proc_process, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   return exports;

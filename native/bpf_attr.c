@@ -17,7 +17,6 @@
  * At decision time sock_diag gives the packet's socket cookie (sock_diag.c) and one
  * BPF_MAP_LOOKUP_ELEM gives the record (bpf_attr_lookup, used by socket_lookup).
  */
-#define _GNU_SOURCE /* O_PATH */
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -404,51 +403,4 @@ napi_value bpf_attribution_close(napi_env env, napi_callback_info info) {
   if (h->map_fd >= 0) close(h->map_fd);
   h->cgroup_fd = h->map_fd = -1;
   return NULL;
-}
-
-/*
- * procExe(pid) -> {path, mount, inode} | null (the process is gone): the path of a process's
- * executable with the identity of the very file that path names, without a race against an exec:
- * /proc/PID/exe is opened O_PATH (the file itself is not opened: no call into its file system but,
- * on NFS, a revalidation of its attributes, which is why the engine asks only for files on local
- * file systems), the path is that descriptor's link and the identity its fdinfo (mnt_id, ino),
- * both printed by the kernel from memory. The engine keeps the path by the identity the BPF
- * programs record (docs/attribution.md, "Executables seen before").
- */
-napi_value proc_exe(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
-  uint32_t pid;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1 || napi_get_value_uint32(env, argv[0], &pid) != napi_ok || pid == 0) {
-    napi_throw_type_error(env, NULL, "procExe(pid)");
-    return NULL;
-  }
-  char name[64], path[4096], fdinfo[512];
-  snprintf(name, sizeof name, "/proc/%u/exe", pid);
-  int fd = open(name, O_PATH | O_CLOEXEC);
-  napi_get_null(env, &result);
-  if (fd < 0) return result;
-  snprintf(name, sizeof name, "/proc/self/fd/%d", fd);
-  ssize_t path_len = readlink(name, path, sizeof path);
-  snprintf(name, sizeof name, "/proc/self/fdinfo/%d", fd);
-  int info_fd = open(name, O_RDONLY | O_CLOEXEC);
-  ssize_t info_len = info_fd < 0 ? -1 : read(info_fd, fdinfo, sizeof fdinfo - 1);
-  if (info_fd >= 0) close(info_fd);
-  close(fd);
-  if (path_len <= 0 || path_len >= (ssize_t)sizeof path || info_len <= 0) return result;
-  fdinfo[info_len] = 0;
-  const char *mnt = strstr(fdinfo, "mnt_id:");
-  const char *ino = strstr(fdinfo, "\nino:");
-  if (mnt == NULL || ino == NULL) return result;
-  char *end;
-  long mount = strtol(mnt + 7, &end, 10);
-  unsigned long long inode = strtoull(ino + 5, &end, 10);
-  char decimal[24];
-  int decimal_len = snprintf(decimal, sizeof decimal, "%llu", inode);
-  napi_create_object(env, &result);
-  js_set_string(env, result, "path", path, (size_t)path_len);
-  js_set_double(env, result, "mount", (double)mount);
-  js_set_string(env, result, "inode", decimal, (size_t)decimal_len);
-  return result;
 }

@@ -14,8 +14,8 @@ import {
   openLog,
   openQueue,
   type PacketQueue,
-  processExecutable,
   type QueuedPacket,
+  readProcess,
   reapUdpFlows,
 } from '../kernel/native.js';
 import {
@@ -115,8 +115,8 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   const attributor = new ProcessAttributor({
     socketLookup: nativeSocketLookup(attribution.lookup),
     ownScripts: { paths: Object.values(host.executables), names: INSTALLED_NAMES },
-    // Paths of executables seen before: a new process of one is named from its BPF record alone.
-    currentExecutable: processExecutable,
+    // One native read of a new process; executables seen before: named from the BPF record alone.
+    readProcess,
   });
   const own = new OwnParts({ executables: host.executables, node: await realpath(process.execPath) });
   let compiled!: CompiledPolicy;

@@ -4,7 +4,7 @@
  * a process's executable (RecordedExecutable: mount, device, inode, generation, change time). A
  * new process of a known executable is then named from its record alone, with no /proc read.
  *
- * A path is learned only from a read that cannot race an exec: the native procExe opens
+ * A path is learned only from a read that cannot race an exec: the native procProcess opens
  * /proc/PID/exe (O_PATH) and gives that descriptor's path with its mount id and inode, which must
  * be the recorded ones. Only files on local file systems are read so (an O_PATH open on NFS
  * revalidates the file's attributes, which can wait for a hung server). A file renamed, linked,
@@ -31,36 +31,23 @@ const LOCAL_FILE_SYSTEMS = new Set([
 export class KnownExecutables {
   private readonly paths = new Map<string, string>();
 
-  constructor(
-    private readonly size: number,
-    private readonly current: ((pid: number) => CurrentExecutable | null) | null,
-  ) {}
+  constructor(private readonly size: number) {}
 
   /** The path of a recorded executable read before, " (deleted)" removed; undefined when not known. */
   pathOf(exe: RecordedExecutable | undefined): string | undefined {
     return exe === undefined ? undefined : this.paths.get(exe.id);
   }
 
-  /**
-   * Whether `read` can learn from this process's executable: on a local file system and with a
-   * reader (without, the caller reads the /proc/PID/exe link itself).
-   */
+  /** Whether paths are kept and this executable's may be learned (it is on a local file system). */
   canLearn(exe: RecordedExecutable | undefined): exe is RecordedExecutable {
-    return exe !== undefined && this.current !== null && this.size > 0 && LOCAL_FILE_SYSTEMS.has(exe.fsMagic);
+    return exe !== undefined && this.size > 0 && LOCAL_FILE_SYSTEMS.has(exe.fsMagic);
   }
 
-  /**
-   * Reads what /proc/PID/exe names now (the link's text, null when the process is gone), learning
-   * its path when that file is the recorded one.
-   */
-  read(pid: number, exe: RecordedExecutable): string | null {
-    const now = this.current?.(pid) ?? null;
-    if (now === null) return null;
-    if (now.mount === exe.mount && now.inode === exe.inode) {
-      if (this.paths.size >= this.size) this.paths.delete(this.paths.keys().next().value!);
-      this.paths.set(exe.id, now.path.replace(/ \(deleted\)$/, ''));
-    }
-    return now.path;
+  /** Keeps the path of what /proc/PID/exe names now when that file is the recorded one. */
+  learn(exe: RecordedExecutable, now: CurrentExecutable): void {
+    if (now.mount !== exe.mount || now.inode !== exe.inode) return;
+    if (this.paths.size >= this.size) this.paths.delete(this.paths.keys().next().value!);
+    this.paths.set(exe.id, now.path.replace(/ \(deleted\)$/, ''));
   }
 
   clear(): void {

@@ -29,8 +29,8 @@ import { readStartTime, startTimeOf } from './proc-stat.js';
 import { effectiveUid, isInterpreter, scriptArgument, UserNames } from './process-info.js';
 import {
   type ConnectionTuple,
-  type CurrentExecutable,
   type ProcessIdentity,
+  type ProcessRead,
   ProcNetSocketLookup,
   type RecordedProcess,
   type SocketLookup,
@@ -64,11 +64,10 @@ export interface ProcessAttributorOptions {
   /** How long a script's real path is waited for (default 200 ms): after that the lexical path is used. */
   readonly realPathDeadlineMs?: number;
   /**
-   * Reads /proc/PID/exe with the identity of the file it names (the engine: native
-   * processExecutable). With it, executables' paths are learned and a new process of a known
-   * executable is named from its BPF record alone (attribution-exe.ts). Default: none.
+   * Reads a process recorded by BPF in one call (the engine: native readProcess), and learns
+   * executables' paths (attribution-exe.ts). Default: none (files read one by one, no path learned).
    */
-  readonly currentExecutable?: (pid: number) => CurrentExecutable | null;
+  readonly readProcess?: (pid: number, learn: boolean) => ProcessRead | null;
   /** Executables whose path is kept (default 1024; 0: none). */
   readonly knownExecutables?: number;
 }
@@ -154,6 +153,7 @@ export class ProcessAttributor {
   >();
   private inFlight: { kind: ScanKind; startedAt: number; done: Promise<void> } | null = null;
   private readonly executables: KnownExecutables;
+  private readonly readProcess: ((pid: number, learn: boolean) => ProcessRead | null) | null;
 
   constructor(options: ProcessAttributorOptions = {}) {
     this.socketLookup =
@@ -168,9 +168,9 @@ export class ProcessAttributor {
     this.ownNames = own ? new Set([...own.paths.map((p) => basename(p)), ...(own.names ?? [])]) : null;
     this.realPathDeadlineMs = options.realPathDeadlineMs ?? 200;
     this.realPathReads = new BoundedReads(1, this.realPathDeadlineMs);
+    this.readProcess = options.readProcess ?? null;
     this.executables = new KnownExecutables(
-      options.knownExecutables ?? 1024,
-      options.currentExecutable ?? null,
+      this.readProcess === null ? 0 : (options.knownExecutables ?? 1024),
     );
   }
 
@@ -228,7 +228,10 @@ export class ProcessAttributor {
    */
   private async identifyRecorded(owner: SocketOwner, rec: RecordedProcess): Promise<ProcessIdentity> {
     const base = `${this.proc}/${rec.pid}`;
-    const start = readStartTime(`${base}/stat`);
+    // One native call when the engine gives one (stat, exe, status), else the files one by one.
+    const learn = this.executables.canLearn(rec.executable);
+    const read = this.readProcess?.(rec.pid, learn);
+    const start = read === undefined ? readStartTime(`${base}/stat`) : (read?.start ?? null);
     const recordedTicks = rec.bootNs / NS_PER_TICK;
     const known = this.processes.get(rec.pid);
     const own = (identity: ProcessIdentity) => ({ ...identity, inode: owner.inode, socketUid: owner.uid });
@@ -239,9 +242,9 @@ export class ProcessAttributor {
         return own(known.identity);
       return this.partial(owner, rec.pid);
     }
-    const exe = this.executables.canLearn(rec.executable)
-      ? settle(() => this.executables.read(rec.pid, rec.executable!) ?? fail())
-      : settle(() => readlinkSync(`${base}/exe`));
+    if (learn && read?.current !== undefined) this.executables.learn(rec.executable!, read.current);
+    const exe =
+      read === undefined ? settle(() => readlinkSync(`${base}/exe`)) : settle(() => read?.exe ?? fail());
     if (
       known !== undefined &&
       known.start === start &&
@@ -256,7 +259,9 @@ export class ProcessAttributor {
     const identity = await this.describe(
       rec.pid,
       owner,
-      exe.status === 'fulfilled' ? { exe: exe.value, start, commandLine: rec.commandLine } : undefined,
+      exe.status === 'fulfilled'
+        ? { exe: exe.value, start, commandLine: rec.commandLine, uid: read?.euid }
+        : undefined,
     );
     if (identity.complete && exe.status === 'fulfilled') {
       this.processes.delete(rec.pid);
@@ -469,23 +474,23 @@ export class ProcessAttributor {
   private async describe(
     pid: number,
     owner: SocketOwner,
-    known?: { exe: string; start: string; commandLine?: string | undefined },
+    known?: { exe: string; start: string; commandLine?: string | undefined; uid?: number | undefined },
   ): Promise<ProcessIdentity> {
     const base = `${this.proc}/${pid}`;
     // Synchronous on purpose: these reads of /proc/PID take microseconds and never wait for the
     // process (the kernel prints the exe link and counters); through the thread pool, queued behind
     // other I/O, they took milliseconds per connection. The command line is read once per process.
-    const [exe, status] = [
+    const exe =
       known !== undefined
         ? { status: 'fulfilled' as const, value: known.exe }
-        : settle(() => readlinkSync(`${base}/exe`)),
-      settle(() => readFileSync(`${base}/status`, 'utf8')),
-    ];
+        : settle(() => readlinkSync(`${base}/exe`));
+    const knownUid = known?.uid;
+    const status = knownUid === undefined ? settle(() => readFileSync(`${base}/status`, 'utf8')) : null;
     const cmdline = await this.commandLineOf(base, pid, known);
     if (exe.status === 'rejected' && cmdline === null) return this.partial(owner, pid);
     const executable = exe.status === 'fulfilled' ? exe.value.replace(/ \(deleted\)$/, '') : null;
     const commandLine = Array.isArray(cmdline) ? cmdline : [];
-    const uid = (status.status === 'fulfilled' ? effectiveUid(status.value) : null) ?? owner.uid;
+    const uid = knownUid ?? (status?.status === 'fulfilled' ? effectiveUid(status.value) : null) ?? owner.uid;
     const script = executable === null ? null : await this.scriptOf(base, executable, commandLine);
     return {
       pid,

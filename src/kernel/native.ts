@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, WardenError } from '../errors.js';
-import type { CurrentExecutable, RecordedExecutable } from './socket-lookup.js';
+import type { ProcessRead, RecordedExecutable } from './socket-lookup.js';
 
 /** What the kernel tells about a packet it queues or logs. */
 export interface PacketMeta {
@@ -208,7 +208,7 @@ interface Addon {
   bpfAttributionOpen(cgroup: string, maxEntries: number): unknown;
   bpfAttributionEntries(handle: unknown): number;
   bpfAttributionClose(handle: unknown): void;
-  procExe(pid: number): CurrentExecutable | null;
+  procProcess(pid: number, learn: boolean): readonly [string?, string?, number?, string?, number?] | null;
 }
 
 /** Where the addon is built: <repo>/build/Release (this file is <repo>/dist/src/kernel/native.js). */
@@ -465,13 +465,22 @@ export function openBpfAttribution(cgroup: string, options: { maxEntries?: numbe
 }
 
 /**
- * The path of a process's executable and the identity (mount id, inode) of the file it names, read
- * together without a race against an exec (native/bpf_attr.c, proc_exe); null when the process is
- * gone. Opens /proc/PID/exe with O_PATH: on NFS that revalidates the file's attributes, so call it
- * only for executables on local file systems (the record's `fsMagic`).
+ * What attribution reads of a new process, in one native call (native/proc_process.c): start time,
+ * exe link, effective uid; null when the process is gone. With `learn`, the exe link comes with the
+ * identity (mount id, inode) of the file it names, read without a race against an exec: that opens
+ * /proc/PID/exe with O_PATH, which on NFS revalidates the file's attributes, so learn only for
+ * executables on local file systems (the record's `fsMagic`).
  */
-export function processExecutable(pid: number): CurrentExecutable | null {
-  return addon().procExe(pid);
+export function readProcess(pid: number, learn: boolean): ProcessRead | null {
+  const a = addon().procProcess(pid, learn);
+  if (a === null) return null;
+  const read: { -readonly [K in keyof ProcessRead]: ProcessRead[K] } = {};
+  if (a[0] !== undefined) read.start = a[0];
+  if (a[1] !== undefined) read.exe = a[1];
+  if (a[1] !== undefined && a[2] !== undefined && a[3] !== undefined)
+    read.current = { path: a[1], mount: a[2], inode: a[3] };
+  if (a[4] !== undefined) read.euid = a[4];
+  return read;
 }
 
 /**

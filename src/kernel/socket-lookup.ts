@@ -74,11 +74,23 @@ export interface RecordedExecutable {
   readonly fsMagic: number;
 }
 
-/** What /proc/PID/exe names now, with the identity of that very file (native procExe). */
+/** What /proc/PID/exe names now, with the identity of that very file (native procProcess). */
 export interface CurrentExecutable {
   readonly path: string;
   readonly mount: number;
   readonly inode: string;
+}
+
+/** What one native read of /proc/PID gave (procProcess); a field is absent when its read failed. */
+export interface ProcessRead {
+  /** Start time in clock ticks since boot (/proc/PID/stat field 22). */
+  readonly start?: string;
+  /** The exe link's text (" (deleted)" kept). */
+  readonly exe?: string;
+  /** The exe with its file's identity, when asked to learn it. */
+  readonly current?: CurrentExecutable;
+  /** Effective uid (/proc/PID/status). */
+  readonly euid?: number;
 }
 
 /** Finds the socket of a connection (incoming TCP: the listener when not yet accepted). */

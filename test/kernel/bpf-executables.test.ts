@@ -27,7 +27,7 @@ import {
   type ProcessIdentity,
   type RecordedProcess,
 } from '../../src/kernel/attribution.js';
-import { type BpfAttribution, openBpfAttribution, processExecutable } from '../../src/kernel/native.js';
+import { type BpfAttribution, openBpfAttribution, readProcess } from '../../src/kernel/native.js';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from './cgroup.js';
 
 const unavailable = cgroupTestsUnavailable();
@@ -123,9 +123,9 @@ describe('executables seen before, named from the BPF record', { skip: unavailab
     const program = copyBash(join(dir, 'known', 'bash'));
     const attributor = new ProcessAttributor({
       socketLookup: nativeSocketLookup(bpf.lookupSocket),
-      currentExecutable: processExecutable,
+      readProcess,
     });
-    const uids = [0, NOBODY, 0, NOBODY, 0, NOBODY];
+    const uids = [NOBODY, 0, NOBODY, 0, NOBODY, 0]; // the first, read from /proc, as nobody
     for (const [i, uid] of uids.entries()) {
       const { pid, id, record } = await run(attributor, program, uid);
       assert.ok(id, `run ${i}: attributed`);
@@ -148,7 +148,7 @@ describe('executables seen before, named from the BPF record', { skip: unavailab
   test('renamed, moved with its directory, linked or replaced: named by its path now, never a stale one', async () => {
     const attributor = new ProcessAttributor({
       socketLookup: nativeSocketLookup(bpf.lookupSocket),
-      currentExecutable: processExecutable,
+      readProcess,
     });
     mkdirSync(join(dir, 'a'), { mode: 0o755 });
     const expectRun = async (program: string, fromRecord: boolean) => {
