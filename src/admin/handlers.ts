@@ -7,6 +7,7 @@ import { ErrorCode, WardenError } from '../errors.js';
 import { firewallHints } from '../hints/index.js';
 import { missingApplications } from '../host-programs.js';
 import { formatIp, parseIp } from '../ip/index.js';
+import { policyHash } from '../policy/hash.js';
 import {
   type CompiledPolicy,
   type ConnectionFacts,
@@ -91,7 +92,13 @@ export interface HandlerContext {
     | 'remoteAdministration'
     | 'applicationPort'
     | 'attribution'
-  > & { attribution?: string };
+    | 'policyVersion'
+    | 'policyHash'
+    | 'decisionsPerMinute'
+    | 'problems'
+  > & { attribution?: string; decisionsPerMinute?: number; problems?: string[] };
+  /** Resolves once the configuration in force has reached the kernel (default: at once). */
+  readonly settled?: () => Promise<void>;
   /**
    * The port the engine serves (wardend --port overrides the settings); engine.status and
    * firewall.hints report it. Default: settings.applicationPort.
@@ -336,13 +343,21 @@ export function createHandlers(ctx: HandlerContext) {
     };
   };
 
+  /** The policy hash of a configuration version, computed once per version. */
+  let hashOf: { version: number; hash: string } | undefined;
   const handlers: { [K in keyof typeof Methods]?: Handler<(typeof Methods)[K]> } = {
     status: () => {
       const settings = ctx.config.settings();
       const cp = compiledPolicy();
+      const version = ctx.config.history()[0]?.version ?? 1;
+      if (hashOf?.version !== version) hashOf = { version, hash: policyHash(ctx.config.policy()) };
       return {
         attribution: 'none',
+        decisionsPerMinute: 0,
+        problems: [],
         ...ctx.status(),
+        policyVersion: version,
+        policyHash: hashOf.hash,
         applicationPort: servedPort(),
         remoteAdministration: settings.remoteAdministration.enabled,
         mode: cp.mode,
@@ -503,6 +518,7 @@ export function createHandlers(ctx: HandlerContext) {
     probation,
     version: () => ctx.config.history()[0]?.version ?? 1,
     ...(ctx.proposals !== undefined ? { proposals: ctx.proposals } : {}),
+    ...(ctx.settled !== undefined ? { settled: ctx.settled } : {}),
   });
   return { ...handlers, ...policyHandlers };
 }
