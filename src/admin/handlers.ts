@@ -3,11 +3,11 @@
  * and logs. Every change is validated with the policy and settings schemas,
  * written through the ConfigStore and recorded as an audit log item.
  */
+
 import { ErrorCode, WardenError } from '../errors.js';
 import { firewallHints } from '../hints/index.js';
 import { missingApplications } from '../host-programs.js';
 import { formatIp, parseIp } from '../ip/index.js';
-import { policyHash } from '../policy/hash.js';
 import {
   type CompiledPolicy,
   type ConnectionFacts,
@@ -21,12 +21,14 @@ import {
   policyToPlain,
   type Rule,
   ruleToPlain,
+  serializePolicy,
   validatePolicy,
   validateRule,
 } from '../policy/index.js';
 import { type AskAnswer, type AskPrompt, type AskResolution, askAnswerSchema } from '../protocol/asks.js';
 import type { LogItem, LogQueryParsed } from '../protocol/log-item.js';
 import type { Methods, StatusResult } from '../protocol/methods.js';
+import { policyHashOfCanonical } from '../protocol/policy-hash.js';
 import { parseSettingsText, type Settings, validateSettings } from '../settings/index.js';
 import { keepRedacted, redactSecrets, redactText } from '../settings/secrets.js';
 import type { ChangeMeta, ConfigStore } from './config-store.js';
@@ -39,6 +41,9 @@ import { createPolicyHandlers } from './policy-handlers.js';
 import type { ProposalBook } from './proposals.js';
 import { RevertConflict } from './revert.js';
 import { Turns } from './turns.js';
+
+/** The policy's hash as engine.status reports it. */
+const policyHash = (p: Policy): string => policyHashOfCanonical(serializePolicy(p));
 
 /**
  * Largest logs.query answer, in bytes of item JSON: half the 1 MiB frame limit of the peer.
