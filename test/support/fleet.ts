@@ -4,7 +4,7 @@
  * in parallel; a console home (XDG_CONFIG_HOME) that remembers engines with their pinned
  * fingerprints; and the built `warden` CLI run against it. The e2e, kernel and web fleet tests share it.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, type SpawnOptions, spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -131,8 +131,10 @@ export function wardenWatching(
   args: string[],
   line: RegExp,
   onLine: () => void | Promise<void>,
+  /** How to start it (default: here; kernel tests start it in a namespace with NetnsPair.spawn). */
+  launch: (command: string, args: string[], options: SpawnOptions) => ChildProcess = spawn,
 ): { child: ChildProcess; done: Promise<WardenRun & { sawLine: boolean }> } {
-  const child = spawn(process.execPath, [WARDEN_BIN, ...args], {
+  const child = launch(process.execPath, [WARDEN_BIN, ...args], {
     env: env(home, {}),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
