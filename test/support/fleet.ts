@@ -72,6 +72,8 @@ export async function startLoopbackFleet(n: number, dir: string, home: ConsoleHo
         stateDir: join(dir, name, 'state'),
         port: 0,
         bindAddress: '127.0.0.1',
+        // Several engines on one host: each its own pop-up port, not the one the settings name.
+        services: { popupPort: 0 },
       });
     }),
   );

@@ -185,7 +185,7 @@ function MergedLog({ engines }: { engines: string[] }) {
             {shown.length} item{shown.length === 1 ? '' : 's'} from {engines.length - hidden.size} engine
             {engines.length - hidden.size === 1 ? '' : 's'}, newest first (at most {SHOWN_MAX}).
           </p>
-          <table data-testid="merged-log">
+          <table class="log" data-testid="merged-log">
             <thead>
               <tr>
                 <th>Engine</th>
