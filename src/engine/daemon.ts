@@ -249,7 +249,12 @@ export class Engine {
         kernel: kernel?.description ?? 'none: unprivileged mode, nothing is enforced',
         attribution: kernel?.attribution ?? 'none',
         decisionsPerMinute: metrics.decisionsPerMinute(),
-        problems: kernelProblem === undefined ? [] : [kernelProblem],
+        problems: [
+          ...(kernelProblem === undefined ? [] : [kernelProblem]),
+          ...(problem === undefined
+            ? []
+            : [`log store unusable, log items are kept in memory only: ${problem}`]),
+        ],
       }),
       settled: () => kernelWork,
       ...(options.bindAddress !== undefined ? { bindAddress: options.bindAddress } : {}),
