@@ -18,6 +18,7 @@ import {
   FLEET_TIMEOUT_MS,
   type FleetRow,
   firstLine,
+  mapLimited,
   openFleetEngine,
   queryFleet,
   withDeadline,
@@ -128,7 +129,7 @@ export async function rollout(
         });
       continue;
     }
-    const applied = await Promise.all(wave.map((e) => applyTo(e, text, o.confirm, engines, io)));
+    const applied = await mapLimited(wave, (e) => applyTo(e, text, o.confirm, engines, io));
     say(
       `${label}: applied to ${applied.map((a) => (a.error ? `${a.engine} (failed: ${a.error})` : a.engine)).join(', ')}`,
     );
@@ -142,27 +143,25 @@ export async function rollout(
           say(`${label}: baking for ${o.bake} s before the checks`);
           await sleep(o.bake * 1000);
         }
-        const checks = await Promise.all(applied.map((a) => checkEngine(a, hash, engines, io)));
+        const checks = await mapLimited(applied, (a) => checkEngine(a, hash, engines, io));
         for (const c of checks) if (c.client) clients.set(c.engine, c.client);
         problems = checks.filter((c) => c.why !== undefined).map((c) => ({ engine: c.engine, why: c.why! }));
       }
       if (problems.length === 0) {
         // Every engine of the wave passed: confirm them all (an engine lost in between fails the wave).
-        const confirmed = await Promise.all(
-          applied.map(async (a) => {
-            if (a.version === undefined) return undefined;
-            try {
-              await withDeadline(
-                clients.get(a.engine)!.call(Methods.configConfirm, { version: a.version }),
-                FLEET_TIMEOUT_MS,
-                a.engine,
-              );
-              return undefined;
-            } catch (e) {
-              return { engine: a.engine, why: `confirm failed: ${firstLine(e)}` };
-            }
-          }),
-        );
+        const confirmed = await mapLimited(applied, async (a) => {
+          if (a.version === undefined) return undefined;
+          try {
+            await withDeadline(
+              clients.get(a.engine)!.call(Methods.configConfirm, { version: a.version }),
+              FLEET_TIMEOUT_MS,
+              a.engine,
+            );
+            return undefined;
+          } catch (e) {
+            return { engine: a.engine, why: `confirm failed: ${firstLine(e)}` };
+          }
+        });
         problems = confirmed.filter((c) => c !== undefined);
       }
     } finally {
@@ -185,7 +184,7 @@ export async function rollout(
     }
     failed = true;
     say(`${label}: FAILED: ${problems.map((p) => `${p.engine}: ${p.why}`).join('; ')}`);
-    for (const out of await rollBack(applied, problems, rowOf, engines, io, say))
+    for (const out of await rollBack(applied, problems, rowOf, o.confirm, engines, io, say))
       outcomes.set(out.engine, { ...out, wave: i });
   }
   const order = new Map(names.map((n, k) => [n, k]));
@@ -250,13 +249,16 @@ async function rollBack(
   applied: readonly Applied[],
   problems: readonly { engine: string; why: string }[],
   before: ReadonlyMap<string, FleetRow>,
+  confirmSeconds: number,
   engines: EngineList,
   io: CommandIo,
   say: (line: string) => void,
 ): Promise<Omit<EngineOutcome, 'wave'>[]> {
   const why = new Map(problems.map((p) => [p.engine, p.why]));
   const changed = applied.filter((a) => a.version !== undefined);
-  const last = Math.max(0, ...changed.map((a) => Date.parse(a.deadline!)));
+  // The engines' own deadlines, but never longer than --confirm from now (a deadline an engine made up).
+  const latest = Date.now() + confirmSeconds * 1000;
+  const last = Math.min(latest, Math.max(0, ...changed.map((a) => Date.parse(a.deadline!) || latest)));
   if (changed.length > 0) {
     say(
       `rolling back: ${changed.map((a) => a.engine).join(', ')} undo the change at ${new Date(last).toISOString()}; waiting for it`,

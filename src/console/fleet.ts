@@ -172,6 +172,27 @@ export async function queryEngine(
   }
 }
 
+/** Engines a fleet command talks to at once (a thousand engines are not a thousand handshakes at once). */
+export const FLEET_PARALLEL = 32;
+
+/** `fn` over `items`, at most `limit` at a time; results in the order of `items`. */
+export async function mapLimited<T, R>(
+  items: readonly T[],
+  fn: (item: T) => Promise<R>,
+  limit = FLEET_PARALLEL,
+): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
 /** Queries every engine in parallel; records the contacts; rows in the order of `names`. */
 export async function queryFleet(
   names: readonly string[],
@@ -179,7 +200,7 @@ export async function queryFleet(
   io: CommandIo,
   o: { transport?: boolean; timeoutMs?: number } = {},
 ): Promise<FleetRow[]> {
-  const rows = await Promise.all(names.map((n) => queryEngine(n, engines, io, o)));
+  const rows = await mapLimited(names, (n) => queryEngine(n, engines, io, o));
   await engines.contacted(rows.filter((r) => r.reachable).map((r) => r.engine));
   return rows.map((r) => (r.reachable ? r : { ...r, lastContact: engines.lastContact(r.engine) ?? null }));
 }

@@ -104,6 +104,14 @@ describe('the Fleet page in the web console', { skip: chromiumMissing }, () => {
     assert.equal(await logRows(page).filter({ hasText: 'on e1' }).count(), 0);
     await page.getByLabel('Show e1').check();
     await logRows(page).filter({ hasText: 'later on e1' }).waitFor();
+    // On a narrow screen the tables scroll within the page; the page does not scroll sideways.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForTimeout(150);
+    await page.screenshot({ path: join(shots, 'fleet-narrow.png'), fullPage: true });
+    assert.ok(
+      await page.evaluate('document.documentElement.scrollWidth <= innerWidth + 1'),
+      'no sideways scroll',
+    );
     await page.close();
   });
 });

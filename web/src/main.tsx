@@ -21,8 +21,8 @@ import './style.css';
 
 const PAGES = [
   ['engines', 'Engines'],
-  ['fleet', 'Fleet'],
   ['dashboard', 'Dashboard'],
+  ['fleet', 'Fleet'],
   ['log', 'Live log'],
   ['connections', 'Connected now'],
   ['rules', 'Rules'],

@@ -79,44 +79,46 @@ function FleetTable() {
       {rows === undefined ? (
         <p class="muted">Asking the engines…</p>
       ) : (
-        <table data-testid="fleet-table">
-          <thead>
-            <tr>
-              <th>Engine</th>
-              <th>Version</th>
-              <th>Fingerprint</th>
-              <th>Policy</th>
-              <th>Hash</th>
-              <th>Last contact</th>
-              <th>Decisions/min</th>
-              <th>Log</th>
-              <th>State</th>
-            </tr>
-          </thead>
-          <tbody>
-            {shown.map((r) => (
-              <tr key={r.engine} data-engine={r.engine}>
-                <td>{r.engine}</td>
-                <td>{r.version ?? ''}</td>
-                <td title={r.fingerprint}>{shortFp(r.fingerprint)}</td>
-                <td>{r.policyVersion === undefined ? '' : `v${r.policyVersion}`}</td>
-                <td title={r.policyHash}>{r.policyHash?.slice(0, 19) ?? ''}</td>
-                <td>{when(r.lastContact)}</td>
-                <td>{r.decisionsPerMinute ?? ''}</td>
-                <td>{r.logTransport?.toUpperCase() ?? ''}</td>
-                <td class={r.reachable && !r.problems?.length ? '' : 'warn'}>
-                  {r.reachable
-                    ? r.problems?.length
-                      ? `problem: ${r.problems.join('; ')}`
-                      : 'up'
-                    : r.loggedIn
-                      ? `unreachable: ${r.error}`
-                      : 'not logged in (Engines page)'}
-                </td>
+        <div class="scroll">
+          <table data-testid="fleet-table">
+            <thead>
+              <tr>
+                <th>Engine</th>
+                <th>Version</th>
+                <th>Fingerprint</th>
+                <th>Policy</th>
+                <th>Hash</th>
+                <th>Last contact</th>
+                <th>Decisions/min</th>
+                <th>Log</th>
+                <th>State</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {shown.map((r) => (
+                <tr key={r.engine} data-engine={r.engine}>
+                  <td>{r.engine}</td>
+                  <td>{r.version ?? ''}</td>
+                  <td title={r.fingerprint}>{shortFp(r.fingerprint)}</td>
+                  <td>{r.policyVersion === undefined ? '' : `v${r.policyVersion}`}</td>
+                  <td title={r.policyHash}>{r.policyHash?.slice(0, 19) ?? ''}</td>
+                  <td>{when(r.lastContact)}</td>
+                  <td>{r.decisionsPerMinute ?? ''}</td>
+                  <td>{r.logTransport?.toUpperCase() ?? ''}</td>
+                  <td class={r.reachable && !r.problems?.length ? '' : 'warn'}>
+                    {r.reachable
+                      ? r.problems?.length
+                        ? `problem: ${r.problems.join('; ')}`
+                        : 'up'
+                      : r.loggedIn
+                        ? `unreachable: ${r.error}`
+                        : 'not logged in (Engines page)'}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
     </section>
   );
@@ -185,32 +187,34 @@ function MergedLog({ engines }: { engines: string[] }) {
             {shown.length} item{shown.length === 1 ? '' : 's'} from {engines.length - hidden.size} engine
             {engines.length - hidden.size === 1 ? '' : 's'}, newest first (at most {SHOWN_MAX}).
           </p>
-          <table class="log" data-testid="merged-log">
-            <thead>
-              <tr>
-                <th>Engine</th>
-                <th>Time</th>
-                <th>Verdict</th>
-                <th>Application</th>
-                <th>Remote</th>
-                <th>Rule</th>
-                <th>Message</th>
-              </tr>
-            </thead>
-            <tbody>
-              {shown.map((i) => (
-                <tr key={`${i.engine}\n${i.seq}`} data-engine={i.engine} data-seq={i.seq}>
-                  <td>{i.engine}</td>
-                  <td>{i.time.slice(11, 19)}</td>
-                  <td>{i.verdict ?? i.kind}</td>
-                  <td title={i.application}>{baseName(i.application)}</td>
-                  <td>{remoteText(i)}</td>
-                  <td>{i.rule ?? ''}</td>
-                  <td>{i.message}</td>
+          <div class="scroll">
+            <table class="log" data-testid="merged-log">
+              <thead>
+                <tr>
+                  <th>Engine</th>
+                  <th>Time</th>
+                  <th>Verdict</th>
+                  <th>Application</th>
+                  <th>Remote</th>
+                  <th>Rule</th>
+                  <th>Message</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
+              </thead>
+              <tbody>
+                {shown.map((i) => (
+                  <tr key={`${i.engine}\n${i.seq}`} data-engine={i.engine} data-seq={i.seq}>
+                    <td>{i.engine}</td>
+                    <td>{i.time.slice(11, 19)}</td>
+                    <td>{i.verdict ?? i.kind}</td>
+                    <td title={i.application}>{baseName(i.application)}</td>
+                    <td>{remoteText(i)}</td>
+                    <td>{i.rule ?? ''}</td>
+                    <td>{i.message}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
         </>
       )}
     </section>
