@@ -51,6 +51,10 @@ test('groups: members must be remembered engines, kept in order, written atomica
       'no temporary file left',
     );
     assert.equal(JSON.parse(readFileSync(path, 'utf8')).version, 1);
+    // A hand-edited file whose group names an engine the console does not remember.
+    writeFileSync(path, JSON.stringify({ version: 1, engines: {}, groups: { web: ['zz'] } }));
+    const edited = await EngineList.open(path);
+    assert.throws(() => fleetTargets(edited, 'web'), /names "zz", which this console does not remember/);
     writeFileSync(path, JSON.stringify({ version: 1, engines: {}, groups: { web: 'a' } }));
     await assert.rejects(EngineList.open(path), /"groups" must map each group name to a list/);
   } finally {

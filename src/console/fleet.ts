@@ -42,6 +42,16 @@ export function fleetTargets(engines: EngineList, group: string | undefined): st
       throw new WardenError(ErrorCode.USAGE, `engine group "${group}" has no engines`, {
         suggestion: `Add some with \`warden engines group add ${group} ENGINE...\`.`,
       });
+    const known = new Set(engines.all().map(([n]) => n));
+    const strangers = members.filter((m) => !known.has(m));
+    if (strangers.length > 0)
+      throw new WardenError(
+        ErrorCode.NOT_FOUND,
+        `engine group "${group}" names ${strangers.map((m) => `"${m}"`).join(', ')}, which this console does not remember`,
+        {
+          suggestion: `Connect to it (\`warden connect HOST --name NAME\`) or take it out: \`warden engines group remove ${group} NAME\`.`,
+        },
+      );
     return members;
   }
   const all = engines.all().map(([n]) => n);
