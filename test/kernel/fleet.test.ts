@@ -25,7 +25,7 @@ import {
   SERVER_ADDR,
   tcpConnect,
 } from './netns.js';
-import { startWardend } from './wardend.js';
+import { NODE, startWardend } from './wardend.js';
 
 const PORT = 44520;
 /** The link from the console's namespace to engine B's. */
@@ -41,6 +41,12 @@ rules:
     direction: incoming
     protocol: tcp
     localPorts: 22
+    action: allow
+  - name: node to 8006
+    direction: outgoing
+    protocol: tcp
+    application: ${NODE}
+    remotePorts: 8006
     action: allow
 ${extra}`;
 const OLD = policy('');
@@ -113,7 +119,7 @@ describe('fleet rollout to enforcing engines in namespaces', { skip: kernelTests
       writeFileSync(join(dirs[name], 'etc/policy.yaml'), OLD);
       writeFileSync(join(dirs[name], 'etc/settings.yaml'), 'remoteAdministration:\n  enabled: true\n');
     }
-    await listenOn(a, a.client, [8005]);
+    await listenOn(a, a.client, [8005, 8006]);
     await Promise.all([
       start('A', a, a.server, PORT),
       start('B', b, b.server, PORT),
@@ -178,5 +184,9 @@ describe('fleet rollout to enforcing engines in namespaces', { skip: kernelTests
     assert.equal(now.get('u1')?.policyHash, before.get('u1')?.policyHash);
     assert.equal(now.get('u2')?.policyHash, before.get('u2')?.policyHash);
     assert.notEqual(now.get('A')?.policyHash, before.get('A')?.policyHash);
+    // A connection the kernel queues (a rule names the program) is a decision the engine counts.
+    assert.equal(tcpConnect(a, a.server, CLIENT_ADDR, 8006, 1500), 'connected');
+    const counted = (await statusOf()).get('A') as { decisionsPerMinute?: number } | undefined;
+    assert.ok((counted?.decisionsPerMinute ?? 0) >= 1, JSON.stringify(counted));
   });
 });
