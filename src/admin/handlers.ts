@@ -3,7 +3,6 @@
  * and logs. Every change is validated with the policy and settings schemas,
  * written through the ConfigStore and recorded as an audit log item.
  */
-
 import { ErrorCode, WardenError } from '../errors.js';
 import { firewallHints } from '../hints/index.js';
 import { missingApplications } from '../host-programs.js';

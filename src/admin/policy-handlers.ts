@@ -4,7 +4,6 @@
  * policy, refused when it could cut a remote caller off (unless applied with confirm), written as a new
  * configuration version, undone at its deadline unless confirmed, and recorded as an audit item.
  */
-
 import { ErrorCode, WardenError } from '../errors.js';
 import {
   type Policy,

@@ -213,11 +213,17 @@ export class EngineList {
     return this.#file.contacts?.[name];
   }
 
-  /** Records that the console reached these engines now (one write for all). */
+  /**
+   * Records that the console reached these engines now (one write for all). A contact recorded less
+   * than a minute ago is not written again: the Fleet page asks every 5 s and need not rewrite the file.
+   */
   async contacted(names: readonly string[], at = new Date()): Promise<void> {
-    if (names.length === 0) return;
     const contacts = { ...(this.#file.contacts ?? {}) };
-    for (const n of names) if (n in this.#file.engines) contacts[n] = at.toISOString();
+    const stale = names.filter(
+      (n) => n in this.#file.engines && !(at.getTime() - Date.parse(contacts[n] ?? '') < 60_000),
+    );
+    if (stale.length === 0) return;
+    for (const n of stale) contacts[n] = at.toISOString();
     this.#file = { ...this.#file, contacts };
     await this.#write();
   }

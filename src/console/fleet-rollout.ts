@@ -7,7 +7,6 @@
  * engines undo the change by themselves at the deadline (the console waits for it and checks), and
  * the waves after it are left untouched.
  */
-
 import type { EngineClient } from '../client/engine-client.js';
 import { ErrorCode, WardenError } from '../errors.js';
 import { type Policy, parsePolicyText, serializePolicy } from '../policy/index.js';

@@ -218,7 +218,7 @@ describe('warden fleet with ten engines on loopback', () => {
         '--bake',
         '3',
         '--confirm',
-        '8',
+        '15',
       ],
       // e3 goes away after the canary, while its wave (e2, e3, e4) runs the change unconfirmed.
       /wave 1: baking/,

@@ -161,7 +161,7 @@ describe('fleet rollout to enforcing engines in namespaces', { skip: kernelTests
         '--bake',
         '3',
         '--confirm',
-        '10',
+        '15',
       ],
       /wave 1: baking/,
       () => process.kill(engines.B!.pid!, 'SIGKILL'), // B goes away while its wave runs the change unconfirmed
