@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -121,6 +121,45 @@ describe('warden fleet with ten engines on loopback', () => {
       /engine\s+version\s+fingerprint\s+policy\s+hash\s+last contact\s+decisions\/min\s+log\s+state/,
     );
     assert.match(table.stdout, /e10 .*SHA256:[0-9A-F:]+ .*sha256:[0-9a-f]{12} .*(UDP|TCP)\s+up/);
+  });
+
+  test('fleet status: an engine that accepts and never answers costs its deadline once', async () => {
+    // A TCP listener that takes connections and says nothing (a hung host): no TLS handshake ever.
+    const held: Socket[] = [];
+    const hung = createServer((c) => {
+      held.push(c);
+      c.on('error', () => {});
+    });
+    await new Promise<void>((ok) => hung.listen(0, '127.0.0.1', ok));
+    try {
+      await home.remember(
+        'hung',
+        '127.0.0.1',
+        (hung.address() as { port: number }).port,
+        fixtureIdentity('other').fingerprint,
+      );
+      await warden(home, ['engines', 'group', 'add', 'withhung', 'hung', 'e1', 'e2']);
+      const started = Date.now();
+      const r = await warden(home, ['fleet', 'status', '--group', 'withhung', '--timeout', '2', '--json']);
+      const took = Date.now() - started;
+      assert.equal(r.code, 1);
+      const rows = JSON.parse(r.stdout) as { engine: string; reachable: boolean; error?: string }[];
+      assert.deepEqual(
+        rows.map((x) => [x.engine, x.reachable]),
+        [
+          ['hung', false],
+          ['e1', true],
+          ['e2', true],
+        ],
+      );
+      assert.match(String(rows[0]!.error), /no answer within 2 s|timed out|timeout/i);
+      assert.ok(took < 20_000, `the hung engine held the status ${took} ms`);
+      assert.ok(held.length >= 1, 'the console did connect to it');
+    } finally {
+      for (const c of held) c.destroy();
+      hung.close();
+      await warden(home, ['engines', 'forget', 'hung']);
+    }
   });
 
   test('fleet apply: an invalid file is refused with its location, nothing changes', async () => {
