@@ -20,12 +20,14 @@ import {
   policyToPlain,
   type Rule,
   ruleToPlain,
+  serializePolicy,
   validatePolicy,
   validateRule,
 } from '../policy/index.js';
 import { type AskAnswer, type AskPrompt, type AskResolution, askAnswerSchema } from '../protocol/asks.js';
 import type { LogItem, LogQueryParsed } from '../protocol/log-item.js';
 import type { Methods, StatusResult } from '../protocol/methods.js';
+import { policyHashOfCanonical } from '../protocol/policy-hash.js';
 import { parseSettingsText, type Settings, validateSettings } from '../settings/index.js';
 import { keepRedacted, redactSecrets, redactText } from '../settings/secrets.js';
 import type { ChangeMeta, ConfigStore } from './config-store.js';
@@ -38,6 +40,9 @@ import { createPolicyHandlers } from './policy-handlers.js';
 import type { ProposalBook } from './proposals.js';
 import { RevertConflict } from './revert.js';
 import { Turns } from './turns.js';
+
+/** The policy's hash as engine.status reports it. */
+const policyHash = (p: Policy): string => policyHashOfCanonical(serializePolicy(p));
 
 /**
  * Largest logs.query answer, in bytes of item JSON: half the 1 MiB frame limit of the peer.
@@ -91,7 +96,13 @@ export interface HandlerContext {
     | 'remoteAdministration'
     | 'applicationPort'
     | 'attribution'
-  > & { attribution?: string };
+    | 'policyVersion'
+    | 'policyHash'
+    | 'decisionsPerMinute'
+    | 'problems'
+  > & { attribution?: string; decisionsPerMinute?: number; problems?: string[] };
+  /** Resolves once the configuration in force has reached the kernel (default: at once). */
+  readonly settled?: () => Promise<void>;
   /**
    * The port the engine serves (wardend --port overrides the settings); engine.status and
    * firewall.hints report it. Default: settings.applicationPort.
@@ -336,13 +347,21 @@ export function createHandlers(ctx: HandlerContext) {
     };
   };
 
+  /** The policy hash of a configuration version, computed once per version. */
+  let hashOf: { version: number; hash: string } | undefined;
   const handlers: { [K in keyof typeof Methods]?: Handler<(typeof Methods)[K]> } = {
     status: () => {
       const settings = ctx.config.settings();
       const cp = compiledPolicy();
+      const version = ctx.config.history()[0]?.version ?? 1;
+      if (hashOf?.version !== version) hashOf = { version, hash: policyHash(ctx.config.policy()) };
       return {
         attribution: 'none',
+        decisionsPerMinute: 0,
+        problems: [],
         ...ctx.status(),
+        policyVersion: version,
+        policyHash: hashOf.hash,
         applicationPort: servedPort(),
         remoteAdministration: settings.remoteAdministration.enabled,
         mode: cp.mode,
@@ -503,6 +522,7 @@ export function createHandlers(ctx: HandlerContext) {
     probation,
     version: () => ctx.config.history()[0]?.version ?? 1,
     ...(ctx.proposals !== undefined ? { proposals: ctx.proposals } : {}),
+    ...(ctx.settled !== undefined ? { settled: ctx.settled } : {}),
   });
   return { ...handlers, ...policyHandlers };
 }

@@ -5,10 +5,20 @@
  * configuration version, undone at its deadline unless confirmed, and recorded as an audit item.
  */
 import { ErrorCode, WardenError } from '../errors.js';
-import { type Policy, policyToPlain, validatePolicy } from '../policy/index.js';
+import {
+  type Policy,
+  parsePolicyText,
+  policyToPlain,
+  serializePolicy,
+  validatePolicy,
+} from '../policy/index.js';
+import { policyHashOfCanonical } from '../protocol/policy-hash.js';
 import type { PolicyMethods, ProposalJson } from '../protocol/policy-methods.js';
 import type { Caller, Handler } from './handlers.js';
 import type { ProposalBook, ProposalSelection } from './proposals.js';
+
+/** The policy's hash as engine.status reports it. */
+const policyHash = (p: Policy): string => policyHashOfCanonical(serializePolicy(p));
 
 type Confirm = { seconds: number } | undefined;
 type PendingPart = { pending?: { version: number; previous: number; deadline: string } };
@@ -23,6 +33,8 @@ export interface PolicyKit {
   readonly version: () => number;
   /** Learning mode's proposals; absent: none are ever made (no kernel backend). */
   readonly proposals?: ProposalBook;
+  /** Resolves once the configuration in force has reached the kernel (policy.apply answers after it). */
+  readonly settled?: () => Promise<void>;
 }
 
 type Plain = {
@@ -102,6 +114,17 @@ export function createPolicyHandlers(kit: PolicyKit): Handlers {
   };
 
   return {
+    policyApply: async ({ policy: text, confirm }, caller) => {
+      // Located errors (line, rule, field) name the text the caller sent: `policy` in the params.
+      const next = parsePolicyText(text, { file: 'policy' });
+      const hash = policyHash(next);
+      if (hash === policyHash(kit.policy())) return { version: kit.version(), hash, unchanged: true };
+      const version = await kit.savePolicy(next, caller, confirm);
+      kit.audit(caller, `policy replaced as a whole (${next.rules.length} rules, ${hash.slice(0, 19)})`);
+      const pending = await kit.probation(version, caller, confirm);
+      await kit.settled?.();
+      return { version, hash, unchanged: false, ...pending };
+    },
     policyGet: () => {
       const p = kit.policy();
       const plain = plainOf(p);

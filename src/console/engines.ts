@@ -21,7 +21,14 @@ export interface EnginesFile {
   readonly version: 1;
   readonly default?: string;
   readonly engines: Readonly<Record<string, EngineEntry>>;
+  /** Named groups of engines for `warden fleet` (docs/fleet.md), members in the order given. */
+  readonly groups?: Readonly<Record<string, readonly string[]>>;
+  /** When the console last reached each engine (ISO 8601), for `warden fleet status`. */
+  readonly contacts?: Readonly<Record<string, string>>;
 }
+
+/** A group name: 1-64 letters, digits, _ . - (not a word `--group` could confuse with an option). */
+const GROUP_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 
 /** The console's configuration directory: $XDG_CONFIG_HOME/warden or ~/.config/warden. */
 export function consoleConfigDir(env: Readonly<Record<string, string | undefined>> = process.env): string {
@@ -75,6 +82,14 @@ export class EngineList {
       const parsed = JSON.parse(text) as EnginesFile;
       if (parsed.version !== 1 || typeof parsed.engines !== 'object')
         throw new Error('not a version 1 engines file');
+      const groups = parsed.groups as unknown;
+      if (
+        groups !== undefined &&
+        (typeof groups !== 'object' ||
+          groups === null ||
+          Object.values(groups).some((m) => !Array.isArray(m) || m.some((x) => typeof x !== 'string')))
+      )
+        throw new Error('"groups" must map each group name to a list of engine names');
       return new EngineList(path, parsed);
     } catch (e) {
       throw new WardenError(
@@ -121,13 +136,96 @@ export class EngineList {
   async remove(name: string): Promise<boolean> {
     if (!(name in this.#file.engines)) return false;
     const { [name]: _gone, ...rest } = this.#file.engines;
+    const groups: Record<string, readonly string[]> = {};
+    for (const [g, members] of Object.entries(this.#file.groups ?? {}))
+      groups[g] = members.filter((m) => m !== name);
+    const { [name]: _contact, ...contacts } = this.#file.contacts ?? {};
     this.#file = {
       version: 1,
       ...(this.#file.default === name ? {} : { default: this.#file.default }),
       engines: rest,
+      groups,
+      contacts,
     };
     await this.#write();
     return true;
+  }
+
+  /** The groups, name -> members. */
+  groups(): Record<string, readonly string[]> {
+    return { ...(this.#file.groups ?? {}) };
+  }
+
+  /** A group's members; WARDEN_E_NOT_FOUND naming the groups there are when it does not exist. */
+  group(name: string): readonly string[] {
+    const members = this.#file.groups?.[name];
+    if (members !== undefined) return members;
+    const known = Object.keys(this.#file.groups ?? {});
+    throw new WardenError(ErrorCode.NOT_FOUND, `no engine group is named "${name}"`, {
+      suggestion:
+        known.length === 0
+          ? 'Make one with `warden engines group add NAME ENGINE...`.'
+          : `The groups are: ${known.join(', ')} (\`warden engines group list\`).`,
+    });
+  }
+
+  /** Adds engines (by name, each remembered already) to a group, creating it; returns those it lacked. */
+  async addToGroup(group: string, members: readonly string[]): Promise<string[]> {
+    if (!GROUP_NAME.test(group))
+      throw new WardenError(
+        ErrorCode.USAGE,
+        `"${group}" is not a group name: 1-64 letters, digits, _ . - starting with a letter or digit`,
+      );
+    const unknown = members.filter((m) => !(m in this.#file.engines));
+    if (unknown.length > 0)
+      throw new WardenError(
+        ErrorCode.NOT_FOUND,
+        `no engine is named ${unknown.map((u) => `"${u}"`).join(', ')} in ${this.#path}`,
+        {
+          suggestion: `Groups hold remembered engines: \`warden engines list\` names them; add one with \`warden connect HOST --name NAME\`. Known: ${Object.keys(this.#file.engines).join(', ') || '(none)'}.`,
+        },
+      );
+    const before = this.#file.groups?.[group] ?? [];
+    const added = [...new Set(members)].filter((m) => !before.includes(m));
+    this.#file = { ...this.#file, groups: { ...(this.#file.groups ?? {}), [group]: [...before, ...added] } };
+    await this.#write();
+    return added;
+  }
+
+  /** Removes members from a group, or the group itself when `members` is empty. */
+  async removeFromGroup(group: string, members: readonly string[]): Promise<void> {
+    const before = this.group(group);
+    const missing = members.filter((m) => !before.includes(m));
+    if (missing.length > 0)
+      throw new WardenError(
+        ErrorCode.NOT_FOUND,
+        `engine group "${group}" has no member ${missing.map((m) => `"${m}"`).join(', ')} (its members: ${before.join(', ') || '(none)'})`,
+      );
+    const { [group]: _old, ...others } = this.#file.groups ?? {};
+    const next =
+      members.length === 0 ? others : { ...others, [group]: before.filter((m) => !members.includes(m)) };
+    this.#file = { ...this.#file, groups: next };
+    await this.#write();
+  }
+
+  /** When the console last reached an engine (ISO 8601), if ever recorded. */
+  lastContact(name: string): string | undefined {
+    return this.#file.contacts?.[name];
+  }
+
+  /**
+   * Records that the console reached these engines now (one write for all). A contact recorded less
+   * than a minute ago is not written again: the Fleet page asks every 5 s and need not rewrite the file.
+   */
+  async contacted(names: readonly string[], at = new Date()): Promise<void> {
+    const contacts = { ...(this.#file.contacts ?? {}) };
+    const stale = names.filter(
+      (n) => n in this.#file.engines && !(at.getTime() - Date.parse(contacts[n] ?? '') < 60_000),
+    );
+    if (stale.length === 0) return;
+    for (const n of stale) contacts[n] = at.toISOString();
+    this.#file = { ...this.#file, contacts };
+    await this.#write();
   }
 
   async #write(): Promise<void> {

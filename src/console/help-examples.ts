@@ -87,6 +87,22 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   engines: ['warden engines list', 'warden engines forget office'],
   'engines list': ['warden engines list', 'warden engines list --json'],
   'engines forget': ['warden engines forget office', 'warden engines forget 192.0.2.10:44334'],
+  'engines group': ['warden engines group add web web1 web2 web3', 'warden engines group list'],
+  'engines group add': ['warden engines group add web web1 web2 web3'],
+  'engines group remove': [
+    'warden engines group remove web web3   # web3 leaves the group',
+    'warden engines group remove web        # the group goes, its engines stay',
+  ],
+  'engines group list': ['warden engines group list', 'warden engines group list --json'],
+  fleet: [
+    'warden fleet status --group web',
+    'warden fleet apply policy.yaml --group web --canary 1 --confirm 120',
+  ],
+  'fleet apply': [
+    'warden fleet apply policy.yaml --group web --canary 1 --confirm 120',
+    'warden fleet apply policy.yaml --group web --wave 5 --bake 30 --allow-unreachable',
+  ],
+  'fleet status': ['warden fleet status', 'warden fleet status --group web --json'],
   console: ['warden console', 'warden console --port 8080'],
 };
 

@@ -9,6 +9,7 @@ import { registerConfig } from './commands/config.js';
 import { registerConnect } from './commands/connect.js';
 import { registerConsole } from './commands/console.js';
 import { registerEngines } from './commands/engines.js';
+import { registerFleet } from './commands/fleet.js';
 import { registerHints } from './commands/hints.js';
 import { registerLogs } from './commands/logs.js';
 import { registerGroups, registerPolicyAdmin } from './commands/policy-admin.js';
@@ -95,6 +96,7 @@ Examples:
   registerAsks(program, run, io);
   registerUsers(program, run, io);
   registerEngines(program, run, io);
+  registerFleet(program, run, io);
   registerConsole(program, run, io);
   registerCompletion(program, run, io);
   // Every command and subcommand reports usage errors to main() instead of exiting on its own.

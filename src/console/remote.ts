@@ -75,6 +75,8 @@ export async function openEngine(
     engines?: EngineList;
     /** An engine not (yet) in the list: `warden connect` remembers it only after a successful login. */
     target?: { name: string; entry: EngineEntry };
+    /** Connection and request timeout in ms (default: EngineClient's). */
+    timeoutMs?: number;
   } = {},
 ): Promise<{ client: EngineClient; name: string; entry: EngineEntry }> {
   const { name, entry } = options.target ?? (options.engines ?? (await EngineList.open())).resolve(o.engine);
@@ -84,6 +86,7 @@ export async function openEngine(
   const client = await EngineClient.connect({
     host: entry.host,
     port: entry.port,
+    ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
     verifyFingerprint: async (fp) => {
       const check = known.check(key, fp);
       if (check.status === 'known') return;

@@ -220,6 +220,9 @@ export class Engine {
       ]);
       if (problem !== undefined) log('warn', problem);
     }
+    // The kernel's reloads after changes, in order; the last one's failure is engine.status's problem.
+    let kernelWork: Promise<void> = Promise.resolve();
+    let kernelProblem: string | undefined;
     server = await AdminServer.start({
       metrics,
       identity,
@@ -245,7 +248,15 @@ export class Engine {
         consoles: server?.consoles ?? 0,
         kernel: kernel?.description ?? 'none: unprivileged mode, nothing is enforced',
         attribution: kernel?.attribution ?? 'none',
+        decisionsPerMinute: metrics.decisionsPerMinute(),
+        problems: [
+          ...(kernelProblem === undefined ? [] : [kernelProblem]),
+          ...(problem === undefined
+            ? []
+            : [`log store unusable, log items are kept in memory only: ${problem}`]),
+        ],
       }),
+      settled: () => kernelWork,
       ...(options.bindAddress !== undefined ? { bindAddress: options.bindAddress } : {}),
       ...(options.port !== undefined ? { port: options.port } : {}),
       onSettingsChanged: (settings: Settings) => {
@@ -265,12 +276,17 @@ export class Engine {
       syslog = forwardLogs(logs, config.settings(), { hostname: hostname() });
       void old.stop();
     };
-    let kernelWork: Promise<void> = Promise.resolve();
     config.onChange((what) => {
       followSyslog();
       kernelWork = kernelWork
         .then(() => kernel?.reload())
-        .catch((e: Error) => log('error', `kernel reload after a ${what} change failed: ${e.message}`));
+        .then(() => {
+          kernelProblem = undefined;
+        })
+        .catch((e: Error) => {
+          kernelProblem = `kernel reload after a ${what} change failed: ${e.message}`;
+          log('error', kernelProblem);
+        });
     });
     // The localhost metrics endpoint follows the metrics settings (off by default).
     const metricsEndpoint = new MetricsEndpoint(

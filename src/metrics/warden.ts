@@ -37,6 +37,9 @@ export class WardenMetrics implements DecisionMetrics, AdminMetrics {
   readonly logItemsPushed: Counter;
   readonly logItemsLost: Counter;
   readonly logItemsBackfilled: Counter;
+  /** Decisions per 10-second slot, the last six slots (decisionsPerMinute). */
+  readonly #perSlot = new Float64Array(6);
+  readonly #slotOf = new Float64Array(6).fill(-10);
 
   /** `consoles`: the number of logged-in consoles, read when scraped. */
   constructor(consoles: () => number = () => 0) {
@@ -72,6 +75,21 @@ export class WardenMetrics implements DecisionMetrics, AdminMetrics {
   decided(verdict: DecisionVerdict, seconds: number): void {
     this.decisions[verdict].inc();
     this.queueLatency.observe(seconds);
+    const slot = Math.floor(Date.now() / 10_000);
+    const i = slot % 6;
+    if (this.#slotOf[i] !== slot) {
+      this.#slotOf[i] = slot;
+      this.#perSlot[i] = 0;
+    }
+    this.#perSlot[i]! += 1;
+  }
+
+  /** Decisions in the last minute (six 10-second slots, the current one partly): engine.status's rate. */
+  decisionsPerMinute(now = Date.now()): number {
+    const slot = Math.floor(now / 10_000);
+    let sum = 0;
+    for (let i = 0; i < 6; i++) if (slot - this.#slotOf[i]! < 6) sum += this.#perSlot[i]!;
+    return sum;
   }
 
   /** The text exposition format 0.0.4. */

@@ -97,6 +97,13 @@ export interface StatusResult {
    * used)`, or `none` without a kernel backend (docs/attribution.md).
    */
   readonly attribution: string;
+  /** The configuration version in force and its policy's hash (src/protocol/policy-hash.ts), for the fleet. */
+  readonly policyVersion: number;
+  readonly policyHash: string;
+  /** Queued packets decided in the last 60 s (0 without a kernel backend). */
+  readonly decisionsPerMinute: number;
+  /** What is wrong now (a ruleset the kernel refused); empty when all is well. */
+  readonly problems: string[];
 }
 
 export interface LogsQueryResult {

@@ -90,7 +90,24 @@ const selection = {
 };
 type Selection = { ids?: string[]; all?: boolean; application?: string };
 
+/** policy.apply's answer: the version in force and its policy hash (unchanged: it was in force already). */
+export interface PolicyApplyResult {
+  readonly version: number;
+  readonly hash: string;
+  readonly unchanged: boolean;
+  readonly pending?: { version: number; previous: number; deadline: string };
+}
+
 export const PolicyMethods = {
+  policyApply: method<{ policy: string } & Confirm, PolicyApplyResult>(
+    'policy.apply',
+    'administrator',
+    z.strictObject({
+      policy: z.string().min(1, 'policy is the text of a policy file').max(900_000),
+      confirm: confirmSchema,
+    }),
+    'replace the whole policy with the text of a policy file (the fleet rollout); nothing new when it is in force already',
+  ),
   policyGet: method<Record<string, never>, PolicyHeaderJson>(
     'policy.get',
     'auditor',

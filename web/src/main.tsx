@@ -9,6 +9,7 @@ import { type AskPromptJson, AsksPage } from './pages/asks.js';
 import { ConnectionsPage } from './pages/connections.js';
 import { Dashboard } from './pages/dashboard.js';
 import { EnginesPage } from './pages/engines.js';
+import { FleetPage } from './pages/fleet.js';
 import { HintsPage } from './pages/hints.js';
 import { HistoryPage } from './pages/history.js';
 import { LiveLog } from './pages/live-log.js';
@@ -21,6 +22,7 @@ import './style.css';
 const PAGES = [
   ['engines', 'Engines'],
   ['dashboard', 'Dashboard'],
+  ['fleet', 'Fleet'],
   ['log', 'Live log'],
   ['connections', 'Connected now'],
   ['rules', 'Rules'],
@@ -170,6 +172,8 @@ function App() {
   const body =
     conn.state !== 'open' && !ctx ? (
       <p class="muted">Connecting to the console…</p>
+    ) : page === 'fleet' ? (
+      <FleetPage sessions={sessions} />
     ) : page === 'engines' || !ctx ? (
       <EnginesPage sessions={sessions} current={current} onLogin={onLogin} onSelect={setCurrent} />
     ) : page === 'dashboard' ? (

@@ -60,6 +60,44 @@ export async function enginesForget(nameOrAddress: string, io: CommandIo): Promi
   return 0;
 }
 
+export async function groupAdd(group: string, members: string[], io: CommandIo): Promise<CommandStatus> {
+  const engines = await EngineList.open();
+  const added = await engines.addToGroup(group, members);
+  const all = engines.group(group);
+  io.out(
+    added.length === 0
+      ? `Group ${group} has ${members.join(', ')} already (members: ${all.join(', ')}).`
+      : `Group ${group}: added ${added.join(', ')} (members: ${all.join(', ')}).`,
+  );
+  return 0;
+}
+
+export async function groupRemove(group: string, members: string[], io: CommandIo): Promise<CommandStatus> {
+  const engines = await EngineList.open();
+  await engines.removeFromGroup(group, members);
+  io.out(
+    members.length === 0
+      ? `Removed group ${group} (its engines are still remembered).`
+      : `Group ${group}: removed ${members.join(', ')} (members: ${engines.group(group).join(', ') || '(none)'}).`,
+  );
+  return 0;
+}
+
+export async function groupList(o: { json?: boolean }, io: CommandIo): Promise<CommandStatus> {
+  const groups = (await EngineList.open()).groups();
+  if (o.json) io.out(JSON.stringify(groups, null, 2));
+  else if (Object.keys(groups).length === 0)
+    io.out('No engine groups yet. Make one with: warden engines group add NAME ENGINE...');
+  else
+    io.out(
+      renderTable(
+        ['group', 'engines'],
+        Object.entries(groups).map(([g, m]) => [g, m.join(', ') || '(none)']),
+      ),
+    );
+  return 0;
+}
+
 export function registerEngines(
   program: Command,
   run: (s: Promise<CommandStatus>) => void,
@@ -76,4 +114,24 @@ export function registerEngines(
     .description('forget an engine and its pinned fingerprint (after a legitimate certificate change)')
     .argument('<name|host:port>')
     .action((n: string) => run(enginesForget(n, io)));
+  const group = engines
+    .command('group')
+    .description('named groups of engines, for `warden fleet apply|status --group`');
+  group
+    .command('add')
+    .description('add remembered engines to a group (created when missing)')
+    .argument('<group>')
+    .argument('<engines...>', 'engine names from `warden engines list`')
+    .action((g: string, m: string[]) => run(groupAdd(g, m, io)));
+  group
+    .command('remove')
+    .description('remove engines from a group, or without engines the group itself')
+    .argument('<group>')
+    .argument('[engines...]')
+    .action((g: string, m: string[]) => run(groupRemove(g, m, io)));
+  group
+    .command('list')
+    .description('list the groups and their engines')
+    .option('--json', 'print as JSON')
+    .action((o: { json?: boolean }) => run(groupList(o, io)));
 }

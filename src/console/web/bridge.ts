@@ -18,6 +18,7 @@ import type { LogItem } from '../../protocol/log-item.js';
 import { METHODS_BY_NAME, Methods, Notifications } from '../../protocol/methods.js';
 import { toErrorObject } from '../../rpc/peer.js';
 import { type EngineList, hostPortKey, parseHostPort } from '../engines.js';
+import { type FleetRow, firstLine, rowOf, withDeadline } from '../fleet.js';
 
 /** What the bridge needs from its surroundings (the server supplies real files; tests temporary ones). */
 export interface BridgeContext {
@@ -43,6 +44,8 @@ const MAX_READ_BACK = 1000;
 const MANAGED = new Set(['session.login', 'session.logout', 'logs.subscribe', 'logs.transport']);
 /** Log items queued towards a slow page beyond this many bytes are dropped and counted. */
 const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
+/** The Fleet page's deadline for each engine's engine.status. */
+const FLEET_PAGE_TIMEOUT_MS = 5000;
 /** Log items are sent to the page at most this often (one message per tick, not one per datagram). */
 const FLUSH_MS = 50;
 
@@ -161,6 +164,8 @@ export class Bridge {
         return this.#forget(str(r, 'engine'));
       case 'call':
         return this.#call(str(r, 'engine'), str(r, 'method'), r.params ?? {});
+      case 'fleet':
+        return this.#fleet();
       default:
         throw new WardenError(ErrorCode.USAGE, `unknown operation "${r.op}"`);
     }
@@ -185,6 +190,48 @@ export class Bridge {
         };
       }),
     };
+  }
+
+  /**
+   * The Fleet page: one row per remembered engine (as `warden fleet status`), each logged-in one asked
+   * for engine.status in parallel with a deadline; the others say they need a login. And the groups.
+   */
+  async #fleet() {
+    const list = await this.#ctx.engines();
+    const rows = await Promise.all(
+      list.all().map(async ([name, e]): Promise<FleetRow & { loggedIn: boolean }> => {
+        const address = hostPortKey(e);
+        const s = this.#sessions.get(name);
+        const last = list.lastContact(name) ?? null;
+        if (s === undefined || s.reconnect !== undefined)
+          return {
+            engine: name,
+            address,
+            reachable: false,
+            loggedIn: s !== undefined,
+            error: s === undefined ? 'not logged in' : 'not answering; the console is connecting again',
+            lastContact: last,
+          };
+        try {
+          const status = await withDeadline(s.client.call(Methods.status, {}), FLEET_PAGE_TIMEOUT_MS, name);
+          return {
+            ...rowOf(name, address, status, s.client.transport, new Date().toISOString()),
+            loggedIn: true,
+          };
+        } catch (x) {
+          return {
+            engine: name,
+            address,
+            reachable: false,
+            loggedIn: true,
+            error: firstLine(x),
+            lastContact: last,
+          };
+        }
+      }),
+    );
+    await list.contacted(rows.filter((r) => r.reachable).map((r) => r.engine));
+    return { rows, groups: list.groups() };
   }
 
   /** Connects only to read the engine's certificate fingerprint, for the administrator to compare. */
