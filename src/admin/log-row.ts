@@ -20,6 +20,13 @@ import { ARG, FIELD, type LogDictionary } from './log-dict.js';
 
 export const VERDICTS = ['allow', 'deny', 'reject', 'ask'] as const;
 
+/**
+ * A remote end whose text may hold any word: not `address:port`, or an address with more than hex
+ * digits, colons and dots (an IPv6 zone): log-row.ts keeps those ends as text, and their seqs in
+ * the table log_odd.
+ */
+export const ODD_REMOTE = "typeof(remote_port) = 'text'";
+
 /** Starts a text in a column of INTEGER affinity (local_port, remote_addr, remote_port, args). */
 export const TEXT_MARK = '~';
 /** An address whose `[address]:port` text a text search may assume holds only these characters. */
