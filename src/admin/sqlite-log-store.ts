@@ -3,8 +3,9 @@
  * synchronous=NORMAL) that answers logs.query exactly as MemoryLogStore does
  * (`logItemMatches` is the reference; a property test compares the two).
  * docs/log-store.md explains the design; in short:
- * - append() numbers the item, tells the subscribers and returns; its batch is
- *   written in one transaction FLUSH_DELAY_MS later or at BATCH_SIZE items.
+ * - append() numbers the item, encodes its row (the waiting batch holds rows,
+ *   not items), tells the subscribers and returns; its batch is written in one
+ *   transaction FLUSH_DELAY_MS later or at BATCH_SIZE items.
  *   query(), exportJsonLines() and close() write the waiting batch first.
  * - Retention (age, count, size) deletes the oldest in steps, then the dictionary
  *   entries no row uses any more (log-store-retention.ts).
@@ -78,8 +79,13 @@ const MIN_WINDOW = 2048;
 const ROWS_PER_INSERT = 32;
 /** The position of local_addr in a row's values. */
 const LOCAL_ADDR = LOG_COLUMNS.indexOf('local_addr');
-/** Marks a pending item whose time the caller gave (parsed when written). */
-const GIVEN_TIME = Number.NEGATIVE_INFINITY;
+/** The rows waiting for a transaction (see #chunks), and the counts raised meanwhile. */
+interface Batch {
+  chunks: unknown[][];
+  tail: unknown[];
+  odd: number[];
+  counts: Map<number, LogItem>;
+}
 
 /** A LogStore in a SQLite file. */
 export class SqliteLogStore implements LogStore {
@@ -103,9 +109,13 @@ export class SqliteLogStore implements LogStore {
   readonly #repeats: RepeatCoalescer | undefined;
   /** Counts raised for items already written: seq -> count, written with the next batch. */
   #counts = new Map<number, LogItem>();
-  #pending: LogItem[] = [];
-  /** Per pending item: its time in ms when the store made the time, GIVEN_TIME when the caller gave it. */
-  #pendingMs: number[] = [];
+  /** The waiting rows' values (LOG_COLUMNS order): full chunks of ROWS_PER_INSERT rows, and the chunk being filled. */
+  #chunks: unknown[][] = [];
+  #chunk: unknown[] = [];
+  /** The waiting rows' seqs whose remote end is kept as text (log_odd). */
+  #odd: number[] = [];
+  /** How many rows wait. */
+  #waiting = 0;
   /** The last clock reading and its ISO text: a burst of items in one millisecond formats it once. */
   #clock = { ms: Number.NaN, iso: '' };
   #flushScheduled = false;
@@ -213,8 +223,8 @@ export class SqliteLogStore implements LogStore {
       const ms = this.#now();
       const first = this.#repeats.repeat(key, ms);
       if (first !== undefined) {
-        // Written with the next batch (the item itself when it is still waiting in it).
-        if (first.seq <= this.#lastSeq - this.#pending.length) this.#counts.set(first.seq, first);
+        // Its raised count is written with the next batch (after its row when that batch holds it).
+        this.#counts.set(first.seq, first);
         this.#scheduleFlush();
         return first;
       }
@@ -223,22 +233,45 @@ export class SqliteLogStore implements LogStore {
     const stored = Object.assign({}, item) as LogItem;
     // No secret travels in an item (consoles, syslog): admin, security and system messages are redacted.
     if (stored.kind !== 'connection') stored.message = redactText(stored.message);
-    stored.seq = ++this.#lastSeq;
+    const seq = ++this.#lastSeq;
+    stored.seq = seq;
+    let ms: number;
+    let iso = true;
     if (item.time === undefined) {
-      const ms = this.#now();
+      ms = this.#now();
       if (ms !== this.#clock.ms) this.#clock = { ms, iso: new Date(ms).toISOString() };
       stored.time = this.#clock.iso;
-      this.#pendingMs.push(ms);
     } else {
       stored.time = item.time;
-      this.#pendingMs.push(GIVEN_TIME);
+      ms = Date.parse(item.time);
+      iso = !Number.isNaN(ms) && new Date(ms).toISOString() === item.time;
     }
-    this.#pending.push(stored);
+    this.#encode(stored, ms, iso);
     if (key !== undefined) this.#repeats!.remember(key, stored, this.#clock.ms);
-    if (this.#pending.length >= BATCH_SIZE) this.flush();
+    if (this.#waiting >= BATCH_SIZE) this.flush();
     else this.#scheduleFlush();
     for (const l of this.#listeners) l(stored);
     return stored;
+  }
+
+  /**
+   * Encodes the item's row into the waiting batch now: the batch holds integers and a few strings,
+   * not the items (which die young), so that collecting garbage copies less while it waits.
+   */
+  #encode(item: LogItem, ms: number, iso: boolean): void {
+    this.#dict.useEpoch(Math.floor(item.seq / EPOCH_ITEMS));
+    try {
+      // pushRowValues pushes the whole row in one call, after everything that can throw.
+      if (pushRowValues(this.#chunk, item, ms, iso, this.#dict)) this.#odd.push(item.seq);
+    } catch (e) {
+      this.#onError(this.#wrap(e, `cannot encode log item ${item.seq} for ${this.path}`));
+      return;
+    }
+    this.#waiting++;
+    if (this.#chunk.length === ROWS_PER_INSERT * LOG_COLUMNS.length) {
+      this.#chunks.push(this.#chunk);
+      this.#chunk = [];
+    }
   }
 
   #scheduleFlush(): void {
@@ -252,85 +285,74 @@ export class SqliteLogStore implements LogStore {
 
   /** Writes the waiting items in one transaction now. A failure goes to `onError` and drops the batch. */
   flush(): void {
-    if ((this.#pending.length === 0 && this.#counts.size === 0) || !this.#db.open) return;
-    const batch = this.#pending;
-    const times = this.#pendingMs;
-    const counts = this.#counts;
-    this.#pending = [];
-    this.#pendingMs = [];
+    if ((this.#waiting === 0 && this.#counts.size === 0) || !this.#db.open) return;
+    const batch: Batch = { chunks: this.#chunks, tail: this.#chunk, odd: this.#odd, counts: this.#counts };
+    const count = this.#waiting;
+    this.#chunks = [];
+    this.#chunk = [];
+    this.#odd = [];
     this.#counts = new Map();
+    this.#waiting = 0;
     try {
-      this.#writeBatch(batch, times, counts);
+      this.#transaction ??= this.#db.transaction((batch: Batch) => this.#writeBatch(batch));
+      this.#transaction(batch);
       this.#dict.written();
     } catch (e) {
       this.#dict.forgetPending();
-      this.#onError(this.#wrap(e, `cannot write ${batch.length} log items to ${this.path}`));
+      this.#onError(this.#wrap(e, `cannot write ${count} log items to ${this.path}`));
     }
   }
 
   /**
-   * One transaction: the rows (ROWS_PER_INSERT to a statement), their new dictionary entries (and
-   * the newer epoch of old ones), the blocks of their local addresses, the counts raised of items
-   * written before, and the highest number (kept even when retention empties the table).
+   * In one transaction: the rows (ROWS_PER_INSERT to a statement), their new dictionary entries (and
+   * the newer epoch of old ones), the spans and local address blocks of their seqs, the counts
+   * raised, and the highest number (kept even when retention empties the table).
    */
-  #writeBatch(batch: LogItem[], times: number[], counts: Map<number, LogItem>): void {
-    this.#transaction ??= this.#db.transaction(
-      (batch: LogItem[], times: number[], counts: Map<number, LogItem>) => {
-        const values: unknown[] = [];
-        const odd: number[] = [];
-        /** Local address id -> the block of SPAN_ITEMS seqs log_local last got for it in this batch. */
-        const locals = new Map<number, number>();
-        const full = batch.length - (batch.length % ROWS_PER_INSERT);
-        const span = { block: -1, min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY, untimed: 0 };
-        const saveSpan = () => {
-          if (span.block < 0) return;
-          const finite = span.min !== Number.POSITIVE_INFINITY;
-          this.#saveSpan.run(span.block, finite ? span.min : null, finite ? span.max : null, span.untimed);
-        };
-        for (let i = 0; i < batch.length; i++) {
-          const item = batch[i]!;
-          const given = times[i] === GIVEN_TIME;
-          const ms = given ? Date.parse(item.time) : times[i]!;
-          const iso = !given || (!Number.isNaN(ms) && new Date(ms).toISOString() === item.time);
-          const block = Math.floor(item.seq / SPAN_ITEMS);
-          if (block !== span.block) this.#dict.useEpoch(Math.floor(item.seq / EPOCH_ITEMS));
-          if (pushRowValues(values, item, ms, iso, this.#dict)) odd.push(item.seq);
-          const local = values[values.length - LOG_COLUMNS.length + LOCAL_ADDR] as number | null;
-          if (local !== null && locals.get(local) !== block) {
-            locals.set(local, block);
-            this.#addLocal.run(local, block);
-          }
-          if (i < full ? (i + 1) % ROWS_PER_INSERT === 0 : true) {
-            (i < full ? this.#insertMany : this.#insertOne).run(values);
-            values.length = 0;
-          }
-          if (block !== span.block) {
-            saveSpan();
-            Object.assign(span, {
-              block,
-              min: Number.POSITIVE_INFINITY,
-              max: Number.NEGATIVE_INFINITY,
-              untimed: 0,
-            });
-          }
-          if (Number.isNaN(ms)) span.untimed = 1;
-          else {
-            if (ms < span.min) span.min = ms;
-            if (ms > span.max) span.max = ms;
-          }
+  #writeBatch({ chunks, tail, odd, counts }: Batch): void {
+    const width = LOG_COLUMNS.length;
+    for (const chunk of chunks) this.#insertMany.run(chunk);
+    for (let at = 0; at < tail.length; at += width) this.#insertOne.run(tail.slice(at, at + width));
+    /** Local address id -> the block of SPAN_ITEMS seqs log_local last got for it in this batch. */
+    const locals = new Map<number, number>();
+    const span = { block: -1, min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY, untimed: 0 };
+    const saveSpan = () => {
+      if (span.block < 0) return;
+      const finite = span.min !== Number.POSITIVE_INFINITY;
+      this.#saveSpan.run(span.block, finite ? span.min : null, finite ? span.max : null, span.untimed);
+    };
+    for (const rows of [...chunks, tail]) {
+      for (let at = 0; at < rows.length; at += width) {
+        const seq = rows[at] as number;
+        const ms = rows[at + 1] as number | null;
+        const local = rows[at + LOCAL_ADDR] as number | null;
+        const block = Math.floor(seq / SPAN_ITEMS);
+        if (local !== null && locals.get(local) !== block) {
+          locals.set(local, block);
+          this.#addLocal.run(local, block);
         }
-        saveSpan();
-        for (const seq of odd) this.#addOdd.run(seq);
-        const { added, changed } = this.#dict.pending();
-        for (const e of added) this.#addEntry.run(e.id, e.value, e.fields, e.last);
-        for (const e of changed) this.#widenEntry.run(e.fields, e.last, e.id);
-        for (const [seq, item] of counts) this.#setCount.run(item.count, seq);
-        if (batch.length > 0) this.#saveLastSeq.run(batch[batch.length - 1]!.seq);
-      },
-    );
-    this.#transaction(batch, times, counts);
+        if (block !== span.block) {
+          saveSpan();
+          span.block = block;
+          span.min = Number.POSITIVE_INFINITY;
+          span.max = Number.NEGATIVE_INFINITY;
+          span.untimed = 0;
+        }
+        if (ms === null) span.untimed = 1;
+        else {
+          if (ms < span.min) span.min = ms;
+          if (ms > span.max) span.max = ms;
+        }
+      }
+    }
+    saveSpan();
+    for (const seq of odd) this.#addOdd.run(seq);
+    const { added, changed } = this.#dict.pending();
+    for (const e of added) this.#addEntry.run(e.id, e.value, e.fields, e.last);
+    for (const e of changed) this.#widenEntry.run(e.fields, e.last, e.id);
+    for (const [seq, item] of counts) this.#setCount.run(item.count, seq);
+    this.#saveLastSeq.run(this.#lastSeq);
   }
-  #transaction: ((batch: LogItem[], times: number[], counts: Map<number, LogItem>) => void) | undefined;
+  #transaction: ((batch: Batch) => void) | undefined;
 
   query(q: LogQueryParsed): { items: LogItem[]; lastSeq: number; searchedTo?: number } {
     this.flush();
