@@ -169,7 +169,7 @@ const MIGRATE_STEP = 10_000;
 /**
  * Version 2 packed the unfiltered fields into one text column and indexed
  * every row's text (FTS5): each row is read, decoded and written again in the
- * version 3 layout with the same seq and time, so nothing stored is lost; the
+ * current layout with the same seq and time, so nothing stored is lost; the
  * text index is dropped (its pages are reused by the new rows).
  */
 function migrateFromVersion2(db: Database.Database): void {
