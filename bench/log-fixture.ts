@@ -1,14 +1,14 @@
 /**
  * A big log store for benchmarks, made in SQL (one INSERT ... SELECT over a
  * recursive CTE, the indexes built after the rows) in the layout of
- * src/admin/log-row.ts (schema version 3): far faster than appending item by
+ * src/admin/log-row.ts (schema version 4): far faster than appending item by
  * item. Items look like bench item(i). The indexes are built in one pass, so
  * the file is somewhat smaller than one the engine fills item by item (the
  * log-store bench measures that one's size).
  */
 import Database from 'better-sqlite3';
 import { FIELD } from '../src/admin/log-dict.js';
-import { REBUILD_SPANS } from '../src/admin/log-schema.js';
+import { EPOCH_SHIFT, REBUILD_LOCAL, REBUILD_SPANS } from '../src/admin/log-schema.js';
 import { SqliteLogStore } from '../src/admin/sqlite-log-store.js';
 import type { NewLogItem } from '../src/protocol/log-item.js';
 
@@ -41,14 +41,17 @@ export async function makeLogStore(path: string, rows: number): Promise<void> {
   db.pragma('synchronous = OFF');
   db.pragma('cache_size = -262144');
   const other = FIELD.other;
+  // Every entry is used by the newest rows: its last epoch is theirs.
+  const last = rows >> EPOCH_SHIFT;
   db.exec(`
-INSERT INTO dict (id, value, fields) VALUES (${ID.outgoing}, 'outgoing', ${other}), (${ID.tcp}, 'tcp', ${other}),
-  (${ID.local}, '10.0.0.1', ${other}), (${ID.template}, 'Outgoing TCP connection ' || char(1), ${FIELD.message});
+INSERT INTO dict (id, value, fields, last) VALUES (${ID.outgoing}, 'outgoing', ${other}, ${last}),
+  (${ID.tcp}, 'tcp', ${other}, ${last}), (${ID.local}, '10.0.0.1', ${other}, ${last}),
+  (${ID.template}, 'Outgoing TCP connection ' || char(1), ${FIELD.message}, ${last});
 WITH RECURSIVE n(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM n WHERE k < 4999)
-INSERT INTO dict (id, value, fields)
-SELECT ${ID.app} + k, '/usr/bin/app' || k, ${FIELD.application} FROM n WHERE k < 100
-UNION ALL SELECT ${ID.rule} + k, 'rule-' || k, ${FIELD.rule} FROM n WHERE k < 50
-UNION ALL SELECT ${ID.host} + k, 'host' || k || '.example.com', ${FIELD.host} FROM n;
+INSERT INTO dict (id, value, fields, last)
+SELECT ${ID.app} + k, '/usr/bin/app' || k, ${FIELD.application}, ${last} FROM n WHERE k < 100
+UNION ALL SELECT ${ID.rule} + k, 'rule-' || k, ${FIELD.rule}, ${last} FROM n WHERE k < 50
+UNION ALL SELECT ${ID.host} + k, 'host' || k || '.example.com', ${FIELD.host}, ${last} FROM n;
 `);
   // The rows first, the indexes after: one sort per index instead of 10M scattered inserts.
   const indexes = db
@@ -66,6 +69,7 @@ SELECT i + 1, ${T0} + i * 10, 0, CASE WHEN i % 4 = 0 THEN 1 ELSE 0 END, ${ID.out
   443, ${ID.host} + i % 5000, ${ID.rule} + i % 50, ${ID.template}, i
 FROM n;
 ${REBUILD_SPANS}
+${REBUILD_LOCAL}
 INSERT INTO state (key, value) VALUES ('lastSeq', ${rows}) ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 `);
   for (const { sql } of indexes) db.exec(sql);

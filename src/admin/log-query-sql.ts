@@ -1,12 +1,25 @@
 /**
  * The SQL of logs.query's filters over the log store's tables (schema version
- * 3, log-schema.ts), the plan of a `text` search through the dictionary, and
+ * 4, log-schema.ts), the plan of a `text` search through the dictionary, and
  * the paging of an export over the store's selections.
  */
 import type { Writable } from 'node:stream';
 import type { LogItem, LogQueryParsed } from '../protocol/log-item.js';
 import { FIELD, type LogDictionary } from './log-dict.js';
-import { addressValue, kindCodeOf, LOG_COLUMNS, verdictCodeOf } from './log-row.js';
+import { addressValue, kindCodeOf, LOG_COLUMNS, ODD_REMOTE, verdictCodeOf } from './log-row.js';
+import { EPOCH_SHIFT, SPAN_ITEMS } from './log-schema.js';
+
+/** The leading key of the host and remote address indexes (log-schema.ts): the same expression. */
+const EPOCH_KEY = `(seq >> ${EPOCH_SHIFT})`;
+
+/**
+ * The seqs from @lo to @hi whose local address is @local: the rows of the blocks log_local lists
+ * for it (log_local first: CROSS JOIN keeps that order).
+ */
+const LOCAL_SEQS = `SELECT log.seq FROM log_local CROSS JOIN log
+  ON log.seq BETWEEN max(@lo, log_local.block * ${SPAN_ITEMS}) AND min(@hi, log_local.block * ${SPAN_ITEMS} + ${SPAN_ITEMS - 1})
+  WHERE log_local.addr = @local AND log_local.block BETWEEN (@lo >> 10) AND (@hi >> 10) AND log.local_addr = @local`;
+if (SPAN_ITEMS !== 1 << 10) throw new Error('log-query-sql: LOCAL_SEQS assumes blocks of 1024 seqs');
 
 /** The columns itemOfRow needs. */
 export const ITEM_COLUMNS = LOG_COLUMNS.map((c) => `log.${c}`).join(', ');
@@ -14,8 +27,8 @@ export const ITEM_COLUMNS = LOG_COLUMNS.map((c) => `log.${c}`).join(', ');
 /**
  * SQL conditions (named arguments) for the filters other than fromSeq and text; undefined when no
  * stored item can match (an application or address the dictionary has never seen).
- * `seqs`: a union of indexed selections of seqs (with @lo and @hi bounds) that holds every match, when
- * a filter gives one that the planner would not find by itself.
+ * `seqs`: a union of indexed selections of seqs (with @lo and @hi bounds, within the epoch @epoch)
+ * that holds every match, when a filter gives one that the planner would not find by itself.
  */
 export function filters(
   q: Omit<LogQueryParsed, 'limit'>,
@@ -42,13 +55,14 @@ export function filters(
   }
   let seqs: string | undefined;
   if (q.address !== undefined) {
-    // Both ends have an index: their union, rather than a scan the OR would make.
+    // The union of the local end's blocks (log_local) and the remote end's index, rather than a scan
+    // the OR would make.
     where.push('(log.local_addr = @local OR log.remote_addr = @remote)');
     args.local = dict.find(q.address) ?? -1;
     args.remote = addressValue(q.address);
     seqs = [
-      'SELECT seq FROM log WHERE local_addr = @local AND seq BETWEEN @lo AND @hi',
-      'SELECT seq FROM log WHERE remote_addr = @remote AND seq BETWEEN @lo AND @hi',
+      LOCAL_SEQS,
+      `SELECT seq FROM log WHERE ${EPOCH_KEY} = @epoch AND remote_addr = @remote AND seq BETWEEN @lo AND @hi`,
     ].join(' UNION ALL ');
   }
   // An item whose time does not parse passes time bounds, as in logItemMatches (NaN compares false).
@@ -63,12 +77,6 @@ export function filters(
   return seqs === undefined ? { where, args } : { where, args, seqs };
 }
 
-/**
- * A remote end whose text may hold any word: not `address:port`, or an address with more than hex
- * digits, colons and dots (an IPv6 zone): log-row.ts keeps those ends as text, and their seqs in
- * the table log_odd.
- */
-export const ODD_REMOTE = "typeof(remote_port) = 'text'";
 /** An IPv4 remote end, and its text as log-row.ts makes it. */
 const IPV4_REMOTE = "typeof(remote_addr) = 'integer' AND typeof(remote_port) = 'integer'";
 const IPV4_REMOTE_TEXT =
@@ -127,7 +135,7 @@ export function textPlan(needle: string, dict: LogDictionary): { where?: string;
       for (const column of ['application', 'host'] as const)
         if (columns[column] !== '')
           parts.push(
-            `SELECT seq FROM log WHERE ${column} IN (${columns[column]}) AND seq BETWEEN @lo AND @hi`,
+            `SELECT seq FROM log WHERE ${column === 'host' ? `${EPOCH_KEY} = @epoch AND ` : ''}${column} IN (${columns[column]}) AND seq BETWEEN @lo AND @hi`,
           );
       best = { seqs: parts.join(' UNION ALL '), ids: ids.length };
     }

@@ -1,6 +1,6 @@
 /**
  * How SqliteLogStore laid a LogItem out in a row in schema version 2, and back:
- * read only to migrate such a file to version 3 (log-row.ts). Version 2 had
+ * read only to migrate such a file to the current version (log-row.ts). Version 2 had
  * columns for the filtered fields and packed the others into one text column,
  * `fields`, in a fixed order joined by U+001F (a JSON form when a value held a
  * separator).

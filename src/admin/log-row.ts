@@ -1,5 +1,5 @@
 /**
- * How SqliteLogStore lays a LogItem out in a row (schema version 3), and back.
+ * How SqliteLogStore lays a LogItem out in a row (schema version 4), and back.
  *
  * Compact integer rows: kind and verdict as small codes; every repeating
  * string (direction, protocol, application, host, rule, user, the local
@@ -19,6 +19,13 @@ import { addressOfEnd, LOG_KINDS, type LogItem } from '../protocol/log-item.js';
 import { ARG, FIELD, type LogDictionary } from './log-dict.js';
 
 export const VERDICTS = ['allow', 'deny', 'reject', 'ask'] as const;
+
+/**
+ * A remote end whose text may hold any word: not `address:port`, or an address with more than hex
+ * digits, colons and dots (an IPv6 zone): log-row.ts keeps those ends as text, and their seqs in
+ * the table log_odd.
+ */
+export const ODD_REMOTE = "typeof(remote_port) = 'text'";
 
 /** Starts a text in a column of INTEGER affinity (local_port, remote_addr, remote_port, args). */
 export const TEXT_MARK = '~';
@@ -88,17 +95,19 @@ export function ipv4Code(address: string): number | undefined {
   let code = 0;
   let parts = 0;
   let start = 0;
+  let octet = 0;
   for (let i = 0; i <= address.length; i++) {
     const c = i < address.length ? address.charCodeAt(i) : 46;
     if (c === 46) {
       const len = i - start;
       if (len === 0 || len > 3 || (len > 1 && address.charCodeAt(start) === 48) || ++parts > 4)
         return undefined;
-      const n = Number(address.slice(start, i));
-      if (n > 255) return undefined;
-      code = (code << 8) | n;
+      if (octet > 255) return undefined;
+      code = (code << 8) | octet;
+      octet = 0;
       start = i + 1;
     } else if (c < 48 || c > 57) return undefined;
+    else octet = octet * 10 + c - 48;
   }
   return parts === 4 ? code : undefined;
 }
@@ -133,8 +142,16 @@ function portValue(end: string, address: string): number | string {
   const digits = end.length - colon - 1;
   if (colon < 0 || digits < 1 || digits > 5 || (digits > 1 && end.charCodeAt(colon + 1) === 48))
     return TEXT_MARK + end;
-  const port = Number(end.slice(colon + 1));
-  return Number.isInteger(port) && port <= 65535 && endText(address, port) === end ? port : TEXT_MARK + end;
+  let port = 0;
+  for (let i = colon + 1; i < end.length; i++) {
+    const c = end.charCodeAt(i);
+    if (c < 48 || c > 57) return TEXT_MARK + end;
+    port = port * 10 + c - 48;
+  }
+  if (port > 65535) return TEXT_MARK + end;
+  // `address:port` (no string made for the common case), else as endText makes it.
+  const plain = colon === address.length && !address.includes(':') && end.startsWith(address);
+  return plain || endText(address, port) === end ? port : TEXT_MARK + end;
 }
 
 /** The value of an address column for `address`: an IPv4 integer, else the text. */

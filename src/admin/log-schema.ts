@@ -1,12 +1,19 @@
 /**
  * The log store's tables and their versions (SQLite `user_version`).
  *
- * Version 3 (this one): `log` with compact integer rows (log-row.ts), the
- * strings that repeat in `dict` (log-dict.ts); `log_span`, the oldest and
- * newest time (ms) in each block of SPAN_ITEMS seqs, which turns since/until
- * into a seq range and drives retention by age without an index on time; and
- * `state`. There is no per-row text index: a text search finds the dictionary
- * entries holding the needle's words, then the rows using them.
+ * Version 4 (this one): `log` with compact integer rows (log-row.ts), the
+ * strings that repeat in `dict` (log-dict.ts; each entry with the newest epoch
+ * of EPOCH_ITEMS seqs a row used it in, so that retention can delete the
+ * entries no row uses any more); `log_span`, the oldest and newest time (ms)
+ * in each block of SPAN_ITEMS seqs, which turns since/until into a seq range
+ * and drives retention by age without an index on time; `log_local`, the
+ * blocks each local address occurs in; and `state`. The indexes of the keys
+ * with many values (host, remote address) lead with the epoch, so that an
+ * insert touches only the current epoch's part of them, whatever the size of
+ * the store. There is no per-row text index: a text search finds the
+ * dictionary entries holding the needle's words, then the rows using them.
+ * Version 3 (indexes of host, remote and local address over the whole store,
+ * a dictionary without epochs) is migrated in place: its indexes rebuilt.
  * Version 2 (one text column of packed fields and an FTS5 trigram index over
  * every row) and version 1 (user_version 0 with a `search` column in `log`)
  * are migrated in place, in one transaction, when the store opens.
@@ -16,20 +23,48 @@ import type Database from 'better-sqlite3';
 import { ErrorCode, WardenError } from '../errors.js';
 import { LOG_KINDS } from '../protocol/log-item.js';
 import { LogDictionary } from './log-dict.js';
-import { ODD_REMOTE } from './log-query-sql.js';
-import { LOG_COLUMNS, pushRowValues, VERDICTS } from './log-row.js';
+import { LOG_COLUMNS, ODD_REMOTE, pushRowValues, VERDICTS } from './log-row.js';
 import { itemOfV2Row, type V2Row } from './log-row-v2.js';
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** Items per block of `log_span` (block = floor(seq / SPAN_ITEMS)). */
 export const SPAN_ITEMS = 1024;
+/** log2 of EPOCH_ITEMS. */
+export const EPOCH_SHIFT = 16;
+/**
+ * Seqs per epoch (epoch = seq >> EPOCH_SHIFT): the leading key of the host and remote address
+ * indexes (a query seeks them epoch by epoch), and the unit of a dictionary entry's `last` use.
+ */
+export const EPOCH_ITEMS = 2 ** EPOCH_SHIFT;
+
+/** Fills `log_local` from `log` (after a migration, or a bulk load in SQL). */
+export const REBUILD_LOCAL = `
+DELETE FROM log_local;
+INSERT INTO log_local (addr, block) SELECT DISTINCT local_addr, seq >> 10 FROM log WHERE local_addr IS NOT NULL;
+`;
+if (SPAN_ITEMS !== 1 << 10) throw new Error('log-schema: REBUILD_LOCAL assumes blocks of 1024 seqs');
 
 /** Fills `log_span` from `log` (after a migration, or a bulk load in SQL). */
 export const REBUILD_SPANS = `
 DELETE FROM log_span;
 INSERT INTO log_span (block, min_ms, max_ms, untimed)
 SELECT seq / ${SPAN_ITEMS}, min(time_ms), max(time_ms), max(time_ms IS NULL) FROM log GROUP BY seq / ${SPAN_ITEMS};
+`;
+
+/**
+ * Keys with many values, led by the epoch: an insert lands in the current epoch's part of the index
+ * (a few hundred pages, in the cache), where an index of the key alone took a page anywhere in the
+ * whole store per value: a batch of 10,000 items then wrote a page per host to the WAL, ever more
+ * as the store grew (117k appends per CPU second at 1M items, falling to 72k at its end).
+ * A query seeks them with `(seq >> 16) = @epoch` (EPOCH_SHIFT), a window of seqs never spanning two epochs.
+ */
+const EPOCH_INDEXES = `
+CREATE INDEX log_host ON log (seq >> ${EPOCH_SHIFT}, host);
+CREATE INDEX log_remote_addr ON log (seq >> ${EPOCH_SHIFT}, remote_addr);
+-- The blocks of SPAN_ITEMS seqs each local address occurs in (few values, in nearly every item:
+-- an index of every row cost 11 bytes an item), written by the store with the rows.
+CREATE TABLE log_local (addr INTEGER NOT NULL, block INTEGER NOT NULL, PRIMARY KEY (addr, block)) WITHOUT ROWID;
 `;
 
 /** The `log` table and its indexes (log-row.ts says what each column holds). */
@@ -57,9 +92,7 @@ CREATE TABLE log (
 CREATE INDEX log_rare_kind ON log (kind) WHERE kind > 0;
 CREATE INDEX log_rare_verdict ON log (verdict) WHERE verdict > 1;
 CREATE INDEX log_application ON log (application);
-CREATE INDEX log_host ON log (host);
-CREATE INDEX log_local_addr ON log (local_addr);
-CREATE INDEX log_remote_addr ON log (remote_addr);
+${EPOCH_INDEXES}
 -- The seqs of the items whose remote end is kept as text (ODD_REMOTE; a text search reads them all),
 -- written by the store with their rows: a partial index on the type made every insert ~15% dearer.
 CREATE TABLE log_odd (seq INTEGER PRIMARY KEY);
@@ -67,8 +100,12 @@ CREATE TRIGGER log_odd_delete AFTER DELETE ON log WHEN ${ODD_REMOTE.replace('rem
 BEGIN DELETE FROM log_odd WHERE seq = old.seq; END;
 `;
 
+/** `last`: the newest epoch a row used the entry in (an upper bound: written when it grows). */
+const DICT_TABLE =
+  'CREATE TABLE dict (id INTEGER PRIMARY KEY, value TEXT NOT NULL, fields INTEGER NOT NULL, last INTEGER NOT NULL)';
+
 const SCHEMA = `${LOG_TABLE}
-CREATE TABLE dict (id INTEGER PRIMARY KEY, value TEXT NOT NULL, fields INTEGER NOT NULL);
+${DICT_TABLE};
 CREATE TABLE log_span (block INTEGER PRIMARY KEY, min_ms INTEGER, max_ms INTEGER, untimed INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 `;
@@ -88,7 +125,8 @@ export function prepareSchema(db: Database.Database, path: string): void {
   }
   const hasLog = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'log'").get();
   db.transaction(() => {
-    if (hasLog) {
+    if (hasLog && version === 3) migrateFromVersion3(db);
+    else if (hasLog) {
       if (version < 2) migrateFromVersion1(db);
       migrateFromVersion2(db);
     } else db.exec(SCHEMA);
@@ -131,7 +169,7 @@ const MIGRATE_STEP = 10_000;
 /**
  * Version 2 packed the unfiltered fields into one text column and indexed
  * every row's text (FTS5): each row is read, decoded and written again in the
- * version 3 layout with the same seq and time, so nothing stored is lost; the
+ * current layout with the same seq and time, so nothing stored is lost; the
  * text index is dropped (its pages are reused by the new rows).
  */
 function migrateFromVersion2(db: Database.Database): void {
@@ -146,7 +184,7 @@ function migrateFromVersion2(db: Database.Database): void {
     db.exec(`DROP INDEX IF EXISTS ${index}`);
   db.exec('DROP TRIGGER IF EXISTS log_text_delete; DROP TABLE IF EXISTS log_text');
   db.exec(LOG_TABLE);
-  db.exec('CREATE TABLE dict (id INTEGER PRIMARY KEY, value TEXT NOT NULL, fields INTEGER NOT NULL)');
+  db.exec(DICT_TABLE);
   const dict = new LogDictionary();
   const read = db.prepare(
     'SELECT seq, time_ms, time, kind, verdict, application, fields FROM log_v2 WHERE seq > ? ORDER BY seq LIMIT ?',
@@ -155,26 +193,41 @@ function migrateFromVersion2(db: Database.Database): void {
     `INSERT INTO log (${LOG_COLUMNS.join(', ')}) VALUES (${LOG_COLUMNS.map(() => '?').join(', ')})`,
   );
   const odd = db.prepare('INSERT INTO log_odd (seq) VALUES (?)');
-  const add = db.prepare('INSERT INTO dict (id, value, fields) VALUES (?, ?, ?)');
-  const widen = db.prepare('UPDATE dict SET fields = ? WHERE id = ?');
+  const add = db.prepare('INSERT INTO dict (id, value, fields, last) VALUES (?, ?, ?, ?)');
+  const widen = db.prepare('UPDATE dict SET fields = ?, last = ? WHERE id = ?');
   const values: unknown[] = [];
   for (let from = 0; ; ) {
     const rows = read.all(from, MIGRATE_STEP) as V2Row[];
     for (const row of rows) {
       const item = itemOfV2Row(row);
+      dict.useEpoch(row.seq >> EPOCH_SHIFT);
       const oddRemote = pushRowValues(values, item, row.time_ms ?? Number.NaN, row.time === null, dict);
       insert.run(values);
       if (oddRemote) odd.run(row.seq);
       values.length = 0;
     }
     const { added, changed } = dict.pending();
-    for (const e of added) add.run(e.id, e.value, e.fields);
-    for (const e of changed) widen.run(e.fields, e.id);
+    for (const e of added) add.run(e.id, e.value, e.fields, e.last);
+    for (const e of changed) widen.run(e.fields, e.last, e.id);
     dict.written();
     if (rows.length < MIGRATE_STEP) break;
     from = rows[rows.length - 1]!.seq;
   }
-  db.exec("DROP TABLE log_v2; DELETE FROM state WHERE key = 'textSeq'");
+  db.exec(`DROP TABLE log_v2; DELETE FROM state WHERE key = 'textSeq'; ${REBUILD_LOCAL}`);
+}
+
+/**
+ * Version 3 indexed host, remote and local address over the whole store and kept no epochs in
+ * `dict`: the indexes are built again (one sort each), `log_local` filled, and every entry marked
+ * as used in the newest epoch (retention deletes it once the rows of that epoch are gone, unless
+ * a newer row uses it).
+ */
+function migrateFromVersion3(db: Database.Database): void {
+  db.exec(`DROP INDEX IF EXISTS log_host; DROP INDEX IF EXISTS log_remote_addr; DROP INDEX IF EXISTS log_local_addr;
+${EPOCH_INDEXES}
+${REBUILD_LOCAL}
+ALTER TABLE dict ADD COLUMN last INTEGER NOT NULL DEFAULT 0;
+UPDATE dict SET last = coalesce((SELECT max(seq) FROM log), 0) >> ${EPOCH_SHIFT};`);
 }
 
 /** True for the SQLite errors that mean "this file is not (any more) a sound database". */

@@ -3,10 +3,12 @@
  * synchronous=NORMAL) that answers logs.query exactly as MemoryLogStore does
  * (`logItemMatches` is the reference; a property test compares the two).
  * docs/log-store.md explains the design; in short:
- * - append() numbers the item, tells the subscribers and returns; its batch is
- *   written in one transaction FLUSH_DELAY_MS later or at BATCH_SIZE items.
+ * - append() numbers the item, encodes its row (the waiting batch holds rows,
+ *   not items), tells the subscribers and returns; its batch is written in one
+ *   transaction FLUSH_DELAY_MS later or at BATCH_SIZE items.
  *   query(), exportJsonLines() and close() write the waiting batch first.
- * - Retention (age, count, size) deletes the oldest in RETENTION_BATCH steps.
+ * - Retention (age, count, size) deletes the oldest in steps, then the dictionary
+ *   entries no row uses any more (log-store-retention.ts).
  * - Layout: log-schema.ts, log-row.ts, log-dict.ts; time bounds become seq ranges (spans).
  * - Text: the needle's words are looked up in the dictionary of strings; the
  *   rows using the entries found are read (by index when it can) and compared
@@ -39,19 +41,10 @@ import {
   writeJsonLines,
 } from './log-query-sql.js';
 import { itemOfRow, LOG_COLUMNS, type LogRow, pushRowValues } from './log-row.js';
-import { corruptError, isCorruption, prepareSchema, SPAN_ITEMS } from './log-schema.js';
+import { corruptError, EPOCH_ITEMS, isCorruption, prepareSchema, SPAN_ITEMS } from './log-schema.js';
 import type { LogStore } from './log-store.js';
+import { type LogRetention, retain } from './log-store-retention.js';
 import { tightenFiles } from './private-file.js';
-
-/** How long items are kept. Without any field, items are kept for ever. */
-export interface LogRetention {
-  /** Delete items older than this many days (by their `time`). */
-  maxAgeDays?: number;
-  /** Keep at most this many of the newest items. */
-  maxItems?: number;
-  /** Keep the database's used pages under about this many bytes (oldest items go first). */
-  maxBytes?: number;
-}
 
 export interface SqliteLogStoreOptions {
   retention?: LogRetention;
@@ -77,8 +70,6 @@ export type LogExportQuery = Omit<LogQueryParsed, 'limit'> & { limit?: number };
 
 /** Items waiting in memory before one transaction writes them. */
 export const BATCH_SIZE = 10_000;
-/** Rows deleted per retention transaction. */
-export const RETENTION_BATCH = 5000;
 /** How long appended items may wait in memory before their batch is written (ms). */
 export const FLUSH_DELAY_MS = 25;
 
@@ -86,8 +77,15 @@ export const FLUSH_DELAY_MS = 25;
 const MIN_WINDOW = 2048;
 /** Rows per multi-row INSERT statement. */
 const ROWS_PER_INSERT = 32;
-/** Marks a pending item whose time the caller gave (parsed when written). */
-const GIVEN_TIME = Number.NEGATIVE_INFINITY;
+/** The position of local_addr in a row's values. */
+const LOCAL_ADDR = LOG_COLUMNS.indexOf('local_addr');
+/** The rows waiting for a transaction (see #chunks), and the counts raised meanwhile. */
+interface Batch {
+  chunks: unknown[][];
+  tail: unknown[];
+  odd: number[];
+  counts: Map<number, LogItem>;
+}
 
 /** A LogStore in a SQLite file. */
 export class SqliteLogStore implements LogStore {
@@ -106,13 +104,18 @@ export class SqliteLogStore implements LogStore {
   readonly #widenEntry: Database.Statement;
   readonly #addOdd: Database.Statement;
   readonly #setCount: Database.Statement;
+  readonly #addLocal: Database.Statement;
   readonly #dict: LogDictionary;
   readonly #repeats: RepeatCoalescer | undefined;
-  /** Counts raised for items already written: seq -> count, written with the next batch. */
+  /** Counts raised since the last batch: seq -> the item, written after the rows of the next batch. */
   #counts = new Map<number, LogItem>();
-  #pending: LogItem[] = [];
-  /** Per pending item: its time in ms when the store made the time, GIVEN_TIME when the caller gave it. */
-  #pendingMs: number[] = [];
+  /** The waiting rows' values (LOG_COLUMNS order): full chunks of ROWS_PER_INSERT rows, and the chunk being filled. */
+  #chunks: unknown[][] = [];
+  #chunk: unknown[] = [];
+  /** The waiting rows' seqs whose remote end is kept as text (log_odd). */
+  #odd: number[] = [];
+  /** How many rows wait. */
+  #waiting = 0;
   /** The last clock reading and its ISO text: a burst of items in one millisecond formats it once. */
   #clock = { ms: Number.NaN, iso: '' };
   #flushScheduled = false;
@@ -158,14 +161,16 @@ export class SqliteLogStore implements LogStore {
       | undefined;
     this.#lastSeq = Math.max(stored.seq ?? 0, recorded?.value ?? 0);
     this.#dict = new LogDictionary(
-      db.prepare('SELECT id, value, fields FROM dict').all() as {
+      db.prepare('SELECT id, value, fields, last FROM dict').all() as {
         id: number;
         value: string;
         fields: number;
+        last: number;
       }[],
     );
-    this.#addEntry = db.prepare('INSERT INTO dict (id, value, fields) VALUES (?, ?, ?)');
-    this.#widenEntry = db.prepare('UPDATE dict SET fields = ? WHERE id = ?');
+    this.#addEntry = db.prepare('INSERT INTO dict (id, value, fields, last) VALUES (?, ?, ?, ?)');
+    this.#widenEntry = db.prepare('UPDATE dict SET fields = ?, last = ? WHERE id = ?');
+    this.#addLocal = db.prepare('INSERT OR IGNORE INTO log_local (addr, block) VALUES (?, ?)');
     this.#addOdd = db.prepare('INSERT INTO log_odd (seq) VALUES (?)');
     this.#setCount = db.prepare(
       "UPDATE log SET extra = json_set(coalesce(extra, '{}'), '$.count', ?) WHERE seq = ?",
@@ -218,8 +223,8 @@ export class SqliteLogStore implements LogStore {
       const ms = this.#now();
       const first = this.#repeats.repeat(key, ms);
       if (first !== undefined) {
-        // Written with the next batch (the item itself when it is still waiting in it).
-        if (first.seq <= this.#lastSeq - this.#pending.length) this.#counts.set(first.seq, first);
+        // Its raised count is written with the next batch (after its row when that batch holds it).
+        this.#counts.set(first.seq, first);
         this.#scheduleFlush();
         return first;
       }
@@ -228,22 +233,45 @@ export class SqliteLogStore implements LogStore {
     const stored = Object.assign({}, item) as LogItem;
     // No secret travels in an item (consoles, syslog): admin, security and system messages are redacted.
     if (stored.kind !== 'connection') stored.message = redactText(stored.message);
-    stored.seq = ++this.#lastSeq;
+    const seq = ++this.#lastSeq;
+    stored.seq = seq;
+    let ms: number;
+    let iso = true;
     if (item.time === undefined) {
-      const ms = this.#now();
+      ms = this.#now();
       if (ms !== this.#clock.ms) this.#clock = { ms, iso: new Date(ms).toISOString() };
       stored.time = this.#clock.iso;
-      this.#pendingMs.push(ms);
     } else {
       stored.time = item.time;
-      this.#pendingMs.push(GIVEN_TIME);
+      ms = Date.parse(item.time);
+      iso = !Number.isNaN(ms) && new Date(ms).toISOString() === item.time;
     }
-    this.#pending.push(stored);
+    this.#encode(stored, ms, iso);
     if (key !== undefined) this.#repeats!.remember(key, stored, this.#clock.ms);
-    if (this.#pending.length >= BATCH_SIZE) this.flush();
+    if (this.#waiting >= BATCH_SIZE) this.flush();
     else this.#scheduleFlush();
     for (const l of this.#listeners) l(stored);
     return stored;
+  }
+
+  /**
+   * Encodes the item's row into the waiting batch now: the batch holds integers and a few strings,
+   * not the items (which die young), so that collecting garbage copies less while it waits.
+   */
+  #encode(item: LogItem, ms: number, iso: boolean): void {
+    this.#dict.useEpoch(Math.floor(item.seq / EPOCH_ITEMS));
+    try {
+      // pushRowValues pushes the whole row in one call, after everything that can throw.
+      if (pushRowValues(this.#chunk, item, ms, iso, this.#dict)) this.#odd.push(item.seq);
+    } catch (e) {
+      this.#onError(this.#wrap(e, `cannot encode log item ${item.seq} for ${this.path}`));
+      return;
+    }
+    this.#waiting++;
+    if (this.#chunk.length === ROWS_PER_INSERT * LOG_COLUMNS.length) {
+      this.#chunks.push(this.#chunk);
+      this.#chunk = [];
+    }
   }
 
   #scheduleFlush(): void {
@@ -257,76 +285,74 @@ export class SqliteLogStore implements LogStore {
 
   /** Writes the waiting items in one transaction now. A failure goes to `onError` and drops the batch. */
   flush(): void {
-    if ((this.#pending.length === 0 && this.#counts.size === 0) || !this.#db.open) return;
-    const batch = this.#pending;
-    const times = this.#pendingMs;
-    const counts = this.#counts;
-    this.#pending = [];
-    this.#pendingMs = [];
+    if ((this.#waiting === 0 && this.#counts.size === 0) || !this.#db.open) return;
+    const batch: Batch = { chunks: this.#chunks, tail: this.#chunk, odd: this.#odd, counts: this.#counts };
+    const count = this.#waiting;
+    this.#chunks = [];
+    this.#chunk = [];
+    this.#odd = [];
     this.#counts = new Map();
+    this.#waiting = 0;
     try {
-      this.#writeBatch(batch, times, counts);
+      this.#transaction ??= this.#db.transaction((batch: Batch) => this.#writeBatch(batch));
+      this.#transaction(batch);
       this.#dict.written();
     } catch (e) {
       this.#dict.forgetPending();
-      this.#onError(this.#wrap(e, `cannot write ${batch.length} log items to ${this.path}`));
+      this.#onError(this.#wrap(e, `cannot write ${count} log items to ${this.path}`));
     }
   }
 
   /**
-   * One transaction: the rows (ROWS_PER_INSERT to a statement), their new dictionary entries, the
-   * counts raised of items written before, and the highest number (kept even when retention empties the table).
+   * In one transaction: the rows (ROWS_PER_INSERT to a statement), their new dictionary entries (and
+   * the newer epoch of old ones), the spans and local address blocks of their seqs, the counts
+   * raised, and the highest number (kept even when retention empties the table).
    */
-  #writeBatch(batch: LogItem[], times: number[], counts: Map<number, LogItem>): void {
-    this.#transaction ??= this.#db.transaction(
-      (batch: LogItem[], times: number[], counts: Map<number, LogItem>) => {
-        const values: unknown[] = [];
-        const odd: number[] = [];
-        const full = batch.length - (batch.length % ROWS_PER_INSERT);
-        const span = { block: -1, min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY, untimed: 0 };
-        const saveSpan = () => {
-          if (span.block < 0) return;
-          const finite = span.min !== Number.POSITIVE_INFINITY;
-          this.#saveSpan.run(span.block, finite ? span.min : null, finite ? span.max : null, span.untimed);
-        };
-        for (let i = 0; i < batch.length; i++) {
-          const item = batch[i]!;
-          const given = times[i] === GIVEN_TIME;
-          const ms = given ? Date.parse(item.time) : times[i]!;
-          const iso = !given || (!Number.isNaN(ms) && new Date(ms).toISOString() === item.time);
-          if (pushRowValues(values, item, ms, iso, this.#dict)) odd.push(item.seq);
-          if (i < full ? (i + 1) % ROWS_PER_INSERT === 0 : true) {
-            (i < full ? this.#insertMany : this.#insertOne).run(values);
-            values.length = 0;
-          }
-          const block = Math.floor(item.seq / SPAN_ITEMS);
-          if (block !== span.block) {
-            saveSpan();
-            Object.assign(span, {
-              block,
-              min: Number.POSITIVE_INFINITY,
-              max: Number.NEGATIVE_INFINITY,
-              untimed: 0,
-            });
-          }
-          if (Number.isNaN(ms)) span.untimed = 1;
-          else {
-            if (ms < span.min) span.min = ms;
-            if (ms > span.max) span.max = ms;
-          }
+  #writeBatch({ chunks, tail, odd, counts }: Batch): void {
+    const width = LOG_COLUMNS.length;
+    for (const chunk of chunks) this.#insertMany.run(chunk);
+    for (let at = 0; at < tail.length; at += width) this.#insertOne.run(tail.slice(at, at + width));
+    /** Local address id -> the block of SPAN_ITEMS seqs log_local last got for it in this batch. */
+    const locals = new Map<number, number>();
+    const span = { block: -1, min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY, untimed: 0 };
+    const saveSpan = () => {
+      if (span.block < 0) return;
+      const finite = span.min !== Number.POSITIVE_INFINITY;
+      this.#saveSpan.run(span.block, finite ? span.min : null, finite ? span.max : null, span.untimed);
+    };
+    for (const rows of [...chunks, tail]) {
+      for (let at = 0; at < rows.length; at += width) {
+        const seq = rows[at] as number;
+        const ms = rows[at + 1] as number | null;
+        const local = rows[at + LOCAL_ADDR] as number | null;
+        const block = Math.floor(seq / SPAN_ITEMS);
+        if (local !== null && locals.get(local) !== block) {
+          locals.set(local, block);
+          this.#addLocal.run(local, block);
         }
-        saveSpan();
-        for (const seq of odd) this.#addOdd.run(seq);
-        const { added, changed } = this.#dict.pending();
-        for (const e of added) this.#addEntry.run(e.id, e.value, e.fields);
-        for (const e of changed) this.#widenEntry.run(e.fields, e.id);
-        for (const [seq, item] of counts) this.#setCount.run(item.count, seq);
-        if (batch.length > 0) this.#saveLastSeq.run(batch[batch.length - 1]!.seq);
-      },
-    );
-    this.#transaction(batch, times, counts);
+        if (block !== span.block) {
+          saveSpan();
+          span.block = block;
+          span.min = Number.POSITIVE_INFINITY;
+          span.max = Number.NEGATIVE_INFINITY;
+          span.untimed = 0;
+        }
+        if (ms === null) span.untimed = 1;
+        else {
+          if (ms < span.min) span.min = ms;
+          if (ms > span.max) span.max = ms;
+        }
+      }
+    }
+    saveSpan();
+    for (const seq of odd) this.#addOdd.run(seq);
+    const { added, changed } = this.#dict.pending();
+    for (const e of added) this.#addEntry.run(e.id, e.value, e.fields, e.last);
+    for (const e of changed) this.#widenEntry.run(e.fields, e.last, e.id);
+    for (const [seq, item] of counts) this.#setCount.run(item.count, seq);
+    this.#saveLastSeq.run(this.#lastSeq);
   }
-  #transaction: ((batch: LogItem[], times: number[], counts: Map<number, LogItem>) => void) | undefined;
+  #transaction: ((batch: Batch) => void) | undefined;
 
   query(q: LogQueryParsed): { items: LogItem[]; lastSeq: number; searchedTo?: number } {
     this.flush();
@@ -364,7 +390,15 @@ export class SqliteLogStore implements LogStore {
    * Resolves to the number of items deleted. Runs once at a time.
    */
   applyRetention(): Promise<number> {
-    this.#retentionRun ??= this.#retain().finally(() => {
+    this.#retentionRun ??= retain({
+      db: this.#db,
+      dict: this.#dict,
+      retention: this.#retention,
+      now: this.#now,
+      closed: () => this.#closed,
+      flush: () => this.flush(),
+      lastSeq: () => this.#lastSeq,
+    }).finally(() => {
       this.#retentionRun = undefined;
     });
     return this.#retentionRun;
@@ -388,86 +422,6 @@ export class SqliteLogStore implements LogStore {
     };
     setImmediate(run);
     if (intervalMs > 0) this.#retentionTimer = setInterval(run, intervalMs).unref();
-  }
-
-  async #retain(): Promise<number> {
-    const { maxAgeDays, maxItems, maxBytes } = this.#retention;
-    let deleted = 0;
-    const step = async (statement: Database.Statement, arg: number) => {
-      for (;;) {
-        await new Promise((resolve) => setImmediate(resolve));
-        if (this.#closed) return;
-        const n = statement.run(arg, RETENTION_BATCH).changes;
-        deleted += n;
-        if (n < RETENTION_BATCH) return;
-      }
-    };
-    if (maxAgeDays !== undefined) {
-      const byAge = this.#deleteOlderThan(this.#now() - maxAgeDays * 86_400_000);
-      for (;;) {
-        await new Promise((resolve) => setImmediate(resolve));
-        if (this.#closed) break;
-        this.flush();
-        const { items, blocks } = byAge();
-        deleted += items;
-        if (blocks === 0) break;
-      }
-    }
-    const keep = Math.min(maxItems ?? Number.POSITIVE_INFINITY, this.#itemsFittingIn(maxBytes));
-    if (Number.isFinite(keep) && !this.#closed) {
-      this.flush();
-      const bySeq = this.#db.prepare(
-        'DELETE FROM log WHERE seq IN (SELECT seq FROM log WHERE seq < ? ORDER BY seq LIMIT ?)',
-      );
-      await step(bySeq, this.#lastSeq - Math.max(0, Math.floor(keep)) + 1);
-    }
-    if (!this.#closed)
-      this.#db.prepare(`DELETE FROM log_span WHERE block < (SELECT min(seq) FROM log) / ${SPAN_ITEMS}`).run();
-    return deleted;
-  }
-
-  /**
-   * A transaction deleting the items older than `cutoff` (ms) in the next
-   * blocks whose oldest time is older, RETENTION_BATCH items' worth, and
-   * narrowing those blocks' spans to what is left.
-   */
-  #deleteOlderThan(cutoff: number): () => { items: number; blocks: number } {
-    const db = this.#db;
-    const blocks = db.prepare('SELECT block FROM log_span WHERE min_ms < ? ORDER BY block LIMIT ?').pluck();
-    const remove = db.prepare('DELETE FROM log WHERE seq >= ? AND seq < ? AND time_ms < ?');
-    const left = db.prepare(
-      'SELECT min(time_ms) AS lo, max(time_ms) AS hi, count(*) AS n FROM log WHERE seq >= ? AND seq < ?',
-    );
-    const narrow = db.prepare('UPDATE log_span SET min_ms = ?, max_ms = ? WHERE block = ?');
-    const drop = db.prepare('DELETE FROM log_span WHERE block = ?');
-    return db.transaction(() => {
-      let items = 0;
-      const found = blocks.all(cutoff, Math.ceil(RETENTION_BATCH / SPAN_ITEMS)) as number[];
-      for (const block of found) {
-        const lo = block * SPAN_ITEMS;
-        items += remove.run(lo, lo + SPAN_ITEMS, cutoff).changes;
-        const rest = left.get(lo, lo + SPAN_ITEMS) as { lo: number | null; hi: number | null; n: number };
-        if (rest.n === 0) drop.run(block);
-        else narrow.run(rest.lo, rest.hi, block);
-      }
-      return { items, blocks: found.length };
-    });
-  }
-
-  /** How many items fit in `maxBytes` at the current average size per item (Infinity without a limit). */
-  #itemsFittingIn(maxBytes: number | undefined): number {
-    if (maxBytes === undefined || this.#closed) return Number.POSITIVE_INFINITY;
-    const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
-    const pages = this.#db.pragma('page_count', { simple: true }) as number;
-    const free = this.#db.pragma('freelist_count', { simple: true }) as number;
-    const used = (pages - free) * pageSize;
-    if (used <= maxBytes) return Number.POSITIVE_INFINITY;
-    const span = this.#db.prepare('SELECT min(seq) AS lo, max(seq) AS hi FROM log').get() as {
-      lo: number | null;
-      hi: number | null;
-    };
-    if (span.lo === null || span.hi === null) return Number.POSITIVE_INFINITY;
-    return Math.floor((maxBytes / used) * (span.hi - span.lo + 1));
   }
 
   /**
@@ -504,9 +458,11 @@ export class SqliteLogStore implements LogStore {
     // start small and grow while they are fast, so that the time budget is checked often enough.
     let window = MIN_WINDOW;
     for (let lo = from, hi = 0; lo <= to && items.length < limit && searchedTo === undefined; lo = hi + 1) {
-      hi = Math.min(to, lo + window - 1);
+      // A window lies within one epoch: the host and remote address indexes are sought by epoch.
+      const epoch = Math.floor(lo / EPOCH_ITEMS);
+      hi = Math.min(to, lo + window - 1, (epoch + 1) * EPOCH_ITEMS - 1);
       const started = performance.now();
-      for (const row of select.iterate({ ...filter.args, lo, hi }) as Iterable<LogRow>) {
+      for (const row of select.iterate({ ...filter.args, lo, hi, epoch }) as Iterable<LogRow>) {
         const item = itemOfRow(row, this.#dict);
         if (needle === undefined || logItemSearchText(item).includes(needle)) items.push(item);
         if (items.length >= limit) break;
