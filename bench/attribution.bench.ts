@@ -278,18 +278,20 @@ async function shortLived(
   const finished = new Promise<void>((resolve) => {
     const onConnection = (socket: net.Socket) => {
       socket.on('error', () => {});
-      const sent = new Promise<number>((r) => {
-        let text = '';
-        socket.on('data', (d) => {
-          text += d;
-          if (text.includes('\n')) r(Number.parseInt(text, 10));
-        });
-        socket.on('close', () => r(Number.parseInt(text, 10)));
-      });
       void (async () => {
         const t0 = performance.now();
         const id = await attributor.attribute({ ...tuple, localPort: socket.remotePort! });
         times.push((performance.now() - t0) * 1000);
+        // Read only now: a 'data' listener resumes the stream in a nextTick, which would run in the
+        // attribution's await and be counted in its time (the engine has no such socket to set up).
+        const sent = new Promise<number>((r) => {
+          let text = '';
+          socket.on('data', (d) => {
+            text += d;
+            if (text.includes('\n')) r(Number.parseInt(text, 10));
+          });
+          socket.on('close', () => r(Number.parseInt(text, 10)));
+        });
         socket.end('ok\n'); // the process waited for this, as a connect waits for the verdict
         if (id?.pid === (await sent) && id.executable?.endsWith('/bash')) exact++;
         if (++done === SHORT_LIVED) {

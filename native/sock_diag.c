@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <linux/inet_diag.h>
 #include <linux/sock_diag.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,23 +29,21 @@ static int read_address(napi_env env, napi_value value, int family, __be32 out[4
   return inet_pton(family == 6 ? AF_INET6 : AF_INET, text, out) == 1;
 }
 
-static const char *const HOOK_NAMES[] = {"create", "connect", "connect", "sendmsg", "sendmsg"};
 
 /*
- * The answer is one flat array, its objects built in JS (src/kernel/native.ts, ownerOf): setting
- * named properties from C makes a key string per property and call, which cost more than the
- * lookup's own syscalls. Indexes (undefined where nothing was read):
- *   0 inode, 1 uid, 2 state, 3 cookie (decimal string); with a record:
- *   4 pid, 5 tid, 6 uid, 7 gid, 8 bootNs, 9 comm, 10 commandLine, 11 hook, 12 euid, 13 parentPid,
- *   14 executable id, 15 its mount id, 16 its inode (decimal), 17 its file system's magic.
+ * The answer: numbers in a Float64Array the caller gives and keeps (no JS value made per number),
+ * strings in a small array; the objects are built in JS (src/kernel/native.ts, ownerOf): setting
+ * named properties from C makes a key string per property and call, and each napi value made costs
+ * more than the lookup's own syscalls on a cold CPU. NaN where nothing was read.
+ * Numbers: 0 inode, 1 uid, 2 state, 3 1 with a record (else 0 and no more); then 4 pid, 5 tid,
+ *   6 uid, 7 gid, 8 bootNs, 9 hook (0 create, 1 connect, 2 sendmsg), 10 euid, 11 parentPid,
+ *   12 the executable's mount id, 13 its file system's magic.
+ * Strings: 0 cookie (decimal); with a record 1 comm, 2 commandLine, 3 the executable's id, 4 its
+ *   inode (decimal), each undefined when not read.
  */
-enum { AT_PID = 4, AT_COMMAND_LINE = 10, AT_HOOK, AT_EUID, AT_PARENT, AT_EXE_ID, AT_EXE_MOUNT, AT_EXE_INODE, AT_EXE_MAGIC };
-
-static void set_double(napi_env env, napi_value array, uint32_t at, double value) {
-  napi_value v;
-  napi_create_double(env, value, &v);
-  napi_set_element(env, array, at, v);
-}
+enum { N_INODE, N_UID, N_STATE, N_RECORD, N_PID, N_TID, N_RUID, N_GID, N_BOOT_NS, N_HOOK, N_EUID, N_PARENT,
+       N_EXE_MOUNT, N_EXE_MAGIC, N_COUNT };
+enum { S_COOKIE, S_COMM, S_COMMAND_LINE, S_EXE_ID, S_EXE_INODE };
 
 static void set_string(napi_env env, napi_value array, uint32_t at, const char *text, size_t len) {
   napi_value v;
@@ -52,22 +51,24 @@ static void set_string(napi_env env, napi_value array, uint32_t at, const char *
   napi_set_element(env, array, at, v);
 }
 
+static const uint8_t HOOK_NUMBERS[] = {0, 1, 1, 2, 2}; /* BPF_ATTR_HOOK_*: create, connect4/6, sendmsg4/6 */
+
 /* What a record says: who, which program made it, the effective uid and parent, the executable. */
-static void record_fields(napi_env env, napi_value out, const struct bpf_attr_record *r) {
-  set_double(env, out, AT_PID, (double)(uint32_t)(r->pid_tgid >> 32));
-  set_double(env, out, AT_PID + 1, (double)(uint32_t)r->pid_tgid);
-  set_double(env, out, AT_PID + 2, (double)(uint32_t)r->uid_gid);
-  set_double(env, out, AT_PID + 3, (double)(uint32_t)(r->uid_gid >> 32));
-  set_double(env, out, AT_PID + 4, (double)r->boot_ns);
-  set_string(env, out, AT_PID + 5, r->comm, strnlen(r->comm, sizeof r->comm));
+static void record_fields(napi_env env, double *n, napi_value strings, const struct bpf_attr_record *r) {
+  n[N_RECORD] = 1;
+  n[N_PID] = (double)(uint32_t)(r->pid_tgid >> 32);
+  n[N_TID] = (double)(uint32_t)r->pid_tgid;
+  n[N_RUID] = (double)(uint32_t)r->uid_gid;
+  n[N_GID] = (double)(uint32_t)(r->uid_gid >> 32);
+  n[N_BOOT_NS] = (double)r->boot_ns;
+  set_string(env, strings, S_COMM, r->comm, strnlen(r->comm, sizeof r->comm));
   /* The command line when the record holds all of it (NUL-separated, as /proc/PID/cmdline). */
   if (r->args_read == 0 && r->args_len > 0 && r->args_len <= BPF_ATTR_ARGS)
-    set_string(env, out, AT_COMMAND_LINE, r->args, r->args_len);
-  if (r->hook < sizeof HOOK_NAMES / sizeof HOOK_NAMES[0])
-    set_string(env, out, AT_HOOK, HOOK_NAMES[r->hook], strlen(HOOK_NAMES[r->hook]));
+    set_string(env, strings, S_COMMAND_LINE, r->args, r->args_len);
+  if (r->hook < sizeof HOOK_NUMBERS) n[N_HOOK] = HOOK_NUMBERS[r->hook];
   if (r->cred_read == 0) {
-    set_double(env, out, AT_EUID, r->euid);
-    if (r->ppid != 0) set_double(env, out, AT_PARENT, r->ppid);
+    n[N_EUID] = r->euid;
+    if (r->ppid != 0) n[N_PARENT] = r->ppid;
   }
   /* The executable's identity: every field that tells one file and its path from another (mount
    * id, device, inode, generation, change time, the path's fingerprint), for the engine's cache of
@@ -78,22 +79,25 @@ static void record_fields(napi_env env, napi_value out, const struct bpf_attr_re
                      (unsigned long long)r->exe_ino, r->exe_generation, (long long)r->exe_ctime_sec,
                      r->exe_ctime_nsec & 0x3fffffffu /* without I_CTIME_QUERIED */,
                      (unsigned long long)r->path_hash);
-  set_string(env, out, AT_EXE_ID, text, (size_t)len);
-  set_double(env, out, AT_EXE_MOUNT, r->exe_mnt_id);
+  set_string(env, strings, S_EXE_ID, text, (size_t)len);
+  n[N_EXE_MOUNT] = r->exe_mnt_id;
   len = snprintf(text, sizeof text, "%llu", (unsigned long long)r->exe_ino);
-  set_string(env, out, AT_EXE_INODE, text, (size_t)len);
-  set_double(env, out, AT_EXE_MAGIC, r->exe_fs_magic);
+  set_string(env, strings, S_EXE_INODE, text, (size_t)len);
+  n[N_EXE_MAGIC] = r->exe_fs_magic;
 }
 
 /*
- * socketLookup(protocol 6|17, family 4|6, src, srcPort, dst, dstPort[, bpfHandle])
- *   -> [inode, uid, state, cookie, ...the record's fields (record_fields)] | null
- * With a handle of bpfAttributionOpen, the socket's cookie is looked up in its map too (bpf_attr.c);
- * the record's fields are undefined when the map holds no record for it.
+ * socketLookup(protocol 6|17, family 4|6, src, srcPort, dst, dstPort, bpfHandle|undefined, numbers)
+ *   -> [cookie, ...the record's strings] | null, the numbers written to `numbers` (a Float64Array of
+ *   at least N_COUNT, above). With a handle of bpfAttributionOpen, the socket's cookie is looked up
+ *   in its map too (bpf_attr.c); numbers[3] is 0 when the map holds no record for it.
  */
 napi_value socket_lookup(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
+  size_t argc = 8;
+  napi_value argv[8];
+  napi_typedarray_type numbers_type = napi_int8_array;
+  size_t numbers_length = 0;
+  void *numbers_data = NULL;
   uint32_t protocol, family, sport, dport;
   struct inet_diag_req_v2 req;
   memset(&req, 0, sizeof req);
@@ -103,8 +107,11 @@ napi_value socket_lookup(napi_env env, napi_callback_info info) {
       napi_get_value_uint32(env, argv[3], &sport) != napi_ok || sport > 65535 ||
       napi_get_value_uint32(env, argv[5], &dport) != napi_ok || dport > 65535 ||
       !read_address(env, argv[2], (int)family, req.id.idiag_src) ||
-      !read_address(env, argv[4], (int)family, req.id.idiag_dst)) {
-    napi_throw_type_error(env, NULL, "socketLookup(protocol, family, src, srcPort, dst, dstPort)");
+      !read_address(env, argv[4], (int)family, req.id.idiag_dst) || argc < 8 ||
+      napi_get_typedarray_info(env, argv[7], &numbers_type, &numbers_length, &numbers_data, NULL, NULL) != napi_ok ||
+      numbers_type != napi_float64_array || numbers_length < N_COUNT) {
+    napi_throw_type_error(env, NULL,
+                          "socketLookup(protocol, family, src, srcPort, dst, dstPort, bpf, Float64Array(14))");
     return NULL;
   }
   if (diag_fd < 0) {
@@ -151,19 +158,22 @@ napi_value socket_lookup(napi_env env, napi_callback_info info) {
       if (r->nlmsg_type != SOCK_DIAG_BY_FAMILY || r->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
         continue;
       const struct inet_diag_msg *d = NLMSG_DATA(r);
-      napi_create_array_with_length(env, 18, &result);
-      set_double(env, result, 0, (double)d->idiag_inode);
-      set_double(env, result, 1, d->idiag_uid);
-      set_double(env, result, 2, d->idiag_state);
+      double *n = numbers_data;
+      for (int i = 0; i < N_COUNT; i++) n[i] = NAN;
+      n[N_INODE] = (double)d->idiag_inode;
+      n[N_UID] = d->idiag_uid;
+      n[N_STATE] = d->idiag_state;
+      n[N_RECORD] = 0;
+      napi_create_array(env, &result);
       uint64_t cookie = (uint64_t)d->id.idiag_cookie[0] | ((uint64_t)d->id.idiag_cookie[1] << 32);
       char decimal[24]; /* a string: exact (a bigint would not survive JSON.stringify) */
       int decimal_len = snprintf(decimal, sizeof decimal, "%llu", (unsigned long long)cookie);
-      set_string(env, result, 3, decimal, (size_t)decimal_len);
+      set_string(env, result, S_COOKIE, decimal, (size_t)decimal_len);
       napi_valuetype type = napi_undefined;
-      if (argc >= 7) napi_typeof(env, argv[6], &type);
+      napi_typeof(env, argv[6], &type);
       int map_fd = type == napi_external ? bpf_attr_map_fd(env, argv[6]) : -1;
       struct bpf_attr_record record;
-      if (map_fd >= 0 && bpf_attr_lookup(map_fd, cookie, &record) == 0) record_fields(env, result, &record);
+      if (map_fd >= 0 && bpf_attr_lookup(map_fd, cookie, &record) == 0) record_fields(env, n, result, &record);
       return result;
     }
   }

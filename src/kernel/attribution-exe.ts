@@ -10,7 +10,44 @@
  * revalidates the file's attributes, which can wait for a hung server). A file renamed, linked,
  * replaced or deleted since changes its change time, so its id, and is read again.
  */
+import { scriptArgument } from './process-info.js';
 import type { CurrentExecutable, RecordedExecutable } from './socket-lookup.js';
+
+/** A command line as a record holds it, split once per executable and text (identities share the array). */
+export interface RecordedCommandLine {
+  readonly commandLine: readonly string[];
+  /** The interpreter's script argument as written (absolute), or null (not an interpreter, no script). */
+  readonly argument: string | null;
+}
+
+/** Command lines kept per executable (a program run again and again with the same arguments). */
+const COMMAND_LINES_PER_EXECUTABLE = 32;
+
+/** What is kept of a known executable: its path, and what was made of its recent command lines. */
+export class KnownExecutable {
+  private readonly lines = new Map<string, RecordedCommandLine | null>();
+
+  constructor(readonly path: string) {}
+
+  /**
+   * The record's command line (NUL-separated, as /proc/PID/cmdline) split, with the script argument
+   * of an interpreter; null when the record cannot name the process (no argv[0], or a script path
+   * relative to the process's cwd, which only /proc gives). Built once per text.
+   */
+  commandLine(text: string): RecordedCommandLine | null {
+    let line = this.lines.get(text);
+    if (line !== undefined) return line;
+    const commandLine = (text.endsWith('\0') ? text.slice(0, -1) : text).split('\0');
+    const argument = commandLine[0] === '' ? null : scriptArgument(this.path, commandLine);
+    line =
+      commandLine[0] === '' || (argument !== null && !argument.startsWith('/'))
+        ? null
+        : { commandLine, argument };
+    if (this.lines.size >= COMMAND_LINES_PER_EXECUTABLE) this.lines.delete(this.lines.keys().next().value!);
+    this.lines.set(text, line);
+    return line;
+  }
+}
 
 /** statfs magic numbers of local file systems (linux/magic.h), whose dentries never revalidate over a network. */
 const LOCAL_FILE_SYSTEMS = new Set([
@@ -29,12 +66,12 @@ const LOCAL_FILE_SYSTEMS = new Set([
 
 /** The paths of executables by their recorded identity, a bounded map (oldest out first). */
 export class KnownExecutables {
-  private readonly paths = new Map<string, string>();
+  private readonly paths = new Map<string, KnownExecutable>();
 
   constructor(private readonly size: number) {}
 
-  /** The path of a recorded executable read before, " (deleted)" removed; undefined when not known. */
-  pathOf(exe: RecordedExecutable | undefined): string | undefined {
+  /** A recorded executable read before (its path without " (deleted)"); undefined when not known. */
+  of(exe: RecordedExecutable | undefined): KnownExecutable | undefined {
     return exe === undefined ? undefined : this.paths.get(exe.id);
   }
 
@@ -47,7 +84,7 @@ export class KnownExecutables {
   learn(exe: RecordedExecutable, now: CurrentExecutable): void {
     if (now.mount !== exe.mount || now.inode !== exe.inode) return;
     if (this.paths.size >= this.size) this.paths.delete(this.paths.keys().next().value!);
-    this.paths.set(exe.id, now.path.replace(/ \(deleted\)$/, ''));
+    this.paths.set(exe.id, new KnownExecutable(now.path.replace(/ \(deleted\)$/, '')));
   }
 
   clear(): void {

@@ -23,6 +23,7 @@ import { readdir, readlink, realpath } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { KnownExecutables } from './attribution-exe.js';
+import type { AttributionStats, ProcessAttributorOptions } from './attribution-options.js';
 import { fail, forEachLimited, readProcessMemoryFile, settle } from './attribution-reads.js';
 import { BoundedReads, processMemoryReads } from './bounded-reads.js';
 import { readStartTime, startTimeOf } from './proc-stat.js';
@@ -37,42 +38,9 @@ import {
   type SocketOwner,
 } from './socket-lookup.js';
 
+export * from './attribution-options.js';
 export * from './socket-lookup.js';
 
-export interface ProcessAttributorOptions {
-  /** Default: ProcNetSocketLookup on `netnsProcRoot`. */
-  readonly socketLookup?: SocketLookup;
-  /** For the default socket lookup: the protected namespace's tables, e.g. `/proc/<pid>/net`. */
-  readonly netnsProcRoot?: string;
-  /** Root of the host's pid namespace (default `/proc`). */
-  readonly procRoot?: string;
-  readonly passwdPath?: string;
-  /** Recent identities kept by socket inode (default 1024). */
-  readonly identityCacheSize?: number;
-  /** Processes scanned at once (default 16). */
-  readonly scanConcurrency?: number;
-  /** After a full scan found no process for an inode, attribute it without scanning again for this long (default 500 ms). */
-  readonly missTtlMs?: number;
-  /**
-   * The scripts whose symlinks are worth resolving (Warden's own: engine, console, assistant) and the
-   * extra file names they are installed under (`warden`, a bin symlink). A script argument is resolved
-   * to its real path only when its file name is one of these; other scripts keep their lexical path,
-   * so no file system call is ever made on a path that cannot be one of them. Default: resolve every
-   * script (tests, benchmarks).
-   */
-  readonly ownScripts?: { readonly paths: readonly string[]; readonly names?: readonly string[] };
-  /** How long a script's real path is waited for (default 200 ms): after that the lexical path is used. */
-  readonly realPathDeadlineMs?: number;
-  /**
-   * Reads a process recorded by BPF in one call (the engine: native readProcess), and learns
-   * executables' paths (attribution-exe.ts). Default: none (files read one by one, no path learned).
-   */
-  readonly readProcess?: (pid: number, learn: boolean) => ProcessRead | null;
-  /** Executables whose path is kept (default 1024; 0: none). */
-  readonly knownExecutables?: number;
-}
-
-/** Counters for tests, benchmarks and the engine's statistics. */
 /** How many recently attributed processes are searched before /proc is scanned. */
 const RECENT_PIDS = 8;
 
@@ -90,24 +58,6 @@ const MAX_PROCESSES = 4096;
 
 /** Beyond this many socket inodes the inode -> pid cache starts again (sockets come and go; it must not grow forever). */
 const MAX_KNOWN_SOCKETS = 65_536;
-
-export interface AttributionStats {
-  identityHits: number;
-  pidHits: number;
-  /** A new socket found among the fds of a recently attributed process (no /proc-wide scan). */
-  recentHits: number;
-  newPidScans: number;
-  fullScans: number;
-  partial: number;
-  /** The BPF record named the process and its identity was known (no /proc read but stat and exe). */
-  recordedHits: number;
-  /** The BPF record named the process, read from /proc for the first time (or again after an exec). */
-  recordedReads: number;
-  /** The BPF record named a process that had exited by then. */
-  recordedGone: number;
-  /** The BPF record named the process and its executable was known: no /proc read at all. */
-  recordedExecutables: number;
-}
 
 type ScanKind = 'new' | 'full';
 
@@ -174,24 +124,39 @@ export class ProcessAttributor {
     );
   }
 
-  /** The owner of a connection; null when no socket matches it (nothing listens, or the socket is gone). */
-  async attribute(tuple: ConnectionTuple): Promise<ProcessIdentity | null> {
-    const since = performance.now();
-    const owner = await this.socketLookup.find(tuple);
-    if (owner === null) return null;
-    return this.identify(owner, since);
+  /**
+   * The owner of a connection; null when no socket matches it (nothing listens, or the socket is gone).
+   * Not an async function: a socket whose record names a known executable is answered in the same
+   * turn, and the caller's await is the only hop (each hop runs whatever else is queued first).
+   */
+  attribute(tuple: ConnectionTuple): Promise<ProcessIdentity | null> {
+    try {
+      const since = performance.now();
+      const found = this.socketLookup.find(tuple);
+      if (found instanceof Promise) return found.then((o) => (o === null ? null : this.identify(o, since)));
+      if (found === null) return Promise.resolve(null);
+      return Promise.resolve(this.fromRecordCounted(found) ?? this.identifySlow(found, since));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** The owner of a known socket (when the caller already has inode and uid). */
   async identify(owner: SocketOwner, since = performance.now()): Promise<ProcessIdentity> {
+    return this.fromRecordCounted(owner) ?? this.identifySlow(owner, since);
+  }
+
+  /** The identity from the socket's record alone (fromRecord), counted; null when /proc must be read. */
+  private fromRecordCounted(owner: SocketOwner): ProcessIdentity | Promise<ProcessIdentity> | null {
+    // The kernel recorded who made the socket: exact, even for a socket passed to another process.
+    const recorded = owner.process === undefined ? null : this.fromRecord(owner, owner.process);
+    // Not kept in the caches of the /proc path: the next socket has a record of its own.
+    if (recorded !== null) this.stats.recordedExecutables++;
+    return recorded;
+  }
+
+  private async identifySlow(owner: SocketOwner, since: number): Promise<ProcessIdentity> {
     if (owner.process !== undefined) {
-      // The kernel recorded who made the socket: exact, even for a socket passed to another process.
-      const recorded = this.fromRecord(owner, owner.process);
-      if (recorded !== null) {
-        // Not kept in the caches of the /proc path: the next socket has a record of its own.
-        this.stats.recordedExecutables++;
-        return recorded;
-      }
       const identity = await this.identifyRecorded(owner, owner.process);
       if (identity.complete) this.remember(identity);
       else this.stats.partial++;
@@ -284,31 +249,37 @@ export class ProcessAttributor {
   ): ProcessIdentity | Promise<ProcessIdentity> | null {
     if (rec.hook !== 'connect' && rec.hook !== 'sendmsg') return null;
     if (rec.euid === undefined || rec.commandLine === undefined) return null;
-    const executable = this.executables.pathOf(rec.executable);
-    if (executable === undefined) return null;
-    const commandLine = rec.commandLine.replace(/\0$/, '').split('\0');
-    if (commandLine[0] === '') return null;
-    const argument = scriptArgument(executable, commandLine);
-    if (argument !== null && !argument.startsWith('/')) return null; // relative to its cwd, which /proc gives
+    const known = this.executables.of(rec.executable);
+    const line = known?.commandLine(rec.commandLine);
+    if (known === undefined || line == null) return null;
+    const { path: executable } = known;
+    const { commandLine, argument } = line;
     const uid = rec.euid;
-    const identity = (script: string | null, user: string | null): ProcessIdentity => ({
+    const user = this.users.known(uid);
+    // One object of the same shape as describe()'s, built here (no closure on the hot path).
+    if (argument === null && user !== undefined)
+      return {
+        pid: rec.pid,
+        executable,
+        commandLine,
+        script: null,
+        uid,
+        socketUid: owner.uid,
+        user,
+        inode: owner.inode,
+        complete: true,
+      };
+    return (async () => ({
       pid: rec.pid,
       executable,
       commandLine,
-      script,
+      script: argument === null ? null : await this.scriptPath(resolve(argument)),
       uid,
       socketUid: owner.uid,
-      user,
+      user: user ?? (await this.users.nameOf(uid)),
       inode: owner.inode,
       complete: true,
-    });
-    const user = this.users.known(uid);
-    if (argument === null && user !== undefined) return identity(null, user);
-    return (async () =>
-      identity(
-        argument === null ? null : await this.scriptPath(resolve(argument)),
-        user ?? (await this.users.nameOf(uid)),
-      ))();
+    }))();
   }
 
   /** Forgets all cached identities and pids (the next attributions scan /proc again). */

@@ -203,7 +203,8 @@ interface Addon {
     sport: number,
     dst: string,
     dport: number,
-    bpf?: unknown,
+    bpf: unknown,
+    numbers: Float64Array,
   ): RawLookup | null;
   bpfAttributionOpen(cgroup: string, maxEntries: number): unknown;
   bpfAttributionEntries(handle: unknown): number;
@@ -358,75 +359,67 @@ function lookupWith(
   dstPort: number,
 ): SocketOwner | null {
   const native = addon();
-  const code = ErrorCode.KERNEL_SOCKET_LOOKUP;
-  return kernelCall(
-    code,
-    `sock_diag lookup ${protocol} ${srcAddr}:${srcPort} -> ${dstAddr}:${dstPort}`,
-    () => {
-      if (protocol === 'udp')
-        return ownerOf(native.socketLookup(17, family, dstAddr, dstPort, srcAddr, srcPort, bpf));
-      const found = ownerOf(native.socketLookup(6, family, srcAddr, srcPort, dstAddr, dstPort, bpf));
-      // A SYN whose four-tuple is still held by a connection in TIME_WAIT (the server closed first
-      // and the client reuses its port), or by a request socket (a retransmitted SYN), finds that
-      // socket, which belongs to no process (inode 0): the listener takes the connection, so the
-      // listener is its owner.
-      if (
-        found !== null &&
-        found.inode === 0 &&
-        (found.state === TCP_TIME_WAIT || found.state === TCP_NEW_SYN_RECV)
-      )
-        return ownerOf(
-          native.socketLookup(6, family, srcAddr, srcPort, family === 6 ? '::' : '0.0.0.0', 0, bpf),
-        );
-      return found;
-    },
-  );
+  try {
+    if (protocol === 'udp')
+      return ownerOf(native.socketLookup(17, family, dstAddr, dstPort, srcAddr, srcPort, bpf, NUMBERS));
+    const found = ownerOf(native.socketLookup(6, family, srcAddr, srcPort, dstAddr, dstPort, bpf, NUMBERS));
+    // A SYN whose four-tuple is still held by a connection in TIME_WAIT (the server closed first
+    // and the client reuses its port), or by a request socket (a retransmitted SYN), finds that
+    // socket, which belongs to no process (inode 0): the listener takes the connection, so the
+    // listener is its owner.
+    if (
+      found !== null &&
+      found.inode === 0 &&
+      (found.state === TCP_TIME_WAIT || found.state === TCP_NEW_SYN_RECV)
+    )
+      return ownerOf(
+        native.socketLookup(6, family, srcAddr, srcPort, family === 6 ? '::' : '0.0.0.0', 0, bpf, NUMBERS),
+      );
+    return found;
+  } catch (cause) {
+    // The message is only built on failure: this is the verdict path.
+    return kernelCall(
+      ErrorCode.KERNEL_SOCKET_LOOKUP,
+      `sock_diag lookup ${protocol} ${srcAddr}:${srcPort} -> ${dstAddr}:${dstPort}`,
+      () => {
+        throw cause;
+      },
+    );
+  }
 }
 
 /**
- * socketLookup's answer, flat (native/sock_diag.c, record_fields): inode, uid, state, cookie, then,
- * with a record, pid, tid, uid, gid, bootNs, comm, commandLine, hook, euid, parentPid and the
- * executable's id, mount, inode and file system magic, each undefined when not read.
+ * socketLookup's numbers (native/sock_diag.c): inode, uid, state, 1 with a record, then pid, tid,
+ * uid, gid, bootNs, hook, euid, parentPid, the executable's mount id and file system magic (NaN
+ * where not read). One array for every call: the lookup is synchronous and ownerOf copies them out.
  */
-type RawLookup = readonly [
-  number,
-  number,
-  number,
-  string,
-  number?,
-  number?,
-  number?,
-  number?,
-  number?,
-  string?,
-  string?,
-  ('create' | 'connect' | 'sendmsg')?,
-  number?,
-  number?,
-  string?,
-  number?,
-  string?,
-  number?,
-];
+const NUMBERS = new Float64Array(14);
+
+/** socketLookup's strings: cookie, then with a record comm, commandLine, the executable's id and inode. */
+type RawLookup = readonly [string, string?, string?, string?, string?];
+
+const HOOKS = ['create', 'connect', 'sendmsg'] as const;
 
 /** The objects of a socketLookup answer, of one shape each (absent fields are left out). */
-function ownerOf(a: RawLookup | null): SocketOwner | null {
-  if (a === null) return null;
-  if (a[4] === undefined) return { inode: a[0], uid: a[1], state: a[2], cookie: a[3] };
+function ownerOf(s: RawLookup | null): SocketOwner | null {
+  if (s === null) return null;
+  const n = NUMBERS;
+  if (n[3] !== 1) return { inode: n[0]!, uid: n[1]!, state: n[2]!, cookie: s[0] };
   const process: Mutable<RecordedProcess> = {
-    pid: a[4],
-    tid: a[5]!,
-    uid: a[6]!,
-    gid: a[7]!,
-    bootNs: a[8]!,
-    comm: a[9]!,
+    pid: n[4]!,
+    tid: n[5]!,
+    uid: n[6]!,
+    gid: n[7]!,
+    bootNs: n[8]!,
+    comm: s[1]!,
   };
-  if (a[10] !== undefined) process.commandLine = a[10];
-  if (a[11] !== undefined) process.hook = a[11];
-  if (a[12] !== undefined) process.euid = a[12];
-  if (a[13] !== undefined) process.parentPid = a[13];
-  if (a[14] !== undefined) process.executable = { id: a[14], mount: a[15]!, inode: a[16]!, fsMagic: a[17]! };
-  return { inode: a[0], uid: a[1], state: a[2], cookie: a[3], process };
+  if (s[2] !== undefined) process.commandLine = s[2];
+  const hook = HOOKS[n[9]!];
+  if (hook !== undefined) process.hook = hook;
+  if (!Number.isNaN(n[10])) process.euid = n[10]!;
+  if (!Number.isNaN(n[11])) process.parentPid = n[11]!;
+  if (s[3] !== undefined) process.executable = { id: s[3], mount: n[12]!, inode: s[4]!, fsMagic: n[13]! };
+  return { inode: n[0]!, uid: n[1]!, state: n[2]!, cookie: s[0], process };
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
