@@ -115,10 +115,17 @@ describe('indexed and linear evaluators', () => {
         range: { version: 4, first, last },
       }),
     );
+    // curl has rules enough for trees of its own; the others a few each, found through one leaf
+    // per application (APP_LEAF_MAX in rule-index.ts).
+    const fewRuleApps = Array.from({ length: 40 }, (_, i) => `/usr/bin/few${i}`);
+    const app = fc.oneof(
+      { arbitrary: fc.constantFrom('any', '/usr/bin/curl'), weight: 3 },
+      { arbitrary: fc.constantFrom(...fewRuleApps), weight: 1 },
+    );
     const bigRule = fc.record({
       direction: fc.constantFrom('incoming', 'outgoing', 'both'),
       protocol: fc.constantFrom('tcp', 'udp', 'tcp+udp'),
-      application: fc.constantFrom('any', 'any', '/usr/bin/curl'),
+      application: app,
       remotePorts: fc.option(fc.array(portRange, { minLength: 1, maxLength: 2 }), { nil: undefined }),
       localPorts: fc.option(fc.array(portRange, { minLength: 1, maxLength: 2 }), { nil: undefined }),
       remote: fc.option(fc.array(v4Range, { minLength: 1, maxLength: 2 }), { nil: undefined }),
@@ -140,7 +147,7 @@ describe('indexed and linear evaluators', () => {
       .record({
         direction: fc.constantFrom('incoming', 'outgoing'),
         protocol: fc.constantFrom('tcp', 'udp'),
-        application: fc.constantFrom(null, '/usr/bin/curl'),
+        application: fc.constantFrom(null, '/usr/bin/curl', ...fewRuleApps.slice(0, 10)),
         localPort: port,
         remotePort: port,
         remote: anyV4,

@@ -5,12 +5,13 @@
  * checking a leaf reads one stretch of memory instead of a chain of objects:
  * the index is bound by memory latency, not by comparisons. Rules that also
  * constrain what a record cannot hold (several remote ranges, host names, a
- * user name, expiry) are finished by `matches` on the full rule. Together
- * they answer exactly what `matches` answers; the property test holds them
- * to it.
+ * user name, expiry, and any field of CompiledRule this file does not know)
+ * are finished by `matches` on the full rule, so `matches` keeps the last
+ * word and a new rule field needs no change here. Together they answer
+ * exactly what `matches` answers; the property test holds them to it.
  *
  * Layout of a leaf at offset `o`: pool[o] = number of records, then records:
- *   [index, flags, appId, uid, v4First, v4Last, remoteRangeCount, localRangeCount,
+ *   [index, flags, appKey, uid, v4First, v4Last, remoteRangeCount, localRangeCount,
  *    remote (from, to) pairs..., local (from, to) pairs...]
  */
 import type { CompiledRule } from './compile.js';
@@ -40,7 +41,8 @@ export class LeafPoolBuilder {
   readonly #records: (Int32Array | undefined)[] = [];
   /** Nodes and leaves already built, by kind and rule list: the same rules always give the same subtree. */
   readonly #shared = new Map<number, SharedEntry[]>();
-  readonly appIds = new Map<string, number>();
+  /** Application path -> key (AppKeyTable); set for every application before any record is made. */
+  readonly appKeys = new Map<string, number>();
 
   /**
    * Builds a subtree over the rules once and returns the same one whenever the same rules come
@@ -90,14 +92,24 @@ export class LeafPoolBuilder {
     return offset;
   }
 
-  /** Id of an application path, assigned on first use. */
-  appId(path: string): number {
-    let id = this.appIds.get(path);
-    if (id === undefined) {
-      id = this.appIds.size;
-      this.appIds.set(path, id);
-    }
-    return id;
+  /** Gives the application the leaf of all its rules (positions ascending); its key is that leaf's offset. */
+  appLeaf(path: string, rules: readonly CompiledRule[]): void {
+    const offset = this.#length;
+    this.appKeys.set(path, offset);
+    // The records of these rules are made here, after the key is set; no other leaf holds them yet.
+    if (this.addLeaf(rules) !== offset) throw new Error(`application ${path}: its leaf was not new`);
+  }
+
+  /** Sets the key of an application whose rules are in trees (a key <= -3, see AppKeyTable). */
+  setAppKey(path: string, key: number): void {
+    this.appKeys.set(path, key);
+  }
+
+  /** The key of an application named by a rule; set before the index is built. */
+  appKeyOf(path: string): number {
+    const key = this.appKeys.get(path);
+    if (key === undefined) throw new Error(`application ${path} has no key in the rule index`);
+    return key;
   }
 
   finish(): Int32Array {
@@ -120,8 +132,8 @@ export class LeafPoolBuilder {
     const known = this.#records[r.index];
     if (known !== undefined) return known;
     let flags = (r.protocols << PROTO_SHIFT) | (r.incoming ? F_INCOMING : 0) | (r.outgoing ? F_OUTGOING : 0);
-    const appId = r.application === null ? -1 : this.appId(r.application);
-    if (appId >= 0) flags |= F_APP;
+    const appKey = r.application === null ? -1 : this.appKeyOf(r.application);
+    if (r.application !== null) flags |= F_APP;
     if (r.uid !== null) flags |= F_UID;
     if (r.remotePortSpans !== null) flags |= F_REMOTE_PORTS;
     if (r.localPortSpans !== null) flags |= F_LOCAL_PORTS;
@@ -133,14 +145,14 @@ export class LeafPoolBuilder {
       remote.hosts.size === 0 &&
       remote.suffixes.length === 0;
     if (oneV4) flags |= F_V4_RANGE;
-    if ((remote !== null && !oneV4) || r.userName !== null || r.expires) flags |= F_FULL;
+    if ((remote !== null && !oneV4) || r.userName !== null || r.expires || constrainsMore(r)) flags |= F_FULL;
     const rp = r.remotePortSpans ?? new Int32Array(0);
     const lp = r.localPortSpans ?? new Int32Array(0);
     // IPv4 bounds are stored as int32 and compared after >>> 0, so the whole unsigned range fits.
     const record = Int32Array.of(
       r.index,
       flags,
-      appId,
+      appKey,
       r.uid === null ? 0 : r.uid | 0,
       oneV4 ? remote.v4[0]! | 0 : 0,
       oneV4 ? remote.v4[1]! | 0 : 0,
@@ -152,6 +164,50 @@ export class LeafPoolBuilder {
     this.#records[r.index] = record;
     return record;
   }
+}
+
+/**
+ * Fields of CompiledRule that a record holds, that send a rule to `matches` above, or that never
+ * constrain a match. A rule with any other field set (not null, undefined or false) is finished by
+ * `matches`: fields added to rules later are checked there without a change here.
+ */
+const KNOWN_FIELDS = new Set([
+  'index',
+  'source',
+  'rule',
+  'active',
+  'inactiveBecause',
+  'incoming',
+  'outgoing',
+  'protocols',
+  'application',
+  'uid',
+  'userName',
+  'localPorts',
+  'remotePorts',
+  'localPortSpans',
+  'remotePortSpans',
+  'remote',
+  'expiresAt',
+  'expires',
+]);
+
+/** The fields of the last rule seen, and those of them not in KNOWN_FIELDS (rules share one shape). */
+let lastFields: string[] = [];
+let lastUnknown: string[] = [];
+
+function constrainsMore(r: CompiledRule): boolean {
+  const fields = Object.keys(r);
+  if (fields.length !== lastFields.length || fields.some((f, i) => f !== lastFields[i])) {
+    lastFields = fields;
+    lastUnknown = fields.filter((f) => !KNOWN_FIELDS.has(f));
+  }
+  const values = r as unknown as Record<string, unknown>;
+  for (const field of lastUnknown) {
+    const value = values[field];
+    if (value !== null && value !== undefined && value !== false) return true;
+  }
+  return false;
 }
 
 interface SharedEntry {
@@ -183,23 +239,25 @@ export interface LeafSearch {
   readonly direction: number;
   /** The connection's protocol bit, shifted like the records' mask. */
   readonly protocol: number;
-  /** The connection's application id, or -2 when no rule names its application. */
+  /** The connection's application key (AppKeyTable), or -1 when no rule names its application. */
   readonly appId: number;
 }
 
 /**
- * Application path -> id, as a prototype-less dictionary object rather than a Map. Looking a
- * string up as a property key internalizes it, and V8 then turns the caller's string into a
- * reference to the internalized one, so the next lookup with the same string (the engine keeps
- * one path string per process) compares pointers. A Map compares the characters of its own key
- * strings, which at tens of thousands of applications are cold in the cache: this lookup was
- * most of a decision's cost at 100,000 rules (about 300 of 700 ns).
+ * Application path -> key: the offset of the application's own leaf (>= 0), which holds all its
+ * rules when it has a few, or -3 - tree for one whose rules are in per-bucket trees. A
+ * prototype-less dictionary object rather than a Map: looking a string up as a property key
+ * internalizes it, and V8 then turns the caller's string into a reference to the internalized
+ * one, so the next lookup with the same string (the engine keeps one path string per process)
+ * compares pointers. A Map compares the characters of its own key strings, which at tens of
+ * thousands of applications are cold in the cache: this lookup was most of a decision's cost at
+ * 100,000 rules (about 300 of 700 ns).
  */
-export type AppIdTable = Readonly<Record<string, number>>;
+export type AppKeyTable = Readonly<Record<string, number>>;
 
-export function appIdTable(ids: ReadonlyMap<string, number>): AppIdTable {
+export function appKeyTable(keys: ReadonlyMap<string, number>): AppKeyTable {
   const table: Record<string, number> = Object.create(null);
-  for (const [path, id] of ids) table[path] = id;
+  for (const [path, key] of keys) table[path] = key;
   return table;
 }
 
@@ -207,11 +265,11 @@ export function appIdTable(ids: ReadonlyMap<string, number>): AppIdTable {
 export function leafSearch(
   pool: Int32Array,
   rules: readonly CompiledRule[],
-  appIds: AppIdTable,
+  appKeys: AppKeyTable,
   f: ConnectionFacts,
 ): LeafSearch {
   const bit = f.protocol === 'tcp' ? 1 : f.protocol === 'udp' ? 2 : f.protocol === 'icmp' ? 4 : 8;
-  const appId = f.application === null ? -2 : (appIds[f.application] ?? -2);
+  const appId = f.application === null ? -1 : (appKeys[f.application] ?? -1);
   return {
     pool,
     rules,
