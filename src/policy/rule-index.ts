@@ -61,7 +61,10 @@ const RESOLVED = -2;
  * (from JUMP_MIN segments): for bucket b = key >>> shift, jump[2b] is the last segment starting at
  * or below the bucket's first key (-1: none) and jump[2b + 1] the last starting at or below its last
  * key, so a lookup searches only the segments that start inside its bucket; when that is none,
- * jump[2b + 1] is RESOLVED and jump[2b] the Ref itself.
+ * jump[2b + 1] is RESOLVED and jump[2b] the Ref itself. Occupancy bitmap (with the jump table,
+ * when most of the key space leads nowhere): bit key >>> occShift is set when a segment with a
+ * child meets that slice of the key space. A few kilobytes that stay in the cache, it answers most
+ * keys no rule names (a random remote address, most often) without reading the jump table.
  */
 class IndexNode {
   constructor(
@@ -72,6 +75,8 @@ class IndexNode {
     readonly seg: Int32Array | null,
     readonly jump: Int32Array | null,
     readonly shift: number,
+    readonly occ: Int32Array | null,
+    readonly occShift: number,
     readonly kids: readonly IndexNode[],
     readonly v6Ranges: V6Segments | null,
     readonly hosts: Map<string, Leaf> | null,
@@ -240,8 +245,13 @@ interface NumSegments {
   readonly seg: Int32Array;
   readonly jump: Int32Array | null;
   readonly shift: number;
+  readonly occ: Int32Array | null;
+  readonly occShift: number;
   readonly kids: IndexNode[];
 }
+
+/** The occupancy bitmap has 2 ** OCC_EXTRA_BITS bits per jump table bucket (up to one per key). */
+const OCC_EXTRA_BITS = 3;
 
 /** Elementary segments over numeric keys below 2 ** keyBits, packed as IndexNode holds them. */
 function segmentNum(
@@ -279,7 +289,7 @@ function segmentNum(
     seg[i * 2] = starts[i]! | 0;
     seg[i * 2 + 1] = child === null ? -1 : typeof child === 'number' ? -2 - child : kids.push(child) - 1;
   }
-  if (n < JUMP_MIN) return { seg, jump: null, shift: 0, kids };
+  if (n < JUMP_MIN) return { seg, jump: null, shift: 0, occ: null, occShift: 0, kids };
   const bits = Math.min(keyBits, Math.ceil(Math.log2(n)) + 1);
   const shift = keyBits - bits;
   const buckets = 2 ** bits;
@@ -298,7 +308,30 @@ function segmentNum(
       jump[bucket * 2 + 1] = k;
     }
   }
-  return { seg, jump, shift, kids };
+  const occShift = Math.max(0, shift - OCC_EXTRA_BITS);
+  return { seg, jump, shift, ...occupancy(seg, keyBits, occShift), kids };
+}
+
+/** The occupancy bitmap of the segments, or null when most slices are occupied (it would rarely answer). */
+function occupancy(
+  seg: Int32Array,
+  keyBits: number,
+  occShift: number,
+): { occ: Int32Array | null; occShift: number } {
+  const slices = 2 ** (keyBits - occShift);
+  const occ = new Int32Array(Math.max(1, slices >>> 5));
+  let set = 0;
+  const n = seg.length >> 1;
+  for (let i = 0; i < n; i++) {
+    if (seg[i * 2 + 1] === -1) continue;
+    const first = (seg[i * 2]! >>> 0) / 2 ** occShift;
+    const last = i + 1 < n ? ((seg[i * 2 + 2]! >>> 0) - 1) / 2 ** occShift : slices - 1;
+    for (let b = Math.floor(first); b <= Math.floor(last); b++) {
+      if ((occ[b >>> 5]! & (1 << (b & 31))) === 0) set++;
+      occ[b >>> 5]! |= 1 << (b & 31);
+    }
+  }
+  return set * 2 > slices ? { occ: null, occShift: 0 } : { occ, occShift };
 }
 
 function lowerBoundNum(sorted: Float64Array, key: number): number {
@@ -343,7 +376,20 @@ function buildPort(
   const anyChild = any.length === 0 ? null : buildChild(any);
   const s = segmentNum(ranges, 16, buildChild);
   if (s === null) return anyChild;
-  return new IndexNode(kind, rules[0]!.index, anyChild, s.seg, s.jump, s.shift, s.kids, null, null, null);
+  return new IndexNode(
+    kind,
+    rules[0]!.index,
+    anyChild,
+    s.seg,
+    s.jump,
+    s.shift,
+    s.occ,
+    s.occShift,
+    s.kids,
+    null,
+    null,
+    null,
+  );
 }
 
 function buildAddr(b: LeafPoolBuilder, rules: readonly CompiledRule[]): Child {
@@ -374,6 +420,8 @@ function buildAddr(b: LeafPoolBuilder, rules: readonly CompiledRule[]): Child {
     s?.seg ?? null,
     s?.jump ?? null,
     s?.shift ?? 0,
+    s?.occ ?? null,
+    s?.occShift ?? 0,
     s?.kids ?? [],
     segment(v6, (k) => k + 1n, leaf),
     mapValues(hosts, (l) => b.addLeaf(l)),
@@ -402,6 +450,11 @@ function segmentRef(node: IndexNode, seg: Int32Array, key: number): Ref {
   let lo = -1;
   let hi = (seg.length >> 1) - 1;
   if (jump !== null) {
+    const occ = node.occ;
+    if (occ !== null) {
+      const slice = key >>> node.occShift;
+      if ((occ[slice >>> 5]! & (1 << (slice & 31))) === 0) return -1;
+    }
     // key < 2 ** 32, so >>> keeps it unsigned.
     const at = (key >>> node.shift) * 2;
     hi = jump[at + 1]!;
@@ -467,11 +520,14 @@ export function findFirstMatchIndexed(index: RuleIndex, f: ConnectionFacts): num
   const protoSlot = f.protocol === 'tcp' ? 0 : f.protocol === 'udp' ? 1 : f.protocol === 'icmp' ? 2 : 3;
   const root = index.buckets[(f.direction === 'incoming' ? 0 : 4) + protoSlot];
   const s = leafSearch(index.pool, index.rules, index.appKeys, f);
+  const key = s.appKey;
+  // The first rule position in the application's own leaf, read before the trees are searched: the
+  // leaf is most often cold at 100,000 rules, and its load then overlaps the search.
+  const appFirst = key >= 0 ? index.pool[key + 1]! : NONE;
   let best = root == null ? NONE : search(root.any, s, NONE);
-  const key = s.appId;
   // An application's own leaf holds its rules of every direction and protocol (the records check
   // those), so it is scanned whatever the bucket holds.
-  if (key >= 0) best = scanLeaf(s, key, best);
+  if (appFirst < best) best = scanLeaf(s, key, best);
   else if (key <= -3 && root != null && root.byTree !== null) best = search(root.byTree[-3 - key]!, s, best);
   return best === NONE ? -1 : best;
 }
