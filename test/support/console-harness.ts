@@ -23,7 +23,18 @@ import { repoRoot } from '../repo-root.js';
 import { launchChromium } from './chromium.js';
 
 const root = repoRoot(import.meta.url);
-const cliBin = join(root, 'dist/src/console/bin.js');
+/** The built `warden` CLI. */
+export const cliBin = join(root, 'dist/src/console/bin.js');
+
+/** The CLI's environment: configuration in `home` (XDG_CONFIG_HOME), alice's password, no colours. */
+export function cliEnv(home: string): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    XDG_CONFIG_HOME: home,
+    WARDEN_PASSWORD: USERS.alice!.password,
+    NO_COLOR: '1',
+  };
+}
 
 /** What one run of the CLI gave. */
 export interface CliResult {
@@ -54,13 +65,7 @@ export function wardenCli(home: string, options: WardenCliOptions = {}): WardenC
         process.execPath,
         [cliBin, ...all],
         {
-          env: {
-            PATH: process.env.PATH ?? '',
-            XDG_CONFIG_HOME: home,
-            WARDEN_PASSWORD: USERS.alice!.password,
-            NO_COLOR: '1',
-            ...env,
-          },
+          env: { ...cliEnv(home), ...env },
           ...(options.maxBuffer === undefined ? {} : { maxBuffer: options.maxBuffer }),
         },
         (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
@@ -77,6 +82,8 @@ export interface CliSetup {
   /** The console's home (XDG_CONFIG_HOME), removed after the tests. */
   readonly home: string;
   readonly warden: WardenCli;
+  /** The environment the CLI runs with (cliEnv), for tests that spawn it themselves. */
+  env(): Record<string, string>;
   /** `warden connect` to the harness as alice, naming the engine lab and accepting its fingerprint. */
   connectLab(): Promise<void>;
 }
@@ -114,6 +121,7 @@ export function cliAgainstHarness(options: CliSetupOptions = {}): CliSetup {
     get warden() {
       return need(run, 'the CLI runner');
     },
+    env: () => cliEnv(setup.home),
     async connectLab() {
       const { server, fingerprint } = setup.h;
       const args = ['connect', `127.0.0.1:${server.port}`, '--user', 'alice', '--name', 'lab'];
