@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -227,13 +227,6 @@ export async function startWebConsole(options: WebConsoleOptions): Promise<WebCo
     },
     close,
   };
-}
-
-/** A directory for screenshots, made if missing. */
-export function screenshotDir(name: string): string {
-  const dir = join(root, 'test-output', name);
-  mkdirSync(dir, { recursive: true });
-  return dir;
 }
 
 /** A child process (Node) holding one TCP connection to a listener of this process. */
