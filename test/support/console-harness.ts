@@ -15,6 +15,8 @@ import { after, before } from 'node:test';
 import { promisify } from 'node:util';
 import type { Browser } from 'playwright-core';
 import type { AdminServerOptions } from '../../src/admin/server.js';
+import { KnownHosts } from '../../src/client/known-hosts.js';
+import { EngineList } from '../../src/console/engines.js';
 import { type ConsoleServer, startConsoleServer } from '../../src/console/web/server.js';
 import type { HeldConnection } from '../../src/engine/asks.js';
 import { Engine } from '../../src/engine/daemon.js';
@@ -160,6 +162,19 @@ export async function addEngineUsers(configDir: string): Promise<void> {
       ],
       { env: { PATH: process.env.PATH ?? '', WARDEN_PASSWORD: u.password } },
     );
+}
+
+/**
+ * Remembers an engine for a console whose files are in `dir` (known-hosts.json, engines.json) under
+ * `name`, its fingerprint pinned, as `warden connect --accept` would.
+ */
+export async function pinEngine(dir: string, name: string, engine: Engine): Promise<void> {
+  const address = `127.0.0.1:${engine.server.port}`;
+  await (await KnownHosts.open(join(dir, 'known-hosts.json'))).pin(address, engine.identity.fingerprint);
+  await (await EngineList.open(join(dir, 'engines.json'))).save(name, {
+    host: '127.0.0.1',
+    port: engine.server.port,
+  });
 }
 
 /** A real engine (unprivileged: no kernel backend), `warden console`'s server and Chromium. */
