@@ -22,7 +22,6 @@ import type { HeldConnection } from '../../src/engine/asks.js';
 import { Engine } from '../../src/engine/daemon.js';
 import { type Harness, startHarness, USERS } from '../integration/admin-harness.js';
 import { repoRoot } from '../repo-root.js';
-import { launchChromium } from './chromium.js';
 
 const root = repoRoot(import.meta.url);
 /** The built `warden` CLI. */
@@ -224,6 +223,8 @@ export async function startWebConsole(options: WebConsoleOptions): Promise<WebCo
       enginesPath: join(home, 'engines.json'),
       knownHostsPath: join(home, 'known-hosts.json'),
     });
+    // Loaded here, so that the tests without a browser do not load playwright.
+    const { launchChromium } = await import('./chromium.js');
     browser = await launchChromium();
   } catch (err) {
     await close();
