@@ -17,12 +17,12 @@ import type { Browser, Page } from 'playwright-core';
 import { EngineList } from '../../src/console/engines.js';
 import { type ConsoleServer, startConsoleServer } from '../../src/console/web/server.js';
 import { Engine } from '../../src/engine/daemon.js';
-import { USERS } from '../integration/admin-harness.js';
 import { repoRoot } from '../repo-root.js';
 import { chromiumMissing } from '../support/chromium.js';
 import {
   type ConnectedChild,
   heldCurl,
+  logInToLab,
   pinEngine,
   startConnectedChild,
   startWebConsole,
@@ -60,12 +60,7 @@ describe('the administrator’s day in the web console', { skip: chromiumMissing
     page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 
   async function logIn(page: Page, user = 'alice') {
-    await page.goto(web.url);
-    const card = page.locator('[data-engine="lab"]');
-    await card.getByLabel('User').fill(user);
-    await card.getByLabel('Password').fill(USERS[user]!.password);
-    await card.getByRole('button', { name: 'Log in' }).click();
-    await page.getByRole('heading', { name: 'Live log' }).waitFor();
+    await logInToLab(page, web.url, user);
   }
   const rows = (page: Page) => page.getByTestId('log-rows').locator('.log-row:not([hidden])');
   const seqsShown = (page: Page) =>

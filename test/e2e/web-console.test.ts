@@ -18,7 +18,7 @@ import { Methods } from '../../src/protocol/methods.js';
 import { USERS } from '../integration/admin-harness.js';
 import { repoRoot } from '../repo-root.js';
 import { chromiumMissing } from '../support/chromium.js';
-import { heldCurl, startWebConsole, type WebConsole } from '../support/console-harness.js';
+import { heldCurl, logInToLab, startWebConsole, type WebConsole } from '../support/console-harness.js';
 
 const root = repoRoot(import.meta.url);
 const shots = join(root, 'test-output/web-console');
@@ -53,12 +53,7 @@ describe('web console in Chromium', { skip: chromiumMissing }, () => {
     page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 
   async function logIn(page: Page, user: string) {
-    await page.goto(web.url);
-    const card = page.locator('[data-engine="lab"]');
-    await card.getByLabel('User').fill(user);
-    await card.getByLabel('Password').fill(USERS[user]!.password);
-    await card.getByRole('button', { name: 'Log in' }).click();
-    await page.getByRole('heading', { name: 'Live log' }).waitFor();
+    await logInToLab(page, web.url, user);
   }
 
   test('without the token nothing is served, and the WebSocket is refused', async () => {

@@ -14,10 +14,9 @@ import type { ConsoleServer } from '../../src/console/web/server.js';
 import type { Engine } from '../../src/engine/daemon.js';
 import { Enforcer } from '../../src/engine/enforcer.js';
 import { compilePolicy } from '../../src/policy/index.js';
-import { USERS } from '../integration/admin-harness.js';
 import { repoRoot } from '../repo-root.js';
 import { chromiumMissing } from '../support/chromium.js';
-import { startWebConsole, type WebConsole } from '../support/console-harness.js';
+import { logInToLab, startWebConsole, type WebConsole } from '../support/console-harness.js';
 
 const root = repoRoot(import.meta.url);
 const shots = join(root, 'test-output/web-console');
@@ -52,12 +51,7 @@ describe('web console: policy header and proposals in Chromium', { skip: chromiu
     page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 
   async function logIn(page: Page, user: string, to: string) {
-    await page.goto(web.url);
-    const card = page.locator('[data-engine="lab"]');
-    await card.getByLabel('User').fill(user);
-    await card.getByLabel('Password').fill(USERS[user]!.password);
-    await card.getByRole('button', { name: 'Log in' }).click();
-    await page.getByRole('heading', { name: 'Live log' }).waitFor();
+    await logInToLab(page, web.url, user);
     await page.goto(`${web.url.replace(/\?.*$/, '')}#/${to}`);
   }
 

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { promisify } from 'node:util';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { AdminServerOptions } from '../../src/admin/server.js';
 import { KnownHosts } from '../../src/client/known-hosts.js';
 import { EngineList } from '../../src/console/engines.js';
@@ -243,6 +243,16 @@ export async function startWebConsole(options: WebConsoleOptions): Promise<WebCo
     },
     close,
   };
+}
+
+/** Logs in to the engine named lab on the console's start page (`url`) and waits for the live log. */
+export async function logInToLab(page: Page, url: string, user = 'alice'): Promise<void> {
+  await page.goto(url);
+  const card = page.locator('[data-engine="lab"]');
+  await card.getByLabel('User').fill(user);
+  await card.getByLabel('Password').fill(USERS[user]!.password);
+  await card.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('heading', { name: 'Live log' }).waitFor();
 }
 
 /** A child process (Node) holding one TCP connection to a listener of this process. */
