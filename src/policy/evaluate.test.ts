@@ -179,6 +179,48 @@ describe('indexed and linear evaluators', () => {
     );
     assert.ok(matched / total > 0.2, `only ${matched} of ${total} connections matched a rule`);
   });
+
+  test('agree at every edge of the address slices a jump table and its occupancy bitmap cut', () => {
+    // Single addresses spread over the space make a jump table with a sparse occupancy bitmap; a
+    // range over a quarter of the space fills whole words of it; a few ranges end mid-word.
+    const rules: Rule[] = [];
+    const add = (first: number, last: number) =>
+      rules.push({
+        name: `r${rules.length}`,
+        enabled: true,
+        direction: 'outgoing',
+        protocol: 'tcp',
+        application: 'any',
+        remote: [{ kind: 'ip', range: { version: 4, first, last } }],
+        action: 'deny',
+        log: false,
+      });
+    for (let i = 0; i < 60; i++) add(i * 0x04000000 + 0x1234, i * 0x04000000 + 0x1234);
+    add(0x40000000, 0x7fffffff);
+    add(0x80000000 + 0x00100000, 0x80000000 + 0x05ffffff);
+    add(0xfff00000, 0xffffffff);
+    const cp = compilePolicy({
+      mode: 'enforce',
+      defaults: { incoming: { action: 'deny', log: true }, outgoing: { action: 'allow', log: false } },
+      addressGroups: {},
+      rules,
+    });
+    const f = (value: number): ConnectionFacts => ({
+      ...BASE,
+      remoteHosts: [],
+      remoteAddress: { version: 4, value },
+    });
+    let matched = 0;
+    for (let edge = 0; edge <= 2 ** 32; edge += 2 ** 20) {
+      for (const v of [edge - 1, edge, edge + 0x1234]) {
+        if (v < 0 || v > 0xffffffff) continue;
+        const linear = findFirstMatchLinear(cp, f(v));
+        assert.equal(findFirstMatchIndexed(cp.index, f(v)), linear, `address ${v}`);
+        if (linear >= 0) matched++;
+      }
+    }
+    assert.ok(matched > 1000, `only ${matched} addresses matched a rule`);
+  });
 });
 
 const BASE: ConnectionFacts = {

@@ -326,12 +326,27 @@ function occupancy(
     if (seg[i * 2 + 1] === -1) continue;
     const first = (seg[i * 2]! >>> 0) / 2 ** occShift;
     const last = i + 1 < n ? ((seg[i * 2 + 2]! >>> 0) - 1) / 2 ** occShift : slices - 1;
-    for (let b = Math.floor(first); b <= Math.floor(last); b++) {
+    const end = Math.floor(last);
+    for (let b = Math.floor(first); b <= end; ) {
+      if ((b & 31) === 0 && b + 31 <= end) {
+        // A whole word at once: wide segments cover thousands of slices.
+        set += 32 - popcount(occ[b >>> 5]!);
+        occ[b >>> 5] = -1;
+        b += 32;
+        continue;
+      }
       if ((occ[b >>> 5]! & (1 << (b & 31))) === 0) set++;
       occ[b >>> 5]! |= 1 << (b & 31);
+      b++;
     }
   }
   return set * 2 > slices ? { occ: null, occShift: 0 } : { occ, occShift };
+}
+
+function popcount(v: number): number {
+  let n = 0;
+  for (let x = v >>> 0; x !== 0; x >>>= 1) n += x & 1;
+  return n;
 }
 
 function lowerBoundNum(sorted: Float64Array, key: number): number {
