@@ -115,10 +115,17 @@ describe('indexed and linear evaluators', () => {
         range: { version: 4, first, last },
       }),
     );
+    // curl has rules enough for trees of its own; the others a few each, found through one leaf
+    // per application (APP_LEAF_MAX in rule-index.ts).
+    const fewRuleApps = Array.from({ length: 40 }, (_, i) => `/usr/bin/few${i}`);
+    const app = fc.oneof(
+      { arbitrary: fc.constantFrom('any', '/usr/bin/curl'), weight: 3 },
+      { arbitrary: fc.constantFrom(...fewRuleApps), weight: 1 },
+    );
     const bigRule = fc.record({
       direction: fc.constantFrom('incoming', 'outgoing', 'both'),
       protocol: fc.constantFrom('tcp', 'udp', 'tcp+udp'),
-      application: fc.constantFrom('any', 'any', '/usr/bin/curl'),
+      application: app,
       remotePorts: fc.option(fc.array(portRange, { minLength: 1, maxLength: 2 }), { nil: undefined }),
       localPorts: fc.option(fc.array(portRange, { minLength: 1, maxLength: 2 }), { nil: undefined }),
       remote: fc.option(fc.array(v4Range, { minLength: 1, maxLength: 2 }), { nil: undefined }),
@@ -140,7 +147,7 @@ describe('indexed and linear evaluators', () => {
       .record({
         direction: fc.constantFrom('incoming', 'outgoing'),
         protocol: fc.constantFrom('tcp', 'udp'),
-        application: fc.constantFrom(null, '/usr/bin/curl'),
+        application: fc.constantFrom(null, '/usr/bin/curl', ...fewRuleApps.slice(0, 10)),
         localPort: port,
         remotePort: port,
         remote: anyV4,
@@ -171,6 +178,48 @@ describe('indexed and linear evaluators', () => {
       { numRuns: 60 },
     );
     assert.ok(matched / total > 0.2, `only ${matched} of ${total} connections matched a rule`);
+  });
+
+  test('agree at every edge of the address slices a jump table and its occupancy bitmap cut', () => {
+    // Single addresses spread over the space make a jump table with a sparse occupancy bitmap; a
+    // range over a quarter of the space fills whole words of it; a few ranges end mid-word.
+    const rules: Rule[] = [];
+    const add = (first: number, last: number) =>
+      rules.push({
+        name: `r${rules.length}`,
+        enabled: true,
+        direction: 'outgoing',
+        protocol: 'tcp',
+        application: 'any',
+        remote: [{ kind: 'ip', range: { version: 4, first, last } }],
+        action: 'deny',
+        log: false,
+      });
+    for (let i = 0; i < 60; i++) add(i * 0x04000000 + 0x1234, i * 0x04000000 + 0x1234);
+    add(0x40000000, 0x7fffffff);
+    add(0x80000000 + 0x00100000, 0x80000000 + 0x05ffffff);
+    add(0xfff00000, 0xffffffff);
+    const cp = compilePolicy({
+      mode: 'enforce',
+      defaults: { incoming: { action: 'deny', log: true }, outgoing: { action: 'allow', log: false } },
+      addressGroups: {},
+      rules,
+    });
+    const f = (value: number): ConnectionFacts => ({
+      ...BASE,
+      remoteHosts: [],
+      remoteAddress: { version: 4, value },
+    });
+    let matched = 0;
+    for (let edge = 0; edge <= 2 ** 32; edge += 2 ** 20) {
+      for (const v of [edge - 1, edge, edge + 0x1234]) {
+        if (v < 0 || v > 0xffffffff) continue;
+        const linear = findFirstMatchLinear(cp, f(v));
+        assert.equal(findFirstMatchIndexed(cp.index, f(v)), linear, `address ${v}`);
+        if (linear >= 0) matched++;
+      }
+    }
+    assert.ok(matched > 1000, `only ${matched} addresses matched a rule`);
   });
 });
 

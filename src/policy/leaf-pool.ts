@@ -1,29 +1,33 @@
 /**
  * Leaves of the rule index, packed into one Int32Array. A leaf is a run of
  * rule records in ascending rule order, each carrying what a match needs
- * (direction, protocols, application id, uid, ports, one IPv4 range), so
+ * (direction, protocols, uid, ports, one IPv4 range), so
  * checking a leaf reads one stretch of memory instead of a chain of objects:
  * the index is bound by memory latency, not by comparisons. Rules that also
  * constrain what a record cannot hold (several remote ranges, host names, a
- * user name, expiry) are finished by `matches` on the full rule. Together
- * they answer exactly what `matches` answers; the property test holds them
- * to it.
+ * user name, expiry, and any field of CompiledRule this file does not know)
+ * are finished by `matches` on the full rule, so `matches` keeps the last
+ * word and a new rule field needs no change here. Together they answer
+ * exactly what `matches` answers; the property test holds them to it.
  *
- * Layout of a leaf at offset `o`: pool[o] = number of records, then records:
- *   [index, flags, appId, uid, v4First, v4Last, remoteRangeCount, localRangeCount,
- *    remote (from, to) pairs..., local (from, to) pairs...]
+ * Layout of a leaf at offset `o`: pool[o] = number of records, then records of
+ * variable length, as short as the rule allows (a leaf of a few rules then
+ * fits in one or two cache lines, and at 100,000 rules each line is a load
+ * from cold memory):
+ *   [index, flags and range counts, uid (F_UID), v4First, v4Last (F_V4_RANGE),
+ *    remote port ranges..., local port ranges...]
+ * a port range packed in one int as from << 16 | to. The application is not
+ * in the record: rules naming one are only in that application's leaves
+ * (rule-index.ts), found by the application's key.
  */
 import type { CompiledRule } from './compile.js';
 import { matches } from './match.js';
 import type { ConnectionFacts } from './rule.js';
 
-const HEADER = 8;
-
 const F_INCOMING = 1 << 0;
 const F_OUTGOING = 1 << 1;
 /** Bits 2-5: the protocol mask (tcp 1, udp 2, icmp 4, other 8) shifted by 2. */
 const PROTO_SHIFT = 2;
-const F_APP = 1 << 6;
 const F_UID = 1 << 7;
 const F_REMOTE_PORTS = 1 << 8;
 const F_LOCAL_PORTS = 1 << 9;
@@ -31,6 +35,12 @@ const F_LOCAL_PORTS = 1 << 9;
 const F_FULL = 1 << 10;
 /** The rule's remote addresses are exactly one IPv4 range, held in the record. */
 const F_V4_RANGE = 1 << 11;
+/** Bits 16-23: the number of remote port ranges in the record; bits 24-30: local ones. */
+const REMOTE_COUNT_SHIFT = 16;
+const LOCAL_COUNT_SHIFT = 24;
+/** More ranges than the counts hold leave the ports to `matches`. */
+const MAX_REMOTE_RANGES = 0xff;
+const MAX_LOCAL_RANGES = 0x7f;
 
 /** Builds the pool while the index is built; `finish` freezes it. */
 export class LeafPoolBuilder {
@@ -40,7 +50,8 @@ export class LeafPoolBuilder {
   readonly #records: (Int32Array | undefined)[] = [];
   /** Nodes and leaves already built, by kind and rule list: the same rules always give the same subtree. */
   readonly #shared = new Map<number, SharedEntry[]>();
-  readonly appIds = new Map<string, number>();
+  /** Application path -> key (AppKeyTable). */
+  readonly appKeys = new Map<string, number>();
 
   /**
    * Builds a subtree over the rules once and returns the same one whenever the same rules come
@@ -90,14 +101,21 @@ export class LeafPoolBuilder {
     return offset;
   }
 
-  /** Id of an application path, assigned on first use. */
-  appId(path: string): number {
-    let id = this.appIds.get(path);
-    if (id === undefined) {
-      id = this.appIds.size;
-      this.appIds.set(path, id);
-    }
-    return id;
+  /** Gives the application the leaf of all its rules (positions ascending); its key is that leaf's offset. */
+  appLeaf(path: string, rules: readonly CompiledRule[]): void {
+    this.appKeys.set(path, this.addLeaf(rules));
+  }
+
+  /** Sets the key of an application whose rules are in trees (a key <= -3, see AppKeyTable). */
+  setAppKey(path: string, key: number): void {
+    this.appKeys.set(path, key);
+  }
+
+  /** The key of an application named by a rule; set before the index is built. */
+  appKeyOf(path: string): number {
+    const key = this.appKeys.get(path);
+    if (key === undefined) throw new Error(`application ${path} has no key in the rule index`);
+    return key;
   }
 
   finish(): Int32Array {
@@ -120,11 +138,13 @@ export class LeafPoolBuilder {
     const known = this.#records[r.index];
     if (known !== undefined) return known;
     let flags = (r.protocols << PROTO_SHIFT) | (r.incoming ? F_INCOMING : 0) | (r.outgoing ? F_OUTGOING : 0);
-    const appId = r.application === null ? -1 : this.appId(r.application);
-    if (appId >= 0) flags |= F_APP;
     if (r.uid !== null) flags |= F_UID;
-    if (r.remotePortSpans !== null) flags |= F_REMOTE_PORTS;
-    if (r.localPortSpans !== null) flags |= F_LOCAL_PORTS;
+    const rp = r.remotePortSpans;
+    const lp = r.localPortSpans;
+    const remoteRanges = rp === null || rp.length / 2 > MAX_REMOTE_RANGES ? 0 : rp.length / 2;
+    const localRanges = lp === null || lp.length / 2 > MAX_LOCAL_RANGES ? 0 : lp.length / 2;
+    if (remoteRanges > 0) flags |= F_REMOTE_PORTS | (remoteRanges << REMOTE_COUNT_SHIFT);
+    if (localRanges > 0) flags |= F_LOCAL_PORTS | (localRanges << LOCAL_COUNT_SHIFT);
     const remote = r.remote;
     const oneV4 =
       remote !== null &&
@@ -133,25 +153,63 @@ export class LeafPoolBuilder {
       remote.hosts.size === 0 &&
       remote.suffixes.length === 0;
     if (oneV4) flags |= F_V4_RANGE;
-    if ((remote !== null && !oneV4) || r.userName !== null || r.expires) flags |= F_FULL;
-    const rp = r.remotePortSpans ?? new Int32Array(0);
-    const lp = r.localPortSpans ?? new Int32Array(0);
+    const portsLeft = (rp !== null && remoteRanges === 0) || (lp !== null && localRanges === 0);
+    if ((remote !== null && !oneV4) || r.userName !== null || r.expires || portsLeft || constrainsMore(r))
+      flags |= F_FULL;
+    const fields = [r.index, flags];
+    if (r.uid !== null) fields.push(r.uid | 0);
     // IPv4 bounds are stored as int32 and compared after >>> 0, so the whole unsigned range fits.
-    const record = Int32Array.of(
-      r.index,
-      flags,
-      appId,
-      r.uid === null ? 0 : r.uid | 0,
-      oneV4 ? remote.v4[0]! | 0 : 0,
-      oneV4 ? remote.v4[1]! | 0 : 0,
-      rp.length / 2,
-      lp.length / 2,
-      ...rp,
-      ...lp,
-    );
+    if (oneV4) fields.push(remote.v4[0]! | 0, remote.v4[1]! | 0);
+    for (let i = 0; i < remoteRanges * 2; i += 2) fields.push((rp![i]! << 16) | rp![i + 1]!);
+    for (let i = 0; i < localRanges * 2; i += 2) fields.push((lp![i]! << 16) | lp![i + 1]!);
+    const record = Int32Array.from(fields);
     this.#records[r.index] = record;
     return record;
   }
+}
+
+/**
+ * Fields of CompiledRule that a record holds, that send a rule to `matches` above, or that never
+ * constrain a match. A rule with any other field set (not null, undefined or false) is finished by
+ * `matches`: fields added to rules later are checked there without a change here.
+ */
+const KNOWN_FIELDS = new Set([
+  'index',
+  'source',
+  'rule',
+  'active',
+  'inactiveBecause',
+  'incoming',
+  'outgoing',
+  'protocols',
+  'application',
+  'uid',
+  'userName',
+  'localPorts',
+  'remotePorts',
+  'localPortSpans',
+  'remotePortSpans',
+  'remote',
+  'expiresAt',
+  'expires',
+]);
+
+/** The fields of the last rule seen, and those of them not in KNOWN_FIELDS (rules share one shape). */
+let lastFields: string[] = [];
+let lastUnknown: string[] = [];
+
+function constrainsMore(r: CompiledRule): boolean {
+  const fields = Object.keys(r);
+  if (fields.length !== lastFields.length || fields.some((f, i) => f !== lastFields[i])) {
+    lastFields = fields;
+    lastUnknown = fields.filter((f) => !KNOWN_FIELDS.has(f));
+  }
+  const values = r as unknown as Record<string, unknown>;
+  for (const field of lastUnknown) {
+    const value = values[field];
+    if (value !== null && value !== undefined && value !== false) return true;
+  }
+  return false;
 }
 
 interface SharedEntry {
@@ -183,23 +241,25 @@ export interface LeafSearch {
   readonly direction: number;
   /** The connection's protocol bit, shifted like the records' mask. */
   readonly protocol: number;
-  /** The connection's application id, or -2 when no rule names its application. */
-  readonly appId: number;
+  /** The connection's application key (AppKeyTable), or -1 when no rule names its application. */
+  readonly appKey: number;
 }
 
 /**
- * Application path -> id, as a prototype-less dictionary object rather than a Map. Looking a
- * string up as a property key internalizes it, and V8 then turns the caller's string into a
- * reference to the internalized one, so the next lookup with the same string (the engine keeps
- * one path string per process) compares pointers. A Map compares the characters of its own key
- * strings, which at tens of thousands of applications are cold in the cache: this lookup was
- * most of a decision's cost at 100,000 rules (about 300 of 700 ns).
+ * Application path -> key: the offset of the application's own leaf (>= 0), which holds all its
+ * rules when it has a few, or -3 - tree for one whose rules are in per-bucket trees. A
+ * prototype-less dictionary object rather than a Map: looking a string up as a property key
+ * internalizes it, and V8 then turns the caller's string into a reference to the internalized
+ * one, so the next lookup with the same string (the engine keeps one path string per process)
+ * compares pointers. A Map compares the characters of its own key strings, which at tens of
+ * thousands of applications are cold in the cache: this lookup was most of a decision's cost at
+ * 100,000 rules (about 300 of 700 ns).
  */
-export type AppIdTable = Readonly<Record<string, number>>;
+export type AppKeyTable = Readonly<Record<string, number>>;
 
-export function appIdTable(ids: ReadonlyMap<string, number>): AppIdTable {
+export function appKeyTable(keys: ReadonlyMap<string, number>): AppKeyTable {
   const table: Record<string, number> = Object.create(null);
-  for (const [path, id] of ids) table[path] = id;
+  for (const [path, key] of keys) table[path] = key;
   return table;
 }
 
@@ -207,25 +267,28 @@ export function appIdTable(ids: ReadonlyMap<string, number>): AppIdTable {
 export function leafSearch(
   pool: Int32Array,
   rules: readonly CompiledRule[],
-  appIds: AppIdTable,
+  appKeys: AppKeyTable,
   f: ConnectionFacts,
 ): LeafSearch {
   const bit = f.protocol === 'tcp' ? 1 : f.protocol === 'udp' ? 2 : f.protocol === 'icmp' ? 4 : 8;
-  const appId = f.application === null ? -2 : (appIds[f.application] ?? -2);
+  const appKey = f.application === null ? -1 : (appKeys[f.application] ?? -1);
   return {
     pool,
     rules,
     f,
     direction: f.direction === 'incoming' ? F_INCOMING : F_OUTGOING,
     protocol: bit << PROTO_SHIFT,
-    appId,
+    appKey,
   };
 }
 
 function portIn(pool: Int32Array, at: number, count: number, port: number | null): boolean {
   if (port === null) return false;
-  const end = at + count * 2;
-  for (let i = at; i < end; i += 2) if (pool[i]! <= port && port <= pool[i + 1]!) return true;
+  const end = at + count;
+  for (let i = at; i < end; i++) {
+    const range = pool[i]!;
+    if (range >>> 16 <= port && port <= (range & 0xffff)) return true;
+  }
   return false;
 }
 
@@ -239,23 +302,23 @@ export function scanLeaf(s: LeafSearch, offset: number, best: number): number {
     const index = pool[p]!;
     if (index >= best) return best;
     const flags = pool[p + 1]!;
-    const nRemote = pool[p + 6]!;
-    const nLocal = pool[p + 7]!;
-    const ports = p + HEADER;
-    const next = ports + (nRemote + nLocal) * 2;
+    const nRemote = (flags >>> REMOTE_COUNT_SHIFT) & MAX_REMOTE_RANGES;
+    const nLocal = (flags >>> LOCAL_COUNT_SHIFT) & MAX_LOCAL_RANGES;
+    const uidAt = p + 2;
+    const v4At = (flags & F_UID) === 0 ? uidAt : uidAt + 1;
+    const ports = (flags & F_V4_RANGE) === 0 ? v4At : v4At + 2;
     if (
       (flags & s.direction) !== 0 &&
       (flags & s.protocol) !== 0 &&
-      ((flags & F_APP) === 0 || pool[p + 2] === s.appId) &&
-      ((flags & F_UID) === 0 || (f.uid !== null && pool[p + 3] === (f.uid | 0))) &&
+      ((flags & F_UID) === 0 || (f.uid !== null && pool[uidAt] === (f.uid | 0))) &&
       ((flags & F_REMOTE_PORTS) === 0 || portIn(pool, ports, nRemote, f.remotePort)) &&
-      ((flags & F_LOCAL_PORTS) === 0 || portIn(pool, ports + nRemote * 2, nLocal, f.localPort)) &&
-      ((flags & F_V4_RANGE) === 0 || inV4(f, pool[p + 4]!, pool[p + 5]!)) &&
+      ((flags & F_LOCAL_PORTS) === 0 || portIn(pool, ports + nRemote, nLocal, f.localPort)) &&
+      ((flags & F_V4_RANGE) === 0 || inV4(f, pool[v4At]!, pool[v4At + 1]!)) &&
       ((flags & F_FULL) === 0 || matches(s.rules[index]!, f))
     ) {
       return index;
     }
-    p = next;
+    p = ports + nRemote + nLocal;
   }
   return best;
 }

@@ -1,17 +1,29 @@
 /**
  * The compiled evaluator's index: rules split by direction and protocol, then
- * a tree over application -> remote port -> local port -> remote address.
- * Each level keeps port and IPv4 keys as sorted elementary segments with a
- * jump table, names in a Map, and the rules that do not constrain that field in an
- * `any` branch. A lookup visits only the branches the connection can match,
+ * a tree over remote port -> local port -> remote address, plus one entry per
+ * application. A lookup visits only the branches the connection can match,
  * so its cost follows the depth of the tree, not the number of rules. Leaves
  * are runs of packed rule records (leaf-pool.ts) checked in full, so the
  * index only narrows and never decides on its own.
+ *
+ * At 100,000 rules the index no longer fits in the CPU's near caches, and a
+ * decision costs what its dependent loads from cold memory cost, so the
+ * layout keeps them few:
+ * - An application with a few rules has one leaf holding all of them (every
+ *   direction and protocol: records check those), and the application
+ *   dictionary names that leaf directly: dictionary, then leaf.
+ * - One node shape for every level, with its segments and jump table as
+ *   fields of the node (no object in between), and a level that would only
+ *   pass everything to its `any` branch is left out.
+ * - Segment starts and child references are interleaved in one Int32Array, so
+ *   the last probe of a search reads its child in the same cache line, and a
+ *   jump table entry whose bucket lies inside one segment names that child
+ *   (leaf, node or nothing) directly: table, then leaf.
  */
 import type { CompiledRule } from './compile.js';
 import {
-  type AppIdTable,
-  appIdTable,
+  type AppKeyTable,
+  appKeyTable,
   LeafPoolBuilder,
   type LeafSearch,
   leafSearch,
@@ -23,67 +35,83 @@ import type { ConnectionFacts, PortRange } from './rule.js';
 /** A leaf: the offset of its rule records in the leaf pool (leaf-pool.ts). */
 type Leaf = number;
 
-interface Segments<K, C> {
-  readonly starts: K[];
-  /** children[i] covers [starts[i], starts[i + 1]); the last start only closes the previous segment. */
-  readonly children: (C | null)[];
-}
+/** What a branch leads to: a node, a leaf, or nothing. */
+type Child = IndexNode | Leaf | null;
 
 /**
- * Elementary segments over a numeric key (port, IPv4 address) with a jump table: for bucket
- * b = key >>> shift, jump[2b] is the last segment starting at or below the bucket's first key
- * (-1: none) and jump[2b + 1] the last starting at or below its last key. A lookup reads the
- * table once and searches only the segments that start inside its bucket (most often none or
- * one), so it touches two or three cache lines however many segments there are, where a binary
- * search over tens of thousands of starts missed the cache at every step. When one segment
- * covers the whole bucket and its child is a leaf, jump[2b] holds that leaf directly as
- * -2 - offset: one cache line, then the leaf.
+ * A child as an int in the segment arrays: -1 nothing, <= -2 the leaf at offset -2 - ref,
+ * >= 0 the node kids[ref].
  */
-interface NumSegments<C> {
-  readonly starts: Float64Array;
-  readonly children: (C | null)[];
-  /** Null below JUMP_MIN segments: a binary search over a few cache lines is as fast. */
-  readonly jump: Int32Array | null;
-  readonly shift: number;
+type Ref = number;
+
+const KIND_REMOTE_PORT = 0;
+const KIND_LOCAL_PORT = 1;
+const KIND_ADDR = 2;
+
+/** In a jump table's second slot: the bucket lies inside one segment, whose Ref is the first slot. */
+const RESOLVED = -2;
+
+/**
+ * One node of the tree, the same shape at every level (monomorphic loads). A port node (remote or
+ * local) keys its segments on that port; an address node on the IPv4 address, with IPv6 ranges and
+ * host names beside.
+ *
+ * Segments: seg = [start0, ref0, start1, ref1, ...], starts ascending and compared unsigned;
+ * segment i covers [start i, start i+1), the last one up to the end of the key space. Jump table
+ * (from JUMP_MIN segments): for bucket b = key >>> shift, jump[2b] is the last segment starting at
+ * or below the bucket's first key (-1: none) and jump[2b + 1] the last starting at or below its last
+ * key, so a lookup searches only the segments that start inside its bucket; when that is none,
+ * jump[2b + 1] is RESOLVED and jump[2b] the Ref itself. Occupancy bitmap (with the jump table,
+ * when most of the key space leads nowhere): bit key >>> occShift is set when a segment with a
+ * child meets that slice of the key space. A few kilobytes that stay in the cache, it answers most
+ * keys no rule names (a random remote address, most often) without reading the jump table.
+ */
+class IndexNode {
+  constructor(
+    readonly kind: number,
+    /** Smallest rule position in this subtree: a search that already has a better answer skips it. */
+    readonly min: number,
+    readonly any: Child,
+    readonly seg: Int32Array | null,
+    readonly jump: Int32Array | null,
+    readonly shift: number,
+    readonly occ: Int32Array | null,
+    readonly occShift: number,
+    readonly kids: readonly IndexNode[],
+    readonly v6Ranges: V6Segments | null,
+    readonly hosts: Map<string, Leaf> | null,
+    readonly suffixes: Map<string, Leaf> | null,
+  ) {}
 }
 
-interface AddrNode {
-  /** Smallest rule position in this subtree: a search that already has a better answer skips it. */
-  readonly min: number;
-  readonly any: Leaf | null;
-  /** Single addresses and ranges alike, so a lookup is one segment search. */
-  readonly v4: NumSegments<Leaf> | null;
-  readonly v6Ranges: Segments<bigint, Leaf> | null;
-  readonly hosts: Map<string, Leaf> | null;
-  readonly suffixes: Map<string, Leaf> | null;
-}
-
-interface PortNode<C> {
-  readonly min: number;
-  readonly any: C | null;
-  /** Single ports and ranges alike, so a lookup is one segment search. */
-  readonly ports: NumSegments<C> | null;
+interface V6Segments {
+  readonly starts: bigint[];
+  /** children[i] covers [starts[i], starts[i + 1]); the last start only closes the previous segment. */
+  readonly children: (Leaf | null)[];
 }
 
 /** Below a few rules a tree level costs more (pointer chasing, cache misses) than checking the rules in full. */
 const SMALL = 6;
 
-type LocalPortNode = PortNode<AddrNode | Leaf> | Leaf;
-type RemotePortNode = PortNode<LocalPortNode> | Leaf;
+/**
+ * An application with at most this many rules gets one leaf with all of them, named by the
+ * application dictionary; one with more gets a subtree per direction and protocol.
+ */
+const APP_LEAF_MAX = 8;
 
-interface AppNode {
-  readonly any: RemotePortNode | null;
-  /** By application id (RuleIndex.appIds), so the path is looked up once per decision. */
-  readonly byAppId: readonly (RemotePortNode | undefined)[] | null;
+interface AppRoot {
+  readonly any: Child;
+  /** By application tree id (from the application's key, see AppKeyTable). */
+  readonly byTree: readonly Child[] | null;
 }
 
 /** Opaque index built by compilePolicy; searched by findFirstMatchIndexed. */
 export interface RuleIndex {
   /** [direction (incoming 0, outgoing 1) * 4 + protocol (tcp 0, udp 1, icmp 2, other 3)] */
-  readonly buckets: readonly (AppNode | null)[];
+  readonly buckets: readonly (AppRoot | null)[];
   readonly rules: readonly CompiledRule[];
   readonly pool: Int32Array;
-  readonly appIds: AppIdTable;
+  readonly appKeys: AppKeyTable;
 }
 
 const PROTO_BITS = [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_OTHER];
@@ -91,16 +119,23 @@ const PROTO_BITS = [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_OTHER];
 /** Builds the index over the active rules. */
 export function buildRuleIndex(rules: readonly CompiledRule[]): RuleIndex {
   const b = new LeafPoolBuilder();
-  const buckets: (AppNode | null)[] = [];
+  const active = rules.filter((r) => r.active);
+  // Applications first: their keys go into the rule records.
+  const byApp = new Map<string, CompiledRule[]>();
+  for (const r of active) if (r.application !== null) pushUnique(byApp, r.application, r);
+  let trees = 0;
+  for (const [app, list] of byApp) {
+    if (list.length <= APP_LEAF_MAX) b.appLeaf(app, list);
+    else b.setAppKey(app, -3 - trees++);
+  }
+  const buckets: (AppRoot | null)[] = [];
   for (const incoming of [true, false]) {
     for (const bit of PROTO_BITS) {
-      const subset = rules.filter(
-        (r) => r.active && (incoming ? r.incoming : r.outgoing) && (r.protocols & bit) !== 0,
-      );
-      buckets.push(subset.length === 0 ? null : buildApp(b, subset));
+      const subset = active.filter((r) => (incoming ? r.incoming : r.outgoing) && (r.protocols & bit) !== 0);
+      buckets.push(subset.length === 0 ? null : buildApp(b, subset, trees));
     }
   }
-  return { buckets, rules, pool: b.finish(), appIds: appIdTable(b.appIds) };
+  return { buckets, rules, pool: b.finish(), appKeys: appKeyTable(b.appKeys) };
 }
 
 function pushUnique<T>(map: Map<T, CompiledRule[]>, key: T, r: CompiledRule): void {
@@ -120,51 +155,56 @@ function mapValues<K, A, B>(m: Map<K, A>, f: (a: A) => B): Map<K, B> | null {
   return out;
 }
 
-function buildApp(b: LeafPoolBuilder, rules: readonly CompiledRule[]): AppNode {
+function buildApp(b: LeafPoolBuilder, rules: readonly CompiledRule[], trees: number): AppRoot {
   const any: CompiledRule[] = [];
-  const exact = new Map<string, CompiledRule[]>();
+  const inTrees = new Map<number, CompiledRule[]>();
   for (const r of rules) {
     if (r.application === null) any.push(r);
-    else pushUnique(exact, r.application, r);
+    else {
+      const key = b.appKeyOf(r.application);
+      // Applications with a leaf of their own (key >= 0) are found through the dictionary alone.
+      if (key <= -3) pushUnique(inTrees, -3 - key, r);
+    }
   }
-  let byAppId: (RemotePortNode | undefined)[] | null = null;
-  if (exact.size > 0) {
-    const entries = [...exact].map(([app, list]) => [b.appId(app), buildRemotePort(b, list)] as const);
-    byAppId = new Array<RemotePortNode | undefined>(b.appIds.size).fill(undefined);
-    for (const [id, node] of entries) byAppId[id] = node;
+  let byTree: Child[] | null = null;
+  if (inTrees.size > 0) {
+    byTree = new Array<Child>(trees).fill(null);
+    for (const [tree, list] of inTrees) byTree[tree] = buildRemotePort(b, list);
   }
-  return { any: any.length === 0 ? null : buildRemotePort(b, any), byAppId };
+  return { any: any.length === 0 ? null : buildRemotePort(b, any), byTree };
 }
 
-function buildRemotePort(b: LeafPoolBuilder, rules: readonly CompiledRule[]): RemotePortNode {
+function buildRemotePort(b: LeafPoolBuilder, rules: readonly CompiledRule[]): Child {
   return b.shared('remote', rules, buildRemotePortNew);
 }
 
-function buildRemotePortNew(b: LeafPoolBuilder, rules: readonly CompiledRule[]): RemotePortNode {
+function buildRemotePortNew(b: LeafPoolBuilder, rules: readonly CompiledRule[]): Child {
   return rules.length <= SMALL
     ? b.addLeaf(rules)
     : buildPort(
+        KIND_REMOTE_PORT,
         rules,
         (r) => r.remotePorts,
         (l) => buildLocalPort(b, l),
       );
 }
 
-function buildLocalPort(b: LeafPoolBuilder, rules: readonly CompiledRule[]): LocalPortNode {
+function buildLocalPort(b: LeafPoolBuilder, rules: readonly CompiledRule[]): Child {
   return b.shared('local', rules, buildLocalPortNew);
 }
 
-function buildLocalPortNew(b: LeafPoolBuilder, rules: readonly CompiledRule[]): LocalPortNode {
+function buildLocalPortNew(b: LeafPoolBuilder, rules: readonly CompiledRule[]): Child {
   return rules.length <= SMALL
     ? b.addLeaf(rules)
     : buildPort(
+        KIND_LOCAL_PORT,
         rules,
         (r) => r.localPorts,
         (l) => buildAddrOrLeaf(b, l),
       );
 }
 
-function buildAddrOrLeaf(b: LeafPoolBuilder, rules: readonly CompiledRule[]): AddrNode | Leaf {
+function buildAddrOrLeaf(b: LeafPoolBuilder, rules: readonly CompiledRule[]): Child {
   return rules.length <= SMALL ? b.addLeaf(rules) : b.shared('addr', rules, buildAddr);
 }
 
@@ -179,7 +219,7 @@ function segment<K extends number | bigint, C>(
   items: readonly RangeItem<K>[],
   next: (k: K) => K,
   build: (rules: CompiledRule[]) => C | null,
-): Segments<K, C> | null {
+): { starts: K[]; children: (C | null)[] } | null {
   if (items.length === 0) return null;
   const points: K[] = [];
   for (const it of items) points.push(it.from, next(it.to));
@@ -201,12 +241,24 @@ function segment<K extends number | bigint, C>(
 /** Segments with a jump table from this many on. */
 const JUMP_MIN = 16;
 
-/** Like `segment`, for numeric keys below 2 ** keyBits, with a jump table when there are many segments. */
-function segmentNum<C>(
+interface NumSegments {
+  readonly seg: Int32Array;
+  readonly jump: Int32Array | null;
+  readonly shift: number;
+  readonly occ: Int32Array | null;
+  readonly occShift: number;
+  readonly kids: IndexNode[];
+}
+
+/** The occupancy bitmap has 2 ** OCC_EXTRA_BITS bits per jump table bucket (up to one per key). */
+const OCC_EXTRA_BITS = 3;
+
+/** Elementary segments over numeric keys below 2 ** keyBits, packed as IndexNode holds them. */
+function segmentNum(
   items: readonly RangeItem<number>[],
   keyBits: number,
-  build: (rules: CompiledRule[]) => C | null,
-): NumSegments<C> | null {
+  build: (rules: CompiledRule[]) => Child,
+): NumSegments | null {
   if (items.length === 0) return null;
   const points = new Float64Array(items.length * 2);
   for (let i = 0; i < items.length; i++) {
@@ -217,7 +269,9 @@ function segmentNum<C>(
   let n = 0;
   for (let i = 0; i < points.length; i++)
     if (n === 0 || points[i] !== points[n - 1]) points[n++] = points[i]!;
-  const starts = points.slice(0, n);
+  // A start at 2 ** keyBits only closes the last segment: no key reaches it.
+  if (points[n - 1] === 2 ** keyBits) n--;
+  const starts = points.subarray(0, n);
   const lists: (CompiledRule[] | null)[] = new Array<CompiledRule[] | null>(n).fill(null);
   for (const it of items) {
     const end = lowerBoundNum(starts, it.to + 1);
@@ -227,8 +281,15 @@ function segmentNum<C>(
       else if (list[list.length - 1] !== it.rule) list.push(it.rule);
     }
   }
-  const children = lists.map((l) => (l === null ? null : build(l)));
-  if (n < JUMP_MIN) return { starts, children, jump: null, shift: 0 };
+  const kids: IndexNode[] = [];
+  const seg = new Int32Array(n * 2);
+  for (let i = 0; i < n; i++) {
+    const l = lists[i]!;
+    const child = l === null ? null : build(l);
+    seg[i * 2] = starts[i]! | 0;
+    seg[i * 2 + 1] = child === null ? -1 : typeof child === 'number' ? -2 - child : kids.push(child) - 1;
+  }
+  if (n < JUMP_MIN) return { seg, jump: null, shift: 0, occ: null, occShift: 0, kids };
   const bits = Math.min(keyBits, Math.ceil(Math.log2(n)) + 1);
   const shift = keyBits - bits;
   const buckets = 2 ** bits;
@@ -239,11 +300,53 @@ function segmentNum<C>(
     while (j + 1 < n && starts[j + 1]! <= first) j++;
     let k = j;
     while (k + 1 < n && starts[k + 1]! <= first + width - 1) k++;
-    const child = j >= 0 ? children[j] : null;
-    jump[bucket * 2] = k === j && typeof child === 'number' ? -2 - child : j;
-    jump[bucket * 2 + 1] = k;
+    if (k === j) {
+      jump[bucket * 2] = j < 0 ? -1 : seg[j * 2 + 1]!;
+      jump[bucket * 2 + 1] = RESOLVED;
+    } else {
+      jump[bucket * 2] = j;
+      jump[bucket * 2 + 1] = k;
+    }
   }
-  return { starts, children, jump, shift };
+  const occShift = Math.max(0, shift - OCC_EXTRA_BITS);
+  return { seg, jump, shift, ...occupancy(seg, keyBits, occShift), kids };
+}
+
+/** The occupancy bitmap of the segments, or null when most slices are occupied (it would rarely answer). */
+function occupancy(
+  seg: Int32Array,
+  keyBits: number,
+  occShift: number,
+): { occ: Int32Array | null; occShift: number } {
+  const slices = 2 ** (keyBits - occShift);
+  const occ = new Int32Array(Math.max(1, slices >>> 5));
+  let set = 0;
+  const n = seg.length >> 1;
+  for (let i = 0; i < n; i++) {
+    if (seg[i * 2 + 1] === -1) continue;
+    const first = (seg[i * 2]! >>> 0) / 2 ** occShift;
+    const last = i + 1 < n ? ((seg[i * 2 + 2]! >>> 0) - 1) / 2 ** occShift : slices - 1;
+    const end = Math.floor(last);
+    for (let b = Math.floor(first); b <= end; ) {
+      if ((b & 31) === 0 && b + 31 <= end) {
+        // A whole word at once: wide segments cover thousands of slices.
+        set += 32 - popcount(occ[b >>> 5]!);
+        occ[b >>> 5] = -1;
+        b += 32;
+        continue;
+      }
+      if ((occ[b >>> 5]! & (1 << (b & 31))) === 0) set++;
+      occ[b >>> 5]! |= 1 << (b & 31);
+      b++;
+    }
+  }
+  return set * 2 > slices ? { occ: null, occShift: 0 } : { occ, occShift };
+}
+
+function popcount(v: number): number {
+  let n = 0;
+  for (let x = v >>> 0; x !== 0; x >>>= 1) n += x & 1;
+  return n;
 }
 
 function lowerBoundNum(sorted: Float64Array, key: number): number {
@@ -268,11 +371,13 @@ function lowerBound<K extends number | bigint>(sorted: readonly K[], key: K): nu
   return lo;
 }
 
-function buildPort<C>(
+/** A port level; when no rule names a port at this level, the level is left out and its `any` branch returned. */
+function buildPort(
+  kind: number,
   rules: readonly CompiledRule[],
   portsOf: (r: CompiledRule) => readonly PortRange[] | null,
-  buildChild: (rules: CompiledRule[]) => C,
-): PortNode<C> {
+  buildChild: (rules: CompiledRule[]) => Child,
+): Child {
   const any: CompiledRule[] = [];
   const ranges: RangeItem<number>[] = [];
   for (const r of rules) {
@@ -283,14 +388,26 @@ function buildPort<C>(
     }
     for (const p of ports) ranges.push({ from: p.from, to: p.to, rule: r });
   }
-  return {
-    min: rules[0]!.index,
-    any: any.length === 0 ? null : buildChild(any),
-    ports: segmentNum(ranges, 16, buildChild),
-  };
+  const anyChild = any.length === 0 ? null : buildChild(any);
+  const s = segmentNum(ranges, 16, buildChild);
+  if (s === null) return anyChild;
+  return new IndexNode(
+    kind,
+    rules[0]!.index,
+    anyChild,
+    s.seg,
+    s.jump,
+    s.shift,
+    s.occ,
+    s.occShift,
+    s.kids,
+    null,
+    null,
+    null,
+  );
 }
 
-function buildAddr(b: LeafPoolBuilder, rules: readonly CompiledRule[]): AddrNode {
+function buildAddr(b: LeafPoolBuilder, rules: readonly CompiledRule[]): Child {
   const any: CompiledRule[] = [];
   const v4: RangeItem<number>[] = [];
   const v6: RangeItem<bigint>[] = [];
@@ -307,20 +424,29 @@ function buildAddr(b: LeafPoolBuilder, rules: readonly CompiledRule[]): AddrNode
     for (const h of set.hosts) pushUnique(hosts, h, r);
     for (const s of set.suffixes) pushUnique(suffixes, s, r);
   }
+  const anyLeaf = leafOf(b, any);
+  if (any.length === rules.length) return anyLeaf;
   const leaf = (l: CompiledRule[]) => leafOf(b, l);
-  return {
-    min: rules[0]!.index,
-    any: leafOf(b, any),
-    v4: segmentNum(v4, 32, leaf),
-    v6Ranges: segment(v6, (k) => k + 1n, leaf),
-    hosts: mapValues(hosts, (l) => b.addLeaf(l)),
-    suffixes: mapValues(suffixes, (l) => b.addLeaf(l)),
-  };
+  const s = segmentNum(v4, 32, leaf);
+  return new IndexNode(
+    KIND_ADDR,
+    rules[0]!.index,
+    anyLeaf,
+    s?.seg ?? null,
+    s?.jump ?? null,
+    s?.shift ?? 0,
+    s?.occ ?? null,
+    s?.occShift ?? 0,
+    s?.kids ?? [],
+    segment(v6, (k) => k + 1n, leaf),
+    mapValues(hosts, (l) => b.addLeaf(l)),
+    mapValues(suffixes, (l) => b.addLeaf(l)),
+  );
 }
 
 // ---- lookup ----
 
-function segmentAt<K extends number | bigint, C>(seg: Segments<K, C>, key: K): C | null {
+function v6SegmentAt(seg: V6Segments, key: bigint): Leaf | null {
   const starts = seg.starts;
   let lo = 0;
   let hi = starts.length - 1;
@@ -333,80 +459,72 @@ function segmentAt<K extends number | bigint, C>(seg: Segments<K, C>, key: K): C
   return seg.children[lo] ?? null;
 }
 
-function numSegmentAt<C>(seg: NumSegments<C>, key: number): C | null {
-  const starts = seg.starts;
-  const jump = seg.jump;
+/** The Ref of the segment holding `key` (below 2 ** 32) in the node's segments. */
+function segmentRef(node: IndexNode, seg: Int32Array, key: number): Ref {
+  const jump = node.jump;
   let lo = -1;
-  let hi = starts.length - 1;
+  let hi = (seg.length >> 1) - 1;
   if (jump !== null) {
-    // key < 2 ** keyBits, so >>> keeps it unsigned.
-    const at = (key >>> seg.shift) * 2;
-    lo = jump[at]!;
-    // The whole bucket lies in one segment whose child is a leaf: C is Leaf here.
-    if (lo <= -2) return (-2 - lo) as C;
+    const occ = node.occ;
+    if (occ !== null) {
+      const slice = key >>> node.occShift;
+      if ((occ[slice >>> 5]! & (1 << (slice & 31))) === 0) return -1;
+    }
+    // key < 2 ** 32, so >>> keeps it unsigned.
+    const at = (key >>> node.shift) * 2;
     hi = jump[at + 1]!;
+    if (hi === RESOLVED) return jump[at]!;
+    lo = jump[at]!;
   }
-  // The last start at or below the key; starts[lo] <= key holds whenever lo >= 0.
+  // The last start at or below the key; it is at or below whenever lo >= 0.
   while (lo < hi) {
     const mid = (lo + hi + 1) >> 1;
-    if (starts[mid]! <= key) lo = mid;
+    if (seg[mid * 2]! >>> 0 <= key) lo = mid;
     else hi = mid - 1;
   }
-  return lo < 0 ? null : (seg.children[lo] ?? null);
+  return lo < 0 ? -1 : seg[lo * 2 + 1]!;
+}
+
+function searchRef(node: IndexNode, ref: Ref, s: LeafSearch, best: number): number {
+  if (ref === -1) return best;
+  if (ref <= -2) return scanLeaf(s, -2 - ref, best);
+  return search(node.kids[ref]!, s, best);
 }
 
 function scan(s: LeafSearch, leaf: Leaf | null | undefined, best: number): number {
   return leaf == null ? best : scanLeaf(s, leaf, best);
 }
 
-function searchAddr(node: AddrNode | Leaf | null | undefined, s: LeafSearch, best: number): number {
-  if (node == null) return best;
+function search(node: Child, s: LeafSearch, best: number): number {
+  if (node === null) return best;
   if (typeof node === 'number') return scanLeaf(s, node, best);
   if (node.min >= best) return best;
-  best = scan(s, node.any, best);
+  best = search(node.any, s, best);
   const f = s.f;
-  const addr = f.remoteAddress;
-  if (addr !== null) {
-    if (addr.version === 4) {
-      if (node.v4 !== null) best = scan(s, numSegmentAt(node.v4, addr.value), best);
-    } else if (node.v6Ranges !== null) {
-      best = scan(s, segmentAt(node.v6Ranges, addr.value), best);
-    }
-  }
-  const names = f.remoteHosts;
-  for (let i = 0; i < names.length; i++) {
-    const name = names[i]!;
-    if (node.hosts !== null) best = scan(s, node.hosts.get(name), best);
-    if (node.suffixes !== null) {
-      for (let dot = name.indexOf('.'); dot !== -1; dot = name.indexOf('.', dot + 1)) {
-        best = scan(s, node.suffixes.get(name.slice(dot)), best);
+  const seg = node.seg;
+  if (node.kind === KIND_ADDR) {
+    const addr = f.remoteAddress;
+    if (addr !== null) {
+      if (addr.version === 4) {
+        if (seg !== null) best = searchRef(node, segmentRef(node, seg, addr.value), s, best);
+      } else if (node.v6Ranges !== null) {
+        best = scan(s, v6SegmentAt(node.v6Ranges, addr.value), best);
       }
     }
+    const names = f.remoteHosts;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      if (node.hosts !== null) best = scan(s, node.hosts.get(name), best);
+      if (node.suffixes !== null) {
+        for (let dot = name.indexOf('.'); dot !== -1; dot = name.indexOf('.', dot + 1)) {
+          best = scan(s, node.suffixes.get(name.slice(dot)), best);
+        }
+      }
+    }
+    return best;
   }
-  return best;
-}
-
-function searchLocalPort(node: LocalPortNode | null | undefined, s: LeafSearch, best: number): number {
-  if (node == null) return best;
-  if (typeof node === 'number') return scanLeaf(s, node, best);
-  if (node.min >= best) return best;
-  best = searchAddr(node.any, s, best);
-  const port = s.f.localPort;
-  if (port !== null) {
-    if (node.ports !== null) best = searchAddr(numSegmentAt(node.ports, port), s, best);
-  }
-  return best;
-}
-
-function searchRemotePort(node: RemotePortNode | null | undefined, s: LeafSearch, best: number): number {
-  if (node == null) return best;
-  if (typeof node === 'number') return scanLeaf(s, node, best);
-  if (node.min >= best) return best;
-  best = searchLocalPort(node.any, s, best);
-  const port = s.f.remotePort;
-  if (port !== null) {
-    if (node.ports !== null) best = searchLocalPort(numSegmentAt(node.ports, port), s, best);
-  }
+  const port = node.kind === KIND_REMOTE_PORT ? f.remotePort : f.localPort;
+  if (port !== null && seg !== null) best = searchRef(node, segmentRef(node, seg, port), s, best);
   return best;
 }
 
@@ -415,10 +533,16 @@ const NONE = 0x7fffffff;
 /** Position of the first active rule matching the connection, or -1. Same answer as the linear search, faster. */
 export function findFirstMatchIndexed(index: RuleIndex, f: ConnectionFacts): number {
   const protoSlot = f.protocol === 'tcp' ? 0 : f.protocol === 'udp' ? 1 : f.protocol === 'icmp' ? 2 : 3;
-  const app = index.buckets[(f.direction === 'incoming' ? 0 : 4) + protoSlot];
-  if (app == null) return -1;
-  const s = leafSearch(index.pool, index.rules, index.appIds, f);
-  let best = searchRemotePort(app.any, s, NONE);
-  if (app.byAppId !== null && s.appId >= 0) best = searchRemotePort(app.byAppId[s.appId], s, best);
+  const root = index.buckets[(f.direction === 'incoming' ? 0 : 4) + protoSlot];
+  const s = leafSearch(index.pool, index.rules, index.appKeys, f);
+  const key = s.appKey;
+  // The first rule position in the application's own leaf, read before the trees are searched: the
+  // leaf is most often cold at 100,000 rules, and its load then overlaps the search.
+  const appFirst = key >= 0 ? index.pool[key + 1]! : NONE;
+  let best = root == null ? NONE : search(root.any, s, NONE);
+  // An application's own leaf holds its rules of every direction and protocol (the records check
+  // those), so it is scanned whatever the bucket holds.
+  if (appFirst < best) best = scanLeaf(s, key, best);
+  else if (key <= -3 && root != null && root.byTree !== null) best = search(root.byTree[-3 - key]!, s, best);
   return best === NONE ? -1 : best;
 }

@@ -12,8 +12,8 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { CLIENT_ADDR, CLIENT_ADDR6, kernelTestsUnavailable, listenOn, SERVER_ADDR } from '../kernel/netns.js';
-import { NODE } from '../kernel/wardend.js';
-import { consoleRule, type KernelEngine, outputOf, startKernelEngine } from './kernel-engine.js';
+import { denyAllPolicy, NODE } from '../kernel/wardend.js';
+import { type KernelEngine, outputOf, startKernelEngine } from './kernel-engine.js';
 
 const PORT = 44343;
 const ALLOWED = 9200;
@@ -27,14 +27,9 @@ const SAMPLES = 60;
 /** Below one SYN retransmission (1 s): no connect of the allowed program may be dropped and sent again. */
 const BOUND_MS = 900;
 
-const POLICY = `
-version: 1
-mode: enforce
-defaults:
-  incoming: { action: deny, log: true }
-  outgoing: { action: deny, log: true }
-rules:
-${consoleRule(PORT)}  - name: node to the allowed service
+const POLICY = denyAllPolicy(
+  PORT,
+  `  - name: node to the allowed service
     direction: outgoing
     protocol: tcp
     application: ${NODE}
@@ -47,7 +42,8 @@ ${consoleRule(PORT)}  - name: node to the allowed service
     application: ${NODE}
     localPorts: ${SERVED}
     action: allow
-`;
+`,
+);
 
 /** SAMPLES sequential connects, 20 ms apart; prints each connect time in ms (5 s timeout each). */
 const measure = (host: string, port: number, localAddress?: string) => `

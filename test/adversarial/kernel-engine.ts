@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixture } from '../kernel/fixture-process.js';
 import { createNetnsPair, type NetnsPair } from '../kernel/netns.js';
-import { NODE, startWardend } from '../kernel/wardend.js';
+import { startWardend } from '../kernel/wardend.js';
 
 export interface LogItem {
   kind: string;
@@ -21,17 +21,7 @@ export interface LogItem {
   message: string;
 }
 
-/** Policy lines for the test console (a node script of its own) to reach the engine. */
-export function consoleRule(port: number): string {
-  return `  - name: test console to the engine
-    direction: outgoing
-    protocol: tcp
-    application: ${NODE}
-    remote: localhost
-    remotePorts: ${port}
-    action: allow
-`;
-}
+export { consoleRule } from '../kernel/wardend.js';
 
 export interface KernelEngine {
   readonly pair: NetnsPair;

@@ -8,21 +8,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { kernelTestsUnavailable, listenOn, SERVER_ADDR } from '../kernel/netns.js';
-import { NODE } from '../kernel/wardend.js';
-import { consoleRule, type KernelEngine, outputOf, startKernelEngine } from './kernel-engine.js';
+import { denyAllPolicy, NODE } from '../kernel/wardend.js';
+import { type KernelEngine, outputOf, startKernelEngine } from './kernel-engine.js';
 
 const PORT = 44341;
 const TARGET = 9100;
 const CONNECTS = 1500;
 
-const POLICY = `
-version: 1
-mode: enforce
-defaults:
-  incoming: { action: deny, log: true }
-  outgoing: { action: deny, log: true }
-rules:
-${consoleRule(PORT)}`;
+const POLICY = denyAllPolicy(PORT);
 
 describe('queue overflow by a denied flood', { skip: kernelTestsUnavailable() }, () => {
   let k: KernelEngine;

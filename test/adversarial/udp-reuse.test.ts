@@ -14,28 +14,24 @@ import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { kernelTestsUnavailable, SERVER_ADDR } from '../kernel/netns.js';
-import { NODE } from '../kernel/wardend.js';
-import { consoleRule, type KernelEngine, outputOf, startKernelEngine } from './kernel-engine.js';
+import { denyAllPolicy, NODE } from '../kernel/wardend.js';
+import { type KernelEngine, outputOf, startKernelEngine } from './kernel-engine.js';
 
 const PORT = 44342;
 const SERVICE = 9001;
 const PERL = '/usr/bin/perl';
 
-const POLICY = `
-version: 1
-mode: enforce
-defaults:
-  incoming: { action: deny, log: true }
-  outgoing: { action: deny, log: true }
-rules:
-${consoleRule(PORT)}  - name: node to the udp service
+const POLICY = denyAllPolicy(
+  PORT,
+  `  - name: node to the udp service
     direction: outgoing
     protocol: udp
     application: ${NODE}
     remote: ${SERVER_ADDR}
     remotePorts: ${SERVICE}
     action: allow
-`;
+`,
+);
 
 /**
  * node sends `payload` from `localPort` and prints the reply; `hold` keeps it (and the port) until

@@ -5,56 +5,26 @@
  * `warden completion bash` completes the command tree in a real bash (compgen, COMP_WORDS).
  */
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { type Harness, startHarness } from '../integration/admin-harness.js';
-import { repoRoot } from '../repo-root.js';
-
-const bin = join(repoRoot(import.meta.url), 'dist/src/console/bin.js');
+import { describe, test } from 'node:test';
+import { cliAgainstHarness, cliBin } from '../support/console-harness.js';
 
 describe("warden: connecting, errors and help in the user's words", () => {
-  let h: Harness;
-  let home: string;
-  before(async () => {
-    h = await startHarness();
-    home = mkdtempSync(join(tmpdir(), 'warden-start-'));
-  });
-  after(async () => {
-    await h.close();
-    rmSync(home, { recursive: true, force: true });
-  });
-
-  const warden = (args: string[], env: Record<string, string> = {}) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(
-        process.execPath,
-        [bin, ...args],
-        {
-          env: {
-            PATH: process.env.PATH ?? '',
-            XDG_CONFIG_HOME: home,
-            WARDEN_PASSWORD: 'correct horse battery',
-            NO_COLOR: '1',
-            ...env,
-          },
-        },
-        (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-      );
-    });
+  const cli = cliAgainstHarness({ prefix: 'warden-start-' });
+  const warden = (args: string[], env?: Record<string, string>) => cli.warden(args, env);
   const remembered = () => {
-    const path = join(home, 'warden/engines.json');
+    const path = join(cli.home, 'warden/engines.json');
     return existsSync(path) ? Object.keys(JSON.parse(readFileSync(path, 'utf8')).engines) : [];
   };
 
   test('a failed connect remembers nothing; only a successful login records the engine', async () => {
-    const address = `127.0.0.1:${h.server.port}`;
+    const address = `127.0.0.1:${cli.h.server.port}`;
     const unknown = await warden(['connect', address, '--user', 'alice', '--name', 'lab']);
     assert.equal(unknown.code, 1, 'an unaccepted fingerprint is refused');
     const wrong = await warden(
-      ['connect', address, '--user', 'alice', '--name', 'lab', '--accept', h.fingerprint],
+      ['connect', address, '--user', 'alice', '--name', 'lab', '--accept', cli.h.fingerprint],
       {
         WARDEN_PASSWORD: 'wrong password',
       },
@@ -65,17 +35,7 @@ describe("warden: connecting, errors and help in the user's words", () => {
     assert.deepEqual(remembered(), [], 'no engine is remembered after three failed connects');
     const list = await warden(['engines', 'list']);
     assert.match(list.stdout, /No engines yet/);
-    const ok = await warden([
-      'connect',
-      address,
-      '--user',
-      'alice',
-      '--name',
-      'lab',
-      '--accept',
-      h.fingerprint,
-    ]);
-    assert.equal(ok.code, 0, ok.stderr);
+    await cli.connectLab();
     assert.deepEqual(remembered(), ['lab']);
   });
 
@@ -138,7 +98,7 @@ describe("warden: connecting, errors and help in the user's words", () => {
   });
 
   test('an engine remembered without a pinned fingerprint (an older console) is explained', async () => {
-    const path = join(home, 'warden/engines.json');
+    const path = join(cli.home, 'warden/engines.json');
     const file = JSON.parse(readFileSync(path, 'utf8'));
     file.engines.stale = { host: '192.0.2.77', port: 44334, user: 'alice' };
     writeFileSync(path, JSON.stringify(file));
@@ -161,8 +121,11 @@ describe("warden: connecting, errors and help in the user's words", () => {
   });
 
   test('warden completion bash completes commands, subcommands and options in bash', () => {
-    const script = join(home, 'warden.bash');
-    writeFileSync(script, execFileSync(process.execPath, [bin, 'completion', 'bash'], { encoding: 'utf8' }));
+    const script = join(cli.home, 'warden.bash');
+    writeFileSync(
+      script,
+      execFileSync(process.execPath, [cliBin, 'completion', 'bash'], { encoding: 'utf8' }),
+    );
     const complete = (...words: string[]) =>
       execFileSync(
         'bash',
@@ -183,9 +146,9 @@ describe("warden: connecting, errors and help in the user's words", () => {
     assert.deepEqual(complete('warden', 'logs', '--li'), ['--limit']);
     assert.deepEqual(complete('warden', 'logs', '--engine', 'office', '--fol'), ['--follow']);
     assert.ok(complete('warden', 'rules', 'add', '--').includes('--position'));
-    const zsh = execFileSync(process.execPath, [bin, 'completion', 'zsh'], { encoding: 'utf8' });
+    const zsh = execFileSync(process.execPath, [cliBin, 'completion', 'zsh'], { encoding: 'utf8' });
     assert.match(zsh, /^#compdef warden\n/);
-    const fish = execFileSync(process.execPath, [bin, 'completion', 'fish'], { encoding: 'utf8' });
+    const fish = execFileSync(process.execPath, [cliBin, 'completion', 'fish'], { encoding: 'utf8' });
     assert.match(fish, /complete -c warden .*-a 'policy'/);
   });
 

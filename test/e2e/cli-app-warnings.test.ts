@@ -4,68 +4,33 @@
  * by `warden policy check|lint FILE` offline; the warning names a similarly named executable in PATH.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { Methods } from '../../src/protocol/methods.js';
-import { type Harness, startHarness } from '../integration/admin-harness.js';
-import { repoRoot } from '../repo-root.js';
-
-const bin = join(repoRoot(import.meta.url), 'dist/src/console/bin.js');
+import { cliAgainstHarness } from '../support/console-harness.js';
 
 describe('warnings for application paths that do not exist', () => {
-  let h: Harness;
-  let home: string;
   let progDir: string;
   const savedPath = process.env.PATH;
-  before(async () => {
-    home = mkdtempSync(join(tmpdir(), 'warden-console-'));
-    // A program directory on PATH (of the engine, which runs in this process, and of the CLI).
-    progDir = join(home, 'bin');
-    mkdirSync(progDir);
-    writeFileSync(join(progDir, 'wardenprobe'), '#!/bin/sh\n');
-    chmodSync(join(progDir, 'wardenprobe'), 0o755);
-    process.env.PATH = `${progDir}:${savedPath ?? ''}`;
-    h = await startHarness();
+  const cli = cliAgainstHarness({
+    toLab: (args) => args[0] === 'rules',
+    beforeStart: (home) => {
+      // A program directory on PATH (of the engine, which runs in this process, and of the CLI).
+      progDir = join(home, 'bin');
+      mkdirSync(progDir);
+      writeFileSync(join(progDir, 'wardenprobe'), '#!/bin/sh\n');
+      chmodSync(join(progDir, 'wardenprobe'), 0o755);
+      process.env.PATH = `${progDir}:${savedPath ?? ''}`;
+    },
+    afterClose: () => {
+      process.env.PATH = savedPath;
+    },
   });
-  after(async () => {
-    process.env.PATH = savedPath;
-    await h.close();
-    rmSync(home, { recursive: true, force: true });
-  });
-
-  const warden = (...args: string[]) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      const remote = args[0] === 'rules' ? ['--engine', 'lab'] : [];
-      execFile(
-        process.execPath,
-        [bin, ...args, ...remote],
-        {
-          env: {
-            PATH: process.env.PATH ?? '',
-            XDG_CONFIG_HOME: home,
-            WARDEN_PASSWORD: 'correct horse battery',
-            NO_COLOR: '1',
-          },
-        },
-        (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-      );
-    });
+  const warden = (...args: string[]) => cli.warden(args);
 
   test('rules add and update: kept, with `warning:` and the similarly named executable', async () => {
-    const c = await warden(
-      'connect',
-      `127.0.0.1:${h.server.port}`,
-      '--user',
-      'alice',
-      '--name',
-      'lab',
-      '--accept',
-      h.fingerprint,
-    );
-    assert.equal(c.code, 0, c.stderr);
+    await cli.connectLab();
     const typo = join(progDir, 'wardenprobee');
     const add = await warden(
       'rules',
@@ -109,7 +74,7 @@ describe('warnings for application paths that do not exist', () => {
       'probe',
       `{ name: probe, direction: outgoing, protocol: tcp, application: ${typo}, action: allow }`,
     );
-    const client = await h.login();
+    const client = await cli.h.login();
     const { findings } = await client.call(Methods.lint, {});
     assert.ok(
       findings.some(
@@ -121,7 +86,7 @@ describe('warnings for application paths that do not exist', () => {
   });
 
   test('policy check and lint of a file warn offline; check still exits 0', async () => {
-    const file = join(home, 'policy.yaml');
+    const file = join(cli.home, 'policy.yaml');
     writeFileSync(
       file,
       `version: 1\nrules:\n  - name: probe\n    direction: outgoing\n    protocol: tcp\n    application: ${join(progDir, 'wardenprobee')}\n    action: allow\n`,

@@ -4,62 +4,29 @@
  * against a real administration server on 127.0.0.1, with the engine's real Enforcer feeding proposals.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { spawn } from 'node:child_process';
+import { describe, test } from 'node:test';
 import { ProposalBook } from '../../src/admin/proposals.js';
 import { AskDesk } from '../../src/engine/asks.js';
 import { Enforcer } from '../../src/engine/enforcer.js';
 import { compilePolicy } from '../../src/policy/index.js';
-import { type Harness, startHarness } from '../integration/admin-harness.js';
-import { repoRoot } from '../repo-root.js';
-
-const bin = join(repoRoot(import.meta.url), 'dist/src/console/bin.js');
+import { USERS } from '../integration/admin-harness.js';
+import { allButConnect, cliAgainstHarness, cliBin } from '../support/console-harness.js';
 
 describe('warden policy, groups, proposals and logs against a running engine', () => {
-  let h: Harness;
-  let home: string;
   let book: ProposalBook;
-  before(async () => {
-    book = await ProposalBook.open();
-    h = await startHarness({ proposals: book });
-    home = mkdtempSync(join(tmpdir(), 'warden-console-'));
+  const cli = cliAgainstHarness({
+    toLab: allButConnect,
+    maxBuffer: 64 * 1024 * 1024,
+    server: async () => {
+      book = await ProposalBook.open();
+      return { proposals: book };
+    },
   });
-  after(async () => {
-    await h.close();
-    rmSync(home, { recursive: true, force: true });
-  });
-
-  const env = () => ({
-    PATH: process.env.PATH ?? '',
-    XDG_CONFIG_HOME: home,
-    WARDEN_PASSWORD: 'correct horse battery',
-    NO_COLOR: '1',
-  });
-  const warden = (...args: string[]) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(
-        process.execPath,
-        [bin, ...args, ...(args[0] === 'connect' ? [] : ['--engine', 'lab'])],
-        { env: env(), maxBuffer: 64 * 1024 * 1024 },
-        (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-      );
-    });
+  const warden = (...args: string[]) => cli.warden(args);
 
   test('connect, then policy show / mode / default print what changed and how to undo it', async () => {
-    const c = await warden(
-      'connect',
-      `127.0.0.1:${h.server.port}`,
-      '--user',
-      'alice',
-      '--name',
-      'lab',
-      '--accept',
-      h.fingerprint,
-    );
-    assert.equal(c.code, 0, c.stderr);
+    await cli.connectLab();
     const show = await warden('policy', 'show');
     assert.equal(show.code, 0, show.stderr);
     assert.match(show.stdout, /mode: +enforce/);
@@ -88,14 +55,9 @@ describe('warden policy, groups, proposals and logs against a running engine', (
       incoming: { action: 'reject', log: false },
       outgoing: { action: 'deny', log: true },
     });
-    const auditor = await new Promise<{ code: number; stderr: string }>((resolve) =>
-      execFile(
-        process.execPath,
-        [bin, 'policy', 'mode', 'monitor', '--engine', 'lab', '--user', 'bob'],
-        { env: { ...env(), WARDEN_PASSWORD: 'auditor password' } },
-        (e, _o, stderr) => resolve({ code: e ? Number(e.code) : 0, stderr }),
-      ),
-    );
+    const auditor = await cli.warden(['policy', 'mode', 'monitor', '--user', 'bob'], {
+      WARDEN_PASSWORD: USERS.bob!.password,
+    });
     assert.equal(auditor.code, 1);
     assert.match(auditor.stderr, /administrator/);
   });
@@ -134,14 +96,14 @@ describe('warden policy, groups, proposals and logs against a running engine', (
 
   test('proposals list / accept / reject, one by one and in bulk', async () => {
     const enforcer = new Enforcer({
-      policy: () => compilePolicy(h.config.policy()),
+      policy: () => compilePolicy(cli.h.config.policy()),
       identify: async (t) => ({
         executable: t.sourcePort! < 2000 ? '/usr/bin/curl' : '/usr/bin/wget',
         uid: 0,
       }),
       hostsOf: () => [],
       asks: new AskDesk({ timeoutMs: () => 50, consoles: () => 0, notify: () => {} }),
-      log: (i) => h.logs.append(i),
+      log: (i) => cli.h.logs.append(i),
       executables: { engine: '/e', console: '/c', assistant: '/a' },
       propose: (rule, facts) => book.seen(rule, facts),
     });
@@ -187,9 +149,9 @@ describe('warden policy, groups, proposals and logs against a running engine', (
 
   test('logs: the newest N by default, oldest first or --reverse; the whole --since range past the answer cap', async () => {
     const from = new Date().toISOString();
-    const first = h.logs.lastSeq + 1;
+    const first = cli.h.logs.lastSeq + 1;
     for (let i = 0; i < 12_000; i++)
-      h.logs.append({
+      cli.h.logs.append({
         kind: 'connection',
         verdict: 'allow',
         application: '/usr/lib/firefox/firefox-bin-with-a-rather-long-path',
@@ -197,7 +159,7 @@ describe('warden policy, groups, proposals and logs against a running engine', (
         remote: '93.184.216.34:443',
         message: `connection number ${i} allowed by rule "browsers may reach the web"`,
       });
-    const last = h.logs.lastSeq;
+    const last = cli.h.logs.lastSeq;
     const seqs = (r: { stdout: string }) =>
       r.stdout
         .trim()
@@ -225,7 +187,7 @@ describe('warden policy, groups, proposals and logs against a running engine', (
       /--since "yesterday" is not a date and time \(ISO 8601.*\nhint: For example: warden logs --since 20/,
     );
     // No "logged in" item for all those commands; failed logins still are items.
-    const admin = h.logs.query({ kind: 'admin', limit: 1000 }).items.map((i) => i.message);
+    const admin = cli.h.logs.query({ kind: 'admin', limit: 1000 }).items.map((i) => i.message);
     assert.ok(!admin.some((m) => /logged in/.test(m)), admin.join('\n'));
     assert.ok(admin.some((m) => /policy mode changed from enforce to learning/.test(m)));
   });
@@ -233,9 +195,9 @@ describe('warden policy, groups, proposals and logs against a running engine', (
   test('warden logs | head -1 exits 0 without a stack trace', async () => {
     const child = spawn(
       'sh',
-      ['-c', `"${process.execPath}" "${bin}" logs --engine lab --since 2000-01-01T00:00:00Z | head -1`],
+      ['-c', `"${process.execPath}" "${cliBin}" logs --engine lab --since 2000-01-01T00:00:00Z | head -1`],
       {
-        env: env(),
+        env: cli.env(),
       },
     );
     let out = '';
@@ -250,9 +212,9 @@ describe('warden policy, groups, proposals and logs against a running engine', (
   test('the warden process itself exits 0 when its stdout closes early', async () => {
     const child = spawn(
       process.execPath,
-      [bin, 'logs', '--engine', 'lab', '--since', '2000-01-01T00:00:00Z'],
+      [cliBin, 'logs', '--engine', 'lab', '--since', '2000-01-01T00:00:00Z'],
       {
-        env: env(),
+        env: cli.env(),
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );

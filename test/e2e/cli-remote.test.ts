@@ -1,52 +1,23 @@
 /** End-to-end: the built `warden` CLI against a real administration server on 127.0.0.1. */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { fixtureIdentity, type Harness, startHarness, until } from '../integration/admin-harness.js';
-import { repoRoot } from '../repo-root.js';
-
-const bin = join(repoRoot(import.meta.url), 'dist/src/console/bin.js');
+import { describe, test } from 'node:test';
+import { fixtureIdentity, until } from '../integration/admin-harness.js';
+import { cliAgainstHarness, cliBin } from '../support/console-harness.js';
 
 describe('warden against a running engine', () => {
-  let h: Harness;
-  let home: string;
-  before(async () => {
-    h = await startHarness();
-    home = mkdtempSync(join(tmpdir(), 'warden-console-'));
-  });
-  after(async () => {
-    await h.close();
-    rmSync(home, { recursive: true, force: true });
-  });
-
-  const warden = (args: string[], env: Record<string, string> = {}) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(
-        process.execPath,
-        [bin, ...args],
-        {
-          env: {
-            PATH: process.env.PATH ?? '',
-            XDG_CONFIG_HOME: home,
-            WARDEN_PASSWORD: 'correct horse battery',
-            NO_COLOR: '1',
-            ...env,
-          },
-        },
-        (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-      );
-    });
+  const cli = cliAgainstHarness();
+  const warden = (args: string[], env?: Record<string, string>) => cli.warden(args, env);
 
   test('connect refuses an unknown fingerprint without --accept, then pins it with --accept', async () => {
-    const address = `127.0.0.1:${h.server.port}`;
+    const address = `127.0.0.1:${cli.h.server.port}`;
     const refused = await warden(['connect', address, '--user', 'alice', '--name', 'lab']);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /not known yet/);
-    assert.match(refused.stderr, new RegExp(h.fingerprint));
+    assert.match(refused.stderr, new RegExp(cli.h.fingerprint));
     const ok = await warden([
       'connect',
       address,
@@ -55,12 +26,12 @@ describe('warden against a running engine', () => {
       '--name',
       'lab',
       '--accept',
-      h.fingerprint,
+      cli.h.fingerprint,
     ]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /Connected to lab .* as alice \(administrator\)/);
-    const pinned = JSON.parse(readFileSync(join(home, 'warden/known-hosts.json'), 'utf8'));
-    assert.equal(pinned.hosts[address].fingerprint, h.fingerprint);
+    const pinned = JSON.parse(readFileSync(join(cli.home, 'warden/known-hosts.json'), 'utf8'));
+    assert.equal(pinned.hosts[address].fingerprint, cli.h.fingerprint);
   });
 
   test('status, rules and settings through the remembered engine', async () => {
@@ -172,17 +143,11 @@ describe('warden against a running engine', () => {
       [
         ['logs', '--follow', '--json'],
         /followed item/,
-        () => h.logs.append({ kind: 'system', message: 'followed item' }),
+        () => cli.h.logs.append({ kind: 'system', message: 'followed item' }),
       ],
       [['asks', 'watch'], /watching lab for ask prompts/, () => {}],
     ] as const) {
-      const child = spawn(process.execPath, [bin, ...args, '--engine', 'lab'], {
-        env: {
-          PATH: process.env.PATH ?? '',
-          XDG_CONFIG_HOME: home,
-          WARDEN_PASSWORD: 'correct horse battery',
-        },
-      });
+      const child = spawn(process.execPath, [cliBin, ...args, '--engine', 'lab'], { env: cli.env() });
       let out = '';
       child.stdout.on('data', (d) => (out += d));
       child.stderr.on('data', (d) => (out += d));
@@ -197,9 +162,9 @@ describe('warden against a running engine', () => {
   });
 
   test('a changed fingerprint is refused with a warning and exit 1', async () => {
-    const file = join(home, 'warden/known-hosts.json');
+    const file = join(cli.home, 'warden/known-hosts.json');
     const known = JSON.parse(readFileSync(file, 'utf8'));
-    known.hosts[`127.0.0.1:${h.server.port}`].fingerprint = fixtureIdentity('other').fingerprint;
+    known.hosts[`127.0.0.1:${cli.h.server.port}`].fingerprint = fixtureIdentity('other').fingerprint;
     writeFileSync(file, JSON.stringify(known));
     const r = await warden(['status', '--engine', 'lab']);
     assert.equal(r.code, 1);

@@ -4,44 +4,12 @@
  * quietly moving the rule to the end; run against a real administration server on 127.0.0.1.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { type Harness, startHarness } from '../integration/admin-harness.js';
-import { repoRoot } from '../repo-root.js';
-
-const bin = join(repoRoot(import.meta.url), 'dist/src/console/bin.js');
+import { describe, test } from 'node:test';
+import { allButConnect, cliAgainstHarness } from '../support/console-harness.js';
 
 describe('warden rules: positions outside the list are refused', () => {
-  let h: Harness;
-  let home: string;
-  before(async () => {
-    h = await startHarness();
-    home = mkdtempSync(join(tmpdir(), 'warden-console-'));
-  });
-  after(async () => {
-    await h.close();
-    rmSync(home, { recursive: true, force: true });
-  });
-
-  const warden = (...args: string[]) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(
-        process.execPath,
-        [bin, ...args, ...(args[0] === 'connect' ? [] : ['--engine', 'lab'])],
-        {
-          env: {
-            PATH: process.env.PATH ?? '',
-            XDG_CONFIG_HOME: home,
-            WARDEN_PASSWORD: 'correct horse battery',
-            NO_COLOR: '1',
-          },
-        },
-        (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-      );
-    });
+  const cli = cliAgainstHarness({ toLab: allButConnect });
+  const warden = (...args: string[]) => cli.warden(args);
   const names = async () => {
     const r = await warden('rules', 'list', '--json');
     assert.equal(r.code, 0, r.stderr);
@@ -50,17 +18,7 @@ describe('warden rules: positions outside the list are refused', () => {
   };
 
   test('move to 99 with 3 rules, to 0, and add --position 99 are refused; the order is unchanged', async () => {
-    const c = await warden(
-      'connect',
-      `127.0.0.1:${h.server.port}`,
-      '--user',
-      'alice',
-      '--name',
-      'lab',
-      '--accept',
-      h.fingerprint,
-    );
-    assert.equal(c.code, 0, c.stderr);
+    await cli.connectLab();
     for (const [name, port] of [
       ['a', 1001],
       ['b', 1002],

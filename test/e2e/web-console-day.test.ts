@@ -9,117 +9,58 @@
  * to test-output/web-console-day/.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
-import { KnownHosts } from '../../src/client/known-hosts.js';
 import { EngineList } from '../../src/console/engines.js';
 import { type ConsoleServer, startConsoleServer } from '../../src/console/web/server.js';
-import type { HeldConnection } from '../../src/engine/asks.js';
 import { Engine } from '../../src/engine/daemon.js';
-import { USERS } from '../integration/admin-harness.js';
 import { repoRoot } from '../repo-root.js';
-import { chromiumMissing, launchChromium } from '../support/chromium.js';
+import { chromiumMissing } from '../support/chromium.js';
+import {
+  type ConnectedChild,
+  heldCurl,
+  logInToLab,
+  pinEngine,
+  startConnectedChild,
+  startWebConsole,
+  type WebConsole,
+} from '../support/console-harness.js';
 
 const root = repoRoot(import.meta.url);
 const shots = join(root, 'test-output/web-console-day');
 const node = realpathSync(process.execPath);
 
 describe('the administrator’s day in the web console', { skip: chromiumMissing }, () => {
+  let wc: WebConsole;
   let engine: Engine;
   let web: ConsoleServer;
   let browser: Browser;
   let home: string;
-  let server: Server;
-  let child: ChildProcess;
-  let port = 0;
-  const accepted: Socket[] = [];
-  const startEngine = (p = 0) =>
-    Engine.start({
-      configDir: join(home, 'etc'),
-      stateDir: join(home, 'state'),
-      port: p,
-      bindAddress: '127.0.0.1',
-    });
+  // A real program with a real connection, for "connected now" and the row details.
+  let peer: ConnectedChild;
 
   before(async () => {
-    home = mkdtempSync(join(tmpdir(), 'warden-web-day-'));
-    for (const [name, u] of Object.entries(USERS))
-      await promisify(execFile)(
-        process.execPath,
-        [
-          join(root, 'dist/src/engine/bin.js'),
-          'user',
-          'add',
-          name,
-          '--role',
-          u.role,
-          '--config-dir',
-          join(home, 'etc'),
-        ],
-        { env: { PATH: process.env.PATH ?? '', WARDEN_PASSWORD: u.password } },
-      );
-    engine = await startEngine();
-    const address = `127.0.0.1:${engine.server.port}`;
-    await (await KnownHosts.open(join(home, 'known-hosts.json'))).pin(address, engine.identity.fingerprint);
-    await (await EngineList.open(join(home, 'engines.json'))).save('lab', {
-      host: '127.0.0.1',
-      port: engine.server.port,
+    wc = await startWebConsole({
+      prefix: 'warden-web-day-',
+      beforeConsole: (dir, started) => pinEngine(dir, 'lab', started),
     });
-    web = await startConsoleServer({
-      staticDir: join(root, 'dist/web'),
-      enginesPath: join(home, 'engines.json'),
-      knownHostsPath: join(home, 'known-hosts.json'),
-    });
-    browser = await launchChromium();
+    ({ engine, web, browser, home } = wc);
     mkdirSync(shots, { recursive: true });
-    // A real program with a real connection, for "connected now" and the row details.
-    server = createServer((s) => {
-      accepted.push(s);
-      s.on('error', () => {});
-    });
-    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-    port = (server.address() as { port: number }).port;
-    child = spawn(
-      process.execPath,
-      [
-        '-e',
-        'const s=require("net").connect(Number(process.argv[1]),"127.0.0.1",()=>console.log("up"));s.on("error",()=>process.exit(1));setInterval(()=>{},1000)',
-        String(port),
-        'web-day-marker',
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    await new Promise<void>((ok, fail) => {
-      child.stdout!.once('data', () => ok());
-      child.once('exit', (code) => fail(new Error(`the connecting child exited (${code})`)));
-    });
+    peer = await startConnectedChild('web-day-marker');
   });
   after(async () => {
-    child?.kill();
-    for (const s of accepted) s.destroy();
-    server?.close();
-    await browser?.close();
-    await web?.close();
-    await engine?.stop();
-    if (home) rmSync(home, { recursive: true, force: true });
+    peer?.close();
+    await wc?.close();
   });
 
   const shot = (page: Page, name: string) =>
     page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 
   async function logIn(page: Page, user = 'alice') {
-    await page.goto(web.url);
-    const card = page.locator('[data-engine="lab"]');
-    await card.getByLabel('User').fill(user);
-    await card.getByLabel('Password').fill(USERS[user]!.password);
-    await card.getByRole('button', { name: 'Log in' }).click();
-    await page.getByRole('heading', { name: 'Live log' }).waitFor();
+    await logInToLab(page, web.url, user);
   }
   const rows = (page: Page) => page.getByTestId('log-rows').locator('.log-row:not([hidden])');
   const seqsShown = (page: Page) =>
@@ -211,7 +152,7 @@ describe('the administrator’s day in the web console', { skip: chromiumMissing
   });
 
   test('a row opens its details with the process, and "deny this from now on" adds a rule through confirmed apply', async () => {
-    const remote = `127.0.0.1:${port}`;
+    const remote = `127.0.0.1:${peer.port}`;
     engine.logs.append({
       kind: 'connection',
       verdict: 'allow',
@@ -223,18 +164,18 @@ describe('the administrator’s day in the web console', { skip: chromiumMissing
       host: 'lab.example',
       user: 'root',
       rule: 'default outgoing',
-      message: `allowed by the default (pid ${child.pid})`,
+      message: `allowed by the default (pid ${peer.child.pid})`,
     });
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await logIn(page);
     await page.getByLabel('Confirmed apply').selectOption('30');
     await rows(page)
-      .filter({ hasText: `pid ${child.pid}` })
+      .filter({ hasText: `pid ${peer.child.pid}` })
       .click();
     const details = page.getByTestId('log-details');
     await details.waitFor();
     await details.getByTestId('command-line').filter({ hasText: 'web-day-marker' }).waitFor();
-    assert.match(String(await details.textContent()), new RegExp(`Process id${child.pid}`));
+    assert.match(String(await details.textContent()), new RegExp(`Process id${peer.child.pid}`));
     await details.getByTestId('explain-now').waitFor();
     assert.match(String(await details.getByTestId('explain-now').textContent()), /^allow by /);
     await shot(page, 'log-details-wide');
@@ -249,7 +190,7 @@ describe('the administrator’s day in the web console', { skip: chromiumMissing
     const top = engine.config.policy().rules[0]!;
     assert.equal(top.action, 'deny');
     assert.equal(top.application, node);
-    assert.equal(top.name, `deny node to lab.example:${port}`);
+    assert.equal(top.name, `deny node to lab.example:${peer.port}`);
     assert.equal(engine.config.history()[0]!.what, 'policy');
     await page.setViewportSize({ width: 390, height: 844 });
     await shot(page, 'log-details-narrow');
@@ -261,7 +202,7 @@ describe('the administrator’s day in the web console', { skip: chromiumMissing
     await logIn(page);
     await page.getByRole('link', { name: 'Connected now' }).click();
     const group = page.locator(`section[data-app="${node}"]`);
-    await group.locator(`tr[data-remote="127.0.0.1:${port}"]`).first().waitFor();
+    await group.locator(`tr[data-remote="127.0.0.1:${peer.port}"]`).first().waitFor();
     assert.match(String(await group.textContent()), /web-day-marker/);
     assert.match(
       String(await page.getByTestId('connections-summary').textContent()),
@@ -270,9 +211,9 @@ describe('the administrator’s day in the web console', { skip: chromiumMissing
     await shot(page, 'connections-wide');
     await group.getByRole('link', { name: node }).click();
     await page.getByRole('heading', { name: /^node/ }).waitFor();
-    await page.locator(`tr[data-remote="127.0.0.1:${port}"]`).first().waitFor();
-    await page.getByTestId('destinations').getByText(`lab.example:${port}`).waitFor();
-    await page.getByRole('link', { name: `deny node to lab.example:${port}` }).waitFor();
+    await page.locator(`tr[data-remote="127.0.0.1:${peer.port}"]`).first().waitFor();
+    await page.getByTestId('destinations').getByText(`lab.example:${peer.port}`).waitFor();
+    await page.getByRole('link', { name: `deny node to lab.example:${peer.port}` }).waitFor();
     const plot = page.locator('.tchart-plot');
     const box = (await plot.boundingBox())!;
     await page.mouse.move(box.x + box.width - 3, box.y + box.height / 2);
@@ -332,23 +273,7 @@ describe('the administrator’s day in the web console', { skip: chromiumMissing
     await context.grantPermissions(['notifications'], { origin: `http://127.0.0.1:${web.port}` });
     await ask.click();
     await page.getByTestId('notify-state').filter({ hasText: 'A desktop notification appears' }).waitFor();
-    const held: HeldConnection = {
-      defaultVerdict: 'deny',
-      direction: 'outgoing',
-      protocol: 'tcp',
-      application: '/usr/bin/curl',
-      pid: 4242,
-      commandLine: ['curl', 'https://example.org/'],
-      user: 'alice',
-      uid: 1000,
-      local: '10.200.0.1:40000',
-      remote: '93.184.215.14:443',
-      remoteAddress: '93.184.215.14',
-      remotePort: 443,
-      hosts: ['example.org'],
-      rule: 'ask everything',
-    };
-    const decided = engine.asks.hold(held);
+    const decided = engine.asks.hold(heldCurl);
     await page.waitForFunction('window.shownNotes.length > 0');
     const notes = (await page.evaluate('window.shownNotes')) as string[];
     assert.match(notes[0]!, /^Warden: curl wants to connect \| outgoing tcp example\.org port 443 \(lab\)/);
@@ -390,7 +315,7 @@ describe('the administrator’s day in the web console', { skip: chromiumMissing
     await engine.stop();
     await who.filter({ hasText: /not answering/ }).waitFor();
     await shot(page, 'engine-restart-wide');
-    engine = await startEngine(enginePort);
+    engine = await wc.restartEngine(enginePort);
     engine.logs.append({ kind: 'connection', verdict: 'deny', message: 'stored while the page reconnects' });
     await who.filter({ hasText: 'lab: alice (administrator)' }).waitFor({ timeout: 30_000 });
     await rows(page).filter({ hasText: 'stored while the page reconnects' }).waitFor();
@@ -424,12 +349,7 @@ describe('the administrator’s day in the web console', { skip: chromiumMissing
       port: 0,
       bindAddress: '127.0.0.1',
     });
-    const address = `127.0.0.1:${lone.server.port}`;
-    await (await KnownHosts.open(join(bare, 'known-hosts.json'))).pin(address, lone.identity.fingerprint);
-    await (await EngineList.open(join(bare, 'engines.json'))).save('bare', {
-      host: '127.0.0.1',
-      port: lone.server.port,
-    });
+    await pinEngine(bare, 'bare', lone);
     const console2 = await startConsoleServer({
       staticDir: join(root, 'dist/web'),
       enginesPath: join(bare, 'engines.json'),

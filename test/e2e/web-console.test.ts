@@ -6,42 +6,22 @@
  * Screenshots of the main pages go to test-output/web-console/.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
 import { EngineClient } from '../../src/client/engine-client.js';
-import { type ConsoleServer, startConsoleServer } from '../../src/console/web/server.js';
-import type { HeldConnection } from '../../src/engine/asks.js';
-import { Engine } from '../../src/engine/daemon.js';
+import type { ConsoleServer } from '../../src/console/web/server.js';
+import type { Engine } from '../../src/engine/daemon.js';
 import { Methods } from '../../src/protocol/methods.js';
 import { USERS } from '../integration/admin-harness.js';
 import { repoRoot } from '../repo-root.js';
-import { chromiumMissing, launchChromium } from '../support/chromium.js';
+import { chromiumMissing } from '../support/chromium.js';
+import { heldCurl, logInToLab, startWebConsole, type WebConsole } from '../support/console-harness.js';
 
 const root = repoRoot(import.meta.url);
 const shots = join(root, 'test-output/web-console');
-
-const held: HeldConnection = {
-  defaultVerdict: 'deny',
-  direction: 'outgoing',
-  protocol: 'tcp',
-  application: '/usr/bin/curl',
-  pid: 4242,
-  commandLine: ['curl', 'https://example.org/'],
-  user: 'alice',
-  uid: 1000,
-  local: '10.200.0.1:40000',
-  remote: '93.184.215.14:443',
-  remoteAddress: '93.184.215.14',
-  remotePort: 443,
-  hosts: ['example.org'],
-  rule: 'ask everything',
-};
 
 /** GET with optional headers, without following redirects. */
 function get(url: string, headers: Record<string, string> = {}) {
@@ -56,59 +36,24 @@ function get(url: string, headers: Record<string, string> = {}) {
 }
 
 describe('web console in Chromium', { skip: chromiumMissing }, () => {
+  let wc: WebConsole;
   let engine: Engine;
   let web: ConsoleServer;
   let browser: Browser;
-  let home: string;
   before(async () => {
-    home = mkdtempSync(join(tmpdir(), 'warden-web-'));
-    const configDir = join(home, 'etc');
-    for (const [name, u] of Object.entries(USERS))
-      await promisify(execFile)(
-        process.execPath,
-        [
-          join(root, 'dist/src/engine/bin.js'),
-          'user',
-          'add',
-          name,
-          '--role',
-          u.role,
-          '--config-dir',
-          configDir,
-        ],
-        { env: { PATH: process.env.PATH ?? '', WARDEN_PASSWORD: u.password } },
-      );
-    engine = await Engine.start({
-      configDir,
-      stateDir: join(home, 'state'),
-      port: 0,
-      bindAddress: '127.0.0.1',
-    });
-    web = await startConsoleServer({
-      staticDir: join(root, 'dist/web'),
-      enginesPath: join(home, 'engines.json'),
-      knownHostsPath: join(home, 'known-hosts.json'),
-    });
-    browser = await launchChromium();
+    wc = await startWebConsole({ prefix: 'warden-web-' });
+    ({ engine, web, browser } = wc);
     mkdirSync(shots, { recursive: true });
   });
   after(async () => {
-    await browser?.close();
-    await web?.close();
-    await engine?.stop();
-    if (home) rmSync(home, { recursive: true, force: true });
+    await wc?.close();
   });
 
   const shot = (page: Page, name: string) =>
     page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 
   async function logIn(page: Page, user: string) {
-    await page.goto(web.url);
-    const card = page.locator('[data-engine="lab"]');
-    await card.getByLabel('User').fill(user);
-    await card.getByLabel('Password').fill(USERS[user]!.password);
-    await card.getByRole('button', { name: 'Log in' }).click();
-    await page.getByRole('heading', { name: 'Live log' }).waitFor();
+    await logInToLab(page, web.url, user);
   }
 
   test('without the token nothing is served, and the WebSocket is refused', async () => {
@@ -228,7 +173,7 @@ describe('web console in Chromium', { skip: chromiumMissing }, () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await logIn(page, 'alice');
     await page.getByRole('link', { name: /Asks/ }).click();
-    const decided = engine.asks.hold(held);
+    const decided = engine.asks.hold(heldCurl);
     const prompt = page.getByTestId('ask');
     await prompt.waitFor();
     assert.match(String(await prompt.getByTestId('time-left').textContent()), /^\d+ s$/);

@@ -6,20 +6,17 @@
  * test-output/web-console/ (policy-*.png).
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
-import { type ConsoleServer, startConsoleServer } from '../../src/console/web/server.js';
-import { Engine } from '../../src/engine/daemon.js';
+import type { ConsoleServer } from '../../src/console/web/server.js';
+import type { Engine } from '../../src/engine/daemon.js';
 import { Enforcer } from '../../src/engine/enforcer.js';
 import { compilePolicy } from '../../src/policy/index.js';
-import { USERS } from '../integration/admin-harness.js';
 import { repoRoot } from '../repo-root.js';
-import { chromiumMissing, launchChromium } from '../support/chromium.js';
+import { chromiumMissing } from '../support/chromium.js';
+import { logInToLab, startWebConsole, type WebConsole } from '../support/console-harness.js';
 
 const root = repoRoot(import.meta.url);
 const shots = join(root, 'test-output/web-console');
@@ -27,40 +24,13 @@ const PHONE = { width: 390, height: 844 };
 const DESKTOP = { width: 1280, height: 800 };
 
 describe('web console: policy header and proposals in Chromium', { skip: chromiumMissing }, () => {
+  let wc: WebConsole;
   let engine: Engine;
   let web: ConsoleServer;
   let browser: Browser;
-  let home: string;
   before(async () => {
-    home = mkdtempSync(join(tmpdir(), 'warden-web-policy-'));
-    const configDir = join(home, 'etc');
-    for (const [name, u] of Object.entries(USERS))
-      await promisify(execFile)(
-        process.execPath,
-        [
-          join(root, 'dist/src/engine/bin.js'),
-          'user',
-          'add',
-          name,
-          '--role',
-          u.role,
-          '--config-dir',
-          configDir,
-        ],
-        { env: { PATH: process.env.PATH ?? '', WARDEN_PASSWORD: u.password } },
-      );
-    engine = await Engine.start({
-      configDir,
-      stateDir: join(home, 'state'),
-      port: 0,
-      bindAddress: '127.0.0.1',
-    });
-    web = await startConsoleServer({
-      staticDir: join(root, 'dist/web'),
-      enginesPath: join(home, 'engines.json'),
-      knownHostsPath: join(home, 'known-hosts.json'),
-    });
-    browser = await launchChromium();
+    wc = await startWebConsole({ prefix: 'warden-web-policy-' });
+    ({ engine, web, browser } = wc);
     mkdirSync(shots, { recursive: true });
     // The engine is added once (its fingerprint compared), as an administrator would.
     const page = await browser.newPage({ viewport: DESKTOP });
@@ -74,22 +44,14 @@ describe('web console: policy header and proposals in Chromium', { skip: chromiu
     await page.close();
   });
   after(async () => {
-    await browser?.close();
-    await web?.close();
-    await engine?.stop();
-    if (home) rmSync(home, { recursive: true, force: true });
+    await wc?.close();
   });
 
   const shot = (page: Page, name: string) =>
     page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 
   async function logIn(page: Page, user: string, to: string) {
-    await page.goto(web.url);
-    const card = page.locator('[data-engine="lab"]');
-    await card.getByLabel('User').fill(user);
-    await card.getByLabel('Password').fill(USERS[user]!.password);
-    await card.getByRole('button', { name: 'Log in' }).click();
-    await page.getByRole('heading', { name: 'Live log' }).waitFor();
+    await logInToLab(page, web.url, user);
     await page.goto(`${web.url.replace(/\?.*$/, '')}#/${to}`);
   }
 

@@ -4,24 +4,10 @@ import { after, before, describe, test } from 'node:test';
 import { AskDesk, type HeldConnection } from '../../src/engine/asks.js';
 import type { AskPrompt, AskResolution } from '../../src/protocol/asks.js';
 import { Methods, Notifications } from '../../src/protocol/methods.js';
+import { heldCurl } from '../support/console-harness.js';
 import { type Harness, startHarness, until } from './admin-harness.js';
 
-const connection: HeldConnection = {
-  defaultVerdict: 'deny',
-  direction: 'outgoing',
-  protocol: 'tcp',
-  application: '/usr/bin/curl',
-  pid: 4242,
-  commandLine: ['curl', 'https://example.org/'],
-  user: 'alice',
-  uid: 1000,
-  local: '10.200.0.1:40000',
-  remote: '93.184.215.14:443',
-  remoteAddress: '93.184.215.14',
-  remotePort: 443,
-  hosts: ['example.org'],
-  rule: 'ask everything',
-};
+const connection: HeldConnection = heldCurl;
 
 describe('ask prompts over the administration protocol', () => {
   let h: Harness;

@@ -4,48 +4,23 @@
  * and one listing serves the calls that arrive while it runs.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { realpathSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { ConnectionLister } from '../../src/kernel/open-connections.js';
 import { Methods } from '../../src/protocol/methods.js';
+import { type ConnectedChild, startConnectedChild } from '../support/console-harness.js';
 import { type Harness, startHarness } from './admin-harness.js';
 
 describe('connections.list', () => {
   let h: Harness;
-  let server: Server;
-  let child: ChildProcess;
-  const accepted: Socket[] = [];
-  let port = 0;
+  // A program of its own that connects and waits: its socket is what the engine must find.
+  let held: ConnectedChild;
   before(async () => {
     h = await startHarness({ connections: new ConnectionLister() });
-    server = createServer((s) => {
-      accepted.push(s);
-      s.on('error', () => {});
-    });
-    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-    port = (server.address() as { port: number }).port;
-    // A program of its own that connects and waits: its socket is what the engine must find.
-    child = spawn(
-      process.execPath,
-      [
-        '-e',
-        'const s=require("net").connect(Number(process.argv[1]),"127.0.0.1",()=>console.log("up"));s.on("error",()=>process.exit(1));setInterval(()=>{},1000)',
-        String(port),
-        'connections-list-marker',
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    await new Promise<void>((ok, fail) => {
-      child.stdout!.once('data', () => ok());
-      child.once('exit', (code) => fail(new Error(`the connecting child exited (${code})`)));
-    });
+    held = await startConnectedChild('connections-list-marker');
   });
   after(async () => {
-    child?.kill();
-    for (const s of accepted) s.destroy();
-    server?.close();
+    held?.close();
     await h?.close();
   });
 
@@ -53,6 +28,7 @@ describe('connections.list', () => {
     const bob = await h.login('bob');
     const { connections, truncated } = await bob.call(Methods.connectionsList, {});
     assert.equal(truncated, false);
+    const { child, port } = held;
     const mine = connections.find((c) => c.pid === child.pid);
     assert.ok(mine, `no connection of pid ${child.pid} among ${connections.length}`);
     assert.equal(mine.protocol, 'tcp');

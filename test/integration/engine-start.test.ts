@@ -15,14 +15,9 @@ import { repoRoot } from '../repo-root.js';
 const bin = join(repoRoot(import.meta.url), 'dist/src/engine/bin.js');
 const dir = mkdtempSync(join(tmpdir(), 'warden-engine-start-'));
 
-async function startAndStop(
-  name: string,
-  signal: NodeJS.Signals,
-  args: string[] = [],
-  env: Record<string, string> = {},
-): Promise<{ stdout: string; stderr: string; code: number | null }> {
-  const configDir = join(dir, name, 'etc');
-  const child = spawn(
+/** Spawns `wardend run --no-kernel` on any port with its configuration and state in DIR/name. */
+function spawnEngine(name: string, args: string[], env: Record<string, string>) {
+  return spawn(
     process.execPath,
     [
       bin,
@@ -31,13 +26,22 @@ async function startAndStop(
       '--port',
       '0',
       '--config-dir',
-      configDir,
+      join(dir, name, 'etc'),
       '--state-dir',
       join(dir, name, 'state'),
       ...args,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WARDEN_LOG_FORMAT: '', ...env } },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
   );
+}
+
+async function startAndStop(
+  name: string,
+  signal: NodeJS.Signals,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<{ stdout: string; stderr: string; code: number | null }> {
+  const child = spawnEngine(name, args, { WARDEN_LOG_FORMAT: '', ...env });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -107,21 +111,7 @@ describe('wardend run, started directly', () => {
 
   test('a SIGINT sent the moment the greeting starts still stops the engine cleanly (exit 0)', async () => {
     for (let round = 1; round <= 3; round++) {
-      const child = spawn(
-        process.execPath,
-        [
-          bin,
-          'run',
-          '--no-kernel',
-          '--port',
-          '0',
-          '--config-dir',
-          join(dir, 'early', 'etc'),
-          '--state-dir',
-          join(dir, 'early', 'state'),
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WARDEN_LOG_FORMAT: 'json' } },
-      );
+      const child = spawnEngine('early', [], { WARDEN_LOG_FORMAT: 'json' });
       let stderr = '';
       child.stderr.on('data', (d) => (stderr += d));
       child.stdout.once('data', () => child.kill('SIGINT'));

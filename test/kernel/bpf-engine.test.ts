@@ -9,23 +9,18 @@ import type { ChildProcess } from 'node:child_process';
 import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
-import { consoleRule, type KernelEngine, startKernelEngine } from '../adversarial/kernel-engine.js';
+import { type KernelEngine, startKernelEngine } from '../adversarial/kernel-engine.js';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from './cgroup.js';
 import { kernelTestsUnavailable, SERVER_ADDR } from './netns.js';
-import { NODE } from './wardend.js';
+import { denyAllPolicy, NODE } from './wardend.js';
 
 const PORT = 44351;
 const SERVICE = 9011;
 const PERL = '/usr/bin/perl';
 
-const POLICY = `
-version: 1
-mode: enforce
-defaults:
-  incoming: { action: deny, log: true }
-  outgoing: { action: deny, log: true }
-rules:
-${consoleRule(PORT)}  - name: node to the service
+const POLICY = denyAllPolicy(
+  PORT,
+  `  - name: node to the service
     direction: outgoing
     protocol: tcp
     application: ${NODE}
@@ -33,7 +28,8 @@ ${consoleRule(PORT)}  - name: node to the service
     remotePorts: ${SERVICE}
     action: allow
     log: true
-`;
+`,
+);
 
 /** Connects once, prints what happened and exits at once: a program that lives a few ms. */
 const NODE_CLIENT = `const c = require('net').connect(${SERVICE}, '${SERVER_ADDR}', () => { console.log('ok ' + c.localPort); process.exit(0); });

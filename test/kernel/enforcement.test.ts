@@ -17,29 +17,16 @@ import { createNetnsPair, kernelTestsUnavailable, type NetnsPair, SERVER_ADDR, t
 const nodeConnect = (pair: NetnsPair, port: number, timeoutMs?: number) =>
   tcpConnect(pair, pair.client, SERVER_ADDR, port, timeoutMs);
 
-import { NODE, startWardend } from './wardend.js';
+import { denyAllPolicy, NODE, startWardend } from './wardend.js';
 
 const skip =
   kernelTestsUnavailable() ??
   (existsSync('/usr/bin/curl') ? undefined : 'needs curl (scripts/setup.sh installs it)');
 const PORT = 44334;
 
-const POLICY = `
-version: 1
-mode: enforce
-defaults:
-  incoming: { action: deny, log: true }
-  outgoing: { action: deny, log: true }
-rules:
-  # The test's console is a node script of its own, not Warden's console: it needs a rule.
-  - name: test console to the engine
-    direction: outgoing
-    protocol: tcp
-    application: ${NODE}
-    remote: localhost
-    remotePorts: ${PORT}
-    action: allow
-  - name: curl to the web server
+const POLICY = denyAllPolicy(
+  PORT,
+  `  - name: curl to the web server
     direction: outgoing
     protocol: tcp
     application: /usr/bin/curl
@@ -64,7 +51,8 @@ rules:
     protocol: tcp
     remotePorts: 8001
     action: ask
-`;
+`,
+);
 
 function curl(pair: NetnsPair, port: number): string {
   try {

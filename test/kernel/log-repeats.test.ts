@@ -11,26 +11,12 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fixture } from './fixture-process.js';
 import { createNetnsPair, kernelTestsUnavailable, type NetnsPair, SERVER_ADDR, tcpConnect } from './netns.js';
-import { NODE, startWardend } from './wardend.js';
+import { denyAllPolicy, startWardend } from './wardend.js';
 
 const skip = kernelTestsUnavailable();
 const PORT = 44336;
 
-const POLICY = `
-version: 1
-mode: enforce
-defaults:
-  incoming: { action: deny, log: true }
-  outgoing: { action: deny, log: true }
-rules:
-  - name: test console to the engine
-    direction: outgoing
-    protocol: tcp
-    application: ${NODE}
-    remote: localhost
-    remotePorts: ${PORT}
-    action: allow
-`;
+const POLICY = denyAllPolicy(PORT);
 
 describe('retransmits of a denied connection with real packets', { skip }, () => {
   let pair: NetnsPair;

@@ -19,25 +19,14 @@ import {
   SERVER_ADDR,
   tcpConnect,
 } from './netns.js';
-import { NODE, startWardend } from './wardend.js';
+import { denyAllPolicy, NODE, startWardend } from './wardend.js';
 
 const PORT = 44334;
 
-const policy = (mode: string) => `
-version: 1
-mode: ${mode}
-defaults:
-  incoming: { action: deny, log: true }
-  outgoing: { action: deny, log: true }
-rules:
-  - name: test console to the engine
-    direction: outgoing
-    protocol: tcp
-    application: ${NODE}
-    remote: localhost
-    remotePorts: ${PORT}
-    action: allow
-  - name: nothing to 8004
+const policy = (mode: string) =>
+  denyAllPolicy(
+    PORT,
+    `  - name: nothing to 8004
     direction: outgoing
     protocol: tcp
     remotePorts: 8004
@@ -49,7 +38,9 @@ rules:
     application: ${NODE}
     remotePorts: 8003
     action: reject
-`;
+`,
+    mode,
+  );
 
 describe('policy modes with real packets', { skip: kernelTestsUnavailable() }, () => {
   let pair: NetnsPair;

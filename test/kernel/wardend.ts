@@ -9,6 +9,32 @@ const root = repoRoot(import.meta.url);
 export const WARDEND = join(root, 'dist/src/engine/bin.js');
 export const NODE = realpathSync(process.execPath);
 
+/** Policy lines for the test's console (a node script of its own, not Warden's console) to reach the engine. */
+export function consoleRule(port: number): string {
+  return `  - name: test console to the engine
+    direction: outgoing
+    protocol: tcp
+    application: ${NODE}
+    remote: localhost
+    remotePorts: ${port}
+    action: allow
+`;
+}
+
+/**
+ * A policy that denies and logs what no rule allows, both ways: the test console's rule first,
+ * then `rules` (policy lines, indented as list items).
+ */
+export function denyAllPolicy(port: number, rules = '', mode = 'enforce'): string {
+  return `version: 1
+mode: ${mode}
+defaults:
+  incoming: { action: deny, log: true }
+  outgoing: { action: deny, log: true }
+rules:
+${consoleRule(port)}${rules}`;
+}
+
 /** Gives the engine the fixture TLS identity, so fixture consoles that pin it can connect. */
 export function useFixtureIdentity(stateDir: string): void {
   const tls = join(stateDir, 'tls');
