@@ -27,7 +27,7 @@ const F_APP = 1 << 6;
 const F_UID = 1 << 7;
 const F_REMOTE_PORTS = 1 << 8;
 const F_LOCAL_PORTS = 1 << 9;
-/** Finish with `matches` on the full rule (remote addresses beyond one IPv4 range, user name, expiry). */
+/** Finish with `matches` on the full rule (remote addresses beyond one IPv4 range, user name, expiry, sha256). */
 const F_FULL = 1 << 10;
 /** The rule's remote addresses are exactly one IPv4 range, held in the record. */
 const F_V4_RANGE = 1 << 11;
@@ -134,6 +134,7 @@ export class LeafPoolBuilder {
       remote.suffixes.length === 0;
     if (oneV4) flags |= F_V4_RANGE;
     if ((remote !== null && !oneV4) || r.userName !== null || r.expires) flags |= F_FULL;
+    if (r.sha256 !== null) flags |= F_FULL; // the pinned hash is not in the record: `matches` checks it
     const rp = r.remotePortSpans ?? new Int32Array(0);
     const lp = r.localPortSpans ?? new Int32Array(0);
     // IPv4 bounds are stored as int32 and compared after >>> 0, so the whole unsigned range fits.
