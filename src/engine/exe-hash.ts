@@ -1,0 +1,144 @@
+/**
+ * SHA-256 of executables, for rules that pin one (`sha256:` beside `application`). A file version
+ * (device, inode, size, mtime and ctime in nanoseconds) is hashed once: the answer is kept in a
+ * bounded cache, and connections of the same version meanwhile share the one hashing. Hashing runs
+ * on a worker thread (hash-worker.ts), never on the event loop that gives verdicts; the stat that
+ * finds the version runs in the libuv pool.
+ *
+ * A process is hashed through /proc/PID/exe: the file it really runs, even when its path was replaced
+ * or deleted since it started; the exe link is checked against the path attribution saw, so a process
+ * that exec'd another program meanwhile is not taken for the one the rule names.
+ */
+import { readlink, stat } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
+import { type HashReply, type HashRequest, versionKey } from './hash-worker.js';
+
+/** A hashed file version. */
+export interface FileHash {
+  readonly sha256: string;
+  /** Only to compare with a Debian package's md5sums (dpkg.ts). */
+  readonly md5: string;
+  /** device:inode:size:mtimeNs:ctimeNs */
+  readonly key: string;
+}
+
+export interface ExeHasherOptions {
+  /** File versions remembered (least recently used first out); default 4096. */
+  readonly cacheSize?: number;
+  /** Larger files are not hashed (a pinned rule then never matches them); default 1 GiB. */
+  readonly maxBytes?: number;
+}
+
+/** Hashes files on a worker thread, once per file version. */
+export class ExeHasher {
+  readonly #cache = new Map<string, FileHash>();
+  readonly #inFlight = new Map<string, Promise<FileHash>>();
+  readonly #pending = new Map<number, { resolve: (r: HashReply) => void }>();
+  readonly #cacheSize: number;
+  readonly maxBytes: number;
+  #worker: Worker | undefined;
+  #nextId = 1;
+  /** Worker hashings started (a cache hit starts none): tests and the bench count them. */
+  hashed = 0;
+
+  constructor(options: ExeHasherOptions = {}) {
+    this.#cacheSize = options.cacheSize ?? 4096;
+    this.maxBytes = options.maxBytes ?? 1024 * 1024 * 1024;
+  }
+
+  /**
+   * The hash of the executable process `pid` runs. `expected` is the executable path attribution
+   * saw: when the exe link names another file now, the process is not the one judged and this throws.
+   */
+  async ofProcess(pid: number, expected: string): Promise<FileHash> {
+    const exe = `/proc/${pid}/exe`;
+    const [link, st] = await Promise.all([readlink(exe), stat(exe, { bigint: true })]);
+    if (link !== expected && link !== `${expected} (deleted)`)
+      throw new Error(`process ${pid} runs ${link} now, not ${expected}`);
+    return this.#hash(exe, versionKey(st));
+  }
+
+  /** The hash of the file at an absolute path (for programs.hash and lint). */
+  async ofPath(path: string): Promise<FileHash> {
+    const st = await stat(path, { bigint: true });
+    if (!st.isFile()) throw new Error(`${path} is not a regular file`);
+    return this.#hash(path, versionKey(st));
+  }
+
+  /** The cached hash of a file version, if it was hashed. */
+  cached(key: string): FileHash | undefined {
+    return this.#cache.get(key);
+  }
+
+  /** Stops the worker thread (it is started again on demand). */
+  async close(): Promise<void> {
+    const w = this.#worker;
+    this.#worker = undefined;
+    if (w !== undefined) await w.terminate();
+  }
+
+  #hash(path: string, key: string): Promise<FileHash> {
+    const hit = this.#cache.get(key);
+    if (hit !== undefined) {
+      // Most recently used last: Map keeps insertion order, so the first key is the one to drop.
+      this.#cache.delete(key);
+      this.#cache.set(key, hit);
+      return Promise.resolve(hit);
+    }
+    let running = this.#inFlight.get(key);
+    if (running === undefined) {
+      running = this.#run(path, key).finally(() => this.#inFlight.delete(key));
+      this.#inFlight.set(key, running);
+    }
+    return running;
+  }
+
+  async #run(path: string, key: string): Promise<FileHash> {
+    this.hashed++;
+    const reply = await this.#ask({ id: this.#nextId++, path, maxBytes: this.maxBytes });
+    if (!reply.ok) throw new Error(reply.error);
+    // The version read is the version stat'ed: else the file changed in between (hash it again later).
+    if (reply.key !== key) throw new Error(`${path} changed while it was hashed`);
+    const h: FileHash = { sha256: reply.sha256, md5: reply.md5, key };
+    this.#cache.set(key, h);
+    if (this.#cache.size > this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value!);
+    return h;
+  }
+
+  #ask(req: HashRequest): Promise<HashReply> {
+    return new Promise((resolve) => {
+      this.#pending.set(req.id, { resolve });
+      this.#workerFor().postMessage(req);
+    });
+  }
+
+  #workerFor(): Worker {
+    if (this.#worker !== undefined) return this.#worker;
+    const w = new Worker(new URL('./hash-worker.js', import.meta.url));
+    w.unref(); // the engine stops when it is done, whatever this thread does
+    w.on('message', (r: HashReply) => {
+      const p = this.#pending.get(r.id);
+      this.#pending.delete(r.id);
+      p?.resolve(r);
+    });
+    const fail = (why: string) => {
+      if (this.#worker === w) this.#worker = undefined;
+      for (const [id, p] of this.#pending) p.resolve({ id, ok: false, error: why });
+      this.#pending.clear();
+    };
+    w.on('error', (e) => fail(`hash thread failed: ${e.message}`));
+    w.on('exit', (code) => fail(`hash thread exited (code ${code})`));
+    this.#worker = w;
+    return w;
+  }
+}
+
+/** Resolves to the promise's value, or rejects after `ms` (the work goes on, and is cached when done). */
+export function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  p.catch(() => {}); // a late failure is nobody's unhandled rejection
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
