@@ -35,6 +35,7 @@ import { unifiedDiff } from './line-diff.js';
 import { newestFirst } from './log-newest.js';
 import type { LogStore } from './log-store.js';
 import { createPolicyHandlers } from './policy-handlers.js';
+import { programHashHandler } from './program-hash.js';
 import type { ProposalBook } from './proposals.js';
 import { RevertConflict } from './revert.js';
 import { Turns } from './turns.js';
@@ -109,6 +110,13 @@ export interface HandlerContext {
   readonly proposals?: ProposalBook;
   /** The connections open on the engine's host (connections.list); absent: the method says there are none to see. */
   readonly connections?: ConnectionSource;
+  /** Hashes files (the engine's ExeHasher) for programs.hash and the pin findings of policy.lint; absent: neither hashes. */
+  readonly hasher?: FileHasher;
+}
+
+/** Hashes the file at an absolute path, off the event loop, once per file version. */
+export interface FileHasher {
+  ofPath(path: string): Promise<{ readonly sha256: string }>;
 }
 
 type Confirm = { seconds: number } | undefined;
@@ -495,6 +503,7 @@ export function createHandlers(ctx: HandlerContext) {
       );
     },
     connectionsList: connectionsHandler(ctx.connections),
+    programsHash: programHashHandler(ctx.hasher),
   };
   const policyHandlers = createPolicyHandlers({
     policy: () => ctx.config.policy(),
