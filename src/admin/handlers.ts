@@ -35,7 +35,7 @@ import { unifiedDiff } from './line-diff.js';
 import { newestFirst } from './log-newest.js';
 import type { LogStore } from './log-store.js';
 import { createPolicyHandlers } from './policy-handlers.js';
-import { programHashHandler } from './program-hash.js';
+import { pinFindings, programHashHandler } from './program-hash.js';
 import type { ProposalBook } from './proposals.js';
 import { RevertConflict } from './revert.js';
 import { Turns } from './turns.js';
@@ -446,15 +446,18 @@ export function createHandlers(ctx: HandlerContext) {
       return { position: at, ...(await probation(version, caller, confirm)) };
     },
     explain: (c) => turns.run(() => explainConnection(c)),
-    lint: () =>
-      turns.run(() => {
+    lint: async () => {
+      const pins = await pinFindings(rules(), ctx.hasher, compiledPolicy().internalCount);
+      return turns.run(() => {
         const compiled = compiledPolicy();
         const findings = [
           ...lint(compiled, { now: ctx.now() }),
           ...missingApplications(rules(), compiled.internalCount),
+          ...pins,
         ];
         return { findings: findings as unknown as Record<string, unknown>[] };
-      }),
+      });
+    },
     logsQuery: (q) => {
       if (q.beforeSeq !== undefined && q.order !== 'newest')
         throw new WardenError(ErrorCode.PARAMS_INVALID, 'logs.query: beforeSeq goes with order: "newest"', {

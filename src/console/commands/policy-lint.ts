@@ -63,6 +63,7 @@ Findings:
   redundant      an earlier rule or the default already does the same
   conflict       it overlaps an earlier rule with another action (the earlier one wins)
   missing-application  its application path does not exist on this host (a warning: it may be installed later)
+  pin-mismatch         its application's file on the engine host has another SHA-256 than the rule's sha256 (a warning)
 
 Exit status: 0 no findings, 1 findings, 2 usage error.`,
     )
