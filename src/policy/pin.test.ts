@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { formatPath, WardenError } from '../errors.js';
+import { exportOpenSnitch } from './export/opensnitch.js';
 import { compilePolicy, explain, parsePolicyText, serializePolicy, validateRule } from './index.js';
 import type { ConnectionFacts } from './rule.js';
 import { ip, NOW } from './testing/arbitraries.js';
@@ -93,5 +94,14 @@ describe('a pinned rule matches only the pinned file', () => {
           : /hash of \/usr\/bin\/curl is not known/,
       );
     }
+  });
+});
+
+describe('export of a pinned rule', () => {
+  test('OpenSnitch has no SHA-256 condition: the rule is not exported (without its pin it would match any file)', () => {
+    const r = exportOpenSnitch(parsePolicyText(policyWith(A)), '2026-11-23T12:00:00Z');
+    assert.equal(r.skipped.length, 1);
+    assert.match(r.skipped[0]!.message, /MD5 or SHA-1, not SHA-256/);
+    assert.ok(!r.files.some((f) => f.text.includes('/usr/bin/curl')));
   });
 });
