@@ -311,7 +311,7 @@ export function createHandlers(ctx: HandlerContext) {
   };
 
   /** policy.explain: which rule decides the connection `c` describes, and why each earlier one did not. */
-  const explainConnection = (c: ParamsOf<typeof Methods.explain>) => {
+  const explainConnection = (c: ParamsOf<typeof Methods.explain>, applicationSha256?: string | null) => {
     const remote = c.remoteAddress === undefined ? null : parseIp(c.remoteAddress);
     if (c.remoteAddress !== undefined && remote === null) {
       throw new WardenError(
@@ -323,6 +323,7 @@ export function createHandlers(ctx: HandlerContext) {
       direction: c.direction,
       protocol: c.protocol,
       application: c.application ?? null,
+      ...(applicationSha256 !== undefined ? { applicationSha256 } : {}),
       uid: c.uid ?? null,
       user: c.user ?? null,
       localAddress: null,
@@ -445,7 +446,19 @@ export function createHandlers(ctx: HandlerContext) {
       audit(caller, `rule "${name}" moved from position ${i + 1} to ${at + 1}`);
       return { position: at, ...(await probation(version, caller, confirm)) };
     },
-    explain: (c) => turns.run(() => explainConnection(c)),
+    explain: async (c) => {
+      // A rule pinning the application: explain judges the file now at that path on this host.
+      const app = c.application;
+      const pinned =
+        app !== undefined && compiledPolicy().rules.some((r) => r.sha256 !== null && r.application === app);
+      const sha = pinned
+        ? await ctx.hasher?.ofPath(app).then(
+            (h) => h.sha256,
+            () => null,
+          )
+        : undefined;
+      return turns.run(() => explainConnection(c, sha));
+    },
     lint: async () => {
       const pins = await pinFindings(rules(), ctx.hasher, compiledPolicy().internalCount);
       return turns.run(() => {

@@ -82,6 +82,13 @@ describe('warden rules add --pin', () => {
     assert.match(noApp.stderr, /--pin needs a rule with an application/);
 
     assert.deepEqual((await client.call(Methods.lint, {})).findings, []);
+    const explained = () =>
+      client.call(Methods.explain, { direction: 'outgoing', protocol: 'tcp', hosts: [], application: prog });
+    assert.equal(
+      ((await explained()).decidingRule as { name?: string } | null)?.name,
+      'tool',
+      'explain hashes the file at the path',
+    );
     writeFileSync(prog, '#!/bin/sh\necho two\n');
     const { findings } = await client.call(Methods.lint, {});
     assert.equal(findings.length, 1, JSON.stringify(findings));
@@ -89,6 +96,12 @@ describe('warden rules add --pin', () => {
     assert.match(
       String(findings[0]!.message),
       new RegExp(`pinned sha256 ${sha.slice(0, 12)}… but ${prog} on this host is`),
+    );
+    const skipped = (await explained()).skipped as { name: string; field: string; reason: string }[];
+    assert.equal(skipped[skipped.length - 1]?.field, 'sha256');
+    assert.match(
+      skipped[skipped.length - 1]!.reason,
+      new RegExp(`pinned sha256 ${sha.slice(0, 12)}… but ${prog} is now`),
     );
     client.close();
   });
