@@ -47,12 +47,17 @@ export class DpkgDatabase {
     this.root = root;
   }
 
+  /** Changes whenever dpkg changes its info directory (an install, upgrade or removal); '' without a database. */
+  async stamp(): Promise<string> {
+    const st = await stat(join(this.root, 'info')).catch(() => undefined);
+    return st === undefined ? '' : `${st.mtimeMs}:${st.ino}`;
+  }
+
   /** The package that installed `path` (its version and recorded MD5); null when none did. */
   async fileOf(path: string): Promise<PackageFile | null> {
     const info = join(this.root, 'info');
-    const st = await stat(info).catch(() => undefined);
-    if (st === undefined) return null; // no database: not a Debian system
-    const stamp = `${st.mtimeMs}:${st.ino}`;
+    const stamp = await this.stamp();
+    if (stamp === '') return null; // no database: not a Debian system
     if (stamp !== this.#stamp) {
       this.#owners.clear();
       this.#stamp = stamp;

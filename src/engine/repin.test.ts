@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -34,11 +34,13 @@ function fakeDpkg(
   const status: string[] = [];
   for (const [pkg, p] of Object.entries(packages)) {
     const paths = Object.keys(p.files);
-    writeFileSync(join(root, 'info', `${pkg}.list`), ['/.', '/usr', '/usr/bin', ...paths].join('\n') + '\n');
-    writeFileSync(
-      join(root, 'info', `${pkg}.md5sums`),
-      paths.map((f) => `${md5(p.files[f]!)}  ${f.slice(1)}\n`).join(''),
-    );
+    // As dpkg does: a new file renamed into place (the info directory changes).
+    const put = (name: string, text: string) => {
+      writeFileSync(join(root, 'info', `${name}.new`), text);
+      renameSync(join(root, 'info', `${name}.new`), join(root, 'info', name));
+    };
+    put(`${pkg}.list`, ['/.', '/usr', '/usr/bin', ...paths].join('\n') + '\n');
+    put(`${pkg}.md5sums`, paths.map((f) => `${md5(p.files[f]!)}  ${f.slice(1)}\n`).join(''));
     const [name, arch] = pkg.split(':');
     status.push(
       `Package: ${name}\nStatus: install ok installed\nArchitecture: ${arch ?? 'amd64'}\nVersion: ${p.version}\n`,
@@ -159,5 +161,15 @@ rules:
     assert.equal(items.length, 2);
     assert.equal(items[1]!.kind, 'security');
     assert.match(items[1]!.message, /not re-pinned: .* is NOT the file package tool 2\.0-1 installed/);
+    repinner.consider({ application: exe, hash: bad, rules: ['tool'] });
+    await repinner.settled();
+    assert.equal(items.length, 2, 'said once while the database is the same');
+
+    // dpkg records the next package version (its checksums written after the file): looked at again, re-pinned.
+    fakeDpkg(root, { tool: { files: { [exe]: 'tool version 2, patched by someone' }, version: '2.0-2' } });
+    repinner.consider({ application: exe, hash: bad, rules: ['tool'] });
+    await repinner.settled();
+    assert.equal(config.policy().rules[0]!.sha256, bad.sha256);
+    assert.match(items[2]!.message, /re-pinned .*package tool 2\.0-2/);
   });
 });

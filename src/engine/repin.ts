@@ -59,10 +59,17 @@ export interface RepinnerOptions {
   readonly fail: (message: string) => void;
 }
 
-/** Looks at each changed pin once per (application, new hash), off the verdict path. */
+/**
+ * Looks at each changed pin once per (application, new hash) and state of the dpkg database, off the
+ * verdict path: a file refused before its package's checksums were written (dpkg unpacks, then
+ * records) is looked at again once the database changed.
+ */
 export class Repinner {
   readonly #o: RepinnerOptions;
-  readonly #seen = new Set<string>();
+  /** Looks waiting or running, by application and hash: one at a time per key, whatever the connection rate. */
+  readonly #queued = new Set<string>();
+  /** Looked at, with the dpkg stamp of that look. */
+  readonly #looked = new Map<string, string>();
   #work: Promise<void> = Promise.resolve();
 
   constructor(options: RepinnerOptions) {
@@ -72,15 +79,15 @@ export class Repinner {
   /** Queues a look at a changed pin; changes are looked at one after the other. */
   consider(change: PinChange): void {
     const key = `${change.application}\n${change.hash.sha256}`;
-    if (this.#seen.has(key)) return;
-    if (this.#seen.size >= 4096) this.#seen.clear();
-    this.#seen.add(key);
+    if (this.#queued.has(key)) return;
+    this.#queued.add(key);
     this.#work = this.#work
-      .then(() => this.#look(change))
+      .then(() => this.#look(change, key))
       .catch((e: Error) => {
-        this.#seen.delete(key); // looked at again on the next connection
+        this.#looked.delete(key); // looked at again on the next connection
         this.#o.fail(`re-pin of ${change.application} failed: ${e.message}`);
-      });
+      })
+      .finally(() => this.#queued.delete(key));
   }
 
   /** Resolves when every queued look is done (tests). */
@@ -88,7 +95,11 @@ export class Repinner {
     return this.#work;
   }
 
-  async #look(change: PinChange): Promise<void> {
+  async #look(change: PinChange, key: string): Promise<void> {
+    const stamp = await this.#o.dpkg.stamp();
+    if (this.#looked.get(key) === stamp) return;
+    if (this.#looked.size >= 4096) this.#looked.clear();
+    this.#looked.set(key, stamp);
     const owner = await this.#o.dpkg.fileOf(change.application);
     const policy = this.#o.policy();
     const d = repinDecision({
