@@ -54,17 +54,24 @@ describe('ExeHasher', () => {
     const start = hasher.hashed;
     const [h1, h2] = await Promise.all([hasher.ofPath(f), hasher.ofPath(f)]);
     assert.equal(h1.sha256, sha256('version one'));
-    assert.equal(h1.md5, createHash('md5').update('version one').digest('hex'));
+    assert.equal(h1.md5, undefined, 'MD5 only when asked for');
     assert.deepEqual(h1, h2);
     assert.equal(hasher.hashed - start, 1, 'two concurrent callers share one hashing');
     await hasher.ofPath(f);
     assert.equal(hasher.hashed - start, 1, 'cached');
+    assert.equal(
+      (await hasher.ofPath(f, { md5: true })).md5,
+      createHash('md5').update('version one').digest('hex'),
+    );
+    await hasher.ofPath(f, { md5: true });
+    await hasher.ofPath(f);
+    assert.equal(hasher.hashed - start, 2, 'read again once for the MD5, then cached with it');
     utimesSync(f, new Date(), new Date(Date.now() + 5000));
     assert.equal((await hasher.ofPath(f)).sha256, h1.sha256);
-    assert.equal(hasher.hashed - start, 2, 'same content, new mtime: hashed again');
+    assert.equal(hasher.hashed - start, 3, 'same content, new mtime: hashed again');
     writeFileSync(f, 'version two');
     assert.equal((await hasher.ofPath(f)).sha256, sha256('version two'));
-    assert.equal(hasher.hashed - start, 3);
+    assert.equal(hasher.hashed - start, 4);
   });
 
   test('the cache is bounded: the least recently used version is hashed again', async () => {

@@ -16,8 +16,8 @@ import { type HashReply, type HashRequest, versionKey } from './hash-worker.js';
 /** A hashed file version. */
 export interface FileHash {
   readonly sha256: string;
-  /** Only to compare with a Debian package's md5sums (dpkg.ts). */
-  readonly md5: string;
+  /** Only when asked for (to compare with a Debian package's md5sums: dpkg.ts). */
+  readonly md5?: string;
   /** device:inode:size:mtimeNs:ctimeNs */
   readonly key: string;
 }
@@ -55,14 +55,14 @@ export class ExeHasher {
     const [link, st] = await Promise.all([readlink(exe), stat(exe, { bigint: true })]);
     if (link !== expected && link !== `${expected} (deleted)`)
       throw new Error(`process ${pid} runs ${link} now, not ${expected}`);
-    return this.#hash(exe, versionKey(st));
+    return this.#hash(exe, versionKey(st), false);
   }
 
   /** The hash of the file at an absolute path (for programs.hash and lint). */
-  async ofPath(path: string): Promise<FileHash> {
+  async ofPath(path: string, options: { md5?: boolean } = {}): Promise<FileHash> {
     const st = await stat(path, { bigint: true });
     if (!st.isFile()) throw new Error(`${path} is not a regular file`);
-    return this.#hash(path, versionKey(st));
+    return this.#hash(path, versionKey(st), options.md5 === true);
   }
 
   /** The cached hash of a file version, if it was hashed. */
@@ -77,29 +77,31 @@ export class ExeHasher {
     if (w !== undefined) await w.terminate();
   }
 
-  #hash(path: string, key: string): Promise<FileHash> {
+  #hash(path: string, key: string, md5: boolean): Promise<FileHash> {
     const hit = this.#cache.get(key);
-    if (hit !== undefined) {
+    if (hit !== undefined && (!md5 || hit.md5 !== undefined)) {
       // Most recently used last: Map keeps insertion order, so the first key is the one to drop.
       this.#cache.delete(key);
       this.#cache.set(key, hit);
       return Promise.resolve(hit);
     }
-    let running = this.#inFlight.get(key);
+    const flight = md5 ? `${key}+md5` : key;
+    let running = this.#inFlight.get(flight);
     if (running === undefined) {
-      running = this.#run(path, key).finally(() => this.#inFlight.delete(key));
-      this.#inFlight.set(key, running);
+      running = this.#run(path, key, md5).finally(() => this.#inFlight.delete(flight));
+      this.#inFlight.set(flight, running);
     }
     return running;
   }
 
-  async #run(path: string, key: string): Promise<FileHash> {
+  async #run(path: string, key: string, md5: boolean): Promise<FileHash> {
     this.hashed++;
-    const reply = await this.#ask({ id: this.#nextId++, path, maxBytes: this.maxBytes });
+    const reply = await this.#ask({ id: this.#nextId++, path, maxBytes: this.maxBytes, md5 });
     if (!reply.ok) throw new Error(reply.error);
     // The version read is the version stat'ed: else the file changed in between (hash it again later).
     if (reply.key !== key) throw new Error(`${path} changed while it was hashed`);
-    const h: FileHash = { sha256: reply.sha256, md5: reply.md5, key };
+    const h: FileHash = { sha256: reply.sha256, ...(reply.md5 !== undefined ? { md5: reply.md5 } : {}), key };
+    this.#cache.delete(key);
     this.#cache.set(key, h);
     if (this.#cache.size > this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value!);
     return h;

@@ -136,6 +136,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   const hasher = parts.hasher ?? new ExeHasher();
   const repinner = new Repinner({
     dpkg: new DpkgDatabase(),
+    hasher,
     policy: () => config.policy(),
     setPolicy: (p, meta) => config.setPolicy(p, meta),
     log: (item) => logs.append(item),

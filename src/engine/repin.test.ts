@@ -123,6 +123,7 @@ rules:
     const failures: string[] = [];
     const repinner = new Repinner({
       dpkg: new DpkgDatabase(root),
+      hasher,
       policy: () => config.policy(),
       setPolicy: (p, meta) => config.setPolicy(p, meta),
       log: (i) => items.push(i),

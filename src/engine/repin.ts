@@ -10,6 +10,7 @@ import { policyToPlain, validatePolicy } from '../policy/index.js';
 import { shortHash } from '../policy/match.js';
 import type { NewLogItem } from '../protocol/log-item.js';
 import type { DpkgDatabase, PackageFile } from './dpkg.js';
+import type { FileHash } from './exe-hash.js';
 import type { PinChange } from './pins.js';
 
 /** What the re-pin decision knows. */
@@ -53,6 +54,8 @@ export function repinned(policy: Policy, names: readonly string[], sha256: strin
 
 export interface RepinnerOptions {
   readonly dpkg: DpkgDatabase;
+  /** Hashes the file at the application path with its MD5 (the engine's ExeHasher). */
+  readonly hasher: { ofPath(path: string, options: { md5: true }): Promise<FileHash> };
   readonly policy: () => Policy;
   readonly setPolicy: (policy: Policy, meta: { user: string; source: string }) => Promise<number>;
   readonly log: (item: NewLogItem) => void;
@@ -101,11 +104,22 @@ export class Repinner {
     if (this.#looked.size >= 4096) this.#looked.clear();
     this.#looked.set(key, stamp);
     const owner = await this.#o.dpkg.fileOf(change.application);
+    // The MD5 (costly, so not taken for every pin) only when a package has a checksum to compare it with,
+    // of the file at the path: it must be the one the connection ran (the same SHA-256).
+    let md5 = change.hash.md5 ?? '';
+    if (owner?.md5 !== undefined && change.hash.md5 === undefined) {
+      const atPath = await this.#o.hasher.ofPath(change.application, { md5: true });
+      if (atPath.sha256 !== change.hash.sha256) {
+        this.#looked.delete(key); // the file changed again: the next connection brings its hash
+        return;
+      }
+      md5 = atPath.md5!;
+    }
     const policy = this.#o.policy();
     const d = repinDecision({
       application: change.application,
       sha256: change.hash.sha256,
-      md5: change.hash.md5,
+      md5,
       owner,
       rules: policy.rules,
     });
