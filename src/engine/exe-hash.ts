@@ -27,6 +27,8 @@ export interface ExeHasherOptions {
   readonly cacheSize?: number;
   /** Larger files are not hashed (a pinned rule then never matches them); default 1 GiB. */
   readonly maxBytes?: number;
+  /** Hashings waiting or running at most; more are refused at once (default 16). */
+  readonly maxQueued?: number;
 }
 
 /** Hashes files on a worker thread, once per file version. */
@@ -35,6 +37,9 @@ export class ExeHasher {
   readonly #inFlight = new Map<string, Promise<FileHash>>();
   readonly #pending = new Map<number, { resolve: (r: HashReply) => void }>();
   readonly #cacheSize: number;
+  readonly #maxQueued: number;
+  /** The version of each program path being hashed now: one at a time per path. */
+  readonly #byPath = new Map<string, string>();
   readonly maxBytes: number;
   #worker: Worker | undefined;
   #nextId = 1;
@@ -43,6 +48,7 @@ export class ExeHasher {
 
   constructor(options: ExeHasherOptions = {}) {
     this.#cacheSize = options.cacheSize ?? 4096;
+    this.#maxQueued = options.maxQueued ?? 16;
     this.maxBytes = options.maxBytes ?? 1024 * 1024 * 1024;
   }
 
@@ -55,14 +61,14 @@ export class ExeHasher {
     const [link, st] = await Promise.all([readlink(exe), stat(exe, { bigint: true })]);
     if (link !== expected && link !== `${expected} (deleted)`)
       throw new Error(`process ${pid} runs ${link} now, not ${expected}`);
-    return this.#hash(exe, versionKey(st), false);
+    return this.#hash(exe, versionKey(st), false, expected);
   }
 
   /** The hash of the file at an absolute path (for programs.hash and lint). */
   async ofPath(path: string, options: { md5?: boolean } = {}): Promise<FileHash> {
     const st = await stat(path, { bigint: true });
     if (!st.isFile()) throw new Error(`${path} is not a regular file`);
-    return this.#hash(path, versionKey(st), options.md5 === true);
+    return this.#hash(path, versionKey(st), options.md5 === true, path);
   }
 
   /** The cached hash of a file version, if it was hashed. */
@@ -77,7 +83,12 @@ export class ExeHasher {
     if (w !== undefined) await w.terminate();
   }
 
-  #hash(path: string, key: string, md5: boolean): Promise<FileHash> {
+  /**
+   * Hashes `path` (its version `key`) unless cached or running already. Whoever can rewrite a pinned
+   * program could make it a new version for every connection: one version per program path is hashed
+   * at a time and at most maxQueued overall, so other programs' hashes never queue behind theirs.
+   */
+  #hash(path: string, key: string, md5: boolean, program: string): Promise<FileHash> {
     const hit = this.#cache.get(key);
     if (hit !== undefined && (!md5 || hit.md5 !== undefined)) {
       // Most recently used last: Map keeps insertion order, so the first key is the one to drop.
@@ -88,7 +99,18 @@ export class ExeHasher {
     const flight = md5 ? `${key}+md5` : key;
     let running = this.#inFlight.get(flight);
     if (running === undefined) {
-      running = this.#run(path, key, md5).finally(() => this.#inFlight.delete(flight));
+      const busy = this.#byPath.get(program);
+      if (busy !== undefined && busy !== key)
+        return Promise.reject(new Error(`another version of ${program} is being hashed; this one is not`));
+      if (this.#inFlight.size >= this.#maxQueued)
+        return Promise.reject(
+          new Error(`${this.#maxQueued} files are waiting to be hashed; ${program} is not`),
+        );
+      this.#byPath.set(program, key);
+      running = this.#run(path, key, md5).finally(() => {
+        this.#inFlight.delete(flight);
+        if (this.#byPath.get(program) === key) this.#byPath.delete(program);
+      });
       this.#inFlight.set(flight, running);
     }
     return running;
