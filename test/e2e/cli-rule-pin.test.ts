@@ -106,6 +106,24 @@ describe('warden rules add --pin', () => {
     client.close();
   });
 
+  test('warden policy explain FILE judges a pin with the file on this host', async () => {
+    const prog = join(home, 'other-tool');
+    writeFileSync(prog, '#!/bin/sh\n', { mode: 0o755 });
+    const sha = createHash('sha256').update(readFileSync(prog)).digest('hex');
+    const file = join(home, 'pinned.yaml');
+    const policy = (pin: string) =>
+      `rules:\n  - { name: pinned, direction: outgoing, application: ${prog}, sha256: "${pin}", action: deny }\n`;
+    writeFileSync(file, policy(sha));
+    const same = await warden('policy', 'explain', file, '--app', prog, '--to', '192.0.2.1:443');
+    assert.match(same.stdout, /^verdict: +DENY by "pinned"/m);
+    writeFileSync(file, policy('f'.repeat(64)));
+    const other = await warden('policy', 'explain', file, '--app', prog, '--to', '192.0.2.1:443');
+    assert.match(
+      other.stdout,
+      new RegExp(`"pinned": sha256: pinned sha256 ffffffffffff… but ${prog} is now ${sha.slice(0, 12)}…`),
+    );
+  });
+
   test('programs.hash: executables only, absolute paths only, administrators only', async () => {
     const admin = await h.login();
     const plain = join(home, 'secret');

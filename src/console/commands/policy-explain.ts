@@ -1,5 +1,7 @@
 /** `warden policy explain FILE --app PATH --out --tcp --to HOST:PORT`: which rule decides, and why each earlier one did not. */
+import { createHash } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
+import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
 import { ErrorCode, WardenError } from '../../errors.js';
 import { formatIp, parseIp } from '../../ip/index.js';
@@ -118,14 +120,29 @@ async function resolveName(name: string) {
   }
 }
 
+/** The SHA-256 of a file, streamed. */
+function fileSha256(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    createReadStream(path)
+      .on('error', reject)
+      .on('data', (chunk) => hash.update(chunk))
+      .on('end', () => resolve(hash.digest('hex')));
+  });
+}
+
 /** Explains the decision; returns 0 when the connection would be allowed, 1 otherwise. */
 export async function policyExplain(
   file: string,
   options: PolicyExplainOptions,
   io: CommandIo,
 ): Promise<CommandStatus> {
-  const facts = await factsFromOptions(options);
+  const base = await factsFromOptions(options);
   const { compiled } = await loadCompiled(file, options.settings);
+  // A rule pinning the application: judge the pin with the file at that path on this host.
+  const app = base.application;
+  const pinned = app !== null && compiled.rules.some((r) => r.sha256 !== null && r.application === app);
+  const facts = pinned ? { ...base, applicationSha256: await fileSha256(app).catch(() => null) } : base;
   const e = explain(compiled, facts);
   const d = e.decision;
   if (options.json) {
