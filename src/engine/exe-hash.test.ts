@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { compilePolicy, parsePolicyText } from '../policy/index.js';
+import type { AskPrompt } from '../protocol/asks.js';
 import type { NewLogItem } from '../protocol/log-item.js';
 import { AskDesk } from './asks.js';
 import { Enforcer, type ProcessInfo } from './enforcer.js';
@@ -182,5 +183,54 @@ rules:
     assert.equal(changes[0]!.hash.sha256, bad);
     // The process started before the replacement still runs the pinned file.
     assert.equal((await enforcer.judge(tcp(1000, 443), 'outgoing')).decision.ruleName, 'pinned');
+  });
+});
+
+describe('ask prompts of programs', () => {
+  test('carry the file hash (an answer "always" pins it) and the change when a pin did not hold', async () => {
+    const exe = join(dir, 'asked-sleep');
+    copyFileSync('/bin/sleep', exe);
+    const sha = sha256(readFileSync(exe));
+    const policy = compilePolicy(
+      parsePolicyText(`
+defaults: { incoming: { action: deny }, outgoing: { action: ask } }
+rules:
+  - { name: old build, direction: outgoing, application: ${exe}, sha256: "${'e'.repeat(64)}", action: allow }
+`),
+    );
+    const child = await run(exe);
+    const prompts: AskPrompt[] = [];
+    const enforcer = new Enforcer({
+      policy: () => policy,
+      identify: async () => ({ pid: child.pid!, executable: exe, uid: 0 }),
+      hostsOf: () => [],
+      asks: new AskDesk({
+        timeoutMs: () => 50,
+        consoles: () => 1,
+        notify: (event, p) => {
+          if (event === 'prompt') prompts.push(p as AskPrompt);
+        },
+      }),
+      log: () => {},
+      executables: { engine: '/x/engine', console: '/x/console', assistant: '/x/assist' },
+      pins: hasher,
+    });
+    const j = await enforcer.judge(
+      {
+        protocol: 'tcp',
+        source: '10.200.0.1',
+        destination: '10.200.0.2',
+        sourcePort: 3000,
+        destinationPort: 443,
+      },
+      'outgoing',
+    );
+    assert.equal(j.decision.ruleName, 'default outgoing');
+    assert.equal(prompts.length, 1);
+    assert.equal(prompts[0]!.sha256, sha);
+    assert.match(
+      prompts[0]!.change ?? '',
+      /rule "old build" not applied: pinned sha256 eeeeeeeeeeee… but .* is now/,
+    );
   });
 });
