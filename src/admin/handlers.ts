@@ -5,7 +5,7 @@
  */
 import { ErrorCode, WardenError } from '../errors.js';
 import { firewallHints } from '../hints/index.js';
-import { missingApplications } from '../host-programs.js';
+import { type FileHasher, missingApplications, pinFindings } from '../host-programs.js';
 import { formatIp, parseIp } from '../ip/index.js';
 import {
   type CompiledPolicy,
@@ -35,7 +35,7 @@ import { unifiedDiff } from './line-diff.js';
 import { newestFirst } from './log-newest.js';
 import type { LogStore } from './log-store.js';
 import { createPolicyHandlers } from './policy-handlers.js';
-import { pinFindings, programHashHandler } from './program-hash.js';
+import { programHashHandler } from './program-hash.js';
 import type { ProposalBook } from './proposals.js';
 import { RevertConflict } from './revert.js';
 import { Turns } from './turns.js';
@@ -114,10 +114,7 @@ export interface HandlerContext {
   readonly hasher?: FileHasher;
 }
 
-/** Hashes the file at an absolute path, off the event loop, once per file version. */
-export interface FileHasher {
-  ofPath(path: string): Promise<{ readonly sha256: string }>;
-}
+export type { FileHasher };
 
 type Confirm = { seconds: number } | undefined;
 

@@ -7,8 +7,6 @@
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { ErrorCode, WardenError } from '../errors.js';
-import type { Finding, Rule } from '../policy/index.js';
-import { shortHash } from '../policy/match.js';
 import type { FileHasher } from './handlers.js';
 
 /** The programs.hash handler; without a hasher (an administration server alone) it says so. */
@@ -41,49 +39,4 @@ export function programHashHandler(
       throw new WardenError(ErrorCode.FILE_IO, `programs.hash: ${(e as Error).message}`);
     }
   };
-}
-
-/**
- * policy.lint's warnings about pinned rules (kind pin-mismatch): the application's file on this host
- * has another hash than the pin (the rule does not match it), or cannot be hashed. A missing file is
- * the missing-application warning already. At most 64 files are hashed per lint (each once per version).
- */
-export async function pinFindings(
-  rules: readonly Rule[],
-  hasher: FileHasher | undefined,
-  firstIndex = 0,
-): Promise<Finding[]> {
-  if (hasher === undefined) return [];
-  const findings: Finding[] = [];
-  const pinned = rules.map((rule, i) => ({ rule, i })).filter(({ rule }) => rule.sha256 !== undefined);
-  for (const { rule, i } of pinned.slice(0, 64)) {
-    const app = rule.application;
-    if (
-      !(await stat(app).then(
-        (s) => s.isFile(),
-        () => false,
-      ))
-    )
-      continue;
-    const at = {
-      kind: 'pin-mismatch' as const,
-      severity: 'warning' as const,
-      rule: rule.name,
-      ruleIndex: firstIndex + i,
-    };
-    try {
-      const { sha256 } = await hasher.ofPath(app);
-      if (sha256 !== rule.sha256)
-        findings.push({
-          ...at,
-          message: `rule "${rule.name}": pinned sha256 ${shortHash(rule.sha256!)} but ${app} on this host is ${shortHash(sha256)}: the rule does not match it (pin it again: warden rules update, or add it with --pin)`,
-        });
-    } catch (e) {
-      findings.push({
-        ...at,
-        message: `rule "${rule.name}": ${app} cannot be hashed (${(e as Error).message}): the pinned rule does not match it`,
-      });
-    }
-  }
-  return findings;
 }

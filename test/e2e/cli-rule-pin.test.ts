@@ -106,7 +106,7 @@ describe('warden rules add --pin', () => {
     client.close();
   });
 
-  test('warden policy explain FILE judges a pin with the file on this host', async () => {
+  test('warden policy explain and lint FILE judge a pin with the file on this host', async () => {
     const prog = join(home, 'other-tool');
     writeFileSync(prog, '#!/bin/sh\n', { mode: 0o755 });
     const sha = createHash('sha256').update(readFileSync(prog)).digest('hex');
@@ -121,6 +121,15 @@ describe('warden rules add --pin', () => {
     assert.match(
       other.stdout,
       new RegExp(`"pinned": sha256: pinned sha256 ffffffffffff… but ${prog} is now ${sha.slice(0, 12)}…`),
+    );
+    const lint = await warden('policy', 'lint', file);
+    assert.equal(lint.code, 1);
+    assert.match(
+      lint.stdout,
+      new RegExp(
+        `^warning pin-mismatch: rule "pinned": pinned sha256 ffffffffffff… but ${prog} on this host is ${sha.slice(0, 12)}…`,
+        'm',
+      ),
     );
   });
 

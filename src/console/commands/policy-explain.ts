@@ -4,6 +4,7 @@ import { lookup } from 'node:dns/promises';
 import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
 import { ErrorCode, WardenError } from '../../errors.js';
+import { fileSha256 } from '../../host-programs.js';
 import { formatIp, parseIp } from '../../ip/index.js';
 import { type ConnectionFacts, explain, ruleToPlain } from '../../policy/index.js';
 import { loadCompiled } from '../files.js';
@@ -118,17 +119,6 @@ async function resolveName(name: string) {
       },
     );
   }
-}
-
-/** The SHA-256 of a file, streamed. */
-function fileSha256(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(path)
-      .on('error', reject)
-      .on('data', (chunk) => hash.update(chunk))
-      .on('end', () => resolve(hash.digest('hex')));
-  });
 }
 
 /** Explains the decision; returns 0 when the connection would be allowed, 1 otherwise. */
