@@ -39,7 +39,7 @@ function fakeDpkg(
       writeFileSync(join(root, 'info', `${name}.new`), text);
       renameSync(join(root, 'info', `${name}.new`), join(root, 'info', name));
     };
-    put(`${pkg}.list`, ['/.', '/usr', '/usr/bin', ...paths].join('\n') + '\n');
+    put(`${pkg}.list`, `${['/.', '/usr', '/usr/bin', ...paths].join('\n')}\n`);
     put(`${pkg}.md5sums`, paths.map((f) => `${md5(p.files[f]!)}  ${f.slice(1)}\n`).join(''));
     const [name, arch] = pkg.split(':');
     status.push(

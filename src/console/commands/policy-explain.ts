@@ -1,7 +1,5 @@
 /** `warden policy explain FILE --app PATH --out --tcp --to HOST:PORT`: which rule decides, and why each earlier one did not. */
-import { createHash } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
-import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
 import { ErrorCode, WardenError } from '../../errors.js';
 import { fileSha256 } from '../../host-programs.js';
