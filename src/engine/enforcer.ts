@@ -133,11 +133,13 @@ export class Enforcer {
     }
     const application = this.applicationOf(process);
     const remoteHosts = await hosts;
-    const policy = this.#o.policy();
     // Only a connection of an application some rule pins waits for its executable's hash.
-    const pinned = pinnedRulesOf(policy, application);
     let pin: { hash: FileHash | null; problem?: string } | undefined;
-    if (pinned !== undefined) pin = await this.#hashOf(process, application);
+    if (pinnedRulesOf(this.#o.policy(), application) !== undefined)
+      pin = await this.#hashOf(process, application);
+    // The policy in force now (a re-pin may have come while the hash was computed).
+    const policy = this.#o.policy();
+    const pinned = pinnedRulesOf(policy, application);
     const facts: ConnectionFacts = {
       direction,
       protocol: tuple.protocol,
