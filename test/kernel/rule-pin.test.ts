@@ -105,7 +105,11 @@ rules:
     assert.match(curl(), /^curl failed/);
     const items = await logs({});
     const denied = items.find(
-      (i) => i.kind === 'connection' && i.verdict === 'deny' && i.rule === 'default outgoing',
+      (i) =>
+        i.kind === 'connection' &&
+        i.verdict === 'deny' &&
+        i.rule === 'default outgoing' &&
+        i.message.includes('pinned curl'),
     );
     assert.ok(denied, JSON.stringify(items));
     assert.match(
