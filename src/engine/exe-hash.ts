@@ -11,7 +11,7 @@
  */
 import { readlink, stat } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
-import { type HashReply, type HashRequest, versionKey } from './hash-worker.js';
+import { HASH_THREAD, type HashReply, type HashRequest, versionKey } from './hash-worker.js';
 
 /** A hashed file version. */
 export interface FileHash {
@@ -138,7 +138,7 @@ export class ExeHasher {
 
   #workerFor(): Worker {
     if (this.#worker !== undefined) return this.#worker;
-    const w = new Worker(new URL('./hash-worker.js', import.meta.url));
+    const w = new Worker(new URL('./hash-worker.js', import.meta.url), { workerData: { role: HASH_THREAD } });
     w.unref(); // the engine stops when it is done, whatever this thread does
     w.on('message', (r: HashReply) => {
       const p = this.#pending.get(r.id);

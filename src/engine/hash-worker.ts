@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 
 /** A request from exe-hash.ts. */
 export interface HashRequest {
@@ -87,4 +87,8 @@ function hashFile(req: HashRequest): HashReply {
   }
 }
 
-parentPort?.on('message', (req: HashRequest) => parentPort!.postMessage(hashFile(req)));
+/** Marks the thread exe-hash.ts starts: another thread that imports this module (for versionKey) serves nothing. */
+export const HASH_THREAD = 'warden-hash-thread';
+
+if ((workerData as { role?: unknown } | null)?.role === HASH_THREAD)
+  parentPort?.on('message', (req: HashRequest) => parentPort!.postMessage(hashFile(req)));
