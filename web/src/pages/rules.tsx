@@ -106,7 +106,7 @@ function RuleForm({ ctx, editing, done }: { ctx: Ctx; editing?: Rule; done: () =
       {select('action', 'Action', ['allow', 'deny', 'reject', 'ask'])}
       {select('protocol', 'Protocol', ['any', 'tcp', 'udp', 'tcp+udp', 'icmp'])}
       {input('application', 'Application', '/usr/bin/curl or any')}
-      <div class="pin">
+      <div class="pin" style={{ gridColumn: 'span 2', display: 'flex', gap: '0.4rem', alignItems: 'end' }}>
         {input('sha256', 'Pinned SHA-256', '64 hex digits, or empty: any file')}
         <button
           type="button"
