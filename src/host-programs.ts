@@ -3,9 +3,12 @@
  * program may be installed later), but a finding in the lint channel with a hint — an executable of the
  * same or a similar name in the usual program directories, or "the rule will match once it exists".
  */
-import { accessSync, constants, readdirSync, realpathSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { accessSync, constants, createReadStream, readdirSync, realpathSync, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Finding } from './policy/lint.js';
+import { shortHash } from './policy/match.js';
 import type { Rule } from './policy/rule.js';
 
 /** Where programs are looked for when the named path is missing (PATH dirs of a root shell, plus the caller's PATH). */
@@ -98,5 +101,69 @@ export function missingApplications(rules: readonly Rule[], firstIndex = 0): Fin
       message: `rule "${rule.name}": application "${rule.application}" does not exist on this host (the rule is kept; ${hint})`,
     });
   });
+  return findings;
+}
+
+/** Hashes the file at an absolute path (the engine's ExeHasher: off the event loop, once per version). */
+export interface FileHasher {
+  ofPath(path: string): Promise<{ readonly sha256: string }>;
+}
+
+/** The SHA-256 of a file, streamed (for the console's offline explain and lint). */
+export function fileSha256(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    createReadStream(path)
+      .on('error', reject)
+      .on('data', (chunk) => hash.update(chunk))
+      .on('end', () => resolve(hash.digest('hex')));
+  });
+}
+
+/** A FileHasher of plain streamed reads (no cache), for the console. */
+export const streamedHasher: FileHasher = { ofPath: async (path) => ({ sha256: await fileSha256(path) }) };
+
+/**
+ * policy.lint's warnings about pinned rules (kind pin-mismatch): the application's file on this host
+ * has another hash than the pin (the rule does not match it), or cannot be hashed. A missing file is
+ * the missing-application warning already. At most 64 files are hashed per lint.
+ */
+export async function pinFindings(
+  rules: readonly Rule[],
+  hasher: FileHasher | undefined,
+  firstIndex = 0,
+): Promise<Finding[]> {
+  if (hasher === undefined) return [];
+  const findings: Finding[] = [];
+  const pinned = rules.map((rule, i) => ({ rule, i })).filter(({ rule }) => rule.sha256 !== undefined);
+  for (const { rule, i } of pinned.slice(0, 64)) {
+    const app = rule.application;
+    if (
+      !(await stat(app).then(
+        (s) => s.isFile(),
+        () => false,
+      ))
+    )
+      continue;
+    const at = {
+      kind: 'pin-mismatch' as const,
+      severity: 'warning' as const,
+      rule: rule.name,
+      ruleIndex: firstIndex + i,
+    };
+    try {
+      const { sha256 } = await hasher.ofPath(app);
+      if (sha256 !== rule.sha256)
+        findings.push({
+          ...at,
+          message: `rule "${rule.name}": pinned sha256 ${shortHash(rule.sha256!)} but ${app} on this host is ${shortHash(sha256)}: the rule does not match it (pin it again: warden rules update, or add it with --pin)`,
+        });
+    } catch (e) {
+      findings.push({
+        ...at,
+        message: `rule "${rule.name}": ${app} cannot be hashed (${(e as Error).message}): the pinned rule does not match it`,
+      });
+    }
+  }
   return findings;
 }

@@ -5,7 +5,7 @@
  */
 import { ErrorCode, WardenError } from '../errors.js';
 import { firewallHints } from '../hints/index.js';
-import { missingApplications } from '../host-programs.js';
+import { type FileHasher, missingApplications, pinFindings } from '../host-programs.js';
 import { formatIp, parseIp } from '../ip/index.js';
 import {
   type CompiledPolicy,
@@ -37,6 +37,7 @@ import { unifiedDiff } from './line-diff.js';
 import { newestFirst } from './log-newest.js';
 import type { LogStore } from './log-store.js';
 import { createPolicyHandlers } from './policy-handlers.js';
+import { programHashHandler } from './program-hash.js';
 import type { ProposalBook } from './proposals.js';
 import { RevertConflict } from './revert.js';
 import { Turns } from './turns.js';
@@ -120,7 +121,11 @@ export interface HandlerContext {
   readonly proposals?: ProposalBook;
   /** The connections open on the engine's host (connections.list); absent: the method says there are none to see. */
   readonly connections?: ConnectionSource;
+  /** Hashes files (the engine's ExeHasher) for programs.hash and the pin findings of policy.lint; absent: neither hashes. */
+  readonly hasher?: FileHasher;
 }
+
+export type { FileHasher };
 
 type Confirm = { seconds: number } | undefined;
 
@@ -314,7 +319,7 @@ export function createHandlers(ctx: HandlerContext) {
   };
 
   /** policy.explain: which rule decides the connection `c` describes, and why each earlier one did not. */
-  const explainConnection = (c: ParamsOf<typeof Methods.explain>) => {
+  const explainConnection = (c: ParamsOf<typeof Methods.explain>, applicationSha256?: string | null) => {
     const remote = c.remoteAddress === undefined ? null : parseIp(c.remoteAddress);
     if (c.remoteAddress !== undefined && remote === null) {
       throw new WardenError(
@@ -326,6 +331,7 @@ export function createHandlers(ctx: HandlerContext) {
       direction: c.direction,
       protocol: c.protocol,
       application: c.application ?? null,
+      ...(applicationSha256 !== undefined ? { applicationSha256 } : {}),
       uid: c.uid ?? null,
       user: c.user ?? null,
       localAddress: null,
@@ -456,16 +462,31 @@ export function createHandlers(ctx: HandlerContext) {
       audit(caller, `rule "${name}" moved from position ${i + 1} to ${at + 1}`);
       return { position: at, ...(await probation(version, caller, confirm)) };
     },
-    explain: (c) => turns.run(() => explainConnection(c)),
-    lint: () =>
-      turns.run(() => {
+    explain: async (c) => {
+      // A rule pinning the application: explain judges the file now at that path on this host.
+      const app = c.application;
+      const pinned =
+        app !== undefined && compiledPolicy().rules.some((r) => r.sha256 !== null && r.application === app);
+      const sha = pinned
+        ? await ctx.hasher?.ofPath(app).then(
+            (h) => h.sha256,
+            () => null,
+          )
+        : undefined;
+      return turns.run(() => explainConnection(c, sha));
+    },
+    lint: async () => {
+      const pins = await pinFindings(rules(), ctx.hasher, compiledPolicy().internalCount);
+      return turns.run(() => {
         const compiled = compiledPolicy();
         const findings = [
           ...lint(compiled, { now: ctx.now() }),
           ...missingApplications(rules(), compiled.internalCount),
+          ...pins,
         ];
         return { findings: findings as unknown as Record<string, unknown>[] };
-      }),
+      });
+    },
     logsQuery: (q) => {
       if (q.beforeSeq !== undefined && q.order !== 'newest')
         throw new WardenError(ErrorCode.PARAMS_INVALID, 'logs.query: beforeSeq goes with order: "newest"', {
@@ -514,6 +535,7 @@ export function createHandlers(ctx: HandlerContext) {
       );
     },
     connectionsList: connectionsHandler(ctx.connections),
+    programsHash: programHashHandler(ctx.hasher),
   };
   const policyHandlers = createPolicyHandlers({
     policy: () => ctx.config.policy(),

@@ -48,6 +48,7 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     "warden rules add '{ name: ssh, direction: incoming, protocol: tcp, localPorts: 22, action: allow }'",
     "warden rules add '{ name: no-telnet, direction: outgoing, protocol: tcp, remotePorts: 23, action: deny }' --position 1",
     "warden rules add '{ name: lan, direction: incoming, remote: 192.168.0.0/16, action: allow }' --confirm 60",
+    "warden rules add '{ name: curl, direction: outgoing, application: /usr/bin/curl, action: allow }' --pin",
   ],
   'rules update': [
     "warden rules update ssh '{ name: ssh, direction: incoming, protocol: tcp, localPorts: 2222, action: allow }'",

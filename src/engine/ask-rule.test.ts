@@ -47,3 +47,15 @@ test('names stay unique; an unattributed connection makes an any-application rul
   assert.equal(r.name, 'ask: allow any application incoming all traffic #2');
   assert.equal(r.application, 'any');
 });
+
+test('an answer "always" pins the hash the prompt carries; temporary answers and unknown programs do not', () => {
+  const sha = 'ef'.repeat(32);
+  const pinned = { ...prompt, sha256: sha };
+  const r = ruleForAnswer(pinned, answer({ duration: 'always' }), now);
+  assert.equal(r.sha256, sha);
+  assert.deepEqual(ruleToPlain(validateRule(ruleToPlain(r))), ruleToPlain(r));
+  assert.equal(ruleForAnswer(pinned, answer({ duration: 'temporary' }), now).sha256, undefined);
+  assert.equal(ruleForAnswer(prompt, answer({ duration: 'always' }), now).sha256, undefined);
+  const unknownApp = { ...pinned, application: undefined } as AskPrompt;
+  assert.equal(ruleForAnswer(unknownApp, answer({ duration: 'always' }), now).sha256, undefined);
+});

@@ -32,6 +32,10 @@ export function ruleForAnswer(
         ? prompt.protocol
         : 'any',
     application: app,
+    // A permanent rule for a program pins the file that was asked about (an update asks again, or is re-pinned).
+    ...(answer.duration === 'always' && app !== 'any' && prompt.sha256 !== undefined
+      ? { sha256: prompt.sha256 }
+      : {}),
     ...(answer.scope === 'port' && portOf(prompt) !== undefined
       ? prompt.direction === 'outgoing'
         ? { remotePorts: [{ from: portOf(prompt)!, to: portOf(prompt)! }] }

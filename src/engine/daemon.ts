@@ -28,6 +28,7 @@ import type { HostEnvironment } from '../policy/index.js';
 import { Notifications } from '../protocol/methods.js';
 import type { Settings } from '../settings/index.js';
 import { AskDesk } from './asks.js';
+import { ExeHasher } from './exe-hash.js';
 import { type ServiceOptions, type Services, startServices } from './services/index.js';
 import { forwardLogs } from './syslog.js';
 
@@ -68,6 +69,8 @@ export interface EngineParts {
   readonly metrics: DecisionMetrics;
   /** Learning mode's proposals (the enforcer adds, the proposals.* methods read and decide). */
   readonly proposals?: ProposalBook;
+  /** Hashes executables for sha256-pinned rules (on a worker thread, once per file version). */
+  readonly hasher?: ExeHasher;
 }
 
 export interface EngineOptions {
@@ -143,8 +146,10 @@ export class Engine {
   readonly #log: EngineLog;
   readonly #settled: () => Promise<void>;
   readonly #stopSyslog: () => Promise<void>;
+  readonly #hasher: ExeHasher;
 
   private constructor(parts: {
+    hasher: ExeHasher;
     server: AdminServer;
     config: FileConfigStore;
     logs: LogStore;
@@ -160,6 +165,7 @@ export class Engine {
     metricsEndpoint: MetricsEndpoint;
   }) {
     this.metricsEndpoint = parts.metricsEndpoint;
+    this.#hasher = parts.hasher;
     this.#settled = parts.settled;
     this.#stopSyslog = parts.stopSyslog;
     this.server = parts.server;
@@ -206,6 +212,7 @@ export class Engine {
         server?.broadcast(event === 'prompt' ? Notifications.askPrompt : Notifications.askResolved, params),
     });
     const metrics = new WardenMetrics(() => server?.consoles ?? 0);
+    const hasher = new ExeHasher();
     const proposals = await ProposalBook.open({
       path: join(stateDir, 'proposals.json'),
       onError: (m) => log('error', m),
@@ -235,6 +242,7 @@ export class Engine {
       asks,
       proposals,
       connections: new ConnectionLister(),
+      hasher,
       // Changes applied with confirm outlive a restart: re-armed from the state directory.
       confirmations: await Confirmations.open(join(stateDir, 'pending-confirmations.json'), (m) =>
         log('error', `pending confirmations: ${m}`),
@@ -297,10 +305,11 @@ export class Engine {
     await metricsEndpoint.follow(config.settings().metrics);
     try {
       if (options.kernel)
-        kernel = await options.kernel({ config, logs, asks, host, log, metrics, proposals });
+        kernel = await options.kernel({ config, logs, asks, host, log, metrics, proposals, hasher });
     } catch (e) {
       await metricsEndpoint.close();
       await server.close();
+      await hasher.close();
       throw e;
     }
     logs.append({
@@ -317,6 +326,7 @@ export class Engine {
       options.services,
     );
     return new Engine({
+      hasher,
       server,
       config,
       logs,
@@ -373,6 +383,7 @@ export class Engine {
     await this.proposals.close();
     await this.#stopSyslog();
     await this.metricsEndpoint.close();
+    await this.#hasher.close();
     if (this.logs instanceof SqliteLogStore) await this.logs.close();
     this.#log('info', 'engine stopped');
   }

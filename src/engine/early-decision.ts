@@ -71,6 +71,7 @@ export function decidingRuleWithoutProcess(
     if (r.index >= before) break;
     if (++checked > MAX_PROCESS_RULES_CHECKED) return undefined;
     probe.application = r.application;
+    probe.applicationSha256 = r.sha256; // a pinned rule could match the file it pins
     probe.uid = r.uid;
     probe.user = r.userName;
     if (matches(r, probe)) return undefined;

@@ -12,7 +12,10 @@ import { decide, decisionFor } from '../policy/index.js';
 import type { NewLogItem } from '../protocol/log-item.js';
 import type { AskDesk } from './asks.js';
 import { decidingRuleWithoutProcess, mayDecideUnlogged } from './early-decision.js';
+import type { FileHash } from './exe-hash.js';
+import { withDeadline } from './exe-hash.js';
 import type { OwnPart } from './own-parts.js';
+import { PIN_HASH_DEADLINE_MS, type PinChange, type PinHashing, pinNotes, pinnedRulesOf } from './pins.js';
 
 /** The parts of a packet's headers the policy needs. */
 export interface PacketTuple {
@@ -66,6 +69,12 @@ export interface EnforcerOptions {
   readonly metrics?: DecisionMetrics;
   /** Learning mode: a connection no rule decided and the rule proposed for it (the proposal book). */
   readonly propose?: (rule: Rule, facts: ConnectionFacts) => void;
+  /** Hashes executables for sha256-pinned rules (and for ask prompts); absent: pinned rules never match. */
+  readonly pins?: PinHashing;
+  /** How long a connection waits for its executable's hash (default PIN_HASH_DEADLINE_MS). */
+  readonly pinDeadlineMs?: number;
+  /** A pinned rule's hash no longer holds for its application's file (the Debian re-pin looks at it). */
+  readonly onPinChange?: (change: PinChange) => void;
 }
 
 /** Decides queued packets. */
@@ -127,10 +136,18 @@ export class Enforcer {
     }
     const application = this.applicationOf(process);
     const remoteHosts = await hosts;
+    // Only a connection of an application some rule pins waits for its executable's hash.
+    let pin: { hash: FileHash | null; problem?: string } | undefined;
+    if (pinnedRulesOf(this.#o.policy(), application) !== undefined)
+      pin = await this.#hashOf(process, application);
+    // The policy in force now (a re-pin may have come while the hash was computed).
+    const policy = this.#o.policy();
+    const pinned = pinnedRulesOf(policy, application);
     const facts: ConnectionFacts = {
       direction,
       protocol: tuple.protocol,
       application,
+      ...(pin !== undefined ? { applicationSha256: pin.hash?.sha256 ?? null } : {}),
       uid: process?.uid ?? uid ?? null,
       user: process?.user ?? null,
       localAddress: parseIp(local),
@@ -140,12 +157,20 @@ export class Enforcer {
       remoteHosts,
       now,
     };
-    const policy = this.#o.policy();
     const decision = decide(policy, facts);
     if (decision.proposal !== undefined) this.#o.propose?.(decision.proposal, facts);
     let verdict = decision.verdict;
     let message = messageFor(decision);
+    // A pin that did not hold is said in the log item (always one) and the prompt.
+    const pins = pinned === undefined ? undefined : pinNotes(pinned, facts, decision.ruleIndex, pin?.problem);
+    const pinText = pins !== undefined && pins.notes.length > 0 ? pins.notes.join('; ') : undefined;
+    if (pinText !== undefined) message = `${message}; ${pinText}`;
+    if (pins !== undefined && pins.changed.length > 0 && application !== null && pin?.hash)
+      this.#o.onPinChange?.({ application, hash: pin.hash, rules: pins.changed });
     if (verdict === 'ask') {
+      // The prompt carries the file's hash, so an answer "always" pins it (ask-rule.ts).
+      if (pin === undefined && application !== null && this.#o.pins !== undefined)
+        pin = await this.#hashOf(process, application);
       const def = direction === 'incoming' ? policy.defaults.incoming : policy.defaults.outgoing;
       const resolution = await this.#o.asks.hold({
         // An `ask` default cannot ask again: nobody answered, so the connection is denied.
@@ -163,14 +188,17 @@ export class Enforcer {
         ...(remotePort !== undefined ? { remotePort } : {}),
         hosts: remoteHosts,
         rule: decision.ruleName,
+        ...(pin?.hash ? { sha256: pin.hash.sha256 } : {}),
+        ...(pinText !== undefined ? { change: pinText } : {}),
       });
       verdict = resolution.verdict;
       message =
         resolution.by === 'console'
           ? `asked: ${resolution.user ?? 'a console'} answered ${resolution.verdict}${resolution.rule ? ` (rule "${resolution.rule}" added)` : ''}`
           : `asked: no answer in time, default ${resolution.verdict}`;
+      if (pinText !== undefined) message = `${message}; ${pinText}`;
     }
-    if (decision.log || decision.action === 'ask') {
+    if (decision.log || decision.action === 'ask' || pinText !== undefined) {
       this.#o.log({
         kind: 'connection',
         verdict: decision.action === 'ask' ? 'ask' : verdict,
@@ -227,6 +255,23 @@ export class Enforcer {
     // Blocks and asks are always logged (`log`), proposals name the program: those are attributed.
     if (decision.log || decision.verdict === 'ask' || decision.proposal !== undefined) return undefined;
     return { decision, facts };
+  }
+
+  /** The hash of the process's executable, or why there is none (bounded by the deadline). */
+  async #hashOf(
+    process: ProcessInfo | null,
+    application: string | null,
+  ): Promise<{ hash: FileHash | null; problem?: string }> {
+    const pins = this.#o.pins;
+    if (pins === undefined) return { hash: null, problem: 'this engine does not hash executables' };
+    if (process?.pid === undefined || application === null || process.part !== undefined)
+      return { hash: null, problem: 'the process could not be read' };
+    try {
+      const work = pins.ofProcess(process.pid, application);
+      return { hash: await withDeadline(work, this.#o.pinDeadlineMs ?? PIN_HASH_DEADLINE_MS, 'hashing') };
+    } catch (e) {
+      return { hash: null, problem: (e as Error).message };
+    }
   }
 
   /**

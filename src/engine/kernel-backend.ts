@@ -32,10 +32,13 @@ import { FLOOD_PREFIX } from '../kernel/ruleset-guards.js';
 import { type CompiledPolicy, compilePolicy, decide, internalRules } from '../policy/index.js';
 import type { NewLogItem } from '../protocol/log-item.js';
 import type { EngineParts, KernelBackend } from './daemon.js';
+import { DpkgDatabase } from './dpkg.js';
 import { Enforcer, type PacketTuple, type ProcessInfo } from './enforcer.js';
+import { ExeHasher } from './exe-hash.js';
 import { FloodReporter } from './flood-report.js';
 import { HostNames } from './host-names.js';
 import { OwnParts } from './own-parts.js';
+import { Repinner } from './repin.js';
 
 /** File names Warden's scripts are installed under besides bin.js (package.json `bin`). */
 const INSTALLED_NAMES = ['warden', 'wardend', 'warden-assist'];
@@ -132,6 +135,16 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   // Connection log items wait until the verdicts of this turn are given: appending (the store, the
   // consoles following the log) is nothing the kernel needs to let the packet go.
   const afterVerdicts = new AfterVerdicts((item) => logs.append(item));
+  // sha256-pinned rules: executables hashed off the event loop; a package update re-pins its rules.
+  const hasher = parts.hasher ?? new ExeHasher();
+  const repinner = new Repinner({
+    dpkg: new DpkgDatabase(),
+    hasher,
+    policy: () => config.policy(),
+    setPolicy: (p, meta) => config.setPolicy(p, meta),
+    log: (item) => logs.append(item),
+    fail: (m) => log('error', m),
+  });
   const enforcer = new Enforcer({
     policy: () => compiled,
     identify: async (t, direction, uidHint): Promise<ProcessInfo | null> => {
@@ -173,6 +186,8 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     executables: host.executables,
     metrics: parts.metrics,
     propose: (rule, facts) => parts.proposals?.seen(rule, facts),
+    pins: hasher,
+    onPinChange: (change) => repinner.consider(change),
   });
 
   /**
@@ -381,6 +396,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       queue = undefined;
       afterVerdicts.flush();
       closeNftSessions();
+      if (parts.hasher === undefined) await hasher.close();
       if (config.settings().enforcement.onStop === 'remove') await removeRuleset();
     },
   };

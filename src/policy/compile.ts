@@ -32,6 +32,8 @@ export interface CompiledRule {
   readonly outgoing: boolean;
   readonly protocols: number;
   readonly application: string | null;
+  /** The pinned SHA-256 of the application's executable; null when the rule pins none. */
+  readonly sha256: string | null;
   readonly uid: number | null;
   readonly userName: string | null;
   readonly localPorts: readonly PortRange[] | null;
@@ -101,6 +103,7 @@ function compileRule(
     outgoing: rule.direction !== 'incoming',
     protocols: PROTOCOL_MASK[rule.protocol],
     application: rule.application === 'any' ? null : rule.application,
+    sha256: rule.sha256 ?? null,
     uid: typeof user === 'number' ? user : null,
     userName: typeof user === 'string' ? user : null,
     localPorts: rule.localPorts ?? null,

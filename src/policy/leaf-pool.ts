@@ -31,7 +31,7 @@ const PROTO_SHIFT = 2;
 const F_UID = 1 << 7;
 const F_REMOTE_PORTS = 1 << 8;
 const F_LOCAL_PORTS = 1 << 9;
-/** Finish with `matches` on the full rule (remote addresses beyond one IPv4 range, user name, expiry). */
+/** Finish with `matches` on the full rule (remote addresses beyond one IPv4 range, user name, expiry, sha256). */
 const F_FULL = 1 << 10;
 /** The rule's remote addresses are exactly one IPv4 range, held in the record. */
 const F_V4_RANGE = 1 << 11;

@@ -9,7 +9,13 @@
 import type { AddressSet, CompiledPolicy, CompiledRule } from './compile.js';
 import type { PortRange } from './rule.js';
 
-export type FindingKind = 'never-matches' | 'shadowed' | 'redundant' | 'conflict' | 'missing-application';
+export type FindingKind =
+  | 'never-matches'
+  | 'shadowed'
+  | 'redundant'
+  | 'conflict'
+  | 'missing-application'
+  | 'pin-mismatch';
 
 /** One lint finding. */
 export interface Finding {
@@ -156,6 +162,7 @@ export function covers(A: CompiledRule, B: CompiledRule): boolean {
   if ((B.incoming && !A.incoming) || (B.outgoing && !A.outgoing)) return false;
   if ((B.protocols & ~A.protocols) !== 0) return false;
   if (A.application !== null && A.application !== B.application) return false;
+  if (A.sha256 !== null && A.sha256 !== B.sha256) return false;
   if (A.uid !== null && A.uid !== B.uid) return false;
   if (A.userName !== null && A.userName !== B.userName) return false;
   if (!portsCover(A.remotePorts, B.remotePorts) || !portsCover(A.localPorts, B.localPorts)) return false;
@@ -176,6 +183,7 @@ function overlapsExceptAddresses(A: CompiledRule, B: CompiledRule): boolean {
   if (!((A.incoming && B.incoming) || (A.outgoing && B.outgoing))) return false;
   if ((A.protocols & B.protocols) === 0) return false;
   if (A.application !== null && B.application !== null && A.application !== B.application) return false;
+  if (A.sha256 !== null && B.sha256 !== null && A.sha256 !== B.sha256) return false;
   if (A.uid !== null && B.uid !== null && A.uid !== B.uid) return false;
   if (A.userName !== null && B.userName !== null && A.userName !== B.userName) return false;
   // Ports only exist for TCP and UDP; a rule with ports and one without overlap only on those protocols.

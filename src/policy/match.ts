@@ -26,6 +26,7 @@ export function matches(r: CompiledRule, f: ConnectionFacts): boolean {
   if (f.direction === 'incoming' ? !r.incoming : !r.outgoing) return false;
   if ((r.protocols & protocolBit(f.protocol)) === 0) return false;
   if (r.application !== null && r.application !== f.application) return false;
+  if (r.sha256 !== null && r.sha256 !== f.applicationSha256) return false;
   if (r.uid !== null && r.uid !== f.uid) return false;
   if (r.userName !== null && r.userName !== f.user) return false;
   if (r.remotePortSpans !== null && !portIn(r.remotePortSpans, f.remotePort)) return false;
@@ -35,9 +36,25 @@ export function matches(r: CompiledRule, f: ConnectionFacts): boolean {
   return true;
 }
 
+/** The start of a hash, for messages: 12 hex digits name a file version well enough for a person. */
+export function shortHash(hex: string): string {
+  return `${hex.slice(0, 12)}…`;
+}
+
+/** Why a pinned rule does not match: the file is now another one, or its hash is not known. */
+export function pinReason(
+  pinned: string,
+  application: string | null,
+  actual: string | null | undefined,
+): string {
+  return actual === null || actual === undefined
+    ? `rule pins sha256 ${shortHash(pinned)}, but the hash of ${application ?? 'the executable'} is not known`
+    : `pinned sha256 ${shortHash(pinned)} but ${application ?? 'the executable'} is now ${shortHash(actual)}`;
+}
+
 /** The first condition of a rule that a connection fails. */
 export interface Mismatch {
-  /** The rule field that failed: enabled, condition, direction, protocol, application, user, remotePorts, localPorts, remote, expires. */
+  /** The rule field that failed: enabled, condition, direction, protocol, application, sha256, user, remotePorts, localPorts, remote, expires. */
   readonly field: string;
   /** Human sentence: what the rule wants and what the connection has. */
   readonly reason: string;
@@ -62,6 +79,9 @@ export function findMismatch(r: CompiledRule, f: ConnectionFacts): Mismatch | nu
       field: 'application',
       reason: `rule is for ${r.application}; this connection is from ${f.application ?? 'an unknown application'}`,
     };
+  }
+  if (r.sha256 !== null && r.sha256 !== f.applicationSha256) {
+    return { field: 'sha256', reason: pinReason(r.sha256, r.application, f.applicationSha256) };
   }
   if (r.uid !== null && r.uid !== f.uid) {
     return {

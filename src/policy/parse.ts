@@ -114,6 +114,12 @@ function checkRule(
       );
     }
   }
+  if (rule.sha256 !== undefined && rule.application === 'any') {
+    report(
+      [...base, 'sha256'],
+      'sha256 pins the executable of an application, but this rule has application "any": name the application (an absolute path)',
+    );
+  }
   rule.remote?.forEach((spec, j) => {
     if (spec.kind === 'group' && groups[spec.name] === undefined) {
       const known = Object.keys(groups);

@@ -53,6 +53,8 @@ export interface Rule {
   readonly protocol: Protocol;
   /** Absolute executable path, or 'any'. */
   readonly application: string;
+  /** SHA-256 of the application's executable (64 lower-case hex): the rule matches only that file content. */
+  readonly sha256?: string;
   /** A numeric uid or a user name. */
   readonly user?: number | string;
   readonly localPorts?: readonly PortRange[];
@@ -102,6 +104,11 @@ export interface ConnectionFacts {
   readonly protocol: 'tcp' | 'udp' | 'icmp' | 'other';
   /** Executable path of the local process; null when it could not be attributed. */
   readonly application: string | null;
+  /**
+   * SHA-256 (lower-case hex) of the file the process runs, computed only when a rule pins this
+   * application (src/engine/exe-pin.ts); absent or null when not computed or not computable.
+   */
+  readonly applicationSha256?: string | null;
   readonly uid: number | null;
   readonly user: string | null;
   readonly localAddress: IpAddress | null;

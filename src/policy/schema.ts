@@ -62,6 +62,27 @@ const application = z
       ctx.addIssue({ code: 'custom', message: 'application path holds a control character' });
   });
 
+/** 64 hex digits (either case; stored lower-case): the SHA-256 of the application's executable. */
+const sha256 = z.string({ error: 'sha256 must be text: 64 hex digits' }).transform((s, ctx) => {
+  const t = s.trim();
+  if (!/^[0-9a-fA-F]*$/.test(t)) {
+    const bad = [...t].find((c) => !/[0-9a-fA-F]/.test(c));
+    ctx.addIssue({
+      code: 'custom',
+      message: `sha256 is not hexadecimal: "${bad}" is not a hex digit (write the 64 hex digits of sha256sum)`,
+    });
+    return z.NEVER;
+  }
+  if (t.length !== 64) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `sha256 has ${t.length} hex digits; a SHA-256 has 64 (an MD5 has 32, a SHA-1 40)`,
+    });
+    return z.NEVER;
+  }
+  return t.toLowerCase();
+});
+
 const user = z.union(
   [z.number().int().min(0).max(4294967294), z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}\$?$/i)],
   {
@@ -100,6 +121,7 @@ export const ruleSchema = z.strictObject({
     .default('any')
     .transform((p) => p as (typeof PROTOCOLS)[number]),
   application: application.default('any'),
+  sha256: sha256.optional(),
   user: user.optional(),
   localPorts: portList.optional(),
   remotePorts: portList.optional(),

@@ -18,6 +18,7 @@ export function ruleToPlain(rule: Rule): Record<string, unknown> {
     protocol: rule.protocol,
     application: rule.application,
   };
+  if (rule.sha256 !== undefined) out.sha256 = rule.sha256;
   if (rule.user !== undefined) out.user = rule.user;
   if (rule.localPorts !== undefined) out.localPorts = formatPortList(rule.localPorts);
   if (rule.remotePorts !== undefined) out.remotePorts = formatPortList(rule.remotePorts);

@@ -34,6 +34,10 @@ export interface AskPrompt {
   readonly rule: string;
   /** How many packets of this connection (retransmissions included) are waiting. */
   readonly waiting: number;
+  /** SHA-256 of the application's executable when the engine could hash it: an answer "always" pins it. */
+  readonly sha256?: string;
+  /** A pinned rule that no longer holds for this program, e.g. "pinned sha256 abc… but /usr/bin/curl is now def…". */
+  readonly change?: string;
 }
 
 export const ASK_DURATIONS = ['once', 'temporary', 'always'] as const;

@@ -356,6 +356,17 @@ export const Methods = {
     empty,
     'connections open on the engine host now, with the processes that own them',
   ),
+  programsHash: method<{ path: string }, { path: string; sha256: string }>(
+    'programs.hash',
+    'administrator',
+    z.strictObject({
+      path: z
+        .string()
+        .max(4096, 'path is longer than 4096 characters')
+        .regex(/^\/[^\0]*[^/]$/, 'path must be an absolute path to a program, e.g. /usr/bin/curl'),
+    }),
+    "the SHA-256 of a program on the engine's host (to pin a rule to it)",
+  ),
 } as const;
 
 /** All methods by wire name. */

@@ -36,7 +36,8 @@ export function formatPrompt(p: AskPrompt, now = Date.now()): string {
     .join(', ');
   const arrow = p.direction === 'incoming' ? '<-' : '->';
   const host = p.hosts.length > 0 ? ` (${p.hosts.join(', ')})` : '';
-  return `${p.id}  ${p.protocol.toUpperCase()} ${p.local} ${arrow} ${p.remote}${host}  ${who}  rule "${p.rule}"  ${left}s left, then ${p.defaultVerdict}`;
+  const change = p.change ? `  CHANGED: ${p.change}` : '';
+  return `${p.id}  ${p.protocol.toUpperCase()} ${p.local} ${arrow} ${p.remote}${host}  ${who}  rule "${p.rule}"  ${left}s left, then ${p.defaultVerdict}${change}`;
 }
 
 function formatResolution(r: AskResolution): string {

@@ -2,6 +2,7 @@
 import { lookup } from 'node:dns/promises';
 import type { Command } from 'commander';
 import { ErrorCode, WardenError } from '../../errors.js';
+import { fileSha256 } from '../../host-programs.js';
 import { formatIp, parseIp } from '../../ip/index.js';
 import { type ConnectionFacts, explain, ruleToPlain } from '../../policy/index.js';
 import { loadCompiled } from '../files.js';
@@ -124,8 +125,12 @@ export async function policyExplain(
   options: PolicyExplainOptions,
   io: CommandIo,
 ): Promise<CommandStatus> {
-  const facts = await factsFromOptions(options);
+  const base = await factsFromOptions(options);
   const { compiled } = await loadCompiled(file, options.settings);
+  // A rule pinning the application: judge the pin with the file at that path on this host.
+  const app = base.application;
+  const pinned = app !== null && compiled.rules.some((r) => r.sha256 !== null && r.application === app);
+  const facts = pinned ? { ...base, applicationSha256: await fileSha256(app).catch(() => null) } : base;
   const e = explain(compiled, facts);
   const d = e.decision;
   if (options.json) {

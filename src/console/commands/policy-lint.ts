@@ -1,6 +1,6 @@
 /** `warden policy lint FILE`: shadowed, redundant, conflicting and never-matching rules. */
 import type { Command } from 'commander';
-import { missingApplications } from '../../host-programs.js';
+import { missingApplications, pinFindings, streamedHasher } from '../../host-programs.js';
 import { lint } from '../../policy/index.js';
 import { loadCompiled } from '../files.js';
 import type { CommandIo, CommandStatus } from '../io.js';
@@ -20,12 +20,11 @@ export async function policyLint(
 ): Promise<CommandStatus> {
   const now = parseInstant(options.at);
   const { compiled } = await loadCompiled(file, options.settings);
+  const userRules = compiled.rules.slice(compiled.internalCount).map((r) => r.rule);
   const findings = [
     ...lint(compiled, { now }),
-    ...missingApplications(
-      compiled.rules.slice(compiled.internalCount).map((r) => r.rule),
-      compiled.internalCount,
-    ),
+    ...missingApplications(userRules, compiled.internalCount),
+    ...(await pinFindings(userRules, streamedHasher, compiled.internalCount)),
   ];
   if (options.json) {
     io.out(JSON.stringify({ file, findings }, null, 2));
@@ -63,6 +62,7 @@ Findings:
   redundant      an earlier rule or the default already does the same
   conflict       it overlaps an earlier rule with another action (the earlier one wins)
   missing-application  its application path does not exist on this host (a warning: it may be installed later)
+  pin-mismatch         its application's file on this host has another SHA-256 than the rule's sha256 (a warning)
 
 Exit status: 0 no findings, 1 findings, 2 usage error.`,
     )

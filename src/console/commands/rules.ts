@@ -8,7 +8,13 @@ import { type RemoteOptions, remoteOptions, withEngine } from '../remote.js';
 import { renderTable } from '../render/table.js';
 import { confirmParam, pendingNote } from './config.js';
 
-type Opts = RemoteOptions & { json?: boolean; internal?: boolean; position?: string; confirm?: string };
+type Opts = RemoteOptions & {
+  json?: boolean;
+  internal?: boolean;
+  position?: string;
+  confirm?: string;
+  pin?: boolean;
+};
 
 const CONFIRM_HELP = 'roll back by itself unless `warden config confirm` comes within this time';
 
@@ -51,7 +57,7 @@ async function withRuleHint<T>(call: Promise<T>, verb: 'add' | 'update'): Promis
       problems: e.problems,
       suggestion:
         'A rule has name, direction (incoming, outgoing, both) and action (allow, deny, reject, ask), and may have ' +
-        'protocol, application, user, localPorts, remotePorts, remote, log, condition, enabled, expires, comment ' +
+        'protocol, application, sha256, user, localPorts, remotePorts, remote, log, condition, enabled, expires, comment ' +
         '(docs/policy.md). ' +
         `For example: warden rules ${verb} ${verb === 'update' ? 'NAME ' : ''}'{ name: web, direction: outgoing, protocol: tcp, remotePorts: 443, action: allow }'`,
     });
@@ -158,15 +164,38 @@ export function registerRules(
       ),
   )
     .option('--position <n>', 'place it at position n (1 = first; default: last)')
+    .option(
+      '--pin',
+      "pin the rule to the application's current SHA-256 on the engine host (the rule then matches only that file)",
+    )
     .option('--confirm <seconds>', CONFIRM_HELP)
     .option('--json', 'print as JSON')
     .action((text: string, o: Opts) =>
       run(
         withEngine(o, io, async (c) => {
           const pos = position(o.position);
+          const rule = parseRuleText(text);
+          if (o.pin) {
+            const app = rule.application;
+            if (typeof app !== 'string' || !app.startsWith('/'))
+              throw new WardenError(
+                ErrorCode.USAGE,
+                '--pin needs a rule with an application (an absolute path)',
+                {
+                  suggestion:
+                    "e.g. warden rules add --pin '{ name: curl, direction: outgoing, application: /usr/bin/curl, action: allow }'",
+                },
+              );
+            if (rule.sha256 !== undefined)
+              throw new WardenError(
+                ErrorCode.USAGE,
+                '--pin fills in sha256: leave sha256 out of the rule, or --pin',
+              );
+            rule.sha256 = (await c.call(Methods.programsHash, { path: app })).sha256;
+          }
           const r = await withRuleHint(
             c.call(Methods.rulesAdd, {
-              rule: parseRuleText(text),
+              rule,
               ...(pos === undefined ? {} : { position: pos }),
               ...confirmParam(o.confirm),
             }),

@@ -16,6 +16,7 @@ export function portsText(ports: Rule['localPorts']): string {
 export function ruleSummary(rule: Rule): string {
   const parts: string[] = [rule.action, rule.direction, rule.protocol];
   if (rule.application !== 'any') parts.push(rule.application);
+  if (rule.sha256 !== undefined) parts.push(`pinned sha256 ${rule.sha256.slice(0, 12)}…`);
   if (rule.user !== undefined) parts.push(`user ${rule.user}`);
   if (rule.localPorts !== undefined) parts.push(`local port ${portsText(rule.localPorts)}`);
   if (rule.remotePorts !== undefined) parts.push(`remote port ${portsText(rule.remotePorts)}`);

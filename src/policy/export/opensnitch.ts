@@ -63,6 +63,8 @@ function baseOperators(rule: Rule): Operator[] | string {
   if (rule.localPorts !== undefined)
     return 'local ports of outgoing connections are not exported to OpenSnitch';
   if (rule.condition !== undefined) return 'OpenSnitch has no settings conditions';
+  if (rule.sha256 !== undefined)
+    return 'OpenSnitch checks executables by MD5 or SHA-1, not SHA-256 (without its pin the rule would match any file at its path)';
   if (typeof rule.user === 'string') return 'OpenSnitch matches numeric uids only, not user names';
   if (rule.protocol === 'icmp') return 'OpenSnitch filters TCP and UDP connections';
   const ops: Operator[] = [];

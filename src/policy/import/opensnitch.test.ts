@@ -138,3 +138,28 @@ describe('OpenSnitch import', () => {
     assert.equal(probs[1]!.line, 3);
   });
 });
+
+describe('OpenSnitch executable checksums', () => {
+  test('process.hash.md5 / sha1 are left out with a note: the rule is kept without a pin', () => {
+    const files = [
+      rule('curl-md5', 'allow', {
+        type: 'list',
+        operand: 'list',
+        list: [
+          simple('process.path', '/usr/bin/curl'),
+          simple('process.hash.md5', 'd41d8cd98f00b204e9800998ecf8427e'),
+        ],
+      }),
+    ];
+    const { policy, problems, notes } = importPolicy('opensnitch', files);
+    assert.deepEqual(problems, []);
+    assert.equal(policy.rules.length, 1);
+    assert.equal(policy.rules[0]!.application, '/usr/bin/curl');
+    assert.equal(policy.rules[0]!.sha256, undefined);
+    const note = notes.find((n) => n.rule === 'curl-md5');
+    assert.match(
+      note?.message ?? '',
+      /process\.hash\.md5 d41d8cd98f00b204e9800998ecf8427e left out: Warden pins executables by SHA-256 only/,
+    );
+  });
+});

@@ -36,6 +36,8 @@ interface Conditions {
   family?: 4 | 6;
   ports?: PortRange[];
   remote?: AddressSpec[];
+  /** An executable checksum condition (process.hash.md5 / sha1) left out: Warden pins SHA-256 only. */
+  droppedHash?: string;
 }
 
 interface RawOperator {
@@ -153,6 +155,14 @@ function convertRule(
   }
   const rules = toRules(name, action, conditions, raw, expires);
   if (typeof rules === 'string') return skip(rules, ['operator']);
+  if (conditions.droppedHash !== undefined)
+    result.notes.push(
+      located(
+        file.name,
+        `${conditions.droppedHash} left out: Warden pins executables by SHA-256 only (no MD5 or SHA-1), so this rule matches any file at its path; pin it with warden rules update (sha256) or warden rules add --pin`,
+        { path: ['operator'], rule: name },
+      ),
+    );
   if (raw.nolog === true && action !== 'allow')
     result.notes.push(
       located(file.name, 'nolog is ignored: Warden logs every block', { path: ['nolog'], rule: name }),
@@ -264,6 +274,11 @@ function readOperator(op: RawOperator | undefined, acc: Conditions, problems: st
       }
       return set(acc, 'remote', specs, fail);
     }
+    case 'process.hash.md5':
+    case 'process.hash.sha1':
+      if (type !== 'simple') return fail('only an exact checksum can be read');
+      acc.droppedHash = `${operand} ${data}`;
+      return acc;
     case 'protocol':
       return readProtocol(acc, values(), fail);
     default:
@@ -275,7 +290,7 @@ function whyNot(operand: string): string {
   if (operand === 'process.command') return 'Warden rules match the executable, not its command line';
   if (operand.startsWith('process.env.')) return 'Warden rules cannot match environment variables';
   if (operand === 'process.id') return 'process ids change with every start';
-  if (operand.startsWith('process.hash')) return 'Warden rules cannot match executable checksums';
+  if (operand.startsWith('process.hash')) return 'Warden pins executables by SHA-256 only (sha256)';
   if (operand.startsWith('iface.')) return 'Warden rules do not match network interfaces';
   if (operand.startsWith('source.'))
     return 'the local address or port of an outgoing connection is not imported';

@@ -17,6 +17,8 @@ const PORTS = [22, 53, 80, 443, 8080, 8443];
 const V4 = ['10.0.0.1', '10.0.0.2', '10.0.0.5', '192.168.1.9', '127.0.0.1', '8.8.8.8'];
 const V6 = ['::1', '2001:db8::1', '2001:db8::7', 'fe80::1'];
 const HOSTS = ['a.example.com', 'b.example.com', 'example.com', 'other.org'];
+/** Two executable versions, so pinned rules both match and miss. */
+const HASHES = ['a'.repeat(64), 'b'.repeat(64)];
 
 export const ip = (text: string) => parseIp(text)!;
 const single = (text: string): AddressSpec => {
@@ -70,6 +72,7 @@ export const rule: fc.Arbitrary<Rule> = fc
       direction: fc.constantFrom('incoming', 'outgoing', 'both'),
       protocol: fc.constantFrom('tcp', 'udp', 'tcp+udp', 'icmp', 'any'),
       application: fc.constantFrom('any', 'any', 'any', ...APPS),
+      sha256: sometimes(fc.constantFrom(...HASHES), 30),
       user: sometimes(fc.constantFrom<number | string>(0, 1000, 'alice'), 15),
       localPorts: sometimes(portList, 20),
       remotePorts: sometimes(portList, 35),
@@ -94,6 +97,7 @@ export const rule: fc.Arbitrary<Rule> = fc
       delete out.localPorts;
       delete out.remotePorts;
     }
+    if (r.application === 'any') delete out.sha256; // a pin needs an application
     for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
     if (conditional > 0) out.condition = { setting: 'syslog.enabled', equals: conditional === 1 };
     return out as unknown as Rule;
@@ -118,6 +122,7 @@ export const facts: fc.Arbitrary<ConnectionFacts> = fc
     direction: fc.constantFrom('incoming', 'outgoing'),
     protocol: fc.constantFrom('tcp', 'tcp', 'udp', 'udp', 'icmp', 'other'),
     application: fc.constantFrom(null, ...APPS, '/usr/bin/python3'),
+    applicationSha256: fc.constantFrom(undefined, null, ...HASHES),
     uid: fc.constantFrom(null, 0, 1000, 1001),
     user: fc.constantFrom(null, 'root', 'alice', 'bob'),
     localPort: fc.constantFrom(null, ...PORTS, 8050, 500, 40000),

@@ -20,6 +20,8 @@ export interface AskPromptJson {
   hosts: string[];
   rule: string;
   waiting: number;
+  /** A pinned rule that did not hold: the program's file changed. */
+  change?: string;
 }
 
 function Prompt({ p, now }: { p: AskPromptJson; now: number }) {
@@ -49,6 +51,11 @@ function Prompt({ p, now }: { p: AskPromptJson; now: number }) {
         {p.remote}){p.user && `, user ${p.user}`}
         {p.commandLine && <code> {p.commandLine.join(' ')}</code>}
       </p>
+      {p.change && (
+        <p class="error" data-testid="ask-change">
+          The program changed: {p.change}
+        </p>
+      )}
       <p>
         Rule "{p.rule}" asks. <strong data-testid="time-left">{left} s</strong> left, then the default (
         {p.defaultVerdict}) decides.

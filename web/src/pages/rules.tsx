@@ -13,6 +13,7 @@ const FIELDS = [
   'action',
   'protocol',
   'application',
+  'sha256',
   'remote',
   'remotePorts',
   'localPorts',
@@ -105,6 +106,24 @@ function RuleForm({ ctx, editing, done }: { ctx: Ctx; editing?: Rule; done: () =
       {select('action', 'Action', ['allow', 'deny', 'reject', 'ask'])}
       {select('protocol', 'Protocol', ['any', 'tcp', 'udp', 'tcp+udp', 'icmp'])}
       {input('application', 'Application', '/usr/bin/curl or any')}
+      <div class="pin" style={{ gridColumn: 'span 2', display: 'flex', gap: '0.4rem', alignItems: 'end' }}>
+        {input('sha256', 'Pinned SHA-256', '64 hex digits, or empty: any file')}
+        <button
+          type="button"
+          disabled={!(f.application ?? '').startsWith('/')}
+          onClick={async () => {
+            try {
+              const r = await ctx.call('programs.hash', { path: (f.application ?? '').trim() });
+              setF({ ...f, sha256: String(r.sha256) });
+              setErrors({ ...errors, sha256: '' });
+            } catch (x) {
+              setErrors({ ...errors, sha256: errorText(x) });
+            }
+          }}
+        >
+          Pin current
+        </button>
+      </div>
       {input('remote', 'Remote addresses / hosts', '192.0.2.0/24, example.org')}
       {input('remotePorts', 'Remote ports', '443 or 8000-8080')}
       {input('localPorts', 'Local ports', '22')}
@@ -203,7 +222,10 @@ export function RulesPage() {
                   {r.enabled === false && <em> (disabled)</em>}
                 </td>
                 <td>{String(r.direction)}</td>
-                <td>{String(r.application ?? 'any')}</td>
+                <td>
+                  {String(r.application ?? 'any')}
+                  {r.sha256 ? <small title={String(r.sha256)}> pinned</small> : null}
+                </td>
                 <td>{describe(r)}</td>
                 <td class={`v-${r.action}`}>{String(r.action)}</td>
                 {admin && (
