@@ -16,7 +16,7 @@ function reference(source: string): RegExp {
     const c = source[i]!;
     if (c === '*') out += '[\\s\\S]*';
     else if (c === '?') out += '[\\s\\S]';
-    else if (c === '\\') out += escape(source[++i]!);
+    else if (c === '\\') out += unicodeEscape(source[++i]!);
     else if (c === '[') {
       let j = i + 1;
       let body = '';
@@ -33,17 +33,17 @@ function reference(source: string): RegExp {
           let to = source[j + 2]!;
           j += 2;
           if (to === '\\') to = source[++j]!;
-          body += `${escape(ch)}-${escape(to)}`;
-        } else body += escape(ch);
+          body += `${unicodeEscape(ch)}-${unicodeEscape(to)}`;
+        } else body += unicodeEscape(ch);
       }
       out += `[${body}]`;
       i = j;
-    } else out += escape(c);
+    } else out += unicodeEscape(c);
   }
   return new RegExp(`^${out}$`);
 }
 
-function escape(c: string): string {
+function unicodeEscape(c: string): string {
   return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
 }
 
