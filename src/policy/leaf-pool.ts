@@ -134,6 +134,7 @@ export class LeafPoolBuilder {
       remote.suffixes.length === 0;
     if (oneV4) flags |= F_V4_RANGE;
     if ((remote !== null && !oneV4) || r.userName !== null || r.expires) flags |= F_FULL;
+    if (r.parent !== null || r.ancestor !== null || r.argumentsGlob !== null) flags |= F_FULL; // program context
     const rp = r.remotePortSpans ?? new Int32Array(0);
     const lp = r.localPortSpans ?? new Int32Array(0);
     // IPv4 bounds are stored as int32 and compared after >>> 0, so the whole unsigned range fits.
