@@ -17,7 +17,7 @@
 export const MAX_GLOB_LENGTH = 1024;
 
 /** One single-character test: a literal, any character, or a set (ranges as [from, to] code pairs). */
-type Token =
+export type Token =
   | { readonly kind: 'char'; readonly code: number }
   | { readonly kind: 'any' }
   | { readonly kind: 'set'; readonly ranges: readonly number[]; readonly negated: boolean };
@@ -257,4 +257,9 @@ export function globLiteral(g: Glob): string | null {
 /** Escapes text so that a glob matches exactly it. */
 export function globEscape(text: string): string {
   return text.replace(/[*?[\\]/g, (c) => `\\${c}`);
+}
+
+/** The glob as runs of single-character tests with a star between each two (for exporters). */
+export function globRuns(g: Glob): readonly (readonly Token[])[] {
+  return g.segments.map((s) => s.tokens);
 }
