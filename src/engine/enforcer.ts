@@ -14,6 +14,17 @@ import type { AskDesk } from './asks.js';
 import { decidingRuleWithoutProcess, mayDecideUnlogged } from './early-decision.js';
 import type { OwnPart } from './own-parts.js';
 
+/** A command line longer than this (characters) is not matched: `arguments` is then unknown. */
+export const MAX_ARGUMENTS_CHARS = 65_536;
+
+/** The command line as `arguments` sees it: argv joined by single spaces; null when unknown or too long. */
+export function argumentsText(commandLine: readonly string[] | undefined): string | null {
+  if (commandLine === undefined || commandLine.length === 0) return null;
+  let length = commandLine.length - 1;
+  for (const arg of commandLine) length += arg.length;
+  return length > MAX_ARGUMENTS_CHARS ? null : commandLine.join(' ');
+}
+
 /** The parts of a packet's headers the policy needs. */
 export interface PacketTuple {
   readonly protocol: 'tcp' | 'udp' | 'icmp' | 'other';
@@ -66,6 +77,14 @@ export interface EnforcerOptions {
   readonly metrics?: DecisionMetrics;
   /** Learning mode: a connection no rule decided and the rule proposed for it (the proposal book). */
   readonly propose?: (rule: Rule, facts: ConnectionFacts) => void;
+  /**
+   * Parent and ancestors of a process (src/kernel/process-context.ts), asked only when a rule of the
+   * policy uses them; without it they are unknown and such rules do not match.
+   */
+  readonly programContext?: (
+    pid: number,
+    ancestors: boolean,
+  ) => { readonly parent: string | null; readonly ancestors: readonly string[] };
 }
 
 /** Decides queued packets. */
@@ -124,6 +143,7 @@ export class Enforcer {
     }
     const application = this.applicationOf(process);
     const remoteHosts = await hosts;
+    const context = this.#contextOf(process);
     const facts: ConnectionFacts = {
       direction,
       protocol: tuple.protocol,
@@ -136,6 +156,7 @@ export class Enforcer {
       remotePort: remotePort ?? null,
       remoteHosts,
       now,
+      ...context,
     };
     const policy = this.#o.policy();
     const decision = decide(policy, facts);
@@ -189,6 +210,32 @@ export class Enforcer {
     const kernel = kernelVerdictOf(verdict);
     this.#o.metrics?.decided(verdict, (performance.now() - started) / 1000);
     return { verdict: kernel, decision, facts, process };
+  }
+
+  /**
+   * The program context facts the policy's rules use (CompiledPolicy.needs), and only those: none
+   * at all (no read) when no rule asks. Unknown (null, empty) without a process or pid.
+   */
+  #contextOf(
+    p: ProcessInfo | null,
+  ): Pick<ConnectionFacts, 'parent' | 'ancestors' | 'arguments'> | Record<string, never> {
+    const needs = this.#o.policy().needs;
+    if (!needs.parent && !needs.ancestors && !needs.arguments) return {};
+    const out: { parent?: string | null; ancestors?: readonly string[]; arguments?: string | null } = {};
+    if (needs.arguments) out.arguments = argumentsText(p?.commandLine);
+    if (needs.parent || needs.ancestors) {
+      let context: { parent: string | null; ancestors: readonly string[] } = { parent: null, ancestors: [] };
+      if (p?.pid !== undefined && this.#o.programContext !== undefined) {
+        try {
+          context = this.#o.programContext(p.pid, needs.ancestors);
+        } catch {
+          // best effort, like attribution: the rule then sees an unknown context and does not match
+        }
+      }
+      out.parent = context.parent;
+      out.ancestors = context.ancestors;
+    }
+    return out;
   }
 
   /** The decision when no process can change it and it is not logged; undefined when attribution is needed. */

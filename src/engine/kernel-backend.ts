@@ -26,6 +26,7 @@ import {
   verifyRuleset,
 } from '../kernel/nft.js';
 import { type PacketHeader, parsePacket } from '../kernel/packet.js';
+import { ProcessContextReader } from '../kernel/process-context.js';
 import { type CompiledRuleset, compileRuleset } from '../kernel/ruleset.js';
 import { FLOOD_PREFIX } from '../kernel/ruleset-guards.js';
 import { type CompiledPolicy, compilePolicy, decide, internalRules } from '../policy/index.js';
@@ -115,6 +116,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     socketLookup: nativeSocketLookup(attribution.lookup),
     ownScripts: { paths: Object.values(host.executables), names: INSTALLED_NAMES },
   });
+  const programContext = new ProcessContextReader();
   const own = new OwnParts({ executables: host.executables, node: await realpath(process.execPath) });
   let compiled!: CompiledPolicy;
   let ruleset!: CompiledRuleset;
@@ -170,6 +172,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     executables: host.executables,
     metrics: parts.metrics,
     propose: (rule, facts) => parts.proposals?.seen(rule, facts),
+    programContext: (pid, ancestors) => programContext.contextOf(pid, ancestors),
   });
 
   /**

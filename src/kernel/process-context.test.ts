@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { realpathSync } from 'node:fs';
+import { after, describe, test } from 'node:test';
+import { ProcessContextReader, parseStat } from './process-context.js';
+
+const BASH = realpathSync('/bin/bash');
+const NODE = realpathSync(process.execPath);
+const started: number[] = [];
+
+after(() => {
+  for (const pid of started) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {}
+  }
+});
+
+/** Runs bash with a script that starts `sleep` in the background and prints its pid. */
+async function bashWithChild(script: string): Promise<{ bash: ChildProcess; child: number }> {
+  const bash = spawn(BASH, ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  started.push(bash.pid!);
+  let out = '';
+  bash.stdout!.setEncoding('utf8');
+  for await (const chunk of bash.stdout!) {
+    out += chunk;
+    if (out.includes('\n')) break;
+  }
+  const child = Number(out.trim());
+  started.push(child);
+  return { bash, child };
+}
+
+describe('program context from /proc', () => {
+  test('parent and ancestors of a real process, bounded by depth', async () => {
+    const { bash, child } = await bashWithChild('sleep 30 & echo $!; read x');
+    const reader = new ProcessContextReader();
+    const c = reader.contextOf(child, true);
+    assert.equal(c.parent, BASH);
+    assert.equal(c.ancestors[0], BASH);
+    assert.ok(c.ancestors.includes(NODE), `node among ${c.ancestors.join(' < ')}`);
+    assert.ok(c.ancestors.length <= 32);
+    const shallow = new ProcessContextReader({ maxDepth: 1 }).contextOf(child, true);
+    assert.deepEqual(shallow, { parent: BASH, ancestors: [BASH] });
+    bash.stdin!.end();
+    await once(bash, 'exit');
+    // Kept per pid and start time: the parent it had when first seen, after that parent exited.
+    assert.equal(reader.contextOf(child, true).parent, BASH);
+    assert.equal(reader.stats.hits, 1);
+    // A reader that first sees it now finds it adopted (by init or a subreaper): bash is no longer its parent.
+    const late = new ProcessContextReader().contextOf(child, true);
+    assert.notEqual(late.parent, BASH);
+    assert.ok(!late.ancestors.includes(BASH));
+  });
+
+  test('a process that is gone has no context', async () => {
+    const p = spawn('/bin/true');
+    await once(p, 'exit');
+    const reader = new ProcessContextReader();
+    assert.deepEqual(reader.contextOf(p.pid!, true), { parent: null, ancestors: [] });
+    assert.equal(reader.stats.gone, 1);
+  });
+
+  test('stat fields after a name holding spaces and parentheses', () => {
+    const text = '4242 (a) b (c)) S 17 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100\n';
+    assert.deepEqual(parseStat(text), { ppid: 17, start: '987654' });
+    assert.equal(parseStat('garbage'), null);
+  });
+});
