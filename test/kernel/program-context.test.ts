@@ -1,18 +1,21 @@
 /**
- * Rules on the program context, enforced for real: `wardend run` in a namespace pair (the /proc
- * attribution path), curl started by a test shell (a copy of bash under its own path) or by bash,
- * real packets to a server in the other namespace. `parent:` lets curl through only from the test
- * shell; `arguments:` only for the URL it names; a program whose parent exited before it connected
- * (adopted by init) no longer has the test shell as its parent and is refused.
+ * Rules on the program context, enforced for real: `wardend run` in a namespace pair, on the /proc
+ * attribution path and on the BPF path (programs on a cgroup this test makes), curl started by a
+ * test shell (a copy of bash under its own path) or by bash, real packets to a server in the other
+ * namespace. `parent:` lets curl through only from the test shell, `ancestor:` from anything the
+ * test shell started; `arguments:` only for the URL it names, also with a command line longer than
+ * the BPF record's 256 bytes; a program whose parent exited before it connected (adopted by init)
+ * no longer has the test shell as its parent and is refused.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
-import { consoleRule, type KernelEngine, outputOf, startKernelEngine } from '../adversarial/kernel-engine.js';
+import { consoleRule, type KernelEngine, startKernelEngine } from '../adversarial/kernel-engine.js';
+import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from './cgroup.js';
 import { kernelTestsUnavailable, SERVER_ADDR } from './netns.js';
 import { NODE } from './wardend.js';
 
@@ -43,7 +46,16 @@ ${consoleRule(PORT)}  - name: from the test shell
     direction: outgoing
     protocol: tcp
     application: ${CURL}
-    arguments: "*/curl -s -m ? http://${SERVER_ADDR}:${SERVICE}/allowed"
+    arguments: "*/curl -s -m ?* http://${SERVER_ADDR}:${SERVICE}/allowed"
+    remote: ${SERVER_ADDR}
+    remotePorts: ${SERVICE}
+    action: allow
+    log: true
+  - name: curl under the test shell
+    direction: outgoing
+    protocol: tcp
+    application: ${CURL}
+    ancestor: ${TESTSH}
     remote: ${SERVER_ADDR}
     remotePorts: ${SERVICE}
     action: allow
@@ -55,14 +67,44 @@ const DELAYED_CLIENT = `const [delay, file] = process.argv.slice(1); const fs = 
 setTimeout(() => { const c = require('net').connect(${SERVICE}, '${SERVER_ADDR}', () => { fs.writeFileSync(file, 'ok'); process.exit(0); });
 c.on('error', (e) => { fs.writeFileSync(file, 'error ' + e.code); process.exit(0); }); setTimeout(() => { fs.writeFileSync(file, 'timeout'); process.exit(0); }, 4000); }, Number(delay));`;
 
-describe('rules on the program context', { skip: kernelTestsUnavailable() ?? !existsSync(CURL) }, () => {
+/** A child's whole stdout, once its pipes are closed ('exit' may come before the last output). */
+function outputOf(child: ChildProcess): Promise<string> {
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (d) => (out += d));
+  child.stderr?.on('data', (d) => (err += d));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`exited ${code}: ${out} ${err}`)),
+    );
+  });
+}
+
+const suite = (path: 'proc' | 'bpf', port: number) => () => {
   let k: KernelEngine;
   let server: ChildProcess;
+  let cgroup: TestCgroup | undefined;
 
   before(async () => {
     copyFileSync(BASH, TESTSH);
     chmodSync(TESTSH, 0o755);
-    k = await startKernelEngine('ctx', PORT, POLICY, '');
+    if (path === 'bpf') {
+      cgroup = createTestCgroup('program-context');
+      // Read by wardend at start through the harness's environment; the harness's default is off.
+      process.env.WARDEN_BPF_CGROUP = `/${basename(cgroup.path)}`;
+    }
+    try {
+      k = await startKernelEngine(
+        `ctx${path}`,
+        port,
+        POLICY.replace(`remotePorts: ${PORT}`, `remotePorts: ${port}`),
+        '',
+      );
+    } finally {
+      delete process.env.WARDEN_BPF_CGROUP;
+    }
+    assert.match(k.engine.output(), path === 'bpf' ? /attribution bpf/ : /attribution proc/);
     server = k.pair.spawn(k.pair.server, NODE, [
       '-e',
       `require('net').createServer((s) => s.on('error', () => {}).end('HTTP/1.0 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok')).listen(${SERVICE}, () => console.log('ready'));`,
@@ -72,14 +114,22 @@ describe('rules on the program context', { skip: kernelTestsUnavailable() ?? !ex
     );
   });
 
-  after(() => {
+  after(async () => {
     k?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await cgroup?.remove();
   });
 
-  /** Runs `script` with `shell -c` in the client namespace ("; true" keeps the shell from exec-ing curl). */
-  const shell = (sh: string, script: string) => outputOf(k.spawnAs('root', sh, ['-c', `${script}; true`]));
-  const curl = (path: string) => `${CURL} -s -m 5 http://${SERVER_ADDR}:${SERVICE}/${path}; echo " rc=$?"`;
+  /** Runs a program as root in the client namespace (and, for the BPF path, in the test cgroup). */
+  const run = (command: string, args: readonly string[]) =>
+    cgroup === undefined
+      ? k.spawnAs('root', command, args)
+      : cgroup.spawn('nsenter', [`--net=${k.pair.path(k.pair.client)}`, command, ...args], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+  /** Runs `script` with `shell -c` ("; true" keeps the shell from exec-ing curl). */
+  const shell = (sh: string, script: string) => outputOf(run(sh, ['-c', `${script}; true`]));
+  const curl = (url: string, extra = '') =>
+    `${CURL} -s -m 5 ${extra} http://${SERVER_ADDR}:${SERVICE}/${url}; echo " rc=$?"`;
 
   test('parent: curl from the test shell is allowed; the same curl from bash is refused', async () => {
     const [fromTestShell, fromBash] = await Promise.all([
@@ -97,10 +147,29 @@ describe('rules on the program context', { skip: kernelTestsUnavailable() ?? !ex
     assert.ok(refused.length >= 1, JSON.stringify(refused));
   });
 
+  test('ancestor: curl started by bash started by the test shell is allowed', async () => {
+    const nested = await shell(TESTSH, `${BASH} -c '${curl('other').replace(/"/g, '')}; true'`);
+    assert.equal(nested.replace(/\s/g, ''), 'okrc=0');
+    const allowed = await k.logs({ kind: 'connection', verdict: 'allow', application: CURL });
+    assert.ok(
+      allowed.some((i) => /curl under the test shell/.test(i.message)),
+      JSON.stringify(allowed),
+    );
+  });
+
   test('arguments: from bash, curl is allowed for the URL the glob names and refused for another', async () => {
-    const [named, other] = await Promise.all([shell(BASH, curl('allowed')), shell(BASH, curl('secret'))]);
+    // A command line longer than the 256 bytes a BPF record holds is read from /proc and matched too.
+    const pad = `-H "X-Pad: ${'x'.repeat(300)}"`;
+    const [named, other, long, longOther] = await Promise.all([
+      shell(BASH, curl('allowed')),
+      shell(BASH, curl('secret')),
+      shell(BASH, curl('allowed', pad)),
+      shell(BASH, curl('secret', pad)),
+    ]);
     assert.equal(named.trim(), 'ok rc=0');
     assert.equal(other.trim(), 'rc=7');
+    assert.equal(long.trim(), 'ok rc=0');
+    assert.equal(longOther.trim(), 'rc=7');
     const allowed = await k.logs({ kind: 'connection', verdict: 'allow', application: CURL });
     assert.ok(
       allowed.some((i) => /curl fetching \/allowed/.test(i.message)),
@@ -109,14 +178,14 @@ describe('rules on the program context', { skip: kernelTestsUnavailable() ?? !ex
   });
 
   test('a program whose parent is gone when it connects does not match parent:', async () => {
-    const waited = join(dir, 'waited');
-    const orphan = join(dir, 'orphan');
+    const waited = join(dir, `waited-${path}`);
+    const orphan = join(dir, `orphan-${path}`);
     // The same delayed client, once while the test shell waits for it and once left behind: the
     // shell exits at once and the client, adopted by init, connects after 800 ms.
     await Promise.all([
       shell(TESTSH, `${NODE} -e "${DELAYED_CLIENT.replace(/"/g, '\\"')}" 800 ${waited}`),
       outputOf(
-        k.spawnAs('root', TESTSH, [
+        run(TESTSH, [
           '-c',
           `${NODE} -e "${DELAYED_CLIENT.replace(/"/g, '\\"')}" 800 ${orphan} > /dev/null 2>&1 & exit 0`,
         ]),
@@ -127,4 +196,16 @@ describe('rules on the program context', { skip: kernelTestsUnavailable() ?? !ex
     assert.equal(readFileSync(waited, 'utf8'), 'ok', 'with its parent there, the rule matches');
     assert.equal(readFileSync(orphan, 'utf8'), 'error ECONNREFUSED', 'adopted by init: refused');
   });
-});
+};
+
+describe(
+  'rules on the program context (/proc attribution)',
+  { skip: kernelTestsUnavailable() ?? !existsSync(CURL) },
+  suite('proc', PORT),
+);
+describe(
+  'rules on the program context (BPF attribution)',
+  { skip: kernelTestsUnavailable() ?? cgroupTestsUnavailable() ?? !existsSync(CURL) },
+  suite('bpf', PORT + 1),
+);
+after(() => rmSync(dir, { recursive: true, force: true }));
