@@ -144,7 +144,7 @@ export class Enforcer {
     const application = this.applicationOf(process);
     const remoteHosts = await hosts;
     const context = this.#contextOf(process);
-    const facts: ConnectionFacts = {
+    let facts: ConnectionFacts = {
       direction,
       protocol: tuple.protocol,
       application,
@@ -156,8 +156,8 @@ export class Enforcer {
       remotePort: remotePort ?? null,
       remoteHosts,
       now,
-      ...context,
     };
+    if (context !== undefined) facts = { ...facts, ...context };
     const policy = this.#o.policy();
     const decision = decide(policy, facts);
     if (decision.proposal !== undefined) this.#o.propose?.(decision.proposal, facts);
@@ -213,14 +213,12 @@ export class Enforcer {
   }
 
   /**
-   * The program context facts the policy's rules use (CompiledPolicy.needs), and only those: none
-   * at all (no read) when no rule asks. Unknown (null, empty) without a process or pid.
+   * The program context facts the policy's rules use (CompiledPolicy.needs), and only those:
+   * undefined (no read, the facts keep their usual shape) when no rule asks. Unknown (null, empty) without a process or pid.
    */
-  #contextOf(
-    p: ProcessInfo | null,
-  ): Pick<ConnectionFacts, 'parent' | 'ancestors' | 'arguments'> | Record<string, never> {
+  #contextOf(p: ProcessInfo | null): Pick<ConnectionFacts, 'parent' | 'ancestors' | 'arguments'> | undefined {
     const needs = this.#o.policy().needs;
-    if (!needs.parent && !needs.ancestors && !needs.arguments) return {};
+    if (!needs.parent && !needs.ancestors && !needs.arguments) return undefined;
     const out: { parent?: string | null; ancestors?: readonly string[]; arguments?: string | null } = {};
     if (needs.arguments) out.arguments = argumentsText(p?.commandLine);
     if (needs.parent || needs.ancestors) {
