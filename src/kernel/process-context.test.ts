@@ -17,41 +17,62 @@ after(() => {
   }
 });
 
-/** Runs bash with a script that starts `sleep` in the background and prints its pid. */
-async function bashWithChild(script: string): Promise<{ bash: ChildProcess; child: number }> {
+/** Runs bash with a script that starts `sleep` in the background and prints the pids of `count` children. */
+async function bashWithChild(script: string, count = 1): Promise<{ bash: ChildProcess; children: number[] }> {
   const bash = spawn(BASH, ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
   started.push(bash.pid!);
   let out = '';
   bash.stdout!.setEncoding('utf8');
-  for await (const chunk of bash.stdout!) {
-    out += chunk;
-    if (out.includes('\n')) break;
-  }
-  const child = Number(out.trim());
-  started.push(child);
-  return { bash, child };
+  await new Promise<void>((resolve, reject) => {
+    bash.once('exit', () => reject(new Error(`bash exited: ${out}`)));
+    bash.stdout!.on('data', (chunk: string) => {
+      out += chunk;
+      if (out.split('\n').length > count) resolve();
+    });
+  });
+  const children = out.trim().split('\n').map(Number);
+  started.push(...children);
+  return { bash, children };
 }
 
 describe('program context from /proc', () => {
   test('parent and ancestors of a real process, bounded by depth', async () => {
-    const { bash, child } = await bashWithChild('sleep 30 & echo $!; read x');
+    const {
+      bash,
+      children: [child],
+    } = await bashWithChild('sleep 30 & echo $!; read x');
     const reader = new ProcessContextReader();
-    const c = reader.contextOf(child, true);
+    const c = reader.contextOf(child!, true);
     assert.equal(c.parent, BASH);
     assert.equal(c.ancestors[0], BASH);
     assert.ok(c.ancestors.includes(NODE), `node among ${c.ancestors.join(' < ')}`);
     assert.ok(c.ancestors.length <= 32);
-    const shallow = new ProcessContextReader({ maxDepth: 1 }).contextOf(child, true);
+    const shallow = new ProcessContextReader({ maxDepth: 1 }).contextOf(child!, true);
     assert.deepEqual(shallow, { parent: BASH, ancestors: [BASH] });
     bash.stdin!.end();
     await once(bash, 'exit');
     // Kept per pid and start time: the parent it had when first seen, after that parent exited.
-    assert.equal(reader.contextOf(child, true).parent, BASH);
+    assert.equal(reader.contextOf(child!, true).parent, BASH);
     assert.equal(reader.stats.hits, 1);
     // A reader that first sees it now finds it adopted (by init or a subreaper): bash is no longer its parent.
-    const late = new ProcessContextReader().contextOf(child, true);
+    const late = new ProcessContextReader().contextOf(child!, true);
     assert.notEqual(late.parent, BASH);
     assert.ok(!late.ancestors.includes(BASH));
+  });
+
+  test('a second child of the same shell stops at the shell: the chain above it is known', async () => {
+    const {
+      bash,
+      children: [child, second],
+    } = await bashWithChild('sleep 30 & echo $!; sleep 30 & echo $!; read x', 2);
+    const reader = new ProcessContextReader();
+    const first = reader.contextOf(child!, true);
+    const files = reader.stats.files;
+    assert.ok(files >= 2 * first.ancestors.length, `${files} files for ${first.ancestors.length} ancestors`);
+    // Its own stat, the shell's exe and stat: then the shell's ancestors as read the first time.
+    assert.deepEqual(reader.contextOf(second!, true), first);
+    assert.equal(reader.stats.files - files, 3);
+    bash.stdin!.end();
   });
 
   test('a process that is gone has no context', async () => {

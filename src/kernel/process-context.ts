@@ -46,14 +46,17 @@ export interface ProcessContextOptions {
 
 /** Counters for tests and benchmarks. */
 export interface ProcessContextStats {
+  /** Contexts read (not from the cache). */
   reads: number;
+  /** /proc files read (stat) and links read (exe). */
+  files: number;
   hits: number;
   gone: number;
 }
 
 /** Reads and keeps program contexts (see the file comment). */
 export class ProcessContextReader {
-  readonly stats: ProcessContextStats = { reads: 0, hits: 0, gone: 0 };
+  readonly stats: ProcessContextStats = { reads: 0, files: 0, hits: 0, gone: 0 };
   readonly #proc: string;
   readonly #maxDepth: number;
   readonly #cacheSize: number;
@@ -84,29 +87,58 @@ export class ProcessContextReader {
       known !== undefined && known.start === stat.start
         ? { ...context, parent: known.context.parent }
         : context;
-    this.#known.delete(pid);
-    if (this.#known.size >= this.#cacheSize) this.#known.delete(this.#known.keys().next().value!);
-    this.#known.set(pid, { start: stat.start, context: kept, ancestorsRead: ancestors });
+    this.#remember(pid, stat.start, kept, ancestors);
     return kept;
   }
 
+  /**
+   * Walks up from the parent. Every ancestor read on the way is kept too (pid, start time, the chain
+   * above it), so the next process of the same shell or service stops at its first known ancestor:
+   * a new curl from a known bash costs its own stat, bash's exe and bash's stat.
+   */
   #walk(ppid: number, depth: number): ProgramContext {
-    let parent: string | null = null;
-    const ancestors: string[] = [];
+    // chain[i]: the executable of the i-th ancestor walked (null: unreadable); tail: the chain
+    // above the first known one, as it was read then.
+    const chain: (string | null)[] = [];
+    let tail: readonly string[] = [];
+    const levels: { pid: number; start: string }[] = [];
+    let complete = true;
     let pid = ppid;
-    for (let step = 0; step < depth && pid > 0; step++) {
-      const exe = this.#exe(pid);
-      if (step === 0) parent = exe;
-      if (exe !== null) ancestors.push(exe);
-      if (step + 1 >= depth) break;
+    while (pid > 0) {
+      chain.push(this.#exe(pid));
+      if (chain.length >= depth) {
+        complete = false;
+        break;
+      }
       const stat = this.#stat(pid);
       if (stat === null) break; // gone meanwhile: the chain above it is unknown
+      const known = this.#known.get(pid);
+      if (known !== undefined && known.start === stat.start && known.ancestorsRead) {
+        tail = known.context.ancestors;
+        break;
+      }
+      levels.push({ pid, start: stat.start });
       pid = stat.ppid;
     }
-    return { parent, ancestors };
+    const above = (i: number): string[] =>
+      [...chain.slice(i).filter((e): e is string => e !== null), ...tail].slice(0, depth);
+    // Each ancestor read here is kept: its parent and ancestors are what follows it in the chain.
+    if (complete)
+      for (const [i, level] of levels.entries()) {
+        const context = { parent: chain[i + 1] ?? null, ancestors: above(i + 1) };
+        this.#remember(level.pid, level.start, context, true);
+      }
+    return { parent: chain[0] ?? null, ancestors: above(0) };
+  }
+
+  #remember(pid: number, start: string, context: ProgramContext, ancestorsRead: boolean): void {
+    this.#known.delete(pid);
+    if (this.#known.size >= this.#cacheSize) this.#known.delete(this.#known.keys().next().value!);
+    this.#known.set(pid, { start, context, ancestorsRead });
   }
 
   #stat(pid: number): { ppid: number; start: string } | null {
+    this.stats.files++;
     try {
       return parseStat(readFileSync(`${this.#proc}/${pid}/stat`, 'latin1'));
     } catch {
@@ -115,6 +147,7 @@ export class ProcessContextReader {
   }
 
   #exe(pid: number): string | null {
+    this.stats.files++;
     try {
       return readlinkSync(`${this.#proc}/${pid}/exe`).replace(/ \(deleted\)$/, '');
     } catch {

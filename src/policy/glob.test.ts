@@ -98,7 +98,13 @@ describe('glob', () => {
     assert.match(err('ab[cd'), /\[ at column 3 is never closed/);
     assert.match(err('x[z-a]'), /range z-a at column 3 is reversed/);
     assert.match(err('abc\\'), /column 4 escapes nothing/);
-    assert.match(err('x'.repeat(2000)), /longer than/);
+    assert.match(err('x'.repeat(300)), /longer than 256/);
+    assert.match(err(`x*${'y'.repeat(65)}*z`), /part 2 of the glob \(between two stars\) is longer than 64/);
+    assert.equal(
+      err(`${'y'.repeat(200)}*z`),
+      'ok',
+      'an anchored head or tail is not searched for: any length',
+    );
   });
 
   test('agrees with a regular-expression reference on random globs and texts', () => {
@@ -117,7 +123,8 @@ describe('glob', () => {
     const cases: [string, (n: number) => string][] = [
       ['*a*a*a*a*a*a*a*a*b', (n) => 'a'.repeat(n)],
       ['*aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab*', (n) => 'a'.repeat(n)],
-      [`*${'?'.repeat(70)}b*c`, (n) => 'x'.repeat(n)],
+      [`*${'?'.repeat(60)}b*c`, (n) => 'x'.repeat(n)],
+      [`*${'a'.repeat(63)}b*`, (n) => 'a'.repeat(n)],
       ['*[!a]中*[é中]?*z', (n) => '中é'.repeat(n / 2)],
     ];
     for (const [source, make] of cases) {

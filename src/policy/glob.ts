@@ -7,14 +7,18 @@
  * stars. The first segment must match at the start, the last at the end, and each middle one is
  * found at its leftmost place after the previous one: a segment has a fixed length, so the leftmost
  * place never loses a match a later place would have given, and no step is ever taken back. Each
- * middle segment is searched with a bit-parallel shift-and (one bit per position of the segment,
- * in 32-bit words), so a whole match costs at most one pass over the text times the segment's word
- * count, plus the length of the glob: linear in the text whatever the glob (no backtracking blow-up,
- * unlike a recursive matcher on `*a*a*a*a*b`). `globSteps` counts those steps for the tests.
+ * middle segment (at most 64 tests) is searched with a bit-parallel shift-and (one bit per position
+ * of the segment, in one or two 32-bit words), so a whole match costs at most one pass over the
+ * text with two words of state, plus the length of the glob: linear in the text whatever the glob
+ * (no backtracking blow-up, unlike a recursive matcher on `*a*a*a*a*b`). `globSteps` counts those
+ * steps for the tests.
  */
 
 /** Longest glob a rule may hold (characters). */
-export const MAX_GLOB_LENGTH = 1024;
+export const MAX_GLOB_LENGTH = 256;
+
+/** Longest part between two stars (single-character tests): it is searched for, in two words. */
+export const MAX_SEARCHED_PART = 64;
 
 /** One single-character test: a literal, any character, or a set (ranges as [from, to] code pairs). */
 export type Token =
@@ -27,9 +31,9 @@ interface Segment {
   /** 32-bit words of one position mask (one bit per token). */
   readonly words: number;
   /** Shift-and tables: for each ASCII code, the words of positions that accept it. */
-  readonly ascii: Uint32Array;
+  readonly ascii: Int32Array;
   /** The positions that accept every non-ASCII character (`?`, a negated ASCII-only set). */
-  readonly wide: Uint32Array;
+  readonly wide: Int32Array;
   /** Positions whose answer depends on which non-ASCII character it is (tested one by one). */
   readonly special: readonly number[];
 }
@@ -80,6 +84,13 @@ export function compileGlob(source: string): GlobResult {
     } else current.push({ kind: 'char', code: c });
   }
   // parts[0] is the anchored head (maybe empty); with a star, the last part is the anchored tail.
+  // The parts between two stars are searched for: each is one or two 32-bit words of state.
+  for (let p = 1; p < parts.length - 1; p++)
+    if (parts[p]!.length > MAX_SEARCHED_PART)
+      return {
+        ok: false,
+        message: `part ${p + 1} of the glob (between two stars) is longer than ${MAX_SEARCHED_PART} characters; a part searched for in the command line can be at most that long`,
+      };
   const segments = parts.map(segmentOf);
   return {
     ok: true,
@@ -146,8 +157,8 @@ function accepts(t: Token, code: number): boolean {
 
 function segmentOf(tokens: readonly Token[]): Segment {
   const words = Math.max(1, Math.ceil(tokens.length / 32));
-  const ascii = new Uint32Array(128 * words);
-  const wide = new Uint32Array(words);
+  const ascii = new Int32Array(128 * words);
+  const wide = new Int32Array(words);
   const special: number[] = [];
   tokens.forEach((t, p) => {
     const bit = 1 << (p & 31);
@@ -161,62 +172,88 @@ function segmentOf(tokens: readonly Token[]): Segment {
   return { tokens, words, ascii, wide, special };
 }
 
-let steps = 0;
+/** Steps of the last match (an object: a module-level `let` in the hot loop kept deoptimizing it). */
+const counter = { steps: 0 };
 
 /** Steps taken by the last globMatch (token tests and shift-and word operations): for tests. */
 export function globSteps(): number {
-  return steps;
+  return counter.steps;
 }
 
 /** Does the token run match text at `at` (exactly its length)? */
 function matchesAt(seg: Segment, text: string, at: number): boolean {
   const tokens = seg.tokens;
   for (let p = 0; p < tokens.length; p++) {
-    steps++;
+    counter.steps++;
     if (!accepts(tokens[p]!, text.charCodeAt(at + p))) return false;
   }
   return true;
 }
 
-/** The end (exclusive) of the leftmost place in text[from, limit) where the segment matches, or -1. */
+/**
+ * The end (exclusive) of the leftmost place in text[from, limit) where the segment (at most 64
+ * tests: two words) matches, or -1. While no position is alive and the segment starts with a
+ * literal character, the search jumps to that character's next occurrence (indexOf reads each
+ * skipped character once: the steps count them).
+ */
 function findFrom(seg: Segment, text: string, from: number, limit: number): number {
   const k = seg.tokens.length;
   if (k === 0) return from;
+  const two = seg.words === 2;
+  const ascii = seg.ascii;
   const words = seg.words;
-  const state = new Uint32Array(words);
-  // For a non-ASCII character: which positions accept it (the wide ones, and the special ones tested).
-  const wideMask = new Uint32Array(words);
-  const lastWord = (k - 1) >>> 5;
-  const lastBit = 1 << ((k - 1) & 31);
+  // The bit of the last position, in the word it falls in.
+  const last0 = two ? 0 : 1 << (k - 1);
+  const last1 = two ? 1 << (k - 33) : 0;
+  const first = seg.tokens[0]!;
+  const lead = first.kind === 'char' ? String.fromCharCode(first.code) : null;
+  let s0 = 0;
+  let s1 = 0;
+  let count = 0;
+  let found = -1;
   for (let i = from; i < limit; i++) {
-    const code = text.charCodeAt(i);
-    let table = seg.ascii;
-    let base = code * words;
-    if (code >= 128) {
-      wideMask.set(seg.wide);
-      for (const p of seg.special) {
-        steps++;
-        if (accepts(seg.tokens[p]!, code)) wideMask[p >>> 5]! |= 1 << (p & 31);
+    if (s0 === 0 && s1 === 0 && lead !== null) {
+      const next = text.indexOf(lead, i);
+      if (next < 0 || next >= limit) {
+        count += limit - i;
+        break;
       }
-      table = wideMask;
-      base = 0;
+      count += next - i;
+      i = next;
     }
-    // state = ((state << 1) | 1) & accept(code), word by word, the top bit carried to the next word.
-    let carry = 1;
-    for (let w = 0; w < words; w++) {
-      steps++;
-      const v = state[w]!;
-      state[w] = (((v << 1) | carry) & table[base + w]!) >>> 0;
-      carry = v >>> 31;
+    count += words;
+    const code = text.charCodeAt(i);
+    let m0: number;
+    let m1: number;
+    if (code < 128) {
+      m0 = ascii[code * words]!;
+      m1 = two ? ascii[code * words + 1]! : 0;
+    } else {
+      m0 = seg.wide[0]!;
+      m1 = two ? seg.wide[1]! : 0;
+      for (const p of seg.special) {
+        count++;
+        if (accepts(seg.tokens[p]!, code)) {
+          if (p < 32) m0 |= 1 << p;
+          else m1 |= 1 << (p - 32);
+        }
+      }
     }
-    if ((state[lastWord]! & lastBit) !== 0) return i + 1;
+    // state = ((state << 1) | 1) & accept(code), the top bit of the low word carried up.
+    s1 = ((s1 << 1) | (s0 >>> 31)) & m1;
+    s0 = ((s0 << 1) | 1) & m0;
+    if ((s0 & last0) !== 0 || (s1 & last1) !== 0) {
+      found = i + 1;
+      break;
+    }
   }
-  return -1;
+  counter.steps += count;
+  return found;
 }
 
 /** True when the glob matches the whole text. */
 export function globMatch(g: Glob, text: string): boolean {
-  steps = 0;
+  counter.steps = 0;
   const n = text.length;
   if (n < g.minLength) return false;
   const segs = g.segments;
@@ -263,3 +300,18 @@ export function globEscape(text: string): string {
 export function globRuns(g: Glob): readonly (readonly Token[])[] {
   return g.segments.map((s) => s.tokens);
 }
+
+/**
+ * Runs every path of the matcher once on short texts when the module loads. A long search is
+ * compiled by V8 in the middle of its loop (on-stack replacement); code after the loop that had
+ * never run yet had no type feedback then, and that compiled loop, kept for later calls, left
+ * for the interpreter at every exit (measured: every call, several times slower).
+ */
+function warmUp(): void {
+  const texts = ['', 'a', 'xab', 'x-é中-b', 'ab'.repeat(40), `${'a'.repeat(70)}b`];
+  for (const source of ['*ab*', '*a?*b', '*[!x]é*[a-c]', `*${'a'.repeat(40)}b*`, 'a*b*', '?']) {
+    const r = compileGlob(source);
+    if (r.ok) for (const t of texts) globMatch(r.glob, t);
+  }
+}
+warmUp();
