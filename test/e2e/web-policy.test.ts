@@ -237,6 +237,18 @@ describe('web console: policy header and proposals in Chromium', { skip: chromiu
     assert.equal(rule?.ancestor, '/usr/sbin/sshd');
     assert.equal(rule?.arguments, 'curl -s *');
     await page.locator('[data-rule="curl from a shell"]', { hasText: 'command line "curl -s *"' }).waitFor();
+    // Explain takes the program context and says why the rule does not match.
+    const explainForm = page.locator('section[aria-labelledby="explain-h"] form');
+    await explainForm.getByLabel('Application').fill('/usr/bin/curl');
+    await explainForm.getByLabel('Parent').fill('/usr/bin/zsh');
+    await explainForm.getByLabel('Command line').fill('curl -s https://example.org/');
+    await explainForm.getByRole('button', { name: 'Explain' }).click();
+    await page
+      .getByTestId('explain-result')
+      .filter({
+        hasText: "rule wants parent /usr/bin/no-such-shell; this connection's parent is /usr/bin/zsh",
+      })
+      .waitFor();
     await shot(page, 'policy-05-rule-warnings-1280');
     await page.close();
   });
