@@ -20,10 +20,17 @@ export const MAX_ARGUMENTS_CHARS = 65_536;
 /** The command line as `arguments` sees it: argv joined by single spaces; null when unknown or too long. */
 export function argumentsText(commandLine: readonly string[] | undefined): string | null {
   if (commandLine === undefined || commandLine.length === 0) return null;
+  // Attribution keeps one command line array per process: joined once, not at every connection.
+  const known = joined.get(commandLine);
+  if (known !== undefined) return known;
   let length = commandLine.length - 1;
   for (const arg of commandLine) length += arg.length;
-  return length > MAX_ARGUMENTS_CHARS ? null : commandLine.join(' ');
+  const text = length > MAX_ARGUMENTS_CHARS ? null : commandLine.join(' ');
+  joined.set(commandLine, text);
+  return text;
 }
+
+const joined = new WeakMap<readonly string[], string | null>();
 
 /** The parts of a packet's headers the policy needs. */
 export interface PacketTuple {
