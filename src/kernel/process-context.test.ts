@@ -3,7 +3,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { realpathSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
+import { compilePolicy, validatePolicy } from '../policy/index.js';
+import { validateSettings } from '../settings/index.js';
 import { ProcessContextReader, parseStat } from './process-context.js';
+import { compileRuleset } from './ruleset.js';
 
 const BASH = realpathSync('/bin/bash');
 const NODE = realpathSync(process.execPath);
@@ -87,5 +90,48 @@ describe('program context from /proc', () => {
     const text = '4242 (a) b (c)) S 17 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100\n';
     assert.deepEqual(parseStat(text), { ppid: 17, start: '987654' });
     assert.equal(parseStat('garbage'), null);
+  });
+});
+
+describe('rules on the program context in the kernel ruleset', () => {
+  test('are never decided in the kernel: each goes to the queue, like a rule naming an application', () => {
+    const settings = validateSettings({});
+    const queued = (field: Record<string, string>) =>
+      compileRuleset({
+        policy: compilePolicy(
+          validatePolicy({
+            rules: [
+              {
+                name: 'x',
+                direction: 'outgoing',
+                protocol: 'tcp',
+                remotePorts: 443,
+                action: 'allow',
+                ...field,
+              },
+            ],
+          }),
+          { settings },
+        ),
+        settings,
+        now: Date.now(),
+      }).stats;
+    assert.deepEqual(
+      (
+        [{}, { parent: '/usr/bin/bash' }, { ancestor: '/usr/sbin/sshd' }, { arguments: 'curl *' }] as Record<
+          string,
+          string
+        >[]
+      ).map((f) => {
+        const s = queued(f);
+        return [s.kernelRules, s.queuedRules];
+      }),
+      [
+        [1, 0],
+        [0, 1],
+        [0, 1],
+        [0, 1],
+      ],
+    );
   });
 });
