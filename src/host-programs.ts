@@ -83,23 +83,33 @@ function programDirs(): string[] {
   return [...new Set([...PROGRAM_DIRS, ...fromEnv])];
 }
 
-/** One warning per rule whose application path is not an executable file on this host. */
+/**
+ * One warning per program path of a rule (application, parent, ancestor) that is not an executable
+ * file on this host.
+ */
 export function missingApplications(rules: readonly Rule[], firstIndex = 0): Finding[] {
   const findings: Finding[] = [];
   rules.forEach((rule, i) => {
-    if (rule.application === 'any' || isExecutableFile(rule.application)) return;
-    const found = similarExecutables(rule.application);
-    const hint =
-      found.length > 0
-        ? `did you mean ${found.map((f) => `"${f}"`).join(' or ')}?`
-        : 'check the path; the rule will match once it exists';
-    findings.push({
-      kind: 'missing-application',
-      severity: 'warning',
-      rule: rule.name,
-      ruleIndex: firstIndex + i,
-      message: `rule "${rule.name}": application "${rule.application}" does not exist on this host (the rule is kept; ${hint})`,
-    });
+    const paths: [string, string | undefined][] = [
+      ['application', rule.application === 'any' ? undefined : rule.application],
+      ['parent', rule.parent],
+      ['ancestor', rule.ancestor],
+    ];
+    for (const [field, path] of paths) {
+      if (path === undefined || isExecutableFile(path)) continue;
+      const found = similarExecutables(path);
+      const hint =
+        found.length > 0
+          ? `did you mean ${found.map((f) => `"${f}"`).join(' or ')}?`
+          : 'check the path; the rule will match once it exists';
+      findings.push({
+        kind: 'missing-application',
+        severity: 'warning',
+        rule: rule.name,
+        ruleIndex: firstIndex + i,
+        message: `rule "${rule.name}": ${field} "${path}" does not exist on this host (the rule is kept; ${hint})`,
+      });
+    }
   });
   return findings;
 }

@@ -340,6 +340,9 @@ export function createHandlers(ctx: HandlerContext) {
       remotePort: c.remotePort ?? null,
       remoteHosts: c.hosts.map((h) => h.toLowerCase()),
       now: c.at === undefined ? ctx.now() : Date.parse(c.at),
+      parent: c.parent ?? null,
+      ancestors: c.ancestors ?? (c.parent === undefined ? [] : [c.parent]),
+      arguments: c.arguments ?? null,
     };
     const cp = compiledPolicy();
     const e = explain(cp, facts);

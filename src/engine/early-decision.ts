@@ -16,18 +16,28 @@ import { matches } from '../policy/match.js';
 /** Beyond this many process rules ahead of the deciding one, the connection simply waits for attribution. */
 export const MAX_PROCESS_RULES_CHECKED = 64;
 
-/** Per compiled policy: its active rules that name an application, uid or user, in order. */
+/** Per compiled policy: its active rules that name an application, uid, user or program context, in order. */
 const processRules = new WeakMap<CompiledPolicy, readonly CompiledRule[]>();
 
 function processRulesOf(policy: CompiledPolicy): readonly CompiledRule[] {
   let rules = processRules.get(policy);
   if (rules === undefined) {
-    rules = policy.rules.filter(
-      (r) => r.active && (r.application !== null || r.uid !== null || r.userName !== null),
-    );
+    rules = policy.rules
+      .filter(
+        (r) =>
+          r.active &&
+          (r.application !== null || r.uid !== null || r.userName !== null || hasProgramContext(r)),
+      )
+      // A rule on the program context (parent, ancestor, arguments) is probed as if the process had
+      // the context it wants: the same rule without those fields.
+      .map((r) => (hasProgramContext(r) ? { ...r, parent: null, ancestor: null, argumentsGlob: null } : r));
     processRules.set(policy, rules);
   }
   return rules;
+}
+
+function hasProgramContext(r: CompiledRule): boolean {
+  return r.parent !== null || r.ancestor !== null || r.argumentsGlob !== null;
 }
 
 /** Per compiled policy and direction: could any decision go unlogged (an allow rule or default without `log`)? */

@@ -17,6 +17,24 @@ import { withDeadline } from './exe-hash.js';
 import type { OwnPart } from './own-parts.js';
 import { PIN_HASH_DEADLINE_MS, type PinChange, type PinHashing, pinNotes, pinnedRulesOf } from './pins.js';
 
+/** A command line longer than this (characters) is not matched: `arguments` is then unknown. */
+export const MAX_ARGUMENTS_CHARS = 65_536;
+
+/** The command line as `arguments` sees it: argv joined by single spaces; null when unknown or too long. */
+export function argumentsText(commandLine: readonly string[] | undefined): string | null {
+  if (commandLine === undefined || commandLine.length === 0) return null;
+  // Attribution keeps one command line array per process: joined once, not at every connection.
+  const known = joined.get(commandLine);
+  if (known !== undefined) return known;
+  let length = commandLine.length - 1;
+  for (const arg of commandLine) length += arg.length;
+  const text = length > MAX_ARGUMENTS_CHARS ? null : commandLine.join(' ');
+  joined.set(commandLine, text);
+  return text;
+}
+
+const joined = new WeakMap<readonly string[], string | null>();
+
 /** The parts of a packet's headers the policy needs. */
 export interface PacketTuple {
   readonly protocol: 'tcp' | 'udp' | 'icmp' | 'other';
@@ -75,6 +93,14 @@ export interface EnforcerOptions {
   readonly pinDeadlineMs?: number;
   /** A pinned rule's hash no longer holds for its application's file (the Debian re-pin looks at it). */
   readonly onPinChange?: (change: PinChange) => void;
+  /**
+   * Parent and ancestors of a process (src/kernel/process-context.ts), asked only when a rule of the
+   * policy uses them; without it they are unknown and such rules do not match.
+   */
+  readonly programContext?: (
+    pid: number,
+    ancestors: boolean,
+  ) => { readonly parent: string | null; readonly ancestors: readonly string[] };
 }
 
 /** Decides queued packets. */
@@ -143,7 +169,8 @@ export class Enforcer {
     // The policy in force now (a re-pin may have come while the hash was computed).
     const policy = this.#o.policy();
     const pinned = pinnedRulesOf(policy, application);
-    const facts: ConnectionFacts = {
+    const context = this.#contextOf(process);
+    let facts: ConnectionFacts = {
       direction,
       protocol: tuple.protocol,
       application,
@@ -157,6 +184,7 @@ export class Enforcer {
       remoteHosts,
       now,
     };
+    if (context !== undefined) facts = { ...facts, ...context };
     const decision = decide(policy, facts);
     if (decision.proposal !== undefined) this.#o.propose?.(decision.proposal, facts);
     let verdict = decision.verdict;
@@ -220,6 +248,30 @@ export class Enforcer {
     const kernel = kernelVerdictOf(verdict);
     this.#o.metrics?.decided(verdict, (performance.now() - started) / 1000);
     return { verdict: kernel, decision, facts, process };
+  }
+
+  /**
+   * The program context facts the policy's rules use (CompiledPolicy.needs), and only those:
+   * undefined (no read, the facts keep their usual shape) when no rule asks. Unknown (null, empty) without a process or pid.
+   */
+  #contextOf(p: ProcessInfo | null): Pick<ConnectionFacts, 'parent' | 'ancestors' | 'arguments'> | undefined {
+    const needs = this.#o.policy().needs;
+    if (!needs.parent && !needs.ancestors && !needs.arguments) return undefined;
+    const out: { parent?: string | null; ancestors?: readonly string[]; arguments?: string | null } = {};
+    if (needs.arguments) out.arguments = argumentsText(p?.commandLine);
+    if (needs.parent || needs.ancestors) {
+      let context: { parent: string | null; ancestors: readonly string[] } = { parent: null, ancestors: [] };
+      if (p?.pid !== undefined && this.#o.programContext !== undefined) {
+        try {
+          context = this.#o.programContext(p.pid, needs.ancestors);
+        } catch {
+          // best effort, like attribution: the rule then sees an unknown context and does not match
+        }
+      }
+      out.parent = context.parent;
+      out.ancestors = context.ancestors;
+    }
+    return out;
   }
 
   /** The decision when no process can change it and it is not logged (asked when mayDecideUnlogged); undefined when attribution is needed. */

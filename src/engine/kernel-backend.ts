@@ -27,6 +27,7 @@ import {
   verifyRuleset,
 } from '../kernel/nft.js';
 import { type PacketHeader, parsePacket } from '../kernel/packet.js';
+import { ProcessContextReader } from '../kernel/process-context.js';
 import { type CompiledRuleset, compileRuleset } from '../kernel/ruleset.js';
 import { FLOOD_PREFIX } from '../kernel/ruleset-guards.js';
 import { type CompiledPolicy, compilePolicy, decide, internalRules } from '../policy/index.js';
@@ -121,6 +122,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     // One native read of a new process; executables seen before: named from the BPF record alone.
     readProcess,
   });
+  const programContext = new ProcessContextReader();
   const own = new OwnParts({ executables: host.executables, node: await realpath(process.execPath) });
   let compiled!: CompiledPolicy;
   let ruleset!: CompiledRuleset;
@@ -188,6 +190,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     propose: (rule, facts) => parts.proposals?.seen(rule, facts),
     pins: hasher,
     onPinChange: (change) => repinner.consider(change),
+    programContext: (pid, ancestors) => programContext.contextOf(pid, ancestors),
   });
 
   /**

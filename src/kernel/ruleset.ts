@@ -209,6 +209,7 @@ function needsUserspace(r: CompiledRule, chain: Chain, engine: string | null): b
   if (r.application !== null && !isEngineAdminRule(r, engine)) return true;
   if (r.userName !== null) return true;
   if (r.uid !== null && chain === 'input') return true;
+  if (r.parent !== null || r.ancestor !== null || r.argumentsGlob !== null) return true; // program context
   return hasNames(r);
 }
 

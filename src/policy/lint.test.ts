@@ -132,4 +132,20 @@ rules:
       { numRuns: 150 },
     );
   });
+
+  test('program context: a glob of only stars, a narrower context is not covered', () => {
+    assert.deepEqual(
+      findings(`rules:
+  - { name: all args, direction: outgoing, arguments: "**", action: allow, log: true }
+  - { name: from bash, direction: outgoing, parent: /usr/bin/bash, action: deny }
+  - { name: from bash too, direction: outgoing, parent: /usr/bin/bash, protocol: tcp, action: allow, log: true }
+  - { name: from zsh, direction: outgoing, parent: /usr/bin/zsh, action: allow, log: true }`),
+      [
+        ['any-arguments', 'all args', null],
+        ['conflict', 'from bash', 'all args'],
+        ['shadowed', 'from bash too', 'from bash'],
+        ['redundant', 'from zsh', null],
+      ],
+    );
+  });
 });

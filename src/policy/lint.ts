@@ -5,8 +5,11 @@
  * - shadowed: an earlier rule covers all its traffic with another action, so it never decides
  * - redundant: removing it changes nothing (an earlier rule, or the default, does the same)
  * - conflict: it overlaps an earlier rule with another action; the earlier one wins on the overlap
+ * - any-arguments: its arguments glob matches every command line (only stars): the field adds nothing
+ *   but a need for the command line (a process whose command line is unknown no longer matches)
  */
 import type { AddressSet, CompiledPolicy, CompiledRule } from './compile.js';
+import { globMatchesEverything } from './glob.js';
 import type { PortRange } from './rule.js';
 
 export type FindingKind =
@@ -15,7 +18,8 @@ export type FindingKind =
   | 'redundant'
   | 'conflict'
   | 'missing-application'
-  | 'pin-mismatch';
+  | 'pin-mismatch'
+  | 'any-arguments';
 
 /** One lint finding. */
 export interface Finding {
@@ -81,6 +85,14 @@ export function lint(policy: CompiledPolicy, options: LintOptions): Finding[] {
       );
       continue;
     }
+    if (B.argumentsGlob !== null && globMatchesEverything(B.argumentsGlob))
+      findings.push(
+        at(
+          'any-arguments',
+          'warning',
+          `rule "${name}": arguments "${B.argumentsGlob.source}" matches every command line; leave the field out (as it is, a process whose command line is unknown does not match)`,
+        ),
+      );
     let decided = false;
     for (let a = 0; a < b && !decided; a++) {
       const A = rules[a]!;
@@ -166,6 +178,7 @@ export function covers(A: CompiledRule, B: CompiledRule): boolean {
   if (A.uid !== null && A.uid !== B.uid) return false;
   if (A.userName !== null && A.userName !== B.userName) return false;
   if (!portsCover(A.remotePorts, B.remotePorts) || !portsCover(A.localPorts, B.localPorts)) return false;
+  if (!contextCovers(A, B)) return false;
   return addressesCover(A.remote, B.remote);
 }
 
@@ -186,6 +199,7 @@ function overlapsExceptAddresses(A: CompiledRule, B: CompiledRule): boolean {
   if (A.sha256 !== null && B.sha256 !== null && A.sha256 !== B.sha256) return false;
   if (A.uid !== null && B.uid !== null && A.uid !== B.uid) return false;
   if (A.userName !== null && B.userName !== null && A.userName !== B.userName) return false;
+  if (A.parent !== null && B.parent !== null && A.parent !== B.parent) return false;
   // Ports only exist for TCP and UDP; a rule with ports and one without overlap only on those protocols.
   if (
     (A.remotePorts !== null || B.remotePorts !== null || A.localPorts !== null || B.localPorts !== null) &&
@@ -194,6 +208,17 @@ function overlapsExceptAddresses(A: CompiledRule, B: CompiledRule): boolean {
     return false;
   }
   return portsOverlap(A.remotePorts, B.remotePorts) && portsOverlap(A.localPorts, B.localPorts);
+}
+
+/**
+ * Program context: A covers B when each field A sets, B sets the same (a parent is not taken for an
+ * ancestor, and two globs are only compared as text: `*` still needs a known command line).
+ * Different globs are taken to overlap.
+ */
+function contextCovers(A: CompiledRule, B: CompiledRule): boolean {
+  if (A.parent !== null && A.parent !== B.parent) return false;
+  if (A.ancestor !== null && A.ancestor !== B.ancestor) return false;
+  return A.argumentsGlob === null || A.argumentsGlob.source === B.argumentsGlob?.source;
 }
 
 function portsCover(a: readonly PortRange[] | null, b: readonly PortRange[] | null): boolean {

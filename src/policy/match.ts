@@ -5,6 +5,7 @@
  */
 import { formatIp } from '../ip/index.js';
 import { type AddressSet, addressInSet, type CompiledRule, hostInSet } from './compile.js';
+import { globMatch } from './glob.js';
 import { portListText } from './ports.js';
 import { protocolBit } from './protocol-bits.js';
 import type { ConnectionFacts } from './rule.js';
@@ -32,6 +33,10 @@ export function matches(r: CompiledRule, f: ConnectionFacts): boolean {
   if (r.remotePortSpans !== null && !portIn(r.remotePortSpans, f.remotePort)) return false;
   if (r.localPortSpans !== null && !portIn(r.localPortSpans, f.localPort)) return false;
   if (r.remote !== null && !remoteIn(r.remote, f)) return false;
+  if (r.parent !== null && r.parent !== f.parent) return false;
+  if (r.ancestor !== null && !(f.ancestors?.includes(r.ancestor) ?? false)) return false;
+  if (r.argumentsGlob !== null && (f.arguments == null || !globMatch(r.argumentsGlob, f.arguments)))
+    return false;
   if (r.expires && f.now >= r.expiresAt) return false;
   return true;
 }
@@ -54,7 +59,7 @@ export function pinReason(
 
 /** The first condition of a rule that a connection fails. */
 export interface Mismatch {
-  /** The rule field that failed: enabled, condition, direction, protocol, application, sha256, user, remotePorts, localPorts, remote, expires. */
+  /** The rule field that failed: enabled, condition, direction, protocol, application, sha256, user, remotePorts, localPorts, remote, parent, ancestor, arguments, expires. */
   readonly field: string;
   /** Human sentence: what the rule wants and what the connection has. */
   readonly reason: string;
@@ -111,6 +116,25 @@ export function findMismatch(r: CompiledRule, f: ConnectionFacts): Mismatch | nu
     const addr = f.remoteAddress === null ? 'an unknown address' : formatIp(f.remoteAddress);
     const names = f.remoteHosts.length === 0 ? '' : ` (${f.remoteHosts.join(', ')})`;
     return { field: 'remote', reason: `remote ${addr}${names} is not among the rule's remote addresses` };
+  }
+  if (r.parent !== null && r.parent !== f.parent) {
+    return {
+      field: 'parent',
+      reason: `rule wants parent ${r.parent}; this connection's parent is ${f.parent ?? 'unknown'}`,
+    };
+  }
+  if (r.ancestor !== null && !(f.ancestors?.includes(r.ancestor) ?? false)) {
+    const chain = f.ancestors === undefined || f.ancestors.length === 0 ? 'unknown' : f.ancestors.join(' < ');
+    return {
+      field: 'ancestor',
+      reason: `rule wants ancestor ${r.ancestor}; this connection's ancestors are ${chain}`,
+    };
+  }
+  if (r.argumentsGlob !== null && (f.arguments == null || !globMatch(r.argumentsGlob, f.arguments))) {
+    return {
+      field: 'arguments',
+      reason: `rule wants arguments ${JSON.stringify(r.argumentsGlob.source)}; this connection's command line is ${f.arguments == null ? 'unknown' : JSON.stringify(f.arguments)}`,
+    };
   }
   if (r.expires && f.now >= r.expiresAt) {
     return { field: 'expires', reason: `rule expired at ${new Date(r.expiresAt).toISOString()}` };

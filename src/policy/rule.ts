@@ -61,6 +61,12 @@ export interface Rule {
   readonly remotePorts?: readonly PortRange[];
   /** Remote addresses; absent means any. */
   readonly remote?: readonly AddressSpec[];
+  /** Executable path of the process's direct parent (program context). */
+  readonly parent?: string;
+  /** Executable path of any ancestor of the process, its parent up to init. */
+  readonly ancestor?: string;
+  /** A glob over the command line (argv joined by single spaces); see glob.ts. */
+  readonly arguments?: string;
   readonly action: Action;
   /** Log allowed connections too; blocks and asks are always logged. */
   readonly log: boolean;
@@ -119,6 +125,15 @@ export interface ConnectionFacts {
   readonly remoteHosts: readonly string[];
   /** Milliseconds since the epoch. */
   readonly now: number;
+  /**
+   * Program context, gathered only when a rule uses it (CompiledPolicy.needs). The executable of
+   * the direct parent; null when unknown (the process is gone, not attributed, or not gathered).
+   */
+  readonly parent?: string | null;
+  /** Executables of the ancestors, parent first, up to init; empty when unknown. */
+  readonly ancestors?: readonly string[];
+  /** The command line, argv joined by single spaces; null when unknown. */
+  readonly arguments?: string | null;
 }
 
 /** Where a decision came from. */

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { parseAddressSpec } from './address-spec.js';
+import { compileGlob } from './glob.js';
 import { parsePortList } from './ports.js';
 import { ACTIONS, type AddressSpec, DIRECTIONS, MODES, PROTOCOLS } from './rule.js';
 
@@ -82,6 +83,26 @@ const sha256 = z.string({ error: 'sha256 must be text: 64 hex digits' }).transfo
   }
   return t.toLowerCase();
 });
+/** An absolute executable path of a program around the process (parent, ancestor). */
+const programPath = (what: string) =>
+  z.string({ error: `must be the absolute path of the ${what}'s executable` }).superRefine((s, ctx) => {
+    if (s === '')
+      ctx.addIssue({ code: 'custom', message: `${what} path is empty; leave the field out for any` });
+    else if (!s.startsWith('/'))
+      ctx.addIssue({ code: 'custom', message: `"${s}" is not an absolute path (it must start with /)` });
+    else if (s.endsWith('/'))
+      ctx.addIssue({ code: 'custom', message: `"${s}" is a directory, not an executable` });
+    else if ([...s].some((c) => c.charCodeAt(0) < 0x20))
+      ctx.addIssue({ code: 'custom', message: `${what} path holds a control character` });
+  });
+
+/** A glob over the command line (glob.ts); refused with the reason and column. */
+const argumentsGlob = z
+  .string({ error: 'must be a glob over the command line, e.g. "curl *"' })
+  .superRefine((s, ctx) => {
+    const r = compileGlob(s);
+    if (!r.ok) ctx.addIssue({ code: 'custom', message: r.message });
+  });
 
 const user = z.union(
   [z.number().int().min(0).max(4294967294), z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}\$?$/i)],
@@ -126,6 +147,9 @@ export const ruleSchema = z.strictObject({
   localPorts: portList.optional(),
   remotePorts: portList.optional(),
   remote: remoteList.optional(),
+  parent: programPath('parent').optional(),
+  ancestor: programPath('ancestor').optional(),
+  arguments: argumentsGlob.optional(),
   action: z.enum(ACTIONS as [string, ...string[]]).transform((a) => a as (typeof ACTIONS)[number]),
   log: z.boolean().default(false),
   condition: z

@@ -26,6 +26,9 @@ export function ruleToPlain(rule: Rule): Record<string, unknown> {
     const items = rule.remote.map(formatAddressSpec);
     out.remote = items.length === 1 ? items[0] : items;
   }
+  if (rule.parent !== undefined) out.parent = rule.parent;
+  if (rule.ancestor !== undefined) out.ancestor = rule.ancestor;
+  if (rule.arguments !== undefined) out.arguments = rule.arguments;
   out.action = rule.action;
   out.log = rule.log;
   if (rule.condition !== undefined)

@@ -156,6 +156,10 @@ export const explainConnectionSchema = z.strictObject({
   localPort: z.number().int().min(1).max(65535).optional(),
   hosts: z.array(z.string().max(LIMITS.hostName)).max(LIMITS.hosts).default([]),
   at: z.string().max(LIMITS.instant).datetime({ offset: true }).optional(),
+  /** Program context: the parent's executable, the ancestors' (parent first), the command line. */
+  parent: z.string().max(LIMITS.path).optional(),
+  ancestors: z.array(z.string().max(LIMITS.path)).max(32).optional(),
+  arguments: z.string().max(65_536).optional(),
 });
 
 export const Methods = {

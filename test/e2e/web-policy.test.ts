@@ -175,4 +175,43 @@ describe('web console: policy header and proposals in Chromium', { skip: chromiu
     assert.equal(await page.getByRole('button', { name: 'Accept' }).count(), 0);
     await page.close();
   });
+
+  test('a rule on the program context: parent, ancestor and arguments in the form, warnings shown after saving', async () => {
+    const page = await browser.newPage({ viewport: DESKTOP });
+    await logIn(page, 'alice', 'rules');
+    await page.getByRole('button', { name: 'New rule' }).click();
+    const form = page.getByRole('form', { name: 'add a rule' });
+    await form.getByLabel('Name').fill('curl from a shell');
+    await form.getByLabel('Application').fill('/usr/bin/curl');
+    await form.getByLabel('Parent program').fill('/usr/bin/no-such-shell');
+    await form.getByLabel('Ancestor program').fill('/usr/sbin/sshd');
+    // A glob the engine refuses is shown at its field, with the engine's words.
+    await form.getByLabel('Command line (glob)').fill('curl [x');
+    await form.getByRole('button', { name: 'Add rule' }).click();
+    await form.locator('#err-arguments', { hasText: 'never closed' }).waitFor();
+    await form.getByLabel('Command line (glob)').fill('curl -s *');
+    await form.getByRole('button', { name: 'Add rule' }).click();
+    // rules.add keeps the rule and warns that the parent does not exist on this host: the page says so.
+    const warnings = page.getByTestId('rule-warnings');
+    await warnings.filter({ hasText: 'parent "/usr/bin/no-such-shell" does not exist' }).waitFor();
+    const rule = engine.config.policy().rules.find((r) => r.name === 'curl from a shell');
+    assert.equal(rule?.parent, '/usr/bin/no-such-shell');
+    assert.equal(rule?.ancestor, '/usr/sbin/sshd');
+    assert.equal(rule?.arguments, 'curl -s *');
+    await page.locator('[data-rule="curl from a shell"]', { hasText: 'command line "curl -s *"' }).waitFor();
+    // Explain takes the program context and says why the rule does not match.
+    const explainForm = page.locator('section[aria-labelledby="explain-h"] form');
+    await explainForm.getByLabel('Application').fill('/usr/bin/curl');
+    await explainForm.getByLabel('Parent').fill('/usr/bin/zsh');
+    await explainForm.getByLabel('Command line').fill('curl -s https://example.org/');
+    await explainForm.getByRole('button', { name: 'Explain' }).click();
+    await page
+      .getByTestId('explain-result')
+      .filter({
+        hasText: "rule wants parent /usr/bin/no-such-shell; this connection's parent is /usr/bin/zsh",
+      })
+      .waitFor();
+    await shot(page, 'policy-05-rule-warnings-1280');
+    await page.close();
+  });
 });

@@ -27,6 +27,9 @@ export interface PolicyExplainOptions {
   readonly resolve?: boolean;
   readonly at?: string;
   readonly json?: boolean;
+  readonly parent?: string;
+  readonly ancestor?: string[];
+  readonly args?: string;
 }
 
 const usage = (message: string, suggestion?: string) =>
@@ -73,6 +76,15 @@ export async function factsFromOptions(o: PolicyExplainOptions): Promise<Connect
       `--app "${o.app}" is not an absolute path`,
       'Give the executable path, e.g. --app /usr/bin/curl',
     );
+  for (const [flag, path] of [
+    ['--parent', o.parent],
+    ...(o.ancestor ?? []).map((a) => ['--ancestor', a]),
+  ] as const)
+    if (path !== undefined && !path.startsWith('/'))
+      throw usage(
+        `${flag} "${path}" is not an absolute path`,
+        `Give the executable path, e.g. ${flag} /usr/bin/bash`,
+      );
   let uid: number | null = null;
   if (o.uid !== undefined) {
     if (!/^[0-9]+$/.test(o.uid)) throw usage(`--uid "${o.uid}" is not a number`);
@@ -96,6 +108,9 @@ export async function factsFromOptions(o: PolicyExplainOptions): Promise<Connect
     remotePort: remote.port,
     remoteHosts: [...hosts],
     now: parseInstant(o.at),
+    parent: o.parent ?? null,
+    ancestors: o.ancestor ?? (o.parent === undefined ? [] : [o.parent]),
+    arguments: o.args ?? null,
   };
 }
 
@@ -202,6 +217,13 @@ export function registerPolicyExplain(
     .option('--host <name>', 'a DNS name known for the remote address (repeatable)', collect)
     .option('--resolve', 'resolve a host name given in --to/--from through DNS')
     .option('--at <instant>', 'evaluate at this ISO 8601 instant (for temporary rules)')
+    .option('--parent <path>', "executable of the process's direct parent")
+    .option(
+      '--ancestor <path>',
+      'executable of an ancestor, parent first (repeatable; default: the parent)',
+      collect,
+    )
+    .option('--args <text>', 'the command line, arguments joined by single spaces')
     .option('--json', 'print the explanation as JSON')
     .addHelpText(
       'after',

@@ -61,8 +61,9 @@ Findings:
   shadowed       an earlier rule covers all its traffic with another action
   redundant      an earlier rule or the default already does the same
   conflict       it overlaps an earlier rule with another action (the earlier one wins)
-  missing-application  its application path does not exist on this host (a warning: it may be installed later)
+  missing-application  its application, parent or ancestor path does not exist on this host (a warning: it may be installed later)
   pin-mismatch         its application's file on this host has another SHA-256 than the rule's sha256 (a warning)
+  any-arguments        its arguments glob matches every command line (leave the field out)
 
 Exit status: 0 no findings, 1 findings, 2 usage error.`,
     )

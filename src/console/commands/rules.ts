@@ -57,7 +57,7 @@ async function withRuleHint<T>(call: Promise<T>, verb: 'add' | 'update'): Promis
       problems: e.problems,
       suggestion:
         'A rule has name, direction (incoming, outgoing, both) and action (allow, deny, reject, ask), and may have ' +
-        'protocol, application, sha256, user, localPorts, remotePorts, remote, log, condition, enabled, expires, comment ' +
+        'protocol, application, sha256, user, localPorts, remotePorts, remote, parent, ancestor, arguments, log, condition, enabled, expires, comment ' +
         '(docs/policy.md). ' +
         `For example: warden rules ${verb} ${verb === 'update' ? 'NAME ' : ''}'{ name: web, direction: outgoing, protocol: tcp, remotePorts: 443, action: allow }'`,
     });

@@ -21,6 +21,9 @@ export function ruleSummary(rule: Rule): string {
   if (rule.localPorts !== undefined) parts.push(`local port ${portsText(rule.localPorts)}`);
   if (rule.remotePorts !== undefined) parts.push(`remote port ${portsText(rule.remotePorts)}`);
   if (rule.remote !== undefined) parts.push(`remote ${remoteText(rule)}`);
+  if (rule.parent !== undefined) parts.push(`parent ${rule.parent}`);
+  if (rule.ancestor !== undefined) parts.push(`ancestor ${rule.ancestor}`);
+  if (rule.arguments !== undefined) parts.push(`arguments ${JSON.stringify(rule.arguments)}`);
   if (!rule.enabled) parts.push('(disabled)');
   return parts.join(' ');
 }
@@ -35,5 +38,9 @@ export function connectionSummary(f: ConnectionFacts): string {
   const arrow = f.direction === 'outgoing' ? '->' : '<-';
   const local = f.localPort === null ? 'local' : `local:${f.localPort}`;
   const who = `${f.application ?? 'unknown application'}${f.uid === null ? '' : ` uid ${f.uid}`}${f.user === null ? '' : ` (${f.user})`}`;
-  return `${f.direction} ${f.protocol} ${who}: ${local} ${arrow} ${addr(f.remoteAddress, f.remotePort)}${names}`;
+  const context = [
+    f.parent == null ? '' : `, parent ${f.parent}`,
+    f.arguments == null ? '' : `, command line ${JSON.stringify(f.arguments)}`,
+  ].join('');
+  return `${f.direction} ${f.protocol} ${who}${context}: ${local} ${arrow} ${addr(f.remoteAddress, f.remotePort)}${names}`;
 }

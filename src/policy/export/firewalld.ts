@@ -39,6 +39,8 @@ function whyNot(rule: Rule): string | undefined {
   if (!rule.enabled) return 'it is disabled (firewalld has no disabled rules)';
   if (rule.action === 'ask') return 'firewalld cannot ask';
   if (rule.application !== 'any') return 'firewalld rules do not match applications';
+  if (rule.parent !== undefined || rule.ancestor !== undefined || rule.arguments !== undefined)
+    return 'firewalld rules do not match the program context (parent, ancestor, arguments)';
   if (rule.user !== undefined) return 'firewalld zone rules do not match users';
   if (rule.expires !== undefined) return 'permanent firewalld rules do not expire';
   if (rule.condition !== undefined) return 'firewalld has no settings conditions';

@@ -7,7 +7,9 @@
  * lists are AND, Warden remote lists are OR). The outgoing default becomes a
  * last catch-all rule (operand `true`) unless it is `ask`.
  */
+import { compileGlob } from '../glob.js';
 import type { Policy, Rule } from '../rule.js';
+import { commandOperator } from './command-regex.js';
 import {
   type ExportedFile,
   type ExportResult,
@@ -67,8 +69,18 @@ function baseOperators(rule: Rule): Operator[] | string {
     return 'OpenSnitch checks executables by MD5 or SHA-1, not SHA-256 (without its pin the rule would match any file at its path)';
   if (typeof rule.user === 'string') return 'OpenSnitch matches numeric uids only, not user names';
   if (rule.protocol === 'icmp') return 'OpenSnitch filters TCP and UDP connections';
+  if (rule.parent !== undefined)
+    return "OpenSnitch's process.parent.path matches any ancestor, not only the direct parent (write ancestor: to export it)";
   const ops: Operator[] = [];
   if (rule.application !== 'any') ops.push(op('simple', 'process.path', rule.application));
+  if (rule.ancestor !== undefined)
+    ops.push({ ...op('simple', 'process.parent.path', rule.ancestor), sensitive: true });
+  if (rule.arguments !== undefined) {
+    const g = compileGlob(rule.arguments);
+    if (!g.ok) return `its arguments glob is invalid: ${g.message}`;
+    const c = commandOperator(g.glob);
+    ops.push({ ...op(c.type, 'process.command', c.data), sensitive: true });
+  }
   if (rule.user !== undefined) ops.push(op('simple', 'user.id', String(rule.user)));
   if (rule.protocol === 'tcp') ops.push(op('regexp', 'protocol', '^(tcp|tcp6)$'));
   if (rule.protocol === 'udp') ops.push(op('regexp', 'protocol', '^(udp|udp6)$'));

@@ -53,6 +53,8 @@ function whyNot(rule: Rule): string | undefined {
   if (!rule.enabled) return 'it is disabled (ufw has no disabled rules)';
   if (rule.action === 'ask') return 'ufw cannot ask';
   if (rule.application !== 'any') return 'ufw rules do not match applications';
+  if (rule.parent !== undefined || rule.ancestor !== undefined || rule.arguments !== undefined)
+    return 'ufw rules do not match the program context (parent, ancestor, arguments)';
   if (rule.user !== undefined) return 'ufw rules do not match users';
   if (rule.expires !== undefined) return 'ufw rules do not expire';
   if (rule.condition !== undefined) return 'ufw has no settings conditions';

@@ -34,8 +34,14 @@ describe('OpenSnitch import', () => {
         ['deny-always-regexp-doubleclick', 'deny', 'outgoing'],
         ['reject-curl-tcp-lan', 'reject', 'outgoing'],
         ['allow-30m-wget', 'allow', 'outgoing'],
+        ['allow-always-python-command', 'allow', 'outgoing'],
         ['allow-always-simple-firefox', 'allow', 'outgoing'],
       ],
+    );
+    // process.command without "sensitive": OpenSnitch compares in lower case, so letters match either case.
+    assert.equal(
+      policy.rules[4]!.arguments,
+      '[pP][yY][tT][hH][oO][nN]3 *[mM][aA][nN][aA][gG][eE].[pP][yY] [rR][uU][nN][sS][eE][rR][vV][eE][rR]',
     );
     const reject = policy.rules[2]!;
     assert.equal(reject.application, '/usr/bin/curl');
@@ -48,12 +54,9 @@ describe('OpenSnitch import', () => {
   test('what cannot be expressed is reported with file, field and rule', () => {
     assert.deepEqual(
       problems.map((p) => [p.file, p.rule, p.path.join('.')]),
-      [
-        ['opensnitch/allow-always-python-command.json', 'allow-always-python-command', 'operator'],
-        ['opensnitch/deny-always-lists-ads.json', 'deny-always-lists-ads', 'operator'],
-      ],
+      [['opensnitch/deny-always-lists-ads.json', 'deny-always-lists-ads', 'operator']],
     );
-    assert.match(problems[0]!.message, /command line/);
+    assert.match(problems[0]!.message, /lists/);
     assert.ok(notes.some((n) => /expires at/.test(n.message)));
   });
 
@@ -136,6 +139,39 @@ describe('OpenSnitch import', () => {
     assert.match(probs[0]!.message, /duration "once"/);
     assert.equal(probs[1]!.file, 'broken.json');
     assert.equal(probs[1]!.line, 3);
+  });
+
+  test('process.parent.path becomes ancestor, process.command an arguments glob; what has no glob is reported', () => {
+    const files = [
+      rule('a-parent', 'allow', {
+        type: 'list',
+        operand: 'list',
+        list: [
+          { ...simple('process.parent.path', '/usr/sbin/sshd'), sensitive: true },
+          { ...simple('process.command', 'curl -s https://x/*'), sensitive: true },
+        ],
+      }),
+      rule('b-regexp', 'allow', { ...simple('process.command', '--upload', 'regexp'), sensitive: true }),
+      rule('c-group', 'allow', simple('process.command', '^(curl|wget) .*$', 'regexp')),
+      rule('d-parents', 'allow', simple('process.parent.path', '^(/bin/a|/bin/b)$', 'regexp')),
+    ];
+    const r = importPolicy('opensnitch', files);
+    assert.deepEqual(
+      r.policy.rules.map((x) => [x.name, x.ancestor, x.arguments]),
+      [
+        ['a-parent', '/usr/sbin/sshd', 'curl -s https://x/\\*'],
+        ['b-regexp', undefined, '*--upload*'],
+      ],
+    );
+    assert.deepEqual(
+      r.problems.map((p) => [p.rule, p.path.join('.')]),
+      [
+        ['c-group', 'operator'],
+        ['d-parents', 'operator'],
+      ],
+    );
+    assert.match(r.problems[0]!.message, /"\(" at 1: only literal text/);
+    assert.match(r.problems[1]!.message, /one ancestor/);
   });
 });
 

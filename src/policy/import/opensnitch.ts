@@ -12,6 +12,7 @@
 import type { Problem } from '../../errors.js';
 import { parseAddressSpec } from '../address-spec.js';
 import type { Action, AddressSpec, PortRange, Protocol, Rule } from '../rule.js';
+import { regexpCommandGlob, simpleCommandGlob } from './command-glob.js';
 import {
   ALL_IPV4,
   ALL_IPV6,
@@ -38,6 +39,10 @@ interface Conditions {
   remote?: AddressSpec[];
   /** An executable checksum condition (process.hash.md5 / sha1) left out: Warden pins SHA-256 only. */
   droppedHash?: string;
+  /** process.parent.path: OpenSnitch tests every ancestor, as Warden's `ancestor`. */
+  ancestor?: string;
+  /** process.command as a glob (command-glob.ts). */
+  arguments?: string;
 }
 
 interface RawOperator {
@@ -233,6 +238,25 @@ function readOperator(op: RawOperator | undefined, acc: Conditions, problems: st
         return fail('not an absolute executable path');
       return set(acc, 'applications', apps, fail);
     }
+    case 'process.parent.path': {
+      const paths = values();
+      if (paths === null || paths.length !== 1)
+        return fail('only one exact path or ^path$ can be imported (a rule names one ancestor)');
+      if (!paths[0]!.startsWith('/') || paths[0]!.endsWith('/'))
+        return fail('not an absolute executable path');
+      return set(acc, 'ancestor', paths[0]!, fail);
+    }
+    case 'process.command': {
+      const sensitive = op.sensitive === true;
+      const g =
+        type === 'simple'
+          ? simpleCommandGlob(data, sensitive)
+          : type === 'regexp'
+            ? regexpCommandGlob(data, sensitive)
+            : { ok: false as const, why: 'only simple and regexp operators can be imported' };
+      if (!g.ok) return fail(g.why);
+      return set(acc, 'arguments', g.glob, fail);
+    }
     case 'user.id': {
       const ids = values();
       if (ids === null || ids.length !== 1 || !/^[0-9]+$/.test(ids[0]!))
@@ -287,7 +311,6 @@ function readOperator(op: RawOperator | undefined, acc: Conditions, problems: st
 }
 
 function whyNot(operand: string): string {
-  if (operand === 'process.command') return 'Warden rules match the executable, not its command line';
   if (operand.startsWith('process.env.')) return 'Warden rules cannot match environment variables';
   if (operand === 'process.id') return 'process ids change with every start';
   if (operand.startsWith('process.hash')) return 'Warden pins executables by SHA-256 only (sha256)';
@@ -373,6 +396,8 @@ function toRules(
     ...(c.ports === undefined ? {} : { remotePorts: c.ports }),
     ...(remote === undefined ? {} : { remote }),
     ...(expires === undefined ? {} : { expires }),
+    ...(c.ancestor === undefined ? {} : { ancestor: c.ancestor }),
+    ...(c.arguments === undefined ? {} : { arguments: c.arguments }),
     comment: `imported from OpenSnitch rule ${name}${raw.precedence === true ? ' (priority)' : ''}`,
   };
   const apps = c.applications ?? ['any'];

@@ -19,6 +19,16 @@ const V6 = ['::1', '2001:db8::1', '2001:db8::7', 'fe80::1'];
 const HOSTS = ['a.example.com', 'b.example.com', 'example.com', 'other.org'];
 /** Two executable versions, so pinned rules both match and miss. */
 const HASHES = ['a'.repeat(64), 'b'.repeat(64)];
+/** Program context: parents and ancestors, and globs over command lines drawn to collide. */
+const PARENTS = ['/usr/bin/bash', '/usr/bin/zsh', '/usr/sbin/sshd', '/usr/lib/systemd/systemd'];
+const GLOBS = ['curl *', '*--upload*', 'curl -s https://?.example.com/*', '*[0-9]', 'ssh [!-]*'];
+const COMMAND_LINES = [
+  'curl -s https://a.example.com/x',
+  'curl --upload f https://b.example.com',
+  'ssh host1',
+  'ssh -v host',
+  'python3 -m http.server 8000',
+];
 
 export const ip = (text: string) => parseIp(text)!;
 const single = (text: string): AddressSpec => {
@@ -77,6 +87,9 @@ export const rule: fc.Arbitrary<Rule> = fc
       localPorts: sometimes(portList, 20),
       remotePorts: sometimes(portList, 35),
       remote: sometimes(fc.array(addressSpec, { minLength: 1, maxLength: 3 }), 40),
+      parent: sometimes(fc.constantFrom(...PARENTS), 12),
+      ancestor: sometimes(fc.constantFrom(...PARENTS), 12),
+      arguments: sometimes(fc.constantFrom(...GLOBS), 12),
       action: fc.constantFrom('allow', 'deny', 'reject', 'ask'),
       log: fc.boolean(),
       conditional: fc.constantFrom(0, 0, 0, 0, 0, 0, 1, 2),
@@ -130,9 +143,14 @@ export const facts: fc.Arbitrary<ConnectionFacts> = fc
     remotePort: fc.constantFrom(null, ...PORTS, 8050, 445, 60000),
     remoteHosts: fc.subarray([...HOSTS, 'x.a.example.com', 'nas.lan']),
     now: fc.constant(NOW),
+    // Undefined: not gathered (no rule of the engine's policy asked); null / []: unknown.
+    parent: fc.constantFrom(undefined, null, ...PARENTS),
+    ancestors: fc.constantFrom(undefined, [], ...PARENTS.map((p) => [p, '/usr/lib/systemd/systemd'])),
+    arguments: fc.constantFrom(undefined, null, '', ...COMMAND_LINES),
   })
   .map((f) => {
     const isPorts = f.protocol === 'tcp' || f.protocol === 'udp';
+    for (const k of ['parent', 'ancestors', 'arguments'] as const) if (f[k] === undefined) delete f[k];
     return {
       ...f,
       localPort: isPorts ? f.localPort : null,

@@ -23,6 +23,8 @@ export function ExplainForm() {
     if (f.localPort) p.localPort = Number(f.localPort);
     if (f.host) p.hosts = [f.host];
     if (f.user) p.user = f.user;
+    if (f.parent) p.parent = f.parent;
+    if (f.arguments) p.arguments = f.arguments;
     ctx.call<Explanation>('policy.explain', p).then(
       (r) => {
         setResult(r);
@@ -71,6 +73,8 @@ export function ExplainForm() {
         {input('remotePort', 'Remote port', '443')}
         {input('localPort', 'Local port', '')}
         {input('user', 'User', '')}
+        {input('parent', 'Parent', '/usr/bin/bash')}
+        {input('arguments', 'Command line', 'curl -s https://example.org/')}
         <div class="actions">
           <button type="submit">Explain</button>
         </div>

@@ -18,7 +18,17 @@ const FIELDS = [
   'remotePorts',
   'localPorts',
   'user',
+  'parent',
+  'ancestor',
+  'arguments',
 ];
+
+/** A warning about a saved rule (rules.add/update: e.g. a program path that does not exist here). */
+type RuleWarning = { kind: string; message: string };
+
+function warningsOf(r: Record<string, unknown>): RuleWarning[] {
+  return Array.isArray(r.warnings) ? (r.warnings as RuleWarning[]) : [];
+}
 
 /** Text fields of the form -> a rule (lists split on commas; ports and addresses as the policy file takes them). */
 function ruleFromForm(f: Record<string, string>, enabled: boolean, log: boolean): Record<string, unknown> {
@@ -26,7 +36,9 @@ function ruleFromForm(f: Record<string, string>, enabled: boolean, log: boolean)
   for (const k of FIELDS) {
     const v = (f[k] ?? '').trim();
     if (v === '') continue;
-    if (k === 'remote') r[k] = v.split(',').map((s) => s.trim());
+    // A glob keeps its spaces: they are part of the command line it matches.
+    if (k === 'arguments') r[k] = f[k];
+    else if (k === 'remote') r[k] = v.split(',').map((s) => s.trim());
     else if (k === 'remotePorts' || k === 'localPorts') r[k] = /^\d+$/.test(v) ? Number(v) : v;
     else if (k === 'user' && /^\d+$/.test(v)) r[k] = Number(v);
     else r[k] = v;
@@ -44,7 +56,15 @@ function formFromRule(r?: Rule): Record<string, string> {
   return f;
 }
 
-function RuleForm({ ctx, editing, done }: { ctx: Ctx; editing?: Rule; done: () => void }) {
+function RuleForm({
+  ctx,
+  editing,
+  done,
+}: {
+  ctx: Ctx;
+  editing?: Rule;
+  done: (warnings?: RuleWarning[]) => void;
+}) {
   const [f, setF] = useState(formFromRule(editing));
   const [enabled, setEnabled] = useState(editing?.enabled !== false);
   const [log, setLog] = useState(editing?.log === true);
@@ -60,7 +80,7 @@ function RuleForm({ ctx, editing, done }: { ctx: Ctx; editing?: Rule; done: () =
         : await ctx.call('rules.add', { rule, ...confirmParam(ctx) });
       ctx.notePending(r.pending as never);
       setErrors({});
-      done();
+      done(warningsOf(r));
     } catch (x) {
       const fe = fieldErrors(x);
       setErrors(Object.keys(fe).length > 0 ? fe : { _: errorText(x) });
@@ -128,6 +148,9 @@ function RuleForm({ ctx, editing, done }: { ctx: Ctx; editing?: Rule; done: () =
       {input('remotePorts', 'Remote ports', '443 or 8000-8080')}
       {input('localPorts', 'Local ports', '22')}
       {input('user', 'User', 'alice or 1000')}
+      {input('parent', 'Parent program', '/usr/bin/bash (the direct parent)')}
+      {input('ancestor', 'Ancestor program', '/usr/sbin/sshd (any ancestor)')}
+      {input('arguments', 'Command line (glob)', 'curl -s https://example.org/*')}
       <div class="checks">
         <label class="check">
           <input type="checkbox" checked={enabled} onChange={(e) => setEnabled(e.currentTarget.checked)} />{' '}
@@ -140,7 +163,7 @@ function RuleForm({ ctx, editing, done }: { ctx: Ctx; editing?: Rule; done: () =
       </div>
       <div class="actions">
         <button type="submit">{editing ? 'Save rule' : 'Add rule'}</button>{' '}
-        <button type="button" onClick={done}>
+        <button type="button" onClick={() => done()}>
           Cancel
         </button>
       </div>
@@ -155,6 +178,9 @@ function describe(r: Rule): string {
   if (r.remotePorts !== undefined) parts.push(`port ${r.remotePorts}`);
   if (r.localPorts !== undefined) parts.push(`local port ${r.localPorts}`);
   if (r.user !== undefined) parts.push(`user ${r.user}`);
+  if (r.parent !== undefined) parts.push(`parent ${r.parent}`);
+  if (r.ancestor !== undefined) parts.push(`under ${r.ancestor}`);
+  if (r.arguments !== undefined) parts.push(`command line "${r.arguments}"`);
   return parts.filter(Boolean).join(' ') || 'anything';
 }
 
@@ -168,11 +194,14 @@ export function RulesPage() {
   );
   const [form, setForm] = useState<{ editing?: Rule } | null>(null);
   const [error, setError] = useState('');
+  // What rules.add/update said about the rule just saved: kept until the next change.
+  const [warnings, setWarnings] = useState<RuleWarning[]>([]);
   const change = (method: string, params: Record<string, unknown>) =>
     ctx.call(method, { ...params, ...confirmParam(ctx) }).then(
       (r) => {
         ctx.notePending(r.pending as never);
         setError('');
+        setWarnings(warningsOf(r));
         reload();
       },
       (x) => setError(errorText(x)),
@@ -185,8 +214,26 @@ export function RulesPage() {
       {!admin && <p class="muted">Read-only: you are logged in as an auditor.</p>}
       {loadError && <p class="error">{loadError}</p>}
       {error && <p class="error">{error}</p>}
+      {warnings.length > 0 && (
+        <div class="card rule-warnings" role="status" data-testid="rule-warnings">
+          <strong>Saved, with {warnings.length === 1 ? 'a warning' : `${warnings.length} warnings`}:</strong>
+          <ul>
+            {warnings.map((w) => (
+              <li key={w.message} data-kind={w.kind}>
+                {w.message}
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
       {admin && !form && (
-        <button type="button" onClick={() => setForm({})}>
+        <button
+          type="button"
+          onClick={() => {
+            setWarnings([]);
+            setForm({});
+          }}
+        >
           New rule
         </button>
       )}
@@ -194,8 +241,9 @@ export function RulesPage() {
         <RuleForm
           ctx={ctx}
           {...(form.editing ? { editing: form.editing } : {})}
-          done={() => {
+          done={(saved) => {
             setForm(null);
+            if (saved !== undefined) setWarnings(saved);
             reload();
           }}
         />
