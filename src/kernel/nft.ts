@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { ErrorCode, WardenError } from '../errors.js';
-import { closeNftSessions, runInSession, SESSION_MAX_TEXT } from './nft-session.js';
+import { closeNftSessions, queryInSession, runInSession, SESSION_MAX_TEXT } from './nft-session.js';
 import type { CompiledRuleset, KernelFeatures, QueueRules, RulesetExpectation } from './ruleset.js';
 import { QUEUE_CHAIN, QUEUE_TABLE, TABLE_FAMILY, TABLE_NAME } from './ruleset.js';
 import { changeBatch } from './ruleset-diff.js';
@@ -174,12 +174,16 @@ async function inPlaceText(compiled: CompiledRuleset, target: KernelTarget): Pro
   if (listed.code !== 0) return null;
   const chains: string[] = [];
   const sets: string[] = [];
+  const maps: string[] = [];
+  const counters: string[] = [];
   try {
     const items =
       (JSON.parse(listed.stdout) as { nftables?: Record<string, { name?: unknown }>[] }).nftables ?? [];
     for (const item of items) {
       if (typeof item.chain?.name === 'string') chains.push(item.chain.name);
       if (typeof item.set?.name === 'string') sets.push(item.set.name);
+      if (typeof item.map?.name === 'string') maps.push(item.map.name);
+      if (typeof item.counter?.name === 'string') counters.push(item.counter.name);
     }
   } catch {
     return null;
@@ -188,13 +192,19 @@ async function inPlaceText(compiled: CompiledRuleset, target: KernelTarget): Pro
   const dynamic = new Set(compiled.expect.dynamicSets);
   // A static set the new ruleset declares again (same name: same place in the policy, same type)
   // is emptied and refilled, not deleted: it keeps its handle, so the table lists as before.
-  const kept = new Set(compiled.model.sets.map((s) => s.name));
+  const kept = new Set(compiled.model.sets.filter((s) => s.map !== true).map((s) => s.name));
+  const keptMaps = new Set(compiled.model.sets.filter((s) => s.map === true).map((s) => s.name));
+  // Rule counters the ruleset declares again keep their counts; those of rules gone are deleted
+  // after the chains and maps that name them were emptied (same transaction).
+  const keptCounters = new Set(compiled.model.counters);
   const prelude = [
     ...chains.map((c) => `flush chain ${table} ${c}`),
     ...chains.filter((c) => !keep.has(c)).map((c) => `delete chain ${table} ${c}`),
     ...sets
       .filter((s) => !dynamic.has(s))
       .map((s) => `${kept.has(s) ? 'flush' : 'delete'} set ${table} ${s}`),
+    ...maps.map((m) => `${keptMaps.has(m) ? 'flush' : 'delete'} map ${table} ${m}`),
+    ...counters.filter((c) => !keptCounters.has(c)).map((c) => `delete counter ${table} ${c}`),
   ];
   return compiled.nft.replace(replace, `${prelude.join('\n')}\n`);
 }
@@ -275,6 +285,7 @@ export function compareTable(expect: RulesetExpectation, json: string): string[]
   for (const item of items) {
     if (item.chain?.name !== undefined) chains.add(item.chain.name);
     if (item.set?.name !== undefined) sets.set(item.set.name, item.set.elem?.length ?? 0);
+    if (item.map?.name !== undefined) sets.set(item.map.name, item.map.elem?.length ?? 0);
   }
   const problems: string[] = [];
   for (const c of expect.chains) if (!chains.has(c)) problems.push(`chain ${c} is missing`);
@@ -380,3 +391,30 @@ export async function readSetCounters(name: string, target: KernelTarget = {}): 
   return out;
 }
 export { closeNftSessions } from './nft-session.js';
+
+/**
+ * Packets counted by each named counter of table inet warden (the rule counters: ruleset.ts
+ * ruleCounterName), read through the namespace's long-lived JSON session; empty when there is no
+ * table. Throws when the session fails or nft answers something else than a listing.
+ */
+export async function readRuleCounters(target: KernelTarget = {}): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const text = await queryInSession(target.netns, `list counters table ${TABLE_FAMILY} ${TABLE_NAME}`);
+  if (text === null)
+    throw new WardenError(ErrorCode.KERNEL_RULESET_REJECTED, 'nft session for counters failed');
+  if (/No such file|does not exist/.test(text) && !text.startsWith('{')) return out;
+  let items: { counter?: { name?: unknown; packets?: unknown } }[];
+  try {
+    items = (JSON.parse(text) as { nftables?: typeof items }).nftables ?? [];
+  } catch {
+    throw new WardenError(
+      ErrorCode.KERNEL_RULESET_REJECTED,
+      `nft list counters answered something else than JSON: ${text.slice(0, 200)}`,
+    );
+  }
+  for (const item of items) {
+    const c = item.counter;
+    if (typeof c?.name === 'string' && typeof c.packets === 'number') out.set(c.name, c.packets);
+  }
+  return out;
+}

@@ -43,7 +43,7 @@ function sameLines(a: readonly string[], b: readonly string[]): boolean {
 
 function setDeclaration(s: SetModel): string {
   const elements = s.elements.length > 0 ? ` elements = { ${s.elements.join(', ')} };` : '';
-  return `add set ${T} ${s.name} { ${s.declaration.join('; ')};${elements} }`;
+  return `add ${s.map === true ? 'map' : 'set'} ${T} ${s.name} { ${s.declaration.join('; ')};${elements} }`;
 }
 
 function chainDeclaration(c: ChainModel): string {
@@ -77,7 +77,7 @@ export function changeBatch(from: TableModel, to: TableModel): Change | null {
       addSets.push(setDeclaration(s));
       continue;
     }
-    if (!sameLines(old.declaration, s.declaration)) return null;
+    if (!sameLines(old.declaration, s.declaration) || old.map !== s.map) return null;
     if (sameLines(old.elements, s.elements)) continue; // most sets: no Set of 10,000 strings built
     const next = new Set(s.elements);
     const prev = new Set(old.elements);
@@ -89,7 +89,17 @@ export function changeBatch(from: TableModel, to: TableModel): Change | null {
     elementsAdded += come.length;
     elementsDeleted += gone.length;
   }
-  const deleteSets = from.sets.filter((s) => !toSets.has(s.name)).map((s) => `delete set ${T} ${s.name}`);
+  const deleteSets = from.sets
+    .filter((s) => !toSets.has(s.name))
+    .map((s) => `delete ${s.map === true ? 'map' : 'set'} ${T} ${s.name}`);
+  // Counters of rules that stay keep their counts; new ones come first (map elements and rules name
+  // them), those of rules gone go last (after the rules and elements that named them).
+  const fromCounters = new Set(from.counters);
+  const toCounters = new Set(to.counters);
+  const addCounters = to.counters.filter((c) => !fromCounters.has(c)).map((c) => `add counter ${T} ${c}`);
+  const deleteCounters = from.counters
+    .filter((c) => !toCounters.has(c))
+    .map((c) => `delete counter ${T} ${c}`);
 
   const addChains: string[] = [];
   const rules: string[] = [];
@@ -112,7 +122,16 @@ export function changeBatch(from: TableModel, to: TableModel): Change | null {
     ...gone.map((c) => `delete chain ${T} ${c.name}`),
   ];
 
-  const lines = [...addSets, ...addChains, ...elements, ...rules, ...deleteChains, ...deleteSets];
+  const lines = [
+    ...addCounters,
+    ...addSets,
+    ...addChains,
+    ...elements,
+    ...rules,
+    ...deleteChains,
+    ...deleteSets,
+    ...deleteCounters,
+  ];
   return {
     text: lines.length === 0 ? '' : `${lines.join('\n')}\n`,
     stats: {

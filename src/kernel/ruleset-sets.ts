@@ -30,6 +30,8 @@ export interface Element {
   readonly fields: readonly Field[];
   readonly lo: readonly (number | bigint)[];
   readonly hi: readonly (number | bigint)[];
+  /** The named counter of the rule the element stands for, in runs the kernel decides (a map element). */
+  readonly counter?: string;
 }
 
 /** The packet expression of each field in a chain: outgoing sees the remote as destination, incoming as source. */
@@ -66,7 +68,8 @@ function formatValue(field: Field, lo: number | bigint, hi: number | bigint): st
 
 /** An element written for a set declaration: `tcp . 10.0.0.0/8 . 80-90`. */
 export function formatElement(e: Element): string {
-  return e.fields.map((f, i) => formatValue(f, e.lo[i]!, e.hi[i]!)).join(' . ');
+  const key = e.fields.map((f, i) => formatValue(f, e.lo[i]!, e.hi[i]!)).join(' . ');
+  return e.counter === undefined ? key : `${key} : "${e.counter}"`;
 }
 
 /** An element written as separate matches in a rule: `meta l4proto tcp ip daddr 10.0.0.1 th dport 80`. */
@@ -148,6 +151,8 @@ export class ShapeLayers {
 /** A named set of Warden's table as the compiler declares it. */
 export interface SetModel {
   readonly name: string;
+  /** A map from elements to the named counter of their rule (`type ... : counter`), not a plain set. */
+  readonly map?: boolean;
   /** The declaration's lines inside the braces, without the elements (`type ...`, `flags ...`). */
   readonly declaration: readonly string[];
   /** Each element as nft writes it; empty for dynamic sets (traffic fills them). */

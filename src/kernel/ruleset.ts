@@ -98,6 +98,8 @@ export interface TableModel {
   readonly dynamicSets: readonly SetModel[];
   /** Every chain, in the order they are declared. */
   readonly chains: readonly ChainModel[];
+  /** Named counters, one per rule the kernel decides (ruleCounterName): they count its matches. */
+  readonly counters: readonly string[];
 }
 
 export interface CompiledRuleset {
@@ -110,6 +112,18 @@ export interface CompiledRuleset {
   readonly nextChange?: number;
   readonly expect: RulesetExpectation;
   readonly stats: RulesetStats;
+  /** Named counter → the rule it counts (ruleKey): the rules the kernel decides, in this ruleset. */
+  readonly counters: Readonly<Record<string, string>>;
+}
+
+/** A rule's identity for counters: `internal <id>` or `user <name>` (stable across positions). */
+export function ruleKey(r: CompiledRule): string {
+  return 'id' in r.rule ? `internal ${(r.rule as { id: string }).id}` : `user ${r.rule.name}`;
+}
+
+/** The nft named counter of a rule: a hash of its key, so a rule keeps its counter while its name stays. */
+export function ruleCounterName(key: string): string {
+  return `c_${hash(key)}`;
 }
 
 type Chain = 'output' | 'input';
@@ -146,6 +160,7 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
   let kernelRules = 0;
   let queuedRules = 0;
   let skippedRules = 0;
+  const counters: Record<string, string> = {};
 
   for (const r of policy.rules) {
     if (!r.active || (r.expires && r.expiresAt <= now)) {
@@ -160,7 +175,14 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
       else kernelRules++;
       const outcome = userspace ? QUEUE : kernelOutcome(r.rule.action, r.rule.log, mode);
       const run = runFor(runs[chain], outcome, r);
-      for (const group of elementsOf(r, chain, userspace)) {
+      // The kernel counts the matches of the rules it decides; the engine those of the queued ones.
+      let counter: string | undefined;
+      if (!userspace) {
+        const key = ruleKey(r);
+        counter = ruleCounterName(key);
+        counters[counter] = key;
+      }
+      for (const group of elementsOf(r, chain, userspace, counter)) {
         let shape = run.shapes.get(group.shape);
         if (shape === undefined) {
           shape = { fields: group.fields, layers: new ShapeLayers() };
@@ -180,7 +202,7 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
     text.rejectChain('output'),
     text.rejectChain('input'),
   ];
-  const model: TableModel = { sets: text.sets, dynamicSets: guard.sets, chains };
+  const model: TableModel = { sets: text.sets, dynamicSets: guard.sets, chains, counters: text.counters };
   const elements = Object.values(text.setSizes).reduce((a, b) => a + b, 0);
   return {
     nft: renderTable(model),
@@ -200,6 +222,7 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
       queuedRules,
       skippedRules,
     },
+    counters,
   };
 }
 
@@ -264,7 +287,12 @@ interface ElementGroup {
  * lists), one group per address family. The dimensions are pushed in concatenation order
  * (FIELD_ORDER in ruleset-sets.ts), so fields and shape key are computed once per group.
  */
-function elementsOf(r: CompiledRule, chain: Chain, userspace: boolean): ElementGroup[] {
+function elementsOf(
+  r: CompiledRule,
+  chain: Chain,
+  userspace: boolean,
+  counter: string | undefined,
+): ElementGroup[] {
   const hasPorts = r.localPorts !== null || r.remotePorts !== null;
   // Host names cannot be seen by the kernel: a queued rule with names is queued for every remote.
   const remote = userspace && hasNames(r) ? null : r.remote;
@@ -288,7 +316,7 @@ function elementsOf(r: CompiledRule, chain: Chain, userspace: boolean): ElementG
     if (r.uid !== null && chain === 'output') dims.push({ field: 'uid', values: [[r.uid, r.uid]] });
     const fields = dims.map((d) => d.field);
     const elements: Element[] = [];
-    cross(dims, 0, [], [], fields, elements);
+    cross(dims, 0, [], [], fields, counter, elements);
     out.push({ fields, shape: shapeKey(fields), elements });
   }
   return out;
@@ -300,16 +328,17 @@ function cross(
   lo: (number | bigint)[],
   hi: (number | bigint)[],
   fields: Field[],
+  counter: string | undefined,
   out: Element[],
 ): void {
   if (i === dims.length) {
-    out.push({ fields, lo: [...lo], hi: [...hi] });
+    out.push({ fields, lo: [...lo], hi: [...hi], ...(counter === undefined ? {} : { counter }) });
     return;
   }
   for (const [a, b] of dims[i]!.values) {
     lo.push(a);
     hi.push(b);
-    cross(dims, i + 1, lo, hi, fields, out);
+    cross(dims, i + 1, lo, hi, fields, counter, out);
     lo.pop();
     hi.pop();
   }
@@ -390,7 +419,7 @@ function hash(text: string): string {
 export function renderTable(model: TableModel): string {
   const set = (s: SetModel) =>
     [
-      `\tset ${s.name} {`,
+      `\t${s.map === true ? 'map' : 'set'} ${s.name} {`,
       ...s.declaration.map((l) => `\t\t${l}`),
       ...(s.elements.length > 0 ? [`\t\telements = { ${s.elements.join(',\n\t\t\t')} }`] : []),
       '\t}',
@@ -407,6 +436,7 @@ export function renderTable(model: TableModel): string {
     `table ${TABLE_FAMILY} ${TABLE_NAME} {}`,
     `delete table ${TABLE_FAMILY} ${TABLE_NAME}`,
     `table ${TABLE_FAMILY} ${TABLE_NAME} {`,
+    ...model.counters.map((c) => `\tcounter ${c} {\n\t}`),
     ...model.sets.map(set),
     ...model.dynamicSets.map(set),
     ...model.chains.map(chain),
@@ -421,6 +451,8 @@ const CLEAR_MARK = `meta mark set meta mark & ${markHex(~MARK_MASK >>> 0)}`;
 class Emitter {
   readonly sets: SetModel[] = [];
   readonly setSizes: Record<string, number> = {};
+  readonly counters: string[] = [];
+  readonly #counted = new Set<string>();
 
   constructor(
     private readonly settings: Settings,
@@ -442,10 +474,14 @@ class Emitter {
       const { verdict, log, word } = run.outcome;
       const id = `${chain}|${run.id}|${verdict} ${log} ${word}`;
       const statement = this.statement(chain, run.outcome, hash(id).slice(0, 8));
+      const counted = verdict !== 'queue';
       for (const [shape, { fields, layers }] of run.shapes) {
         layers.elements().forEach((layer, i) => {
           const key = `${id}|${shape}|${layer.interval ? `r${i}` : 'p'}`;
-          rules.push(`${this.match(chain, fields, layer.elements, layer.interval, key)}${statement}`);
+          const match = counted
+            ? this.countedMatch(chain, fields, layer.elements, layer.interval, key)
+            : this.match(chain, fields, layer.elements, layer.interval, key);
+          rules.push(`${match}${statement}`);
         });
       }
     }
@@ -485,6 +521,50 @@ class Emitter {
       elements: elements.map(formatElement),
     });
     return `${concatExpression(fields, chain)} @${name} `;
+  }
+
+  /**
+   * `<match> counter ...` for a layer of a run the kernel decides: each element counts the matches of
+   * its rule in the rule's named counter. One element is inline with its counter, more are a map
+   * from element to counter (`counter name <key> map @m`: a key not in the map does not match).
+   * Within a run every element has the same verdict; when two of its rules overlap, the element met
+   * first counts (points dedupe to the first rule; ranges go to later layers than those they overlap).
+   */
+  private countedMatch(
+    chain: Chain,
+    fields: Field[],
+    elements: Element[],
+    interval: boolean,
+    key: string,
+  ): string {
+    for (const e of elements) this.declareCounter(e.counter!);
+    if (elements.length === 1 || fields.length === 0) {
+      const e = elements[0]!;
+      return `${fields.length === 0 ? '' : `${inlineMatch(e, chain)} `}counter name "${e.counter}" `;
+    }
+    const name = this.setName(chain, key);
+    this.setSizes[name] = elements.length;
+    this.sets.push({
+      name,
+      map: true,
+      declaration: [`type ${setType(fields)} : counter`, ...(interval ? ['flags interval'] : [])],
+      elements: elements.map(formatElement),
+    });
+    return `counter name ${concatExpression(fields, chain)} map @${name} `;
+  }
+
+  private declareCounter(name: string): void {
+    if (!NFT_NAME.test(name)) throw new Error(`internal: illegal counter name ${name}`);
+    if (this.#counted.has(name)) return;
+    this.#counted.add(name);
+    this.counters.push(name);
+  }
+
+  private setName(chain: Chain, key: string): string {
+    let name = `${chain === 'output' ? 'out' : 'in'}_${hash(key).slice(0, 12)}`;
+    for (let n = 2; name in this.setSizes; n++) name = `${name.slice(0, 16)}_${n}`;
+    if (!NFT_NAME.test(name)) throw new Error(`internal: illegal set name ${name}`);
+    return name;
   }
 
   /** The verdict part of a rule; `rules` names the run (8 hex digits, `-1` for the default) in the log prefix. */
