@@ -13,12 +13,14 @@ import {
   compilePolicy,
   explain,
   type HostEnvironment,
+  type InternalRule,
   internalRules,
   lint,
   type Policy,
   parsePolicyText,
   policyToPlain,
   type Rule,
+  ruleIdentity,
   ruleToPlain,
   validatePolicy,
   validateRule,
@@ -109,6 +111,11 @@ export interface HandlerContext {
   readonly proposals?: ProposalBook;
   /** The connections open on the engine's host (connections.list); absent: the method says there are none to see. */
   readonly connections?: ConnectionSource;
+  /**
+   * Per-rule counters by rule identity (ruleIdentity: `user <name>`, `internal <id>`), read fresh from
+   * the kernel (src/engine/rule-counters.ts); absent: every rule shows 0 matches.
+   */
+  readonly ruleCounts?: () => Promise<ReadonlyMap<string, { matches: number; lastMatch: number | null }>>;
 }
 
 type Confirm = { seconds: number } | undefined;
@@ -362,8 +369,17 @@ export function createHandlers(ctx: HandlerContext) {
       ctx.onSettingsChanged?.(next);
       return { settings: redactSecrets(next) as Record<string, unknown>, ...pending };
     },
-    rulesList: ({ internal }) => {
-      const list = rules().map(ruleToPlain);
+    rulesList: async ({ internal }) => {
+      const counts = (await ctx.ruleCounts?.()) ?? new Map();
+      // Matches and the last match (ISO 8601, null: never) of each rule, by its identity (name or id).
+      const counted = (r: Rule | InternalRule) => {
+        const c = counts.get(ruleIdentity(r));
+        return {
+          matches: c?.matches ?? 0,
+          lastMatch: c?.lastMatch == null ? null : new Date(c.lastMatch).toISOString(),
+        };
+      };
+      const list = rules().map((r) => ({ ...ruleToPlain(r), ...counted(r) }));
       if (!internal) return { rules: list };
       const hidden = internalRules(ctx.config.settings(), ctx.host).map((r) => ({
         id: r.id,
@@ -371,6 +387,7 @@ export function createHandlers(ctx: HandlerContext) {
         because: r.because,
         readOnly: true,
         ...ruleToPlain(r),
+        ...counted(r),
       }));
       return { rules: list, internal: hidden };
     },

@@ -66,6 +66,8 @@ export interface EnforcerOptions {
   readonly metrics?: DecisionMetrics;
   /** Learning mode: a connection no rule decided and the rule proposed for it (the proposal book). */
   readonly propose?: (rule: Rule, facts: ConnectionFacts) => void;
+  /** Counts the deciding rule by its slot in the policy (rule-counters.ts), right after each decision. */
+  readonly counters?: { hit(slot: number, now: number): void };
 }
 
 /** Decides queued packets. */
@@ -139,6 +141,7 @@ export class Enforcer {
     };
     const policy = this.#o.policy();
     const decision = decide(policy, facts);
+    this.#o.counters?.hit(decision.ruleIndex, now);
     if (decision.proposal !== undefined) this.#o.propose?.(decision.proposal, facts);
     let verdict = decision.verdict;
     let message = messageFor(decision);
@@ -224,6 +227,7 @@ export class Enforcer {
     const decision = decisionFor(policy, facts, rule);
     // Blocks and asks are always logged (`log`), proposals name the program: those are attributed.
     if (decision.log || decision.verdict === 'ask' || decision.proposal !== undefined) return undefined;
+    this.#o.counters?.hit(decision.ruleIndex, c.now);
     return { decision, facts };
   }
 

@@ -21,6 +21,7 @@ import {
   applyRuleset,
   closeNftSessions,
   detectKernelFeatures,
+  readRuleCounters,
   readSetCounters,
   removeRuleset,
   verifyRuleset,
@@ -170,7 +171,12 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     executables: host.executables,
     metrics: parts.metrics,
     propose: (rule, facts) => parts.proposals?.seen(rule, facts),
+    ...(parts.ruleCounters !== undefined ? { counters: parts.ruleCounters } : {}),
   });
+  const counters = parts.ruleCounters;
+  // The kernel's rule counters are read twice a minute (and by rules.list when older than a second).
+  const counterRead = setInterval(() => void counters?.refresh(), 30_000);
+  counterRead.unref();
 
   /**
    * Gives a verdict. A verdict given after the read of its packet is sent at once and may fail (the
@@ -292,8 +298,11 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   };
 
   const apply = async () => {
+    // What the kernel counted under the ruleset in force goes to its rules before the change.
+    if (applied !== undefined) await counters?.refresh();
     const settings = config.settings();
     compiled = compilePolicy(config.policy(), { settings, internalRules: internalRules(settings, host) });
+    counters?.bind(compiled);
     ruleset = compileRuleset({
       policy: compiled,
       settings,
@@ -325,7 +334,11 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     applied = undefined;
     const how = await applyRuleset(ruleset, {}, previous);
     // Updated in place, the flood counter sets keep their counts; only a new table starts them at zero.
-    if (how === 'replaced') floods.reset();
+    if (how === 'replaced') {
+      floods.reset();
+      counters?.kernelReset();
+    }
+    counters?.bindKernel(ruleset.counters, () => readRuleCounters());
     // Read back what a full load left (a change is one transaction the kernel took whole, and
     // listing would cost more than the change): a table that differs is an error, not a warning.
     if (how !== 'changed') {
@@ -368,6 +381,9 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     reload: apply,
     async stop() {
       if (expiryTimer) clearTimeout(expiryTimer);
+      clearInterval(counterRead);
+      await counters?.refresh();
+      counters?.detachKernel();
       names.close();
       floods.close();
       clearInterval(udpCheck);

@@ -8,7 +8,7 @@
  */
 import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
 import { PROTO_ICMP, PROTO_OTHER, PROTO_TCP, PROTO_UDP } from '../policy/protocol-bits.js';
-import type { DefaultAction } from '../policy/rule.js';
+import { type DefaultAction, ruleIdentity } from '../policy/rule.js';
 import type { Settings } from '../settings/schema.js';
 import { MARK_MASK, MARK_QUEUE, MARK_REJECT, markHex } from './marks.js';
 import { establishedRules, guards } from './ruleset-guards.js';
@@ -118,7 +118,7 @@ export interface CompiledRuleset {
 
 /** A rule's identity for counters: `internal <id>` or `user <name>` (stable across positions). */
 export function ruleKey(r: CompiledRule): string {
-  return 'id' in r.rule ? `internal ${(r.rule as { id: string }).id}` : `user ${r.rule.name}`;
+  return ruleIdentity(r.rule);
 }
 
 /** The nft named counter of a rule: a hash of its key, so a rule keeps its counter while its name stays. */

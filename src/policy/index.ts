@@ -31,5 +31,5 @@ export type {
   Rule,
   RuleCondition,
 } from './rule.js';
-export { ACTIONS, DIRECTIONS, MODES, PROTOCOLS } from './rule.js';
+export { ACTIONS, DIRECTIONS, MODES, PROTOCOLS, ruleIdentity } from './rule.js';
 export { policyToPlain, ruleToPlain, serializePolicy } from './serialize.js';

@@ -93,6 +93,14 @@ export interface InternalRule extends Rule {
 }
 
 /**
+ * A rule's stable identity for its counters: `internal <id>` for internal rules, `user <name>` for
+ * the user's (names are unique in a policy; positions change, names stay).
+ */
+export function ruleIdentity(rule: Rule | InternalRule): string {
+  return 'id' in rule && typeof rule.id === 'string' ? `internal ${rule.id}` : `user ${rule.name}`;
+}
+
+/**
  * One connection as the policy sees it, with every fact already resolved
  * (process path, uid and user name, host names of the remote address).
  * Evaluation never does I/O and never reads the clock: `now` is a fact too.
