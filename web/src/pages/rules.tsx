@@ -130,6 +130,22 @@ function RuleForm({ ctx, editing, done }: { ctx: Ctx; editing?: Rule; done: () =
   );
 }
 
+/** The rule as the policy has it: rules.list adds its counters (matches, lastMatch), which are no rule fields. */
+function plainRule(r: Rule): Rule {
+  const { matches: _matches, lastMatch: _lastMatch, ...rule } = r;
+  return rule as Rule;
+}
+
+/** When a rule last matched, relative and short ("3 min ago"), or "never". */
+function lastMatchText(at: unknown): string {
+  if (typeof at !== 'string') return 'never';
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(at)) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} d ago`;
+}
+
 function describe(r: Rule): string {
   const parts = [r.protocol && r.protocol !== 'any' ? String(r.protocol) : ''];
   if (r.remote) parts.push(`to ${([] as unknown[]).concat(r.remote).join(', ')}`);
@@ -191,6 +207,8 @@ export function RulesPage() {
               <th scope="col">Application</th>
               <th scope="col">Match</th>
               <th scope="col">Action</th>
+              <th scope="col">Matches</th>
+              <th scope="col">Last match</th>
               {admin && <th scope="col">Change</th>}
             </tr>
           </thead>
@@ -206,6 +224,12 @@ export function RulesPage() {
                 <td>{String(r.application ?? 'any')}</td>
                 <td>{describe(r)}</td>
                 <td class={`v-${r.action}`}>{String(r.action)}</td>
+                <td class="num" data-testid="matches">
+                  {String(r.matches ?? 0)}
+                </td>
+                <td title={typeof r.lastMatch === 'string' ? r.lastMatch : ''}>
+                  {lastMatchText(r.lastMatch)}
+                </td>
                 {admin && (
                   <td class="buttons">
                     <button
@@ -227,12 +251,15 @@ export function RulesPage() {
                     <button
                       type="button"
                       onClick={() =>
-                        change('rules.update', { name: r.name, rule: { ...r, enabled: r.enabled === false } })
+                        change('rules.update', {
+                          name: r.name,
+                          rule: { ...plainRule(r), enabled: r.enabled === false },
+                        })
                       }
                     >
                       {r.enabled === false ? 'Enable' : 'Disable'}
                     </button>
-                    <button type="button" onClick={() => setForm({ editing: r })}>
+                    <button type="button" onClick={() => setForm({ editing: plainRule(r) })}>
                       Edit
                     </button>
                     <button
@@ -267,6 +294,10 @@ export function RulesPage() {
                 <td>{String(r.direction)}</td>
                 <td>{describe(r)}</td>
                 <td class={`v-${r.action}`}>{String(r.action)}</td>
+                <td class="num">{String(r.matches ?? 0)}</td>
+                <td title={typeof r.lastMatch === 'string' ? r.lastMatch : ''}>
+                  {lastMatchText(r.lastMatch)}
+                </td>
               </tr>
             ))}
           </tbody>
