@@ -5,7 +5,7 @@
  */
 import { ErrorCode, WardenError } from '../errors.js';
 import { firewallHints } from '../hints/index.js';
-import { missingApplications } from '../host-programs.js';
+import { missingApplications, missingInterfaces } from '../host-programs.js';
 import { formatIp, parseIp } from '../ip/index.js';
 import {
   type CompiledPolicy,
@@ -278,7 +278,10 @@ export function createHandlers(ctx: HandlerContext) {
   };
   /** Warnings (not refusals) about a rule just stored: its application path does not exist here. */
   const appWarnings = (rule: Rule) => {
-    const warnings = missingApplications([rule]).map((f) => ({ kind: f.kind, message: f.message }));
+    const warnings = [...missingApplications([rule]), ...missingInterfaces([rule])].map((f) => ({
+      kind: f.kind,
+      message: f.message,
+    }));
     return warnings.length > 0 ? { warnings } : {};
   };
   const withRules = (list: Rule[]): Policy => ({ ...ctx.config.policy(), rules: list });
@@ -329,6 +332,7 @@ export function createHandlers(ctx: HandlerContext) {
       remoteAddress: remote,
       remotePort: c.remotePort ?? null,
       remoteHosts: c.hosts.map((h) => h.toLowerCase()),
+      ...(c.interface === undefined ? {} : { interface: c.interface }),
       now: c.at === undefined ? ctx.now() : Date.parse(c.at),
     };
     const cp = compiledPolicy();
@@ -461,6 +465,7 @@ export function createHandlers(ctx: HandlerContext) {
         const findings = [
           ...lint(compiled, { now: ctx.now() }),
           ...missingApplications(rules(), compiled.internalCount),
+          ...missingInterfaces(rules(), compiled.internalCount),
         ];
         return { findings: findings as unknown as Record<string, unknown>[] };
       }),

@@ -32,4 +32,5 @@ export type {
   RuleCondition,
 } from './rule.js';
 export { ACTIONS, DIRECTIONS, MODES, PROTOCOLS, ruleIdentity } from './rule.js';
+export { interfaceNameProblem } from './schema.js';
 export { policyToPlain, ruleToPlain, serializePolicy } from './serialize.js';

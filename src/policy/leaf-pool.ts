@@ -5,7 +5,7 @@
  * checking a leaf reads one stretch of memory instead of a chain of objects:
  * the index is bound by memory latency, not by comparisons. Rules that also
  * constrain what a record cannot hold (several remote ranges, host names, a
- * user name, expiry) are finished by `matches` on the full rule. Together
+ * user name, interfaces, expiry) are finished by `matches` on the full rule. Together
  * they answer exactly what `matches` answers; the property test holds them
  * to it.
  *
@@ -134,6 +134,7 @@ export class LeafPoolBuilder {
       remote.suffixes.length === 0;
     if (oneV4) flags |= F_V4_RANGE;
     if ((remote !== null && !oneV4) || r.userName !== null || r.expires) flags |= F_FULL;
+    if (r.interfaces !== null) flags |= F_FULL; // interfaces: finished by `matches`
     const rp = r.remotePortSpans ?? new Int32Array(0);
     const lp = r.localPortSpans ?? new Int32Array(0);
     // IPv4 bounds are stored as int32 and compared after >>> 0, so the whole unsigned range fits.

@@ -6,10 +6,22 @@
  * - redundant: removing it changes nothing (an earlier rule, or the default, does the same)
  * - conflict: it overlaps an earlier rule with another action; the earlier one wins on the overlap
  */
-import type { AddressSet, CompiledPolicy, CompiledRule } from './compile.js';
+import {
+  type AddressSet,
+  type CompiledPolicy,
+  type CompiledRule,
+  type InterfaceSet,
+  interfaceInSet,
+} from './compile.js';
 import type { PortRange } from './rule.js';
 
-export type FindingKind = 'never-matches' | 'shadowed' | 'redundant' | 'conflict' | 'missing-application';
+export type FindingKind =
+  | 'never-matches'
+  | 'shadowed'
+  | 'redundant'
+  | 'conflict'
+  | 'missing-application'
+  | 'missing-interface';
 
 /** One lint finding. */
 export interface Finding {
@@ -159,6 +171,7 @@ export function covers(A: CompiledRule, B: CompiledRule): boolean {
   if (A.uid !== null && A.uid !== B.uid) return false;
   if (A.userName !== null && A.userName !== B.userName) return false;
   if (!portsCover(A.remotePorts, B.remotePorts) || !portsCover(A.localPorts, B.localPorts)) return false;
+  if (!interfacesCover(A.interfaces, B.interfaces)) return false;
   return addressesCover(A.remote, B.remote);
 }
 
@@ -185,7 +198,26 @@ function overlapsExceptAddresses(A: CompiledRule, B: CompiledRule): boolean {
   ) {
     return false;
   }
+  if (!interfacesOverlap(A.interfaces, B.interfaces)) return false;
   return portsOverlap(A.remotePorts, B.remotePorts) && portsOverlap(A.localPorts, B.localPorts);
+}
+
+/** Every interface B matches, A matches too (null: any interface). */
+function interfacesCover(a: InterfaceSet | null, b: InterfaceSet | null): boolean {
+  if (a === null) return true;
+  if (b === null) return false;
+  return (
+    [...b.names].every((n) => interfaceInSet(a, n)) &&
+    b.prefixes.every((p) => a.prefixes.some((q) => p.startsWith(q)))
+  );
+}
+
+/** Some interface name matches both (a prefix and a longer one meet). */
+function interfacesOverlap(a: InterfaceSet | null, b: InterfaceSet | null): boolean {
+  if (a === null || b === null) return true;
+  if ([...b.names].some((n) => interfaceInSet(a, n)) || [...a.names].some((n) => interfaceInSet(b, n)))
+    return true;
+  return a.prefixes.some((p) => b.prefixes.some((q) => p.startsWith(q) || q.startsWith(p)));
 }
 
 function portsCover(a: readonly PortRange[] | null, b: readonly PortRange[] | null): boolean {

@@ -4,7 +4,7 @@
  * explain. A property test keeps the two in agreement.
  */
 import { formatIp } from '../ip/index.js';
-import { type AddressSet, addressInSet, type CompiledRule, hostInSet } from './compile.js';
+import { type AddressSet, addressInSet, type CompiledRule, hostInSet, interfaceInSet } from './compile.js';
 import { portListText } from './ports.js';
 import { protocolBit } from './protocol-bits.js';
 import type { ConnectionFacts } from './rule.js';
@@ -31,13 +31,14 @@ export function matches(r: CompiledRule, f: ConnectionFacts): boolean {
   if (r.remotePortSpans !== null && !portIn(r.remotePortSpans, f.remotePort)) return false;
   if (r.localPortSpans !== null && !portIn(r.localPortSpans, f.localPort)) return false;
   if (r.remote !== null && !remoteIn(r.remote, f)) return false;
+  if (r.interfaces !== null && !interfaceInSet(r.interfaces, f.interface)) return false;
   if (r.expires && f.now >= r.expiresAt) return false;
   return true;
 }
 
 /** The first condition of a rule that a connection fails. */
 export interface Mismatch {
-  /** The rule field that failed: enabled, condition, direction, protocol, application, user, remotePorts, localPorts, remote, expires. */
+  /** The rule field that failed: enabled, condition, direction, protocol, application, user, remotePorts, localPorts, remote, interface, expires. */
   readonly field: string;
   /** Human sentence: what the rule wants and what the connection has. */
   readonly reason: string;
@@ -91,6 +92,13 @@ export function findMismatch(r: CompiledRule, f: ConnectionFacts): Mismatch | nu
     const addr = f.remoteAddress === null ? 'an unknown address' : formatIp(f.remoteAddress);
     const names = f.remoteHosts.length === 0 ? '' : ` (${f.remoteHosts.join(', ')})`;
     return { field: 'remote', reason: `remote ${addr}${names} is not among the rule's remote addresses` };
+  }
+  if (r.interfaces !== null && !interfaceInSet(r.interfaces, f.interface)) {
+    const wanted = r.rule.interface?.join(', ') ?? '';
+    return {
+      field: 'interface',
+      reason: `rule wants interface ${wanted}; this connection's is ${f.interface ?? 'unknown'}`,
+    };
   }
   if (r.expires && f.now >= r.expiresAt) {
     return { field: 'expires', reason: `rule expired at ${new Date(r.expiresAt).toISOString()}` };

@@ -59,6 +59,11 @@ export interface Rule {
   readonly remotePorts?: readonly PortRange[];
   /** Remote addresses; absent means any. */
   readonly remote?: readonly AddressSpec[];
+  /**
+   * Network interfaces (the outgoing one for outgoing connections, the incoming one for incoming):
+   * exact names, or a prefix written with one trailing `*` (`wg*`); absent means any.
+   */
+  readonly interface?: readonly string[];
   readonly action: Action;
   /** Log allowed connections too; blocks and asks are always logged. */
   readonly log: boolean;
@@ -118,6 +123,12 @@ export interface ConnectionFacts {
   readonly remotePort: number | null;
   /** Lower-case DNS names known for the remote address (from the engine's resolver). */
   readonly remoteHosts: readonly string[];
+  /**
+   * The interface the connection leaves by (outgoing) or came in by (incoming); null or absent
+   * when unknown (then a rule naming interfaces does not match). Gathered only for policies with
+   * an `interface` rule.
+   */
+  readonly interface?: string | null;
   /** Milliseconds since the epoch. */
   readonly now: number;
 }

@@ -25,6 +25,8 @@ export function ruleToPlain(rule: Rule): Record<string, unknown> {
     const items = rule.remote.map(formatAddressSpec);
     out.remote = items.length === 1 ? items[0] : items;
   }
+  if (rule.interface !== undefined)
+    out.interface = rule.interface.length === 1 ? rule.interface[0] : [...rule.interface];
   out.action = rule.action;
   out.log = rule.log;
   if (rule.condition !== undefined)

@@ -1,6 +1,6 @@
 /** `warden policy lint FILE`: shadowed, redundant, conflicting and never-matching rules. */
 import type { Command } from 'commander';
-import { missingApplications } from '../../host-programs.js';
+import { missingApplications, missingInterfaces } from '../../host-programs.js';
 import { lint } from '../../policy/index.js';
 import { loadCompiled } from '../files.js';
 import type { CommandIo, CommandStatus } from '../io.js';
@@ -23,6 +23,10 @@ export async function policyLint(
   const findings = [
     ...lint(compiled, { now }),
     ...missingApplications(
+      compiled.rules.slice(compiled.internalCount).map((r) => r.rule),
+      compiled.internalCount,
+    ),
+    ...missingInterfaces(
       compiled.rules.slice(compiled.internalCount).map((r) => r.rule),
       compiled.internalCount,
     ),

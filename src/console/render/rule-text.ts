@@ -20,6 +20,7 @@ export function ruleSummary(rule: Rule): string {
   if (rule.localPorts !== undefined) parts.push(`local port ${portsText(rule.localPorts)}`);
   if (rule.remotePorts !== undefined) parts.push(`remote port ${portsText(rule.remotePorts)}`);
   if (rule.remote !== undefined) parts.push(`remote ${remoteText(rule)}`);
+  if (rule.interface !== undefined) parts.push(`interface ${rule.interface.join(', ')}`);
   if (!rule.enabled) parts.push('(disabled)');
   return parts.join(' ');
 }
@@ -34,5 +35,6 @@ export function connectionSummary(f: ConnectionFacts): string {
   const arrow = f.direction === 'outgoing' ? '->' : '<-';
   const local = f.localPort === null ? 'local' : `local:${f.localPort}`;
   const who = `${f.application ?? 'unknown application'}${f.uid === null ? '' : ` uid ${f.uid}`}${f.user === null ? '' : ` (${f.user})`}`;
-  return `${f.direction} ${f.protocol} ${who}: ${local} ${arrow} ${addr(f.remoteAddress, f.remotePort)}${names}`;
+  const via = f.interface == null ? '' : ` via ${f.interface}`;
+  return `${f.direction} ${f.protocol} ${who}: ${local} ${arrow} ${addr(f.remoteAddress, f.remotePort)}${names}${via}`;
 }
