@@ -10,7 +10,8 @@
         "native/sock_diag.c",
         "native/udp_flows.c",
         "native/bpf_attr.c",
-        "native/bpf_btf.c"
+        "native/bpf_btf.c",
+        "native/ifname.c"
       ],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }

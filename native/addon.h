@@ -17,4 +17,5 @@ napi_value udp_flows_close(napi_env env, napi_callback_info info);
 napi_value bpf_attribution_open(napi_env env, napi_callback_info info);
 napi_value bpf_attribution_entries(napi_env env, napi_callback_info info);
 napi_value bpf_attribution_close(napi_env env, napi_callback_info info);
+napi_value interface_name(napi_env env, napi_callback_info info);
 #endif

@@ -81,7 +81,8 @@ export class Enforcer {
   }
 
   /**
-   * Judges one packet; `uid` is the sending socket's uid when the kernel gave it.
+   * Judges one packet; `uid` is the sending socket's uid when the kernel gave it, `iface` the
+   * interface it leaves by (outgoing) or came in by (incoming) when the policy names interfaces.
    *
    * Attribution (finding the process, most of a decision's cost) is skipped when nothing needs it:
    * the decision is one no process can change (no rule naming an application, uid or user could
@@ -89,7 +90,12 @@ export class Enforcer {
    * proposal and every block are). A logged decision keeps attribution before the verdict: the
    * queued SYN is what keeps a short-lived socket there to be attributed.
    */
-  async judge(tuple: PacketTuple, direction: 'incoming' | 'outgoing', uid?: number): Promise<Judgement> {
+  async judge(
+    tuple: PacketTuple,
+    direction: 'incoming' | 'outgoing',
+    uid?: number,
+    iface: string | null = null,
+  ): Promise<Judgement> {
     const started = performance.now();
     const now = this.#now();
     const local = direction === 'outgoing' ? tuple.source : tuple.destination;
@@ -105,6 +111,7 @@ export class Enforcer {
       localPort,
       remotePort,
       hosts,
+      iface,
       now,
     });
     if (unattributed !== undefined) {
@@ -137,6 +144,7 @@ export class Enforcer {
       remoteAddress: parseIp(remote),
       remotePort: remotePort ?? null,
       remoteHosts,
+      interface: iface,
       now,
     };
     const policy = this.#o.policy();
@@ -204,6 +212,7 @@ export class Enforcer {
       localPort: number | undefined;
       remotePort: number | undefined;
       hosts: readonly string[] | Promise<readonly string[]>;
+      iface: string | null;
       now: number;
     },
   ): Promise<{ decision: Decision; facts: ConnectionFacts } | undefined> {
@@ -220,6 +229,7 @@ export class Enforcer {
       remoteAddress: parseIp(c.remote),
       remotePort: c.remotePort ?? null,
       remoteHosts: await c.hosts,
+      interface: c.iface,
       now: c.now,
     };
     const rule = decidingRuleWithoutProcess(policy, facts);

@@ -10,6 +10,7 @@ import { nativeSocketLookup, ProcessAttributor } from '../kernel/attribution.js'
 import { openAttributionPath } from '../kernel/attribution-path.js';
 import { MARK_REJECT, withWardenBits } from '../kernel/marks.js';
 import {
+  interfaceName,
   type LoggedPacket,
   openLog,
   openQueue,
@@ -118,6 +119,10 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   });
   const own = new OwnParts({ executables: host.executables, node: await realpath(process.execPath) });
   let compiled!: CompiledPolicy;
+  /** Some active rule names interfaces: only then is a packet's interface looked up (one ioctl). */
+  let usesInterfaces = false;
+  const interfaceOf = (index: number | undefined): string | null =>
+    usesInterfaces && index !== undefined ? interfaceName(index) : null;
   let ruleset!: CompiledRuleset;
   /** What the kernel table holds, as the last successful apply left it; unknown after a failure. */
   let applied: CompiledRuleset | undefined;
@@ -205,7 +210,8 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       });
       return;
     }
-    enforcer.judge(tupleOf(parsed.packet), direction, p.uid).then(
+    const iface = interfaceOf(direction === 'outgoing' ? p.outdev : p.indev);
+    enforcer.judge(tupleOf(parsed.packet), direction, p.uid, iface).then(
       (j) => {
         if (j.verdict === 'reject') give(p.id, 'accept', withWardenBits(p.mark, MARK_REJECT));
         else give(p.id, j.verdict);
@@ -279,6 +285,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       remoteAddress: parseIp(remote),
       remotePort: rport || null,
       remoteHosts: [],
+      interface: interfaceOf(direction === 'outgoing' ? p.outdev : p.indev),
       now: Date.now(),
     });
     // In monitor mode the kernel accepts what a rule would block: say what would have happened.
@@ -303,6 +310,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     const settings = config.settings();
     compiled = compilePolicy(config.policy(), { settings, internalRules: internalRules(settings, host) });
     counters?.bind(compiled);
+    usesInterfaces = compiled.rules.some((r) => r.active && r.interfaces !== null);
     ruleset = compileRuleset({
       policy: compiled,
       settings,

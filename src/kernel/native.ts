@@ -199,6 +199,7 @@ interface Addon {
   bpfAttributionOpen(cgroup: string, maxEntries: number): unknown;
   bpfAttributionEntries(handle: unknown): number;
   bpfAttributionClose(handle: unknown): void;
+  interfaceName(index: number): string | null;
 }
 
 /** Where the addon is built: <repo>/build/Release (this file is <repo>/dist/src/kernel/native.js). */
@@ -414,4 +415,9 @@ export function reapUdpFlows(): UdpFlowReaper {
     native.udpFlowsOpen(),
   );
   return { stats: () => native.udpFlowsStats(handle), close: () => native.udpFlowsClose(handle) };
+}
+
+/** The name of the network interface with this index (NFQUEUE/NFLOG indev, outdev); null when there is none. */
+export function interfaceName(index: number): string | null {
+  return addon().interfaceName(index);
 }

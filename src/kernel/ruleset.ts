@@ -141,7 +141,8 @@ interface Run {
   readonly outcome: Outcome;
   readonly first: number;
   last: number;
-  readonly shapes: Map<string, { fields: Field[]; layers: ShapeLayers }>;
+  /** Per shape (and interface, for rules that name interfaces): its fields, elements and interface. */
+  readonly shapes: Map<string, { fields: Field[]; layers: ShapeLayers; iface: string | null }>;
 }
 
 const ALL_PROTOCOLS = PROTO_TCP | PROTO_UDP | PROTO_ICMP | PROTO_OTHER;
@@ -183,12 +184,17 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
         counters[counter] = key;
       }
       for (const group of elementsOf(r, chain, userspace, counter)) {
-        let shape = run.shapes.get(group.shape);
-        if (shape === undefined) {
-          shape = { fields: group.fields, layers: new ShapeLayers() };
-          run.shapes.set(group.shape, shape);
+        // A rule naming interfaces gets its elements under each interface: one match per interface
+        // (oifname/iifname; `wg*` is nft's own prefix match), sets named apart by the interface.
+        for (const iface of r.rule.interface ?? [null]) {
+          const key = iface === null ? group.shape : `${group.shape}|if ${iface}`;
+          let shape = run.shapes.get(key);
+          if (shape === undefined) {
+            shape = { fields: group.fields, layers: new ShapeLayers(), iface };
+            run.shapes.set(key, shape);
+          }
+          for (const e of group.elements) shape.layers.add(e);
         }
-        for (const e of group.elements) shape.layers.add(e);
       }
     }
   }
@@ -445,6 +451,13 @@ export function renderTable(model: TableModel): string {
   ].join('\n');
 }
 
+/** `oifname "eth0"` (outgoing: the interface it leaves by) or `iifname "wg*"` (incoming: it came in by). */
+function interfaceMatch(chain: Chain, iface: string): string {
+  // The schema admits only these characters (src/policy/schema.ts); checked again: this is nft text.
+  if (!/^[A-Za-z0-9_.@+-]{1,15}\*?$/.test(iface)) throw new Error(`internal: illegal interface ${iface}`);
+  return `${chain === 'output' ? 'oifname' : 'iifname'} "${iface}"`;
+}
+
 const CLEAR_MARK = `meta mark set meta mark & ${markHex(~MARK_MASK >>> 0)}`;
 
 /** Writes chains and sets; names every set itself (never from user text) and counts what it wrote. */
@@ -475,13 +488,14 @@ class Emitter {
       const id = `${chain}|${run.id}|${verdict} ${log} ${word}`;
       const statement = this.statement(chain, run.outcome, hash(id).slice(0, 8));
       const counted = verdict !== 'queue';
-      for (const [shape, { fields, layers }] of run.shapes) {
+      for (const [shape, { fields, layers, iface }] of run.shapes) {
+        const via = iface === null ? '' : `${interfaceMatch(chain, iface)} `;
         layers.elements().forEach((layer, i) => {
           const key = `${id}|${shape}|${layer.interval ? `r${i}` : 'p'}`;
           const match = counted
             ? this.countedMatch(chain, fields, layer.elements, layer.interval, key)
             : this.match(chain, fields, layer.elements, layer.interval, key);
-          rules.push(`${match}${statement}`);
+          rules.push(`${via}${match}${statement}`);
         });
       }
     }
