@@ -81,7 +81,7 @@ async function withRuleHint<T>(call: Promise<T>, verb: 'add' | 'update'): Promis
       problems: e.problems,
       suggestion:
         'A rule has name, direction (incoming, outgoing, both) and action (allow, deny, reject, ask), and may have ' +
-        'protocol, application, user, localPorts, remotePorts, remote, log, condition, enabled, expires, comment ' +
+        'protocol, application, user, localPorts, remotePorts, remote, interface, log, condition, enabled, expires, comment ' +
         '(docs/policy.md). ' +
         `For example: warden rules ${verb} ${verb === 'update' ? 'NAME ' : ''}'{ name: web, direction: outgoing, protocol: tcp, remotePorts: 443, action: allow }'`,
     });

@@ -17,6 +17,7 @@ const FIELDS = [
   'remotePorts',
   'localPorts',
   'user',
+  'interface',
 ];
 
 /** Text fields of the form -> a rule (lists split on commas; ports and addresses as the policy file takes them). */
@@ -25,7 +26,7 @@ function ruleFromForm(f: Record<string, string>, enabled: boolean, log: boolean)
   for (const k of FIELDS) {
     const v = (f[k] ?? '').trim();
     if (v === '') continue;
-    if (k === 'remote') r[k] = v.split(',').map((s) => s.trim());
+    if (k === 'remote' || k === 'interface') r[k] = v.split(',').map((s) => s.trim());
     else if (k === 'remotePorts' || k === 'localPorts') r[k] = /^\d+$/.test(v) ? Number(v) : v;
     else if (k === 'user' && /^\d+$/.test(v)) r[k] = Number(v);
     else r[k] = v;
@@ -109,6 +110,7 @@ function RuleForm({ ctx, editing, done }: { ctx: Ctx; editing?: Rule; done: () =
       {input('remotePorts', 'Remote ports', '443 or 8000-8080')}
       {input('localPorts', 'Local ports', '22')}
       {input('user', 'User', 'alice or 1000')}
+      {input('interface', 'Interfaces', 'eth0, wg*')}
       <div class="checks">
         <label class="check">
           <input type="checkbox" checked={enabled} onChange={(e) => setEnabled(e.currentTarget.checked)} />{' '}
@@ -152,6 +154,7 @@ function describe(r: Rule): string {
   if (r.remotePorts !== undefined) parts.push(`port ${r.remotePorts}`);
   if (r.localPorts !== undefined) parts.push(`local port ${r.localPorts}`);
   if (r.user !== undefined) parts.push(`user ${r.user}`);
+  if (r.interface !== undefined) parts.push(`via ${([] as unknown[]).concat(r.interface).join(', ')}`);
   return parts.filter(Boolean).join(' ') || 'anything';
 }
 
