@@ -346,7 +346,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       floods.reset();
       counters?.kernelReset();
     }
-    counters?.bindKernel(ruleset.counters, () => readRuleCounters());
+    counters?.bindKernel(ruleset.counters, async () => readRuleCounters());
     // Read back what a full load left (a change is one transaction the kernel took whole, and
     // listing would cost more than the change): a table that differs is an error, not a warning.
     if (how !== 'changed') {

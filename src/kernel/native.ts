@@ -200,6 +200,7 @@ interface Addon {
   bpfAttributionEntries(handle: unknown): number;
   bpfAttributionClose(handle: unknown): void;
   interfaceName(index: number): string | null;
+  counterDump(table: string): (string | number)[];
 }
 
 /** Where the addon is built: <repo>/build/Release (this file is <repo>/dist/src/kernel/native.js). */
@@ -420,4 +421,15 @@ export function reapUdpFlows(): UdpFlowReaper {
 /** The name of the network interface with this index (NFQUEUE/NFLOG indev, outdev); null when there is none. */
 export function interfaceName(index: number): string | null {
   return addon().interfaceName(index);
+}
+
+/**
+ * Packets of each rule counter (named `c_...`) of table inet `table` in this process's network
+ * namespace: one netlink dump (native/nft_counters.c); empty when there is no such table.
+ */
+export function dumpRuleCounters(table: string): Map<string, number> {
+  const flat = addon().counterDump(table);
+  const out = new Map<string, number>();
+  for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i] as string, flat[i + 1] as number);
+  return out;
 }

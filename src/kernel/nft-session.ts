@@ -32,8 +32,8 @@ class NftSession {
   private queue: Promise<unknown> = Promise.resolve();
   dead = false;
 
-  constructor(netns: string | undefined, json = false) {
-    const argv = ['-c', `exec nft ${json ? '-j ' : ''}-i 2>&1`];
+  constructor(netns: string | undefined) {
+    const argv = ['-c', 'exec nft -i 2>&1'];
     this.child =
       netns === undefined
         ? spawn('sh', argv, { stdio: ['pipe', 'pipe', 'ignore'] })
@@ -61,16 +61,7 @@ class NftSession {
 
   /** Runs one batch (one transaction); null when the session failed (it is then dead). */
   run(batch: string): Promise<SessionResult | null> {
-    return this.enqueue(oneLine(batch));
-  }
-
-  /** Runs one command and returns everything nft printed for it (a listing); null when the session failed. */
-  query(command: string): Promise<string | null> {
-    return this.enqueue(command).then((r) => (r === null ? null : r.output));
-  }
-
-  private enqueue(line: string): Promise<SessionResult | null> {
-    const next = this.queue.then(() => this.send(line));
+    const next = this.queue.then(() => this.send(oneLine(batch)));
     this.queue = next.catch(() => {});
     return next;
   }
@@ -125,22 +116,6 @@ export const SESSION_MAX_TEXT = 8192;
 
 const sessions = new Map<string, NftSession>();
 
-/**
- * A listing through the namespace's long-lived `nft -j -i` (started on first use): no process start
- * per read, so reading the rule counters periodically costs only the listing. Null when it failed.
- */
-export async function queryInSession(netns: string | undefined, command: string): Promise<string | null> {
-  const key = `json ${netns ?? ''}`;
-  let session = sessions.get(key);
-  if (session === undefined || session.dead) {
-    session = new NftSession(netns, true);
-    sessions.set(key, session);
-  }
-  const out = await session.query(command);
-  if (out === null) sessions.delete(key);
-  return out;
-}
-
 /** The batch through the namespace's session (started on first use); null when the session failed. */
 export async function runInSession(netns: string | undefined, batch: string): Promise<SessionResult | null> {
   const key = netns ?? '';
@@ -157,7 +132,7 @@ export async function runInSession(netns: string | undefined, batch: string): Pr
 /** Ends the session of a namespace (all sessions when netns is null). */
 export function closeNftSessions(netns: string | undefined | null = null): void {
   for (const [key, session] of sessions) {
-    if (netns === null || key === (netns ?? '') || key === `json ${netns ?? ''}`) {
+    if (netns === null || key === (netns ?? '')) {
       session.kill();
       sessions.delete(key);
     }

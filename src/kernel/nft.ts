@@ -7,7 +7,8 @@
  */
 import { spawn } from 'node:child_process';
 import { ErrorCode, WardenError } from '../errors.js';
-import { closeNftSessions, queryInSession, runInSession, SESSION_MAX_TEXT } from './nft-session.js';
+import { dumpRuleCounters } from './native.js';
+import { closeNftSessions, runInSession, SESSION_MAX_TEXT } from './nft-session.js';
 import type { CompiledRuleset, KernelFeatures, QueueRules, RulesetExpectation } from './ruleset.js';
 import { QUEUE_CHAIN, QUEUE_TABLE, TABLE_FAMILY, TABLE_NAME } from './ruleset.js';
 import { changeBatch } from './ruleset-diff.js';
@@ -393,28 +394,11 @@ export async function readSetCounters(name: string, target: KernelTarget = {}): 
 export { closeNftSessions } from './nft-session.js';
 
 /**
- * Packets counted by each named counter of table inet warden (the rule counters: ruleset.ts
- * ruleCounterName), read through the namespace's long-lived JSON session; empty when there is no
- * table. Throws when the session fails or nft answers something else than a listing.
+ * Packets counted by each rule counter of table inet warden (ruleset.ts ruleCounterName), by one
+ * netlink dump of the table's counter objects in this process's namespace (native.ts
+ * dumpRuleCounters): listing them with nft costs ~0.4 s at 10,000 rules (it fetches the whole
+ * table first), the dump a few ms. Empty when there is no table.
  */
-export async function readRuleCounters(target: KernelTarget = {}): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  const text = await queryInSession(target.netns, `list counters table ${TABLE_FAMILY} ${TABLE_NAME}`);
-  if (text === null)
-    throw new WardenError(ErrorCode.KERNEL_RULESET_REJECTED, 'nft session for counters failed');
-  if (/No such file|does not exist/.test(text) && !text.startsWith('{')) return out;
-  let items: { counter?: { name?: unknown; packets?: unknown } }[];
-  try {
-    items = (JSON.parse(text) as { nftables?: typeof items }).nftables ?? [];
-  } catch {
-    throw new WardenError(
-      ErrorCode.KERNEL_RULESET_REJECTED,
-      `nft list counters answered something else than JSON: ${text.slice(0, 200)}`,
-    );
-  }
-  for (const item of items) {
-    const c = item.counter;
-    if (typeof c?.name === 'string' && typeof c.packets === 'number') out.set(c.name, c.packets);
-  }
-  return out;
+export function readRuleCounters(): Map<string, number> {
+  return dumpRuleCounters(TABLE_NAME);
 }
