@@ -200,7 +200,7 @@ interface Addon {
   bpfAttributionEntries(handle: unknown): number;
   bpfAttributionClose(handle: unknown): void;
   interfaceName(index: number): string | null;
-  counterDump(table: string): (string | number)[];
+  counterDump(table: string): string;
 }
 
 /** Where the addon is built: <repo>/build/Release (this file is <repo>/dist/src/kernel/native.js). */
@@ -428,8 +428,14 @@ export function interfaceName(index: number): string | null {
  * namespace: one netlink dump (native/nft_counters.c); empty when there is no such table.
  */
 export function dumpRuleCounters(table: string): Map<string, number> {
-  const flat = addon().counterDump(table);
+  const text = addon().counterDump(table);
   const out = new Map<string, number>();
-  for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i] as string, flat[i + 1] as number);
+  for (let at = 0; at < text.length; ) {
+    const nl = text.indexOf('\n', at);
+    const line = text.slice(at, nl < 0 ? text.length : nl);
+    const space = line.indexOf(' ');
+    out.set(line.slice(0, space), Number(line.slice(space + 1)));
+    at = nl < 0 ? text.length : nl + 1;
+  }
   return out;
 }
