@@ -18,9 +18,11 @@ import {
   type Element,
   type Field,
   formatElement,
+  hash,
   inlineMatch,
   NFT_NAME,
   PROTO_NUMBER,
+  ruleCounterName,
   type SetModel,
   ShapeLayers,
   setType,
@@ -116,16 +118,6 @@ export interface CompiledRuleset {
   readonly counters: Readonly<Record<string, string>>;
 }
 
-/** A rule's identity for counters: `internal <id>` or `user <name>` (stable across positions). */
-export function ruleKey(r: CompiledRule): string {
-  return ruleIdentity(r.rule);
-}
-
-/** The nft named counter of a rule: a hash of its key, so a rule keeps its counter while its name stays. */
-export function ruleCounterName(key: string): string {
-  return `c_${hash(key)}`;
-}
-
 type Chain = 'output' | 'input';
 type Verdict = 'accept' | 'drop' | 'reject' | 'queue';
 /** A verdict with its log: what a run of rules does. `word` is the verdict in the NFLOG prefix. */
@@ -179,7 +171,7 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
       // The kernel counts the matches of the rules it decides; the engine those of the queued ones.
       let counter: string | undefined;
       if (!userspace) {
-        const key = ruleKey(r);
+        const key = ruleIdentity(r.rule);
         counter = ruleCounterName(key);
         counters[counter] = key;
       }
@@ -403,22 +395,6 @@ export function queueRules(settings: Settings): QueueRules {
     v4: restore,
     v6: restore,
   };
-}
-
-/**
- * 16 hex digits naming a set or run by what it stands for: FNV-1a over the UTF-16 code units in two
- * 32-bit lanes with different offsets (pure: this module does no I/O and imports no node: module).
- * A collision between set names is resolved by the caller; not a security boundary.
- */
-function hash(text: string): string {
-  let a = 0x811c9dc5;
-  let b = 0x01000193 ^ 0x5bd1e995;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193);
-    b = Math.imul(b ^ c, 0x01000193) ^ (b >>> 15);
-  }
-  return (a >>> 0).toString(16).padStart(8, '0') + (b >>> 0).toString(16).padStart(8, '0');
 }
 
 /** The nft text of a table model: replaces table inet warden as a whole in one transaction. */
