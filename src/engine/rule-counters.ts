@@ -1,9 +1,9 @@
 /**
  * Per-rule counters (issue 14 item 4): how many connections each rule decided and when it last did.
  *
- * Two sources. Rules the kernel decides count in the kernel's own named counters (ruleset.ts
- * ruleset-sets.ts ruleCounterName), read by a netlink dump (native/nft_counters.c) periodically and on demand: the
- * growth since the last read is added to the rule's total, and the read time is its last match
+ * Two sources. Rules the kernel decides count in the kernel's own named counters
+ * (ruleset-sets.ts ruleCounterName), read by a netlink dump (native/nft_counters.c) periodically
+ * and on demand: the growth since the last read is added to the rule's total, and the read time is its last match
  * (so it is as fine as the reads). Queued rules are counted here when the engine's decision picks
  * them: a typed array indexed by the rule's slot in the compiled policy, no allocation per
  * decision, folded into the totals when the policy changes or the totals are read.
