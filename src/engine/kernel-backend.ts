@@ -342,11 +342,17 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     applied = undefined;
     const how = await applyRuleset(ruleset, {}, previous);
     // Updated in place, the flood counter sets keep their counts; only a new table starts them at zero.
-    if (how === 'replaced') {
-      floods.reset();
-      counters?.kernelReset();
+    if (how === 'replaced') floods.reset();
+    const countedSets = ruleset.model.countedSets;
+    counters?.bindKernel(ruleset.counters, async () => readRuleCounters(countedSets));
+    // What the kernel counted before the change was read above; from here on, growth counts.
+    if (counters !== undefined) {
+      try {
+        counters.rebaseKernel(readRuleCounters(countedSets));
+      } catch (e) {
+        log('error', `reading the rule counters failed: ${(e as Error).message}`);
+      }
     }
-    counters?.bindKernel(ruleset.counters, async () => readRuleCounters());
     // Read back what a full load left (a change is one transaction the kernel took whole, and
     // listing would cost more than the change): a table that differs is an error, not a warning.
     if (how !== 'changed') {

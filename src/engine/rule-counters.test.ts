@@ -42,8 +42,8 @@ test('kernel counters add their growth; a counter that started again adds its ne
   c.absorbKernel(new Map([['c_1', 7]]), 200);
   c.absorbKernel(new Map([['c_1', 7]]), 300); // no growth: the last match stays
   c.absorbKernel(new Map([['c_1', 2]]), 400); // recreated behind our back: 2 new
-  c.kernelReset();
-  c.absorbKernel(new Map([['c_1', 3]]), 500); // replaced table: counts from zero
+  c.rebaseKernel(new Map([['c_1', 40]])); // after a change: the starting point, not counted
+  c.absorbKernel(new Map([['c_1', 43]]), 500);
   c.absorbKernel(new Map([['c_9', 50]]), 600); // no rule of this ruleset: ignored
   assert.deepEqual(c.snapshot().get('user a'), { matches: 12, lastMatch: 500 });
   assert.equal(c.snapshot().get('user b'), undefined);

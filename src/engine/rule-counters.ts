@@ -12,7 +12,8 @@
  * position: a rule that moves or changes keeps its count while its name stays; a renamed rule
  * starts again from zero, a removed one is forgotten. They are saved in the state directory
  * (atomically) every minute and on stop, with the last kernel value of each counter, so a restart
- * neither loses them nor counts the kernel's packets twice.
+ * nor a ruleset change counts the kernel's packets twice. What the kernel counted while no
+ * engine ran (the table stays when the engine stops) is not counted: the first load refills it.
  */
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../atomic-file.js';
@@ -127,9 +128,17 @@ export class RuleCounters {
     this.#reader = undefined;
   }
 
-  /** The kernel's counters start again from zero (the table was replaced): forget the last values read. */
-  kernelReset(): void {
+  /**
+   * The kernel's counters as a ruleset change left them, taken as the new starting point without
+   * counting: a change empties and refills sets (their elements' counters start again) and names
+   * some sets anew, so a rule's sum may drop or jump. What was counted before the change was read
+   * just before it (the caller refreshes first).
+   */
+  rebaseKernel(values: ReadonlyMap<string, number>): void {
     this.#kernel.clear();
+    for (const [name, packets] of values) this.#kernel.set(name, packets);
+    this.#lastRead = this.#now();
+    this.#dirty = true;
   }
 
   /** Adds what each kernel counter grew by since the last read (a smaller value: it started again). */

@@ -200,7 +200,7 @@ interface Addon {
   bpfAttributionEntries(handle: unknown): number;
   bpfAttributionClose(handle: unknown): void;
   interfaceName(index: number): string | null;
-  counterDump(table: string): string;
+  counterDump(table: string, sets: readonly string[]): string;
 }
 
 /** Where the addon is built: <repo>/build/Release (this file is <repo>/dist/src/kernel/native.js). */
@@ -425,16 +425,19 @@ export function interfaceName(index: number): string | null {
 
 /**
  * Packets of each rule counter (named `c_...`) of table inet `table` in this process's network
- * namespace: one netlink dump (native/nft_counters.c); empty when there is no such table.
+ * namespace: its counter objects and the per-element counters of `sets` (an element's comment
+ * names its counter; several elements of one rule add up), by netlink dumps
+ * (native/nft_counters.c); empty when there is no such table.
  */
-export function dumpRuleCounters(table: string): Map<string, number> {
-  const text = addon().counterDump(table);
+export function dumpRuleCounters(table: string, sets: readonly string[]): Map<string, number> {
+  const text = addon().counterDump(table, sets);
   const out = new Map<string, number>();
   for (let at = 0; at < text.length; ) {
     const nl = text.indexOf('\n', at);
     const line = text.slice(at, nl < 0 ? text.length : nl);
     const space = line.indexOf(' ');
-    out.set(line.slice(0, space), Number(line.slice(space + 1)));
+    const name = line.slice(0, space);
+    out.set(name, (out.get(name) ?? 0) + Number(line.slice(space + 1)));
     at = nl < 0 ? text.length : nl + 1;
   }
   return out;

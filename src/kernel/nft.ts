@@ -394,11 +394,11 @@ export async function readSetCounters(name: string, target: KernelTarget = {}): 
 export { closeNftSessions } from './nft-session.js';
 
 /**
- * Packets counted by each rule counter of table inet warden (ruleset-sets.ts ruleCounterName), by one
- * netlink dump of the table's counter objects in this process's namespace (native.ts
- * dumpRuleCounters): listing them with nft costs ~0.4 s at 10,000 rules (it fetches the whole
- * table first), the dump a few ms. Empty when there is no table.
+ * Packets counted by each rule counter of table inet warden (ruleset-sets.ts ruleCounterName): its
+ * counter objects and the per-element counters of the counted sets (TableModel.countedSets), by
+ * netlink dumps in this process's namespace (native.ts dumpRuleCounters); listing them with nft
+ * costs ~0.4 s at 10,000 rules (it fetches the whole table first). Empty when there is no table.
  */
-export function readRuleCounters(): Map<string, number> {
-  return dumpRuleCounters(TABLE_NAME);
+export function readRuleCounters(countedSets: readonly string[]): Map<string, number> {
+  return dumpRuleCounters(TABLE_NAME, countedSets);
 }

@@ -30,7 +30,7 @@ export interface Element {
   readonly fields: readonly Field[];
   readonly lo: readonly (number | bigint)[];
   readonly hi: readonly (number | bigint)[];
-  /** The named counter of the rule the element stands for, in runs the kernel decides (a map element). */
+  /** The counter name of the rule the element stands for, in runs the kernel decides (the element's comment). */
   readonly counter?: string;
 }
 
@@ -69,7 +69,7 @@ function formatValue(field: Field, lo: number | bigint, hi: number | bigint): st
 /** An element written for a set declaration: `tcp . 10.0.0.0/8 . 80-90`. */
 export function formatElement(e: Element): string {
   const key = e.fields.map((f, i) => formatValue(f, e.lo[i]!, e.hi[i]!)).join(' . ');
-  return e.counter === undefined ? key : `${key} : "${e.counter}"`;
+  return e.counter === undefined ? key : `${key} comment "${e.counter}"`;
 }
 
 /** An element written as separate matches in a rule: `meta l4proto tcp ip daddr 10.0.0.1 th dport 80`. */

@@ -42,7 +42,10 @@ rules:
     remote: localhost
     remotePorts: ${PORT}
     action: allow
-  - { name: web via wd0, direction: outgoing, protocol: tcp, remotePorts: 8100, interface: wd0, action: allow }
+  # Two ports: a set with a counter per element (each element's comment names the rule's counter).
+  - { name: web via wd0, direction: outgoing, protocol: tcp, remotePorts: [8100, 8102], interface: wd0, action: allow }
+  # One port: inline, with a named counter object.
+  - { name: never used, direction: outgoing, protocol: tcp, remotePorts: 9999, action: allow }
   - name: node via wd2
     direction: outgoing
     protocol: tcp
@@ -50,7 +53,6 @@ rules:
     remotePorts: 8101
     interface: "wd2*"
     action: allow
-  - { name: never used, direction: outgoing, protocol: tcp, remotePorts: 9999, action: allow }
   - { name: never used queued, direction: outgoing, application: /bin/false, action: allow }
 `;
 
@@ -105,7 +107,8 @@ describe('interfaces and rule counters in a namespace pair with two links', { sk
   test('the wd0 rule allows on wd0 only; the queued wd2* rule is decided by the packet interface', async () => {
     engine = await startWardend(pair, pair.client, dir, PORT);
     const table = pair.run(pair.client, 'nft', ['list', 'chain', 'inet', 'warden', 'output']);
-    assert.match(table, /oifname "wd0" tcp dport 8100 counter name "c_[0-9a-f]{16}" accept/);
+    assert.match(table, /oifname "wd0" meta l4proto \. th dport @out_[0-9a-f]{12} accept/);
+    assert.match(table, /tcp dport 9999 counter name "c_[0-9a-f]{16}" accept/);
     assert.match(table, /oifname "wd2\*" .*goto queue_output/);
     assert.equal(tcpConnect(pair, pair.client, SERVER_ADDR, 8100), 'connected', 'wd0: the rule allows');
     assert.equal(tcpConnect(pair, pair.client, SERVER_ADDR_2, 8100), 'timeout', 'wd2: no rule, default deny');
