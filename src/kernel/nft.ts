@@ -193,8 +193,7 @@ async function inPlaceText(compiled: CompiledRuleset, target: KernelTarget): Pro
   const dynamic = new Set(compiled.expect.dynamicSets);
   // A static set the new ruleset declares again (same name: same place in the policy, same type)
   // is emptied and refilled, not deleted: it keeps its handle, so the table lists as before.
-  const kept = new Set(compiled.model.sets.filter((s) => s.map !== true).map((s) => s.name));
-  const keptMaps = new Set(compiled.model.sets.filter((s) => s.map === true).map((s) => s.name));
+  const kept = new Set(compiled.model.sets.map((s) => s.name));
   // Rule counters the ruleset declares again keep their counts; those of rules gone are deleted
   // after the chains and maps that name them were emptied (same transaction).
   const keptCounters = new Set(compiled.model.counters);
@@ -204,7 +203,8 @@ async function inPlaceText(compiled: CompiledRuleset, target: KernelTarget): Pro
     ...sets
       .filter((s) => !dynamic.has(s))
       .map((s) => `${kept.has(s) ? 'flush' : 'delete'} set ${table} ${s}`),
-    ...maps.map((m) => `${keptMaps.has(m) ? 'flush' : 'delete'} map ${table} ${m}`),
+    // Warden declares no maps: one in the table is left from another version, and goes.
+    ...maps.map((m) => `delete map ${table} ${m}`),
     ...counters.filter((c) => !keptCounters.has(c)).map((c) => `delete counter ${table} ${c}`),
   ];
   return compiled.nft.replace(replace, `${prelude.join('\n')}\n`);

@@ -43,7 +43,7 @@ function sameLines(a: readonly string[], b: readonly string[]): boolean {
 
 function setDeclaration(s: SetModel): string {
   const elements = s.elements.length > 0 ? ` elements = { ${s.elements.join(', ')} };` : '';
-  return `add ${s.map === true ? 'map' : 'set'} ${T} ${s.name} { ${s.declaration.join('; ')};${elements} }`;
+  return `add set ${T} ${s.name} { ${s.declaration.join('; ')};${elements} }`;
 }
 
 function chainDeclaration(c: ChainModel): string {
@@ -77,7 +77,7 @@ export function changeBatch(from: TableModel, to: TableModel): Change | null {
       addSets.push(setDeclaration(s));
       continue;
     }
-    if (!sameLines(old.declaration, s.declaration) || old.map !== s.map) return null;
+    if (!sameLines(old.declaration, s.declaration)) return null;
     if (sameLines(old.elements, s.elements)) continue; // most sets: no Set of 10,000 strings built
     const next = new Set(s.elements);
     const prev = new Set(old.elements);
@@ -89,9 +89,7 @@ export function changeBatch(from: TableModel, to: TableModel): Change | null {
     elementsAdded += come.length;
     elementsDeleted += gone.length;
   }
-  const deleteSets = from.sets
-    .filter((s) => !toSets.has(s.name))
-    .map((s) => `delete ${s.map === true ? 'map' : 'set'} ${T} ${s.name}`);
+  const deleteSets = from.sets.filter((s) => !toSets.has(s.name)).map((s) => `delete set ${T} ${s.name}`);
   // Counters of rules that stay keep their counts; new ones come first (map elements and rules name
   // them), those of rules gone go last (after the rules and elements that named them).
   const fromCounters = new Set(from.counters);

@@ -151,8 +151,6 @@ export class ShapeLayers {
 /** A named set of Warden's table as the compiler declares it. */
 export interface SetModel {
   readonly name: string;
-  /** A map from elements to the named counter of their rule (`type ... : counter`), not a plain set. */
-  readonly map?: boolean;
   /** The declaration's lines inside the braces, without the elements (`type ...`, `flags ...`). */
   readonly declaration: readonly string[];
   /** Each element as nft writes it; empty for dynamic sets (traffic fills them). */

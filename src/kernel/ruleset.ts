@@ -409,7 +409,7 @@ export function queueRules(settings: Settings): QueueRules {
 export function renderTable(model: TableModel): string {
   const set = (s: SetModel) =>
     [
-      `\t${s.map === true ? 'map' : 'set'} ${s.name} {`,
+      `\tset ${s.name} {`,
       ...s.declaration.map((l) => `\t\t${l}`),
       ...(s.elements.length > 0 ? [`\t\telements = { ${s.elements.join(',\n\t\t\t')} }`] : []),
       '\t}',
