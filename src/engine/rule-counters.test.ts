@@ -70,7 +70,7 @@ test('refresh reads the kernel at most once per interval and survives a failing 
   assert.deepEqual(c.snapshot().get('user a'), { matches: 3, lastMatch: 11_000 });
 });
 
-test('totals and the last kernel values survive a restart (atomic state file)', async () => {
+test('totals survive a restart (atomic state file); the kernel is counted from the rebase on', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'warden-counters-'));
   try {
     const path = join(dir, 'rule-counters.json');
@@ -81,8 +81,9 @@ test('totals and the last kernel values survive a restart (atomic state file)', 
     await a.close();
     const b = await RuleCounters.open({ path });
     b.bind(policy(['a']));
-    // The kernel still holds 4 (table kept across the restart): not counted twice; 2 more are.
+    // The kernel still holds 4 after the first load: the starting point, not counted; 2 more are.
     b.bindKernel({ c_1: 'user a' }, async () => new Map([['c_1', 6]]));
+    b.rebaseKernel(new Map([['c_1', 4]]));
     await b.refresh();
     assert.equal(b.snapshot().get('user a')?.matches, 7);
     await b.close();

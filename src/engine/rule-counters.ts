@@ -1,19 +1,20 @@
 /**
  * Per-rule counters (issue 14 item 4): how many connections each rule decided and when it last did.
  *
- * Two sources. Rules the kernel decides count in the kernel's own named counters
- * (ruleset-sets.ts ruleCounterName), read by a netlink dump (native/nft_counters.c) periodically
- * and on demand: the growth since the last read is added to the rule's total, and the read time is its last match
- * (so it is as fine as the reads). Queued rules are counted here when the engine's decision picks
+ * Two sources. Rules the kernel decides count in the kernel's own counters (per set element or
+ * an object, named by ruleset-sets.ts ruleCounterName), read by netlink dumps
+ * (native/nft_counters.c) periodically and on demand: the growth since the last read is added to
+ * the rule's total, and the read time is its last match (so it is as fine as the reads). Queued rules are counted here when the engine's decision picks
  * them: a typed array indexed by the rule's slot in the compiled policy, no allocation per
  * decision, folded into the totals when the policy changes or the totals are read.
  *
  * Totals are keyed by the rule's identity (`user <name>`, `internal <id>`: ruleIdentity), not its
  * position: a rule that moves or changes keeps its count while its name stays; a renamed rule
  * starts again from zero, a removed one is forgotten. They are saved in the state directory
- * (atomically) every minute and on stop, with the last kernel value of each counter, so a restart
- * nor a ruleset change counts the kernel's packets twice. What the kernel counted while no
- * engine ran (the table stays when the engine stops) is not counted: the first load refills it.
+ * (atomically) every minute and on stop. Around a ruleset change (and the first load) the kernel
+ * is read before and taken as the new starting point after (rebaseKernel), so nothing is counted
+ * twice; what the kernel counted while no engine ran (the table stays when the engine stops) is
+ * not counted.
  */
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../atomic-file.js';
@@ -88,7 +89,7 @@ export class RuleCounters {
     } catch (e) {
       throw new Error(`not JSON (${(e as Error).message}); the counters start from zero`);
     }
-    const d = data as { version?: unknown; rules?: unknown; kernel?: unknown };
+    const d = data as { version?: unknown; rules?: unknown };
     if (d.version !== FILE_VERSION || typeof d.rules !== 'object' || d.rules === null)
       throw new Error(`not a version ${FILE_VERSION} counters file; the counters start from zero`);
     for (const [key, v] of Object.entries(d.rules as Record<string, unknown>)) {
@@ -96,9 +97,6 @@ export class RuleCounters {
       if (typeof t.matches === 'number' && t.matches >= 0 && typeof t.lastMatch === 'number')
         this.#totals.set(key, { matches: t.matches, lastMatch: t.lastMatch });
     }
-    if (typeof d.kernel === 'object' && d.kernel !== null)
-      for (const [name, v] of Object.entries(d.kernel as Record<string, unknown>))
-        if (typeof v === 'number' && v >= 0) this.#kernel.set(name, v);
   }
 
   /** The engine decided a connection by the rule in this slot (hot path: no allocation). */
@@ -217,7 +215,6 @@ export class RuleCounters {
     const text = JSON.stringify({
       version: FILE_VERSION,
       rules: Object.fromEntries(this.#totals),
-      kernel: Object.fromEntries(this.#kernel),
     });
     this.#writing = this.#writing
       .then(() => writeFileAtomic(path, `${text}\n`, 0o600))
