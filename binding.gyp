@@ -11,7 +11,9 @@
         "native/udp_flows.c",
         "native/bpf_attr.c",
         "native/bpf_btf.c",
-        "native/proc_process.c"
+        "native/proc_process.c",
+        "native/ifname.c",
+        "native/nft_counters.c"
       ],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }

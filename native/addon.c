@@ -23,6 +23,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"bpfAttributionEntries", NULL, bpf_attribution_entries, NULL, NULL, NULL, napi_default, NULL},
       {"bpfAttributionClose", NULL, bpf_attribution_close, NULL, NULL, NULL, napi_default, NULL},
       {"procProcess", NULL, proc_process, NULL, NULL, NULL, napi_default, NULL},
+      {"interfaceName", NULL, interface_name, NULL, NULL, NULL, napi_default, NULL},
+      {"counterDump", NULL, counter_dump, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   return exports;

@@ -18,4 +18,6 @@ napi_value bpf_attribution_open(napi_env env, napi_callback_info info);
 napi_value bpf_attribution_entries(napi_env env, napi_callback_info info);
 napi_value bpf_attribution_close(napi_env env, napi_callback_info info);
 napi_value proc_process(napi_env env, napi_callback_info info);
+napi_value interface_name(napi_env env, napi_callback_info info);
+napi_value counter_dump(napi_env env, napi_callback_info info);
 #endif

@@ -177,3 +177,36 @@ export async function pinFindings(
   }
   return findings;
 }
+
+/** The network interfaces of this host (/sys/class/net); empty when it cannot be read. */
+export function hostInterfaces(): string[] {
+  try {
+    return readdirSync('/sys/class/net');
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * One warning per rule naming an interface (an exact name; `wg*` globs are for interfaces that come
+ * and go) that does not exist on this host: the rule is kept and matches once the interface exists.
+ */
+export function missingInterfaces(
+  rules: readonly Rule[],
+  firstIndex = 0,
+  present: readonly string[] = hostInterfaces(),
+): Finding[] {
+  const findings: Finding[] = [];
+  rules.forEach((rule, i) => {
+    const missing = (rule.interface ?? []).filter((n) => !n.endsWith('*') && !present.includes(n));
+    if (missing.length === 0) return;
+    findings.push({
+      kind: 'missing-interface',
+      severity: 'warning',
+      rule: rule.name,
+      ruleIndex: firstIndex + i,
+      message: `rule "${rule.name}": interface ${missing.map((n) => `"${n}"`).join(', ')} does not exist on this host (the rule is kept and matches once it exists; here: ${present.join(', ') || 'none found'})`,
+    });
+  });
+  return findings;
+}

@@ -5,7 +5,7 @@
  */
 import { ErrorCode, WardenError } from '../errors.js';
 import { firewallHints } from '../hints/index.js';
-import { type FileHasher, missingApplications, pinFindings } from '../host-programs.js';
+import { type FileHasher, missingApplications, missingInterfaces, pinFindings } from '../host-programs.js';
 import { formatIp, parseIp } from '../ip/index.js';
 import {
   type CompiledPolicy,
@@ -13,12 +13,14 @@ import {
   compilePolicy,
   explain,
   type HostEnvironment,
+  type InternalRule,
   internalRules,
   lint,
   type Policy,
   parsePolicyText,
   policyToPlain,
   type Rule,
+  ruleIdentity,
   ruleToPlain,
   serializePolicy,
   validatePolicy,
@@ -123,6 +125,11 @@ export interface HandlerContext {
   readonly connections?: ConnectionSource;
   /** Hashes files (the engine's ExeHasher) for programs.hash and the pin findings of policy.lint; absent: neither hashes. */
   readonly hasher?: FileHasher;
+  /**
+   * Per-rule counters by rule identity (ruleIdentity: `user <name>`, `internal <id>`), read fresh from
+   * the kernel (src/engine/rule-counters.ts); absent: every rule shows 0 matches.
+   */
+  readonly ruleCounts?: () => Promise<ReadonlyMap<string, { matches: number; lastMatch: number | null }>>;
 }
 
 export type { FileHasher };
@@ -287,7 +294,10 @@ export function createHandlers(ctx: HandlerContext) {
   };
   /** Warnings (not refusals) about a rule just stored: its application path does not exist here. */
   const appWarnings = (rule: Rule) => {
-    const warnings = missingApplications([rule]).map((f) => ({ kind: f.kind, message: f.message }));
+    const warnings = [...missingApplications([rule]), ...missingInterfaces([rule])].map((f) => ({
+      kind: f.kind,
+      message: f.message,
+    }));
     return warnings.length > 0 ? { warnings } : {};
   };
   const withRules = (list: Rule[]): Policy => ({ ...ctx.config.policy(), rules: list });
@@ -339,6 +349,7 @@ export function createHandlers(ctx: HandlerContext) {
       remoteAddress: remote,
       remotePort: c.remotePort ?? null,
       remoteHosts: c.hosts.map((h) => h.toLowerCase()),
+      ...(c.interface === undefined ? {} : { interface: c.interface }),
       now: c.at === undefined ? ctx.now() : Date.parse(c.at),
       parent: c.parent ?? null,
       ancestors: c.ancestors ?? (c.parent === undefined ? [] : [c.parent]),
@@ -390,8 +401,17 @@ export function createHandlers(ctx: HandlerContext) {
       ctx.onSettingsChanged?.(next);
       return { settings: redactSecrets(next) as Record<string, unknown>, ...pending };
     },
-    rulesList: ({ internal }) => {
-      const list = rules().map(ruleToPlain);
+    rulesList: async ({ internal }) => {
+      const counts = (await ctx.ruleCounts?.()) ?? new Map();
+      // Matches and the last match (ISO 8601, null: never) of each rule, by its identity (name or id).
+      const counted = (r: Rule | InternalRule) => {
+        const c = counts.get(ruleIdentity(r));
+        return {
+          matches: c?.matches ?? 0,
+          lastMatch: c?.lastMatch == null ? null : new Date(c.lastMatch).toISOString(),
+        };
+      };
+      const list = rules().map((r) => ({ ...ruleToPlain(r), ...counted(r) }));
       if (!internal) return { rules: list };
       const hidden = internalRules(ctx.config.settings(), ctx.host).map((r) => ({
         id: r.id,
@@ -399,6 +419,7 @@ export function createHandlers(ctx: HandlerContext) {
         because: r.because,
         readOnly: true,
         ...ruleToPlain(r),
+        ...counted(r),
       }));
       return { rules: list, internal: hidden };
     },
@@ -486,6 +507,7 @@ export function createHandlers(ctx: HandlerContext) {
           ...lint(compiled, { now: ctx.now() }),
           ...missingApplications(rules(), compiled.internalCount),
           ...pins,
+          ...missingInterfaces(rules(), compiled.internalCount),
         ];
         return { findings: findings as unknown as Record<string, unknown>[] };
       });

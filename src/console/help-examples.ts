@@ -44,6 +44,11 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'warden rules list --engine office --json',
   ],
   'rules show': ['warden rules show ssh', 'warden rules show ssh --json'],
+  'rules unused': [
+    'warden rules unused --since 30d         # never matched, or not in the last 30 days',
+    'warden rules unused --since 12h --internal',
+    'warden rules unused --since 2w --engine office --json',
+  ],
   'rules add': [
     "warden rules add '{ name: ssh, direction: incoming, protocol: tcp, localPorts: 22, action: allow }'",
     "warden rules add '{ name: no-telnet, direction: outgoing, protocol: tcp, remotePorts: 23, action: deny }' --position 1",

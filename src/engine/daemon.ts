@@ -29,6 +29,7 @@ import { Notifications } from '../protocol/methods.js';
 import type { Settings } from '../settings/index.js';
 import { AskDesk } from './asks.js';
 import { ExeHasher } from './exe-hash.js';
+import { RuleCounters } from './rule-counters.js';
 import { type ServiceOptions, type Services, startServices } from './services/index.js';
 import { forwardLogs } from './syslog.js';
 
@@ -71,6 +72,8 @@ export interface EngineParts {
   readonly proposals?: ProposalBook;
   /** Hashes executables for sha256-pinned rules (on a worker thread, once per file version). */
   readonly hasher?: ExeHasher;
+  /** Per-rule counters (the enforcer counts queued decisions, the backend feeds the kernel's counters). */
+  readonly ruleCounters?: RuleCounters;
 }
 
 export interface EngineOptions {
@@ -136,6 +139,8 @@ export class Engine {
   readonly asks: AskDesk;
   /** Learning mode's proposed rules, kept in the state directory. */
   readonly proposals: ProposalBook;
+  /** Per-rule counters, saved in the state directory (rule-counters.json). */
+  readonly ruleCounters: RuleCounters;
   readonly identity: TlsIdentity;
   readonly localTokenPath: string;
   /** The auxiliary services: pop-up endpoint, update checker, registration, crash uploads. */
@@ -155,6 +160,7 @@ export class Engine {
     logs: LogStore;
     asks: AskDesk;
     proposals: ProposalBook;
+    ruleCounters: RuleCounters;
     identity: TlsIdentity;
     localTokenPath: string;
     services: Services;
@@ -173,6 +179,7 @@ export class Engine {
     this.logs = parts.logs;
     this.asks = parts.asks;
     this.proposals = parts.proposals;
+    this.ruleCounters = parts.ruleCounters;
     this.identity = parts.identity;
     this.localTokenPath = parts.localTokenPath;
     this.services = parts.services;
@@ -217,6 +224,10 @@ export class Engine {
       path: join(stateDir, 'proposals.json'),
       onError: (m) => log('error', m),
     });
+    const ruleCounters = await RuleCounters.open({
+      path: join(stateDir, 'rule-counters.json'),
+      onError: (m) => log('error', `rule counters: ${m}`),
+    });
     if (options.kernel) {
       // Our listening ports are never handed out as some program's ephemeral port (src/kernel/reserved-ports.ts).
       const s = config.settings();
@@ -241,6 +252,8 @@ export class Engine {
       host,
       asks,
       proposals,
+      // Kernel counters are read again when older than a second (each rules.list would else list them).
+      ruleCounts: () => ruleCounters.refresh(1000).then(() => ruleCounters.snapshot()),
       connections: new ConnectionLister(),
       hasher,
       // Changes applied with confirm outlive a restart: re-armed from the state directory.
@@ -305,7 +318,17 @@ export class Engine {
     await metricsEndpoint.follow(config.settings().metrics);
     try {
       if (options.kernel)
-        kernel = await options.kernel({ config, logs, asks, host, log, metrics, proposals, hasher });
+        kernel = await options.kernel({
+          config,
+          logs,
+          asks,
+          host,
+          log,
+          metrics,
+          proposals,
+          hasher,
+          ruleCounters,
+        });
     } catch (e) {
       await metricsEndpoint.close();
       await server.close();
@@ -332,6 +355,7 @@ export class Engine {
       logs,
       asks,
       proposals,
+      ruleCounters,
       identity,
       localTokenPath,
       services,
@@ -381,6 +405,7 @@ export class Engine {
     this.logs.append({ kind: 'system', message: 'engine stopped' });
     await this.server.close();
     await this.proposals.close();
+    await this.ruleCounters.close();
     await this.#stopSyslog();
     await this.metricsEndpoint.close();
     await this.#hasher.close();

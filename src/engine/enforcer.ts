@@ -101,6 +101,8 @@ export interface EnforcerOptions {
     pid: number,
     ancestors: boolean,
   ) => { readonly parent: string | null; readonly ancestors: readonly string[] };
+  /** Counts the deciding rule by its slot in the policy (rule-counters.ts), right after each decision. */
+  readonly counters?: { hit(slot: number, now: number): void };
 }
 
 /** Decides queued packets. */
@@ -114,7 +116,8 @@ export class Enforcer {
   }
 
   /**
-   * Judges one packet; `uid` is the sending socket's uid when the kernel gave it.
+   * Judges one packet; `uid` is the sending socket's uid when the kernel gave it, `iface` the
+   * interface it leaves by (outgoing) or came in by (incoming) when the policy names interfaces.
    *
    * Attribution (finding the process, most of a decision's cost) is skipped when nothing needs it:
    * the decision is one no process can change (no rule naming an application, uid or user could
@@ -122,7 +125,12 @@ export class Enforcer {
    * proposal and every block are). A logged decision keeps attribution before the verdict: the
    * queued SYN is what keeps a short-lived socket there to be attributed.
    */
-  async judge(tuple: PacketTuple, direction: 'incoming' | 'outgoing', uid?: number): Promise<Judgement> {
+  async judge(
+    tuple: PacketTuple,
+    direction: 'incoming' | 'outgoing',
+    uid?: number,
+    iface: string | null = null,
+  ): Promise<Judgement> {
     const started = performance.now();
     const now = this.#now();
     const local = direction === 'outgoing' ? tuple.source : tuple.destination;
@@ -140,6 +148,7 @@ export class Enforcer {
           localPort,
           remotePort,
           hosts,
+          iface,
           now,
         })
       : undefined;
@@ -182,10 +191,12 @@ export class Enforcer {
       remoteAddress: parseIp(remote),
       remotePort: remotePort ?? null,
       remoteHosts,
+      interface: iface,
       now,
     };
     if (context !== undefined) facts = { ...facts, ...context };
     const decision = decide(policy, facts);
+    this.#o.counters?.hit(decision.ruleIndex, now);
     if (decision.proposal !== undefined) this.#o.propose?.(decision.proposal, facts);
     let verdict = decision.verdict;
     let message = messageFor(decision);
@@ -284,6 +295,7 @@ export class Enforcer {
       localPort: number | undefined;
       remotePort: number | undefined;
       hosts: readonly string[] | Promise<readonly string[]>;
+      iface: string | null;
       now: number;
     },
   ): Promise<{ decision: Decision; facts: ConnectionFacts } | undefined> {
@@ -299,6 +311,7 @@ export class Enforcer {
       remoteAddress: parseIp(c.remote),
       remotePort: c.remotePort ?? null,
       remoteHosts: await c.hosts,
+      interface: c.iface,
       now: c.now,
     };
     const rule = decidingRuleWithoutProcess(policy, facts);
@@ -306,6 +319,7 @@ export class Enforcer {
     const decision = decisionFor(policy, facts, rule);
     // Blocks and asks are always logged (`log`), proposals name the program: those are attributed.
     if (decision.log || decision.verdict === 'ask' || decision.proposal !== undefined) return undefined;
+    this.#o.counters?.hit(decision.ruleIndex, c.now);
     return { decision, facts };
   }
 

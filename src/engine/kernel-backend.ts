@@ -10,6 +10,7 @@ import { nativeSocketLookup, ProcessAttributor } from '../kernel/attribution.js'
 import { openAttributionPath } from '../kernel/attribution-path.js';
 import { MARK_REJECT, withWardenBits } from '../kernel/marks.js';
 import {
+  interfaceName,
   type LoggedPacket,
   openLog,
   openQueue,
@@ -22,6 +23,7 @@ import {
   applyRuleset,
   closeNftSessions,
   detectKernelFeatures,
+  readRuleCounters,
   readSetCounters,
   removeRuleset,
   verifyRuleset,
@@ -125,6 +127,10 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   const programContext = new ProcessContextReader();
   const own = new OwnParts({ executables: host.executables, node: await realpath(process.execPath) });
   let compiled!: CompiledPolicy;
+  /** Some active rule names interfaces: only then is a packet's interface looked up (one ioctl). */
+  let usesInterfaces = false;
+  const interfaceOf = (index: number | undefined): string | null =>
+    usesInterfaces && index !== undefined ? interfaceName(index) : null;
   let ruleset!: CompiledRuleset;
   /** What the kernel table holds, as the last successful apply left it; unknown after a failure. */
   let applied: CompiledRuleset | undefined;
@@ -191,7 +197,12 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     pins: hasher,
     onPinChange: (change) => repinner.consider(change),
     programContext: (pid, ancestors) => programContext.contextOf(pid, ancestors),
+    ...(parts.ruleCounters !== undefined ? { counters: parts.ruleCounters } : {}),
   });
+  const counters = parts.ruleCounters;
+  // The kernel's rule counters are read twice a minute (and by rules.list when older than a second).
+  const counterRead = setInterval(() => void counters?.refresh(), 30_000);
+  counterRead.unref();
 
   /**
    * Gives a verdict. A verdict given after the read of its packet is sent at once and may fail (the
@@ -220,7 +231,8 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       });
       return;
     }
-    enforcer.judge(tupleOf(parsed.packet), direction, p.uid).then(
+    const iface = interfaceOf(direction === 'outgoing' ? p.outdev : p.indev);
+    enforcer.judge(tupleOf(parsed.packet), direction, p.uid, iface).then(
       (j) => {
         if (j.verdict === 'reject') give(p.id, 'accept', withWardenBits(p.mark, MARK_REJECT));
         else give(p.id, j.verdict);
@@ -294,6 +306,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       remoteAddress: parseIp(remote),
       remotePort: rport || null,
       remoteHosts: [],
+      interface: interfaceOf(direction === 'outgoing' ? p.outdev : p.indev),
       now: Date.now(),
     });
     // In monitor mode the kernel accepts what a rule would block: say what would have happened.
@@ -313,8 +326,12 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   };
 
   const apply = async () => {
+    // What the kernel counted under the ruleset in force goes to its rules before the change.
+    if (applied !== undefined) await counters?.refresh();
     const settings = config.settings();
     compiled = compilePolicy(config.policy(), { settings, internalRules: internalRules(settings, host) });
+    counters?.bind(compiled);
+    usesInterfaces = compiled.rules.some((r) => r.active && r.interfaces !== null);
     ruleset = compileRuleset({
       policy: compiled,
       settings,
@@ -347,6 +364,16 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     const how = await applyRuleset(ruleset, {}, previous);
     // Updated in place, the flood counter sets keep their counts; only a new table starts them at zero.
     if (how === 'replaced') floods.reset();
+    const countedSets = ruleset.model.countedSets;
+    counters?.bindKernel(ruleset.counters, async () => readRuleCounters(countedSets));
+    // What the kernel counted before the change was read above; from here on, growth counts.
+    if (counters !== undefined) {
+      try {
+        counters.rebaseKernel(readRuleCounters(countedSets));
+      } catch (e) {
+        log('error', `reading the rule counters failed: ${(e as Error).message}`);
+      }
+    }
     // Read back what a full load left (a change is one transaction the kernel took whole, and
     // listing would cost more than the change): a table that differs is an error, not a warning.
     if (how !== 'changed') {
@@ -389,6 +416,9 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     reload: apply,
     async stop() {
       if (expiryTimer) clearTimeout(expiryTimer);
+      clearInterval(counterRead);
+      await counters?.refresh();
+      counters?.detachKernel();
       names.close();
       floods.close();
       clearInterval(udpCheck);

@@ -90,6 +90,14 @@ export function changeBatch(from: TableModel, to: TableModel): Change | null {
     elementsDeleted += gone.length;
   }
   const deleteSets = from.sets.filter((s) => !toSets.has(s.name)).map((s) => `delete set ${T} ${s.name}`);
+  // Counters of rules that stay keep their counts; new ones come first (map elements and rules name
+  // them), those of rules gone go last (after the rules and elements that named them).
+  const fromCounters = new Set(from.counters);
+  const toCounters = new Set(to.counters);
+  const addCounters = to.counters.filter((c) => !fromCounters.has(c)).map((c) => `add counter ${T} ${c}`);
+  const deleteCounters = from.counters
+    .filter((c) => !toCounters.has(c))
+    .map((c) => `delete counter ${T} ${c}`);
 
   const addChains: string[] = [];
   const rules: string[] = [];
@@ -112,7 +120,16 @@ export function changeBatch(from: TableModel, to: TableModel): Change | null {
     ...gone.map((c) => `delete chain ${T} ${c.name}`),
   ];
 
-  const lines = [...addSets, ...addChains, ...elements, ...rules, ...deleteChains, ...deleteSets];
+  const lines = [
+    ...addCounters,
+    ...addSets,
+    ...addChains,
+    ...elements,
+    ...rules,
+    ...deleteChains,
+    ...deleteSets,
+    ...deleteCounters,
+  ];
   return {
     text: lines.length === 0 ? '' : `${lines.join('\n')}\n`,
     stats: {

@@ -30,6 +30,8 @@ export interface Element {
   readonly fields: readonly Field[];
   readonly lo: readonly (number | bigint)[];
   readonly hi: readonly (number | bigint)[];
+  /** The counter name of the rule the element stands for, in runs the kernel decides (the element's comment). */
+  readonly counter?: string;
 }
 
 /** The packet expression of each field in a chain: outgoing sees the remote as destination, incoming as source. */
@@ -66,7 +68,8 @@ function formatValue(field: Field, lo: number | bigint, hi: number | bigint): st
 
 /** An element written for a set declaration: `tcp . 10.0.0.0/8 . 80-90`. */
 export function formatElement(e: Element): string {
-  return e.fields.map((f, i) => formatValue(f, e.lo[i]!, e.hi[i]!)).join(' . ');
+  const key = e.fields.map((f, i) => formatValue(f, e.lo[i]!, e.hi[i]!)).join(' . ');
+  return e.counter === undefined ? key : `${key} comment "${e.counter}"`;
 }
 
 /** An element written as separate matches in a rule: `meta l4proto tcp ip daddr 10.0.0.1 th dport 80`. */
@@ -163,3 +166,24 @@ export interface ChainModel {
 
 /** nft identifiers Warden emits: a letter, then letters, digits and underscores (never user text). */
 export const NFT_NAME = /^[a-zA-Z][a-zA-Z0-9_]{0,62}$/;
+
+/**
+ * 16 hex digits naming a set or run by what it stands for: FNV-1a over the UTF-16 code units in two
+ * 32-bit lanes with different offsets (pure: this module does no I/O and imports no node: module).
+ * A collision between set names is resolved by the caller; not a security boundary.
+ */
+export function hash(text: string): string {
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ 0x5bd1e995;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193) ^ (b >>> 15);
+  }
+  return (a >>> 0).toString(16).padStart(8, '0') + (b >>> 0).toString(16).padStart(8, '0');
+}
+
+/** The nft named counter of a rule (key: ruleIdentity): a hash of it, so a rule keeps its counter while its name stays. */
+export function ruleCounterName(key: string): string {
+  return `c_${hash(key)}`;
+}

@@ -21,6 +21,28 @@ export interface AddressSet {
   readonly suffixes: readonly string[];
 }
 
+/** A rule's interfaces, ready to test: exact names and `prefix*` globs as prefixes. */
+export interface InterfaceSet {
+  readonly names: ReadonlySet<string>;
+  readonly prefixes: readonly string[];
+}
+
+/** True when the interface is one of the set's names or starts with one of its prefixes. */
+export function interfaceInSet(set: InterfaceSet, name: string | null | undefined): boolean {
+  if (name == null) return false;
+  if (set.names.has(name)) return true;
+  for (const p of set.prefixes) if (name.startsWith(p)) return true;
+  return false;
+}
+
+function compileInterfaces(list: readonly string[] | undefined): InterfaceSet | null {
+  if (list === undefined) return null;
+  return {
+    names: new Set(list.filter((n) => !n.endsWith('*'))),
+    prefixes: list.filter((n) => n.endsWith('*')).map((n) => n.slice(0, -1)),
+  };
+}
+
 /** One rule in evaluation order, with everything a match needs precomputed. */
 export interface CompiledRule {
   readonly index: number;
@@ -43,6 +65,8 @@ export interface CompiledRule {
   readonly localPortSpans: Int32Array | null;
   readonly remotePortSpans: Int32Array | null;
   readonly remote: AddressSet | null;
+  /** Interface names the rule wants (exact) and prefixes (from `wg*`); null: any interface. */
+  readonly interfaces: InterfaceSet | null;
   /** Milliseconds since the epoch; Infinity when the rule does not expire. */
   readonly expiresAt: number;
   /** expiresAt is finite; tested first so permanent rules never touch the (boxed) number. */
@@ -136,6 +160,7 @@ function compileRule(
     localPortSpans: spans(rule.localPorts),
     remotePortSpans: spans(rule.remotePorts),
     remote: rule.remote === undefined ? null : compileAddressSet(rule.remote, policy.addressGroups),
+    interfaces: compileInterfaces(rule.interface),
     expiresAt: rule.expires === undefined ? Number.POSITIVE_INFINITY : Date.parse(rule.expires),
     expires: rule.expires !== undefined,
     parent: rule.parent === undefined ? null : internalized(rule.parent),

@@ -31,5 +31,6 @@ export type {
   Rule,
   RuleCondition,
 } from './rule.js';
-export { ACTIONS, DIRECTIONS, MODES, PROTOCOLS } from './rule.js';
+export { ACTIONS, DIRECTIONS, MODES, PROTOCOLS, ruleIdentity } from './rule.js';
+export { interfaceNameProblem } from './schema.js';
 export { policyToPlain, ruleToPlain, serializePolicy } from './serialize.js';

@@ -5,7 +5,7 @@
  * checking a leaf reads one stretch of memory instead of a chain of objects:
  * the index is bound by memory latency, not by comparisons. Rules that also
  * constrain what a record cannot hold (several remote ranges, host names, a
- * user name, expiry, and any field of CompiledRule this file does not know)
+ * user name, interfaces, expiry, and any field of CompiledRule this file does not know)
  * are finished by `matches` on the full rule, so `matches` keeps the last
  * word and a new rule field needs no change here. Together they answer
  * exactly what `matches` answers; the property test holds them to it.

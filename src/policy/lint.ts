@@ -8,7 +8,13 @@
  * - any-arguments: its arguments glob matches every command line (only stars): the field adds nothing
  *   but a need for the command line (a process whose command line is unknown no longer matches)
  */
-import type { AddressSet, CompiledPolicy, CompiledRule } from './compile.js';
+import {
+  type AddressSet,
+  type CompiledPolicy,
+  type CompiledRule,
+  type InterfaceSet,
+  interfaceInSet,
+} from './compile.js';
 import { globMatchesEverything } from './glob.js';
 import type { PortRange } from './rule.js';
 
@@ -19,7 +25,8 @@ export type FindingKind =
   | 'conflict'
   | 'missing-application'
   | 'pin-mismatch'
-  | 'any-arguments';
+  | 'any-arguments'
+  | 'missing-interface';
 
 /** One lint finding. */
 export interface Finding {
@@ -179,6 +186,7 @@ export function covers(A: CompiledRule, B: CompiledRule): boolean {
   if (A.userName !== null && A.userName !== B.userName) return false;
   if (!portsCover(A.remotePorts, B.remotePorts) || !portsCover(A.localPorts, B.localPorts)) return false;
   if (!contextCovers(A, B)) return false;
+  if (!interfacesCover(A.interfaces, B.interfaces)) return false;
   return addressesCover(A.remote, B.remote);
 }
 
@@ -207,6 +215,7 @@ function overlapsExceptAddresses(A: CompiledRule, B: CompiledRule): boolean {
   ) {
     return false;
   }
+  if (!interfacesOverlap(A.interfaces, B.interfaces)) return false;
   return portsOverlap(A.remotePorts, B.remotePorts) && portsOverlap(A.localPorts, B.localPorts);
 }
 
@@ -219,6 +228,24 @@ function contextCovers(A: CompiledRule, B: CompiledRule): boolean {
   if (A.parent !== null && A.parent !== B.parent) return false;
   if (A.ancestor !== null && A.ancestor !== B.ancestor) return false;
   return A.argumentsGlob === null || A.argumentsGlob.source === B.argumentsGlob?.source;
+}
+
+/** Every interface B matches, A matches too (null: any interface). */
+function interfacesCover(a: InterfaceSet | null, b: InterfaceSet | null): boolean {
+  if (a === null) return true;
+  if (b === null) return false;
+  return (
+    [...b.names].every((n) => interfaceInSet(a, n)) &&
+    b.prefixes.every((p) => a.prefixes.some((q) => p.startsWith(q)))
+  );
+}
+
+/** Some interface name matches both (a prefix and a longer one meet). */
+function interfacesOverlap(a: InterfaceSet | null, b: InterfaceSet | null): boolean {
+  if (a === null || b === null) return true;
+  if ([...b.names].some((n) => interfaceInSet(a, n)) || [...a.names].some((n) => interfaceInSet(b, n)))
+    return true;
+  return a.prefixes.some((p) => b.prefixes.some((q) => p.startsWith(q) || q.startsWith(p)));
 }
 
 function portsCover(a: readonly PortRange[] | null, b: readonly PortRange[] | null): boolean {

@@ -4,7 +4,7 @@
  * explain. A property test keeps the two in agreement.
  */
 import { formatIp } from '../ip/index.js';
-import { type AddressSet, addressInSet, type CompiledRule, hostInSet } from './compile.js';
+import { type AddressSet, addressInSet, type CompiledRule, hostInSet, interfaceInSet } from './compile.js';
 import { globMatch } from './glob.js';
 import { portListText } from './ports.js';
 import { protocolBit } from './protocol-bits.js';
@@ -37,6 +37,7 @@ export function matches(r: CompiledRule, f: ConnectionFacts): boolean {
   if (r.ancestor !== null && !(f.ancestors?.includes(r.ancestor) ?? false)) return false;
   if (r.argumentsGlob !== null && (f.arguments == null || !globMatch(r.argumentsGlob, f.arguments)))
     return false;
+  if (r.interfaces !== null && !interfaceInSet(r.interfaces, f.interface)) return false;
   if (r.expires && f.now >= r.expiresAt) return false;
   return true;
 }
@@ -59,7 +60,7 @@ export function pinReason(
 
 /** The first condition of a rule that a connection fails. */
 export interface Mismatch {
-  /** The rule field that failed: enabled, condition, direction, protocol, application, sha256, user, remotePorts, localPorts, remote, parent, ancestor, arguments, expires. */
+  /** The rule field that failed: enabled, condition, direction, protocol, application, sha256, user, remotePorts, localPorts, remote, parent, ancestor, arguments, interface, expires. */
   readonly field: string;
   /** Human sentence: what the rule wants and what the connection has. */
   readonly reason: string;
@@ -134,6 +135,13 @@ export function findMismatch(r: CompiledRule, f: ConnectionFacts): Mismatch | nu
     return {
       field: 'arguments',
       reason: `rule wants arguments ${JSON.stringify(r.argumentsGlob.source)}; this connection's command line is ${f.arguments == null ? 'unknown' : JSON.stringify(f.arguments)}`,
+    };
+  }
+  if (r.interfaces !== null && !interfaceInSet(r.interfaces, f.interface)) {
+    const wanted = r.rule.interface?.join(', ') ?? '';
+    return {
+      field: 'interface',
+      reason: `rule wants interface ${wanted}; this connection's is ${f.interface ?? 'unknown'}`,
     };
   }
   if (r.expires && f.now >= r.expiresAt) {

@@ -67,6 +67,11 @@ export interface Rule {
   readonly ancestor?: string;
   /** A glob over the command line (argv joined by single spaces); see glob.ts. */
   readonly arguments?: string;
+  /**
+   * Network interfaces (the outgoing one for outgoing connections, the incoming one for incoming):
+   * exact names, or a prefix written with one trailing `*` (`wg*`); absent means any.
+   */
+  readonly interface?: readonly string[];
   readonly action: Action;
   /** Log allowed connections too; blocks and asks are always logged. */
   readonly log: boolean;
@@ -101,6 +106,14 @@ export interface InternalRule extends Rule {
 }
 
 /**
+ * A rule's stable identity for its counters: `internal <id>` for internal rules, `user <name>` for
+ * the user's (names are unique in a policy; positions change, names stay).
+ */
+export function ruleIdentity(rule: Rule | InternalRule): string {
+  return 'id' in rule && typeof rule.id === 'string' ? `internal ${rule.id}` : `user ${rule.name}`;
+}
+
+/**
  * One connection as the policy sees it, with every fact already resolved
  * (process path, uid and user name, host names of the remote address).
  * Evaluation never does I/O and never reads the clock: `now` is a fact too.
@@ -123,6 +136,12 @@ export interface ConnectionFacts {
   readonly remotePort: number | null;
   /** Lower-case DNS names known for the remote address (from the engine's resolver). */
   readonly remoteHosts: readonly string[];
+  /**
+   * The interface the connection leaves by (outgoing) or came in by (incoming); null or absent
+   * when unknown (then a rule naming interfaces does not match). Gathered only for policies with
+   * an `interface` rule.
+   */
+  readonly interface?: string | null;
   /** Milliseconds since the epoch. */
   readonly now: number;
   /**

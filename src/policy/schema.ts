@@ -49,6 +49,48 @@ const remoteList = z.unknown().transform((v, ctx): AddressSpec[] | undefined => 
   return out;
 });
 
+/** Linux interface names: 1-15 characters, no `/`, `:`, white space or quotes (nft writes them quoted). */
+const IFNAME = /^[A-Za-z0-9_.@+-]{1,15}$/;
+
+/** Checks one interface name or `prefix*` glob; the message says what is wrong, null when fine. */
+export function interfaceNameProblem(name: string): string | null {
+  const glob = name.endsWith('*');
+  const base = glob ? name.slice(0, -1) : name;
+  if (name === '*') return '"*" is every interface: leave the field out (or write "any")';
+  if (base.includes('*'))
+    return `"${name}": only one * at the end is allowed (a name prefix, as nft matches it: e.g. wg*)`;
+  if (/[?[\]]/.test(base))
+    return `"${name}": ? and [ ] are no interface globs; only a trailing * is (e.g. wg*)`;
+  if (base.length > 15)
+    return `"${name}" is longer than 15 characters (the kernel's limit for interface names)`;
+  if (!IFNAME.test(base) || base === '.' || base === '..')
+    return `"${name}" is not an interface name (letters, digits and _ . @ + -, up to 15 characters)`;
+  return null;
+}
+
+/** `any`, one interface name (or `prefix*`), or a list of them; `any` becomes undefined (no restriction). */
+const interfaceList = z.unknown().transform((v, ctx): string[] | undefined => {
+  if (v === 'any') return undefined;
+  const items = Array.isArray(v) ? v : [v];
+  if (items.length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'interface list is empty; write "any" or leave the field out' });
+    return z.NEVER;
+  }
+  const out: string[] = [];
+  items.forEach((item, i) => {
+    const path = Array.isArray(v) ? [i] : [];
+    const problem =
+      typeof item !== 'string'
+        ? `expected an interface name such as eth0 or wg*, got ${JSON.stringify(item)}`
+        : item === 'any'
+          ? '"any" cannot be part of a list'
+          : interfaceNameProblem(item);
+    if (problem !== null) ctx.addIssue({ code: 'custom', message: problem, path });
+    else if (!out.includes(item as string)) out.push(item as string);
+  });
+  return out;
+});
+
 const application = z
   .string({ error: 'must be an absolute executable path or "any"' })
   .superRefine((s, ctx) => {
@@ -150,6 +192,7 @@ export const ruleSchema = z.strictObject({
   parent: programPath('parent').optional(),
   ancestor: programPath('ancestor').optional(),
   arguments: argumentsGlob.optional(),
+  interface: interfaceList.optional(),
   action: z.enum(ACTIONS as [string, ...string[]]).transform((a) => a as (typeof ACTIONS)[number]),
   log: z.boolean().default(false),
   condition: z

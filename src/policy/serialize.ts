@@ -29,6 +29,8 @@ export function ruleToPlain(rule: Rule): Record<string, unknown> {
   if (rule.parent !== undefined) out.parent = rule.parent;
   if (rule.ancestor !== undefined) out.ancestor = rule.ancestor;
   if (rule.arguments !== undefined) out.arguments = rule.arguments;
+  if (rule.interface !== undefined)
+    out.interface = rule.interface.length === 1 ? rule.interface[0] : [...rule.interface];
   out.action = rule.action;
   out.log = rule.log;
   if (rule.condition !== undefined)

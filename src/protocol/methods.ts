@@ -155,6 +155,8 @@ export const explainConnectionSchema = z.strictObject({
   remotePort: z.number().int().min(1).max(65535).optional(),
   localPort: z.number().int().min(1).max(65535).optional(),
   hosts: z.array(z.string().max(LIMITS.hostName)).max(LIMITS.hosts).default([]),
+  /** The interface (rules with `interface`): outgoing leaves by it, incoming came in by it. */
+  interface: z.string().min(1).max(15).optional(),
   at: z.string().max(LIMITS.instant).datetime({ offset: true }).optional(),
   /** Program context: the parent's executable, the ancestors' (parent first), the command line. */
   parent: z.string().max(LIMITS.path).optional(),

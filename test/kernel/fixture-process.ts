@@ -20,6 +20,10 @@ export function fixture(pair: NetnsPair, ns: string, script: string, args: strin
   createInterface({ input: child.stdout! }).on('line', (l) => lines.push(JSON.parse(l) as Line));
   return {
     lines,
+    /** Ends the fixture (SIGTERM to the process this call started). */
+    close: () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+    },
     send: (line: string) => {
       if (child.exitCode !== null)
         throw new Error(`${script} exited (${child.exitCode}): ${JSON.stringify(lines)} ${stderr}`);

@@ -61,6 +61,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   client: ['atomic-file', 'protocol', 'rpc', 'errors', 'ip'],
   kernel: ['policy', 'settings', 'ip', 'errors', 'document'],
   engine: [
+    'atomic-file',
     'kernel',
     'admin',
     'policy',

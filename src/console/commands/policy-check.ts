@@ -1,6 +1,6 @@
 /** `warden policy check FILE [--settings FILE]`: validates a policy (and settings) file. */
 import type { Command } from 'commander';
-import { missingApplications } from '../../host-programs.js';
+import { missingApplications, missingInterfaces } from '../../host-programs.js';
 import { policyToPlain } from '../../policy/index.js';
 import { loadPolicy, loadSettings } from '../files.js';
 import type { CommandIo, CommandStatus } from '../io.js';
@@ -19,7 +19,7 @@ export async function policyCheck(
   const [policy] = await Promise.all([loadPolicy(file), loadSettings(options.settings)]);
   const enabled = policy.rules.filter((r) => r.enabled).length;
   // Warnings, not errors: the file is valid and a missing program may be installed later.
-  const warnings = missingApplications(policy.rules).map((f) => ({
+  const warnings = [...missingApplications(policy.rules), ...missingInterfaces(policy.rules)].map((f) => ({
     kind: f.kind,
     rule: f.rule,
     message: f.message,

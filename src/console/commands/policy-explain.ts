@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { ErrorCode, WardenError } from '../../errors.js';
 import { fileSha256 } from '../../host-programs.js';
 import { formatIp, parseIp } from '../../ip/index.js';
-import { type ConnectionFacts, explain, ruleToPlain } from '../../policy/index.js';
+import { type ConnectionFacts, explain, interfaceNameProblem, ruleToPlain } from '../../policy/index.js';
 import { loadCompiled } from '../files.js';
 import type { CommandIo, CommandStatus } from '../io.js';
 import { connectionSummary, ruleSummary } from '../render/rule-text.js';
@@ -24,6 +24,7 @@ export interface PolicyExplainOptions {
   readonly uid?: string;
   readonly user?: string;
   readonly host?: string[];
+  readonly interface?: string;
   readonly resolve?: boolean;
   readonly at?: string;
   readonly json?: boolean;
@@ -107,11 +108,18 @@ export async function factsFromOptions(o: PolicyExplainOptions): Promise<Connect
     remoteAddress: address,
     remotePort: remote.port,
     remoteHosts: [...hosts],
+    ...(o.interface === undefined ? {} : { interface: interfaceOption(o.interface) }),
     now: parseInstant(o.at),
     parent: o.parent ?? null,
     ancestors: o.ancestor ?? (o.parent === undefined ? [] : [o.parent]),
     arguments: o.args ?? null,
   };
+}
+
+function interfaceOption(name: string): string {
+  if (name.endsWith('*') || interfaceNameProblem(name) !== null)
+    throw usage(`--interface "${name}" is not an interface name`, 'Give the name, e.g. --interface eth0');
+  return name;
 }
 
 async function resolveName(name: string) {
@@ -215,6 +223,7 @@ export function registerPolicyExplain(
     .option('--uid <uid>', 'numeric user id of the local process')
     .option('--user <name>', 'user name of the local process')
     .option('--host <name>', 'a DNS name known for the remote address (repeatable)', collect)
+    .option('--interface <name>', 'the interface it leaves by (outgoing) or comes in by (incoming)')
     .option('--resolve', 'resolve a host name given in --to/--from through DNS')
     .option('--at <instant>', 'evaluate at this ISO 8601 instant (for temporary rules)')
     .option('--parent <path>', "executable of the process's direct parent")

@@ -1,6 +1,6 @@
 /** `warden policy lint FILE`: shadowed, redundant, conflicting and never-matching rules. */
 import type { Command } from 'commander';
-import { missingApplications, pinFindings, streamedHasher } from '../../host-programs.js';
+import { missingApplications, missingInterfaces, pinFindings, streamedHasher } from '../../host-programs.js';
 import { lint } from '../../policy/index.js';
 import { loadCompiled } from '../files.js';
 import type { CommandIo, CommandStatus } from '../io.js';
@@ -25,6 +25,7 @@ export async function policyLint(
     ...lint(compiled, { now }),
     ...missingApplications(userRules, compiled.internalCount),
     ...(await pinFindings(userRules, streamedHasher, compiled.internalCount)),
+    ...missingInterfaces(userRules, compiled.internalCount),
   ];
   if (options.json) {
     io.out(JSON.stringify({ file, findings }, null, 2));

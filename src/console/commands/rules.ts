@@ -14,7 +14,32 @@ type Opts = RemoteOptions & {
   position?: string;
   confirm?: string;
   pin?: boolean;
+  since?: string;
 };
+
+const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** `30d`, `12h`, `45m`, `90s`, `2w` in milliseconds; a usage error naming the option otherwise. */
+export function parseDuration(text: string, option = '--since'): number {
+  const m = /^(\d{1,6})([smhdw])$/.exec(text.trim());
+  if (m === null || Number(m[1]) === 0)
+    throw new WardenError(
+      ErrorCode.USAGE,
+      `${option} "${text}" is not a duration: write a whole number and a unit, s m h d or w (e.g. 30d, 12h)`,
+      { suggestion: 'For example: warden rules unused --since 30d' },
+    );
+  return Number(m[1]) * UNITS[m[2]!]!;
+}
+
+/** When a rule last matched, relative and short ("3 min ago"), or "never". */
+export function lastMatchText(at: unknown, now = Date.now()): string {
+  if (typeof at !== 'string') return 'never';
+  const s = Math.max(0, Math.round((now - Date.parse(at)) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} d ago`;
+}
 
 const CONFIRM_HELP = 'roll back by itself unless `warden config confirm` comes within this time';
 
@@ -57,7 +82,7 @@ async function withRuleHint<T>(call: Promise<T>, verb: 'add' | 'update'): Promis
       problems: e.problems,
       suggestion:
         'A rule has name, direction (incoming, outgoing, both) and action (allow, deny, reject, ask), and may have ' +
-        'protocol, application, sha256, user, localPorts, remotePorts, remote, parent, ancestor, arguments, log, condition, enabled, expires, comment ' +
+        'protocol, application, sha256, user, localPorts, remotePorts, remote, interface, parent, ancestor, arguments, log, condition, enabled, expires, comment ' +
         '(docs/policy.md). ' +
         `For example: warden rules ${verb} ${verb === 'update' ? 'NAME ' : ''}'{ name: web, direction: outgoing, protocol: tcp, remotePorts: 443, action: allow }'`,
     });
@@ -82,7 +107,8 @@ function printWarnings(warnings: readonly { message: string }[] | undefined, io:
   for (const w of warnings ?? []) io.err(`warning: ${w.message}`);
 }
 
-function printRules(rules: RuleJson[], io: CommandIo, internal = false): void {
+/** `positions`: each rule's place in the whole list (from 0) when `rules` is a part of it. */
+function printRules(rules: RuleJson[], io: CommandIo, internal = false, positions?: number[]): void {
   io.out(
     renderTable(
       [
@@ -96,9 +122,11 @@ function printRules(rules: RuleJson[], io: CommandIo, internal = false): void {
         'remote port',
         'remote',
         'enabled',
+        'matches',
+        'last match',
       ],
       rules.map((r, i) => [
-        internal ? String(r.id) : String(i + 1),
+        internal ? String(r.id) : String((positions?.[i] ?? i) + 1),
         String(r.name),
         String(r.action),
         String(r.direction),
@@ -108,6 +136,8 @@ function printRules(rules: RuleJson[], io: CommandIo, internal = false): void {
         cell(r.remotePorts),
         cell(r.remote),
         r.enabled === false ? 'no' : 'yes',
+        String(r.matches ?? 0),
+        lastMatchText(r.lastMatch),
       ]),
     ),
   );
@@ -141,6 +171,43 @@ export function registerRules(
           }
           return 0;
         }),
+      ),
+    );
+  remoteOptions(
+    rules
+      .command('unused')
+      .description('list the rules nothing matched within a time (never, or not since then)'),
+  )
+    .requiredOption('--since <duration>', 'how far back: 30d, 12h, 45m, 90s or 2w')
+    .option('--internal', 'also look at the internal rules')
+    .option('--json', 'print as JSON')
+    .action((o: Opts) =>
+      run(
+        (async () => {
+          const window = parseDuration(o.since ?? '');
+          return withEngine(o, io, async (c) => {
+            const r = await c.call(Methods.rulesList, { internal: Boolean(o.internal) });
+            // The window is measured on this console's clock against the engine's last match times.
+            const cut = Date.now() - window;
+            const idle = (x: RuleJson) => typeof x.lastMatch !== 'string' || Date.parse(x.lastMatch) < cut;
+            const positions = r.rules.flatMap((x, i) => (idle(x) ? [i] : []));
+            const rules = positions.map((i) => r.rules[i]!);
+            const internal = r.internal?.filter(idle);
+            if (o.json) io.out(JSON.stringify({ rules, ...(internal ? { internal } : {}) }, null, 2));
+            else {
+              if (rules.length === 0) io.out(`Every rule matched within ${o.since}.`);
+              else {
+                io.out(`Rules nothing matched within ${o.since}:`);
+                printRules(rules, io, false, positions);
+              }
+              if (internal !== undefined && internal.length > 0) {
+                io.out(`\nInternal rules nothing matched within ${o.since}:`);
+                printRules(internal, io, true);
+              }
+            }
+            return 0;
+          });
+        })(),
       ),
     );
   remoteOptions(rules.command('show').description('show one rule').argument('<name>'))

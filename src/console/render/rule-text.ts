@@ -24,6 +24,7 @@ export function ruleSummary(rule: Rule): string {
   if (rule.parent !== undefined) parts.push(`parent ${rule.parent}`);
   if (rule.ancestor !== undefined) parts.push(`ancestor ${rule.ancestor}`);
   if (rule.arguments !== undefined) parts.push(`arguments ${JSON.stringify(rule.arguments)}`);
+  if (rule.interface !== undefined) parts.push(`interface ${rule.interface.join(', ')}`);
   if (!rule.enabled) parts.push('(disabled)');
   return parts.join(' ');
 }
@@ -42,5 +43,6 @@ export function connectionSummary(f: ConnectionFacts): string {
     f.parent == null ? '' : `, parent ${f.parent}`,
     f.arguments == null ? '' : `, command line ${JSON.stringify(f.arguments)}`,
   ].join('');
-  return `${f.direction} ${f.protocol} ${who}${context}: ${local} ${arrow} ${addr(f.remoteAddress, f.remotePort)}${names}`;
+  const via = f.interface == null ? '' : ` via ${f.interface}`;
+  return `${f.direction} ${f.protocol} ${who}${context}: ${local} ${arrow} ${addr(f.remoteAddress, f.remotePort)}${names}${via}`;
 }

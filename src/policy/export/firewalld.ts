@@ -44,6 +44,7 @@ function whyNot(rule: Rule): string | undefined {
   if (rule.user !== undefined) return 'firewalld zone rules do not match users';
   if (rule.expires !== undefined) return 'permanent firewalld rules do not expire';
   if (rule.condition !== undefined) return 'firewalld has no settings conditions';
+  if (rule.interface !== undefined) return 'firewalld binds interfaces to zones, not to rules';
   if (rule.localPorts !== undefined && rule.remotePorts !== undefined)
     return 'a rich rule holds either a port or a source port, not both';
   return undefined;

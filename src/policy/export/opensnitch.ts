@@ -97,6 +97,17 @@ function baseOperators(rule: Rule): Operator[] | string {
         : op('regexp', 'dest.port', `^(${all.join('|')})$`),
     );
   }
+  const ifaces = rule.interface;
+  if (ifaces !== undefined) {
+    // `wg*` is a name prefix: `wg.*` in OpenSnitch's regexp; . and + in names are escaped.
+    const re = (n: string) =>
+      n.endsWith('*') ? `${n.slice(0, -1).replace(/[.+]/g, '\\$&')}.*` : n.replace(/[.+]/g, '\\$&');
+    ops.push(
+      ifaces.length === 1 && !ifaces[0]!.endsWith('*')
+        ? op('simple', 'iface.out', ifaces[0]!)
+        : op('regexp', 'iface.out', `^(${ifaces.map(re).join('|')})$`),
+    );
+  }
   return ops;
 }
 

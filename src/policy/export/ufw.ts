@@ -58,6 +58,8 @@ function whyNot(rule: Rule): string | undefined {
   if (rule.user !== undefined) return 'ufw rules do not match users';
   if (rule.expires !== undefined) return 'ufw rules do not expire';
   if (rule.condition !== undefined) return 'ufw has no settings conditions';
+  if (rule.interface !== undefined)
+    return 'interfaces are not exported to ufw (yet: `on IFACE` takes one name, no prefix)';
   if (rule.protocol === 'icmp') return 'ufw rules cannot name ICMP (its before.rules handle ICMP)';
   return undefined;
 }

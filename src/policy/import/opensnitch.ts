@@ -12,6 +12,7 @@
 import type { Problem } from '../../errors.js';
 import { parseAddressSpec } from '../address-spec.js';
 import type { Action, AddressSpec, PortRange, Protocol, Rule } from '../rule.js';
+import { interfaceNameProblem } from '../schema.js';
 import { regexpCommandGlob, simpleCommandGlob } from './command-glob.js';
 import {
   ALL_IPV4,
@@ -27,7 +28,7 @@ import {
   type SourceFile,
 } from './common.js';
 import { jsonErrorOffset } from './json-error.js';
-import { hostPatternEntries, literalAlternatives } from './regex-literal.js';
+import { anchoredBody, hostPatternEntries, literalAlternatives, literalOf } from './regex-literal.js';
 
 /** The conditions of one rule, AND-ed; each field holds alternatives (OR-ed). */
 interface Conditions {
@@ -43,6 +44,7 @@ interface Conditions {
   ancestor?: string;
   /** process.command as a glob (command-glob.ts). */
   arguments?: string;
+  interfaces?: string[];
 }
 
 interface RawOperator {
@@ -303,6 +305,13 @@ function readOperator(op: RawOperator | undefined, acc: Conditions, problems: st
       if (type !== 'simple') return fail('only an exact checksum can be read');
       acc.droppedHash = `${operand} ${data}`;
       return acc;
+    case 'iface.out': {
+      const names = type === 'simple' ? [data] : type === 'regexp' ? interfaceAlternatives(data) : null;
+      if (names === null) return fail('only a name or ^(name|prefix.*)$ can be imported');
+      const bad = names.map(interfaceNameProblem).find((p) => p !== null);
+      if (bad !== undefined) return fail(bad);
+      return set(acc, 'interfaces', names, fail);
+    }
     case 'protocol':
       return readProtocol(acc, values(), fail);
     default:
@@ -314,7 +323,9 @@ function whyNot(operand: string): string {
   if (operand.startsWith('process.env.')) return 'Warden rules cannot match environment variables';
   if (operand === 'process.id') return 'process ids change with every start';
   if (operand.startsWith('process.hash')) return 'Warden pins executables by SHA-256 only (sha256)';
-  if (operand.startsWith('iface.')) return 'Warden rules do not match network interfaces';
+  if (operand.startsWith('process.hash')) return 'Warden rules cannot match executable checksums';
+  if (operand === 'iface.in')
+    return 'an outgoing connection matches the interface it leaves by (iface.out), not iface.in';
   if (operand.startsWith('source.'))
     return 'the local address or port of an outgoing connection is not imported';
   if (operand.startsWith('lists.')) return 'block lists have no Warden counterpart; use an address group';
@@ -353,6 +364,21 @@ function set<K extends keyof Conditions>(
     return fail(`a second condition on the same field (AND of two ${key} conditions) is not imported`);
   acc[key] = value;
   return acc;
+}
+
+/** Interface names of `^name$`, `^(name|prefix.*)$`: a trailing `.*` becomes Warden's `prefix*`. */
+function interfaceAlternatives(pattern: string): string[] | null {
+  const body = anchoredBody(pattern);
+  if (body === null) return null;
+  const group = /^\((?:\?:)?([^()]*)\)$/.exec(body);
+  const out: string[] = [];
+  for (const item of group ? group[1]!.split('|') : [body]) {
+    const prefix = item.endsWith('.*');
+    const lit = literalOf(prefix ? item.slice(0, -2) : item);
+    if (lit === null || lit === '') return null;
+    out.push(prefix ? `${lit}*` : lit);
+  }
+  return out;
 }
 
 /** Builds the Warden rules (one per application alternative) or says why it cannot. */
@@ -395,6 +421,7 @@ function toRules(
     ...(c.user === undefined ? {} : { user: c.user }),
     ...(c.ports === undefined ? {} : { remotePorts: c.ports }),
     ...(remote === undefined ? {} : { remote }),
+    ...(c.interfaces === undefined ? {} : { interface: c.interfaces }),
     ...(expires === undefined ? {} : { expires }),
     ...(c.ancestor === undefined ? {} : { ancestor: c.ancestor }),
     ...(c.arguments === undefined ? {} : { arguments: c.arguments }),

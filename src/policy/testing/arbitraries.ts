@@ -90,6 +90,7 @@ export const rule: fc.Arbitrary<Rule> = fc
       parent: sometimes(fc.constantFrom(...PARENTS), 12),
       ancestor: sometimes(fc.constantFrom(...PARENTS), 12),
       arguments: sometimes(fc.constantFrom(...GLOBS), 12),
+      interface: sometimes(fc.subarray(['eth0', 'wg*', 'wg0', 'lo'], { minLength: 1 }), 15),
       action: fc.constantFrom('allow', 'deny', 'reject', 'ask'),
       log: fc.boolean(),
       conditional: fc.constantFrom(0, 0, 0, 0, 0, 0, 1, 2),
@@ -142,6 +143,7 @@ export const facts: fc.Arbitrary<ConnectionFacts> = fc
     remoteAddress: fc.constantFrom(null, ...V4, ...V6, '192.168.4.4', '10.0.0.3', '2001:db8::80'),
     remotePort: fc.constantFrom(null, ...PORTS, 8050, 445, 60000),
     remoteHosts: fc.subarray([...HOSTS, 'x.a.example.com', 'nas.lan']),
+    interface: fc.constantFrom(undefined, null, 'eth0', 'eth1', 'wg0', 'wg-office', 'lo'),
     now: fc.constant(NOW),
     // Undefined: not gathered (no rule of the engine's policy asked); null / []: unknown.
     parent: fc.constantFrom(undefined, null, ...PARENTS),

@@ -21,6 +21,7 @@ const FIELDS = [
   'parent',
   'ancestor',
   'arguments',
+  'interface',
 ];
 
 /** A warning about a saved rule (rules.add/update: e.g. a program path that does not exist here). */
@@ -38,7 +39,7 @@ function ruleFromForm(f: Record<string, string>, enabled: boolean, log: boolean)
     if (v === '') continue;
     // A glob keeps its spaces: they are part of the command line it matches.
     if (k === 'arguments') r[k] = f[k];
-    else if (k === 'remote') r[k] = v.split(',').map((s) => s.trim());
+    else if (k === 'remote' || k === 'interface') r[k] = v.split(',').map((s) => s.trim());
     else if (k === 'remotePorts' || k === 'localPorts') r[k] = /^\d+$/.test(v) ? Number(v) : v;
     else if (k === 'user' && /^\d+$/.test(v)) r[k] = Number(v);
     else r[k] = v;
@@ -151,6 +152,7 @@ function RuleForm({
       {input('parent', 'Parent program', '/usr/bin/bash (the direct parent)')}
       {input('ancestor', 'Ancestor program', '/usr/sbin/sshd (any ancestor)')}
       {input('arguments', 'Command line (glob)', 'curl -s https://example.org/*')}
+      {input('interface', 'Interfaces', 'eth0, wg*')}
       <div class="checks">
         <label class="check">
           <input type="checkbox" checked={enabled} onChange={(e) => setEnabled(e.currentTarget.checked)} />{' '}
@@ -172,6 +174,22 @@ function RuleForm({
   );
 }
 
+/** The rule as the policy has it: rules.list adds its counters (matches, lastMatch), which are no rule fields. */
+function plainRule(r: Rule): Rule {
+  const { matches: _matches, lastMatch: _lastMatch, ...rule } = r;
+  return rule as Rule;
+}
+
+/** When a rule last matched, relative and short ("3 min ago"), or "never". */
+function lastMatchText(at: unknown): string {
+  if (typeof at !== 'string') return 'never';
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(at)) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} d ago`;
+}
+
 function describe(r: Rule): string {
   const parts = [r.protocol && r.protocol !== 'any' ? String(r.protocol) : ''];
   if (r.remote) parts.push(`to ${([] as unknown[]).concat(r.remote).join(', ')}`);
@@ -181,6 +199,7 @@ function describe(r: Rule): string {
   if (r.parent !== undefined) parts.push(`parent ${r.parent}`);
   if (r.ancestor !== undefined) parts.push(`under ${r.ancestor}`);
   if (r.arguments !== undefined) parts.push(`command line "${r.arguments}"`);
+  if (r.interface !== undefined) parts.push(`via ${([] as unknown[]).concat(r.interface).join(', ')}`);
   return parts.filter(Boolean).join(' ') || 'anything';
 }
 
@@ -258,6 +277,8 @@ export function RulesPage() {
               <th scope="col">Application</th>
               <th scope="col">Match</th>
               <th scope="col">Action</th>
+              <th scope="col">Matches</th>
+              <th scope="col">Last match</th>
               {admin && <th scope="col">Change</th>}
             </tr>
           </thead>
@@ -276,6 +297,12 @@ export function RulesPage() {
                 </td>
                 <td>{describe(r)}</td>
                 <td class={`v-${r.action}`}>{String(r.action)}</td>
+                <td class="num" data-testid="matches">
+                  {String(r.matches ?? 0)}
+                </td>
+                <td title={typeof r.lastMatch === 'string' ? r.lastMatch : ''}>
+                  {lastMatchText(r.lastMatch)}
+                </td>
                 {admin && (
                   <td class="buttons">
                     <button
@@ -297,12 +324,15 @@ export function RulesPage() {
                     <button
                       type="button"
                       onClick={() =>
-                        change('rules.update', { name: r.name, rule: { ...r, enabled: r.enabled === false } })
+                        change('rules.update', {
+                          name: r.name,
+                          rule: { ...plainRule(r), enabled: r.enabled === false },
+                        })
                       }
                     >
                       {r.enabled === false ? 'Enable' : 'Disable'}
                     </button>
-                    <button type="button" onClick={() => setForm({ editing: r })}>
+                    <button type="button" onClick={() => setForm({ editing: plainRule(r) })}>
                       Edit
                     </button>
                     <button
@@ -337,6 +367,10 @@ export function RulesPage() {
                 <td>{String(r.direction)}</td>
                 <td>{describe(r)}</td>
                 <td class={`v-${r.action}`}>{String(r.action)}</td>
+                <td class="num">{String(r.matches ?? 0)}</td>
+                <td title={typeof r.lastMatch === 'string' ? r.lastMatch : ''}>
+                  {lastMatchText(r.lastMatch)}
+                </td>
               </tr>
             ))}
           </tbody>
