@@ -282,7 +282,10 @@ export function createHandlers(ctx: HandlerContext) {
     caller: Caller,
     confirm?: Confirm,
   ) => {
-    const rule = validateRule(raw, { addressGroups: ctx.config.policy().addressGroups });
+    const rule = validateRule(raw, {
+      addressGroups: ctx.config.policy().addressGroups,
+      lists: ctx.config.policy().lists,
+    });
     if (rules().some((r) => r.name === rule.name)) {
       throw new WardenError(ErrorCode.ALREADY_EXISTS, `a rule named "${rule.name}" exists already`, {
         suggestion: 'Choose another name, or change the existing rule with `warden rules update NAME RULE`.',
@@ -403,7 +406,10 @@ export function createHandlers(ctx: HandlerContext) {
     },
     rulesUpdate: async ({ name, rule: raw, confirm }, caller) => {
       const i = indexOf(name);
-      const rule = validateRule(raw, { addressGroups: ctx.config.policy().addressGroups });
+      const rule = validateRule(raw, {
+        addressGroups: ctx.config.policy().addressGroups,
+        lists: ctx.config.policy().lists,
+      });
       if (rule.name !== name && rules().some((r) => r.name === rule.name)) {
         throw new WardenError(ErrorCode.ALREADY_EXISTS, `a rule named "${rule.name}" exists already`);
       }

@@ -218,7 +218,10 @@ function isEngineAdminRule(r: CompiledRule, engine: string | null): boolean {
 }
 
 function hasNames(r: CompiledRule): boolean {
-  return r.remote !== null && (r.remote.hosts.size > 0 || r.remote.suffixes.length > 0);
+  return (
+    r.remote !== null &&
+    (r.remote.hosts.size > 0 || r.remote.suffixes.length > 0 || r.remote.domainLists.length > 0)
+  );
 }
 
 /** What the kernel does for a rule it decides: monitor never blocks (it logs the would-be block and accepts). */

@@ -131,7 +131,8 @@ export class LeafPoolBuilder {
       remote.v4.length === 2 &&
       remote.v6.length === 0 &&
       remote.hosts.size === 0 &&
-      remote.suffixes.length === 0;
+      remote.suffixes.length === 0 &&
+      remote.domainLists.length === 0;
     if (oneV4) flags |= F_V4_RANGE;
     if ((remote !== null && !oneV4) || r.userName !== null || r.expires) flags |= F_FULL;
     const rp = r.remotePortSpans ?? new Int32Array(0);

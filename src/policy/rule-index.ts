@@ -298,7 +298,9 @@ function buildAddr(b: LeafPoolBuilder, rules: readonly CompiledRule[]): AddrNode
   const suffixes = new Map<string, CompiledRule[]>();
   for (const r of rules) {
     const set = r.remote;
-    if (set === null) {
+    // A rule with a domain list is found through `any` and checked in full: the list's names
+    // (up to millions) stay in the list's own set instead of being copied into the index.
+    if (set === null || set.domainLists.length > 0) {
       any.push(r);
       continue;
     }
