@@ -23,6 +23,8 @@ import {
   validatePolicy,
   validateRule,
 } from '../policy/index.js';
+import type { ListLintFacts } from '../policy/lint.js';
+import type { ListContent } from '../policy/list-format.js';
 import { type AskAnswer, type AskPrompt, type AskResolution, askAnswerSchema } from '../protocol/asks.js';
 import type { LogItem, LogQueryParsed } from '../protocol/log-item.js';
 import type { Methods, StatusResult } from '../protocol/methods.js';
@@ -109,6 +111,11 @@ export interface HandlerContext {
   readonly proposals?: ProposalBook;
   /** The connections open on the engine's host (connections.list); absent: the method says there are none to see. */
   readonly connections?: ConnectionSource;
+  /** The policy's lists as the engine loaded them (src/engine/lists.ts): explain and lint see their content. */
+  readonly lists?: {
+    contents(): ReadonlyMap<string, ListContent>;
+    lintFacts(): ReadonlyMap<string, ListLintFacts>;
+  };
 }
 
 type Confirm = { seconds: number } | undefined;
@@ -145,16 +152,22 @@ function merge(base: unknown, patch: unknown): unknown {
 export function createHandlers(ctx: HandlerContext) {
   let compiled: CompiledPolicy | undefined;
   // The policy and settings objects the cache was built from: a reload from disk replaces them.
-  let compiledFrom: [Policy, Settings] | undefined;
+  let compiledFrom: [Policy, Settings, ReadonlyMap<string, ListContent> | undefined] | undefined;
   const compiledPolicy = () => {
-    if (compiledFrom?.[0] !== ctx.config.policy() || compiledFrom[1] !== ctx.config.settings())
+    const lists = ctx.lists?.contents();
+    if (
+      compiledFrom?.[0] !== ctx.config.policy() ||
+      compiledFrom[1] !== ctx.config.settings() ||
+      compiledFrom[2] !== lists
+    )
       compiled = undefined;
     if (compiled === undefined) {
       const settings = ctx.config.settings();
-      compiledFrom = [ctx.config.policy(), settings];
+      compiledFrom = [ctx.config.policy(), settings, lists];
       compiled = compilePolicy(ctx.config.policy(), {
         settings,
         internalRules: internalRules(settings, ctx.host),
+        ...(lists !== undefined ? { lists } : {}),
       });
     }
     return compiled;
@@ -448,7 +461,7 @@ export function createHandlers(ctx: HandlerContext) {
       turns.run(() => {
         const compiled = compiledPolicy();
         const findings = [
-          ...lint(compiled, { now: ctx.now() }),
+          ...lint(compiled, { now: ctx.now(), ...(ctx.lists ? { lists: ctx.lists.lintFacts() } : {}) }),
           ...missingApplications(rules(), compiled.internalCount),
         ];
         return { findings: findings as unknown as Record<string, unknown>[] };

@@ -27,7 +27,9 @@ import { type DecisionMetrics, WardenMetrics } from '../metrics/warden.js';
 import type { HostEnvironment } from '../policy/index.js';
 import { Notifications } from '../protocol/methods.js';
 import type { Settings } from '../settings/index.js';
+import { resolveProxy } from '../settings/proxy.js';
 import { AskDesk } from './asks.js';
+import { PolicyLists } from './lists.js';
 import { type ServiceOptions, type Services, startServices } from './services/index.js';
 import { forwardLogs } from './syslog.js';
 
@@ -68,6 +70,8 @@ export interface EngineParts {
   readonly metrics: DecisionMetrics;
   /** Learning mode's proposals (the enforcer adds, the proposals.* methods read and decide). */
   readonly proposals?: ProposalBook;
+  /** The policy's lists as loaded (compilePolicy's `lists`); absent: lists are empty. */
+  readonly lists?: PolicyLists;
 }
 
 export interface EngineOptions {
@@ -143,8 +147,11 @@ export class Engine {
   readonly #log: EngineLog;
   readonly #settled: () => Promise<void>;
   readonly #stopSyslog: () => Promise<void>;
+  /** The policy's lists (src/engine/lists.ts). */
+  readonly lists: PolicyLists;
 
   private constructor(parts: {
+    lists: PolicyLists;
     server: AdminServer;
     config: FileConfigStore;
     logs: LogStore;
@@ -160,6 +167,7 @@ export class Engine {
     metricsEndpoint: MetricsEndpoint;
   }) {
     this.metricsEndpoint = parts.metricsEndpoint;
+    this.lists = parts.lists;
     this.#settled = parts.settled;
     this.#stopSyslog = parts.stopSyslog;
     this.server = parts.server;
@@ -206,6 +214,17 @@ export class Engine {
         server?.broadcast(event === 'prompt' ? Notifications.askPrompt : Notifications.askResolved, params),
     });
     const metrics = new WardenMetrics(() => server?.consoles ?? 0);
+    // The policy's lists: what is at hand (files, last good copies) is loaded before anything
+    // decides; URL lists are fetched in the background and a new content re-applies the policy.
+    let listsChanged = () => {};
+    const lists = new PolicyLists({
+      stateDir,
+      route: (url) => resolveProxy(config.settings().proxy, host, url),
+      ...(options.services?.ca !== undefined ? { ca: options.services.ca } : {}),
+      log,
+      onChange: () => listsChanged(),
+    });
+    await lists.follow(config.policy().lists);
     const proposals = await ProposalBook.open({
       path: join(stateDir, 'proposals.json'),
       onError: (m) => log('error', m),
@@ -245,7 +264,9 @@ export class Engine {
         consoles: server?.consoles ?? 0,
         kernel: kernel?.description ?? 'none: unprivileged mode, nothing is enforced',
         attribution: kernel?.attribution ?? 'none',
+        ...(config.policy().lists !== undefined ? { lists: lists.states() } : {}),
       }),
+      lists,
       ...(options.bindAddress !== undefined ? { bindAddress: options.bindAddress } : {}),
       ...(options.port !== undefined ? { port: options.port } : {}),
       onSettingsChanged: (settings: Settings) => {
@@ -266,6 +287,14 @@ export class Engine {
       void old.stop();
     };
     let kernelWork: Promise<void> = Promise.resolve();
+    listsChanged = () => {
+      kernelWork = kernelWork
+        .then(() => kernel?.reload())
+        .catch((e: Error) => log('error', `kernel reload after a list changed failed: ${e.message}`));
+    };
+    config.onChange(() => {
+      lists.follow(config.policy().lists).catch((e: Error) => log('error', `lists: ${e.message}`));
+    });
     config.onChange((what) => {
       followSyslog();
       kernelWork = kernelWork
@@ -281,8 +310,9 @@ export class Engine {
     await metricsEndpoint.follow(config.settings().metrics);
     try {
       if (options.kernel)
-        kernel = await options.kernel({ config, logs, asks, host, log, metrics, proposals });
+        kernel = await options.kernel({ config, logs, asks, host, log, metrics, proposals, lists });
     } catch (e) {
+      lists.stop();
       await metricsEndpoint.close();
       await server.close();
       throw e;
@@ -312,6 +342,7 @@ export class Engine {
       kernel,
       log,
       settled: () => kernelWork,
+      lists,
       stopSyslog: () => syslog.stop(),
       metricsEndpoint,
     });
@@ -350,6 +381,7 @@ export class Engine {
   /** Stops in order: no new decisions, held connections get their default, consoles are closed. */
   async stop(): Promise<void> {
     this.asks.close();
+    this.lists.stop();
     await this.services.stop();
     await this.#kernel?.stop();
     this.logs.append({ kind: 'system', message: 'engine stopped' });

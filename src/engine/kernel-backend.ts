@@ -293,7 +293,11 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
 
   const apply = async () => {
     const settings = config.settings();
-    compiled = compilePolicy(config.policy(), { settings, internalRules: internalRules(settings, host) });
+    compiled = compilePolicy(config.policy(), {
+      settings,
+      internalRules: internalRules(settings, host),
+      ...(parts.lists !== undefined ? { lists: parts.lists.contents() } : {}),
+    });
     ruleset = compileRuleset({
       policy: compiled,
       settings,
