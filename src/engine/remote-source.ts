@@ -170,7 +170,7 @@ export class RemoteSource<T> {
     const kept =
       this.#copy === 'none'
         ? 'no copy is in force'
-        : `the ${this.#copy} of ${new Date(this.#loadedAt!).toISOString()} stays in force`;
+        : `the copy of ${new Date(this.#loadedAt!).toISOString()} (${this.#copy}) stays in force`;
     this.#o.log('warn', `${this.#o.name}: ${why}; ${kept}`);
   }
 
