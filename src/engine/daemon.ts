@@ -363,6 +363,8 @@ export class Engine {
   async reloadFiles(): Promise<boolean> {
     try {
       await this.config.reload();
+      // File lists are read again too (an edited list is taken by SIGHUP like an edited policy).
+      await this.lists.follow(this.config.policy().lists);
       await this.reload();
       return true;
     } catch (e) {
