@@ -6,7 +6,7 @@
 import type { IpAddress } from '../ip/index.js';
 import { defaultSettings } from '../settings/parse.js';
 import { type Settings, settingValue } from '../settings/schema.js';
-import { emptyList, type ListContent, nameInList } from './list-format.js';
+import { emptyList, type ListContent, type NameTable, nameInList } from './list-format.js';
 import { PROTOCOL_MASK } from './protocol-bits.js';
 import type { AddressSpec, DefaultAction, InternalRule, Mode, Policy, PortRange, Rule } from './rule.js';
 import { buildRuleIndex, type RuleIndex } from './rule-index.js';
@@ -30,6 +30,7 @@ export interface DomainList {
   readonly name: string;
   readonly names: ReadonlySet<string>;
   readonly subdomains: boolean;
+  readonly table: NameTable;
 }
 
 /** One rule in evaluation order, with everything a match needs precomputed. */
@@ -183,7 +184,12 @@ export function compileAddressSet(
         for (let i = 0; i < content.v4.length; i += 2) v4.push([content.v4[i]!, content.v4[i + 1]!]);
         for (let i = 0; i < content.v6.length; i += 2) v6.push([content.v6[i]!, content.v6[i + 1]!]);
         if (content.names.size > 0)
-          domainLists.push({ name: spec.name, names: content.names, subdomains: content.subdomains });
+          domainLists.push({
+            name: spec.name,
+            names: content.names,
+            subdomains: content.subdomains,
+            table: content.table,
+          });
         break;
       }
     }

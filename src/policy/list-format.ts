@@ -18,6 +18,8 @@ export interface ListContent {
   readonly names: ReadonlySet<string>;
   /** A name also matches every name below it (format `domains`); `hosts` names match exactly. */
   readonly subdomains: boolean;
+  /** The names as an open-addressing hash table, for lookups that allocate nothing (nameInList). */
+  readonly table: NameTable;
   /** Entries accepted (addresses, ranges and names as written, before merging). */
   readonly entries: number;
 }
@@ -124,6 +126,7 @@ export class ListParser {
       v6: mergeRanges(this.#v6),
       names: this.#names,
       subdomains: this.#format === 'domains',
+      table: buildNameTable(this.#names),
       entries: this.#entries,
     };
     return { content, badLines: this.#bad, problems: this.#problems, bytes: this.#bytes };
@@ -255,23 +258,116 @@ export function mergeRanges<T extends number | bigint>(ranges: [T, T][]): T[] {
   return out;
 }
 
+/**
+ * A name set as an open-addressing table keyed by a hash the lookup computes from the end of the
+ * name backwards, so every suffix of a name (`b.example.com`, `example.com`, `com`) is looked up
+ * in one pass over its characters, with no substring made: slicing and hashing a new string per
+ * suffix cost more than the rest of a decision.
+ */
+export interface NameTable {
+  readonly mask: number;
+  /** Entry number + 1 per slot, 0 for an empty slot. */
+  readonly slots: Int32Array;
+  /** The full hash of the slot's name (a cheap first check). */
+  readonly hashes: Int32Array;
+  readonly names: readonly string[];
+  /** Answers for names looked up before (bounded; a memo of this immutable table). */
+  readonly seen: Map<string, boolean>;
+}
+
+const FNV_OFFSET = 0x811c9dc5 | 0;
+const FNV_PRIME = 0x01000193;
+
+function backwardHash(name: string): number {
+  let h = FNV_OFFSET;
+  for (let i = name.length - 1; i >= 0; i--) h = Math.imul(h ^ name.charCodeAt(i), FNV_PRIME);
+  return h;
+}
+
+function slotOf(h: number, mask: number): number {
+  return (h ^ (h >>> 15)) & mask;
+}
+
+export function buildNameTable(names: Iterable<string> & { readonly size: number }): NameTable {
+  let size = 16;
+  while (size < names.size * 2) size *= 2;
+  const mask = size - 1;
+  const slots = new Int32Array(size);
+  const hashes = new Int32Array(size);
+  const list: string[] = [];
+  for (const name of names) {
+    const h = backwardHash(name);
+    let slot = slotOf(h, mask);
+    while (slots[slot] !== 0) slot = (slot + 1) & mask;
+    list.push(name);
+    slots[slot] = list.length;
+    hashes[slot] = h;
+  }
+  return { mask, slots, hashes, names: list, seen: new Map() };
+}
+
+/** True when the table holds name[from..] (whose backward hash is h). */
+function probe(t: NameTable, h: number, name: string, from: number): boolean {
+  const slots = t.slots;
+  for (let slot = slotOf(h, t.mask); ; slot = (slot + 1) & t.mask) {
+    const e = slots[slot]!;
+    if (e === 0) return false;
+    if (t.hashes[slot] === h) {
+      const candidate = t.names[e - 1]!;
+      if (candidate.length === name.length - from && name.endsWith(candidate)) return true;
+    }
+  }
+}
+
 /** True when one of the names is in the list: exactly, or (format domains) below one of its names. */
 export function nameInList(
-  list: Pick<ListContent, 'names' | 'subdomains'>,
+  list: Pick<ListContent, 'table' | 'subdomains'>,
   names: readonly string[],
 ): boolean {
-  const set = list.names;
-  for (let i = 0; i < names.length; i++) {
-    const name = names[i]!;
-    if (set.has(name)) return true;
-    if (!list.subdomains) continue;
-    for (let dot = name.indexOf('.'); dot !== -1; dot = name.indexOf('.', dot + 1))
-      if (set.has(name.slice(dot + 1))) return true;
+  const t = list.table;
+  if (t.names.length === 0) return false;
+  for (let n = 0; n < names.length; n++) {
+    const name = names[n]!;
+    // The engine keeps one string per learned name: a name seen before is one map lookup.
+    const known = t.seen.get(name);
+    if (known !== undefined) {
+      if (known) return true;
+      continue;
+    }
+    const found = lookUp(t, name, list.subdomains);
+    if (t.seen.size >= SEEN_MAX) t.seen.clear();
+    t.seen.set(name, found);
+    if (found) return true;
   }
   return false;
 }
 
+/** Names remembered per table with their answer; the table is immutable, so the answers stay true. */
+const SEEN_MAX = 1 << 16;
+
+function lookUp(t: NameTable, name: string, subdomains: boolean): boolean {
+  {
+    let h = FNV_OFFSET;
+    for (let i = name.length - 1; i >= 0; i--) {
+      const c = name.charCodeAt(i);
+      // At a dot, h is the hash of the suffix after it: a listed parent domain matches.
+      if (c === 46 && subdomains && probe(t, h, name, i + 1)) return true;
+      h = Math.imul(h ^ c, FNV_PRIME);
+    }
+    return probe(t, h, name, 0);
+  }
+}
+
 /** An empty list of a format: what a list is until it was loaded once. */
 export function emptyList(format: ListFormat): ListContent {
-  return { format, v4: [], v6: [], names: new Set(), subdomains: format === 'domains', entries: 0 };
+  const names = new Set<string>();
+  return {
+    format,
+    v4: [],
+    v6: [],
+    names,
+    subdomains: format === 'domains',
+    table: buildNameTable(names),
+    entries: 0,
+  };
 }

@@ -17,6 +17,7 @@ import {
   leafSearch,
   scanLeaf,
 } from './leaf-pool.js';
+import { matches } from './match.js';
 import { PROTO_ICMP, PROTO_OTHER, PROTO_TCP, PROTO_UDP } from './protocol-bits.js';
 import type { ConnectionFacts, PortRange } from './rule.js';
 
@@ -84,6 +85,11 @@ export interface RuleIndex {
   readonly rules: readonly CompiledRule[];
   readonly pool: Int32Array;
   readonly appIds: AppIdTable;
+  /**
+   * Per bucket, the rules with a domain list (ascending): checked in full once per decision
+   * beside the tree, rather than at every address node the tree would copy them into.
+   */
+  readonly side: readonly (readonly CompiledRule[] | null)[];
 }
 
 const PROTO_BITS = [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_OTHER];
@@ -92,15 +98,19 @@ const PROTO_BITS = [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_OTHER];
 export function buildRuleIndex(rules: readonly CompiledRule[]): RuleIndex {
   const b = new LeafPoolBuilder();
   const buckets: (AppNode | null)[] = [];
+  const side: (CompiledRule[] | null)[] = [];
   for (const incoming of [true, false]) {
     for (const bit of PROTO_BITS) {
-      const subset = rules.filter(
+      const all = rules.filter(
         (r) => r.active && (incoming ? r.incoming : r.outgoing) && (r.protocols & bit) !== 0,
       );
+      const named = all.filter((r) => r.remote !== null && r.remote.domainLists.length > 0);
+      const subset = named.length === 0 ? all : all.filter((r) => !named.includes(r));
       buckets.push(subset.length === 0 ? null : buildApp(b, subset));
+      side.push(named.length === 0 ? null : named);
     }
   }
-  return { buckets, rules, pool: b.finish(), appIds: appIdTable(b.appIds) };
+  return { buckets, rules, pool: b.finish(), appIds: appIdTable(b.appIds), side };
 }
 
 function pushUnique<T>(map: Map<T, CompiledRule[]>, key: T, r: CompiledRule): void {
@@ -298,9 +308,7 @@ function buildAddr(b: LeafPoolBuilder, rules: readonly CompiledRule[]): AddrNode
   const suffixes = new Map<string, CompiledRule[]>();
   for (const r of rules) {
     const set = r.remote;
-    // A rule with a domain list is found through `any` and checked in full: the list's names
-    // (up to millions) stay in the list's own set instead of being copied into the index.
-    if (set === null || set.domainLists.length > 0) {
+    if (set === null) {
       any.push(r);
       continue;
     }
@@ -417,10 +425,24 @@ const NONE = 0x7fffffff;
 /** Position of the first active rule matching the connection, or -1. Same answer as the linear search, faster. */
 export function findFirstMatchIndexed(index: RuleIndex, f: ConnectionFacts): number {
   const protoSlot = f.protocol === 'tcp' ? 0 : f.protocol === 'udp' ? 1 : f.protocol === 'icmp' ? 2 : 3;
-  const app = index.buckets[(f.direction === 'incoming' ? 0 : 4) + protoSlot];
-  if (app == null) return -1;
-  const s = leafSearch(index.pool, index.rules, index.appIds, f);
-  let best = searchRemotePort(app.any, s, NONE);
-  if (app.byAppId !== null && s.appId >= 0) best = searchRemotePort(app.byAppId[s.appId], s, best);
+  const bucket = (f.direction === 'incoming' ? 0 : 4) + protoSlot;
+  const app = index.buckets[bucket];
+  const side = index.side[bucket];
+  let best = NONE;
+  if (app != null) {
+    const s = leafSearch(index.pool, index.rules, index.appIds, f);
+    best = searchRemotePort(app.any, s, NONE);
+    if (app.byAppId !== null && s.appId >= 0) best = searchRemotePort(app.byAppId[s.appId], s, best);
+  }
+  if (side != null) {
+    for (let i = 0; i < side.length; i++) {
+      const r = side[i]!;
+      if (r.index >= best) break;
+      if (matches(r, f)) {
+        best = r.index;
+        break;
+      }
+    }
+  }
   return best === NONE ? -1 : best;
 }
