@@ -166,7 +166,7 @@ export function createHandlers(ctx: HandlerContext) {
       compiledFrom = [ctx.config.policy(), settings, lists];
       compiled = compilePolicy(ctx.config.policy(), {
         settings,
-        internalRules: internalRules(settings, ctx.host),
+        internalRules: internalRules(settings, ctx.host, ctx.config.policy().lists),
         ...(lists !== undefined ? { lists } : {}),
       });
     }

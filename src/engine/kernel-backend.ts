@@ -295,7 +295,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     const settings = config.settings();
     compiled = compilePolicy(config.policy(), {
       settings,
-      internalRules: internalRules(settings, host),
+      internalRules: internalRules(settings, host, config.policy().lists),
       ...(parts.lists !== undefined ? { lists: parts.lists.contents() } : {}),
     });
     ruleset = compileRuleset({

@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { formatIpv4, parseIp } from '../ip/index.js';
+import { validateSettings } from '../settings/index.js';
 import { compilePolicy } from './compile.js';
 import { decide } from './evaluate.js';
+import { internalRules } from './internal-rules.js';
 import { lint } from './lint.js';
 import { ListParser, ListRefused, nameInList, parseListText } from './list-format.js';
 import { parsePolicyText } from './parse.js';
@@ -298,5 +300,30 @@ rules:
       /list-unreachable warning: list "ads" could not be refreshed \(HTTP 500\); its last good copy \(2 entries\)/,
     );
     assert.match(overlap.join('\n'), /list-overlap warning: lists "ads" and "nets" share 1 entry/);
+  });
+
+  test('the engine may fetch each URL list: an internal rule to its server (or the proxy)', () => {
+    const p = parsePolicyText(text);
+    const host = {
+      executables: { engine: '/e', console: '/c', assistant: '/a' },
+      environment: {},
+      etcEnvironment: '',
+    };
+    const direct = internalRules(validateSettings({ proxy: { mode: 'direct' } }), host, p.lists);
+    const rule = direct.find((r) => r.id === 'internal.list.ads');
+    assert.equal(rule?.application, '/e');
+    assert.deepEqual(rule?.remote, [{ kind: 'host', name: 'lists.example.org' }]);
+    assert.deepEqual(rule?.remotePorts, [{ from: 443, to: 443 }]);
+    assert.equal(
+      direct.filter((r) => r.id.startsWith('internal.list.')).length,
+      1,
+      'file lists need no rule',
+    );
+    const proxied = internalRules(
+      validateSettings({ proxy: { mode: 'manual', url: 'http://proxy.lan:3128' } }),
+      host,
+      p.lists,
+    ).find((r) => r.id === 'internal.list.ads');
+    assert.deepEqual(proxied?.remote, [{ kind: 'host', name: 'proxy.lan' }]);
   });
 });
