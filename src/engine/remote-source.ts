@@ -7,7 +7,7 @@
  * from, when, the last error) is what engine.status shows.
  */
 import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureDirectory, writeFileAtomic } from '../admin/private-file.js';
 import type { ProxyRoute } from '../settings/proxy.js';
@@ -185,22 +185,35 @@ export class RemoteSource<T> {
     }
   }
 
-  /** Streams a file through a reader, refusing it past maxBytes. */
+  /**
+   * Streams a file through a reader, refusing it past maxBytes. A directory is read whole: its
+   * regular files in name order, as one text (OpenSnitch keeps its lists so).
+   */
   async #readBounded(path: string): Promise<{ value: T; bytes: number }> {
     const s = await stat(path);
-    if (!s.isFile()) throw new Error('not a regular file');
-    if (s.size > this.#o.maxBytes)
-      throw new Error(`${s.size} bytes is more than its bound of ${this.#o.maxBytes}`);
+    let files: string[];
+    if (s.isDirectory()) {
+      const entries = await readdir(path, { withFileTypes: true });
+      files = entries
+        .filter((e) => e.isFile() && !e.name.startsWith('.'))
+        .map((e) => join(path, e.name))
+        .sort();
+    } else if (s.isFile()) files = [path];
+    else throw new Error('not a regular file or a directory');
     const reader = this.#o.reader();
     let bytes = 0;
-    const stream = createReadStream(path, { highWaterMark: 1 << 20 });
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      bytes += chunk.length;
-      if (bytes > this.#o.maxBytes) {
-        stream.destroy();
-        throw new Error(`more than its bound of ${this.#o.maxBytes} bytes`);
+    for (const file of files) {
+      const stream = createReadStream(file, { highWaterMark: 1 << 20 });
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        bytes += chunk.length;
+        if (bytes > this.#o.maxBytes) {
+          stream.destroy();
+          throw new Error(`more than its bound of ${this.#o.maxBytes} bytes`);
+        }
+        reader.push(chunk);
       }
-      reader.push(chunk);
+      // A file whose last line has no newline does not run into the next file's first line.
+      reader.push(Buffer.from('\n'));
     }
     return { value: reader.end(), bytes };
   }

@@ -5,6 +5,7 @@ import { formatIpv4, parseIp } from '../ip/index.js';
 import { validateSettings } from '../settings/index.js';
 import { compilePolicy } from './compile.js';
 import { decide } from './evaluate.js';
+import { exportFirewalld, exportOpenSnitch, exportUfw } from './export/index.js';
 import { internalRules } from './internal-rules.js';
 import { lint } from './lint.js';
 import { ListParser, ListRefused, nameInList, parseListText } from './list-format.js';
@@ -325,5 +326,16 @@ rules:
       p.lists,
     ).find((r) => r.id === 'internal.list.ads');
     assert.deepEqual(proxied?.remote, [{ kind: 'host', name: 'proxy.lan' }]);
+  });
+
+  test('exporters refuse rules with lists (else a deny list would export as deny everything)', () => {
+    const p = parsePolicyText(text);
+    const incoming = parsePolicyText(text.replace(/direction: outgoing/g, 'direction: incoming'));
+    for (const r of [exportUfw(p), exportOpenSnitch(p, '2026-01-01T00:00:00Z'), exportFirewalld(incoming)]) {
+      const skipped = r.skipped
+        .filter((s) => /cannot refer to Warden's lists/.test(s.message))
+        .map((s) => s.rule);
+      assert.deepEqual(skipped, ['no ads', 'no nets']);
+    }
   });
 });

@@ -42,7 +42,9 @@ const format = z.enum(LIST_FORMATS as [string, ...string[]], {
 
 export const listSchema = z
   .strictObject({
-    file: z.string({ error: 'file must be an absolute path' }).optional(),
+    file: z
+      .string({ error: 'file must be an absolute path (of a file, or of a directory of files)' })
+      .optional(),
     url: z.string({ error: 'url must be an https:// URL' }).optional(),
     format,
     refresh: z.unknown().optional(),

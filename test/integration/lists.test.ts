@@ -208,3 +208,24 @@ rules:
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a file list may be a directory: its files are read in name order, as OpenSnitch keeps lists', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-lists-dir-'));
+  const listDir = join(dir, 'ads');
+  mkdirSync(listDir);
+  writeFileSync(join(listDir, 'b.txt'), '0.0.0.0 b.example.com');
+  writeFileSync(join(listDir, 'a.txt'), '0.0.0.0 a.example.com\n0.0.0.0');
+  writeFileSync(join(listDir, '.hidden'), '0.0.0.0 hidden.example.com\n');
+  const lists = listsFor(join(dir, 'state'), [], { n: 0 });
+  try {
+    await lists.follow(parsePolicyText(`lists:\n  ads: { file: ${listDir}, format: hosts }\n`).lists);
+    const ads = lists.contents().get('ads')!;
+    assert.deepEqual([...ads.names], ['a.example.com', 'b.example.com']);
+    const state = lists.states()[0]!;
+    assert.equal(state.copy, 'file');
+    assert.equal(state.badLines, 1, 'the unfinished last line of a.txt is its own bad line');
+  } finally {
+    lists.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

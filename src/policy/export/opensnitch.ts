@@ -11,6 +11,7 @@ import type { Policy, Rule } from '../rule.js';
 import {
   type ExportedFile,
   type ExportResult,
+  listsRefusal,
   notExported,
   portCount,
   type RemoteItem,
@@ -130,6 +131,11 @@ export function exportOpenSnitch(policy: Policy, now: string): ExportResult {
     const base = baseOperators(rule);
     if (typeof base === 'string') {
       skipped.push(notExported(rule, i, base));
+      return;
+    }
+    const listed = listsRefusal(rule, policy, 'OpenSnitch');
+    if (listed !== undefined) {
+      skipped.push(notExported(rule, i, listed));
       return;
     }
     const remotes = remoteItems(rule, policy);
