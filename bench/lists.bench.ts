@@ -151,26 +151,39 @@ if (process.argv[2] === 'child') {
     const withText = policyText(files, true);
     const policy = parsePolicyText(withText);
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     await lists.follow(policy.lists);
     const loadMs = performance.now() - t0;
+    const loadCpu = process.cpuUsage(cpu0);
     const contents = lists.contents();
     const entries = [...contents.values()].reduce((n, c) => n + c.entries, 0);
     if (entries < DOMAINS + CIDRS * 0.99) throw new Error(`only ${entries} entries loaded`);
     const t1 = performance.now();
+    const cpu1 = process.cpuUsage();
     const compiled = compilePolicy(policy, { lists: contents });
     const compileMs = performance.now() - t1;
+    const compileCpu = process.cpuUsage(cpu1);
+    const cpuMs = (loadCpu.user + loadCpu.system + compileCpu.user + compileCpu.system) / 1000;
     const baseline = compilePolicy(parsePolicyText(policyText(files, false)));
-    console.log(
-      `loaded ${fmt(entries)} entries in ${fmt(loadMs)} ms, compiled with them in ${fmt(compileMs)} ms`,
-    );
     const loadTotal = loadMs + compileMs;
+    console.log(
+      `loaded ${fmt(entries)} entries in ${fmt(loadMs)} ms, compiled with them in ${fmt(compileMs)} ms; CPU time of both ${fmt(cpuMs)} ms (on a shared machine the wall time also counts waiting for a core)`,
+    );
     reportMeasure({
-      measure: `lists: load ${fmt(DOMAINS)} domains + ${fmt(CIDRS)} CIDRs (read, parse, compile)`,
+      measure: `lists: load ${fmt(DOMAINS)} domains + ${fmt(CIDRS)} CIDRs (read, parse, compile), wall`,
       goal: '<= 2 s',
       measured: `${fmt(loadTotal)} ms`,
       baseline: '',
       ratio: '',
       met: loadTotal <= 2000,
+    });
+    reportMeasure({
+      measure: `lists: load ${fmt(DOMAINS)} domains + ${fmt(CIDRS)} CIDRs (read, parse, compile), CPU time`,
+      goal: '<= 2 s',
+      measured: `${fmt(cpuMs)} ms`,
+      baseline: '',
+      ratio: '',
+      met: cpuMs <= 2000,
     });
 
     // Decisions: the same connections, every one with a remote name; a few listed names and networks.

@@ -28,9 +28,8 @@ export interface AddressSet {
 /** A list's names as a rule's remote set holds them. */
 export interface DomainList {
   readonly name: string;
-  readonly names: ReadonlySet<string>;
+  readonly names: NameTable;
   readonly subdomains: boolean;
-  readonly table: NameTable;
 }
 
 /** One rule in evaluation order, with everything a match needs precomputed. */
@@ -188,7 +187,6 @@ export function compileAddressSet(
             name: spec.name,
             names: content.names,
             subdomains: content.subdomains,
-            table: content.table,
           });
         break;
       }

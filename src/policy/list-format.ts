@@ -15,11 +15,9 @@ export interface ListContent {
   readonly v4: readonly number[];
   readonly v6: readonly bigint[];
   /** Lower-case names without a trailing dot. */
-  readonly names: ReadonlySet<string>;
+  readonly names: NameTable;
   /** A name also matches every name below it (format `domains`); `hosts` names match exactly. */
   readonly subdomains: boolean;
-  /** The names as an open-addressing hash table, for lookups that allocate nothing (nameInList). */
-  readonly table: NameTable;
   /** Entries accepted (addresses, ranges and names as written, before merging). */
   readonly entries: number;
 }
@@ -83,7 +81,7 @@ export class ListParser {
   readonly #problems: ListLineProblem[] = [];
   readonly #v4: [number, number][] = [];
   readonly #v6: [bigint, bigint][] = [];
-  readonly #names = new Set<string>();
+  readonly #names = new NameTable();
 
   constructor(format: ListFormat, bounds: ListBounds) {
     this.#format = format;
@@ -126,7 +124,6 @@ export class ListParser {
       v6: mergeRanges(this.#v6),
       names: this.#names,
       subdomains: this.#format === 'domains',
-      table: buildNameTable(this.#names),
       entries: this.#entries,
     };
     return { content, badLines: this.#bad, problems: this.#problems, bytes: this.#bytes };
@@ -187,9 +184,8 @@ export class ListParser {
       this.#badLine(`"${clip(raw)}" is not a domain name`);
       return;
     }
-    if (this.#names.has(name)) return;
+    if (!this.#names.add(name)) return;
     this.#count();
-    this.#names.add(name);
   }
 
   #address(text: string): void {
@@ -262,17 +258,83 @@ export function mergeRanges<T extends number | bigint>(ranges: [T, T][]): T[] {
  * A name set as an open-addressing table keyed by a hash the lookup computes from the end of the
  * name backwards, so every suffix of a name (`b.example.com`, `example.com`, `com`) is looked up
  * in one pass over its characters, with no substring made: slicing and hashing a new string per
- * suffix cost more than the rest of a decision.
+ * suffix cost more than the rest of a decision. It is also the parser's set (one structure for a
+ * million names, not a Set and a table).
  */
-export interface NameTable {
-  readonly mask: number;
+export class NameTable {
+  #mask = 15;
   /** Entry number + 1 per slot, 0 for an empty slot. */
-  readonly slots: Int32Array;
-  /** The full hash of the slot's name (a cheap first check). */
-  readonly hashes: Int32Array;
-  readonly names: readonly string[];
-  /** Answers for names looked up before (bounded; a memo of this immutable table). */
-  readonly seen: Map<string, boolean>;
+  #slots = new Int32Array(16);
+  /** The full hash of the slot's name (a cheap first check, and no rehashing of strings on growth). */
+  #hashes = new Int32Array(16);
+  readonly #names: string[] = [];
+  /** Answers for names looked up before (bounded; the table no longer changes once parsed). */
+  readonly seen = new Map<string, boolean>();
+
+  get size(): number {
+    return this.#names.length;
+  }
+
+  [Symbol.iterator](): IterableIterator<string> {
+    return this.#names[Symbol.iterator]();
+  }
+
+  /** Adds a name; false when it was there already. */
+  add(name: string): boolean {
+    const h = backwardHash(name);
+    if (this.#probe(h, name, 0)) return false;
+    if ((this.#names.length + 1) * 2 > this.#slots.length) this.#grow();
+    this.#names.push(name);
+    this.#place(h, this.#names.length);
+    return true;
+  }
+
+  /** Exactly this name. */
+  has(name: string): boolean {
+    return this.#probe(backwardHash(name), name, 0);
+  }
+
+  /** This name, or (subdomains) one of its parent domains. */
+  lookUp(name: string, subdomains: boolean): boolean {
+    let h = FNV_OFFSET;
+    for (let i = name.length - 1; i >= 0; i--) {
+      const c = name.charCodeAt(i);
+      // At a dot, h is the hash of the suffix after it: a listed parent domain matches.
+      if (c === 46 && subdomains && this.#probe(h, name, i + 1)) return true;
+      h = Math.imul(h ^ c, FNV_PRIME);
+    }
+    return this.#probe(h, name, 0);
+  }
+
+  #place(h: number, entry: number): void {
+    let slot = slotOf(h, this.#mask);
+    while (this.#slots[slot] !== 0) slot = (slot + 1) & this.#mask;
+    this.#slots[slot] = entry;
+    this.#hashes[slot] = h;
+  }
+
+  #grow(): void {
+    const oldSlots = this.#slots;
+    const oldHashes = this.#hashes;
+    this.#slots = new Int32Array(oldSlots.length * 2);
+    this.#hashes = new Int32Array(oldSlots.length * 2);
+    this.#mask = this.#slots.length - 1;
+    for (let i = 0; i < oldSlots.length; i++) if (oldSlots[i] !== 0) this.#place(oldHashes[i]!, oldSlots[i]!);
+  }
+
+  /** True when the table holds name[from..] (whose backward hash is h). */
+  #probe(h: number, name: string, from: number): boolean {
+    const slots = this.#slots;
+    const mask = this.#mask;
+    for (let slot = slotOf(h, mask); ; slot = (slot + 1) & mask) {
+      const e = slots[slot]!;
+      if (e === 0) return false;
+      if (this.#hashes[slot] === h) {
+        const candidate = this.#names[e - 1]!;
+        if (candidate.length === name.length - from && name.endsWith(candidate)) return true;
+      }
+    }
+  }
 }
 
 const FNV_OFFSET = 0x811c9dc5 | 0;
@@ -288,44 +350,13 @@ function slotOf(h: number, mask: number): number {
   return (h ^ (h >>> 15)) & mask;
 }
 
-export function buildNameTable(names: Iterable<string> & { readonly size: number }): NameTable {
-  let size = 16;
-  while (size < names.size * 2) size *= 2;
-  const mask = size - 1;
-  const slots = new Int32Array(size);
-  const hashes = new Int32Array(size);
-  const list: string[] = [];
-  for (const name of names) {
-    const h = backwardHash(name);
-    let slot = slotOf(h, mask);
-    while (slots[slot] !== 0) slot = (slot + 1) & mask;
-    list.push(name);
-    slots[slot] = list.length;
-    hashes[slot] = h;
-  }
-  return { mask, slots, hashes, names: list, seen: new Map() };
-}
-
-/** True when the table holds name[from..] (whose backward hash is h). */
-function probe(t: NameTable, h: number, name: string, from: number): boolean {
-  const slots = t.slots;
-  for (let slot = slotOf(h, t.mask); ; slot = (slot + 1) & t.mask) {
-    const e = slots[slot]!;
-    if (e === 0) return false;
-    if (t.hashes[slot] === h) {
-      const candidate = t.names[e - 1]!;
-      if (candidate.length === name.length - from && name.endsWith(candidate)) return true;
-    }
-  }
-}
-
 /** True when one of the names is in the list: exactly, or (format domains) below one of its names. */
 export function nameInList(
-  list: Pick<ListContent, 'table' | 'subdomains'>,
+  list: Pick<ListContent, 'names' | 'subdomains'>,
   names: readonly string[],
 ): boolean {
-  const t = list.table;
-  if (t.names.length === 0) return false;
+  const t = list.names;
+  if (t.size === 0) return false;
   for (let n = 0; n < names.length; n++) {
     const name = names[n]!;
     // The engine keeps one string per learned name: a name seen before is one map lookup.
@@ -334,7 +365,7 @@ export function nameInList(
       if (known) return true;
       continue;
     }
-    const found = lookUp(t, name, list.subdomains);
+    const found = t.lookUp(name, list.subdomains);
     if (t.seen.size >= SEEN_MAX) t.seen.clear();
     t.seen.set(name, found);
     if (found) return true;
@@ -342,32 +373,10 @@ export function nameInList(
   return false;
 }
 
-/** Names remembered per table with their answer; the table is immutable, so the answers stay true. */
+/** Names remembered per list with their answer. */
 const SEEN_MAX = 1 << 16;
-
-function lookUp(t: NameTable, name: string, subdomains: boolean): boolean {
-  {
-    let h = FNV_OFFSET;
-    for (let i = name.length - 1; i >= 0; i--) {
-      const c = name.charCodeAt(i);
-      // At a dot, h is the hash of the suffix after it: a listed parent domain matches.
-      if (c === 46 && subdomains && probe(t, h, name, i + 1)) return true;
-      h = Math.imul(h ^ c, FNV_PRIME);
-    }
-    return probe(t, h, name, 0);
-  }
-}
 
 /** An empty list of a format: what a list is until it was loaded once. */
 export function emptyList(format: ListFormat): ListContent {
-  const names = new Set<string>();
-  return {
-    format,
-    v4: [],
-    v6: [],
-    names,
-    subdomains: format === 'domains',
-    table: buildNameTable(names),
-    entries: 0,
-  };
+  return { format, v4: [], v6: [], names: new NameTable(), subdomains: format === 'domains', entries: 0 };
 }
