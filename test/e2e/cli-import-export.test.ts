@@ -51,14 +51,13 @@ describe('warden policy import', () => {
     const r = warden(['policy', 'import', '--from', 'opensnitch', join(fixtures, 'opensnitch'), '--json']);
     assert.equal(r.code, 1);
     const j = JSON.parse(r.stdout) as {
-      policy: { rules: { name: string }[] };
+      policy: { rules: { name: string }[]; lists?: Record<string, { file: string }> };
       notImported: { rule: string }[];
     };
-    assert.equal(j.policy.rules.length, 5);
-    assert.deepEqual(j.notImported.map((p) => p.rule).sort(), [
-      'allow-always-python-command',
-      'deny-always-lists-ads',
-    ]);
+    assert.equal(j.policy.rules.length, 6);
+    // The lists operand became a list of its directory (docs/import-export.md).
+    assert.equal(j.policy.lists?.ads?.file, '/etc/opensnitchd/blocklists/ads');
+    assert.deepEqual(j.notImported.map((p) => p.rule).sort(), ['allow-always-python-command']);
   });
 
   test('everything importable: exit 0 and the policy on stdout', () => {
