@@ -364,7 +364,7 @@ export class Engine {
     try {
       await this.config.reload();
       // File lists are read again too (an edited list is taken by SIGHUP like an edited policy).
-      await this.lists.follow(this.config.policy().lists);
+      await this.lists.follow(this.config.policy().lists, { reread: true });
       await this.reload();
       return true;
     } catch (e) {

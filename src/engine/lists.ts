@@ -59,10 +59,11 @@ export class PolicyLists {
 
   /**
    * Follows the policy's lists: new ones start (a file is read, a URL's last good copy taken, its
-   * fetch started), removed or changed ones stop, and file lists are read again. Resolves when what
+   * fetch started), removed or changed ones stop; with `reread` (SIGHUP) file lists already known
+   * are read again too (a rule change does not re-parse a million-line file). Resolves when what
    * is at hand is loaded; fetches go on in the background.
    */
-  async follow(lists: Policy['lists']): Promise<void> {
+  async follow(lists: Policy['lists'], options: { reread?: boolean } = {}): Promise<void> {
     const wanted = lists ?? {};
     for (const [name, e] of this.#lists) {
       if (wanted[name] === undefined || e.key !== JSON.stringify(wanted[name])) {
@@ -74,7 +75,7 @@ export class PolicyLists {
     for (const [name, definition] of Object.entries(wanted)) {
       const known = this.#lists.get(name);
       if (known !== undefined) {
-        if (definition.file !== undefined) work.push(known.source.reread());
+        if (definition.file !== undefined && options.reread === true) work.push(known.source.reread());
         continue;
       }
       const entry = this.#entry(name, definition);
