@@ -166,7 +166,7 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
           shape = { fields: group.fields, layers: new ShapeLayers() };
           run.shapes.set(group.shape, shape);
         }
-        for (const e of group.elements) shape.layers.add(e);
+        shape.layers.addDisjoint(group.elements);
       }
     }
   }
