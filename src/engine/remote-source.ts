@@ -79,6 +79,7 @@ export class RemoteSource<T> {
   #bytes = 0;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
+  #failures = 0;
   #running: Promise<void> | undefined;
 
   constructor(options: RemoteSourceOptions<T>) {
@@ -268,10 +269,14 @@ export class RemoteSource<T> {
       this.#lastAttempt = at;
       this.#lastError = undefined;
       this.#take(value, 'network', body.length, at);
+      this.#failures = 0;
       this.#schedule(interval);
     } catch (e) {
       this.#failed((e as Error).message);
-      this.#schedule(Math.min(interval, Math.max(RETRY_MIN_MS, interval / 10)));
+      // Soon at first (the engine's own rule to the server may be applied a moment after the
+      // fetch), then backing off: 1, 2, 4, ... minutes, never longer than the interval.
+      this.#failures++;
+      this.#schedule(Math.min(interval, RETRY_MIN_MS * 2 ** Math.min(this.#failures - 1, 16)));
     }
   }
 }

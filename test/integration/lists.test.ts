@@ -82,9 +82,16 @@ test('a URL list is fetched, refreshed, kept through failed refreshes and restar
     assert.deepEqual([...lists.contents().get('ads')!.names], ['new.example.org']);
     assert.match(state.lastError ?? '', /HTTP 500/);
     assert.equal(state.copy, 'network');
+    // Retried soon (a minute), not after the 6 h interval; then backing off.
+    const retryIn = (st: { nextRefresh?: string }) => Date.parse(st.nextRefresh ?? '') - Date.now();
+    assert.ok(Math.abs(retryIn(state) - 60_000) < 10_000, `retry in ${retryIn(state)} ms`);
     answer = { status: 200, text: `0.0.0.0 ${'x'.repeat(5000)}.example.com\n` };
     await lists.refresh('ads');
     assert.match(lists.states()[0]!.lastError ?? '', /larger than 4096 bytes/);
+    assert.ok(
+      Math.abs(retryIn(lists.states()[0]!) - 120_000) < 10_000,
+      'the second retry waits twice as long',
+    );
     assert.deepEqual([...lists.contents().get('ads')!.names], ['new.example.org']);
     assert.equal(changes.n, changesBefore, 'a failed refresh changes nothing in force');
     assert.equal(readFileSync(copy, 'utf8'), '0.0.0.0 new.example.org\n');
