@@ -338,7 +338,9 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
         throw new Error(`the kernel ruleset differs from what was loaded: ${check.problems.join('; ')}`);
     }
     applied = ruleset;
-    await names.watch(hostNamesOf(compiled));
+    await names.watch(hostNamesOf(compiled), {
+      reverse: compiled.rules.some((r) => r.active && (r.remote?.domainLists.length ?? 0) > 0),
+    });
     if (expiryTimer) clearTimeout(expiryTimer);
     if (ruleset.nextChange !== undefined) {
       const wait = Math.max(1000, Math.min(ruleset.nextChange - Date.now() + 10, 2 ** 31 - 1));
