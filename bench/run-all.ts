@@ -40,6 +40,7 @@ const QUICK_ENV: Record<string, Record<string, string>> = {
   'log-store': { BENCH_ROWS: '100000', BENCH_INSERTS: '50000' },
   'engine-memory': { BENCH_RULES: '1000', BENCH_ITEMS: '100000' },
   attribution: { BENCH_SOCKETS: '50' },
+  lists: { BENCH_DOMAINS: '100000', BENCH_CIDRS: '10000' },
 };
 
 /** Not benchmarks with goal figures: the soak has its own script and runs for minutes. */

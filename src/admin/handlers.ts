@@ -26,6 +26,8 @@ import {
   validatePolicy,
   validateRule,
 } from '../policy/index.js';
+import type { ListLintFacts } from '../policy/lint.js';
+import type { ListContent } from '../policy/list-format.js';
 import { type AskAnswer, type AskPrompt, type AskResolution, askAnswerSchema } from '../protocol/asks.js';
 import type { LogItem, LogQueryParsed } from '../protocol/log-item.js';
 import type { Methods, StatusResult } from '../protocol/methods.js';
@@ -130,6 +132,11 @@ export interface HandlerContext {
    * the kernel (src/engine/rule-counters.ts); absent: every rule shows 0 matches.
    */
   readonly ruleCounts?: () => Promise<ReadonlyMap<string, { matches: number; lastMatch: number | null }>>;
+  /** The policy's lists as the engine loaded them (src/engine/lists.ts): explain and lint see their content. */
+  readonly lists?: {
+    contents(): ReadonlyMap<string, ListContent>;
+    lintFacts(): ReadonlyMap<string, ListLintFacts>;
+  };
 }
 
 export type { FileHasher };
@@ -168,16 +175,22 @@ function merge(base: unknown, patch: unknown): unknown {
 export function createHandlers(ctx: HandlerContext) {
   let compiled: CompiledPolicy | undefined;
   // The policy and settings objects the cache was built from: a reload from disk replaces them.
-  let compiledFrom: [Policy, Settings] | undefined;
+  let compiledFrom: [Policy, Settings, ReadonlyMap<string, ListContent> | undefined] | undefined;
   const compiledPolicy = () => {
-    if (compiledFrom?.[0] !== ctx.config.policy() || compiledFrom[1] !== ctx.config.settings())
+    const lists = ctx.lists?.contents();
+    if (
+      compiledFrom?.[0] !== ctx.config.policy() ||
+      compiledFrom[1] !== ctx.config.settings() ||
+      compiledFrom[2] !== lists
+    )
       compiled = undefined;
     if (compiled === undefined) {
       const settings = ctx.config.settings();
-      compiledFrom = [ctx.config.policy(), settings];
+      compiledFrom = [ctx.config.policy(), settings, lists];
       compiled = compilePolicy(ctx.config.policy(), {
         settings,
-        internalRules: internalRules(settings, ctx.host),
+        internalRules: internalRules(settings, ctx.host, ctx.config.policy().lists),
+        ...(lists !== undefined ? { lists } : {}),
       });
     }
     return compiled;
@@ -308,7 +321,10 @@ export function createHandlers(ctx: HandlerContext) {
     caller: Caller,
     confirm?: Confirm,
   ) => {
-    const rule = validateRule(raw, { addressGroups: ctx.config.policy().addressGroups });
+    const rule = validateRule(raw, {
+      addressGroups: ctx.config.policy().addressGroups,
+      lists: ctx.config.policy().lists,
+    });
     if (rules().some((r) => r.name === rule.name)) {
       throw new WardenError(ErrorCode.ALREADY_EXISTS, `a rule named "${rule.name}" exists already`, {
         suggestion: 'Choose another name, or change the existing rule with `warden rules update NAME RULE`.',
@@ -452,7 +468,10 @@ export function createHandlers(ctx: HandlerContext) {
     },
     rulesUpdate: async ({ name, rule: raw, confirm }, caller) => {
       const i = indexOf(name);
-      const rule = validateRule(raw, { addressGroups: ctx.config.policy().addressGroups });
+      const rule = validateRule(raw, {
+        addressGroups: ctx.config.policy().addressGroups,
+        lists: ctx.config.policy().lists,
+      });
       if (rule.name !== name && rules().some((r) => r.name === rule.name)) {
         throw new WardenError(ErrorCode.ALREADY_EXISTS, `a rule named "${rule.name}" exists already`);
       }
@@ -504,7 +523,7 @@ export function createHandlers(ctx: HandlerContext) {
       return turns.run(() => {
         const compiled = compiledPolicy();
         const findings = [
-          ...lint(compiled, { now: ctx.now() }),
+          ...lint(compiled, { now: ctx.now(), ...(ctx.lists ? { lists: ctx.lists.lintFacts() } : {}) }),
           ...missingApplications(rules(), compiled.internalCount),
           ...pins,
           ...missingInterfaces(rules(), compiled.internalCount),

@@ -1,5 +1,6 @@
 /** Reading the files console commands are given, with errors that say which file and why. */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ErrorCode, WardenError } from '../errors.js';
 import type { CompiledPolicy } from '../policy/index.js';
 import {
@@ -9,6 +10,7 @@ import {
   type Policy,
   parsePolicyText,
 } from '../policy/index.js';
+import { type ListContent, ListParser } from '../policy/list-format.js';
 import { defaultSettings, parseSettingsText, type Settings } from '../settings/index.js';
 
 /** Reads a UTF-8 text file; a missing or unreadable file throws WARDEN_E_FILE_IO naming it. */
@@ -80,6 +82,36 @@ export async function loadCompiled(
   return {
     policy,
     settings,
-    compiled: compilePolicy(policy, { settings, internalRules: internalRules(settings, host) }),
+    compiled: compilePolicy(policy, {
+      settings,
+      internalRules: internalRules(settings, host, policy.lists),
+      lists: await loadFileLists(policy),
+    }),
   };
+}
+
+/**
+ * The policy's file lists as this host has them, so explain and lint of a file see what the engine
+ * would (a URL list is the engine's to fetch: it is empty here). A list that cannot be read is empty.
+ */
+async function loadFileLists(policy: Policy): Promise<Map<string, ListContent>> {
+  const out = new Map<string, ListContent>();
+  for (const [name, list] of Object.entries(policy.lists ?? {})) {
+    if (list.file === undefined) continue;
+    try {
+      const info = await stat(list.file);
+      const files = info.isDirectory()
+        ? (await readdir(list.file, { withFileTypes: true }))
+            .filter((e) => e.isFile() && !e.name.startsWith('.'))
+            .map((e) => join(list.file!, e.name))
+            .sort()
+        : [list.file];
+      const parser = new ListParser(list.format, list);
+      for (const f of files) parser.push(`${await readFile(f, 'utf8')}\n`);
+      out.set(name, parser.end().content);
+    } catch {
+      // Unreadable or over its bounds: empty, as the engine would have nothing from it either.
+    }
+  }
+  return out;
 }

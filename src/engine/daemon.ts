@@ -27,9 +27,11 @@ import { type DecisionMetrics, WardenMetrics } from '../metrics/warden.js';
 import type { HostEnvironment } from '../policy/index.js';
 import { Notifications } from '../protocol/methods.js';
 import type { Settings } from '../settings/index.js';
+import { resolveProxy } from '../settings/proxy.js';
 import { AskDesk } from './asks.js';
 import { ExeHasher } from './exe-hash.js';
 import { RuleCounters } from './rule-counters.js';
+import { PolicyLists } from './lists.js';
 import { type ServiceOptions, type Services, startServices } from './services/index.js';
 import { forwardLogs } from './syslog.js';
 
@@ -74,6 +76,8 @@ export interface EngineParts {
   readonly hasher?: ExeHasher;
   /** Per-rule counters (the enforcer counts queued decisions, the backend feeds the kernel's counters). */
   readonly ruleCounters?: RuleCounters;
+  /** The policy's lists as loaded (compilePolicy's `lists`); absent: lists are empty. */
+  readonly lists?: PolicyLists;
 }
 
 export interface EngineOptions {
@@ -152,9 +156,12 @@ export class Engine {
   readonly #settled: () => Promise<void>;
   readonly #stopSyslog: () => Promise<void>;
   readonly #hasher: ExeHasher;
+  /** The policy's lists (src/engine/lists.ts). */
+  readonly lists: PolicyLists;
 
   private constructor(parts: {
     hasher: ExeHasher;
+    lists: PolicyLists;
     server: AdminServer;
     config: FileConfigStore;
     logs: LogStore;
@@ -172,6 +179,7 @@ export class Engine {
   }) {
     this.metricsEndpoint = parts.metricsEndpoint;
     this.#hasher = parts.hasher;
+    this.lists = parts.lists;
     this.#settled = parts.settled;
     this.#stopSyslog = parts.stopSyslog;
     this.server = parts.server;
@@ -220,6 +228,17 @@ export class Engine {
     });
     const metrics = new WardenMetrics(() => server?.consoles ?? 0);
     const hasher = new ExeHasher();
+    // The policy's lists: what is at hand (files, last good copies) is loaded before anything
+    // decides; URL lists are fetched in the background and a new content re-applies the policy.
+    let listsChanged = () => {};
+    const lists = new PolicyLists({
+      stateDir,
+      route: (url) => resolveProxy(config.settings().proxy, host, url),
+      ...(options.services?.ca !== undefined ? { ca: options.services.ca } : {}),
+      log,
+      onChange: () => listsChanged(),
+    });
+    await lists.follow(config.policy().lists);
     const proposals = await ProposalBook.open({
       path: join(stateDir, 'proposals.json'),
       onError: (m) => log('error', m),
@@ -276,8 +295,10 @@ export class Engine {
             ? []
             : [`log store unusable, log items are kept in memory only: ${problem}`]),
         ],
+        ...(config.policy().lists !== undefined ? { lists: lists.states() } : {}),
       }),
       settled: () => kernelWork,
+      lists,
       ...(options.bindAddress !== undefined ? { bindAddress: options.bindAddress } : {}),
       ...(options.port !== undefined ? { port: options.port } : {}),
       onSettingsChanged: (settings: Settings) => {
@@ -297,6 +318,14 @@ export class Engine {
       syslog = forwardLogs(logs, config.settings(), { hostname: hostname() });
       void old.stop();
     };
+    listsChanged = () => {
+      kernelWork = kernelWork
+        .then(() => kernel?.reload())
+        .catch((e: Error) => log('error', `kernel reload after a list changed failed: ${e.message}`));
+    };
+    config.onChange(() => {
+      lists.follow(config.policy().lists).catch((e: Error) => log('error', `lists: ${e.message}`));
+    });
     config.onChange((what) => {
       followSyslog();
       kernelWork = kernelWork
@@ -328,8 +357,10 @@ export class Engine {
           proposals,
           hasher,
           ruleCounters,
+          lists,
         });
     } catch (e) {
+      lists.stop();
       await metricsEndpoint.close();
       await server.close();
       await hasher.close();
@@ -362,6 +393,7 @@ export class Engine {
       kernel,
       log,
       settled: () => kernelWork,
+      lists,
       stopSyslog: () => syslog.stop(),
       metricsEndpoint,
     });
@@ -382,6 +414,8 @@ export class Engine {
   async reloadFiles(): Promise<boolean> {
     try {
       await this.config.reload();
+      // File lists are read again too (an edited list is taken by SIGHUP like an edited policy).
+      await this.lists.follow(this.config.policy().lists, { reread: true });
       await this.reload();
       return true;
     } catch (e) {
@@ -400,6 +434,7 @@ export class Engine {
   /** Stops in order: no new decisions, held connections get their default, consoles are closed. */
   async stop(): Promise<void> {
     this.asks.close();
+    this.lists.stop();
     await this.services.stop();
     await this.#kernel?.stop();
     this.logs.append({ kind: 'system', message: 'engine stopped' });

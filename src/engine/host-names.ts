@@ -48,11 +48,13 @@ export class HostNames {
 
   /**
    * Sets the names the policy uses (exact and `*.` wildcards) and resolves the exact ones that are
-   * new or due now; names already known keep their addresses until their TTL runs out.
+   * new or due now; names already known keep their addresses until their TTL runs out. With
+   * `reverse` (the policy has domain lists) remote addresses are looked up by PTR as for wildcards.
    */
-  async watch(names: Iterable<string>): Promise<void> {
+  async watch(names: Iterable<string>, options: { reverse?: boolean } = {}): Promise<void> {
     const all = [...new Set([...names].map((n) => n.toLowerCase()))];
-    this.#wildcards = all.some((n) => n.startsWith('*.'));
+    // Domain lists, like wildcards, cannot be resolved forwards: `reverse` asks for PTR names too.
+    this.#wildcards = options.reverse === true || all.some((n) => n.startsWith('*.'));
     this.#names = all.filter((n) => !n.startsWith('*.'));
     const wanted = new Set(this.#names);
     for (const n of [...this.#forward.keys()]) if (!wanted.has(n)) this.#forget(n);

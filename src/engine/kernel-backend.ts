@@ -329,7 +329,11 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     // What the kernel counted under the ruleset in force goes to its rules before the change.
     if (applied !== undefined) await counters?.refresh();
     const settings = config.settings();
-    compiled = compilePolicy(config.policy(), { settings, internalRules: internalRules(settings, host) });
+    compiled = compilePolicy(config.policy(), {
+      settings,
+      internalRules: internalRules(settings, host, config.policy().lists),
+      ...(parts.lists !== undefined ? { lists: parts.lists.contents() } : {}),
+    });
     counters?.bind(compiled);
     usesInterfaces = compiled.rules.some((r) => r.active && r.interfaces !== null);
     ruleset = compileRuleset({
@@ -382,7 +386,9 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
         throw new Error(`the kernel ruleset differs from what was loaded: ${check.problems.join('; ')}`);
     }
     applied = ruleset;
-    await names.watch(hostNamesOf(compiled));
+    await names.watch(hostNamesOf(compiled), {
+      reverse: compiled.rules.some((r) => r.active && (r.remote?.domainLists.length ?? 0) > 0),
+    });
     if (expiryTimer) clearTimeout(expiryTimer);
     if (ruleset.nextChange !== undefined) {
       const wait = Math.max(1000, Math.min(ruleset.nextChange - Date.now() + 10, 2 ** 31 - 1));

@@ -134,6 +134,9 @@ export async function applyRuleset(
  * difference is not expressible as a change, the kernel refused the batch (then the table is as it
  * was: a transaction is all or nothing) or the session failed (then the caller loads the whole table).
  */
+/** Interval sets above this many elements are loaded whole rather than changed element by element. */
+const BIG_INTERVAL_SET = 10_000;
+
 export async function applyChange(
   previous: CompiledRuleset,
   compiled: CompiledRuleset,
@@ -142,6 +145,16 @@ export async function applyChange(
   const change = changeBatch(previous.model, compiled.model);
   if (change === null) return false;
   if (change.text === '') return true;
+  // nft adds or deletes elements of a big interval set slowly (a refreshed 100,000-network list
+  // took minutes, where loading the table in place takes about a second): such a change is loaded
+  // in place instead (applyRuleset: the hooks stay, nothing waiting in the queue is dropped).
+  for (const s of compiled.model.sets)
+    if (
+      s.elements.length > BIG_INTERVAL_SET &&
+      s.declaration.includes('flags interval') &&
+      change.text.includes(` ${s.name} {`)
+    )
+      return false;
   if (change.text.length > SESSION_MAX_TEXT)
     return (await run(target, 'nft', ['-f', '-'], change.text)).code === 0;
   return (await runInSession(target.netns, change.text))?.ok === true;

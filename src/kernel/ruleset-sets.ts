@@ -140,11 +140,91 @@ export class ShapeLayers {
     this.ranges.push([e]);
   }
 
+  /**
+   * Adds the elements of one rule, which never overlap one another (the cross product of merged
+   * addresses and of port lists the parser keeps apart): each goes to the first layer where it
+   * overlaps nothing, as `add` places it, but a layer is searched through an index over the
+   * widest field instead of element by element, so a list of 100,000 networks is placed in
+   * O(n log n) rather than compared pair by pair (minutes of compiling).
+   */
+  addDisjoint(elements: readonly Element[]): void {
+    let rest: Element[] = [];
+    for (const e of elements) {
+      if (isPoint(e)) this.add(e);
+      else rest.push(e);
+    }
+    if (rest.length < 64) {
+      for (const e of rest) this.add(e);
+      return;
+    }
+    for (const layer of this.ranges) {
+      if (rest.length === 0) return;
+      const index = new LayerIndex(layer, widestField(rest[0]!));
+      const left: Element[] = [];
+      for (const e of rest) (index.overlapsAny(e) ? left : layer).push(e);
+      rest = left;
+    }
+    if (rest.length > 0) this.ranges.push(rest);
+  }
+
   /** The layers: the points (when there are any) first, then each range layer; `interval` says which kind. */
   elements(): { interval: boolean; elements: Element[] }[] {
     const out = this.points.size > 0 ? [{ interval: false, elements: [...this.points.values()] }] : [];
     for (const layer of this.ranges) out.push({ interval: true, elements: layer });
     return out;
+  }
+}
+
+/** The field of an element with the widest range (the address, for a list): the index's key. */
+function widestField(e: Element): number {
+  let best = 0;
+  let width = -1;
+  for (let i = 0; i < e.lo.length; i++) {
+    const w = Number(e.hi[i]!) - Number(e.lo[i]!);
+    if (w > width) {
+      width = w;
+      best = i;
+    }
+  }
+  // A field that is a single value in the sample says nothing; prefer an address field.
+  const addr = e.fields.findIndex((f) => f === 'addr4' || f === 'addr6');
+  return addr >= 0 ? addr : best;
+}
+
+/** A layer's elements sorted by one field's low end, with the running maximum of its high end. */
+class LayerIndex {
+  readonly #sorted: Element[];
+  readonly #maxHi: (number | bigint)[];
+  readonly #d: number;
+
+  constructor(layer: readonly Element[], d: number) {
+    this.#d = d;
+    this.#sorted = [...layer].sort((a, b) => (a.lo[d]! < b.lo[d]! ? -1 : a.lo[d]! > b.lo[d]! ? 1 : 0));
+    this.#maxHi = [];
+    let m: number | bigint | undefined;
+    for (const e of this.#sorted) {
+      if (m === undefined || e.hi[d]! > m) m = e.hi[d]!;
+      this.#maxHi.push(m);
+    }
+  }
+
+  /** Whether e overlaps an element of the layer (checked in full on those that meet it in the key field). */
+  overlapsAny(e: Element): boolean {
+    const d = this.#d;
+    const sorted = this.#sorted;
+    // The last element starting at or below e's high end; earlier ones end too early once maxHi < e.lo.
+    let lo = 0;
+    let hi = sorted.length - 1;
+    let at = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (sorted[mid]!.lo[d]! <= e.hi[d]!) {
+        at = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    for (let i = at; i >= 0 && this.#maxHi[i]! >= e.lo[d]!; i--) if (overlaps(sorted[i]!, e)) return true;
+    return false;
   }
 }
 

@@ -187,7 +187,7 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
             shape = { fields: group.fields, layers: new ShapeLayers(), iface };
             run.shapes.set(key, shape);
           }
-          for (const e of group.elements) shape.layers.add(e);
+          shape.layers.addDisjoint(group.elements);
         }
       }
     }
@@ -248,7 +248,10 @@ function isEngineAdminRule(r: CompiledRule, engine: string | null): boolean {
 }
 
 function hasNames(r: CompiledRule): boolean {
-  return r.remote !== null && (r.remote.hosts.size > 0 || r.remote.suffixes.length > 0);
+  return (
+    r.remote !== null &&
+    (r.remote.hosts.size > 0 || r.remote.suffixes.length > 0 || r.remote.domainLists.length > 0)
+  );
 }
 
 /** What the kernel does for a rule it decides: monitor never blocks (it logs the would-be block and accepts). */

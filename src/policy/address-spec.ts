@@ -1,4 +1,4 @@
-/** Remote address entries: any, localhost, IP, CIDR, range, host name, *.domain, @group. */
+/** Remote address entries: any, localhost, IP, CIDR, range, host name, *.domain, @group, list:name. */
 import { formatRange, type Parsed, parseCidr, parseHostName, parseIp, parseIpRange } from '../ip/index.js';
 import type { AddressSpec } from './rule.js';
 
@@ -14,6 +14,12 @@ export function parseAddressSpec(text: string): Parsed<AddressSpec> {
   const t = text.trim();
   if (t === '') return { ok: false, message: 'address is empty' };
   if (t.toLowerCase() === 'localhost') return { ok: true, value: { kind: 'localhost' } };
+  if (t.startsWith('list:')) {
+    const name = t.slice(5);
+    if (!GROUP_NAME.test(name))
+      return { ok: false, message: `"${t}" is not a valid list reference (expected list:name)` };
+    return { ok: true, value: { kind: 'list', name } };
+  }
   if (t.startsWith('@')) {
     const name = t.slice(1);
     if (!GROUP_NAME.test(name))
@@ -55,5 +61,7 @@ export function formatAddressSpec(spec: AddressSpec): string {
       return spec.name;
     case 'group':
       return `@${spec.name}`;
+    case 'list':
+      return `list:${spec.name}`;
   }
 }

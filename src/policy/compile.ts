@@ -7,6 +7,7 @@ import type { IpAddress } from '../ip/index.js';
 import { defaultSettings } from '../settings/parse.js';
 import { type Settings, settingValue } from '../settings/schema.js';
 import { compileGlob, type Glob } from './glob.js';
+import { emptyList, type ListContent, type NameTable, nameInList } from './list-format.js';
 import { PROTOCOL_MASK } from './protocol-bits.js';
 import type { AddressSpec, DefaultAction, InternalRule, Mode, Policy, PortRange, Rule } from './rule.js';
 import { buildRuleIndex, type RuleIndex } from './rule-index.js';
@@ -19,6 +20,17 @@ export interface AddressSet {
   readonly hosts: ReadonlySet<string>;
   /** Suffixes with their leading dot, e.g. ".example.com" for "*.example.com". */
   readonly suffixes: readonly string[];
+  /** The names of the lists (`list:name`) the set holds: their addresses are in v4 and v6 above. */
+  readonly lists: readonly string[];
+  /** The lists with names, matched against the remote's names (exactly, or with subdomains). */
+  readonly domainLists: readonly DomainList[];
+}
+
+/** A list's names as a rule's remote set holds them. */
+export interface DomainList {
+  readonly name: string;
+  readonly names: NameTable;
+  readonly subdomains: boolean;
 }
 
 /** A rule's interfaces, ready to test: exact names and `prefix*` globs as prefixes. */
@@ -101,16 +113,19 @@ export interface CompileOptions {
   readonly settings?: Settings;
   /** Internal rules (from internalRules()), evaluated before the user's rules. */
   readonly internalRules?: readonly InternalRule[];
+  /** The content of the policy's lists as loaded (src/engine/lists.ts); a list not given is empty. */
+  readonly lists?: ReadonlyMap<string, ListContent>;
 }
 
 /** Compiles a validated policy. Pure: the same input always gives the same result. */
 export function compilePolicy(policy: Policy, options: CompileOptions = {}): CompiledPolicy {
   const settings = options.settings ?? defaultSettings();
   const rules: CompiledRule[] = [];
+  const lists = options.lists ?? new Map<string, ListContent>();
   for (const r of options.internalRules ?? [])
-    rules.push(compileRule(r, rules.length, 'internal', policy, settings));
+    rules.push(compileRule(r, rules.length, 'internal', policy, settings, lists));
   const internalCount = rules.length;
-  for (const r of policy.rules) rules.push(compileRule(r, rules.length, 'user', policy, settings));
+  for (const r of policy.rules) rules.push(compileRule(r, rules.length, 'user', policy, settings, lists));
   const needs: ContextNeeds = {
     parent: rules.some((r) => r.active && r.parent !== null),
     ancestors: rules.some((r) => r.active && r.ancestor !== null),
@@ -132,6 +147,7 @@ function compileRule(
   source: 'internal' | 'user',
   policy: Policy,
   settings: Settings,
+  lists: ReadonlyMap<string, ListContent>,
 ): CompiledRule {
   let inactiveBecause: string | undefined;
   if (!rule.enabled) inactiveBecause = 'the rule is disabled';
@@ -159,7 +175,10 @@ function compileRule(
     remotePorts: rule.remotePorts ?? null,
     localPortSpans: spans(rule.localPorts),
     remotePortSpans: spans(rule.remotePorts),
-    remote: rule.remote === undefined ? null : compileAddressSet(rule.remote, policy.addressGroups),
+    remote:
+      rule.remote === undefined
+        ? null
+        : compileAddressSet(rule.remote, policy.addressGroups, lists, policy.lists),
     interfaces: compileInterfaces(rule.interface),
     expiresAt: rule.expires === undefined ? Number.POSITIVE_INFINITY : Date.parse(rule.expires),
     expires: rule.expires !== undefined,
@@ -200,11 +219,15 @@ const LOCALHOST_V6: [bigint, bigint] = [1n, 1n];
 export function compileAddressSet(
   specs: readonly AddressSpec[],
   groups: Policy['addressGroups'],
+  lists: ReadonlyMap<string, ListContent> = new Map(),
+  sources: Policy['lists'] = {},
 ): AddressSet {
   const v4: [number, number][] = [];
   const v6: [bigint, bigint][] = [];
   const hosts = new Set<string>();
   const suffixes: string[] = [];
+  const listNames: string[] = [];
+  const domainLists: DomainList[] = [];
   const add = (spec: AddressSpec): void => {
     switch (spec.kind) {
       case 'localhost':
@@ -222,10 +245,32 @@ export function compileAddressSet(
       case 'group':
         for (const member of groups[spec.name] ?? []) add(member);
         break;
+      case 'list': {
+        if (listNames.includes(spec.name)) break;
+        listNames.push(spec.name);
+        const format = sources?.[spec.name]?.format ?? 'ips';
+        const content = lists.get(spec.name) ?? emptyList(format);
+        for (let i = 0; i < content.v4.length; i += 2) v4.push([content.v4[i]!, content.v4[i + 1]!]);
+        for (let i = 0; i < content.v6.length; i += 2) v6.push([content.v6[i]!, content.v6[i + 1]!]);
+        if (content.names.size > 0)
+          domainLists.push({
+            name: spec.name,
+            names: content.names,
+            subdomains: content.subdomains,
+          });
+        break;
+      }
     }
   };
   for (const s of specs) add(s);
-  return { v4: mergeRanges(v4), v6: mergeRanges(v6), hosts, suffixes: [...new Set(suffixes)] };
+  return {
+    v4: mergeRanges(v4),
+    v6: mergeRanges(v6),
+    hosts,
+    suffixes: [...new Set(suffixes)],
+    lists: listNames,
+    domainLists,
+  };
 }
 
 function mergeRanges<T extends number | bigint>(ranges: [T, T][]): T[] {
@@ -259,11 +304,12 @@ export function addressInSet(set: AddressSet, addr: IpAddress): boolean {
   return false;
 }
 
-/** True when one of the names is in the set (exactly, or below a `*.` suffix). */
+/** True when one of the names is in the set (exactly, or below a `*.` suffix, or in one of its lists). */
 export function hostInSet(set: AddressSet, names: readonly string[]): boolean {
   for (const name of names) {
     if (set.hosts.has(name)) return true;
     for (const suffix of set.suffixes) if (name.endsWith(suffix)) return true;
   }
+  for (const list of set.domainLists) if (nameInList(list, names)) return true;
   return false;
 }

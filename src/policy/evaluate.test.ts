@@ -9,7 +9,7 @@ import { findMismatch, matches } from './match.js';
 import { parsePolicyText } from './parse.js';
 import type { AddressSpec, ConnectionFacts, Policy, Rule } from './rule.js';
 import { findFirstMatchIndexed } from './rule-index.js';
-import { facts, ip, NOW, policy } from './testing/arbitraries.js';
+import { facts, ip, LIST_CONTENTS, NOW, policy } from './testing/arbitraries.js';
 
 const settingsSyslogOn = validateSettings({ syslog: { enabled: true } });
 
@@ -18,7 +18,10 @@ describe('indexed and linear evaluators', () => {
     const outcomes = { rule: 0, default: 0 };
     fc.assert(
       fc.property(policy, fc.array(facts, { minLength: 1, maxLength: 20 }), fc.boolean(), (p, fs, syslog) => {
-        const cp = compilePolicy(p, syslog ? { settings: settingsSyslogOn } : {});
+        const cp = compilePolicy(p, {
+          lists: LIST_CONTENTS,
+          ...(syslog ? { settings: settingsSyslogOn } : {}),
+        });
         for (const f of fs) {
           const linear = findFirstMatchLinear(cp, f);
           outcomes[linear >= 0 ? 'rule' : 'default']++;
@@ -78,7 +81,7 @@ describe('indexed and linear evaluators', () => {
   test('matches() and findMismatch() agree on every rule (property)', () => {
     fc.assert(
       fc.property(policy, facts, (p, f) => {
-        const cp = compilePolicy(p);
+        const cp = compilePolicy(p, { lists: LIST_CONTENTS });
         for (const r of cp.rules) assert.equal(matches(r, f), findMismatch(r, f) === null);
       }),
       { numRuns: 400 },

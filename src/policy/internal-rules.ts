@@ -8,7 +8,7 @@
 import { parseHostName, parseIp } from '../ip/index.js';
 import { type ProxyEnvironment, type ProxyRoute, resolveProxy } from '../settings/proxy.js';
 import type { Settings } from '../settings/schema.js';
-import type { AddressSpec, InternalRule, PortRange, Protocol } from './rule.js';
+import type { AddressSpec, InternalRule, Policy, PortRange, Protocol } from './rule.js';
 
 /** Facts about this host the internal rules depend on, gathered by the caller (the engine or the CLI). */
 export interface HostEnvironment extends ProxyEnvironment {
@@ -97,7 +97,11 @@ function viaRoute(
 }
 
 /** Generates the internal rules, in evaluation order, for these settings on this host. */
-export function internalRules(settings: Settings, host: HostEnvironment): InternalRule[] {
+export function internalRules(
+  settings: Settings,
+  host: HostEnvironment,
+  lists?: Policy['lists'],
+): InternalRule[] {
   const { engine, console: consoleApp, assistant } = host.executables;
   const appPort = settings.applicationPort;
   // The engine's own rules follow the port it serves; the console may reach engines on either.
@@ -246,6 +250,26 @@ export function internalRules(settings: Settings, host: HostEnvironment): Intern
         protocol: transport === 'udp' ? 'udp' : 'tcp',
         remotePorts: ports(port),
         remote: [addressOf(sh)],
+      }),
+    );
+  }
+  // The engine fetches the policy's URL lists (docs/policy.md, "Lists"): to each list's server, or the proxy.
+  for (const [name, list] of Object.entries(lists ?? {})) {
+    if (list.url === undefined) continue;
+    const target = urlTarget(list.url);
+    const route = viaRoute(
+      resolveProxy(settings.proxy, host, list.url),
+      { remotePorts: ports(target.port), remote: [addressOf(target.host)] },
+      `list ${name}: to ${target.host}:${target.port}`,
+    );
+    rules.push(
+      make({
+        id: `internal.list.${name}`,
+        purpose: `list ${name}`,
+        application: engine,
+        direction: 'outgoing',
+        protocol: 'tcp',
+        ...route,
       }),
     );
   }

@@ -151,7 +151,8 @@ export class LeafPoolBuilder {
       remote.v4.length === 2 &&
       remote.v6.length === 0 &&
       remote.hosts.size === 0 &&
-      remote.suffixes.length === 0;
+      remote.suffixes.length === 0 &&
+      remote.domainLists.length === 0;
     if (oneV4) flags |= F_V4_RANGE;
     const portsLeft = (rp !== null && remoteRanges === 0) || (lp !== null && localRanges === 0);
     if ((remote !== null && !oneV4) || r.userName !== null || r.expires || portsLeft || constrainsMore(r))

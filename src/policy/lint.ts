@@ -16,6 +16,8 @@ import {
   interfaceInSet,
 } from './compile.js';
 import { globMatchesEverything } from './glob.js';
+import type { ListContent } from './list-format.js';
+import { listFindings } from './list-lint.js';
 import type { PortRange } from './rule.js';
 
 export type FindingKind =
@@ -26,7 +28,10 @@ export type FindingKind =
   | 'missing-application'
   | 'pin-mismatch'
   | 'any-arguments'
-  | 'missing-interface';
+  | 'missing-interface'
+  | 'list-empty'
+  | 'list-unreachable'
+  | 'list-overlap';
 
 /** One lint finding. */
 export interface Finding {
@@ -44,6 +49,19 @@ export interface Finding {
 /** Options for lint: the instant that decides which rules have expired (milliseconds since the epoch). */
 export interface LintOptions {
   readonly now: number;
+  /**
+   * What the engine knows of the policy's lists (src/engine/lists.ts): without it (a file linted
+   * offline) a list's content is unknown and no list finding is made.
+   */
+  readonly lists?: ReadonlyMap<string, ListLintFacts>;
+}
+
+/** One list as lint sees it. */
+export interface ListLintFacts {
+  /** The content in force, or undefined when no copy was ever loaded. */
+  readonly content?: ListContent;
+  /** Why the last load or refresh failed, when it did. */
+  readonly error?: string;
 }
 
 /** Lints the user rules of a compiled policy (internal rules count as earlier rules). */
@@ -81,7 +99,7 @@ export function lint(policy: CompiledPolicy, options: LintOptions): Finding[] {
       );
       continue;
     }
-    if (B.remote !== null && isEmptySet(B.remote)) {
+    if (B.remote !== null && isEmptySet(B.remote) && B.remote.lists.length === 0) {
       dead.add(b);
       findings.push(
         at(
@@ -153,6 +171,7 @@ export function lint(policy: CompiledPolicy, options: LintOptions): Finding[] {
       );
     }
   }
+  findings.push(...listFindings(policy, options.lists));
   return findings;
 }
 
@@ -268,24 +287,38 @@ function portsOverlap(a: readonly PortRange[] | null, b: readonly PortRange[] | 
 }
 
 function rangesCover<T extends number | bigint>(a: readonly T[], b: readonly T[]): boolean {
-  // Both are merged, sorted [first, last, ...]: each B range must sit inside one A range.
+  // Both are merged, sorted [first, last, ...]: each B range must sit inside one A range. One walk
+  // over both (a list holds 100,000 ranges; pairs of them would be 10 billion comparisons).
+  let j = 0;
   for (let i = 0; i < b.length; i += 2) {
-    let inside = false;
-    for (let j = 0; j < a.length; j += 2) {
-      if (a[j]! <= b[i]! && b[i + 1]! <= a[j + 1]!) {
-        inside = true;
-        break;
-      }
-    }
-    if (!inside) return false;
+    while (j < a.length && a[j + 1]! < b[i]!) j += 2;
+    if (j >= a.length || !(a[j]! <= b[i]! && b[i + 1]! <= a[j + 1]!)) return false;
   }
   return true;
 }
 
+/** How many ranges of b meet a range of a (both merged and sorted), in one walk; stops at `stop`. */
+export function rangesMeeting<T extends number | bigint>(
+  a: readonly T[],
+  b: readonly T[],
+  stop = Number.POSITIVE_INFINITY,
+): number {
+  let n = 0;
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length && n < stop) {
+    if (a[i + 1]! < b[j]!) i += 2;
+    else if (b[j + 1]! < a[i]!) j += 2;
+    else {
+      n++;
+      j += 2;
+    }
+  }
+  return n;
+}
+
 function rangesOverlap<T extends number | bigint>(a: readonly T[], b: readonly T[]): boolean {
-  for (let i = 0; i < a.length; i += 2)
-    for (let j = 0; j < b.length; j += 2) if (a[i]! <= b[j + 1]! && b[j]! <= a[i + 1]!) return true;
-  return false;
+  return rangesMeeting(a, b, 1) > 0;
 }
 
 function nameCoveredBy(name: string, set: AddressSet): boolean {
@@ -296,13 +329,15 @@ function addressesCover(a: AddressSet | null, b: AddressSet | null): boolean {
   if (a === null) return true;
   if (b === null) return false;
   if (!rangesCover(a.v4, b.v4) || !rangesCover(a.v6, b.v6)) return false;
+  // A domain list is covered only by the same list: its content changes with every refresh.
+  if (b.domainLists.some((l) => !a.domainLists.some((m) => m.name === l.name))) return false;
   for (const h of b.hosts) if (!nameCoveredBy(h, a)) return false;
   return b.suffixes.every((sb) => a.suffixes.some((sa) => sb.endsWith(sa)));
 }
 
 function addressesMayOverlap(a: AddressSet | null, b: AddressSet | null): boolean {
   if (addressesOverlap(a, b)) return true;
-  const named = (s: AddressSet) => s.hosts.size > 0 || s.suffixes.length > 0;
+  const named = (s: AddressSet) => s.hosts.size > 0 || s.suffixes.length > 0 || s.domainLists.length > 0;
   const numbered = (s: AddressSet) => s.v4.length > 0 || s.v6.length > 0;
   return a !== null && b !== null && ((named(a) && (numbered(b) || named(b))) || (named(b) && numbered(a)));
 }
@@ -312,5 +347,6 @@ function addressesOverlap(a: AddressSet | null, b: AddressSet | null): boolean {
   if (rangesOverlap(a.v4, b.v4) || rangesOverlap(a.v6, b.v6)) return true;
   for (const h of a.hosts) if (nameCoveredBy(h, b)) return true;
   for (const h of b.hosts) if (nameCoveredBy(h, a)) return true;
+  if (a.domainLists.some((l) => b.domainLists.some((m) => m.name === l.name))) return true;
   return a.suffixes.some((sa) => b.suffixes.some((sb) => sa.endsWith(sb) || sb.endsWith(sa)));
 }

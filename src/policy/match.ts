@@ -116,7 +116,11 @@ export function findMismatch(r: CompiledRule, f: ConnectionFacts): Mismatch | nu
   if (r.remote !== null && !remoteIn(r.remote, f)) {
     const addr = f.remoteAddress === null ? 'an unknown address' : formatIp(f.remoteAddress);
     const names = f.remoteHosts.length === 0 ? '' : ` (${f.remoteHosts.join(', ')})`;
-    return { field: 'remote', reason: `remote ${addr}${names} is not among the rule's remote addresses` };
+    const lists = r.remote.lists.length === 0 ? '' : ` (lists ${r.remote.lists.join(', ')} included)`;
+    return {
+      field: 'remote',
+      reason: `remote ${addr}${names} is not among the rule's remote addresses${lists}`,
+    };
   }
   if (r.parent !== null && r.parent !== f.parent) {
     return {

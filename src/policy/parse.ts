@@ -48,6 +48,7 @@ export function validatePolicy(value: unknown, source: SourceInfo = {}, doc?: Lo
     mode: parsed.mode,
     defaults: parsed.defaults,
     addressGroups: parsed.addressGroups,
+    ...(parsed.lists !== undefined ? { lists: parsed.lists } : {}),
     rules: parsed.rules.map(stripUndefined),
   };
   throwIfProblems(ErrorCode.POLICY_INVALID, file ?? 'policy', crossCheck(policy, doc, file));
@@ -57,7 +58,7 @@ export function validatePolicy(value: unknown, source: SourceInfo = {}, doc?: Lo
 /** Validates one rule on its own (for an API adding or updating a single rule) against a policy's groups. */
 export function validateRule(
   value: unknown,
-  context: { addressGroups?: Policy['addressGroups'] } = {},
+  context: { addressGroups?: Policy['addressGroups']; lists?: Policy['lists'] } = {},
 ): Rule {
   const result = ruleSchema.safeParse(value, { reportInput: true });
   if (!result.success) {
@@ -71,7 +72,7 @@ export function validateRule(
   }
   const rule = stripUndefined(result.data!);
   const problems: Problem[] = [];
-  checkRule(rule, [], context.addressGroups ?? {}, (path, message) =>
+  checkRule(rule, [], context.addressGroups ?? {}, context.lists ?? {}, (path, message) =>
     problems.push({ path, rule: rule.name, message }),
   );
   throwIfProblems(ErrorCode.POLICY_INVALID, 'rule', problems);
@@ -94,8 +95,13 @@ function crossCheck(policy: Policy, doc: LocatedDocument | undefined, file: stri
     if (earlier !== undefined)
       report(['name'], `rule name is already used by rule #${earlier + 1}; names must be unique`);
     else seen.set(rule.name, i);
-    checkRule(rule, [], policy.addressGroups, report);
+    checkRule(rule, [], policy.addressGroups, policy.lists ?? {}, report);
   });
+  for (const [group, specs] of Object.entries(policy.addressGroups))
+    specs.forEach((spec, j) => {
+      const missing = spec.kind === 'list' ? missingList(spec.name, policy.lists ?? {}) : undefined;
+      if (missing !== undefined) problems.push(problemAt(doc, file, ['addressGroups', group, j], missing));
+    });
   return problems;
 }
 
@@ -103,6 +109,7 @@ function checkRule(
   rule: Rule,
   base: readonly (string | number)[],
   groups: Policy['addressGroups'],
+  lists: NonNullable<Policy['lists']>,
   report: (path: readonly (string | number)[], message: string) => void,
 ): void {
   const portsAllowed = rule.protocol === 'tcp' || rule.protocol === 'udp' || rule.protocol === 'tcp+udp';
@@ -130,6 +137,8 @@ function checkRule(
         `address group "${spec.name}" is not defined (${hint})`,
       );
     }
+    const missing = spec.kind === 'list' ? missingList(spec.name, lists) : undefined;
+    if (missing !== undefined) report([...base, 'remote', ...(rule.remote!.length > 1 ? [j] : [])], missing);
   });
   if (rule.condition !== undefined) {
     const { setting, equals } = rule.condition;
@@ -148,4 +157,12 @@ function checkRule(
       report([...base, 'condition', 'equals'], `setting "${setting}" is one of ${known.values.join(', ')}`);
     }
   }
+}
+
+/** The problem with a `list:name` reference, or undefined when the list is defined. */
+function missingList(name: string, lists: NonNullable<Policy['lists']>): string | undefined {
+  if (lists[name] !== undefined) return undefined;
+  const known = Object.keys(lists);
+  const hint = known.length === 0 ? 'the policy defines no lists' : `known lists: ${known.join(', ')}`;
+  return `list "${name}" is not defined (${hint})`;
 }

@@ -29,6 +29,7 @@ import {
   leafSearch,
   scanLeaf,
 } from './leaf-pool.js';
+import { matches } from './match.js';
 import { PROTO_ICMP, PROTO_OTHER, PROTO_TCP, PROTO_UDP } from './protocol-bits.js';
 import type { ConnectionFacts, PortRange } from './rule.js';
 
@@ -112,6 +113,11 @@ export interface RuleIndex {
   readonly rules: readonly CompiledRule[];
   readonly pool: Int32Array;
   readonly appKeys: AppKeyTable;
+  /**
+   * Per bucket, the rules with a domain list (ascending): checked in full once per decision
+   * beside the tree, rather than at every address node the tree would copy them into.
+   */
+  readonly side: readonly (readonly CompiledRule[] | null)[];
 }
 
 const PROTO_BITS = [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_OTHER];
@@ -119,7 +125,18 @@ const PROTO_BITS = [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_OTHER];
 /** Builds the index over the active rules. */
 export function buildRuleIndex(rules: readonly CompiledRule[]): RuleIndex {
   const b = new LeafPoolBuilder();
-  const active = rules.filter((r) => r.active);
+  // Rules with a domain list are checked beside the index (the `side` lists), not in it.
+  const named = (r: CompiledRule) => r.remote !== null && r.remote.domainLists.length > 0;
+  const active = rules.filter((r) => r.active && !named(r));
+  const side: (CompiledRule[] | null)[] = [];
+  for (const incoming of [true, false]) {
+    for (const bit of PROTO_BITS) {
+      const list = rules.filter(
+        (r) => r.active && named(r) && (incoming ? r.incoming : r.outgoing) && (r.protocols & bit) !== 0,
+      );
+      side.push(list.length === 0 ? null : list);
+    }
+  }
   // Applications first: their keys go into the rule records.
   const byApp = new Map<string, CompiledRule[]>();
   for (const r of active) if (r.application !== null) pushUnique(byApp, r.application, r);
@@ -135,7 +152,7 @@ export function buildRuleIndex(rules: readonly CompiledRule[]): RuleIndex {
       buckets.push(subset.length === 0 ? null : buildApp(b, subset, trees));
     }
   }
-  return { buckets, rules, pool: b.finish(), appKeys: appKeyTable(b.appKeys) };
+  return { buckets, rules, pool: b.finish(), appKeys: appKeyTable(b.appKeys), side };
 }
 
 function pushUnique<T>(map: Map<T, CompiledRule[]>, key: T, r: CompiledRule): void {
@@ -533,7 +550,8 @@ const NONE = 0x7fffffff;
 /** Position of the first active rule matching the connection, or -1. Same answer as the linear search, faster. */
 export function findFirstMatchIndexed(index: RuleIndex, f: ConnectionFacts): number {
   const protoSlot = f.protocol === 'tcp' ? 0 : f.protocol === 'udp' ? 1 : f.protocol === 'icmp' ? 2 : 3;
-  const root = index.buckets[(f.direction === 'incoming' ? 0 : 4) + protoSlot];
+  const bucket = (f.direction === 'incoming' ? 0 : 4) + protoSlot;
+  const root = index.buckets[bucket];
   const s = leafSearch(index.pool, index.rules, index.appKeys, f);
   const key = s.appKey;
   // The first rule position in the application's own leaf, read before the trees are searched: the
@@ -544,5 +562,16 @@ export function findFirstMatchIndexed(index: RuleIndex, f: ConnectionFacts): num
   // those), so it is scanned whatever the bucket holds.
   if (appFirst < best) best = scanLeaf(s, key, best);
   else if (key <= -3 && root != null && root.byTree !== null) best = search(root.byTree[-3 - key]!, s, best);
+  const side = index.side[bucket];
+  if (side != null) {
+    for (let i = 0; i < side.length; i++) {
+      const r = side[i]!;
+      if (r.index >= best) break;
+      if (matches(r, f)) {
+        best = r.index;
+        break;
+      }
+    }
+  }
   return best === NONE ? -1 : best;
 }

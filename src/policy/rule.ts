@@ -32,12 +32,29 @@ export interface PortRange {
  * - `host`: a DNS name, matched against the names the engine resolved for the remote address;
  *   `*.example.com` matches every name below example.com (not example.com itself)
  * - `group`: a named address group of the policy, written `@name`
+ * - `list`: a named list of the policy (`lists:`), written `list:name`: its addresses and names
  */
 export type AddressSpec =
   | { readonly kind: 'localhost' }
   | { readonly kind: 'ip'; readonly range: IpRange }
   | { readonly kind: 'host'; readonly name: string }
-  | { readonly kind: 'group'; readonly name: string };
+  | { readonly kind: 'group'; readonly name: string }
+  | { readonly kind: 'list'; readonly name: string };
+
+/** How a list's text is read (docs/policy.md, "Lists"). */
+export type ListFormat = 'hosts' | 'domains' | 'ips';
+export const LIST_FORMATS: readonly ListFormat[] = ['hosts', 'domains', 'ips'];
+
+/** Where a list comes from: a local file, or an https URL fetched and refreshed by the engine. */
+export type ListSource = (
+  | { readonly file: string; readonly url?: undefined }
+  | { readonly url: string; readonly file?: undefined; readonly refreshSeconds: number }
+) & {
+  readonly format: ListFormat;
+  /** Largest list accepted, in bytes and in entries; a bigger one is refused whole (the last good copy stays). */
+  readonly maxBytes: number;
+  readonly maxEntries: number;
+};
 
 /** A rule applies only while a setting has a value (e.g. `syslog.enabled` equals true). */
 export interface RuleCondition {
@@ -92,6 +109,8 @@ export interface Policy {
   readonly mode: Mode;
   readonly defaults: { readonly incoming: DefaultAction; readonly outgoing: DefaultAction };
   readonly addressGroups: Readonly<Record<string, readonly AddressSpec[]>>;
+  /** Named lists (`list:name` in `remote`); absent when the policy defines none. */
+  readonly lists?: Readonly<Record<string, ListSource>>;
   readonly rules: readonly Rule[];
 }
 

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { parseAddressSpec } from './address-spec.js';
 import { compileGlob } from './glob.js';
+import { listSchema } from './list-schema.js';
 import { parsePortList } from './ports.js';
 import { ACTIONS, type AddressSpec, DIRECTIONS, MODES, PROTOCOLS } from './rule.js';
 
@@ -242,5 +243,11 @@ export const policySchema = z.strictObject({
       addressGroupList,
     )
     .default({}),
+  lists: z
+    .record(
+      z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/, 'list name may hold letters, digits, _ . -'),
+      listSchema,
+    )
+    .optional(),
   rules: z.array(ruleSchema, { error: 'rules must be a list' }).default([]),
 });

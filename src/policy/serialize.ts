@@ -1,8 +1,9 @@
 /** Policy values back to YAML a person can read and edit; parse(serialize(p)) equals p. */
 import { stringify } from 'yaml';
 import { formatAddressSpec } from './address-spec.js';
+import { formatDuration, LIST_DEFAULTS } from './list-schema.js';
 import { formatPortList } from './ports.js';
-import type { Policy, Rule } from './rule.js';
+import type { ListSource, Policy, Rule } from './rule.js';
 
 const HEADER = `# Warden network security policy.
 # The first matching rule decides; the defaults decide the rest.
@@ -53,8 +54,24 @@ export function policyToPlain(policy: Policy): Record<string, unknown> {
       outgoing: { ...policy.defaults.outgoing },
     },
     addressGroups: groups,
+    ...(policy.lists !== undefined ? { lists: listsToPlain(policy.lists) } : {}),
     rules: policy.rules.map(ruleToPlain),
   };
+}
+
+/** The plain form of the lists section: defaults are left out, a refresh is written as 6h, 30m. */
+export function listsToPlain(lists: Readonly<Record<string, ListSource>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, l] of Object.entries(lists)) {
+    out[name] = {
+      ...(l.url !== undefined ? { url: l.url } : { file: l.file }),
+      format: l.format,
+      ...(l.url !== undefined ? { refresh: formatDuration(l.refreshSeconds) } : {}),
+      ...(l.maxBytes !== LIST_DEFAULTS.maxBytes ? { maxBytes: l.maxBytes } : {}),
+      ...(l.maxEntries !== LIST_DEFAULTS.maxEntries ? { maxEntries: l.maxEntries } : {}),
+    };
+  }
+  return out;
 }
 
 /** Writes a policy as YAML with a short header comment. */

@@ -104,6 +104,27 @@ export interface StatusResult {
   readonly decisionsPerMinute: number;
   /** What is wrong now (a ruleset the kernel refused); empty when all is well. */
   readonly problems: string[];
+  /** The policy's lists as the engine loaded them (docs/policy.md, "Lists"); absent without lists. */
+  readonly lists?: readonly ListStatus[];
+}
+
+/** One list of the policy in engine.status. */
+export interface ListStatus {
+  readonly name: string;
+  readonly format: string;
+  /** The file path or URL. */
+  readonly source: string;
+  /** Where the content in force came from: `file`, `network`, `last good copy` (on disk) or `none`. */
+  readonly copy: string;
+  readonly entries: number;
+  readonly bytes: number;
+  /** Lines skipped as bad, and the first few with their line numbers. */
+  readonly badLines: number;
+  readonly problems: readonly { readonly line: number; readonly message: string }[];
+  readonly loadedAt?: string;
+  readonly lastAttempt?: string;
+  readonly lastError?: string;
+  readonly nextRefresh?: string;
 }
 
 export interface LogsQueryResult {

@@ -275,3 +275,17 @@ describe('errors with --json', () => {
     assert.deepEqual(error.problems[0].path, ['rules', 0, 'direction']);
   });
 });
+
+describe('warden policy explain with lists', () => {
+  test('a file list of the policy is read, so explain decides with its content', () => {
+    const nets = file('nets.txt', '# bad networks\n198.51.100.0/24\n');
+    const policy = file(
+      'listed.yaml',
+      `lists:\n  nets: { file: ${nets}, format: ips }\nrules:\n  - { name: no nets, direction: outgoing, remote: "list:nets", action: deny }\n`,
+    );
+    const explain = (to: string) =>
+      warden(['policy', 'explain', policy, '--app', '/usr/bin/curl', '--out', '--tcp', '--to', to]);
+    assert.match(explain('198.51.100.7:443').stdout, /verdict: +DENY by "no nets"/);
+    assert.match(explain('192.0.2.7:443').stdout, /verdict: +ALLOW by "default outgoing"/);
+  });
+});

@@ -47,10 +47,27 @@ export function remoteItems(rule: Rule, policy: Policy): RemoteItem[] | undefine
       out.push({ kind: 'cidr', version: 4, text: '127.0.0.0/8' }, { kind: 'cidr', version: 6, text: '::1' });
     } else if (spec.kind === 'ip') for (const c of rangeToCidrs(spec.range)) out.push({ kind: 'cidr', ...c });
     else if (spec.kind === 'host') out.push({ kind: 'host', name: spec.name });
-    else for (const s of policy.addressGroups[spec.name] ?? []) add(s);
+    else if (spec.kind === 'group') for (const s of policy.addressGroups[spec.name] ?? []) add(s);
+    // A list is never flattened into nothing: exporters refuse rules with lists (listsOf).
   };
   for (const spec of rule.remote) add(spec);
   return out;
+}
+
+/**
+ * Why a rule that uses lists (directly or through a group) is not exported, or undefined. Its
+ * content lives outside the policy and changes on every refresh; without it the rule would match
+ * every remote address (a deny list exported as "deny everything").
+ */
+export function listsRefusal(rule: Rule, policy: Policy, tool: string): string | undefined {
+  const names = new Set<string>();
+  for (const spec of rule.remote ?? []) {
+    if (spec.kind === 'list') names.add(spec.name);
+    if (spec.kind === 'group')
+      for (const m of policy.addressGroups[spec.name] ?? []) if (m.kind === 'list') names.add(m.name);
+  }
+  if (names.size === 0) return undefined;
+  return `it uses ${[...names].map((n) => `list:${n}`).join(', ')}: ${tool} rules cannot refer to Warden's lists (their content is loaded by the engine, not part of the policy)`;
 }
 
 /** Number of single ports in a list. */

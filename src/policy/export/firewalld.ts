@@ -7,7 +7,7 @@
  * becomes the zone target.
  */
 import type { Action, Policy, PortRange, Rule } from '../rule.js';
-import { type ExportResult, notExported, remoteItems } from './common.js';
+import { type ExportResult, listsRefusal, notExported, remoteItems } from './common.js';
 
 interface RichRule {
   readonly priority: number;
@@ -57,6 +57,8 @@ function portText(r: PortRange): string {
 function toRich(rule: Rule, policy: Policy): Omit<RichRule, 'priority'>[] | string {
   const why = whyNot(rule);
   if (why !== undefined) return why;
+  const listed = listsRefusal(rule, policy, 'firewalld');
+  if (listed !== undefined) return listed;
   const remotes = remoteItems(rule, policy);
   if (remotes?.some((r) => r.kind === 'host'))
     return 'firewalld rich rules cannot name hosts, only addresses';

@@ -13,6 +13,7 @@ import { commandOperator } from './command-regex.js';
 import {
   type ExportedFile,
   type ExportResult,
+  listsRefusal,
   notExported,
   portCount,
   type RemoteItem,
@@ -155,6 +156,11 @@ export function exportOpenSnitch(policy: Policy, now: string): ExportResult {
     const base = baseOperators(rule);
     if (typeof base === 'string') {
       skipped.push(notExported(rule, i, base));
+      return;
+    }
+    const listed = listsRefusal(rule, policy, 'OpenSnitch');
+    if (listed !== undefined) {
+      skipped.push(notExported(rule, i, listed));
       return;
     }
     const remotes = remoteItems(rule, policy);

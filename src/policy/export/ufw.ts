@@ -6,7 +6,7 @@
  * rules are not exported; the order is kept (ufw's first match).
  */
 import type { Action, Policy, PortRange, Rule } from '../rule.js';
-import { type ExportResult, notExported, remoteItems } from './common.js';
+import { type ExportResult, listsRefusal, notExported, remoteItems } from './common.js';
 
 /** One ufw rule in ufw's own terms. */
 interface UfwRule {
@@ -68,6 +68,8 @@ function whyNot(rule: Rule): string | undefined {
 function toUfw(rule: Rule, policy: Policy): UfwRule[] | string {
   const why = whyNot(rule);
   if (why !== undefined) return why;
+  const listed = listsRefusal(rule, policy, 'ufw');
+  if (listed !== undefined) return listed;
   const remotes = remoteItems(rule, policy);
   if (remotes?.some((r) => r.kind === 'host')) return 'ufw rules cannot name hosts, only addresses';
   if (remotes !== undefined && remotes.length === 0) return 'its remote list is empty (it never matches)';

@@ -5,7 +5,7 @@
  */
 import type { Problem } from '../../errors.js';
 import { parseCidr, parseIp } from '../../ip/index.js';
-import type { AddressSpec, DefaultAction, PortRange, Rule } from '../rule.js';
+import type { AddressSpec, DefaultAction, ListSource, PortRange, Rule } from '../rule.js';
 
 /** One input file: its name (for messages) and its text. */
 export interface SourceFile {
@@ -25,6 +25,8 @@ export const TOOLS: readonly Tool[] = ['opensnitch', 'ufw', 'firewalld'];
  */
 export interface ImportResult {
   readonly rules: Rule[];
+  /** Lists the imported rules use (`list:name`), when the tool had some (OpenSnitch `lists` operands). */
+  lists?: Record<string, ListSource>;
   readonly defaults: { incoming?: DefaultAction; outgoing?: DefaultAction };
   readonly problems: Problem[];
   readonly notes: Problem[];

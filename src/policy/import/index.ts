@@ -7,7 +7,7 @@
 import { type Problem, WardenError } from '../../errors.js';
 import { validatePolicy, validateRule } from '../parse.js';
 import type { Policy, Rule } from '../rule.js';
-import { ruleToPlain } from '../serialize.js';
+import { listsToPlain, ruleToPlain } from '../serialize.js';
 import type { ImportResult, SourceFile, Tool } from './common.js';
 import { importFirewalld } from './firewalld.js';
 import { importOpenSnitch } from './opensnitch.js';
@@ -53,7 +53,7 @@ export function toPolicy(result: ImportResult): ImportedPolicy {
   const rules: Rule[] = [];
   for (const rule of result.rules) {
     try {
-      rules.push(validateRule(ruleToPlain(rule)));
+      rules.push(validateRule(ruleToPlain(rule), { lists: result.lists ?? {} }));
     } catch (e) {
       const why = e instanceof WardenError ? e.problems.map((p) => p.message).join('; ') : String(e);
       problems.push({
@@ -71,6 +71,7 @@ export function toPolicy(result: ImportResult): ImportedPolicy {
       outgoing: result.defaults.outgoing ?? { action: 'allow', log: true },
     },
     addressGroups: {},
+    ...(result.lists !== undefined ? { lists: listsToPlain(result.lists) } : {}),
     rules: rules.map(ruleToPlain),
   });
   return { policy, problems, notes: result.notes };

@@ -31,6 +31,7 @@ describe('OpenSnitch import', () => {
       policy.rules.map((r) => [r.name, r.action, r.direction]),
       [
         ['000-allow-system-dns', 'allow', 'outgoing'],
+        ['deny-always-lists-ads', 'deny', 'outgoing'],
         ['deny-always-regexp-doubleclick', 'deny', 'outgoing'],
         ['reject-curl-tcp-lan', 'reject', 'outgoing'],
         ['allow-30m-wget', 'allow', 'outgoing'],
@@ -40,23 +41,44 @@ describe('OpenSnitch import', () => {
     );
     // process.command without "sensitive": OpenSnitch compares in lower case, so letters match either case.
     assert.equal(
-      policy.rules[4]!.arguments,
+      policy.rules[5]!.arguments,
       '[pP][yY][tT][hH][oO][nN]3 *[mM][aA][nN][aA][gG][eE].[pP][yY] [rR][uU][nN][sS][eE][rR][vV][eE][rR]',
     );
-    const reject = policy.rules[2]!;
+    const reject = policy.rules[3]!;
     assert.equal(reject.application, '/usr/bin/curl');
     assert.equal(reject.user, 1000);
     assert.equal(reject.protocol, 'tcp');
     assert.equal(policy.defaults.outgoing.action, 'deny', 'DefaultAction of default-config.json');
-    assert.equal(policy.rules[3]!.expires, '2026-03-04T12:30:00.000Z');
+    assert.equal(policy.rules[4]!.expires, '2026-03-04T12:30:00.000Z');
+  });
+
+  test('a lists.domains operand becomes a list of its directory (format hosts) used by the rule', () => {
+    const ads = policy.rules[1]!;
+    assert.deepEqual(ads.remote, [{ kind: 'list', name: 'ads' }]);
+    assert.equal(ads.enabled, false);
+    assert.deepEqual(policy.lists?.ads, {
+      file: '/etc/opensnitchd/blocklists/ads',
+      format: 'hosts',
+      maxBytes: 64 << 20,
+      maxEntries: 2_000_000,
+    });
+    assert.ok(notes.some((n) => /became list "ads" \(format hosts\)/.test(n.message)));
+    const files = [
+      rule('nets', 'deny', { type: 'lists', operand: 'lists.nets', data: '/etc/opensnitchd/nets/' }),
+      rule('re', 'deny', { type: 'lists', operand: 'lists.domains_regexp', data: '/etc/opensnitchd/re/' }),
+    ];
+    const { policy: p, problems: probs } = importPolicy('opensnitch', files);
+    assert.deepEqual(p.lists?.nets?.format, 'ips');
+    assert.equal(probs.length, 1);
+    assert.match(probs[0]!.message, /lists of regular expressions have no Warden counterpart/);
   });
 
   test('what cannot be expressed is reported with file, field and rule', () => {
     assert.deepEqual(
       problems.map((p) => [p.file, p.rule, p.path.join('.')]),
-      [['opensnitch/deny-always-lists-ads.json', 'deny-always-lists-ads', 'operator']],
+      [],
+      'every fixture rule maps (lists and process.command included); refusals are tested per operand',
     );
-    assert.match(problems[0]!.message, /lists/);
     assert.ok(notes.some((n) => /expires at/.test(n.message)));
   });
 

@@ -11,7 +11,8 @@
  */
 import type { Problem } from '../../errors.js';
 import { parseAddressSpec } from '../address-spec.js';
-import type { Action, AddressSpec, PortRange, Protocol, Rule } from '../rule.js';
+import { LIST_DEFAULTS } from '../list-schema.js';
+import type { Action, AddressSpec, ListSource, PortRange, Protocol, Rule } from '../rule.js';
 import { interfaceNameProblem } from '../schema.js';
 import { regexpCommandGlob, simpleCommandGlob } from './command-glob.js';
 import {
@@ -45,6 +46,8 @@ interface Conditions {
   /** process.command as a glob (command-glob.ts). */
   arguments?: string;
   interfaces?: string[];
+  /** The list a `lists` operand names: its directory and Warden format. */
+  list?: { name: string; source: ListSource };
 }
 
 interface RawOperator {
@@ -160,6 +163,27 @@ function convertRule(
       result.problems.push(located(file.name, `not imported: ${p}`, { path: ['operator'], rule: name }));
     return null;
   }
+  if (conditions.list !== undefined) {
+    result.lists ??= {};
+    const lists = result.lists;
+    const { name: wanted, source } = conditions.list;
+    let listName = wanted;
+    for (
+      let n = 2;
+      lists[listName] !== undefined && JSON.stringify(lists[listName]) !== JSON.stringify(source);
+      n++
+    )
+      listName = `${wanted}-${n}`;
+    lists[listName] = source;
+    conditions.remote = [{ kind: 'list', name: listName }];
+    result.notes.push(
+      located(
+        file.name,
+        `${source.file} became list "${listName}" (format ${source.format}): Warden reads every file of the directory, as OpenSnitch does`,
+        { path: ['operator'], rule: name },
+      ),
+    );
+  }
   const rules = toRules(name, action, conditions, raw, expires);
   if (typeof rules === 'string') return skip(rules, ['operator']);
   if (conditions.droppedHash !== undefined)
@@ -224,8 +248,7 @@ function readOperator(op: RawOperator | undefined, acc: Conditions, problems: st
     problems.push(`${operand || '(no operand)'} ${type} ${JSON.stringify(data)}: ${why}`);
     return null;
   };
-  if (type === 'lists')
-    return fail('block lists from a directory have no Warden counterpart; use an address group');
+  if (type === 'lists') return readLists(acc, operand, data, fail);
   if (operand === 'true') return acc;
   const values = (): string[] | null => {
     if (type === 'simple') return [data];
@@ -317,6 +340,43 @@ function readOperator(op: RawOperator | undefined, acc: Conditions, problems: st
     default:
       return fail(whyNot(operand));
   }
+}
+
+/** OpenSnitch's directory lists as a Warden list of that directory (docs/import-export.md). */
+function readLists(
+  acc: Conditions,
+  operand: string,
+  data: string,
+  fail: (why: string) => null,
+): Conditions | null {
+  const format =
+    operand === 'lists.domains'
+      ? 'hosts'
+      : operand === 'lists.ips' || operand === 'lists.nets'
+        ? 'ips'
+        : undefined;
+  if (operand === 'lists.domains_regexp')
+    return fail(
+      'lists of regular expressions have no Warden counterpart (Warden lists hold names and addresses)',
+    );
+  if (format === undefined) return fail(`unknown list operand ${operand}`);
+  const dir = data.replace(/\/+$/, '');
+  if (!dir.startsWith('/') || dir === '') return fail('the list directory is not an absolute path');
+  const name =
+    dir
+      .replace(/^.*\//, '')
+      .replace(/[^a-zA-Z0-9_.-]+/g, '-')
+      .replace(/^[^a-zA-Z0-9]+/, '')
+      .slice(0, 64) || 'list';
+  const source: ListSource = {
+    file: dir,
+    format,
+    maxBytes: LIST_DEFAULTS.maxBytes,
+    maxEntries: LIST_DEFAULTS.maxEntries,
+  };
+  const withRemote = set(acc, 'remote', [], fail);
+  if (withRemote === null) return null;
+  return set(withRemote, 'list', { name, source }, fail);
 }
 
 function whyNot(operand: string): string {

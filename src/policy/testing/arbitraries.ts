@@ -6,6 +6,7 @@
  */
 import fc from 'fast-check';
 import { parseIp } from '../../ip/index.js';
+import { type ListContent, parseListText } from '../list-format.js';
 import type { AddressSpec, ConnectionFacts, Policy, PortRange, Rule } from '../rule.js';
 
 export const NOW = Date.parse('2026-11-23T12:00:00Z');
@@ -31,6 +32,29 @@ const COMMAND_LINES = [
 ];
 
 export const ip = (text: string) => parseIp(text)!;
+
+/** The policy's lists (one of each format, one empty; `unloaded` is defined but has no content yet). */
+const LIST_TEXTS = {
+  ads: ['domains', 'example.com\n# a comment\nnas.lan\n'],
+  hostsfile: ['hosts', '0.0.0.0 b.example.com other.org\n127.0.0.1 localhost\n'],
+  nets: ['ips', '10.0.0.0/30\n8.8.8.8\n2001:db8::/124\n192.168.1.0-192.168.1.9\n'],
+  empty: ['ips', '# nothing yet\n'],
+} as const;
+const BOUNDS = { maxBytes: 1 << 20, maxEntries: 1000 };
+
+/** The loaded content of the generated policies' lists: compilePolicy(p, { lists: LIST_CONTENTS }). */
+export const LIST_CONTENTS: ReadonlyMap<string, ListContent> = new Map(
+  Object.entries(LIST_TEXTS).map(([name, [format, text]]) => [
+    name,
+    parseListText(text, format, BOUNDS).content,
+  ]),
+);
+const LIST_SOURCES: NonNullable<Policy['lists']> = Object.fromEntries(
+  [...Object.entries(LIST_TEXTS), ['unloaded', ['hosts']] as const].map(([name, [format]]) => [
+    name,
+    { file: `/etc/warden/lists/${name}.txt`, format, ...BOUNDS },
+  ]),
+);
 const single = (text: string): AddressSpec => {
   const a = ip(text);
   return a.version === 4
@@ -53,6 +77,9 @@ const addressSpec: fc.Arbitrary<AddressSpec> = fc.oneof(
   fc.constant<AddressSpec>({ kind: 'localhost' }),
   fc.constantFrom(...HOSTS, '*.example.com').map((name): AddressSpec => ({ kind: 'host', name })),
   fc.constant<AddressSpec>({ kind: 'group', name: 'lan' }),
+  fc
+    .constantFrom(...Object.keys(LIST_TEXTS), 'unloaded')
+    .map((name): AddressSpec => ({ kind: 'list', name })),
 );
 
 const portList: fc.Arbitrary<readonly PortRange[]> = fc.oneof<fc.Arbitrary<readonly PortRange[]>[]>(
@@ -128,6 +155,7 @@ export const policy: fc.Arbitrary<Policy> = fc
     mode,
     defaults: { incoming: { action: incoming, log: true }, outgoing: { action: outgoing, log: false } },
     addressGroups: { lan: [range4('192.168.0.0', '192.168.255.255'), { kind: 'host', name: '*.lan' }] },
+    lists: LIST_SOURCES,
     rules: rules.map((r, i) => ({ ...r, name: `rule-${i}` })),
   }));
 

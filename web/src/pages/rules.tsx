@@ -3,6 +3,7 @@ import { useState } from 'preact/hooks';
 import { errorText, fieldErrors } from '../api.js';
 import { type Ctx, confirmParam, useEngine, useLoad } from '../context.js';
 import { ExplainForm, LintFindings } from './explain.js';
+import { ListsSection } from './lists.js';
 import { PolicyHeader } from './policy-header.js';
 
 type Rule = Record<string, unknown> & { name: string };
@@ -145,7 +146,11 @@ function RuleForm({
           Pin current
         </button>
       </div>
-      {input('remote', 'Remote addresses / hosts', '192.0.2.0/24, example.org')}
+      {input(
+        'remote',
+        'Remote addresses / hosts / @group / list:name',
+        '192.0.2.0/24, example.org, list:ads',
+      )}
       {input('remotePorts', 'Remote ports', '443 or 8000-8080')}
       {input('localPorts', 'Local ports', '22')}
       {input('user', 'User', 'alice or 1000')}
@@ -230,6 +235,7 @@ export function RulesPage() {
     <>
       <h1>Rules</h1>
       <PolicyHeader onChange={reload} />
+      <ListsSection />
       {!admin && <p class="muted">Read-only: you are logged in as an auditor.</p>}
       {loadError && <p class="error">{loadError}</p>}
       {error && <p class="error">{error}</p>}

@@ -1,0 +1,282 @@
+/**
+ * A text the engine keeps from a local file or an https URL (lists today, rule subscriptions
+ * later): read with a size bound, fetched through the proxy settings with a deadline, refreshed on
+ * an interval, and validated by its user before it is taken. A URL's last good copy is kept on
+ * disk (atomic write under the state directory) and used at start and whenever a refresh fails, so
+ * an unreachable server never empties what is in force. Its state (where the text in force came
+ * from, when, the last error) is what engine.status shows.
+ */
+import { createReadStream } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ensureDirectory, writeFileAtomic } from '../admin/private-file.js';
+import type { ProxyRoute } from '../settings/proxy.js';
+import type { EngineLog } from './daemon.js';
+import { httpRequest } from './services/http-client.js';
+
+/** Where the text comes from. */
+export type RemoteOrigin =
+  | { readonly file: string }
+  | { readonly url: string; readonly refreshSeconds: number };
+
+/** Reads one text as it streams in; `end` validates and returns the value, or throws to refuse it. */
+export interface TextReader<T> {
+  push(chunk: Buffer): void;
+  end(): T;
+}
+
+export interface RemoteSourceOptions<T> {
+  /** For messages and the file names of the last good copy (letters, digits, _ . -). */
+  readonly name: string;
+  readonly origin: RemoteOrigin;
+  readonly maxBytes: number;
+  /** Directory of last good copies (created owner-only). */
+  readonly stateDir: string;
+  readonly route: (url: string) => ProxyRoute;
+  /** PEM CA certificate(s) trusted instead of the system CAs (tests, private CAs). */
+  readonly ca?: string | Buffer;
+  /** Deadline of one fetch (default 60 s). */
+  readonly timeoutMs?: number;
+  readonly reader: () => TextReader<T>;
+  /** A new value was taken (from the network, the file or the last good copy). */
+  readonly onValue: (value: T) => void;
+  readonly log: EngineLog;
+  readonly now?: () => number;
+}
+
+/** What engine.status reports of a source. */
+export interface RemoteSourceState {
+  /** The file path or the URL. */
+  readonly source: string;
+  /** Where the value in force came from: `file`, `network`, `last good copy` (on disk), or `none`. */
+  readonly copy: 'file' | 'network' | 'last good copy' | 'none';
+  /** When the value in force was read or fetched (ISO 8601). */
+  readonly loadedAt?: string;
+  /** When the last attempt ended, successful or not. */
+  readonly lastAttempt?: string;
+  /** Why the last attempt failed; absent after a success. */
+  readonly lastError?: string;
+  /** When the next fetch is due (URL sources). */
+  readonly nextRefresh?: string;
+  readonly bytes: number;
+}
+
+interface CopyMeta {
+  readonly url: string;
+  readonly fetchedAt: string;
+}
+
+/** A retry after a failure comes sooner than the interval, but not sooner than this. */
+const RETRY_MIN_MS = 60_000;
+
+export class RemoteSource<T> {
+  readonly #o: RemoteSourceOptions<T>;
+  #copy: RemoteSourceState['copy'] = 'none';
+  #loadedAt: number | undefined;
+  #lastAttempt: number | undefined;
+  #lastError: string | undefined;
+  #nextRefresh: number | undefined;
+  #bytes = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #failures = 0;
+  #running: Promise<void> | undefined;
+
+  constructor(options: RemoteSourceOptions<T>) {
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(options.name))
+      throw new Error(`internal: remote source name ${JSON.stringify(options.name)}`);
+    this.#o = options;
+  }
+
+  get #now(): number {
+    return (this.#o.now ?? Date.now)();
+  }
+
+  get #copyPath(): string {
+    return join(this.#o.stateDir, `${this.#o.name}.txt`);
+  }
+
+  get #metaPath(): string {
+    return join(this.#o.stateDir, `${this.#o.name}.json`);
+  }
+
+  /**
+   * Takes what is at hand at once: a file is read; for a URL, the last good copy on disk (when it
+   * was fetched from the same URL). A URL is then fetched in the background, and again on its interval.
+   */
+  async start(): Promise<void> {
+    const origin = this.#o.origin;
+    if ('file' in origin) {
+      await this.reread();
+      return;
+    }
+    await this.#loadCopy(origin.url);
+    this.#schedule(0);
+  }
+
+  /** Reads a file source again (on a policy apply or SIGHUP); a URL source is fetched now. */
+  reread(): Promise<void> {
+    const origin = this.#o.origin;
+    const run = this.#running ?? ('file' in origin ? this.#readFile(origin.file) : this.#fetch(origin.url));
+    this.#running = run.finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  /** Stops refreshing; a fetch under way is left to finish, its value is dropped. */
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+  }
+
+  state(): RemoteSourceState {
+    const origin = this.#o.origin;
+    const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
+    const at = {
+      loadedAt: iso(this.#loadedAt),
+      lastAttempt: iso(this.#lastAttempt),
+      lastError: this.#lastError,
+      nextRefresh: iso(this.#nextRefresh),
+    };
+    return {
+      source: 'file' in origin ? origin.file : origin.url,
+      copy: this.#copy,
+      ...Object.fromEntries(Object.entries(at).filter(([, v]) => v !== undefined)),
+      bytes: this.#bytes,
+    };
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#stopped) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#nextRefresh = this.#now + delayMs;
+    this.#timer = setTimeout(() => {
+      void this.reread();
+    }, delayMs);
+    this.#timer.unref();
+  }
+
+  #take(value: T, copy: RemoteSourceState['copy'], bytes: number, at: number): void {
+    if (this.#stopped) return;
+    this.#copy = copy;
+    this.#loadedAt = at;
+    this.#bytes = bytes;
+    this.#o.onValue(value);
+  }
+
+  #failed(why: string): void {
+    this.#lastAttempt = this.#now;
+    this.#lastError = why;
+    const kept =
+      this.#copy === 'none'
+        ? 'no copy is in force'
+        : `the copy of ${new Date(this.#loadedAt!).toISOString()} (${this.#copy}) stays in force`;
+    this.#o.log('warn', `${this.#o.name}: ${why}; ${kept}`);
+  }
+
+  async #readFile(path: string): Promise<void> {
+    try {
+      const { value, bytes } = await this.#readBounded(path);
+      this.#lastAttempt = this.#now;
+      this.#lastError = undefined;
+      this.#take(value, 'file', bytes, this.#now);
+    } catch (e) {
+      this.#failed(`cannot read ${path}: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * Streams a file through a reader, refusing it past maxBytes. A directory is read whole: its
+   * regular files in name order, as one text (OpenSnitch keeps its lists so).
+   */
+  async #readBounded(path: string): Promise<{ value: T; bytes: number }> {
+    const s = await stat(path);
+    let files: string[];
+    if (s.isDirectory()) {
+      const entries = await readdir(path, { withFileTypes: true });
+      files = entries
+        .filter((e) => e.isFile() && !e.name.startsWith('.'))
+        .map((e) => join(path, e.name))
+        .sort();
+    } else if (s.isFile()) files = [path];
+    else throw new Error('not a regular file or a directory');
+    const reader = this.#o.reader();
+    let bytes = 0;
+    for (const file of files) {
+      const stream = createReadStream(file, { highWaterMark: 1 << 20 });
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        bytes += chunk.length;
+        if (bytes > this.#o.maxBytes) {
+          stream.destroy();
+          throw new Error(`more than its bound of ${this.#o.maxBytes} bytes`);
+        }
+        reader.push(chunk);
+      }
+      // A file whose last line has no newline does not run into the next file's first line.
+      reader.push(Buffer.from('\n'));
+    }
+    return { value: reader.end(), bytes };
+  }
+
+  async #loadCopy(url: string): Promise<void> {
+    let meta: CopyMeta;
+    try {
+      meta = JSON.parse(await readFile(this.#metaPath, 'utf8')) as CopyMeta;
+    } catch {
+      return; // no copy yet
+    }
+    if (meta.url !== url) return; // a copy of another URL is not this list
+    try {
+      const { value, bytes } = await this.#readBounded(this.#copyPath);
+      this.#take(value, 'last good copy', bytes, Date.parse(meta.fetchedAt));
+    } catch (e) {
+      this.#o.log(
+        'warn',
+        `${this.#o.name}: the last good copy ${this.#copyPath} is unusable: ${(e as Error).message}`,
+      );
+    }
+  }
+
+  async #fetch(url: string): Promise<void> {
+    const origin = this.#o.origin as { refreshSeconds: number };
+    const interval = origin.refreshSeconds * 1000;
+    try {
+      const response = await httpRequest({
+        url,
+        route: this.#o.route(url),
+        ...(this.#o.ca !== undefined ? { ca: this.#o.ca } : {}),
+        timeoutMs: this.#o.timeoutMs ?? 60_000,
+        maxBytes: this.#o.maxBytes,
+      });
+      const body = Buffer.from(response.body, 'utf8');
+      const reader = this.#o.reader();
+      reader.push(body);
+      const value = reader.end();
+      const at = this.#now;
+      // The copy is written before the value is taken: what is in force can always be found again.
+      try {
+        await ensureDirectory(this.#o.stateDir, 0o700);
+        await writeFileAtomic(this.#copyPath, response.body, 0o600);
+        await writeFileAtomic(
+          this.#metaPath,
+          `${JSON.stringify({ url, fetchedAt: new Date(at).toISOString() } satisfies CopyMeta)}\n`,
+          0o600,
+        );
+      } catch (e) {
+        this.#o.log('error', `${this.#o.name}: cannot keep the last good copy: ${(e as Error).message}`);
+      }
+      this.#lastAttempt = at;
+      this.#lastError = undefined;
+      this.#take(value, 'network', body.length, at);
+      this.#failures = 0;
+      this.#schedule(interval);
+    } catch (e) {
+      this.#failed((e as Error).message);
+      // Soon at first (the engine's own rule to the server may be applied a moment after the
+      // fetch), then backing off: 1, 2, 4, ... minutes, never longer than the interval.
+      this.#failures++;
+      this.#schedule(Math.min(interval, RETRY_MIN_MS * 2 ** Math.min(this.#failures - 1, 16)));
+    }
+  }
+}
