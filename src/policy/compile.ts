@@ -7,7 +7,7 @@ import type { IpAddress } from '../ip/index.js';
 import { defaultSettings } from '../settings/parse.js';
 import { type Settings, settingValue } from '../settings/schema.js';
 import { compileGlob, type Glob } from './glob.js';
-import { emptyList, type ListContent, type NameTable, nameInList } from './list-format.js';
+import { emptyList, type ListContent, mergeRanges, type NameTable, nameInList } from './list-format.js';
 import { PROTOCOL_MASK } from './protocol-bits.js';
 import type { AddressSpec, DefaultAction, InternalRule, Mode, Policy, PortRange, Rule } from './rule.js';
 import { buildRuleIndex, type RuleIndex } from './rule-index.js';
@@ -271,22 +271,6 @@ export function compileAddressSet(
     lists: listNames,
     domainLists,
   };
-}
-
-function mergeRanges<T extends number | bigint>(ranges: [T, T][]): T[] {
-  ranges.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  const out: T[] = [];
-  for (const [first, last] of ranges) {
-    const n = out.length;
-    // Adjacent or overlapping ranges merge; (last + 1) is computed in the range's own numeric type.
-    if (
-      n > 0 &&
-      first <= (typeof first === 'bigint' ? (out[n - 1] as bigint) + 1n : (out[n - 1] as number) + 1)
-    ) {
-      if (last > out[n - 1]!) out[n - 1] = last;
-    } else out.push(first, last);
-  }
-  return out;
 }
 
 /** True when the address is in the set's ranges (binary search). Host names are tested separately. */
