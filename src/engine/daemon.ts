@@ -30,8 +30,8 @@ import type { Settings } from '../settings/index.js';
 import { resolveProxy } from '../settings/proxy.js';
 import { AskDesk } from './asks.js';
 import { ExeHasher } from './exe-hash.js';
-import { RuleCounters } from './rule-counters.js';
 import { PolicyLists } from './lists.js';
+import { RuleCounters } from './rule-counters.js';
 import { type ServiceOptions, type Services, startServices } from './services/index.js';
 import { forwardLogs } from './syslog.js';
 
