@@ -267,3 +267,26 @@ export function hash(text: string): string {
 export function ruleCounterName(key: string): string {
   return `c_${hash(key)}`;
 }
+
+/** Every combination of one value range per dimension, as elements of the given fields (a rule's cross product). */
+export function cross(
+  dims: { field: Field; values: [number | bigint, number | bigint][] }[],
+  i: number,
+  lo: (number | bigint)[],
+  hi: (number | bigint)[],
+  fields: Field[],
+  counter: string | undefined,
+  out: Element[],
+): void {
+  if (i === dims.length) {
+    out.push({ fields, lo: [...lo], hi: [...hi], ...(counter === undefined ? {} : { counter }) });
+    return;
+  }
+  for (const [a, b] of dims[i]!.values) {
+    lo.push(a);
+    hi.push(b);
+    cross(dims, i + 1, lo, hi, fields, counter, out);
+    lo.pop();
+    hi.pop();
+  }
+}

@@ -15,6 +15,7 @@ import { establishedRules, guards } from './ruleset-guards.js';
 import {
   type ChainModel,
   concatExpression,
+  cross,
   type Element,
   type Field,
   formatElement,
@@ -330,28 +331,6 @@ function elementsOf(
     out.push({ fields, shape: shapeKey(fields), elements });
   }
   return out;
-}
-
-function cross(
-  dims: { field: Field; values: [number | bigint, number | bigint][] }[],
-  i: number,
-  lo: (number | bigint)[],
-  hi: (number | bigint)[],
-  fields: Field[],
-  counter: string | undefined,
-  out: Element[],
-): void {
-  if (i === dims.length) {
-    out.push({ fields, lo: [...lo], hi: [...hi], ...(counter === undefined ? {} : { counter }) });
-    return;
-  }
-  for (const [a, b] of dims[i]!.values) {
-    lo.push(a);
-    hi.push(b);
-    cross(dims, i + 1, lo, hi, fields, counter, out);
-    lo.pop();
-    hi.pop();
-  }
 }
 
 function pairs<T>(flat: readonly T[]): [T, T][] {

@@ -146,11 +146,7 @@ function RuleForm({
           Pin current
         </button>
       </div>
-      {input(
-        'remote',
-        'Remote addresses / hosts / @group / list:name',
-        '192.0.2.0/24, example.org, list:ads',
-      )}
+      {input('remote', 'Remote addresses / hosts / @group / list:ads', '192.0.2.0/24, example.org, list:ads')}
       {input('remotePorts', 'Remote ports', '443 or 8000-8080')}
       {input('localPorts', 'Local ports', '22')}
       {input('user', 'User', 'alice or 1000')}
