@@ -23,6 +23,7 @@ import {
   ruleIdentity,
   ruleToPlain,
   serializePolicy,
+  subscriptionOf,
   validatePolicy,
   validateRule,
 } from '../policy/index.js';
@@ -37,6 +38,7 @@ import { keepRedacted, redactSecrets, redactText } from '../settings/secrets.js'
 import type { ChangeMeta, ConfigStore } from './config-store.js';
 import { Confirmations, lockoutRisk } from './confirm.js';
 import { type ConnectionSource, connectionsHandler } from './connections.js';
+import { includedRuleHandlers } from './included-rules.js';
 import { unifiedDiff } from './line-diff.js';
 import { newestFirst } from './log-newest.js';
 import type { LogStore } from './log-store.js';
@@ -136,7 +138,8 @@ export interface HandlerContext {
   readonly lists?: {
     contents(): ReadonlyMap<string, ListContent>;
     lintFacts(): ReadonlyMap<string, ListLintFacts>;
-  };
+  } /** The policy's rule subscriptions (src/engine/includes.ts); absent: nothing is included. */;
+  readonly includes?: { effective(policy: Policy): Policy };
 }
 
 export type { FileHasher };
@@ -176,18 +179,20 @@ export function createHandlers(ctx: HandlerContext) {
   let compiled: CompiledPolicy | undefined;
   // The policy and settings objects the cache was built from: a reload from disk replaces them.
   let compiledFrom: [Policy, Settings, ReadonlyMap<string, ListContent> | undefined] | undefined;
+  /** The policy in force: the policy's own rules, then its subscriptions' (the same object while unchanged). */
+  const inForce = () => ctx.includes?.effective(ctx.config.policy()) ?? ctx.config.policy();
   const compiledPolicy = () => {
     const lists = ctx.lists?.contents();
     if (
-      compiledFrom?.[0] !== ctx.config.policy() ||
+      compiledFrom?.[0] !== inForce() ||
       compiledFrom[1] !== ctx.config.settings() ||
       compiledFrom[2] !== lists
     )
       compiled = undefined;
     if (compiled === undefined) {
       const settings = ctx.config.settings();
-      compiledFrom = [ctx.config.policy(), settings, lists];
-      compiled = compilePolicy(ctx.config.policy(), {
+      compiledFrom = [inForce(), settings, lists];
+      compiled = compilePolicy(inForce(), {
         settings,
         internalRules: internalRules(settings, ctx.host, ctx.config.policy().lists),
         ...(lists !== undefined ? { lists } : {}),
@@ -281,12 +286,24 @@ export function createHandlers(ctx: HandlerContext) {
   const savePolicy = async (policy: Policy, caller: Caller, confirm?: Confirm) => {
     // Re-validate the whole policy: a rule may be fine alone and still clash (a duplicate name).
     const checked = validatePolicy(policyToPlain(policy));
-    guard({ policy: checked, settings: ctx.config.settings() }, caller, confirm);
+    guard(
+      { policy: ctx.includes?.effective(checked) ?? checked, settings: ctx.config.settings() },
+      caller,
+      confirm,
+    );
     const version = await applying(caller, confirm, (meta) => ctx.config.setPolicy(checked, meta));
     compiled = undefined;
     return version;
   };
   const rules = () => ctx.config.policy().rules;
+  const { refuseIncluded, toggleIncluded } = includedRuleHandlers({
+    config: ctx.config,
+    inForce,
+    savePolicy,
+    audit,
+    probation: (version, caller, confirm) => probation(version, caller, confirm),
+    notFound,
+  });
   const indexOf = (name: string) => {
     const i = rules().findIndex((r) => r.name === name);
     if (i < 0) throw notFound(name);
@@ -427,7 +444,15 @@ export function createHandlers(ctx: HandlerContext) {
           lastMatch: c?.lastMatch == null ? null : new Date(c.lastMatch).toISOString(),
         };
       };
-      const list = rules().map((r) => ({ ...ruleToPlain(r), ...counted(r) }));
+      const own = ctx.config.policy();
+      const list = inForce().rules.map((r) => {
+        const sub = subscriptionOf(own, r.name);
+        return {
+          ...ruleToPlain(r),
+          ...counted(r),
+          ...(sub !== undefined ? { subscription: sub, readOnly: true } : {}),
+        };
+      });
       if (!internal) return { rules: list };
       const hidden = internalRules(ctx.config.settings(), ctx.host).map((r) => ({
         id: r.id,
@@ -440,8 +465,14 @@ export function createHandlers(ctx: HandlerContext) {
       return { rules: list, internal: hidden };
     },
     rulesGet: ({ name }) => {
-      const i = indexOf(name);
-      return { rule: ruleToPlain(rules()[i]!), position: i };
+      const all = inForce().rules;
+      const i = all.findIndex((r) => r.name === name);
+      if (i < 0) throw notFound(name);
+      const sub = subscriptionOf(ctx.config.policy(), name);
+      return {
+        rule: { ...ruleToPlain(all[i]!), ...(sub !== undefined ? { subscription: sub } : {}) },
+        position: i,
+      };
     },
     rulesAdd: async ({ rule: raw, position, confirm }, caller) => addRule(raw, position, caller, confirm),
     asksList: () => ({ prompts: ctx.asks?.list() ?? [] }),
@@ -467,6 +498,8 @@ export function createHandlers(ctx: HandlerContext) {
       return resolution;
     },
     rulesUpdate: async ({ name, rule: raw, confirm }, caller) => {
+      if (subscriptionOf(ctx.config.policy(), name) !== undefined)
+        return toggleIncluded(name, raw, caller, confirm);
       const i = indexOf(name);
       const rule = validateRule(raw, {
         addressGroups: ctx.config.policy().addressGroups,
@@ -487,6 +520,7 @@ export function createHandlers(ctx: HandlerContext) {
       };
     },
     rulesRemove: async ({ name, confirm }, caller) => {
+      refuseIncluded(name, 'removed');
       const i = indexOf(name);
       const list = [...rules()];
       list.splice(i, 1);
@@ -495,6 +529,10 @@ export function createHandlers(ctx: HandlerContext) {
       return probation(version, caller, confirm);
     },
     rulesMove: async ({ name, position, confirm }, caller) => {
+      refuseIncluded(
+        name,
+        'moved (included rules come after the policy’s own, in their subscription’s order)',
+      );
       const i = indexOf(name);
       const list = [...rules()];
       checkPosition(position, list.length - 1, 'move', `${name} ${list.length}`);
