@@ -2,13 +2,34 @@
  * Rules included from a subscription (docs/policy.md, "Included rules") in the rules.* methods:
  * read-only (update, remove and move refused with WARDEN_E_RULE_INCLUDED naming the subscription),
  * except that an update changing only `enabled` puts the rule in, or takes it out of, the policy's
- * `disabled:` list, which a refresh of the subscription keeps.
+ * `disabled:` list, which a refresh of the subscription keeps. Also the errors of rules.* on names and positions.
  */
 import { isDeepStrictEqual } from 'node:util';
 import { ErrorCode, WardenError } from '../errors.js';
 import { type Policy, ruleToPlain, subscriptionOf, validateRule } from '../policy/index.js';
 import type { ConfigStore } from './config-store.js';
 import type { Caller } from './handlers.js';
+
+/** A rule name that names no rule. */
+export function notFound(name: string): WardenError {
+  return new WardenError(ErrorCode.NOT_FOUND, `no rule is named "${name}"`, {
+    suggestion: 'List the rules with `warden rules list` (or the Rules page).',
+  });
+}
+
+/** A position outside 0..last is refused, not clamped: `rules move X 99` with 5 rules must not quietly mean "last". */
+export function checkPosition(at: number, last: number, verb: 'add' | 'move', lastExample: string): void {
+  if (at >= 0 && at <= last) return;
+  throw new WardenError(
+    ErrorCode.PARAMS_INVALID,
+    `position ${at + 1} is out of range: valid positions are 1..${last + 1} (the protocol counts from 0: ${at} is not in 0..${last})`,
+    {
+      suggestion:
+        `In the CLI positions count from 1: use 1..${last + 1}, e.g. \`warden rules ${verb} ${lastExample}\`; ` +
+        '`warden rules list` shows the current order.',
+    },
+  );
+}
 
 type Confirm = { seconds: number } | undefined;
 
@@ -19,11 +40,10 @@ export interface IncludedRuleKit {
   readonly savePolicy: (policy: Policy, caller: Caller, confirm?: Confirm) => Promise<number>;
   readonly audit: (caller: Caller, message: string) => void;
   readonly probation: (version: number, caller: Caller, confirm: Confirm) => Promise<object>;
-  readonly notFound: (name: string) => WardenError;
 }
 
 export function includedRuleHandlers(kit: IncludedRuleKit) {
-  const { config: cfg, inForce, savePolicy, audit, probation, notFound } = kit;
+  const { config: cfg, inForce, savePolicy, audit, probation } = kit;
   /** Refuses a change to an included rule, naming its subscription. */
   const refuseIncluded = (name: string, verb: string) => {
     const sub = subscriptionOf(cfg.policy(), name);
@@ -71,5 +91,17 @@ export function includedRuleHandlers(kit: IncludedRuleKit) {
       ...(await probation(version, caller, confirm)),
     };
   };
-  return { refuseIncluded, toggleIncluded };
+  /** How rules.list and rules.get mark an included rule: its subscription, read-only. */
+  const mark = (name: string): { subscription?: string; readOnly?: true } => {
+    const sub = subscriptionOf(cfg.policy(), name);
+    return sub === undefined ? {} : { subscription: sub, readOnly: true };
+  };
+  /** rules.get over the rules in force: the policy's own and the included ones. */
+  const get = (name: string) => {
+    const all = inForce().rules;
+    const i = all.findIndex((r) => r.name === name);
+    if (i < 0) throw notFound(name);
+    return { rule: { ...ruleToPlain(all[i]!), ...mark(name) }, position: i };
+  };
+  return { refuse: refuseIncluded, toggle: toggleIncluded, mark, get };
 }
