@@ -68,7 +68,9 @@ export function includedRuleHandlers(kit: IncludedRuleKit) {
     const current = inForce().rules.find((r) => r.name === name);
     if (current === undefined) throw notFound(name);
     const policy = cfg.policy();
-    const wanted = validateRule({ ...raw, name: 'x' });
+    // What rules.list and rules.get add to a rule (its subscription, counters) may come back: no rule fields.
+    const { subscription: _s, readOnly: _r, matches: _m, lastMatch: _l, ...fields } = raw;
+    const wanted = validateRule({ ...fields, name: 'x' });
     const { name: _a, enabled: _b, ...restWanted } = ruleToPlain(wanted);
     const { name: _c, enabled: _d, ...restNow } = ruleToPlain(current);
     if (raw.name !== undefined && raw.name !== name) refuseIncluded(name, 'renamed');
