@@ -18,6 +18,7 @@ import { WardenError } from '../../src/errors.js';
 import { parsePolicyText } from '../../src/policy/parse.js';
 import { Methods } from '../../src/protocol/methods.js';
 import { defaultSettings } from '../../src/settings/index.js';
+import { addEngineUsers, allButConnect, wardenCli } from '../support/console-harness.js';
 import { startHttpsStandIn, TEST_CA } from '../support/stand-ins.js';
 
 const CORP_V1 = `rules:
@@ -39,6 +40,7 @@ test('an engine includes rules from a URL and a file: fetched, refreshed, read-o
   const configDir = join(dir, 'etc');
   const stateDir = join(dir, 'state');
   mkdirSync(configDir);
+  await addEngineUsers(configDir);
   let answer = { status: 200, text: CORP_V1 };
   const server = await startHttpsStandIn(() => answer);
   const localFile = join(dir, 'local.yaml');
@@ -145,18 +147,30 @@ include:
       'WARDEN_E_RULE_INCLUDED',
       /subscription "corp".*cannot be changed/,
     );
-    // Disabling one: only enabled changes; it lands in the policy's disabled list.
-    await client.call(Methods.rulesUpdate, {
-      name: 'corp/allow-web',
-      rule: {
-        name: 'corp/allow-web',
-        enabled: false,
-        direction: 'outgoing',
-        protocol: 'tcp',
-        remotePorts: 443,
-        action: 'allow',
-      },
-    });
+    // The console: `warden rules list` marks included rules; `warden rules disable` switches one off
+    // (only enabled changes: it lands in the policy's disabled list); `remove` is refused naming corp.
+    const warden = wardenCli(join(dir, 'home'), { toLab: allButConnect });
+    const connected = await warden([
+      'connect',
+      `127.0.0.1:${engine.server.port}`,
+      '--user',
+      'alice',
+      '--name',
+      'lab',
+      '--accept',
+      engine.identity.fingerprint,
+    ]);
+    assert.equal(connected.code, 0, connected.stderr);
+    const table = await warden(['rules', 'list']);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /corp\/allow-web \(included: corp, read-only\)/);
+    assert.match(table.stdout, /local\/ssh-out \(included: local, read-only\)/);
+    assert.doesNotMatch(table.stdout, /mine \(included/);
+    const removed = await warden(['rules', 'remove', 'corp/no-telnet']);
+    assert.notEqual(removed.code, 0);
+    assert.match(removed.stderr, /WARDEN_E_RULE_INCLUDED|subscription "corp"/);
+    const disabled = await warden(['rules', 'disable', 'corp/allow-web']);
+    assert.equal(disabled.code, 0, disabled.stderr);
     assert.deepEqual(engine.config.policy().disabled, ['corp/allow-web']);
     assert.match(readFileSync(join(configDir, 'policy.yaml'), 'utf8'), /disabled:\n\s+- corp\/allow-web/);
     assert.equal(await explainPort(client, 443), 'default outgoing');
