@@ -252,7 +252,11 @@ export class Engine {
       stateDir,
       route: (url) => resolveProxy(config.settings().proxy, host, url),
       ...(options.services?.ca !== undefined ? { ca: options.services.ca } : {}),
-      log,
+      // A refused or failed refresh is a system log item too: `warden logs` shows why rules stayed.
+      log: (level, message, fields) => {
+        log(level, message, fields);
+        if (level !== 'info') logs.append({ kind: 'system', message: `rule subscription ${message}` });
+      },
       policy: () => config.policy(),
       lockoutRisk: (next) => {
         for (const source of server?.remoteSources ?? []) {

@@ -196,6 +196,11 @@ include:
       logs.join('\n'),
     );
     assert.equal(await explainPort(client, 23), 'corp/no-telnet');
+    const items = await client.call(Methods.logsQuery, { kind: 'system' } as never);
+    assert.ok(
+      JSON.stringify(items).includes('rule subscription include-corp: refused:'),
+      'the refusal is a system log item',
+    );
     // A file that tries to include further, or to bring lists, is refused as well.
     answer = { status: 200, text: `include:\n  - { name: x, file: /etc/x.yaml }\n${CORP_V1}` };
     await engine.includes.refresh('corp');
