@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { WardenError } from '../errors.js';
-import { parseIncludedRules, subscriptionOf, withIncludes } from './include.js';
+import { MAX_INCLUDED_RULES, parseIncludedRules, subscriptionOf, withIncludes } from './include.js';
 import { parsePolicyText } from './parse.js';
 import { serializePolicy } from './serialize.js';
 
@@ -143,6 +143,15 @@ test('an included file holds rules only, validated with the rule schema and loca
     );
   }
   assert.throws(() => parseIncludedRules('rules: [\n', url), /not valid YAML/);
+  const many = Array.from(
+    { length: MAX_INCLUDED_RULES + 1 },
+    (_, i) => `  - { name: r${i}, direction: outgoing, action: deny }`,
+  );
+  const tooMany = problems(() => parseIncludedRules(`rules:\n${many.join('\n')}\n`, url));
+  assert.ok(
+    tooMany.some((f) => /r\.yaml:2: rules: .*at most 5000 rules/.test(f)),
+    tooMany.join('\n'),
+  );
 });
 
 test('included rules are named after the subscription, follow the own rules in include order, and can be disabled one by one', () => {

@@ -17,10 +17,15 @@ import { checkRule } from './parse.js';
 import type { IncludeSource, Policy, Rule } from './rule.js';
 import { ruleSchema } from './schema.js';
 
+/** The most rules one subscription may bring (a server cannot make every decision slow). */
+export const MAX_INCLUDED_RULES = 5000;
+
 /** What an included file may hold: its rules (and the format version), nothing else. */
 const includedSchema = z.strictObject({
   version: z.literal(1, { error: 'version must be 1 (the only policy format so far)' }).default(1),
-  rules: z.array(ruleSchema, { error: 'rules must be a list' }),
+  rules: z
+    .array(ruleSchema, { error: 'rules must be a list' })
+    .max(MAX_INCLUDED_RULES, `an included file holds at most ${MAX_INCLUDED_RULES} rules`),
 });
 
 /** Top-level keys of a policy an included file may not have, and why. */
