@@ -291,3 +291,41 @@ test('included rules cannot cut a remote administrator off: the lockout guard ru
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('warden policy check/explain of a file read its file subscriptions: located errors, included rules decide', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-includes-cli-'));
+  const inc = join(dir, 'lab.yaml');
+  const policyFile = join(dir, 'policy.yaml');
+  writeFileSync(policyFile, `include:\n  - { name: lab, file: ${inc} }\n`);
+  const warden = wardenCli(join(dir, 'home'));
+  try {
+    writeFileSync(inc, 'rules:\n  - name: ssh\n    direction: outgoing\n    action: alow\n');
+    const bad = await warden(['policy', 'check', policyFile]);
+    assert.equal(bad.code, 1, bad.stdout);
+    assert.match(
+      bad.stderr,
+      new RegExp(`${inc.replace(/[.]/g, '\\.')}:4:\\d+: .*rules\\[0\\]\\.action \\(rule "ssh"\\)`),
+    );
+    writeFileSync(
+      inc,
+      'rules:\n  - { name: ssh, direction: outgoing, protocol: tcp, remotePorts: 22, action: deny }\n',
+    );
+    const good = await warden(['policy', 'check', policyFile]);
+    assert.equal(good.code, 0, good.stderr);
+    const explained = await warden([
+      'policy',
+      'explain',
+      policyFile,
+      '--out',
+      '--tcp',
+      '--to',
+      '192.0.2.1:22',
+      '--json',
+    ]);
+    // Exit status 1: the connection would be blocked (by the included rule).
+    assert.equal(explained.code, 1, explained.stderr);
+    assert.match(explained.stdout, /"ruleName": "lab\/ssh"/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
