@@ -68,6 +68,8 @@ export const ErrorCode = {
   LOG_STORE_VERSION: 'WARDEN_E_LOG_STORE_VERSION',
   /** A remote administrator's change could cut them off from the engine; it needs confirm (confirmed apply). */
   LOCKOUT_RISK: 'WARDEN_E_LOCKOUT_RISK',
+  /** A change to a rule included from a subscription: it is that subscription's, read-only in the console. */
+  RULE_INCLUDED: 'WARDEN_E_RULE_INCLUDED',
   /** An auxiliary service's HTTP(S) request (update feed, registration, crash upload) failed: server, proxy, TLS, time or status. */
   SERVICE_REQUEST_FAILED: 'WARDEN_E_SERVICE_REQUEST_FAILED',
   /** A release feed or registration server answered something that is not in the documented format. */

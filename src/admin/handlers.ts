@@ -37,6 +37,7 @@ import { keepRedacted, redactSecrets, redactText } from '../settings/secrets.js'
 import type { ChangeMeta, ConfigStore } from './config-store.js';
 import { Confirmations, lockoutRisk } from './confirm.js';
 import { type ConnectionSource, connectionsHandler } from './connections.js';
+import { checkPosition, includedRuleHandlers, notFound } from './included-rules.js';
 import { unifiedDiff } from './line-diff.js';
 import { newestFirst } from './log-newest.js';
 import type { LogStore } from './log-store.js';
@@ -137,6 +138,8 @@ export interface HandlerContext {
     contents(): ReadonlyMap<string, ListContent>;
     lintFacts(): ReadonlyMap<string, ListLintFacts>;
   };
+  /** The policy's rule subscriptions (src/engine/includes.ts); absent: nothing is included. */
+  readonly includes?: { effective(policy: Policy): Policy };
 }
 
 export type { FileHasher };
@@ -151,12 +154,6 @@ export interface AskService {
     caller: Caller,
     rules: { names(): ReadonlySet<string>; add(rule: Rule, caller: Caller): Promise<string> },
   ): Promise<AskResolution>;
-}
-
-function notFound(name: string): WardenError {
-  return new WardenError(ErrorCode.NOT_FOUND, `no rule is named "${name}"`, {
-    suggestion: 'List the rules with `warden rules list` (or the Rules page).',
-  });
 }
 
 /**
@@ -176,18 +173,20 @@ export function createHandlers(ctx: HandlerContext) {
   let compiled: CompiledPolicy | undefined;
   // The policy and settings objects the cache was built from: a reload from disk replaces them.
   let compiledFrom: [Policy, Settings, ReadonlyMap<string, ListContent> | undefined] | undefined;
+  /** The policy in force: the policy's own rules, then its subscriptions' (the same object while unchanged). */
+  const inForce = () => ctx.includes?.effective(ctx.config.policy()) ?? ctx.config.policy();
   const compiledPolicy = () => {
     const lists = ctx.lists?.contents();
     if (
-      compiledFrom?.[0] !== ctx.config.policy() ||
+      compiledFrom?.[0] !== inForce() ||
       compiledFrom[1] !== ctx.config.settings() ||
       compiledFrom[2] !== lists
     )
       compiled = undefined;
     if (compiled === undefined) {
       const settings = ctx.config.settings();
-      compiledFrom = [ctx.config.policy(), settings, lists];
-      compiled = compilePolicy(ctx.config.policy(), {
+      compiledFrom = [inForce(), settings, lists];
+      compiled = compilePolicy(inForce(), {
         settings,
         internalRules: internalRules(settings, ctx.host, ctx.config.policy().lists),
         ...(lists !== undefined ? { lists } : {}),
@@ -281,29 +280,18 @@ export function createHandlers(ctx: HandlerContext) {
   const savePolicy = async (policy: Policy, caller: Caller, confirm?: Confirm) => {
     // Re-validate the whole policy: a rule may be fine alone and still clash (a duplicate name).
     const checked = validatePolicy(policyToPlain(policy));
-    guard({ policy: checked, settings: ctx.config.settings() }, caller, confirm);
+    const settings = ctx.config.settings();
+    guard({ policy: ctx.includes?.effective(checked) ?? checked, settings }, caller, confirm);
     const version = await applying(caller, confirm, (meta) => ctx.config.setPolicy(checked, meta));
     compiled = undefined;
     return version;
   };
   const rules = () => ctx.config.policy().rules;
+  const included = includedRuleHandlers({ config: ctx.config, inForce, savePolicy, audit, probation });
   const indexOf = (name: string) => {
     const i = rules().findIndex((r) => r.name === name);
     if (i < 0) throw notFound(name);
     return i;
-  };
-  /** A position outside 0..last is refused, not clamped: `rules move X 99` with 5 rules must not quietly mean "last". */
-  const checkPosition = (at: number, last: number, verb: 'add' | 'move', lastExample: string) => {
-    if (at >= 0 && at <= last) return;
-    throw new WardenError(
-      ErrorCode.PARAMS_INVALID,
-      `position ${at + 1} is out of range: valid positions are 1..${last + 1} (the protocol counts from 0: ${at} is not in 0..${last})`,
-      {
-        suggestion:
-          `In the CLI positions count from 1: use 1..${last + 1}, e.g. \`warden rules ${verb} ${lastExample}\`; ` +
-          '`warden rules list` shows the current order.',
-      },
-    );
   };
   /** Warnings (not refusals) about a rule just stored: its application path does not exist here. */
   const appWarnings = (rule: Rule) => {
@@ -427,7 +415,11 @@ export function createHandlers(ctx: HandlerContext) {
           lastMatch: c?.lastMatch == null ? null : new Date(c.lastMatch).toISOString(),
         };
       };
-      const list = rules().map((r) => ({ ...ruleToPlain(r), ...counted(r) }));
+      const list = inForce().rules.map((r) => ({
+        ...ruleToPlain(r),
+        ...counted(r),
+        ...included.mark(r.name),
+      }));
       if (!internal) return { rules: list };
       const hidden = internalRules(ctx.config.settings(), ctx.host).map((r) => ({
         id: r.id,
@@ -439,10 +431,7 @@ export function createHandlers(ctx: HandlerContext) {
       }));
       return { rules: list, internal: hidden };
     },
-    rulesGet: ({ name }) => {
-      const i = indexOf(name);
-      return { rule: ruleToPlain(rules()[i]!), position: i };
-    },
+    rulesGet: ({ name }) => included.get(name),
     rulesAdd: async ({ rule: raw, position, confirm }, caller) => addRule(raw, position, caller, confirm),
     asksList: () => ({ prompts: ctx.asks?.list() ?? [] }),
     asksAnswer: async (params, caller) => {
@@ -467,6 +456,7 @@ export function createHandlers(ctx: HandlerContext) {
       return resolution;
     },
     rulesUpdate: async ({ name, rule: raw, confirm }, caller) => {
+      if (included.mark(name).subscription) return included.toggle(name, raw, caller, confirm);
       const i = indexOf(name);
       const rule = validateRule(raw, {
         addressGroups: ctx.config.policy().addressGroups,
@@ -487,6 +477,7 @@ export function createHandlers(ctx: HandlerContext) {
       };
     },
     rulesRemove: async ({ name, confirm }, caller) => {
+      included.refuse(name, 'removed');
       const i = indexOf(name);
       const list = [...rules()];
       list.splice(i, 1);
@@ -495,6 +486,7 @@ export function createHandlers(ctx: HandlerContext) {
       return probation(version, caller, confirm);
     },
     rulesMove: async ({ name, position, confirm }, caller) => {
+      included.refuse(name, 'moved');
       const i = indexOf(name);
       const list = [...rules()];
       checkPosition(position, list.length - 1, 'move', `${name} ${list.length}`);

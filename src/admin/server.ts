@@ -214,6 +214,14 @@ export class AdminServer {
     return n;
   }
 
+  /** The addresses of the consoles connected from other hosts now (the lockout guard of a subscription's refresh). */
+  get remoteSources(): string[] {
+    const out = new Set<string>();
+    for (const s of this.#sockets)
+      if (s.remoteAddress !== undefined && !isLoopback(s.remoteAddress)) out.add(s.remoteAddress);
+    return [...out];
+  }
+
   /** Number of logged-in consoles. */
   get consoles(): number {
     return this.#sessions.size;

@@ -8,7 +8,10 @@ import {
   type HostEnvironment,
   internalRules,
   type Policy,
+  parseIncludedRules,
   parsePolicyText,
+  type Rule,
+  withIncludes,
 } from '../policy/index.js';
 import { type ListContent, ListParser } from '../policy/list-format.js';
 import { defaultSettings, parseSettingsText, type Settings } from '../settings/index.js';
@@ -79,15 +82,34 @@ export async function loadCompiled(
     loadSettings(settingsPath),
     hostEnvironment(),
   ]);
+  // Explain and lint see the rules in force: the policy's own, then its file subscriptions'.
+  const inForce = withIncludes(policy, await loadFileIncludes(policy));
   return {
     policy,
     settings,
-    compiled: compilePolicy(policy, {
+    compiled: compilePolicy(inForce, {
       settings,
       internalRules: internalRules(settings, host, policy.lists),
       lists: await loadFileLists(policy),
     }),
   };
+}
+
+/**
+ * The rules of the policy's file subscriptions as this host has them (a URL subscription is the
+ * engine's to fetch: nothing here). An unreadable or invalid included file throws with its file,
+ * line, rule and field, so check, lint and explain of a policy name what is wrong in what it includes.
+ */
+export async function loadFileIncludes(policy: Policy): Promise<Map<string, Rule[]>> {
+  const out = new Map<string, Rule[]>();
+  for (const inc of policy.include ?? []) {
+    if (inc.file === undefined) continue;
+    out.set(
+      inc.name,
+      parseIncludedRules(await readTextFile(inc.file, `included file (${inc.name})`), inc.file),
+    );
+  }
+  return out;
 }
 
 /**

@@ -11,7 +11,7 @@ import { ensureLocalToken } from '../admin/auth/local-token.js';
 import { LoginThrottle } from '../admin/auth/throttle.js';
 import { UserStore } from '../admin/auth/users.js';
 import { FileConfigStore } from '../admin/config-store.js';
-import { Confirmations } from '../admin/confirm.js';
+import { Confirmations, lockoutRisk } from '../admin/confirm.js';
 import { REPEAT_WINDOW_MS } from '../admin/log-coalesce.js';
 import { type LogStore, MemoryLogStore } from '../admin/log-store.js';
 import { ensureDirectory, tightenFiles } from '../admin/private-file.js';
@@ -30,6 +30,7 @@ import type { Settings } from '../settings/index.js';
 import { resolveProxy } from '../settings/proxy.js';
 import { AskDesk } from './asks.js';
 import { ExeHasher } from './exe-hash.js';
+import { PolicyIncludes } from './includes.js';
 import { PolicyLists } from './lists.js';
 import { RuleCounters } from './rule-counters.js';
 import { type ServiceOptions, type Services, startServices } from './services/index.js';
@@ -77,7 +78,8 @@ export interface EngineParts {
   /** Per-rule counters (the enforcer counts queued decisions, the backend feeds the kernel's counters). */
   readonly ruleCounters?: RuleCounters;
   /** The policy's lists as loaded (compilePolicy's `lists`); absent: lists are empty. */
-  readonly lists?: PolicyLists;
+  readonly lists?: PolicyLists /** The policy's rule subscriptions as loaded; absent: nothing is included. */;
+  readonly includes?: PolicyIncludes;
 }
 
 export interface EngineOptions {
@@ -158,10 +160,13 @@ export class Engine {
   readonly #hasher: ExeHasher;
   /** The policy's lists (src/engine/lists.ts). */
   readonly lists: PolicyLists;
+  /** The policy's rule subscriptions (src/engine/includes.ts). */
+  readonly includes: PolicyIncludes;
 
   private constructor(parts: {
     hasher: ExeHasher;
     lists: PolicyLists;
+    includes: PolicyIncludes;
     server: AdminServer;
     config: FileConfigStore;
     logs: LogStore;
@@ -180,6 +185,7 @@ export class Engine {
     this.metricsEndpoint = parts.metricsEndpoint;
     this.#hasher = parts.hasher;
     this.lists = parts.lists;
+    this.includes = parts.includes;
     this.#settled = parts.settled;
     this.#stopSyslog = parts.stopSyslog;
     this.server = parts.server;
@@ -239,6 +245,29 @@ export class Engine {
       onChange: () => listsChanged(),
     });
     await lists.follow(config.policy().lists);
+    // Rule subscriptions, likewise: a refresh that would cut off a console connected from another
+    // host now is refused (the lockout guard), the rules in force stay.
+    let includesChanged = () => {};
+    const includes = new PolicyIncludes({
+      stateDir,
+      route: (url) => resolveProxy(config.settings().proxy, host, url),
+      ...(options.services?.ca !== undefined ? { ca: options.services.ca } : {}),
+      // A refused or failed refresh is a system log item too: `warden logs` shows why rules stayed.
+      log: (level, message, fields) => {
+        log(level, message, fields);
+        if (level !== 'info') logs.append({ kind: 'system', message: `rule subscription ${message}` });
+      },
+      policy: () => config.policy(),
+      lockoutRisk: (next) => {
+        for (const source of server?.remoteSources ?? []) {
+          const risk = lockoutRisk({ policy: next, settings: config.settings() }, source, host, Date.now());
+          if (risk !== null) return risk;
+        }
+        return null;
+      },
+      onChange: () => includesChanged(),
+    });
+    await includes.follow(config.policy().include);
     const proposals = await ProposalBook.open({
       path: join(stateDir, 'proposals.json'),
       onError: (m) => log('error', m),
@@ -296,9 +325,11 @@ export class Engine {
             : [`log store unusable, log items are kept in memory only: ${problem}`]),
         ],
         ...(config.policy().lists !== undefined ? { lists: lists.states() } : {}),
+        ...(config.policy().include !== undefined ? { includes: includes.states() } : {}),
       }),
       settled: () => kernelWork,
       lists,
+      includes,
       ...(options.bindAddress !== undefined ? { bindAddress: options.bindAddress } : {}),
       ...(options.port !== undefined ? { port: options.port } : {}),
       onSettingsChanged: (settings: Settings) => {
@@ -323,8 +354,16 @@ export class Engine {
         .then(() => kernel?.reload())
         .catch((e: Error) => log('error', `kernel reload after a list changed failed: ${e.message}`));
     };
+    includesChanged = () => {
+      kernelWork = kernelWork
+        .then(() => kernel?.reload())
+        .catch((e: Error) => log('error', `kernel reload after included rules changed failed: ${e.message}`));
+    };
     config.onChange(() => {
       lists.follow(config.policy().lists).catch((e: Error) => log('error', `lists: ${e.message}`));
+      includes
+        .follow(config.policy().include, { reread: true })
+        .catch((e: Error) => log('error', `includes: ${e.message}`));
     });
     config.onChange((what) => {
       followSyslog();
@@ -358,9 +397,11 @@ export class Engine {
           hasher,
           ruleCounters,
           lists,
+          includes,
         });
     } catch (e) {
       lists.stop();
+      includes.stop();
       await metricsEndpoint.close();
       await server.close();
       await hasher.close();
@@ -394,6 +435,7 @@ export class Engine {
       log,
       settled: () => kernelWork,
       lists,
+      includes,
       stopSyslog: () => syslog.stop(),
       metricsEndpoint,
     });
@@ -416,6 +458,7 @@ export class Engine {
       await this.config.reload();
       // File lists are read again too (an edited list is taken by SIGHUP like an edited policy).
       await this.lists.follow(this.config.policy().lists, { reread: true });
+      await this.includes.follow(this.config.policy().include, { reread: true });
       await this.reload();
       return true;
     } catch (e) {
@@ -435,6 +478,7 @@ export class Engine {
   async stop(): Promise<void> {
     this.asks.close();
     this.lists.stop();
+    this.includes.stop();
     await this.services.stop();
     await this.#kernel?.stop();
     this.logs.append({ kind: 'system', message: 'engine stopped' });

@@ -329,9 +329,11 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     // What the kernel counted under the ruleset in force goes to its rules before the change.
     if (applied !== undefined) await counters?.refresh();
     const settings = config.settings();
-    compiled = compilePolicy(config.policy(), {
+    // The policy in force: its own rules and its subscriptions' (src/engine/includes.ts).
+    const policy = parts.includes?.effective(config.policy()) ?? config.policy();
+    compiled = compilePolicy(policy, {
       settings,
-      internalRules: internalRules(settings, host, config.policy().lists),
+      internalRules: internalRules(settings, host, policy.lists),
       ...(parts.lists !== undefined ? { lists: parts.lists.contents() } : {}),
     });
     counters?.bind(compiled);

@@ -11,6 +11,7 @@ export {
   proposeRule,
 } from './evaluate.js';
 export { type Explanation, explain, type SkippedRule } from './explain.js';
+export { includedRuleName, parseIncludedRules, subscriptionOf, withIncludes } from './include.js';
 export { type HostEnvironment, internalRules } from './internal-rules.js';
 export { type Finding, type FindingKind, lint } from './lint.js';
 export { parsePolicyText, validatePolicy, validateRule } from './parse.js';

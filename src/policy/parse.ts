@@ -9,6 +9,7 @@ import {
 } from '../document.js';
 import { ErrorCode, type Problem } from '../errors.js';
 import { SETTING_PATHS } from '../settings/schema.js';
+import { checkIncludes } from './include.js';
 import type { Policy, Rule } from './rule.js';
 import { policySchema, ruleSchema } from './schema.js';
 
@@ -50,6 +51,8 @@ export function validatePolicy(value: unknown, source: SourceInfo = {}, doc?: Lo
     addressGroups: parsed.addressGroups,
     ...(parsed.lists !== undefined ? { lists: parsed.lists } : {}),
     rules: parsed.rules.map(stripUndefined),
+    ...(parsed.include !== undefined ? { include: parsed.include } : {}),
+    ...(parsed.disabled !== undefined ? { disabled: parsed.disabled } : {}),
   };
   throwIfProblems(ErrorCode.POLICY_INVALID, file ?? 'policy', crossCheck(policy, doc, file));
   return policy;
@@ -97,6 +100,7 @@ function crossCheck(policy: Policy, doc: LocatedDocument | undefined, file: stri
     else seen.set(rule.name, i);
     checkRule(rule, [], policy.addressGroups, policy.lists ?? {}, report);
   });
+  problems.push(...checkIncludes(policy, doc, file));
   for (const [group, specs] of Object.entries(policy.addressGroups))
     specs.forEach((spec, j) => {
       const missing = spec.kind === 'list' ? missingList(spec.name, policy.lists ?? {}) : undefined;
@@ -105,7 +109,7 @@ function crossCheck(policy: Policy, doc: LocatedDocument | undefined, file: stri
   return problems;
 }
 
-function checkRule(
+export function checkRule(
   rule: Rule,
   base: readonly (string | number)[],
   groups: Policy['addressGroups'],

@@ -56,6 +56,19 @@ export type ListSource = (
   readonly maxEntries: number;
 };
 
+/**
+ * A rule subscription (docs/policy.md, "Included rules"): a rules file at a local path or an https
+ * URL whose rules join the policy, named `<name>/<rule name>`, after the policy's own rules.
+ */
+export type IncludeSource = (
+  | { readonly file: string; readonly url?: undefined }
+  | { readonly url: string; readonly file?: undefined; readonly refreshSeconds: number }
+) & {
+  readonly name: string;
+  /** Largest rules file accepted, in bytes; a bigger one is refused whole (the last good copy stays). */
+  readonly maxBytes: number;
+};
+
 /** A rule applies only while a setting has a value (e.g. `syslog.enabled` equals true). */
 export interface RuleCondition {
   readonly setting: string;
@@ -112,6 +125,10 @@ export interface Policy {
   /** Named lists (`list:name` in `remote`); absent when the policy defines none. */
   readonly lists?: Readonly<Record<string, ListSource>>;
   readonly rules: readonly Rule[];
+  /** Rule subscriptions, in order; their rules come after `rules`. Absent when there are none. */
+  readonly include?: readonly IncludeSource[];
+  /** Included rules (`sub/rule`) switched off by the administrator; kept across refreshes. */
+  readonly disabled?: readonly string[];
 }
 
 /** A rule generated from the settings (SPEC section 2): evaluated before user rules, never listed with them. */

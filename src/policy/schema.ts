@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { parseAddressSpec } from './address-spec.js';
 import { compileGlob } from './glob.js';
+import { includeSchema } from './include-schema.js';
 import { listSchema } from './list-schema.js';
 import { parsePortList } from './ports.js';
 import { ACTIONS, type AddressSpec, DIRECTIONS, MODES, PROTOCOLS } from './rule.js';
@@ -250,4 +251,10 @@ export const policySchema = z.strictObject({
     )
     .optional(),
   rules: z.array(ruleSchema, { error: 'rules must be a list' }).default([]),
+  include: z.array(includeSchema, { error: 'include must be a list of subscriptions' }).optional(),
+  disabled: z
+    .array(z.string({ error: 'an entry of disabled is an included rule name: subscription/rule' }), {
+      error: 'disabled must be a list of included rule names (subscription/rule)',
+    })
+    .optional(),
 });

@@ -1,9 +1,10 @@
 /** Policy values back to YAML a person can read and edit; parse(serialize(p)) equals p. */
 import { stringify } from 'yaml';
 import { formatAddressSpec } from './address-spec.js';
+import { INCLUDE_DEFAULTS } from './include-schema.js';
 import { formatDuration, LIST_DEFAULTS } from './list-schema.js';
 import { formatPortList } from './ports.js';
-import type { ListSource, Policy, Rule } from './rule.js';
+import type { IncludeSource, ListSource, Policy, Rule } from './rule.js';
 
 const HEADER = `# Warden network security policy.
 # The first matching rule decides; the defaults decide the rest.
@@ -56,6 +57,17 @@ export function policyToPlain(policy: Policy): Record<string, unknown> {
     addressGroups: groups,
     ...(policy.lists !== undefined ? { lists: listsToPlain(policy.lists) } : {}),
     rules: policy.rules.map(ruleToPlain),
+    ...(policy.include !== undefined ? { include: policy.include.map(includeToPlain) } : {}),
+    ...(policy.disabled !== undefined ? { disabled: [...policy.disabled] } : {}),
+  };
+}
+
+/** The plain form of one subscription: defaults are left out, a refresh is written as 6h, 30m. */
+export function includeToPlain(i: IncludeSource): Record<string, unknown> {
+  return {
+    name: i.name,
+    ...(i.url !== undefined ? { url: i.url, refresh: formatDuration(i.refreshSeconds) } : { file: i.file }),
+    ...(i.maxBytes !== INCLUDE_DEFAULTS.maxBytes ? { maxBytes: i.maxBytes } : {}),
   };
 }
 

@@ -106,6 +106,25 @@ export interface StatusResult {
   readonly problems: string[];
   /** The policy's lists as the engine loaded them (docs/policy.md, "Lists"); absent without lists. */
   readonly lists?: readonly ListStatus[];
+  /** The policy's rule subscriptions as the engine loaded them (docs/policy.md, "Included rules"); absent without any. */
+  readonly includes?: readonly IncludeStatus[];
+}
+
+/** One rule subscription of the policy in engine.status. */
+export interface IncludeStatus {
+  readonly name: string;
+  /** The file path or URL. */
+  readonly source: string;
+  /** Where the rules in force came from: `file`, `network`, `last good copy` (on disk) or `none`. */
+  readonly copy: string;
+  /** Rules of the copy in force. */
+  readonly rules: number;
+  readonly bytes: number;
+  readonly loadedAt?: string;
+  readonly lastAttempt?: string;
+  /** Why the last attempt failed (with the located problems of a refused file); absent after a success. */
+  readonly lastError?: string;
+  readonly nextRefresh?: string;
 }
 
 /** One list of the policy in engine.status. */

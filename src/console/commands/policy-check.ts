@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { missingApplications, missingInterfaces } from '../../host-programs.js';
 import { policyToPlain } from '../../policy/index.js';
-import { loadPolicy, loadSettings } from '../files.js';
+import { loadFileIncludes, loadPolicy, loadSettings } from '../files.js';
 import type { CommandIo, CommandStatus } from '../io.js';
 
 export interface PolicyCheckOptions {
@@ -17,6 +17,8 @@ export async function policyCheck(
   io: CommandIo,
 ): Promise<CommandStatus> {
   const [policy] = await Promise.all([loadPolicy(file), loadSettings(options.settings)]);
+  // The file subscriptions are checked too (a URL subscription is the engine's to fetch).
+  await loadFileIncludes(policy);
   const enabled = policy.rules.filter((r) => r.enabled).length;
   // Warnings, not errors: the file is valid and a missing program may be installed later.
   const warnings = [...missingApplications(policy.rules), ...missingInterfaces(policy.rules)].map((f) => ({

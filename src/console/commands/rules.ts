@@ -127,7 +127,10 @@ function printRules(rules: RuleJson[], io: CommandIo, internal = false, position
       ],
       rules.map((r, i) => [
         internal ? String(r.id) : String((positions?.[i] ?? i) + 1),
-        String(r.name),
+        // A rule included from a subscription (docs/policy.md, "Included rules") is the subscription's.
+        typeof r.subscription === 'string'
+          ? `${String(r.name)} (included: ${r.subscription}, read-only)`
+          : String(r.name),
         String(r.action),
         String(r.direction),
         String(r.protocol),

@@ -291,6 +291,11 @@ export function RulesPage() {
                 <td>
                   {r.name}
                   {r.enabled === false && <em> (disabled)</em>}
+                  {typeof r.subscription === 'string' && (
+                    <small title="included from a subscription: read-only here, may be disabled">
+                      {` included: ${r.subscription}`}
+                    </small>
+                  )}
                 </td>
                 <td>{String(r.direction)}</td>
                 <td>
@@ -307,22 +312,27 @@ export function RulesPage() {
                 </td>
                 {admin && (
                   <td class="buttons">
-                    <button
-                      type="button"
-                      aria-label={`move ${r.name} up`}
-                      disabled={i === 0}
-                      onClick={() => change('rules.move', { name: r.name, position: i - 1 })}
-                    >
-                      ↑
-                    </button>
-                    <button
-                      type="button"
-                      aria-label={`move ${r.name} down`}
-                      disabled={i === rules.length - 1}
-                      onClick={() => change('rules.move', { name: r.name, position: i + 1 })}
-                    >
-                      ↓
-                    </button>
+                    {/* An included rule is its subscription's: only Enable/Disable (docs/policy.md, "Included rules"). */}
+                    {typeof r.subscription !== 'string' && (
+                      <>
+                        <button
+                          type="button"
+                          aria-label={`move ${r.name} up`}
+                          disabled={i === 0}
+                          onClick={() => change('rules.move', { name: r.name, position: i - 1 })}
+                        >
+                          ↑
+                        </button>
+                        <button
+                          type="button"
+                          aria-label={`move ${r.name} down`}
+                          disabled={i === rules.length - 1}
+                          onClick={() => change('rules.move', { name: r.name, position: i + 1 })}
+                        >
+                          ↓
+                        </button>
+                      </>
+                    )}
                     <button
                       type="button"
                       onClick={() =>
@@ -334,17 +344,21 @@ export function RulesPage() {
                     >
                       {r.enabled === false ? 'Enable' : 'Disable'}
                     </button>
-                    <button type="button" onClick={() => setForm({ editing: plainRule(r) })}>
-                      Edit
-                    </button>
-                    <button
-                      type="button"
-                      onClick={() =>
-                        confirm(`Delete rule "${r.name}"?`) && change('rules.remove', { name: r.name })
-                      }
-                    >
-                      Delete
-                    </button>
+                    {typeof r.subscription !== 'string' && (
+                      <>
+                        <button type="button" onClick={() => setForm({ editing: plainRule(r) })}>
+                          Edit
+                        </button>
+                        <button
+                          type="button"
+                          onClick={() =>
+                            confirm(`Delete rule "${r.name}"?`) && change('rules.remove', { name: r.name })
+                          }
+                        >
+                          Delete
+                        </button>
+                      </>
+                    )}
                   </td>
                 )}
               </tr>
