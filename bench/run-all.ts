@@ -28,6 +28,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const NEEDS: Record<string, { root?: string; program?: string }> = {
   enforcement: { root: 'loads nftables rules and NFQUEUE in network namespaces' },
   nfqueue: { root: 'binds an NFQUEUE in network namespaces' },
+  'rule-counters': { root: 'loads a ruleset and reads its counters in a network namespace' },
   'web-live-log': { program: '/usr/bin/chromium' },
 };
 
