@@ -57,55 +57,73 @@ export const listSchema = z
       maxBytes: v.maxBytes ?? LIST_DEFAULTS.maxBytes,
       maxEntries: v.maxEntries ?? LIST_DEFAULTS.maxEntries,
     };
-    if ((v.file === undefined) === (v.url === undefined)) {
-      ctx.addIssue({
-        code: 'custom',
-        message: 'a list has either file: /path or url: https://..., not both or neither',
-      });
-      return z.NEVER;
-    }
-    if (v.file !== undefined) {
-      if (!v.file.startsWith('/') || v.file.endsWith('/') || [...v.file].some((c) => c.charCodeAt(0) < 0x20))
-        ctx.addIssue({ code: 'custom', message: `"${v.file}" is not an absolute file path`, path: ['file'] });
-      if (v.refresh !== undefined)
-        ctx.addIssue({
-          code: 'custom',
-          message: 'refresh is for url lists; a file list is read when the policy is applied',
-          path: ['refresh'],
-        });
-      return { file: v.file, ...bounds };
-    }
-    const url = v.url!;
-    let parsed: URL | undefined;
-    try {
-      parsed = new URL(url);
-    } catch {
-      ctx.addIssue({ code: 'custom', message: `"${url}" is not a URL`, path: ['url'] });
-    }
-    if (parsed !== undefined && parsed.protocol !== 'https:')
-      ctx.addIssue({
-        code: 'custom',
-        message: `"${url}" is not https: a list decides what is blocked, so it is only fetched over https`,
-        path: ['url'],
-      });
-    if (parsed !== undefined && (parsed.username !== '' || parsed.password !== ''))
-      ctx.addIssue({
-        code: 'custom',
-        message: 'the url holds credentials; the policy is not a place for secrets',
-        path: ['url'],
-      });
-    let refreshSeconds: number = LIST_DEFAULTS.refreshSeconds;
-    if (v.refresh !== undefined) {
-      const r = parseDuration(v.refresh);
-      if (r === null)
-        ctx.addIssue({
-          code: 'custom',
-          message: `refresh ${JSON.stringify(v.refresh)} is not a duration such as 30m, 6h or 1d`,
-          path: ['refresh'],
-        });
-      else if (r < LIST_DEFAULTS.minRefreshSeconds || r > LIST_DEFAULTS.maxRefreshSeconds)
-        ctx.addIssue({ code: 'custom', message: 'refresh must be between 5m and 30d', path: ['refresh'] });
-      else refreshSeconds = r;
-    }
-    return { url, refreshSeconds, ...bounds };
+    const source = fetchedSource(v, ctx, {
+      what: 'list',
+      decides: 'a list decides what is blocked',
+      refreshSeconds: LIST_DEFAULTS.refreshSeconds,
+    });
+    return source === z.NEVER ? z.NEVER : { ...source, ...bounds };
   });
+
+/**
+ * Where a part of the policy fetched by the engine comes from (a list, a rule subscription): an
+ * absolute `file:` or an `https:` `url:` without credentials, refreshed every `refresh` (5m to 30d).
+ * Problems are added to ctx at their field; NEVER when neither or both sources are given.
+ */
+export function fetchedSource(
+  v: { file?: string | undefined; url?: string | undefined; refresh?: unknown },
+  ctx: z.RefinementCtx,
+  words: { what: string; decides: string; refreshSeconds: number },
+): { file: string } | { url: string; refreshSeconds: number } | typeof z.NEVER {
+  if ((v.file === undefined) === (v.url === undefined)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `a ${words.what} has either file: /path or url: https://..., not both or neither`,
+    });
+    return z.NEVER;
+  }
+  if (v.file !== undefined) {
+    if (!v.file.startsWith('/') || v.file.endsWith('/') || [...v.file].some((c) => c.charCodeAt(0) < 0x20))
+      ctx.addIssue({ code: 'custom', message: `"${v.file}" is not an absolute file path`, path: ['file'] });
+    if (v.refresh !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        message: `refresh is for url ${words.what}s; a file ${words.what} is read when the policy is applied`,
+        path: ['refresh'],
+      });
+    return { file: v.file };
+  }
+  const url = v.url!;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `"${url}" is not a URL`, path: ['url'] });
+  }
+  if (parsed !== undefined && parsed.protocol !== 'https:')
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${url}" is not https: ${words.decides}, so it is only fetched over https`,
+      path: ['url'],
+    });
+  if (parsed !== undefined && (parsed.username !== '' || parsed.password !== ''))
+    ctx.addIssue({
+      code: 'custom',
+      message: 'the url holds credentials; the policy is not a place for secrets',
+      path: ['url'],
+    });
+  let refreshSeconds = words.refreshSeconds;
+  if (v.refresh !== undefined) {
+    const r = parseDuration(v.refresh);
+    if (r === null)
+      ctx.addIssue({
+        code: 'custom',
+        message: `refresh ${JSON.stringify(v.refresh)} is not a duration such as 30m, 6h or 1d`,
+        path: ['refresh'],
+      });
+    else if (r < LIST_DEFAULTS.minRefreshSeconds || r > LIST_DEFAULTS.maxRefreshSeconds)
+      ctx.addIssue({ code: 'custom', message: 'refresh must be between 5m and 30d', path: ['refresh'] });
+    else refreshSeconds = r;
+  }
+  return { url, refreshSeconds };
+}
