@@ -56,7 +56,22 @@ function roundTrip(tool: Tool, p: Policy): { original: Policy; back: Policy } | 
   return { original: expressible(p, skipped), back: imported.policy };
 }
 
-const noAskDefaults = policy.map((p) => ({
+/**
+ * The rule fields of issue 14 that ufw and firewalld cannot express (the program, its context and hash, interfaces,
+ * lists): their refusal is tested in each exporter's tests; drawn here they left too few rules to compare.
+ */
+function withinFirewallReach(p: Policy): Policy {
+  return {
+    ...p,
+    rules: p.rules.map(({ sha256, parent, ancestor, arguments: _args, interface: _iface, ...r }) => {
+      const remote = r.remote?.filter((a) => a.kind !== 'list');
+      const { remote: _remote, ...rest } = r;
+      return remote === undefined || remote.length === 0 ? rest : { ...rest, remote };
+    }),
+  };
+}
+
+const noAskDefaults = policy.map(withinFirewallReach).map((p) => ({
   ...p,
   defaults: {
     incoming: {
