@@ -136,6 +136,32 @@ test('with confirm the change is applied; unconfirmed it is rolled back at its d
     assert.equal(store.settings().remoteAdministration.enabled, false, 'confirmed: stays');
   }));
 
+test('config.undo undoes a waiting change at once, as its deadline would, and only once', () =>
+  engine(async (h, store) => {
+    const off = { settings: { remoteAdministration: { enabled: false } }, confirm: { seconds: 600 } };
+    const r = await h.settingsSet!(off, remote);
+    assert.ok(r.pending);
+    assert.equal(store.settings().remoteAdministration.enabled, false);
+    const undone = await h.configUndo!({ version: r.pending.version }, remote);
+    assert.equal(store.settings().remoteAdministration.enabled, true, 'undone long before the deadline');
+    const [newest] = store.history();
+    assert.deepEqual(
+      [newest!.version, newest!.what, newest!.restores, newest!.source],
+      [undone.current, 'rollback', r.pending.previous, 'config.undo'],
+    );
+    assert.equal(undone.version, r.pending.version);
+    assert.deepEqual((await h.configHistory!({}, remote)).pending, [], 'nothing waits any more');
+    for (const call of [h.configUndo!, h.configConfirm!])
+      await assert.rejects(async () => call({ version: r.pending!.version }, remote), {
+        code: 'WARDEN_E_NOT_FOUND',
+      });
+    // A change that is not waiting (made without confirm) cannot be undone this way.
+    await h.settingsSet!({ settings: { remoteAdministration: { enabled: true } } }, local);
+    await assert.rejects(async () => h.configUndo!({ version: store.history()[0]!.version }, remote), {
+      code: 'WARDEN_E_NOT_FOUND',
+    });
+  }));
+
 test('a remote rollback to a version that would cut the caller off needs confirm too', () =>
   engine(async (h, store) => {
     await h.settingsSet!({ settings: { remoteAdministration: { enabled: false } } }, local);

@@ -64,8 +64,11 @@ export interface PendingRecord extends PendingChange {
   readonly source: string;
 }
 
-/** What to do with a change whose deadline passed (the handlers undo it). */
-export type Expire = (c: PendingRecord) => Promise<void>;
+/**
+ * What to do with a change whose deadline passed (the handlers undo it), or that config.undo asks to
+ * undo before it (`early`: who asked). Throws when the change could not be undone.
+ */
+export type Expire = (c: PendingRecord, early?: { user: string; source: string }) => Promise<void>;
 
 function readRecords(text: string): PendingRecord[] {
   const list = JSON.parse(text) as unknown;
@@ -90,6 +93,8 @@ export class Confirmations {
   readonly #file: string | undefined;
   #expire: Expire | undefined;
   #closed = false;
+  /** Versions config.undo is undoing right now (a second undo of one answers "none waits"). */
+  readonly #undoing = new Set<number>();
   /** File writes in order, so the file never goes back to an older list. */
   #saving: Promise<void> = Promise.resolve();
 
@@ -151,10 +156,33 @@ export class Confirmations {
   /** Keeps a pending change; false when no change of that version is pending. */
   async confirm(version: number): Promise<boolean> {
     const w = this.#waiting.get(version);
-    if (!w) return false;
+    if (!w || this.#undoing.has(version)) return false;
     clearTimeout(w.timer);
     this.#waiting.delete(version);
     await this.#save();
+    return true;
+  }
+
+  /**
+   * Undoes a pending change now, as its deadline would (config.undo); false when no change of that
+   * version waits. The expiry's error (nothing could be undone) goes to the caller, and the change
+   * is forgotten either way, as at the deadline.
+   */
+  async undoNow(version: number, by: { user: string; source: string }): Promise<boolean> {
+    const w = this.#waiting.get(version);
+    if (!w || this.#expire === undefined || this.#undoing.has(version)) return false;
+    clearTimeout(w.timer);
+    this.#undoing.add(version);
+    try {
+      // Undone first, forgotten after (as at the deadline): a crash in between undoes it again on start.
+      await this.#expire(w.record, by);
+    } finally {
+      this.#undoing.delete(version);
+      if (this.#waiting.get(version) === w) {
+        this.#waiting.delete(version);
+        if (!this.#closed) await this.#save();
+      }
+    }
     return true;
   }
 
@@ -180,6 +208,7 @@ export class Confirmations {
     // setTimeout takes at most 2^31-1 ms; deadlines are at most an hour away.
     w.timer = setTimeout(
       () => {
+        if (this.#undoing.has(record.version)) return;
         // Undone first, forgotten after: a crash in between undoes it again on start (undo is idempotent).
         void expire(record)
           .catch(() => {})

@@ -218,11 +218,15 @@ export function createHandlers(ctx: HandlerContext) {
    * same things, nothing is changed and a security log item says what to undo by hand.
    */
   confirmations.onExpire(
-    async (c) => {
+    async (c, early) => {
       const by = { user: c.user, source: c.source };
-      const late = `version ${c.version} was not confirmed by ${c.deadline}`;
+      const late =
+        early === undefined
+          ? `version ${c.version} was not confirmed by ${c.deadline}`
+          : `version ${c.version} was undone before its deadline by ${early.user} from ${early.source}`;
       try {
-        const v = await ctx.config.undo(c.version, c.previous, { user: c.user, source: 'confirm timeout' });
+        const source = early === undefined ? 'confirm timeout' : 'config.undo';
+        const v = await ctx.config.undo(c.version, c.previous, { user: early?.user ?? c.user, source });
         compiled = undefined;
         if (v === undefined) audit(by, `${late}: nothing of it is left to undo`);
         else if (v.what === 'rollback')
@@ -242,6 +246,7 @@ export function createHandlers(ctx: HandlerContext) {
             `${late}, but it was NOT undone: ${e instanceof RevertConflict ? `later changes touched the same things (${e.paths.join(', ')})` : (e as Error).message}; ` +
             `compare with warden config diff ${c.previous} ${c.version} and undo it by hand`,
         });
+        if (early !== undefined) throw e;
       }
     },
     // Recorded, then the engine stopped before the change was written: there is nothing to wait for.
@@ -563,6 +568,14 @@ export function createHandlers(ctx: HandlerContext) {
       }
       audit(caller, `version ${version} confirmed`);
       return { version };
+    },
+    configUndo: async ({ version }, caller) => {
+      if (!(await confirmations.undoNow(version, caller))) {
+        throw new WardenError(ErrorCode.NOT_FOUND, `no change of version ${version} waits for confirm`, {
+          suggestion: 'It may have been confirmed or rolled back already: see `warden config history`.',
+        });
+      }
+      return { version, current: ctx.config.history()[0]?.version ?? version };
     },
     hints: () => {
       const port = servedPort();

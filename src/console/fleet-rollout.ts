@@ -3,9 +3,10 @@
  * first (located errors, nothing sent). Then the canary, then the rest in waves; each wave is applied
  * with confirmed apply (policy.apply with confirm), given its bake time, and checked over a fresh
  * connection per engine (the console still reaches it, it runs the new policy's hash, it reports no
- * problems) before it is confirmed. On the first failure nothing of that wave is confirmed: its
- * engines undo the change by themselves at the deadline (the console waits for it and checks), and
- * the waves after it are left untouched.
+ * problems) before it is confirmed. On the first failure nothing of that wave is confirmed: the
+ * engines the console reaches undo the change at once (config.undo), the others by themselves at the
+ * deadline (the console waits for it), the console checks them, and the waves after it are left
+ * untouched.
  */
 import type { EngineClient } from '../client/engine-client.js';
 import { ErrorCode, WardenError } from '../errors.js';
@@ -240,9 +241,29 @@ async function checkEngine(
   }
 }
 
+/** config.undo over a fresh connection: true when the engine undid the change now. */
+async function undoNow(a: Applied, engines: EngineList, io: CommandIo): Promise<boolean> {
+  let client: EngineClient | undefined;
+  try {
+    client = await openFleetEngine(a.engine, engines, io);
+    await withDeadline(
+      client.call(Methods.configUndo, { version: a.version! }),
+      FLEET_TIMEOUT_MS + 30_000, // the answer waits for the kernel to take the ruleset
+      a.engine,
+    );
+    return true;
+  } catch {
+    return false;
+  } finally {
+    client?.close();
+  }
+}
+
 /**
- * The failed wave: nothing was confirmed, so each engine undoes the change at its deadline. Waits for
- * the last deadline and checks each engine it can reach is back at its policy of before.
+ * The failed wave: nothing was confirmed. Each engine the console can reach undoes the change at
+ * once (config.undo, the same undo its deadline would make); for the others the console waits for
+ * their deadline, the undo that works even when the console has lost the engine. Then it checks
+ * each engine it can reach is back at its policy of before.
  */
 async function rollBack(
   applied: readonly Applied[],
@@ -255,12 +276,21 @@ async function rollBack(
 ): Promise<Omit<EngineOutcome, 'wave'>[]> {
   const why = new Map(problems.map((p) => [p.engine, p.why]));
   const changed = applied.filter((a) => a.version !== undefined);
+  const undone = new Set<string>();
+  if (changed.length > 0) {
+    const results = await mapLimited(changed, (a) => undoNow(a, engines, io));
+    changed.forEach((a, k) => {
+      if (results[k]) undone.add(a.engine);
+    });
+    if (undone.size > 0) say(`rolling back: ${[...undone].join(', ')} undid the change now (config.undo)`);
+  }
+  const waiting = changed.filter((a) => !undone.has(a.engine));
   // The engines' own deadlines, but never longer than --confirm from now (a deadline an engine made up).
   const latest = Date.now() + confirmSeconds * 1000;
-  const last = Math.min(latest, Math.max(0, ...changed.map((a) => Date.parse(a.deadline!) || latest)));
-  if (changed.length > 0) {
+  const last = Math.min(latest, Math.max(0, ...waiting.map((a) => Date.parse(a.deadline!) || latest)));
+  if (waiting.length > 0) {
     say(
-      `rolling back: ${changed.map((a) => a.engine).join(', ')} undo the change at ${new Date(last).toISOString()}; waiting for it`,
+      `rolling back: ${waiting.map((a) => a.engine).join(', ')} undo the change at ${new Date(last).toISOString()}; waiting for it`,
     );
     await sleep(Math.max(0, last - Date.now()) + 1500);
   }
@@ -283,12 +313,13 @@ async function rollBack(
         version: a.version,
         detail: `${prefix}unreachable: it undoes version ${a.version} by itself (at the deadline, or when it starts again)`,
       };
+    const how = undone.has(a.engine) ? 'undone at once (config.undo)' : 'undone at its deadline';
     return now.policyHash === old
       ? {
           engine: a.engine,
           state: 'rolled-back',
           version: a.version,
-          detail: `${prefix}version ${a.version} undone at its deadline; back at ${old?.slice(0, 19)}`,
+          detail: `${prefix}version ${a.version} ${how}; back at ${old?.slice(0, 19)}`,
         }
       : {
           engine: a.engine,

@@ -73,11 +73,13 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'warden config diff 3 4',
     'warden config rollback 3',
     'warden config confirm 5',
+    'warden config undo 5',
   ],
   'config history': ['warden config history', 'warden config history --json'],
   'config diff': ['warden config diff 3 4'],
   'config rollback': ['warden config rollback 3', 'warden config rollback 3 --confirm 60'],
   'config confirm': ['warden config confirm 5'],
+  'config undo': ['warden config undo 5'],
   'asks list': ['warden asks list', 'warden asks list --json'],
   'asks answer': [
     'warden asks answer 3f2a9c01d4e5b6a7 --allow --always --scope port',

@@ -359,6 +359,12 @@ export const Methods = {
     z.strictObject({ version: versionNumber }),
     'keep a change applied with confirm (else it is rolled back at its deadline)',
   ),
+  configUndo: method<{ version: number }, { version: number; current: number }>(
+    'config.undo',
+    'administrator',
+    z.strictObject({ version: versionNumber }),
+    'undo a change waiting for confirm now, as its deadline would (a failed check need not wait for it)',
+  ),
   usersList: method<Empty, { users: UserJson[] }>(
     'users.list',
     'auditor',

@@ -268,7 +268,7 @@ describe('warden fleet with ten engines on loopback', () => {
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stdout, /wave 1: FAILED: e3: not reachable after the change/);
     assert.match(r.stdout, /e1\s+canary\s+applied/);
-    assert.match(r.stdout, /e2\s+1\s+rolled-back\s+.*undone at its deadline/);
+    assert.match(r.stdout, /e2\s+1\s+rolled-back\s+.*undone at once \(config\.undo\)/);
     assert.match(r.stdout, /e3\s+1\s+failed\s+.*not reachable.*undoes version \d+ by itself/);
     assert.match(r.stdout, /e4\s+1\s+rolled-back/);
     for (const e of ['e5', 'e6', 'e7', 'e8', 'e9', 'e10'])

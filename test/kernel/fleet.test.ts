@@ -172,7 +172,7 @@ describe('fleet rollout to enforcing engines in namespaces', { skip: kernelTests
     assert.match(r.stdout, /wave 1: FAILED: B: not reachable after the change/);
     assert.match(r.stdout, /A\s+canary\s+applied/);
     assert.match(r.stdout, /B\s+1\s+failed\s+.*undoes version \d+ by itself/);
-    assert.match(r.stdout, /u1\s+1\s+rolled-back\s+.*undone at its deadline/);
+    assert.match(r.stdout, /u1\s+1\s+rolled-back\s+.*undone at once \(config\.undo\)/);
     assert.match(r.stdout, /u2\s+2\s+untouched/);
     // The canary's kernel drops what the new rule denies.
     assert.equal(tcpConnect(a, a.server, CLIENT_ADDR, 8005, 1500), 'timeout', 'after: A drops 8005');

@@ -1,5 +1,5 @@
 /**
- * `warden config history|diff A B|rollback N|confirm N`: an engine's
+ * `warden config history|diff A B|rollback N|confirm N|undo N`: an engine's
  * configuration versions, the changes between two of them, rolling back, and
  * keeping a change applied with --confirm (confirmed apply).
  */
@@ -42,7 +42,7 @@ export function registerConfig(
 ): void {
   const config = program
     .command('config')
-    .description("an engine's configuration versions: history, diff, rollback, confirm");
+    .description("an engine's configuration versions: history, diff, rollback, confirm, undo");
   remoteOptions(config.command('history').description('list the kept versions, newest first'))
     .option('--json', 'print as JSON')
     .action((o: Opts) =>
@@ -130,6 +130,27 @@ export function registerConfig(
         withEngine(o, io, async (c) => {
           const r = await c.call(Methods.configConfirm, params);
           io.out(o.json ? JSON.stringify(r, null, 2) : `Version ${r.version} confirmed: it stays.`);
+          return 0;
+        }),
+      );
+    });
+  remoteOptions(
+    config
+      .command('undo')
+      .description('undo a change applied with --confirm now, as its deadline would')
+      .argument('<version>'),
+  )
+    .option('--json', 'print as JSON')
+    .action((version: string, o: Opts) => {
+      const params = { version: versionArg(version) };
+      run(
+        withEngine(o, io, async (c) => {
+          const r = await c.call(Methods.configUndo, params);
+          io.out(
+            o.json
+              ? JSON.stringify(r, null, 2)
+              : `Version ${r.version} undone before its deadline: version ${r.current} is in force.`,
+          );
           return 0;
         }),
       );

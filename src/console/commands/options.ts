@@ -149,6 +149,7 @@ const METHOD_COMMANDS: Record<string, string> = {
   'config.diff': 'warden config diff',
   'config.rollback': 'warden config rollback VERSION',
   'config.confirm': 'warden config confirm',
+  'config.undo': 'warden config undo VERSION',
   'users.list': 'warden users list',
   'users.add': 'warden users add NAME',
   'asks.list': 'warden asks list',
