@@ -236,6 +236,16 @@ describe('web console in Chromium', { skip: chromiumMissing }, () => {
     });
     await c.login({ user: 'alice', password: USERS.alice!.password });
     assert.deepEqual((await c.call(Methods.configHistory, {})).pending, []);
+    // Another change on probation, undone at once from the banner: the rule is gone long before its deadline.
+    await page.getByRole('button', { name: 'New rule' }).click();
+    await form.getByLabel('Name').fill('undone rule');
+    await form.getByRole('button', { name: 'Add rule' }).click();
+    await countdown.waitFor();
+    await page.getByRole('button', { name: 'Undo it now' }).click();
+    await countdown.waitFor({ state: 'detached' });
+    assert.equal(engine.config.policy().rules.filter((r) => r.name === 'undone rule').length, 0);
+    assert.equal(engine.config.history()[0]!.source, 'config.undo');
+    assert.deepEqual((await c.call(Methods.configHistory, {})).pending, []);
     c.close();
     await page.close();
   });

@@ -69,6 +69,14 @@ function PendingBanner({ pending, ctx, done }: { pending: Pending; ctx: Ctx; don
         }
       >
         Keep this change
+      </button>{' '}
+      <button
+        type="button"
+        onClick={() =>
+          ctx.call('config.undo', { version: pending.version }).then(done, (e) => setError(errorText(e)))
+        }
+      >
+        Undo it now
       </button>
       {error && <span class="error"> {error}</span>}
     </div>

@@ -54,6 +54,16 @@ export function HistoryPage() {
             >
               Confirm
             </button>
+          )}{' '}
+          {ctx.role === 'administrator' && (
+            <button
+              type="button"
+              onClick={() =>
+                ctx.call('config.undo', { version: p.version }).then(reload, (x) => setError(errorText(x)))
+              }
+            >
+              Undo now
+            </button>
           )}
         </p>
       ))}
