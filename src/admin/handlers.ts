@@ -376,21 +376,22 @@ export function createHandlers(ctx: HandlerContext) {
     };
   };
 
-  /** The policy hash of a configuration version, computed once per version. */
-  let hashOf: { version: number; hash: string } | undefined;
+  /** Policy hashes (the policy, the rules in force with included rules), computed once per policy object. */
+  const hashes = new WeakMap<Policy, string>();
+  const hashOnce = (p: Policy) => hashes.get(p) ?? (hashes.set(p, policyHash(p)).get(p) as string);
   const handlers: { [K in keyof typeof Methods]?: Handler<(typeof Methods)[K]> } = {
     status: () => {
       const settings = ctx.config.settings();
       const cp = compiledPolicy();
       const version = ctx.config.history()[0]?.version ?? 1;
-      if (hashOf?.version !== version) hashOf = { version, hash: policyHash(ctx.config.policy()) };
       return {
         attribution: 'none',
         decisionsPerMinute: 0,
         problems: [],
         ...ctx.status(),
         policyVersion: version,
-        policyHash: hashOf.hash,
+        policyHash: hashOnce(ctx.config.policy()),
+        rulesHash: hashOnce(inForce()),
         applicationPort: servedPort(),
         remoteAdministration: settings.remoteAdministration.enabled,
         mode: cp.mode,

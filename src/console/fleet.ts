@@ -26,6 +26,8 @@ export interface FleetRow {
   readonly fingerprint?: string;
   readonly policyVersion?: number;
   readonly policyHash?: string;
+  /** The rules in force with included rules (engine.status rulesHash); absent from older engines. */
+  readonly rulesHash?: string;
   /** When the console last reached it (now when reachable), ISO 8601; null: never recorded. */
   readonly lastContact: string | null;
   readonly decisionsPerMinute?: number;
@@ -129,6 +131,7 @@ export function rowOf(
     fingerprint: s.fingerprint,
     policyVersion: s.policyVersion,
     policyHash: s.policyHash,
+    ...(s.rulesHash !== undefined ? { rulesHash: s.rulesHash } : {}),
     lastContact,
     decisionsPerMinute: s.decisionsPerMinute,
     ...(logTransport !== undefined ? { logTransport } : {}),

@@ -100,6 +100,12 @@ export interface StatusResult {
   /** The configuration version in force and its policy's hash (src/protocol/policy-hash.ts), for the fleet. */
   readonly policyVersion: number;
   readonly policyHash: string;
+  /**
+   * The hash of the rules in force: the policy with its subscriptions' rules as fetched (`include:`),
+   * the same as policyHash when it includes nothing; two engines with one policy and different copies
+   * of a subscription differ here.
+   */
+  readonly rulesHash?: string;
   /** Queued packets decided in the last 60 s (0 without a kernel backend). */
   readonly decisionsPerMinute: number;
   /** What is wrong now (a ruleset the kernel refused); empty when all is well. */

@@ -101,6 +101,9 @@ include:
     }
     const status = await client.call(Methods.status, {});
     const local = status.includes!.find((i) => i.name === 'local')!;
+    // The rules in force (with the subscriptions' rules) have a hash of their own beside the policy's.
+    assert.match(status.rulesHash ?? '', /^sha256:[0-9a-f]{64}$/);
+    assert.notEqual(status.rulesHash, status.policyHash);
     assert.equal(local.copy, 'file');
     assert.equal(local.rules, 1);
     assert.equal((await corpState())!.rules, 2);
@@ -215,9 +218,14 @@ include:
       status: 200,
       text: `${CORP_V1}  - { name: no-smtp, direction: outgoing, protocol: tcp, remotePorts: 25, action: reject }\n`,
     };
+    const beforeRefresh = await client.call(Methods.status, {});
     await engine.includes.refresh('corp');
     assert.equal((await corpState())!.lastError, undefined);
     assert.equal(await explainPort(client, 25), 'corp/no-smtp');
+    // New subscription content: the same policy (hash), other rules in force (rulesHash).
+    const afterRefresh = await client.call(Methods.status, {});
+    assert.equal(afterRefresh.policyHash, beforeRefresh.policyHash);
+    assert.notEqual(afterRefresh.rulesHash, beforeRefresh.rulesHash);
     const after = (await client.call(Methods.rulesList, { internal: false })).rules as Record<
       string,
       unknown

@@ -52,7 +52,9 @@ export async function fleetStatus(o: FleetStatusOptions, io: CommandIo): Promise
           r.version ?? '',
           shortFingerprint(r.fingerprint),
           r.policyVersion === undefined ? '' : `v${r.policyVersion}`,
-          shortHash(r.policyHash),
+          r.rulesHash === undefined || r.rulesHash === r.policyHash
+            ? shortHash(r.policyHash)
+            : `${shortHash(r.policyHash)} (with includes ${shortHash(r.rulesHash)})`,
           r.lastContact ?? 'never',
           r.decisionsPerMinute === undefined ? '' : String(r.decisionsPerMinute),
           r.logTransport?.toUpperCase() ?? '',

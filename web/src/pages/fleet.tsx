@@ -18,6 +18,7 @@ interface FleetRow {
   fingerprint?: string;
   policyVersion?: number;
   policyHash?: string;
+  rulesHash?: string;
   lastContact: string | null;
   decisionsPerMinute?: number;
   logTransport?: string;
@@ -101,7 +102,12 @@ function FleetTable() {
                   <td>{r.version ?? ''}</td>
                   <td title={r.fingerprint}>{shortFp(r.fingerprint)}</td>
                   <td>{r.policyVersion === undefined ? '' : `v${r.policyVersion}`}</td>
-                  <td title={r.policyHash}>{r.policyHash?.slice(0, 19) ?? ''}</td>
+                  <td title={r.policyHash}>
+                    {r.policyHash?.slice(0, 19) ?? ''}
+                    {r.rulesHash !== undefined && r.rulesHash !== r.policyHash && (
+                      <span title={r.rulesHash}> (with includes {r.rulesHash.slice(0, 19)})</span>
+                    )}
+                  </td>
                   <td>{when(r.lastContact)}</td>
                   <td>{r.decisionsPerMinute ?? ''}</td>
                   <td>{r.logTransport?.toUpperCase() ?? ''}</td>
