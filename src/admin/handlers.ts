@@ -48,7 +48,10 @@ import { RevertConflict } from './revert.js';
 import { Turns } from './turns.js';
 
 /** The policy's hash as engine.status reports it. */
-const policyHash = (p: Policy): string => policyHashOfCanonical(serializePolicy(p));
+/** Policy hashes (a policy, the rules in force with included rules), computed once per policy object. */
+const hashes = new WeakMap<Policy, string>();
+const policyHash = (p: Policy): string =>
+  hashes.get(p) ?? (hashes.set(p, policyHashOfCanonical(serializePolicy(p))).get(p) as string);
 
 /**
  * Largest logs.query answer, in bytes of item JSON: half the 1 MiB frame limit of the peer.
@@ -376,9 +379,6 @@ export function createHandlers(ctx: HandlerContext) {
     };
   };
 
-  /** Policy hashes (the policy, the rules in force with included rules), computed once per policy object. */
-  const hashes = new WeakMap<Policy, string>();
-  const hashOnce = (p: Policy) => hashes.get(p) ?? (hashes.set(p, policyHash(p)).get(p) as string);
   const handlers: { [K in keyof typeof Methods]?: Handler<(typeof Methods)[K]> } = {
     status: () => {
       const settings = ctx.config.settings();
@@ -390,8 +390,8 @@ export function createHandlers(ctx: HandlerContext) {
         problems: [],
         ...ctx.status(),
         policyVersion: version,
-        policyHash: hashOnce(ctx.config.policy()),
-        rulesHash: hashOnce(inForce()),
+        policyHash: policyHash(ctx.config.policy()),
+        rulesHash: policyHash(inForce()),
         applicationPort: servedPort(),
         remoteAdministration: settings.remoteAdministration.enabled,
         mode: cp.mode,
