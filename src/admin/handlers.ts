@@ -5,14 +5,13 @@
  */
 import { ErrorCode, WardenError } from '../errors.js';
 import { firewallHints } from '../hints/index.js';
-import { type FileHasher, missingApplications, missingInterfaces, pinFindings } from '../host-programs.js';
+import { missingApplications, missingInterfaces, pinFindings } from '../host-programs.js';
 import { formatIp, parseIp } from '../ip/index.js';
 import {
   type CompiledPolicy,
   type ConnectionFacts,
   compilePolicy,
   explain,
-  type HostEnvironment,
   type InternalRule,
   internalRules,
   lint,
@@ -26,28 +25,28 @@ import {
   validatePolicy,
   validateRule,
 } from '../policy/index.js';
-import type { ListLintFacts } from '../policy/lint.js';
 import type { ListContent } from '../policy/list-format.js';
-import { type AskAnswer, type AskPrompt, type AskResolution, askAnswerSchema } from '../protocol/asks.js';
+import { askAnswerSchema } from '../protocol/asks.js';
 import type { LogItem, LogQueryParsed } from '../protocol/log-item.js';
-import type { Methods, StatusResult } from '../protocol/methods.js';
+import type { Methods } from '../protocol/methods.js';
 import { policyHashOfCanonical } from '../protocol/policy-hash.js';
 import { parseSettingsText, type Settings, validateSettings } from '../settings/index.js';
 import { keepRedacted, redactSecrets, redactText } from '../settings/secrets.js';
-import type { ChangeMeta, ConfigStore } from './config-store.js';
+import type { ChangeMeta } from './config-store.js';
 import { Confirmations, lockoutRisk } from './confirm.js';
-import { type ConnectionSource, connectionsHandler } from './connections.js';
+import { connectionsHandler } from './connections.js';
+import type { Caller, Confirm, Handler, HandlerContext, ParamsOf } from './handler-context.js';
 import { checkPosition, includedRuleHandlers, notFound } from './included-rules.js';
 import { unifiedDiff } from './line-diff.js';
 import { newestFirst } from './log-newest.js';
-import type { LogStore } from './log-store.js';
 import { createPolicyHandlers } from './policy-handlers.js';
 import { programHashHandler } from './program-hash.js';
-import type { ProposalBook } from './proposals.js';
 import { RevertConflict } from './revert.js';
+import { sourceHandlers } from './source-handlers.js';
 import { Turns } from './turns.js';
 
-/** The policy's hash as engine.status reports it. */
+export type { AskService, Caller, FileHasher, Handler, HandlerContext } from './handler-context.js';
+
 /** Policy hashes (a policy, the rules in force with included rules), computed once per policy object. */
 const hashes = new WeakMap<Policy, string>();
 const policyHash = (p: Policy): string =>
@@ -76,87 +75,6 @@ function fitAnswer<A extends { items: LogItem[]; lastSeq: number; searchedTo?: n
       };
   }
   return answer;
-}
-
-/** Who is calling, for audit items. */
-export interface Caller {
-  readonly user: string;
-  readonly source: string;
-}
-
-type ParamsOf<M> = M extends { params: { _output: infer P } } ? P : never;
-type ResultOf<M> = M extends { result?: infer R } ? R : never;
-/** The handler of one method. */
-export type Handler<M> = (params: ParamsOf<M>, caller: Caller) => Promise<ResultOf<M>> | ResultOf<M>;
-
-/** What the handlers need from the engine. */
-export interface HandlerContext {
-  readonly config: ConfigStore;
-  readonly logs: LogStore;
-  readonly host: HostEnvironment;
-  readonly now: () => number;
-  /** Everything engine.status reports that the handlers do not know themselves. */
-  readonly status: () => Omit<
-    StatusResult,
-    | 'mode'
-    | 'rules'
-    | 'internalRules'
-    | 'lastLogSeq'
-    | 'remoteAdministration'
-    | 'applicationPort'
-    | 'attribution'
-    | 'policyVersion'
-    | 'policyHash'
-    | 'decisionsPerMinute'
-    | 'problems'
-  > & { attribution?: string; decisionsPerMinute?: number; problems?: string[] };
-  /** Resolves once the configuration in force has reached the kernel (default: at once). */
-  readonly settled?: () => Promise<void>;
-  /**
-   * The port the engine serves (wardend --port overrides the settings); engine.status and
-   * firewall.hints report it. Default: settings.applicationPort.
-   */
-  readonly servedPort?: () => number;
-  /** Firewall hints for the application port; default: src/hints for any address. */
-  readonly hints?: (applicationPort: number) => Record<string, unknown>;
-  /** Connections held by `ask` rules (the engine's kernel backend); absent: nothing is ever held. */
-  readonly asks?: AskService;
-  /** Called after the settings changed (the server re-reads remote administration, the engine reloads). */
-  readonly onSettingsChanged?: (settings: Settings) => void;
-  /** Changes applied with confirm, waiting for config.confirm (the server closes it); default: a new one. */
-  readonly confirmations?: Confirmations;
-  /** Learning mode's proposals (the engine's enforcer fills it); absent: proposals.* answer NOT_FOUND. */
-  readonly proposals?: ProposalBook;
-  /** The connections open on the engine's host (connections.list); absent: the method says there are none to see. */
-  readonly connections?: ConnectionSource;
-  /** Hashes files (the engine's ExeHasher) for programs.hash and the pin findings of policy.lint; absent: neither hashes. */
-  readonly hasher?: FileHasher;
-  /**
-   * Per-rule counters by rule identity (ruleIdentity: `user <name>`, `internal <id>`), read fresh from
-   * the kernel (src/engine/rule-counters.ts); absent: every rule shows 0 matches.
-   */
-  readonly ruleCounts?: () => Promise<ReadonlyMap<string, { matches: number; lastMatch: number | null }>>;
-  /** The policy's lists as the engine loaded them (src/engine/lists.ts): explain and lint see their content. */
-  readonly lists?: {
-    contents(): ReadonlyMap<string, ListContent>;
-    lintFacts(): ReadonlyMap<string, ListLintFacts>;
-  };
-  /** The policy's rule subscriptions (src/engine/includes.ts); absent: nothing is included. */
-  readonly includes?: { effective(policy: Policy): Policy };
-}
-
-export type { FileHasher };
-
-type Confirm = { seconds: number } | undefined;
-
-/** The engine's desk of held connections (src/engine/asks.ts implements it). */
-export interface AskService {
-  list(): AskPrompt[];
-  answer(
-    answer: AskAnswer,
-    caller: Caller,
-    rules: { names(): ReadonlySet<string>; add(rule: Rule, caller: Caller): Promise<string> },
-  ): Promise<AskResolution>;
 }
 
 /**
@@ -586,6 +504,7 @@ export function createHandlers(ctx: HandlerContext) {
     },
     connectionsList: connectionsHandler(ctx.connections),
     programsHash: programHashHandler(ctx.hasher),
+    ...sourceHandlers(ctx, audit),
   };
   const policyHandlers = createPolicyHandlers({
     policy: () => ctx.config.policy(),

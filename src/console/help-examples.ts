@@ -80,6 +80,10 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   'config rollback': ['warden config rollback 3', 'warden config rollback 3 --confirm 60'],
   'config confirm': ['warden config confirm 5'],
   'config undo': ['warden config undo 5'],
+  lists: ['warden lists', 'warden lists --json --engine lab'],
+  'lists refresh': ['warden lists refresh ads'],
+  includes: ['warden includes', 'warden includes --json'],
+  'includes refresh': ['warden includes refresh corp'],
   'asks list': ['warden asks list', 'warden asks list --json'],
   'asks answer': [
     'warden asks answer 3f2a9c01d4e5b6a7 --allow --always --scope port',

@@ -22,6 +22,7 @@ import { registerPolicyLint } from './commands/policy-lint.js';
 import { registerProposals } from './commands/proposals.js';
 import { registerRules } from './commands/rules.js';
 import { registerSettings } from './commands/settings.js';
+import { registerSources } from './commands/sources.js';
 import { registerStatus } from './commands/status.js';
 import { registerUsers } from './commands/users.js';
 import { addHelpExamples } from './help-examples.js';
@@ -87,6 +88,7 @@ Examples:
   registerHints(program, run, io);
   registerConnect(program, run, io);
   registerStatus(program, run, io);
+  registerSources(program, run, io);
   registerRules(program, run, io);
   registerGroups(program, run, io);
   registerProposals(program, run, io);

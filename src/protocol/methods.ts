@@ -189,6 +189,8 @@ export interface VersionJson {
   readonly reverts?: number;
 }
 const versionNumber = z.number().int().min(1);
+/** The name of a list or rule subscription of the policy. */
+const sourceName = z.string().min(1).max(64);
 
 /** A connection for policy.explain, described like the CLI describes one. */
 export const explainConnectionSchema = z.strictObject({
@@ -424,6 +426,18 @@ export const Methods = {
         .regex(/^\/[^\0]*[^/]$/, 'path must be an absolute path to a program, e.g. /usr/bin/curl'),
     }),
     "the SHA-256 of a program on the engine's host (to pin a rule to it)",
+  ),
+  listsRefresh: method<{ name: string }, { list: ListStatus; done: boolean }>(
+    'lists.refresh',
+    'administrator',
+    z.strictObject({ name: sourceName }),
+    "fetch (or read) one of the policy's lists now; its state once done (done false: still fetching after 8 s)",
+  ),
+  includesRefresh: method<{ name: string }, { include: IncludeStatus; done: boolean }>(
+    'includes.refresh',
+    'administrator',
+    z.strictObject({ name: sourceName }),
+    "fetch (or read) one of the policy's rule subscriptions now; its state once done (done false: still fetching after 8 s)",
   ),
 } as const;
 

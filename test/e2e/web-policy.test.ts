@@ -6,14 +6,15 @@
  * test-output/web-console/ (policy-*.png).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import type { ConsoleServer } from '../../src/console/web/server.js';
 import type { Engine } from '../../src/engine/daemon.js';
 import { Enforcer } from '../../src/engine/enforcer.js';
-import { compilePolicy } from '../../src/policy/index.js';
+import { compilePolicy, parsePolicyText } from '../../src/policy/index.js';
 import { repoRoot } from '../repo-root.js';
 import { chromiumMissing } from '../support/chromium.js';
 import { logInToLab, startWebConsole, type WebConsole } from '../support/console-harness.js';
@@ -213,5 +214,38 @@ describe('web console: policy header and proposals in Chromium', { skip: chromiu
       .waitFor();
     await shot(page, 'policy-05-rule-warnings-1280');
     await page.close();
+  });
+
+  test('the Lists section shows each list with its entries and refreshes one now', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-web-lists-'));
+    const file = join(dir, 'blocked.txt');
+    writeFileSync(file, '198.51.100.0/24\nnot-an-address\n');
+    try {
+      await engine.config.setPolicy(
+        parsePolicyText(
+          `lists:\n  blocked: { file: ${file}, format: ips }\nrules:\n  - { name: no blocked, direction: outgoing, remote: "list:blocked", action: deny }\n`,
+        ),
+      );
+      const page = await browser.newPage({ viewport: DESKTOP });
+      await logIn(page, 'alice', 'rules');
+      const row = page.getByTestId('lists').locator('tr[data-list="blocked"]');
+      await row.filter({ hasText: '1 (1 bad lines skipped)' }).waitFor();
+      assert.match(String(await row.textContent()), /list:blocked \(ips\)/);
+      // The file changes; "Refresh now" reads it again without waiting for a reload of the engine.
+      writeFileSync(file, '198.51.100.0/24\n203.0.113.0/24\n192.0.2.7\n');
+      await row.getByRole('button', { name: 'Refresh list:blocked now' }).click();
+      await row.locator('td').nth(2).filter({ hasText: /^3$/ }).waitFor();
+      assert.doesNotMatch(String(await row.textContent()), /bad lines/);
+      await shot(page, 'policy-06-lists-1280');
+      await page.close();
+      // An auditor sees the lists without the button.
+      const auditor = await browser.newPage({ viewport: DESKTOP });
+      await logIn(auditor, 'bob', 'rules');
+      await auditor.getByTestId('lists').locator('tr[data-list="blocked"]').waitFor();
+      assert.equal(await auditor.getByRole('button', { name: /Refresh list:/ }).count(), 0);
+      await auditor.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

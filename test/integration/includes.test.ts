@@ -219,7 +219,13 @@ include:
       text: `${CORP_V1}  - { name: no-smtp, direction: outgoing, protocol: tcp, remotePorts: 25, action: reject }\n`,
     };
     const beforeRefresh = await client.call(Methods.status, {});
-    await engine.includes.refresh('corp');
+    // Through the console: `warden includes refresh corp` (includes.refresh), then `warden includes`.
+    const viaCli = await warden(['includes', 'refresh', 'corp']);
+    assert.equal(viaCli.code, 0, viaCli.stdout + viaCli.stderr);
+    assert.match(viaCli.stdout, /corp\s+3\s+network/);
+    const shown = await warden(['includes']);
+    assert.match(shown.stdout, /corp\s+3\s+network/);
+    assert.match(shown.stdout, /local\s+1\s+file/);
     assert.equal((await corpState())!.lastError, undefined);
     assert.equal(await explainPort(client, 25), 'corp/no-smtp');
     // New subscription content: the same policy (hash), other rules in force (rulesHash).

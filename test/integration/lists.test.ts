@@ -152,7 +152,8 @@ test('an engine reports its lists in engine.status, and explain decides with the
   const configDir = join(dir, 'etc');
   const stateDir = join(dir, 'state');
   mkdirSync(configDir);
-  const server = await startHttpsStandIn(() => ({ status: 200, text: 'tracker.example.com\n' }));
+  let adsText = 'tracker.example.com\n';
+  const server = await startHttpsStandIn(() => ({ status: 200, text: adsText }));
   const file = join(dir, 'nets.txt');
   writeFileSync(file, '198.51.100.0/24\nnot-an-address\n');
   writeFileSync(
@@ -208,6 +209,33 @@ rules:
     } as never);
     assert.equal((viaNets.decision as { ruleName: string }).ruleName, 'no nets');
     assert.ok(existsSync(join(stateDir, 'lists', 'list-ads.txt')));
+
+    // lists.refresh fetches now (not at the 1 h default interval); the answer is the state after it.
+    adsText = 'tracker.example.com\nmetrics.example.net\n';
+    const refreshed = await client.call(Methods.listsRefresh, { name: 'ads' });
+    assert.equal(refreshed.done, true);
+    assert.equal(refreshed.list.entries, 2);
+    assert.equal(refreshed.list.copy, 'network');
+    const viaNew = await client.call(Methods.explain, {
+      direction: 'outgoing',
+      protocol: 'tcp',
+      remoteAddress: '192.0.2.11',
+      remotePort: 443,
+      hosts: ['metrics.example.net'],
+    } as never);
+    assert.equal((viaNew.decision as { ruleName: string }).ruleName, 'no trackers');
+    // A file list is read again; a name the policy does not have is refused naming it.
+    writeFileSync(file, '198.51.100.0/24\n203.0.113.0/24\n');
+    const reread = await client.call(Methods.listsRefresh, { name: 'nets' });
+    assert.deepEqual([reread.list.entries, reread.list.badLines], [2, 0]);
+    await assert.rejects(
+      client.call(Methods.listsRefresh, { name: 'nope' }),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'WARDEN_E_NOT_FOUND');
+        assert.match(e.message, /no list named "nope"/);
+        return true;
+      },
+    );
     client.close();
   } finally {
     await engine.stop();

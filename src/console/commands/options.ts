@@ -150,6 +150,8 @@ const METHOD_COMMANDS: Record<string, string> = {
   'config.rollback': 'warden config rollback VERSION',
   'config.confirm': 'warden config confirm',
   'config.undo': 'warden config undo VERSION',
+  'lists.refresh': 'warden lists refresh NAME',
+  'includes.refresh': 'warden includes refresh NAME',
   'users.list': 'warden users list',
   'users.add': 'warden users add NAME',
   'asks.list': 'warden asks list',

@@ -1,7 +1,8 @@
 /**
  * The policy's lists on the Rules page (docs/policy.md, "Lists"): each list's source, format,
  * entries, where the content in force came from, when, the last error and the next refresh, from
- * engine.status, refreshed every 10 s. Rules use a list as `list:NAME` in their remote addresses.
+ * engine.status, refreshed every 10 s; an administrator can refresh a list now (lists.refresh). Rules
+ * use a list as `list:NAME` in their remote addresses.
  */
 import { useEffect, useState } from 'preact/hooks';
 import { useEngine } from '../context.js';
@@ -27,6 +28,20 @@ export function ListsSection() {
   const ctx = useEngine();
   const [lists, setLists] = useState<ListStatus[] | undefined>();
   const [error, setError] = useState('');
+  const [busy, setBusy] = useState('');
+  const refresh = (name: string) => {
+    setBusy(name);
+    ctx.call<{ list: ListStatus }>('lists.refresh', { name }).then(
+      (r) => {
+        setBusy('');
+        setLists((all) => all?.map((l) => (l.name === name ? r.list : l)));
+      },
+      (e: Error) => {
+        setBusy('');
+        setError(e.message);
+      },
+    );
+  };
   useEffect(() => {
     let live = true;
     const load = () =>
@@ -60,11 +75,12 @@ export function ListsSection() {
             <th>in force</th>
             <th>last error</th>
             <th>next refresh</th>
+            {ctx.role === 'administrator' && <th>actions</th>}
           </tr>
         </thead>
         <tbody>
           {lists.map((l) => (
-            <tr key={l.name} class={l.lastError ? 'error' : undefined}>
+            <tr key={l.name} data-list={l.name} class={l.lastError ? 'error' : undefined}>
               <td>
                 list:{l.name} <span class="muted">({l.format})</span>
               </td>
@@ -76,6 +92,18 @@ export function ListsSection() {
               <td>{l.copy === 'none' ? 'nothing loaded yet' : `${l.copy}, ${when(l.loadedAt)}`}</td>
               <td>{l.lastError ?? ''}</td>
               <td>{when(l.nextRefresh)}</td>
+              {ctx.role === 'administrator' && (
+                <td>
+                  <button
+                    type="button"
+                    disabled={busy === l.name}
+                    aria-label={`Refresh list:${l.name} now`}
+                    onClick={() => refresh(l.name)}
+                  >
+                    {busy === l.name ? 'Refreshing…' : 'Refresh now'}
+                  </button>
+                </td>
+              )}
             </tr>
           ))}
         </tbody>
