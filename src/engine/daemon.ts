@@ -80,6 +80,8 @@ export interface EngineParts {
   /** The policy's lists as loaded (compilePolicy's `lists`); absent: lists are empty. */
   readonly lists?: PolicyLists /** The policy's rule subscriptions as loaded; absent: nothing is included. */;
   readonly includes?: PolicyIncludes;
+  /** Resolves once every configuration change so far has reached the kernel (or failed to). */
+  readonly settled?: () => Promise<void>;
 }
 
 export interface EngineOptions {
@@ -398,6 +400,7 @@ export class Engine {
           ruleCounters,
           lists,
           includes,
+          settled: () => kernelWork,
         });
     } catch (e) {
       lists.stop();

@@ -91,8 +91,12 @@ export interface EnforcerOptions {
   readonly pins?: PinHashing;
   /** How long a connection waits for its executable's hash (default PIN_HASH_DEADLINE_MS). */
   readonly pinDeadlineMs?: number;
-  /** A pinned rule's hash no longer holds for its application's file (the Debian re-pin looks at it). */
-  readonly onPinChange?: (change: PinChange) => void;
+  /**
+   * A pinned rule's hash no longer holds for its application's file (the Debian re-pin looks at it).
+   * A promise returned is the look: the connection that found the change waits for it (within the
+   * pin deadline), so a package update's re-pin decides that very connection.
+   */
+  readonly onPinChange?: (change: PinChange) => void | Promise<void>;
   /**
    * Parent and ancestors of a process (src/kernel/process-context.ts), asked only when a rule of the
    * policy uses them; without it they are unknown and such rules do not match.
@@ -173,8 +177,11 @@ export class Enforcer {
     const remoteHosts = await hosts;
     // Only a connection of an application some rule pins waits for its executable's hash.
     let pin: { hash: FileHash | null; problem?: string } | undefined;
-    if (pinnedRulesOf(this.#o.policy(), application) !== undefined)
+    let repinAsked = false;
+    if (pinnedRulesOf(this.#o.policy(), application) !== undefined) {
       pin = await this.#hashOf(process, application);
+      repinAsked = await this.#repinFirst(application, pin.hash);
+    }
     // The policy in force now (a re-pin may have come while the hash was computed).
     const policy = this.#o.policy();
     const pinned = pinnedRulesOf(policy, application);
@@ -204,8 +211,8 @@ export class Enforcer {
     const pins = pinned === undefined ? undefined : pinNotes(pinned, facts, decision.ruleIndex, pin?.problem);
     const pinText = pins !== undefined && pins.notes.length > 0 ? pins.notes.join('; ') : undefined;
     if (pinText !== undefined) message = `${message}; ${pinText}`;
-    if (pins !== undefined && pins.changed.length > 0 && application !== null && pin?.hash)
-      this.#o.onPinChange?.({ application, hash: pin.hash, rules: pins.changed });
+    if (!repinAsked && pins !== undefined && pins.changed.length > 0 && application !== null && pin?.hash)
+      void this.#o.onPinChange?.({ application, hash: pin.hash, rules: pins.changed });
     if (verdict === 'ask') {
       // The prompt carries the file's hash, so an answer "always" pins it (ask-rule.ts).
       if (pin === undefined && application !== null && this.#o.pins !== undefined)
@@ -321,6 +328,22 @@ export class Enforcer {
     if (decision.log || decision.verdict === 'ask' || decision.proposal !== undefined) return undefined;
     this.#o.counters?.hit(decision.ruleIndex, c.now);
     return { decision, facts };
+  }
+
+  /**
+   * When the file's hash is not the one some rule pins it to, asks for the re-pin look first and
+   * waits for it (bounded): a package update then keeps its rules from the first connection on.
+   */
+  async #repinFirst(application: string | null, hash: FileHash | null): Promise<boolean> {
+    if (hash === null || application === null || this.#o.onPinChange === undefined) return false;
+    const stale = (pinnedRulesOf(this.#o.policy(), application) ?? []).filter(
+      (r) => r.sha256 !== hash.sha256,
+    );
+    if (stale.length === 0) return false;
+    const look = this.#o.onPinChange({ application, hash, rules: stale.map((r) => r.rule.name) });
+    if (look !== undefined)
+      await withDeadline(look, this.#o.pinDeadlineMs ?? PIN_HASH_DEADLINE_MS, 're-pin').catch(() => {});
+    return true;
   }
 
   /** The hash of the process's executable, or why there is none (bounded by the deadline). */

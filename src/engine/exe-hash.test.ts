@@ -142,7 +142,9 @@ rules:
           return hasher.ofProcess(pid, path);
         },
       },
-      onPinChange: (c) => changes.push(c),
+      onPinChange: (c) => {
+        changes.push(c);
+      },
     });
     const tcp = (sourcePort: number, destinationPort: number) =>
       ({

@@ -149,7 +149,12 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     dpkg: new DpkgDatabase(),
     hasher,
     policy: () => config.policy(),
-    setPolicy: (p, meta) => config.setPolicy(p, meta),
+    // Resolves once the re-pinned policy is the one the enforcer decides with (the kernel took it).
+    setPolicy: async (p, meta) => {
+      const version = await config.setPolicy(p, meta);
+      await parts.settled?.();
+      return version;
+    },
     log: (item) => logs.append(item),
     fail: (m) => log('error', m),
   });

@@ -70,7 +70,7 @@ export interface RepinnerOptions {
 export class Repinner {
   readonly #o: RepinnerOptions;
   /** Looks waiting or running, by application and hash: one at a time per key, whatever the connection rate. */
-  readonly #queued = new Set<string>();
+  readonly #queued = new Map<string, Promise<void>>();
   /** Looked at, with the dpkg stamp of that look. */
   readonly #looked = new Map<string, string>();
   #work: Promise<void> = Promise.resolve();
@@ -79,18 +79,25 @@ export class Repinner {
     this.#o = options;
   }
 
-  /** Queues a look at a changed pin; changes are looked at one after the other. */
-  consider(change: PinChange): void {
+  /**
+   * Queues a look at a changed pin; changes are looked at one after the other. Resolves when this
+   * change's look is over (re-pinned and in force, or not), never rejects: a connection may wait
+   * for it, bounded, so that the first connection after a package update is decided by its rules.
+   */
+  consider(change: PinChange): Promise<void> {
     const key = `${change.application}\n${change.hash.sha256}`;
-    if (this.#queued.has(key)) return;
-    this.#queued.add(key);
-    this.#work = this.#work
+    const queued = this.#queued.get(key);
+    if (queued !== undefined) return queued;
+    const look = this.#work
       .then(() => this.#look(change, key))
       .catch((e: Error) => {
         this.#looked.delete(key); // looked at again on the next connection
         this.#o.fail(`re-pin of ${change.application} failed: ${e.message}`);
       })
       .finally(() => this.#queued.delete(key));
+    this.#queued.set(key, look);
+    this.#work = look;
+    return look;
   }
 
   /** Resolves when every queued look is done (tests). */
