@@ -4,6 +4,7 @@
  * keeping a change applied with --confirm (confirmed apply).
  */
 import type { Command } from 'commander';
+import type { EngineClient } from '../../client/engine-client.js';
 import { ErrorCode, WardenError } from '../../errors.js';
 import { Methods } from '../../protocol/methods.js';
 import type { CommandIo, CommandStatus } from '../io.js';
@@ -117,42 +118,35 @@ export function registerConfig(
         }),
       );
     });
-  remoteOptions(
-    config
-      .command('confirm')
-      .description('keep a change applied with --confirm (else it is rolled back at its deadline)')
-      .argument('<version>'),
-  )
-    .option('--json', 'print as JSON')
-    .action((version: string, o: Opts) => {
-      const params = { version: versionArg(version) };
-      run(
-        withEngine(o, io, async (c) => {
-          const r = await c.call(Methods.configConfirm, params);
-          io.out(o.json ? JSON.stringify(r, null, 2) : `Version ${r.version} confirmed: it stays.`);
-          return 0;
-        }),
-      );
-    });
-  remoteOptions(
-    config
-      .command('undo')
-      .description('undo a change applied with --confirm now, as its deadline would')
-      .argument('<version>'),
-  )
-    .option('--json', 'print as JSON')
-    .action((version: string, o: Opts) => {
-      const params = { version: versionArg(version) };
-      run(
-        withEngine(o, io, async (c) => {
-          const r = await c.call(Methods.configUndo, params);
-          io.out(
-            o.json
-              ? JSON.stringify(r, null, 2)
-              : `Version ${r.version} undone before its deadline: version ${r.current} is in force.`,
-          );
-          return 0;
-        }),
-      );
-    });
+  // confirm and undo: one pending version each, answered by the engine at once.
+  const pendingCommand = <R extends { version: number }>(
+    name: string,
+    description: string,
+    call: (c: EngineClient, version: number) => Promise<R>,
+    said: (r: R) => string,
+  ) =>
+    remoteOptions(config.command(name).description(description).argument('<version>'))
+      .option('--json', 'print as JSON')
+      .action((version: string, o: Opts) => {
+        const v = versionArg(version);
+        run(
+          withEngine(o, io, async (c) => {
+            const r = await call(c, v);
+            io.out(o.json ? JSON.stringify(r, null, 2) : said(r));
+            return 0;
+          }),
+        );
+      });
+  pendingCommand(
+    'confirm',
+    'keep a change applied with --confirm (else it is rolled back at its deadline)',
+    (c, version) => c.call(Methods.configConfirm, { version }),
+    (r) => `Version ${r.version} confirmed: it stays.`,
+  );
+  pendingCommand(
+    'undo',
+    'undo a change applied with --confirm now, as its deadline would',
+    (c, version) => c.call(Methods.configUndo, { version }),
+    (r) => `Version ${r.version} undone before its deadline: version ${r.current} is in force.`,
+  );
 }
