@@ -3,6 +3,7 @@
  * writes a Warden policy in another tool's terms. Rules the tool cannot
  * express are listed on stderr and make the exit status 1.
  */
+import { statSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -52,7 +53,11 @@ export async function policyExport(
   const policy = await loadPolicy(file);
   let result: ExportResult;
   let main: string | undefined;
-  if (to === 'opensnitch') result = exportOpenSnitch(policy, new Date().toISOString());
+  if (to === 'opensnitch')
+    // OpenSnitch reads a list from a directory: a list's path is checked here, on this machine.
+    result = exportOpenSnitch(policy, new Date().toISOString(), {
+      isDirectory: (path) => statSync(path, { throwIfNoEntry: false })?.isDirectory() === true,
+    });
   else if (to === 'ufw') {
     const r = exportUfw(policy);
     result = r;

@@ -48,10 +48,21 @@ export function remoteItems(rule: Rule, policy: Policy): RemoteItem[] | undefine
     } else if (spec.kind === 'ip') for (const c of rangeToCidrs(spec.range)) out.push({ kind: 'cidr', ...c });
     else if (spec.kind === 'host') out.push({ kind: 'host', name: spec.name });
     else if (spec.kind === 'group') for (const s of policy.addressGroups[spec.name] ?? []) add(s);
-    // A list is never flattened into nothing: exporters refuse rules with lists (listsOf).
+    // A list is never flattened into nothing: exporters refuse rules with lists or export them apart (listsOf).
   };
   for (const spec of rule.remote) add(spec);
   return out;
+}
+
+/** The lists a rule's remote names, directly or through its groups, in order, each once. */
+export function listsOf(rule: Rule, policy: Policy): string[] {
+  const names = new Set<string>();
+  for (const spec of rule.remote ?? []) {
+    if (spec.kind === 'list') names.add(spec.name);
+    if (spec.kind === 'group')
+      for (const m of policy.addressGroups[spec.name] ?? []) if (m.kind === 'list') names.add(m.name);
+  }
+  return [...names];
 }
 
 /**
@@ -60,13 +71,8 @@ export function remoteItems(rule: Rule, policy: Policy): RemoteItem[] | undefine
  * every remote address (a deny list exported as "deny everything").
  */
 export function listsRefusal(rule: Rule, policy: Policy, tool: string): string | undefined {
-  const names = new Set<string>();
-  for (const spec of rule.remote ?? []) {
-    if (spec.kind === 'list') names.add(spec.name);
-    if (spec.kind === 'group')
-      for (const m of policy.addressGroups[spec.name] ?? []) if (m.kind === 'list') names.add(m.name);
-  }
-  if (names.size === 0) return undefined;
+  const names = listsOf(rule, policy);
+  if (names.length === 0) return undefined;
   return `it uses ${[...names].map((n) => `list:${n}`).join(', ')}: ${tool} rules cannot refer to Warden's lists (their content is loaded by the engine, not part of the policy)`;
 }
 

@@ -92,4 +92,53 @@ describe('export', () => {
       ['ssh from lan', 'dns', 'odd range', 'ask mail'],
     );
   });
+
+  test('OpenSnitch: a hosts list in a directory becomes lists.domains; lists it cannot read the same way are listed', () => {
+    const listed = parsePolicyText(`
+lists:
+  ads: { file: /etc/opensnitchd/ads, format: hosts }
+  trackers: { file: /etc/lists/trackers.txt, format: domains }
+  nets: { file: /etc/lists/nets, format: ips }
+  remote: { url: "https://lists.example.org/hosts.txt", format: hosts }
+  onefile: { file: /etc/lists/one.txt, format: hosts }
+addressGroups:
+  bad: ["list:ads", 192.0.2.0/24]
+rules:
+  - { name: no ads, direction: outgoing, remote: ["list:ads", "*.ads.example"], action: deny }
+  - { name: bad group, direction: outgoing, protocol: tcp, remote: "@bad", action: reject }
+  - { name: trackers, direction: outgoing, remote: "list:trackers", action: deny }
+  - { name: nets, direction: outgoing, remote: "list:nets", action: deny }
+  - { name: remote, direction: outgoing, remote: "list:remote", action: deny }
+  - { name: one file, direction: outgoing, remote: "list:onefile", action: deny }
+`);
+    const r = exportOpenSnitch(listed, '2026-12-06T12:00:00Z', {
+      isDirectory: (path) => !path.endsWith('.txt'),
+    });
+    type Op = { type: string; operand: string; data: string; list: Op[] | null };
+    const rules = r.files.map((f) => JSON.parse(f.text) as { description: string; operator: Op });
+    const of = (name: string) => rules.filter((x) => x.description === name).map((x) => x.operator);
+    // One file per remote entry (OR): the host pattern, and the list as OpenSnitch's own list operand.
+    assert.deepEqual(
+      of('no ads').map((o) => [o.type, o.operand, o.data]),
+      [
+        ['regexp', 'dest.host', '^.*\\.ads\\.example$'],
+        ['lists', 'lists.domains', '/etc/opensnitchd/ads'],
+      ],
+    );
+    // Through a group too, beside the rule's other conditions (AND in one file).
+    const group = of('bad group').map((o) => o.list!.map((x) => `${x.operand}=${x.data}`));
+    assert.deepEqual(group, [
+      ['protocol=^(tcp|tcp6)$', 'dest.network=192.0.2.0/24'],
+      ['protocol=^(tcp|tcp6)$', 'lists.domains=/etc/opensnitchd/ads'],
+    ]);
+    const why = Object.fromEntries(r.skipped.map((s) => [s.rule, s.message]));
+    assert.match(why.trackers!, /subdomains too; OpenSnitch's lists\.domains matches exact names/);
+    assert.match(why.nets!, /OpenSnitch keeps addresses \(lists\.ips\) and networks \(lists\.nets\) apart/);
+    assert.match(why.remote!, /fetched from a URL; OpenSnitch reads lists from local directories only/);
+    assert.match(
+      why['one file']!,
+      /is the file \/etc\/lists\/one\.txt; OpenSnitch reads a list from a directory/,
+    );
+    assert.equal(Object.keys(why).length, 4);
+  });
 });

@@ -13,7 +13,7 @@ import { commandOperator } from './command-regex.js';
 import {
   type ExportedFile,
   type ExportResult,
-  listsRefusal,
+  listsOf,
   notExported,
   portCount,
   type RemoteItem,
@@ -118,8 +118,41 @@ function combine(ops: Operator[]): Operator {
   return { type: 'list', operand: 'list', sensitive: false, data: '', list: ops };
 }
 
+/**
+ * A list as an OpenSnitch operator, or why it has none: OpenSnitch reads lists from a local
+ * directory of files; its `lists.domains` holds hosts-file lines matched by exact name (Warden's
+ * `hosts` format, as the importer maps it back). Warden's `domains` lists also match subdomains, and
+ * its `ips` lists mix addresses, networks and ranges, which OpenSnitch keeps in two kinds of list.
+ */
+function listOperator(
+  name: string,
+  policy: Policy,
+  isDirectory: ((path: string) => boolean) | undefined,
+): Operator | string {
+  const l = policy.lists?.[name];
+  if (l === undefined) return `list:${name} is not defined`;
+  if (l.file === undefined)
+    return `list:${name} is fetched from a URL; OpenSnitch reads lists from local directories only`;
+  if (l.format === 'domains')
+    return `list:${name} (format domains) matches subdomains too; OpenSnitch's lists.domains matches exact names`;
+  if (l.format === 'ips')
+    return `list:${name} (format ips) may mix addresses, networks and ranges; OpenSnitch keeps addresses (lists.ips) and networks (lists.nets) apart`;
+  if (isDirectory !== undefined && !isDirectory(l.file))
+    return `list:${name} is the file ${l.file}; OpenSnitch reads a list from a directory of files`;
+  return op('lists', 'lists.domains', l.file);
+}
+
+export interface OpenSnitchExportOptions {
+  /** Whether a list's path is a directory (the CLI asks the file system); absent: not checked. */
+  readonly isDirectory?: (path: string) => boolean;
+}
+
 /** Exports the outgoing rules; `now` (ISO instant) stamps created/updated. */
-export function exportOpenSnitch(policy: Policy, now: string): ExportResult {
+export function exportOpenSnitch(
+  policy: Policy,
+  now: string,
+  options: OpenSnitchExportOptions = {},
+): ExportResult {
   const files: ExportedFile[] = [];
   const skipped: ExportResult['skipped'] = [];
   const width = String(policy.rules.length + 1).length + 1;
@@ -158,17 +191,24 @@ export function exportOpenSnitch(policy: Policy, now: string): ExportResult {
       skipped.push(notExported(rule, i, base));
       return;
     }
-    const listed = listsRefusal(rule, policy, 'OpenSnitch');
-    if (listed !== undefined) {
-      skipped.push(notExported(rule, i, listed));
+    const lists = listsOf(rule, policy).map((n) => listOperator(n, policy, options.isDirectory));
+    const refused = lists.find((l) => typeof l === 'string');
+    if (refused !== undefined) {
+      skipped.push(notExported(rule, i, refused));
       return;
     }
     const remotes = remoteItems(rule, policy);
-    if (remotes !== undefined && remotes.length === 0) {
+    if (remotes !== undefined && remotes.length === 0 && lists.length === 0) {
       skipped.push(notExported(rule, i, 'its remote list is empty (it never matches)'));
       return;
     }
-    const parts = remotes === undefined ? [base] : remotes.map((r) => [...base, remoteOperator(r)]);
+    const parts =
+      remotes === undefined
+        ? [base]
+        : [
+            ...remotes.map((r) => [...base, remoteOperator(r)]),
+            ...lists.map((l) => [...base, l as Operator]),
+          ];
     parts.forEach((ops, j) => {
       file(i, j, rule.name, rule.action, rule.enabled, combine(ops));
     });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { fixtures } from '../../../test/support/import-fixtures.js';
+import { exportOpenSnitch } from '../export/index.js';
 import { importPolicy, type SourceFile } from './index.js';
 import { connection, verdict } from './testing.js';
 
@@ -71,6 +72,19 @@ describe('OpenSnitch import', () => {
     assert.deepEqual(p.lists?.nets?.format, 'ips');
     assert.equal(probs.length, 1);
     assert.match(probs[0]!.message, /lists of regular expressions have no Warden counterpart/);
+    // Back to OpenSnitch: the hosts list is its lists.domains directory again (the ips one is refused:
+    // Warden's ips format mixes what OpenSnitch keeps in lists.ips and lists.nets).
+    const back = exportOpenSnitch(policy, '2026-12-06T12:00:00Z');
+    const ops = back.files.map(
+      (f) => JSON.parse(f.text).operator as { type: string; operand: string; data: string },
+    );
+    assert.ok(
+      ops.some(
+        (o) =>
+          o.type === 'lists' && o.operand === 'lists.domains' && o.data === '/etc/opensnitchd/blocklists/ads',
+      ),
+      JSON.stringify(ops),
+    );
   });
 
   test('what cannot be expressed is reported with file, field and rule', () => {
