@@ -157,7 +157,8 @@ export class VerdictCache {
     if (p === null || p.part !== undefined || f.application === null || p.executable !== f.application)
       return false;
     if (f.applicationSha256 !== undefined) return false;
-    if (f.application === this.#o.node && !this.#o.parts.every((part) => allowedAs(policy, f, part))) return false;
+    if (f.application === this.#o.node && !this.#o.parts.every((part) => allowedAs(policy, f, part)))
+      return false;
     if (record?.hook !== 'connect' || record.executable === undefined || record.euid !== f.uid) return false;
     if (!cacheableApplication(policy, f.application)) return false;
     const key = verdictCacheKey(
