@@ -24,7 +24,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cgroupTestsUnavailable, createTestCgroup } from '../test/kernel/cgroup.js';
+import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from '../test/kernel/cgroup.js';
 import {
   createNetnsPair,
   kernelTestsUnavailable,
@@ -136,9 +136,17 @@ interface Path {
 }
 
 /** Starts wardend in `pair`'s client namespace with WARDEN_BPF_CGROUP set to `bpfCgroup` ('off' for the proc path). */
-async function startEngine(pair: NetnsPair, dir: string, bpfCgroup: string): Promise<ChildProcess> {
+async function startEngine(
+  pair: NetnsPair,
+  dir: string,
+  bpfCgroup: string,
+  verdictCache = false,
+): Promise<ChildProcess> {
   mkdirSync(join(dir, 'etc'), { recursive: true });
-  writeFileSync(join(dir, 'etc/settings.yaml'), 'enforcement:\n  floodOutgoingPerUid: 0\n');
+  writeFileSync(
+    join(dir, 'etc/settings.yaml'),
+    `enforcement:\n  floodOutgoingPerUid: 0\n  verdictCache: ${verdictCache}\n`,
+  );
   const profile = process.env.WARDEN_BENCH_PROF;
   // pair.spawn reads the environment at the call; the harness's default is 'off'.
   process.env.WARDEN_BPF_CGROUP = bpfCgroup;
@@ -169,11 +177,13 @@ async function main(): Promise<void> {
   const procPair = createNetnsPair('be');
   const bpfPair = createNetnsPair('bb');
   const queuePair = createNetnsPair('bn');
+  const cachePair = createNetnsPair('bc');
   const cgroup = createTestCgroup('bench');
+  const cacheGroup = createTestCgroup('bench-cache');
   const dirs: string[] = [];
   const paths: Path[] = [];
   try {
-    for (const p of [plainPair, procPair, bpfPair, queuePair])
+    for (const p of [plainPair, procPair, bpfPair, queuePair, cachePair])
       p.spawn(p.server, process.execPath, [
         '-e',
         `require('node:net').createServer((c) => c.on('error', () => {})).listen(${PORT}, 4096);`,
@@ -190,33 +200,52 @@ async function main(): Promise<void> {
       slice: (lanes) => run(procPair, lanes),
       tally: new Tally(),
     });
-    const bpfDir = mkdtempSync(join(tmpdir(), 'warden-bench-bpf-'));
-    dirs.push(bpfDir);
-    const bpfEngine = await startEngine(bpfPair, bpfDir, `/${basename(cgroup.path)}`);
-    paths.push({
-      name: 'bpf',
-      label: 'wardend, BPF attribution',
-      pair: bpfPair,
-      engine: bpfEngine,
-      // The worker moves itself into the bench's cgroup before exec'ing, so its connections are
-      // seen by the attribution programs attached there.
-      slice: (lanes) =>
-        JSON.parse(
-          execFileSync(
-            '/bin/sh',
-            [
-              '-c',
-              `echo $$ > '${join(cgroup.path, 'cgroup.procs')}' && exec "$0" "$@"`,
-              'nsenter',
-              `--net=${bpfPair.path(bpfPair.client)}`,
-              process.execPath,
-              ...workerArgs(lanes),
-            ],
-            { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
-          ),
-        ) as Slice,
-      tally: new Tally(),
-    });
+    // Two BPF engines, each on a cgroup of its own: without the verdict cache (every new connection
+    // queued) and with it (the shipped defaults: a repeat (program, destination) is decided in the kernel).
+    const bpfPath = async (
+      name: string,
+      label: string,
+      pair: NetnsPair,
+      group: TestCgroup,
+      cache: boolean,
+    ) => {
+      const dir = mkdtempSync(join(tmpdir(), `warden-bench-${name.replace('+', '-')}-`));
+      dirs.push(dir);
+      const engine = await startEngine(pair, dir, `/${basename(group.path)}`, cache);
+      paths.push({
+        name,
+        label,
+        pair,
+        engine,
+        // The worker moves itself into the path's cgroup before exec'ing, so its connections are
+        // seen by the attribution programs attached there.
+        slice: (lanes) =>
+          JSON.parse(
+            execFileSync(
+              '/bin/sh',
+              [
+                '-c',
+                `echo $$ > '${join(group.path, 'cgroup.procs')}' && exec "$0" "$@"`,
+                'nsenter',
+                `--net=${pair.path(pair.client)}`,
+                process.execPath,
+                ...workerArgs(lanes),
+              ],
+              { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+            ),
+          ) as Slice,
+        tally: new Tally(),
+      });
+      return engine;
+    };
+    const bpfEngine = await bpfPath('bpf', 'wardend, BPF attribution', bpfPair, cgroup, false);
+    const cacheEngine = await bpfPath(
+      'bpf+cache',
+      'wardend, BPF + verdict cache',
+      cachePair,
+      cacheGroup,
+      true,
+    );
     // The queue alone: every SYN to the server queued as the engine's ruleset does, parsed and accepted.
     const consumer = queuePair.spawn(queuePair.client, process.execPath, [NFQUEUE_BENCH, 'consumer', '0'], {
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -249,6 +278,12 @@ async function main(): Promise<void> {
     }
     if (!/attribution bpf/.test((bpfEngine as { output?: () => string }).output?.() ?? 'attribution bpf'))
       throw new Error('the BPF engine did not say it attributes by BPF');
+    const cacheOutput = (cacheEngine as { output?: () => string }).output?.() ?? '';
+    if (!/verdict cache on/.test(cacheOutput))
+      throw new Error(`the cache engine has no verdict cache: ${cacheOutput}`);
+    const cacheStop = /verdict cache at stop.*?"hits":(\d+).*?"misses":(\d+).*?"skipped":(\{[^}]*\})/.exec(
+      cacheOutput,
+    );
     const f = (n: number) => Math.round(n).toLocaleString('en-US');
     const ms = (n: number) => n.toFixed(2);
     const us = (n: number) => `${Math.round(n * 1000)} us`;
@@ -275,6 +310,10 @@ async function main(): Promise<void> {
       ratio: formatRatio(queueAlone.rate(LANES), plain.rate(LANES)),
       met: null,
     });
+    if (cacheStop !== null)
+      console.log(
+        `bpf+cache: the bench connects again and again from one program (node) to one destination: after the first connection, queued and decided (as in the bpf row), every connection is a cache hit decided in the kernel (logged and counted by the engine from the ring buffer): ${f(Number(cacheStop[1]))} hits, ${f(Number(cacheStop[2]))} misses (queued); queued allows not inserted, by reason: ${cacheStop[3]}`,
+      );
     for (const [i, { name, tally: t }] of paths.entries()) {
       console.log(
         `${name}: ${t.rate(LANES) >= queueAlone.rate(LANES) ? 'at' : `${(t.rate(LANES) / queueAlone.rate(LANES)).toFixed(2)}x`} the queue alone's connections/s; engine CPU ${Math.round(cpuPerConnection[i]!)} us per connection decided`,
@@ -327,8 +366,9 @@ async function main(): Promise<void> {
       });
     }
   } finally {
-    for (const p of [plainPair, procPair, bpfPair, queuePair]) p.close();
+    for (const p of [plainPair, procPair, bpfPair, queuePair, cachePair]) p.close();
     await cgroup.remove();
+    await cacheGroup.remove();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
 }

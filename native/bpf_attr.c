@@ -46,6 +46,7 @@
 #define ADD64_REG(d, s) INSN(BPF_ALU64 | BPF_ADD | BPF_X, d, s, 0, 0)
 #define OR64_REG(d, s) INSN(BPF_ALU64 | BPF_OR | BPF_X, d, s, 0, 0)
 #define MUL64_IMM(d, i) INSN(BPF_ALU64 | BPF_MUL | BPF_K, d, 0, 0, i)
+#define RSH64_IMM(d, i) INSN(BPF_ALU64 | BPF_RSH | BPF_K, d, 0, 0, i)
 #define AND64_IMM(d, i) INSN(BPF_ALU64 | BPF_AND | BPF_K, d, 0, 0, i)
 #define OR64_IMM(d, i) INSN(BPF_ALU64 | BPF_OR | BPF_K, d, 0, 0, i)
 #define LDX_W(d, s, o) INSN(BPF_LDX | BPF_MEM | BPF_W, d, s, o, 0)
@@ -221,7 +222,10 @@ static void cache_program(program *p, const struct bpf_cache *c, size_t hook) {
   EMIT(p, ST_DW(R10, CZERO, 0), LD_MAP_FD(R1, c->state_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, CZERO),
        CALL(BPF_FUNC_map_lookup_elem));
   exits[n++] = jump(p, JEQ_IMM(R0, 0));
-  EMIT(p, MOV64_REG(R7, R0));
+  /* r7 the state, r8 the socket, r9 its mark; the engine's own connections miss. */
+  EMIT(p, MOV64_REG(R7, R0), LDX_DW(R8, R6, SOCKADDR(sk)), LDX_W(R9, R8, (int)offsetof(struct bpf_sock, mark)),
+       LDX_DW(R1, R10, FIELD(pid_tgid)), RSH64_IMM(R1, 32), LDX_DW(R2, R7, STATEF(engine_tgid)));
+  size_t engine = jump(p, JEQ_REG(R1, R2));
   key_field(p, KEYF(exe_ino), FIELD(exe_ino), 8);
   key_field(p, KEYF(exe_ctime_sec), FIELD(exe_ctime_sec), 8);
   key_field(p, KEYF(path_hash), FIELD(path_hash), 8);
@@ -242,8 +246,7 @@ static void cache_program(program *p, const struct bpf_cache *c, size_t hook) {
       EMIT(p, LDX_W(R1, R6, SOCKADDR(user_ip6) + 4 * i), STX_W(R10, R1, KEYF(addr) + 4 * i));
   }
   EMIT(p, LDX_DW(R1, R7, STATEF(generation)), STX_W(R10, R1, KEYF(generation)), ST_W(R10, KEYF(zero), 0),
-       LD_MAP_FD(R1, c->map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, CKEY), CALL(BPF_FUNC_map_lookup_elem),
-       LDX_DW(R8, R6, SOCKADDR(sk)), LDX_W(R9, R8, (int)offsetof(struct bpf_sock, mark)));
+       LD_MAP_FD(R1, c->map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, CKEY), CALL(BPF_FUNC_map_lookup_elem));
   size_t miss = jump(p, JEQ_IMM(R0, 0));
   /* A hit: counted, its event, the mark bit set. */
   EMIT(p, LDX_W(R1, R0, 0), STX_W(R10, R1, EVF(id)), MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(hits)),
@@ -260,6 +263,7 @@ static void cache_program(program *p, const struct bpf_cache *c, size_t hook) {
   exits[n++] = jump(p, JA());
   /* A miss: counted, the bit cleared. */
   land(p, miss);
+  land(p, engine);
   EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(misses)), MOV64_REG(R1, R9), MOV64_REG(R2, R9),
        AND64_IMM(R2, (int32_t)~VCACHE_MARK));
   set_mark(p, &exits[n++]);

@@ -116,24 +116,27 @@ static int state_read(struct bpf_cache *c, struct vcache_state *out) {
 }
 
 /*
- * bpfCacheGeneration(handle, generation): the programs put it in every key from now on, so no entry
- * inserted before is found again (the LRU evicts them). The counters are kept: a read, then a write
- * of the whole value; a counter added by a program in between is lost, never a generation.
+ * bpfCacheGeneration(handle, generation, engineTgid): the programs put the generation in every key
+ * from now on, so no entry inserted before is found again (the LRU evicts them); connections of
+ * the process engineTgid always miss. The counters are kept: a read, then a write of the whole
+ * value; a counter added by a program in between is lost, never a generation.
  */
 napi_value bpf_cache_generation(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  struct bpf_cache *c = cache_of(env, info, argv, &argc, "bpfCacheGeneration(open handle with a cache, n)");
+  size_t argc = 3;
+  napi_value argv[3];
+  struct bpf_cache *c = cache_of(env, info, argv, &argc, "bpfCacheGeneration(open handle with a cache, n, tgid)");
   if (c == NULL) return NULL;
-  uint32_t generation;
-  if (argc < 2 || napi_get_value_uint32(env, argv[1], &generation) != napi_ok) {
-    napi_throw_type_error(env, NULL, "bpfCacheGeneration(handle, generation: uint32)");
+  uint32_t generation, engine;
+  if (argc < 3 || napi_get_value_uint32(env, argv[1], &generation) != napi_ok ||
+      napi_get_value_uint32(env, argv[2], &engine) != napi_ok) {
+    napi_throw_type_error(env, NULL, "bpfCacheGeneration(handle, generation: uint32, engineTgid: uint32)");
     return NULL;
   }
   struct vcache_state state;
   if (state_read(c, &state) != 0)
     return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "cannot read the verdict cache's state", errno);
   state.generation = generation;
+  state.engine_tgid = engine;
   uint32_t zero = 0;
   union bpf_attr attr;
   memset(&attr, 0, sizeof attr);

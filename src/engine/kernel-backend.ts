@@ -147,7 +147,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
           maps,
           capacity: VERDICT_CACHE_ENTRIES,
           node,
-          parts: [...new Set(Object.values(host.executables))],
+          parts: [host.executables.console, host.executables.assistant],
           policy: () => compiled,
           log: (item) => logs.append(item),
           ...(parts.ruleCounters !== undefined ? { counters: parts.ruleCounters } : {}),
@@ -480,7 +480,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   await apply();
   const describe = () => {
     const e = config.settings().enforcement;
-    return `nftables table inet warden + NFQUEUE ${e.queue} (${features.nativeQueue ? 'nft queue' : 'xt NFQUEUE'}, ${e.onEngineFailure === 'open' ? 'new connections pass while no engine runs' : 'new connections dropped while no engine runs'}), NFLOG group ${e.logGroup}; attribution ${attribution.description}`;
+    return `nftables table inet warden + NFQUEUE ${e.queue} (${features.nativeQueue ? 'nft queue' : 'xt NFQUEUE'}, ${e.onEngineFailure === 'open' ? 'new connections pass while no engine runs' : 'new connections dropped while no engine runs'}), NFLOG group ${e.logGroup}; attribution ${attribution.description}; verdict cache ${vcache !== null ? 'on' : `off (${cacheWhy})`}`;
   };
   return {
     get description() {
@@ -495,6 +495,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       clearInterval(counterRead);
       clearInterval(cacheDrain);
       drainCache();
+      if (vcache !== null) log('info', 'verdict cache at stop', { ...vcache.status() });
       await counters?.refresh();
       counters?.detachKernel();
       names.close();

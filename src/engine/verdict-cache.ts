@@ -92,9 +92,10 @@ export interface VerdictCacheOptions {
   /** Entries kept (the BPF map's size): beyond it the least recently hit are forgotten. */
   readonly capacity: number;
   /**
-   * The engine's node binary (real path) and the applications of Warden's own parts (their scripts):
-   * a process of that binary may be a part, which the key cannot tell; its decision is cached only
-   * when every part would be allowed the same connection.
+   * The engine's node binary (real path) and the applications of Warden's parts other than the
+   * engine (the console's and the assistant's scripts): a process of that binary may be one, which
+   * the key cannot tell; its decision is cached only when each of them would be allowed the same
+   * connection. The engine's own connections never hit (its pid is in the cache's state).
    */
   readonly node: string;
   readonly parts: readonly string[];
@@ -121,6 +122,8 @@ export interface VerdictCacheStatus {
   readonly dropped: number;
   /** Hits of entries no longer known here (logged without the decision's details). */
   readonly unknown: number;
+  /** Allowed connections not inserted, by reason. */
+  readonly skipped: Readonly<Record<string, number>>;
 }
 
 export class VerdictCache {
@@ -132,35 +135,45 @@ export class VerdictCache {
   #previous = new Map<number, Entry>();
   #inserted = 0;
   #unknown = 0;
+  readonly #skipped = new Map<string, number>();
 
   constructor(options: VerdictCacheOptions) {
     this.#o = options;
-    options.maps.setGeneration(this.#generation);
+    options.maps.setGeneration(this.#generation, process.pid);
   }
 
   /**
    * Inserts the judgement's key when its decision may be cached; `policy` is the policy in force
-   * when the judgement started (a judgement that spans a change is not cached). True when inserted.
+   * when the judgement started (a judgement that spans a change is not cached). True when inserted;
+   * otherwise the reason is counted (engine.status `verdictCache.skipped`).
    */
   offer(j: Judgement, record: RecordedProcess | undefined, policy: CompiledPolicy): boolean {
+    const why = this.#insert(j, record, policy);
+    if (why === null) return true;
+    this.#skipped.set(why, (this.#skipped.get(why) ?? 0) + 1);
+    return false;
+  }
+
+  #insert(j: Judgement, record: RecordedProcess | undefined, policy: CompiledPolicy): string | null {
     const { decision: d, facts: f, process: p } = j;
-    if (policy !== this.#o.policy()) return false;
+    if (policy !== this.#o.policy()) return 'the policy changed meanwhile';
     if (j.verdict !== 'accept' || d.verdict !== 'allow' || d.action !== 'allow' || d.proposal !== undefined)
-      return false;
+      return 'not an allow';
     if (
       f.direction !== 'outgoing' ||
       f.protocol !== 'tcp' ||
       f.remoteAddress === null ||
       f.remotePort === null
     )
-      return false;
+      return 'not outgoing TCP';
     if (p === null || p.part !== undefined || f.application === null || p.executable !== f.application)
-      return false;
-    if (f.applicationSha256 !== undefined) return false;
+      return "not a program's own executable";
+    if (f.applicationSha256 !== undefined) return 'a pinned application';
     if (f.application === this.#o.node && !this.#o.parts.every((part) => allowedAs(policy, f, part)))
-      return false;
-    if (record?.hook !== 'connect' || record.executable === undefined || record.euid !== f.uid) return false;
-    if (!cacheableApplication(policy, f.application)) return false;
+      return "node: Warden's parts would be decided otherwise";
+    if (record?.hook !== 'connect' || record.executable === undefined || record.euid !== f.uid)
+      return 'not named from its BPF record alone';
+    if (!cacheableApplication(policy, f.application)) return 'its rules use fields outside the key';
     const key = verdictCacheKey(
       record.executable.id,
       record.euid,
@@ -168,21 +181,21 @@ export class VerdictCache {
       f.remotePort,
       this.#generation,
     );
-    if (key === null) return false;
+    if (key === null) return 'no key';
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
     this.#o.maps.insert(key, id);
     if (this.#entries.size >= this.#o.capacity) this.#entries.delete(this.#entries.keys().next().value!);
     this.#entries.set(id, { policy, ruleIndex: d.ruleIndex, item: d.log ? itemOf(j, d) : null });
     this.#inserted++;
-    return true;
+    return null;
   }
 
   /** Drains the hits, then starts a new generation: no entry inserted before is found again. */
   clear(): void {
     this.drain();
     this.#generation = this.#generation >= 0xffffffff ? 1 : this.#generation + 1;
-    this.#o.maps.setGeneration(this.#generation);
+    this.#o.maps.setGeneration(this.#generation, process.pid);
     this.#previous = this.#entries;
     this.#entries = new Map();
   }
@@ -240,6 +253,7 @@ export class VerdictCache {
       misses: s.misses,
       dropped: s.dropped,
       unknown: this.#unknown,
+      skipped: Object.fromEntries(this.#skipped),
     };
   }
 }

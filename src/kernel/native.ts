@@ -156,8 +156,12 @@ export interface BpfAttribution {
 export interface BpfVerdictCache {
   /** Inserts a key (src/kernel/verdict-cache-key.ts) with the engine's number for its decision. */
   insert(key: Buffer, id: number): void;
-  /** The generation the programs put in keys from now on: entries of other generations are never found. */
-  setGeneration(generation: number): void;
+  /**
+   * The generation the programs put in keys from now on (entries of other generations are never
+   * found); connections of the process `engineTgid` (the engine: a node program the key cannot tell
+   * from others) always miss.
+   */
+  setGeneration(generation: number, engineTgid: number): void;
   stats(): { generation: number; hits: number; misses: number; dropped: number };
   /** Up to `max` hit events (24 bytes each: pid_tgid, boot_ns, id, uid) and CLOCK_BOOTTIME now. */
   drain(max: number): { events: Buffer; bootNs: number };
@@ -221,7 +225,7 @@ interface Addon {
   ): RawLookup | null;
   bpfAttributionOpen(cgroup: string, maxEntries: number, cacheEntries: number): unknown;
   bpfCacheInsert(handle: unknown, key: Buffer, id: number): void;
-  bpfCacheGeneration(handle: unknown, generation: number): void;
+  bpfCacheGeneration(handle: unknown, generation: number, engineTgid: number): void;
   bpfCacheStats(handle: unknown): readonly [number, number, number, number] | string;
   bpfCacheDrain(handle: unknown, max: number): readonly [Buffer, number];
   bpfAttributionEntries(handle: unknown): number;
@@ -479,8 +483,8 @@ export function openBpfAttribution(
         : 'off'
       : {
           insert: (key, id) => call('verdict cache insert', () => native.bpfCacheInsert(handle, key, id)),
-          setGeneration: (g) =>
-            call('verdict cache generation', () => native.bpfCacheGeneration(handle, g >>> 0)),
+          setGeneration: (g, engine) =>
+            call('verdict cache generation', () => native.bpfCacheGeneration(handle, g >>> 0, engine >>> 0)),
           stats() {
             const s = call('verdict cache stats', () => native.bpfCacheStats(handle));
             if (typeof s === 'string') throw new WardenError(code, `the verdict cache is gone: ${s}`);

@@ -127,6 +127,8 @@ export interface VerdictCacheState {
   /** Hits whose ring buffer event was dropped (not logged nor counted), hits of forgotten entries. */
   readonly dropped?: number;
   readonly unknown?: number;
+  /** Allowed connections that were not inserted, by reason (e.g. "its rules use fields outside the key"). */
+  readonly skipped?: Readonly<Record<string, number>>;
 }
 
 /** One rule subscription of the policy in engine.status. */
