@@ -16,29 +16,12 @@ import { after, before, describe, test } from 'node:test';
 import { type KernelEngine, type LogItem, startKernelEngine } from '../adversarial/kernel-engine.js';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from './cgroup.js';
 import { kernelTestsUnavailable, SERVER_ADDR } from './netns.js';
+import { PERL_CLIENT, type VerdictCacheStatus } from './verdict-cache-client.js';
 import { denyAllPolicy, NODE } from './wardend.js';
 
 const PORT = 44361;
 const SERVICE = 9021;
 const CACHED = 'decided by the verdict cache';
-
-/** Connects once to ARGV[0]:ARGV[1] and prints ok or refused (a denied SYN times out in 2 s). */
-export const PERL_CLIENT = `use Socket;
-my ($host, $port) = @ARGV;
-socket(my $s, PF_INET, SOCK_STREAM, 6) or die "socket: $!";
-my $ok = eval { local $SIG{ALRM} = sub { die "timeout\\n" }; alarm 2;
-  my $r = connect($s, pack_sockaddr_in($port, inet_aton($host))); alarm 0; $r };
-print $ok ? "ok\\n" : "refused\\n";
-`;
-
-export interface VerdictCacheStatus {
-  inUse: boolean;
-  why?: string;
-  hits?: number;
-  misses?: number;
-  generation?: number;
-  inserted?: number;
-}
 
 describe('the verdict cache', {
   skip: kernelTestsUnavailable() ?? cgroupTestsUnavailable() ?? undefined,
