@@ -252,6 +252,7 @@ static void cache_program(program *p, const struct bpf_cache *c, size_t hook) {
   EMIT(p, LDX_W(R1, R0, 0), STX_W(R10, R1, EVF(id)), MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(hits)),
        LDX_DW(R1, R10, FIELD(pid_tgid)), STX_DW(R10, R1, EVF(pid_tgid)), LDX_DW(R1, R10, FIELD(boot_ns)),
        STX_DW(R10, R1, EVF(boot_ns)), LDX_W(R1, R10, FIELD(uid_gid)), STX_W(R10, R1, EVF(uid)),
+       LDX_DW(R1, R10, KEY), STX_DW(R10, R1, EVF(cookie)),
        LD_MAP_FD(R1, c->ring_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, CEVENT),
        MOV64_IMM(R3, sizeof(struct vcache_event)), MOV64_IMM(R4, BPF_RB_NO_WAKEUP),
        CALL(BPF_FUNC_ringbuf_output));

@@ -83,6 +83,7 @@ struct vcache_key {
 struct vcache_event {
   uint64_t pid_tgid;
   uint64_t boot_ns;
+  uint64_t cookie; /* the socket's cookie: names the connection (ss -e shows it as sk:) */
   uint32_t id; /* the cache entry's value: the engine's number for the decision */
   uint32_t uid; /* the real uid (bpf_get_current_uid_gid) */
 };
@@ -96,7 +97,7 @@ struct vcache_state {
 };
 /* Warden's mark bit for "decided by the cache" (src/kernel/marks.ts MARK_DECIDED). */
 #define VCACHE_MARK 0x04000000u
-#define VCACHE_RING_BYTES (256u * 1024u)
+#define VCACHE_RING_BYTES (512u * 1024u)
 
 struct bpf_cache {
   int map_fd, state_fd, ring_fd; /* -1: no cache */

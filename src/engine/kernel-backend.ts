@@ -49,7 +49,7 @@ const INSTALLED_NAMES = ['warden', 'wardend', 'warden-assist'];
 
 /** Entries of the verdict cache (enforcement.verdictCache): LRU in the kernel, as many kept here. */
 const VERDICT_CACHE_ENTRIES = 65_536;
-/** How often the verdict cache's hits are logged and counted (its ring holds about 8,000). */
+/** How often the verdict cache's hits are logged and counted (its ring holds about 13,000). */
 const VERDICT_CACHE_DRAIN_MS = 100;
 
 const HOOK_INPUT = 1;

@@ -22,11 +22,11 @@ import { PROTO_TCP } from '../policy/protocol-bits.js';
 import type { NewLogItem } from '../protocol/log-item.js';
 import type { Judgement } from './enforcer.js';
 
-/** Events taken from the ring at once; the ring holds about 8,000 (256 KiB of 32-byte records). */
+/** Events taken from the ring at once; the ring holds about 13,000 (512 KiB of 40-byte records). */
 const DRAIN_BATCH = 4096;
 /** Applications whose cacheability is kept per policy (more: the map starts again). */
 const MAX_APPLICATIONS = 4096;
-const EVENT_BYTES = 24;
+const EVENT_BYTES = 32;
 
 /** CompiledRule fields that a cached decision may depend on (the key's), or that do not select connections. */
 const KEY_FIELDS = new Set([
@@ -210,8 +210,9 @@ export class VerdictCache {
       for (let at = 0; at + EVENT_BYTES <= events.length; at += EVENT_BYTES) {
         const pid = Number(events.readBigUInt64LE(at) >> 32n);
         const ageMs = Math.max(0, (bootNs - Number(events.readBigUInt64LE(at + 8))) / 1e6);
-        const id = events.readUInt32LE(at + 16);
-        const uid = events.readUInt32LE(at + 20);
+        const cookie = events.readBigUInt64LE(at + 16);
+        const id = events.readUInt32LE(at + 24);
+        const uid = events.readUInt32LE(at + 28);
         const time = new Date(now - ageMs);
         const entry = this.#entries.get(id) ?? this.#previous.get(id);
         if (entry === undefined) {
@@ -223,7 +224,7 @@ export class VerdictCache {
             protocol: 'tcp',
             user: String(uid),
             time: time.toISOString(),
-            message: `allow by the verdict cache, an entry of an earlier policy (pid ${pid})`,
+            message: `allow by the verdict cache, an entry of an earlier policy (pid ${pid}, socket ${cookie})`,
           });
           continue;
         }
@@ -233,7 +234,8 @@ export class VerdictCache {
           this.#o.log({
             ...entry.item,
             time: time.toISOString(),
-            message: `${entry.item.message} (pid ${pid})`,
+            // The socket's cookie names the connection (its source port is chosen after the connect hook).
+            message: `${entry.item.message} (pid ${pid}, socket ${cookie})`,
           });
         // Recently hit entries are forgotten last.
         if (this.#entries.delete(id)) this.#entries.set(id, entry);

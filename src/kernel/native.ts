@@ -163,7 +163,7 @@ export interface BpfVerdictCache {
    */
   setGeneration(generation: number, engineTgid: number): void;
   stats(): { generation: number; hits: number; misses: number; dropped: number };
-  /** Up to `max` hit events (24 bytes each: pid_tgid, boot_ns, id, uid) and CLOCK_BOOTTIME now. */
+  /** Up to `max` hit events (32 bytes each: pid_tgid, boot_ns, socket cookie, id, uid) and CLOCK_BOOTTIME now. */
   drain(max: number): { events: Buffer; bootNs: number };
 }
 

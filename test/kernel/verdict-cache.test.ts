@@ -22,6 +22,8 @@ import { denyAllPolicy, NODE } from './wardend.js';
 const PORT = 44361;
 const SERVICE = 9021;
 const CACHED = 'decided by the verdict cache';
+/** Six connections from one process, each on a new socket. */
+const REPEAT = `my @r; for (1..6) { socket(my $s, PF_INET, SOCK_STREAM, 6) or die; push @r, connect($s, pack_sockaddr_in($ARGV[1], inet_aton($ARGV[0]))) ? "ok" : "refused"; close $s } print "@r\n";`;
 
 describe('the verdict cache', {
   skip: kernelTestsUnavailable() ?? cgroupTestsUnavailable() ?? undefined,
@@ -150,7 +152,7 @@ describe('the verdict cache', {
       assert.equal(item.user, 'root');
       assert.equal(item.remote, `${SERVER_ADDR}:${SERVICE}`);
     }
-    assert.match(cached[0]!.message, /rule "perl-a to the service".*\(pid \d+\)/);
+    assert.match(cached[0]!.message, /rule "perl-a to the service".*\(pid \d+, socket \d+\)/);
     // The rule's counter counts the cache's hits like queued decisions.
     const listed = (await k.call('rules.list', { internal: false })) as {
       rules: { name: string; matches: number }[];
@@ -159,6 +161,27 @@ describe('the verdict cache', {
       listed.rules.find((r) => r.name === 'perl-a to the service')?.matches,
       4,
       JSON.stringify(listed),
+    );
+  });
+
+  test('hits of one process are logged one item each (not as repeats of one attempt)', async () => {
+    const before = await cacheStatus();
+    const items0 = (await itemsOf(perlA, 0)).length;
+    const child = cgroup.spawn(
+      'nsenter',
+      [`--net=${k.pair.path(k.pair.client)}`, perlA, '-MSocket', '-e', REPEAT, SERVER_ADDR, String(SERVICE)],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    await new Promise((resolve) => child.once('exit', resolve));
+    assert.equal(out.trim(), 'ok ok ok ok ok ok');
+    assert.ok((await cacheStatus()).hits! - before.hits! >= 5, 'decided in the kernel');
+    const items = (await itemsOf(perlA, items0 + 6)).slice(items0);
+    assert.equal(items.length, 6, JSON.stringify(items));
+    assert.ok(
+      items.every((i) => (i as { count?: number }).count === undefined),
+      JSON.stringify(items),
     );
   });
 
