@@ -15,13 +15,15 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { type KernelEngine, type LogItem, startKernelEngine } from '../adversarial/kernel-engine.js';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from './cgroup.js';
-import { kernelTestsUnavailable, SERVER_ADDR } from './netns.js';
+import { kernelTestsUnavailable, SERVER_ADDR, SERVER_ADDR6 } from './netns.js';
 import { PERL_CLIENT, type VerdictCacheStatus } from './verdict-cache-client.js';
 import { denyAllPolicy, NODE } from './wardend.js';
 
 const PORT = 44361;
 const SERVICE = 9021;
 const CACHED = 'decided by the verdict cache';
+/** One connection over an IPv6 socket to ARGV[0] (IPv6, or IPv4-mapped) port ARGV[1]. */
+const V6_CLIENT = `socket(my $s, AF_INET6, SOCK_STREAM, 6) or die "socket: $!"; print connect($s, pack_sockaddr_in6($ARGV[1], inet_pton(AF_INET6, $ARGV[0]))) ? "ok\n" : "refused\n";`;
 /** Six connections from one process, each on a new socket. */
 const REPEAT = `my @r; for (1..6) { socket(my $s, PF_INET, SOCK_STREAM, 6) or die; push @r, connect($s, pack_sockaddr_in($ARGV[1], inet_aton($ARGV[0]))) ? "ok" : "refused"; close $s } print "@r\n";`;
 
@@ -61,6 +63,14 @@ describe('the verdict cache', {
     protocol: tcp
     application: ${perlA}
     remote: ${SERVER_ADDR}
+    remotePorts: ${SERVICE}
+    action: allow
+    log: true
+  - name: perl-a to the service over IPv6
+    direction: outgoing
+    protocol: tcp
+    application: ${perlA}
+    remote: "${SERVER_ADDR6}"
     remotePorts: ${SERVICE}
     action: allow
     log: true
@@ -183,6 +193,36 @@ describe('the verdict cache', {
       items.every((i) => (i as { count?: number }).count === undefined),
       JSON.stringify(items),
     );
+  });
+
+  test('IPv6, and IPv4 connected from an IPv6 socket (::ffff:a.b.c.d), are looked up by the address the packet carries', async () => {
+    const v6 = (address: string) =>
+      new Promise<string>((resolve, reject) => {
+        const child = cgroup.spawn(
+          'nsenter',
+          [
+            `--net=${k.pair.path(k.pair.client)}`,
+            perlA,
+            '-MSocket=:all',
+            '-e',
+            V6_CLIENT,
+            address,
+            String(SERVICE),
+          ],
+          { stdio: ['ignore', 'pipe', 'inherit'] },
+        );
+        let out = '';
+        child.stdout!.on('data', (d) => (out += d));
+        child.once('error', reject);
+        child.once('exit', () => resolve(out.trim()));
+      });
+    const before = await cacheStatus();
+    // The entry of the IPv4 tests above decides a mapped address at once.
+    assert.equal(await v6(`::ffff:${SERVER_ADDR}`), 'ok');
+    const mapped = await cacheStatus();
+    assert.equal(mapped.hits, before.hits! + 1, 'the IPv4 entry decided the mapped address');
+    for (let i = 0; i < 3; i++) assert.equal(await v6(SERVER_ADDR6), 'ok', `IPv6 connection ${i + 1}`);
+    assert.ok((await cacheStatus()).hits! > mapped.hits!, 'IPv6 repeats are decided in the kernel');
   });
 
   test('another uid is not covered by the entry of root', async () => {
