@@ -195,12 +195,21 @@ static void key_field(program *p, int to, int from, int size) {
   else EMIT(p, LDX_W(R1, R10, from), STX_W(R10, R1, to));
 }
 
-/* bpf_setsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, 4) with the mark in r2, unless it is the socket's (r1). */
-static void set_mark(program *p, size_t *done) {
+/*
+ * bpf_setsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, 4) with the mark in r2, unless it is the socket's
+ * (r1). With `refuse`, a failure refuses the connect (return 0: EPERM): a bit that could not be
+ * cleared must not let a connection pass undecided.
+ */
+static void set_mark(program *p, size_t *done, int refuse) {
   size_t same = jump(p, JEQ_REG(R1, R2));
   EMIT(p, STX_W(R10, R2, CMARK), MOV64_REG(R1, R6), MOV64_IMM(R2, 1 /* SOL_SOCKET */),
        MOV64_IMM(R3, 36 /* SO_MARK */), MOV64_REG(R4, R10), ADD64_IMM(R4, CMARK), MOV64_IMM(R5, 4),
        CALL(BPF_FUNC_setsockopt));
+  if (refuse) {
+    size_t set = jump(p, JEQ_IMM(R0, 0));
+    EMIT(p, MOV64_IMM(R0, 0), EXIT());
+    land(p, set);
+  }
   *done = jump(p, JA());
   land(p, same);
 }
@@ -260,14 +269,14 @@ static void cache_program(program *p, const struct bpf_cache *c, size_t hook) {
   EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(dropped)));
   land(p, written);
   EMIT(p, MOV64_REG(R1, R9), MOV64_REG(R2, R9), OR64_IMM(R2, (int32_t)VCACHE_MARK));
-  set_mark(p, &exits[n++]);
+  set_mark(p, &exits[n++], 0); /* not set: the connection is queued as without the cache */
   exits[n++] = jump(p, JA());
   /* A miss: counted, the bit cleared. */
   land(p, miss);
   land(p, engine);
   EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(misses)), MOV64_REG(R1, R9), MOV64_REG(R2, R9),
        AND64_IMM(R2, (int32_t)~VCACHE_MARK));
-  set_mark(p, &exits[n++]);
+  set_mark(p, &exits[n++], 1);
   for (size_t i = 0; i < n; i++) land(p, exits[i]);
   EMIT(p, MOV64_IMM(R0, 1), EXIT());
 }

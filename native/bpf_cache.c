@@ -192,7 +192,8 @@ napi_value bpf_cache_drain(napi_env env, napi_callback_info info) {
   const uint8_t *data = (const uint8_t *)c->producer + c->page;
   uint64_t cons = __atomic_load_n(consumer, __ATOMIC_ACQUIRE);
   const uint64_t prod = __atomic_load_n(producer, __ATOMIC_ACQUIRE);
-  uint64_t available = (prod - cons) / 16 + 1;
+  /* The most records that can be there: each holds a header and one event. */
+  uint64_t available = (prod - cons) / (BPF_RINGBUF_HDR_SZ + sizeof(struct vcache_event)) + 1;
   if (available > max) available = max;
   struct vcache_event *out = NULL;
   napi_create_buffer(env, available * sizeof *out, (void **)&out, &buffer);
