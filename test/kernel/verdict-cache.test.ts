@@ -147,6 +147,8 @@ describe('the verdict cache', {
   test('a program connecting again to the same destination is decided in the kernel, logged and counted', async () => {
     const status = await cacheStatus();
     assert.equal(status.inUse, true, JSON.stringify(status));
+    const chain = k.pair.run(k.pair.client, 'nft', ['list', 'chain', 'inet', 'warden', 'queue_output']);
+    assert.match(chain, /meta mark & 0x04000000 == 0x04000000 accept/, chain);
     const before = status.hits!;
     for (let i = 0; i < 4; i++) assert.equal(await connectOnce('root', perlA), 'ok', `connection ${i + 1}`);
     const after = await cacheStatus();
@@ -282,4 +284,43 @@ describe('the verdict cache', {
     const after = await cacheStatus();
     assert.ok(after.generation! > warm.generation!, 'a new generation');
   });
+});
+
+describe('without the verdict cache', {
+  skip: kernelTestsUnavailable() ?? cgroupTestsUnavailable() ?? undefined,
+}, () => {
+  for (const { label, bpf, settings, why } of [
+    {
+      label: 'with /proc attribution',
+      bpf: false,
+      settings: '',
+      why: /^no BPF attribution: proc \(BPF off: WARDEN_BPF_CGROUP\)/,
+    },
+    {
+      label: 'turned off by the setting',
+      bpf: true,
+      settings: 'enforcement:\n  verdictCache: false\n',
+      why: /^off: enforcement\.verdictCache$/,
+    },
+  ])
+    test(`${label}: engine.status says why, and the ruleset queues every connection`, async () => {
+      const cgroup = createTestCgroup('vcache-off');
+      if (bpf) process.env.WARDEN_BPF_CGROUP = `/${basename(cgroup.path)}`;
+      let k: KernelEngine | undefined;
+      try {
+        k = await startKernelEngine('vcoff', PORT + 1, denyAllPolicy(PORT + 1), settings);
+        const s = (await k.call('engine.status', {})) as {
+          verdictCache: VerdictCacheStatus;
+          attribution: string;
+        };
+        assert.equal(s.verdictCache.inUse, false);
+        assert.match(s.verdictCache.why ?? '', why, JSON.stringify(s));
+        const chain = k.pair.run(k.pair.client, 'nft', ['list', 'chain', 'inet', 'warden', 'queue_output']);
+        assert.doesNotMatch(chain, /0x04000000/, chain);
+      } finally {
+        delete process.env.WARDEN_BPF_CGROUP;
+        k?.close();
+        await cgroup.remove();
+      }
+    });
 });
