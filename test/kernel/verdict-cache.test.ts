@@ -139,7 +139,7 @@ describe('the verdict cache', {
   async function itemsOf(exe: string, count: number): Promise<LogItem[]> {
     for (let attempt = 0; ; attempt++) {
       const items = await k.logs({ kind: 'connection', application: exe });
-      if (items.length >= count || attempt >= 30) return items;
+      if (items.length >= count || attempt >= 50) return items;
       await new Promise((r) => setTimeout(r, 100));
     }
   }
