@@ -217,9 +217,10 @@ static void set_mark(program *p, size_t *done, int refuse) {
 /*
  * The verdict cache's part of a connect program (after the record is stored; the context was kept
  * at CTX, the state's generation is part of the key): for a TCP socket, the key from the record and
- * the address; on a hit the socket's mark gets VCACHE_MARK (the ruleset accepts its new connection
- * without the queue) and an event goes to the ring buffer (never waiting: a full ring drops it,
- * counted); on a miss the bit is cleared (a socket connecting again keeps no old verdict).
+ * the address; on a hit an event goes to the ring buffer and the socket's mark gets VCACHE_MARK (the
+ * ruleset accepts its new connection without the queue); when the ring is full (never waited for)
+ * the hit is counted as dropped and handled as a miss: queued, so still decided and logged; on a
+ * miss the bit is cleared (a socket connecting again keeps no old verdict).
  */
 static void cache_program(program *p, const struct bpf_cache *c, size_t hook) {
   size_t exits[8];
@@ -257,20 +258,21 @@ static void cache_program(program *p, const struct bpf_cache *c, size_t hook) {
   EMIT(p, LDX_DW(R1, R7, STATEF(generation)), STX_W(R10, R1, KEYF(generation)), ST_W(R10, KEYF(zero), 0),
        LD_MAP_FD(R1, c->map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, CKEY), CALL(BPF_FUNC_map_lookup_elem));
   size_t miss = jump(p, JEQ_IMM(R0, 0));
-  /* A hit: counted, its event, the mark bit set. */
-  EMIT(p, LDX_W(R1, R0, 0), STX_W(R10, R1, EVF(id)), MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(hits)),
-       LDX_DW(R1, R10, FIELD(pid_tgid)), STX_DW(R10, R1, EVF(pid_tgid)), LDX_DW(R1, R10, FIELD(boot_ns)),
-       STX_DW(R10, R1, EVF(boot_ns)), LDX_W(R1, R10, FIELD(uid_gid)), STX_W(R10, R1, EVF(uid)),
-       LDX_DW(R1, R10, KEY), STX_DW(R10, R1, EVF(cookie)),
-       LD_MAP_FD(R1, c->ring_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, CEVENT),
+  /* A hit: its event, then the mark bit set, counted. */
+  EMIT(p, LDX_W(R1, R0, 0), STX_W(R10, R1, EVF(id)), LDX_DW(R1, R10, FIELD(pid_tgid)),
+       STX_DW(R10, R1, EVF(pid_tgid)), LDX_DW(R1, R10, FIELD(boot_ns)), STX_DW(R10, R1, EVF(boot_ns)),
+       LDX_W(R1, R10, FIELD(uid_gid)), STX_W(R10, R1, EVF(uid)), LDX_DW(R1, R10, KEY),
+       STX_DW(R10, R1, EVF(cookie)), LD_MAP_FD(R1, c->ring_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, CEVENT),
        MOV64_IMM(R3, sizeof(struct vcache_event)), MOV64_IMM(R4, BPF_RB_NO_WAKEUP),
        CALL(BPF_FUNC_ringbuf_output));
-  size_t written = jump(p, JEQ_IMM(R0, 0));
-  EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(dropped)));
-  land(p, written);
-  EMIT(p, MOV64_REG(R1, R9), MOV64_REG(R2, R9), OR64_IMM(R2, (int32_t)VCACHE_MARK));
+  /* No room for the event (the engine is behind): the connection goes to the queue, which logs it. */
+  size_t full = jump(p, JNE_IMM(R0, 0));
+  EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(hits)), MOV64_REG(R1, R9), MOV64_REG(R2, R9),
+       OR64_IMM(R2, (int32_t)VCACHE_MARK));
   set_mark(p, &exits[n++], 0); /* not set: the connection is queued as without the cache */
   exits[n++] = jump(p, JA());
+  land(p, full);
+  EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(dropped)));
   /* A miss: counted, the bit cleared. */
   land(p, miss);
   land(p, engine);

@@ -92,7 +92,7 @@ struct vcache_state {
   uint64_t generation;
   uint64_t hits;
   uint64_t misses;
-  uint64_t dropped; /* hits whose event did not fit in the ring buffer */
+  uint64_t dropped; /* hits whose event did not fit in the ring buffer: queued instead (also misses) */
   uint64_t engine_tgid; /* the engine's own connections always miss: the key cannot tell it from other node programs */
 };
 /* Warden's mark bit for "decided by the cache" (src/kernel/marks.ts MARK_DECIDED). */

@@ -118,7 +118,7 @@ export interface VerdictCacheStatus {
   readonly inserted: number;
   readonly hits: number;
   readonly misses: number;
-  /** Hits whose event the ring had no room for (counted by the kernel): neither logged nor counted. */
+  /** Entries found whose event the ring had no room for: those connections were queued instead (also misses). */
   readonly dropped: number;
   /** Hits of entries no longer known here (logged without the decision's details). */
   readonly unknown: number;

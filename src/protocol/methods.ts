@@ -124,7 +124,7 @@ export interface VerdictCacheState {
   /** Connections decided in the kernel by an entry / looked up and not found (queued). */
   readonly hits?: number;
   readonly misses?: number;
-  /** Hits whose ring buffer event was dropped (not logged nor counted), hits of forgotten entries. */
+  /** Entries found whose event the ring buffer had no room for (then queued, decided and logged as misses), hits of forgotten entries. */
   readonly dropped?: number;
   readonly unknown?: number;
   /** Allowed connections that were not inserted, by reason (e.g. "its rules use fields outside the key"). */

@@ -45,6 +45,19 @@ my $ok = eval { local $SIG{ALRM} = sub { die "timeout\\n" }; alarm 2;
 print $ok ? "second ok\\n" : "second refused\\n";
 `;
 
+/** Up to ARGV[2] connections in a row (1 s each at most); stops after 3 in a row that did not connect; prints "connected failed". */
+const BURST = `use Socket;
+my ($host, $port, $n) = @ARGV; my ($ok, $failed, $row) = (0, 0, 0);
+for (1..$n) {
+  socket(my $s, PF_INET, SOCK_STREAM, 6) or die "socket: $!";
+  my $r = eval { local $SIG{ALRM} = sub { die "timeout\\n" }; alarm 1;
+    my $c = connect($s, pack_sockaddr_in($port, inet_aton($host))); alarm 0; $c };
+  if ($r) { $ok++; $row = 0 } else { $failed++; last if ++$row >= 3 }
+  close $s;
+}
+print "$ok $failed\n";
+`;
+
 /** One connection per line read from stdin, each on a new socket; prints ok or refused. */
 const LOOP = `use Socket; $| = 1;
 my ($host, $port) = @ARGV;
@@ -94,6 +107,7 @@ describe('attacks on the verdict cache', {
       ['forge.pl', FORGE],
       ['reuse.pl', REUSE],
       ['loop.pl', LOOP],
+      ['burst.pl', BURST],
     ] as const)
       writeFileSync(join(dir, name), text, { mode: 0o644 });
     cgroup = createTestCgroup('vcache-attack');
@@ -186,6 +200,40 @@ describe('attacks on the verdict cache', {
     const out = await runPerl('nobody', 'reuse.pl', [SERVER_ADDR, ALLOWED, REFUSED]);
     assert.ok((await cacheStatus()).hits! > before, 'the first connect was a hit');
     assert.equal(out, 'first ok\nsecond refused');
+  });
+
+  test('a flood of cache hits while the engine is behind leaves no connection unlogged', async () => {
+    await warm('nobody');
+    // The warm-up's last hit is logged by the next drain (every 100 ms): counted before, not in the burst.
+    await new Promise((r) => setTimeout(r, 400));
+    const before = await cacheStatus();
+    const logged = async () =>
+      (await k.logs({ kind: 'connection', application: perl })).filter((i) =>
+        i.message.includes('verdict cache'),
+      ).length;
+    const loggedBefore = await logged();
+    // The engine stopped: nothing drains the ring (about 13,000 events). Hits go on until it is
+    // full; then connections are queued, and wait there for the stopped engine.
+    process.kill(k.engine.pid!, 'SIGSTOP');
+    let out: string;
+    try {
+      out = await runPerl('nobody', 'burst.pl', [SERVER_ADDR, ALLOWED, 20_000]);
+    } finally {
+      process.kill(k.engine.pid!, 'SIGCONT');
+    }
+    const [connected, failed] = out.split(' ').map(Number);
+    assert.ok(failed! >= 1, `the burst stopped at a full ring: ${out}`);
+    const after = await cacheStatus();
+    assert.ok(after.dropped! > before.dropped!, JSON.stringify(after));
+    const hits = after.hits! - before.hits!;
+    assert.ok(hits <= 13_200 && connected! <= hits + 5, `connected ${connected}, hits ${hits}`);
+    // Every hit is logged once the engine drains (within a few seconds at this size).
+    let n = 0;
+    for (let attempt = 0; attempt < 40 && n < loggedBefore + hits; attempt++) {
+      await new Promise((r) => setTimeout(r, 250));
+      n = await logged();
+    }
+    assert.equal(n - loggedBefore, hits, 'every hit logged');
   });
 
   test('a change that refuses the connection holds from the very next connection, while one program keeps connecting', async () => {

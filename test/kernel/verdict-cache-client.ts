@@ -16,4 +16,5 @@ export interface VerdictCacheStatus {
   misses?: number;
   generation?: number;
   inserted?: number;
+  dropped?: number;
 }
