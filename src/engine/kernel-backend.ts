@@ -51,6 +51,8 @@ const INSTALLED_NAMES = ['warden', 'wardend', 'warden-assist'];
 const VERDICT_CACHE_ENTRIES = 65_536;
 /** How often the verdict cache's hits are logged and counted (its ring holds about 13,000). */
 const VERDICT_CACHE_DRAIN_MS = 100;
+/** Hits logged per turn of the event loop (about 5-10 ms of work) before the queue gets its turn. */
+const VERDICT_CACHE_DRAIN_SLICE = 256;
 
 const HOOK_INPUT = 1;
 const HOOK_OUTPUT = 3;
@@ -162,14 +164,25 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
         : '';
   /** The BPF record each identity was named from alone (the verdict cache's key is made of it). */
   const records = new WeakMap<ProcessInfo, RecordedProcess>();
-  const drainCache = () => {
+  const drainCache = (budget?: number): number => {
     try {
-      vcache?.drain();
+      return vcache?.drain(budget) ?? 0;
     } catch (e) {
       log('error', `reading the verdict cache's hits failed: ${(e as Error).message}`);
+      return 0;
     }
   };
-  const cacheDrain = setInterval(drainCache, VERDICT_CACHE_DRAIN_MS);
+  // In slices, giving way to the queue between them: a flood of hits does not hold queued decisions.
+  let draining = false;
+  let stopped = false;
+  const drainSlice = () => {
+    if (stopped) return;
+    draining = drainCache(VERDICT_CACHE_DRAIN_SLICE) >= VERDICT_CACHE_DRAIN_SLICE;
+    if (draining) setImmediate(drainSlice);
+  };
+  const cacheDrain = setInterval(() => {
+    if (!draining) drainSlice();
+  }, VERDICT_CACHE_DRAIN_MS);
   cacheDrain.unref();
   /** Some active rule names interfaces: only then is a packet's interface looked up (one ioctl). */
   let usesInterfaces = false;
@@ -495,6 +508,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       clearInterval(counterRead);
       clearInterval(cacheDrain);
       drainCache();
+      stopped = true;
       if (vcache !== null) log('info', 'verdict cache at stop', { ...vcache.status() });
       await counters?.refresh();
       counters?.detachKernel();

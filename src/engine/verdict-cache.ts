@@ -200,11 +200,14 @@ export class VerdictCache {
     this.#entries = new Map();
   }
 
-  /** Writes the log items and rule counts of the hits in the ring. */
-  drain(): number {
+  /**
+   * Writes the log items and rule counts of up to `budget` hits in the ring (all by default);
+   * returns how many it took, so a caller can go on after giving way to the queue.
+   */
+  drain(budget = Number.POSITIVE_INFINITY): number {
     let total = 0;
     for (;;) {
-      const { events, bootNs } = this.#o.maps.drain(DRAIN_BATCH);
+      const { events, bootNs } = this.#o.maps.drain(Math.min(DRAIN_BATCH, budget - total));
       const now = Date.now();
       const policy = this.#o.policy();
       for (let at = 0; at + EVENT_BYTES <= events.length; at += EVENT_BYTES) {
@@ -240,8 +243,9 @@ export class VerdictCache {
         // Recently hit entries are forgotten last.
         if (this.#entries.delete(id)) this.#entries.set(id, entry);
       }
-      total += events.length / EVENT_BYTES;
-      if (events.length < DRAIN_BATCH * EVENT_BYTES) return total;
+      const taken = events.length / EVENT_BYTES;
+      total += taken;
+      if (taken < DRAIN_BATCH || total >= budget) return total;
     }
   }
 
