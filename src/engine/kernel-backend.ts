@@ -155,7 +155,8 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
           ...(parts.ruleCounters !== undefined ? { counters: parts.ruleCounters } : {}),
         })
       : null;
-  const cacheWhy = !cacheOn
+  let cacheBroken = false;
+  let cacheWhy = !cacheOn
     ? 'off: enforcement.verdictCache'
     : attribution.bpf === null
       ? `no BPF attribution: ${attribution.description}`
@@ -297,7 +298,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
         if (j.verdict === 'reject') give(p.id, 'accept', withWardenBits(p.mark, MARK_REJECT));
         else give(p.id, j.verdict);
         // After the verdict: the next connection of the same key is decided in the kernel.
-        if (vcache !== null && j.verdict === 'accept' && j.process !== null) {
+        if (vcache !== null && !cacheBroken && j.verdict === 'accept' && j.process !== null) {
           try {
             vcache.offer(j, records.get(j.process), policy);
           } catch (e) {
@@ -409,10 +410,13 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     drainCache();
     compiled = next;
     try {
-      vcache?.clear();
+      if (!cacheBroken) vcache?.clear();
     } catch (e) {
-      // A map write the kernel refused: the change is refused too (engine.status `problems`).
-      throw new Error(`emptying the verdict cache failed: ${(e as Error).message}`);
+      // A map write the kernel refused: the cache is given up, and the ruleset applied below no longer
+      // accepts its mark, so every connection is queued again.
+      cacheBroken = true;
+      cacheWhy = `given up: emptying it failed (${(e as Error).message})`;
+      log('error', `verdict cache ${cacheWhy}`);
     }
     counters?.bind(compiled);
     usesInterfaces = compiled.rules.some((r) => r.active && r.interfaces !== null);
@@ -422,7 +426,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       now: Date.now(),
       features,
       engineExecutable: host.executables.engine,
-      verdictCache: vcache !== null,
+      verdictCache: vcache !== null && !cacheBroken,
     });
     // Bind the queue before the ruleset sends packets to it, so nothing waits on an empty queue.
     // A full queue drops, whatever onEngineFailure says (that is the rule's --queue-bypass: no engine).
@@ -493,7 +497,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   await apply();
   const describe = () => {
     const e = config.settings().enforcement;
-    return `nftables table inet warden + NFQUEUE ${e.queue} (${features.nativeQueue ? 'nft queue' : 'xt NFQUEUE'}, ${e.onEngineFailure === 'open' ? 'new connections pass while no engine runs' : 'new connections dropped while no engine runs'}), NFLOG group ${e.logGroup}; attribution ${attribution.description}; verdict cache ${vcache !== null ? 'on' : `off (${cacheWhy})`}`;
+    return `nftables table inet warden + NFQUEUE ${e.queue} (${features.nativeQueue ? 'nft queue' : 'xt NFQUEUE'}, ${e.onEngineFailure === 'open' ? 'new connections pass while no engine runs' : 'new connections dropped while no engine runs'}), NFLOG group ${e.logGroup}; attribution ${attribution.description}; verdict cache ${vcache !== null && !cacheBroken ? 'on' : `off (${cacheWhy})`}`;
   };
   return {
     get description() {
@@ -501,7 +505,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     },
     attribution: attribution.description,
     verdictCache: () =>
-      vcache === null ? { inUse: false, why: cacheWhy } : { inUse: true, ...vcache.status() },
+      vcache === null || cacheBroken ? { inUse: false, why: cacheWhy } : { inUse: true, ...vcache.status() },
     reload: apply,
     async stop() {
       if (expiryTimer) clearTimeout(expiryTimer);
