@@ -11,6 +11,7 @@
         "native/udp_flows.c",
         "native/bpf_attr.c",
         "native/bpf_btf.c",
+        "native/bpf_cache.c",
         "native/proc_process.c",
         "native/ifname.c",
         "native/nft_counters.c"

@@ -12,6 +12,13 @@
  * alone, bench:nfqueue's consumer): the floor of any engine on this path, in the same run. The
  * engines' CPU time per connection they decided is read from /proc/PID/stat.
  *
+ * The BPF engine runs twice, each on a cgroup and namespace pair of its own: without the verdict
+ * cache (`bpf`: every new connection queued) and with it (`bpf+cache`, the shipped default:
+ * docs/attribution.md, "Verdict cache"). The load connects again and again from one program (node)
+ * to one destination, so with the cache every connection after the first is a hit decided in the
+ * kernel (still logged and counted); what a first connection to a new destination costs (a miss:
+ * queued, decided, inserted) is measured apart, one connection to each of 48 new ports per path.
+ *
  * One setting differs from the shipped defaults: `enforcement.floodOutgoingPerUid: 0`. The flood
  * guard deliberately holds each uid to 100 new connections a second that wait for the engine; every
  * lane here runs as root, so with the guard the bench would measure that cap, not the decision path.
@@ -21,10 +28,11 @@
  */
 import { type ChildProcess, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cgroupTestsUnavailable, createTestCgroup } from '../test/kernel/cgroup.js';
+import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from '../test/kernel/cgroup.js';
 import {
   createNetnsPair,
   kernelTestsUnavailable,
@@ -60,6 +68,27 @@ async function worker(lanes: number, seconds: number): Promise<void> {
     latencies: lanes === 1 ? f.latencies : [],
   };
   process.stdout.write(JSON.stringify(slice));
+}
+
+/** Ports the servers also listen on: one first connection to each measures what a cache miss costs. */
+const FIRST_PORTS = 48;
+
+/** One connection to each of `count` ports from PORT + `from`, one at a time: new destinations, each a first connection. */
+async function firstWorker(from: number, count: number): Promise<void> {
+  const latencies: number[] = [];
+  for (let i = from; i < from + count; i++) {
+    const started = process.hrtime.bigint();
+    await new Promise<void>((resolve) => {
+      const s = connect(PORT + i, SERVER_ADDR);
+      s.once('connect', () => {
+        latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
+        s.resetAndDestroy();
+        resolve();
+      });
+      s.once('error', () => resolve());
+    });
+  }
+  process.stdout.write(JSON.stringify(latencies));
 }
 
 /** wardend as startWardend runs it, under `node --cpu-prof` (node refuses that flag in NODE_OPTIONS). */
@@ -132,13 +161,23 @@ interface Path {
   engine: ChildProcess;
   /** Runs one worker slice in this path's client namespace (and cgroup, for bpf). */
   slice(lanes: number): Slice;
+  /** Connect latencies (ms) of one first connection to each of `count` new destinations from PORT + `from`. */
+  first(from: number, count: number): number[];
   tally: Tally;
 }
 
 /** Starts wardend in `pair`'s client namespace with WARDEN_BPF_CGROUP set to `bpfCgroup` ('off' for the proc path). */
-async function startEngine(pair: NetnsPair, dir: string, bpfCgroup: string): Promise<ChildProcess> {
+async function startEngine(
+  pair: NetnsPair,
+  dir: string,
+  bpfCgroup: string,
+  verdictCache = false,
+): Promise<ChildProcess> {
   mkdirSync(join(dir, 'etc'), { recursive: true });
-  writeFileSync(join(dir, 'etc/settings.yaml'), 'enforcement:\n  floodOutgoingPerUid: 0\n');
+  writeFileSync(
+    join(dir, 'etc/settings.yaml'),
+    `enforcement:\n  floodOutgoingPerUid: 0\n  verdictCache: ${verdictCache}\n`,
+  );
   const profile = process.env.WARDEN_BENCH_PROF;
   // pair.spawn reads the environment at the call; the harness's default is 'off'.
   process.env.WARDEN_BPF_CGROUP = bpfCgroup;
@@ -169,14 +208,16 @@ async function main(): Promise<void> {
   const procPair = createNetnsPair('be');
   const bpfPair = createNetnsPair('bb');
   const queuePair = createNetnsPair('bn');
+  const cachePair = createNetnsPair('bc');
   const cgroup = createTestCgroup('bench');
+  const cacheGroup = createTestCgroup('bench-cache');
   const dirs: string[] = [];
   const paths: Path[] = [];
   try {
-    for (const p of [plainPair, procPair, bpfPair, queuePair])
+    for (const p of [plainPair, procPair, bpfPair, queuePair, cachePair])
       p.spawn(p.server, process.execPath, [
         '-e',
-        `require('node:net').createServer((c) => c.on('error', () => {})).listen(${PORT}, 4096);`,
+        `const net = require('node:net'); for (let p = ${PORT}; p <= ${PORT + FIRST_PORTS}; p++) net.createServer((c) => c.on('error', () => {})).listen(p, 4096);`,
       ]);
     const run = (p: NetnsPair, lanes: number) =>
       JSON.parse(p.run(p.client, process.execPath, workerArgs(lanes))) as Slice;
@@ -188,35 +229,58 @@ async function main(): Promise<void> {
       pair: procPair,
       engine: await startEngine(procPair, procDir, 'off'),
       slice: (lanes) => run(procPair, lanes),
-      tally: new Tally(),
-    });
-    const bpfDir = mkdtempSync(join(tmpdir(), 'warden-bench-bpf-'));
-    dirs.push(bpfDir);
-    const bpfEngine = await startEngine(bpfPair, bpfDir, `/${basename(cgroup.path)}`);
-    paths.push({
-      name: 'bpf',
-      label: 'wardend, BPF attribution',
-      pair: bpfPair,
-      engine: bpfEngine,
-      // The worker moves itself into the bench's cgroup before exec'ing, so its connections are
-      // seen by the attribution programs attached there.
-      slice: (lanes) =>
+      first: (from, count) =>
         JSON.parse(
-          execFileSync(
-            '/bin/sh',
-            [
-              '-c',
-              `echo $$ > '${join(cgroup.path, 'cgroup.procs')}' && exec "$0" "$@"`,
-              'nsenter',
-              `--net=${bpfPair.path(bpfPair.client)}`,
-              process.execPath,
-              ...workerArgs(lanes),
-            ],
-            { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
-          ),
-        ) as Slice,
+          procPair.run(procPair.client, process.execPath, [SELF, 'first', String(from), String(count)]),
+        ) as number[],
       tally: new Tally(),
     });
+    // Two BPF engines, each on a cgroup of its own: without the verdict cache (every new connection
+    // queued) and with it (the shipped defaults: a repeat (program, destination) is decided in the kernel).
+    const bpfPath = async (
+      name: string,
+      label: string,
+      pair: NetnsPair,
+      group: TestCgroup,
+      cache: boolean,
+    ) => {
+      const dir = mkdtempSync(join(tmpdir(), `warden-bench-${name.replace('+', '-')}-`));
+      dirs.push(dir);
+      const engine = await startEngine(pair, dir, `/${basename(group.path)}`, cache);
+      const inGroup = (args: string[]) =>
+        execFileSync(
+          '/bin/sh',
+          [
+            '-c',
+            `echo $$ > '${join(group.path, 'cgroup.procs')}' && exec "$0" "$@"`,
+            'nsenter',
+            `--net=${pair.path(pair.client)}`,
+            process.execPath,
+            ...args,
+          ],
+          { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+      paths.push({
+        name,
+        label,
+        pair,
+        engine,
+        // The worker moves itself into the path's cgroup before exec'ing, so its connections are
+        // seen by the attribution programs attached there.
+        slice: (lanes) => JSON.parse(inGroup(workerArgs(lanes))) as Slice,
+        first: (from, count) => JSON.parse(inGroup([SELF, 'first', String(from), String(count)])) as number[],
+        tally: new Tally(),
+      });
+      return engine;
+    };
+    const bpfEngine = await bpfPath('bpf', 'wardend, BPF attribution', bpfPair, cgroup, false);
+    const cacheEngine = await bpfPath(
+      'bpf+cache',
+      'wardend, BPF + verdict cache',
+      cachePair,
+      cacheGroup,
+      true,
+    );
     // The queue alone: every SYN to the server queued as the engine's ruleset does, parsed and accepted.
     const consumer = queuePair.spawn(queuePair.client, process.execPath, [NFQUEUE_BENCH, 'consumer', '0'], {
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -236,6 +300,19 @@ async function main(): Promise<void> {
         queueAlone.add(lanes, run(queuePair, lanes));
         for (const p of paths) p.tally.add(lanes, p.slice(lanes));
       }
+    // New destinations: each path's first connection to each is queued (a cache miss, then inserted).
+    // After a pause, so that the engines have written the log items of the load before.
+    await new Promise((r) => setTimeout(r, 3000));
+    // In groups of 8 ports, baseline and paths alternating (the machine is shared).
+    const plainFirst: number[] = [];
+    const firsts: number[][] = paths.map(() => []);
+    for (let from = 1; from <= FIRST_PORTS; from += 8) {
+      const args = [SELF, 'first', String(from), '8'];
+      plainFirst.push(...(JSON.parse(plainPair.run(plainPair.client, process.execPath, args)) as number[]));
+      for (const [i, p] of paths.entries()) firsts[i]!.push(...p.first(from, 8));
+    }
+    plainFirst.sort((a, b) => a - b);
+    for (const f of firsts) f.sort((a, b) => a - b);
     const cpuPerConnection = paths.map((p, i) => {
       const connections = [...p.tally.slices.values()].reduce((sum, t) => sum + t.count, 0);
       return ((cpuSeconds(p.engine.pid!) - cpuBefore[i]!) / connections) * 1e6;
@@ -249,6 +326,12 @@ async function main(): Promise<void> {
     }
     if (!/attribution bpf/.test((bpfEngine as { output?: () => string }).output?.() ?? 'attribution bpf'))
       throw new Error('the BPF engine did not say it attributes by BPF');
+    const cacheOutput = (cacheEngine as { output?: () => string }).output?.() ?? '';
+    if (!/verdict cache on/.test(cacheOutput))
+      throw new Error(`the cache engine has no verdict cache: ${cacheOutput}`);
+    const cacheStop = /verdict cache at stop.*?"hits":(\d+).*?"misses":(\d+).*?"skipped":(\{[^}]*\})/.exec(
+      cacheOutput,
+    );
     const f = (n: number) => Math.round(n).toLocaleString('en-US');
     const ms = (n: number) => n.toFixed(2);
     const us = (n: number) => `${Math.round(n * 1000)} us`;
@@ -275,6 +358,24 @@ async function main(): Promise<void> {
       ratio: formatRatio(queueAlone.rate(LANES), plain.rate(LANES)),
       met: null,
     });
+    if (cacheStop !== null)
+      console.log(
+        `bpf+cache: the bench connects again and again from one program (node) to one destination: after the first connection, queued and decided (as in the bpf row), every connection is a cache hit decided in the kernel (logged and counted by the engine from the ring buffer): ${f(Number(cacheStop[1]))} hits, ${f(Number(cacheStop[2]))} misses (queued); queued allows not inserted, by reason: ${cacheStop[3]}`,
+      );
+    for (const [i, { name }] of paths.entries()) {
+      const added = quantile(firsts[i]!, 0.5) - quantile(plainFirst, 0.5);
+      console.log(
+        `${name}: first connection to a new destination (${FIRST_PORTS}, one at a time): ${ms(quantile(firsts[i]!, 0.5))} ms p50, +${us(added)} over no ruleset (${ms(quantile(plainFirst, 0.5))} ms)`,
+      );
+      reportMeasure({
+        measure: `enforcement (${name}): added latency of a first connection to a new destination, p50`,
+        goal: '',
+        measured: us(added),
+        baseline: `${ms(quantile(plainFirst, 0.5))} ms connect (no ruleset)`,
+        ratio: formatRatio(quantile(firsts[i]!, 0.5), quantile(plainFirst, 0.5)),
+        met: null,
+      });
+    }
     for (const [i, { name, tally: t }] of paths.entries()) {
       console.log(
         `${name}: ${t.rate(LANES) >= queueAlone.rate(LANES) ? 'at' : `${(t.rate(LANES) / queueAlone.rate(LANES)).toFixed(2)}x`} the queue alone's connections/s; engine CPU ${Math.round(cpuPerConnection[i]!)} us per connection decided`,
@@ -327,11 +428,13 @@ async function main(): Promise<void> {
       });
     }
   } finally {
-    for (const p of [plainPair, procPair, bpfPair, queuePair]) p.close();
+    for (const p of [plainPair, procPair, bpfPair, queuePair, cachePair]) p.close();
     await cgroup.remove();
+    await cacheGroup.remove();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
 }
 
 if (process.argv[2] === 'worker') await worker(Number(process.argv[3]), Number(process.argv[4]));
+else if (process.argv[2] === 'first') await firstWorker(Number(process.argv[3]), Number(process.argv[4]));
 else await main();

@@ -46,6 +46,16 @@
 #define ADD64_REG(d, s) INSN(BPF_ALU64 | BPF_ADD | BPF_X, d, s, 0, 0)
 #define OR64_REG(d, s) INSN(BPF_ALU64 | BPF_OR | BPF_X, d, s, 0, 0)
 #define MUL64_IMM(d, i) INSN(BPF_ALU64 | BPF_MUL | BPF_K, d, 0, 0, i)
+#define RSH64_IMM(d, i) INSN(BPF_ALU64 | BPF_RSH | BPF_K, d, 0, 0, i)
+#define AND64_IMM(d, i) INSN(BPF_ALU64 | BPF_AND | BPF_K, d, 0, 0, i)
+#define OR64_IMM(d, i) INSN(BPF_ALU64 | BPF_OR | BPF_K, d, 0, 0, i)
+#define LDX_W(d, s, o) INSN(BPF_LDX | BPF_MEM | BPF_W, d, s, o, 0)
+#define ATOMIC_ADD_DW(d, s, o) INSN(BPF_STX | BPF_ATOMIC | BPF_DW, d, s, o, BPF_ADD)
+/* Jumps forward to a label: emitted with offset 0, set by land(). */
+#define JNE_IMM(d, i) INSN(BPF_JMP | BPF_JNE | BPF_K, d, 0, 0, i)
+#define JEQ_IMM(d, i) INSN(BPF_JMP | BPF_JEQ | BPF_K, d, 0, 0, i)
+#define JEQ_REG(d, s) INSN(BPF_JMP | BPF_JEQ | BPF_X, d, s, 0, 0)
+#define JA() INSN(BPF_JMP | BPF_JA, 0, 0, 0, 0)
 #define CALL(f) INSN(BPF_JMP | BPF_CALL, 0, 0, 0, f)
 #define EXIT() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
 /* Loads a map's fd as a map pointer: two instructions. */
@@ -69,6 +79,7 @@ static const struct {
 #define HOOK_COUNT (sizeof HOOKS / sizeof HOOKS[0])
 
 struct bpf_attr_handle {
+  struct bpf_cache cache;
   int map_fd;
   int cgroup_fd;
   int prog_fds[HOOK_COUNT];
@@ -92,8 +103,12 @@ static char verifier_log[16384];
 #define FIELD(f) (REC + (int)offsetof(struct bpf_attr_record, f))
 enum { TASK = REC - 8, MM = REC - 16, ARG_START = REC - 24, ARG_END = REC - 32, FILE_ = REC - 40,
        INODE = REC - 48, SB = REC - 56, MNT = REC - 64, CRED = REC - 72, PARENT = REC - 80,
-       DENTRY = REC - 96 /* 16 bytes: d_parent, d_name.hash_len */ };
-_Static_assert(DENTRY >= -512, "the programs' stack is 512 bytes");
+       DENTRY = REC - 96 /* 16 bytes: d_parent, d_name.hash_len */, CTX = REC - 104 };
+_Static_assert(CTX >= -512, "the programs' stack is 512 bytes");
+/* The verdict cache's key, event and new mark are built in the record's args once it is stored. */
+enum { CKEY = FIELD(args), CEVENT = CKEY + (int)sizeof(struct vcache_key), CMARK = CEVENT + (int)sizeof(struct vcache_event),
+       CZERO = CMARK + 8 };
+_Static_assert(CZERO + 8 <= FIELD(args) + BPF_ATTR_ARGS, "the cache's slots fit in the args");
 _Static_assert(sizeof(struct bpf_attr_record) % 8 == 0, "the record is stored in 8-byte words");
 
 #define MAX_INSNS 1024
@@ -110,6 +125,16 @@ static void emit(program *p, const struct bpf_insn *insns, size_t count) {
     const struct bpf_insn list_[] = {__VA_ARGS__};                                                         \
     emit(p, list_, sizeof list_ / sizeof list_[0]);                                                        \
   } while (0)
+
+/* Emits a forward jump; returns its index for land(). */
+static size_t jump(program *p, struct bpf_insn insn) {
+  emit(p, &insn, 1);
+  return p->n - 1;
+}
+/* The jump at `at` lands on the next instruction emitted. */
+static void land(program *p, size_t at) {
+  if (at < p->n) p->insn[at].off = (int16_t)(p->n - at - 1);
+}
 
 /* *(dst_slot) = the `size` bytes at *(u64 *)(r10 + ptr_slot) + off, by bpf_probe_read_kernel; r0 its result. */
 static void read_kernel(program *p, int dst, int ptr_slot, int32_t off, int size) {
@@ -159,8 +184,111 @@ static void map_update(program *p, int map_fd) {
   map_call(p, map_fd, BPF_FUNC_map_update_elem);
 }
 
+#define KEYF(f) (CKEY + (int)offsetof(struct vcache_key, f))
+#define EVF(f) (CEVENT + (int)offsetof(struct vcache_event, f))
+#define STATEF(f) ((int)offsetof(struct vcache_state, f))
+#define SOCKADDR(f) ((int)offsetof(struct bpf_sock_addr, f))
+
+/* Copies a 4- or 8-byte field of the record on the stack into the key. */
+static void key_field(program *p, int to, int from, int size) {
+  if (size == 8) EMIT(p, LDX_DW(R1, R10, from), STX_DW(R10, R1, to));
+  else EMIT(p, LDX_W(R1, R10, from), STX_W(R10, R1, to));
+}
+
+/*
+ * bpf_setsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, 4) with the mark in r2, unless it is the socket's
+ * (r1). With `refuse`, a failure refuses the connect (return 0: EPERM): a bit that could not be
+ * cleared must not let a connection pass undecided.
+ */
+static void set_mark(program *p, size_t *done, int refuse) {
+  size_t same = jump(p, JEQ_REG(R1, R2));
+  EMIT(p, STX_W(R10, R2, CMARK), MOV64_REG(R1, R6), MOV64_IMM(R2, 1 /* SOL_SOCKET */),
+       MOV64_IMM(R3, 36 /* SO_MARK */), MOV64_REG(R4, R10), ADD64_IMM(R4, CMARK), MOV64_IMM(R5, 4),
+       CALL(BPF_FUNC_setsockopt));
+  if (refuse) {
+    size_t set = jump(p, JEQ_IMM(R0, 0));
+    EMIT(p, MOV64_IMM(R0, 0), EXIT());
+    land(p, set);
+  }
+  *done = jump(p, JA());
+  land(p, same);
+}
+
+/*
+ * The verdict cache's part of a connect program (after the record is stored; the context was kept
+ * at CTX, the state's generation is part of the key): for a TCP socket, the key from the record and
+ * the address; on a hit an event goes to the ring buffer and the socket's mark gets VCACHE_MARK (the
+ * ruleset accepts its new connection without the queue); when the ring is full (never waited for)
+ * the hit is counted as dropped and handled as a miss: queued, so still decided and logged; on a
+ * miss the bit is cleared (a socket connecting again keeps no old verdict).
+ */
+static void cache_program(program *p, const struct bpf_cache *c, size_t hook) {
+  size_t exits[8];
+  size_t n = 0;
+  EMIT(p, LDX_DW(R6, R10, CTX), LDX_W(R1, R6, SOCKADDR(type)));
+  exits[n++] = jump(p, JNE_IMM(R1, 1 /* SOCK_STREAM */));
+  EMIT(p, LDX_W(R1, R6, SOCKADDR(protocol)));
+  exits[n++] = jump(p, JNE_IMM(R1, 6 /* IPPROTO_TCP */));
+  EMIT(p, ST_DW(R10, CZERO, 0), LD_MAP_FD(R1, c->state_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, CZERO),
+       CALL(BPF_FUNC_map_lookup_elem));
+  exits[n++] = jump(p, JEQ_IMM(R0, 0));
+  /* r7 the state, r8 the socket, r9 its mark; the engine's own connections miss. */
+  EMIT(p, MOV64_REG(R7, R0), LDX_DW(R8, R6, SOCKADDR(sk)), LDX_W(R9, R8, (int)offsetof(struct bpf_sock, mark)),
+       LDX_DW(R1, R10, FIELD(pid_tgid)), RSH64_IMM(R1, 32), LDX_DW(R2, R7, STATEF(engine_tgid)));
+  size_t engine = jump(p, JEQ_REG(R1, R2));
+  key_field(p, KEYF(exe_ino), FIELD(exe_ino), 8);
+  key_field(p, KEYF(exe_ctime_sec), FIELD(exe_ctime_sec), 8);
+  key_field(p, KEYF(path_hash), FIELD(path_hash), 8);
+  EMIT(p, LDX_W(R1, R10, FIELD(exe_read)), LDX_W(R2, R10, FIELD(mnt_read)), OR64_REG(R1, R2),
+       LDX_W(R2, R10, FIELD(path_read)), OR64_REG(R1, R2), LDX_W(R2, R10, FIELD(cred_read)), OR64_REG(R1, R2),
+       LDX_DW(R2, R10, FIELD(path_rest)), OR64_REG(R1, R2), STX_DW(R10, R1, KEYF(unread)),
+       LDX_W(R1, R10, FIELD(exe_ctime_nsec)), AND64_IMM(R1, 0x3fffffff), STX_W(R10, R1, KEYF(exe_ctime_nsec)));
+  key_field(p, KEYF(exe_dev), FIELD(exe_dev), 4);
+  key_field(p, KEYF(exe_generation), FIELD(exe_generation), 4);
+  key_field(p, KEYF(exe_mnt_id), FIELD(exe_mnt_id), 4);
+  key_field(p, KEYF(euid), FIELD(euid), 4);
+  EMIT(p, LDX_W(R1, R6, SOCKADDR(user_port)), AND64_IMM(R1, 0xffff), STX_W(R10, R1, KEYF(port)));
+  if (HOOKS[hook].attach == BPF_CGROUP_INET4_CONNECT) {
+    EMIT(p, ST_DW(R10, KEYF(addr), 0), ST_W(R10, KEYF(addr) + 8, (int32_t)0xffff0000u /* 00 00 ff ff */),
+         LDX_W(R1, R6, SOCKADDR(user_ip4)), STX_W(R10, R1, KEYF(addr) + 12));
+  } else {
+    for (int i = 0; i < 4; i++)
+      EMIT(p, LDX_W(R1, R6, SOCKADDR(user_ip6) + 4 * i), STX_W(R10, R1, KEYF(addr) + 4 * i));
+  }
+  EMIT(p, LDX_DW(R1, R7, STATEF(generation)), STX_W(R10, R1, KEYF(generation)), ST_W(R10, KEYF(zero), 0),
+       LD_MAP_FD(R1, c->map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, CKEY), CALL(BPF_FUNC_map_lookup_elem));
+  size_t miss = jump(p, JEQ_IMM(R0, 0));
+  /* A hit: its event, then the mark bit set, counted. */
+  EMIT(p, LDX_W(R1, R0, 0), STX_W(R10, R1, EVF(id)), LDX_DW(R1, R10, FIELD(pid_tgid)),
+       STX_DW(R10, R1, EVF(pid_tgid)), LDX_DW(R1, R10, FIELD(boot_ns)), STX_DW(R10, R1, EVF(boot_ns)),
+       LDX_W(R1, R10, FIELD(uid_gid)), STX_W(R10, R1, EVF(uid)), LDX_DW(R1, R10, KEY),
+       STX_DW(R10, R1, EVF(cookie)), LD_MAP_FD(R1, c->ring_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, CEVENT),
+       MOV64_IMM(R3, sizeof(struct vcache_event)), MOV64_IMM(R4, BPF_RB_NO_WAKEUP),
+       CALL(BPF_FUNC_ringbuf_output));
+  /* No room for the event (the engine is behind): the connection goes to the queue, which logs it. */
+  size_t full = jump(p, JNE_IMM(R0, 0));
+  EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(hits)), MOV64_REG(R1, R9), MOV64_REG(R2, R9),
+       OR64_IMM(R2, (int32_t)VCACHE_MARK));
+  set_mark(p, &exits[n++], 0); /* not set: the connection is queued as without the cache */
+  exits[n++] = jump(p, JA());
+  land(p, full);
+  EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(dropped)));
+  /* A miss: counted, the bit cleared. */
+  land(p, miss);
+  land(p, engine);
+  EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(misses)), MOV64_REG(R1, R9), MOV64_REG(R2, R9),
+       AND64_IMM(R2, (int32_t)~VCACHE_MARK));
+  set_mark(p, &exits[n++], 1);
+  for (size_t i = 0; i < n; i++) land(p, exits[i]);
+  EMIT(p, MOV64_IMM(R0, 1), EXIT());
+}
+
 /* The record program: who, the command line, the executable, the effective uid and parent, then the update. */
-static void record_program(program *p, int map_fd, size_t hook, const struct bpf_task_offsets *off) {
+static void record_program(program *p, int map_fd, size_t hook, const struct bpf_task_offsets *off,
+                           const struct bpf_cache *cache) {
+  const int cached = cache != NULL && off->known && off->exe_known && off->cred_known &&
+                     (HOOKS[hook].attach == BPF_CGROUP_INET4_CONNECT || HOOKS[hook].attach == BPF_CGROUP_INET6_CONNECT);
+  if (cached) EMIT(p, STX_DW(R10, R1, CTX));
   cookie_key(p);
   EMIT(p, CALL(BPF_FUNC_get_current_pid_tgid), STX_DW(R10, R0, FIELD(pid_tgid)),
        CALL(BPF_FUNC_get_current_uid_gid), STX_DW(R10, R0, FIELD(uid_gid)), CALL(BPF_FUNC_ktime_get_boot_ns),
@@ -205,18 +333,24 @@ static void record_program(program *p, int map_fd, size_t hook, const struct bpf
     read_kernel(p, FIELD(euid), CRED, off->cred_euid, 4);
     EMIT(p, STX_W(R10, R0, FIELD(cred_read)));
   }
-  map_update(p, map_fd);
+  if (!cached) {
+    map_update(p, map_fd);
+    return;
+  }
+  EMIT(p, LD_MAP_FD(R1, map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, KEY), MOV64_REG(R3, R10), ADD64_IMM(R3, REC),
+       MOV64_IMM(R4, BPF_ANY), CALL(BPF_FUNC_map_update_elem));
+  cache_program(p, cache, hook);
 }
 
 /* Loads one program; returns its fd or -errno (the verifier's log is kept in verifier_log). */
-static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *off) {
+static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *off, const struct bpf_cache *cache) {
   static program p;
   p.n = 0;
   if (HOOKS[hook].release) {
     cookie_key(&p);
     map_call(&p, map_fd, BPF_FUNC_map_delete_elem);
   } else {
-    record_program(&p, map_fd, hook, off);
+    record_program(&p, map_fd, hook, off, cache);
   }
   if (p.n >= MAX_INSNS) return -E2BIG;
   static const char license[] = "GPL";
@@ -247,6 +381,7 @@ static void handle_free(struct bpf_attr_handle *h) {
   }
   if (h->cgroup_fd >= 0) close(h->cgroup_fd);
   if (h->map_fd >= 0) close(h->map_fd);
+  bpf_cache_free(&h->cache);
   free(h);
 }
 
@@ -261,23 +396,32 @@ static void finalize(napi_env env, void *data, void *hint) {
   handle_free(data);
 }
 
-/* bpfAttributionOpen(cgroupPath, maxEntries) -> handle: creates the map, loads and attaches. */
+/*
+ * bpfAttributionOpen(cgroupPath, maxEntries, cacheEntries) -> handle: creates the map, loads and
+ * attaches. With cacheEntries > 0 the connect programs also consult a verdict cache of that size;
+ * where the kernel refuses that part, they record without it (bpfCacheStats says why).
+ */
 napi_value bpf_attribution_open(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   char path[4096];
   size_t len;
-  uint32_t max_entries;
+  uint32_t max_entries, cache_entries = 0;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 2 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len) != napi_ok ||
       len == 0 || len >= sizeof path - 1 || napi_get_value_uint32(env, argv[1], &max_entries) != napi_ok ||
       max_entries == 0) {
-    napi_throw_type_error(env, NULL, "bpfAttributionOpen(cgroupPath, maxEntries)");
+    napi_throw_type_error(env, NULL, "bpfAttributionOpen(cgroupPath, maxEntries, cacheEntries)");
+    return NULL;
+  }
+  if (argc >= 3 && napi_get_value_uint32(env, argv[2], &cache_entries) != napi_ok) {
+    napi_throw_type_error(env, NULL, "bpfAttributionOpen: cacheEntries must be a number");
     return NULL;
   }
   struct bpf_attr_handle *h = calloc(1, sizeof *h);
   if (h == NULL) return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "out of memory", ENOMEM);
   h->map_fd = h->cgroup_fd = -1;
+  h->cache.map_fd = h->cache.state_fd = h->cache.ring_fd = -1;
   for (size_t i = 0; i < HOOK_COUNT; i++) h->prog_fds[i] = h->link_fds[i] = -1;
   verifier_log[0] = 0;
 
@@ -299,17 +443,29 @@ napi_value bpf_attribution_open(napi_env env, napi_callback_info info) {
   }
   struct bpf_task_offsets offsets;
   bpf_btf_offsets(&offsets); /* unknown: the programs record no command line */
+  if (cache_entries > 0) {
+    int err = bpf_cache_create(&h->cache, cache_entries);
+    if (err < 0) snprintf(h->cache.refused, sizeof h->cache.refused, "cannot create its maps: %s", strerror(-err));
+  }
   for (size_t i = 0; i < HOOK_COUNT; i++) {
-    int fd = load_program(h->map_fd, i, &offsets);
+    const struct bpf_cache *cache = h->cache.map_fd >= 0 ? &h->cache : NULL;
+    int fd = load_program(h->map_fd, i, &offsets, cache);
+    if (fd < 0 && cache != NULL) {
+      /* The verifier refused the cache's part: record without it (the engine queues every connection). */
+      snprintf(h->cache.refused, sizeof h->cache.refused, "the verifier refused it (%s)%s%.160s", strerror(-fd),
+               verifier_log[0] ? ": " : "", verifier_log);
+      bpf_cache_free(&h->cache);
+      fd = load_program(h->map_fd, i, &offsets, NULL);
+    }
     if (fd < 0 && (offsets.exe_known || offsets.cred_known)) {
       /* A kernel whose verifier refuses these reads: record without the executable and the uid. */
       offsets.exe_known = offsets.cred_known = 0;
-      fd = load_program(h->map_fd, i, &offsets);
+      fd = load_program(h->map_fd, i, &offsets, NULL);
     }
     if (fd < 0 && offsets.known) {
       /* A kernel whose verifier refuses the probe reads here: record without the command line. */
       offsets.known = 0;
-      fd = load_program(h->map_fd, i, &offsets);
+      fd = load_program(h->map_fd, i, &offsets, NULL);
     }
     if (fd < 0) {
       char what[96];
@@ -342,6 +498,12 @@ static struct bpf_attr_handle *handle_of(napi_env env, napi_callback_info info, 
   napi_get_cb_info(env, info, argc, argv, NULL, NULL);
   if (*argc < 1 || napi_get_value_external(env, argv[0], &data) != napi_ok) return NULL;
   return data;
+}
+
+struct bpf_cache *bpf_attr_cache(napi_env env, napi_value handle) {
+  void *data = NULL;
+  if (napi_get_value_external(env, handle, &data) != napi_ok || data == NULL) return NULL;
+  return &((struct bpf_attr_handle *)data)->cache;
 }
 
 /* The map's fd for socket_lookup, or -1 once closed. */
@@ -402,5 +564,6 @@ napi_value bpf_attribution_close(napi_env env, napi_callback_info info) {
   if (h->cgroup_fd >= 0) close(h->cgroup_fd);
   if (h->map_fd >= 0) close(h->map_fd);
   h->cgroup_fd = h->map_fd = -1;
+  bpf_cache_free(&h->cache);
   return NULL;
 }

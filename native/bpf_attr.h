@@ -58,6 +58,60 @@ struct bpf_task_offsets {
   int32_t task_real_cred, cred_euid, task_real_parent, task_tgid;
 };
 
+/*
+ * The verdict cache (docs/attribution.md, "Verdict cache"): a key the connect programs build from
+ * the record they just made and the address connected to; the engine inserts the keys of outgoing
+ * TCP connections it allowed by a decision nothing outside the key could change. Layout shared
+ * with src/kernel/verdict-cache-key.ts: do not reorder.
+ */
+struct vcache_key {
+  uint64_t exe_ino;
+  int64_t exe_ctime_sec;
+  uint64_t path_hash;
+  uint64_t unread; /* exe_read | mnt_read | path_read | cred_read | path_rest: 0 when all was read */
+  uint32_t exe_ctime_nsec; /* without I_CTIME_QUERIED (bit 30 and up masked, as the identity's id) */
+  uint32_t exe_dev;
+  uint32_t exe_generation;
+  int32_t exe_mnt_id;
+  uint32_t euid;
+  uint32_t port; /* the remote port in network byte order, in the low 16 bits */
+  uint8_t addr[16]; /* IPv6, or IPv4 as ::ffff:a.b.c.d */
+  uint32_t generation; /* the cache's generation when inserted: a new one empties the cache at once */
+  uint32_t zero;
+};
+/* What a connect program writes to the ring buffer on a hit (the engine logs and counts it). */
+struct vcache_event {
+  uint64_t pid_tgid;
+  uint64_t boot_ns;
+  uint64_t cookie; /* the socket's cookie: names the connection (ss -e shows it as sk:) */
+  uint32_t id; /* the cache entry's value: the engine's number for the decision */
+  uint32_t uid; /* the real uid (bpf_get_current_uid_gid) */
+};
+/* The cache's one-element state array: the generation the programs put in keys, and counters. */
+struct vcache_state {
+  uint64_t generation;
+  uint64_t hits;
+  uint64_t misses;
+  uint64_t dropped; /* hits whose event did not fit in the ring buffer: queued instead (also misses) */
+  uint64_t engine_tgid; /* the engine's own connections always miss: the key cannot tell it from other node programs */
+};
+/* Warden's mark bit for "decided by the cache" (src/kernel/marks.ts MARK_DECIDED). */
+#define VCACHE_MARK 0x04000000u
+#define VCACHE_RING_BYTES (512u * 1024u)
+
+struct bpf_cache {
+  int map_fd, state_fd, ring_fd; /* -1: no cache */
+  void *consumer; /* the ring's consumer page (read-write) */
+  void *producer; /* its producer page and data, twice mapped (read-only) */
+  size_t page;
+  char refused[200]; /* why the programs do without the cache, when they do */
+};
+/* Creates the cache's maps (entries > 0) and maps the ring; 0 or -errno. */
+int bpf_cache_create(struct bpf_cache *c, uint32_t entries);
+void bpf_cache_free(struct bpf_cache *c);
+/* The cache of an open handle, or NULL. */
+struct bpf_cache *bpf_attr_cache(napi_env env, napi_value handle);
+
 /* Reads the offsets from /sys/kernel/btf/vmlinux; 0 or -1. */
 int bpf_btf_offsets(struct bpf_task_offsets *out);
 /* The map fd of an open handle (from bpfAttributionOpen), or -1. */

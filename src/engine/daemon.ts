@@ -25,7 +25,7 @@ import { reserveLocalPorts } from '../kernel/reserved-ports.js';
 import { MetricsEndpoint } from '../metrics/http.js';
 import { type DecisionMetrics, WardenMetrics } from '../metrics/warden.js';
 import type { HostEnvironment } from '../policy/index.js';
-import { Notifications } from '../protocol/methods.js';
+import { Notifications, type VerdictCacheState } from '../protocol/methods.js';
 import type { Settings } from '../settings/index.js';
 import { resolveProxy } from '../settings/proxy.js';
 import { AskDesk } from './asks.js';
@@ -57,6 +57,8 @@ export interface KernelBackend {
   readonly description: string;
   /** Which attribution path is in use, for engine.status (src/kernel/attribution-path.ts). */
   readonly attribution?: string;
+  /** The verdict cache's state, for engine.status. */
+  readonly verdictCache?: () => VerdictCacheState;
   /** Applies a changed configuration (policy or settings). */
   reload(): Promise<void>;
   /** Stops deciding; keeps or removes the kernel ruleset as the settings say. */
@@ -319,6 +321,7 @@ export class Engine {
         consoles: server?.consoles ?? 0,
         kernel: kernel?.description ?? 'none: unprivileged mode, nothing is enforced',
         attribution: kernel?.attribution ?? 'none',
+        ...(kernel?.verdictCache !== undefined ? { verdictCache: kernel.verdictCache() } : {}),
         decisionsPerMinute: metrics.decisionsPerMinute(),
         problems: [
           ...(kernelProblem === undefined ? [] : [kernelProblem]),

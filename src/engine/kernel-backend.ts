@@ -6,7 +6,7 @@
  */
 import { realpath } from 'node:fs/promises';
 import { parseIp } from '../ip/index.js';
-import { nativeSocketLookup, ProcessAttributor } from '../kernel/attribution.js';
+import { nativeSocketLookup, ProcessAttributor, type RecordedProcess } from '../kernel/attribution.js';
 import { openAttributionPath } from '../kernel/attribution-path.js';
 import { MARK_REJECT, withWardenBits } from '../kernel/marks.js';
 import {
@@ -42,9 +42,17 @@ import { FloodReporter } from './flood-report.js';
 import { HostNames } from './host-names.js';
 import { OwnParts } from './own-parts.js';
 import { Repinner } from './repin.js';
+import { VerdictCache } from './verdict-cache.js';
 
 /** File names Warden's scripts are installed under besides bin.js (package.json `bin`). */
 const INSTALLED_NAMES = ['warden', 'wardend', 'warden-assist'];
+
+/** Entries of the verdict cache (enforcement.verdictCache): LRU in the kernel, as many kept here. */
+const VERDICT_CACHE_ENTRIES = 65_536;
+/** How often the verdict cache's hits are logged and counted (its ring holds about 13,000). */
+const VERDICT_CACHE_DRAIN_MS = 100;
+/** Hits logged per turn of the event loop (about 5-10 ms of work) before the queue gets its turn. */
+const VERDICT_CACHE_DRAIN_SLICE = 256;
 
 const HOOK_INPUT = 1;
 const HOOK_OUTPUT = 3;
@@ -117,7 +125,13 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     config.settings().dns.resolvers.length > 0 ? { servers: config.settings().dns.resolvers } : {},
   );
   // BPF records (enforcement.bpfCgroup, the cgroup2 root by default) where the kernel allows, else /proc.
-  const attribution = openAttributionPath(config.settings().enforcement.bpfCgroup, (m) => log('warn', m));
+  const { bpfCgroup, verdictCache: cacheOn } = config.settings().enforcement;
+  const attribution = openAttributionPath(
+    bpfCgroup,
+    (m) => log('warn', m),
+    process.env,
+    cacheOn ? VERDICT_CACHE_ENTRIES : 0,
+  );
   const attributor = new ProcessAttributor({
     socketLookup: nativeSocketLookup(attribution.lookup),
     ownScripts: { paths: Object.values(host.executables), names: INSTALLED_NAMES },
@@ -125,8 +139,52 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     readProcess,
   });
   const programContext = new ProcessContextReader();
-  const own = new OwnParts({ executables: host.executables, node: await realpath(process.execPath) });
+  const node = await realpath(process.execPath);
+  const own = new OwnParts({ executables: host.executables, node });
   let compiled!: CompiledPolicy;
+  const maps = attribution.bpf?.cache;
+  const vcache =
+    typeof maps === 'object'
+      ? new VerdictCache({
+          maps,
+          capacity: VERDICT_CACHE_ENTRIES,
+          node,
+          parts: [host.executables.console, host.executables.assistant],
+          policy: () => compiled,
+          log: (item) => logs.append(item),
+          ...(parts.ruleCounters !== undefined ? { counters: parts.ruleCounters } : {}),
+        })
+      : null;
+  let cacheBroken = false;
+  let cacheWhy = !cacheOn
+    ? 'off: enforcement.verdictCache'
+    : attribution.bpf === null
+      ? `no BPF attribution: ${attribution.description}`
+      : typeof maps === 'string'
+        ? maps
+        : '';
+  /** The BPF record each identity was named from alone (the verdict cache's key is made of it). */
+  const records = new WeakMap<ProcessInfo, RecordedProcess>();
+  const drainCache = (budget?: number): number => {
+    try {
+      return vcache?.drain(budget) ?? 0;
+    } catch (e) {
+      log('error', `reading the verdict cache's hits failed: ${(e as Error).message}`);
+      return 0;
+    }
+  };
+  // In slices, giving way to the queue between them: a flood of hits does not hold queued decisions.
+  let draining = false;
+  let stopped = false;
+  const drainSlice = () => {
+    if (stopped) return;
+    draining = drainCache(VERDICT_CACHE_DRAIN_SLICE) >= VERDICT_CACHE_DRAIN_SLICE;
+    if (draining) setImmediate(drainSlice);
+  };
+  const cacheDrain = setInterval(() => {
+    if (!draining) drainSlice();
+  }, VERDICT_CACHE_DRAIN_MS);
+  cacheDrain.unref();
   /** Some active rule names interfaces: only then is a packet's interface looked up (one ioctl). */
   let usesInterfaces = false;
   const interfaceOf = (index: number | undefined): string | null =>
@@ -186,12 +244,14 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       };
       // Decided now, not cached with the identity: the assistant is its pid only while it runs.
       const part = await own.partOf(facts);
-      return {
+      const info: ProcessInfo = {
         ...facts,
         uid: id.uid,
         ...(id.user !== null ? { user: id.user } : {}),
         ...(part !== null ? { part } : {}),
       };
+      if (vcache !== null && id.recorded !== undefined) records.set(info, id.recorded);
+      return info;
     },
     hostsOf: (address) => names.namesOf(address),
     asks,
@@ -237,10 +297,19 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       return;
     }
     const iface = interfaceOf(direction === 'outgoing' ? p.outdev : p.indev);
+    const policy = compiled;
     enforcer.judge(tupleOf(parsed.packet), direction, p.uid, iface).then(
       (j) => {
         if (j.verdict === 'reject') give(p.id, 'accept', withWardenBits(p.mark, MARK_REJECT));
         else give(p.id, j.verdict);
+        // After the verdict: the next connection of the same key is decided in the kernel.
+        if (vcache !== null && !cacheBroken && j.verdict === 'accept' && j.process !== null) {
+          try {
+            vcache.offer(j, records.get(j.process), policy);
+          } catch (e) {
+            log('error', `verdict cache insert failed: ${(e as Error).message}`);
+          }
+        }
       },
       (e: Error) => {
         // The engine is here, so this is not onEngineFailure (that is the queue's bypass when no
@@ -336,11 +405,24 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     const settings = config.settings();
     // The policy in force: its own rules and its subscriptions' (src/engine/includes.ts).
     const policy = parts.includes?.effective(config.policy()) ?? config.policy();
-    compiled = compilePolicy(policy, {
+    const next = compilePolicy(policy, {
       settings,
       internalRules: internalRules(settings, host, policy.lists),
       ...(parts.lists !== undefined ? { lists: parts.lists.contents() } : {}),
     });
+    // The old policy's cache hits are counted to it; then, in the same turn as the new policy comes
+    // in force, a new generation: no entry of the old policy decides another connection.
+    drainCache();
+    compiled = next;
+    try {
+      if (!cacheBroken) vcache?.clear();
+    } catch (e) {
+      // A map write the kernel refused: the cache is given up, and the ruleset applied below no longer
+      // accepts its mark, so every connection is queued again.
+      cacheBroken = true;
+      cacheWhy = `given up: emptying it failed (${(e as Error).message})`;
+      log('error', `verdict cache ${cacheWhy}`);
+    }
     counters?.bind(compiled);
     usesInterfaces = compiled.rules.some((r) => r.active && r.interfaces !== null);
     ruleset = compileRuleset({
@@ -349,6 +431,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       now: Date.now(),
       features,
       engineExecutable: host.executables.engine,
+      verdictCache: vcache !== null && !cacheBroken,
     });
     // Bind the queue before the ruleset sends packets to it, so nothing waits on an empty queue.
     // A full queue drops, whatever onEngineFailure says (that is the rule's --queue-bypass: no engine).
@@ -419,17 +502,23 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   await apply();
   const describe = () => {
     const e = config.settings().enforcement;
-    return `nftables table inet warden + NFQUEUE ${e.queue} (${features.nativeQueue ? 'nft queue' : 'xt NFQUEUE'}, ${e.onEngineFailure === 'open' ? 'new connections pass while no engine runs' : 'new connections dropped while no engine runs'}), NFLOG group ${e.logGroup}; attribution ${attribution.description}`;
+    return `nftables table inet warden + NFQUEUE ${e.queue} (${features.nativeQueue ? 'nft queue' : 'xt NFQUEUE'}, ${e.onEngineFailure === 'open' ? 'new connections pass while no engine runs' : 'new connections dropped while no engine runs'}), NFLOG group ${e.logGroup}; attribution ${attribution.description}; verdict cache ${vcache !== null && !cacheBroken ? 'on' : `off (${cacheWhy})`}`;
   };
   return {
     get description() {
       return describe();
     },
     attribution: attribution.description,
+    verdictCache: () =>
+      vcache === null || cacheBroken ? { inUse: false, why: cacheWhy } : { inUse: true, ...vcache.status() },
     reload: apply,
     async stop() {
       if (expiryTimer) clearTimeout(expiryTimer);
       clearInterval(counterRead);
+      clearInterval(cacheDrain);
+      drainCache();
+      stopped = true;
+      if (vcache !== null) log('info', 'verdict cache at stop', { ...vcache.status() });
       await counters?.refresh();
       counters?.detachKernel();
       names.close();

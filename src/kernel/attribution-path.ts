@@ -34,6 +34,8 @@ export function openAttributionPath(
   setting: string,
   warn: (message: string) => void,
   env: NodeJS.ProcessEnv = process.env,
+  /** Entries of the verdict cache the connect programs consult (0: none; docs/attribution.md). */
+  cacheEntries = 0,
 ): AttributionPath {
   const chosen = env.WARDEN_BPF_CGROUP ?? setting;
   const proc = (why: string): AttributionPath => ({
@@ -57,7 +59,8 @@ export function openAttributionPath(
   if (mount === null) return proc('no cgroup2 mount');
   const cgroup = join(mount, chosen);
   try {
-    const bpf = openBpfAttribution(cgroup);
+    const bpf = openBpfAttribution(cgroup, { cacheEntries });
+    if (cacheEntries > 0 && typeof bpf.cache === 'string') warn(`no verdict cache: ${bpf.cache}`);
     return { lookup: bpf.lookupSocket, description: `bpf (cgroup ${cgroup})`, bpf, close: () => bpf.close() };
   } catch (e) {
     const message = (e as Error).message;

@@ -268,6 +268,7 @@ export class ProcessAttributor {
         user,
         inode: owner.inode,
         complete: true,
+        recorded: rec,
       };
     return (async () => ({
       pid: rec.pid,
@@ -279,6 +280,7 @@ export class ProcessAttributor {
       user: user ?? (await this.users.nameOf(uid)),
       inode: owner.inode,
       complete: true,
+      recorded: rec,
     }))();
   }
 

@@ -12,6 +12,14 @@ export const MARK_QUEUE = 0x01000000;
 /** Set by the kernel rules or by the engine's verdict: the reject chain refuses the packet (TCP reset / ICMP). */
 export const MARK_REJECT = 0x02000000;
 
+/**
+ * Set on a socket's mark by the connect BPF program when the verdict cache holds an allow for its
+ * connection (native/bpf_attr.c, docs/attribution.md "Verdict cache"): the ruleset accepts that new
+ * TCP connection where it would otherwise queue it. Setting a socket's mark needs CAP_NET_ADMIN (or
+ * CAP_NET_RAW), so an unprivileged process cannot forge it.
+ */
+export const MARK_DECIDED = 0x04000000;
+
 /** Lower-case hex with 0x, 8 digits: how nft and iptables texts spell a mark. */
 export function markHex(value: number): string {
   return `0x${(value >>> 0).toString(16).padStart(8, '0')}`;

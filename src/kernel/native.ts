@@ -146,8 +146,25 @@ export interface BpfAttribution {
   entries(): number;
   /** lookupSocket() that also returns what the programs recorded for the socket. */
   lookupSocket: typeof lookupSocket;
+  /** The verdict cache's maps (docs/attribution.md, "Verdict cache"); a string says why there is none. */
+  readonly cache: BpfVerdictCache | string;
   /** Detaches the programs and frees the map (the kernel also does it when this process ends). */
   close(): void;
+}
+
+/** The kernel side of the verdict cache (native/bpf_cache.c). */
+export interface BpfVerdictCache {
+  /** Inserts a key (src/kernel/verdict-cache-key.ts) with the engine's number for its decision. */
+  insert(key: Buffer, id: number): void;
+  /**
+   * The generation the programs put in keys from now on (entries of other generations are never
+   * found); connections of the process `engineTgid` (the engine: a node program the key cannot tell
+   * from others) always miss.
+   */
+  setGeneration(generation: number, engineTgid: number): void;
+  stats(): { generation: number; hits: number; misses: number; dropped: number };
+  /** Up to `max` hit events (32 bytes each: pid_tgid, boot_ns, socket cookie, id, uid) and CLOCK_BOOTTIME now. */
+  drain(max: number): { events: Buffer; bootNs: number };
 }
 
 export interface UdpFlowStats {
@@ -206,7 +223,11 @@ interface Addon {
     bpf: unknown,
     numbers: Float64Array,
   ): RawLookup | null;
-  bpfAttributionOpen(cgroup: string, maxEntries: number): unknown;
+  bpfAttributionOpen(cgroup: string, maxEntries: number, cacheEntries: number): unknown;
+  bpfCacheInsert(handle: unknown, key: Buffer, id: number): void;
+  bpfCacheGeneration(handle: unknown, generation: number, engineTgid: number): void;
+  bpfCacheStats(handle: unknown): readonly [number, number, number, number] | string;
+  bpfCacheDrain(handle: unknown, max: number): readonly [Buffer, number];
   bpfAttributionEntries(handle: unknown): number;
   bpfAttributionClose(handle: unknown): void;
   procProcess(pid: number, learn: boolean): readonly [string?, string?, number?, string?, number?] | null;
@@ -437,18 +458,46 @@ const TCP_NEW_SYN_RECV = 12;
  * (default 65,536) records; a record is deleted when its socket is released. Throws
  * WARDEN_E_KERNEL_BPF when the kernel cannot (no BPF, verifier, not a cgroup2 directory).
  */
-export function openBpfAttribution(cgroup: string, options: { maxEntries?: number } = {}): BpfAttribution {
+export function openBpfAttribution(
+  cgroup: string,
+  options: { maxEntries?: number; cacheEntries?: number } = {},
+): BpfAttribution {
   const code = ErrorCode.KERNEL_BPF;
   const maxEntries = options.maxEntries ?? 65_536;
   checkNumber(maxEntries, 2 ** 24, 'BPF attribution maxEntries', code);
   if (maxEntries === 0) throw new WardenError(code, 'BPF attribution maxEntries must be at least 1');
   const native = addon();
   const handle = kernelCall(code, `cannot attach the BPF attribution programs to ${cgroup}`, () =>
-    native.bpfAttributionOpen(cgroup, maxEntries),
+    native.bpfAttributionOpen(cgroup, maxEntries, options.cacheEntries ?? 0),
   );
   let open = true;
+  const stats = native.bpfCacheStats(handle);
+  const call = <T>(what: string, f: () => T): T => {
+    if (!open) throw new WardenError(code, `the verdict cache is closed (${what})`);
+    return kernelCall(code, what, f);
+  };
+  const cache: BpfVerdictCache | string =
+    typeof stats === 'string'
+      ? options.cacheEntries
+        ? stats
+        : 'off'
+      : {
+          insert: (key, id) => call('verdict cache insert', () => native.bpfCacheInsert(handle, key, id)),
+          setGeneration: (g, engine) =>
+            call('verdict cache generation', () => native.bpfCacheGeneration(handle, g >>> 0, engine >>> 0)),
+          stats() {
+            const s = call('verdict cache stats', () => native.bpfCacheStats(handle));
+            if (typeof s === 'string') throw new WardenError(code, `the verdict cache is gone: ${s}`);
+            return { generation: s[0], hits: s[1], misses: s[2], dropped: s[3] };
+          },
+          drain(max) {
+            const [events, bootNs] = call('verdict cache drain', () => native.bpfCacheDrain(handle, max));
+            return { events, bootNs };
+          },
+        };
   return {
     cgroup,
+    cache,
     entries: () => (open ? native.bpfAttributionEntries(handle) : 0),
     lookupSocket: (protocol, family, srcAddr, srcPort, dstAddr, dstPort) =>
       lookupWith(open ? handle : undefined, protocol, family, srcAddr, srcPort, dstAddr, dstPort),

@@ -16,6 +16,7 @@
  * Pure text generation: no I/O.
  */
 import type { Settings } from '../settings/schema.js';
+import { MARK_DECIDED, markHex } from './marks.js';
 import type { ChainModel, SetModel } from './ruleset-sets.js';
 
 /** Dynamic set names (their elements come from traffic, so their count is never checked). */
@@ -66,8 +67,19 @@ export function establishedRules(chain: Chain): string[] {
   ];
 }
 
-/** `queue` is the statement that hands a packet to the engine (mark + accept, or native `queue`). */
-export function guards(settings: Settings, queue: string): Guards {
+/**
+ * A new TCP connection whose socket the verdict cache's connect program marked (MARK_DECIDED: the
+ * engine allowed this executable, uid, address and port before, under the policy in force) is
+ * accepted where it would be queued: only what the policy sends to the engine gets here, so the
+ * kernel's own rules come first. Logged and counted by the engine from the BPF ring buffer.
+ */
+export const DECIDED_RULE = `meta l4proto tcp meta mark & ${markHex(MARK_DECIDED)} == ${markHex(MARK_DECIDED)} accept`;
+
+/**
+ * `queue` is the statement that hands a packet to the engine (mark + accept, or native `queue`);
+ * with `verdictCache`, connections the cache decided are accepted before it (DECIDED_RULE).
+ */
+export function guards(settings: Settings, queue: string, verdictCache = false): Guards {
   const {
     floodOutgoingPerUid: outgoingPerUid,
     floodIncomingPerSource: incomingPerSource,
@@ -120,7 +132,7 @@ export function guards(settings: Settings, queue: string): Guards {
   const rate = (perSecond: number) => `limit rate over ${perSecond}/second burst ${burst} packets`;
   const notify = (chain: Chain) =>
     `limit rate 1/second log group ${logGroup} prefix "${FLOOD_PREFIX} ${chain} "`;
-  const out: string[] = [];
+  const out: string[] = verdictCache ? [DECIDED_RULE] : [];
   if (outgoingPerUid > 0) {
     set('rate_out', 'uid', '1m', FLOOD_SET_SIZE);
     set('flood_out', 'uid', '1h', FLOOD_SET_SIZE, true);

@@ -53,6 +53,8 @@ export interface RulesetInput {
   readonly features?: KernelFeatures;
   /** The engine's executable; defaults to the application of the internal rule `internal.remote-configuration`. */
   readonly engineExecutable?: string;
+  /** The engine's verdict cache is in use: a new TCP connection marked MARK_DECIDED is accepted instead of queued. */
+  readonly verdictCache?: boolean;
 }
 
 /** The NFQUEUE rule for iptables-nft-restore / ip6tables-nft-restore --noflush (jumps are added by applyRuleset when missing). */
@@ -195,7 +197,7 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
   }
 
   const text = new Emitter(settings, input.features?.nativeQueue === true);
-  const guard = guards(settings, text.queueStatement());
+  const guard = guards(settings, text.queueStatement(), input.verdictCache === true);
   const chains = [
     text.baseChain('output', runs.output, defaultOutcome(policy.defaults.outgoing, mode)),
     text.baseChain('input', runs.input, defaultOutcome(policy.defaults.incoming, mode)),

@@ -127,6 +127,11 @@ export interface ProcessIdentity {
   readonly inode: number;
   /** True when pid, executable and command line were all read. */
   readonly complete: boolean;
+  /**
+   * The BPF record the identity was named from alone (its executable's path known by the record's
+   * id: no /proc read that an exec since could have changed): what the verdict cache's key is made of.
+   */
+  readonly recorded?: RecordedProcess;
 }
 
 export interface ProcNetSocketLookupOptions {

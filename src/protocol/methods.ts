@@ -114,6 +114,27 @@ export interface StatusResult {
   readonly lists?: readonly ListStatus[];
   /** The policy's rule subscriptions as the engine loaded them (docs/policy.md, "Included rules"); absent without any. */
   readonly includes?: readonly IncludeStatus[];
+  /** The kernel's verdict cache (docs/attribution.md, "Verdict cache"); absent without a kernel backend. */
+  readonly verdictCache?: VerdictCacheState;
+}
+
+/** engine.status `verdictCache`: in use or why not, and its counts since the engine started. */
+export interface VerdictCacheState {
+  readonly inUse: boolean;
+  /** Why it is not in use (off by the setting, /proc attribution, refused by the kernel). */
+  readonly why?: string;
+  /** Entries of the policy in force, the generation (one per policy change), entries inserted. */
+  readonly entries?: number;
+  readonly generation?: number;
+  readonly inserted?: number;
+  /** Connections decided in the kernel by an entry / looked up and not found (queued). */
+  readonly hits?: number;
+  readonly misses?: number;
+  /** Entries found whose event the ring buffer had no room for (then queued, decided and logged as misses), hits of forgotten entries. */
+  readonly dropped?: number;
+  readonly unknown?: number;
+  /** Allowed connections that were not inserted, by reason (e.g. "its rules use fields outside the key"). */
+  readonly skipped?: Readonly<Record<string, number>>;
 }
 
 /** One rule subscription of the policy in engine.status. */

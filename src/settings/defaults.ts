@@ -65,6 +65,12 @@ export const DEFAULT_SETTINGS = {
      */
     bpfCgroup: '/',
     /**
+     * With BPF attribution: outgoing TCP connections the engine allowed by a decision that depends only
+     * on the executable, uid, remote address and port are allowed again in the kernel, logged and counted
+     * from the BPF ring buffer (docs/attribution.md, "Verdict cache"). Read at start.
+     */
+    verdictCache: true,
+    /**
      * Flood limits before the queue: new connections that need the engine, per second, per local
      * user (uid) going out. Over the limit they are dropped (a SYN is sent again later), counted and
      * logged as a security item. 0 turns the limit off.

@@ -109,6 +109,7 @@ export const settingsSchema = z
             message: "bpfCgroup must be '' (off) or an absolute path under the cgroup2 mount without '..'",
           })
           .default(D.enforcement.bpfCgroup),
+        verdictCache: z.boolean().default(D.enforcement.verdictCache),
         floodOutgoingPerUid: z
           .number()
           .int()

@@ -1,0 +1,223 @@
+/*
+ * The verdict cache's maps and the engine's side of them (docs/attribution.md, "Verdict cache"):
+ * an LRU hash of keys (struct vcache_key) the engine fills with the decisions it made, a
+ * one-element state array (the generation the connect programs put in keys, and counters), and a
+ * ring buffer of hits (struct vcache_event) the engine drains. The programs that use them are
+ * assembled in bpf_attr.c. The ring is read here without libbpf: its consumer page is mapped
+ * read-write, its producer page and data (mapped twice by the kernel, so a record never wraps)
+ * read-only; positions are read with acquire and written with release ordering.
+ */
+#include <errno.h>
+#include <linux/bpf.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addon.h"
+#include "bpf_attr.h"
+#include "nl.h"
+
+static long sys_bpf(int cmd, union bpf_attr *attr) {
+  return syscall(SYS_bpf, cmd, attr, sizeof *attr);
+}
+
+static int map_create(enum bpf_map_type type, uint32_t key, uint32_t value, uint32_t entries, const char *name) {
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.map_type = type;
+  attr.key_size = key;
+  attr.value_size = value;
+  attr.max_entries = entries;
+  strncpy(attr.map_name, name, sizeof attr.map_name - 1);
+  int fd = (int)sys_bpf(BPF_MAP_CREATE, &attr);
+  return fd < 0 ? -errno : fd;
+}
+
+void bpf_cache_free(struct bpf_cache *c) {
+  if (c->consumer != NULL && c->consumer != MAP_FAILED) munmap(c->consumer, c->page);
+  if (c->producer != NULL && c->producer != MAP_FAILED) munmap(c->producer, c->page + 2 * VCACHE_RING_BYTES);
+  c->consumer = c->producer = NULL;
+  if (c->map_fd >= 0) close(c->map_fd);
+  if (c->state_fd >= 0) close(c->state_fd);
+  if (c->ring_fd >= 0) close(c->ring_fd);
+  c->map_fd = c->state_fd = c->ring_fd = -1;
+}
+
+int bpf_cache_create(struct bpf_cache *c, uint32_t entries) {
+  c->page = (size_t)sysconf(_SC_PAGESIZE);
+  c->map_fd = map_create(BPF_MAP_TYPE_LRU_HASH, sizeof(struct vcache_key), sizeof(uint32_t), entries, "warden_vcache");
+  c->state_fd = map_create(BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), sizeof(struct vcache_state), 1, "warden_vstate");
+  c->ring_fd = map_create(BPF_MAP_TYPE_RINGBUF, 0, 0, VCACHE_RING_BYTES, "warden_vring");
+  int err = c->map_fd < 0 ? c->map_fd : c->state_fd < 0 ? c->state_fd : c->ring_fd < 0 ? c->ring_fd : 0;
+  if (err == 0) {
+    c->consumer = mmap(NULL, c->page, PROT_READ | PROT_WRITE, MAP_SHARED, c->ring_fd, 0);
+    c->producer = mmap(NULL, c->page + 2 * VCACHE_RING_BYTES, PROT_READ, MAP_SHARED, c->ring_fd, (off_t)c->page);
+    if (c->consumer == MAP_FAILED || c->producer == MAP_FAILED) err = -errno;
+  }
+  if (err < 0) {
+    /* Each fd kept its own error: close the ones that opened. */
+    if (c->map_fd < 0) c->map_fd = -1;
+    if (c->state_fd < 0) c->state_fd = -1;
+    if (c->ring_fd < 0) c->ring_fd = -1;
+    bpf_cache_free(c);
+  }
+  return err;
+}
+
+/* The open cache of argv[0], or NULL with a TypeError thrown naming `call`. */
+static struct bpf_cache *cache_of(napi_env env, napi_callback_info info, napi_value *argv, size_t *argc,
+                                  const char *call) {
+  napi_get_cb_info(env, info, argc, argv, NULL, NULL);
+  struct bpf_cache *c = *argc >= 1 ? bpf_attr_cache(env, argv[0]) : NULL;
+  if (c == NULL || c->map_fd < 0) {
+    napi_throw_type_error(env, NULL, call);
+    return NULL;
+  }
+  return c;
+}
+
+/* bpfCacheInsert(handle, key: Buffer of sizeof(struct vcache_key), id) */
+napi_value bpf_cache_insert(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  struct bpf_cache *c = cache_of(env, info, argv, &argc, "bpfCacheInsert(open handle with a cache, key, id)");
+  if (c == NULL) return NULL;
+  void *key = NULL;
+  size_t len = 0;
+  uint32_t id;
+  if (argc < 3 || napi_get_buffer_info(env, argv[1], &key, &len) != napi_ok || len != sizeof(struct vcache_key) ||
+      napi_get_value_uint32(env, argv[2], &id) != napi_ok) {
+    napi_throw_type_error(env, NULL, "bpfCacheInsert(handle, key: Buffer(80), id: uint32)");
+    return NULL;
+  }
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.map_fd = (uint32_t)c->map_fd;
+  attr.key = (uint64_t)(uintptr_t)key;
+  attr.value = (uint64_t)(uintptr_t)&id;
+  attr.flags = BPF_ANY;
+  if (sys_bpf(BPF_MAP_UPDATE_ELEM, &attr) != 0)
+    return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "cannot insert into the verdict cache", errno);
+  return NULL;
+}
+
+static int state_read(struct bpf_cache *c, struct vcache_state *out) {
+  uint32_t zero = 0;
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.map_fd = (uint32_t)c->state_fd;
+  attr.key = (uint64_t)(uintptr_t)&zero;
+  attr.value = (uint64_t)(uintptr_t)out;
+  return sys_bpf(BPF_MAP_LOOKUP_ELEM, &attr) == 0 ? 0 : -errno;
+}
+
+/*
+ * bpfCacheGeneration(handle, generation, engineTgid): the programs put the generation in every key
+ * from now on, so no entry inserted before is found again (the LRU evicts them); connections of
+ * the process engineTgid always miss. The counters are kept: a read, then a write of the whole
+ * value; a counter added by a program in between is lost, never a generation.
+ */
+napi_value bpf_cache_generation(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  struct bpf_cache *c = cache_of(env, info, argv, &argc, "bpfCacheGeneration(open handle with a cache, n, tgid)");
+  if (c == NULL) return NULL;
+  uint32_t generation, engine;
+  if (argc < 3 || napi_get_value_uint32(env, argv[1], &generation) != napi_ok ||
+      napi_get_value_uint32(env, argv[2], &engine) != napi_ok) {
+    napi_throw_type_error(env, NULL, "bpfCacheGeneration(handle, generation: uint32, engineTgid: uint32)");
+    return NULL;
+  }
+  struct vcache_state state;
+  if (state_read(c, &state) != 0)
+    return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "cannot read the verdict cache's state", errno);
+  state.generation = generation;
+  state.engine_tgid = engine;
+  uint32_t zero = 0;
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.map_fd = (uint32_t)c->state_fd;
+  attr.key = (uint64_t)(uintptr_t)&zero;
+  attr.value = (uint64_t)(uintptr_t)&state;
+  attr.flags = BPF_ANY;
+  if (sys_bpf(BPF_MAP_UPDATE_ELEM, &attr) != 0)
+    return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "cannot set the verdict cache's generation", errno);
+  return NULL;
+}
+
+/* bpfCacheStats(handle) -> [generation, hits, misses, dropped] | reason (string) when the cache is off. */
+napi_value bpf_cache_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  struct bpf_cache *c = argc >= 1 ? bpf_attr_cache(env, argv[0]) : NULL;
+  if (c == NULL || c->map_fd < 0) {
+    const char *why = c != NULL && c->refused[0] ? c->refused : "not opened";
+    napi_create_string_utf8(env, why, NAPI_AUTO_LENGTH, &result);
+    return result;
+  }
+  struct vcache_state state;
+  if (state_read(c, &state) != 0)
+    return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "cannot read the verdict cache's state", errno);
+  const uint64_t v[4] = {state.generation, state.hits, state.misses, state.dropped};
+  napi_create_array_with_length(env, 4, &result);
+  for (uint32_t i = 0; i < 4; i++) {
+    napi_value n;
+    napi_create_double(env, (double)v[i], &n);
+    napi_set_element(env, result, i, n);
+  }
+  return result;
+}
+
+/*
+ * bpfCacheDrain(handle, max) -> [Buffer of events (struct vcache_event each), CLOCK_BOOTTIME ns now]:
+ * takes up to `max` events from the ring and frees their room.
+ */
+napi_value bpf_cache_drain(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result, buffer, now;
+  struct bpf_cache *c = cache_of(env, info, argv, &argc, "bpfCacheDrain(open handle with a cache, max)");
+  if (c == NULL) return NULL;
+  uint32_t max;
+  if (argc < 2 || napi_get_value_uint32(env, argv[1], &max) != napi_ok || max == 0) {
+    napi_throw_type_error(env, NULL, "bpfCacheDrain(handle, max > 0)");
+    return NULL;
+  }
+  uint64_t *consumer = c->consumer;
+  const uint64_t *producer = c->producer;
+  const uint8_t *data = (const uint8_t *)c->producer + c->page;
+  uint64_t cons = __atomic_load_n(consumer, __ATOMIC_ACQUIRE);
+  const uint64_t prod = __atomic_load_n(producer, __ATOMIC_ACQUIRE);
+  /* The most records that can be there: each holds a header and one event. */
+  uint64_t available = (prod - cons) / (BPF_RINGBUF_HDR_SZ + sizeof(struct vcache_event)) + 1;
+  if (available > max) available = max;
+  struct vcache_event *out = NULL;
+  napi_create_buffer(env, available * sizeof *out, (void **)&out, &buffer);
+  size_t n = 0;
+  while (cons < prod && n < max) {
+    const uint32_t *header = (const uint32_t *)(data + (cons & (VCACHE_RING_BYTES - 1)));
+    const uint32_t len = __atomic_load_n(header, __ATOMIC_ACQUIRE);
+    if (len & BPF_RINGBUF_BUSY_BIT) break; /* still being written */
+    const uint32_t size = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+    if (!(len & BPF_RINGBUF_DISCARD_BIT) && size == sizeof *out && n < available)
+      memcpy(&out[n++], (const uint8_t *)header + BPF_RINGBUF_HDR_SZ, sizeof *out);
+    cons += (size + BPF_RINGBUF_HDR_SZ + 7) & ~7u;
+    __atomic_store_n(consumer, cons, __ATOMIC_RELEASE);
+  }
+  struct timespec ts;
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  napi_create_double(env, (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec, &now);
+  napi_value sliced = buffer;
+  if (n < available) {
+    /* Fewer events than the room made (discarded records, one still being written): a copy of those read. */
+    napi_create_buffer_copy(env, n * sizeof *out, out, NULL, &sliced);
+  }
+  napi_create_array_with_length(env, 2, &result);
+  napi_set_element(env, result, 0, sliced);
+  napi_set_element(env, result, 1, now);
+  return result;
+}

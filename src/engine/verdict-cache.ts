@@ -1,0 +1,295 @@
+/**
+ * The verdict cache (docs/attribution.md, "Verdict cache"): after the engine allowed an outgoing
+ * TCP connection by a decision that is a pure function of the key (the executable file as the BPF
+ * record names it, the effective uid, the remote address and port), the key goes into a BPF map;
+ * the connect programs look the next connection up there and mark a hit's socket MARK_DECIDED,
+ * which the ruleset accepts where it would have queued it (ruleset-guards.ts). The hit's log item
+ * and rule count are written here from the programs' ring buffer, off every verdict path.
+ *
+ * What may be cached is decided once per compiled policy and application: every active rule that
+ * could apply to the application's outgoing TCP (its own and the any-application rules) must use
+ * only fields of the key (no host names or domain lists, program context, sha256 pin, interface,
+ * local port, expiry, ask). A new policy (any change: rules, lists, settings, mode, an expiry)
+ * starts a new generation at once: no entry of the old one is found again, and a decision made
+ * under the old policy is not inserted (the policy it was made with must still be in force).
+ */
+import { formatIp } from '../ip/index.js';
+import type { BpfVerdictCache } from '../kernel/native.js';
+import type { RecordedProcess } from '../kernel/socket-lookup.js';
+import { verdictCacheKey } from '../kernel/verdict-cache-key.js';
+import { type CompiledPolicy, type CompiledRule, type Decision, decide } from '../policy/index.js';
+import { PROTO_TCP } from '../policy/protocol-bits.js';
+import type { NewLogItem } from '../protocol/log-item.js';
+import type { Judgement } from './enforcer.js';
+
+/** Events taken from the ring at once; the ring holds about 13,000 (512 KiB of 40-byte records). */
+const DRAIN_BATCH = 4096;
+/** Applications whose cacheability is kept per policy (more: the map starts again). */
+const MAX_APPLICATIONS = 4096;
+const EVENT_BYTES = 32;
+
+/** CompiledRule fields that a cached decision may depend on (the key's), or that do not select connections. */
+const KEY_FIELDS = new Set([
+  'index',
+  'source',
+  'rule',
+  'active',
+  'inactiveBecause',
+  'incoming',
+  'outgoing',
+  'protocols',
+  'application',
+  'uid',
+  'userName',
+  'remotePorts',
+  'remotePortSpans',
+  'remote',
+  'expiresAt',
+]);
+
+/** True when the rule tests nothing outside the key (any field not known here must be unset). */
+export function keyOnlyRule(r: CompiledRule): boolean {
+  if (r.rule.action === 'ask' || r.expires) return false;
+  if (
+    r.remote !== null &&
+    (r.remote.hosts.size > 0 || r.remote.suffixes.length > 0 || r.remote.domainLists.length > 0)
+  )
+    return false;
+  for (const [field, value] of Object.entries(r)) {
+    if (KEY_FIELDS.has(field) || field === 'expires') continue;
+    // sha256, localPorts, interfaces, parent, ancestor, argumentsGlob, and fields added later.
+    if (value !== null && value !== undefined && value !== false) return false;
+  }
+  return true;
+}
+
+const cacheable = new WeakMap<CompiledPolicy, Map<string, boolean>>();
+
+/** True when outgoing TCP decisions of `application` under `policy` depend only on the key. */
+export function cacheableApplication(policy: CompiledPolicy, application: string): boolean {
+  let known = cacheable.get(policy);
+  if (known === undefined) {
+    known = new Map();
+    cacheable.set(policy, known);
+  }
+  let answer = known.get(application);
+  if (answer !== undefined) return answer;
+  answer = policy.rules.every(
+    (r) =>
+      !r.active ||
+      !r.outgoing ||
+      (r.protocols & PROTO_TCP) === 0 ||
+      (r.application !== null && r.application !== application) ||
+      keyOnlyRule(r),
+  );
+  if (known.size >= MAX_APPLICATIONS) known.clear();
+  known.set(application, answer);
+  return answer;
+}
+
+export interface VerdictCacheOptions {
+  readonly maps: BpfVerdictCache;
+  /** Entries kept (the BPF map's size): beyond it the least recently hit are forgotten. */
+  readonly capacity: number;
+  /**
+   * The engine's node binary (real path) and the applications of Warden's parts other than the
+   * engine (the console's and the assistant's scripts): a process of that binary may be one, which
+   * the key cannot tell; its decision is cached only when each of them would be allowed the same
+   * connection. The engine's own connections never hit (its pid is in the cache's state).
+   */
+  readonly node: string;
+  readonly parts: readonly string[];
+  /** The policy in force now. */
+  readonly policy: () => CompiledPolicy;
+  readonly log: (item: NewLogItem) => void;
+  readonly counters?: { hit(slot: number, now: number): void };
+}
+
+interface Entry {
+  readonly policy: CompiledPolicy;
+  readonly ruleIndex: number;
+  /** The log item a hit writes (as the queued decision's), or null when the rule does not log. */
+  readonly item: NewLogItem | null;
+}
+
+export interface VerdictCacheStatus {
+  readonly entries: number;
+  readonly generation: number;
+  readonly inserted: number;
+  readonly hits: number;
+  readonly misses: number;
+  /** Entries found whose event the ring had no room for: those connections were queued instead (also misses). */
+  readonly dropped: number;
+  /** Hits of entries no longer known here (logged without the decision's details). */
+  readonly unknown: number;
+  /** Allowed connections not inserted, by reason. */
+  readonly skipped: Readonly<Record<string, number>>;
+}
+
+export class VerdictCache {
+  readonly #o: VerdictCacheOptions;
+  #generation = 1;
+  #nextId = 1;
+  #entries = new Map<number, Entry>();
+  /** The previous generation's entries, for its events still in the ring. */
+  #previous = new Map<number, Entry>();
+  #inserted = 0;
+  #unknown = 0;
+  readonly #skipped = new Map<string, number>();
+
+  constructor(options: VerdictCacheOptions) {
+    this.#o = options;
+    options.maps.setGeneration(this.#generation, process.pid);
+  }
+
+  /**
+   * Inserts the judgement's key when its decision may be cached; `policy` is the policy in force
+   * when the judgement started (a judgement that spans a change is not cached). True when inserted;
+   * otherwise the reason is counted (engine.status `verdictCache.skipped`).
+   */
+  offer(j: Judgement, record: RecordedProcess | undefined, policy: CompiledPolicy): boolean {
+    const why = this.#insert(j, record, policy);
+    if (why === null) return true;
+    this.#skipped.set(why, (this.#skipped.get(why) ?? 0) + 1);
+    return false;
+  }
+
+  #insert(j: Judgement, record: RecordedProcess | undefined, policy: CompiledPolicy): string | null {
+    const { decision: d, facts: f, process: p } = j;
+    if (policy !== this.#o.policy()) return 'the policy changed meanwhile';
+    if (j.verdict !== 'accept' || d.verdict !== 'allow' || d.action !== 'allow' || d.proposal !== undefined)
+      return 'not an allow';
+    if (
+      f.direction !== 'outgoing' ||
+      f.protocol !== 'tcp' ||
+      f.remoteAddress === null ||
+      f.remotePort === null
+    )
+      return 'not outgoing TCP';
+    if (p === null || p.part !== undefined || f.application === null || p.executable !== f.application)
+      return "not a program's own executable";
+    if (f.applicationSha256 !== undefined) return 'a pinned application';
+    if (f.application === this.#o.node && !this.#o.parts.every((part) => allowedAs(policy, f, part)))
+      return "node: Warden's parts would be decided otherwise";
+    if (record?.hook !== 'connect' || record.executable === undefined || record.euid !== f.uid)
+      return 'not named from its BPF record alone';
+    if (!cacheableApplication(policy, f.application)) return 'its rules use fields outside the key';
+    const key = verdictCacheKey(
+      record.executable.id,
+      record.euid,
+      f.remoteAddress,
+      f.remotePort,
+      this.#generation,
+    );
+    if (key === null) return 'no key';
+    const id = this.#nextId;
+    this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
+    this.#o.maps.insert(key, id);
+    if (this.#entries.size >= this.#o.capacity) this.#entries.delete(this.#entries.keys().next().value!);
+    this.#entries.set(id, { policy, ruleIndex: d.ruleIndex, item: d.log ? itemOf(j, d) : null });
+    this.#inserted++;
+    return null;
+  }
+
+  /** Drains the hits, then starts a new generation: no entry inserted before is found again. */
+  clear(): void {
+    this.drain();
+    this.#generation = this.#generation >= 0xffffffff ? 1 : this.#generation + 1;
+    this.#o.maps.setGeneration(this.#generation, process.pid);
+    this.#previous = this.#entries;
+    this.#entries = new Map();
+  }
+
+  /**
+   * Writes the log items and rule counts of up to `budget` hits in the ring (all by default);
+   * returns how many it took, so a caller can go on after giving way to the queue.
+   */
+  drain(budget = Number.POSITIVE_INFINITY): number {
+    let total = 0;
+    for (;;) {
+      const { events, bootNs } = this.#o.maps.drain(Math.min(DRAIN_BATCH, budget - total));
+      const now = Date.now();
+      const policy = this.#o.policy();
+      for (let at = 0; at + EVENT_BYTES <= events.length; at += EVENT_BYTES) {
+        const pid = Number(events.readBigUInt64LE(at) >> 32n);
+        const ageMs = Math.max(0, (bootNs - Number(events.readBigUInt64LE(at + 8))) / 1e6);
+        const cookie = events.readBigUInt64LE(at + 16);
+        const id = events.readUInt32LE(at + 24);
+        const uid = events.readUInt32LE(at + 28);
+        const time = new Date(now - ageMs);
+        const entry = this.#entries.get(id) ?? this.#previous.get(id);
+        if (entry === undefined) {
+          this.#unknown++;
+          this.#o.log({
+            kind: 'connection',
+            verdict: 'allow',
+            direction: 'outgoing',
+            protocol: 'tcp',
+            user: String(uid),
+            time: time.toISOString(),
+            message: `allow by the verdict cache, an entry of an earlier policy (pid ${pid}, socket ${cookie})`,
+          });
+          continue;
+        }
+        // Counted for the rule only while its policy is in force (the counters follow the policy).
+        if (entry.policy === policy) this.#o.counters?.hit(entry.ruleIndex, time.getTime());
+        if (entry.item !== null)
+          this.#o.log({
+            ...entry.item,
+            time: time.toISOString(),
+            // The socket's cookie names the connection (its source port is chosen after the connect hook).
+            message: `${entry.item.message} (pid ${pid}, socket ${cookie})`,
+          });
+        // Recently hit entries are forgotten last.
+        if (this.#entries.delete(id)) this.#entries.set(id, entry);
+      }
+      const taken = events.length / EVENT_BYTES;
+      total += taken;
+      if (taken < DRAIN_BATCH || total >= budget) return total;
+    }
+  }
+
+  status(): VerdictCacheStatus {
+    const s = this.#o.maps.stats();
+    return {
+      entries: this.#entries.size,
+      generation: this.#generation,
+      inserted: this.#inserted,
+      hits: s.hits,
+      misses: s.misses,
+      dropped: s.dropped,
+      unknown: this.#unknown,
+      skipped: Object.fromEntries(this.#skipped),
+    };
+  }
+}
+
+/** True when the connection would be allowed (by rules of the key alone) if `application` made it. */
+function allowedAs(policy: CompiledPolicy, f: Judgement['facts'], application: string): boolean {
+  if (!cacheableApplication(policy, application)) return false;
+  const d = decide(policy, { ...f, application });
+  return d.verdict === 'allow' && d.action === 'allow' && d.proposal === undefined;
+}
+
+/** The log item of a hit: the queued decision's, the source port unknown at connect, "verdict cache" said. */
+function itemOf(j: Judgement, d: Decision): NewLogItem {
+  const f = j.facts;
+  const remote = f.remoteAddress!;
+  const address = remote.version === 6 ? `[${formatIp(remote)}]` : formatIp(remote);
+  const by =
+    d.source === 'default'
+      ? d.ruleName
+      : `${d.source === 'internal' ? 'internal rule' : 'rule'} "${d.ruleName}"`;
+  return {
+    kind: 'connection',
+    verdict: 'allow',
+    direction: 'outgoing',
+    protocol: 'tcp',
+    application: f.application!,
+    remote: `${address}:${f.remotePort}`,
+    ...(f.remoteHosts.length > 0 ? { host: f.remoteHosts.join(', ') } : {}),
+    rule: d.ruleName,
+    ...(f.user !== null ? { user: f.user } : f.uid !== null ? { user: String(f.uid) } : {}),
+    message: `allow by ${by}, decided by the verdict cache`,
+  };
+}

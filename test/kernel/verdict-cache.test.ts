@@ -1,0 +1,326 @@
+/**
+ * The verdict cache with real packets (docs/attribution.md, "Verdict cache"): `wardend run`
+ * enforcing in a namespace pair with its BPF programs on a cgroup this test makes
+ * (WARDEN_BPF_CGROUP; never the host's root). Copies of perl in a directory of the test's own are
+ * the programs: a program's repeat connections to the same destination are decided in the kernel
+ * (not queued) and still logged; another uid, a replaced executable and a rule with program
+ * context are not covered; a policy change that refuses the connection holds for the very next one.
+ */
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, test } from 'node:test';
+import { type KernelEngine, type LogItem, startKernelEngine } from '../adversarial/kernel-engine.js';
+import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from './cgroup.js';
+import { kernelTestsUnavailable, SERVER_ADDR, SERVER_ADDR6 } from './netns.js';
+import { PERL_CLIENT, type VerdictCacheStatus } from './verdict-cache-client.js';
+import { denyAllPolicy, NODE } from './wardend.js';
+
+const PORT = 44361;
+const SERVICE = 9021;
+const CACHED = 'decided by the verdict cache';
+/** One connection over an IPv6 socket to ARGV[0] (IPv6, or IPv4-mapped) port ARGV[1]. */
+const V6_CLIENT = `socket(my $s, AF_INET6, SOCK_STREAM, 6) or die "socket: $!"; print connect($s, pack_sockaddr_in6($ARGV[1], inet_pton(AF_INET6, $ARGV[0]))) ? "ok\n" : "refused\n";`;
+/** Six connections from one process, each on a new socket. */
+const REPEAT = `my @r; for (1..6) { socket(my $s, PF_INET, SOCK_STREAM, 6) or die; push @r, connect($s, pack_sockaddr_in($ARGV[1], inet_aton($ARGV[0]))) ? "ok" : "refused"; close $s } print "@r\n";`;
+
+describe('the verdict cache', {
+  skip: kernelTestsUnavailable() ?? cgroupTestsUnavailable() ?? undefined,
+}, () => {
+  let k: KernelEngine;
+  let cgroup: TestCgroup;
+  let server: ChildProcess;
+  let dir: string;
+  let perlA: string;
+  let perlB: string;
+  let script: string;
+
+  before(async () => {
+    // Readable by nobody: the programs run as nobody too.
+    dir = mkdtempSync(join(tmpdir(), 'warden-vcache-'));
+    chmodSync(dir, 0o755);
+    perlA = join(dir, 'perl-a');
+    perlB = join(dir, 'perl-b');
+    copyFileSync('/usr/bin/perl', perlA);
+    copyFileSync('/usr/bin/perl', perlB);
+    chmodSync(perlA, 0o755);
+    chmodSync(perlB, 0o755);
+    script = join(dir, 'client.pl');
+    writeFileSync(script, PERL_CLIENT, { mode: 0o644 });
+    cgroup = createTestCgroup('vcache');
+    process.env.WARDEN_BPF_CGROUP = `/${basename(cgroup.path)}`;
+    try {
+      k = await startKernelEngine(
+        'vcache',
+        PORT,
+        denyAllPolicy(
+          PORT,
+          `  - name: perl-a to the service
+    direction: outgoing
+    protocol: tcp
+    application: ${perlA}
+    remote: ${SERVER_ADDR}
+    remotePorts: ${SERVICE}
+    action: allow
+    log: true
+  - name: perl-a to the service over IPv6
+    direction: outgoing
+    protocol: tcp
+    application: ${perlA}
+    remote: "${SERVER_ADDR6}"
+    remotePorts: ${SERVICE}
+    action: allow
+    log: true
+  - name: perl-b from node to the service
+    direction: outgoing
+    protocol: tcp
+    application: ${perlB}
+    parent: ${NODE}
+    remote: ${SERVER_ADDR}
+    remotePorts: ${SERVICE}
+    action: allow
+    log: true
+`,
+        ),
+        '',
+      );
+    } finally {
+      delete process.env.WARDEN_BPF_CGROUP;
+    }
+    server = k.pair.spawn(k.pair.server, NODE, [
+      '-e',
+      `require('net').createServer((s) => s.on('error', () => {}).end()).listen(${SERVICE}, () => console.log('ready'));`,
+    ]);
+    await new Promise<void>((resolve) =>
+      createInterface({ input: server.stdout! }).once('line', () => resolve()),
+    );
+  });
+
+  after(async () => {
+    k?.close();
+    await cgroup?.remove();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Runs `exe` (a perl) with the client script in the test cgroup and the client namespace as `user`. */
+  function connectOnce(user: 'root' | 'nobody', exe: string): Promise<string> {
+    const asUser = user === 'nobody' ? ['--reuid=65534', '--regid=65534', '--clear-groups'] : [];
+    const child = cgroup.spawn(
+      'nsenter',
+      [
+        `--net=${k.pair.path(k.pair.client)}`,
+        'setpriv',
+        ...asUser,
+        exe,
+        script,
+        SERVER_ADDR,
+        String(SERVICE),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    return new Promise((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', () => resolve(out.trim()));
+    });
+  }
+
+  async function cacheStatus(): Promise<VerdictCacheStatus> {
+    const s = (await k.call('engine.status', {})) as { verdictCache?: VerdictCacheStatus };
+    assert.ok(s.verdictCache, 'engine.status has verdictCache');
+    return s.verdictCache;
+  }
+
+  /** The connection items of `exe`, once `count` of them are there (hits are logged within 100 ms). */
+  async function itemsOf(exe: string, count: number): Promise<LogItem[]> {
+    for (let attempt = 0; ; attempt++) {
+      const items = await k.logs({ kind: 'connection', application: exe });
+      if (items.length >= count || attempt >= 50) return items;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  test('a program connecting again to the same destination is decided in the kernel, logged and counted', async () => {
+    const status = await cacheStatus();
+    assert.equal(status.inUse, true, JSON.stringify(status));
+    const chain = k.pair.run(k.pair.client, 'nft', ['list', 'chain', 'inet', 'warden', 'queue_output']);
+    assert.match(chain, /meta mark & 0x04000000 == 0x04000000 accept/, chain);
+    const before = status.hits!;
+    for (let i = 0; i < 4; i++) assert.equal(await connectOnce('root', perlA), 'ok', `connection ${i + 1}`);
+    const after = await cacheStatus();
+    // The first connection reads the new executable from /proc; the second is named from its record
+    // alone and inserted; from the third on the kernel decides.
+    assert.ok(after.hits! - before >= 2, `hits ${before} -> ${after.hits}`);
+    const items = await itemsOf(perlA, 4);
+    assert.equal(items.length, 4, JSON.stringify(items));
+    const cached = items.filter((i) => i.message.includes(CACHED));
+    assert.ok(cached.length >= 2, JSON.stringify(items));
+    for (const item of items) {
+      assert.equal(item.verdict, 'allow');
+      assert.equal(item.user, 'root');
+      assert.equal(item.remote, `${SERVER_ADDR}:${SERVICE}`);
+    }
+    assert.match(cached[0]!.message, /rule "perl-a to the service".*\(pid \d+, socket \d+\)/);
+    // The rule's counter counts the cache's hits like queued decisions.
+    const listed = (await k.call('rules.list', { internal: false })) as {
+      rules: { name: string; matches: number }[];
+    };
+    assert.equal(
+      listed.rules.find((r) => r.name === 'perl-a to the service')?.matches,
+      4,
+      JSON.stringify(listed),
+    );
+  });
+
+  test('hits of one process are logged one item each (not as repeats of one attempt)', async () => {
+    const before = await cacheStatus();
+    const items0 = (await itemsOf(perlA, 0)).length;
+    const child = cgroup.spawn(
+      'nsenter',
+      [`--net=${k.pair.path(k.pair.client)}`, perlA, '-MSocket', '-e', REPEAT, SERVER_ADDR, String(SERVICE)],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    await new Promise((resolve) => child.once('exit', resolve));
+    assert.equal(out.trim(), 'ok ok ok ok ok ok');
+    assert.ok((await cacheStatus()).hits! - before.hits! >= 5, 'decided in the kernel');
+    const items = (await itemsOf(perlA, items0 + 6)).slice(items0);
+    assert.equal(items.length, 6, JSON.stringify(items));
+    assert.ok(
+      items.every((i) => (i as { count?: number }).count === undefined),
+      JSON.stringify(items),
+    );
+  });
+
+  test('IPv6, and IPv4 connected from an IPv6 socket (::ffff:a.b.c.d), are looked up by the address the packet carries', async () => {
+    const v6 = (address: string) =>
+      new Promise<string>((resolve, reject) => {
+        const child = cgroup.spawn(
+          'nsenter',
+          [
+            `--net=${k.pair.path(k.pair.client)}`,
+            perlA,
+            '-MSocket=:all',
+            '-e',
+            V6_CLIENT,
+            address,
+            String(SERVICE),
+          ],
+          { stdio: ['ignore', 'pipe', 'inherit'] },
+        );
+        let out = '';
+        child.stdout!.on('data', (d) => (out += d));
+        child.once('error', reject);
+        child.once('exit', () => resolve(out.trim()));
+      });
+    const before = await cacheStatus();
+    // The entry of the IPv4 tests above decides a mapped address at once.
+    assert.equal(await v6(`::ffff:${SERVER_ADDR}`), 'ok');
+    const mapped = await cacheStatus();
+    assert.equal(mapped.hits, before.hits! + 1, 'the IPv4 entry decided the mapped address');
+    for (let i = 0; i < 3; i++) assert.equal(await v6(SERVER_ADDR6), 'ok', `IPv6 connection ${i + 1}`);
+    assert.ok((await cacheStatus()).hits! > mapped.hits!, 'IPv6 repeats are decided in the kernel');
+  });
+
+  test('another uid is not covered by the entry of root', async () => {
+    const before = await cacheStatus();
+    assert.equal(await connectOnce('nobody', perlA), 'ok');
+    const after = await cacheStatus();
+    assert.equal(after.hits, before.hits, 'no hit for nobody');
+    const items = (await itemsOf(perlA, 5)).filter((i) => i.user === 'nobody');
+    assert.equal(items.length, 1, JSON.stringify(items));
+    assert.ok(!items[0]!.message.includes(CACHED), items[0]!.message);
+  });
+
+  test('a replaced executable is not covered by the entry of the file it replaced', async () => {
+    assert.equal(await connectOnce('root', perlA), 'ok');
+    const before = await cacheStatus();
+    // A package update's way: a new file renamed over the old path (a new inode and change time).
+    copyFileSync('/usr/bin/perl', `${perlA}.new`);
+    chmodSync(`${perlA}.new`, 0o755);
+    renameSync(`${perlA}.new`, perlA);
+    assert.equal(await connectOnce('root', perlA), 'ok');
+    const after = await cacheStatus();
+    assert.equal(after.hits, before.hits, 'the replaced file is queued and decided');
+  });
+
+  test('a program whose rules use program context is never cached', async () => {
+    const before = await cacheStatus();
+    for (let i = 0; i < 4; i++) assert.equal(await connectOnce('root', perlB), 'ok', `connection ${i + 1}`);
+    const after = await cacheStatus();
+    assert.equal(after.hits, before.hits);
+    assert.equal(after.inserted, before.inserted, 'nothing inserted');
+    const items = await itemsOf(perlB, 4);
+    assert.equal(items.length, 4);
+    assert.ok(
+      items.every((i) => !i.message.includes(CACHED)),
+      JSON.stringify(items),
+    );
+  });
+
+  test('a policy change that refuses the connection holds for the very next connection', async () => {
+    for (let i = 0; i < 3; i++) assert.equal(await connectOnce('root', perlA), 'ok');
+    const warm = await cacheStatus();
+    assert.equal(await connectOnce('root', perlA), 'ok');
+    assert.ok((await cacheStatus()).hits! > warm.hits!, 'the entry decides');
+    await k.call('rules.update', {
+      name: 'perl-a to the service',
+      rule: {
+        name: 'perl-a to the service',
+        direction: 'outgoing',
+        protocol: 'tcp',
+        application: perlA,
+        remote: [SERVER_ADDR],
+        remotePorts: [SERVICE],
+        action: 'reject',
+      },
+    });
+    assert.equal(await connectOnce('root', perlA), 'refused');
+    const after = await cacheStatus();
+    assert.ok(after.generation! > warm.generation!, 'a new generation');
+  });
+});
+
+describe('without the verdict cache', {
+  skip: kernelTestsUnavailable() ?? cgroupTestsUnavailable() ?? undefined,
+}, () => {
+  for (const { label, bpf, settings, why } of [
+    {
+      label: 'with /proc attribution',
+      bpf: false,
+      settings: '',
+      why: /^no BPF attribution: proc \(BPF off: WARDEN_BPF_CGROUP\)/,
+    },
+    {
+      label: 'turned off by the setting',
+      bpf: true,
+      settings: 'enforcement:\n  verdictCache: false\n',
+      why: /^off: enforcement\.verdictCache$/,
+    },
+  ])
+    test(`${label}: engine.status says why, and the ruleset queues every connection`, async () => {
+      const cgroup = createTestCgroup('vcache-off');
+      if (bpf) process.env.WARDEN_BPF_CGROUP = `/${basename(cgroup.path)}`;
+      let k: KernelEngine | undefined;
+      try {
+        k = await startKernelEngine('vcoff', PORT + 1, denyAllPolicy(PORT + 1), settings);
+        const s = (await k.call('engine.status', {})) as {
+          verdictCache: VerdictCacheStatus;
+          attribution: string;
+        };
+        assert.equal(s.verdictCache.inUse, false);
+        assert.match(s.verdictCache.why ?? '', why, JSON.stringify(s));
+        const chain = k.pair.run(k.pair.client, 'nft', ['list', 'chain', 'inet', 'warden', 'queue_output']);
+        assert.doesNotMatch(chain, /0x04000000/, chain);
+      } finally {
+        delete process.env.WARDEN_BPF_CGROUP;
+        k?.close();
+        await cgroup.remove();
+      }
+    });
+});
