@@ -30,8 +30,11 @@ export interface Element {
   readonly fields: readonly Field[];
   readonly lo: readonly (number | bigint)[];
   readonly hi: readonly (number | bigint)[];
-  /** The counter name of the rule the element stands for, in runs the kernel decides (the element's comment). */
-  readonly counter?: string;
+  /**
+   * The identity of the rule the element stands for (ruleIdentity), in runs the kernel decides: the
+   * engine maps the element's counter back to its rule by the element's key (ruleset-counters.ts).
+   */
+  readonly rule?: string;
 }
 
 /** The packet expression of each field in a chain: outgoing sees the remote as destination, incoming as source. */
@@ -68,8 +71,7 @@ function formatValue(field: Field, lo: number | bigint, hi: number | bigint): st
 
 /** An element written for a set declaration: `tcp . 10.0.0.0/8 . 80-90`. */
 export function formatElement(e: Element): string {
-  const key = e.fields.map((f, i) => formatValue(f, e.lo[i]!, e.hi[i]!)).join(' . ');
-  return e.counter === undefined ? key : `${key} comment "${e.counter}"`;
+  return e.fields.map((f, i) => formatValue(f, e.lo[i]!, e.hi[i]!)).join(' . ');
 }
 
 /** An element written as separate matches in a rule: `meta l4proto tcp ip daddr 10.0.0.1 th dport 80`. */
@@ -109,7 +111,8 @@ function isPoint(e: Element): boolean {
   return true;
 }
 
-function pointKey(e: Element): string {
+/** An element's key in a layer: its low ends (a point's values, a range's start), as ruleset-counters.ts decodes them. */
+export function pointKey(e: Element): string {
   return e.lo.join('|');
 }
 
@@ -168,11 +171,21 @@ export class ShapeLayers {
   }
 
   /** The layers: the points (when there are any) first, then each range layer; `interval` says which kind. */
-  elements(): { interval: boolean; elements: Element[] }[] {
-    const out = this.points.size > 0 ? [{ interval: false, elements: [...this.points.values()] }] : [];
+  elements(): Layer[] {
+    const out: Layer[] =
+      this.points.size > 0
+        ? [{ interval: false, elements: [...this.points.values()], byKey: this.points }]
+        : [];
     for (const layer of this.ranges) out.push({ interval: true, elements: layer });
     return out;
   }
+}
+
+/** One set's worth of a shape: points (a hash set, with its elements by pointKey) or ranges. */
+export interface Layer {
+  readonly interval: boolean;
+  readonly elements: Element[];
+  readonly byKey?: ReadonlyMap<string, Element>;
 }
 
 /** The field of an element with the widest range (the address, for a list): the index's key. */
@@ -275,17 +288,19 @@ export function cross(
   lo: (number | bigint)[],
   hi: (number | bigint)[],
   fields: Field[],
-  counter: string | undefined,
+  rule: string | undefined,
   out: Element[],
 ): void {
   if (i === dims.length) {
-    out.push({ fields, lo: [...lo], hi: [...hi], ...(counter === undefined ? {} : { counter }) });
+    out.push(
+      rule === undefined ? { fields, lo: [...lo], hi: [...hi] } : { fields, lo: [...lo], hi: [...hi], rule },
+    );
     return;
   }
   for (const [a, b] of dims[i]!.values) {
     lo.push(a);
     hi.push(b);
-    cross(dims, i + 1, lo, hi, fields, counter, out);
+    cross(dims, i + 1, lo, hi, fields, rule, out);
     lo.pop();
     hi.pop();
   }

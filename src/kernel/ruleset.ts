@@ -21,6 +21,7 @@ import {
   formatElement,
   hash,
   inlineMatch,
+  type Layer,
   NFT_NAME,
   PROTO_NUMBER,
   ruleCounterName,
@@ -103,7 +104,7 @@ export interface TableModel {
   readonly chains: readonly ChainModel[];
   /** Named counter objects of rules the kernel decides inline (ruleCounterName): they count its matches. */
   readonly counters: readonly string[];
-  /** Sets with a counter per element, each element's comment naming its rule's counter. */
+  /** Sets with a counter per element (the engine maps each element to its rule by its key). */
   readonly countedSets: readonly string[];
 }
 
@@ -117,8 +118,19 @@ export interface CompiledRuleset {
   readonly nextChange?: number;
   readonly expect: RulesetExpectation;
   readonly stats: RulesetStats;
-  /** Named counter → the rule it counts (ruleKey): the rules the kernel decides, in this ruleset. */
+  /** Named counter object → the rule it counts (ruleIdentity): kernel-decided rules written inline. */
   readonly counters: Readonly<Record<string, string>>;
+  /** Each counted set's fields and elements, by set name: how an element's counter finds its rule. */
+  readonly countedElements: ReadonlyMap<string, CountedSet>;
+}
+
+/** A set with a counter per element, as ruleset-counters.ts maps a dumped element back to its rule. */
+export interface CountedSet {
+  readonly fields: readonly Field[];
+  readonly interval: boolean;
+  readonly elements: readonly Element[];
+  /** The elements by key (pointKey), when the compiler built that map anyway (points dedupe by key). */
+  readonly byKey?: ReadonlyMap<string, Element>;
 }
 
 type Chain = 'output' | 'input';
@@ -156,7 +168,6 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
   let kernelRules = 0;
   let queuedRules = 0;
   let skippedRules = 0;
-  const counters: Record<string, string> = {};
 
   for (const r of policy.rules) {
     if (!r.active || (r.expires && r.expiresAt <= now)) {
@@ -172,13 +183,8 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
       const outcome = userspace ? QUEUE : kernelOutcome(r.rule.action, r.rule.log, mode);
       const run = runFor(runs[chain], outcome, r);
       // The kernel counts the matches of the rules it decides; the engine those of the queued ones.
-      let counter: string | undefined;
-      if (!userspace) {
-        const key = ruleIdentity(r.rule);
-        counter = ruleCounterName(key);
-        counters[counter] = key;
-      }
-      for (const group of elementsOf(r, chain, userspace, counter)) {
+      const counted = userspace ? undefined : ruleIdentity(r.rule);
+      for (const group of elementsOf(r, chain, userspace, counted)) {
         // A rule naming interfaces gets its elements under each interface: one match per interface
         // (oifname/iifname; `wg*` is nft's own prefix match), sets named apart by the interface.
         for (const iface of r.rule.interface ?? [null]) {
@@ -229,7 +235,8 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
       queuedRules,
       skippedRules,
     },
-    counters,
+    counters: text.counterRules,
+    countedElements: text.countedElements,
   };
 }
 
@@ -302,7 +309,7 @@ function elementsOf(
   r: CompiledRule,
   chain: Chain,
   userspace: boolean,
-  counter: string | undefined,
+  rule: string | undefined,
 ): ElementGroup[] {
   const hasPorts = r.localPorts !== null || r.remotePorts !== null;
   // Host names cannot be seen by the kernel: a queued rule with names is queued for every remote.
@@ -327,7 +334,7 @@ function elementsOf(
     if (r.uid !== null && chain === 'output') dims.push({ field: 'uid', values: [[r.uid, r.uid]] });
     const fields = dims.map((d) => d.field);
     const elements: Element[] = [];
-    cross(dims, 0, [], [], fields, counter, elements);
+    cross(dims, 0, [], [], fields, rule, elements);
     out.push({ fields, shape: shapeKey(fields), elements });
   }
   return out;
@@ -433,7 +440,9 @@ class Emitter {
   readonly setSizes: Record<string, number> = {};
   readonly counters: string[] = [];
   readonly countedSets: string[] = [];
-  readonly #counted = new Set<string>();
+  readonly countedElements = new Map<string, CountedSet>();
+  /** Counter object → the rule it counts. */
+  readonly counterRules: Record<string, string> = {};
 
   constructor(
     private readonly settings: Settings,
@@ -461,7 +470,7 @@ class Emitter {
         layers.elements().forEach((layer, i) => {
           const key = `${id}|${shape}|${layer.interval ? `r${i}` : 'p'}`;
           const match = counted
-            ? this.countedMatch(chain, fields, layer.elements, layer.interval, key)
+            ? this.countedMatch(chain, fields, layer, key)
             : this.match(chain, fields, layer.elements, layer.interval, key);
           rules.push(`${via}${match}${statement}`);
         });
@@ -508,27 +517,29 @@ class Emitter {
   /**
    * `<match>` for a layer of a run the kernel decides, counting each rule's matches: one element is
    * inline with its rule's named counter object (`counter name "c_..."`); more are a set with a
-   * counter per element (`counter` in its declaration), each element's comment naming its rule's
-   * counter (no objects: nft fetches every counter object of the table before any change, ~15 ms
-   * per change at 10,000). Within a run every element has the same verdict; when two of its rules
-   * overlap, the element met first counts (points dedupe to the first rule; ranges go to later
-   * layers than those they overlap).
+   * counter per element (`counter` in its declaration), which the engine maps back to the rules by
+   * the elements' keys (countedElements; no objects: nft fetches every counter object of the table
+   * before any change, ~15 ms per change at 10,000; no comment per element: it doubled the text nft
+   * parses, +25% load time at 100,000 rules). Within a run every element has the same verdict; when
+   * two of its rules overlap, the element met first counts (points dedupe to the first rule; ranges
+   * go to later layers than those they overlap).
    */
-  private countedMatch(
-    chain: Chain,
-    fields: Field[],
-    elements: Element[],
-    interval: boolean,
-    key: string,
-  ): string {
+  private countedMatch(chain: Chain, fields: Field[], layer: Layer, key: string): string {
+    const { elements, interval } = layer;
     if (elements.length === 1 || fields.length === 0) {
       const e = elements[0]!;
-      this.declareCounter(e.counter!);
-      return `${fields.length === 0 ? '' : `${inlineMatch(e, chain)} `}counter name "${e.counter}" `;
+      const counter = this.declareCounter(e.rule!);
+      return `${fields.length === 0 ? '' : `${inlineMatch(e, chain)} `}counter name "${counter}" `;
     }
     const name = this.setName(chain, key);
     this.setSizes[name] = elements.length;
     this.countedSets.push(name);
+    this.countedElements.set(name, {
+      fields,
+      interval,
+      elements,
+      ...(layer.byKey === undefined ? {} : { byKey: layer.byKey }),
+    });
     this.sets.push({
       name,
       declaration: [`type ${setType(fields)}`, ...(interval ? ['flags interval'] : []), 'counter'],
@@ -537,11 +548,15 @@ class Emitter {
     return `${concatExpression(fields, chain)} @${name} `;
   }
 
-  private declareCounter(name: string): void {
+  /** The named counter object of a rule (declared once), recorded as counting that rule. */
+  private declareCounter(rule: string): string {
+    const name = ruleCounterName(rule);
     if (!NFT_NAME.test(name)) throw new Error(`internal: illegal counter name ${name}`);
-    if (this.#counted.has(name)) return;
-    this.#counted.add(name);
-    this.counters.push(name);
+    if (this.counterRules[name] === undefined) {
+      this.counterRules[name] = rule;
+      this.counters.push(name);
+    }
+    return name;
   }
 
   private setName(chain: Chain, key: string): string {
