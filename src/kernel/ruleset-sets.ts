@@ -111,8 +111,7 @@ function isPoint(e: Element): boolean {
   return true;
 }
 
-/** An element's key in a layer: its low ends (a point's values, a range's start), as ruleset-counters.ts decodes them. */
-export function pointKey(e: Element): string {
+function pointKey(e: Element): string {
   return e.lo.join('|');
 }
 
@@ -173,19 +172,16 @@ export class ShapeLayers {
   /** The layers: the points (when there are any) first, then each range layer; `interval` says which kind. */
   elements(): Layer[] {
     const out: Layer[] =
-      this.points.size > 0
-        ? [{ interval: false, elements: [...this.points.values()], byKey: this.points }]
-        : [];
+      this.points.size > 0 ? [{ interval: false, elements: [...this.points.values()] }] : [];
     for (const layer of this.ranges) out.push({ interval: true, elements: layer });
     return out;
   }
 }
 
-/** One set's worth of a shape: points (a hash set, with its elements by pointKey) or ranges. */
+/** One set's worth of a shape: points (a hash set) or ranges (an interval set). */
 export interface Layer {
   readonly interval: boolean;
   readonly elements: Element[];
-  readonly byKey?: ReadonlyMap<string, Element>;
 }
 
 /** The field of an element with the widest range (the address, for a list): the index's key. */

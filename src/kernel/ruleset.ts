@@ -129,8 +129,6 @@ export interface CountedSet {
   readonly fields: readonly Field[];
   readonly interval: boolean;
   readonly elements: readonly Element[];
-  /** The elements by key (pointKey), when the compiler built that map anyway (points dedupe by key). */
-  readonly byKey?: ReadonlyMap<string, Element>;
 }
 
 type Chain = 'output' | 'input';
@@ -534,12 +532,7 @@ class Emitter {
     const name = this.setName(chain, key);
     this.setSizes[name] = elements.length;
     this.countedSets.push(name);
-    this.countedElements.set(name, {
-      fields,
-      interval,
-      elements,
-      ...(layer.byKey === undefined ? {} : { byKey: layer.byKey }),
-    });
+    this.countedElements.set(name, { fields, interval, elements });
     this.sets.push({
       name,
       declaration: [`type ${setType(fields)}`, ...(interval ? ['flags interval'] : []), 'counter'],
