@@ -71,7 +71,9 @@ function formatValue(field: Field, lo: number | bigint, hi: number | bigint): st
 
 /** An element written for a set declaration: `tcp . 10.0.0.0/8 . 80-90`. */
 export function formatElement(e: Element): string {
-  return e.fields.map((f, i) => formatValue(f, e.lo[i]!, e.hi[i]!)).join(' . ');
+  let text = formatValue(e.fields[0]!, e.lo[0]!, e.hi[0]!);
+  for (let i = 1; i < e.fields.length; i++) text += ` . ${formatValue(e.fields[i]!, e.lo[i]!, e.hi[i]!)}`;
+  return text;
 }
 
 /** An element written as separate matches in a rule: `meta l4proto tcp ip daddr 10.0.0.1 th dport 80`. */
@@ -79,11 +81,6 @@ export function inlineMatch(e: Element, chain: 'output' | 'input'): string {
   return e.fields
     .map((f, i) => `${fieldExpression(f, chain)} ${formatValue(f, e.lo[i]!, e.hi[i]!)}`)
     .join(' ');
-}
-
-/** A shape: the sorted field list, e.g. "proto,addr4,rport". */
-export function shapeKey(fields: readonly Field[]): string {
-  return fields.join(',');
 }
 
 /** Sorts fields into concatenation order. */
@@ -288,9 +285,12 @@ export function cross(
   out: Element[],
 ): void {
   if (i === dims.length) {
-    out.push(
-      rule === undefined ? { fields, lo: [...lo], hi: [...hi] } : { fields, lo: [...lo], hi: [...hi], rule },
-    );
+    // A point (most elements) keeps one array for both ends.
+    const low = [...lo];
+    let point = true;
+    for (let d = 0; d < lo.length; d++) if (lo[d] !== hi[d]) point = false;
+    const high = point ? low : [...hi];
+    out.push(rule === undefined ? { fields, lo: low, hi: high } : { fields, lo: low, hi: high, rule });
     return;
   }
   for (const [a, b] of dims[i]!.values) {

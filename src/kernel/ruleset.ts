@@ -28,7 +28,6 @@ import {
   type SetModel,
   ShapeLayers,
   setType,
-  shapeKey,
 } from './ruleset-sets.js';
 
 export const TABLE_FAMILY = 'inet';
@@ -152,6 +151,7 @@ interface Run {
 
 const ALL_PROTOCOLS = PROTO_TCP | PROTO_UDP | PROTO_ICMP | PROTO_OTHER;
 const QUEUE: Outcome = { verdict: 'queue', log: false, word: 'allow' };
+const NO_INTERFACE: readonly null[] = [null];
 
 /** Compiles the policy into Warden's nft table and queue rule. Never throws on a valid compiled policy. */
 export function compileRuleset(input: RulesetInput): CompiledRuleset {
@@ -185,7 +185,7 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
       for (const group of elementsOf(r, chain, userspace, counted)) {
         // A rule naming interfaces gets its elements under each interface: one match per interface
         // (oifname/iifname; `wg*` is nft's own prefix match), sets named apart by the interface.
-        for (const iface of r.rule.interface ?? [null]) {
+        for (const iface of r.rule.interface ?? NO_INTERFACE) {
           const key = iface === null ? group.shape : `${group.shape}|if ${iface}`;
           let shape = run.shapes.get(key);
           if (shape === undefined) {
@@ -330,12 +330,26 @@ function elementsOf(
       dims.push({ field: 'rport', values: r.remotePorts.map((p) => [p.from, p.to]) });
     if (r.localPorts !== null) dims.push({ field: 'lport', values: r.localPorts.map((p) => [p.from, p.to]) });
     if (r.uid !== null && chain === 'output') dims.push({ field: 'uid', values: [[r.uid, r.uid]] });
-    const fields = dims.map((d) => d.field);
+    const { fields, shape } = shapeOf(dims);
     const elements: Element[] = [];
     cross(dims, 0, [], [], fields, rule, elements);
-    out.push({ fields, shape: shapeKey(fields), elements });
+    out.push({ fields, shape, elements });
   }
   return out;
+}
+
+/** Field lists and their keys by the dimensions' fields: one shared array per shape, not one per rule. */
+const shapes = new Map<string, { fields: Field[]; shape: string }>();
+
+function shapeOf(dims: readonly { field: Field }[]): { fields: Field[]; shape: string } {
+  let key = '';
+  for (const d of dims) key += key === '' ? d.field : `,${d.field}`;
+  let found = shapes.get(key);
+  if (found === undefined) {
+    found = { fields: dims.map((d) => d.field), shape: key };
+    shapes.set(key, found);
+  }
+  return found;
 }
 
 function pairs<T>(flat: readonly T[]): [T, T][] {
