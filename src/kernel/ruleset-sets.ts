@@ -83,6 +83,23 @@ export function inlineMatch(e: Element, chain: 'output' | 'input'): string {
     .join(' ');
 }
 
+const shapes = new Map<string, { fields: Field[]; shape: string }>();
+
+/**
+ * The shape of dimensions in concatenation order: its field list (one array shared by every rule of
+ * that shape, not one per rule) and its key, e.g. "proto,addr4,rport".
+ */
+export function shapeOf(dims: readonly { field: Field }[]): { fields: Field[]; shape: string } {
+  let key = '';
+  for (const d of dims) key += key === '' ? d.field : `,${d.field}`;
+  let found = shapes.get(key);
+  if (found === undefined) {
+    found = { fields: dims.map((d) => d.field), shape: key };
+    shapes.set(key, found);
+  }
+  return found;
+}
+
 /** Sorts fields into concatenation order. */
 export function orderFields(fields: readonly Field[]): Field[] {
   return FIELD_ORDER.filter((f) => fields.includes(f));

@@ -28,6 +28,7 @@ import {
   type SetModel,
   ShapeLayers,
   setType,
+  shapeOf,
 } from './ruleset-sets.js';
 
 export const TABLE_FAMILY = 'inet';
@@ -336,20 +337,6 @@ function elementsOf(
     out.push({ fields, shape, elements });
   }
   return out;
-}
-
-/** Field lists and their keys by the dimensions' fields: one shared array per shape, not one per rule. */
-const shapes = new Map<string, { fields: Field[]; shape: string }>();
-
-function shapeOf(dims: readonly { field: Field }[]): { fields: Field[]; shape: string } {
-  let key = '';
-  for (const d of dims) key += key === '' ? d.field : `,${d.field}`;
-  let found = shapes.get(key);
-  if (found === undefined) {
-    found = { fields: dims.map((d) => d.field), shape: key };
-    shapes.set(key, found);
-  }
-  return found;
 }
 
 function pairs<T>(flat: readonly T[]): [T, T][] {
