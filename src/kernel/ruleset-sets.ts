@@ -6,6 +6,7 @@
  * Pure: no I/O.
  */
 import { formatRange } from '../ip/index.js';
+import { PROTO_ICMP, PROTO_OTHER, PROTO_TCP, PROTO_UDP } from '../policy/protocol-bits.js';
 
 /** The fields a match can test, in the order they appear in a concatenation. */
 export type Field = 'proto' | 'addr4' | 'addr6' | 'rport' | 'lport' | 'uid';
@@ -67,6 +68,41 @@ function formatValue(field: Field, lo: number | bigint, hi: number | bigint): st
     default:
       return lo === hi ? String(lo) : `${lo}-${hi}`;
   }
+}
+
+const ALL_PROTOCOLS = PROTO_TCP | PROTO_UDP | PROTO_ICMP | PROTO_OTHER;
+
+/**
+ * The l4 protocol numbers a rule matches, or null when it matches every protocol (no test needed).
+ * Ports exist only for TCP and UDP, so a rule with ports is narrowed to those.
+ */
+function protocolValues(mask: number, hasPorts: boolean, family: 4 | 6 | null): number[] | null {
+  if (!hasPorts && (mask & ALL_PROTOCOLS) === ALL_PROTOCOLS) return null;
+  const out: number[] = [];
+  if (mask & PROTO_TCP) out.push(PROTO_NUMBER.tcp!);
+  if (mask & PROTO_UDP) out.push(PROTO_NUMBER.udp!);
+  if (!hasPorts && mask & PROTO_ICMP) {
+    if (family !== 6) out.push(PROTO_NUMBER.icmp!);
+    if (family !== 4) out.push(PROTO_NUMBER['ipv6-icmp']!);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** protocolValues as [p, p] pairs, computed once per combination (a rule's elements share them). */
+const protocolPairCache = new Map<number, readonly (readonly [number, number])[] | null>();
+
+export function protocolPairs(
+  mask: number,
+  hasPorts: boolean,
+  family: 4 | 6 | null,
+): readonly (readonly [number, number])[] | null {
+  const key = mask * 8 + (hasPorts ? 4 : 0) + (family === null ? 0 : family === 4 ? 1 : 2);
+  let pairs = protocolPairCache.get(key);
+  if (pairs === undefined) {
+    pairs = protocolValues(mask, hasPorts, family)?.map((p) => [p, p] as const) ?? null;
+    protocolPairCache.set(key, pairs);
+  }
+  return pairs;
 }
 
 /** An element written for a set declaration: `tcp . 10.0.0.0/8 . 80-90`. */
@@ -293,7 +329,7 @@ export function ruleCounterName(key: string): string {
 
 /** Every combination of one value range per dimension, as elements of the given fields (a rule's cross product). */
 export function cross(
-  dims: { field: Field; values: [number | bigint, number | bigint][] }[],
+  dims: readonly { field: Field; values: readonly (readonly [number | bigint, number | bigint])[] }[],
   i: number,
   lo: (number | bigint)[],
   hi: (number | bigint)[],

@@ -7,7 +7,6 @@
  * reasons: docs/kernel.md, section "Ruleset". Pure: no I/O, no clock.
  */
 import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
-import { PROTO_ICMP, PROTO_OTHER, PROTO_TCP, PROTO_UDP } from '../policy/protocol-bits.js';
 import { type DefaultAction, ruleIdentity } from '../policy/rule.js';
 import type { Settings } from '../settings/schema.js';
 import { MARK_MASK, MARK_QUEUE, MARK_REJECT, markHex } from './marks.js';
@@ -23,7 +22,7 @@ import {
   inlineMatch,
   type Layer,
   NFT_NAME,
-  PROTO_NUMBER,
+  protocolPairs,
   ruleCounterName,
   type SetModel,
   ShapeLayers,
@@ -150,7 +149,6 @@ interface Run {
   readonly shapes: Map<string, { fields: Field[]; layers: ShapeLayers; iface: string | null }>;
 }
 
-const ALL_PROTOCOLS = PROTO_TCP | PROTO_UDP | PROTO_ICMP | PROTO_OTHER;
 const QUEUE: Outcome = { verdict: 'queue', log: false, word: 'allow' };
 const NO_INTERFACE: readonly null[] = [null];
 
@@ -313,17 +311,15 @@ function elementsOf(
   const hasPorts = r.localPorts !== null || r.remotePorts !== null;
   // Host names cannot be seen by the kernel: a queued rule with names is queued for every remote.
   const remote = userspace && hasNames(r) ? null : r.remote;
-  const families: (4 | 6 | null)[] =
-    remote === null
-      ? [null]
-      : [...(remote.v4.length > 0 ? [4 as const] : []), ...(remote.v6.length > 0 ? [6 as const] : [])];
+  const families =
+    remote === null ? ANY_FAMILY : FAMILIES[(remote.v4.length > 0 ? 1 : 0) + (remote.v6.length > 0 ? 2 : 0)]!;
   const out: ElementGroup[] = [];
   for (const family of families) {
-    const dims: { field: Field; values: [number | bigint, number | bigint][] }[] = [];
-    const protos = protocolValues(r.protocols, hasPorts, family);
+    const dims: { field: Field; values: readonly (readonly [number | bigint, number | bigint])[] }[] = [];
+    const protos = protocolPairs(r.protocols, hasPorts, family);
     if (protos !== null) {
       if (protos.length === 0) continue;
-      dims.push({ field: 'proto', values: protos.map((p) => [p, p]) });
+      dims.push({ field: 'proto', values: protos });
     }
     if (family === 4 && remote !== null) dims.push({ field: 'addr4', values: pairs(remote.v4) });
     if (family === 6 && remote !== null) dims.push({ field: 'addr6', values: pairs(remote.v6) });
@@ -339,26 +335,14 @@ function elementsOf(
   return out;
 }
 
+/** The address families of a rule's elements, by which families its remote has (bit 1: IPv4, bit 2: IPv6). */
+const ANY_FAMILY: readonly null[] = [null];
+const FAMILIES: readonly (readonly (4 | 6)[])[] = [[], [4], [6], [4, 6]];
+
 function pairs<T>(flat: readonly T[]): [T, T][] {
   const out: [T, T][] = [];
   for (let i = 0; i < flat.length; i += 2) out.push([flat[i]!, flat[i + 1]!]);
   return out;
-}
-
-/**
- * The l4 protocol numbers a rule matches, or null when it matches every protocol (no test needed).
- * Ports exist only for TCP and UDP, so a rule with ports is narrowed to those.
- */
-function protocolValues(mask: number, hasPorts: boolean, family: 4 | 6 | null): number[] | null {
-  if (!hasPorts && (mask & ALL_PROTOCOLS) === ALL_PROTOCOLS) return null;
-  const out: number[] = [];
-  if (mask & PROTO_TCP) out.push(PROTO_NUMBER.tcp!);
-  if (mask & PROTO_UDP) out.push(PROTO_NUMBER.udp!);
-  if (!hasPorts && mask & PROTO_ICMP) {
-    if (family !== 6) out.push(PROTO_NUMBER.icmp!);
-    if (family !== 4) out.push(PROTO_NUMBER['ipv6-icmp']!);
-  }
-  return out.sort((a, b) => a - b);
 }
 
 /** The iptables NFQUEUE rule: new connections carrying MARK_QUEUE go to the engine's queue. */
