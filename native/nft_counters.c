@@ -1,12 +1,19 @@
 /*
- * counterDump(table, sets): Warden's rule counters in table `inet <table>` as one string of
- * "name packets\n" lines (one JS value: 10,000 N-API array elements cost more than the dump):
- * the named counter objects whose names start with "c_" (rules written inline), by one
- * NFT_MSG_GETOBJ dump filtered by table and type, and the per-element counters of the given sets
- * (`counter` in their declaration), each element named by its comment, by one NFT_MSG_GETSETELEM
- * dump per set. No nft process and no cache of the table (nft 1.0.6 fetches the whole table to
- * list one counter: ~0.4 s at 10,000 rules). Blocking, with a 2 s limit per dump; the socket is
- * opened per call in the caller's network namespace. A missing table or set reads as empty.
+ * counterDump(table, sets): Warden's rule counters in table `inet <table>`, read on a thread of the
+ * libuv pool (the event loop is not blocked by the dumps), resolved as one ArrayBuffer of records
+ * (one JS value: 10,000 N-API values cost more than the dump). Records, each 4-byte aligned:
+ *   u16 set (index into `sets`; 0xffff: a named counter object), u8 length, u8 0, f64 packets
+ *   (host order), then `length` bytes: the object's name, or the element's key as the kernel holds
+ *   it (for an interval element its start; interval end elements carry no counter and are skipped).
+ * The named counter objects whose names start with "c_" (rules written inline) come from one
+ * NFT_MSG_GETOBJ dump filtered by table and type, the per-element counters of the given sets
+ * (`counter` in their declaration) from one NFT_MSG_GETSETELEM dump per set; the engine maps an
+ * element's key back to its rule from the compiled ruleset (no comment per element). Counters at 0
+ * are left out: the engine takes a counter it does not see as 0 (rule-counters.ts). No nft process
+ * and no cache of the table (nft 1.0.6 fetches the whole table to list one counter: ~0.4 s at
+ * 10,000 rules). A 2 s limit per dump; the socket is opened per call, in the namespace of the
+ * pool's thread, which is the process's (Warden never changes a thread's namespace). A missing
+ * table or set reads as empty.
  */
 #include <errno.h>
 #include <linux/netfilter/nf_tables.h>
@@ -39,21 +46,32 @@ static int64_t now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-typedef struct {
-  char *text;
-  size_t used, cap;
-} out_text;
+#define OBJECT_SET 0xffff
+#define RECORD_HEADER 12
 
-static int emit(out_text *o, const char *name, size_t name_len, double packets) {
-  if (o->used + name_len + 32 > o->cap) {
-    char *bigger = realloc(o->text, o->cap * 2 + name_len + 32);
+typedef struct {
+  char *bytes;
+  size_t used, cap;
+  uint16_t set; /* the set being dumped (OBJECT_SET for counter objects) */
+} out_records;
+
+static int emit(out_records *o, const void *data, size_t len, double packets) {
+  if (len > 255 || packets <= 0) return 0;
+  size_t size = RECORD_HEADER + ((len + 3) & ~(size_t)3);
+  if (o->used + size > o->cap) {
+    size_t cap = o->cap * 2 + size;
+    char *bigger = realloc(o->bytes, cap);
     if (bigger == NULL) return ENOMEM;
-    o->text = bigger;
-    o->cap = o->cap * 2 + name_len + 32;
+    o->bytes = bigger;
+    o->cap = cap;
   }
-  memcpy(o->text + o->used, name, name_len);
-  o->used += name_len;
-  o->used += (size_t)snprintf(o->text + o->used, o->cap - o->used, " %.0f\n", packets);
+  char *r = o->bytes + o->used;
+  memset(r, 0, size);
+  memcpy(r, &o->set, 2);
+  r[2] = (char)len;
+  memcpy(r + 4, &packets, 8);
+  memcpy(r + RECORD_HEADER, data, len);
+  o->used += size;
   return 0;
 }
 
@@ -85,22 +103,29 @@ static double expr_packets(const struct nlattr *expr) {
   return counter_packets(data);
 }
 
-/* One set element: its comment (userdata TLV type 0) and its counter; emitted when it has both. */
-static int set_element(out_text *o, const struct nlattr *elem) {
-  const char *comment = NULL;
-  size_t comment_len = 0;
+/* The bytes of a data attribute (NFTA_DATA_VALUE inside it); NULL when absent. */
+static const void *data_value(const struct nlattr *data, size_t *len) {
+  FOR_ATTRS(d, nl_attr_data(data), nl_attr_len(data)) {
+    if ((d->nla_type & NLA_TYPE_MASK) == NFTA_DATA_VALUE) {
+      *len = nl_attr_len(d);
+      return nl_attr_data(d);
+    }
+  }
+  return NULL;
+}
+
+/* One set element: its key (the start, for an interval) and its counter; interval ends are skipped. */
+static int set_element(out_records *o, const struct nlattr *elem) {
+  const void *key = NULL;
+  size_t key_len = 0;
   double packets = -1;
+  uint32_t flags = 0;
   FOR_ATTRS(a, nl_attr_data(elem), nl_attr_len(elem)) {
     int t = a->nla_type & NLA_TYPE_MASK;
-    if (t == NFTA_SET_ELEM_USERDATA) {
-      const unsigned char *u = nl_attr_data(a);
-      size_t len = nl_attr_len(a);
-      for (size_t i = 0; i + 2 <= len && i + 2 + u[i + 1] <= len; i += 2 + u[i + 1]) {
-        if (u[i] == 0 && u[i + 1] > 0) {
-          comment = (const char *)u + i + 2;
-          comment_len = strnlen(comment, u[i + 1]);
-        }
-      }
+    if (t == NFTA_SET_ELEM_KEY) {
+      key = data_value(a, &key_len);
+    } else if (t == NFTA_SET_ELEM_FLAGS && nl_attr_len(a) >= 4) {
+      flags = nl_attr_be32(a);
     } else if (t == NFTA_SET_ELEM_EXPR) {
       packets = expr_packets(a);
     } else if (t == NFTA_SET_ELEM_EXPRESSIONS) {
@@ -110,12 +135,12 @@ static int set_element(out_text *o, const struct nlattr *elem) {
       }
     }
   }
-  if (comment == NULL || packets < 0 || comment_len < 2 || comment[0] != 'c' || comment[1] != '_') return 0;
-  return emit(o, comment, comment_len, packets);
+  if (key == NULL || (flags & NFT_SET_ELEM_INTERVAL_END) != 0) return 0;
+  return emit(o, key, key_len, packets);
 }
 
 /* A counter object message: its name and packets. */
-static int counter_object(out_text *o, const struct nlmsghdr *r) {
+static int counter_object(out_records *o, const struct nlmsghdr *r) {
   const struct nlattr *a[NFTA_OBJ_MAX + 1];
   nl_parse_attrs(r, sizeof(struct nfgenmsg), a, NFTA_OBJ_MAX);
   if (a[NFTA_OBJ_NAME] == NULL || a[NFTA_OBJ_DATA] == NULL) return 0;
@@ -127,7 +152,7 @@ static int counter_object(out_text *o, const struct nlmsghdr *r) {
 }
 
 /* A set element list message: each of its elements. */
-static int set_elements(out_text *o, const struct nlmsghdr *r) {
+static int set_elements(out_records *o, const struct nlmsghdr *r) {
   const struct nlattr *a[NFTA_SET_ELEM_LIST_MAX + 1];
   nl_parse_attrs(r, sizeof(struct nfgenmsg), a, NFTA_SET_ELEM_LIST_MAX);
   if (a[NFTA_SET_ELEM_LIST_ELEMENTS] == NULL) return 0;
@@ -139,8 +164,8 @@ static int set_elements(out_text *o, const struct nlmsghdr *r) {
 }
 
 /* Sends a dump request and hands each answer to `each`; 0, or an errno (ENOENT: nothing to dump is 0). */
-static int dump(int fd, struct nlmsghdr *h, out_text *o, int (*each)(out_text *, const struct nlmsghdr *),
-                char *buf) {
+static int dump(int fd, struct nlmsghdr *h, out_records *o,
+                int (*each)(out_records *, const struct nlmsghdr *), char *buf) {
   struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
   if (sendto(fd, h, h->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) return errno;
   int64_t deadline = now_ms() + DUMP_TIMEOUT_MS;
@@ -166,58 +191,121 @@ static int dump(int fd, struct nlmsghdr *h, out_text *o, int (*each)(out_text *,
   }
 }
 
-napi_value counter_dump(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+/* One read: its arguments (copied from JS), its result, and the promise it settles. */
+typedef struct {
   char table[64];
-  size_t table_len = 0;
-  uint32_t sets = 0;
-  bool is_array = false;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
-      napi_get_value_string_utf8(env, argv[0], table, sizeof table, &table_len) != napi_ok || table_len == 0 ||
-      napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
-      napi_get_array_length(env, argv[1], &sets) != napi_ok) {
-    napi_throw_type_error(env, NULL, "counterDump(table, sets): a table name and an array of set names");
-    return NULL;
-  }
+  size_t table_len;
+  char (*sets)[64];
+  uint32_t set_count;
+  out_records out;
+  int err;
+  napi_deferred deferred;
+  napi_async_work work;
+} dump_job;
+
+/* On a pool thread: every dump, into job->out (no N-API call here). */
+static void dump_execute(napi_env env, void *data) {
+  (void)env;
+  dump_job *job = data;
   int fd = nl_open(NETLINK_NETFILTER, 1);
-  if (fd < 0) return nl_throw_errno(env, "WARDEN_E_KERNEL_RULESET_REJECTED", "cannot open a netfilter socket", -fd);
+  if (fd < 0) {
+    job->err = -fd;
+    return;
+  }
   nl_grow_receive_buffer(fd, 4 << 20);
-  out_text o = {.text = malloc(1 << 16), .used = 0, .cap = 1 << 16};
+  job->out.bytes = malloc(1 << 16);
+  job->out.cap = 1 << 16;
   char *buf = malloc(NL_RECV_SIZE);
-  int err = (o.text == NULL || buf == NULL) ? ENOMEM : 0;
+  int err = (job->out.bytes == NULL || buf == NULL) ? ENOMEM : 0;
   uint32_t seq = 0;
   if (err == 0) {
     nl_message m;
     struct nlmsghdr *h = nfnl_start(&m, NFNL_SUBSYS_NFTABLES, NFT_MSG_GETOBJ, NLM_F_REQUEST | NLM_F_DUMP, ++seq, 0);
     ((struct nfgenmsg *)NLMSG_DATA(h))->nfgen_family = FAMILY_INET;
-    nl_put(h, NFTA_OBJ_TABLE, table, table_len + 1);
+    nl_put(h, NFTA_OBJ_TABLE, job->table, job->table_len + 1);
     nl_put_be32(h, NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER);
-    err = dump(fd, h, &o, counter_object, buf);
+    job->out.set = OBJECT_SET;
+    err = dump(fd, h, &job->out, counter_object, buf);
   }
-  for (uint32_t i = 0; err == 0 && i < sets; i++) {
-    napi_value v;
-    char set[64];
-    size_t set_len = 0;
-    if (napi_get_element(env, argv[1], i, &v) != napi_ok ||
-        napi_get_value_string_utf8(env, v, set, sizeof set, &set_len) != napi_ok || set_len == 0)
-      continue;
+  for (uint32_t i = 0; err == 0 && i < job->set_count; i++) {
+    size_t set_len = strlen(job->sets[i]);
+    if (set_len == 0) continue;
     nl_message m;
     struct nlmsghdr *h =
         nfnl_start(&m, NFNL_SUBSYS_NFTABLES, NFT_MSG_GETSETELEM, NLM_F_REQUEST | NLM_F_DUMP, ++seq, 0);
     ((struct nfgenmsg *)NLMSG_DATA(h))->nfgen_family = FAMILY_INET;
-    nl_put(h, NFTA_SET_ELEM_LIST_TABLE, table, table_len + 1);
-    nl_put(h, NFTA_SET_ELEM_LIST_SET, set, set_len + 1);
-    err = dump(fd, h, &o, set_elements, buf);
+    nl_put(h, NFTA_SET_ELEM_LIST_TABLE, job->table, job->table_len + 1);
+    nl_put(h, NFTA_SET_ELEM_LIST_SET, job->sets[i], set_len + 1);
+    job->out.set = (uint16_t)i;
+    err = dump(fd, h, &job->out, set_elements, buf);
   }
   free(buf);
   close(fd);
-  if (err != 0) {
-    free(o.text);
-    return nl_throw_errno(env, "WARDEN_E_KERNEL_RULESET_REJECTED", "nft counter dump failed", err);
+  job->err = err;
+}
+
+/* Back on the event loop: the records as one ArrayBuffer, or the error. */
+static void dump_complete(napi_env env, napi_status status, void *data) {
+  dump_job *job = data;
+  napi_value result = NULL;
+  int err = status == napi_ok ? job->err : ECANCELED;
+  void *bytes = NULL;
+  if (err == 0 && napi_create_arraybuffer(env, job->out.used, &bytes, &result) == napi_ok) {
+    if (job->out.used > 0) memcpy(bytes, job->out.bytes, job->out.used);
+    napi_resolve_deferred(env, job->deferred, result);
+  } else {
+    char message[256];
+    snprintf(message, sizeof message, "nft counter dump failed: %s", strerror(err != 0 ? err : ENOMEM));
+    napi_value code, text, error;
+    napi_create_string_utf8(env, "WARDEN_E_KERNEL_RULESET_REJECTED", NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text);
+    napi_create_error(env, code, text, &error);
+    napi_reject_deferred(env, job->deferred, error);
   }
-  napi_value out;
-  napi_create_string_utf8(env, o.text, o.used, &out);
-  free(o.text);
-  return out;
+  napi_delete_async_work(env, job->work);
+  free(job->out.bytes);
+  free(job->sets);
+  free(job);
+}
+
+napi_value counter_dump(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  uint32_t sets = 0;
+  bool is_array = false;
+  dump_job *job = calloc(1, sizeof *job);
+  if (job == NULL) return nl_throw_errno(env, "WARDEN_E_KERNEL_RULESET_REJECTED", "nft counter dump", ENOMEM);
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_string_utf8(env, argv[0], job->table, sizeof job->table, &job->table_len) != napi_ok ||
+      job->table_len == 0 || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[1], &sets) != napi_ok || sets >= OBJECT_SET) {
+    free(job);
+    napi_throw_type_error(env, NULL, "counterDump(table, sets): a table name and an array of set names");
+    return NULL;
+  }
+  job->sets = calloc(sets > 0 ? sets : 1, sizeof *job->sets);
+  if (job->sets == NULL) {
+    free(job);
+    return nl_throw_errno(env, "WARDEN_E_KERNEL_RULESET_REJECTED", "nft counter dump", ENOMEM);
+  }
+  job->set_count = sets;
+  for (uint32_t i = 0; i < sets; i++) {
+    napi_value v;
+    size_t len = 0;
+    /* A name that is not a string (or too long) stays empty: that set is skipped. */
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok ||
+        napi_get_value_string_utf8(env, v, job->sets[i], sizeof job->sets[i], &len) != napi_ok)
+      job->sets[i][0] = 0;
+  }
+  napi_value promise, name;
+  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "warden:counterDump", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, dump_execute, dump_complete, job, &job->work) != napi_ok ||
+      napi_queue_async_work(env, job->work) != napi_ok) {
+    free(job->sets);
+    free(job);
+    napi_throw_error(env, "WARDEN_E_KERNEL_RULESET_REJECTED", "nft counter dump: cannot start the read");
+    return NULL;
+  }
+  return promise;
 }

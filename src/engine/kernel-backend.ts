@@ -455,15 +455,24 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     // restart the kernel holds what the policy says whatever it held before.
     const previous = applied;
     applied = undefined;
-    const how = await applyRuleset(ruleset, {}, previous);
+    // No read of the counters while the table changes (reads are async: a read the change overtakes
+    // would map the new table's elements by the old ruleset); a failed load changed nothing.
+    counters?.detachKernel();
+    let how: Awaited<ReturnType<typeof applyRuleset>>;
+    try {
+      how = await applyRuleset(ruleset, {}, previous);
+    } catch (e) {
+      if (previous !== undefined) counters?.bindKernel(() => readRuleCounters(previous));
+      throw e;
+    }
     // Updated in place, the flood counter sets keep their counts; only a new table starts them at zero.
     if (how === 'replaced') floods.reset();
-    const countedSets = ruleset.model.countedSets;
-    counters?.bindKernel(ruleset.counters, async () => readRuleCounters(countedSets));
+    const inForce = ruleset;
+    counters?.bindKernel(() => readRuleCounters(inForce));
     // What the kernel counted before the change was read above; from here on, growth counts.
     if (counters !== undefined) {
       try {
-        counters.rebaseKernel(readRuleCounters(countedSets));
+        counters.rebaseKernel(await readRuleCounters(inForce));
       } catch (e) {
         log('error', `reading the rule counters failed: ${(e as Error).message}`);
       }

@@ -37,16 +37,44 @@ test('a removed rule is forgotten; a rule added again under its name starts from
 
 test('kernel counters add their growth; a counter that started again adds its new value', () => {
   const c = new RuleCounters();
-  c.bindKernel({ c_1: 'user a', c_2: 'user b' }, async () => new Map());
-  c.absorbKernel(new Map([['c_1', 5]]), 100);
-  c.absorbKernel(new Map([['c_1', 7]]), 200);
-  c.absorbKernel(new Map([['c_1', 7]]), 300); // no growth: the last match stays
-  c.absorbKernel(new Map([['c_1', 2]]), 400); // recreated behind our back: 2 new
-  c.rebaseKernel(new Map([['c_1', 40]])); // after a change: the starting point, not counted
-  c.absorbKernel(new Map([['c_1', 43]]), 500);
-  c.absorbKernel(new Map([['c_9', 50]]), 600); // no rule of this ruleset: ignored
+  c.bind(policy(['a', 'b']));
+  c.bindKernel(async () => new Map());
+  c.absorbKernel(new Map([['user a', 5]]), 100);
+  c.absorbKernel(new Map([['user a', 7]]), 200);
+  c.absorbKernel(new Map([['user a', 7]]), 300); // no growth: the last match stays
+  c.absorbKernel(new Map([['user a', 2]]), 400); // recreated behind our back: 2 new
+  c.rebaseKernel(new Map([['user a', 40]])); // after a change: the starting point, not counted
+  c.absorbKernel(new Map([['user a', 43]]), 500);
+  c.absorbKernel(new Map([['user z', 50]]), 600); // no rule of this ruleset: ignored
   assert.deepEqual(c.snapshot().get('user a'), { matches: 12, lastMatch: 500 });
   assert.equal(c.snapshot().get('user b'), undefined);
+  assert.equal(c.snapshot().get('user z'), undefined);
+});
+
+test('a rule missing from a read (its counters at 0: the dump leaves them out) counts again from 0', () => {
+  const c = new RuleCounters();
+  c.bind(policy(['a']));
+  c.bindKernel(async () => new Map());
+  c.absorbKernel(new Map([['user a', 5]]), 100);
+  c.absorbKernel(new Map(), 200); // re-created behind our back, nothing yet
+  c.absorbKernel(new Map([['user a', 7]]), 300);
+  assert.deepEqual(c.snapshot().get('user a'), { matches: 12, lastMatch: 300 });
+});
+
+test('a read begun under the previous ruleset is not absorbed after a change', async () => {
+  const c = new RuleCounters();
+  c.bind(policy(['a']));
+  let finish: (v: Map<string, number>) => void = () => {};
+  c.bindKernel(() => new Promise((resolve) => (finish = resolve)));
+  const reading = c.refresh();
+  c.detachKernel(); // the change begins
+  c.bindKernel(async () => new Map([['user a', 1]]));
+  c.rebaseKernel(new Map([['user a', 1]]));
+  finish(new Map([['user a', 100]]));
+  await reading;
+  assert.equal(c.snapshot().get('user a'), undefined);
+  await c.refresh();
+  assert.equal(c.snapshot().get('user a'), undefined, 'no growth since the rebase');
 });
 
 test('refresh reads the kernel at most once per interval and survives a failing read', async () => {
@@ -54,10 +82,11 @@ test('refresh reads the kernel at most once per interval and survives a failing 
   let reads = 0;
   const errors: string[] = [];
   const c = new RuleCounters({ now: () => now, onError: (m) => errors.push(m) });
-  c.bindKernel({ c_1: 'user a' }, async () => {
+  c.bind(policy(['a']));
+  c.bindKernel(async () => {
     reads++;
     if (reads === 2) throw new Error('session died');
-    return new Map([['c_1', reads]]);
+    return new Map([['user a', reads]]);
   });
   await c.refresh(1000);
   await c.refresh(1000);
@@ -76,14 +105,14 @@ test('totals survive a restart (atomic state file); the kernel is counted from t
     const path = join(dir, 'rule-counters.json');
     const a = await RuleCounters.open({ path });
     a.bind(policy(['a']));
-    a.bindKernel({ c_1: 'user a' }, async () => new Map([['c_1', 4]]));
+    a.bindKernel(async () => new Map([['user a', 4]]));
     a.hit(0, 1000);
     await a.close();
     const b = await RuleCounters.open({ path });
     b.bind(policy(['a']));
     // The kernel still holds 4 after the first load: the starting point, not counted; 2 more are.
-    b.bindKernel({ c_1: 'user a' }, async () => new Map([['c_1', 6]]));
-    b.rebaseKernel(new Map([['c_1', 4]]));
+    b.bindKernel(async () => new Map([['user a', 6]]));
+    b.rebaseKernel(new Map([['user a', 4]]));
     await b.refresh();
     assert.equal(b.snapshot().get('user a')?.matches, 7);
     await b.close();

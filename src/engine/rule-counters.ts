@@ -2,9 +2,9 @@
  * Per-rule counters (issue 14 item 4): how many connections each rule decided and when it last did.
  *
  * Two sources. Rules the kernel decides count in the kernel's own counters (per set element or
- * an object, named by ruleset-sets.ts ruleCounterName), read by netlink dumps
- * (native/nft_counters.c) periodically and on demand: the growth since the last read is added to
- * the rule's total, and the read time is its last match (so it is as fine as the reads). Queued rules are counted here when the engine's decision picks
+ * an object named by ruleset-sets.ts ruleCounterName), read by netlink dumps off the event loop
+ * (native/nft_counters.c) periodically and on demand and summed per rule (kernel/ruleset-counters.ts
+ * maps each element back to its rule): the growth since the last read is added to the rule's total, and the read time is its last match (so it is as fine as the reads). Queued rules are counted here when the engine's decision picks
  * them: a typed array indexed by the rule's slot in the compiled policy, no allocation per
  * decision, folded into the totals when the policy changes or the totals are read.
  *
@@ -48,13 +48,16 @@ export class RuleCounters {
   readonly #totals = new Map<string, Total>();
   /** The compiled policy's slots: identity per slot, decisions and last decision time per slot. */
   #slotKeys: readonly string[] = [];
+  /** The identities of the rules in force: kernel counts for anything else are ignored. */
+  #known: ReadonlySet<string> = new Set();
   #hits = new Float64Array(0);
   #last = new Float64Array(0);
-  /** Kernel counter name → the rule identity it counts, for the ruleset in force. */
-  #counterRules: Readonly<Record<string, string>> = {};
-  /** Kernel counter name → packets at the last read. */
+  /** Rule identity → packets its kernel counters held at the last read. */
   readonly #kernel = new Map<string, number>();
-  #reader: (() => Promise<Map<string, number>>) | undefined;
+  /** Reads the kernel's counters of the ruleset in force, summed by rule identity. */
+  #reader: (() => Promise<ReadonlyMap<string, number>>) | undefined;
+  /** Grows with each bindKernel/detachKernel: a read begun under an older ruleset is not absorbed. */
+  #epoch = 0;
   #reading: Promise<void> | undefined;
   #lastRead = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -110,19 +113,24 @@ export class RuleCounters {
   bind(policy: CompiledPolicy): void {
     this.#fold();
     this.#slotKeys = policy.rules.map((r) => ruleIdentity(r.rule));
-    this.retain(new Set(this.#slotKeys));
+    this.#known = new Set(this.#slotKeys);
+    this.retain(this.#known);
     this.#hits = new Float64Array(policy.rules.length);
     this.#last = new Float64Array(policy.rules.length);
   }
 
-  /** The kernel's counters of the ruleset in force (ruleset.ts CompiledRuleset.counters) and how to read them. */
-  bindKernel(counterRules: Readonly<Record<string, string>>, read: () => Promise<Map<string, number>>): void {
-    this.#counterRules = counterRules;
+  /**
+   * How to read the kernel's counters of the ruleset in force, summed by rule identity
+   * (nft.ts readRuleCounters). A read still under way from the previous ruleset is not absorbed.
+   */
+  bindKernel(read: () => Promise<ReadonlyMap<string, number>>): void {
+    this.#epoch++;
     this.#reader = read;
   }
 
-  /** No more kernel reads (the backend stopped; its nft sessions are closed). */
+  /** No more kernel reads (the backend stopped, or a ruleset change is under way until bindKernel). */
   detachKernel(): void {
+    this.#epoch++;
     this.#reader = undefined;
   }
 
@@ -139,16 +147,20 @@ export class RuleCounters {
     this.#dirty = true;
   }
 
-  /** Adds what each kernel counter grew by since the last read (a smaller value: it started again). */
+  /**
+   * Adds what each rule's kernel counters grew by since the last read (a smaller value: they started
+   * again). A rule absent from `values` counted nothing (the dump leaves out counters at 0).
+   */
   absorbKernel(values: ReadonlyMap<string, number>, now = this.#now()): void {
-    for (const [name, packets] of values) {
-      const prev = this.#kernel.get(name) ?? 0;
+    for (const [key, packets] of values) {
+      const prev = this.#kernel.get(key) ?? 0;
       const grew = packets >= prev ? packets - prev : packets;
-      this.#kernel.set(name, packets);
-      const key = this.#counterRules[name];
-      if (grew === 0 || key === undefined) continue;
-      this.#add(key, grew, now);
+      this.#kernel.set(key, packets);
+      if (grew > 0 && this.#known.has(key)) this.#add(key, grew, now);
     }
+    // Counters back at 0 (re-created behind the engine's back) are absent: they start again from 0.
+    if (this.#kernel.size > values.size)
+      for (const key of this.#kernel.keys()) if (!values.has(key)) this.#kernel.delete(key);
   }
 
   /**
@@ -160,8 +172,10 @@ export class RuleCounters {
     if (read === undefined) return Promise.resolve();
     if (this.#reading !== undefined) return this.#reading;
     if (minAgeMs > 0 && this.#now() - this.#lastRead < minAgeMs) return Promise.resolve();
+    const epoch = this.#epoch;
     this.#reading = read()
       .then((values) => {
+        if (epoch !== this.#epoch) return; // the ruleset changed meanwhile: its rebase is the new start
         this.#lastRead = this.#now();
         this.absorbKernel(values, this.#lastRead);
       })

@@ -232,7 +232,7 @@ interface Addon {
   bpfAttributionClose(handle: unknown): void;
   procProcess(pid: number, learn: boolean): readonly [string?, string?, number?, string?, number?] | null;
   interfaceName(index: number): string | null;
-  counterDump(table: string, sets: readonly string[]): string;
+  counterDump(table: string, sets: readonly string[]): Promise<ArrayBuffer>;
 }
 
 /** Where the addon is built: <repo>/build/Release (this file is <repo>/dist/src/kernel/native.js). */
@@ -546,21 +546,11 @@ export function interfaceName(index: number): string | null {
 }
 
 /**
- * Packets of each rule counter (named `c_...`) of table inet `table` in this process's network
- * namespace: its counter objects and the per-element counters of `sets` (an element's comment
- * names its counter; several elements of one rule add up), by netlink dumps
- * (native/nft_counters.c); empty when there is no such table.
+ * The rule counters of table inet `table` in this process's network namespace as one buffer of
+ * records (its `c_...` counter objects and the per-element counters of `sets`, those above 0; the
+ * layout is in native/nft_counters.c, ruleset-counters.ts reads it), by netlink dumps on a thread of
+ * the libuv pool; empty when there is no such table.
  */
-export function dumpRuleCounters(table: string, sets: readonly string[]): Map<string, number> {
-  const text = addon().counterDump(table, sets);
-  const out = new Map<string, number>();
-  for (let at = 0; at < text.length; ) {
-    const nl = text.indexOf('\n', at);
-    const line = text.slice(at, nl < 0 ? text.length : nl);
-    const space = line.indexOf(' ');
-    const name = line.slice(0, space);
-    out.set(name, (out.get(name) ?? 0) + Number(line.slice(space + 1)));
-    at = nl < 0 ? text.length : nl + 1;
-  }
-  return out;
+export function dumpRuleCounters(table: string, sets: readonly string[]): Promise<ArrayBuffer> {
+  return addon().counterDump(table, sets);
 }

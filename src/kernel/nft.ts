@@ -11,6 +11,7 @@ import { dumpRuleCounters } from './native.js';
 import { closeNftSessions, runInSession, SESSION_MAX_TEXT } from './nft-session.js';
 import type { CompiledRuleset, KernelFeatures, QueueRules, RulesetExpectation } from './ruleset.js';
 import { QUEUE_CHAIN, QUEUE_TABLE, TABLE_FAMILY, TABLE_NAME } from './ruleset.js';
+import { mapRuleCounters } from './ruleset-counters.js';
 import { changeBatch } from './ruleset-diff.js';
 
 export interface KernelTarget {
@@ -407,11 +408,16 @@ export async function readSetCounters(name: string, target: KernelTarget = {}): 
 export { closeNftSessions } from './nft-session.js';
 
 /**
- * Packets counted by each rule counter of table inet warden (ruleset-sets.ts ruleCounterName): its
- * counter objects and the per-element counters of the counted sets (TableModel.countedSets), by
- * netlink dumps in this process's namespace (native.ts dumpRuleCounters); listing them with nft
- * costs ~0.4 s at 10,000 rules (it fetches the whole table first). Empty when there is no table.
+ * Packets each kernel-decided rule of `compiled` counted (by ruleIdentity; a rule absent counted
+ * nothing): the counter objects of inline rules and the per-element counters of the counted sets
+ * (TableModel.countedSets), by netlink dumps in this process's namespace off the event loop
+ * (native.ts dumpRuleCounters), each element mapped back to its rule by its key
+ * (ruleset-counters.ts); listing them with nft costs ~0.4 s at 10,000 rules (it fetches the whole
+ * table first). Empty when there is no table.
  */
-export function readRuleCounters(countedSets: readonly string[]): Map<string, number> {
-  return dumpRuleCounters(TABLE_NAME, countedSets);
+export async function readRuleCounters(
+  compiled: Pick<CompiledRuleset, 'counters' | 'countedElements' | 'model'>,
+): Promise<Map<string, number>> {
+  const sets = compiled.model.countedSets;
+  return mapRuleCounters(await dumpRuleCounters(TABLE_NAME, sets), sets, compiled);
 }

@@ -6,6 +6,7 @@
  * Pure: no I/O.
  */
 import { formatRange } from '../ip/index.js';
+import { PROTO_ICMP, PROTO_OTHER, PROTO_TCP, PROTO_UDP } from '../policy/protocol-bits.js';
 
 /** The fields a match can test, in the order they appear in a concatenation. */
 export type Field = 'proto' | 'addr4' | 'addr6' | 'rport' | 'lport' | 'uid';
@@ -30,8 +31,11 @@ export interface Element {
   readonly fields: readonly Field[];
   readonly lo: readonly (number | bigint)[];
   readonly hi: readonly (number | bigint)[];
-  /** The counter name of the rule the element stands for, in runs the kernel decides (the element's comment). */
-  readonly counter?: string;
+  /**
+   * The identity of the rule the element stands for (ruleIdentity), in runs the kernel decides: the
+   * engine maps the element's counter back to its rule by the element's key (ruleset-counters.ts).
+   */
+  readonly rule?: string;
 }
 
 /** The packet expression of each field in a chain: outgoing sees the remote as destination, incoming as source. */
@@ -66,10 +70,46 @@ function formatValue(field: Field, lo: number | bigint, hi: number | bigint): st
   }
 }
 
+const ALL_PROTOCOLS = PROTO_TCP | PROTO_UDP | PROTO_ICMP | PROTO_OTHER;
+
+/**
+ * The l4 protocol numbers a rule matches, or null when it matches every protocol (no test needed).
+ * Ports exist only for TCP and UDP, so a rule with ports is narrowed to those.
+ */
+function protocolValues(mask: number, hasPorts: boolean, family: 4 | 6 | null): number[] | null {
+  if (!hasPorts && (mask & ALL_PROTOCOLS) === ALL_PROTOCOLS) return null;
+  const out: number[] = [];
+  if (mask & PROTO_TCP) out.push(PROTO_NUMBER.tcp!);
+  if (mask & PROTO_UDP) out.push(PROTO_NUMBER.udp!);
+  if (!hasPorts && mask & PROTO_ICMP) {
+    if (family !== 6) out.push(PROTO_NUMBER.icmp!);
+    if (family !== 4) out.push(PROTO_NUMBER['ipv6-icmp']!);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** protocolValues as [p, p] pairs, computed once per combination (a rule's elements share them). */
+const protocolPairCache = new Map<number, readonly (readonly [number, number])[] | null>();
+
+export function protocolPairs(
+  mask: number,
+  hasPorts: boolean,
+  family: 4 | 6 | null,
+): readonly (readonly [number, number])[] | null {
+  const key = mask * 8 + (hasPorts ? 4 : 0) + (family === null ? 0 : family === 4 ? 1 : 2);
+  let pairs = protocolPairCache.get(key);
+  if (pairs === undefined) {
+    pairs = protocolValues(mask, hasPorts, family)?.map((p) => [p, p] as const) ?? null;
+    protocolPairCache.set(key, pairs);
+  }
+  return pairs;
+}
+
 /** An element written for a set declaration: `tcp . 10.0.0.0/8 . 80-90`. */
 export function formatElement(e: Element): string {
-  const key = e.fields.map((f, i) => formatValue(f, e.lo[i]!, e.hi[i]!)).join(' . ');
-  return e.counter === undefined ? key : `${key} comment "${e.counter}"`;
+  let text = formatValue(e.fields[0]!, e.lo[0]!, e.hi[0]!);
+  for (let i = 1; i < e.fields.length; i++) text += ` . ${formatValue(e.fields[i]!, e.lo[i]!, e.hi[i]!)}`;
+  return text;
 }
 
 /** An element written as separate matches in a rule: `meta l4proto tcp ip daddr 10.0.0.1 th dport 80`. */
@@ -79,9 +119,21 @@ export function inlineMatch(e: Element, chain: 'output' | 'input'): string {
     .join(' ');
 }
 
-/** A shape: the sorted field list, e.g. "proto,addr4,rport". */
-export function shapeKey(fields: readonly Field[]): string {
-  return fields.join(',');
+const shapes = new Map<string, { fields: Field[]; shape: string }>();
+
+/**
+ * The shape of dimensions in concatenation order: its field list (one array shared by every rule of
+ * that shape, not one per rule) and its key, e.g. "proto,addr4,rport".
+ */
+export function shapeOf(dims: readonly { field: Field }[]): { fields: Field[]; shape: string } {
+  let key = '';
+  for (const d of dims) key += key === '' ? d.field : `,${d.field}`;
+  let found = shapes.get(key);
+  if (found === undefined) {
+    found = { fields: dims.map((d) => d.field), shape: key };
+    shapes.set(key, found);
+  }
+  return found;
 }
 
 /** Sorts fields into concatenation order. */
@@ -168,11 +220,18 @@ export class ShapeLayers {
   }
 
   /** The layers: the points (when there are any) first, then each range layer; `interval` says which kind. */
-  elements(): { interval: boolean; elements: Element[] }[] {
-    const out = this.points.size > 0 ? [{ interval: false, elements: [...this.points.values()] }] : [];
+  elements(): Layer[] {
+    const out: Layer[] =
+      this.points.size > 0 ? [{ interval: false, elements: [...this.points.values()] }] : [];
     for (const layer of this.ranges) out.push({ interval: true, elements: layer });
     return out;
   }
+}
+
+/** One set's worth of a shape: points (a hash set) or ranges (an interval set). */
+export interface Layer {
+  readonly interval: boolean;
+  readonly elements: Element[];
 }
 
 /** The field of an element with the widest range (the address, for a list): the index's key. */
@@ -270,22 +329,27 @@ export function ruleCounterName(key: string): string {
 
 /** Every combination of one value range per dimension, as elements of the given fields (a rule's cross product). */
 export function cross(
-  dims: { field: Field; values: [number | bigint, number | bigint][] }[],
+  dims: readonly { field: Field; values: readonly (readonly [number | bigint, number | bigint])[] }[],
   i: number,
   lo: (number | bigint)[],
   hi: (number | bigint)[],
   fields: Field[],
-  counter: string | undefined,
+  rule: string | undefined,
   out: Element[],
 ): void {
   if (i === dims.length) {
-    out.push({ fields, lo: [...lo], hi: [...hi], ...(counter === undefined ? {} : { counter }) });
+    // A point (most elements) keeps one array for both ends.
+    const low = [...lo];
+    let point = true;
+    for (let d = 0; d < lo.length; d++) if (lo[d] !== hi[d]) point = false;
+    const high = point ? low : [...hi];
+    out.push(rule === undefined ? { fields, lo: low, hi: high } : { fields, lo: low, hi: high, rule });
     return;
   }
   for (const [a, b] of dims[i]!.values) {
     lo.push(a);
     hi.push(b);
-    cross(dims, i + 1, lo, hi, fields, counter, out);
+    cross(dims, i + 1, lo, hi, fields, rule, out);
     lo.pop();
     hi.pop();
   }

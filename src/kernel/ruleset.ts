@@ -7,7 +7,6 @@
  * reasons: docs/kernel.md, section "Ruleset". Pure: no I/O, no clock.
  */
 import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
-import { PROTO_ICMP, PROTO_OTHER, PROTO_TCP, PROTO_UDP } from '../policy/protocol-bits.js';
 import { type DefaultAction, ruleIdentity } from '../policy/rule.js';
 import type { Settings } from '../settings/schema.js';
 import { MARK_MASK, MARK_QUEUE, MARK_REJECT, markHex } from './marks.js';
@@ -21,13 +20,14 @@ import {
   formatElement,
   hash,
   inlineMatch,
+  type Layer,
   NFT_NAME,
-  PROTO_NUMBER,
+  protocolPairs,
   ruleCounterName,
   type SetModel,
   ShapeLayers,
   setType,
-  shapeKey,
+  shapeOf,
 } from './ruleset-sets.js';
 
 export const TABLE_FAMILY = 'inet';
@@ -105,7 +105,7 @@ export interface TableModel {
   readonly chains: readonly ChainModel[];
   /** Named counter objects of rules the kernel decides inline (ruleCounterName): they count its matches. */
   readonly counters: readonly string[];
-  /** Sets with a counter per element, each element's comment naming its rule's counter. */
+  /** Sets with a counter per element (the engine maps each element to its rule by its key). */
   readonly countedSets: readonly string[];
 }
 
@@ -119,8 +119,17 @@ export interface CompiledRuleset {
   readonly nextChange?: number;
   readonly expect: RulesetExpectation;
   readonly stats: RulesetStats;
-  /** Named counter → the rule it counts (ruleKey): the rules the kernel decides, in this ruleset. */
+  /** Named counter object → the rule it counts (ruleIdentity): kernel-decided rules written inline. */
   readonly counters: Readonly<Record<string, string>>;
+  /** Each counted set's fields and elements, by set name: how an element's counter finds its rule. */
+  readonly countedElements: ReadonlyMap<string, CountedSet>;
+}
+
+/** A set with a counter per element, as ruleset-counters.ts maps a dumped element back to its rule. */
+export interface CountedSet {
+  readonly fields: readonly Field[];
+  readonly interval: boolean;
+  readonly elements: readonly Element[];
 }
 
 type Chain = 'output' | 'input';
@@ -142,8 +151,8 @@ interface Run {
   readonly shapes: Map<string, { fields: Field[]; layers: ShapeLayers; iface: string | null }>;
 }
 
-const ALL_PROTOCOLS = PROTO_TCP | PROTO_UDP | PROTO_ICMP | PROTO_OTHER;
 const QUEUE: Outcome = { verdict: 'queue', log: false, word: 'allow' };
+const NO_INTERFACE: readonly null[] = [null];
 
 /** Compiles the policy into Warden's nft table and queue rule. Never throws on a valid compiled policy. */
 export function compileRuleset(input: RulesetInput): CompiledRuleset {
@@ -158,7 +167,6 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
   let kernelRules = 0;
   let queuedRules = 0;
   let skippedRules = 0;
-  const counters: Record<string, string> = {};
 
   for (const r of policy.rules) {
     if (!r.active || (r.expires && r.expiresAt <= now)) {
@@ -174,16 +182,11 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
       const outcome = userspace ? QUEUE : kernelOutcome(r.rule.action, r.rule.log, mode);
       const run = runFor(runs[chain], outcome, r);
       // The kernel counts the matches of the rules it decides; the engine those of the queued ones.
-      let counter: string | undefined;
-      if (!userspace) {
-        const key = ruleIdentity(r.rule);
-        counter = ruleCounterName(key);
-        counters[counter] = key;
-      }
-      for (const group of elementsOf(r, chain, userspace, counter)) {
+      const counted = userspace ? undefined : ruleIdentity(r.rule);
+      for (const group of elementsOf(r, chain, userspace, counted)) {
         // A rule naming interfaces gets its elements under each interface: one match per interface
         // (oifname/iifname; `wg*` is nft's own prefix match), sets named apart by the interface.
-        for (const iface of r.rule.interface ?? [null]) {
+        for (const iface of r.rule.interface ?? NO_INTERFACE) {
           const key = iface === null ? group.shape : `${group.shape}|if ${iface}`;
           let shape = run.shapes.get(key);
           if (shape === undefined) {
@@ -231,7 +234,8 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
       queuedRules,
       skippedRules,
     },
-    counters,
+    counters: text.counterRules,
+    countedElements: text.countedElements,
   };
 }
 
@@ -304,22 +308,20 @@ function elementsOf(
   r: CompiledRule,
   chain: Chain,
   userspace: boolean,
-  counter: string | undefined,
+  rule: string | undefined,
 ): ElementGroup[] {
   const hasPorts = r.localPorts !== null || r.remotePorts !== null;
   // Host names cannot be seen by the kernel: a queued rule with names is queued for every remote.
   const remote = userspace && hasNames(r) ? null : r.remote;
-  const families: (4 | 6 | null)[] =
-    remote === null
-      ? [null]
-      : [...(remote.v4.length > 0 ? [4 as const] : []), ...(remote.v6.length > 0 ? [6 as const] : [])];
+  const families =
+    remote === null ? ANY_FAMILY : FAMILIES[(remote.v4.length > 0 ? 1 : 0) + (remote.v6.length > 0 ? 2 : 0)]!;
   const out: ElementGroup[] = [];
   for (const family of families) {
-    const dims: { field: Field; values: [number | bigint, number | bigint][] }[] = [];
-    const protos = protocolValues(r.protocols, hasPorts, family);
+    const dims: { field: Field; values: readonly (readonly [number | bigint, number | bigint])[] }[] = [];
+    const protos = protocolPairs(r.protocols, hasPorts, family);
     if (protos !== null) {
       if (protos.length === 0) continue;
-      dims.push({ field: 'proto', values: protos.map((p) => [p, p]) });
+      dims.push({ field: 'proto', values: protos });
     }
     if (family === 4 && remote !== null) dims.push({ field: 'addr4', values: pairs(remote.v4) });
     if (family === 6 && remote !== null) dims.push({ field: 'addr6', values: pairs(remote.v6) });
@@ -327,34 +329,22 @@ function elementsOf(
       dims.push({ field: 'rport', values: r.remotePorts.map((p) => [p.from, p.to]) });
     if (r.localPorts !== null) dims.push({ field: 'lport', values: r.localPorts.map((p) => [p.from, p.to]) });
     if (r.uid !== null && chain === 'output') dims.push({ field: 'uid', values: [[r.uid, r.uid]] });
-    const fields = dims.map((d) => d.field);
+    const { fields, shape } = shapeOf(dims);
     const elements: Element[] = [];
-    cross(dims, 0, [], [], fields, counter, elements);
-    out.push({ fields, shape: shapeKey(fields), elements });
+    cross(dims, 0, [], [], fields, rule, elements);
+    out.push({ fields, shape, elements });
   }
   return out;
 }
+
+/** The address families of a rule's elements, by which families its remote has (bit 1: IPv4, bit 2: IPv6). */
+const ANY_FAMILY: readonly null[] = [null];
+const FAMILIES: readonly (readonly (4 | 6)[])[] = [[], [4], [6], [4, 6]];
 
 function pairs<T>(flat: readonly T[]): [T, T][] {
   const out: [T, T][] = [];
   for (let i = 0; i < flat.length; i += 2) out.push([flat[i]!, flat[i + 1]!]);
   return out;
-}
-
-/**
- * The l4 protocol numbers a rule matches, or null when it matches every protocol (no test needed).
- * Ports exist only for TCP and UDP, so a rule with ports is narrowed to those.
- */
-function protocolValues(mask: number, hasPorts: boolean, family: 4 | 6 | null): number[] | null {
-  if (!hasPorts && (mask & ALL_PROTOCOLS) === ALL_PROTOCOLS) return null;
-  const out: number[] = [];
-  if (mask & PROTO_TCP) out.push(PROTO_NUMBER.tcp!);
-  if (mask & PROTO_UDP) out.push(PROTO_NUMBER.udp!);
-  if (!hasPorts && mask & PROTO_ICMP) {
-    if (family !== 6) out.push(PROTO_NUMBER.icmp!);
-    if (family !== 4) out.push(PROTO_NUMBER['ipv6-icmp']!);
-  }
-  return out.sort((a, b) => a - b);
 }
 
 /** The iptables NFQUEUE rule: new connections carrying MARK_QUEUE go to the engine's queue. */
@@ -435,7 +425,9 @@ class Emitter {
   readonly setSizes: Record<string, number> = {};
   readonly counters: string[] = [];
   readonly countedSets: string[] = [];
-  readonly #counted = new Set<string>();
+  readonly countedElements = new Map<string, CountedSet>();
+  /** Counter object → the rule it counts. */
+  readonly counterRules: Record<string, string> = {};
 
   constructor(
     private readonly settings: Settings,
@@ -463,7 +455,7 @@ class Emitter {
         layers.elements().forEach((layer, i) => {
           const key = `${id}|${shape}|${layer.interval ? `r${i}` : 'p'}`;
           const match = counted
-            ? this.countedMatch(chain, fields, layer.elements, layer.interval, key)
+            ? this.countedMatch(chain, fields, layer, key)
             : this.match(chain, fields, layer.elements, layer.interval, key);
           rules.push(`${via}${match}${statement}`);
         });
@@ -510,27 +502,24 @@ class Emitter {
   /**
    * `<match>` for a layer of a run the kernel decides, counting each rule's matches: one element is
    * inline with its rule's named counter object (`counter name "c_..."`); more are a set with a
-   * counter per element (`counter` in its declaration), each element's comment naming its rule's
-   * counter (no objects: nft fetches every counter object of the table before any change, ~15 ms
-   * per change at 10,000). Within a run every element has the same verdict; when two of its rules
-   * overlap, the element met first counts (points dedupe to the first rule; ranges go to later
-   * layers than those they overlap).
+   * counter per element (`counter` in its declaration), which the engine maps back to the rules by
+   * the elements' keys (countedElements; no objects: nft fetches every counter object of the table
+   * before any change, ~15 ms per change at 10,000; no comment per element: it doubled the text nft
+   * parses, +25% load time at 100,000 rules). Within a run every element has the same verdict; when
+   * two of its rules overlap, the element met first counts (points dedupe to the first rule; ranges
+   * go to later layers than those they overlap).
    */
-  private countedMatch(
-    chain: Chain,
-    fields: Field[],
-    elements: Element[],
-    interval: boolean,
-    key: string,
-  ): string {
+  private countedMatch(chain: Chain, fields: Field[], layer: Layer, key: string): string {
+    const { elements, interval } = layer;
     if (elements.length === 1 || fields.length === 0) {
       const e = elements[0]!;
-      this.declareCounter(e.counter!);
-      return `${fields.length === 0 ? '' : `${inlineMatch(e, chain)} `}counter name "${e.counter}" `;
+      const counter = this.declareCounter(e.rule!);
+      return `${fields.length === 0 ? '' : `${inlineMatch(e, chain)} `}counter name "${counter}" `;
     }
     const name = this.setName(chain, key);
     this.setSizes[name] = elements.length;
     this.countedSets.push(name);
+    this.countedElements.set(name, { fields, interval, elements });
     this.sets.push({
       name,
       declaration: [`type ${setType(fields)}`, ...(interval ? ['flags interval'] : []), 'counter'],
@@ -539,11 +528,15 @@ class Emitter {
     return `${concatExpression(fields, chain)} @${name} `;
   }
 
-  private declareCounter(name: string): void {
+  /** The named counter object of a rule (declared once), recorded as counting that rule. */
+  private declareCounter(rule: string): string {
+    const name = ruleCounterName(rule);
     if (!NFT_NAME.test(name)) throw new Error(`internal: illegal counter name ${name}`);
-    if (this.#counted.has(name)) return;
-    this.#counted.add(name);
-    this.counters.push(name);
+    if (this.counterRules[name] === undefined) {
+      this.counterRules[name] = rule;
+      this.counters.push(name);
+    }
+    return name;
   }
 
   private setName(chain: Chain, key: string): string {
