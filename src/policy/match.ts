@@ -16,9 +16,10 @@ function portIn(spans: Int32Array, port: number | null): boolean {
   return false;
 }
 
-function remoteIn(set: AddressSet, f: ConnectionFacts): boolean {
+/** True when the connection's remote address or one of its names is in the set. */
+export function remoteIn(set: AddressSet, f: ConnectionFacts): boolean {
   if (f.remoteAddress !== null && addressInSet(set, f.remoteAddress)) return true;
-  return f.remoteHosts.length > 0 && hostInSet(set, f.remoteHosts);
+  return f.remoteHosts.length > 0 && hostInSet(set, f.remoteHosts, f.remoteHostLists);
 }
 
 /** True when the active rule matches the connection. Inactive rules never match. */
