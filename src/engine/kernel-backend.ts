@@ -188,7 +188,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
         ...(part !== null ? { part } : {}),
       };
     },
-    hostsOf: (address) => names.namesOf(address),
+    hostsOf: (address) => names.learnedNamesOf(address),
     asks,
     log: (item) => afterVerdicts.push(item),
     executables: host.executables,
