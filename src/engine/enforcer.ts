@@ -7,7 +7,7 @@
  */
 import { parseIp } from '../ip/index.js';
 import type { DecisionMetrics } from '../metrics/warden.js';
-import { hostListsOf, type LearnedName, nameStrings } from '../policy/domain-lists.js';
+import { type LearnedName, remoteNamesOf } from '../policy/domain-lists.js';
 import type { CompiledPolicy, ConnectionFacts, Decision, HostEnvironment, Rule } from '../policy/index.js';
 import { decide, decisionFor } from '../policy/index.js';
 import type { NewLogItem } from '../protocol/log-item.js';
@@ -44,9 +44,7 @@ function namesFacts(
   policy: CompiledPolicy,
   answer: HostsAnswer,
 ): Pick<ConnectionFacts, 'remoteHosts' | 'remoteHostLists'> {
-  const remoteHostLists = hostListsOf(policy.domainLists, answer);
-  const remoteHosts = nameStrings(answer);
-  return remoteHostLists === undefined ? { remoteHosts } : { remoteHosts, remoteHostLists };
+  return remoteNamesOf(policy.domainLists, answer);
 }
 
 /** The parts of a packet's headers the policy needs. */

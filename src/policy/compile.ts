@@ -30,6 +30,9 @@ export interface AddressSet {
   readonly v4Set: V4RangeSet | null;
   /** The same for v6 (a search over packed numbers rather than BigInt objects). */
   readonly v6Set: V6RangeSet | null;
+  /** The bits of all its domain lists in `domainTable`; 0 when one of them has none (then looked up by name). */
+  readonly domainMask: number;
+  readonly domainTable: DomainListTable | null;
 }
 
 /** A list's names as a rule's remote set holds them. */
@@ -289,6 +292,9 @@ export function compileAddressSet(
   };
   for (const s of specs) add(s);
   const merged4 = only !== undefined ? only.v4 : mergeRanges(v4);
+  let domainMask = 0;
+  for (const l of domainLists) domainMask |= l.bit;
+  if (domainLists.some((l) => l.bit === 0)) domainMask = 0;
   const merged6 = only !== undefined ? only.v6 : mergeRanges(v6);
   return {
     v4: merged4,
@@ -299,6 +305,8 @@ export function compileAddressSet(
     domainLists,
     v4Set: rangeSetOf(merged4, v4Sets, (r) => new V4RangeSet(r)),
     v6Set: rangeSetOf(merged6, v6Sets, (r) => new V6RangeSet(r)),
+    domainMask,
+    domainTable: domainMask === 0 ? null : table,
   };
 }
 
@@ -344,6 +352,14 @@ export function addressInSet(set: AddressSet, addr: IpAddress): boolean {
  * are for the table of the set's lists; otherwise the names are looked up in the lists.
  */
 export function hostInSet(set: AddressSet, names: readonly string[], lists?: HostLists): boolean {
+  // Lists only, all with bits for the connection's table (the usual domain-list rule): one test.
+  if (
+    lists !== undefined &&
+    lists.table === set.domainTable &&
+    set.hosts.size === 0 &&
+    set.suffixes.length === 0
+  )
+    return (lists.bits & set.domainMask) !== 0;
   if (set.hosts.size > 0 || set.suffixes.length > 0) {
     for (const name of names) {
       if (set.hosts.has(name)) return true;
