@@ -7,6 +7,7 @@
  */
 import { parseIp } from '../ip/index.js';
 import type { DecisionMetrics } from '../metrics/warden.js';
+import { type LearnedName, remoteNamesOf } from '../policy/domain-lists.js';
 import type { CompiledPolicy, ConnectionFacts, Decision, HostEnvironment, Rule } from '../policy/index.js';
 import { decide, decisionFor } from '../policy/index.js';
 import type { NewLogItem } from '../protocol/log-item.js';
@@ -34,6 +35,17 @@ export function argumentsText(commandLine: readonly string[] | undefined): strin
 }
 
 const joined = new WeakMap<readonly string[], string | null>();
+
+/** Names for a remote address: plain, or as the engine learned them (with their lists remembered). */
+export type HostsAnswer = readonly (string | LearnedName)[];
+
+/** The names part of a connection's facts under the policy: the names, and their lists' bits. */
+function namesFacts(
+  policy: CompiledPolicy,
+  answer: HostsAnswer,
+): Pick<ConnectionFacts, 'remoteHosts' | 'remoteHostLists'> {
+  return remoteNamesOf(policy.domainLists, answer);
+}
 
 /** The parts of a packet's headers the policy needs. */
 export interface PacketTuple {
@@ -76,8 +88,11 @@ export interface EnforcerOptions {
     direction: 'incoming' | 'outgoing',
     uidHint: number | undefined,
   ) => Promise<ProcessInfo | null>;
-  /** Host names the engine knows for an address (from resolving the policy's host names). */
-  readonly hostsOf: (address: string) => readonly string[] | Promise<readonly string[]>;
+  /**
+   * Host names the engine knows for an address (from resolving the policy's host names). As
+   * LearnedNames (host-names.ts) they also say which domain lists they are in, remembered per name.
+   */
+  readonly hostsOf: (address: string) => HostsAnswer | Promise<HostsAnswer>;
   readonly asks: AskDesk;
   readonly log: (item: NewLogItem) => void;
   /** Executables of Warden's own parts: the application of a process whose `part` is set. */
@@ -174,7 +189,7 @@ export class Enforcer {
       process = null; // attribution is best effort: the policy then sees an unknown application
     }
     const application = this.applicationOf(process);
-    const remoteHosts = await hosts;
+    const hostsAnswer = await hosts;
     // Only a connection of an application some rule pins waits for its executable's hash.
     let pin: { hash: FileHash | null; problem?: string } | undefined;
     let repinAsked = false;
@@ -186,6 +201,8 @@ export class Enforcer {
     const policy = this.#o.policy();
     const pinned = pinnedRulesOf(policy, application);
     const context = this.#contextOf(process);
+    const names = namesFacts(policy, hostsAnswer);
+    const remoteHosts = names.remoteHosts;
     let facts: ConnectionFacts = {
       direction,
       protocol: tuple.protocol,
@@ -197,7 +214,7 @@ export class Enforcer {
       localPort: localPort ?? null,
       remoteAddress: parseIp(remote),
       remotePort: remotePort ?? null,
-      remoteHosts,
+      ...names,
       interface: iface,
       now,
     };
@@ -301,7 +318,7 @@ export class Enforcer {
       remote: string;
       localPort: number | undefined;
       remotePort: number | undefined;
-      hosts: readonly string[] | Promise<readonly string[]>;
+      hosts: HostsAnswer | Promise<HostsAnswer>;
       iface: string | null;
       now: number;
     },
@@ -317,7 +334,7 @@ export class Enforcer {
       localPort: c.localPort ?? null,
       remoteAddress: parseIp(c.remote),
       remotePort: c.remotePort ?? null,
-      remoteHosts: await c.hosts,
+      ...namesFacts(policy, await c.hosts),
       interface: c.iface,
       now: c.now,
     };

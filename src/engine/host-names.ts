@@ -6,6 +6,7 @@
  * PTR name is looked up (once per address, cached) when the policy has any wildcard.
  */
 import { Resolver } from 'node:dns/promises';
+import { LearnedName } from '../policy/domain-lists.js';
 
 export interface HostNameOptions {
   /** DNS servers ("ip" or "ip:port"); default: the system's. */
@@ -19,7 +20,8 @@ export interface HostNameOptions {
 }
 
 interface Entry {
-  readonly names: Set<string>;
+  /** One LearnedName per name (the one its forward entry holds): it remembers its domain lists. */
+  readonly names: Map<string, LearnedName>;
   expires: number;
 }
 
@@ -28,9 +30,9 @@ export class HostNames {
   readonly #resolver: Resolver;
   readonly #o: Required<Omit<HostNameOptions, 'servers'>>;
   /** name -> addresses it resolved to, and when to resolve it again */
-  readonly #forward = new Map<string, { addresses: string[]; refreshAt: number }>();
+  readonly #forward = new Map<string, { addresses: string[]; refreshAt: number; learned: LearnedName }>();
   readonly #byAddress = new Map<string, Entry>();
-  readonly #reverse = new Map<string, { names: string[]; expires: number }>();
+  readonly #reverse = new Map<string, { names: LearnedName[]; expires: number }>();
   #names: string[] = [];
   #wildcards = false;
   #timer: NodeJS.Timeout | undefined;
@@ -66,10 +68,19 @@ export class HostNames {
 
   /** Names known for an address: forward-resolved ones, and its PTR name when the policy has wildcards. */
   async namesOf(address: string): Promise<string[]> {
+    return (await this.learnedNamesOf(address)).map((n) => n.name);
+  }
+
+  /**
+   * The same names as the engine keeps them: one LearnedName per name, which remembers which of
+   * the policy's domain lists it is in (domain-lists.ts), so a connection does not look it up.
+   */
+  async learnedNamesOf(address: string): Promise<LearnedName[]> {
     const now = this.#o.now();
     const forward = this.#byAddress.get(address);
-    const names = forward && forward.expires > now ? [...forward.names] : [];
-    if (this.#wildcards) for (const n of await this.#ptr(address)) if (!names.includes(n)) names.push(n);
+    const names = forward && forward.expires > now ? [...forward.names.values()] : [];
+    if (this.#wildcards)
+      for (const n of await this.#ptr(address)) if (!names.some((m) => m.name === n.name)) names.push(n);
     return names;
   }
 
@@ -89,15 +100,17 @@ export class HostNames {
     const ttl = records.length === 0 ? this.#o.minTtl : Math.min(...records.map((r) => r.ttl));
     const clamped = Math.min(this.#o.maxTtl, Math.max(this.#o.minTtl, ttl));
     const expires = now + clamped * 1000;
+    // The same LearnedName across refreshes: what it remembers stays valid while the lists do.
+    const learned = this.#forward.get(name)?.learned ?? new LearnedName(name);
     this.#forget(name);
     const addresses = records.map((r) => r.address);
-    this.#forward.set(name, { addresses, refreshAt: expires });
+    this.#forward.set(name, { addresses, refreshAt: expires, learned });
     for (const a of addresses) {
       const e = this.#byAddress.get(a);
       if (e) {
-        e.names.add(name);
+        e.names.set(name, learned);
         e.expires = Math.max(e.expires, expires);
-      } else this.#byAddress.set(a, { names: new Set([name]), expires });
+      } else this.#byAddress.set(a, { names: new Map([[name, learned]]), expires });
     }
   }
 
@@ -112,13 +125,15 @@ export class HostNames {
     }
   }
 
-  async #ptr(address: string): Promise<string[]> {
+  async #ptr(address: string): Promise<LearnedName[]> {
     const now = this.#o.now();
     const cached = this.#reverse.get(address);
     if (cached && cached.expires > now) return cached.names;
     const lookup = this.#resolver.reverse(address).catch(() => [] as string[]);
     const timeout = new Promise<string[]>((r) => setTimeout(() => r([]), this.#o.reverseTimeoutMs).unref());
-    const names = (await Promise.race([lookup, timeout])).map((n) => n.toLowerCase().replace(/\.$/, ''));
+    const names = (await Promise.race([lookup, timeout])).map(
+      (n) => new LearnedName(n.toLowerCase().replace(/\.$/, '')),
+    );
     this.#reverse.set(address, { names, expires: now + this.#o.minTtl * 1000 });
     if (this.#reverse.size > 10_000) this.#reverse.delete(this.#reverse.keys().next().value!);
     return names;

@@ -253,7 +253,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       if (vcache !== null && id.recorded !== undefined) records.set(info, id.recorded);
       return info;
     },
-    hostsOf: (address) => names.namesOf(address),
+    hostsOf: (address) => names.learnedNamesOf(address),
     asks,
     log: (item) => afterVerdicts.push(item),
     executables: host.executables,

@@ -6,9 +6,11 @@
 import type { IpAddress } from '../ip/index.js';
 import { defaultSettings } from '../settings/parse.js';
 import { type Settings, settingValue } from '../settings/schema.js';
+import { DomainListTable, type HostLists } from './domain-lists.js';
 import { compileGlob, type Glob } from './glob.js';
 import { emptyList, type ListContent, mergeRanges, type NameTable, nameInList } from './list-format.js';
 import { PROTOCOL_MASK } from './protocol-bits.js';
+import { RANGE_SET_MIN, V4RangeSet, V6RangeSet } from './range-set.js';
 import type { AddressSpec, DefaultAction, InternalRule, Mode, Policy, PortRange, Rule } from './rule.js';
 import { buildRuleIndex, type RuleIndex } from './rule-index.js';
 
@@ -24,6 +26,13 @@ export interface AddressSet {
   readonly lists: readonly string[];
   /** The lists with names, matched against the remote's names (exactly, or with subdomains). */
   readonly domainLists: readonly DomainList[];
+  /** The v4 ranges as a one-load lookup, when they are many (range-set.ts); null: few, searched in v4. */
+  readonly v4Set: V4RangeSet | null;
+  /** The same for v6 (a search over packed numbers rather than BigInt objects). */
+  readonly v6Set: V6RangeSet | null;
+  /** The bits of all its domain lists in `domainTable`; 0 when one of them has none (then looked up by name). */
+  readonly domainMask: number;
+  readonly domainTable: DomainListTable | null;
 }
 
 /** A list's names as a rule's remote set holds them. */
@@ -31,6 +40,9 @@ export interface DomainList {
   readonly name: string;
   readonly names: NameTable;
   readonly subdomains: boolean;
+  /** The list's bit in the policy's table (domain-lists.ts); 0: none, looked up by name. */
+  readonly bit: number;
+  readonly table: DomainListTable | null;
 }
 
 /** A rule's interfaces, ready to test: exact names and `prefix*` globs as prefixes. */
@@ -105,6 +117,11 @@ export interface CompiledPolicy {
   readonly internalCount: number;
   readonly index: RuleIndex;
   readonly needs: ContextNeeds;
+  /**
+   * The policy's domain lists, numbered: the engine gives a connection the bits of its names
+   * (ConnectionFacts.remoteHostLists, domain-lists.ts); null when no rule names a domain list.
+   */
+  readonly domainLists: DomainListTable | null;
 }
 
 /** What compilePolicy needs besides the policy. */
@@ -122,10 +139,12 @@ export function compilePolicy(policy: Policy, options: CompileOptions = {}): Com
   const settings = options.settings ?? defaultSettings();
   const rules: CompiledRule[] = [];
   const lists = options.lists ?? new Map<string, ListContent>();
+  const table = new DomainListTable();
   for (const r of options.internalRules ?? [])
-    rules.push(compileRule(r, rules.length, 'internal', policy, settings, lists));
+    rules.push(compileRule(r, rules.length, 'internal', policy, settings, lists, table));
   const internalCount = rules.length;
-  for (const r of policy.rules) rules.push(compileRule(r, rules.length, 'user', policy, settings, lists));
+  for (const r of policy.rules)
+    rules.push(compileRule(r, rules.length, 'user', policy, settings, lists, table));
   const needs: ContextNeeds = {
     parent: rules.some((r) => r.active && r.parent !== null),
     ancestors: rules.some((r) => r.active && r.ancestor !== null),
@@ -138,6 +157,7 @@ export function compilePolicy(policy: Policy, options: CompileOptions = {}): Com
     internalCount,
     index: buildRuleIndex(rules),
     needs,
+    domainLists: table.size > 0 ? table : null,
   };
 }
 
@@ -148,6 +168,7 @@ function compileRule(
   policy: Policy,
   settings: Settings,
   lists: ReadonlyMap<string, ListContent>,
+  table: DomainListTable,
 ): CompiledRule {
   let inactiveBecause: string | undefined;
   if (!rule.enabled) inactiveBecause = 'the rule is disabled';
@@ -178,7 +199,7 @@ function compileRule(
     remote:
       rule.remote === undefined
         ? null
-        : compileAddressSet(rule.remote, policy.addressGroups, lists, policy.lists),
+        : compileAddressSet(rule.remote, policy.addressGroups, lists, policy.lists, table),
     interfaces: compileInterfaces(rule.interface),
     expiresAt: rule.expires === undefined ? Number.POSITIVE_INFINITY : Date.parse(rule.expires),
     expires: rule.expires !== undefined,
@@ -221,6 +242,7 @@ export function compileAddressSet(
   groups: Policy['addressGroups'],
   lists: ReadonlyMap<string, ListContent> = new Map(),
   sources: Policy['lists'] = {},
+  table: DomainListTable | null = null,
 ): AddressSet {
   const v4: [number, number][] = [];
   const v6: [bigint, bigint][] = [];
@@ -228,6 +250,8 @@ export function compileAddressSet(
   const suffixes: string[] = [];
   const listNames: string[] = [];
   const domainLists: DomainList[] = [];
+  // A rule naming one list alone (the usual case) shares the list's merged ranges and their lookup.
+  const only = specs.length === 1 && specs[0]!.kind === 'list' ? lists.get(specs[0]!.name) : undefined;
   const add = (spec: AddressSpec): void => {
     switch (spec.kind) {
       case 'localhost':
@@ -250,31 +274,65 @@ export function compileAddressSet(
         listNames.push(spec.name);
         const format = sources?.[spec.name]?.format ?? 'ips';
         const content = lists.get(spec.name) ?? emptyList(format);
-        for (let i = 0; i < content.v4.length; i += 2) v4.push([content.v4[i]!, content.v4[i + 1]!]);
-        for (let i = 0; i < content.v6.length; i += 2) v6.push([content.v6[i]!, content.v6[i + 1]!]);
+        if (content !== only) {
+          for (let i = 0; i < content.v4.length; i += 2) v4.push([content.v4[i]!, content.v4[i + 1]!]);
+          for (let i = 0; i < content.v6.length; i += 2) v6.push([content.v6[i]!, content.v6[i + 1]!]);
+        }
         if (content.names.size > 0)
           domainLists.push({
             name: spec.name,
             names: content.names,
             subdomains: content.subdomains,
+            bit: table === null ? 0 : table.bitOf(spec.name, content.names, content.subdomains),
+            table,
           });
         break;
       }
     }
   };
   for (const s of specs) add(s);
+  const merged4 = only !== undefined ? only.v4 : mergeRanges(v4);
+  let domainMask = 0;
+  for (const l of domainLists) domainMask |= l.bit;
+  if (domainLists.some((l) => l.bit === 0)) domainMask = 0;
+  const merged6 = only !== undefined ? only.v6 : mergeRanges(v6);
   return {
-    v4: mergeRanges(v4),
-    v6: mergeRanges(v6),
+    v4: merged4,
+    v6: merged6,
     hosts,
     suffixes: [...new Set(suffixes)],
     lists: listNames,
     domainLists,
+    v4Set: rangeSetOf(merged4, v4Sets, (r) => new V4RangeSet(r)),
+    v6Set: rangeSetOf(merged6, v6Sets, (r) => new V6RangeSet(r)),
+    domainMask,
+    domainTable: domainMask === 0 ? null : table,
   };
+}
+
+/** Lookups of ranges shared by several rules (a list's), made once per list content. */
+const v4Sets = new WeakMap<readonly number[], V4RangeSet>();
+const v6Sets = new WeakMap<readonly bigint[], V6RangeSet>();
+
+function rangeSetOf<K, S>(
+  ranges: readonly K[],
+  known: WeakMap<readonly K[], S>,
+  make: (r: readonly K[]) => S,
+): S | null {
+  if (ranges.length / 2 < RANGE_SET_MIN) return null;
+  let set = known.get(ranges);
+  if (set === undefined) {
+    set = make(ranges);
+    known.set(ranges, set);
+  }
+  return set;
 }
 
 /** True when the address is in the set's ranges (binary search). Host names are tested separately. */
 export function addressInSet(set: AddressSet, addr: IpAddress): boolean {
+  if (addr.version === 4) {
+    if (set.v4Set !== null) return set.v4Set.has(addr.value);
+  } else if (set.v6Set !== null) return set.v6Set.has(addr.value);
   const ranges: readonly (number | bigint)[] = addr.version === 4 ? set.v4 : set.v6;
   let lo = 0;
   let hi = ranges.length / 2 - 1;
@@ -288,12 +346,32 @@ export function addressInSet(set: AddressSet, addr: IpAddress): boolean {
   return false;
 }
 
-/** True when one of the names is in the set (exactly, or below a `*.` suffix, or in one of its lists). */
-export function hostInSet(set: AddressSet, names: readonly string[]): boolean {
-  for (const name of names) {
-    if (set.hosts.has(name)) return true;
-    for (const suffix of set.suffixes) if (name.endsWith(suffix)) return true;
+/**
+ * True when one of the names is in the set (exactly, or below a `*.` suffix, or in one of its
+ * lists). `lists`: the names' bits in the policy's domain lists (domain-lists.ts), used when they
+ * are for the table of the set's lists; otherwise the names are looked up in the lists.
+ */
+export function hostInSet(set: AddressSet, names: readonly string[], lists?: HostLists): boolean {
+  // Lists only, all with bits for the connection's table (the usual domain-list rule): one test.
+  if (
+    lists !== undefined &&
+    lists.table === set.domainTable &&
+    set.hosts.size === 0 &&
+    set.suffixes.length === 0
+  )
+    return (lists.bits & set.domainMask) !== 0;
+  if (set.hosts.size > 0 || set.suffixes.length > 0) {
+    for (const name of names) {
+      if (set.hosts.has(name)) return true;
+      for (const suffix of set.suffixes) if (name.endsWith(suffix)) return true;
+    }
   }
-  for (const list of set.domainLists) if (nameInList(list, names)) return true;
+  const domainLists = set.domainLists;
+  for (let i = 0; i < domainLists.length; i++) {
+    const list = domainLists[i]!;
+    if (lists !== undefined && list.bit !== 0 && lists.table === list.table) {
+      if ((lists.bits & list.bit) !== 0) return true;
+    } else if (nameInList(list, names)) return true;
+  }
   return false;
 }

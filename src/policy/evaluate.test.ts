@@ -3,13 +3,14 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { validateSettings } from '../settings/index.js';
 import { compilePolicy } from './compile.js';
+import { hostListsOf, LearnedName } from './domain-lists.js';
 import { decide, findFirstMatchLinear } from './evaluate.js';
 import { explain } from './explain.js';
 import { findMismatch, matches } from './match.js';
 import { parsePolicyText } from './parse.js';
 import type { AddressSpec, ConnectionFacts, Policy, Rule } from './rule.js';
 import { findFirstMatchIndexed } from './rule-index.js';
-import { facts, ip, LIST_CONTENTS, NOW, policy } from './testing/arbitraries.js';
+import { facts, ip, LIST_CONTENTS, NOW, OTHER_LIST_CONTENTS, policy } from './testing/arbitraries.js';
 
 const settingsSyslogOn = validateSettings({ syslog: { enabled: true } });
 
@@ -22,6 +23,8 @@ describe('indexed and linear evaluators', () => {
           lists: LIST_CONTENTS,
           ...(syslog ? { settings: settingsSyslogOn } : {}),
         });
+        // The same policy over other list contents: its bits are for another table (a stale refresh).
+        const other = compilePolicy(p, { lists: OTHER_LIST_CONTENTS });
         for (const f of fs) {
           const linear = findFirstMatchLinear(cp, f);
           outcomes[linear >= 0 ? 'rule' : 'default']++;
@@ -29,6 +32,15 @@ describe('indexed and linear evaluators', () => {
           assert.equal(indexed, linear);
           assert.deepEqual(decide(cp, f, 'indexed'), decide(cp, f, 'linear'));
           assert.deepEqual(explain(cp, f).decision, decide(cp, f));
+          // The names as the engine learned them: their lists' bits, current or stale, change nothing.
+          const learned = f.remoteHosts.map((n) => new LearnedName(n));
+          for (const table of [cp.domainLists, other.domainLists]) {
+            const bits = hostListsOf(table, learned);
+            if (bits === undefined) continue;
+            const g: ConnectionFacts = { ...f, remoteHostLists: bits };
+            assert.equal(findFirstMatchLinear(cp, g), linear);
+            assert.equal(findFirstMatchIndexed(cp.index, g), linear);
+          }
         }
       }),
       { numRuns: 600 },

@@ -29,7 +29,7 @@ import {
   leafSearch,
   scanLeaf,
 } from './leaf-pool.js';
-import { matches } from './match.js';
+import { matches, remoteIn } from './match.js';
 import { PROTO_ICMP, PROTO_OTHER, PROTO_TCP, PROTO_UDP } from './protocol-bits.js';
 import type { ConnectionFacts, PortRange } from './rule.js';
 
@@ -114,10 +114,18 @@ export interface RuleIndex {
   readonly pool: Int32Array;
   readonly appKeys: AppKeyTable;
   /**
-   * Per bucket, the rules with a domain list (ascending): checked in full once per decision
-   * beside the tree, rather than at every address node the tree would copy them into.
+   * Per bucket, the rules with a domain list or many address ranges (a list's: `beside`),
+   * ascending: checked once per decision beside the tree, remote first (one bit for domain lists,
+   * one load for ranges: range-set.ts), rather than copied into every address node of the tree,
+   * where a list's 100,000 ranges would make every address lookup of the bucket search them.
    */
   readonly side: readonly (readonly CompiledRule[] | null)[];
+}
+
+/** Rules checked beside the tree: with a domain list, or with many address ranges. */
+function beside(r: CompiledRule): boolean {
+  const set = r.remote;
+  return set !== null && (set.domainLists.length > 0 || set.v4Set !== null || set.v6Set !== null);
 }
 
 const PROTO_BITS = [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_OTHER];
@@ -125,14 +133,13 @@ const PROTO_BITS = [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_OTHER];
 /** Builds the index over the active rules. */
 export function buildRuleIndex(rules: readonly CompiledRule[]): RuleIndex {
   const b = new LeafPoolBuilder();
-  // Rules with a domain list are checked beside the index (the `side` lists), not in it.
-  const named = (r: CompiledRule) => r.remote !== null && r.remote.domainLists.length > 0;
-  const active = rules.filter((r) => r.active && !named(r));
+  // Rules with a domain list or many ranges are checked beside the index (the `side` lists), not in it.
+  const active = rules.filter((r) => r.active && !beside(r));
   const side: (CompiledRule[] | null)[] = [];
   for (const incoming of [true, false]) {
     for (const bit of PROTO_BITS) {
       const list = rules.filter(
-        (r) => r.active && named(r) && (incoming ? r.incoming : r.outgoing) && (r.protocols & bit) !== 0,
+        (r) => r.active && beside(r) && (incoming ? r.incoming : r.outgoing) && (r.protocols & bit) !== 0,
       );
       side.push(list.length === 0 ? null : list);
     }
@@ -567,7 +574,13 @@ export function findFirstMatchIndexed(index: RuleIndex, f: ConnectionFacts): num
     for (let i = 0; i < side.length; i++) {
       const r = side[i]!;
       if (r.index >= best) break;
-      if (matches(r, f)) {
+      // The remote first (the rule is beside the tree for it: one bit for domain lists, a filter
+      // probe for many ranges), after the application, which costs nothing.
+      if (
+        (r.application === null || r.application === f.application) &&
+        remoteIn(r.remote!, f) &&
+        matches(r, f)
+      ) {
         best = r.index;
         break;
       }

@@ -4,6 +4,7 @@
  * them into something fast to evaluate, serialize.ts writes them back.
  */
 import type { IpAddress, IpRange } from '../ip/index.js';
+import type { HostLists } from './domain-lists.js';
 
 /** Which way a connection goes, seen from this host. */
 export type Direction = 'incoming' | 'outgoing' | 'both';
@@ -172,6 +173,12 @@ export interface ConnectionFacts {
   readonly remotePort: number | null;
   /** Lower-case DNS names known for the remote address (from the engine's resolver). */
   readonly remoteHosts: readonly string[];
+  /**
+   * Which of the policy's domain lists remoteHosts are in, as the engine remembers it per learned
+   * name (domain-lists.ts: hostListsOf); it must describe remoteHosts. Bits for another policy's
+   * table are not used; absent: the names are looked up in the lists.
+   */
+  readonly remoteHostLists?: HostLists;
   /**
    * The interface the connection leaves by (outgoing) or came in by (incoming); null or absent
    * when unknown (then a rule naming interfaces does not match). Gathered only for policies with

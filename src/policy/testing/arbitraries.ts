@@ -39,6 +39,11 @@ const LIST_TEXTS = {
   hostsfile: ['hosts', '0.0.0.0 b.example.com other.org\n127.0.0.1 localhost\n'],
   nets: ['ips', '10.0.0.0/30\n8.8.8.8\n2001:db8::/124\n192.168.1.0-192.168.1.9\n'],
   empty: ['ips', '# nothing yet\n'],
+  // Enough ranges for the range sets (range-set.ts) and a rule beside the index: some of the pools' addresses.
+  many: [
+    'ips',
+    `${Array.from({ length: 40 }, (_, i) => `10.0.1.${i * 2}\n2001:db8::1:${i * 2}\n`).join('')}10.0.0.2\n192.168.1.8/29\n2001:db8::7\n`,
+  ],
 } as const;
 const BOUNDS = { maxBytes: 1 << 20, maxEntries: 1000 };
 
@@ -47,6 +52,17 @@ export const LIST_CONTENTS: ReadonlyMap<string, ListContent> = new Map(
   Object.entries(LIST_TEXTS).map(([name, [format, text]]) => [
     name,
     parseListText(text, format, BOUNDS).content,
+  ]),
+);
+/** Other contents of the same lists (a refresh): names and addresses moved in and out. */
+export const OTHER_LIST_CONTENTS: ReadonlyMap<string, ListContent> = new Map(
+  [...LIST_CONTENTS].map(([name, content]) => [
+    name,
+    name === 'ads'
+      ? parseListText('other.org\nb.example.com\n', 'domains', BOUNDS).content
+      : name === 'hostsfile'
+        ? parseListText('0.0.0.0 a.example.com x.a.example.com\n', 'hosts', BOUNDS).content
+        : content,
   ]),
 );
 const LIST_SOURCES: NonNullable<Policy['lists']> = Object.fromEntries(
