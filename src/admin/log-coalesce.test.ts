@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import type { LogItem, NewLogItem } from '../protocol/log-item.js';
 import { RepeatCoalescer, repeatKey } from './log-coalesce.js';
 
@@ -49,6 +50,40 @@ test('another port, verdict, rule, application or message is another attempt', (
     repeatKey({ ...attempt, host: 'a', rule: 'b","c' }),
   );
   assert.notEqual(repeatKey({ ...attempt, user: 'null' }), repeatKey(attempt));
+});
+
+test('property: two items have one repeat key exactly when every field it covers is equal', () => {
+  // Values drawn from a small alphabet with the separators in it, so collisions would be found.
+  const value = fc.option(
+    fc.string({ unit: fc.constantFrom('a', '\u0000', '\u0001', '\u0002', '"', ','), maxLength: 3 }),
+    {
+      nil: undefined,
+    },
+  );
+  const fields = ['application', 'local', 'remote', 'host', 'rule', 'user', 'source', 'message'] as const;
+  const itemOf = (vs: (string | undefined)[]): NewLogItem => {
+    const item: Record<string, unknown> = {
+      kind: 'connection',
+      verdict: 'deny',
+      direction: 'outgoing',
+      protocol: 'tcp',
+    };
+    fields.forEach((f, i) => {
+      if (vs[i] !== undefined) item[f] = vs[i];
+    });
+    return item as unknown as NewLogItem;
+  };
+  fc.assert(
+    fc.property(
+      fc.array(value, { minLength: 8, maxLength: 8 }),
+      fc.array(value, { minLength: 8, maxLength: 8 }),
+      (a, b) => {
+        const same = a.every((v, i) => v === b[i]);
+        assert.equal(repeatKey(itemOf(a)) === repeatKey(itemOf(b)), same, JSON.stringify([a, b]));
+      },
+    ),
+    { numRuns: 5000 },
+  );
 });
 
 test('memory stays bounded: the oldest attempts are forgotten first', () => {

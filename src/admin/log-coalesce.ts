@@ -14,9 +14,14 @@ export const REPEAT_WINDOW_MS = 5000;
 /** Attempts remembered at most (the oldest are forgotten first): memory stays bounded under a flood. */
 export const REPEAT_MEMORY = 4096;
 
-/** The fields a repeat shares with its first attempt, as one string. */
+/**
+ * The fields a repeat shares with its first attempt, as one string: joined by NUL (no field an item
+ * keeps holds one: paths, names and messages are text), each absent field as a lone \u0001; a
+ * field that holds either character takes the JSON form instead, so no two different items share a
+ * key. (JSON for every item cost more than the rest of an append on the verdict cache's hits.)
+ */
 export function repeatKey(item: NewLogItem): string {
-  return JSON.stringify([
+  const f = [
     item.kind,
     item.verdict,
     item.direction,
@@ -29,7 +34,15 @@ export function repeatKey(item: NewLogItem): string {
     item.user,
     item.source,
     item.message,
-  ]);
+  ];
+  let key = '';
+  for (let i = 0; i < f.length; i++) {
+    const v = f[i];
+    if (v === undefined) key += '\u0001\u0000';
+    else if (v.includes('\u0000') || v.includes('\u0001')) return `\u0002${JSON.stringify(f)}`;
+    else key += `${v}\u0000`;
+  }
+  return key;
 }
 
 export class RepeatCoalescer {
