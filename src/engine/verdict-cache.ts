@@ -103,6 +103,8 @@ export interface VerdictCacheOptions {
   readonly policy: () => CompiledPolicy;
   readonly log: (item: NewLogItem) => void;
   readonly counters?: { hit(slot: number, now: number): void };
+  /** The engine's decision metrics: hits count as decisions (engine.status decisionsPerMinute). */
+  readonly metrics?: { decidedByCache?(count: number): void };
 }
 
 interface Entry {
@@ -246,6 +248,7 @@ export class VerdictCache {
         if (this.#entries.delete(id)) this.#entries.set(id, entry);
       }
       const taken = events.length / EVENT_BYTES;
+      if (taken > 0) this.#o.metrics?.decidedByCache?.(taken);
       total += taken;
       if (taken < DRAIN_BATCH || total >= budget) return total;
     }

@@ -12,3 +12,12 @@ test('decisions per minute counts the last 60 s of decisions, and forgets older 
   assert.equal(m.decisionsPerMinute(Date.now() + 30_000), 6, 'still within the minute');
   assert.equal(m.decisionsPerMinute(Date.now() + 70_000), 0, 'a minute later nothing is counted');
 });
+
+test("the verdict cache's hits are decisions too: in the rate and a counter of their own", () => {
+  const m = new WardenMetrics();
+  m.decided('allow', 0.001);
+  m.decidedByCache(40);
+  assert.equal(m.decisionsPerMinute(), 41);
+  assert.match(m.render(), /^warden_verdict_cache_decisions_total 40$/m);
+  assert.match(m.render(), /^warden_decisions_total\{verdict="allow"\} 1$/m);
+});

@@ -13,6 +13,8 @@ export type DecisionVerdict = 'allow' | 'deny' | 'reject';
 export interface DecisionMetrics {
   /** One packet decided `verdict`, `seconds` after it reached the engine. */
   decided(verdict: DecisionVerdict, seconds: number): void;
+  /** `count` connections the kernel's verdict cache allowed (read from its ring by the engine). */
+  decidedByCache?(count: number): void;
 }
 
 /** What the administration server counts. */
@@ -32,6 +34,8 @@ export const LATENCY_BUCKETS = [
 export class WardenMetrics implements DecisionMetrics, AdminMetrics {
   readonly registry = new MetricsRegistry();
   readonly decisions: Readonly<Record<DecisionVerdict, Counter>>;
+  /** Connections allowed by the kernel's verdict cache (not queued: not in `decisions`). */
+  readonly cacheDecisions: Counter;
   readonly queueLatency: Histogram;
   readonly loginsFailed: Counter;
   readonly logItemsPushed: Counter;
@@ -50,6 +54,10 @@ export class WardenMetrics implements DecisionMetrics, AdminMetrics {
       deny: r.counter('warden_decisions_total', help, { verdict: 'deny' }),
       reject: r.counter('warden_decisions_total', help, { verdict: 'reject' }),
     };
+    this.cacheDecisions = r.counter(
+      'warden_verdict_cache_decisions_total',
+      "Connections allowed by the kernel's verdict cache (repeats of a decision the engine made), not queued",
+    );
     this.queueLatency = r.histogram(
       'warden_queue_latency_seconds',
       'Time from a queued packet reaching the enforcer to its verdict (asks included)',
@@ -75,16 +83,28 @@ export class WardenMetrics implements DecisionMetrics, AdminMetrics {
   decided(verdict: DecisionVerdict, seconds: number): void {
     this.decisions[verdict].inc();
     this.queueLatency.observe(seconds);
+    this.#perMinute(1);
+  }
+
+  decidedByCache(count: number): void {
+    this.cacheDecisions.inc(count);
+    this.#perMinute(count);
+  }
+
+  #perMinute(count: number): void {
     const slot = Math.floor(Date.now() / 10_000);
     const i = slot % 6;
     if (this.#slotOf[i] !== slot) {
       this.#slotOf[i] = slot;
       this.#perSlot[i] = 0;
     }
-    this.#perSlot[i]! += 1;
+    this.#perSlot[i]! += count;
   }
 
-  /** Decisions in the last minute (six 10-second slots, the current one partly): engine.status's rate. */
+  /**
+   * Decisions in the last minute (six 10-second slots, the current one partly), queued ones and the
+   * verdict cache's: engine.status's rate.
+   */
   decisionsPerMinute(now = Date.now()): number {
     const slot = Math.floor(now / 10_000);
     let sum = 0;

@@ -174,6 +174,9 @@ describe('the verdict cache', {
       4,
       JSON.stringify(listed),
     );
+    // The hits are decisions in engine.status's rate too (the fleet's decisions per minute).
+    const rate = ((await k.call('engine.status', {})) as { decisionsPerMinute: number }).decisionsPerMinute;
+    assert.ok(rate >= 4, `decisionsPerMinute ${rate}`);
   });
 
   test('hits of one process are logged one item each (not as repeats of one attempt)', async () => {
