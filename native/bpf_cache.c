@@ -177,6 +177,8 @@ napi_value bpf_cache_stats(napi_env env, napi_callback_info info) {
  * bpfCacheDrain(handle, max) -> [Buffer of events (struct vcache_event each), CLOCK_BOOTTIME ns now]:
  * takes up to `max` events from the ring and frees their room.
  */
+_Static_assert((BPF_RINGBUF_HDR_SZ + sizeof(struct vcache_event)) % 8 == 0, "a ring record is a whole number of 8-byte units");
+
 napi_value bpf_cache_drain(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2], result, buffer, now;
@@ -192,18 +194,19 @@ napi_value bpf_cache_drain(napi_env env, napi_callback_info info) {
   const uint8_t *data = (const uint8_t *)c->producer + c->page;
   uint64_t cons = __atomic_load_n(consumer, __ATOMIC_ACQUIRE);
   const uint64_t prod = __atomic_load_n(producer, __ATOMIC_ACQUIRE);
-  /* The most records that can be there: each holds a header and one event. */
-  uint64_t available = (prod - cons) / (BPF_RINGBUF_HDR_SZ + sizeof(struct vcache_event)) + 1;
+  /* The records there: each is a header and one event (40 bytes, a multiple of 8: no padding). */
+  uint64_t available = (prod - cons) / (BPF_RINGBUF_HDR_SZ + sizeof(struct vcache_event));
   if (available > max) available = max;
   struct vcache_event *out = NULL;
-  napi_create_buffer(env, available * sizeof *out, (void **)&out, &buffer);
+  /* An empty ring (most calls): an empty buffer, no copy. Allocation failure: its exception is pending. */
+  if (napi_create_buffer(env, available * sizeof *out, (void **)&out, &buffer) != napi_ok) return NULL;
   size_t n = 0;
-  while (cons < prod && n < max) {
+  while (cons < prod && n < available) {
     const uint32_t *header = (const uint32_t *)(data + (cons & (VCACHE_RING_BYTES - 1)));
     const uint32_t len = __atomic_load_n(header, __ATOMIC_ACQUIRE);
     if (len & BPF_RINGBUF_BUSY_BIT) break; /* still being written */
     const uint32_t size = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
-    if (!(len & BPF_RINGBUF_DISCARD_BIT) && size == sizeof *out && n < available)
+    if (!(len & BPF_RINGBUF_DISCARD_BIT) && size == sizeof *out)
       memcpy(&out[n++], (const uint8_t *)header + BPF_RINGBUF_HDR_SZ, sizeof *out);
     cons += (size + BPF_RINGBUF_HDR_SZ + 7) & ~7u;
     __atomic_store_n(consumer, cons, __ATOMIC_RELEASE);

@@ -277,7 +277,8 @@ napi_value counter_dump(napi_env env, napi_callback_info info) {
   if (job == NULL) return nl_throw_errno(env, "WARDEN_E_KERNEL_RULESET_REJECTED", "nft counter dump", ENOMEM);
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
       napi_get_value_string_utf8(env, argv[0], job->table, sizeof job->table, &job->table_len) != napi_ok ||
-      job->table_len == 0 || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
+      job->table_len == 0 || job->table_len >= sizeof job->table - 1 ||
+      napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
       napi_get_array_length(env, argv[1], &sets) != napi_ok || sets >= OBJECT_SET) {
     free(job);
     napi_throw_type_error(env, NULL, "counterDump(table, sets): a table name and an array of set names");
@@ -292,9 +293,10 @@ napi_value counter_dump(napi_env env, napi_callback_info info) {
   for (uint32_t i = 0; i < sets; i++) {
     napi_value v;
     size_t len = 0;
-    /* A name that is not a string (or too long) stays empty: that set is skipped. */
+    /* A name that is not a string, or too long (N-API cuts it short: another name), stays empty: that set is skipped. */
     if (napi_get_element(env, argv[1], i, &v) != napi_ok ||
-        napi_get_value_string_utf8(env, v, job->sets[i], sizeof job->sets[i], &len) != napi_ok)
+        napi_get_value_string_utf8(env, v, job->sets[i], sizeof job->sets[i], &len) != napi_ok ||
+        len >= sizeof job->sets[i] - 1)
       job->sets[i][0] = 0;
   }
   napi_value promise, name;

@@ -540,9 +540,27 @@ export function reapUdpFlows(): UdpFlowReaper {
   return { stats: () => native.udpFlowsStats(handle), close: () => native.udpFlowsClose(handle) };
 }
 
-/** The name of the network interface with this index (NFQUEUE/NFLOG indev, outdev); null when there is none. */
+/** Interface names by index, forgotten every second (a rename or a new interface is seen within it). */
+const interfaceNames = new Map<number, string | null>();
+let interfaceNamesAt = 0;
+
+/**
+ * The name of the network interface with this index (NFQUEUE/NFLOG indev, outdev); null when there is
+ * none. Asked per queued packet while a rule names interfaces: if_indextoname is a socket, an ioctl
+ * and a close each time, so answers are kept for a second.
+ */
 export function interfaceName(index: number): string | null {
-  return addon().interfaceName(index);
+  const now = performance.now();
+  if (now - interfaceNamesAt > 1000 || interfaceNames.size > 4096) {
+    interfaceNames.clear();
+    interfaceNamesAt = now;
+  }
+  let name = interfaceNames.get(index);
+  if (name === undefined) {
+    name = addon().interfaceName(index);
+    interfaceNames.set(index, name);
+  }
+  return name;
 }
 
 /**
