@@ -70,7 +70,7 @@ async function child(dir: string): Promise<void> {
   const host = { executables: await installedExecutables(), environment: {}, etcEnvironment: '' };
   const compiled = compilePolicy(engine.config.policy(), {
     settings,
-    internalRules: internalRules(settings, host),
+    internalRules: internalRules(settings, host, engine.config.policy()),
   });
   const startMs = performance.now() - t0;
   await gc();

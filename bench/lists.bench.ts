@@ -114,7 +114,7 @@ async function child(dir: string): Promise<void> {
   const host = { executables: await installedExecutables(), environment: {}, etcEnvironment: '' };
   const compiled = compilePolicy(engine.config.policy(), {
     settings,
-    internalRules: internalRules(settings, host),
+    internalRules: internalRules(settings, host, engine.config.policy()),
     lists: engine.lists.contents(),
   });
   await gc();

@@ -31,7 +31,10 @@ export function lockoutRisk(
   const { settings } = config;
   if (!settings.remoteAdministration.enabled) return 'remote administration would be disabled';
   const remote = parseIp(source.startsWith('::ffff:') ? source.slice(7) : source);
-  const compiled = compilePolicy(config.policy, { settings, internalRules: internalRules(settings, host) });
+  const compiled = compilePolicy(config.policy, {
+    settings,
+    internalRules: internalRules(settings, host, config.policy),
+  });
   const d = decide(compiled, {
     direction: 'incoming',
     protocol: 'tcp',

@@ -109,7 +109,7 @@ export function createHandlers(ctx: HandlerContext) {
       compiledFrom = [inForce(), settings, lists];
       compiled = compilePolicy(inForce(), {
         settings,
-        internalRules: internalRules(settings, ctx.host, ctx.config.policy().lists),
+        internalRules: internalRules(settings, ctx.host, ctx.config.policy()),
         ...(lists !== undefined ? { lists } : {}),
       });
     }
@@ -345,7 +345,7 @@ export function createHandlers(ctx: HandlerContext) {
         ...included.mark(r.name),
       }));
       if (!internal) return { rules: list };
-      const hidden = internalRules(ctx.config.settings(), ctx.host).map((r) => ({
+      const hidden = internalRules(ctx.config.settings(), ctx.host, ctx.config.policy()).map((r) => ({
         id: r.id,
         purpose: r.purpose,
         because: r.because,

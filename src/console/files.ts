@@ -89,7 +89,7 @@ export async function loadCompiled(
     settings,
     compiled: compilePolicy(inForce, {
       settings,
-      internalRules: internalRules(settings, host, policy.lists),
+      internalRules: internalRules(settings, host, policy),
       lists: await loadFileLists(policy),
     }),
   };

@@ -408,7 +408,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     const policy = parts.includes?.effective(config.policy()) ?? config.policy();
     const next = compilePolicy(policy, {
       settings,
-      internalRules: internalRules(settings, host, policy.lists),
+      internalRules: internalRules(settings, host, policy),
       ...(parts.lists !== undefined ? { lists: parts.lists.contents() } : {}),
     });
     // The old policy's cache hits are counted to it; then, in the same turn as the new policy comes

@@ -12,13 +12,17 @@ import {
   decide,
   type HostEnvironment,
   type InternalRule,
-  internalRules,
+  internalRules as internalRulesOf,
   type Policy,
   parseAddressSpec,
   parsePolicyText,
   ruleToPlain,
   validateRule,
 } from './index.js';
+
+/** The internal rules of settings and host; the policy (what it makes the engine fetch) only where a test gives one. */
+const internalRules = (s: Settings, h: HostEnvironment, p?: Pick<Policy, 'lists' | 'include'>) =>
+  internalRulesOf(s, h, p);
 
 const ENGINE = '/usr/sbin/wardend';
 const CONSOLE = '/usr/bin/warden';

@@ -96,11 +96,14 @@ function viaRoute(
   return { ...direct, because: `${what} directly (${route.because})` };
 }
 
-/** Generates the internal rules, in evaluation order, for these settings on this host. */
+/**
+ * Generates the internal rules, in evaluation order, for these settings on this host, and for what the
+ * policy makes the engine fetch (its URL lists and rule subscriptions; undefined: no policy at hand).
+ */
 export function internalRules(
   settings: Settings,
   host: HostEnvironment,
-  lists?: Policy['lists'],
+  fetched: Pick<Policy, 'lists' | 'include'> | undefined,
 ): InternalRule[] {
   const { engine, console: consoleApp, assistant } = host.executables;
   const appPort = settings.applicationPort;
@@ -253,19 +256,25 @@ export function internalRules(
       }),
     );
   }
-  // The engine fetches the policy's URL lists (docs/policy.md, "Lists"): to each list's server, or the proxy.
-  for (const [name, list] of Object.entries(lists ?? {})) {
-    if (list.url === undefined) continue;
-    const target = urlTarget(list.url);
+  // The engine fetches the policy's URL lists and rule subscriptions (docs/policy.md, "Lists",
+  // "Included rules"): to each one's server, or the proxy.
+  const fetches = [
+    ...Object.entries(fetched?.lists ?? {}).map(([name, l]) => ({ kind: 'list', name, url: l.url })),
+    ...(fetched?.include ?? []).map((i) => ({ kind: 'include', name: i.name, url: i.url })),
+  ];
+  for (const { kind, name, url } of fetches) {
+    if (url === undefined) continue;
+    const target = urlTarget(url);
+    const what = kind === 'list' ? `list ${name}` : `rule subscription ${name}`;
     const route = viaRoute(
-      resolveProxy(settings.proxy, host, list.url),
+      resolveProxy(settings.proxy, host, url),
       { remotePorts: ports(target.port), remote: [addressOf(target.host)] },
-      `list ${name}: to ${target.host}:${target.port}`,
+      `${what}: to ${target.host}:${target.port}`,
     );
     rules.push(
       make({
-        id: `internal.list.${name}`,
-        purpose: `list ${name}`,
+        id: `internal.${kind}.${name}`,
+        purpose: what,
         application: engine,
         direction: 'outgoing',
         protocol: 'tcp',

@@ -95,7 +95,7 @@ rules:
     const p = parsePolicyText(
       'rules: [{ name: no engine dns, direction: outgoing, protocol: udp, application: /e, remotePorts: 53, action: deny }]',
     );
-    const cp = compilePolicy(p, { internalRules: internalRules(defaultSettings(), host) });
+    const cp = compilePolicy(p, { internalRules: internalRules(defaultSettings(), host, p) });
     const [f] = lint(cp, { now: NOW });
     assert.equal(f?.kind, 'shadowed');
     assert.equal(f?.other, 'internal: DNS queries (engine)');

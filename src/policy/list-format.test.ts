@@ -310,7 +310,7 @@ rules:
       environment: {},
       etcEnvironment: '',
     };
-    const direct = internalRules(validateSettings({ proxy: { mode: 'direct' } }), host, p.lists);
+    const direct = internalRules(validateSettings({ proxy: { mode: 'direct' } }), host, p);
     const rule = direct.find((r) => r.id === 'internal.list.ads');
     assert.equal(rule?.application, '/e');
     assert.deepEqual(rule?.remote, [{ kind: 'host', name: 'lists.example.org' }]);
@@ -323,9 +323,43 @@ rules:
     const proxied = internalRules(
       validateSettings({ proxy: { mode: 'manual', url: 'http://proxy.lan:3128' } }),
       host,
-      p.lists,
+      p,
     ).find((r) => r.id === 'internal.list.ads');
     assert.deepEqual(proxied?.remote, [{ kind: 'host', name: 'proxy.lan' }]);
+  });
+
+  test('the engine may fetch each URL rule subscription too: a deny-all policy does not cut it off', () => {
+    const p = parsePolicyText(
+      'defaults: { outgoing: { action: deny } }\ninclude:\n  - { name: corp, url: "https://rules.example.com:8443/base.yaml" }\n  - { name: local, file: /etc/warden/lab.yaml }\n',
+    );
+    const host = {
+      executables: { engine: '/e', console: '/c', assistant: '/a' },
+      environment: {},
+      etcEnvironment: '',
+    };
+    const rules = internalRules(validateSettings({ proxy: { mode: 'direct' } }), host, p);
+    const corp = rules.find((r) => r.id === 'internal.include.corp');
+    assert.equal(corp?.application, '/e');
+    assert.deepEqual(corp?.remote, [{ kind: 'host', name: 'rules.example.com' }]);
+    assert.deepEqual(corp?.remotePorts, [{ from: 8443, to: 8443 }]);
+    assert.equal(rules.filter((r) => r.id.startsWith('internal.include.')).length, 1, 'a file needs no rule');
+    // The engine's fetch is decided by it, before the policy's deny default.
+    const cp = compilePolicy(p, { internalRules: rules });
+    const d = decide(cp, {
+      direction: 'outgoing',
+      protocol: 'tcp',
+      application: '/e',
+      uid: 0,
+      user: 'root',
+      localAddress: null,
+      localPort: null,
+      remoteAddress: parseIp('198.51.100.4'),
+      remotePort: 8443,
+      remoteHosts: ['rules.example.com'],
+      now: 0,
+    });
+    assert.equal(d.ruleName, 'internal: rule subscription corp');
+    assert.equal(d.verdict, 'allow');
   });
 
   test('exporters refuse rules with lists (else a deny list would export as deny everything)', () => {

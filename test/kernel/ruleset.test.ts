@@ -41,7 +41,7 @@ export function compileFixture(text: string): CompiledRuleset {
   const settings = validateSettings(f.settings ?? {});
   const policy = compilePolicy(validatePolicy(f.policy ?? {}), {
     settings,
-    internalRules: f.internal ? internalRules(settings, HOST) : [],
+    internalRules: f.internal ? internalRules(settings, HOST, undefined) : [],
   });
   return compileRuleset({
     policy,
@@ -189,7 +189,7 @@ describe('ruleset compiler', () => {
       fc.property(policyArb, fc.boolean(), (p, withInternal) => {
         const policy = compilePolicy(p, {
           settings,
-          internalRules: withInternal ? internalRules(settings, HOST) : [],
+          internalRules: withInternal ? internalRules(settings, HOST, undefined) : [],
         });
         const out = compileRuleset({ policy, settings, now: NOW });
         assert.ok(out.nft.endsWith('}\n'));

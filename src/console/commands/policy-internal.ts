@@ -1,7 +1,7 @@
 /** `warden policy internal [SETTINGS]`: the hidden internal rules these settings produce on this host (read-only). */
 import type { Command } from 'commander';
 import { internalRules, ruleToPlain } from '../../policy/index.js';
-import { hostEnvironment, loadSettings } from '../files.js';
+import { hostEnvironment, loadPolicy, loadSettings } from '../files.js';
 import type { CommandIo, CommandStatus } from '../io.js';
 import { portsText, remoteText } from '../render/rule-text.js';
 import { renderTable } from '../render/table.js';
@@ -11,6 +11,8 @@ export interface PolicyInternalOptions {
   readonly consolePath?: string;
   readonly assistantPath?: string;
   readonly json?: boolean;
+  /** A policy file: its URL lists and rule subscriptions add the engine's rules to fetch them. */
+  readonly policy?: string;
 }
 
 /** Prints the internal rules in evaluation order. */
@@ -25,7 +27,7 @@ export async function policyInternal(
     ...(options.consolePath ? { console: options.consolePath } : {}),
     ...(options.assistantPath ? { assistant: options.assistantPath } : {}),
   });
-  const rules = internalRules(settings, host);
+  const rules = internalRules(settings, host, options.policy ? await loadPolicy(options.policy) : undefined);
   if (options.json) {
     io.out(
       JSON.stringify(
@@ -81,6 +83,10 @@ export function registerPolicyInternal(
     .option('--engine-path <path>', 'executable identity of the engine')
     .option('--console-path <path>', 'executable identity of the console')
     .option('--assistant-path <path>', 'executable identity of the crash assistant')
+    .option(
+      '--policy <file>',
+      "a policy file: its URL lists and rule subscriptions add the engine's rules to fetch them",
+    )
     .option('--json', 'print the rules as JSON')
     .addHelpText(
       'after',
