@@ -5,10 +5,10 @@
  */
 import { CommanderError } from 'commander';
 import { ErrorCode, formatProblem, WardenError } from '../errors.js';
+import { neutralizeControls } from '../text.js';
 import { inCommandWords } from './commands/options.js';
 import { type CommandIo, type CommandStatus, quietOnClosedPipe } from './io.js';
 import { buildProgram } from './program.js';
-import { neutralizeControls } from './terminal-text.js';
 
 // Every line printed passes neutralizeControls: what the engine, a policy or a local program wrote
 // into a log item, prompt, rule or error cannot drive the terminal.

@@ -3,6 +3,7 @@
  * `warden completion` and the man page generator (src/man/) read it.
  */
 import { Command } from 'commander';
+import { neutralizeControls } from '../text.js';
 import { registerAsks } from './commands/asks.js';
 import { registerCompletion } from './commands/completion.js';
 import { registerConfig } from './commands/config.js';
@@ -27,7 +28,6 @@ import { registerStatus } from './commands/status.js';
 import { registerUsers } from './commands/users.js';
 import { addHelpExamples } from './help-examples.js';
 import type { CommandIo, CommandStatus } from './io.js';
-import { neutralizeControls } from './terminal-text.js';
 
 /** The console's version (package.json's, also when run outside npm). */
 export const CONSOLE_VERSION = '0.1.0';

@@ -1,7 +1,7 @@
 /** Asking the person at the terminal: yes/no questions and passwords (not echoed). */
 import { createInterface } from 'node:readline';
 import { ErrorCode, WardenError } from '../errors.js';
-import { neutralizeControls } from './terminal-text.js';
+import { neutralizeControls } from '../text.js';
 
 /** True when a person can answer (stdin and stderr are terminals). */
 export function canPrompt(): boolean {

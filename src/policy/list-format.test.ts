@@ -88,6 +88,14 @@ describe('list parser', () => {
     );
   });
 
+  test("a bad line's problem shows a server's control characters as escapes, never raw", () => {
+    const r = parseListText('good.example\n\u001b[2Jevil\u009b.example\u202e\n', 'domains', BOUNDS);
+    assert.equal(r.badLines, 1);
+    const message = r.problems[0]!.message;
+    assert.doesNotMatch(message, /[\u0000-\u001f\u007f-\u009f\u202e]/);
+    assert.match(message, /\\x1b\[2Jevil\\u009b\.example\\u202e/);
+  });
+
   test('a line that never ends is one bad line, not a held buffer', () => {
     const p = new ListParser('domains', { maxBytes: 1 << 20, maxEntries: 100 });
     p.push('good.example.com\n');

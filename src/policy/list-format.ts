@@ -6,6 +6,7 @@
  * whole. Pure: no I/O (src/engine/lists.ts feeds it).
  */
 import { parseCidr, parseIp, parseIpRange } from '../ip/index.js';
+import { neutralizeControls } from '../text.js';
 import type { ListFormat } from './rule.js';
 
 /** A loaded list, ready for compilePolicy: merged address ranges and a name set. */
@@ -227,8 +228,9 @@ export class ListParser {
   }
 }
 
+/** A bad line as a problem quotes it: cut at 80 characters, control characters shown as escapes (it is a server's text). */
 function clip(s: string): string {
-  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
+  return neutralizeControls(s.length > 80 ? `${s.slice(0, 80)}…` : s);
 }
 
 /** Parses a whole text at once (tests, the console). */

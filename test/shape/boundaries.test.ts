@@ -35,12 +35,14 @@ function layerOf(path: string): string {
 /** Which layers each layer may import from (besides itself and npm packages). */
 const ALLOWED: Record<string, readonly string[]> = {
   errors: [],
+  /** Text made safe to show (control characters neutralised): for any layer. */
+  text: [],
   'atomic-file': ['errors'],
   /** Looks for programs on this host (missing-application warnings): I/O, so outside the pure policy core. */
   'host-programs': ['policy'],
   ip: [],
   document: ['errors'],
-  policy: ['ip', 'settings', 'errors', 'document'],
+  policy: ['ip', 'settings', 'errors', 'document', 'text'],
   settings: ['ip', 'errors', 'document', 'policy'],
   protocol: ['errors'],
   hints: [],
@@ -90,9 +92,10 @@ const ALLOWED: Record<string, readonly string[]> = {
     'rpc',
     'client',
     'hints',
+    'text',
   ],
 };
-const PURE = new Set(['errors', 'ip', 'document', 'policy', 'settings', 'hints']);
+const PURE = new Set(['errors', 'ip', 'document', 'policy', 'settings', 'hints', 'text']);
 /** Pure modules inside I/O layers: the kernel's compilers and parsers are tested without a kernel. */
 const PURE_FILES = new Set(['kernel/ruleset.ts', 'kernel/packet.ts', 'kernel/proc-net.ts']);
 

@@ -1,5 +1,6 @@
 /**
- * The one neutralisation of control characters on the console's way to a terminal. Log items,
+ * The one neutralisation of control characters, on the console's way to a terminal and in the
+ * engine's answers that quote third-party text (a list server's bad lines). Log items,
  * prompts' command lines, rule names and error messages come from the engine, the policy or any
  * local program (a pop-up report): a raw `\r`, ESC sequence or C1 control could erase or rewrite
  * what is shown (a fake "ALLOW" line, hidden text). Everything the CLI prints passes here: C0
