@@ -83,7 +83,8 @@ export class RemoteSource<T> {
   #running: Promise<void> | undefined;
 
   constructor(options: RemoteSourceOptions<T>) {
-    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(options.name))
+    // `list-` or `include-` and a name the policy schema allows (up to 64): up to 72, room for more.
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(options.name))
       throw new Error(`internal: remote source name ${JSON.stringify(options.name)}`);
     this.#o = options;
   }

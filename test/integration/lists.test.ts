@@ -244,6 +244,22 @@ rules:
   }
 });
 
+test('a list name as long as the policy allows (64 characters) is followed like any other', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-lists-long-'));
+  const file = join(dir, 'nets.txt');
+  writeFileSync(file, '198.51.100.0/24\n');
+  const name = `n${'x'.repeat(63)}`;
+  const lists = listsFor(join(dir, 'state'), [], { n: 0 });
+  try {
+    const policy = parsePolicyText(`lists:\n  ${name}: { file: ${file}, format: ips }\n`);
+    await lists.follow(policy.lists);
+    assert.equal(lists.contents().get(name)?.entries, 1);
+  } finally {
+    lists.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a file list may be a directory: its files are read in name order, as OpenSnitch keeps lists', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'warden-lists-dir-'));
   const listDir = join(dir, 'ads');
