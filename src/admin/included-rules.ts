@@ -8,7 +8,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { ErrorCode, WardenError } from '../errors.js';
 import { type Policy, ruleToPlain, subscriptionOf, validateRule } from '../policy/index.js';
 import type { ConfigStore } from './config-store.js';
-import type { Caller } from './handlers.js';
+import type { Caller, Confirm } from './handler-context.js';
 
 /** A rule name that names no rule. */
 export function notFound(name: string): WardenError {
@@ -30,8 +30,6 @@ export function checkPosition(at: number, last: number, verb: 'add' | 'move', la
     },
   );
 }
-
-type Confirm = { seconds: number } | undefined;
 
 export interface IncludedRuleKit {
   readonly config: ConfigStore;

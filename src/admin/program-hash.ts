@@ -7,7 +7,7 @@
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { ErrorCode, WardenError } from '../errors.js';
-import type { FileHasher } from './handlers.js';
+import type { FileHasher } from './handler-context.js';
 
 /** The programs.hash handler; without a hasher (an administration server alone) it says so. */
 export function programHashHandler(
