@@ -6,6 +6,7 @@
  * an unreachable server never empties what is in force. Its state (where the text in force came
  * from, when, the last error) is what engine.status shows.
  */
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -77,6 +78,8 @@ export class RemoteSource<T> {
   #lastError: string | undefined;
   #nextRefresh: number | undefined;
   #bytes = 0;
+  /** SHA-256 of the text in force: the same text again (a refresh, a re-read) changes nothing in force. */
+  #digest = '';
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   #failures = 0;
@@ -158,12 +161,25 @@ export class RemoteSource<T> {
     this.#timer.unref();
   }
 
-  #take(value: T, copy: RemoteSourceState['copy'], bytes: number, at: number): void {
+  /**
+   * Puts a text's value in force, unless it is the text in force already (`digest`): then only the
+   * state says where it came from and when, and nothing downstream (a recompile, a kernel reload, a
+   * new verdict cache generation) runs for a refresh that brought nothing new.
+   */
+  #take(
+    value: T | undefined,
+    digest: string,
+    copy: RemoteSourceState['copy'],
+    bytes: number,
+    at: number,
+  ): void {
     if (this.#stopped) return;
     this.#copy = copy;
     this.#loadedAt = at;
     this.#bytes = bytes;
-    this.#o.onValue(value);
+    if (digest === this.#digest) return;
+    this.#digest = digest;
+    this.#o.onValue(value as T); // parsed whenever the digest is new
   }
 
   #failed(why: string): void {
@@ -178,10 +194,10 @@ export class RemoteSource<T> {
 
   async #readFile(path: string): Promise<void> {
     try {
-      const { value, bytes } = await this.#readBounded(path);
+      const { value, bytes, digest } = await this.#readBounded(path);
       this.#lastAttempt = this.#now;
       this.#lastError = undefined;
-      this.#take(value, 'file', bytes, this.#now);
+      this.#take(value, digest, 'file', bytes, this.#now);
     } catch (e) {
       this.#failed(`cannot read ${path}: ${(e as Error).message}`);
     }
@@ -191,7 +207,7 @@ export class RemoteSource<T> {
    * Streams a file through a reader, refusing it past maxBytes. A directory is read whole: its
    * regular files in name order, as one text (OpenSnitch keeps its lists so).
    */
-  async #readBounded(path: string): Promise<{ value: T; bytes: number }> {
+  async #readBounded(path: string): Promise<{ value: T; bytes: number; digest: string }> {
     const s = await stat(path);
     let files: string[];
     if (s.isDirectory()) {
@@ -203,6 +219,7 @@ export class RemoteSource<T> {
     } else if (s.isFile()) files = [path];
     else throw new Error('not a regular file or a directory');
     const reader = this.#o.reader();
+    const hash = createHash('sha256');
     let bytes = 0;
     for (const file of files) {
       const stream = createReadStream(file, { highWaterMark: 1 << 20 });
@@ -213,11 +230,13 @@ export class RemoteSource<T> {
           throw new Error(`more than its bound of ${this.#o.maxBytes} bytes`);
         }
         reader.push(chunk);
+        hash.update(chunk);
       }
       // A file whose last line has no newline does not run into the next file's first line.
       reader.push(Buffer.from('\n'));
+      hash.update('\n');
     }
-    return { value: reader.end(), bytes };
+    return { value: reader.end(), bytes, digest: hash.digest('hex') };
   }
 
   async #loadCopy(url: string): Promise<void> {
@@ -229,8 +248,8 @@ export class RemoteSource<T> {
     }
     if (meta.url !== url) return; // a copy of another URL is not this list
     try {
-      const { value, bytes } = await this.#readBounded(this.#copyPath);
-      this.#take(value, 'last good copy', bytes, Date.parse(meta.fetchedAt));
+      const { value, bytes, digest } = await this.#readBounded(this.#copyPath);
+      this.#take(value, digest, 'last good copy', bytes, Date.parse(meta.fetchedAt));
     } catch (e) {
       this.#o.log(
         'warn',
@@ -251,9 +270,15 @@ export class RemoteSource<T> {
         maxBytes: this.#o.maxBytes,
       });
       const body = Buffer.from(response.body, 'utf8');
-      const reader = this.#o.reader();
-      reader.push(body);
-      const value = reader.end();
+      // Hashed as the copy will be read back (with its closing newline); parsed only when new.
+      const digest = createHash('sha256').update(body).update('\n').digest('hex');
+      // A text the reader refuses fails here, before its copy is kept.
+      let value: T | undefined;
+      if (digest !== this.#digest) {
+        const reader = this.#o.reader();
+        reader.push(body);
+        value = reader.end();
+      }
       const at = this.#now;
       // The copy is written before the value is taken: what is in force can always be found again.
       try {
@@ -269,7 +294,7 @@ export class RemoteSource<T> {
       }
       this.#lastAttempt = at;
       this.#lastError = undefined;
-      this.#take(value, 'network', body.length, at);
+      this.#take(value, digest, 'network', body.length, at);
       this.#failures = 0;
       this.#schedule(interval);
     } catch (e) {

@@ -74,6 +74,13 @@ test('a URL list is fetched, refreshed, kept through failed refreshes and restar
     await lists.refresh('ads');
     assert.deepEqual([...lists.contents().get('ads')!.names], ['new.example.org']);
     const changesBefore = changes.n;
+    // The same text again is fetched and recorded, but changes nothing in force (no recompile, no
+    // kernel reload, no new verdict cache generation for a refresh that brought nothing new).
+    const sameContent = lists.contents().get('ads');
+    await lists.refresh('ads');
+    assert.equal(changes.n, changesBefore, 'an unchanged text is no change');
+    assert.equal(lists.contents().get('ads'), sameContent);
+    assert.equal(lists.states()[0]!.lastError, undefined);
 
     // A failed refresh (server error, then an oversized answer) keeps the last good copy.
     answer = { status: 500, text: 'down' };
