@@ -92,6 +92,7 @@ describe('list parser', () => {
     const r = parseListText('good.example\n\u001b[2Jevil\u009b.example\u202e\n', 'domains', BOUNDS);
     assert.equal(r.badLines, 1);
     const message = r.problems[0]!.message;
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
     assert.doesNotMatch(message, /[\u0000-\u001f\u007f-\u009f\u202e]/);
     assert.match(message, /\\x1b\[2Jevil\\u009b\.example\\u202e/);
   });
