@@ -12,6 +12,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  truncateSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
@@ -186,6 +187,24 @@ rules:
     // The process started before the replacement still runs the pinned file.
     assert.equal((await enforcer.judge(tcp(1000, 443), 'outgoing')).decision.ruleName, 'pinned');
   });
+});
+
+test('a hashing that stalls gives its thread up: it fails, and the next file is hashed by a new thread', async () => {
+  // A 4 GiB sparse file takes seconds to read: longer than the stall bound, as a read that never
+  // returns would (a FUSE file a local user serves). The small file after it must not wait for it.
+  const slow = join(dir, 'slow');
+  writeFileSync(slow, '');
+  truncateSync(slow, 4 * 1024 ** 3);
+  const small = join(dir, 'small');
+  writeFileSync(small, 'small file');
+  const stalling = new ExeHasher({ maxBytes: 8 * 1024 ** 3, stallMs: 1500 });
+  try {
+    await assert.rejects(stalling.ofPath(slow), /took longer than 1500 ms: its thread was given up/);
+    assert.equal((await stalling.ofPath(small)).sha256, sha256('small file'));
+  } finally {
+    await stalling.close();
+    rmSync(slow, { force: true });
+  }
 });
 
 describe('ask prompts of programs', () => {

@@ -29,7 +29,15 @@ export interface ExeHasherOptions {
   readonly maxBytes?: number;
   /** Hashings waiting or running at most; more are refused at once (default 16). */
   readonly maxQueued?: number;
+  /**
+   * A hashing that takes longer (a file whose reads never return, e.g. on a FUSE mount a local user
+   * serves) gives its thread up: its requests fail and a new thread takes the next ones (default 60 s).
+   */
+  readonly stallMs?: number;
 }
+
+/** Threads given up as stuck, at most: beyond it nothing more is hashed until one of them ends. */
+const MAX_ABANDONED = 4;
 
 /** Hashes files on a worker thread, once per file version. */
 export class ExeHasher {
@@ -42,6 +50,9 @@ export class ExeHasher {
   readonly #byPath = new Map<string, string>();
   readonly maxBytes: number;
   #worker: Worker | undefined;
+  readonly #stallMs: number;
+  /** Threads given up as stuck that have not ended yet. */
+  readonly #abandoned = new Set<Worker>();
   #nextId = 1;
   /** Worker hashings started (a cache hit starts none): tests and the bench count them. */
   hashed = 0;
@@ -50,6 +61,7 @@ export class ExeHasher {
     this.#cacheSize = options.cacheSize ?? 4096;
     this.#maxQueued = options.maxQueued ?? 16;
     this.maxBytes = options.maxBytes ?? 1024 * 1024 * 1024;
+    this.#stallMs = options.stallMs ?? 60_000;
   }
 
   /**
@@ -131,9 +143,35 @@ export class ExeHasher {
 
   #ask(req: HashRequest): Promise<HashReply> {
     return new Promise((resolve) => {
-      this.#pending.set(req.id, { resolve });
-      this.#workerFor().postMessage(req);
+      if (this.#abandoned.size >= MAX_ABANDONED) {
+        resolve({ id: req.id, ok: false, error: `${MAX_ABANDONED} hash threads are stuck reading files` });
+        return;
+      }
+      const w = this.#workerFor();
+      const timer = setTimeout(() => this.#abandon(w, req.path), this.#stallMs);
+      timer.unref();
+      this.#pending.set(req.id, {
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+      });
+      w.postMessage(req);
     });
+  }
+
+  /**
+   * Gives a stuck thread up (a blocked read cannot be interrupted, not even by terminate): what waits
+   * on it fails now, the next request starts a new thread, and the stuck one ends when its read does.
+   */
+  #abandon(w: Worker, path: string): void {
+    if (this.#worker !== w) return;
+    this.#worker = undefined;
+    this.#abandoned.add(w);
+    const why = `hashing ${path} took longer than ${this.#stallMs} ms: its thread was given up`;
+    for (const [id, p] of this.#pending) p.resolve({ id, ok: false, error: why });
+    this.#pending.clear();
+    void w.terminate().catch(() => {});
   }
 
   #workerFor(): Worker {
@@ -146,7 +184,9 @@ export class ExeHasher {
       p?.resolve(r);
     });
     const fail = (why: string) => {
-      if (this.#worker === w) this.#worker = undefined;
+      // A thread given up ends later: its requests failed then, the current thread's are not its own.
+      if (this.#abandoned.delete(w) || this.#worker !== w) return;
+      this.#worker = undefined;
       for (const [id, p] of this.#pending) p.resolve({ id, ok: false, error: why });
       this.#pending.clear();
     };
