@@ -178,14 +178,20 @@ export function createHandlers(ctx: HandlerContext) {
    * store's beforeWrite), and forgotten again when the change fails, so no crash leaves it unrecorded.
    */
   const applying = async <T>(caller: Caller, confirm: Confirm, change: (meta: ChangeMeta) => Promise<T>) => {
-    if (confirm === undefined) return change(caller);
+    // The answer comes once the change is in force in the kernel (as policy.apply's): a connection made
+    // after it is decided by the new policy, not by the old one or a verdict cached under it.
+    const inForce = async (result: T) => {
+      await ctx.settled?.();
+      return result;
+    };
+    if (confirm === undefined) return inForce(await change(caller));
     let reserved: number | undefined;
     const beforeWrite = async (version: number) => {
       reserved = version;
       await confirmations.add(version, version - 1, confirm.seconds, caller);
     };
     try {
-      return await change({ user: caller.user, source: caller.source, beforeWrite });
+      return await inForce(await change({ user: caller.user, source: caller.source, beforeWrite }));
     } catch (e) {
       if (reserved !== undefined) await confirmations.confirm(reserved); // never applied: nothing to wait for
       throw e;
