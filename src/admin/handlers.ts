@@ -21,15 +21,14 @@ import {
   type Rule,
   ruleIdentity,
   ruleToPlain,
-  serializePolicy,
   validatePolicy,
   validateRule,
 } from '../policy/index.js';
 import type { ListContent } from '../policy/list-format.js';
+import { policyHash } from '../policy-hash.js';
 import { askAnswerSchema } from '../protocol/asks.js';
 import type { LogItem, LogQueryParsed } from '../protocol/log-item.js';
 import type { Methods } from '../protocol/methods.js';
-import { policyHashOfCanonical } from '../protocol/policy-hash.js';
 import { parseSettingsText, type Settings, validateSettings } from '../settings/index.js';
 import { keepRedacted, redactSecrets, redactText } from '../settings/secrets.js';
 import type { ChangeMeta } from './config-store.js';
@@ -46,11 +45,6 @@ import { sourceHandlers } from './source-handlers.js';
 import { Turns } from './turns.js';
 
 export type { AskService, Caller, FileHasher, Handler, HandlerContext } from './handler-context.js';
-
-/** Policy hashes (a policy, the rules in force with included rules), computed once per policy object. */
-const hashes = new WeakMap<Policy, string>();
-const policyHash = (p: Policy): string =>
-  hashes.get(p) ?? (hashes.set(p, policyHashOfCanonical(serializePolicy(p))).get(p) as string);
 
 /**
  * Largest logs.query answer, in bytes of item JSON: half the 1 MiB frame limit of the peer.
@@ -500,6 +494,7 @@ export function createHandlers(ctx: HandlerContext) {
           suggestion: 'It may have been confirmed or rolled back already: see `warden config history`.',
         });
       }
+      await ctx.settled?.(); // as every change's answer: once the undo is in force in the kernel
       return { version, current: ctx.config.history()[0]?.version ?? version };
     },
     hints: () => {
