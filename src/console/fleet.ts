@@ -10,7 +10,7 @@ import { Methods, type StatusResult } from '../protocol/methods.js';
 import { type EngineList, hostPortKey } from './engines.js';
 import type { CommandIo } from './io.js';
 import { ask, canPrompt } from './prompt.js';
-import { openEngine } from './remote.js';
+import { openEngine, usePromptedPassword } from './remote.js';
 
 /** Per-engine deadline for connecting, logging in and each call (ms). */
 export const FLEET_TIMEOUT_MS = 8000;
@@ -87,9 +87,11 @@ export async function fleetPassword(engines: EngineList, names: readonly string[
   if (process.env.WARDEN_PASSWORD !== undefined || !canPrompt()) return;
   const users = new Set(names.map((n) => engines.resolve(n).entry.user).filter((u) => u !== undefined));
   if (users.size === 0) return;
-  process.env.WARDEN_PASSWORD = await ask(`Password for ${[...users].join(', ')} on the engines: `, {
-    secret: true,
-  });
+  usePromptedPassword(
+    await ask(`Password for ${[...users].join(', ')} on the engines: `, {
+      secret: true,
+    }),
+  );
 }
 
 /** Opens a logged-in connection to one engine of the fleet, within the deadline. */

@@ -66,6 +66,17 @@ async function localEngineFingerprint(): Promise<string | undefined> {
   }
 }
 
+/**
+ * A password asked once for several engines (`warden fleet`), kept in this process's memory only:
+ * never in process.env, which every child process (a pager, a browser) would inherit.
+ */
+let promptedPassword: string | undefined;
+
+/** Remembers the password the user typed for the engines this command opens. */
+export function usePromptedPassword(password: string): void {
+  promptedPassword = password;
+}
+
 /** Connects and logs in. With `firstUse`, an unknown engine may be pinned (--accept or a prompt). */
 export async function openEngine(
   o: RemoteOptions,
@@ -131,6 +142,7 @@ export async function openEngine(
     } else {
       const password =
         process.env.WARDEN_PASSWORD ??
+        promptedPassword ??
         (canPrompt() ? await ask(`Password for ${user}@${key}: `, { secret: true }) : undefined);
       if (password === undefined) {
         throw new WardenError(ErrorCode.USAGE, `no password for ${user}`, {
