@@ -5,20 +5,11 @@
  * configuration version, undone at its deadline unless confirmed, and recorded as an audit item.
  */
 import { ErrorCode, WardenError } from '../errors.js';
-import {
-  type Policy,
-  parsePolicyText,
-  policyToPlain,
-  serializePolicy,
-  validatePolicy,
-} from '../policy/index.js';
-import { policyHashOfCanonical } from '../protocol/policy-hash.js';
+import { type Policy, parsePolicyText, policyToPlain, validatePolicy } from '../policy/index.js';
+import { policyHash } from '../policy-hash.js';
 import type { PolicyMethods, ProposalJson } from '../protocol/policy-methods.js';
 import type { Caller, Handler } from './handlers.js';
 import type { ProposalBook, ProposalSelection } from './proposals.js';
-
-/** The policy's hash as engine.status reports it. */
-const policyHash = (p: Policy): string => policyHashOfCanonical(serializePolicy(p));
 
 type Confirm = { seconds: number } | undefined;
 type PendingPart = { pending?: { version: number; previous: number; deadline: string } };

@@ -10,9 +10,9 @@
  */
 import type { EngineClient } from '../client/engine-client.js';
 import { ErrorCode, WardenError } from '../errors.js';
-import { type Policy, parsePolicyText, serializePolicy } from '../policy/index.js';
+import { parsePolicyText } from '../policy/index.js';
+import { policyHash } from '../policy-hash.js';
 import { Methods } from '../protocol/methods.js';
-import { policyHashOfCanonical } from '../protocol/policy-hash.js';
 import type { EngineList } from './engines.js';
 import {
   FLEET_TIMEOUT_MS,
@@ -24,9 +24,6 @@ import {
   withDeadline,
 } from './fleet.js';
 import type { CommandIo } from './io.js';
-
-/** The policy's hash as engine.status reports it. */
-const policyHash = (p: Policy): string => policyHashOfCanonical(serializePolicy(p));
 
 export interface RolloutOptions {
   readonly group?: string;

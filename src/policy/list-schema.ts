@@ -4,6 +4,7 @@
  * "Lists"). The list's content is not part of the policy: the engine loads it (src/engine/lists.ts).
  */
 import { z } from 'zod';
+import { durationSeconds, formatDuration } from './duration.js';
 import { LIST_FORMATS, type ListFormat, type ListSource } from './rule.js';
 
 /** Defaults and bounds of a list definition. */
@@ -19,22 +20,13 @@ export const LIST_DEFAULTS = {
   limitEntries: 10_000_000,
 } as const;
 
-const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
-
 /** `90s`, `30m`, `6h`, `1d` (or a number of seconds) in seconds; null when it is none of those. */
 export function parseDuration(v: unknown): number | null {
   if (typeof v === 'number') return Number.isInteger(v) && v > 0 ? v : null;
-  if (typeof v !== 'string') return null;
-  const m = /^(\d{1,7})\s*([smhd])$/.exec(v.trim());
-  return m === null ? null : Number(m[1]) * UNITS[m[2]!]!;
+  return typeof v === 'string' ? durationSeconds(v) : null;
 }
 
-/** Writes seconds back as the largest whole unit (`6h`, `90m`). */
-export function formatDuration(seconds: number): string {
-  for (const unit of ['d', 'h', 'm'] as const)
-    if (seconds % UNITS[unit]! === 0) return `${seconds / UNITS[unit]!}${unit}`;
-  return `${seconds}s`;
-}
+export { formatDuration };
 
 const format = z.enum(LIST_FORMATS as [string, ...string[]], {
   error: `format must be one of ${LIST_FORMATS.join(', ')} (hosts: "0.0.0.0 name" lines; domains: one name a line; ips: addresses and CIDRs)`,

@@ -97,7 +97,7 @@ export interface StatusResult {
    * used)`, or `none` without a kernel backend (docs/attribution.md).
    */
   readonly attribution: string;
-  /** The configuration version in force and its policy's hash (src/protocol/policy-hash.ts), for the fleet. */
+  /** The configuration version in force and its policy's hash (src/policy-hash.ts), for the fleet. */
   readonly policyVersion: number;
   readonly policyHash: string;
   /**

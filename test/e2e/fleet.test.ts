@@ -13,8 +13,7 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { serializePolicy } from '../../src/policy/index.js';
-import { policyHashOfCanonical } from '../../src/protocol/policy-hash.js';
+import { policyHash } from '../../src/policy-hash.js';
 import { fixtureIdentity } from '../integration/admin-harness.js';
 import {
   type ConsoleHome,
@@ -49,7 +48,7 @@ describe('warden fleet with ten engines on loopback', () => {
   let fleet: LoopbackFleet;
   let deadPort = 0;
   const files: Record<string, string> = {};
-  const hashOf = (i: number) => policyHashOfCanonical(serializePolicy(fleet.engines[i]!.config.policy()));
+  const hashOf = (i: number) => policyHash(fleet.engines[i]!.config.policy());
   const versionOf = (i: number) => fleet.engines[i]!.config.history()[0]?.version ?? 1;
 
   before(async () => {

@@ -45,10 +45,13 @@ const ALLOWED: Record<string, readonly string[]> = {
   policy: ['ip', 'settings', 'errors', 'document', 'text'],
   settings: ['ip', 'errors', 'document', 'policy'],
   protocol: ['errors'],
+  /** A policy's hash: the policy core's canonical text through node:crypto. */
+  'policy-hash': ['policy'],
   hints: [],
   rpc: ['protocol', 'errors'],
   admin: [
     'atomic-file',
+    'policy-hash',
     'host-programs',
     'protocol',
     'rpc',
@@ -82,6 +85,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   assist: ['engine', 'settings', 'errors'],
   console: [
     'atomic-file',
+    'policy-hash',
     'host-programs',
     'policy',
     'settings',

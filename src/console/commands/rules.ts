@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { ErrorCode, WardenError } from '../../errors.js';
+import { durationSeconds } from '../../policy/duration.js';
 import { Methods, type RuleJson } from '../../protocol/methods.js';
 import type { CommandIo, CommandStatus } from '../io.js';
 import { type RemoteOptions, remoteOptions, withEngine } from '../remote.js';
@@ -17,18 +18,16 @@ type Opts = RemoteOptions & {
   since?: string;
 };
 
-const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-
 /** `30d`, `12h`, `45m`, `90s`, `2w` in milliseconds; a usage error naming the option otherwise. */
 export function parseDuration(text: string, option = '--since'): number {
-  const m = /^(\d{1,6})([smhdw])$/.exec(text.trim());
-  if (m === null || Number(m[1]) === 0)
+  const seconds = durationSeconds(text);
+  if (seconds === null)
     throw new WardenError(
       ErrorCode.USAGE,
       `${option} "${text}" is not a duration: write a whole number and a unit, s m h d or w (e.g. 30d, 12h)`,
       { suggestion: 'For example: warden rules unused --since 30d' },
     );
-  return Number(m[1]) * UNITS[m[2]!]!;
+  return seconds * 1000;
 }
 
 /** When a rule last matched, relative and short ("3 min ago"), or "never". */

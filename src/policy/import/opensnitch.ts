@@ -11,6 +11,7 @@
  */
 import type { Problem } from '../../errors.js';
 import { parseAddressSpec } from '../address-spec.js';
+import { durationSeconds } from '../duration.js';
 import { LIST_DEFAULTS } from '../list-schema.js';
 import type { Action, AddressSpec, ListSource, PortRange, Protocol, Rule } from '../rule.js';
 import { interfaceNameProblem } from '../schema.js';
@@ -65,7 +66,6 @@ interface Parsed {
 }
 
 const ACTIONS: Record<string, Action> = { allow: 'allow', deny: 'deny', reject: 'reject' };
-const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** Imports OpenSnitch rule files; a `default-config.json` among them gives the outgoing default. */
 export function importOpenSnitch(files: readonly SourceFile[], now?: number): ImportResult {
@@ -218,14 +218,15 @@ function convertRule(
 function expiryOf(raw: Record<string, unknown>, skip: (m: string) => null): string | undefined | null {
   const d = raw.duration === undefined ? 'always' : raw.duration;
   if (d === 'always') return undefined;
-  const m = typeof d === 'string' ? /^(\d+)([smhd])$/.exec(d) : null;
-  if (m === null)
+  // OpenSnitch's durations: 5m, 1h, 12h and the like (weeks are ours only).
+  const seconds = typeof d === 'string' && !d.endsWith('w') ? durationSeconds(d) : null;
+  if (seconds === null)
     return skip(
       `duration ${JSON.stringify(d)} lasts only until OpenSnitch restarts or one connection; only "always" and timed durations are imported`,
     );
   const start = typeof raw.created === 'string' ? Date.parse(raw.created) : Number.NaN;
   if (Number.isNaN(start)) return skip(`duration ${d} needs the rule's "created" time to know when it ends`);
-  return new Date(start + Number(m[1]) * DURATION_UNITS[m[2]!]!).toISOString();
+  return new Date(start + seconds * 1000).toISOString();
 }
 
 function readOperator(op: RawOperator | undefined, acc: Conditions, problems: string[]): Conditions | null {
