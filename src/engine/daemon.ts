@@ -354,16 +354,29 @@ export class Engine {
       syslog = forwardLogs(logs, config.settings(), { hostname: hostname() });
       void old.stop();
     };
-    listsChanged = () => {
+    // One reload at a time, and requests made while one waits to start share it: it reads everything
+    // in force when it starts (a policy change also re-reads its lists and subscriptions, which ask
+    // again; each used to make a reload of its own).
+    let reloadWaiting = false;
+    const reloadKernel = (what: string): void => {
+      if (reloadWaiting) return;
+      reloadWaiting = true;
       kernelWork = kernelWork
-        .then(() => kernel?.reload())
-        .catch((e: Error) => log('error', `kernel reload after a list changed failed: ${e.message}`));
+        .then(() => {
+          reloadWaiting = false;
+          return kernel?.reload();
+        })
+        .then(() => {
+          kernelProblem = undefined;
+        })
+        .catch((e: Error) => {
+          reloadWaiting = false;
+          kernelProblem = `kernel reload after ${what} failed: ${e.message}`;
+          log('error', kernelProblem);
+        });
     };
-    includesChanged = () => {
-      kernelWork = kernelWork
-        .then(() => kernel?.reload())
-        .catch((e: Error) => log('error', `kernel reload after included rules changed failed: ${e.message}`));
-    };
+    listsChanged = () => reloadKernel('a list changed');
+    includesChanged = () => reloadKernel('included rules changed');
     config.onChange(() => {
       lists.follow(config.policy().lists).catch((e: Error) => log('error', `lists: ${e.message}`));
       includes
@@ -372,15 +385,7 @@ export class Engine {
     });
     config.onChange((what) => {
       followSyslog();
-      kernelWork = kernelWork
-        .then(() => kernel?.reload())
-        .then(() => {
-          kernelProblem = undefined;
-        })
-        .catch((e: Error) => {
-          kernelProblem = `kernel reload after a ${what} change failed: ${e.message}`;
-          log('error', kernelProblem);
-        });
+      reloadKernel(`a ${what} change`);
     });
     // The localhost metrics endpoint follows the metrics settings (off by default).
     const metricsEndpoint = new MetricsEndpoint(
