@@ -132,15 +132,17 @@ export class LogDictionary {
   }
 
   /**
-   * Up to `max` ids of written entries whose newest use is older than `epoch`: when no row of
-   * `epoch` or later is stored, no row uses them.
+   * Up to `max` ids of written entries whose newest use is older than `epoch` (when no row of `epoch`
+   * or later is stored, no row uses them), looking from id `from` on; `next` is where the next call
+   * goes on, so pruning a large dictionary batch by batch reads each id once.
    */
-  unusedBefore(epoch: number, max: number): number[] {
-    const out: number[] = [];
+  unusedBefore(epoch: number, max: number, from = 1): { ids: number[]; next: number } {
+    const ids: number[] = [];
     const waiting = new Set(this.#added);
-    for (let id = 1; id < this.#values.length && out.length < max; id++)
-      if (this.#values[id] !== undefined && this.#last[id]! < epoch && !waiting.has(id)) out.push(id);
-    return out;
+    let id = Math.max(1, from);
+    for (; id < this.#values.length && ids.length < max; id++)
+      if (this.#values[id] !== undefined && this.#last[id]! < epoch && !waiting.has(id)) ids.push(id);
+    return { ids, next: id };
   }
 
   /** Forgets entries, deleted from the table in the same turn; their ids may be given again. */

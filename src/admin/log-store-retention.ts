@@ -94,12 +94,14 @@ async function pruneDictionary(t: RetentionTarget): Promise<void> {
   const step = t.db.transaction((ids: number[]) => {
     for (const id of ids) remove.run(id);
   });
-  for (;;) {
+  // Ids below the cursor were looked at: an id freed and given again since is in use in a new epoch.
+  for (let from = 1; ; ) {
     await turn();
     if (t.closed()) return;
     // Written first: the batch's entries are then in the table, and its rows count as uses.
     const epoch = Math.floor(firstSeq(t) / EPOCH_ITEMS);
-    const ids = t.dict.unusedBefore(epoch, RETENTION_BATCH);
+    const { ids, next } = t.dict.unusedBefore(epoch, RETENTION_BATCH, from);
+    from = next;
     if (ids.length === 0) return;
     step(ids);
     t.dict.remove(ids);
