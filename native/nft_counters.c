@@ -30,6 +30,8 @@
 #include "nl.h"
 
 #define DUMP_TIMEOUT_MS 2000
+/* Reads of a dump interrupted by a ruleset change (NLM_F_DUMP_INTR) before giving up with EAGAIN. */
+#define DUMP_ATTEMPTS 3
 /* NFPROTO_INET of linux/netfilter.h (which clashes with netinet/in.h through linux/in.h). */
 #define FAMILY_INET 1
 
@@ -163,12 +165,17 @@ static int set_elements(out_records *o, const struct nlmsghdr *r) {
   return 0;
 }
 
-/* Sends a dump request and hands each answer to `each`; 0, or an errno (ENOENT: nothing to dump is 0). */
+/*
+ * Sends a dump request and hands each answer to `each`; 0, or an errno (ENOENT: nothing to dump is 0).
+ * EAGAIN when the kernel marked an answer NLM_F_DUMP_INTR: the table changed during the dump (a reload),
+ * so what was read may mix two rulesets and must be read again.
+ */
 static int dump(int fd, struct nlmsghdr *h, out_records *o,
                 int (*each)(out_records *, const struct nlmsghdr *), char *buf) {
   struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
   if (sendto(fd, h, h->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) return errno;
   int64_t deadline = now_ms() + DUMP_TIMEOUT_MS;
+  int interrupted = 0;
   for (;;) {
     ssize_t len = recv(fd, buf, NL_RECV_SIZE, 0);
     if (len < 0) {
@@ -180,7 +187,8 @@ static int dump(int fd, struct nlmsghdr *h, out_records *o,
       continue;
     }
     for (struct nlmsghdr *r = (struct nlmsghdr *)buf; NLMSG_OK(r, (size_t)len); r = NLMSG_NEXT(r, len)) {
-      if (r->nlmsg_type == NLMSG_DONE) return 0;
+      if (r->nlmsg_flags & NLM_F_DUMP_INTR) interrupted = 1;
+      if (r->nlmsg_type == NLMSG_DONE) return interrupted ? EAGAIN : 0;
       if (r->nlmsg_type == NLMSG_ERROR) {
         const struct nlmsgerr *e = NLMSG_DATA(r);
         return e->error == 0 || e->error == -ENOENT ? 0 : -e->error;
@@ -203,6 +211,8 @@ typedef struct {
   napi_async_work work;
 } dump_job;
 
+static void dump_all(int fd, dump_job *job, char *buf, uint32_t *seqp, int *errp);
+
 /* On a pool thread: every dump, into job->out (no N-API call here). */
 static void dump_execute(napi_env env, void *data) {
   (void)env;
@@ -218,6 +228,23 @@ static void dump_execute(napi_env env, void *data) {
   char *buf = malloc(NL_RECV_SIZE);
   int err = (job->out.bytes == NULL || buf == NULL) ? ENOMEM : 0;
   uint32_t seq = 0;
+  /* A dump the kernel says was interrupted by a change is read again from the start, a few times. */
+  for (int attempt = 0; attempt < DUMP_ATTEMPTS && (attempt == 0 || err == EAGAIN); attempt++) {
+    if (attempt > 0) {
+      err = 0;
+      job->out.used = 0;
+    }
+    dump_all(fd, job, buf, &seq, &err);
+  }
+  free(buf);
+  close(fd);
+  job->err = err;
+}
+
+/* One pass over the counter objects, then each set's elements, into job->out; the first error in *err. */
+static void dump_all(int fd, dump_job *job, char *buf, uint32_t *seqp, int *errp) {
+  int err = *errp;
+  uint32_t seq = *seqp;
   if (err == 0) {
     nl_message m;
     struct nlmsghdr *h = nfnl_start(&m, NFNL_SUBSYS_NFTABLES, NFT_MSG_GETOBJ, NLM_F_REQUEST | NLM_F_DUMP, ++seq, 0);
@@ -239,9 +266,8 @@ static void dump_execute(napi_env env, void *data) {
     job->out.set = (uint16_t)i;
     err = dump(fd, h, &job->out, set_elements, buf);
   }
-  free(buf);
-  close(fd);
-  job->err = err;
+  *seqp = seq;
+  *errp = err;
 }
 
 /* Back on the event loop: the records as one ArrayBuffer, or the error. */
