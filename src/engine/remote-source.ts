@@ -6,11 +6,11 @@
  * an unreachable server never empties what is in force. Its state (where the text in force came
  * from, when, the last error) is what engine.status shows.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, createReadStream, fsync, openSync, writeSync } from 'node:fs';
+import { readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureDirectory, writeFileAtomic } from '../admin/private-file.js';
+import { ensureDirectory, syncDirectory, writeFileAtomic } from '../admin/private-file.js';
 import type { ProxyRoute } from '../settings/proxy.js';
 import type { EngineLog } from './daemon.js';
 import { httpRequest } from './services/http-client.js';
@@ -262,39 +262,26 @@ export class RemoteSource<T> {
     const origin = this.#o.origin as { refreshSeconds: number };
     const interval = origin.refreshSeconds * 1000;
     try {
-      const response = await httpRequest({
-        url,
-        route: this.#o.route(url),
-        ...(this.#o.ca !== undefined ? { ca: this.#o.ca } : {}),
-        timeoutMs: this.#o.timeoutMs ?? 60_000,
-        maxBytes: this.#o.maxBytes,
-      });
-      const body = Buffer.from(response.body, 'utf8');
-      // Hashed as the copy will be read back (with its closing newline); parsed only when new.
-      const digest = createHash('sha256').update(body).update('\n').digest('hex');
-      // A text the reader refuses fails here, before its copy is kept.
-      let value: T | undefined;
-      if (digest !== this.#digest) {
-        const reader = this.#o.reader();
-        reader.push(body);
-        value = reader.end();
-      }
+      const { digest, bytes, part } = await this.#download(url);
       const at = this.#now;
-      // The copy is written before the value is taken: what is in force can always be found again.
       try {
-        await ensureDirectory(this.#o.stateDir, 0o700);
-        await writeFileAtomic(this.#copyPath, response.body, 0o600);
+        // A text the reader refuses fails here, before its copy is kept; parsed only when new.
+        let value: T | undefined;
+        if (digest !== this.#digest) value = (await this.#readBounded(part)).value;
+        // The copy is in place before the value is taken: what is in force can always be found again.
+        await rename(part, this.#copyPath);
+        await syncDirectory(this.#o.stateDir);
         await writeFileAtomic(
           this.#metaPath,
           `${JSON.stringify({ url, fetchedAt: new Date(at).toISOString() } satisfies CopyMeta)}\n`,
           0o600,
         );
-      } catch (e) {
-        this.#o.log('error', `${this.#o.name}: cannot keep the last good copy: ${(e as Error).message}`);
+        this.#lastAttempt = at;
+        this.#lastError = undefined;
+        this.#take(value, digest, 'network', bytes, at);
+      } finally {
+        await unlink(part).catch(() => undefined);
       }
-      this.#lastAttempt = at;
-      this.#lastError = undefined;
-      this.#take(value, digest, 'network', body.length, at);
       this.#failures = 0;
       this.#schedule(interval);
     } catch (e) {
@@ -304,5 +291,48 @@ export class RemoteSource<T> {
       this.#failures++;
       this.#schedule(Math.min(interval, RETRY_MIN_MS * 2 ** Math.min(this.#failures - 1, 16)));
     }
+  }
+
+  /**
+   * Fetches the URL into a new owner-only file beside the last good copy, as it arrives (a list of
+   * hundreds of megabytes is never held in memory whole), hashed as #readBounded will read it back.
+   */
+  async #download(url: string): Promise<{ digest: string; bytes: number; part: string }> {
+    await ensureDirectory(this.#o.stateDir, 0o700);
+    // What a download cut short by a crash left (one download of a source runs at a time).
+    const prefix = `.${this.#o.name}.`;
+    for (const entry of await readdir(this.#o.stateDir))
+      if (entry.startsWith(prefix) && /^\d+\.[0-9a-f]{12}\.part$/.test(entry.slice(prefix.length)))
+        await unlink(join(this.#o.stateDir, entry)).catch(() => undefined);
+    const part = join(
+      this.#o.stateDir,
+      `.${this.#o.name}.${process.pid}.${randomBytes(6).toString('hex')}.part`,
+    );
+    const fd = openSync(part, 'wx', 0o600);
+    const hash = createHash('sha256');
+    let bytes = 0;
+    try {
+      await httpRequest({
+        url,
+        route: this.#o.route(url),
+        ...(this.#o.ca !== undefined ? { ca: this.#o.ca } : {}),
+        timeoutMs: this.#o.timeoutMs ?? 60_000,
+        maxBytes: this.#o.maxBytes,
+        onChunk: (chunk) => {
+          // Sockets hand over at most tens of KiB at once: a short write to the page cache.
+          for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off);
+          hash.update(chunk);
+          bytes += chunk.length;
+        },
+      });
+      await new Promise<void>((resolve, reject) => fsync(fd, (e) => (e ? reject(e) : resolve())));
+    } catch (e) {
+      closeSync(fd);
+      await unlink(part).catch(() => undefined);
+      throw e;
+    }
+    closeSync(fd);
+    hash.update('\n');
+    return { digest: hash.digest('hex'), bytes, part };
   }
 }

@@ -24,6 +24,11 @@ export interface HttpRequest {
   readonly timeoutMs?: number;
   /** Largest answer body accepted (default 1 MiB). */
   readonly maxBytes?: number;
+  /**
+   * Takes a successful answer's body as it arrives, chunk by chunk (within maxBytes), instead of
+   * keeping it: the response's `body` is then empty. For bodies of many megabytes (lists).
+   */
+  readonly onChunk?: (chunk: Buffer) => void;
 }
 
 export interface HttpResponse {
@@ -147,6 +152,8 @@ export async function httpRequest(request: HttpRequest): Promise<HttpResponse> {
       const req = http.request({ ...options, method: request.method ?? 'GET' }, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
+        const ok = (res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) <= 299;
+        const onChunk = ok ? request.onChunk : undefined;
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
           if (size > maxBytes) {
@@ -154,7 +161,15 @@ export async function httpRequest(request: HttpRequest): Promise<HttpResponse> {
             reject(new Error(`the answer is larger than ${maxBytes} bytes`));
             return;
           }
-          chunks.push(chunk);
+          if (onChunk === undefined) chunks.push(chunk);
+          else {
+            try {
+              onChunk(chunk);
+            } catch (e) {
+              res.destroy();
+              reject(e);
+            }
+          }
         });
         res.once('error', reject);
         res.once('end', () => {
