@@ -1,7 +1,7 @@
 /** Reading the files console commands are given, with errors that say which file and why. */
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { ErrorCode, WardenError } from '../errors.js';
+import { readListFiles } from '../list-files.js';
 import type { CompiledPolicy } from '../policy/index.js';
 import {
   compilePolicy,
@@ -121,15 +121,8 @@ async function loadFileLists(policy: Policy): Promise<Map<string, ListContent>> 
   for (const [name, list] of Object.entries(policy.lists ?? {})) {
     if (list.file === undefined) continue;
     try {
-      const info = await stat(list.file);
-      const files = info.isDirectory()
-        ? (await readdir(list.file, { withFileTypes: true }))
-            .filter((e) => e.isFile() && !e.name.startsWith('.'))
-            .map((e) => join(list.file!, e.name))
-            .sort()
-        : [list.file];
       const parser = new ListParser(list.format, list);
-      for (const f of files) parser.push(`${await readFile(f, 'utf8')}\n`);
+      await readListFiles(list.file, list.maxBytes, (chunk) => parser.push(chunk));
       out.set(name, parser.end().content);
     } catch {
       // Unreadable or over its bounds: empty, as the engine would have nothing from it either.

@@ -7,10 +7,11 @@
  * from, when, the last error) is what engine.status shows.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, fsync, openSync, writeSync } from 'node:fs';
-import { readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { closeSync, fsync, openSync, writeSync } from 'node:fs';
+import { readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureDirectory, syncDirectory, writeFileAtomic } from '../admin/private-file.js';
+import { readListFiles } from '../list-files.js';
 import type { ProxyRoute } from '../settings/proxy.js';
 import type { EngineLog } from './daemon.js';
 import { httpRequest } from './services/http-client.js';
@@ -203,40 +204,11 @@ export class RemoteSource<T> {
     }
   }
 
-  /**
-   * Streams a file through a reader, refusing it past maxBytes. A directory is read whole: its
-   * regular files in name order, as one text (OpenSnitch keeps its lists so).
-   */
+  /** Streams a file (or a directory's files) through a reader, refusing it past maxBytes. */
   async #readBounded(path: string): Promise<{ value: T; bytes: number; digest: string }> {
-    const s = await stat(path);
-    let files: string[];
-    if (s.isDirectory()) {
-      const entries = await readdir(path, { withFileTypes: true });
-      files = entries
-        .filter((e) => e.isFile() && !e.name.startsWith('.'))
-        .map((e) => join(path, e.name))
-        .sort();
-    } else if (s.isFile()) files = [path];
-    else throw new Error('not a regular file or a directory');
     const reader = this.#o.reader();
-    const hash = createHash('sha256');
-    let bytes = 0;
-    for (const file of files) {
-      const stream = createReadStream(file, { highWaterMark: 1 << 20 });
-      for await (const chunk of stream as AsyncIterable<Buffer>) {
-        bytes += chunk.length;
-        if (bytes > this.#o.maxBytes) {
-          stream.destroy();
-          throw new Error(`more than its bound of ${this.#o.maxBytes} bytes`);
-        }
-        reader.push(chunk);
-        hash.update(chunk);
-      }
-      // A file whose last line has no newline does not run into the next file's first line.
-      reader.push(Buffer.from('\n'));
-      hash.update('\n');
-    }
-    return { value: reader.end(), bytes, digest: hash.digest('hex') };
+    const { bytes, digest } = await readListFiles(path, this.#o.maxBytes, (chunk) => reader.push(chunk));
+    return { value: reader.end(), bytes, digest };
   }
 
   async #loadCopy(url: string): Promise<void> {

@@ -38,6 +38,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   /** Text made safe to show (control characters neutralised): for any layer. */
   text: [],
   'atomic-file': ['errors'],
+  /** Reads a list's file or directory: for the engine and the console alike. */
+  'list-files': [],
   /** Looks for programs on this host (missing-application warnings): I/O, so outside the pure policy core. */
   'host-programs': ['policy'],
   ip: [],
@@ -67,6 +69,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   kernel: ['policy', 'settings', 'ip', 'errors', 'document'],
   engine: [
     'atomic-file',
+    'list-files',
     'kernel',
     'admin',
     'policy',
@@ -85,6 +88,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   assist: ['engine', 'settings', 'errors'],
   console: [
     'atomic-file',
+    'list-files',
     'policy-hash',
     'host-programs',
     'policy',
