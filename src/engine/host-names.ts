@@ -3,10 +3,18 @@
  * match connections that only carry addresses. Every exact name the policy mentions is resolved
  * (A and AAAA) and kept for its DNS TTL, then resolved again; an address maps back to the names
  * that resolved to it. Wildcard names cannot be resolved forwards: for them the remote address's
- * PTR name is looked up (once per address, cached) when the policy has any wildcard.
+ * PTR name is looked up (once per address, cached) when the policy has any wildcard, and kept only
+ * when it resolves forwards to the address again.
  */
 import { Resolver } from 'node:dns/promises';
+import { type IpAddress, parseIp } from '../ip/index.js';
 import { LearnedName } from '../policy/domain-lists.js';
+
+/** PTR names of one address checked forwards (a reverse zone may list many). */
+const MAX_PTR_NAMES = 4;
+
+const sameAddress = (a: IpAddress | null, b: IpAddress): boolean =>
+  a !== null && a.version === b.version && a.value === b.value;
 
 export interface HostNameOptions {
   /** DNS servers ("ip" or "ip:port"); default: the system's. */
@@ -125,18 +133,40 @@ export class HostNames {
     }
   }
 
+  /**
+   * The address's PTR names that resolve forwards to it again (forward-confirmed): whoever runs an
+   * address's reverse zone can give it any name, e.g. one under a domain the policy allows, but
+   * cannot make that domain's own DNS answer with the address. At most MAX_PTR_NAMES names are
+   * checked; the whole lookup waits at most reverseTimeoutMs.
+   */
   async #ptr(address: string): Promise<LearnedName[]> {
     const now = this.#o.now();
     const cached = this.#reverse.get(address);
     if (cached && cached.expires > now) return cached.names;
-    const lookup = this.#resolver.reverse(address).catch(() => [] as string[]);
+    const lookup = this.#confirmedPtr(address).catch(() => [] as string[]);
     const timeout = new Promise<string[]>((r) => setTimeout(() => r([]), this.#o.reverseTimeoutMs).unref());
-    const names = (await Promise.race([lookup, timeout])).map(
-      (n) => new LearnedName(n.toLowerCase().replace(/\.$/, '')),
-    );
+    const names = (await Promise.race([lookup, timeout])).map((n) => new LearnedName(n));
     this.#reverse.set(address, { names, expires: now + this.#o.minTtl * 1000 });
     if (this.#reverse.size > 10_000) this.#reverse.delete(this.#reverse.keys().next().value!);
     return names;
+  }
+
+  async #confirmedPtr(address: string): Promise<string[]> {
+    const wanted = parseIp(address);
+    if (wanted === null) return [];
+    const claimed = [
+      ...new Set((await this.#resolver.reverse(address)).map((n) => n.toLowerCase().replace(/\.$/, ''))),
+    ];
+    const checked = await Promise.all(
+      claimed.slice(0, MAX_PTR_NAMES).map(async (name) => {
+        const forward = await (wanted.version === 4
+          ? this.#resolver.resolve4(name)
+          : this.#resolver.resolve6(name)
+        ).catch(() => [] as string[]);
+        return forward.some((a) => sameAddress(parseIp(a), wanted)) ? name : null;
+      }),
+    );
+    return checked.filter((n): n is string => n !== null);
   }
 
   #schedule(): void {

@@ -56,13 +56,28 @@ test('a policy change re-resolves only the names that are new or due, not every 
   names.close();
 });
 
-test('with a wildcard in the policy, the PTR name of an address is looked up once and cached', async () => {
+test('with a wildcard in the policy, the PTR name of an address is looked up once, confirmed forwards and cached', async () => {
   dns.records.set(reverseName('10.200.0.30'), [{ type: 'PTR', value: 'ads.tracker.example', ttl: 300 }]);
+  dns.records.set('ads.tracker.example', [{ type: 'A', value: '10.200.0.30', ttl: 300 }]);
   const names = new HostNames({ servers: [dns.address] });
   await names.watch(['*.tracker.example']);
   const before = dns.questions.length;
   assert.deepEqual(await names.namesOf('10.200.0.30'), ['ads.tracker.example']);
   assert.deepEqual(await names.namesOf('10.200.0.30'), ['ads.tracker.example']);
-  assert.equal(dns.questions.length - before, 1, 'one PTR question for two lookups');
+  assert.equal(dns.questions.length - before, 2, 'one PTR and one A question for two lookups');
+  names.close();
+});
+
+test("an address's PTR name is not believed unless that name resolves back to it (the reverse zone is the address owner's)", async () => {
+  // The owner of 10.200.0.66 names it under a domain a rule allows; that domain's DNS says otherwise.
+  dns.records.set(reverseName('10.200.0.66'), [
+    { type: 'PTR', value: 'www.bank.example', ttl: 300 },
+    { type: 'PTR', value: 'own.attacker.example', ttl: 300 },
+  ]);
+  dns.records.set('www.bank.example', [{ type: 'A', value: '10.200.0.67', ttl: 300 }]);
+  dns.records.set('own.attacker.example', [{ type: 'A', value: '10.200.0.66', ttl: 300 }]);
+  const names = new HostNames({ servers: [dns.address] });
+  await names.watch(['*.bank.example', '*.attacker.example']);
+  assert.deepEqual(await names.namesOf('10.200.0.66'), ['own.attacker.example']);
   names.close();
 });
