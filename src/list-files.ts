@@ -3,11 +3,25 @@
  * files (not hidden ones) are read in name order as one text (OpenSnitch keeps its lists so). One
  * reader for the engine (src/engine/remote-source.ts) and the console's explain and lint of a policy
  * file (src/console/files.ts), so both see the same text.
+ *
+ * The engine reads as root what a policy names, and a path may be one a user can change: each file
+ * is opened without blocking (a FIFO put in its place is refused, not waited on), must be a regular
+ * file once open, and the whole read has a deadline (a file whose reads never return, e.g. on a FUSE
+ * mount a user serves, fails the attempt; the next read of that path fails at once until it returns,
+ * so at most one thread waits per path). A file is `quotable` (its bad lines may be shown in
+ * engine.status and the log) only when no other user could have made it point elsewhere: not a
+ * symlink, owned by root or the reader, not writable by group or others, in a directory alike.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants } from 'node:fs';
+import { type FileHandle, lstat, open, readdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+
+/** Longest whole read of one list (all its files) before the attempt fails. */
+const READ_DEADLINE_MS = 60_000;
+
+/** Paths whose read passed its deadline and has not returned yet. */
+const stuck = new Set<string>();
 
 /**
  * Streams the file (or the directory's files, each followed by a newline so a last line without one
@@ -17,34 +31,93 @@ import { join } from 'node:path';
 export async function readListFiles(
   path: string,
   maxBytes: number,
-  push: (chunk: Buffer) => void,
+  push: (chunk: Buffer, quotable: boolean) => void,
+  deadlineMs = READ_DEADLINE_MS,
 ): Promise<{ bytes: number; digest: string }> {
-  const s = await stat(path);
+  if (stuck.has(path)) throw new Error(`an earlier read of ${path} has not returned yet`);
+  let timer: NodeJS.Timeout | undefined;
+  let late = false;
+  const reading = readAll(path, maxBytes, (chunk, quotable) => {
+    if (!late) push(chunk, quotable);
+  });
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      late = true;
+      stuck.add(path);
+      reading.then(
+        () => stuck.delete(path),
+        () => stuck.delete(path),
+      );
+      reject(new Error(`reading ${path} took longer than ${deadlineMs / 1000} s`));
+    }, deadlineMs);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([reading, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readAll(
+  path: string,
+  maxBytes: number,
+  push: (chunk: Buffer, quotable: boolean) => void,
+): Promise<{ bytes: number; digest: string }> {
+  const top = await lstat(path).catch(() => undefined);
   let files: string[];
-  if (s.isDirectory()) {
+  if (top?.isDirectory()) {
     const entries = await readdir(path, { withFileTypes: true });
     files = entries
-      .filter((e) => e.isFile() && !e.name.startsWith('.'))
+      .filter((e) => !e.name.startsWith('.') && (e.isFile() || e.isSymbolicLink()))
       .map((e) => join(path, e.name))
       .sort();
-  } else if (s.isFile()) files = [path];
-  else throw new Error('not a regular file or a directory');
+  } else files = [path];
   const hash = createHash('sha256');
   const newline = Buffer.from('\n');
   let bytes = 0;
   for (const file of files) {
-    const stream = createReadStream(file, { highWaterMark: 1 << 20 });
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      bytes += chunk.length;
-      if (bytes > maxBytes) {
-        stream.destroy();
-        throw new Error(`more than its bound of ${maxBytes} bytes`);
+    const { handle, quotable } = await openRegular(file);
+    try {
+      const stream = handle.createReadStream({ highWaterMark: 1 << 20, autoClose: false });
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        bytes += chunk.length;
+        if (bytes > maxBytes) {
+          stream.destroy();
+          throw new Error(`more than its bound of ${maxBytes} bytes`);
+        }
+        push(chunk, quotable);
+        hash.update(chunk);
       }
-      push(chunk);
-      hash.update(chunk);
+    } finally {
+      await handle.close().catch(() => undefined);
     }
-    push(newline);
+    push(newline, quotable);
     hash.update(newline);
   }
   return { bytes, digest: hash.digest('hex') };
+}
+
+/** Opens a file to read, refusing anything but a regular file, and says whether it may be quoted. */
+async function openRegular(file: string): Promise<{ handle: FileHandle; quotable: boolean }> {
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  try {
+    const opened = await handle.stat();
+    if (!opened.isFile()) throw new Error(`${file} is not a regular file or a directory`);
+    const link = await lstat(file);
+    const parent = await lstat(dirname(file));
+    const uid = process.geteuid?.() ?? 0;
+    const ownedSafely = (s: { uid: number; mode: number }) =>
+      (s.uid === 0 || s.uid === uid) && (s.mode & 0o022) === 0;
+    const quotable =
+      !link.isSymbolicLink() &&
+      link.ino === opened.ino &&
+      link.dev === opened.dev &&
+      ownedSafely(opened) &&
+      ownedSafely(parent);
+    return { handle, quotable };
+  } catch (e) {
+    await handle.close().catch(() => undefined);
+    throw e;
+  }
 }

@@ -46,6 +46,9 @@ interface Entry {
   rules?: readonly Rule[];
 }
 
+/** Problems a refused subscription's message names (the count says how many there were). */
+const SHOWN_PROBLEMS = 5;
+
 export class PolicyIncludes {
   readonly #o: PolicyIncludesOptions;
   readonly #entries = new Map<string, Entry>();
@@ -138,14 +141,18 @@ export class PolicyIncludes {
         log: this.#o.log,
         reader: () => {
           const chunks: Buffer[] = [];
+          let quotable = true;
           return {
-            push: (chunk) => chunks.push(chunk),
-            end: () => this.#validate(name, label, Buffer.concat(chunks).toString('utf8')),
+            push: (chunk, q) => {
+              chunks.push(chunk);
+              quotable &&= q;
+            },
+            end: () => this.#validate(name, label, Buffer.concat(chunks).toString('utf8'), quotable),
           };
         },
         onValue: (rules) => {
           if (this.#entries.get(name) !== entry) return;
-          // The same rules read again (every policy change re-reads a file) change nothing in force.
+          // The same rules written otherwise (comments, spacing) change nothing in force.
           if (entry.rules !== undefined && isDeepStrictEqual(entry.rules, rules)) return;
           entry.rules = rules;
           this.#publish();
@@ -155,15 +162,24 @@ export class PolicyIncludes {
     return entry;
   }
 
-  /** Parses a text and runs the lockout guard; throws (with every located problem) to refuse it. */
-  #validate(name: string, label: string, text: string): Rule[] {
+  /**
+   * Parses a text and runs the lockout guard; throws to refuse it, naming its first located problems
+   * (only where they are, not what, when the file may not be quoted: list-files.ts).
+   */
+  #validate(name: string, label: string, text: string, quotable: boolean): Rule[] {
     let rules: Rule[];
     try {
       rules = parseIncludedRules(text, label);
     } catch (e) {
       if (!(e instanceof WardenError)) throw e;
-      const problems = e.problems.map(formatProblem);
-      throw new Error(`refused: ${problems.length > 0 ? problems.join('; ') : e.message}`);
+      const shown = e.problems
+        .slice(0, SHOWN_PROBLEMS)
+        .map((p) => (quotable ? formatProblem(p) : `${p.file ?? label}:${p.line ?? '?'}:${p.column ?? '?'}`));
+      const more = e.problems.length > SHOWN_PROBLEMS ? `; ... (${e.problems.length} problems)` : '';
+      const unquoted = quotable
+        ? ''
+        : ' (not quoted: the file is a symlink or others may write it or its directory)';
+      throw new Error(`refused: ${shown.length > 0 ? shown.join('; ') + more + unquoted : e.message}`);
     }
     if (this.#o.lockoutRisk !== undefined) {
       const next = new Map(this.#rules);

@@ -147,7 +147,7 @@ export class PolicyLists {
         reader: () => {
           const parser = new ListParser(definition.format, definition);
           return {
-            push: (chunk) => parser.push(chunk),
+            push: (chunk, quotable) => parser.push(chunk, quotable),
             end: () => parser.end(),
           };
         },

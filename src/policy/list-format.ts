@@ -89,8 +89,13 @@ export class ListParser {
     this.#bounds = bounds;
   }
 
-  /** Feeds the next piece of the text (bytes are decoded as UTF-8 by the caller's stream). */
-  push(chunk: string | Buffer): void {
+  /**
+   * Feeds the next piece of the text (bytes are decoded as UTF-8 by the caller's stream). With
+   * `quotable` false (a file a user other than the engine's could have pointed elsewhere, e.g. by a
+   * symlink to a secret) its bad lines are counted and numbered, not quoted.
+   */
+  push(chunk: string | Buffer, quotable = true): void {
+    this.#quotable = quotable;
     const text = typeof chunk === 'string' ? chunk : chunk.toString('utf8');
     this.#bytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
     if (this.#bytes > this.#bounds.maxBytes)
@@ -114,6 +119,12 @@ export class ListParser {
   }
 
   #skipLong = false;
+  #quotable = true;
+
+  /** A bad entry as its problem names it: quoted (cut, escaped), or not at all (see push). */
+  #quote(raw: string): string {
+    return this.#quotable ? `"${clip(raw)}"` : 'the entry';
+  }
 
   /** The parsed list; throws ListRefused when it is over its bounds. */
   end(): ParsedList {
@@ -164,8 +175,8 @@ export class ListParser {
     if (words.length < 2 || parseIp(words[0]!) === null) {
       this.#badLine(
         words.length < 2
-          ? `"${clip(line)}" is not a hosts line (expected an address and names, e.g. 0.0.0.0 ads.example.com)`
-          : `"${clip(words[0]!)}" is not an IP address (a hosts line starts with one)`,
+          ? `${this.#quote(line)} is not a hosts line (expected an address and names, e.g. 0.0.0.0 ads.example.com)`
+          : `${this.#quote(words[0]!)} is not an IP address (a hosts line starts with one)`,
       );
       return;
     }
@@ -182,7 +193,7 @@ export class ListParser {
     else if (wildcardOk && name.startsWith('.')) name = name.slice(1);
     if (name.endsWith('.')) name = name.slice(0, -1);
     if (!NAME.test(name) || /^[0-9.]+$/.test(name)) {
-      this.#badLine(`"${clip(raw)}" is not a domain name`);
+      this.#badLine(`${this.#quote(raw)} is not a domain name`);
       return;
     }
     if (!this.#names.add(name)) return;
@@ -204,10 +215,12 @@ export class ListParser {
     } else {
       const ip = parseIp(first);
       if (ip !== null) range = { version: ip.version, first: ip.value, last: ip.value };
-      else message = `"${clip(first)}" is not an IP address, CIDR or range`;
+      else message = `${this.#quote(first)} is not an IP address, CIDR or range`;
     }
     if (range === null) {
-      this.#badLine(message ?? `"${clip(first)}" is not an address`);
+      // The address parser's own message quotes the entry whole: only when it may be quoted.
+      if (!this.#quotable || message === undefined) message = `${this.#quote(first)} is not an address`;
+      this.#badLine(message);
       return;
     }
     this.#count();
@@ -224,13 +237,19 @@ export class ListParser {
 
   #badLine(message: string): void {
     this.#bad++;
-    if (this.#problems.length < MAX_PROBLEMS) this.#problems.push({ line: this.#line, message });
+    // Every problem passes here: cut and escaped whatever quoted it (it is a server's or a file's text).
+    if (this.#problems.length < MAX_PROBLEMS)
+      this.#problems.push({ line: this.#line, message: neutralizeControls(cut(message, 240)) });
   }
 }
 
 /** A bad line as a problem quotes it: cut at 80 characters, control characters shown as escapes (it is a server's text). */
 function clip(s: string): string {
-  return neutralizeControls(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+  return neutralizeControls(cut(s, 80));
+}
+
+function cut(s: string, max: number): string {
+  return s.length > max ? `${s.slice(0, max)}…` : s;
 }
 
 /** Parses a whole text at once (tests, the console). */
