@@ -83,7 +83,10 @@ export function problemAt(
   return { file, line: pos?.line, column: pos?.column, path, rule, message };
 }
 
-/** Turns zod issues into located problems; `ruleNameAt` names the rule a path falls in, if any. */
+/** Problems located and described at most, of one text. */
+const MAX_PROBLEMS = 100;
+
+/** Turns zod issues into located problems (at most MAX_PROBLEMS and a last one saying there were more); `ruleNameAt` names the rule a path falls in, if any. */
 export function issuesToProblems(
   issues: readonly z.core.$ZodIssue[],
   doc: LocatedDocument | undefined,
@@ -93,6 +96,11 @@ export function issuesToProblems(
 ): Problem[] {
   const out: Problem[] = [];
   for (const issue of issues) {
+    if (out.length >= MAX_PROBLEMS) {
+      // A text with thousands of errors (a hostile subscription) is not worth locating each one.
+      out.push({ file, path: [], message: `and more problems: only the first ${MAX_PROBLEMS} are shown` });
+      break;
+    }
     const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) {

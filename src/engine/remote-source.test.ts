@@ -91,3 +91,62 @@ test('a URL text is streamed to disk: the copy is the bytes served, a refused or
     await srv.close();
   }
 });
+
+test('an HTTP error is quoted short and escaped, without reading a huge body; a subscription with thousands of errors is named by its first few', async () => {
+  let body = Buffer.alloc(0);
+  let status = 500;
+  let sent = 0;
+  const s = http.createServer((_req, res) => {
+    res.statusCode = status;
+    // 64 MiB offered: the client must stop reading early.
+    if (status !== 200) {
+      const chunk = Buffer.from(`\x1b[2J\nFAKE LOG LINE ${'x'.repeat(65536)}`);
+      const write = () => {
+        while (sent < 64 << 20) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', write);
+        }
+        res.end();
+      };
+      res.on('error', () => {});
+      write();
+    } else res.end(body);
+  });
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(s.address() as AddressInfo).port}/x`;
+  const source = new RemoteSource<string>({
+    name: 'list-errors',
+    origin: { url, refreshSeconds: 3600 },
+    maxBytes: 128 << 20,
+    stateDir: join(dir, 'state2'),
+    route: () => ({ kind: 'direct', because: 'test' }),
+    reader: () => {
+      const chunks: Buffer[] = [];
+      return {
+        push: (c) => chunks.push(c),
+        end: () => {
+          throw new Error(`refused: ${Array.from({ length: 5000 }, (_, i) => `problem ${i}`).join('; ')}`);
+        },
+      };
+    },
+    onValue: () => {},
+    log: () => {},
+  });
+  try {
+    await source.reread();
+    const error = source.state().lastError ?? '';
+    assert.match(error, /HTTP 500/);
+    assert.ok(!error.includes('\u001b') && !error.includes('\n'), error.slice(0, 80));
+    assert.ok(error.length <= 1001, `${error.length} characters`);
+    assert.ok(sent < 32 << 20, `the client read ${sent} bytes of the error body`);
+
+    status = 200;
+    body = Buffer.from('anything\n');
+    await source.reread();
+    assert.ok((source.state().lastError ?? '').length <= 1001);
+  } finally {
+    source.stop();
+    s.closeAllConnections();
+    await new Promise((r) => s.close(r));
+  }
+});

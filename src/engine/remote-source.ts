@@ -7,12 +7,12 @@
  * from, when, the last error) is what engine.status shows.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fsync, openSync, writeSync } from 'node:fs';
-import { readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureDirectory, syncDirectory, writeFileAtomic } from '../admin/private-file.js';
 import { readListFiles } from '../list-files.js';
 import type { ProxyRoute } from '../settings/proxy.js';
+import { neutralizeControls } from '../text.js';
 import type { EngineLog } from './daemon.js';
 import { httpRequest } from './services/http-client.js';
 
@@ -21,9 +21,12 @@ export type RemoteOrigin =
   | { readonly file: string }
   | { readonly url: string; readonly refreshSeconds: number };
 
-/** Reads one text as it streams in; `end` validates and returns the value, or throws to refuse it. */
+/**
+ * Reads one text as it streams in; `end` validates and returns the value, or throws to refuse it.
+ * `quotable` says whether the chunk's content may be shown in problems (src/list-files.ts).
+ */
 export interface TextReader<T> {
-  push(chunk: Buffer): void;
+  push(chunk: Buffer, quotable: boolean): void;
   end(): T;
 }
 
@@ -67,6 +70,9 @@ interface CopyMeta {
   readonly url: string;
   readonly fetchedAt: string;
 }
+
+/** Download files being written now, by any source (see #download). */
+const downloading = new Set<string>();
 
 /** A retry after a failure comes sooner than the interval, but not sooner than this. */
 const RETRY_MIN_MS = 60_000;
@@ -183,7 +189,12 @@ export class RemoteSource<T> {
     this.#o.onValue(value as T); // parsed whenever the digest is new
   }
 
-  #failed(why: string): void {
+  #failed(reason: string): void {
+    // Often a server's or a file's words: escaped, and short enough for engine.status and a log line.
+    const why = neutralizeControls(reason.length > 1000 ? `${reason.slice(0, 1000)}…` : reason).replace(
+      /[\n\t]/g,
+      (c) => (c === '\n' ? '\\n' : '\\t'),
+    );
     this.#lastAttempt = this.#now;
     this.#lastError = why;
     const kept =
@@ -195,7 +206,9 @@ export class RemoteSource<T> {
 
   async #readFile(path: string): Promise<void> {
     try {
-      const { value, bytes, digest } = await this.#readBounded(path);
+      const { end, bytes, digest } = await this.#readBounded(path);
+      // The same text again (every configuration change re-reads a file) is not validated again.
+      const value = digest === this.#digest ? undefined : end();
       this.#lastAttempt = this.#now;
       this.#lastError = undefined;
       this.#take(value, digest, 'file', bytes, this.#now);
@@ -204,11 +217,16 @@ export class RemoteSource<T> {
     }
   }
 
-  /** Streams a file (or a directory's files) through a reader, refusing it past maxBytes. */
-  async #readBounded(path: string): Promise<{ value: T; bytes: number; digest: string }> {
+  /**
+   * Streams a file (or a directory's files) through a reader, refusing it past maxBytes; `end` gives
+   * the reader's value (or throws to refuse it), to be called only for a text not in force yet.
+   */
+  async #readBounded(path: string): Promise<{ end: () => T; bytes: number; digest: string }> {
     const reader = this.#o.reader();
-    const { bytes, digest } = await readListFiles(path, this.#o.maxBytes, (chunk) => reader.push(chunk));
-    return { value: reader.end(), bytes, digest };
+    const { bytes, digest } = await readListFiles(path, this.#o.maxBytes, (chunk, q) =>
+      reader.push(chunk, q),
+    );
+    return { end: () => reader.end(), bytes, digest };
   }
 
   async #loadCopy(url: string): Promise<void> {
@@ -220,8 +238,8 @@ export class RemoteSource<T> {
     }
     if (meta.url !== url) return; // a copy of another URL is not this list
     try {
-      const { value, bytes, digest } = await this.#readBounded(this.#copyPath);
-      this.#take(value, digest, 'last good copy', bytes, Date.parse(meta.fetchedAt));
+      const { end, bytes, digest } = await this.#readBounded(this.#copyPath);
+      this.#take(end(), digest, 'last good copy', bytes, Date.parse(meta.fetchedAt));
     } catch (e) {
       this.#o.log(
         'warn',
@@ -239,7 +257,9 @@ export class RemoteSource<T> {
       try {
         // A text the reader refuses fails here, before its copy is kept; parsed only when new.
         let value: T | undefined;
-        if (digest !== this.#digest) value = (await this.#readBounded(part)).value;
+        if (digest !== this.#digest) value = (await this.#readBounded(part)).end();
+        // A source stopped meanwhile (its definition changed) leaves the copy to its successor.
+        if (this.#stopped) return;
         // The copy is in place before the value is taken: what is in force can always be found again.
         await rename(part, this.#copyPath);
         await syncDirectory(this.#o.stateDir);
@@ -253,6 +273,7 @@ export class RemoteSource<T> {
         this.#take(value, digest, 'network', bytes, at);
       } finally {
         await unlink(part).catch(() => undefined);
+        downloading.delete(part);
       }
       this.#failures = 0;
       this.#schedule(interval);
@@ -271,39 +292,51 @@ export class RemoteSource<T> {
    */
   async #download(url: string): Promise<{ digest: string; bytes: number; part: string }> {
     await ensureDirectory(this.#o.stateDir, 0o700);
-    // What a download cut short by a crash left (one download of a source runs at a time).
+    // What a download cut short by a crash left (not one this engine is writing: a source replaced
+    // while its download runs has a successor of the same name).
     const prefix = `.${this.#o.name}.`;
-    for (const entry of await readdir(this.#o.stateDir))
-      if (entry.startsWith(prefix) && /^\d+\.[0-9a-f]{12}\.part$/.test(entry.slice(prefix.length)))
-        await unlink(join(this.#o.stateDir, entry)).catch(() => undefined);
+    for (const entry of await readdir(this.#o.stateDir)) {
+      const path = join(this.#o.stateDir, entry);
+      if (
+        entry.startsWith(prefix) &&
+        /^\d+\.[0-9a-f]{12}\.part$/.test(entry.slice(prefix.length)) &&
+        !downloading.has(path)
+      )
+        await unlink(path).catch(() => undefined);
+    }
     const part = join(
       this.#o.stateDir,
       `.${this.#o.name}.${process.pid}.${randomBytes(6).toString('hex')}.part`,
     );
-    const fd = openSync(part, 'wx', 0o600);
+    downloading.add(part);
     const hash = createHash('sha256');
     let bytes = 0;
     try {
-      await httpRequest({
-        url,
-        route: this.#o.route(url),
-        ...(this.#o.ca !== undefined ? { ca: this.#o.ca } : {}),
-        timeoutMs: this.#o.timeoutMs ?? 60_000,
-        maxBytes: this.#o.maxBytes,
-        onChunk: (chunk) => {
-          // Sockets hand over at most tens of KiB at once: a short write to the page cache.
-          for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off);
-          hash.update(chunk);
-          bytes += chunk.length;
-        },
-      });
-      await new Promise<void>((resolve, reject) => fsync(fd, (e) => (e ? reject(e) : resolve())));
+      const file = await open(part, 'wx', 0o600);
+      try {
+        await httpRequest({
+          url,
+          route: this.#o.route(url),
+          ...(this.#o.ca !== undefined ? { ca: this.#o.ca } : {}),
+          timeoutMs: this.#o.timeoutMs ?? 60_000,
+          maxBytes: this.#o.maxBytes,
+          // Written off the event loop; the next chunk waits for the write.
+          onChunk: async (chunk) => {
+            hash.update(chunk);
+            bytes += chunk.length;
+            for (let off = 0; off < chunk.length; )
+              off += (await file.write(chunk, off, chunk.length - off)).bytesWritten;
+          },
+        });
+        await file.sync();
+      } finally {
+        await file.close();
+      }
     } catch (e) {
-      closeSync(fd);
       await unlink(part).catch(() => undefined);
+      downloading.delete(part);
       throw e;
     }
-    closeSync(fd);
     hash.update('\n');
     return { digest: hash.digest('hex'), bytes, part };
   }

@@ -70,6 +70,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   engine: [
     'atomic-file',
     'list-files',
+    'text',
     'kernel',
     'admin',
     'policy',

@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import { ErrorCode, WardenError } from '../../errors.js';
 import type { ProxyRoute } from '../../settings/proxy.js';
+import { neutralizeControls } from '../../text.js';
 
 export interface HttpRequest {
   readonly url: string;
@@ -26,9 +27,10 @@ export interface HttpRequest {
   readonly maxBytes?: number;
   /**
    * Takes a successful answer's body as it arrives, chunk by chunk (within maxBytes), instead of
-   * keeping it: the response's `body` is then empty. For bodies of many megabytes (lists).
+   * keeping it: the response's `body` is then empty. For bodies of many megabytes (lists). A
+   * promise returned holds the next chunk back until it settles (a rejection fails the request).
    */
-  readonly onChunk?: (chunk: Buffer) => void;
+  readonly onChunk?: (chunk: Buffer) => void | Promise<void>;
 }
 
 export interface HttpResponse {
@@ -36,6 +38,11 @@ export interface HttpResponse {
   readonly body: string;
   /** "directly" or "through proxy http://host:port". */
   readonly via: string;
+}
+
+/** A server's words on one line, control characters escaped: for an error message and a log line. */
+function oneLine(text: string): string {
+  return neutralizeControls(text.trimEnd()).replace(/[\n\t]/g, (c) => (c === '\n' ? '\\n' : '\\t'));
 }
 
 const USER_AGENT = 'warden-services/1';
@@ -152,36 +159,56 @@ export async function httpRequest(request: HttpRequest): Promise<HttpResponse> {
       const req = http.request({ ...options, method: request.method ?? 'GET' }, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
-        const ok = (res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) <= 299;
+        const status = res.statusCode ?? 0;
+        const ok = status >= 200 && status <= 299;
         const onChunk = ok ? request.onChunk : undefined;
+        const refuse = (e: unknown) => {
+          res.destroy();
+          reject(e);
+        };
+        // An error's body is only quoted (its first 200 characters): a server answering 500 with a
+        // huge body on every retry is neither kept nor read to its end.
+        const failStatus = () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          refuse(
+            new Error(
+              `the server answered HTTP ${status}${text === '' ? '' : `: ${oneLine(text.slice(0, 200))}`}`,
+            ),
+          );
+        };
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
-          if (size > maxBytes) {
-            res.destroy();
-            reject(new Error(`the answer is larger than ${maxBytes} bytes`));
+          if (!ok) {
+            chunks.push(chunk);
+            if (size >= 1024) failStatus();
             return;
           }
-          if (onChunk === undefined) chunks.push(chunk);
-          else {
-            try {
-              onChunk(chunk);
-            } catch (e) {
-              res.destroy();
-              reject(e);
+          if (size > maxBytes) {
+            refuse(new Error(`the answer is larger than ${maxBytes} bytes`));
+            return;
+          }
+          if (onChunk === undefined) {
+            chunks.push(chunk);
+            return;
+          }
+          try {
+            const written = onChunk(chunk);
+            if (written !== undefined) {
+              // The taker writes asynchronously (to a file): no more data until it has.
+              res.pause();
+              written.then(
+                () => res.resume(),
+                (e) => refuse(e),
+              );
             }
+          } catch (e) {
+            refuse(e);
           }
         });
         res.once('error', reject);
         res.once('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          if (status < 200 || status > 299) {
-            reject(
-              new Error(`the server answered HTTP ${status}${text === '' ? '' : `: ${text.slice(0, 200)}`}`),
-            );
-            return;
-          }
-          resolve({ status, body: text, via });
+          if (!ok) failStatus();
+          else resolve({ status, body: Buffer.concat(chunks).toString('utf8'), via });
         });
       });
       req.once('socket', (s) => sockets.push(s));
