@@ -408,26 +408,70 @@ napi_value bpf_tuple_open_js(napi_env env, napi_callback_info info) {
 }
 
 /* The numbers of socketLookup's answer (sock_diag.c): 14, NaN where not read. */
-#define LOOKUP_NUMBERS 14
+enum { N_INODE, N_UID, N_STATE, N_RECORD, N_PID, N_TID, N_RUID, N_GID, N_BOOT_NS, N_HOOK, N_EUID, N_PARENT,
+       N_EXE_MOUNT, N_EXE_MAGIC, N_COUNT };
 #define TCP_SYN_SENT_STATE 2
+static const uint8_t HOOK_NUMBERS[] = {0, 1, 1, 2, 2}; /* BPF_ATTR_HOOK_*: create, connect4/6, sendmsg4/6 */
+
+/* The slot as socketLookup's numbers (the same values record_fields gives) and the answer's bytes. */
+static void answer(const struct bpf_tuple_slot *s, double *n, struct bpf_tuple_answer *a) {
+  const struct bpf_attr_record *r = &s->record;
+  for (int i = 0; i < N_COUNT; i++) n[i] = NAN;
+  n[N_INODE] = (double)s->inode;
+  n[N_UID] = s->uid;
+  n[N_STATE] = TCP_SYN_SENT_STATE;
+  n[N_RECORD] = 1;
+  n[N_PID] = (double)(uint32_t)(r->pid_tgid >> 32);
+  n[N_TID] = (double)(uint32_t)r->pid_tgid;
+  n[N_RUID] = (double)(uint32_t)r->uid_gid;
+  n[N_GID] = (double)(uint32_t)(r->uid_gid >> 32);
+  n[N_BOOT_NS] = (double)r->boot_ns;
+  if (r->hook < sizeof HOOK_NUMBERS) n[N_HOOK] = HOOK_NUMBERS[r->hook];
+  if (r->cred_read == 0) {
+    n[N_EUID] = r->euid;
+    if (r->ppid != 0) n[N_PARENT] = r->ppid;
+  }
+  memset(a, 0, sizeof *a);
+  a->cookie_lo = (uint32_t)s->cookie;
+  a->cookie_hi = (uint32_t)(s->cookie >> 32);
+  a->comm_len = (uint32_t)strnlen(r->comm, sizeof r->comm);
+  memcpy(a->comm, r->comm, a->comm_len);
+  if (r->args_read == 0 && r->args_len > 0 && r->args_len <= BPF_ATTR_ARGS) {
+    a->args_len = r->args_len;
+    memcpy(a->args, r->args, r->args_len);
+  }
+  if (r->exe_read != 0 || r->mnt_read != 0 || r->path_read != 0 || r->path_rest != 0 || r->exe_ino == 0) return;
+  a->exe_known = 1;
+  a->exe_mnt_id = r->exe_mnt_id;
+  a->exe_dev = r->exe_dev;
+  a->exe_generation = r->exe_generation;
+  a->exe_ino = r->exe_ino;
+  a->exe_ctime_sec = r->exe_ctime_sec;
+  a->exe_ctime_nsec = r->exe_ctime_nsec & 0x3fffffffu;
+  a->path_hash = r->path_hash;
+  n[N_EXE_MOUNT] = r->exe_mnt_id;
+  n[N_EXE_MAGIC] = r->exe_fs_magic;
+}
 
 /*
- * bpfTupleLookup(handle, family 4|6, src, srcPort, dst, dstPort, numbers) -> the same answer as
- * socketLookup's with a record (src the local end), or null when the slot does not hold the
- * connection (then sock_diag is asked). The state given is SYN_SENT, the socket's at its connect.
+ * bpfTupleLookup(handle, family 4|6, src, srcPort, dst, dstPort, numbers, bytes) -> true when the
+ * slot holds the connection (src the local end): the numbers as socketLookup's with a record, the
+ * strings' bytes in `bytes` (struct bpf_tuple_answer); false when not (then sock_diag is asked).
+ * The state given is SYN_SENT, the socket's at its connect. It makes no JS value: a cold call
+ * costs its few argument reads and the copy.
  */
 napi_value bpf_tuple_lookup(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7], result;
+  size_t argc = 8;
+  napi_value argv[8], result;
   uint32_t family, sport, dport;
   char src_text[64], dst_text[64];
-  size_t len;
+  size_t len, bytes_length = 0;
   uint8_t src[16], dst[16];
-  napi_typedarray_type type = napi_int8_array;
+  napi_typedarray_type type = napi_int8_array, bytes_type = napi_int8_array;
   size_t numbers_length = 0;
-  void *numbers = NULL;
+  void *numbers = NULL, *bytes = NULL;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  struct bpf_tuple *t = argc >= 7 ? tuple_of(env, argv[0]) : NULL;
+  struct bpf_tuple *t = argc >= 8 ? tuple_of(env, argv[0]) : NULL;
   if (t == NULL || napi_get_value_uint32(env, argv[1], &family) != napi_ok || (family != 4 && family != 6) ||
       napi_get_value_string_utf8(env, argv[2], src_text, sizeof src_text, &len) != napi_ok ||
       napi_get_value_uint32(env, argv[3], &sport) != napi_ok || sport > 65535 ||
@@ -436,27 +480,17 @@ napi_value bpf_tuple_lookup(napi_env env, napi_callback_info info) {
       inet_pton(family == 4 ? AF_INET : AF_INET6, src_text, src) != 1 ||
       inet_pton(family == 4 ? AF_INET : AF_INET6, dst_text, dst) != 1 ||
       napi_get_typedarray_info(env, argv[6], &type, &numbers_length, &numbers, NULL, NULL) != napi_ok ||
-      type != napi_float64_array || numbers_length < LOOKUP_NUMBERS) {
-    napi_throw_type_error(env, NULL, "bpfTupleLookup(open handle, family, src, srcPort, dst, dstPort, Float64Array(14))");
+      type != napi_float64_array || numbers_length < N_COUNT ||
+      napi_get_typedarray_info(env, argv[7], &bytes_type, &bytes_length, &bytes, NULL, NULL) != napi_ok ||
+      bytes_type != napi_uint8_array || bytes_length < sizeof(struct bpf_tuple_answer)) {
+    napi_throw_type_error(env, NULL,
+                          "bpfTupleLookup(open handle, family, src, srcPort, dst, dstPort, Float64Array(14), Uint8Array(336))");
     return NULL;
   }
   struct bpf_tuple_slot slot;
-  if (!bpf_tuple_read(t, (int)family, src, (uint16_t)sport, dst, (uint16_t)dport, &slot)) {
-    napi_get_null(env, &result);
-    return result;
-  }
-  double *n = numbers;
-  for (int i = 0; i < LOOKUP_NUMBERS; i++) n[i] = NAN;
-  n[0] = (double)slot.inode;
-  n[1] = slot.uid;
-  n[2] = TCP_SYN_SENT_STATE;
-  napi_create_array(env, &result);
-  char decimal[24];
-  int decimal_len = snprintf(decimal, sizeof decimal, "%llu", (unsigned long long)slot.cookie);
-  napi_value cookie;
-  napi_create_string_utf8(env, decimal, (size_t)decimal_len, &cookie);
-  napi_set_element(env, result, 0, cookie);
-  record_fields(env, n, result, &slot.record);
+  int hit = bpf_tuple_read(t, (int)family, src, (uint16_t)sport, dst, (uint16_t)dport, &slot);
+  if (hit) answer(&slot, numbers, bytes);
+  napi_get_boolean(env, hit, &result);
   return result;
 }
 

@@ -31,6 +31,28 @@ struct bpf_tuple_slot {
   struct bpf_attr_record record;
 };
 
+/*
+ * What bpfTupleLookup copies into the caller's bytes (src/kernel/native.ts decodes it and keeps the
+ * strings it made by their bytes, so a lookup makes no JS value in C): do not reorder.
+ */
+struct bpf_tuple_answer {
+  uint32_t cookie_lo, cookie_hi;
+  uint32_t comm_len;
+  uint32_t args_len; /* 0 when the record does not hold the whole command line */
+  char comm[16];     /* zero after comm_len */
+  uint32_t exe_known; /* 1 when the executable's fields below were all read */
+  int32_t exe_mnt_id;
+  uint32_t exe_dev;
+  uint32_t exe_generation;
+  uint64_t exe_ino;
+  int64_t exe_ctime_sec;
+  uint32_t exe_ctime_nsec; /* without I_CTIME_QUERIED */
+  uint32_t zero;
+  uint64_t path_hash;
+  char args[BPF_ATTR_ARGS]; /* zero after args_len */
+};
+_Static_assert(sizeof(struct bpf_tuple_answer) == 80 + BPF_ATTR_ARGS, "the layout native.ts reads");
+
 /* Slots in the array: a power of two (8,192 slots of about 500 bytes: 3.9 MiB). */
 #define BPF_TUPLE_SLOTS 8192u
 #define BPF_TUPLE_BITS 13
@@ -45,7 +67,4 @@ static inline uint32_t bpf_tuple_hash(const struct bpf_tuple_key *k, uint64_t se
   return (uint32_t)((h ^ (h >> 32)) & (BPF_TUPLE_SLOTS - 1));
 }
 _Static_assert(sizeof(struct bpf_tuple_key) == 48, "the key is six 8-byte words");
-
-/* What a record says, into socketLookup's answer (sock_diag.c). */
-void record_fields(napi_env env, double *n, napi_value strings, const struct bpf_attr_record *r);
 #endif

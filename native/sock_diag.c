@@ -16,7 +16,6 @@
 
 #include "addon.h"
 #include "bpf_attr.h"
-#include "bpf_tuple.h"
 #include "nl.h"
 
 static int diag_fd = -1;
@@ -55,7 +54,7 @@ static void set_string(napi_env env, napi_value array, uint32_t at, const char *
 static const uint8_t HOOK_NUMBERS[] = {0, 1, 1, 2, 2}; /* BPF_ATTR_HOOK_*: create, connect4/6, sendmsg4/6 */
 
 /* What a record says: who, which program made it, the effective uid and parent, the executable. */
-void record_fields(napi_env env, double *n, napi_value strings, const struct bpf_attr_record *r) {
+static void record_fields(napi_env env, double *n, napi_value strings, const struct bpf_attr_record *r) {
   n[N_RECORD] = 1;
   n[N_PID] = (double)(uint32_t)(r->pid_tgid >> 32);
   n[N_TID] = (double)(uint32_t)r->pid_tgid;

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, WardenError } from '../errors.js';
+import { type AttributionLookups, ConnectSlots, type SlotNative } from './connect-slots.js';
 import type { ProcessRead, RecordedExecutable } from './socket-lookup.js';
 
 /** What the kernel tells about a packet it queues or logs. */
@@ -148,32 +149,12 @@ export interface BpfAttribution {
   lookupSocket: typeof lookupSocket;
   /** The verdict cache's maps (docs/attribution.md, "Verdict cache"); a string says why there is none. */
   readonly cache: BpfVerdictCache | string;
-  /** lookupSocket() without the connect-time slots: sock_diag, then the record by cookie (benches, tests). */
+  /** lookupSocket() without the connect-time slots (sock_diag, then the record by cookie): benches, tests. */
   lookupSocketByDiag: typeof lookupSocket;
   /** Which way lookupSocket() found sockets (docs/attribution.md, "Connect-time slots"). */
   lookups(): AttributionLookups;
   /** Detaches the programs and frees the map (the kernel also does it when this process ends). */
   close(): void;
-}
-
-/**
- * Which way the BPF path found sockets since it was opened: TCP connections from the connect-time
- * slots (native/bpf_tuple.c, memory, no system call), the others by sock_diag; the slots' misses by
- * reason (empty: no connect seen or its socket closed; other: another connection's tuple; busy: being
- * written; poisoned: two connects met on the slot; unread: the record or the socket's owner missing).
- */
-export interface AttributionLookups {
-  /** `on`, or why the slots are not in use. */
-  readonly slots: string;
-  readonly fromSlots: number;
-  readonly bySockDiag: number;
-  readonly slotMisses: {
-    readonly empty: number;
-    readonly other: number;
-    readonly busy: number;
-    readonly poisoned: number;
-    readonly unread: number;
-  };
 }
 
 /** The kernel side of the verdict cache (native/bpf_cache.c). */
@@ -209,7 +190,7 @@ export interface UdpFlowReaper {
   close(): void;
 }
 
-interface Addon {
+interface Addon extends SlotNative {
   /** The callback gets the packet's fields as arguments (cheaper than an object made through N-API). */
   queueOpen(
     n: number,
@@ -254,18 +235,6 @@ interface Addon {
   bpfCacheDrain(handle: unknown, max: number): readonly [Buffer, number];
   bpfAttributionEntries(handle: unknown): number;
   bpfAttributionClose(handle: unknown): void;
-  bpfTupleOpen(cgroup: string, attribution: unknown): unknown;
-  bpfTupleLookup(
-    handle: unknown,
-    family: number,
-    src: string,
-    sport: number,
-    dst: string,
-    dport: number,
-    numbers: Float64Array,
-  ): RawLookup | null;
-  bpfTupleStats(handle: unknown): readonly [number, number, number, number, number, number];
-  bpfTupleClose(handle: unknown): void;
   procProcess(pid: number, learn: boolean): readonly [string?, string?, number?, string?, number?] | null;
   interfaceName(index: number): string | null;
   counterDump(table: string, sets: readonly string[]): Promise<ArrayBuffer>;
@@ -408,14 +377,9 @@ export function lookupSocket(
   return lookupWith(undefined, undefined, protocol, family, srcAddr, srcPort, dstAddr, dstPort);
 }
 
-/** sock_diag lookups made for the BPF path (the lookups the connect-time slots did not answer). */
-interface DiagCount {
-  bySockDiag: number;
-}
-
 function lookupWith(
   bpf: unknown,
-  slots: { handle: unknown; count: DiagCount } | undefined,
+  slots: ConnectSlots | undefined,
   protocol: 'tcp' | 'udp',
   family: 4 | 6,
   srcAddr: string,
@@ -426,11 +390,8 @@ function lookupWith(
   const native = addon();
   try {
     // A TCP connection this host made: its connect-time slot, read from memory (no system call).
-    if (slots?.handle !== undefined && protocol === 'tcp') {
-      const hit = native.bpfTupleLookup(slots.handle, family, srcAddr, srcPort, dstAddr, dstPort, NUMBERS);
-      if (hit !== null) return ownerOf(hit);
-    }
-    if (slots !== undefined) slots.count.bySockDiag++;
+    const slot = slots?.find(protocol, family, srcAddr, srcPort, dstAddr, dstPort, NUMBERS);
+    if (slot) return slot;
     if (protocol === 'udp')
       return ownerOf(native.socketLookup(17, family, dstAddr, dstPort, srcAddr, srcPort, bpf, NUMBERS));
     const found = ownerOf(native.socketLookup(6, family, srcAddr, srcPort, dstAddr, dstPort, bpf, NUMBERS));
@@ -504,10 +465,9 @@ const TCP_NEW_SYN_RECV = 12;
  * `cgroup` (the engine: the cgroup2 root; tests: a cgroup they made). From then on every inet socket
  * that a process in it creates, connects or sends from is recorded in an LRU map of `maxEntries`
  * (default 65,536) records; a record is deleted when its socket is released. With `connectSlots`
- * (default on) a TCP connect also publishes its tuple, socket and record in a memory-mapped array
- * (native/bpf_tuple.c) that lookupSocket reads first; where the kernel refuses that, lookups() says
- * why and sock_diag answers every lookup. Throws WARDEN_E_KERNEL_BPF when the kernel cannot attach
- * the attribution programs (no BPF, verifier, not a cgroup2 directory).
+ * (default on) a TCP connect also fills a slot that lookupSocket reads first (connect-slots.ts;
+ * where the kernel refuses them, lookups() says why). Throws WARDEN_E_KERNEL_BPF when the kernel
+ * cannot (no BPF, verifier, not a cgroup2 directory).
  */
 export function openBpfAttribution(
   cgroup: string,
@@ -521,17 +481,7 @@ export function openBpfAttribution(
   const handle = kernelCall(code, `cannot attach the BPF attribution programs to ${cgroup}`, () =>
     native.bpfAttributionOpen(cgroup, maxEntries, options.cacheEntries ?? 0),
   );
-  // The connect-time slots (native/bpf_tuple.c): where the kernel refuses them, sock_diag answers all.
-  const slots: { handle: unknown; count: DiagCount } = { handle: undefined, count: { bySockDiag: 0 } };
-  let slotsWhy = 'off';
-  if (options.connectSlots ?? true) {
-    try {
-      slots.handle = native.bpfTupleOpen(cgroup, handle);
-      slotsWhy = 'on';
-    } catch (e) {
-      slotsWhy = `refused: ${(e as Error).message}`;
-    }
-  }
+  const slots = new ConnectSlots(native, cgroup, handle, options.connectSlots ?? true);
   let open = true;
   const stats = native.bpfCacheStats(handle);
   const call = <T>(what: string, f: () => T): T => {
@@ -562,26 +512,22 @@ export function openBpfAttribution(
     cache,
     entries: () => (open ? native.bpfAttributionEntries(handle) : 0),
     lookupSocket: (protocol, family, srcAddr, srcPort, dstAddr, dstPort) =>
-      open
-        ? lookupWith(handle, slots, protocol, family, srcAddr, srcPort, dstAddr, dstPort)
-        : lookupSocket(protocol, family, srcAddr, srcPort, dstAddr, dstPort),
+      lookupWith(
+        open ? handle : undefined,
+        open ? slots : undefined,
+        protocol,
+        family,
+        srcAddr,
+        srcPort,
+        dstAddr,
+        dstPort,
+      ),
     lookupSocketByDiag: (protocol, family, srcAddr, srcPort, dstAddr, dstPort) =>
       lookupWith(open ? handle : undefined, undefined, protocol, family, srcAddr, srcPort, dstAddr, dstPort),
-    lookups() {
-      const s = slots.handle !== undefined && open ? native.bpfTupleStats(slots.handle) : [0, 0, 0, 0, 0, 0];
-      const [fromSlots, empty, other, busy, poisoned, unread] = s;
-      return {
-        slots: open ? slotsWhy : 'closed',
-        fromSlots,
-        bySockDiag: slots.count.bySockDiag,
-        slotMisses: { empty, other, busy, poisoned, unread },
-      };
-    },
+    lookups: () => slots.lookups(),
     close() {
-      if (open) {
-        if (slots.handle !== undefined) native.bpfTupleClose(slots.handle);
-        native.bpfAttributionClose(handle);
-      }
+      slots.close();
+      if (open) native.bpfAttributionClose(handle);
       open = false;
     },
   };
