@@ -198,7 +198,10 @@ async function compareBpf(
     knownExecutables: 0,
   });
   // The engine's path: the connect-time slots first (TCP), sock_diag where they miss.
-  const withSlots = new ProcessAttributor({ socketLookup: nativeSocketLookup(bpf.lookupSocket), readProcess });
+  const withSlots = new ProcessAttributor({
+    socketLookup: nativeSocketLookup(bpf.lookupSocket),
+    readProcess,
+  });
   for (const a of [today, withBpf, bpfProc, withSlots]) {
     const id = await a.attribute(tuple);
     if (id?.pid !== childPid) throw new Error(`attributed to ${id?.pid}, expected ${childPid}`);
@@ -235,7 +238,11 @@ async function compareBpf(
   row(`BPF, /proc read per new process: short-lived`, shortBpfProc, `${shortBpfProc.exact}/${SHORT_LIVED}`);
   row(`BPF: short-lived process (a few ms)`, shortBpf, `${exact.bpf}/${SHORT_LIVED}`);
   row('BPF + connect slots: new socket of a known process', knownSlots);
-  row('BPF + connect slots: short-lived process (a few ms)', shortSlots, `${shortSlots.exact}/${SHORT_LIVED}`);
+  row(
+    'BPF + connect slots: short-lived process (a few ms)',
+    shortSlots,
+    `${shortSlots.exact}/${SHORT_LIVED}`,
+  );
   console.log(
     `\nBPF map entries now: ${bpf.entries()}; BPF attributor stats: ${JSON.stringify(withBpf.stats)}`,
   );
@@ -308,8 +315,11 @@ async function shortLived(
     const onConnection = (socket: net.Socket) => {
       socket.on('error', () => {});
       void (async () => {
+        // The connection as the engine has it from the packet, made before the clock starts:
+        // socket.remotePort asks the kernel (getpeername), which the engine never does.
+        const connection = { ...tuple, localPort: socket.remotePort! };
         const t0 = performance.now();
-        const id = await attributor.attribute({ ...tuple, localPort: socket.remotePort! });
+        const id = await attributor.attribute(connection);
         times.push((performance.now() - t0) * 1000);
         // Read only now: a 'data' listener resumes the stream in a nextTick, which would run in the
         // attribution's await and be counted in its time (the engine has no such socket to set up).
