@@ -7,6 +7,8 @@
  * own, moves itself in, and per connected socket checks the slot against getsockname, SO_COOKIE,
  * fstat and getuid, then that closing the socket empties the slot; it times the read from memory
  * against the exact sock_diag lookup followed by BPF_MAP_LOOKUP_ELEM (what the engine did).
+ * Then (COST=N, default 2000) it times N connect+accept+close with the program attached and
+ * detached, alternating, three turns each.
  * Build and run as root: gcc -O2 -std=gnu11 -I/usr/include/node -o /tmp/sock-ops-probe
  *   bench/sock-ops-probe.c native/bpf_btf.c && /tmp/sock-ops-probe 1000
  */
@@ -163,6 +165,31 @@ int main(int argc, char **argv) {
   printf("reads: hits %llu empty %llu other %llu busy %llu poisoned %llu unread %llu\n", (unsigned long long)t.hits,
          (unsigned long long)t.empty, (unsigned long long)t.other, (unsigned long long)t.busy,
          (unsigned long long)t.poisoned, (unsigned long long)t.unread);
+  /* The program's own cost per connection (connect, accept, close: CONNECT_CB and the state
+   * changes), attached against detached, alternating (COST=N connections per turn). */
+  int per = getenv("COST") ? atoi(getenv("COST")) : 2000;
+  for (int turn = 0; turn < 6 && per > 0; turn++) {
+    int on = turn % 2 == 0;
+    if (!on && t.link_fd >= 0) {
+      close(t.link_fd);
+      t.link_fd = -1;
+    } else if (on && t.link_fd < 0) {
+      memset(&a, 0, sizeof a);
+      a.link_create.prog_fd = (uint32_t)t.prog_fd;
+      a.link_create.target_fd = (uint32_t)t.cgroup_fd;
+      a.link_create.attach_type = BPF_CGROUP_SOCK_OPS;
+      t.link_fd = (int)sys_bpf(BPF_LINK_CREATE, &a);
+    }
+    double t0 = now_us();
+    for (int i = 0; i < per; i++) {
+      int c = socket(AF_INET, SOCK_STREAM, 0);
+      if (connect(c, (struct sockaddr *)&sa, sizeof sa) != 0) return perror("connect"), 1;
+      int a2 = accept(srv, NULL, NULL);
+      close(a2);
+      close(c);
+    }
+    printf("connect+accept+close, program %s: %.2f us each\n", on ? "attached" : "detached", (now_us() - t0) / per);
+  }
   if (home[0]) move_to(home);
   bpf_tuple_free(&t);
   if (rmdir(cgroup) != 0) perror("rmdir");

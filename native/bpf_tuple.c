@@ -166,6 +166,13 @@ static void build(program *p, int array_fd, int record_fd, uint64_t seed, const 
   EMIT(p, MOV64_REG(R6, R1), LDX_W(R2, R6, CTX(op)));
   size_t state = jump(p, JEQ_IMM(R2, BPF_SOCK_OPS_STATE_CB));
   to_exit(p, JNE_IMM(R2, BPF_SOCK_OPS_TCP_CONNECT_CB));
+  /* A connection the verdict cache decided (its connect program set Warden's bit on the socket) is
+   * not queued: no slot, no state changes to follow. */
+  EMIT(p, LDX_DW(R1, R6, CTX(sk)));
+  size_t no_sk = jump(p, JEQ_IMM(R1, 0));
+  EMIT(p, LDX_W(R2, R1, (int16_t)offsetof(struct bpf_sock, mark)));
+  to_exit(p, JSET_IMM(R2, (int32_t)VCACHE_MARK));
+  land(p, no_sk);
   /* A connect: ask for its state changes (the flags other programs set are kept). */
   EMIT(p, LDX_W(R2, R6, CTX(bpf_sock_ops_cb_flags)), OR64_IMM(R2, BPF_SOCK_OPS_STATE_CB_FLAG), MOV64_REG(R1, R6),
        CALL(BPF_FUNC_sock_ops_cb_flags_set));
