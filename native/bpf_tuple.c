@@ -20,8 +20,11 @@
  *   flags others set) and empties the slot of a socket that closes (TCP_CLOSE, which a socket goes
  *   through before TIME_WAIT, after a failed connect and on a disconnect): a later socket with the
  *   same tuple that the program does not see (outside the cgroup) never finds the old record.
- * Two live sockets cannot share a four-tuple in one namespace, so a clean slot with the packet's
- * tuple is the socket that sent it.
+ * - a connect that finds its own key in the slot, for a socket that has not closed, poisons it: two
+ *   live sockets share the tuple (TCP allows it for sockets bound to different devices), and the
+ *   packet's tuple cannot tell them apart.
+ * So a clean slot with the packet's tuple is the one live socket in the namespace that made a
+ * connection with it: the socket that sent the packet.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -177,6 +180,20 @@ static void build(program *p, int array_fd, int record_fd, uint64_t seed, const 
   EMIT(p, LDX_W(R2, R6, CTX(bpf_sock_ops_cb_flags)), OR64_IMM(R2, BPF_SOCK_OPS_STATE_CB_FLAG), MOV64_REG(R1, R6),
        CALL(BPF_FUNC_sock_ops_cb_flags_set));
   key_and_claim(p, array_fd, seed);
+  /* The slot already holds this key for a socket that has not closed (it would have emptied it):
+   * two live sockets share the tuple (bound to different devices, which TCP allows). Neither can be
+   * told from the other by the packet's tuple: the slot is poisoned, and sock_diag answers. */
+  size_t fresh[8], fresh_count = 0;
+  EMIT(p, LDX_DW(R1, R9, SLOT(cookie)));
+  fresh[fresh_count++] = jump(p, JEQ_IMM(R1, 0));
+  for (int i = 0; i < 6; i++) {
+    EMIT(p, LDX_DW(R1, R9, SLOT(key) + 8 * i), LDX_DW(R2, R10, KEY + 8 * i));
+    fresh[fresh_count++] = jump(p, JNE_REG(R1, R2));
+  }
+  EMIT(p, ST_DW(R9, SLOT(poison), 1));
+  release(p);
+  to_exit(p, JA());
+  for (size_t i = 0; i < fresh_count; i++) land(p, fresh[i]);
   EMIT(p, ST_DW(R9, SLOT(poison), 0), MOV64_REG(R1, R6), CALL(BPF_FUNC_get_socket_cookie),
        STX_DW(R9, R0, SLOT(cookie)), STX_DW(R10, R0, COOKIE));
   for (int i = 0; i < 6; i++) EMIT(p, LDX_DW(R1, R10, KEY + 8 * i), STX_DW(R9, R1, SLOT(key) + 8 * i));
