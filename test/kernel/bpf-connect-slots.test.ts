@@ -16,7 +16,15 @@ import { after, before, describe, test } from 'node:test';
 import { nativeSocketLookup, ProcessAttributor } from '../../src/kernel/attribution.js';
 import { type BpfAttribution, openBpfAttribution, readProcess } from '../../src/kernel/native.js';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from './cgroup.js';
-import { createNetnsPair, kernelTestsUnavailable, type NetnsPair } from './netns.js';
+import { fixture } from './fixture-process.js';
+import {
+  CLIENT_ADDR,
+  createNetnsPair,
+  kernelTestsUnavailable,
+  listenOn,
+  type NetnsPair,
+  SERVER_ADDR,
+} from './netns.js';
 
 /** Connects (argv: host, port, local port or 0, family), prints {pid, port}; exits on stdin or when closed. */
 export const CONNECT = `
@@ -29,6 +37,27 @@ c.on('error', (e) => { process.stderr.write(String(e) + '\\n'); process.exit(1);
 c.on('end', () => c.end());
 c.on('close', () => process.exit(0));
 process.stdin.once('data', () => process.exit(0));
+`;
+
+/**
+ * Two sockets from CLIENT_ADDR:ARGV[2] to ARGV[0]:ARGV[1], the first bound to device wd0, the
+ * second to wd2 (TCP lets sockets bound to different devices share a four-tuple); each made after a
+ * line on stdin, each printing "DEVICE ok" or "DEVICE no ERRNO" (the second may never connect).
+ */
+const TWO_DEVICES = `use Socket; $| = 1;
+my ($host, $port, $local) = @ARGV; my @kept;
+for my $dev ('wd0', 'wd2') {
+  <STDIN>;
+  socket(my $s, PF_INET, SOCK_STREAM, 6) or die "socket: $!";
+  setsockopt($s, SOL_SOCKET, SO_REUSEADDR, 1) or die "reuseaddr: $!";
+  setsockopt($s, SOL_SOCKET, 25, pack("Z*", $dev)) or die "bindtodevice: $!";
+  bind($s, pack_sockaddr_in($local, inet_aton('${CLIENT_ADDR}'))) or die "bind: $!";
+  my $ok = eval { local $SIG{ALRM} = sub { die "timeout\\n" }; alarm 1;
+    my $r = connect($s, pack_sockaddr_in($port, inet_aton($host))); alarm 0; $r };
+  print "$dev " . ($ok ? "ok" : "no " . ($! + 0)) . "\\n";
+  push @kept, $s;
+}
+<STDIN>;
 `;
 
 const unavailable = cgroupTestsUnavailable() ?? kernelTestsUnavailable() ?? null;
@@ -208,6 +237,82 @@ describe('connect-time slots', { skip: unavailable ?? false }, () => {
       assert.equal(now.bySockDiag, before.bySockDiag + 1, 'sock_diag answered (nothing)');
       client.stdin!.end('bye\n');
     } finally {
+      pair?.close();
+    }
+  });
+
+  test('two live sockets with one four-tuple (bound to different devices): the slot is poisoned, given to neither', async () => {
+    let pair: NetnsPair | null = null;
+    let lookup: ReturnType<typeof fixture> | null = null;
+    try {
+      pair = createNetnsPair('slotdev');
+      // A second link between the namespaces, routed only for sockets bound to it.
+      pair.run(pair.client, 'ip', [
+        'link',
+        'add',
+        'wd2',
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'wd3',
+        'netns',
+        pair.server,
+      ]);
+      pair.run(pair.client, 'ip', ['addr', 'add', '10.200.1.1/24', 'dev', 'wd2']);
+      pair.run(pair.server, 'ip', ['addr', 'add', '10.200.1.2/24', 'dev', 'wd3']);
+      pair.run(pair.client, 'ip', ['link', 'set', 'wd2', 'up']);
+      pair.run(pair.server, 'ip', ['link', 'set', 'wd3', 'up']);
+      pair.run(pair.client, 'ip', ['rule', 'add', 'oif', 'wd2', 'table', '100']);
+      pair.run(pair.client, 'ip', ['route', 'add', `${SERVER_ADDR}/32`, 'dev', 'wd2', 'table', '100']);
+      const port = 9051;
+      const local = 47351;
+      await listenOn(pair, pair.server, [port]);
+      lookup = fixture(pair, pair.client, 'slot-lookup.js', [cgroup.path]);
+      await lookup.next((l) => l.event === 'ready', 'ready', 15_000);
+      const perl = cgroup.spawn(
+        'nsenter',
+        [
+          `--net=${pair.path(pair.client)}`,
+          '/usr/bin/perl',
+          '-e',
+          TWO_DEVICES,
+          SERVER_ADDR,
+          String(port),
+          String(local),
+        ],
+        { stdio: ['pipe', 'pipe', 'inherit'] },
+      );
+      children.push(perl);
+      const lines = createInterface({ input: perl.stdout! })[Symbol.asyncIterator]();
+      const tuple = {
+        protocol: 'tcp',
+        family: 4,
+        src: CLIENT_ADDR,
+        sport: local,
+        dst: SERVER_ADDR,
+        dport: port,
+      };
+      const ask = async (id: number) => {
+        lookup!.send(JSON.stringify({ id, ...tuple }));
+        return (await lookup!.next((l) => l.id === id, `lookup ${id}`)) as {
+          pid: number | null;
+          lookups: { fromSlots: number; slotMisses: { poisoned: number } };
+        };
+      };
+      perl.stdin!.write('\n');
+      assert.equal((await lines.next()).value, 'wd0 ok');
+      const first = await ask(1);
+      assert.equal(first.pid, perl.pid, 'one socket with the tuple: read from its slot');
+      assert.equal(first.lookups.fromSlots, 1);
+      perl.stdin!.write('\n');
+      assert.match(String((await lines.next()).value), /^wd2 /, 'the second socket connected (or tried)');
+      const second = await ask(2);
+      assert.equal(second.lookups.fromSlots, 1, 'not from the slot');
+      assert.equal(second.lookups.slotMisses.poisoned, 1, JSON.stringify(second.lookups));
+      perl.stdin!.end('\n');
+    } finally {
+      lookup?.close();
       pair?.close();
     }
   });
