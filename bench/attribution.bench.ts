@@ -14,6 +14,10 @@
  * - short-lived processes (bash connects, waits for the answer sent once it is attributed, exits: a few ms), each attributed once by
  *   today's path, the BPF path reading /proc for each new process (as before executables' paths were kept) and the BPF path,
  *   one run after the other, with the count of exact answers (the right pid and executable).
+ * The BPF rows above find the socket by sock_diag, then its record by cookie (a map lookup), as the
+ * engine did before the connect-time slots (docs/attribution.md, "Connect-time slots"); the rows
+ * "BPF + connect slots" are the engine's path now: a TCP connection's socket and record are read
+ * from the memory-mapped slot its connect filled, no system call; same run, same kind of processes.
  * Run: npm run bench:attribution   (BENCH_SOCKETS=300 connections to open, BENCH_SHORT=300 processes)
  */
 import { spawn } from 'node:child_process';
@@ -185,15 +189,20 @@ async function compareBpf(
 ): Promise<void> {
   const today = new ProcessAttributor({ socketLookup: nativeSocketLookup(lookupSocket) });
   const withBpf = new ProcessAttributor({
-    socketLookup: nativeSocketLookup(bpf.lookupSocket),
+    socketLookup: nativeSocketLookup(bpf.lookupSocketByDiag),
     readProcess,
   });
   // The BPF path before executables' paths were kept: every new process read from /proc.
   const bpfProc = new ProcessAttributor({
-    socketLookup: nativeSocketLookup(bpf.lookupSocket),
+    socketLookup: nativeSocketLookup(bpf.lookupSocketByDiag),
     knownExecutables: 0,
   });
-  for (const a of [today, withBpf, bpfProc]) {
+  // The engine's path: the connect-time slots first (TCP), sock_diag where they miss.
+  const withSlots = new ProcessAttributor({
+    socketLookup: nativeSocketLookup(bpf.lookupSocket),
+    readProcess,
+  });
+  for (const a of [today, withBpf, bpfProc, withSlots]) {
     const id = await a.attribute(tuple);
     if (id?.pid !== childPid) throw new Error(`attributed to ${id?.pid}, expected ${childPid}`);
   }
@@ -204,11 +213,18 @@ async function compareBpf(
   const knownBpf = await measure(() => withBpf.attribute(tuple), 2000);
   if (withBpf.stats.recordedHits + withBpf.stats.recordedExecutables < 2000)
     throw new Error('the BPF path did not use the recorded process');
+  const slotsBefore = bpf.lookups().fromSlots;
+  const knownSlots = await measure(() => withSlots.attribute(tuple), 2000);
+  if (bpf.lookups().fromSlots - slotsBefore < 2000)
+    throw new Error(`the connect-time slots did not answer: ${JSON.stringify(bpf.lookups())}`);
 
   // Short-lived processes: SHORT_LIVED for each path, one run after the other.
   const shortToday = await shortLived(today, cgroup, server, tuple, port);
   const shortBpfProc = await shortLived(bpfProc, cgroup, server, tuple, port);
   const shortBpf = await shortLived(withBpf, cgroup, server, tuple, port);
+  const slotsShortBefore = bpf.lookups().fromSlots;
+  const shortSlots = await shortLived(withSlots, cgroup, server, tuple, port);
+  const shortFromSlots = bpf.lookups().fromSlots - slotsShortBefore;
   const exact = { today: shortToday.exact, bpf: shortBpf.exact };
 
   console.log(`\nBPF path against today's, sock_diag lookup included (programs on ${cgroup.path})\n`);
@@ -221,11 +237,20 @@ async function compareBpf(
   row(`today: short-lived process (a few ms)`, shortToday, `${exact.today}/${SHORT_LIVED}`);
   row(`BPF, /proc read per new process: short-lived`, shortBpfProc, `${shortBpfProc.exact}/${SHORT_LIVED}`);
   row(`BPF: short-lived process (a few ms)`, shortBpf, `${exact.bpf}/${SHORT_LIVED}`);
+  row('BPF + connect slots: new socket of a known process', knownSlots);
+  row(
+    'BPF + connect slots: short-lived process (a few ms)',
+    shortSlots,
+    `${shortSlots.exact}/${SHORT_LIVED}`,
+  );
   console.log(
     `\nBPF map entries now: ${bpf.entries()}; BPF attributor stats: ${JSON.stringify(withBpf.stats)}`,
   );
+  console.log(
+    `short-lived answered from the slots: ${shortFromSlots}/${SHORT_LIVED}; lookups: ${JSON.stringify(bpf.lookups())}`,
+  );
 
-  const report = (what: string, f: Figures, base: Figures, baseName: string) => {
+  const report = (what: string, f: Figures, base: Figures, baseName: string, path = 'BPF path') => {
     for (const [stat, goal] of [
       ['median', GOAL_MEDIAN_US],
       ['p99', GOAL_P99_US],
@@ -233,7 +258,7 @@ async function compareBpf(
       const value = stat === 'median' ? f.medianUs : f.p99Us;
       const baseline = stat === 'median' ? base.medianUs : base.p99Us;
       reportMeasure({
-        measure: `attribution: ${what}, BPF path, ${stat}`,
+        measure: `attribution: ${what}, ${path}, ${stat}`,
         goal: `<= ${goal} µs`,
         measured: `${fmt(value)} µs`,
         baseline: `${fmt(baseline)} µs (${baseName})`,
@@ -244,6 +269,9 @@ async function compareBpf(
   };
   report('new socket of a known process', knownBpf, knownToday, 'today: pid hit');
   report('short-lived process (a few ms)', shortBpf, shortBpfProc, 'BPF with a /proc read per new process');
+  const slotPath = 'BPF + connect-time slots (the engine)';
+  report('new socket of a known process', knownSlots, knownBpf, 'BPF via sock_diag', slotPath);
+  report('short-lived process (a few ms)', shortSlots, shortBpf, 'BPF via sock_diag', slotPath);
   console.log(
     `(today's path on the same kind of processes: ${fmt(shortToday.medianUs)} µs median, ${fmt(shortToday.p99Us)} µs p99)`,
   );
@@ -254,6 +282,14 @@ async function compareBpf(
     baseline: `${exact.today}/${SHORT_LIVED} (today)`,
     ratio: '',
     met: exact.bpf === SHORT_LIVED,
+  });
+  reportMeasure({
+    measure: `attribution: short-lived processes attributed exactly, ${slotPath}`,
+    goal: `${SHORT_LIVED}/${SHORT_LIVED}`,
+    measured: `${shortSlots.exact}/${SHORT_LIVED} (${shortFromSlots} from the slots)`,
+    baseline: `${exact.bpf}/${SHORT_LIVED} (BPF via sock_diag)`,
+    ratio: '',
+    met: shortSlots.exact === SHORT_LIVED,
   });
 }
 
@@ -279,8 +315,11 @@ async function shortLived(
     const onConnection = (socket: net.Socket) => {
       socket.on('error', () => {});
       void (async () => {
+        // The connection as the engine has it from the packet, made before the clock starts:
+        // socket.remotePort asks the kernel (getpeername), which the engine never does.
+        const connection = { ...tuple, localPort: socket.remotePort! };
         const t0 = performance.now();
-        const id = await attributor.attribute({ ...tuple, localPort: socket.remotePort! });
+        const id = await attributor.attribute(connection);
         times.push((performance.now() - t0) * 1000);
         // Read only now: a 'data' listener resumes the stream in a nextTick, which would run in the
         // attribution's await and be counted in its time (the engine has no such socket to set up).

@@ -56,6 +56,9 @@ struct bpf_task_offsets {
   int32_t file_dentry, dentry_parent; /* f_path.dentry; d_parent, followed by d_name.hash_len */
   int cred_known; /* the effective uid and the parent's tgid */
   int32_t task_real_cred, cred_euid, task_real_parent, task_tgid;
+  /* The socket's inode number and owner (sk->sk_socket->file->f_inode->i_ino, sk->sk_uid): bpf_tuple.c. */
+  int sock_known;
+  int32_t sock_socket, sock_uid, socket_file, sock_file_inode, sock_inode_ino;
 };
 
 /*

@@ -175,6 +175,22 @@ static void cred_offsets(const btf_index *b, const struct btf_type *task, struct
   out->cred_known = 1;
 }
 
+/* The socket's inode and owner, for the connect-time slots (bpf_tuple.c). */
+static void sock_offsets(const btf_index *b, struct bpf_task_offsets *out) {
+  const struct btf_type *sock = find_struct(b, "sock"), *socket = find_struct(b, "socket");
+  const struct btf_type *file = find_struct(b, "file"), *inode = find_struct(b, "inode");
+  if (sock == NULL || socket == NULL || file == NULL || inode == NULL) return;
+  long values[] = {member_offset(b, sock, "sk_socket", 0), member_offset(b, sock, "sk_uid", 0),
+                   member_offset(b, socket, "file", 0), member_offset(b, file, "f_inode", 0),
+                   member_offset(b, inode, "i_ino", 0)};
+  int32_t *fields[] = {&out->sock_socket, &out->sock_uid, &out->socket_file, &out->sock_file_inode,
+                       &out->sock_inode_ino};
+  for (size_t i = 0; i < 5; i++)
+    if (!in_range(values[i])) return;
+  for (size_t i = 0; i < 5; i++) *fields[i] = (int32_t)values[i];
+  out->sock_known = 1;
+}
+
 int bpf_btf_offsets(struct bpf_task_offsets *out) {
   memset(out, 0, sizeof *out);
   int fd = open("/sys/kernel/btf/vmlinux", O_RDONLY | O_CLOEXEC);
@@ -225,6 +241,7 @@ int bpf_btf_offsets(struct bpf_task_offsets *out) {
   out->known = 1;
   exe_offsets(&b, mm, out);
   cred_offsets(&b, task, out);
+  sock_offsets(&b, out);
   ok = 0;
 done:
   free(b.types);

@@ -25,7 +25,7 @@ import { reserveLocalPorts } from '../kernel/reserved-ports.js';
 import { MetricsEndpoint } from '../metrics/http.js';
 import { type DecisionMetrics, WardenMetrics } from '../metrics/warden.js';
 import type { HostEnvironment } from '../policy/index.js';
-import { Notifications, type VerdictCacheState } from '../protocol/methods.js';
+import { type AttributionLookups, Notifications, type VerdictCacheState } from '../protocol/methods.js';
 import type { Settings } from '../settings/index.js';
 import { resolveProxy } from '../settings/proxy.js';
 import { AskDesk } from './asks.js';
@@ -59,6 +59,8 @@ export interface KernelBackend {
   readonly attribution?: string;
   /** The verdict cache's state, for engine.status. */
   readonly verdictCache?: () => VerdictCacheState;
+  /** Which way the BPF path found sockets, for engine.status (absent on the /proc path). */
+  readonly attributionLookups?: () => AttributionLookups;
   /** Applies a changed configuration (policy or settings). */
   reload(): Promise<void>;
   /** Stops deciding; keeps or removes the kernel ruleset as the settings say. */
@@ -322,6 +324,9 @@ export class Engine {
         kernel: kernel?.description ?? 'none: unprivileged mode, nothing is enforced',
         attribution: kernel?.attribution ?? 'none',
         ...(kernel?.verdictCache !== undefined ? { verdictCache: kernel.verdictCache() } : {}),
+        ...(kernel?.attributionLookups !== undefined
+          ? { attributionLookups: kernel.attributionLookups() }
+          : {}),
         decisionsPerMinute: metrics.decisionsPerMinute(),
         problems: [
           ...(kernelProblem === undefined ? [] : [kernelProblem]),

@@ -519,6 +519,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       return describe();
     },
     attribution: attribution.description,
+    ...(attribution.bpf !== null ? { attributionLookups: attribution.bpf.lookups } : {}),
     verdictCache: () =>
       vcache === null || cacheBroken ? { inUse: false, why: cacheWhy } : { inUse: true, ...vcache.status() },
     reload: apply,

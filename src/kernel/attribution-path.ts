@@ -61,6 +61,8 @@ export function openAttributionPath(
   try {
     const bpf = openBpfAttribution(cgroup, { cacheEntries });
     if (cacheEntries > 0 && typeof bpf.cache === 'string') warn(`no verdict cache: ${bpf.cache}`);
+    const slots = bpf.lookups().slots;
+    if (slots !== 'on') warn(`no connect-time slots (sock_diag finds every socket): ${slots}`);
     return { lookup: bpf.lookupSocket, description: `bpf (cgroup ${cgroup})`, bpf, close: () => bpf.close() };
   } catch (e) {
     const message = (e as Error).message;

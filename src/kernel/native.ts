@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, WardenError } from '../errors.js';
+import { type AttributionLookups, ConnectSlots, type SlotNative } from './connect-slots.js';
 import type { ProcessRead, RecordedExecutable } from './socket-lookup.js';
 
 /** What the kernel tells about a packet it queues or logs. */
@@ -148,6 +149,10 @@ export interface BpfAttribution {
   lookupSocket: typeof lookupSocket;
   /** The verdict cache's maps (docs/attribution.md, "Verdict cache"); a string says why there is none. */
   readonly cache: BpfVerdictCache | string;
+  /** lookupSocket() without the connect-time slots (sock_diag, then the record by cookie): benches, tests. */
+  lookupSocketByDiag: typeof lookupSocket;
+  /** Which way lookupSocket() found sockets (docs/attribution.md, "Connect-time slots"). */
+  lookups(): AttributionLookups;
   /** Detaches the programs and frees the map (the kernel also does it when this process ends). */
   close(): void;
 }
@@ -185,7 +190,7 @@ export interface UdpFlowReaper {
   close(): void;
 }
 
-interface Addon {
+interface Addon extends SlotNative {
   /** The callback gets the packet's fields as arguments (cheaper than an object made through N-API). */
   queueOpen(
     n: number,
@@ -369,11 +374,12 @@ export function lookupSocket(
   dstAddr: string,
   dstPort: number,
 ): SocketOwner | null {
-  return lookupWith(undefined, protocol, family, srcAddr, srcPort, dstAddr, dstPort);
+  return lookupWith(undefined, undefined, protocol, family, srcAddr, srcPort, dstAddr, dstPort);
 }
 
 function lookupWith(
   bpf: unknown,
+  slots: ConnectSlots | undefined,
   protocol: 'tcp' | 'udp',
   family: 4 | 6,
   srcAddr: string,
@@ -383,6 +389,9 @@ function lookupWith(
 ): SocketOwner | null {
   const native = addon();
   try {
+    // A TCP connection this host made: its connect-time slot, read from memory (no system call).
+    const slot = slots?.find(protocol, family, srcAddr, srcPort, dstAddr, dstPort, NUMBERS);
+    if (slot) return slot;
     if (protocol === 'udp')
       return ownerOf(native.socketLookup(17, family, dstAddr, dstPort, srcAddr, srcPort, bpf, NUMBERS));
     const found = ownerOf(native.socketLookup(6, family, srcAddr, srcPort, dstAddr, dstPort, bpf, NUMBERS));
@@ -455,12 +464,14 @@ const TCP_NEW_SYN_RECV = 12;
  * Loads the attribution programs (native/bpf_attr.c) and attaches them to the cgroup2 directory
  * `cgroup` (the engine: the cgroup2 root; tests: a cgroup they made). From then on every inet socket
  * that a process in it creates, connects or sends from is recorded in an LRU map of `maxEntries`
- * (default 65,536) records; a record is deleted when its socket is released. Throws
- * WARDEN_E_KERNEL_BPF when the kernel cannot (no BPF, verifier, not a cgroup2 directory).
+ * (default 65,536) records; a record is deleted when its socket is released. With `connectSlots`
+ * (default on) a TCP connect also fills a slot that lookupSocket reads first (connect-slots.ts;
+ * where the kernel refuses them, lookups() says why). Throws WARDEN_E_KERNEL_BPF when the kernel
+ * cannot (no BPF, verifier, not a cgroup2 directory).
  */
 export function openBpfAttribution(
   cgroup: string,
-  options: { maxEntries?: number; cacheEntries?: number } = {},
+  options: { maxEntries?: number; cacheEntries?: number; connectSlots?: boolean } = {},
 ): BpfAttribution {
   const code = ErrorCode.KERNEL_BPF;
   const maxEntries = options.maxEntries ?? 65_536;
@@ -470,6 +481,7 @@ export function openBpfAttribution(
   const handle = kernelCall(code, `cannot attach the BPF attribution programs to ${cgroup}`, () =>
     native.bpfAttributionOpen(cgroup, maxEntries, options.cacheEntries ?? 0),
   );
+  const slots = new ConnectSlots(native, cgroup, handle, options.connectSlots ?? true);
   let open = true;
   const stats = native.bpfCacheStats(handle);
   const call = <T>(what: string, f: () => T): T => {
@@ -500,8 +512,21 @@ export function openBpfAttribution(
     cache,
     entries: () => (open ? native.bpfAttributionEntries(handle) : 0),
     lookupSocket: (protocol, family, srcAddr, srcPort, dstAddr, dstPort) =>
-      lookupWith(open ? handle : undefined, protocol, family, srcAddr, srcPort, dstAddr, dstPort),
+      lookupWith(
+        open ? handle : undefined,
+        open ? slots : undefined,
+        protocol,
+        family,
+        srcAddr,
+        srcPort,
+        dstAddr,
+        dstPort,
+      ),
+    lookupSocketByDiag: (protocol, family, srcAddr, srcPort, dstAddr, dstPort) =>
+      lookupWith(open ? handle : undefined, undefined, protocol, family, srcAddr, srcPort, dstAddr, dstPort),
+    lookups: () => slots.lookups(),
     close() {
+      slots.close();
       if (open) native.bpfAttributionClose(handle);
       open = false;
     },

@@ -116,6 +116,28 @@ export interface StatusResult {
   readonly includes?: readonly IncludeStatus[];
   /** The kernel's verdict cache (docs/attribution.md, "Verdict cache"); absent without a kernel backend. */
   readonly verdictCache?: VerdictCacheState;
+  /** Which way the BPF path found connections' sockets (docs/attribution.md, "Connect-time slots"); absent on /proc. */
+  readonly attributionLookups?: AttributionLookups;
+}
+
+/**
+ * engine.status `attributionLookups`, counts since the engine started: TCP connections answered
+ * from the connect-time slots (memory, no system call), lookups sock_diag answered, and the slots'
+ * misses by reason (empty: no connect seen or its socket closed; other: another connection's tuple;
+ * busy: being written; poisoned: two connects met on the slot; unread: no record or socket owner).
+ */
+export interface AttributionLookups {
+  /** `on`, `off`, or why the kernel refused the slots. */
+  readonly slots: string;
+  readonly fromSlots: number;
+  readonly bySockDiag: number;
+  readonly slotMisses: {
+    readonly empty: number;
+    readonly other: number;
+    readonly busy: number;
+    readonly poisoned: number;
+    readonly unread: number;
+  };
 }
 
 /** engine.status `verdictCache`: in use or why not, and its counts since the engine started. */

@@ -108,5 +108,12 @@ describe('the engine attributes by BPF', {
       ['nobody', 'root'],
       JSON.stringify(denied),
     );
+    // The queued TCP connections were found from their connect-time slots.
+    const { attributionLookups: found } = (await k.call('engine.status', {})) as {
+      attributionLookups?: { slots: string; fromSlots: number };
+    };
+    assert.equal(found?.slots, 'on', JSON.stringify(found));
+    // At least the two perl programs (denied: never decided by the verdict cache).
+    assert.ok(found.fromSlots >= 2, JSON.stringify(found));
   });
 });
