@@ -111,8 +111,8 @@ export interface VerdictCacheOptions {
 
 /**
  * The hits of one entry taken in one drain: one log item whose `count` is their number, its time
- * the first's, its message naming the first and last connection (pid and socket cookie) and the
- * time between them. At most GROUP_SPAN_MS apart: the ring is drained every 100 ms, so a group
+ * the earliest hit's, its message naming the first and last connection read (pid and socket
+ * cookie) and the time from the earliest hit to the latest. At most GROUP_SPAN_MS apart: the ring is drained every 100 ms, so a group
  * spans that much unless the engine was behind.
  */
 interface HitGroup {
@@ -121,7 +121,7 @@ interface HitGroup {
   readonly entry: Entry | null;
   readonly uid: number;
   count: number;
-  readonly firstMs: number;
+  firstMs: number;
   readonly firstPid: number;
   readonly firstCookie: string;
   lastMs: number;
@@ -277,7 +277,9 @@ export class VerdictCache {
           groups.set(key, group);
         }
         group.count++;
-        group.lastMs = ms;
+        // Events of several CPUs may come a little out of order: the item spans the earliest to the latest.
+        if (ms < group.firstMs) group.firstMs = ms;
+        group.lastMs = Math.max(group.lastMs, ms);
         group.lastPid = pid;
         group.lastCookieHigh = cookieHigh;
         group.lastCookieLow = cookieLow;
