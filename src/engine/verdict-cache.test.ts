@@ -7,8 +7,9 @@ import { verdictCacheKey } from '../kernel/verdict-cache-key.js';
 import { compilePolicy, decide, parsePolicyText } from '../policy/index.js';
 import type { ConnectionFacts } from '../policy/rule.js';
 import { facts, ip, LIST_CONTENTS, NOW, policy } from '../policy/testing/arbitraries.js';
+import type { NewLogItem } from '../protocol/log-item.js';
 import { defaultSettings } from '../settings/index.js';
-import { cacheableApplication } from './verdict-cache.js';
+import { cacheableApplication, VerdictCache } from './verdict-cache.js';
 
 test('the key has the layout of struct vcache_key (native/bpf_attr.h)', () => {
   const id = '42:2049:123456789012:7:1700000000.123456789:deadbeefcafef00d';
@@ -128,4 +129,70 @@ test('the ruleset accepts connections the cache decided before the queue, only w
   assert.match(DECIDED_RULE, /^meta l4proto tcp meta mark & 0x04000000 == 0x04000000 accept$/);
   assert.ok(!queueOf(false).includes(DECIDED_RULE));
   assert.deepEqual(queueOf(true).slice(1), queueOf(false));
+});
+
+test("the hits of one entry in a drain are one item with their count, at most a second's apart", () => {
+  const BOOT_NS = 50e9;
+  /** struct vcache_event: pid_tgid, boot_ns, cookie, id, uid (little-endian). */
+  const event = (tgid: number, ageMs: number, cookie: number, id: number, uid: number) => {
+    const b = Buffer.alloc(32);
+    b.writeUInt32LE(tgid, 0);
+    b.writeUInt32LE(tgid, 4);
+    b.writeBigUInt64LE(BigInt(BOOT_NS - ageMs * 1e6), 8);
+    b.writeBigUInt64LE(BigInt(cookie), 16);
+    b.writeUInt32LE(id, 24);
+    b.writeUInt32LE(uid, 28);
+    return b;
+  };
+  // Entry 7 is unknown here (an earlier engine's): its hits are grouped by entry and real uid.
+  let ring = Buffer.concat([
+    event(100, 2000, 4001, 7, 1000),
+    event(101, 1990, 4002, 7, 1000),
+    event(102, 1980, 4003, 7, 1000),
+    event(103, 1970, 4004, 7, 1001),
+    event(104, 500, 4005, 7, 1000), // 1.5 s after the first of its entry: another item
+  ]);
+  const logged: NewLogItem[] = [];
+  let decided = 0;
+  const cache = new VerdictCache({
+    maps: {
+      insert: () => {},
+      setGeneration: () => {},
+      stats: () => ({ generation: 1, hits: 5, misses: 0, dropped: 0 }),
+      drain: (max) => {
+        const events = ring.subarray(0, Math.min(max, ring.length / 32) * 32);
+        ring = ring.subarray(events.length);
+        return { events, bootNs: BOOT_NS };
+      },
+    },
+    capacity: 16,
+    node: '/usr/bin/node',
+    parts: [],
+    policy: () => compilePolicy(parsePolicyText('version: 1\nrules: []\n')),
+    log: (item) => logged.push(item),
+    metrics: { decidedByCache: (n) => (decided += n) },
+  });
+  const now = Date.now();
+  assert.equal(cache.drain(), 5);
+  assert.equal(decided, 5, 'every hit is a decision');
+  assert.equal(cache.status().unknown, 5);
+  assert.deepEqual(
+    logged.map((i) => [i.user, i.count]),
+    [
+      ['1000', 3],
+      ['1000', undefined],
+      ['1001', undefined],
+    ],
+  );
+  assert.equal(
+    logged[0]!.message,
+    'allow by the verdict cache, an entry of an earlier policy (3 connections in 20 ms, the first pid 100, socket 4001, the last pid 102, socket 4003)',
+  );
+  assert.match(logged[1]!.message, /\(pid 104, socket 4005\)$/);
+  // Each item's time is its first hit's.
+  const at = (item: NewLogItem) => Date.parse(item.time!);
+  assert.ok(Math.abs(at(logged[0]!) - (now - 2000)) < 100, logged[0]!.time);
+  assert.ok(Math.abs(at(logged[1]!) - (now - 500)) < 100, logged[1]!.time);
+  assert.equal(cache.drain(), 0, 'the ring is empty');
+  assert.equal(logged.length, 3);
 });

@@ -27,6 +27,8 @@ const DRAIN_BATCH = 4096;
 /** Applications whose cacheability is kept per policy (more: the map starts again). */
 const MAX_APPLICATIONS = 4096;
 const EVENT_BYTES = 32;
+/** The longest time between the first and last hit one log item stands for (ms). */
+const GROUP_SPAN_MS = 1000;
 
 /** CompiledRule fields that a cached decision may depend on (the key's), or that do not select connections. */
 const KEY_FIELDS = new Set([
@@ -105,6 +107,27 @@ export interface VerdictCacheOptions {
   readonly counters?: { hit(slot: number, now: number): void };
   /** The engine's decision metrics: hits count as decisions (engine.status decisionsPerMinute). */
   readonly metrics?: { decidedByCache?(count: number): void };
+}
+
+/**
+ * The hits of one entry taken in one drain: one log item whose `count` is their number, its time
+ * the earliest hit's, its message naming the first and last connection read (pid and socket
+ * cookie) and the time from the earliest hit to the latest. At most GROUP_SPAN_MS apart: the ring is drained every 100 ms, so a group
+ * spans that much unless the engine was behind.
+ */
+interface HitGroup {
+  readonly id: number;
+  /** null: an entry no longer known here (logged without the decision's details). */
+  readonly entry: Entry | null;
+  readonly uid: number;
+  count: number;
+  firstMs: number;
+  readonly firstPid: number;
+  readonly firstCookie: string;
+  lastMs: number;
+  lastPid: number;
+  lastCookieHigh: number;
+  lastCookieLow: number;
 }
 
 interface Entry {
@@ -204,54 +227,102 @@ export class VerdictCache {
 
   /**
    * Writes the log items and rule counts of up to `budget` hits in the ring (all by default);
-   * returns how many it took, so a caller can go on after giving way to the queue.
+   * returns how many it took, so a caller can go on after giving way to the queue. The hits of one
+   * entry (one program, uid and destination) in one call are one log item whose `count` is their
+   * number (see `HitGroup`): a hit costs the engine a few reads of the ring, not a log item.
    */
   drain(budget = Number.POSITIVE_INFINITY): number {
     let total = 0;
+    /** Entry id (or id and uid, for entries no longer known) -> its hits in this call so far. */
+    const groups = new Map<number | string, HitGroup>();
+    const policy = this.#o.policy();
     for (;;) {
       const { events, bootNs } = this.#o.maps.drain(Math.min(DRAIN_BATCH, budget - total));
-      const now = Date.now();
-      const policy = this.#o.policy();
+      // The hits' times: the wall clock now less each hit's age on the boot-time clock.
+      const nowMs = Date.now();
       for (let at = 0; at + EVENT_BYTES <= events.length; at += EVENT_BYTES) {
-        // Two 32-bit halves, not BigInts (their cost was most of a hit's): pid_tgid's upper half is the tgid.
-        const pid = events.readUInt32LE(at + 4);
+        // Two 32-bit halves, not BigInts: pid_tgid's upper half is the tgid.
         const madeNs = events.readUInt32LE(at + 12) * 2 ** 32 + events.readUInt32LE(at + 8);
-        const ageMs = Math.max(0, (bootNs - madeNs) / 1e6);
-        const cookie = u64Text(events.readUInt32LE(at + 20), events.readUInt32LE(at + 16));
+        const ms = nowMs - Math.max(0, (bootNs - madeNs) / 1e6);
         const id = events.readUInt32LE(at + 24);
-        const uid = events.readUInt32LE(at + 28);
-        const time = new Date(now - ageMs);
         const entry = this.#entries.get(id) ?? this.#previous.get(id);
-        if (entry === undefined) {
-          this.#unknown++;
-          this.#o.log({
-            kind: 'connection',
-            verdict: 'allow',
-            direction: 'outgoing',
-            protocol: 'tcp',
-            user: String(uid),
-            time: time.toISOString(),
-            message: `allow by the verdict cache, an entry of an earlier policy (pid ${pid}, socket ${cookie})`,
-          });
-          continue;
-        }
         // Counted for the rule only while its policy is in force (the counters follow the policy).
-        if (entry.policy === policy) this.#o.counters?.hit(entry.ruleIndex, time.getTime());
-        if (entry.item !== null)
-          this.#o.log({
-            ...entry.item,
-            time: time.toISOString(),
-            // The socket's cookie names the connection (its source port is chosen after the connect hook).
-            message: `${entry.item.message} (pid ${pid}, socket ${cookie})`,
-          });
-        // Recently hit entries are forgotten last.
-        if (this.#entries.delete(id)) this.#entries.set(id, entry);
+        if (entry !== undefined && entry.policy === policy) this.#o.counters?.hit(entry.ruleIndex, ms);
+        if (entry === undefined) this.#unknown++;
+        const uid = events.readUInt32LE(at + 28);
+        const key = entry === undefined ? `${id}:${uid}` : id;
+        let group = groups.get(key);
+        if (group !== undefined && ms - group.firstMs > GROUP_SPAN_MS) {
+          // Hits of one entry read late (the engine was behind) are cut into items of at most GROUP_SPAN_MS.
+          this.#log(group);
+          group = undefined;
+        }
+        const pid = events.readUInt32LE(at + 4);
+        const cookieHigh = events.readUInt32LE(at + 20);
+        const cookieLow = events.readUInt32LE(at + 16);
+        if (group === undefined) {
+          group = {
+            id,
+            entry: entry ?? null,
+            uid,
+            count: 0,
+            firstMs: ms,
+            firstPid: pid,
+            firstCookie: u64Text(cookieHigh, cookieLow),
+            lastMs: ms,
+            lastPid: pid,
+            lastCookieHigh: cookieHigh,
+            lastCookieLow: cookieLow,
+          };
+          groups.set(key, group);
+        }
+        group.count++;
+        // Events of several CPUs may come a little out of order: the item spans the earliest to the latest.
+        if (ms < group.firstMs) group.firstMs = ms;
+        group.lastMs = Math.max(group.lastMs, ms);
+        group.lastPid = pid;
+        group.lastCookieHigh = cookieHigh;
+        group.lastCookieLow = cookieLow;
       }
       const taken = events.length / EVENT_BYTES;
       if (taken > 0) this.#o.metrics?.decidedByCache?.(taken);
       total += taken;
-      if (taken < DRAIN_BATCH || total >= budget) return total;
+      if (taken < DRAIN_BATCH || total >= budget) break;
     }
+    for (const group of groups.values()) {
+      this.#log(group);
+      // Recently hit entries are forgotten last.
+      const { id, entry } = group;
+      if (entry !== null && this.#entries.delete(id)) this.#entries.set(id, entry);
+    }
+    return total;
+  }
+
+  /** The log item of a group of hits: the queued decision's, with when, how many, and the first and last connection. */
+  #log(g: HitGroup): void {
+    const who =
+      g.count === 1
+        ? `pid ${g.firstPid}, socket ${g.firstCookie}`
+        : `${g.count} connections in ${Math.round(g.lastMs - g.firstMs)} ms, the first pid ${g.firstPid}, socket ${g.firstCookie}, the last pid ${g.lastPid}, socket ${u64Text(g.lastCookieHigh, g.lastCookieLow)}`;
+    const time = new Date(g.firstMs).toISOString();
+    const count = g.count > 1 ? { count: g.count } : {};
+    if (g.entry === null) {
+      this.#o.log({
+        kind: 'connection',
+        verdict: 'allow',
+        direction: 'outgoing',
+        protocol: 'tcp',
+        user: String(g.uid),
+        time,
+        message: `allow by the verdict cache, an entry of an earlier policy (${who})`,
+        ...count,
+      });
+      return;
+    }
+    const item = g.entry.item;
+    if (item === null) return; // its rule does not log
+    // The socket's cookie names the connection (its source port is chosen after the connect hook).
+    this.#o.log({ ...item, time, message: `${item.message} (${who})`, ...count });
   }
 
   status(): VerdictCacheStatus {

@@ -26,7 +26,10 @@ export const logItemSchema = z.strictObject({
   /** Where an administrative action came from. */
   source: z.string().optional(),
   message: z.string(),
-  /** How many times the same connection attempt was seen (retransmits within a few seconds); absent for once. */
+  /**
+   * How many times the same connection attempt was seen (retransmits within a few seconds), or how
+   * many connections the verdict cache decided that the item stands for; absent for once.
+   */
   count: z.number().int().min(2).optional(),
 });
 

@@ -19,6 +19,8 @@ export interface LogItem {
   local?: string;
   remote?: string;
   message: string;
+  /** Connections the item stands for (repeats of an attempt, or the verdict cache's hits), when more than one. */
+  count?: number;
 }
 
 export { consoleRule } from '../kernel/wardend.js';

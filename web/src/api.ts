@@ -52,7 +52,10 @@ export interface LogItem {
   user?: string;
   source?: string;
   message: string;
-  /** How many attempts this item stands for (retransmits of one connection), when more than one. */
+  /**
+   * How many attempts this item stands for (retransmits of one connection), or connections (the
+   * verdict cache's hits), when more than one.
+   */
   count?: number;
 }
 

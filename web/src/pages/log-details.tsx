@@ -150,7 +150,11 @@ export function LogDetails({ item, onClose }: { item: LogItem; onClose: () => vo
         <Field label="From" value={item.source} />
         <Field label="Message" value={item.message} />
         {item.count && item.count > 1 ? (
-          <Field label="Attempts" value={`${item.count} (retransmits of one connection attempt)`} />
+          item.message.includes('decided by the verdict cache') ? (
+            <Field label="Connections" value={`${item.count} (decided by the verdict cache)`} />
+          ) : (
+            <Field label="Attempts" value={`${item.count} (retransmits of one connection attempt)`} />
+          )
         ) : null}
         <Field label="Process id" value={pid} />
         {pid !== undefined && (
