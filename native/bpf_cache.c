@@ -99,10 +99,18 @@ napi_value bpf_cache_insert(napi_env env, napi_callback_info info) {
   attr.map_fd = (uint32_t)c->map_fd;
   attr.key = (uint64_t)(uintptr_t)key;
   attr.value = (uint64_t)(uintptr_t)&id;
-  attr.flags = BPF_ANY;
-  if (sys_bpf(BPF_MAP_UPDATE_ELEM, &attr) != 0)
-    return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "cannot insert into the verdict cache", errno);
-  return NULL;
+  /* A key cached already keeps its entry: within a generation a key always has the same decision, and
+   * replacing it would leave the engine's entry of the first id never hit again. */
+  attr.flags = BPF_NOEXIST;
+  napi_value inserted;
+  if (sys_bpf(BPF_MAP_UPDATE_ELEM, &attr) != 0) {
+    if (errno != EEXIST)
+      return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "cannot insert into the verdict cache", errno);
+    napi_get_boolean(env, false, &inserted);
+    return inserted;
+  }
+  napi_get_boolean(env, true, &inserted);
+  return inserted;
 }
 
 static int state_read(struct bpf_cache *c, struct vcache_state *out) {

@@ -156,7 +156,7 @@ test("the hits of one entry in a drain are one item with their count, at most a 
   let decided = 0;
   const cache = new VerdictCache({
     maps: {
-      insert: () => {},
+      insert: () => true,
       setGeneration: () => {},
       stats: () => ({ generation: 1, hits: 5, misses: 0, dropped: 0 }),
       drain: (max) => {

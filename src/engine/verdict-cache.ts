@@ -24,8 +24,6 @@ import type { Judgement } from './enforcer.js';
 
 /** Events taken from the ring at once; the ring holds about 13,000 (512 KiB of 40-byte records). */
 const DRAIN_BATCH = 4096;
-/** Applications whose cacheability is kept per policy (more: the map starts again). */
-const MAX_APPLICATIONS = 4096;
 const EVENT_BYTES = 32;
 /** The longest time between the first and last hit one log item stands for (ms). */
 const GROUP_SPAN_MS = 1000;
@@ -65,28 +63,24 @@ export function keyOnlyRule(r: CompiledRule): boolean {
   return true;
 }
 
-const cacheable = new WeakMap<CompiledPolicy, Map<string, boolean>>();
+/** Per compiled policy, in one pass over its rules: are all any-application rules key-only, and which applications have a rule that is not. */
+const cacheable = new WeakMap<CompiledPolicy, { anyOk: boolean; notKeyOnly: ReadonlySet<string> }>();
 
 /** True when outgoing TCP decisions of `application` under `policy` depend only on the key. */
 export function cacheableApplication(policy: CompiledPolicy, application: string): boolean {
   let known = cacheable.get(policy);
   if (known === undefined) {
-    known = new Map();
+    let anyOk = true;
+    const notKeyOnly = new Set<string>();
+    for (const r of policy.rules) {
+      if (!r.active || !r.outgoing || (r.protocols & PROTO_TCP) === 0 || keyOnlyRule(r)) continue;
+      if (r.application === null) anyOk = false;
+      else notKeyOnly.add(r.application);
+    }
+    known = { anyOk, notKeyOnly };
     cacheable.set(policy, known);
   }
-  let answer = known.get(application);
-  if (answer !== undefined) return answer;
-  answer = policy.rules.every(
-    (r) =>
-      !r.active ||
-      !r.outgoing ||
-      (r.protocols & PROTO_TCP) === 0 ||
-      (r.application !== null && r.application !== application) ||
-      keyOnlyRule(r),
-  );
-  if (known.size >= MAX_APPLICATIONS) known.clear();
-  known.set(application, answer);
-  return answer;
+  return known.anyOk && !known.notKeyOnly.has(application);
 }
 
 export interface VerdictCacheOptions {
@@ -208,8 +202,9 @@ export class VerdictCache {
     );
     if (key === null) return 'no key';
     const id = this.#nextId;
+    // Connections of one key queued before its first insert (a burst) find it cached already.
+    if (!this.#o.maps.insert(key, id)) return 'cached already';
     this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
-    this.#o.maps.insert(key, id);
     if (this.#entries.size >= this.#o.capacity) this.#entries.delete(this.#entries.keys().next().value!);
     this.#entries.set(id, { policy, ruleIndex: d.ruleIndex, item: d.log ? itemOf(j, d) : null });
     this.#inserted++;

@@ -159,8 +159,8 @@ export interface BpfAttribution {
 
 /** The kernel side of the verdict cache (native/bpf_cache.c). */
 export interface BpfVerdictCache {
-  /** Inserts a key (src/kernel/verdict-cache-key.ts) with the engine's number for its decision. */
-  insert(key: Buffer, id: number): void;
+  /** Inserts a key (src/kernel/verdict-cache-key.ts) with the engine's number for its decision; false when it is cached already. */
+  insert(key: Buffer, id: number): boolean;
   /**
    * The generation the programs put in keys from now on (entries of other generations are never
    * found); connections of the process `engineTgid` (the engine: a node program the key cannot tell
@@ -229,7 +229,7 @@ interface Addon extends SlotNative {
     numbers: Float64Array,
   ): RawLookup | null;
   bpfAttributionOpen(cgroup: string, maxEntries: number, cacheEntries: number): unknown;
-  bpfCacheInsert(handle: unknown, key: Buffer, id: number): void;
+  bpfCacheInsert(handle: unknown, key: Buffer, id: number): boolean;
   bpfCacheGeneration(handle: unknown, generation: number, engineTgid: number): void;
   bpfCacheStats(handle: unknown): readonly [number, number, number, number] | string;
   bpfCacheDrain(handle: unknown, max: number): readonly [Buffer, number];
