@@ -121,7 +121,7 @@ export interface RuleIndex {
    * where a list's 100,000 ranges would make every address lookup of the bucket search them.
    */
   readonly side: readonly (readonly CompiledRule[] | null)[];
-  /** Per bucket, what the lists' bits say of its `side` rules at once (address-lists.ts), or null. */
+  /** Per bucket, what the remote's list bits say of its `side` rules at once (address-lists.ts): most often, that none matches. */
   readonly sideGuards: readonly (ListsGuard | null)[];
 }
 
@@ -574,7 +574,6 @@ export function findFirstMatchIndexed(index: RuleIndex, f: ConnectionFacts): num
   if (appFirst < best) best = scanLeaf(s, key, best);
   else if (key <= -3 && root != null && root.byTree !== null) best = search(root.byTree[-3 - key]!, s, best);
   const side = index.side[bucket];
-  // Most often the remote's remembered list bits meet none of the side rules' lists: no rule to check.
   const guard = index.sideGuards[bucket];
   if (side != null && (guard == null || !listsRuleOut(guard, f))) {
     for (let i = 0; i < side.length; i++) {
