@@ -73,6 +73,10 @@ export class AddressListTable {
   }
 }
 
+/** No names (shared by every host without any: nothing allocated per address for them). */
+const NO_LEARNED_NAMES: readonly LearnedName[] = Object.freeze([]);
+const NO_NAMES: readonly string[] = Object.freeze([]);
+
 /**
  * A remote address as the engine keeps it (host-names.ts: one per address, across connections and
  * policies): the address parsed once, the names the engine learned for it, and what the policy's
@@ -80,8 +84,8 @@ export class AddressListTable {
  * nothing more (the names' own bits are read when the host's names or the domain table change).
  */
 export class LearnedHost {
-  #names: readonly LearnedName[] = [];
-  #hostNames: readonly string[] = [];
+  #names: readonly LearnedName[] = NO_LEARNED_NAMES;
+  #hostNames: readonly string[] = NO_NAMES;
   /** The address's sets for the table it names (null: none computed yet). */
   #addressLists: AddressLists | null = null;
   /** Its names' domain lists for the table it names (null: none computed since the names changed). */
@@ -104,8 +108,8 @@ export class LearnedHost {
 
   /** Sets the names known for the address (the engine, when they change): their bits are read again. */
   setNames(names: readonly LearnedName[]): void {
-    this.#names = names;
-    this.#hostNames = names.map((n) => n.name);
+    this.#names = names.length === 0 ? NO_LEARNED_NAMES : names;
+    this.#hostNames = names.length === 0 ? NO_NAMES : names.map((n) => n.name);
     this.#hostLists = null;
   }
 
