@@ -233,8 +233,11 @@ if (process.argv[2] === 'child') {
       remoteAddressLists: undefined,
       now: f.now,
     }));
+    // The host's own parsed address: the enforcer parses the packet's address per connection, and
+    // remoteFactsOf compares the two (a copy here, so the comparison loads what the engine's does).
     const hostOf = (i: number) => {
-      const h = new LearnedHost(conns[i]!.remoteAddress);
+      const a = conns[i]!.remoteAddress;
+      const h = new LearnedHost(a === null ? null : { ...a });
       h.setNames(learned[i]!);
       return h;
     };

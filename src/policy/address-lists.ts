@@ -238,9 +238,12 @@ export function listsRuleOut(g: ListsGuard, f: ConnectionFacts): boolean {
     const a = f.remoteAddressLists;
     if (a === undefined || a.table !== g.addressTable || (a.bits & g.addressMask) !== 0) return false;
   }
-  if (g.domainMask !== 0 && f.remoteHosts.length > 0) {
+  if (g.domainMask !== 0) {
+    // The bits first: they are 0 for no names, and the names themselves are most often not loaded yet.
     const h = f.remoteHostLists;
-    if (h === undefined || h.table !== g.domainTable || (h.bits & g.domainMask) !== 0) return false;
+    if (h !== undefined && h.table === g.domainTable) {
+      if ((h.bits & g.domainMask) !== 0) return false;
+    } else if (f.remoteHosts.length > 0) return false;
   }
   return true;
 }
