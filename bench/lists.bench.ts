@@ -277,6 +277,8 @@ if (process.argv[2] === 'child') {
     const book = new HostNames();
     await book.watch([], { addresses: true });
     const texts = conns.map((c) => formatIp(c.remoteAddress!));
+    // Warmed on other addresses first (compiled code, as in an engine that has been running).
+    for (let i = 0; i < texts.length; i++) book.hostOf(`10.${(i >> 8) & 255}.${i & 255}.7`);
     const tEntry = performance.now();
     for (const t of texts) book.hostOf(t);
     const perEntry = ((performance.now() - tEntry) * 1e6) / texts.length;
