@@ -233,11 +233,10 @@ if (process.argv[2] === 'child') {
       remoteAddressLists: undefined,
       now: f.now,
     }));
-    // The host's own parsed address: the enforcer parses the packet's address per connection, and
-    // remoteFactsOf compares the two (a copy here, so the comparison loads what the engine's does).
+    // The connection's address is its host's, as the enforcer takes it from a remembered address
+    // (enforcer.ts remoteFacts; the address's own parse happens once, on its first sighting).
     const hostOf = (i: number) => {
-      const a = conns[i]!.remoteAddress;
-      const h = new LearnedHost(a === null ? null : { ...a });
+      const h = new LearnedHost(conns[i]!.remoteAddress);
       h.setNames(learned[i]!);
       return h;
     };

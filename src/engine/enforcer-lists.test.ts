@@ -1,6 +1,7 @@
 /** The enforcer gives each connection its learned names' domain-list bits and its address's IP-list bits, for the policy in force. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { parseIp } from '../ip/index.js';
 import { LearnedHost } from '../policy/address-lists.js';
 import { LearnedName } from '../policy/domain-lists.js';
 import { compilePolicy, parsePolicyText } from '../policy/index.js';
@@ -130,6 +131,23 @@ test('an IP list decides through the bits the engine remembers per address; a re
   );
   assert.equal(incoming.decision.ruleName, 'no bad nets');
   names.close();
+});
+
+test('a LearnedHost of another address gives neither its address nor its bits to the connection', async () => {
+  const policy = nets('10.200.0.9\n');
+  const other = new LearnedHost(parseIp('10.200.0.9'), '10.200.0.9');
+  const enforcer = new Enforcer({
+    policy: () => policy,
+    identify: async () => CURL,
+    hostsOf: () => other,
+    asks: new AskDesk({ timeoutMs: () => 50, consoles: () => 0, notify: () => {} }),
+    log: () => {},
+    executables: { engine: '/e', console: '/c', assistant: '/a' },
+  });
+  const judged = await enforcer.judge(tcp, 'outgoing');
+  assert.equal(judged.decision.ruleName, 'web');
+  assert.deepEqual(judged.facts.remoteAddress, parseIp('10.200.0.2'));
+  assert.equal(judged.facts.remoteAddressLists, undefined);
 });
 
 test('remote addresses are remembered up to a bound, the oldest forgotten first', async () => {

@@ -7,7 +7,7 @@
  */
 import { parseIp } from '../ip/index.js';
 import type { DecisionMetrics } from '../metrics/warden.js';
-import { type RemoteAnswer, remoteFactsOf } from '../policy/address-lists.js';
+import { LearnedHost, type RemoteAnswer, remoteFactsOf } from '../policy/address-lists.js';
 import type { CompiledPolicy, ConnectionFacts, Decision, HostEnvironment, Rule } from '../policy/index.js';
 import { decide, decisionFor } from '../policy/index.js';
 import type { NewLogItem } from '../protocol/log-item.js';
@@ -44,15 +44,19 @@ const joined = new WeakMap<readonly string[], string | null>();
 export type HostsAnswer = RemoteAnswer;
 
 /**
- * The remote part of a connection's facts under the policy: the address, the names, and the bits
- * of the policy's lists for both (a LearnedHost's address bits only when it is this address).
+ * The remote part of a connection's facts under the policy: the address (parsed once per address
+ * the engine remembers: the LearnedHost's, when it is the one of this address's text), the names,
+ * and the bits of the policy's lists for both (a LearnedHost's only when it is this address).
  */
 function remoteFacts(
   policy: CompiledPolicy,
   answer: HostsAnswer,
   remote: string,
 ): Pick<ConnectionFacts, 'remoteAddress' | 'remoteHosts' | 'remoteHostLists' | 'remoteAddressLists'> {
-  const remoteAddress = parseIp(remote);
+  const remoteAddress =
+    answer instanceof LearnedHost && answer.text === remote && answer.address !== null
+      ? answer.address
+      : parseIp(remote);
   return { remoteAddress, ...remoteFactsOf(policy, answer, remoteAddress) };
 }
 

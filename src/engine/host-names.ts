@@ -150,7 +150,7 @@ export class HostNames {
 
   /** The entry of an address seen for the first time; the oldest addresses beyond the bound are forgotten. */
   #add(address: string): AddressEntry {
-    const e = new AddressEntry(new LearnedHost(parseIp(address)));
+    const e = new AddressEntry(new LearnedHost(parseIp(address), address));
     this.#hosts.set(address, e);
     // Addresses of the policy's names stay (moved to the end); a few steps at most per new address.
     for (let step = 0; step < 16 && this.#hosts.size > this.#o.remembered; step++) {

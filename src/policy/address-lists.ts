@@ -94,6 +94,8 @@ export class LearnedHost {
   constructor(
     /** The address (null when the text the engine got is no address: nothing is remembered then). */
     readonly address: IpAddress | null,
+    /** The address as the engine got it (its key), when the engine keeps it so. */
+    readonly text: string | null = null,
   ) {}
 
   /** The names known for the address now. */
@@ -171,8 +173,11 @@ export function remoteFactsOf(
     return {
       remoteHosts: answer.hostNames,
       remoteHostLists: domains === null ? undefined : answer.hostListsIn(domains),
+      // The host's own address (the enforcer's, for a remembered address), or one equal to it.
       remoteAddressLists:
-        table === null || own === null || address === null || own.value !== address.value
+        table === null ||
+        own === null ||
+        (own !== address && (address === null || own.value !== address.value))
           ? undefined
           : answer.addressListsIn(table),
     };

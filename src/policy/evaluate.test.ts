@@ -50,8 +50,11 @@ describe('indexed and linear evaluators', () => {
           host.setNames(learned);
           const elsewhere = new LearnedHost(ip(f.remoteAddress?.version === 6 ? '2001:db8::7' : '10.0.0.2'));
           elsewhere.setNames(learned);
+          // The same address parsed apart (the enforcer's parse of an address not remembered).
+          const copy = new LearnedHost(f.remoteAddress === null ? null : { ...f.remoteAddress });
+          copy.setNames(learned);
           for (const tables of [cp, other]) {
-            for (const h of [host, elsewhere]) {
+            for (const h of [host, copy, elsewhere]) {
               const g: ConnectionFacts = { ...f, ...remoteFactsOf(tables, h, f.remoteAddress) };
               assert.equal(findFirstMatchLinear(cp, g), linear);
               assert.equal(findFirstMatchIndexed(cp.index, g), linear);
