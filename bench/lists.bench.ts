@@ -6,10 +6,12 @@
  * of a real engine holding them, measured as bench/engine-memory.bench.ts measures it (a child
  * process per engine, after full collections) against the same engine without lists.
  * The decision is timed with the part of a connection's facts that lists change, built as the
- * engine builds it for every connection (remoteNamesOf: the names as strings from the engine's
- * LearnedNames, and with domain lists their bits), then the search, with and without lists; the
- * search alone over facts built beforehand is printed too. The bits' first computation per learned
- * name is timed apart (done once per name and list content, not per connection).
+ * engine builds it for every connection (remoteFactsOf over the LearnedHost the engine keeps per
+ * remote address, host-names.ts: the names as strings, and with lists the bits of the names'
+ * domain lists and of the address's IP lists), then the search, with and without lists; the search
+ * alone over facts built beforehand is printed too. The bits' first computation per learned name
+ * and per remote address, and the engine's entry for an address it sees for the first time, are
+ * timed apart (done once per name or address and list content, not per connection).
  * Goals: loaded in <= 2 s; decision cost within 10%; engine RSS under 300 MB.
  * Run: npm run bench:lists   (BENCH_DOMAINS=1000000 BENCH_CIDRS=100000 BENCH_RULES=1000)
  */
@@ -19,8 +21,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Engine, installedExecutables } from '../src/engine/daemon.js';
+import { HostNames } from '../src/engine/host-names.js';
 import { PolicyLists } from '../src/engine/lists.js';
-import { type HostLists, hostListsOf, LearnedName, remoteNamesOf } from '../src/policy/domain-lists.js';
+import { formatIp } from '../src/ip/index.js';
+import { LearnedHost, remoteFactsOf } from '../src/policy/address-lists.js';
+import { LearnedName } from '../src/policy/domain-lists.js';
 import { findFirstMatch } from '../src/policy/evaluate.js';
 import { compilePolicy, internalRules } from '../src/policy/index.js';
 import { parsePolicyText } from '../src/policy/parse.js';
@@ -199,8 +204,9 @@ if (process.argv[2] === 'child') {
     );
     for (let i = 0; i < generated.length; i += 500)
       generated[i] = [`cdn.t${(i * 37).toString(36)}.tracker${(i * 37) % 997}.example`];
-    // The engine keeps one LearnedName per name (host-names.ts); a connection's facts carry its names
-    // and their lists' bits, set per decision below. Every fact object has the same shape.
+    // The engine keeps one LearnedName per name and one LearnedHost per remote address (host-names.ts);
+    // a connection's facts carry the host's names and the lists' bits, set per decision below (one
+    // host per connection: 20,000 addresses, uniform). Every fact object has the same shape.
     const learnedByName = new Map<string, LearnedName>();
     const learnedOf = (n: string) => {
       const known = learnedByName.get(n);
@@ -211,10 +217,8 @@ if (process.argv[2] === 'child') {
     };
     const generatedFacts = generateConnections(shapes, 20_000);
     const learned = generated.map((names) => names.map(learnedOf));
-    const conns: (ConnectionFacts & {
-      remoteHosts: readonly string[];
-      remoteHostLists: HostLists | undefined;
-    })[] = generatedFacts.map((f, i) => ({
+    type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+    const conns: Mutable<ConnectionFacts>[] = generatedFacts.map((f, i) => ({
       direction: f.direction,
       protocol: f.protocol,
       application: f.application,
@@ -226,22 +230,30 @@ if (process.argv[2] === 'child') {
       remotePort: f.remotePort,
       remoteHosts: generated[i]!,
       remoteHostLists: undefined,
+      remoteAddressLists: undefined,
       now: f.now,
     }));
-    const decideWith = (policy: typeof compiled) => {
-      const table = policy.domainLists;
-      return (i: number) => {
-        const c = conns[i]!;
-        const names = remoteNamesOf(table, learned[i]!);
-        c.remoteHosts = names.remoteHosts;
-        c.remoteHostLists = names.remoteHostLists;
-        return findFirstMatch(policy, c);
-      };
+    // The connection's address is its host's, as the enforcer takes it from a remembered address
+    // (enforcer.ts remoteFacts; the address's own parse happens once, on its first sighting).
+    const hostOf = (i: number) => {
+      const h = new LearnedHost(conns[i]!.remoteAddress);
+      h.setNames(learned[i]!);
+      return h;
     };
-    /** The search alone, over facts whose names part was built beforehand. */
+    const hosts = conns.map((_, i) => hostOf(i));
+    /** The remote part of the facts as the enforcer builds it (enforcer.ts remoteFacts), then the search. */
+    const decideWith = (policy: typeof compiled) => (i: number) => {
+      const c = conns[i]!;
+      const remote = remoteFactsOf(policy, hosts[i]!, c.remoteAddress);
+      c.remoteHosts = remote.remoteHosts;
+      c.remoteHostLists = remote.remoteHostLists;
+      c.remoteAddressLists = remote.remoteAddressLists;
+      return findFirstMatch(policy, c);
+    };
+    /** The search alone, over facts whose remote part was built beforehand. */
     const searchOnly = (policy: typeof compiled) => {
       for (let i = 0; i < conns.length; i++)
-        conns[i]!.remoteHostLists = hostListsOf(policy.domainLists, learned[i]!);
+        Object.assign(conns[i]!, remoteFactsOf(policy, hosts[i]!, conns[i]!.remoteAddress));
       return (i: number) => findFirstMatch(policy, conns[i]!);
     };
     let listed = 0;
@@ -253,6 +265,23 @@ if (process.argv[2] === 'child') {
     let learnedListed = 0;
     for (const n of fresh) if (n.bitsIn(compiled.domainLists!) !== 0) learnedListed++;
     const perName = ((performance.now() - tLearn) * 1e6) / fresh.length;
+    // The first computation of an address's bits (once per address and list content): the search of
+    // every large set of the policy, as each connection made before this work.
+    const freshHosts = conns.map((_, i) => hostOf(i));
+    const tAddr = performance.now();
+    let addressListed = 0;
+    for (const h of freshHosts) if (h.bitsIn(compiled.addressLists!) !== 0) addressListed++;
+    const perAddress = ((performance.now() - tAddr) * 1e6) / freshHosts.length;
+    // The engine's entry for an address it sees for the first time (parse, entry, bounded map).
+    const book = new HostNames();
+    await book.watch([], { addresses: true });
+    const texts = conns.map((c) => formatIp(c.remoteAddress!));
+    // Warmed on other addresses first (compiled code, as in an engine that has been running).
+    for (let i = 0; i < texts.length; i++) book.hostOf(`10.${(i >> 8) & 255}.${i & 255}.7`);
+    const tEntry = performance.now();
+    for (const t of texts) book.hostOf(t);
+    const perEntry = ((performance.now() - tEntry) * 1e6) / texts.length;
+    book.close();
     // Old and new alternate, so a change of the machine's load falls on both.
     const withRuns: number[] = [];
     const baseRuns: number[] = [];
@@ -277,6 +306,9 @@ if (process.argv[2] === 'child') {
     console.log(
       `a learned name's lists, first computation: ${fmt(perName, 0)} ns per name (${fmt(fresh.length)} names, ${fmt(learnedListed)} listed)`,
     );
+    console.log(
+      `a remote address's lists, first computation: ${fmt(perAddress, 0)} ns per address (${fmt(freshHosts.length)} addresses, ${fmt(addressListed)} listed); the engine's entry for a new address: ${fmt(perEntry, 0)} ns`,
+    );
     reportMeasure({
       measure: `lists: decision with a ${fmt(DOMAINS)}-domain and a ${fmt(CIDRS)}-CIDR list rule first (${fmt(RULES)} rules)`,
       goal: '<= 1.10x without the lists',
@@ -289,6 +321,14 @@ if (process.argv[2] === 'child') {
       measure: "lists: a learned name's domain lists, computed once per name and list content",
       goal: '',
       measured: `${fmt(perName, 0)} ns per name`,
+      baseline: '',
+      ratio: '',
+      met: null,
+    });
+    reportMeasure({
+      measure: "lists: a remote address's IP lists, computed once per address and list content",
+      goal: '',
+      measured: `${fmt(perAddress, 0)} ns per address (+ ${fmt(perEntry, 0)} ns for the engine's entry of a new address)`,
       baseline: '',
       ratio: '',
       met: null,

@@ -7,7 +7,7 @@
  */
 import { parseIp } from '../ip/index.js';
 import type { DecisionMetrics } from '../metrics/warden.js';
-import { type LearnedName, remoteNamesOf } from '../policy/domain-lists.js';
+import { LearnedHost, type RemoteAnswer, remoteFactsOf } from '../policy/address-lists.js';
 import type { CompiledPolicy, ConnectionFacts, Decision, HostEnvironment, Rule } from '../policy/index.js';
 import { decide, decisionFor } from '../policy/index.js';
 import type { NewLogItem } from '../protocol/log-item.js';
@@ -36,15 +36,28 @@ export function argumentsText(commandLine: readonly string[] | undefined): strin
 
 const joined = new WeakMap<readonly string[], string | null>();
 
-/** Names for a remote address: plain, or as the engine learned them (with their lists remembered). */
-export type HostsAnswer = readonly (string | LearnedName)[];
+/**
+ * What the engine knows of a remote address: plain names, names as it learned them (with their
+ * domain lists remembered), or its LearnedHost for that address (host-names.ts: the address, its
+ * names, and the bits of the policy's lists remembered for both).
+ */
+export type HostsAnswer = RemoteAnswer;
 
-/** The names part of a connection's facts under the policy: the names, and their lists' bits. */
-function namesFacts(
+/**
+ * The remote part of a connection's facts under the policy: the address (parsed once per address
+ * the engine remembers: the LearnedHost's, when it is the one of this address's text), the names,
+ * and the bits of the policy's lists for both (a LearnedHost's only when it is this address).
+ */
+function remoteFacts(
   policy: CompiledPolicy,
   answer: HostsAnswer,
-): Pick<ConnectionFacts, 'remoteHosts' | 'remoteHostLists'> {
-  return remoteNamesOf(policy.domainLists, answer);
+  remote: string,
+): Pick<ConnectionFacts, 'remoteAddress' | 'remoteHosts' | 'remoteHostLists' | 'remoteAddressLists'> {
+  const remoteAddress =
+    answer instanceof LearnedHost && answer.text === remote && answer.address !== null
+      ? answer.address
+      : parseIp(remote);
+  return { remoteAddress, ...remoteFactsOf(policy, answer, remoteAddress) };
 }
 
 /** The parts of a packet's headers the policy needs. */
@@ -90,7 +103,9 @@ export interface EnforcerOptions {
   ) => Promise<ProcessInfo | null>;
   /**
    * Host names the engine knows for an address (from resolving the policy's host names). As
-   * LearnedNames (host-names.ts) they also say which domain lists they are in, remembered per name.
+   * LearnedNames (host-names.ts) they also say which domain lists they are in, remembered per name;
+   * as the address's LearnedHost, also which of the policy's address sets it is in, remembered per
+   * address (used only when it is the connection's address).
    */
   readonly hostsOf: (address: string) => HostsAnswer | Promise<HostsAnswer>;
   readonly asks: AskDesk;
@@ -201,7 +216,7 @@ export class Enforcer {
     const policy = this.#o.policy();
     const pinned = pinnedRulesOf(policy, application);
     const context = this.#contextOf(process);
-    const names = namesFacts(policy, hostsAnswer);
+    const names = remoteFacts(policy, hostsAnswer, remote);
     const remoteHosts = names.remoteHosts;
     let facts: ConnectionFacts = {
       direction,
@@ -212,7 +227,6 @@ export class Enforcer {
       user: process?.user ?? null,
       localAddress: parseIp(local),
       localPort: localPort ?? null,
-      remoteAddress: parseIp(remote),
       remotePort: remotePort ?? null,
       ...names,
       interface: iface,
@@ -332,9 +346,8 @@ export class Enforcer {
       user: null,
       localAddress: parseIp(c.local),
       localPort: c.localPort ?? null,
-      remoteAddress: parseIp(c.remote),
       remotePort: c.remotePort ?? null,
-      ...namesFacts(policy, await c.hosts),
+      ...remoteFacts(policy, await c.hosts, c.remote),
       interface: c.iface,
       now: c.now,
     };

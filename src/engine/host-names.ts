@@ -5,9 +5,14 @@
  * that resolved to it. Wildcard names cannot be resolved forwards: for them the remote address's
  * PTR name is looked up (once per address, cached) when the policy has any wildcard, and kept only
  * when it resolves forwards to the address again.
+ * Each address has one entry, looked up once per connection: its LearnedHost (address-lists.ts)
+ * carries its names and remembers what the policy's lists say of it, so with lists a connection
+ * costs a bit test, not a search (the first connection to an address, or after a list changed,
+ * computes the bits).
  */
 import { Resolver } from 'node:dns/promises';
 import { type IpAddress, parseIp } from '../ip/index.js';
+import { LearnedHost } from '../policy/address-lists.js';
 import { LearnedName } from '../policy/domain-lists.js';
 
 /** PTR names of one address checked forwards (a reverse zone may list many). */
@@ -24,25 +29,54 @@ export interface HostNameOptions {
   readonly maxTtl?: number;
   /** Longest wait for a PTR answer while a connection is held (default 250 ms). */
   readonly reverseTimeoutMs?: number;
+  /** Remote addresses remembered beyond those of the policy's names (default REMEMBERED_ADDRESSES). */
+  readonly remembered?: number;
   readonly now?: () => number;
 }
 
-interface Entry {
-  /** One LearnedName per name (the one its forward entry holds): it remembers its domain lists. */
-  readonly names: Map<string, LearnedName>;
-  expires: number;
+/**
+ * Addresses remembered for their PTR names and list bits (the oldest forgotten first), beyond
+ * those the policy's names resolved to: a flood of new addresses costs each a first computation
+ * again, never unbounded memory (about 300 bytes an address, under 20 MB at the bound).
+ */
+export const REMEMBERED_ADDRESSES = 65_536;
+
+/** The names of an address nobody learned anything of (shared: nothing allocated per connection). */
+const NO_NAMES: readonly LearnedName[] = [];
+
+/**
+ * One remote address: its LearnedHost (the parsed address, its names, its lists' bits, looked up
+ * once per connection) and where its names come from.
+ */
+class AddressEntry {
+  /** Names that resolved to the address (the LearnedName their forward entry holds), and until when. */
+  forward: Map<string, LearnedName> | null = null;
+  forwardExpires = 0;
+  /** Its PTR names when the policy needs them, until when, and the lookup under way. */
+  ptr: readonly LearnedName[] | null = null;
+  ptrExpires = 0;
+  ptrLookup: Promise<void> | null = null;
+  /** host.names are right for this generation of HostNames until this time. */
+  generation = -1;
+  namesUntil = 0;
+
+  constructor(readonly host: LearnedHost) {}
 }
 
-/** Address -> names, kept fresh for the names the policy uses. */
+/** Address -> names, kept fresh for the names the policy uses; and one LearnedHost per remote address. */
 export class HostNames {
   readonly #resolver: Resolver;
   readonly #o: Required<Omit<HostNameOptions, 'servers'>>;
   /** name -> addresses it resolved to, and when to resolve it again */
   readonly #forward = new Map<string, { addresses: string[]; refreshAt: number; learned: LearnedName }>();
-  readonly #byAddress = new Map<string, Entry>();
-  readonly #reverse = new Map<string, { names: LearnedName[]; expires: number }>();
+  /** address -> its entry, oldest first (the order in which addresses beyond the names' are forgotten) */
+  readonly #hosts = new Map<string, AddressEntry>();
   #names: string[] = [];
   #wildcards = false;
+  /** Every remote address asked about is remembered (PTR names or list bits are wanted). */
+  #remember = false;
+  /** Changes when what names an address has changes for all of them (wildcards on or off). */
+  #generation = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: HostNameOptions = {}) {
@@ -52,6 +86,7 @@ export class HostNames {
       minTtl: options.minTtl ?? 30,
       maxTtl: options.maxTtl ?? 3600,
       reverseTimeoutMs: options.reverseTimeoutMs ?? 250,
+      remembered: options.remembered ?? REMEMBERED_ADDRESSES,
       now: options.now ?? Date.now,
     };
   }
@@ -59,12 +94,21 @@ export class HostNames {
   /**
    * Sets the names the policy uses (exact and `*.` wildcards) and resolves the exact ones that are
    * new or due now; names already known keep their addresses until their TTL runs out. With
-   * `reverse` (the policy has domain lists) remote addresses are looked up by PTR as for wildcards.
+   * `reverse` (the policy has domain lists) remote addresses are looked up by PTR as for wildcards;
+   * with `addresses` (the policy has large address sets, address-lists.ts) every remote address is
+   * remembered with its sets' bits, so a connection tests bits rather than searching the sets.
    */
-  async watch(names: Iterable<string>, options: { reverse?: boolean } = {}): Promise<void> {
+  async watch(
+    names: Iterable<string>,
+    options: { reverse?: boolean; addresses?: boolean } = {},
+  ): Promise<void> {
     const all = [...new Set([...names].map((n) => n.toLowerCase()))];
     // Domain lists, like wildcards, cannot be resolved forwards: `reverse` asks for PTR names too.
-    this.#wildcards = options.reverse === true || all.some((n) => n.startsWith('*.'));
+    const wildcards = options.reverse === true || all.some((n) => n.startsWith('*.'));
+    if (wildcards !== this.#wildcards) this.#generation++;
+    this.#wildcards = wildcards;
+    this.#remember = wildcards || options.addresses === true;
+    if (!this.#remember) for (const [a, e] of [...this.#hosts]) if (e.forward === null) this.#hosts.delete(a);
     this.#names = all.filter((n) => !n.startsWith('*.'));
     const wanted = new Set(this.#names);
     for (const n of [...this.#forward.keys()]) if (!wanted.has(n)) this.#forget(n);
@@ -84,18 +128,71 @@ export class HostNames {
    * the policy's domain lists it is in (domain-lists.ts), so a connection does not look it up.
    */
   async learnedNamesOf(address: string): Promise<LearnedName[]> {
+    const answer = await this.hostOf(address);
+    return [...(answer instanceof LearnedHost ? answer.names : answer)];
+  }
+
+  /**
+   * What the engine knows of a remote address, looked up once per connection: its LearnedHost
+   * (its names, and the bits of the policy's lists remembered for the address and its names), or
+   * no names when nothing is learned or remembered of it. A promise only while its PTR name is
+   * looked up (bounded by reverseTimeoutMs).
+   */
+  hostOf(address: string): LearnedHost | readonly LearnedName[] | Promise<LearnedHost> {
+    let e = this.#hosts.get(address);
+    if (e === undefined) {
+      if (!this.#remember) return NO_NAMES;
+      e = this.#add(address);
+    }
     const now = this.#o.now();
-    const forward = this.#byAddress.get(address);
-    const names = forward && forward.expires > now ? [...forward.names.values()] : [];
-    if (this.#wildcards)
-      for (const n of await this.#ptr(address)) if (!names.some((m) => m.name === n.name)) names.push(n);
-    return names;
+    if (this.#wildcards && (e.ptr === null || e.ptrExpires <= now)) return this.#withPtr(e, address);
+    return this.#current(e, now);
   }
 
   /** Stops refreshing. */
   close(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
+  }
+
+  /** The entry of an address seen for the first time; the oldest addresses beyond the bound are forgotten. */
+  #add(address: string): AddressEntry {
+    const e = new AddressEntry(new LearnedHost(parseIp(address), address));
+    this.#hosts.set(address, e);
+    // Addresses of the policy's names stay (moved to the end); a few steps at most per new address.
+    for (let step = 0; step < 16 && this.#hosts.size > this.#o.remembered; step++) {
+      const [oldest, entry] = this.#hosts.entries().next().value!;
+      this.#hosts.delete(oldest);
+      if (entry.forward !== null) this.#hosts.set(oldest, entry);
+    }
+    return e;
+  }
+
+  /** The host with its names as they are now (built again only when they changed or expired). */
+  #current(e: AddressEntry, now: number): LearnedHost {
+    if (e.generation === this.#generation && now < e.namesUntil) return e.host;
+    const live = e.forward !== null && e.forwardExpires > now;
+    const names = live ? [...e.forward!.values()] : [];
+    let until = live ? e.forwardExpires : Number.POSITIVE_INFINITY;
+    if (this.#wildcards && e.ptr !== null) {
+      for (const n of e.ptr) if (!names.some((m) => m.name === n.name)) names.push(n);
+      until = Math.min(until, e.ptrExpires);
+    }
+    e.host.setNames(names);
+    e.generation = this.#generation;
+    e.namesUntil = until;
+    return e.host;
+  }
+
+  /** Looks the PTR name of the address up (one lookup at a time per address), then answers. */
+  async #withPtr(e: AddressEntry, address: string): Promise<LearnedHost> {
+    if (e.ptrLookup === null) {
+      e.ptrLookup = this.#ptr(e, address).finally(() => {
+        e.ptrLookup = null;
+      });
+    }
+    await e.ptrLookup;
+    return this.#current(e, this.#o.now());
   }
 
   async #resolve(name: string): Promise<void> {
@@ -114,11 +211,11 @@ export class HostNames {
     const addresses = records.map((r) => r.address);
     this.#forward.set(name, { addresses, refreshAt: expires, learned });
     for (const a of addresses) {
-      const e = this.#byAddress.get(a);
-      if (e) {
-        e.names.set(name, learned);
-        e.expires = Math.max(e.expires, expires);
-      } else this.#byAddress.set(a, { names: new Map([[name, learned]]), expires });
+      const e = this.#hosts.get(a) ?? this.#add(a);
+      e.forward ??= new Map();
+      e.forward.set(name, learned);
+      e.forwardExpires = Math.max(e.forwardExpires, expires);
+      e.generation = -1;
     }
   }
 
@@ -127,9 +224,12 @@ export class HostNames {
     if (!old) return;
     this.#forward.delete(name);
     for (const a of old.addresses) {
-      const e = this.#byAddress.get(a);
-      e?.names.delete(name);
-      if (e && e.names.size === 0) this.#byAddress.delete(a);
+      const e = this.#hosts.get(a);
+      if (e === undefined) continue;
+      e.forward?.delete(name);
+      e.generation = -1;
+      if (e.forward?.size === 0) e.forward = null;
+      if (e.forward === null && !this.#remember) this.#hosts.delete(a);
     }
   }
 
@@ -139,16 +239,15 @@ export class HostNames {
    * cannot make that domain's own DNS answer with the address. At most MAX_PTR_NAMES names are
    * checked; the whole lookup waits at most reverseTimeoutMs.
    */
-  async #ptr(address: string): Promise<LearnedName[]> {
+  async #ptr(e: AddressEntry, address: string): Promise<void> {
     const now = this.#o.now();
-    const cached = this.#reverse.get(address);
-    if (cached && cached.expires > now) return cached.names;
     const lookup = this.#confirmedPtr(address).catch(() => [] as string[]);
     const timeout = new Promise<string[]>((r) => setTimeout(() => r([]), this.#o.reverseTimeoutMs).unref());
-    const names = (await Promise.race([lookup, timeout])).map((n) => new LearnedName(n));
-    this.#reverse.set(address, { names, expires: now + this.#o.minTtl * 1000 });
-    if (this.#reverse.size > 10_000) this.#reverse.delete(this.#reverse.keys().next().value!);
-    return names;
+    const answer = await Promise.race([lookup, timeout]);
+    // The same LearnedName for a name seen before: what it remembers stays valid while the lists do.
+    e.ptr = answer.map((n) => e.ptr?.find((m) => m.name === n) ?? new LearnedName(n));
+    e.ptrExpires = now + this.#o.minTtl * 1000;
+    e.generation = -1;
   }
 
   async #confirmedPtr(address: string): Promise<string[]> {

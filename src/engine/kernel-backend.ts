@@ -257,7 +257,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       if (vcache !== null && id.recorded !== undefined) records.set(info, id.recorded);
       return info;
     },
-    hostsOf: (address) => names.learnedNamesOf(address),
+    hostsOf: (address) => names.hostOf(address),
     asks,
     log: (item) => afterVerdicts.push(item),
     executables: host.executables,
@@ -491,6 +491,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     applied = ruleset;
     await names.watch(hostNamesOf(compiled), {
       reverse: compiled.rules.some((r) => r.active && (r.remote?.domainLists.length ?? 0) > 0),
+      addresses: compiled.addressLists !== null,
     });
     if (expiryTimer) clearTimeout(expiryTimer);
     if (ruleset.nextChange !== undefined) {

@@ -6,6 +6,7 @@
 import type { IpAddress } from '../ip/index.js';
 import { defaultSettings } from '../settings/parse.js';
 import { type Settings, settingValue } from '../settings/schema.js';
+import { AddressListTable } from './address-lists.js';
 import { DomainListTable, type HostLists } from './domain-lists.js';
 import { compileGlob, type Glob } from './glob.js';
 import { emptyList, type ListContent, mergeRanges, type NameTable, nameInList } from './list-format.js';
@@ -33,6 +34,12 @@ export interface AddressSet {
   /** The bits of all its domain lists in `domainTable`; 0 when one of them has none (then looked up by name). */
   readonly domainMask: number;
   readonly domainTable: DomainListTable | null;
+  /**
+   * With v4Set or v6Set: the set's bit in `addressTable` (address-lists.ts), which the engine
+   * remembers per remote address; 0 and null when it has none (then the ranges are searched).
+   */
+  readonly addressBit: number;
+  readonly addressTable: AddressListTable | null;
 }
 
 /** A list's names as a rule's remote set holds them. */
@@ -122,6 +129,12 @@ export interface CompiledPolicy {
    * (ConnectionFacts.remoteHostLists, domain-lists.ts); null when no rule names a domain list.
    */
   readonly domainLists: DomainListTable | null;
+  /**
+   * The policy's large address sets (a list's networks), numbered: the engine gives a connection
+   * its remote address's bits (ConnectionFacts.remoteAddressLists, address-lists.ts); null when
+   * no rule has one.
+   */
+  readonly addressLists: AddressListTable | null;
 }
 
 /** What compilePolicy needs besides the policy. */
@@ -140,11 +153,12 @@ export function compilePolicy(policy: Policy, options: CompileOptions = {}): Com
   const rules: CompiledRule[] = [];
   const lists = options.lists ?? new Map<string, ListContent>();
   const table = new DomainListTable();
+  const addresses = new AddressListTable();
   for (const r of options.internalRules ?? [])
-    rules.push(compileRule(r, rules.length, 'internal', policy, settings, lists, table));
+    rules.push(compileRule(r, rules.length, 'internal', policy, settings, lists, table, addresses));
   const internalCount = rules.length;
   for (const r of policy.rules)
-    rules.push(compileRule(r, rules.length, 'user', policy, settings, lists, table));
+    rules.push(compileRule(r, rules.length, 'user', policy, settings, lists, table, addresses));
   const needs: ContextNeeds = {
     parent: rules.some((r) => r.active && r.parent !== null),
     ancestors: rules.some((r) => r.active && r.ancestor !== null),
@@ -158,6 +172,7 @@ export function compilePolicy(policy: Policy, options: CompileOptions = {}): Com
     index: buildRuleIndex(rules),
     needs,
     domainLists: table.size > 0 ? table : null,
+    addressLists: addresses.size > 0 ? addresses : null,
   };
 }
 
@@ -169,6 +184,7 @@ function compileRule(
   settings: Settings,
   lists: ReadonlyMap<string, ListContent>,
   table: DomainListTable,
+  addresses: AddressListTable,
 ): CompiledRule {
   let inactiveBecause: string | undefined;
   if (!rule.enabled) inactiveBecause = 'the rule is disabled';
@@ -199,7 +215,7 @@ function compileRule(
     remote:
       rule.remote === undefined
         ? null
-        : compileAddressSet(rule.remote, policy.addressGroups, lists, policy.lists, table),
+        : compileAddressSet(rule.remote, policy.addressGroups, lists, policy.lists, table, addresses),
     interfaces: compileInterfaces(rule.interface),
     expiresAt: rule.expires === undefined ? Number.POSITIVE_INFINITY : Date.parse(rule.expires),
     expires: rule.expires !== undefined,
@@ -243,6 +259,7 @@ export function compileAddressSet(
   lists: ReadonlyMap<string, ListContent> = new Map(),
   sources: Policy['lists'] = {},
   table: DomainListTable | null = null,
+  addresses: AddressListTable | null = null,
 ): AddressSet {
   const v4: [number, number][] = [];
   const v6: [bigint, bigint][] = [];
@@ -296,6 +313,14 @@ export function compileAddressSet(
   for (const l of domainLists) domainMask |= l.bit;
   if (domainLists.some((l) => l.bit === 0)) domainMask = 0;
   const merged6 = only !== undefined ? only.v6 : mergeRanges(v6);
+  const v4Set = rangeSetOf(merged4, v4Sets, (r) => new V4RangeSet(r));
+  const v6Set = rangeSetOf(merged6, v6Sets, (r) => new V6RangeSet(r));
+  const ranges = { v4: merged4, v6: merged6, v4Set, v6Set };
+  // A large set gets a bit the engine remembers per remote address (address-lists.ts).
+  const addressBit =
+    addresses !== null && (v4Set !== null || v6Set !== null)
+      ? addresses.bitOf(merged4, merged6, (a) => addressInSet(ranges, a))
+      : 0;
   return {
     v4: merged4,
     v6: merged6,
@@ -303,10 +328,12 @@ export function compileAddressSet(
     suffixes: [...new Set(suffixes)],
     lists: listNames,
     domainLists,
-    v4Set: rangeSetOf(merged4, v4Sets, (r) => new V4RangeSet(r)),
-    v6Set: rangeSetOf(merged6, v6Sets, (r) => new V6RangeSet(r)),
+    v4Set,
+    v6Set,
     domainMask,
     domainTable: domainMask === 0 ? null : table,
+    addressBit,
+    addressTable: addressBit === 0 ? null : addresses,
   };
 }
 
@@ -329,7 +356,10 @@ function rangeSetOf<K, S>(
 }
 
 /** True when the address is in the set's ranges (binary search). Host names are tested separately. */
-export function addressInSet(set: AddressSet, addr: IpAddress): boolean {
+export function addressInSet(
+  set: Pick<AddressSet, 'v4' | 'v6' | 'v4Set' | 'v6Set'>,
+  addr: IpAddress,
+): boolean {
   if (addr.version === 4) {
     if (set.v4Set !== null) return set.v4Set.has(addr.value);
   } else if (set.v6Set !== null) return set.v6Set.has(addr.value);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { validateSettings } from '../settings/index.js';
+import { LearnedHost, remoteFactsOf } from './address-lists.js';
 import { compilePolicy } from './compile.js';
 import { hostListsOf, LearnedName } from './domain-lists.js';
 import { decide, findFirstMatchLinear } from './evaluate.js';
@@ -17,6 +18,7 @@ const settingsSyslogOn = validateSettings({ syslog: { enabled: true } });
 describe('indexed and linear evaluators', () => {
   test('always pick the same deciding rule and give the same decision (property)', () => {
     const outcomes = { rule: 0, default: 0 };
+    let remembered = 0;
     fc.assert(
       fc.property(policy, fc.array(facts, { minLength: 1, maxLength: 20 }), fc.boolean(), (p, fs, syslog) => {
         const cp = compilePolicy(p, {
@@ -41,6 +43,24 @@ describe('indexed and linear evaluators', () => {
             assert.equal(findFirstMatchLinear(cp, g), linear);
             assert.equal(findFirstMatchIndexed(cp.index, g), linear);
           }
+          // The remote as the engine keeps it (one LearnedHost per address): the address's large
+          // sets' bits and the names' bits, for this policy or a stale one (a refresh), with the
+          // host learned for this address or another one: the same answers, through the bits.
+          const host = new LearnedHost(f.remoteAddress);
+          host.setNames(learned);
+          const elsewhere = new LearnedHost(ip(f.remoteAddress?.version === 6 ? '2001:db8::7' : '10.0.0.2'));
+          elsewhere.setNames(learned);
+          // The same address parsed apart (the enforcer's parse of an address not remembered).
+          const copy = new LearnedHost(f.remoteAddress === null ? null : { ...f.remoteAddress });
+          copy.setNames(learned);
+          for (const tables of [cp, other]) {
+            for (const h of [host, copy, elsewhere]) {
+              const g: ConnectionFacts = { ...f, ...remoteFactsOf(tables, h, f.remoteAddress) };
+              assert.equal(findFirstMatchLinear(cp, g), linear);
+              assert.equal(findFirstMatchIndexed(cp.index, g), linear);
+              if (g.remoteAddressLists !== undefined) remembered++;
+            }
+          }
         }
       }),
       { numRuns: 600 },
@@ -48,6 +68,7 @@ describe('indexed and linear evaluators', () => {
     // The generators are tuned so that rules really decide; a test where defaults decide everything proves little.
     const share = outcomes.rule / (outcomes.rule + outcomes.default);
     assert.ok(share > 0.3, `only ${(share * 100).toFixed(1)}% of generated connections matched a rule`);
+    assert.ok(remembered > 0, 'no connection carried remembered address-list bits');
   });
 
   test('find rules of applications whose paths are also names of object properties', () => {
@@ -87,6 +108,58 @@ describe('indexed and linear evaluators', () => {
       const expected = application === null ? -1 : apps.indexOf(application);
       assert.equal(findFirstMatchLinear(cp, f), expected, String(application));
       assert.equal(findFirstMatchIndexed(cp.index, f), expected, String(application));
+    }
+  });
+
+  test('rules beside the index are decided through the remembered list bits, and searched when not all is lists', () => {
+    const p = parsePolicyText(`lists:
+  ads: { file: /etc/warden/lists/ads.txt, format: domains }
+  many: { file: /etc/warden/lists/many.txt, format: ips }
+rules:
+  - { name: mixed, direction: outgoing, remote: ["list:ads", "10.0.0.1"], action: deny }
+  - { name: nets, direction: outgoing, remote: "list:many", action: reject }
+  - { name: rest, direction: outgoing, action: allow }
+`);
+    const onlyLists = { ...p, rules: p.rules.slice(1) };
+    for (const [policyOf, guarded] of [
+      [p, false],
+      [onlyLists, true],
+    ] as const) {
+      const cp = compilePolicy(policyOf, { lists: LIST_CONTENTS });
+      assert.notEqual(cp.addressLists, null);
+      // The tcp outgoing bucket's side rules: one guard for all when each is lists with bits only.
+      assert.equal(cp.index.sideGuards[4] !== null, guarded);
+      const cases: [string, string[], string][] = [
+        ['10.0.0.1', [], guarded ? 'rest' : 'mixed'],
+        ['10.0.0.2', [], 'nets'],
+        ['2001:db8::7', [], 'nets'],
+        ['10.0.0.9', ['example.com'], guarded ? 'rest' : 'mixed'],
+        ['10.0.0.9', ['other.org'], 'rest'],
+      ];
+      for (const [address, names, expected] of cases) {
+        const host = new LearnedHost(ip(address));
+        host.setNames(names.map((n) => new LearnedName(n)));
+        const base: ConnectionFacts = {
+          direction: 'outgoing',
+          protocol: 'tcp',
+          application: null,
+          uid: 1000,
+          user: 'alice',
+          localAddress: ip('10.0.0.5'),
+          localPort: 40000,
+          remoteAddress: host.address,
+          remotePort: 443,
+          remoteHosts: names,
+          now: NOW,
+        };
+        const f: ConnectionFacts = { ...base, ...remoteFactsOf(cp, host, base.remoteAddress) };
+        assert.equal(f.remoteAddressLists?.table, cp.addressLists);
+        for (const g of [base, f]) {
+          const at = findFirstMatchIndexed(cp.index, g);
+          assert.equal(cp.rules[at]?.rule.name, expected, `${address} ${names.join(',')}`);
+          assert.equal(findFirstMatchLinear(cp, g), at);
+        }
+      }
     }
   });
 

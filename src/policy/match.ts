@@ -19,12 +19,17 @@ function portIn(spans: Int32Array, port: number | null): boolean {
 /**
  * True when the connection's remote address or one of its names is in the set. The usual cases of
  * the rules beside the rule index (rule-index.ts) first and without calls: the address through
- * the set's range lookup, names through their lists' bits (AddressSet.domainMask).
+ * the bit the engine remembers per address (AddressSet.addressBit) or the set's range lookup,
+ * names through their lists' bits (AddressSet.domainMask).
  */
 export function remoteIn(set: AddressSet, f: ConnectionFacts): boolean {
   const a = f.remoteAddress;
   if (a !== null) {
-    if (a.version === 4) {
+    // A large set's membership as the engine remembers it per address: one bit (address-lists.ts).
+    const known = f.remoteAddressLists;
+    if (known !== undefined && known.table === set.addressTable) {
+      if ((known.bits & set.addressBit) !== 0) return true;
+    } else if (a.version === 4) {
       const v4 = set.v4Set;
       if (v4 !== null ? v4.has(a.value) : set.v4.length > 0 && addressInSet(set, a)) return true;
     } else {

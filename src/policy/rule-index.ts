@@ -20,6 +20,7 @@
  *   jump table entry whose bucket lies inside one segment names that child
  *   (leaf, node or nothing) directly: table, then leaf.
  */
+import { type ListsGuard, listsGuardOf, listsRuleOut } from './address-lists.js';
 import type { CompiledRule } from './compile.js';
 import {
   type AppKeyTable,
@@ -120,6 +121,8 @@ export interface RuleIndex {
    * where a list's 100,000 ranges would make every address lookup of the bucket search them.
    */
   readonly side: readonly (readonly CompiledRule[] | null)[];
+  /** Per bucket, what the remote's list bits say of its `side` rules at once (address-lists.ts): most often, that none matches. */
+  readonly sideGuards: readonly (ListsGuard | null)[];
 }
 
 /** Rules checked beside the tree: with a domain list, or with many address ranges. */
@@ -159,7 +162,8 @@ export function buildRuleIndex(rules: readonly CompiledRule[]): RuleIndex {
       buckets.push(subset.length === 0 ? null : buildApp(b, subset, trees));
     }
   }
-  return { buckets, rules, pool: b.finish(), appKeys: appKeyTable(b.appKeys), side };
+  const sideGuards = side.map((l) => (l === null ? null : listsGuardOf(l.map((r) => r.remote))));
+  return { buckets, rules, pool: b.finish(), appKeys: appKeyTable(b.appKeys), side, sideGuards };
 }
 
 function pushUnique<T>(map: Map<T, CompiledRule[]>, key: T, r: CompiledRule): void {
@@ -570,7 +574,8 @@ export function findFirstMatchIndexed(index: RuleIndex, f: ConnectionFacts): num
   if (appFirst < best) best = scanLeaf(s, key, best);
   else if (key <= -3 && root != null && root.byTree !== null) best = search(root.byTree[-3 - key]!, s, best);
   const side = index.side[bucket];
-  if (side != null) {
+  const guard = index.sideGuards[bucket];
+  if (side != null && (guard == null || !listsRuleOut(guard, f))) {
     for (let i = 0; i < side.length; i++) {
       const r = side[i]!;
       if (r.index >= best) break;

@@ -4,6 +4,7 @@
  * them into something fast to evaluate, serialize.ts writes them back.
  */
 import type { IpAddress, IpRange } from '../ip/index.js';
+import type { AddressLists } from './address-lists.js';
 import type { HostLists } from './domain-lists.js';
 
 /** Which way a connection goes, seen from this host. */
@@ -179,6 +180,12 @@ export interface ConnectionFacts {
    * table are not used; absent: the names are looked up in the lists.
    */
   readonly remoteHostLists?: HostLists;
+  /**
+   * Which of the policy's large address sets (a list's networks) remoteAddress is in, as the engine
+   * remembers it per remote address (address-lists.ts: remoteFactsOf); it must describe
+   * remoteAddress. Bits for another policy's table are not used; absent: the sets are searched.
+   */
+  readonly remoteAddressLists?: AddressLists;
   /**
    * The interface the connection leaves by (outgoing) or came in by (incoming); null or absent
    * when unknown (then a rule naming interfaces does not match). Gathered only for policies with
