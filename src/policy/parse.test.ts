@@ -661,7 +661,10 @@ describe('policy round trip (generated)', () => {
 });
 
 test('a text with thousands of errors names the first 100 and says there are more, at once', () => {
-  const rules = Array.from({ length: 3000 }, (_, i) => `  - { name: r${i}, direction: outgoing, action: allow, colour: red }`);
+  const rules = Array.from(
+    { length: 3000 },
+    (_, i) => `  - { name: r${i}, direction: outgoing, action: allow, colour: red }`,
+  );
   const t0 = performance.now();
   const err = invalid(`rules:\n${rules.join('\n')}\n`);
   assert.equal(err.problems.length, 101);
