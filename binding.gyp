@@ -12,6 +12,7 @@
         "native/bpf_attr.c",
         "native/bpf_btf.c",
         "native/bpf_cache.c",
+        "native/bpf_guard.c",
         "native/proc_process.c",
         "native/ifname.c",
         "native/nft_counters.c"
