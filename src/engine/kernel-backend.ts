@@ -26,6 +26,7 @@ import {
   readRuleCounters,
   readSetCounters,
   removeRuleset,
+  renewLive,
   verifyRuleset,
 } from '../kernel/nft.js';
 import { type PacketHeader, parsePacket } from '../kernel/packet.js';
@@ -34,6 +35,7 @@ import { type CompiledRuleset, compileRuleset } from '../kernel/ruleset.js';
 import { FLOOD_PREFIX } from '../kernel/ruleset-guards.js';
 import { type CompiledPolicy, compilePolicy, decide, internalRules } from '../policy/index.js';
 import type { NewLogItem } from '../protocol/log-item.js';
+import { CacheLiveness } from './cache-live.js';
 import type { EngineParts, KernelBackend } from './daemon.js';
 import { DpkgDatabase } from './dpkg.js';
 import { Enforcer, type PacketTuple, type ProcessInfo } from './enforcer.js';
@@ -157,6 +159,8 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
         })
       : null;
   let cacheBroken = false;
+  // The ruleset accepts the cache's mark only while this engine renews its liveness (cache-live.ts).
+  const live = vcache !== null ? new CacheLiveness((on) => renewLive(on), log) : null;
   let cacheWhy = !cacheOn
     ? 'off: enforcement.verdictCache'
     : attribution.bpf === null
@@ -486,6 +490,8 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
         throw new Error(`the kernel ruleset differs from what was loaded: ${check.problems.join('; ')}`);
     }
     applied = ruleset;
+    if (cacheBroken) void live?.end(false);
+    else live?.keep();
     await names.watch(hostNamesOf(compiled), {
       reverse: compiled.rules.some((r) => r.active && (r.remote?.domainLists.length ?? 0) > 0),
     });
@@ -531,6 +537,8 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       if (vcache !== null) log('info', 'verdict cache at stop', { ...vcache.status() });
       await counters?.refresh();
       counters?.detachKernel();
+      // Before the programs that clear the mark on a miss are detached: sockets keep the bit.
+      await live?.end(true);
       names.close();
       floods.close();
       clearInterval(udpCheck);
