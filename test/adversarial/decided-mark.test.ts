@@ -235,67 +235,82 @@ describe("attacks on the verdict cache's socket mark", {
       : new Promise((resolve) => k.engine.once('exit', () => resolve()));
   }
 
+  /**
+   * Runs `attack` with an engine of its own, stopped when it ends however it ends: the programs of an
+   * engine still running on the shared cgroup would clear the bit of the next test's sockets.
+   */
+  async function withEngine(label: string, port: number, attack: (k: KernelEngine) => Promise<void>) {
+    const k = await engine(label, port);
+    try {
+      await attack(k);
+    } finally {
+      if (k.engine.exitCode === null && k.engine.signalCode === null) k.engine.kill('SIGTERM');
+      await exited(k);
+    }
+  }
+
   test('with CAP_NET_RAW only, a dropped connection cannot set the decided bit for its next SYN', async () => {
-    const k = await engine('mkraw', PORT);
-    await warm(k);
-    // CAP_NET_RAW lets nobody set a mark (Linux >= 5.17): another bit is let.
-    assert.equal(
-      await runPerl(k, 'late-mark.pl', [SERVER_ADDR, DROPPED, 1], 'net_raw'),
-      'mark set\nnot connected',
-    );
-    assert.equal(
-      await runPerl(k, 'late-mark.pl', [SERVER_ADDR, DROPPED, MARK_DECIDED], 'net_raw'),
-      'mark refused 1\nnot connected',
-    );
-    const items = await k.logs({ kind: 'connection', verdict: 'deny', application: perl });
-    assert.ok(
-      items.some((i) => i.user === 'nobody' && i.remote === `${SERVER_ADDR}:${DROPPED}`),
-      `the engine decided it: ${JSON.stringify(items)}`,
-    );
-    k.engine.kill('SIGTERM');
-    await exited(k);
+    await withEngine('mkraw', PORT, async (k) => {
+      await warm(k);
+      // CAP_NET_RAW lets nobody set a mark (Linux >= 5.17): another bit is let.
+      assert.equal(
+        await runPerl(k, 'late-mark.pl', [SERVER_ADDR, DROPPED, 1], 'net_raw'),
+        'mark set\nnot connected',
+      );
+      assert.equal(
+        await runPerl(k, 'late-mark.pl', [SERVER_ADDR, DROPPED, MARK_DECIDED], 'net_raw'),
+        'mark refused 1\nnot connected',
+      );
+      const items = await k.logs({ kind: 'connection', verdict: 'deny', application: perl });
+      assert.ok(
+        items.some((i) => i.user === 'nobody' && i.remote === `${SERVER_ADDR}:${DROPPED}`),
+        `the engine decided it: ${JSON.stringify(items)}`,
+      );
+    });
   });
 
   test('a socket the cache decided does not connect past the policy once the engine stopped (onStop keep)', async () => {
-    const k = await engine('mkstop', PORT + 1);
-    await warm(k);
-    const stale = await staleSockets(k, 2, 2000);
-    try {
-      k.engine.kill('SIGTERM');
-      await exited(k);
-      assert.equal(await stale.probe(), 'refused', 'the SYN to the refused port was dropped');
-      assert.equal(await stale.probe(), 'refused');
-    } finally {
-      stale.close();
-    }
+    await withEngine('mkstop', PORT + 1, async (k) => {
+      await warm(k);
+      const stale = await staleSockets(k, 2, 2000);
+      try {
+        k.engine.kill('SIGTERM');
+        await exited(k);
+        assert.equal(await stale.probe(), 'refused', 'the SYN to the refused port was dropped');
+        assert.equal(await stale.probe(), 'refused');
+      } finally {
+        stale.close();
+      }
+    });
   });
 
   test(`a socket the cache decided does not connect past the policy ${CRASH_WINDOW_MS} ms after the engine was killed`, async () => {
-    const k = await engine('mkkill', PORT + 2);
-    await warm(k);
-    const stale = await staleSockets(k, 40, 300);
-    try {
-      k.engine.kill('SIGKILL');
-      await exited(k);
-      const killed = Date.now();
-      const results: string[] = [];
-      let closedAfter = -1;
-      while (Date.now() - killed < CRASH_WINDOW_MS + 3000 && results.length < 36) {
-        const at = Date.now() - killed;
-        const r = await stale.probe();
-        results.push(`${at}:${r}`);
-        if (r === 'refused' && closedAfter < 0) closedAfter = at;
-        if (r === 'ok') closedAfter = -1;
-        if (closedAfter >= 0 && Date.now() - killed > CRASH_WINDOW_MS + 1000) break;
-        await new Promise((r) => setTimeout(r, 100));
+    await withEngine('mkkill', PORT + 2, async (k) => {
+      await warm(k);
+      const stale = await staleSockets(k, 40, 300);
+      try {
+        k.engine.kill('SIGKILL');
+        await exited(k);
+        const killed = Date.now();
+        const results: string[] = [];
+        let closedAfter = -1;
+        while (Date.now() - killed < CRASH_WINDOW_MS + 3000 && results.length < 36) {
+          const at = Date.now() - killed;
+          const r = await stale.probe();
+          results.push(`${at}:${r}`);
+          if (r === 'refused' && closedAfter < 0) closedAfter = at;
+          if (r === 'ok') closedAfter = -1;
+          if (closedAfter >= 0 && Date.now() - killed > CRASH_WINDOW_MS + 1000) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        console.log(`after SIGKILL: ${results.join(' ')}`);
+        assert.ok(
+          closedAfter >= 0 && closedAfter <= CRASH_WINDOW_MS,
+          `refused from ${closedAfter} ms: ${results.join(' ')}`,
+        );
+      } finally {
+        stale.close();
       }
-      console.log(`after SIGKILL: ${results.join(' ')}`);
-      assert.ok(
-        closedAfter >= 0 && closedAfter <= CRASH_WINDOW_MS,
-        `refused from ${closedAfter} ms: ${results.join(' ')}`,
-      );
-    } finally {
-      stale.close();
-    }
+    });
   });
 });
