@@ -25,8 +25,8 @@ import {
   detectKernelFeatures,
   readRuleCounters,
   readSetCounters,
+  removeLive,
   removeRuleset,
-  renewLive,
   verifyRuleset,
 } from '../kernel/nft.js';
 import { type PacketHeader, parsePacket } from '../kernel/packet.js';
@@ -160,7 +160,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       : null;
   let cacheBroken = false;
   // The ruleset accepts the cache's mark only while this engine renews its liveness (cache-live.ts).
-  const live = vcache !== null ? new CacheLiveness((on) => renewLive(on), log) : null;
+  const live = vcache !== null ? new CacheLiveness(() => removeLive(), log) : null;
   let cacheWhy = !cacheOn
     ? 'off: enforcement.verdictCache'
     : attribution.bpf === null

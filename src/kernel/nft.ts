@@ -408,15 +408,14 @@ export async function readSetCounters(name: string, target: KernelTarget = {}): 
 }
 
 /**
- * Renews the verdict cache's liveness element (ruleset-guards.ts LIVE_SET: it expires LIVE_TIMEOUT_S
- * after this) or, with `on` false, removes it: one transaction through the namespace's session; an
- * element to remove goes through `nft -f` when the session failed. True when the kernel took it.
+ * Removes the verdict cache's liveness element (ruleset-guards.ts LIVE_SET; src/engine/cache-live.ts
+ * renews it): through the namespace's session, or `nft -f` when the session failed. True when the
+ * kernel took it.
  */
-export async function renewLive(on: boolean, target: KernelTarget = {}): Promise<boolean> {
-  const set = `${TABLE_FAMILY} ${TABLE_NAME} ${LIVE_SET}`;
-  const text = `flush set ${set}\n${on ? `add element ${set} { tcp }\n` : ''}`;
+export async function removeLive(target: KernelTarget = {}): Promise<boolean> {
+  const text = `flush set ${TABLE_FAMILY} ${TABLE_NAME} ${LIVE_SET}\n`;
   if ((await runInSession(target.netns, text))?.ok === true) return true;
-  return !on && (await run(target, 'nft', ['-f', '-'], text)).code === 0;
+  return (await run(target, 'nft', ['-f', '-'], text)).code === 0;
 }
 export { closeNftSessions } from './nft-session.js';
 
