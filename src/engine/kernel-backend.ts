@@ -145,9 +145,20 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   const own = new OwnParts({ executables: host.executables, node });
   let compiled!: CompiledPolicy;
   const maps = attribution.bpf?.cache;
+  // A cache whose state the kernel refused to take is given up, as a failed clear() below is.
+  let startFailure = '';
+  const newCache = (options: ConstructorParameters<typeof VerdictCache>[0]): VerdictCache | null => {
+    try {
+      return new VerdictCache(options);
+    } catch (e) {
+      startFailure = `given up: writing its state failed (${(e as Error).message})`;
+      log('error', `verdict cache ${startFailure}`);
+      return null;
+    }
+  };
   const vcache =
     typeof maps === 'object'
-      ? new VerdictCache({
+      ? newCache({
           maps,
           capacity: VERDICT_CACHE_ENTRIES,
           node,
@@ -161,18 +172,22 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   let cacheBroken = false;
   // The ruleset accepts the cache's mark only while this engine renews its liveness (cache-live.ts).
   const live = vcache !== null ? new CacheLiveness(() => removeLive(), log) : null;
-  let cacheWhy = !cacheOn
-    ? 'off: enforcement.verdictCache'
-    : attribution.bpf === null
-      ? `no BPF attribution: ${attribution.description}`
-      : typeof maps === 'string'
-        ? maps
-        : '';
+  // Once the ruleset without the mark's rule is in force, the hits still counted are queued connections.
+  let discardHits = false;
+  let cacheWhy = startFailure
+    ? startFailure
+    : !cacheOn
+      ? 'off: enforcement.verdictCache'
+      : attribution.bpf === null
+        ? `no BPF attribution: ${attribution.description}`
+        : typeof maps === 'string'
+          ? maps
+          : '';
   /** The BPF record each identity was named from alone (the verdict cache's key is made of it). */
   const records = new WeakMap<ProcessInfo, RecordedProcess>();
   const drainCache = (budget?: number): number => {
     try {
-      return vcache?.drain(budget) ?? 0;
+      return (discardHits ? vcache?.discard(budget) : vcache?.drain(budget)) ?? 0;
     } catch (e) {
       log('error', `reading the verdict cache's hits failed: ${(e as Error).message}`);
       return 0;
@@ -490,6 +505,10 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
         throw new Error(`the kernel ruleset differs from what was loaded: ${check.problems.join('; ')}`);
     }
     applied = ruleset;
+    if (cacheBroken && !discardHits) {
+      drainCache();
+      discardHits = true;
+    }
     if (cacheBroken) void live?.end(false);
     else live?.keep();
     await names.watch(hostNamesOf(compiled), {
@@ -526,7 +545,15 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     },
     attribution: attribution.description,
     verdictCache: () =>
-      vcache === null || cacheBroken ? { inUse: false, why: cacheWhy } : { inUse: true, ...vcache.status() },
+      vcache === null || cacheBroken
+        ? {
+            inUse: false,
+            why:
+              vcache !== null && discardHits
+                ? `${cacheWhy} (${vcache.discarded} hits since were queued, not logged as the cache's)`
+                : cacheWhy,
+          }
+        : { inUse: true, ...vcache.status() },
     reload: apply,
     async stop() {
       if (expiryTimer) clearTimeout(expiryTimer);
