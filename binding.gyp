@@ -13,6 +13,7 @@
         "native/bpf_btf.c",
         "native/bpf_cache.c",
         "native/bpf_tuple.c",
+        "native/bpf_guard.c",
         "native/proc_process.c",
         "native/ifname.c",
         "native/nft_counters.c"

@@ -25,6 +25,7 @@ import {
   detectKernelFeatures,
   readRuleCounters,
   readSetCounters,
+  removeLive,
   removeRuleset,
   verifyRuleset,
 } from '../kernel/nft.js';
@@ -34,6 +35,7 @@ import { type CompiledRuleset, compileRuleset } from '../kernel/ruleset.js';
 import { FLOOD_PREFIX } from '../kernel/ruleset-guards.js';
 import { type CompiledPolicy, compilePolicy, decide, internalRules } from '../policy/index.js';
 import type { NewLogItem } from '../protocol/log-item.js';
+import { CacheLiveness } from './cache-live.js';
 import type { EngineParts, KernelBackend } from './daemon.js';
 import { DpkgDatabase } from './dpkg.js';
 import { Enforcer, type PacketTuple, type ProcessInfo } from './enforcer.js';
@@ -146,9 +148,20 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
   const own = new OwnParts({ executables: host.executables, node });
   let compiled!: CompiledPolicy;
   const maps = attribution.bpf?.cache;
+  // A cache whose state the kernel refused to take is given up, as a failed clear() below is.
+  let startFailure = '';
+  const newCache = (options: ConstructorParameters<typeof VerdictCache>[0]): VerdictCache | null => {
+    try {
+      return new VerdictCache(options);
+    } catch (e) {
+      startFailure = `given up: writing its state failed (${(e as Error).message})`;
+      log('error', `verdict cache ${startFailure}`);
+      return null;
+    }
+  };
   const vcache =
     typeof maps === 'object'
-      ? new VerdictCache({
+      ? newCache({
           maps,
           capacity: VERDICT_CACHE_ENTRIES,
           node,
@@ -160,18 +173,24 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
         })
       : null;
   let cacheBroken = false;
-  let cacheWhy = !cacheOn
-    ? 'off: enforcement.verdictCache'
-    : attribution.bpf === null
-      ? `no BPF attribution: ${attribution.description}`
-      : typeof maps === 'string'
-        ? maps
-        : '';
+  // The ruleset accepts the cache's mark only while this engine renews its liveness (cache-live.ts).
+  const live = vcache !== null ? new CacheLiveness(() => removeLive(), log) : null;
+  // Once the ruleset without the mark's rule is in force, the hits still counted are queued connections.
+  let discardHits = false;
+  let cacheWhy = startFailure
+    ? startFailure
+    : !cacheOn
+      ? 'off: enforcement.verdictCache'
+      : attribution.bpf === null
+        ? `no BPF attribution: ${attribution.description}`
+        : typeof maps === 'string'
+          ? maps
+          : '';
   /** The BPF record each identity was named from alone (the verdict cache's key is made of it). */
   const records = new WeakMap<ProcessInfo, RecordedProcess>();
   const drainCache = (budget?: number): number => {
     try {
-      return vcache?.drain(budget) ?? 0;
+      return (discardHits ? vcache?.discard(budget) : vcache?.drain(budget)) ?? 0;
     } catch (e) {
       log('error', `reading the verdict cache's hits failed: ${(e as Error).message}`);
       return 0;
@@ -489,6 +508,12 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
         throw new Error(`the kernel ruleset differs from what was loaded: ${check.problems.join('; ')}`);
     }
     applied = ruleset;
+    if (cacheBroken && !discardHits) {
+      drainCache();
+      discardHits = true;
+    }
+    if (cacheBroken) void live?.end(false);
+    else live?.keep();
     await names.watch(hostNamesOf(compiled), {
       reverse: compiled.rules.some((r) => r.active && (r.remote?.domainLists.length ?? 0) > 0),
       addresses: compiled.addressLists !== null,
@@ -525,7 +550,15 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     attribution: attribution.description,
     ...(attribution.bpf !== null ? { attributionLookups: attribution.bpf.lookups } : {}),
     verdictCache: () =>
-      vcache === null || cacheBroken ? { inUse: false, why: cacheWhy } : { inUse: true, ...vcache.status() },
+      vcache === null || cacheBroken
+        ? {
+            inUse: false,
+            why:
+              vcache !== null && discardHits
+                ? `${cacheWhy} (${vcache.discarded} hits since were queued, not logged as the cache's)`
+                : cacheWhy,
+          }
+        : { inUse: true, ...vcache.status() },
     reload: apply,
     async stop() {
       if (expiryTimer) clearTimeout(expiryTimer);
@@ -536,6 +569,8 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       if (vcache !== null) log('info', 'verdict cache at stop', { ...vcache.status() });
       await counters?.refresh();
       counters?.detachKernel();
+      // Before the programs that clear the mark on a miss are detached: sockets keep the bit.
+      await live?.end(true);
       names.close();
       floods.close();
       clearInterval(udpCheck);

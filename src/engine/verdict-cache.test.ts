@@ -126,7 +126,10 @@ test('the ruleset accepts connections the cache decided before the queue, only w
       (c) => c.name === 'queue_output',
     )!.rules;
   assert.equal(queueOf(true)[0], DECIDED_RULE);
-  assert.match(DECIDED_RULE, /^meta l4proto tcp meta mark & 0x04000000 == 0x04000000 accept$/);
+  assert.match(
+    DECIDED_RULE,
+    /^meta l4proto tcp meta mark & 0x04000000 == 0x04000000 meta l4proto @warden_live accept$/,
+  );
   assert.ok(!queueOf(false).includes(DECIDED_RULE));
   assert.deepEqual(queueOf(true).slice(1), queueOf(false));
 });

@@ -154,6 +154,7 @@ export class VerdictCache {
   #previous = new Map<number, Entry>();
   #inserted = 0;
   #unknown = 0;
+  #discarded = 0;
   readonly #skipped = new Map<string, number>();
 
   constructor(options: VerdictCacheOptions) {
@@ -318,6 +319,25 @@ export class VerdictCache {
     if (item === null) return; // its rule does not log
     // The socket's cookie names the connection (its source port is chosen after the connect hook).
     this.#o.log({ ...item, time, message: `${item.message} (${who})`, ...count });
+  }
+
+  /**
+   * Takes up to `budget` hits out of the ring without logging them or counting them for a rule: for
+   * a cache given up (the ruleset no longer accepts its mark, so those connections were queued, and
+   * their decisions logged them). Returns how many it took; `discarded` counts them all.
+   */
+  discard(budget = Number.POSITIVE_INFINITY): number {
+    let total = 0;
+    for (;;) {
+      const taken = this.#o.maps.drain(Math.min(DRAIN_BATCH, budget - total)).events.length / EVENT_BYTES;
+      this.#discarded += taken;
+      total += taken;
+      if (taken < DRAIN_BATCH || total >= budget) return total;
+    }
+  }
+
+  get discarded(): number {
+    return this.#discarded;
   }
 
   status(): VerdictCacheStatus {

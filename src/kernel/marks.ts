@@ -15,8 +15,9 @@ export const MARK_REJECT = 0x02000000;
 /**
  * Set on a socket's mark by the connect BPF program when the verdict cache holds an allow for its
  * connection (native/bpf_attr.c, docs/attribution.md "Verdict cache"): the ruleset accepts that new
- * TCP connection where it would otherwise queue it. Setting a socket's mark needs CAP_NET_ADMIN (or
- * CAP_NET_RAW), so an unprivileged process cannot forge it.
+ * TCP connection where it would otherwise queue it, while the engine lives (LIVE_SET in
+ * ruleset-guards.ts). Setting a socket's mark needs CAP_NET_ADMIN or CAP_NET_RAW, and the cache's
+ * setsockopt guard (native/bpf_guard.c) refuses this bit to everyone.
  */
 export const MARK_DECIDED = 0x04000000;
 

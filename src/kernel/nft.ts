@@ -13,6 +13,7 @@ import type { CompiledRuleset, KernelFeatures, QueueRules, RulesetExpectation } 
 import { QUEUE_CHAIN, QUEUE_TABLE, TABLE_FAMILY, TABLE_NAME } from './ruleset.js';
 import { mapRuleCounters } from './ruleset-counters.js';
 import { changeBatch } from './ruleset-diff.js';
+import { LIVE_SET } from './ruleset-guards.js';
 
 export interface KernelTarget {
   /** A network namespace path for `nsenter --net=` (e.g. /run/netns/NAME); absent: this process's namespace. */
@@ -404,6 +405,17 @@ export async function readSetCounters(name: string, target: KernelTarget = {}): 
       if (e.elem?.val !== undefined && typeof packets === 'number') out.set(String(e.elem.val), packets);
     }
   return out;
+}
+
+/**
+ * Removes the verdict cache's liveness element (ruleset-guards.ts LIVE_SET; src/engine/cache-live.ts
+ * renews it): through the namespace's session, or `nft -f` when the session failed. True when the
+ * kernel took it.
+ */
+export async function removeLive(target: KernelTarget = {}): Promise<boolean> {
+  const text = `flush set ${TABLE_FAMILY} ${TABLE_NAME} ${LIVE_SET}\n`;
+  if ((await runInSession(target.netns, text))?.ok === true) return true;
+  return (await run(target, 'nft', ['-f', '-'], text)).code === 0;
 }
 export { closeNftSessions } from './nft-session.js';
 

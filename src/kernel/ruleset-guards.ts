@@ -68,12 +68,24 @@ export function establishedRules(chain: Chain): string[] {
 }
 
 /**
+ * The verdict cache's liveness: one element (`tcp`) that the running engine renews every
+ * LIVE_RENEW_MS (src/engine/cache-live.ts) and that expires LIVE_TIMEOUT_S after its last renewal.
+ * DECIDED_RULE holds only while it is there: the mark bit stays on a socket after the engine's
+ * programs are gone (they clear it on the next connect), so a stopped engine removes the element
+ * before its programs are detached, and a killed one's expires within LIVE_TIMEOUT_S.
+ */
+export const LIVE_SET = 'warden_live';
+export const LIVE_TIMEOUT_S = 2;
+export const LIVE_RENEW_MS = 500;
+
+/**
  * A new TCP connection whose socket the verdict cache's connect program marked (MARK_DECIDED: the
  * engine allowed this executable, uid, address and port before, under the policy in force) is
- * accepted where it would be queued: only what the policy sends to the engine gets here, so the
- * kernel's own rules come first. Logged and counted by the engine from the BPF ring buffer.
+ * accepted where it would be queued, while the engine that set it lives (LIVE_SET): only what the
+ * policy sends to the engine gets here, so the kernel's own rules come first. Logged and counted by
+ * the engine from the BPF ring buffer.
  */
-export const DECIDED_RULE = `meta l4proto tcp meta mark & ${markHex(MARK_DECIDED)} == ${markHex(MARK_DECIDED)} accept`;
+export const DECIDED_RULE = `meta l4proto tcp meta mark & ${markHex(MARK_DECIDED)} == ${markHex(MARK_DECIDED)} meta l4proto @${LIVE_SET} accept`;
 
 /**
  * `queue` is the statement that hands a packet to the engine (mark + accept, or native `queue`);
@@ -133,6 +145,15 @@ export function guards(settings: Settings, queue: string, verdictCache = false):
   const notify = (chain: Chain) =>
     `limit rate 1/second log group ${logGroup} prefix "${FLOOD_PREFIX} ${chain} "`;
   const out: string[] = verdictCache ? [DECIDED_RULE] : [];
+  if (verdictCache) {
+    // Its element comes from the engine (renewed), never from the ruleset: a dynamic set.
+    sets.push({
+      name: LIVE_SET,
+      declaration: ['type inet_proto', 'size 4', 'flags timeout', `timeout ${LIVE_TIMEOUT_S}s`],
+      elements: [],
+    });
+    dynamicSets.push(LIVE_SET);
+  }
   if (outgoingPerUid > 0) {
     set('rate_out', 'uid', '1m', FLOOD_SET_SIZE);
     set('flood_out', 'uid', '1h', FLOOD_SET_SIZE, true);

@@ -103,7 +103,8 @@ export async function startKernelEngine(
       });
     },
     close() {
-      if (engine?.pid && engine.exitCode === null) process.kill(engine.pid, 'SIGTERM');
+      if (engine?.pid && engine.exitCode === null && engine.signalCode === null)
+        process.kill(engine.pid, 'SIGTERM');
       pair.close();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -156,7 +156,10 @@ describe('the verdict cache', {
     const status = await cacheStatus();
     assert.equal(status.inUse, true, JSON.stringify(status));
     const chain = k.pair.run(k.pair.client, 'nft', ['list', 'chain', 'inet', 'warden', 'queue_output']);
-    assert.match(chain, /meta mark & 0x04000000 == 0x04000000 accept/, chain);
+    assert.match(chain, /meta mark & 0x04000000 == 0x04000000 meta l4proto @warden_live accept/, chain);
+    // The engine keeps the liveness element the rule requires (renewed, 2 s timeout).
+    const live = k.pair.run(k.pair.client, 'nft', ['list', 'set', 'inet', 'warden', 'warden_live']);
+    assert.match(live, /elements = \{ tcp expires /, live);
     const before = status.hits!;
     for (let i = 0; i < 4; i++) assert.equal(await connectOnce('root', perlA), 'ok', `connection ${i + 1}`);
     const after = await cacheStatus();

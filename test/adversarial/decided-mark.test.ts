@@ -1,0 +1,316 @@
+/**
+ * Attacks on the verdict cache's socket mark (MARK_DECIDED, docs/attribution.md "Verdict cache";
+ * docs/security.md), performed for real against `wardend run` enforcing in a namespace pair with its
+ * BPF programs on a cgroup of the test's own, the attacker a copy of perl as nobody:
+ * - a socket the cache decided keeps the bit after connect(AF_UNSPEC); once the engine stopped
+ *   (onStop keep) or was killed, the same socket connects to a destination the policy refuses;
+ * - with CAP_NET_RAW only (enough to set SO_MARK since Linux 5.17), a connection the engine dropped
+ *   sets the bit on its socket: the SYN sent again would be accepted.
+ * With onEngineFailure closed a new connection must be dropped while no engine runs.
+ */
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, test } from 'node:test';
+import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from '../kernel/cgroup.js';
+import { kernelTestsUnavailable, SERVER_ADDR } from '../kernel/netns.js';
+import { PERL_CLIENT, type VerdictCacheStatus } from '../kernel/verdict-cache-client.js';
+import { denyAllPolicy, NODE } from '../kernel/wardend.js';
+import { type KernelEngine, startKernelEngine } from './kernel-engine.js';
+
+const PORT = 44363;
+const ALLOWED = 9041;
+const REFUSED = 9042;
+const DROPPED = 9043;
+const MARK_DECIDED = 0x04000000;
+/** The bound docs/security.md states for a killed engine's cache hits (the live element's timeout) plus slack. */
+const CRASH_WINDOW_MS = 2000 + 1500;
+
+/**
+ * ARGV[3] sockets, each connected to ARGV[1] (a cache hit) and disconnected (AF_UNSPEC): their mark
+ * keeps the bit. Prints "ready"; then per line read, the next socket connects to ARGV[2] (ARGV[4] ms
+ * at most) and prints ok or refused.
+ */
+const STALE = `use Socket; use Time::HiRes qw(ualarm); $| = 1;
+my ($host, $first, $second, $n, $ms) = @ARGV;
+my @socks;
+for (1..$n) {
+  socket(my $s, PF_INET, SOCK_STREAM, 6) or die "socket: $!";
+  connect($s, pack_sockaddr_in($first, inet_aton($host))) or do { print "first refused\\n"; exit 0 };
+  connect($s, pack("S x14", AF_UNSPEC)) or die "disconnect: $!";
+  push @socks, $s;
+}
+print "ready\\n";
+while (my $line = <STDIN>) {
+  my $s = shift @socks or last;
+  my $ok = eval { local $SIG{ALRM} = sub { die "timeout\\n" }; ualarm($ms * 1000);
+    my $r = connect($s, pack_sockaddr_in($second, inet_aton($host))); ualarm(0); $r };
+  print $ok ? "ok\\n" : "refused\\n";
+}
+`;
+
+/**
+ * A non-blocking connect to ARGV[0]:ARGV[1] (the connect program sees a miss and clears the bit; the
+ * engine drops the SYN), then SO_MARK ARGV[2] on the socket (prints whether the kernel let it); then
+ * waits 3.5 s for the SYN sent again (after 1 s and 3 s) to connect.
+ */
+const LATE_MARK = `use Socket; use Fcntl; $| = 1;
+my ($host, $port, $mark) = @ARGV;
+socket(my $s, PF_INET, SOCK_STREAM, 6) or die "socket: $!";
+fcntl($s, F_SETFL, fcntl($s, F_GETFL, 0) | O_NONBLOCK) or die "fcntl: $!";
+connect($s, pack_sockaddr_in($port, inet_aton($host)));
+print(setsockopt($s, SOL_SOCKET, 36, pack("L", $mark)) ? "mark set\\n" : "mark refused " . ($! + 0) . "\\n");
+my $w = ''; vec($w, fileno($s), 1) = 1;
+my $n = select(undef, my $out = $w, undef, 3.5);
+my $err = unpack("i", getsockopt($s, SOL_SOCKET, SO_ERROR));
+print(($n > 0 && $err == 0) ? "connected\\n" : "not connected\\n");
+`;
+
+const RULES = (perl: string) => `  - name: perl to the allowed port
+    direction: outgoing
+    protocol: tcp
+    application: ${perl}
+    remote: ${SERVER_ADDR}
+    remotePorts: ${ALLOWED}
+    action: allow
+  - name: perl to the refused port
+    direction: outgoing
+    protocol: tcp
+    application: ${perl}
+    remote: ${SERVER_ADDR}
+    remotePorts: ${REFUSED}
+    action: reject
+  - name: perl to the dropped port
+    direction: outgoing
+    protocol: tcp
+    application: ${perl}
+    remote: ${SERVER_ADDR}
+    remotePorts: ${DROPPED}
+    action: deny
+`;
+
+const SETTINGS = 'enforcement:\n  onEngineFailure: closed\n  onStop: keep\n';
+
+describe("attacks on the verdict cache's socket mark", {
+  skip: kernelTestsUnavailable() ?? cgroupTestsUnavailable() ?? undefined,
+}, () => {
+  let cgroup: TestCgroup;
+  let dir: string;
+  let perl: string;
+  const engines: KernelEngine[] = [];
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'warden-mark-attack-'));
+    chmodSync(dir, 0o755);
+    perl = join(dir, 'perl');
+    copyFileSync('/usr/bin/perl', perl);
+    chmodSync(perl, 0o755);
+    for (const [name, text] of [
+      ['client.pl', PERL_CLIENT],
+      ['stale.pl', STALE],
+      ['late-mark.pl', LATE_MARK],
+    ] as const)
+      writeFileSync(join(dir, name), text, { mode: 0o644 });
+    cgroup = createTestCgroup('mark-attack');
+  });
+
+  after(async () => {
+    for (const k of engines) k.close();
+    await cgroup?.remove();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** An engine in a namespace pair of its own, with both ports listening on the server side. */
+  async function engine(label: string, port: number): Promise<KernelEngine> {
+    process.env.WARDEN_BPF_CGROUP = `/${basename(cgroup.path)}`;
+    let k: KernelEngine;
+    try {
+      k = await startKernelEngine(label, port, denyAllPolicy(port, RULES(perl)), SETTINGS);
+    } finally {
+      delete process.env.WARDEN_BPF_CGROUP;
+    }
+    engines.push(k);
+    const server = k.pair.spawn(k.pair.server, NODE, [
+      '-e',
+      `const net = require('net'); let n = 0; for (const p of [${ALLOWED}, ${REFUSED}, ${DROPPED}]) net.createServer((s) => s.on('error', () => {}).end()).listen(p, () => { if (++n === 3) console.log('ready'); });`,
+    ]);
+    await new Promise<void>((resolve) =>
+      createInterface({ input: server.stdout! }).once('line', () => resolve()),
+    );
+    return k;
+  }
+
+  /** perl as nobody (with `caps` as ambient capabilities) in the client namespace and the test cgroup. */
+  function spawnPerl(
+    k: KernelEngine,
+    script: string,
+    args: readonly (string | number)[],
+    caps = '',
+  ): ChildProcess {
+    const capArgs = caps === '' ? [] : [`--inh-caps=+${caps}`, `--ambient-caps=+${caps}`];
+    return cgroup.spawn(
+      'nsenter',
+      [
+        `--net=${k.pair.path(k.pair.client)}`,
+        'setpriv',
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        ...capArgs,
+        perl,
+        join(dir, script),
+        ...args.map(String),
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+  }
+
+  function runPerl(
+    k: KernelEngine,
+    script: string,
+    args: readonly (string | number)[],
+    caps = '',
+  ): Promise<string> {
+    const child = spawnPerl(k, script, args, caps);
+    child.stdin!.end();
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    return new Promise((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', () => resolve(out.trim()));
+    });
+  }
+
+  async function cacheStatus(k: KernelEngine): Promise<VerdictCacheStatus> {
+    return ((await k.call('engine.status', {})) as { verdictCache: VerdictCacheStatus }).verdictCache;
+  }
+
+  /** Connects as nobody to the allowed port until the cache decides. */
+  async function warm(k: KernelEngine): Promise<void> {
+    assert.equal((await cacheStatus(k)).inUse, true);
+    for (let i = 0; i < 6; i++) {
+      const before = (await cacheStatus(k)).hits!;
+      assert.equal(await runPerl(k, 'client.pl', [SERVER_ADDR, ALLOWED]), 'ok');
+      if ((await cacheStatus(k)).hits! > before) return;
+    }
+    assert.fail(`the cache never decided: ${JSON.stringify(await cacheStatus(k))}`);
+  }
+
+  /** Stale sockets as nobody: resolves once they are ready; `probe()` connects the next one. */
+  async function staleSockets(k: KernelEngine, count: number, ms: number) {
+    const hitsBefore = (await cacheStatus(k)).hits!;
+    const child = spawnPerl(k, 'stale.pl', [SERVER_ADDR, ALLOWED, REFUSED, count, ms]);
+    const lines: string[] = [];
+    const waiting: ((line: string) => void)[] = [];
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (l) => {
+      const w = waiting.shift();
+      if (w) w(l);
+      else lines.push(l);
+    });
+    const next = () =>
+      lines.length > 0 ? Promise.resolve(lines.shift()!) : new Promise<string>((r) => waiting.push(r));
+    assert.equal(await next(), 'ready');
+    // Each socket's first connect was decided by the cache: its mark has the bit.
+    const hits = (await cacheStatus(k)).hits! - hitsBefore;
+    assert.ok(hits >= count, `${hits} of ${count} stale sockets were cache hits`);
+    return {
+      probe(): Promise<string> {
+        child.stdin!.write('go\n');
+        return next();
+      },
+      close() {
+        child.stdin!.end();
+        rl.close();
+      },
+    };
+  }
+
+  function exited(k: KernelEngine): Promise<void> {
+    return k.engine.exitCode !== null || k.engine.signalCode !== null
+      ? Promise.resolve()
+      : new Promise((resolve) => k.engine.once('exit', () => resolve()));
+  }
+
+  /**
+   * Runs `attack` with an engine of its own, stopped when it ends however it ends: the programs of an
+   * engine still running on the shared cgroup would clear the bit of the next test's sockets.
+   */
+  async function withEngine(label: string, port: number, attack: (k: KernelEngine) => Promise<void>) {
+    const k = await engine(label, port);
+    try {
+      await attack(k);
+    } finally {
+      if (k.engine.exitCode === null && k.engine.signalCode === null) k.engine.kill('SIGTERM');
+      await exited(k);
+    }
+  }
+
+  test('with CAP_NET_RAW only, a dropped connection cannot set the decided bit for its next SYN', async () => {
+    await withEngine('mkraw', PORT, async (k) => {
+      await warm(k);
+      // CAP_NET_RAW lets nobody set a mark (Linux >= 5.17): another bit is let.
+      assert.equal(
+        await runPerl(k, 'late-mark.pl', [SERVER_ADDR, DROPPED, 1], 'net_raw'),
+        'mark set\nnot connected',
+      );
+      assert.equal(
+        await runPerl(k, 'late-mark.pl', [SERVER_ADDR, DROPPED, MARK_DECIDED], 'net_raw'),
+        'mark refused 1\nnot connected',
+      );
+      const items = await k.logs({ kind: 'connection', verdict: 'deny', application: perl });
+      assert.ok(
+        items.some((i) => i.user === 'nobody' && i.remote === `${SERVER_ADDR}:${DROPPED}`),
+        `the engine decided it: ${JSON.stringify(items)}`,
+      );
+    });
+  });
+
+  test('a socket the cache decided does not connect past the policy once the engine stopped (onStop keep)', async () => {
+    await withEngine('mkstop', PORT + 1, async (k) => {
+      await warm(k);
+      const stale = await staleSockets(k, 2, 2000);
+      try {
+        k.engine.kill('SIGTERM');
+        await exited(k);
+        assert.equal(await stale.probe(), 'refused', 'the SYN to the refused port was dropped');
+        assert.equal(await stale.probe(), 'refused');
+      } finally {
+        stale.close();
+      }
+    });
+  });
+
+  test(`a socket the cache decided does not connect past the policy ${CRASH_WINDOW_MS} ms after the engine was killed`, async () => {
+    await withEngine('mkkill', PORT + 2, async (k) => {
+      await warm(k);
+      const stale = await staleSockets(k, 40, 300);
+      try {
+        k.engine.kill('SIGKILL');
+        await exited(k);
+        const killed = Date.now();
+        const results: string[] = [];
+        let closedAfter = -1;
+        while (Date.now() - killed < CRASH_WINDOW_MS + 3000 && results.length < 36) {
+          const at = Date.now() - killed;
+          const r = await stale.probe();
+          results.push(`${at}:${r}`);
+          if (r === 'refused' && closedAfter < 0) closedAfter = at;
+          if (r === 'ok') closedAfter = -1;
+          if (closedAfter >= 0 && Date.now() - killed > CRASH_WINDOW_MS + 1000) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        console.log(`after SIGKILL: ${results.join(' ')}`);
+        assert.ok(
+          closedAfter >= 0 && closedAfter <= CRASH_WINDOW_MS,
+          `refused from ${closedAfter} ms: ${results.join(' ')}`,
+        );
+      } finally {
+        stale.close();
+      }
+    });
+  });
+});
