@@ -190,6 +190,7 @@ export class RemoteSource<T> {
   }
 
   #failed(reason: string): void {
+    if (this.#stopped) return; // the engine may be gone (its log store closed): nothing to report to
     // Often a server's or a file's words: escaped, and short enough for engine.status and a log line.
     const why = neutralizeControls(reason.length > 1000 ? `${reason.slice(0, 1000)}…` : reason).replace(
       /[\n\t]/g,
