@@ -134,13 +134,13 @@ const PROTO_BITS = [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_OTHER];
 export function buildRuleIndex(rules: readonly CompiledRule[]): RuleIndex {
   const b = new LeafPoolBuilder();
   // Rules with a domain list or many ranges are checked beside the index (the `side` lists), not in it.
-  const active = rules.filter((r) => r.active && !beside(r));
+  const active: CompiledRule[] = [];
+  const besides: CompiledRule[] = [];
+  for (const r of rules) if (r.active) (beside(r) ? besides : active).push(r);
   const side: (CompiledRule[] | null)[] = [];
   for (const incoming of [true, false]) {
     for (const bit of PROTO_BITS) {
-      const list = rules.filter(
-        (r) => r.active && beside(r) && (incoming ? r.incoming : r.outgoing) && (r.protocols & bit) !== 0,
-      );
+      const list = besides.filter((r) => (incoming ? r.incoming : r.outgoing) && (r.protocols & bit) !== 0);
       side.push(list.length === 0 ? null : list);
     }
   }
