@@ -10,10 +10,10 @@
  * word and a new rule field needs no change here. Together they answer
  * exactly what `matches` answers; the property test holds them to it.
  *
- * Layout of a leaf at offset `o`: pool[o] = number of records, then records of
- * variable length, as short as the rule allows (a leaf of a few rules then
- * fits in one or two cache lines, and at 100,000 rules each line is a load
- * from cold memory):
+ * Layout of a leaf at offset `o`: pool[o] = number of records, pool[o + 1] =
+ * its summary (below), then records of variable length, as short as the rule
+ * allows (a leaf of a few rules then fits in one or two cache lines, and at
+ * 100,000 rules each line is a load from cold memory):
  *   [index, flags and range counts, uid (F_UID), v4First, v4Last (F_V4_RANGE),
  *    remote port ranges..., local port ranges...]
  * a port range packed in one int as from << 16 | to. The application is not
@@ -38,6 +38,19 @@ const F_V4_RANGE = 1 << 11;
 /** Bits 16-23: the number of remote port ranges in the record; bits 24-30: local ones. */
 const REMOTE_COUNT_SHIFT = 16;
 const LOCAL_COUNT_SHIFT = 24;
+/**
+ * A leaf's summary: what its records could match, so that a connection none of them can match
+ * skips the leaf on one word, in the cache line the leaf starts in, instead of checking every
+ * record (an application's leaf of 3 records at 100,000 rules, on most decisions). Bits 0-23:
+ * remote ports, port % 24 (every bit for a record without remote ports in it); bits 24-29: the
+ * records' direction and protocol flags. Only a filter: a record still checks everything.
+ */
+const SUMMARY_PORT_BITS = 24;
+const SUMMARY_ALL_PORTS = (1 << SUMMARY_PORT_BITS) - 1;
+const SUMMARY_FLAGS_SHIFT = 24;
+/** The flags' direction and protocol bits. */
+const DIRECTION_PROTOCOL = 0x3f;
+
 /** More ranges than the counts hold leave the ports to `matches`. */
 const MAX_REMOTE_RANGES = 0xff;
 const MAX_LOCAL_RANGES = 0x7f;
@@ -55,6 +68,7 @@ export class LeafPoolBuilder {
   #recsLength = 0;
   #recAt = new Int32Array(1024);
   #recLength = new Int32Array(1024);
+  #recSummary = new Int32Array(1024);
   /** Nodes and leaves already built, by kind and rule list: the same rules always give the same subtree. */
   readonly #shared = new Map<number, SharedEntry[]>();
   /** Application path -> key (AppKeyTable). */
@@ -99,6 +113,8 @@ export class LeafPoolBuilder {
     const offset = this.#length;
     this.#remember(hash, { kind: 'leaf', rules, value: offset });
     this.#push(rules.length);
+    this.#push(0);
+    let summary = 0;
     for (const r of rules) {
       const at = this.#record(r);
       const n = this.#recLength[r.index]!;
@@ -107,7 +123,9 @@ export class LeafPoolBuilder {
       const recs = this.#recs;
       for (let i = 0; i < n; i++) pool[this.#length + i] = recs[at + i]!;
       this.#length += n;
+      summary |= this.#recSummary[r.index]!;
     }
+    this.#pool[offset + 1] = summary;
     return offset;
   }
 
@@ -153,6 +171,7 @@ export class LeafPoolBuilder {
       const size = Math.max(this.#recAt.length * 2, r.index + 1);
       this.#recAt = grown(this.#recAt, size);
       this.#recLength = grown(this.#recLength, size);
+      this.#recSummary = grown(this.#recSummary, size);
     }
     let flags = (r.protocols << PROTO_SHIFT) | (r.incoming ? F_INCOMING : 0) | (r.outgoing ? F_OUTGOING : 0);
     if (r.uid !== null) flags |= F_UID;
@@ -193,8 +212,23 @@ export class LeafPoolBuilder {
     this.#recsLength = p;
     this.#recAt[r.index] = at + 1;
     this.#recLength[r.index] = length;
+    this.#recSummary[r.index] =
+      ((flags & DIRECTION_PROTOCOL) << SUMMARY_FLAGS_SHIFT) |
+      (remoteRanges === 0 ? (rp === null || portsLeft ? SUMMARY_ALL_PORTS : 0) : portBits(rp!));
     return at;
   }
+}
+
+/** The summary bits of remote port ranges [from0, to0, ...] (leaf summary). */
+function portBits(spans: Int32Array): number {
+  let bits = 0;
+  for (let i = 0; i < spans.length; i += 2) {
+    const from = spans[i]!;
+    const to = spans[i + 1]!;
+    if (to - from + 1 >= SUMMARY_PORT_BITS) return SUMMARY_ALL_PORTS;
+    for (let p = from; p <= to; p++) bits |= 1 << (p % SUMMARY_PORT_BITS);
+  }
+  return bits;
 }
 
 /** A copy of the array in a bigger one (zeros after). */
@@ -285,6 +319,10 @@ export interface LeafSearch {
   readonly protocol: number;
   /** The connection's application key (AppKeyTable), or -1 when no rule names its application. */
   readonly appKey: number;
+  /** The connection's bits in a leaf summary: its direction, its protocol, its remote port. */
+  readonly direction24: number;
+  readonly protocol24: number;
+  readonly port24: number;
 }
 
 /**
@@ -314,13 +352,19 @@ export function leafSearch(
 ): LeafSearch {
   const bit = f.protocol === 'tcp' ? 1 : f.protocol === 'udp' ? 2 : f.protocol === 'icmp' ? 4 : 8;
   const appKey = f.application === null ? -1 : (appKeys[f.application] ?? -1);
+  const direction = f.direction === 'incoming' ? F_INCOMING : F_OUTGOING;
+  const port = f.remotePort;
   return {
     pool,
     rules,
     f,
-    direction: f.direction === 'incoming' ? F_INCOMING : F_OUTGOING,
+    direction,
     protocol: bit << PROTO_SHIFT,
     appKey,
+    direction24: direction << SUMMARY_FLAGS_SHIFT,
+    protocol24: bit << (PROTO_SHIFT + SUMMARY_FLAGS_SHIFT),
+    // No remote port: no record with remote ports matches, but records without them may.
+    port24: port === null ? SUMMARY_ALL_PORTS : 1 << (port % SUMMARY_PORT_BITS),
   };
 }
 
@@ -334,12 +378,24 @@ function portIn(pool: Int32Array, at: number, count: number, port: number | null
   return false;
 }
 
+/** True when the leaf's summary (pool[offset + 1]) lets a record of it match the connection. */
+function admits(s: LeafSearch, summary: number): boolean {
+  return (summary & s.direction24) !== 0 && (summary & s.protocol24) !== 0 && (summary & s.port24) !== 0;
+}
+
+/** The position of the leaf's first rule, or 0x7fffffff when its summary says none can match. */
+export function leafFirst(s: LeafSearch, offset: number): number {
+  const pool = s.pool;
+  return admits(s, pool[offset + 1]!) ? pool[offset + 2]! : 0x7fffffff;
+}
+
 /** Scans the leaf at `offset`; returns the first matching rule position below `best`, else `best`. */
 export function scanLeaf(s: LeafSearch, offset: number, best: number): number {
   const pool = s.pool;
   const f = s.f;
   const count = pool[offset]!;
-  let p = offset + 1;
+  if (!admits(s, pool[offset + 1]!)) return best;
+  let p = offset + 2;
   for (let k = 0; k < count; k++) {
     const index = pool[p]!;
     if (index >= best) return best;

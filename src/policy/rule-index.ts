@@ -26,6 +26,7 @@ import {
   appKeyTable,
   LeafPoolBuilder,
   type LeafSearch,
+  leafFirst,
   leafSearch,
   scanLeaf,
 } from './leaf-pool.js';
@@ -563,7 +564,7 @@ export function findFirstMatchIndexed(index: RuleIndex, f: ConnectionFacts): num
   const key = s.appKey;
   // The first rule position in the application's own leaf, read before the trees are searched: the
   // leaf is most often cold at 100,000 rules, and its load then overlaps the search.
-  const appFirst = key >= 0 ? index.pool[key + 1]! : NONE;
+  const appFirst = key >= 0 ? leafFirst(s, key) : NONE;
   let best = root == null ? NONE : search(root.any, s, NONE);
   // An application's own leaf holds its rules of every direction and protocol (the records check
   // those), so it is scanned whatever the bucket holds.
