@@ -39,17 +39,13 @@ const F_V4_RANGE = 1 << 11;
 const REMOTE_COUNT_SHIFT = 16;
 const LOCAL_COUNT_SHIFT = 24;
 /**
- * A leaf's summary: what its records could match, so that a connection none of them can match
- * skips the leaf on one word, in the cache line the leaf starts in, instead of checking every
- * record (an application's leaf of 3 records at 100,000 rules, on most decisions). Bits 0-23:
- * remote ports, port % 24 (every bit for a record without remote ports in it); bits 24-29: the
- * records' direction and protocol flags. Only a filter: a record still checks everything.
+ * A leaf's summary: the remote ports its records could match, bit port % 32 (every bit for a
+ * record without remote ports in it), so that a connection none of them can match skips the leaf
+ * on one word, in the cache line the leaf starts in, instead of checking every record (an
+ * application's leaf of 3 records at 100,000 rules, on most decisions). Only a filter: a record
+ * still checks everything.
  */
-const SUMMARY_PORT_BITS = 24;
-const SUMMARY_ALL_PORTS = (1 << SUMMARY_PORT_BITS) - 1;
-const SUMMARY_FLAGS_SHIFT = 24;
-/** The flags' direction and protocol bits. */
-const DIRECTION_PROTOCOL = 0x3f;
+const SUMMARY_ALL_PORTS = -1;
 
 /** More ranges than the counts hold leave the ports to `matches`. */
 const MAX_REMOTE_RANGES = 0xff;
@@ -213,8 +209,7 @@ export class LeafPoolBuilder {
     this.#recAt[r.index] = at + 1;
     this.#recLength[r.index] = length;
     this.#recSummary[r.index] =
-      ((flags & DIRECTION_PROTOCOL) << SUMMARY_FLAGS_SHIFT) |
-      (remoteRanges === 0 ? (rp === null || portsLeft ? SUMMARY_ALL_PORTS : 0) : portBits(rp!));
+      remoteRanges === 0 ? (rp === null || portsLeft ? SUMMARY_ALL_PORTS : 0) : portBits(rp!);
     return at;
   }
 }
@@ -225,8 +220,8 @@ function portBits(spans: Int32Array): number {
   for (let i = 0; i < spans.length; i += 2) {
     const from = spans[i]!;
     const to = spans[i + 1]!;
-    if (to - from + 1 >= SUMMARY_PORT_BITS) return SUMMARY_ALL_PORTS;
-    for (let p = from; p <= to; p++) bits |= 1 << (p % SUMMARY_PORT_BITS);
+    if (to - from + 1 >= 32) return SUMMARY_ALL_PORTS;
+    for (let p = from; p <= to; p++) bits |= 1 << (p & 31);
   }
   return bits;
 }
@@ -319,10 +314,8 @@ export interface LeafSearch {
   readonly protocol: number;
   /** The connection's application key (AppKeyTable), or -1 when no rule names its application. */
   readonly appKey: number;
-  /** The connection's bits in a leaf summary: its direction, its protocol, its remote port. */
-  readonly direction24: number;
-  readonly protocol24: number;
-  readonly port24: number;
+  /** The connection's bit in a leaf summary: its remote port's. */
+  readonly portBit: number;
 }
 
 /**
@@ -352,19 +345,16 @@ export function leafSearch(
 ): LeafSearch {
   const bit = f.protocol === 'tcp' ? 1 : f.protocol === 'udp' ? 2 : f.protocol === 'icmp' ? 4 : 8;
   const appKey = f.application === null ? -1 : (appKeys[f.application] ?? -1);
-  const direction = f.direction === 'incoming' ? F_INCOMING : F_OUTGOING;
   const port = f.remotePort;
   return {
     pool,
     rules,
     f,
-    direction,
+    direction: f.direction === 'incoming' ? F_INCOMING : F_OUTGOING,
     protocol: bit << PROTO_SHIFT,
     appKey,
-    direction24: direction << SUMMARY_FLAGS_SHIFT,
-    protocol24: bit << (PROTO_SHIFT + SUMMARY_FLAGS_SHIFT),
     // No remote port: no record with remote ports matches, but records without them may.
-    port24: port === null ? SUMMARY_ALL_PORTS : 1 << (port % SUMMARY_PORT_BITS),
+    portBit: port === null ? SUMMARY_ALL_PORTS : 1 << (port & 31),
   };
 }
 
@@ -378,15 +368,10 @@ function portIn(pool: Int32Array, at: number, count: number, port: number | null
   return false;
 }
 
-/** True when the leaf's summary (pool[offset + 1]) lets a record of it match the connection. */
-function admits(s: LeafSearch, summary: number): boolean {
-  return (summary & s.direction24) !== 0 && (summary & s.protocol24) !== 0 && (summary & s.port24) !== 0;
-}
-
 /** The position of the leaf's first rule, or 0x7fffffff when its summary says none can match. */
 export function leafFirst(s: LeafSearch, offset: number): number {
   const pool = s.pool;
-  return admits(s, pool[offset + 1]!) ? pool[offset + 2]! : 0x7fffffff;
+  return (pool[offset + 1]! & s.portBit) !== 0 ? pool[offset + 2]! : 0x7fffffff;
 }
 
 /** Scans the leaf at `offset`; returns the first matching rule position below `best`, else `best`. */
@@ -394,7 +379,7 @@ export function scanLeaf(s: LeafSearch, offset: number, best: number): number {
   const pool = s.pool;
   const f = s.f;
   const count = pool[offset]!;
-  if (!admits(s, pool[offset + 1]!)) return best;
+  if ((pool[offset + 1]! & s.portBit) === 0) return best;
   let p = offset + 2;
   for (let k = 0; k < count; k++) {
     const index = pool[p]!;
