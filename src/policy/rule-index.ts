@@ -33,6 +33,7 @@ import {
 import { matches, remoteIn } from './match.js';
 import { PROTO_ICMP, PROTO_OTHER, PROTO_TCP, PROTO_UDP } from './protocol-bits.js';
 import type { ConnectionFacts, PortRange } from './rule.js';
+import { type V6Segments, v6SegmentAt, v6Segments } from './v6-segments.js';
 
 /** A leaf: the offset of its rule records in the leaf pool (leaf-pool.ts). */
 type Leaf = number;
@@ -80,16 +81,10 @@ class IndexNode {
     readonly occ: Int32Array | null,
     readonly occShift: number,
     readonly kids: readonly IndexNode[],
-    readonly v6Ranges: V6Segments | null,
+    readonly v6Ranges: V6Segments<Leaf> | null,
     readonly hosts: Map<string, Leaf> | null,
     readonly suffixes: Map<string, Leaf> | null,
   ) {}
-}
-
-interface V6Segments {
-  readonly starts: bigint[];
-  /** children[i] covers [starts[i], starts[i + 1]); the last start only closes the previous segment. */
-  readonly children: (Leaf | null)[];
 }
 
 /** Below a few rules a tree level costs more (pointer chasing, cache misses) than checking the rules in full. */
@@ -463,26 +458,13 @@ function buildAddr(b: LeafPoolBuilder, rules: readonly CompiledRule[]): Child {
     s?.occ ?? null,
     s?.occShift ?? 0,
     s?.kids ?? [],
-    segment(v6, (k) => k + 1n, leaf),
+    v6Segments(segment(v6, (k) => k + 1n, leaf)),
     mapValues(hosts, (l) => b.addLeaf(l)),
     mapValues(suffixes, (l) => b.addLeaf(l)),
   );
 }
 
 // ---- lookup ----
-
-function v6SegmentAt(seg: V6Segments, key: bigint): Leaf | null {
-  const starts = seg.starts;
-  let lo = 0;
-  let hi = starts.length - 1;
-  if (hi < 0 || key < starts[0]!) return null;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (starts[mid]! <= key) lo = mid;
-    else hi = mid - 1;
-  }
-  return seg.children[lo] ?? null;
-}
 
 /** The Ref of the segment holding `key` (below 2 ** 32) in the node's segments. */
 function segmentRef(node: IndexNode, seg: Int32Array, key: number): Ref {
