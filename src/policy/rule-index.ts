@@ -21,6 +21,7 @@
  *   (leaf, node or nothing) directly: table, then leaf.
  */
 import type { CompiledRule } from './compile.js';
+import { IndexNames } from './index-names.js';
 import {
   type AppKeyTable,
   appKeyTable,
@@ -82,8 +83,8 @@ class IndexNode {
     readonly occShift: number,
     readonly kids: readonly IndexNode[],
     readonly v6Ranges: V6Segments<Leaf> | null,
-    readonly hosts: Map<string, Leaf> | null,
-    readonly suffixes: Map<string, Leaf> | null,
+    /** Host names and `*.` suffixes (index-names.ts). */
+    readonly names: IndexNames | null,
   ) {}
 }
 
@@ -168,8 +169,7 @@ function leafOf(b: LeafPoolBuilder, rules: readonly CompiledRule[]): Leaf | null
   return rules.length === 0 ? null : b.addLeaf(rules);
 }
 
-function mapValues<K, A, B>(m: Map<K, A>, f: (a: A) => B): Map<K, B> | null {
-  if (m.size === 0) return null;
+function mapValues<K, A, B>(m: Map<K, A>, f: (a: A) => B): Map<K, B> {
   const out = new Map<K, B>();
   for (const [k, v] of m) out.set(k, f(v));
   return out;
@@ -423,7 +423,6 @@ function buildPort(
     s.kids,
     null,
     null,
-    null,
   );
 }
 
@@ -459,8 +458,12 @@ function buildAddr(b: LeafPoolBuilder, rules: readonly CompiledRule[]): Child {
     s?.occShift ?? 0,
     s?.kids ?? [],
     v6Segments(segment(v6, (k) => k + 1n, leaf)),
-    mapValues(hosts, (l) => b.addLeaf(l)),
-    mapValues(suffixes, (l) => b.addLeaf(l)),
+    hosts.size + suffixes.size === 0
+      ? null
+      : new IndexNames(
+          mapValues(hosts, (l) => b.addLeaf(l)),
+          mapValues(suffixes, (l) => b.addLeaf(l)),
+        ),
   );
 }
 
@@ -519,15 +522,8 @@ function search(node: Child, s: LeafSearch, best: number): number {
       }
     }
     const names = f.remoteHosts;
-    for (let i = 0; i < names.length; i++) {
-      const name = names[i]!;
-      if (node.hosts !== null) best = scan(s, node.hosts.get(name), best);
-      if (node.suffixes !== null) {
-        for (let dot = name.indexOf('.'); dot !== -1; dot = name.indexOf('.', dot + 1)) {
-          best = scan(s, node.suffixes.get(name.slice(dot)), best);
-        }
-      }
-    }
+    if (node.names !== null)
+      for (let i = 0; i < names.length; i++) best = node.names.search(s, names[i]!, best);
     return best;
   }
   const port = node.kind === KIND_REMOTE_PORT ? f.remotePort : f.localPort;

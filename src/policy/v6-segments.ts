@@ -6,6 +6,8 @@
  * and compares BigInts only among the starts that round to the key's own number.
  */
 
+const FEW = 4;
+
 /** Segments over 128-bit keys: children[i] covers [starts[i], starts[i + 1]). */
 export interface V6Segments<C> {
   readonly starts: readonly bigint[];
@@ -22,6 +24,13 @@ export function v6Segments<C>(s: { starts: bigint[]; children: (C | null)[] } | 
 
 /** The child of the segment holding `key`, or null. */
 export function v6SegmentAt<C>(seg: V6Segments<C>, key: bigint): C | null {
+  const starts = seg.starts;
+  // A few starts: fewer BigInt comparisons than the rounding costs.
+  if (starts.length <= FEW) {
+    let at = starts.length - 1;
+    while (at >= 0 && starts[at]! > key) at--;
+    return at < 0 ? null : (seg.children[at] ?? null);
+  }
   const rounded = seg.rounded;
   const k = Number(key);
   // The last start whose rounding is at or below k's: every later start is above the key.
@@ -41,7 +50,6 @@ export function v6SegmentAt<C>(seg: V6Segments<C>, key: bigint): C | null {
       if (rounded[mid]! < k) first = mid + 1;
       else last = mid;
     }
-    const starts = seg.starts;
     let at = first - 1;
     let top = lo;
     while (at < top) {
