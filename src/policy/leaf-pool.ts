@@ -58,7 +58,7 @@ export class LeafPoolBuilder {
   /**
    * Each rule's record, made once however many leaves hold the rule: its offset in `#recs` and
    * its length, by rule position (0: not made yet). One growing array rather than a typed array
-   * per rule: at 100,000 rules those allocations were a third of the index's compile time.
+   * per rule (100,000 typed arrays, and their garbage, when compiling 100,000 rules).
    */
   #recs = new Int32Array(1 << 16);
   #recsLength = 0;
@@ -66,7 +66,7 @@ export class LeafPoolBuilder {
   #recLength = new Int32Array(1024);
   #recSummary = new Int32Array(1024);
   /** Nodes and leaves already built, by kind and rule list: the same rules always give the same subtree. */
-  readonly #shared = new Map<number, SharedEntry[]>();
+  readonly #shared = new SharedTable();
   /** Application path -> key (AppKeyTable). */
   readonly appKeys = new Map<string, number>();
 
@@ -81,33 +81,20 @@ export class LeafPoolBuilder {
     build: (b: LeafPoolBuilder, rules: readonly CompiledRule[]) => T,
   ): T {
     const hash = listHash(kind, rules);
-    const known = this.#find(hash, kind, rules);
-    if (known !== undefined) return known.value as T;
+    const known = this.#shared.find(hash, kind, rules);
+    if (known >= 0) return this.#shared.value(known) as T;
     const built = build(this, rules);
-    this.#remember(hash, { kind, rules, value: built });
+    this.#shared.add(hash, kind, rules, built);
     return built;
-  }
-
-  #find(hash: number, kind: string, rules: readonly CompiledRule[]): SharedEntry | undefined {
-    const bucket = this.#shared.get(hash);
-    if (bucket === undefined) return undefined;
-    for (const e of bucket) if (e.kind === kind && sameRules(e.rules, rules)) return e;
-    return undefined;
-  }
-
-  #remember(hash: number, entry: SharedEntry): void {
-    const bucket = this.#shared.get(hash);
-    if (bucket === undefined) this.#shared.set(hash, [entry]);
-    else bucket.push(entry);
   }
 
   /** Appends a leaf for the rules (ascending positions), or finds the same leaf, and returns its offset. */
   addLeaf(rules: readonly CompiledRule[]): number {
     const hash = listHash('leaf', rules);
-    const known = this.#find(hash, 'leaf', rules);
-    if (known !== undefined) return known.value as number;
+    const known = this.#shared.find(hash, 'leaf', rules);
+    if (known >= 0) return this.#shared.value(known) as number;
     const offset = this.#length;
-    this.#remember(hash, { kind: 'leaf', rules, value: offset });
+    this.#shared.add(hash, 'leaf', rules, offset);
     this.#push(rules.length);
     this.#push(0);
     let summary = 0;
@@ -283,10 +270,55 @@ function constrainsMore(r: CompiledRule): boolean {
   return false;
 }
 
-interface SharedEntry {
-  readonly kind: string;
-  readonly rules: readonly CompiledRule[];
-  readonly value: unknown;
+/**
+ * What LeafPoolBuilder built, by kind and rule list: an open-addressing table over the lists'
+ * hashes, in typed arrays. A Map of arrays of entry objects, keyed by hashes most of which are not
+ * small integers (a heap number each), cost about as much as the rest of building the leaves.
+ */
+class SharedTable {
+  /** [hash, entry + 1] per slot; 0: empty. */
+  #slots = new Int32Array(2048);
+  #mask = 1023;
+  readonly #hashes: number[] = [];
+  readonly #kinds: string[] = [];
+  readonly #rules: (readonly CompiledRule[])[] = [];
+  readonly #values: unknown[] = [];
+
+  /** The entry of this kind and rule list, or -1. */
+  find(hash: number, kind: string, rules: readonly CompiledRule[]): number {
+    const slots = this.#slots;
+    for (let slot = hash & this.#mask; ; slot = (slot + 1) & this.#mask) {
+      const e = slots[slot * 2 + 1]!;
+      if (e === 0) return -1;
+      if (slots[slot * 2] === hash && this.#kinds[e - 1] === kind && sameRules(this.#rules[e - 1]!, rules))
+        return e - 1;
+    }
+  }
+
+  value(entry: number): unknown {
+    return this.#values[entry];
+  }
+
+  add(hash: number, kind: string, rules: readonly CompiledRule[], value: unknown): void {
+    this.#hashes.push(hash);
+    this.#kinds.push(kind);
+    this.#rules.push(rules);
+    this.#values.push(value);
+    if (this.#hashes.length * 2 > this.#mask + 1) {
+      this.#slots = new Int32Array(this.#slots.length * 2);
+      this.#mask = this.#mask * 2 + 1;
+      for (let e = 0; e < this.#hashes.length - 1; e++) this.#place(this.#hashes[e]!, e);
+    }
+    this.#place(hash, this.#hashes.length - 1);
+  }
+
+  #place(hash: number, entry: number): void {
+    const slots = this.#slots;
+    let slot = hash & this.#mask;
+    while (slots[slot * 2 + 1] !== 0) slot = (slot + 1) & this.#mask;
+    slots[slot * 2] = hash;
+    slots[slot * 2 + 1] = entry + 1;
+  }
 }
 
 /** A hash of the kind and the rule positions (FNV-1a over 32-bit words); equal lists are then compared in full. */
@@ -294,7 +326,8 @@ function listHash(kind: string, rules: readonly CompiledRule[]): number {
   let h = 0x811c9dc5 ^ kind.length ^ (kind.charCodeAt(0) << 8);
   h = Math.imul(h ^ rules.length, 0x01000193);
   for (let i = 0; i < rules.length; i++) h = Math.imul(h ^ rules[i]!.index, 0x01000193);
-  return h;
+  // Low bits pick a slot of SharedTable: mix the high ones in.
+  return h ^ (h >>> 16);
 }
 
 function sameRules(a: readonly CompiledRule[], b: readonly CompiledRule[]): boolean {
