@@ -154,11 +154,12 @@ export function compilePolicy(policy: Policy, options: CompileOptions = {}): Com
   const lists = options.lists ?? new Map<string, ListContent>();
   const table = new DomainListTable();
   const addresses = new AddressListTable();
+  const texts = new Map<string, string>();
   for (const r of options.internalRules ?? [])
-    rules.push(compileRule(r, rules.length, 'internal', policy, settings, lists, table, addresses));
+    rules.push(compileRule(r, rules.length, 'internal', policy, settings, lists, table, addresses, texts));
   const internalCount = rules.length;
   for (const r of policy.rules)
-    rules.push(compileRule(r, rules.length, 'user', policy, settings, lists, table, addresses));
+    rules.push(compileRule(r, rules.length, 'user', policy, settings, lists, table, addresses, texts));
   const needs: ContextNeeds = {
     parent: rules.some((r) => r.active && r.parent !== null),
     ancestors: rules.some((r) => r.active && r.ancestor !== null),
@@ -185,6 +186,7 @@ function compileRule(
   lists: ReadonlyMap<string, ListContent>,
   table: DomainListTable,
   addresses: AddressListTable,
+  texts: Map<string, string>,
 ): CompiledRule {
   let inactiveBecause: string | undefined;
   if (!rule.enabled) inactiveBecause = 'the rule is disabled';
@@ -204,7 +206,7 @@ function compileRule(
     incoming: rule.direction !== 'outgoing',
     outgoing: rule.direction !== 'incoming',
     protocols: PROTOCOL_MASK[rule.protocol],
-    application: rule.application === 'any' ? null : rule.application,
+    application: rule.application === 'any' ? null : sameText(texts, rule.application),
     sha256: rule.sha256 ?? null,
     uid: typeof user === 'number' ? user : null,
     userName: typeof user === 'string' ? user : null,
@@ -223,6 +225,19 @@ function compileRule(
     ancestor: rule.ancestor === undefined ? null : internalized(rule.ancestor),
     argumentsGlob: rule.arguments === undefined ? null : compiledGlob(rule.arguments),
   };
+}
+
+/**
+ * One string object per text in a compiled policy: the parser gives every rule its own slice of
+ * the policy's source, and the rule index's maps by application (rule-index.ts) then compared the
+ * characters of cold slices (at 100,000 rules, a fifth of the index's build) where they now
+ * compare pointers.
+ */
+function sameText(texts: Map<string, string>, s: string): string {
+  const known = texts.get(s);
+  if (known !== undefined) return known;
+  texts.set(s, s);
+  return s;
 }
 
 /**
@@ -308,11 +323,11 @@ export function compileAddressSet(
     }
   };
   for (const s of specs) add(s);
-  const merged4 = only !== undefined ? only.v4 : mergeRanges(v4);
+  const merged4 = only !== undefined ? only.v4 : v4.length === 0 ? NO_V4 : mergeRanges(v4);
   let domainMask = 0;
   for (const l of domainLists) domainMask |= l.bit;
   if (domainLists.some((l) => l.bit === 0)) domainMask = 0;
-  const merged6 = only !== undefined ? only.v6 : mergeRanges(v6);
+  const merged6 = only !== undefined ? only.v6 : v6.length === 0 ? NO_V6 : mergeRanges(v6);
   const v4Set = rangeSetOf(merged4, v4Sets, (r) => new V4RangeSet(r));
   const v6Set = rangeSetOf(merged6, v6Sets, (r) => new V6RangeSet(r));
   const ranges = { v4: merged4, v6: merged6, v4Set, v6Set };
@@ -321,13 +336,15 @@ export function compileAddressSet(
     addresses !== null && (v4Set !== null || v6Set !== null)
       ? addresses.bitOf(merged4, merged6, (a) => addressInSet(ranges, a))
       : 0;
+  // Empty parts are shared (most rules name one kind of address): 100,000 rules made as many
+  // empty arrays and sets, a good part of compiling's garbage collection.
   return {
     v4: merged4,
     v6: merged6,
-    hosts,
-    suffixes: [...new Set(suffixes)],
-    lists: listNames,
-    domainLists,
+    hosts: hosts.size === 0 ? NO_HOSTS : hosts,
+    suffixes: suffixes.length === 0 ? NO_TEXT : [...new Set(suffixes)],
+    lists: listNames.length === 0 ? NO_TEXT : listNames,
+    domainLists: domainLists.length === 0 ? NO_DOMAIN_LISTS : domainLists,
     v4Set,
     v6Set,
     domainMask,
@@ -336,6 +353,13 @@ export function compileAddressSet(
     addressTable: addressBit === 0 ? null : addresses,
   };
 }
+
+// Not frozen: a frozen array's elements kind would make the hot path's loads polymorphic.
+const NO_V4: readonly number[] = [];
+const NO_V6: readonly bigint[] = [];
+const NO_TEXT: readonly string[] = [];
+const NO_DOMAIN_LISTS: readonly DomainList[] = [];
+const NO_HOSTS: ReadonlySet<string> = new Set();
 
 /** Lookups of ranges shared by several rules (a list's), made once per list content. */
 const v4Sets = new WeakMap<readonly number[], V4RangeSet>();

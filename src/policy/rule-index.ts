@@ -22,17 +22,20 @@
  */
 import { type ListsGuard, listsGuardOf, listsRuleOut } from './address-lists.js';
 import type { CompiledRule } from './compile.js';
+import { IndexNames } from './index-names.js';
 import {
   type AppKeyTable,
   appKeyTable,
   LeafPoolBuilder,
   type LeafSearch,
+  leafFirst,
   leafSearch,
   scanLeaf,
 } from './leaf-pool.js';
 import { matches, remoteIn } from './match.js';
 import { PROTO_ICMP, PROTO_OTHER, PROTO_TCP, PROTO_UDP } from './protocol-bits.js';
 import type { ConnectionFacts, PortRange } from './rule.js';
+import { type V6Segments, v6SegmentAt, v6Segments } from './v6-segments.js';
 
 /** A leaf: the offset of its rule records in the leaf pool (leaf-pool.ts). */
 type Leaf = number;
@@ -80,16 +83,10 @@ class IndexNode {
     readonly occ: Int32Array | null,
     readonly occShift: number,
     readonly kids: readonly IndexNode[],
-    readonly v6Ranges: V6Segments | null,
-    readonly hosts: Map<string, Leaf> | null,
-    readonly suffixes: Map<string, Leaf> | null,
+    readonly v6Ranges: V6Segments<Leaf> | null,
+    /** Host names and `*.` suffixes (index-names.ts). */
+    readonly names: IndexNames | null,
   ) {}
-}
-
-interface V6Segments {
-  readonly starts: bigint[];
-  /** children[i] covers [starts[i], starts[i + 1]); the last start only closes the previous segment. */
-  readonly children: (Leaf | null)[];
 }
 
 /** Below a few rules a tree level costs more (pointer chasing, cache misses) than checking the rules in full. */
@@ -137,13 +134,13 @@ const PROTO_BITS = [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_OTHER];
 export function buildRuleIndex(rules: readonly CompiledRule[]): RuleIndex {
   const b = new LeafPoolBuilder();
   // Rules with a domain list or many ranges are checked beside the index (the `side` lists), not in it.
-  const active = rules.filter((r) => r.active && !beside(r));
+  const active: CompiledRule[] = [];
+  const besides: CompiledRule[] = [];
+  for (const r of rules) if (r.active) (beside(r) ? besides : active).push(r);
   const side: (CompiledRule[] | null)[] = [];
   for (const incoming of [true, false]) {
     for (const bit of PROTO_BITS) {
-      const list = rules.filter(
-        (r) => r.active && beside(r) && (incoming ? r.incoming : r.outgoing) && (r.protocols & bit) !== 0,
-      );
+      const list = besides.filter((r) => (incoming ? r.incoming : r.outgoing) && (r.protocols & bit) !== 0);
       side.push(list.length === 0 ? null : list);
     }
   }
@@ -176,8 +173,7 @@ function leafOf(b: LeafPoolBuilder, rules: readonly CompiledRule[]): Leaf | null
   return rules.length === 0 ? null : b.addLeaf(rules);
 }
 
-function mapValues<K, A, B>(m: Map<K, A>, f: (a: A) => B): Map<K, B> | null {
-  if (m.size === 0) return null;
+function mapValues<K, A, B>(m: Map<K, A>, f: (a: A) => B): Map<K, B> {
   const out = new Map<K, B>();
   for (const [k, v] of m) out.set(k, f(v));
   return out;
@@ -431,7 +427,6 @@ function buildPort(
     s.kids,
     null,
     null,
-    null,
   );
 }
 
@@ -466,26 +461,17 @@ function buildAddr(b: LeafPoolBuilder, rules: readonly CompiledRule[]): Child {
     s?.occ ?? null,
     s?.occShift ?? 0,
     s?.kids ?? [],
-    segment(v6, (k) => k + 1n, leaf),
-    mapValues(hosts, (l) => b.addLeaf(l)),
-    mapValues(suffixes, (l) => b.addLeaf(l)),
+    v6Segments(segment(v6, (k) => k + 1n, leaf)),
+    hosts.size + suffixes.size === 0
+      ? null
+      : new IndexNames(
+          mapValues(hosts, (l) => b.addLeaf(l)),
+          mapValues(suffixes, (l) => b.addLeaf(l)),
+        ),
   );
 }
 
 // ---- lookup ----
-
-function v6SegmentAt(seg: V6Segments, key: bigint): Leaf | null {
-  const starts = seg.starts;
-  let lo = 0;
-  let hi = starts.length - 1;
-  if (hi < 0 || key < starts[0]!) return null;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (starts[mid]! <= key) lo = mid;
-    else hi = mid - 1;
-  }
-  return seg.children[lo] ?? null;
-}
 
 /** The Ref of the segment holding `key` (below 2 ** 32) in the node's segments. */
 function segmentRef(node: IndexNode, seg: Int32Array, key: number): Ref {
@@ -540,15 +526,8 @@ function search(node: Child, s: LeafSearch, best: number): number {
       }
     }
     const names = f.remoteHosts;
-    for (let i = 0; i < names.length; i++) {
-      const name = names[i]!;
-      if (node.hosts !== null) best = scan(s, node.hosts.get(name), best);
-      if (node.suffixes !== null) {
-        for (let dot = name.indexOf('.'); dot !== -1; dot = name.indexOf('.', dot + 1)) {
-          best = scan(s, node.suffixes.get(name.slice(dot)), best);
-        }
-      }
-    }
+    if (node.names !== null)
+      for (let i = 0; i < names.length; i++) best = node.names.search(s, names[i]!, best);
     return best;
   }
   const port = node.kind === KIND_REMOTE_PORT ? f.remotePort : f.localPort;
@@ -567,7 +546,7 @@ export function findFirstMatchIndexed(index: RuleIndex, f: ConnectionFacts): num
   const key = s.appKey;
   // The first rule position in the application's own leaf, read before the trees are searched: the
   // leaf is most often cold at 100,000 rules, and its load then overlaps the search.
-  const appFirst = key >= 0 ? index.pool[key + 1]! : NONE;
+  const appFirst = key >= 0 ? leafFirst(s, key) : NONE;
   let best = root == null ? NONE : search(root.any, s, NONE);
   // An application's own leaf holds its rules of every direction and protocol (the records check
   // those), so it is scanned whatever the bucket holds.
