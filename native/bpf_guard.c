@@ -16,34 +16,34 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "bpf_insn.h"
 #include "bpf_attr.h"
 
-#define G_INSN(c, d, s, o, i) ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i)})
 #define CTX(f) ((int16_t)offsetof(struct bpf_sockopt, f))
 
 int bpf_guard_attach(int cgroup_fd, int *prog_fd, int *link_fd) {
   /* r1 = ctx. Other options, a value shorter than 4 bytes (the kernel refuses it) and values
    * without the bit: 1 (go on). The bit: 0 (EPERM). */
   const struct bpf_insn insns[] = {
-      G_INSN(BPF_LDX | BPF_MEM | BPF_W, 2, 1, CTX(level), 0),
-      G_INSN(BPF_JMP | BPF_JNE | BPF_K, 2, 0, 11, 1 /* SOL_SOCKET */),
-      G_INSN(BPF_LDX | BPF_MEM | BPF_W, 2, 1, CTX(optname), 0),
-      G_INSN(BPF_JMP | BPF_JNE | BPF_K, 2, 0, 9, 36 /* SO_MARK */),
-      G_INSN(BPF_LDX | BPF_MEM | BPF_DW, 2, 1, CTX(optval), 0),
-      G_INSN(BPF_LDX | BPF_MEM | BPF_DW, 3, 1, CTX(optval_end), 0),
-      G_INSN(BPF_ALU64 | BPF_MOV | BPF_X, 4, 2, 0, 0),
-      G_INSN(BPF_ALU64 | BPF_ADD | BPF_K, 4, 0, 0, 4),
-      G_INSN(BPF_JMP | BPF_JGT | BPF_X, 4, 3, 4, 0),
-      G_INSN(BPF_LDX | BPF_MEM | BPF_W, 4, 2, 0, 0),
-      G_INSN(BPF_ALU64 | BPF_AND | BPF_K, 4, 0, 0, (int32_t)VCACHE_MARK),
-      G_INSN(BPF_JMP | BPF_JEQ | BPF_K, 4, 0, 1, 0),
-      G_INSN(BPF_JMP | BPF_JA, 0, 0, 2, 0),
+      INSN(BPF_LDX | BPF_MEM | BPF_W, 2, 1, CTX(level), 0),
+      INSN(BPF_JMP | BPF_JNE | BPF_K, 2, 0, 11, 1 /* SOL_SOCKET */),
+      INSN(BPF_LDX | BPF_MEM | BPF_W, 2, 1, CTX(optname), 0),
+      INSN(BPF_JMP | BPF_JNE | BPF_K, 2, 0, 9, 36 /* SO_MARK */),
+      INSN(BPF_LDX | BPF_MEM | BPF_DW, 2, 1, CTX(optval), 0),
+      INSN(BPF_LDX | BPF_MEM | BPF_DW, 3, 1, CTX(optval_end), 0),
+      INSN(BPF_ALU64 | BPF_MOV | BPF_X, 4, 2, 0, 0),
+      INSN(BPF_ALU64 | BPF_ADD | BPF_K, 4, 0, 0, 4),
+      INSN(BPF_JMP | BPF_JGT | BPF_X, 4, 3, 4, 0),
+      INSN(BPF_LDX | BPF_MEM | BPF_W, 4, 2, 0, 0),
+      INSN(BPF_ALU64 | BPF_AND | BPF_K, 4, 0, 0, (int32_t)VCACHE_MARK),
+      INSN(BPF_JMP | BPF_JEQ | BPF_K, 4, 0, 1, 0),
+      INSN(BPF_JMP | BPF_JA, 0, 0, 2, 0),
       /* allow: */
-      G_INSN(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 1),
-      G_INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+      INSN(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 1),
+      INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
       /* refuse: */
-      G_INSN(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 0),
-      G_INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+      INSN(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 0),
+      INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
   };
   static const char license[] = "GPL";
   union bpf_attr attr;
