@@ -57,10 +57,6 @@ struct bpf_attr_handle {
   int guard_prog, guard_link; /* bpf_guard.c: no setsockopt sets the cache's mark bit (-1: none) */
 };
 
-static long sys_bpf(int cmd, union bpf_attr *attr) {
-  return syscall(SYS_bpf, cmd, attr, sizeof *attr);
-}
-
 static char verifier_log[16384];
 
 /*

@@ -19,11 +19,8 @@
 
 #include "addon.h"
 #include "bpf_attr.h"
+#include "bpf_insn.h"
 #include "nl.h"
-
-static long sys_bpf(int cmd, union bpf_attr *attr) {
-  return syscall(SYS_bpf, cmd, attr, sizeof *attr);
-}
 
 static int map_create(enum bpf_map_type type, uint32_t key, uint32_t value, uint32_t entries, const char *name) {
   union bpf_attr attr;

@@ -1,13 +1,20 @@
 /*
- * BPF instructions written in C, for the programs the addon builds at run time (bpf_attr.c,
- * bpf_tuple.c): macros in the style of the kernel's tools/include/linux/filter.h, and the registers.
- * Jumps are emitted with offset 0 and set once their label is known.
+ * BPF from C without libbpf: the bpf() call, and instructions for the programs the addon builds at
+ * run time (bpf_attr.c, bpf_tuple.c, bpf_guard.c): macros in the style of the kernel's
+ * tools/include/linux/filter.h, and the registers. Jumps are emitted with offset 0 and set once their
+ * label is known.
  */
 #ifndef WARDEN_BPF_INSN_H
 #define WARDEN_BPF_INSN_H
 
 #include <linux/bpf.h>
 #include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static inline long sys_bpf(int cmd, union bpf_attr *attr) {
+  return syscall(SYS_bpf, cmd, attr, sizeof *attr);
+}
 
 #define INSN(c, d, s, o, i) ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i)})
 #define MOV64_REG(d, s) INSN(BPF_ALU64 | BPF_MOV | BPF_X, d, s, 0, 0)

@@ -209,10 +209,6 @@ static void build(program *p, int array_fd, int record_fd, uint64_t seed, const 
   EMIT(p, MOV64_IMM(R0, 1), EXIT());
 }
 
-static long sys_bpf(int cmd, union bpf_attr *attr) {
-  return syscall(SYS_bpf, cmd, attr, sizeof *attr);
-}
-
 struct bpf_tuple {
   int array_fd, prog_fd, link_fd, cgroup_fd;
   const struct bpf_tuple_slot *slots; /* mapped read-only */
