@@ -7,7 +7,8 @@
  * programs attached to a cgroup this bench makes under the cgroup2 mount (never the root), which
  * holds the connecting clients and is removed afterwards. Prints each, the ratio and the latency the
  * engine adds, and the decisions per second under a flood (many lanes). The baseline and the two
- * engines run in namespace pairs at the same time, in alternating slices, with a fourth pair where
+ * engines run in namespace pairs at the same time, in alternating slices, with a pair whose only
+ * ruleset is one `ct state` rule (connection tracking alone, the floor of any stateful firewall), and a pair where
  * every SYN goes through the same queue to a process that only parses and accepts it (the queue
  * alone, bench:nfqueue's consumer): the floor of any engine on this path, in the same run. The
  * engines' CPU time per connection they decided is read from /proc/PID/stat.
@@ -208,13 +209,14 @@ async function main(): Promise<void> {
   const procPair = createNetnsPair('be');
   const bpfPair = createNetnsPair('bb');
   const queuePair = createNetnsPair('bn');
+  const trackPair = createNetnsPair('bk');
   const cachePair = createNetnsPair('bc');
   const cgroup = createTestCgroup('bench');
   const cacheGroup = createTestCgroup('bench-cache');
   const dirs: string[] = [];
   const paths: Path[] = [];
   try {
-    for (const p of [plainPair, procPair, bpfPair, queuePair, cachePair])
+    for (const p of [plainPair, procPair, bpfPair, queuePair, cachePair, trackPair])
       p.spawn(p.server, process.execPath, [
         '-e',
         `const net = require('node:net'); for (let p = ${PORT}; p <= ${PORT + FIRST_PORTS}; p++) net.createServer((c) => c.on('error', () => {})).listen(p, 4096);`,
@@ -291,6 +293,15 @@ async function main(): Promise<void> {
       ...['-j', 'NFQUEUE', '--queue-num', '0'],
     ]);
     const queueAlone = new Tally();
+    // Connection tracking alone: a table that only accepts, with the one `ct state` rule any stateful
+    // firewall has (conntrack then tracks every connection of the namespace): the floor of this path.
+    trackPair.run(
+      trackPair.client,
+      'nft',
+      ['-f', '-'],
+      'table inet floor {\n chain o { type filter hook output priority 0; ct state established,related accept; accept; }\n chain i { type filter hook input priority 0; ct state established,related accept; accept; }\n}\n',
+    );
+    const trackAlone = new Tally();
     const plain = new Tally();
     const cpuBefore = paths.map((p) => cpuSeconds(p.engine.pid!));
     const consumerBefore = cpuSeconds(consumer.pid!);
@@ -298,6 +309,7 @@ async function main(): Promise<void> {
       for (const lanes of [1, LANES, FLOOD_LANES]) {
         plain.add(lanes, run(plainPair, lanes));
         queueAlone.add(lanes, run(queuePair, lanes));
+        trackAlone.add(lanes, run(trackPair, lanes));
         for (const p of paths) p.tally.add(lanes, p.slice(lanes));
       }
     // New destinations: each path's first connection to each is queued (a cache miss, then inserted).
@@ -346,6 +358,7 @@ async function main(): Promise<void> {
       );
     line('no ruleset (baseline)', plain);
     line('queue alone (parse + accept)', queueAlone);
+    line('conntrack alone (ct state rule)', trackAlone);
     for (const p of paths) line(p.label, p.tally);
     const queueRatio = queueAlone.rate(LANES) / plain.rate(LANES);
     console.log(
@@ -357,6 +370,17 @@ async function main(): Promise<void> {
       measured: `${f(queueAlone.rate(LANES))} conn/s; 1 lane +${us(queueAlone.latency(0.5) - plain.latency(0.5))} p50; ${Math.round(consumerCpu)} us CPU per connection`,
       baseline: `${f(plain.rate(LANES))} conn/s (no ruleset)`,
       ratio: formatRatio(queueAlone.rate(LANES), plain.rate(LANES)),
+      met: null,
+    });
+    console.log(
+      `conntrack alone: ${(trackAlone.rate(LANES) / plain.rate(LANES)).toFixed(2)}x the baseline's connections/s (what any stateful firewall's connection tracking costs on this path)`,
+    );
+    reportMeasure({
+      measure: 'enforcement: connection tracking alone (a table with one ct state rule, no engine), same run',
+      goal: '',
+      measured: `${f(trackAlone.rate(LANES))} conn/s`,
+      baseline: `${f(plain.rate(LANES))} conn/s (no ruleset)`,
+      ratio: formatRatio(trackAlone.rate(LANES), plain.rate(LANES)),
       met: null,
     });
     if (cacheStop !== null)
@@ -429,7 +453,7 @@ async function main(): Promise<void> {
       });
     }
   } finally {
-    for (const p of [plainPair, procPair, bpfPair, queuePair, cachePair]) p.close();
+    for (const p of [plainPair, procPair, bpfPair, queuePair, cachePair, trackPair]) p.close();
     await cgroup.remove();
     await cacheGroup.remove();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
