@@ -3,7 +3,7 @@
  * decides), and the address groups, shown and changed through policy.* and groups.* with the same
  * confirmed apply as rule changes. Auditors see them read-only.
  */
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { errorText } from '../api.js';
 import { type Ctx, confirmParam, useEngine, useLoad } from '../context.js';
 import './policy.css';
@@ -97,6 +97,10 @@ export function PolicyHeader({ onChange }: { onChange?: () => void }) {
   const [note, setNote] = useState('');
   const [newName, setNewName] = useState('');
   const [newMembers, setNewMembers] = useState('');
+  // A log box shows its click at once, not only once the engine answered and the policy was read
+  // again (a render in between put the old state back); forgotten when the policy comes anew.
+  const [logShown, setLogShown] = useState<Partial<Record<'incoming' | 'outgoing', boolean>>>({});
+  useEffect(() => setLogShown({}), [p]);
   const apply = (method: string, params: Record<string, unknown>, done?: string) =>
     ctx.call(method, params).then(
       (r) => {
@@ -140,11 +144,15 @@ export function PolicyHeader({ onChange }: { onChange?: () => void }) {
           <input
             type="checkbox"
             aria-label={`log ${direction} default`}
-            checked={d.log}
+            checked={logShown[direction] ?? d.log}
             disabled={!admin}
-            onChange={(e) =>
-              apply('policy.setDefault', { direction, log: e.currentTarget.checked, ...confirmParam(ctx) })
-            }
+            onChange={(e) => {
+              const log = e.currentTarget.checked;
+              setLogShown((shown) => ({ ...shown, [direction]: log }));
+              void apply('policy.setDefault', { direction, log, ...confirmParam(ctx) }).then((ok) => {
+                if (!ok) setLogShown((shown) => ({ ...shown, [direction]: undefined }));
+              });
+            }}
           />{' '}
           log
         </label>
