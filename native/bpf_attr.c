@@ -78,31 +78,6 @@ enum { CKEY = FIELD(args), CEVENT = CKEY + (int)sizeof(struct vcache_key), CMARK
 _Static_assert(CZERO + 8 <= FIELD(args) + BPF_ATTR_ARGS, "the cache's slots fit in the args");
 _Static_assert(sizeof(struct bpf_attr_record) % 8 == 0, "the record is stored in 8-byte words");
 
-#define MAX_INSNS 1024
-typedef struct {
-  struct bpf_insn insn[MAX_INSNS];
-  size_t n;
-} program;
-
-static void emit(program *p, const struct bpf_insn *insns, size_t count) {
-  for (size_t i = 0; i < count && p->n < MAX_INSNS; i++) p->insn[p->n++] = insns[i];
-}
-#define EMIT(p, ...)                                                                                        \
-  do {                                                                                                     \
-    const struct bpf_insn list_[] = {__VA_ARGS__};                                                         \
-    emit(p, list_, sizeof list_ / sizeof list_[0]);                                                        \
-  } while (0)
-
-/* Emits a forward jump; returns its index for land(). */
-static size_t jump(program *p, struct bpf_insn insn) {
-  emit(p, &insn, 1);
-  return p->n - 1;
-}
-/* The jump at `at` lands on the next instruction emitted. */
-static void land(program *p, size_t at) {
-  if (at < p->n) p->insn[at].off = (int16_t)(p->n - at - 1);
-}
-
 /* *(dst_slot) = the `size` bytes at *(u64 *)(r10 + ptr_slot) + off, by bpf_probe_read_kernel; r0 its result. */
 static void read_kernel(program *p, int dst, int ptr_slot, int32_t off, int size) {
   EMIT(p, LDX_DW(R3, R10, ptr_slot), ADD64_IMM(R3, off), MOV64_REG(R1, R10), ADD64_IMM(R1, dst),
@@ -319,7 +294,7 @@ static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *
   } else {
     record_program(&p, map_fd, hook, off, cache);
   }
-  if (p.n >= MAX_INSNS) return -E2BIG;
+  if (p.n > BPF_PROGRAM_MAX) return -E2BIG;
   static const char license[] = "GPL";
   union bpf_attr attr;
   memset(&attr, 0, sizeof attr);

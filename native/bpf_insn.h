@@ -8,6 +8,7 @@
 #define WARDEN_BPF_INSN_H
 
 #include <linux/bpf.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -50,5 +51,44 @@ static inline long sys_bpf(int cmd, union bpf_attr *attr) {
 #define LD_IMM64(d, v) INSN(BPF_LD | BPF_DW | BPF_IMM, d, 0, 0, (int32_t)(uint32_t)(v)), INSN(0, 0, 0, 0, (int32_t)(uint32_t)((uint64_t)(v) >> 32))
 
 enum { R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 };
+
+/*
+ * A program being built. `n` counts every instruction emitted, also past the end: a program with
+ * n > BPF_PROGRAM_MAX is refused before it is loaded (a jump's label past the end is never written).
+ */
+#define BPF_PROGRAM_MAX 1024
+typedef struct {
+  struct bpf_insn insn[BPF_PROGRAM_MAX];
+  size_t n;
+  size_t exits[16]; /* jumps to a common exit, landed together (to_exit) */
+  size_t exit_count;
+} program;
+
+static inline void emit(program *p, const struct bpf_insn *insns, size_t count) {
+  for (size_t i = 0; i < count; i++) {
+    if (p->n < BPF_PROGRAM_MAX) p->insn[p->n] = insns[i];
+    p->n++;
+  }
+}
+#define EMIT(p, ...)                                                                                        \
+  do {                                                                                                     \
+    const struct bpf_insn list_[] = {__VA_ARGS__};                                                         \
+    emit(p, list_, sizeof list_ / sizeof list_[0]);                                                        \
+  } while (0)
+
+/* Emits a forward jump; returns its index for land(). */
+static inline size_t jump(program *p, struct bpf_insn insn) {
+  emit(p, &insn, 1);
+  return p->n - 1;
+}
+/* The jump at `at` lands on the next instruction emitted. */
+static inline void land(program *p, size_t at) {
+  if (at < p->n && at < BPF_PROGRAM_MAX) p->insn[at].off = (int16_t)(p->n - at - 1);
+}
+/* A jump to the common exit, landed with the others once the exit is emitted. */
+static inline void to_exit(program *p, struct bpf_insn insn) {
+  size_t at = jump(p, insn);
+  if (p->exit_count < sizeof p->exits / sizeof p->exits[0]) p->exits[p->exit_count++] = at;
+}
 
 #endif

@@ -57,37 +57,6 @@
 /* Stack: the key at r10-48, the slot's index, the cookie, kernel pointers read on the way. */
 enum { KEY = -48, IDX = -56, COOKIE = -64, SKP = -72, P1 = -80, P2 = -88, P3 = -96 };
 
-#define MAX_INSNS 512
-typedef struct {
-  struct bpf_insn insn[MAX_INSNS];
-  size_t n;
-  size_t exits[16]; /* jumps to the common exit */
-  size_t exit_count;
-} program;
-
-static void emit(program *p, const struct bpf_insn *insns, size_t count) {
-  for (size_t i = 0; i < count; i++) {
-    if (p->n < MAX_INSNS) p->insn[p->n] = insns[i];
-    p->n++;
-  }
-}
-#define EMIT(p, ...)                                                                                        \
-  do {                                                                                                     \
-    const struct bpf_insn list_[] = {__VA_ARGS__};                                                         \
-    emit(p, list_, sizeof list_ / sizeof list_[0]);                                                        \
-  } while (0)
-static size_t jump(program *p, struct bpf_insn insn) {
-  emit(p, &insn, 1);
-  return p->n - 1;
-}
-static void land(program *p, size_t at) {
-  if (at < p->n && at < MAX_INSNS) p->insn[at].off = (int16_t)(p->n - at - 1);
-}
-static void to_exit(program *p, struct bpf_insn insn) {
-  size_t at = jump(p, insn);
-  if (p->exit_count < sizeof p->exits / sizeof p->exits[0]) p->exits[p->exit_count++] = at;
-}
-
 /* *(r10 + dst) or *(r9 + dst) = `size` bytes at *(u64 *)(r10 + ptr_slot) + off; r7 |= the result. */
 static void read_kernel(program *p, int base, int dst, int ptr_slot, int32_t off, int size) {
   EMIT(p, LDX_DW(R3, R10, ptr_slot), ADD64_IMM(R3, off), MOV64_REG(R1, base), ADD64_IMM(R1, dst),
@@ -274,7 +243,7 @@ int bpf_tuple_open(struct bpf_tuple *t, const char *cgroup, int record_fd, char 
   if (t->slots == MAP_FAILED) FAIL("cannot map the slots' array");
   static program p;
   build(&p, t->array_fd, record_fd, t->seed, &off);
-  if (p.n > MAX_INSNS) {
+  if (p.n > BPF_PROGRAM_MAX) {
     errno = E2BIG;
     FAIL("the program is too long");
   }
