@@ -11,13 +11,13 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from '../kernel/cgroup.js';
 import { kernelTestsUnavailable, SERVER_ADDR } from '../kernel/netns.js';
+import { perlScriptDir } from '../kernel/verdict-cache-client.js';
 import { denyAllPolicy, NODE } from '../kernel/wardend.js';
 import { type KernelEngine, startKernelEngine } from './kernel-engine.js';
 
@@ -46,12 +46,8 @@ describe('attacks on the connect-time slots', {
   let trusted: string;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'warden-slots-attack-'));
-    chmodSync(dir, 0o755);
+    dir = perlScriptDir('warden-slots-attack-', { 'connect-from.pl': CONNECT_FROM });
     trusted = join(dir, 'perl');
-    copyFileSync('/usr/bin/perl', trusted);
-    chmodSync(trusted, 0o755);
-    writeFileSync(join(dir, 'connect-from.pl'), CONNECT_FROM, { mode: 0o644 });
     cgroup = createTestCgroup('slots-attack');
     process.env.WARDEN_BPF_CGROUP = `/${basename(cgroup.path)}`;
     const rules = `  - name: the trusted program to its port

@@ -7,14 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from '../kernel/cgroup.js';
 import { kernelTestsUnavailable, SERVER_ADDR } from '../kernel/netns.js';
-import { PERL_CLIENT, type VerdictCacheStatus } from '../kernel/verdict-cache-client.js';
+import { PERL_CLIENT, perlScriptDir, type VerdictCacheStatus } from '../kernel/verdict-cache-client.js';
 import { denyAllPolicy, NODE } from '../kernel/wardend.js';
 import { type KernelEngine, startKernelEngine } from './kernel-engine.js';
 
@@ -97,19 +96,14 @@ describe('attacks on the verdict cache', {
   let perl: string;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'warden-vcache-attack-'));
-    chmodSync(dir, 0o755);
+    dir = perlScriptDir('warden-vcache-attack-', {
+      'client.pl': PERL_CLIENT,
+      'forge.pl': FORGE,
+      'reuse.pl': REUSE,
+      'loop.pl': LOOP,
+      'burst.pl': BURST,
+    });
     perl = join(dir, 'perl');
-    copyFileSync('/usr/bin/perl', perl);
-    chmodSync(perl, 0o755);
-    for (const [name, text] of [
-      ['client.pl', PERL_CLIENT],
-      ['forge.pl', FORGE],
-      ['reuse.pl', REUSE],
-      ['loop.pl', LOOP],
-      ['burst.pl', BURST],
-    ] as const)
-      writeFileSync(join(dir, name), text, { mode: 0o644 });
     cgroup = createTestCgroup('vcache-attack');
     process.env.WARDEN_BPF_CGROUP = `/${basename(cgroup.path)}`;
     try {

@@ -8,15 +8,14 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, copyFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { type KernelEngine, type LogItem, startKernelEngine } from '../adversarial/kernel-engine.js';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from './cgroup.js';
 import { kernelTestsUnavailable, SERVER_ADDR, SERVER_ADDR6 } from './netns.js';
-import { PERL_CLIENT, type VerdictCacheStatus } from './verdict-cache-client.js';
+import { PERL_CLIENT, perlScriptDir, type VerdictCacheStatus } from './verdict-cache-client.js';
 import { denyAllPolicy, NODE } from './wardend.js';
 
 const PORT = 44361;
@@ -45,16 +44,10 @@ describe('the verdict cache', {
 
   before(async () => {
     // Readable by nobody: the programs run as nobody too.
-    dir = mkdtempSync(join(tmpdir(), 'warden-vcache-'));
-    chmodSync(dir, 0o755);
+    dir = perlScriptDir('warden-vcache-', { 'client.pl': PERL_CLIENT }, ['perl-a', 'perl-b']);
     perlA = join(dir, 'perl-a');
     perlB = join(dir, 'perl-b');
-    copyFileSync('/usr/bin/perl', perlA);
-    copyFileSync('/usr/bin/perl', perlB);
-    chmodSync(perlA, 0o755);
-    chmodSync(perlB, 0o755);
     script = join(dir, 'client.pl');
-    writeFileSync(script, PERL_CLIENT, { mode: 0o644 });
     cgroup = createTestCgroup('vcache');
     process.env.WARDEN_BPF_CGROUP = `/${basename(cgroup.path)}`;
     try {
