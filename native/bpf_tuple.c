@@ -117,9 +117,11 @@ static void build(program *p, int array_fd, int record_fd, uint64_t seed, const 
   EMIT(p, LDX_W(R2, R1, (int16_t)offsetof(struct bpf_sock, mark)));
   to_exit(p, JSET_IMM(R2, (int32_t)VCACHE_MARK));
   land(p, no_sk);
-  /* A connect: ask for its state changes (the flags other programs set are kept). */
+  /* A connect: ask for its state changes (the flags other programs set are kept). Refused, the slot
+   * would never be emptied at close: no slot is written, sock_diag answers. */
   EMIT(p, LDX_W(R2, R6, CTX(bpf_sock_ops_cb_flags)), OR64_IMM(R2, BPF_SOCK_OPS_STATE_CB_FLAG), MOV64_REG(R1, R6),
        CALL(BPF_FUNC_sock_ops_cb_flags_set));
+  to_exit(p, JNE_IMM(R0, 0));
   key_and_claim(p, array_fd, seed);
   /* The slot already holds this key for a socket that has not closed (it would have emptied it):
    * two live sockets share the tuple (bound to different devices, which TCP allows). Neither can be

@@ -53,9 +53,9 @@ struct bpf_tuple_answer {
 };
 _Static_assert(sizeof(struct bpf_tuple_answer) == 80 + BPF_ATTR_ARGS, "the layout native.ts reads");
 
-/* Slots in the array: a power of two (8,192 slots of about 500 bytes: 3.9 MiB). */
+/* Slots in the array: a power of two (8,192 slots of 480 bytes: 3.75 MiB). */
 #define BPF_TUPLE_SLOTS 8192u
-#define BPF_TUPLE_BITS 13
+_Static_assert((BPF_TUPLE_SLOTS & (BPF_TUPLE_SLOTS - 1)) == 0, "a power of two: slot = hash & (SLOTS - 1)");
 
 /* The hash of a key (slot = hash & (BPF_TUPLE_SLOTS - 1)), as the program computes it. */
 static inline uint32_t bpf_tuple_hash(const struct bpf_tuple_key *k, uint64_t seed) {
