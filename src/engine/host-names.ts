@@ -15,6 +15,13 @@ import { type IpAddress, parseIp } from '../ip/index.js';
 import { LearnedHost } from '../policy/address-lists.js';
 import { LearnedName } from '../policy/domain-lists.js';
 
+/** Reverse lookups under way at most (each with up to MAX_PTR_NAMES forward checks). */
+const MAX_PTR_LOOKUPS = 64;
+/** How soon an address refused a lookup for that bound is asked about again (ms). */
+const BUSY_RETRY_MS = 1000;
+/** An entry used again is moved to the end of the map at most this often (ms). */
+const TOUCH_MS = 5000;
+
 /** PTR names of one address checked forwards (a reverse zone may list many). */
 const MAX_PTR_NAMES = 4;
 
@@ -59,6 +66,8 @@ class AddressEntry {
   /** host.names are right for this generation of HostNames until this time. */
   generation = -1;
   namesUntil = 0;
+  /** When the entry was last moved to the end of the map (the least recently used go first). */
+  usedAt = 0;
 
   constructor(readonly host: LearnedHost) {}
 }
@@ -73,6 +82,7 @@ export class HostNames {
   readonly #hosts = new Map<string, AddressEntry>();
   #names: string[] = [];
   #wildcards = false;
+  #ptrLookups = 0;
   /** Every remote address asked about is remembered (PTR names or list bits are wanted). */
   #remember = false;
   /** Changes when what names an address has changes for all of them (wildcards on or off). */
@@ -140,11 +150,17 @@ export class HostNames {
    */
   hostOf(address: string): LearnedHost | readonly LearnedName[] | Promise<LearnedHost> {
     let e = this.#hosts.get(address);
+    const now = this.#o.now();
     if (e === undefined) {
       if (!this.#remember) return NO_NAMES;
       e = this.#add(address);
+      e.usedAt = now;
+    } else if (now - e.usedAt > TOUCH_MS) {
+      // Used again: to the end of the map, so a flood of new addresses forgets the idle ones first.
+      e.usedAt = now;
+      this.#hosts.delete(address);
+      this.#hosts.set(address, e);
     }
-    const now = this.#o.now();
     if (this.#wildcards && (e.ptr === null || e.ptrExpires <= now)) return this.#withPtr(e, address);
     return this.#current(e, now);
   }
@@ -240,14 +256,30 @@ export class HostNames {
    * checked; the whole lookup waits at most reverseTimeoutMs.
    */
   async #ptr(e: AddressEntry, address: string): Promise<void> {
-    const now = this.#o.now();
-    const lookup = this.#confirmedPtr(address).catch(() => [] as string[]);
-    const timeout = new Promise<string[]>((r) => setTimeout(() => r([]), this.#o.reverseTimeoutMs).unref());
+    const keep = (names: readonly string[], forMs: number) => {
+      // The same LearnedName for a name seen before: what it remembers stays valid while the lists do.
+      e.ptr = names.map((n) => e.ptr?.find((m) => m.name === n) ?? new LearnedName(n));
+      e.ptrExpires = this.#o.now() + forMs;
+      e.generation = -1;
+    };
+    if (this.#ptrLookups >= MAX_PTR_LOOKUPS) {
+      // A flood of new addresses: DNS is not asked for more at once; this one is asked again soon.
+      keep([], BUSY_RETRY_MS);
+      return;
+    }
+    this.#ptrLookups++;
+    const lookup = this.#confirmedPtr(address)
+      .catch(() => [] as string[])
+      .finally(() => this.#ptrLookups--);
+    const timeout = new Promise<null>((r) => setTimeout(() => r(null), this.#o.reverseTimeoutMs).unref());
     const answer = await Promise.race([lookup, timeout]);
-    // The same LearnedName for a name seen before: what it remembers stays valid while the lists do.
-    e.ptr = answer.map((n) => e.ptr?.find((m) => m.name === n) ?? new LearnedName(n));
-    e.ptrExpires = now + this.#o.minTtl * 1000;
-    e.generation = -1;
+    if (answer !== null) {
+      keep(answer, this.#o.minTtl * 1000);
+      return;
+    }
+    // Too slow for this connection (no names now); the answer is kept for the next when it comes.
+    keep([], this.#o.minTtl * 1000);
+    void lookup.then((late) => keep(late, this.#o.minTtl * 1000));
   }
 
   async #confirmedPtr(address: string): Promise<string[]> {

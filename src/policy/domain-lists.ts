@@ -100,16 +100,3 @@ export function nameStrings(names: readonly (string | LearnedName)[]): readonly 
   if (!learned) return names as readonly string[];
   return names.map((n) => (typeof n === 'string' ? n : n.name));
 }
-
-/**
- * The names part of a connection's facts, as the engine builds it for every connection: the names
- * as strings, and (when the policy has domain lists) their bits.
- */
-export function remoteNamesOf(
-  table: DomainListTable | null,
-  names: readonly (string | LearnedName)[],
-): { readonly remoteHosts: readonly string[]; readonly remoteHostLists?: HostLists } {
-  const remoteHosts = nameStrings(names);
-  const remoteHostLists = hostListsOf(table, names);
-  return remoteHostLists === undefined ? { remoteHosts } : { remoteHosts, remoteHostLists };
-}

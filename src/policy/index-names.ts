@@ -8,9 +8,8 @@
  * rule names without reading the table.
  */
 import { type LeafSearch, scanLeaf } from './leaf-pool.js';
+import { backwardHash, FNV_OFFSET, FNV_PRIME, slotOf } from './list-format.js';
 
-const FNV_OFFSET = 0x811c9dc5 | 0;
-const FNV_PRIME = 0x01000193;
 const DOT = 46;
 /** Filter bits per entry, and the filter's largest size (64 KiB). */
 const FILTER_BITS_PER_ENTRY = 16;
@@ -95,16 +94,6 @@ export class IndexNames {
     const leaf = this.#find(h, name, 0, false);
     return leaf >= 0 ? scanLeaf(s, leaf, best) : best;
   }
-}
-
-function backwardHash(name: string): number {
-  let h = FNV_OFFSET;
-  for (let i = name.length - 1; i >= 0; i--) h = Math.imul(h ^ name.charCodeAt(i), FNV_PRIME);
-  return h;
-}
-
-function slotOf(h: number, mask: number): number {
-  return (h ^ (h >>> 15)) & mask;
 }
 
 function filterBit(h: number, mask: number): number {

@@ -358,16 +358,17 @@ export class NameTable {
   }
 }
 
-const FNV_OFFSET = 0x811c9dc5 | 0;
-const FNV_PRIME = 0x01000193;
+/** FNV-1a over a name's characters from its end, so names that share a suffix hash alike step by step (NameTable, index-names.ts). */
+export const FNV_OFFSET = 0x811c9dc5 | 0;
+export const FNV_PRIME = 0x01000193;
 
-function backwardHash(name: string): number {
+export function backwardHash(name: string): number {
   let h = FNV_OFFSET;
   for (let i = name.length - 1; i >= 0; i--) h = Math.imul(h ^ name.charCodeAt(i), FNV_PRIME);
   return h;
 }
 
-function slotOf(h: number, mask: number): number {
+export function slotOf(h: number, mask: number): number {
   return (h ^ (h >>> 15)) & mask;
 }
 

@@ -1,5 +1,7 @@
 /** Host names against a real DNS exchange with a stand-in server on loopback. */
+
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { after, before, test } from 'node:test';
 import { HostNames } from '../../src/engine/host-names.js';
 import { type DnsStandIn, reverseName, startDnsStandIn } from '../support/dns-server.js';
@@ -80,4 +82,22 @@ test("an address's PTR name is not believed unless that name resolves back to it
   await names.watch(['*.bank.example', '*.attacker.example']);
   assert.deepEqual(await names.namesOf('10.200.0.66'), ['own.attacker.example']);
   names.close();
+});
+
+test('a flood of new addresses does not flood DNS: reverse lookups under way are bounded', async () => {
+  // A server that never answers: every lookup stays under way until the resolver gives up.
+  const silent = createSocket('udp4');
+  let questions = 0;
+  silent.on('message', () => questions++);
+  await new Promise<void>((r) => silent.bind(0, '127.0.0.1', r));
+  const names = new HostNames({ servers: [`127.0.0.1:${silent.address().port}`], reverseTimeoutMs: 20 });
+  try {
+    await names.watch(['*.example.org']);
+    await Promise.all(Array.from({ length: 200 }, (_, i) => names.namesOf(`10.200.${i >> 8}.${i & 255}`)));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(questions > 0 && questions <= 64, `${questions} questions for 200 addresses`);
+  } finally {
+    names.close();
+    silent.close();
+  }
 });
