@@ -46,7 +46,11 @@ export class CacheLiveness {
       this.#child.stdin?.write('renew\n');
       return;
     }
-    const child = spawn('bash', ['-c', RENEWER], { stdio: ['pipe', 'ignore', 'ignore'] });
+    // A fixed search path and no BASH_ENV: nothing of the engine's environment picks the programs.
+    const child = spawn('/bin/bash', ['-c', RENEWER], {
+      stdio: ['pipe', 'ignore', 'ignore'],
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+    });
     this.#child = child;
     // Not a reason for the engine to stay up; it ends with the engine's end of the pipe.
     child.unref();

@@ -150,7 +150,8 @@ export function LogDetails({ item, onClose }: { item: LogItem; onClose: () => vo
         <Field label="From" value={item.source} />
         <Field label="Message" value={item.message} />
         {item.count && item.count > 1 ? (
-          item.message.includes('decided by the verdict cache') ? (
+          // Both kinds of the cache's items: its rule's, and an entry of an earlier policy.
+          / by the verdict cache\b/.test(item.message) ? (
             <Field label="Connections" value={`${item.count} (decided by the verdict cache)`} />
           ) : (
             <Field label="Attempts" value={`${item.count} (retransmits of one connection attempt)`} />
