@@ -5,6 +5,7 @@
  * rule. Seeded, so every run measures the same work.
  */
 import { parseIp } from '../../src/ip/index.js';
+import { applicationIdOf } from '../../src/policy/application-ids.js';
 import type { ConnectionFacts, Policy } from '../../src/policy/index.js';
 import { parsePolicyText } from '../../src/policy/index.js';
 
@@ -106,13 +107,15 @@ export function generateRuleset(count: number, seed = 42): { policy: Policy; sha
 export function generateConnections(shapes: readonly Shape[], count: number, seed = 7): ConnectionFacts[] {
   const rnd = prng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
-  // An engine keeps one path string per process (its process table); so does this generator.
-  const paths = new Map<string, string>();
-  const intern = (p: string): string => {
+  // An engine keeps one path string per executable it knows, numbered once (its attribution's
+  // known executables and identity cache, application-ids.ts); so does this generator.
+  const paths = new Map<string, { application: string; applicationId: number }>();
+  const intern = (p: string): { application: string; applicationId: number } => {
     const known = paths.get(p);
     if (known !== undefined) return known;
-    paths.set(p, p);
-    return p;
+    const app = { application: p, applicationId: applicationIdOf(p) };
+    paths.set(p, app);
+    return app;
   };
   const randomV4 = () =>
     parseIp(
@@ -123,7 +126,10 @@ export function generateConnections(shapes: readonly Shape[], count: number, see
     const base = {
       direction: 'outgoing' as 'incoming' | 'outgoing',
       protocol: (rnd() < 0.85 ? 'tcp' : 'udp') as ConnectionFacts['protocol'],
-      application: intern(`/usr/bin/app${Math.floor(rnd() * 1000)}`) as string | null,
+      ...(intern(`/usr/bin/app${Math.floor(rnd() * 1000)}`) as {
+        application: string | null;
+        applicationId: number;
+      }),
       uid: 1000,
       user: 'alice',
       localAddress: parseIp('10.9.0.2'),
@@ -135,7 +141,7 @@ export function generateConnections(shapes: readonly Shape[], count: number, see
     };
     if (rnd() < 0.5 && shapes.length > 0) {
       const s = pick(shapes);
-      if (s.app) base.application = intern(s.app);
+      if (s.app) Object.assign(base, intern(s.app));
       if (s.ports) base.remotePort = pick(s.ports);
       if (s.range) base.remotePort = s.range[0] + Math.floor(rnd() * (s.range[1] - s.range[0] + 1));
       if (s.v4) {

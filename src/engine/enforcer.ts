@@ -5,9 +5,11 @@
  * a connection log item. No kernel I/O here: the caller reads packets and gives verdicts, so
  * this runs and is tested without a kernel.
  */
+
 import { parseIp } from '../ip/index.js';
 import type { DecisionMetrics } from '../metrics/warden.js';
 import { LearnedHost, type RemoteAnswer, remoteFactsOf } from '../policy/address-lists.js';
+import { applicationIdOf, NO_APPLICATION_ID } from '../policy/application-ids.js';
 import type { CompiledPolicy, ConnectionFacts, Decision, HostEnvironment, Rule } from '../policy/index.js';
 import { decide, decisionFor } from '../policy/index.js';
 import type { NewLogItem } from '../protocol/log-item.js';
@@ -73,6 +75,8 @@ export interface PacketTuple {
 export interface ProcessInfo {
   readonly pid?: number;
   readonly executable?: string;
+  /** applicationIdOf(executable), given where the executable was learned (src/policy/application-ids.ts). */
+  readonly applicationId?: number;
   /** For interpreters (node, python): the script it runs, absolute. */
   readonly script?: string;
   readonly commandLine?: readonly string[];
@@ -222,6 +226,7 @@ export class Enforcer {
       direction,
       protocol: tuple.protocol,
       application,
+      applicationId: this.#applicationIdOf(process),
       ...(pin !== undefined ? { applicationSha256: pin.hash?.sha256 ?? null } : {}),
       uid: process?.uid ?? uid ?? null,
       user: process?.user ?? null,
@@ -401,6 +406,13 @@ export class Enforcer {
     if (p === null) return null;
     if (p.part !== undefined) return this.#o.executables[p.part];
     return p.executable ?? null;
+  }
+
+  /** The number of applicationOf(p): the one the attribution gave with the executable. */
+  #applicationIdOf(p: ProcessInfo | null): number {
+    if (p === null) return NO_APPLICATION_ID;
+    if (p.part !== undefined) return applicationIdOf(this.#o.executables[p.part]);
+    return p.executable === undefined ? NO_APPLICATION_ID : (p.applicationId ?? NO_APPLICATION_ID);
   }
 }
 

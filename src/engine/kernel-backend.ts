@@ -261,7 +261,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       if (uidHint !== undefined && id.socketUid !== uidHint) return { uid: uidHint };
       const facts = {
         ...(id.pid !== null ? { pid: id.pid } : {}),
-        ...(id.executable !== null ? { executable: id.executable } : {}),
+        ...(id.executable !== null ? { executable: id.executable, applicationId: id.applicationId } : {}),
         ...(id.script !== null ? { script: id.script } : {}),
         commandLine: id.commandLine,
       };

@@ -10,6 +10,7 @@
  * revalidates the file's attributes, which can wait for a hung server). A file renamed, linked,
  * replaced or deleted since changes its change time, so its id, and is read again.
  */
+import { applicationIdOf } from '../policy/application-ids.js';
 import { scriptArgument } from './process-info.js';
 import type { CurrentExecutable, RecordedExecutable } from './socket-lookup.js';
 
@@ -27,7 +28,12 @@ const COMMAND_LINES_PER_EXECUTABLE = 32;
 export class KnownExecutable {
   private readonly lines = new Map<string, RecordedCommandLine | null>();
 
-  constructor(readonly path: string) {}
+  /** The path's application number (application-ids.ts), given once. */
+  readonly applicationId: number;
+
+  constructor(readonly path: string) {
+    this.applicationId = applicationIdOf(path);
+  }
 
   /**
    * The record's command line (NUL-separated, as /proc/PID/cmdline) split, with the script argument

@@ -22,6 +22,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { readdir, readlink, realpath } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { applicationIdOf, NO_APPLICATION_ID } from '../policy/application-ids.js';
 import { KnownExecutables } from './attribution-exe.js';
 import type { AttributionStats, ProcessAttributorOptions } from './attribution-options.js';
 import { fail, forEachLimited, readProcessMemoryFile, settle } from './attribution-reads.js';
@@ -252,7 +253,7 @@ export class ProcessAttributor {
     const known = this.executables.of(rec.executable);
     const line = known?.commandLine(rec.commandLine);
     if (known === undefined || line == null) return null;
-    const { path: executable } = known;
+    const { path: executable, applicationId } = known;
     const { commandLine, argument } = line;
     const uid = rec.euid;
     const user = this.users.known(uid);
@@ -261,6 +262,7 @@ export class ProcessAttributor {
       return {
         pid: rec.pid,
         executable,
+        applicationId,
         commandLine,
         script: null,
         uid,
@@ -273,6 +275,7 @@ export class ProcessAttributor {
     return (async () => ({
       pid: rec.pid,
       executable,
+      applicationId,
       commandLine,
       script: argument === null ? null : await this.scriptPath(resolve(argument)),
       uid,
@@ -468,6 +471,7 @@ export class ProcessAttributor {
     return {
       pid,
       executable,
+      applicationId: executable === null ? NO_APPLICATION_ID : applicationIdOf(executable),
       commandLine,
       script,
       uid,
@@ -558,6 +562,7 @@ export class ProcessAttributor {
     return {
       pid,
       executable: null,
+      applicationId: NO_APPLICATION_ID,
       commandLine: [],
       script: null,
       uid: owner.uid,

@@ -113,6 +113,11 @@ export interface ProcessIdentity {
   readonly pid: number | null;
   /** Real path of the executable (/proc/PID/exe, " (deleted)" removed). */
   readonly executable: string | null;
+  /**
+   * applicationIdOf(executable) (src/policy/application-ids.ts), given once per executable known or
+   * per /proc read, not per connection; NO_APPLICATION_ID without an executable.
+   */
+  readonly applicationId: number;
   readonly commandLine: readonly string[];
   /**
    * For Node and Python: the script run (first non-option argument, resolved against the cwd). Its

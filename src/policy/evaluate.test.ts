@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { validateSettings } from '../settings/index.js';
 import { LearnedHost, remoteFactsOf } from './address-lists.js';
+import { applicationIdOf } from './application-ids.js';
 import { compilePolicy } from './compile.js';
 import { hostListsOf, LearnedName } from './domain-lists.js';
 import { decide, findFirstMatchLinear } from './evaluate.js';
@@ -10,10 +11,27 @@ import { explain } from './explain.js';
 import { findMismatch, matches } from './match.js';
 import { parsePolicyText } from './parse.js';
 import type { AddressSpec, ConnectionFacts, Policy, Rule } from './rule.js';
-import { findFirstMatchIndexed } from './rule-index.js';
+import { findFirstMatchIndexed, type RuleIndex } from './rule-index.js';
 import { facts, ip, LIST_CONTENTS, NOW, OTHER_LIST_CONTENTS, policy } from './testing/arbitraries.js';
 
 const settingsSyslogOn = validateSettings({ syslog: { enabled: true } });
+
+/**
+ * The application numbered as the engine numbers it, and numbered wrongly (another path's number,
+ * numbers never given): the index answers `expected` all the same.
+ */
+function assertNumberedAlike(index: RuleIndex, f: ConnectionFacts, expected: number): void {
+  if (f.application === null) return;
+  const numbers = [
+    applicationIdOf(f.application),
+    applicationIdOf('/usr/bin/numbered-elsewhere'),
+    -1,
+    2 ** 31,
+    0.5,
+  ];
+  for (const applicationId of numbers)
+    assert.equal(findFirstMatchIndexed(index, { ...f, applicationId }), expected, `number ${applicationId}`);
+}
 
 describe('indexed and linear evaluators', () => {
   test('always pick the same deciding rule and give the same decision (property)', () => {
@@ -32,6 +50,7 @@ describe('indexed and linear evaluators', () => {
           outcomes[linear >= 0 ? 'rule' : 'default']++;
           const indexed = findFirstMatchIndexed(cp.index, f);
           assert.equal(indexed, linear);
+          assertNumberedAlike(cp.index, f, linear);
           assert.deepEqual(decide(cp, f, 'indexed'), decide(cp, f, 'linear'));
           assert.deepEqual(explain(cp, f).decision, decide(cp, f));
           // The names as the engine learned them: their lists' bits, current or stale, change nothing.
@@ -259,6 +278,7 @@ rules:
         for (const f of fs) {
           const linear = findFirstMatchLinear(cp, f);
           assert.equal(findFirstMatchIndexed(cp.index, f), linear);
+          assertNumberedAlike(cp.index, f, linear);
           total++;
           if (linear >= 0) matched++;
         }

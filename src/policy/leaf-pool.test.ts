@@ -39,7 +39,7 @@ describe('leaf records', () => {
     ] as const) {
       const b = new LeafPoolBuilder();
       const leaf = b.addLeaf([r]);
-      const found = scanLeaf(leafSearch(b.finish(), [r], Object.create(null), facts), leaf, 0x7fffffff);
+      const found = scanLeaf(leafSearch(b.finish(), [r], -1, facts), leaf, 0x7fffffff);
       assert.equal(found === 0x7fffffff ? -1 : found, expected);
     }
   });

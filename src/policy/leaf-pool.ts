@@ -369,26 +369,40 @@ export function appKeyTable(keys: ReadonlyMap<string, number>): AppKeyTable {
   return table;
 }
 
-/** Computes the per-decision facts once. */
+/**
+ * The one LeafSearch every decision fills (a decision is synchronous and never nested): a decision
+ * allocates nothing. At 100,000 rules the young-generation collections that a new object per
+ * decision caused were about a tenth of a decision's cost. Valid until the next decision.
+ */
+const scratch: { -readonly [K in keyof LeafSearch]: LeafSearch[K] } = {
+  pool: new Int32Array(0),
+  rules: [],
+  f: null as unknown as ConnectionFacts,
+  direction: 0,
+  protocol: 0,
+  appKey: -1,
+  portBit: 0,
+};
+
+/** Computes the per-decision facts once, into the shared LeafSearch. */
 export function leafSearch(
   pool: Int32Array,
   rules: readonly CompiledRule[],
-  appKeys: AppKeyTable,
+  appKey: number,
   f: ConnectionFacts,
 ): LeafSearch {
   const bit = f.protocol === 'tcp' ? 1 : f.protocol === 'udp' ? 2 : f.protocol === 'icmp' ? 4 : 8;
-  const appKey = f.application === null ? -1 : (appKeys[f.application] ?? -1);
   const port = f.remotePort;
-  return {
-    pool,
-    rules,
-    f,
-    direction: f.direction === 'incoming' ? F_INCOMING : F_OUTGOING,
-    protocol: bit << PROTO_SHIFT,
-    appKey,
-    // No remote port: no record with remote ports matches, but records without them may.
-    portBit: port === null ? SUMMARY_ALL_PORTS : 1 << (port & 31),
-  };
+  const s = scratch;
+  s.pool = pool;
+  s.rules = rules;
+  s.f = f;
+  s.direction = f.direction === 'incoming' ? F_INCOMING : F_OUTGOING;
+  s.protocol = bit << PROTO_SHIFT;
+  s.appKey = appKey;
+  // No remote port: no record with remote ports matches, but records without them may.
+  s.portBit = port === null ? SUMMARY_ALL_PORTS : 1 << (port & 31);
+  return s;
 }
 
 function portIn(pool: Int32Array, at: number, count: number, port: number | null): boolean {

@@ -21,6 +21,7 @@
  *   (leaf, node or nothing) directly: table, then leaf.
  */
 import { type ListsGuard, listsGuardOf, listsRuleOut } from './address-lists.js';
+import { ApplicationKeys, NO_APPLICATION_ID, NOT_REMEMBERED } from './application-ids.js';
 import type { CompiledRule } from './compile.js';
 import { IndexNames } from './index-names.js';
 import {
@@ -111,6 +112,8 @@ export interface RuleIndex {
   readonly rules: readonly CompiledRule[];
   readonly pool: Int32Array;
   readonly appKeys: AppKeyTable;
+  /** appKeys by application number (application-ids.ts), remembered as numbers come. */
+  readonly appKeysById: ApplicationKeys;
   /**
    * Per bucket, the rules with a domain list or many address ranges (a list's: `beside`),
    * ascending: checked once per decision beside the tree, remote first (one bit for domain lists,
@@ -160,7 +163,15 @@ export function buildRuleIndex(rules: readonly CompiledRule[]): RuleIndex {
     }
   }
   const sideGuards = side.map((l) => (l === null ? null : listsGuardOf(l.map((r) => r.remote))));
-  return { buckets, rules, pool: b.finish(), appKeys: appKeyTable(b.appKeys), side, sideGuards };
+  return {
+    buckets,
+    rules,
+    pool: b.finish(),
+    appKeys: appKeyTable(b.appKeys),
+    appKeysById: new ApplicationKeys(),
+    side,
+    sideGuards,
+  };
 }
 
 function pushUnique<T>(map: Map<T, CompiledRule[]>, key: T, r: CompiledRule): void {
@@ -537,12 +548,24 @@ function search(node: Child, s: LeafSearch, best: number): number {
 
 const NONE = 0x7fffffff;
 
+/** The connection's application key (AppKeyTable): by its number when the engine gave one, else by its path. */
+function appKeyOf(index: RuleIndex, f: ConnectionFacts): number {
+  const path = f.application;
+  if (path === null) return -1;
+  const id = f.applicationId ?? NO_APPLICATION_ID;
+  const known = index.appKeysById.known(id, path);
+  if (known !== NOT_REMEMBERED) return known;
+  const key = index.appKeys[path] ?? -1;
+  index.appKeysById.remember(id, path, key);
+  return key;
+}
+
 /** Position of the first active rule matching the connection, or -1. Same answer as the linear search, faster. */
 export function findFirstMatchIndexed(index: RuleIndex, f: ConnectionFacts): number {
   const protoSlot = f.protocol === 'tcp' ? 0 : f.protocol === 'udp' ? 1 : f.protocol === 'icmp' ? 2 : 3;
   const bucket = (f.direction === 'incoming' ? 0 : 4) + protoSlot;
   const root = index.buckets[bucket];
-  const s = leafSearch(index.pool, index.rules, index.appKeys, f);
+  const s = leafSearch(index.pool, index.rules, appKeyOf(index, f), f);
   const key = s.appKey;
   // The first rule position in the application's own leaf, read before the trees are searched: the
   // leaf is most often cold at 100,000 rules, and its load then overlaps the search.

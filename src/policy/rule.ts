@@ -166,6 +166,12 @@ export interface ConnectionFacts {
    * application (src/engine/exe-pin.ts); absent or null when not computed or not computable.
    */
   readonly applicationSha256?: string | null;
+  /**
+   * applicationIdOf(application) (application-ids.ts), given by the engine once per executable it
+   * knows, not per connection; it must number `application`. Absent or NO_APPLICATION_ID: the
+   * application is looked up by its path.
+   */
+  readonly applicationId?: number;
   readonly uid: number | null;
   readonly user: string | null;
   readonly localAddress: IpAddress | null;

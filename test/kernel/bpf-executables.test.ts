@@ -28,6 +28,7 @@ import {
   type RecordedProcess,
 } from '../../src/kernel/attribution.js';
 import { type BpfAttribution, openBpfAttribution, readProcess } from '../../src/kernel/native.js';
+import { applicationIdOf } from '../../src/policy/application-ids.js';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from './cgroup.js';
 
 const unavailable = cgroupTestsUnavailable();
@@ -131,6 +132,8 @@ describe('executables seen before, named from the BPF record', { skip: unavailab
       assert.ok(id, `run ${i}: attributed`);
       assert.equal(id.pid, pid, `run ${i}: pid`);
       assert.equal(id.executable, program, `run ${i}: executable`);
+      // Numbered once for the engine's life, from the record or /proc alike (application-ids.ts).
+      assert.equal(id.applicationId, applicationIdOf(program), `run ${i}: application number`);
       assert.equal(id.uid, uid, `run ${i}: effective uid`);
       assert.equal(id.user, uid === 0 ? 'root' : 'nobody', `run ${i}: user`);
       assert.equal(id.commandLine[0], program, `run ${i}: command line`);
