@@ -10,8 +10,10 @@
  * decision costs what its dependent loads from cold memory cost, so the
  * layout keeps them few:
  * - An application with a few rules has one leaf holding all of them (every
- *   direction and protocol: records check those), and the application
- *   dictionary names that leaf directly: dictionary, then leaf.
+ *   direction and protocol: records check those), found by the number the
+ *   engine gave the application (application-ids.ts) or, without one, by
+ *   its path in the application dictionary: number or dictionary, then leaf.
+ * - A decision allocates nothing (leaf-pool.ts: one LeafSearch reused).
  * - One node shape for every level, with its segments and jump table as
  *   fields of the node (no object in between), and a level that would only
  *   pass everything to its `any` branch is left out.
@@ -36,6 +38,7 @@ import {
 import { matches, remoteIn } from './match.js';
 import { PROTO_ICMP, PROTO_OTHER, PROTO_TCP, PROTO_UDP } from './protocol-bits.js';
 import type { ConnectionFacts, PortRange } from './rule.js';
+import { type RangeItem, RESOLVED, segment, segmentNum } from './segments.js';
 import { type V6Segments, v6SegmentAt, v6Segments } from './v6-segments.js';
 
 /** A leaf: the offset of its rule records in the leaf pool (leaf-pool.ts). */
@@ -54,23 +57,14 @@ const KIND_REMOTE_PORT = 0;
 const KIND_LOCAL_PORT = 1;
 const KIND_ADDR = 2;
 
-/** In a jump table's second slot: the bucket lies inside one segment, whose Ref is the first slot. */
-const RESOLVED = -2;
-
 /**
  * One node of the tree, the same shape at every level (monomorphic loads). A port node (remote or
  * local) keys its segments on that port; an address node on the IPv4 address, with IPv6 ranges and
  * host names beside.
  *
- * Segments: seg = [start0, ref0, start1, ref1, ...], starts ascending and compared unsigned;
- * segment i covers [start i, start i+1), the last one up to the end of the key space. Jump table
- * (from JUMP_MIN segments): for bucket b = key >>> shift, jump[2b] is the last segment starting at
- * or below the bucket's first key (-1: none) and jump[2b + 1] the last starting at or below its last
- * key, so a lookup searches only the segments that start inside its bucket; when that is none,
- * jump[2b + 1] is RESOLVED and jump[2b] the Ref itself. Occupancy bitmap (with the jump table,
- * when most of the key space leads nowhere): bit key >>> occShift is set when a segment with a
- * child meets that slice of the key space. A few kilobytes that stay in the cache, it answers most
- * keys no rule names (a random remote address, most often) without reading the jump table.
+ * Segments, jump table and occupancy bitmap: segments.ts. The bitmap, a few kilobytes that stay
+ * in the cache, answers most keys no rule names (a random remote address, most often) without
+ * reading the jump table.
  */
 class IndexNode {
   constructor(
@@ -243,169 +237,6 @@ function buildAddrOrLeaf(b: LeafPoolBuilder, rules: readonly CompiledRule[]): Ch
   return rules.length <= SMALL ? b.addLeaf(rules) : b.shared('addr', rules, buildAddr);
 }
 
-interface RangeItem<K> {
-  readonly from: K;
-  readonly to: K;
-  readonly rule: CompiledRule;
-}
-
-/** Splits possibly overlapping ranges into elementary segments, each with the rules covering it (in rule order). */
-function segment<K extends number | bigint, C>(
-  items: readonly RangeItem<K>[],
-  next: (k: K) => K,
-  build: (rules: CompiledRule[]) => C | null,
-): { starts: K[]; children: (C | null)[] } | null {
-  if (items.length === 0) return null;
-  const points: K[] = [];
-  for (const it of items) points.push(it.from, next(it.to));
-  points.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const starts: K[] = [];
-  for (const p of points) if (starts.length === 0 || starts[starts.length - 1] !== p) starts.push(p);
-  const lists: CompiledRule[][] = starts.map(() => []);
-  for (const it of items) {
-    const first = lowerBound(starts, it.from);
-    const end = lowerBound(starts, next(it.to));
-    for (let i = first; i < end; i++) {
-      const list = lists[i]!;
-      if (list[list.length - 1] !== it.rule) list.push(it.rule);
-    }
-  }
-  return { starts, children: lists.map((l) => (l.length === 0 ? null : build(l))) };
-}
-
-/** Segments with a jump table from this many on. */
-const JUMP_MIN = 16;
-
-interface NumSegments {
-  readonly seg: Int32Array;
-  readonly jump: Int32Array | null;
-  readonly shift: number;
-  readonly occ: Int32Array | null;
-  readonly occShift: number;
-  readonly kids: IndexNode[];
-}
-
-/** The occupancy bitmap has 2 ** OCC_EXTRA_BITS bits per jump table bucket (up to one per key). */
-const OCC_EXTRA_BITS = 3;
-
-/** Elementary segments over numeric keys below 2 ** keyBits, packed as IndexNode holds them. */
-function segmentNum(
-  items: readonly RangeItem<number>[],
-  keyBits: number,
-  build: (rules: CompiledRule[]) => Child,
-): NumSegments | null {
-  if (items.length === 0) return null;
-  const points = new Float64Array(items.length * 2);
-  for (let i = 0; i < items.length; i++) {
-    points[i * 2] = items[i]!.from;
-    points[i * 2 + 1] = items[i]!.to + 1;
-  }
-  points.sort();
-  let n = 0;
-  for (let i = 0; i < points.length; i++)
-    if (n === 0 || points[i] !== points[n - 1]) points[n++] = points[i]!;
-  // A start at 2 ** keyBits only closes the last segment: no key reaches it.
-  if (points[n - 1] === 2 ** keyBits) n--;
-  const starts = points.subarray(0, n);
-  const lists: (CompiledRule[] | null)[] = new Array<CompiledRule[] | null>(n).fill(null);
-  for (const it of items) {
-    const end = lowerBoundNum(starts, it.to + 1);
-    for (let i = lowerBoundNum(starts, it.from); i < end; i++) {
-      const list = lists[i] ?? null;
-      if (list === null) lists[i] = [it.rule];
-      else if (list[list.length - 1] !== it.rule) list.push(it.rule);
-    }
-  }
-  const kids: IndexNode[] = [];
-  const seg = new Int32Array(n * 2);
-  for (let i = 0; i < n; i++) {
-    const l = lists[i]!;
-    const child = l === null ? null : build(l);
-    seg[i * 2] = starts[i]! | 0;
-    seg[i * 2 + 1] = child === null ? -1 : typeof child === 'number' ? -2 - child : kids.push(child) - 1;
-  }
-  if (n < JUMP_MIN) return { seg, jump: null, shift: 0, occ: null, occShift: 0, kids };
-  const bits = Math.min(keyBits, Math.ceil(Math.log2(n)) + 1);
-  const shift = keyBits - bits;
-  const buckets = 2 ** bits;
-  const jump = new Int32Array(buckets * 2);
-  const width = 2 ** shift;
-  for (let bucket = 0, j = -1; bucket < buckets; bucket++) {
-    const first = bucket * width;
-    while (j + 1 < n && starts[j + 1]! <= first) j++;
-    let k = j;
-    while (k + 1 < n && starts[k + 1]! <= first + width - 1) k++;
-    if (k === j) {
-      jump[bucket * 2] = j < 0 ? -1 : seg[j * 2 + 1]!;
-      jump[bucket * 2 + 1] = RESOLVED;
-    } else {
-      jump[bucket * 2] = j;
-      jump[bucket * 2 + 1] = k;
-    }
-  }
-  const occShift = Math.max(0, shift - OCC_EXTRA_BITS);
-  return { seg, jump, shift, ...occupancy(seg, keyBits, occShift), kids };
-}
-
-/** The occupancy bitmap of the segments, or null when most slices are occupied (it would rarely answer). */
-function occupancy(
-  seg: Int32Array,
-  keyBits: number,
-  occShift: number,
-): { occ: Int32Array | null; occShift: number } {
-  const slices = 2 ** (keyBits - occShift);
-  const occ = new Int32Array(Math.max(1, slices >>> 5));
-  let set = 0;
-  const n = seg.length >> 1;
-  for (let i = 0; i < n; i++) {
-    if (seg[i * 2 + 1] === -1) continue;
-    const first = (seg[i * 2]! >>> 0) / 2 ** occShift;
-    const last = i + 1 < n ? ((seg[i * 2 + 2]! >>> 0) - 1) / 2 ** occShift : slices - 1;
-    const end = Math.floor(last);
-    for (let b = Math.floor(first); b <= end; ) {
-      if ((b & 31) === 0 && b + 31 <= end) {
-        // A whole word at once: wide segments cover thousands of slices.
-        set += 32 - popcount(occ[b >>> 5]!);
-        occ[b >>> 5] = -1;
-        b += 32;
-        continue;
-      }
-      if ((occ[b >>> 5]! & (1 << (b & 31))) === 0) set++;
-      occ[b >>> 5]! |= 1 << (b & 31);
-      b++;
-    }
-  }
-  return set * 2 > slices ? { occ: null, occShift: 0 } : { occ, occShift };
-}
-
-function popcount(v: number): number {
-  let n = 0;
-  for (let x = v >>> 0; x !== 0; x >>>= 1) n += x & 1;
-  return n;
-}
-
-function lowerBoundNum(sorted: Float64Array, key: number): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (sorted[mid]! < key) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-function lowerBound<K extends number | bigint>(sorted: readonly K[], key: K): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (sorted[mid]! < key) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
 /** A port level; when no rule names a port at this level, the level is left out and its `any` branch returned. */
 function buildPort(
   kind: number,
@@ -424,7 +255,7 @@ function buildPort(
     for (const p of ports) ranges.push({ from: p.from, to: p.to, rule: r });
   }
   const anyChild = any.length === 0 ? null : buildChild(any);
-  const s = segmentNum(ranges, 16, buildChild);
+  const s = segmentNum<IndexNode>(ranges, 16, buildChild);
   if (s === null) return anyChild;
   return new IndexNode(
     kind,
@@ -461,7 +292,7 @@ function buildAddr(b: LeafPoolBuilder, rules: readonly CompiledRule[]): Child {
   const anyLeaf = leafOf(b, any);
   if (any.length === rules.length) return anyLeaf;
   const leaf = (l: CompiledRule[]) => leafOf(b, l);
-  const s = segmentNum(v4, 32, leaf);
+  const s = segmentNum<IndexNode>(v4, 32, leaf);
   return new IndexNode(
     KIND_ADDR,
     rules[0]!.index,
