@@ -5,12 +5,16 @@
  * - a socket the cache decided keeps the bit after connect(AF_UNSPEC); once the engine stopped
  *   (onStop keep) or was killed, the same socket connects to a destination the policy refuses;
  * - with CAP_NET_RAW only (enough to set SO_MARK since Linux 5.17), a connection the engine dropped
- *   sets the bit on its socket: the SYN sent again would be accepted.
+ *   sets the bit on its socket: the SYN sent again would be accepted. Also by the 32-bit setsockopt
+ *   and socketcall system calls of a 64-bit process (compat-mark.c, compiled here), which the kernel
+ *   passes to no cgroup/setsockopt program.
  * With onEngineFailure closed a new connection must be dropped while no engine runs.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
@@ -18,6 +22,7 @@ import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from '../ke
 import { kernelTestsUnavailable, SERVER_ADDR } from '../kernel/netns.js';
 import { PERL_CLIENT, perlScriptDir, type VerdictCacheStatus } from '../kernel/verdict-cache-client.js';
 import { denyAllPolicy, NODE } from '../kernel/wardend.js';
+import { repoRoot } from '../repo-root.js';
 import { type KernelEngine, startKernelEngine } from './kernel-engine.js';
 
 const PORT = 44363;
@@ -93,8 +98,37 @@ const RULES = (perl: string) => `  - name: perl to the allowed port
 
 const SETTINGS = 'enforcement:\n  onEngineFailure: closed\n  onStop: keep\n';
 
+/**
+ * compat-mark.c compiled with gcc in a directory nobody can read (the attacker runs as nobody), after
+ * checking that this kernel takes 32-bit system calls; or why the attack cannot be made here.
+ */
+function buildCompatMark(): { dir: string; exe: string } | string {
+  if (process.arch !== 'x64')
+    return `32-bit system calls by int $0x80 are an x86-64 attack (${process.arch} here)`;
+  if (process.getuid?.() !== 0) return 'needs root';
+  const dir = mkdtempSync(join(tmpdir(), 'warden-compat-mark-'));
+  chmodSync(dir, 0o755);
+  const exe = join(dir, 'compat-mark');
+  const source = join(repoRoot(import.meta.url), 'test/adversarial/compat-mark.c');
+  try {
+    execFileSync('gcc', ['-O2', '-Wall', '-o', exe, source], { stdio: 'pipe' });
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    return `cannot compile ${source} with gcc: ${(e as Error).message}`;
+  }
+  chmodSync(exe, 0o755);
+  const probe = spawnSync(exe, ['probe'], { encoding: 'utf8' });
+  if (probe.stdout.trim() !== 'ia32') {
+    rmSync(dir, { recursive: true, force: true });
+    return `this kernel takes no 32-bit system calls (CONFIG_IA32_EMULATION off, or ia32_emulation=0 on its command line): the probe ended with ${probe.signal ?? probe.status}`;
+  }
+  return { dir, exe };
+}
+const unavailable = kernelTestsUnavailable() ?? cgroupTestsUnavailable();
+const compatMark = unavailable === null ? buildCompatMark() : unavailable;
+
 describe("attacks on the verdict cache's socket mark", {
-  skip: kernelTestsUnavailable() ?? cgroupTestsUnavailable() ?? undefined,
+  skip: unavailable ?? undefined,
 }, () => {
   let cgroup: TestCgroup;
   let dir: string;
@@ -115,6 +149,7 @@ describe("attacks on the verdict cache's socket mark", {
     for (const k of engines) k.close();
     await cgroup?.remove();
     rmSync(dir, { recursive: true, force: true });
+    if (typeof compatMark === 'object') rmSync(compatMark.dir, { recursive: true, force: true });
   });
 
   /** An engine in a namespace pair of its own, with both ports listening on the server side. */
@@ -137,13 +172,8 @@ describe("attacks on the verdict cache's socket mark", {
     return k;
   }
 
-  /** perl as nobody (with `caps` as ambient capabilities) in the client namespace and the test cgroup. */
-  function spawnPerl(
-    k: KernelEngine,
-    script: string,
-    args: readonly (string | number)[],
-    caps = '',
-  ): ChildProcess {
+  /** `argv` as nobody (with `caps` as ambient capabilities) in the client namespace and the test cgroup. */
+  function spawnNobody(k: KernelEngine, argv: readonly string[], caps = ''): ChildProcess {
     const capArgs = caps === '' ? [] : [`--inh-caps=+${caps}`, `--ambient-caps=+${caps}`];
     return cgroup.spawn(
       'nsenter',
@@ -154,12 +184,20 @@ describe("attacks on the verdict cache's socket mark", {
         '--regid=65534',
         '--clear-groups',
         ...capArgs,
-        perl,
-        join(dir, script),
-        ...args.map(String),
+        ...argv,
       ],
       { stdio: ['pipe', 'pipe', 'inherit'] },
     );
+  }
+
+  /** perl as nobody, running `script` of the test's directory. */
+  function spawnPerl(
+    k: KernelEngine,
+    script: string,
+    args: readonly (string | number)[],
+    caps = '',
+  ): ChildProcess {
+    return spawnNobody(k, [perl, join(dir, script), ...args.map(String)], caps);
   }
 
   function runPerl(
@@ -168,7 +206,11 @@ describe("attacks on the verdict cache's socket mark", {
     args: readonly (string | number)[],
     caps = '',
   ): Promise<string> {
-    const child = spawnPerl(k, script, args, caps);
+    return outputOf(spawnPerl(k, script, args, caps));
+  }
+
+  /** Closes the child's stdin; resolves with its output, trimmed, once it exits. */
+  function outputOf(child: ChildProcess): Promise<string> {
     child.stdin!.end();
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
@@ -259,6 +301,33 @@ describe("attacks on the verdict cache's socket mark", {
       assert.ok(
         items.some((i) => i.user === 'nobody' && i.remote === `${SERVER_ADDR}:${DROPPED}`),
         `the engine decided it: ${JSON.stringify(items)}`,
+      );
+    });
+  });
+
+  test('with CAP_NET_RAW only, a 32-bit setsockopt or socketcall (not seen by the setsockopt guard) cannot set the decided bit for the next SYN', {
+    skip: typeof compatMark === 'string' ? compatMark : false,
+  }, async () => {
+    const exe = (compatMark as { exe: string }).exe;
+    await withEngine('mkcompat', PORT + 3, async (k) => {
+      await warm(k);
+      const attack = (how: string) =>
+        outputOf(spawnNobody(k, [exe, SERVER_ADDR, String(DROPPED), String(MARK_DECIDED), how], 'net_raw'));
+      // The native call: refused by the setsockopt guard.
+      assert.equal(await attack('native'), 'mark refused 1\nnot connected');
+      // The 32-bit calls pass no cgroup/setsockopt program (the kernel runs them for native calls
+      // only): the mark is set, and the sock_ops guard clears the bit before the SYN is sent again.
+      assert.equal(await attack('compat'), 'mark set\nnot connected', 'setsockopt as i386 system call 366');
+      assert.equal(
+        await attack('socketcall'),
+        'mark set\nnot connected',
+        'socketcall as i386 system call 102',
+      );
+      // The SYNs sent again were queued: the engine decided them.
+      const items = await k.logs({ kind: 'connection', verdict: 'deny', application: exe });
+      assert.ok(
+        items.some((i) => i.user === 'nobody' && i.remote === `${SERVER_ADDR}:${DROPPED}`),
+        `the engine decided them: ${JSON.stringify(items)}`,
       );
     });
   });
