@@ -17,8 +17,14 @@
  * (`verdictCache.liveness`). A renewer that ended, or that renewed nothing for STALL_MS, is started
  * again (its whole process group ended first) after RESTART_FIRST_MS, doubled after each restart
  * that renewed nothing, at most RESTART_MAX_MS: one that cannot start does not spin.
+ *
+ * The first start waits until no TCP socket of the namespace that was connecting then (SYN_SENT) is
+ * still connecting: a socket whose connect began before the mark guards were attached
+ * (native/bpf_guard.c) has no guard for its SYNs sent again, and one given the decided bit would be
+ * accepted (docs/security.md). Sockets connecting later are guarded and not waited for.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { TABLE_FAMILY, TABLE_NAME } from '../kernel/ruleset.js';
 import { LIVE_RENEW_MS, LIVE_SET, LIVE_TIMEOUT_S } from '../kernel/ruleset-guards.js';
@@ -58,11 +64,24 @@ export class CacheLiveness {
   #lastError: string | undefined;
   /** What went wrong since the last renewal the kernel took (logged once), or null. */
   #trouble: 'refused' | 'ended' | 'stalled' | null = null;
+  readonly #connecting: () => Promise<Set<string>>;
+  /** Before the first start: the sockets connecting since before the guards, still waited for. */
+  #unguarded: Set<string> | undefined;
+  #waiting: NodeJS.Timeout | undefined;
+  #snapshot = false;
 
-  /** `remove()` takes the element out of the kernel and resolves whether the kernel took it. */
-  constructor(remove: () => Promise<boolean>, log: EngineLog) {
+  /**
+   * `remove()` takes the element out of the kernel and resolves whether the kernel took it;
+   * `connecting()` gives the namespace's connecting TCP sockets (inodes).
+   */
+  constructor(
+    remove: () => Promise<boolean>,
+    log: EngineLog,
+    connecting: () => Promise<Set<string>> = connectingSockets,
+  ) {
     this.#remove = remove;
     this.#log = log;
+    this.#connecting = connecting;
   }
 
   /** Starts the renewer (at once, also when a restart waits), or has it renew at once. */
@@ -72,9 +91,49 @@ export class CacheLiveness {
       this.#child.stdin?.write('renew\n');
       return;
     }
+    if (this.#unguarded === undefined) {
+      this.#unguarded = new Set();
+      void this.#waitForUnguarded();
+      return;
+    }
+    if (this.#waiting !== undefined || !this.#snapshot || this.#unguarded.size > 0) return; // the wait starts it
     if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer);
     this.#restartTimer = undefined;
     this.#start();
+  }
+
+  /** Starts the renewer once none of the sockets connecting at the first read still connects. */
+  async #waitForUnguarded(): Promise<void> {
+    this.#waiting = undefined;
+    let now: Set<string> | null = null;
+    try {
+      now = await this.#connecting();
+    } catch (e) {
+      // Unknown: not started (its connections stay queued), read again; logged once.
+      const why = `reading the connecting sockets failed: ${(e as Error).message}`;
+      if (this.#lastError !== why) this.#log('error', `the verdict cache's liveness: ${why}; trying again`);
+      this.#lastError = why;
+    }
+    if (this.#ending) return;
+    if (now !== null) {
+      const first = !this.#snapshot;
+      this.#snapshot = true;
+      const left = first ? now : new Set([...this.#unguarded!].filter((s) => now.has(s)));
+      this.#unguarded = left;
+      if (left.size === 0) {
+        if (!first)
+          this.#log('info', "the verdict cache's liveness: the connections begun before its guards are over");
+        this.#start();
+        return;
+      }
+      if (first)
+        this.#log(
+          'info',
+          `the verdict cache's liveness waits for ${left.size} TCP connections begun before its mark guards were attached (their SYNs sent again are not guarded): its connections are queued until they are over`,
+        );
+    }
+    this.#waiting = setTimeout(() => void this.#waitForUnguarded(), LIVE_RENEW_MS);
+    this.#waiting.unref();
   }
 
   #start(): void {
@@ -181,7 +240,9 @@ export class CacheLiveness {
       : this.#child === undefined
         ? this.#restartTimer !== undefined
           ? 'restarting'
-          : 'stopped'
+          : this.#unguarded !== undefined && this.#renewals === 0 && this.#restarts === 0
+            ? 'waiting'
+            : 'stopped'
         : this.#trouble === null && live
           ? 'renewing'
           : this.#trouble === null && now - this.#startedAt < LIVE_TIMEOUT_S * 1000
@@ -195,6 +256,9 @@ export class CacheLiveness {
       restarts: this.#restarts,
       ...(this.#lastRenewal > 0 ? { lastRenewal: new Date(this.#lastRenewal).toISOString() } : {}),
       ...(this.#lastError !== undefined ? { lastError: this.#lastError } : {}),
+      ...(this.#unguarded !== undefined && this.#unguarded.size > 0
+        ? { unguarded: this.#unguarded.size }
+        : {}),
     };
   }
 
@@ -204,7 +268,8 @@ export class CacheLiveness {
     this.#ending = true;
     if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer);
     if (this.#watch !== undefined) clearInterval(this.#watch);
-    this.#restartTimer = this.#watch = undefined;
+    if (this.#waiting !== undefined) clearTimeout(this.#waiting);
+    this.#restartTimer = this.#watch = this.#waiting = undefined;
     if (child !== undefined) {
       const exited = new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) resolve();
@@ -234,4 +299,24 @@ function endGroup(child: ChildProcess): void {
   } catch {
     // Every process of the group has ended already.
   }
+}
+
+/** TCP sockets of this process's network namespace in SYN_SENT (state 02 of /proc/self/net/tcp, tcp6): their inodes. */
+export async function connectingSockets(): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const file of ['/proc/self/net/tcp', '/proc/self/net/tcp6']) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (e) {
+      // No IPv6 in this kernel: no such sockets.
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' && file.endsWith('6')) continue;
+      throw e;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[3] === '02' && f[9] !== undefined) out.add(f[9]);
+    }
+  }
+  return out;
 }

@@ -163,11 +163,11 @@ export interface VerdictCacheState {
 
 /**
  * engine.status `verdictCache.liveness`: `live` while the element is in the kernel (renewed within its
- * 2 s timeout); `state` is `starting`, `renewing`, `failing` (nft refuses the renewals, or none came),
+ * 2 s timeout); `state` is `waiting` (for `unguarded` connections), `starting`, `renewing`, `failing` (nft refuses the renewals, or none came),
  * `restarting` (the renewer ended: started again after a wait) or `stopped`; counts since the engine started.
  */
 export interface VerdictCacheLiveness {
-  readonly state: 'starting' | 'renewing' | 'failing' | 'restarting' | 'stopped';
+  readonly state: 'waiting' | 'starting' | 'renewing' | 'failing' | 'restarting' | 'stopped';
   readonly live: boolean;
   readonly renewals: number;
   readonly failures: number;
@@ -176,6 +176,8 @@ export interface VerdictCacheLiveness {
   readonly lastRenewal?: string;
   /** The last failure: nft's error, or how the renewer ended. */
   readonly lastError?: string;
+  /** While `waiting`: TCP connections begun before the mark guards were attached, still connecting. */
+  readonly unguarded?: number;
 }
 
 /** One rule subscription of the policy in engine.status. */

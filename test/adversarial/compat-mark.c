@@ -4,12 +4,14 @@
  * no multilib needed), which the kernel does not pass to cgroup/setsockopt programs.
  *
  *   compat-mark probe                       prints "ia32" when 32-bit system calls work (else dies)
- *   compat-mark HOST PORT MARK HOW          HOW: native, compat (setsockopt, i386 366) or
+ *   compat-mark HOST PORT MARK HOW [MS [hold]]
+ *                                           HOW: native, compat (setsockopt, i386 366) or
  *                                           socketcall (i386 102, SYS_SETSOCKOPT)
  * The second form connects without blocking to HOST:PORT (the connect programs see a miss and clear
- * the decided bit; the engine drops the SYN), then sets SO_MARK to MARK the HOW way and prints
- * "mark set" or "mark refused ERRNO", then waits 3.5 s for the SYN sent again (after 1 s and 3 s)
- * to connect: "connected" or "not connected".
+ * the decided bit; the engine drops the SYN); with `hold` it prints "connecting" and waits for a
+ * line on stdin. Then it sets SO_MARK to MARK the HOW way and prints "mark set" or "mark refused
+ * ERRNO", then waits MS ms (default 3500) for a SYN sent again (after 1, 3, 7, 15 s) to connect:
+ * "connected" or "not connected".
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,10 +48,11 @@ int main(int argc, char **argv) {
     puts("ia32");
     return 0;
   }
-  if (argc != 5) {
-    fprintf(stderr, "usage: compat-mark probe | HOST PORT MARK native|compat|socketcall\n");
+  if (argc < 5 || argc > 7 || (argc == 7 && strcmp(argv[6], "hold") != 0)) {
+    fprintf(stderr, "usage: compat-mark probe | HOST PORT MARK native|compat|socketcall [MS [hold]]\n");
     return 2;
   }
+  int wait_ms = argc >= 6 ? atoi(argv[5]) : 3500;
   setvbuf(stdout, NULL, _IONBF, 0);
   /* The option's value and socketcall's argument block, where 32-bit pointers reach. */
   uint32_t *low = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
@@ -70,6 +73,11 @@ int main(int argc, char **argv) {
   if (connect(s, (struct sockaddr *)&to, sizeof to) == 0 || errno != EINPROGRESS) {
     perror("connect");
     return 2;
+  }
+  if (argc == 7) {
+    printf("connecting\n");
+    char line[16];
+    if (fgets(line, sizeof line, stdin) == NULL) return 2;
   }
   low[0] = (uint32_t)strtoul(argv[3], NULL, 0);
   long err;
@@ -94,7 +102,7 @@ int main(int argc, char **argv) {
   else
     printf("mark refused %ld\n", -err);
   struct pollfd w = {.fd = s, .events = POLLOUT};
-  int n = poll(&w, 1, 3500);
+  int n = poll(&w, 1, wait_ms);
   int soerr = -1;
   socklen_t len = sizeof soerr;
   getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &len);

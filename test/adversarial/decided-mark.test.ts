@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -21,7 +21,7 @@ import { after, before, describe, test } from 'node:test';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from '../kernel/cgroup.js';
 import { kernelTestsUnavailable, SERVER_ADDR } from '../kernel/netns.js';
 import { PERL_CLIENT, perlScriptDir, type VerdictCacheStatus } from '../kernel/verdict-cache-client.js';
-import { denyAllPolicy, NODE } from '../kernel/wardend.js';
+import { denyAllPolicy, NODE, startWardend } from '../kernel/wardend.js';
 import { repoRoot } from '../repo-root.js';
 import { type KernelEngine, startKernelEngine } from './kernel-engine.js';
 
@@ -330,6 +330,68 @@ describe("attacks on the verdict cache's socket mark", {
         `the engine decided them: ${JSON.stringify(items)}`,
       );
     });
+  });
+
+  test('a socket connecting since before the engine started cannot be given the decided bit for its next SYN', {
+    skip: typeof compatMark === 'string' ? compatMark : false,
+  }, async () => {
+    const exe = (compatMark as { exe: string }).exe;
+    const port = PORT + 4;
+    const k = await engine('mkwin', port);
+    const dir2 = mkdtempSync(join(tmpdir(), 'warden-mkwin-'));
+    let second: (ChildProcess & { output: () => string }) | undefined;
+    let attacker: ChildProcess | undefined;
+    try {
+      // The first engine stops (onStop keep): its programs are detached, new connections dropped.
+      k.engine.kill('SIGTERM');
+      await exited(k);
+      // A connect begins with no guard attached; its SYN is dropped and sent again after 1, 3, 7, 15 s.
+      attacker = spawnNobody(
+        k,
+        [exe, SERVER_ADDR, String(DROPPED), String(MARK_DECIDED), 'compat', '12000', 'hold'],
+        'net_raw',
+      );
+      const lines: string[] = [];
+      const waiting: ((line: string) => void)[] = [];
+      createInterface({ input: attacker.stdout! }).on('line', (l) =>
+        (waiting.shift() ?? ((x) => lines.push(x)))(l),
+      );
+      const next = () =>
+        lines.length > 0 ? Promise.resolve(lines.shift()!) : new Promise<string>((r) => waiting.push(r));
+      assert.equal(await next(), 'connecting');
+      // Another engine with the cache starts in the same namespace (the same policy and settings).
+      mkdirSync(join(dir2, 'etc'));
+      writeFileSync(join(dir2, 'etc/policy.yaml'), denyAllPolicy(port, RULES(perl)));
+      writeFileSync(join(dir2, 'etc/settings.yaml'), SETTINGS);
+      process.env.WARDEN_BPF_CGROUP = `/${basename(cgroup.path)}`;
+      try {
+        second = await startWardend(k.pair, k.pair.client, dir2, port);
+      } finally {
+        delete process.env.WARDEN_BPF_CGROUP;
+      }
+      // Now the socket gets the bit (a 32-bit call: the setsockopt guard does not see it).
+      attacker.stdin!.write('go\n');
+      assert.equal(await next(), 'mark set');
+      assert.equal(await next(), 'not connected', 'the SYN sent again was queued and dropped');
+      const out = second.output();
+      assert.match(out, /waits for [1-9]\d* TCP connections begun before its mark guards were attached/, out);
+      // Once the socket is closed, the cache's connections are accepted again.
+      for (
+        let i = 0;
+        i < 50 && !second.output().includes('connections begun before its guards are over');
+        i++
+      )
+        await new Promise((r) => setTimeout(r, 100));
+      assert.match(second.output(), /connections begun before its guards are over/);
+    } finally {
+      if (attacker?.exitCode === null) attacker.kill('SIGKILL');
+      if (second !== undefined && second.exitCode === null) {
+        const gone = new Promise((r) => second!.once('exit', r));
+        second.kill('SIGTERM');
+        await gone;
+      }
+      rmSync(dir2, { recursive: true, force: true });
+    }
   });
 
   test('a socket the cache decided does not connect past the policy once the engine stopped (onStop keep)', async () => {
