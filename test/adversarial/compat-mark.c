@@ -5,8 +5,10 @@
  *
  *   compat-mark probe                       prints "ia32" when 32-bit system calls work (else dies)
  *   compat-mark HOST PORT MARK HOW [MS [hold]]
- *                                           HOW: native, compat (setsockopt, i386 366) or
- *                                           socketcall (i386 102, SYS_SETSOCKOPT)
+ *                                           HOW: native, compat (setsockopt, i386 366),
+ *                                           socketcall (i386 102, SYS_SETSOCKOPT), uring (an
+ *                                           io_uring SOCKET_URING_OP_SETSOCKOPT command) or
+ *                                           uring-compat (the same on a ring set up by i386 425)
  * The second form connects without blocking to HOST:PORT (the connect programs see a miss and clear
  * the decided bit; the engine drops the SYN); with `hold` it prints "connecting" and waits for a
  * line on stdin. Then it sets SO_MARK to MARK the HOW way and prints "mark set" or "mark refused
@@ -23,7 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/io_uring.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* A 32-bit system call: number in eax, arguments in ebx, ecx, edx, esi, edi; pointers below 4 GiB. */
@@ -34,6 +38,49 @@ static long sys32(long nr, long a, long b, long c, long d, long e) {
                    : "a"(nr), "b"(a), "c"(b), "d"(c), "S"(d), "D"(e)
                    : "memory", "r8", "r9", "r10", "r11");
   return ret;
+}
+
+/*
+ * setsockopt as an io_uring command (Linux 6.7; the system's header may be older: the fields by
+ * their offsets in struct io_uring_sqe). `compat`: the ring is set up by the 32-bit system call, so
+ * the kernel treats its commands as compat ones. 0 or -errno.
+ */
+static long uring_setsockopt(int s, uint32_t *value, int compat, struct io_uring_params *p) {
+  memset(p, 0, sizeof *p);
+  int ring = compat ? (int)sys32(425 /* i386 io_uring_setup */, 4, (long)(uintptr_t)p, 0, 0, 0)
+                    : (int)syscall(__NR_io_uring_setup, 4, p);
+  if (ring < 0) return compat ? ring : -errno;
+  size_t sq_size = p->sq_off.array + p->sq_entries * sizeof(uint32_t);
+  size_t cq_size = p->cq_off.cqes + p->cq_entries * sizeof(struct io_uring_cqe);
+  if (p->features & IORING_FEAT_SINGLE_MMAP) sq_size = cq_size = sq_size > cq_size ? sq_size : cq_size;
+  uint8_t *sq = mmap(NULL, sq_size, PROT_READ | PROT_WRITE, MAP_SHARED, ring, IORING_OFF_SQ_RING);
+  uint8_t *cq = (p->features & IORING_FEAT_SINGLE_MMAP)
+                    ? sq
+                    : mmap(NULL, cq_size, PROT_READ | PROT_WRITE, MAP_SHARED, ring, IORING_OFF_CQ_RING);
+  uint8_t *sqe = mmap(NULL, p->sq_entries * 64, PROT_READ | PROT_WRITE, MAP_SHARED, ring, IORING_OFF_SQES);
+  if (sq == MAP_FAILED || cq == MAP_FAILED || sqe == MAP_FAILED) return -ENOMEM;
+  memset(sqe, 0, 64);
+  sqe[0] = IORING_OP_URING_CMD;
+  memcpy(sqe + 4, &s, 4);
+  uint32_t word = 3; /* SOCKET_URING_OP_SETSOCKOPT, at cmd_op */
+  memcpy(sqe + 8, &word, 4);
+  word = SOL_SOCKET; /* level */
+  memcpy(sqe + 16, &word, 4);
+  word = SO_MARK; /* optname */
+  memcpy(sqe + 20, &word, 4);
+  word = 4; /* optlen */
+  memcpy(sqe + 44, &word, 4);
+  uint64_t optval = (uint64_t)(uintptr_t)value;
+  memcpy(sqe + 48, &optval, 8);
+  uint32_t *tail = (uint32_t *)(sq + p->sq_off.tail);
+  uint32_t mask = *(uint32_t *)(sq + p->sq_off.ring_mask);
+  ((uint32_t *)(sq + p->sq_off.array))[*tail & mask] = 0;
+  __atomic_store_n(tail, *tail + 1, __ATOMIC_RELEASE);
+  if (syscall(__NR_io_uring_enter, ring, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0) return -errno;
+  uint32_t head = __atomic_load_n((uint32_t *)(cq + p->cq_off.head), __ATOMIC_ACQUIRE);
+  uint32_t cq_mask = *(uint32_t *)(cq + p->cq_off.ring_mask);
+  struct io_uring_cqe *cqe = (struct io_uring_cqe *)(cq + p->cq_off.cqes) + (head & cq_mask);
+  return cqe->res;
 }
 
 #define I386_GETPID 20
@@ -49,7 +96,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (argc < 5 || argc > 7 || (argc == 7 && strcmp(argv[6], "hold") != 0)) {
-    fprintf(stderr, "usage: compat-mark probe | HOST PORT MARK native|compat|socketcall [MS [hold]]\n");
+    fprintf(stderr, "usage: compat-mark probe | HOST PORT MARK native|compat|socketcall|uring|uring-compat [MS [hold]]\n");
     return 2;
   }
   int wait_ms = argc >= 6 ? atoi(argv[5]) : 3500;
@@ -93,6 +140,8 @@ int main(int argc, char **argv) {
     args[3] = (uint32_t)(uintptr_t)low;
     args[4] = 4;
     err = sys32(I386_SOCKETCALL, SYS_SETSOCKOPT_, (long)(uintptr_t)args, 0, 0, 0);
+  } else if (strcmp(argv[4], "uring") == 0 || strcmp(argv[4], "uring-compat") == 0) {
+    err = uring_setsockopt(s, low, strcmp(argv[4], "uring-compat") == 0, (struct io_uring_params *)(low + 16));
   } else {
     fprintf(stderr, "compat-mark: unknown way %s\n", argv[4]);
     return 2;

@@ -6,8 +6,9 @@
  *   (onStop keep) or was killed, the same socket connects to a destination the policy refuses;
  * - with CAP_NET_RAW only (enough to set SO_MARK since Linux 5.17), a connection the engine dropped
  *   sets the bit on its socket: the SYN sent again would be accepted. Also by the 32-bit setsockopt
- *   and socketcall system calls of a 64-bit process (compat-mark.c, compiled here), which the kernel
- *   passes to no cgroup/setsockopt program.
+ *   and socketcall system calls of a 64-bit process and an io_uring command on a ring set up by a
+ *   32-bit call (compat-mark.c, compiled here), which the kernel passes to no cgroup/setsockopt
+ *   program; and on a socket whose connect began before the engine (re)started.
  * With onEngineFailure closed a new connection must be dropped while no engine runs.
  */
 import assert from 'node:assert/strict';
@@ -305,7 +306,7 @@ describe("attacks on the verdict cache's socket mark", {
     });
   });
 
-  test('with CAP_NET_RAW only, a 32-bit setsockopt or socketcall (not seen by the setsockopt guard) cannot set the decided bit for the next SYN', {
+  test('with CAP_NET_RAW only, a 32-bit setsockopt or socketcall, or io_uring on a 32-bit ring (not seen by the setsockopt guard), cannot set the decided bit for the next SYN', {
     skip: typeof compatMark === 'string' ? compatMark : false,
   }, async () => {
     const exe = (compatMark as { exe: string }).exe;
@@ -313,20 +314,23 @@ describe("attacks on the verdict cache's socket mark", {
       await warm(k);
       const attack = (how: string) =>
         outputOf(spawnNobody(k, [exe, SERVER_ADDR, String(DROPPED), String(MARK_DECIDED), how], 'net_raw'));
-      // The native call: refused by the setsockopt guard.
-      assert.equal(await attack('native'), 'mark refused 1\nnot connected');
-      // The 32-bit calls pass no cgroup/setsockopt program (the kernel runs them for native calls
-      // only): the mark is set, and the sock_ops guard clears the bit before the SYN is sent again.
-      assert.equal(await attack('compat'), 'mark set\nnot connected', 'setsockopt as i386 system call 366');
-      assert.equal(
-        await attack('socketcall'),
-        'mark set\nnot connected',
-        'socketcall as i386 system call 102',
-      );
+      // At once (each on its own socket). The native call and an io_uring command on a native ring:
+      // refused by the setsockopt guard. The 32-bit calls, and a command on a ring set up by one, pass
+      // no cgroup/setsockopt program (the kernel runs them for native calls only): the mark is set,
+      // and the sock_ops guard clears the bit before the SYN is sent again.
+      const ways = ['native', 'uring', 'compat', 'socketcall', 'uring-compat'];
+      const results = await Promise.all(ways.map(attack));
+      assert.deepEqual(Object.fromEntries(ways.map((w, i) => [w, results[i]])), {
+        native: 'mark refused 1\nnot connected',
+        uring: 'mark refused 1\nnot connected',
+        compat: 'mark set\nnot connected',
+        socketcall: 'mark set\nnot connected',
+        'uring-compat': 'mark set\nnot connected',
+      });
       // The SYNs sent again were queued: the engine decided them.
       const items = await k.logs({ kind: 'connection', verdict: 'deny', application: exe });
       assert.ok(
-        items.some((i) => i.user === 'nobody' && i.remote === `${SERVER_ADDR}:${DROPPED}`),
+        items.filter((i) => i.user === 'nobody' && i.remote === `${SERVER_ADDR}:${DROPPED}`).length > 0,
         `the engine decided them: ${JSON.stringify(items)}`,
       );
     });
