@@ -13,7 +13,7 @@
  * the decided bit; the engine drops the SYN); with `hold` it prints "connecting" and waits for a
  * line on stdin. Then it sets SO_MARK to MARK the HOW way and prints "mark set" or "mark refused
  * ERRNO", then waits MS ms (default 3500) for a SYN sent again (after 1, 3, 7, 15 s) to connect:
- * "connected" or "not connected".
+ * "connected" or "not connected", and prints the socket's mark then ("mark 0x...", "mark 0").
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -156,5 +156,9 @@ int main(int argc, char **argv) {
   socklen_t len = sizeof soerr;
   getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &len);
   printf(n > 0 && soerr == 0 ? "connected\n" : "not connected\n");
+  uint32_t mark = 0;
+  len = sizeof mark;
+  getsockopt(s, SOL_SOCKET, SO_MARK, &mark, &len);
+  printf("mark %#x\n", mark);
   return 0;
 }

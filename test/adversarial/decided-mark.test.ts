@@ -320,12 +320,13 @@ describe("attacks on the verdict cache's socket mark", {
       // and the sock_ops guard clears the bit before the SYN is sent again.
       const ways = ['native', 'uring', 'compat', 'socketcall', 'uring-compat'];
       const results = await Promise.all(ways.map(attack));
+      // Its mark after the SYNs sent again: the bit was taken off.
       assert.deepEqual(Object.fromEntries(ways.map((w, i) => [w, results[i]])), {
-        native: 'mark refused 1\nnot connected',
-        uring: 'mark refused 1\nnot connected',
-        compat: 'mark set\nnot connected',
-        socketcall: 'mark set\nnot connected',
-        'uring-compat': 'mark set\nnot connected',
+        native: 'mark refused 1\nnot connected\nmark 0',
+        uring: 'mark refused 1\nnot connected\nmark 0',
+        compat: 'mark set\nnot connected\nmark 0',
+        socketcall: 'mark set\nnot connected\nmark 0',
+        'uring-compat': 'mark set\nnot connected\nmark 0',
       });
       // The SYNs sent again were queued: the engine decided them.
       const items = await k.logs({ kind: 'connection', verdict: 'deny', application: exe });
@@ -377,6 +378,7 @@ describe("attacks on the verdict cache's socket mark", {
       attacker.stdin!.write('go\n');
       assert.equal(await next(), 'mark set');
       assert.equal(await next(), 'not connected', 'the SYN sent again was queued and dropped');
+      assert.equal(await next(), `mark 0x${MARK_DECIDED.toString(16)}`, 'no guard cleared this one');
       const out = second.output();
       assert.match(out, /waits for [1-9]\d* TCP connections begun before its mark guards were attached/, out);
       // Once the socket is closed, the cache's connections are accepted again.
