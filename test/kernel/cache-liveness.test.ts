@@ -190,8 +190,10 @@ describe("the verdict cache's liveness renewer", {
     assert.ok(old, 'the engine has a renewer (bash and nft)');
 
     // The process doing the renewals: the loop ends on its broken pipe, then bash.
+    const killed = Date.now();
     process.kill(old.nft, 'SIGKILL');
     const restarted = await waitFor('restarted', (l) => l.restarts >= 1 && l.state === 'renewing' && l.live);
+    console.log(`renewing again ${Date.now() - killed} ms after the kill (status polled every 100 ms)`);
     assert.match(restarted.lastError ?? '', /the renewer ended/);
     assert.match(liveElement(), /elements = \{ tcp expires /);
     const now = renewerOf(k.engine.pid!);
