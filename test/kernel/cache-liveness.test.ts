@@ -4,8 +4,9 @@
  * a cgroup of the test's own. The renewer's processes are killed by pid, as a crash or an OOM kill
  * would: the engine logs it once, starts it again, engine.status shows it, and the cache's
  * connections are decided in the kernel again (proved with the engine stopped by SIGSTOP: a queued
- * connection would wait for it and time out). A refused renewal (the table gone) is logged once,
- * shown, and over once an apply loads the table again.
+ * connection would wait for it and time out). A renewer that renews nothing (its nft stopped) is
+ * ended and started again. A refused renewal (the table gone) is logged once, shown, and over once
+ * an apply loads the table again.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -13,6 +14,7 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
+import { STALL_MS } from '../../src/engine/cache-live.js';
 import type { VerdictCacheLiveness } from '../../src/protocol/methods.js';
 import { type KernelEngine, startKernelEngine } from '../adversarial/kernel-engine.js';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from './cgroup.js';
@@ -210,6 +212,24 @@ describe("the verdict cache's liveness renewer", {
     await decidedInKernel();
     // One line per episode: two kills, two lines.
     assert.equal(count(k.engine.output(), ENDED), 2, k.engine.output());
+  });
+
+  test('a renewer that renews nothing (its nft stopped) is ended and started again', async () => {
+    const before = await waitFor('renewing', (l) => l.state === 'renewing' && l.live);
+    const r = renewerOf(k.engine.pid!);
+    assert.ok(r, 'the engine has a renewer');
+    process.kill(r.nft, 'SIGSTOP');
+    await waitFor('failing', (l) => l.state === 'failing' && !l.live);
+    const back = await waitFor(
+      'restarted',
+      (l) => l.restarts > before.restarts && l.state === 'renewing' && l.live,
+      STALL_MS + 10_000,
+    );
+    assert.match(back.lastError ?? '', /renewed nothing for 10 s/);
+    for (const pid of r.members)
+      assert.equal(alive(pid), false, `process ${pid} of the stalled renewer ended`);
+    assert.equal(count(k.engine.output(), 'ending and starting it again'), 1, k.engine.output());
+    await decidedInKernel();
   });
 
   test('a renewal nft refuses is logged once per episode and shown, and renewing resumes after an apply', async () => {
