@@ -115,8 +115,11 @@ void bpf_cache_free(struct bpf_cache *c);
 /* The cache of an open handle, or NULL. */
 struct bpf_cache *bpf_attr_cache(napi_env env, napi_value handle);
 
-/* Loads the setsockopt guard (bpf_guard.c) and attaches it to the cgroup; 0 or -errno. */
-int bpf_guard_attach(int cgroup_fd, int *prog_fd, int *link_fd);
+/*
+ * Loads the mark guards (bpf_guard.c: a cgroup/setsockopt and a sock_ops program) and attaches
+ * them to the cgroup; `*first` and `*second` are their links (closing both detaches them); 0 or -errno.
+ */
+int bpf_guard_attach(int cgroup_fd, int *first, int *second);
 /* Reads the offsets from /sys/kernel/btf/vmlinux; 0 or -1. */
 int bpf_btf_offsets(struct bpf_task_offsets *out);
 /* The map fd of an open handle (from bpfAttributionOpen), or -1. */

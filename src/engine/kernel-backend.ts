@@ -558,7 +558,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
                 ? `${cacheWhy} (${vcache.discarded} hits since were queued, not logged as the cache's)`
                 : cacheWhy,
           }
-        : { inUse: true, ...vcache.status() },
+        : { inUse: true, ...vcache.status(), ...(live !== null ? { liveness: live.status() } : {}) },
     reload: apply,
     async stop() {
       if (expiryTimer) clearTimeout(expiryTimer);

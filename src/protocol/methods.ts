@@ -157,6 +157,27 @@ export interface VerdictCacheState {
   readonly unknown?: number;
   /** Allowed connections that were not inserted, by reason (e.g. "its rules use fields outside the key"). */
   readonly skipped?: Readonly<Record<string, number>>;
+  /** The liveness element the ruleset requires to accept the cache's connections (src/engine/cache-live.ts). */
+  readonly liveness?: VerdictCacheLiveness;
+}
+
+/**
+ * engine.status `verdictCache.liveness`: `live` while the element is in the kernel (renewed within its
+ * 2 s timeout); `state` is `waiting` (for `unguarded` connections), `starting`, `renewing`, `failing` (nft refuses the renewals, or none came),
+ * `restarting` (the renewer ended: started again after a wait) or `stopped`; counts since the engine started.
+ */
+export interface VerdictCacheLiveness {
+  readonly state: 'waiting' | 'starting' | 'renewing' | 'failing' | 'restarting' | 'stopped';
+  readonly live: boolean;
+  readonly renewals: number;
+  readonly failures: number;
+  readonly restarts: number;
+  /** ISO 8601 time of the last renewal the kernel took. */
+  readonly lastRenewal?: string;
+  /** The last failure: nft's error, or how the renewer ended. */
+  readonly lastError?: string;
+  /** While `waiting`: TCP connections begun before the mark guards were attached, still connecting. */
+  readonly unguarded?: number;
 }
 
 /** One rule subscription of the policy in engine.status. */

@@ -5,19 +5,25 @@
  * - a socket the cache decided keeps the bit after connect(AF_UNSPEC); once the engine stopped
  *   (onStop keep) or was killed, the same socket connects to a destination the policy refuses;
  * - with CAP_NET_RAW only (enough to set SO_MARK since Linux 5.17), a connection the engine dropped
- *   sets the bit on its socket: the SYN sent again would be accepted.
+ *   sets the bit on its socket: the SYN sent again would be accepted. Also by the 32-bit setsockopt
+ *   and socketcall system calls of a 64-bit process and an io_uring command on a ring set up by a
+ *   32-bit call (compat-mark.c, compiled here), which the kernel passes to no cgroup/setsockopt
+ *   program; and on a socket whose connect began before the engine (re)started.
  * With onEngineFailure closed a new connection must be dropped while no engine runs.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from '../kernel/cgroup.js';
 import { kernelTestsUnavailable, SERVER_ADDR } from '../kernel/netns.js';
 import { PERL_CLIENT, perlScriptDir, type VerdictCacheStatus } from '../kernel/verdict-cache-client.js';
-import { denyAllPolicy, NODE } from '../kernel/wardend.js';
+import { denyAllPolicy, NODE, startWardend } from '../kernel/wardend.js';
+import { repoRoot } from '../repo-root.js';
 import { type KernelEngine, startKernelEngine } from './kernel-engine.js';
 
 const PORT = 44363;
@@ -93,8 +99,37 @@ const RULES = (perl: string) => `  - name: perl to the allowed port
 
 const SETTINGS = 'enforcement:\n  onEngineFailure: closed\n  onStop: keep\n';
 
+/**
+ * compat-mark.c compiled with gcc in a directory nobody can read (the attacker runs as nobody), after
+ * checking that this kernel takes 32-bit system calls; or why the attack cannot be made here.
+ */
+function buildCompatMark(): { dir: string; exe: string } | string {
+  if (process.arch !== 'x64')
+    return `32-bit system calls by int $0x80 are an x86-64 attack (${process.arch} here)`;
+  if (process.getuid?.() !== 0) return 'needs root';
+  const dir = mkdtempSync(join(tmpdir(), 'warden-compat-mark-'));
+  chmodSync(dir, 0o755);
+  const exe = join(dir, 'compat-mark');
+  const source = join(repoRoot(import.meta.url), 'test/adversarial/compat-mark.c');
+  try {
+    execFileSync('gcc', ['-O2', '-Wall', '-o', exe, source], { stdio: 'pipe' });
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    return `cannot compile ${source} with gcc: ${(e as Error).message}`;
+  }
+  chmodSync(exe, 0o755);
+  const probe = spawnSync(exe, ['probe'], { encoding: 'utf8' });
+  if (probe.stdout.trim() !== 'ia32') {
+    rmSync(dir, { recursive: true, force: true });
+    return `this kernel takes no 32-bit system calls (CONFIG_IA32_EMULATION off, or ia32_emulation=0 on its command line): the probe ended with ${probe.signal ?? probe.status}`;
+  }
+  return { dir, exe };
+}
+const unavailable = kernelTestsUnavailable() ?? cgroupTestsUnavailable();
+const compatMark = unavailable === null ? buildCompatMark() : unavailable;
+
 describe("attacks on the verdict cache's socket mark", {
-  skip: kernelTestsUnavailable() ?? cgroupTestsUnavailable() ?? undefined,
+  skip: unavailable ?? undefined,
 }, () => {
   let cgroup: TestCgroup;
   let dir: string;
@@ -115,6 +150,7 @@ describe("attacks on the verdict cache's socket mark", {
     for (const k of engines) k.close();
     await cgroup?.remove();
     rmSync(dir, { recursive: true, force: true });
+    if (typeof compatMark === 'object') rmSync(compatMark.dir, { recursive: true, force: true });
   });
 
   /** An engine in a namespace pair of its own, with both ports listening on the server side. */
@@ -137,13 +173,8 @@ describe("attacks on the verdict cache's socket mark", {
     return k;
   }
 
-  /** perl as nobody (with `caps` as ambient capabilities) in the client namespace and the test cgroup. */
-  function spawnPerl(
-    k: KernelEngine,
-    script: string,
-    args: readonly (string | number)[],
-    caps = '',
-  ): ChildProcess {
+  /** `argv` as nobody (with `caps` as ambient capabilities) in the client namespace and the test cgroup. */
+  function spawnNobody(k: KernelEngine, argv: readonly string[], caps = ''): ChildProcess {
     const capArgs = caps === '' ? [] : [`--inh-caps=+${caps}`, `--ambient-caps=+${caps}`];
     return cgroup.spawn(
       'nsenter',
@@ -154,12 +185,20 @@ describe("attacks on the verdict cache's socket mark", {
         '--regid=65534',
         '--clear-groups',
         ...capArgs,
-        perl,
-        join(dir, script),
-        ...args.map(String),
+        ...argv,
       ],
       { stdio: ['pipe', 'pipe', 'inherit'] },
     );
+  }
+
+  /** perl as nobody, running `script` of the test's directory. */
+  function spawnPerl(
+    k: KernelEngine,
+    script: string,
+    args: readonly (string | number)[],
+    caps = '',
+  ): ChildProcess {
+    return spawnNobody(k, [perl, join(dir, script), ...args.map(String)], caps);
   }
 
   function runPerl(
@@ -168,7 +207,11 @@ describe("attacks on the verdict cache's socket mark", {
     args: readonly (string | number)[],
     caps = '',
   ): Promise<string> {
-    const child = spawnPerl(k, script, args, caps);
+    return outputOf(spawnPerl(k, script, args, caps));
+  }
+
+  /** Closes the child's stdin; resolves with its output, trimmed, once it exits. */
+  function outputOf(child: ChildProcess): Promise<string> {
     child.stdin!.end();
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
@@ -261,6 +304,100 @@ describe("attacks on the verdict cache's socket mark", {
         `the engine decided it: ${JSON.stringify(items)}`,
       );
     });
+  });
+
+  test('with CAP_NET_RAW only, a 32-bit setsockopt or socketcall, or io_uring on a 32-bit ring (not seen by the setsockopt guard), cannot set the decided bit for the next SYN', {
+    skip: typeof compatMark === 'string' ? compatMark : false,
+  }, async () => {
+    const exe = (compatMark as { exe: string }).exe;
+    await withEngine('mkcompat', PORT + 3, async (k) => {
+      await warm(k);
+      const attack = (how: string) =>
+        outputOf(spawnNobody(k, [exe, SERVER_ADDR, String(DROPPED), String(MARK_DECIDED), how], 'net_raw'));
+      // At once (each on its own socket). The native call and an io_uring command on a native ring:
+      // refused by the setsockopt guard. The 32-bit calls, and a command on a ring set up by one, pass
+      // no cgroup/setsockopt program (the kernel runs them for native calls only): the mark is set,
+      // and the sock_ops guard clears the bit before the SYN is sent again.
+      const ways = ['native', 'uring', 'compat', 'socketcall', 'uring-compat'];
+      const results = await Promise.all(ways.map(attack));
+      // Its mark after the SYNs sent again: the bit was taken off.
+      assert.deepEqual(Object.fromEntries(ways.map((w, i) => [w, results[i]])), {
+        native: 'mark refused 1\nnot connected\nmark 0',
+        uring: 'mark refused 1\nnot connected\nmark 0',
+        compat: 'mark set\nnot connected\nmark 0',
+        socketcall: 'mark set\nnot connected\nmark 0',
+        'uring-compat': 'mark set\nnot connected\nmark 0',
+      });
+      // The SYNs sent again were queued: the engine decided them.
+      const items = await k.logs({ kind: 'connection', verdict: 'deny', application: exe });
+      assert.ok(
+        items.filter((i) => i.user === 'nobody' && i.remote === `${SERVER_ADDR}:${DROPPED}`).length > 0,
+        `the engine decided them: ${JSON.stringify(items)}`,
+      );
+    });
+  });
+
+  test('a socket connecting since before the engine started cannot be given the decided bit for its next SYN', {
+    skip: typeof compatMark === 'string' ? compatMark : false,
+  }, async () => {
+    const exe = (compatMark as { exe: string }).exe;
+    const port = PORT + 4;
+    const k = await engine('mkwin', port);
+    const dir2 = mkdtempSync(join(tmpdir(), 'warden-mkwin-'));
+    let second: (ChildProcess & { output: () => string }) | undefined;
+    let attacker: ChildProcess | undefined;
+    try {
+      // The first engine stops (onStop keep): its programs are detached, new connections dropped.
+      k.engine.kill('SIGTERM');
+      await exited(k);
+      // A connect begins with no guard attached; its SYN is dropped and sent again after 1, 3, 7, 15 s.
+      attacker = spawnNobody(
+        k,
+        [exe, SERVER_ADDR, String(DROPPED), String(MARK_DECIDED), 'compat', '12000', 'hold'],
+        'net_raw',
+      );
+      const lines: string[] = [];
+      const waiting: ((line: string) => void)[] = [];
+      createInterface({ input: attacker.stdout! }).on('line', (l) =>
+        (waiting.shift() ?? ((x) => lines.push(x)))(l),
+      );
+      const next = () =>
+        lines.length > 0 ? Promise.resolve(lines.shift()!) : new Promise<string>((r) => waiting.push(r));
+      assert.equal(await next(), 'connecting');
+      // Another engine with the cache starts in the same namespace (the same policy and settings).
+      mkdirSync(join(dir2, 'etc'));
+      writeFileSync(join(dir2, 'etc/policy.yaml'), denyAllPolicy(port, RULES(perl)));
+      writeFileSync(join(dir2, 'etc/settings.yaml'), SETTINGS);
+      process.env.WARDEN_BPF_CGROUP = `/${basename(cgroup.path)}`;
+      try {
+        second = await startWardend(k.pair, k.pair.client, dir2, port);
+      } finally {
+        delete process.env.WARDEN_BPF_CGROUP;
+      }
+      // Now the socket gets the bit (a 32-bit call: the setsockopt guard does not see it).
+      attacker.stdin!.write('go\n');
+      assert.equal(await next(), 'mark set');
+      assert.equal(await next(), 'not connected', 'the SYN sent again was queued and dropped');
+      assert.equal(await next(), `mark 0x${MARK_DECIDED.toString(16)}`, 'no guard cleared this one');
+      const out = second.output();
+      assert.match(out, /waits for [1-9]\d* TCP connections begun before its mark guards were attached/, out);
+      // Once the socket is closed, the cache's connections are accepted again.
+      for (
+        let i = 0;
+        i < 50 && !second.output().includes('connections begun before its guards are over');
+        i++
+      )
+        await new Promise((r) => setTimeout(r, 100));
+      assert.match(second.output(), /connections begun before its guards are over/);
+    } finally {
+      if (attacker?.exitCode === null) attacker.kill('SIGKILL');
+      if (second !== undefined && second.exitCode === null) {
+        const gone = new Promise((r) => second!.once('exit', r));
+        second.kill('SIGTERM');
+        await gone;
+      }
+      rmSync(dir2, { recursive: true, force: true });
+    }
   });
 
   test('a socket the cache decided does not connect past the policy once the engine stopped (onStop keep)', async () => {
