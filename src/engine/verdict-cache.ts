@@ -13,10 +13,12 @@
  * starts a new generation at once: no entry of the old one is found again, and a decision made
  * under the old policy is not inserted (the policy it was made with must still be in force).
  */
+
 import { formatIp } from '../ip/index.js';
 import type { BpfVerdictCache } from '../kernel/native.js';
 import type { RecordedProcess } from '../kernel/socket-lookup.js';
 import { verdictCacheKey } from '../kernel/verdict-cache-key.js';
+import { applicationIdOf } from '../policy/application-ids.js';
 import { type CompiledPolicy, type CompiledRule, type Decision, decide } from '../policy/index.js';
 import { PROTO_TCP } from '../policy/protocol-bits.js';
 import type { NewLogItem } from '../protocol/log-item.js';
@@ -363,7 +365,8 @@ function u64Text(high: number, low: number): string {
 /** True when the connection would be allowed (by rules of the key alone) if `application` made it. */
 function allowedAs(policy: CompiledPolicy, f: Judgement['facts'], application: string): boolean {
   if (!cacheableApplication(policy, application)) return false;
-  const d = decide(policy, { ...f, application });
+  // The number goes with the path: the facts' own is another application's.
+  const d = decide(policy, { ...f, application, applicationId: applicationIdOf(application) });
   return d.verdict === 'allow' && d.action === 'allow' && d.proposal === undefined;
 }
 
