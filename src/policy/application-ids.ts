@@ -30,6 +30,11 @@ export function applicationIdOf(path: string): number {
   return id;
 }
 
+/** The path's number if it has one (gives none). */
+export function numberedAs(path: string): number {
+  return ids.get(path) ?? NO_APPLICATION_ID;
+}
+
 /** From ApplicationKeys.known: nothing is remembered for this number and path. */
 export const NOT_REMEMBERED = -2;
 
@@ -50,9 +55,9 @@ export class ApplicationKeys {
     return NOT_REMEMBERED;
   }
 
-  /** Remembers the path's key under its number, unless the number is not one given here or is taken. */
+  /** Remembers the path's key under its number, unless the number is not the path's or is taken. */
   remember(id: number, path: string, key: number): void {
-    if (!(id >= 0 && id < MAX_APPLICATION_IDS) || (id | 0) !== id || path === '') return;
+    if (!(id >= 0 && id < MAX_APPLICATION_IDS) || numberedAs(path) !== id) return;
     if (id >= this.#paths.length) {
       // Numbers are given from 0 up and bounded: the arrays at most double, up to the bound.
       const size = Math.min(MAX_APPLICATION_IDS, Math.max(1024, this.#paths.length * 2, id + 1));
