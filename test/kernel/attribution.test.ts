@@ -17,6 +17,7 @@ import {
   ProcNetSocketLookup,
   type SocketLookup,
 } from '../../src/kernel/attribution.js';
+import { NO_APPLICATION_ID } from '../../src/policy/application-ids.js';
 import { CLIENT_ADDR, createNetnsPair, kernelTestsUnavailable, SERVER_ADDR, SERVER_ADDR6 } from './netns.js';
 
 /** A small Node program that opens one socket and prints its address as a JSON line, then waits. */
@@ -165,6 +166,7 @@ describe('attribution on loopback (this namespace)', () => {
     assert.deepEqual(partial, {
       pid: null,
       executable: null,
+      applicationId: NO_APPLICATION_ID,
       commandLine: [],
       script: null,
       uid: owner.uid,
