@@ -72,10 +72,17 @@ enum { TASK = REC - 8, MM = REC - 16, ARG_START = REC - 24, ARG_END = REC - 32, 
        INODE = REC - 48, SB = REC - 56, MNT = REC - 64, CRED = REC - 72, PARENT = REC - 80,
        DENTRY = REC - 96 /* 16 bytes: d_parent, d_name.hash_len */, CTX = REC - 104 };
 _Static_assert(CTX >= -512, "the programs' stack is 512 bytes");
-/* The verdict cache's key, event and new mark are built in the record's args once it is stored. */
-enum { CKEY = FIELD(args), CEVENT = CKEY + (int)sizeof(struct vcache_key), CMARK = CEVENT + (int)sizeof(struct vcache_event),
-       CZERO = CMARK + 8 };
-_Static_assert(CZERO + 8 <= FIELD(args) + BPF_ATTR_ARGS, "the cache's slots fit in the args");
+/*
+ * The verdict cache's key, event and new mark are built in the slots of the kernel pointers, which
+ * are dead once the record is read (only CTX is kept): the record stays whole on the stack, to be
+ * stored after the lookup when the connection is not a hit. The event is written over the key once
+ * the key's lookup is done.
+ */
+enum { CKEY = DENTRY, CEVENT = CKEY, CMARK = REC - 16, CZERO = REC - 8 };
+_Static_assert(CKEY + (int)sizeof(struct vcache_key) <= CMARK && CMARK + 8 <= CZERO && CZERO + 8 <= REC,
+               "the cache's slots fit between the record and CTX");
+_Static_assert(CTX + 8 <= CKEY && (int)sizeof(struct vcache_event) <= (int)sizeof(struct vcache_key),
+               "the key's slots do not reach CTX, and the event fits in them");
 _Static_assert(sizeof(struct bpf_attr_record) % 8 == 0, "the record is stored in 8-byte words");
 
 /* *(dst_slot) = the `size` bytes at *(u64 *)(r10 + ptr_slot) + off, by bpf_probe_read_kernel; r0 its result. */
@@ -137,43 +144,34 @@ static void key_field(program *p, int to, int from, int size) {
   else EMIT(p, LDX_W(R1, R10, from), STX_W(R10, R1, to));
 }
 
-/*
- * bpf_setsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, 4) with the mark in r2, unless it is the socket's
- * (r1). With `refuse`, a failure refuses the connect (return 0: EPERM): a bit that could not be
- * cleared must not let a connection pass undecided.
- */
-static void set_mark(program *p, size_t *done, int refuse) {
-  size_t same = jump(p, JEQ_REG(R1, R2));
-  EMIT(p, STX_W(R10, R2, CMARK), MOV64_REG(R1, R6), MOV64_IMM(R2, 1 /* SOL_SOCKET */),
-       MOV64_IMM(R3, 36 /* SO_MARK */), MOV64_REG(R4, R10), ADD64_IMM(R4, CMARK), MOV64_IMM(R5, 4),
-       CALL(BPF_FUNC_setsockopt));
-  if (refuse) {
-    size_t set = jump(p, JEQ_IMM(R0, 0));
-    EMIT(p, MOV64_IMM(R0, 0), EXIT());
-    land(p, set);
-  }
-  *done = jump(p, JA());
-  land(p, same);
+/* Stores the record on the stack under the cookie (r0: the update's result; r6-r9 are kept). */
+static void store_record(program *p, int map_fd) {
+  EMIT(p, LD_MAP_FD(R1, map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, KEY), MOV64_REG(R3, R10), ADD64_IMM(R3, REC),
+       MOV64_IMM(R4, BPF_ANY), CALL(BPF_FUNC_map_update_elem));
 }
 
 /*
- * The verdict cache's part of a connect program (after the record is stored; the context was kept
- * at CTX, the state's generation is part of the key): for a TCP socket, the key from the record and
- * the address; on a hit an event goes to the ring buffer and the socket's mark gets VCACHE_MARK (the
- * ruleset accepts its new connection without the queue); when the ring is full (never waited for)
- * the hit is counted as dropped and handled as a miss: queued, so still decided and logged; on a
- * miss the bit is cleared (a socket connecting again keeps no old verdict).
+ * The verdict cache's part of a connect program (the record is read but not yet stored; the
+ * context was kept at CTX, the state's generation is part of the key): for a TCP socket, the key
+ * from the record and the address; on a hit an event goes to the ring buffer and the socket's mark
+ * gets VCACHE_MARK (the ruleset accepts its new connection without the queue). A hit stores no
+ * record and removes the socket's earlier one (of its creation or an earlier connect): its
+ * connection is never queued while the engine lives, and one queued after all (the engine gone,
+ * the cache given up) is found by sock_diag and named from /proc, never from another process's
+ * record. When the ring is full (never waited for) the hit is counted as dropped and handled as a
+ * miss: queued, so still decided and logged. Every other connection stores the record, and a miss
+ * clears the bit (a socket connecting again keeps no old verdict).
  */
-static void cache_program(program *p, const struct bpf_cache *c, size_t hook) {
-  size_t exits[8];
-  size_t n = 0;
+static void cache_program(program *p, const struct bpf_cache *c, size_t hook, int map_fd) {
+  size_t store[8], exits[4];
+  size_t ns = 0, n = 0;
   EMIT(p, LDX_DW(R6, R10, CTX), LDX_W(R1, R6, SOCKADDR(type)));
-  exits[n++] = jump(p, JNE_IMM(R1, 1 /* SOCK_STREAM */));
+  store[ns++] = jump(p, JNE_IMM(R1, 1 /* SOCK_STREAM */));
   EMIT(p, LDX_W(R1, R6, SOCKADDR(protocol)));
-  exits[n++] = jump(p, JNE_IMM(R1, 6 /* IPPROTO_TCP */));
+  store[ns++] = jump(p, JNE_IMM(R1, 6 /* IPPROTO_TCP */));
   EMIT(p, ST_DW(R10, CZERO, 0), LD_MAP_FD(R1, c->state_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, CZERO),
        CALL(BPF_FUNC_map_lookup_elem));
-  exits[n++] = jump(p, JEQ_IMM(R0, 0));
+  store[ns++] = jump(p, JEQ_IMM(R0, 0));
   /* r7 the state, r8 the socket, r9 its mark; the engine's own connections miss. */
   EMIT(p, MOV64_REG(R7, R0), LDX_DW(R8, R6, SOCKADDR(sk)), LDX_W(R9, R8, (int)offsetof(struct bpf_sock, mark)),
        LDX_DW(R1, R10, FIELD(pid_tgid)), RSH64_IMM(R1, 32), LDX_DW(R2, R7, STATEF(engine_tgid)));
@@ -200,7 +198,7 @@ static void cache_program(program *p, const struct bpf_cache *c, size_t hook) {
   EMIT(p, LDX_DW(R1, R7, STATEF(generation)), STX_W(R10, R1, KEYF(generation)), ST_W(R10, KEYF(zero), 0),
        LD_MAP_FD(R1, c->map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, CKEY), CALL(BPF_FUNC_map_lookup_elem));
   size_t miss = jump(p, JEQ_IMM(R0, 0));
-  /* A hit: its event, then the mark bit set, counted. */
+  /* A hit: its event (over the key, which is no longer needed), then the mark bit set, counted. */
   EMIT(p, LDX_W(R1, R0, 0), STX_W(R10, R1, EVF(id)), LDX_DW(R1, R10, FIELD(pid_tgid)),
        STX_DW(R10, R1, EVF(pid_tgid)), LDX_DW(R1, R10, FIELD(boot_ns)), STX_DW(R10, R1, EVF(boot_ns)),
        LDX_W(R1, R10, FIELD(uid_gid)), STX_W(R10, R1, EVF(uid)), LDX_DW(R1, R10, KEY),
@@ -209,18 +207,35 @@ static void cache_program(program *p, const struct bpf_cache *c, size_t hook) {
        CALL(BPF_FUNC_ringbuf_output));
   /* No room for the event (the engine is behind): the connection goes to the queue, which logs it. */
   size_t full = jump(p, JNE_IMM(R0, 0));
-  EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(hits)), MOV64_REG(R1, R9), MOV64_REG(R2, R9),
+  EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(hits)), MOV64_REG(R2, R9),
        OR64_IMM(R2, (int32_t)VCACHE_MARK));
-  set_mark(p, &exits[n++], 0); /* not set: the connection is queued as without the cache */
+  size_t marked = jump(p, JEQ_REG(R9, R2));
+  EMIT(p, STX_W(R10, R2, CMARK), MOV64_REG(R1, R6), MOV64_IMM(R2, 1 /* SOL_SOCKET */),
+       MOV64_IMM(R3, 36 /* SO_MARK */), MOV64_REG(R4, R10), ADD64_IMM(R4, CMARK), MOV64_IMM(R5, 4),
+       CALL(BPF_FUNC_setsockopt));
+  /* Not set: the connection is queued as without the cache, and named by its record. */
+  store[ns++] = jump(p, JNE_IMM(R0, 0));
+  land(p, marked);
+  EMIT(p, LD_MAP_FD(R1, map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, KEY), CALL(BPF_FUNC_map_delete_elem));
   exits[n++] = jump(p, JA());
   land(p, full);
   EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(dropped)));
-  /* A miss: counted, the bit cleared. */
+  /* A miss: counted, the record stored, the bit cleared; should the kernel refuse to clear it, the
+   * connect is refused (return 0: EPERM): a bit that could not be cleared must not let a connection
+   * pass undecided. */
   land(p, miss);
   land(p, engine);
-  EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(misses)), MOV64_REG(R1, R9), MOV64_REG(R2, R9),
-       AND64_IMM(R2, (int32_t)~VCACHE_MARK));
-  set_mark(p, &exits[n++], 1);
+  EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(misses)));
+  store_record(p, map_fd);
+  EMIT(p, MOV64_REG(R2, R9), AND64_IMM(R2, (int32_t)~VCACHE_MARK));
+  exits[n++] = jump(p, JEQ_REG(R9, R2));
+  EMIT(p, STX_W(R10, R2, CMARK), MOV64_REG(R1, R6), MOV64_IMM(R2, 1 /* SOL_SOCKET */),
+       MOV64_IMM(R3, 36 /* SO_MARK */), MOV64_REG(R4, R10), ADD64_IMM(R4, CMARK), MOV64_IMM(R5, 4),
+       CALL(BPF_FUNC_setsockopt));
+  exits[n++] = jump(p, JEQ_IMM(R0, 0));
+  EMIT(p, MOV64_IMM(R0, 0), EXIT());
+  for (size_t i = 0; i < ns; i++) land(p, store[i]);
+  store_record(p, map_fd);
   for (size_t i = 0; i < n; i++) land(p, exits[i]);
   EMIT(p, MOV64_IMM(R0, 1), EXIT());
 }
@@ -279,9 +294,7 @@ static void record_program(program *p, int map_fd, size_t hook, const struct bpf
     map_update(p, map_fd);
     return;
   }
-  EMIT(p, LD_MAP_FD(R1, map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, KEY), MOV64_REG(R3, R10), ADD64_IMM(R3, REC),
-       MOV64_IMM(R4, BPF_ANY), CALL(BPF_FUNC_map_update_elem));
-  cache_program(p, cache, hook);
+  cache_program(p, cache, hook, map_fd);
 }
 
 /* Loads one program; returns its fd or -errno (the verifier's log is kept in verifier_log). */
