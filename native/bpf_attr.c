@@ -113,6 +113,7 @@ static void map_call(program *p, int map_fd, int helper) {
  * (that dentry minus its parent) is 0 when the path had at most BPF_ATTR_PATH_LEVELS levels.
  */
 static void path_fingerprint(program *p, const struct bpf_task_offsets *off) {
+  size_t root[BPF_ATTR_PATH_LEVELS];
   EMIT(p, MOV64_IMM(R6, 0), MOV64_IMM(R7, 0));
   read_kernel(p, DENTRY, FILE_, off->file_dentry, 8);
   EMIT(p, OR64_REG(R6, R0), LDX_DW(R8, R10, DENTRY));
@@ -120,9 +121,20 @@ static void path_fingerprint(program *p, const struct bpf_task_offsets *off) {
     EMIT(p, MOV64_REG(R3, R8), ADD64_IMM(R3, off->dentry_parent), MOV64_REG(R1, R10), ADD64_IMM(R1, DENTRY),
          MOV64_IMM(R2, 16), CALL(BPF_FUNC_probe_read_kernel), OR64_REG(R6, R0));
     if (level == BPF_ATTR_PATH_LEVELS) break; /* the last read only says whether the root was reached */
-    EMIT(p, LDX_DW(R8, R10, DENTRY), LDX_DW(R9, R10, DENTRY + 8), MUL64_IMM(R7, 0x5bd1e995),
-         ADD64_REG(R7, R9));
+    /* At the root (its own parent) every level left would read the root again and fold its hash:
+     * those folds are done at once (the tail below), without the reads. */
+    EMIT(p, LDX_DW(R1, R10, DENTRY), LDX_DW(R9, R10, DENTRY + 8));
+    root[level] = jump(p, JEQ_REG(R1, R8));
+    EMIT(p, MOV64_REG(R8, R1), MUL64_IMM(R7, 0x5bd1e995), ADD64_REG(R7, R9));
   }
+  size_t done = jump(p, JA());
+  /* Reached the root at level L: its hash (r9) folded once for each of the levels L..LEVELS-1, as the
+   * reads of those levels would have; the root's d_parent (r8) left in DENTRY, so path_rest is 0. */
+  for (int level = 0; level < BPF_ATTR_PATH_LEVELS; level++) {
+    land(p, root[level]);
+    EMIT(p, MUL64_IMM(R7, 0x5bd1e995), ADD64_REG(R7, R9));
+  }
+  land(p, done);
   EMIT(p, LDX_DW(R1, R10, DENTRY), MOV64_REG(R2, R8), SUB64_REG(R2, R1), STX_DW(R10, R2, FIELD(path_rest)),
        STX_DW(R10, R7, FIELD(path_hash)), STX_W(R10, R6, FIELD(path_read)));
 }
