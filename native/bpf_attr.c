@@ -2,8 +2,9 @@
  * Attribution by BPF (docs/attribution.md, "BPF path"): small cgroup programs, assembled here
  * instruction by instruction and loaded with the raw bpf() syscall (no libbpf, no ELF), record who
  * made each socket in an LRU hash keyed by the socket cookie:
- * - cgroup/sock_create (every inet socket), cgroup/connect4, connect6 (TCP and connected UDP),
- *   cgroup/sendmsg4, sendmsg6 (unconnected UDP sends): the current thread's pid and tgid, uid and
+ * - cgroup/sock_create (every inet socket but TCP's), cgroup/bind4, bind6 (TCP: a listener's
+ *   record), cgroup/connect4, connect6 (TCP and connected UDP), cgroup/sendmsg4, sendmsg6
+ *   (unconnected UDP sends): the current thread's pid and tgid, uid and
  *   gid, comm and the boot-time clock (bpf_ktime_get_boot_ns) go into the map, and, where the
  *   kernel's type information gives the offsets (bpf_btf.c), the first BPF_ATTR_ARGS bytes of the
  *   process's command line (bpf_probe_read_user: it never waits, a page not in memory fails), the
@@ -33,7 +34,12 @@
 #include "bpf_insn.h"
 #include "nl.h"
 
-/* The six attach points; the same record program serves the first five. */
+/*
+ * The eight attach points; the same record program serves the first seven (their index is the
+ * record's hook, BPF_ATTR_HOOK_*). A TCP socket is recorded when it binds or connects, not when it
+ * is made: most TCP sockets connect at once (the connect's record replaced the creation's, an LRU
+ * insert and a dozen probe reads each time for nothing), and a listener binds first.
+ */
 static const struct {
   enum bpf_prog_type type;
   enum bpf_attach_type attach;
@@ -44,8 +50,11 @@ static const struct {
     {BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET6_CONNECT, 0},
     {BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_UDP4_SENDMSG, 0},
     {BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_UDP6_SENDMSG, 0},
+    {BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET4_BIND, 0},
+    {BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET6_BIND, 0},
     {BPF_PROG_TYPE_CGROUP_SOCK, BPF_CGROUP_INET_SOCK_RELEASE, 1},
 };
+_Static_assert(BPF_ATTR_HOOK_BIND6 == 6, "the record's hook is the index in HOOKS");
 #define HOOK_COUNT (sizeof HOOKS / sizeof HOOKS[0])
 
 struct bpf_attr_handle {
@@ -258,6 +267,22 @@ static void record_program(program *p, int map_fd, size_t hook, const struct bpf
   const int cached = cache != NULL && off->known && off->exe_known && off->cred_known &&
                      (HOOKS[hook].attach == BPF_CGROUP_INET4_CONNECT || HOOKS[hook].attach == BPF_CGROUP_INET6_CONNECT);
   if (cached) EMIT(p, STX_DW(R10, R1, CTX));
+  /* TCP sockets are recorded at bind and connect only; the bind programs record nothing else (the
+   * other sockets have their creation's record). r1 is the context, kept. */
+  const enum bpf_attach_type attach = HOOKS[hook].attach;
+  if (attach == BPF_CGROUP_INET_SOCK_CREATE || attach == BPF_CGROUP_INET4_BIND || attach == BPF_CGROUP_INET6_BIND) {
+    const int sock = attach == BPF_CGROUP_INET_SOCK_CREATE;
+    EMIT(p, LDX_W(R2, R1, sock ? (int)offsetof(struct bpf_sock, type) : SOCKADDR(type)),
+         LDX_W(R3, R1, sock ? (int)offsetof(struct bpf_sock, protocol) : SOCKADDR(protocol)));
+    size_t other = jump(p, JNE_IMM(R2, 1 /* SOCK_STREAM */));
+    size_t not_tcp = jump(p, JNE_IMM(R3, 6 /* IPPROTO_TCP */));
+    if (sock) EMIT(p, MOV64_IMM(R0, 1), EXIT()); /* TCP at creation: not recorded */
+    size_t tcp = sock ? 0 : jump(p, JA());
+    land(p, other);
+    land(p, not_tcp);
+    if (!sock) EMIT(p, MOV64_IMM(R0, 1), EXIT()); /* not TCP at bind: not recorded */
+    if (!sock) land(p, tcp);
+  }
   cookie_key(p);
   EMIT(p, CALL(BPF_FUNC_get_current_pid_tgid), STX_DW(R10, R0, FIELD(pid_tgid)),
        CALL(BPF_FUNC_get_current_uid_gid), STX_DW(R10, R0, FIELD(uid_gid)), CALL(BPF_FUNC_ktime_get_boot_ns),
