@@ -165,8 +165,35 @@ static void key_field(program *p, int to, int from, int size) {
   else EMIT(p, LDX_W(R1, R10, from), STX_W(R10, R1, to));
 }
 
-/* Stores the record on the stack under the cookie (r0: the update's result; r6-r9 are kept). */
-static void store_record(program *p, int map_fd) {
+/* The command line: arg_end - arg_start and the first BPF_ATTR_ARGS bytes (mm at MM). */
+static void read_command_line(program *p, const struct bpf_task_offsets *off) {
+  read_kernel(p, ARG_START, MM, off->mm_arg_start, 8);
+  read_kernel(p, ARG_END, MM, off->mm_arg_end, 8);
+  EMIT(p, LDX_DW(R1, R10, ARG_END), LDX_DW(R2, R10, ARG_START), SUB64_REG(R1, R2),
+       STX_W(R10, R1, FIELD(args_len)), MOV64_REG(R1, R10), ADD64_IMM(R1, FIELD(args)),
+       MOV64_IMM(R2, BPF_ATTR_ARGS), LDX_DW(R3, R10, ARG_START), CALL(BPF_FUNC_probe_read_user),
+       STX_W(R10, R0, FIELD(args_read)));
+}
+
+/* The parent's tgid (task at TASK; the result of these reads is not recorded, as before). */
+static void read_parent(program *p, const struct bpf_task_offsets *off) {
+  read_kernel(p, PARENT, TASK, off->task_real_parent, 8);
+  read_kernel(p, FIELD(ppid), PARENT, off->task_tgid, 4);
+}
+
+/*
+ * Stores the record on the stack under the cookie (r0: the update's result; r6-r9 are kept). With
+ * `rest`, first what only the record holds, not the cache's key: the command line and the parent,
+ * which a connect program reads only when it stores (its task and mm read again: the cache's slots
+ * were built over them).
+ */
+static void store_record(program *p, int map_fd, const struct bpf_task_offsets *rest) {
+  if (rest != NULL) {
+    EMIT(p, CALL(BPF_FUNC_get_current_task), STX_DW(R10, R0, TASK));
+    read_kernel(p, MM, TASK, rest->task_mm, 8);
+    read_command_line(p, rest);
+    read_parent(p, rest);
+  }
   EMIT(p, LD_MAP_FD(R1, map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, KEY), MOV64_REG(R3, R10), ADD64_IMM(R3, REC),
        MOV64_IMM(R4, BPF_ANY), CALL(BPF_FUNC_map_update_elem));
 }
@@ -175,7 +202,8 @@ static void store_record(program *p, int map_fd) {
  * The verdict cache's part of a connect program (the record is read but not yet stored; the
  * context was kept at CTX, the state's generation is part of the key): for a TCP socket, the key
  * from the record and the address; on a hit an event goes to the ring buffer and the socket's mark
- * gets VCACHE_MARK (the ruleset accepts its new connection without the queue). A hit stores no
+ * gets VCACHE_MARK (the ruleset accepts its new connection without the queue). The record's
+ * command line and parent are read only on the way to storing it (store_record). A hit stores no
  * record and removes the socket's earlier one (of its creation or an earlier connect): its
  * connection is never queued while the engine lives, and one queued after all (the engine gone,
  * the cache given up) is found by sock_diag and named from /proc, never from another process's
@@ -183,7 +211,8 @@ static void store_record(program *p, int map_fd) {
  * miss: queued, so still decided and logged. Every other connection stores the record, and a miss
  * clears the bit (a socket connecting again keeps no old verdict).
  */
-static void cache_program(program *p, const struct bpf_cache *c, size_t hook, int map_fd) {
+static void cache_program(program *p, const struct bpf_cache *c, size_t hook, int map_fd,
+                          const struct bpf_task_offsets *off) {
   size_t store[8], exits[4];
   size_t ns = 0, n = 0;
   EMIT(p, LDX_DW(R6, R10, CTX), LDX_W(R1, R6, SOCKADDR(type)));
@@ -247,7 +276,7 @@ static void cache_program(program *p, const struct bpf_cache *c, size_t hook, in
   land(p, miss);
   land(p, engine);
   EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(misses)));
-  store_record(p, map_fd);
+  store_record(p, map_fd, off);
   EMIT(p, MOV64_REG(R2, R9), AND64_IMM(R2, (int32_t)~VCACHE_MARK));
   exits[n++] = jump(p, JEQ_REG(R9, R2));
   EMIT(p, STX_W(R10, R2, CMARK), MOV64_REG(R1, R6), MOV64_IMM(R2, 1 /* SOL_SOCKET */),
@@ -256,7 +285,7 @@ static void cache_program(program *p, const struct bpf_cache *c, size_t hook, in
   exits[n++] = jump(p, JEQ_IMM(R0, 0));
   EMIT(p, MOV64_IMM(R0, 0), EXIT());
   for (size_t i = 0; i < ns; i++) land(p, store[i]);
-  store_record(p, map_fd);
+  store_record(p, map_fd, off);
   for (size_t i = 0; i < n; i++) land(p, exits[i]);
   EMIT(p, MOV64_IMM(R0, 1), EXIT());
 }
@@ -298,12 +327,7 @@ static void record_program(program *p, int map_fd, size_t hook, const struct bpf
   }
   EMIT(p, CALL(BPF_FUNC_get_current_task), STX_DW(R10, R0, TASK));
   read_kernel(p, MM, TASK, off->task_mm, 8);
-  read_kernel(p, ARG_START, MM, off->mm_arg_start, 8);
-  read_kernel(p, ARG_END, MM, off->mm_arg_end, 8);
-  EMIT(p, LDX_DW(R1, R10, ARG_END), LDX_DW(R2, R10, ARG_START), SUB64_REG(R1, R2),
-       STX_W(R10, R1, FIELD(args_len)), MOV64_REG(R1, R10), ADD64_IMM(R1, FIELD(args)),
-       MOV64_IMM(R2, BPF_ATTR_ARGS), LDX_DW(R3, R10, ARG_START), CALL(BPF_FUNC_probe_read_user),
-       STX_W(R10, R0, FIELD(args_read)));
+  if (!cached) read_command_line(p, off);
   if (off->exe_known) {
     read_kernel(p, FILE_, MM, off->mm_exe_file, 8);
     read_kernel(p, INODE, FILE_, off->file_inode, 8);
@@ -321,8 +345,7 @@ static void record_program(program *p, int map_fd, size_t hook, const struct bpf
     path_fingerprint(p, off);
   }
   if (off->cred_known) {
-    read_kernel(p, PARENT, TASK, off->task_real_parent, 8);
-    read_kernel(p, FIELD(ppid), PARENT, off->task_tgid, 4);
+    if (!cached) read_parent(p, off);
     read_kernel(p, CRED, TASK, off->task_real_cred, 8);
     read_kernel(p, FIELD(euid), CRED, off->cred_euid, 4);
     EMIT(p, STX_W(R10, R0, FIELD(cred_read)));
@@ -331,7 +354,7 @@ static void record_program(program *p, int map_fd, size_t hook, const struct bpf
     map_update(p, map_fd);
     return;
   }
-  cache_program(p, cache, hook, map_fd);
+  cache_program(p, cache, hook, map_fd, off);
 }
 
 /* Loads one program; returns its fd or -errno (the verifier's log is kept in verifier_log). */
