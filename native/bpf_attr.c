@@ -148,6 +148,18 @@ static void path_fingerprint(program *p, const struct bpf_task_offsets *off) {
        STX_DW(R10, R7, FIELD(path_hash)), STX_W(R10, R6, FIELD(path_read)));
 }
 
+/*
+ * Deletes the record under the key at r10-8 if there is one: looked up first, without a lock, so
+ * the socket without a record (every TCP connection the verdict cache decided) takes no bucket
+ * lock with interrupts off, which a delete takes even for a key that is not there.
+ */
+static void delete_record(program *p, int map_fd) {
+  EMIT(p, LD_MAP_FD(R1, map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, KEY), CALL(BPF_FUNC_map_lookup_elem));
+  size_t none = jump(p, JEQ_IMM(R0, 0));
+  EMIT(p, LD_MAP_FD(R1, map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, KEY), CALL(BPF_FUNC_map_delete_elem));
+  land(p, none);
+}
+
 /* The record's update: value at the record's place on the stack. */
 static void map_update(program *p, int map_fd) {
   EMIT(p, MOV64_REG(R3, R10), ADD64_IMM(R3, REC), MOV64_IMM(R4, BPF_ANY));
@@ -266,7 +278,7 @@ static void cache_program(program *p, const struct bpf_cache *c, size_t hook, in
   /* Not set: the connection is queued as without the cache, and named by its record. */
   store[ns++] = jump(p, JNE_IMM(R0, 0));
   land(p, marked);
-  EMIT(p, LD_MAP_FD(R1, map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, KEY), CALL(BPF_FUNC_map_delete_elem));
+  delete_record(p, map_fd);
   exits[n++] = jump(p, JA());
   land(p, full);
   EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(dropped)));
@@ -363,7 +375,8 @@ static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *
   p.n = 0;
   if (HOOKS[hook].release) {
     cookie_key(&p);
-    map_call(&p, map_fd, BPF_FUNC_map_delete_elem);
+    delete_record(&p, map_fd);
+    EMIT(&p, MOV64_IMM(R0, 1), EXIT());
   } else {
     record_program(&p, map_fd, hook, off, cache);
   }
