@@ -34,12 +34,8 @@
 #include "bpf_insn.h"
 #include "nl.h"
 
-/*
- * The eight attach points; the same record program serves the first seven (their index is the
- * record's hook, BPF_ATTR_HOOK_*). A TCP socket is recorded when it binds or connects, not when it
- * is made: most TCP sockets connect at once (the connect's record replaced the creation's, an LRU
- * insert and a dozen probe reads each time for nothing), and a listener binds first.
- */
+/* The eight attach points; the same record program serves the first seven (index: the record's
+ * hook, BPF_ATTR_HOOK_*). TCP sockets are recorded at bind (listeners) and connect, not creation. */
 static const struct {
   enum bpf_prog_type type;
   enum bpf_attach_type attach;
@@ -81,12 +77,8 @@ enum { TASK = REC - 8, MM = REC - 16, ARG_START = REC - 24, ARG_END = REC - 32, 
        INODE = REC - 48, SB = REC - 56, MNT = REC - 64, CRED = REC - 72, PARENT = REC - 80,
        DENTRY = REC - 96 /* 16 bytes: d_parent, d_name.hash_len */, CTX = REC - 104 };
 _Static_assert(CTX >= -512, "the programs' stack is 512 bytes");
-/*
- * The verdict cache's key, event and new mark are built in the slots of the kernel pointers, which
- * are dead once the record is read (only CTX is kept): the record stays whole on the stack, to be
- * stored after the lookup when the connection is not a hit. The event is written over the key once
- * the key's lookup is done.
- */
+/* The verdict cache's key, event (over the key, once looked up) and new mark are built in the dead
+ * slots of the kernel pointers (CTX is kept): the record stays whole, stored after the lookup. */
 enum { CKEY = DENTRY, CEVENT = CKEY, CMARK = REC - 16, CZERO = REC - 8 };
 _Static_assert(CKEY + (int)sizeof(struct vcache_key) <= CMARK && CMARK + 8 <= CZERO && CZERO + 8 <= REC,
                "the cache's slots fit between the record and CTX");
@@ -148,11 +140,8 @@ static void path_fingerprint(program *p, const struct bpf_task_offsets *off) {
        STX_DW(R10, R7, FIELD(path_hash)), STX_W(R10, R6, FIELD(path_read)));
 }
 
-/*
- * Deletes the record under the key at r10-8 if there is one: looked up first, without a lock, so
- * the socket without a record (every TCP connection the verdict cache decided) takes no bucket
- * lock with interrupts off, which a delete takes even for a key that is not there.
- */
+/* Deletes the record under the key at r10-8 if any, looked up first without a lock: a delete takes
+ * the bucket lock with interrupts off even for a missing key (every cache hit's socket). */
 static void delete_record(program *p, int map_fd) {
   EMIT(p, LD_MAP_FD(R1, map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, KEY), CALL(BPF_FUNC_map_lookup_elem));
   size_t none = jump(p, JEQ_IMM(R0, 0));
@@ -193,12 +182,8 @@ static void read_parent(program *p, const struct bpf_task_offsets *off) {
   read_kernel(p, FIELD(ppid), PARENT, off->task_tgid, 4);
 }
 
-/*
- * Stores the record on the stack under the cookie (r0: the update's result; r6-r9 are kept). With
- * `rest`, first what only the record holds, not the cache's key: the command line and the parent,
- * which a connect program reads only when it stores (its task and mm read again: the cache's slots
- * were built over them).
- */
+/* Stores the record under the cookie (r6-r9 kept). With `rest`, first what only the record holds,
+ * not the cache's key: the command line and parent (task and mm read again: the key was over them). */
 static void store_record(program *p, int map_fd, const struct bpf_task_offsets *rest) {
   if (rest != NULL) {
     EMIT(p, CALL(BPF_FUNC_get_current_task), STX_DW(R10, R0, TASK));
@@ -208,6 +193,13 @@ static void store_record(program *p, int map_fd, const struct bpf_task_offsets *
   }
   EMIT(p, LD_MAP_FD(R1, map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, KEY), MOV64_REG(R3, R10), ADD64_IMM(R3, REC),
        MOV64_IMM(R4, BPF_ANY), CALL(BPF_FUNC_map_update_elem));
+}
+
+/* bpf_setsockopt(ctx, SOL_SOCKET, SO_MARK, &r2, 4); r6 is the context. */
+static void set_mark(program *p) {
+  EMIT(p, STX_W(R10, R2, CMARK), MOV64_REG(R1, R6), MOV64_IMM(R2, 1 /* SOL_SOCKET */),
+       MOV64_IMM(R3, 36 /* SO_MARK */), MOV64_REG(R4, R10), ADD64_IMM(R4, CMARK), MOV64_IMM(R5, 4),
+       CALL(BPF_FUNC_setsockopt));
 }
 
 /*
@@ -272,9 +264,7 @@ static void cache_program(program *p, const struct bpf_cache *c, size_t hook, in
   EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(hits)), MOV64_REG(R2, R9),
        OR64_IMM(R2, (int32_t)VCACHE_MARK));
   size_t marked = jump(p, JEQ_REG(R9, R2));
-  EMIT(p, STX_W(R10, R2, CMARK), MOV64_REG(R1, R6), MOV64_IMM(R2, 1 /* SOL_SOCKET */),
-       MOV64_IMM(R3, 36 /* SO_MARK */), MOV64_REG(R4, R10), ADD64_IMM(R4, CMARK), MOV64_IMM(R5, 4),
-       CALL(BPF_FUNC_setsockopt));
+  set_mark(p);
   /* Not set: the connection is queued as without the cache, and named by its record. */
   store[ns++] = jump(p, JNE_IMM(R0, 0));
   land(p, marked);
@@ -291,9 +281,7 @@ static void cache_program(program *p, const struct bpf_cache *c, size_t hook, in
   store_record(p, map_fd, off);
   EMIT(p, MOV64_REG(R2, R9), AND64_IMM(R2, (int32_t)~VCACHE_MARK));
   exits[n++] = jump(p, JEQ_REG(R9, R2));
-  EMIT(p, STX_W(R10, R2, CMARK), MOV64_REG(R1, R6), MOV64_IMM(R2, 1 /* SOL_SOCKET */),
-       MOV64_IMM(R3, 36 /* SO_MARK */), MOV64_REG(R4, R10), ADD64_IMM(R4, CMARK), MOV64_IMM(R5, 4),
-       CALL(BPF_FUNC_setsockopt));
+  set_mark(p);
   exits[n++] = jump(p, JEQ_IMM(R0, 0));
   EMIT(p, MOV64_IMM(R0, 0), EXIT());
   for (size_t i = 0; i < ns; i++) land(p, store[i]);
