@@ -2,8 +2,9 @@
  * Attribution by BPF (docs/attribution.md, "BPF path"): small cgroup programs, assembled here
  * instruction by instruction and loaded with the raw bpf() syscall (no libbpf, no ELF), record who
  * made each socket in an LRU hash keyed by the socket cookie:
- * - cgroup/sock_create (every inet socket), cgroup/connect4, connect6 (TCP and connected UDP),
- *   cgroup/sendmsg4, sendmsg6 (unconnected UDP sends): the current thread's pid and tgid, uid and
+ * - cgroup/sock_create (every inet socket but TCP's), cgroup/bind4, bind6 (TCP: a listener's
+ *   record), cgroup/connect4, connect6 (TCP and connected UDP), cgroup/sendmsg4, sendmsg6
+ *   (unconnected UDP sends): the current thread's pid and tgid, uid and
  *   gid, comm and the boot-time clock (bpf_ktime_get_boot_ns) go into the map, and, where the
  *   kernel's type information gives the offsets (bpf_btf.c), the first BPF_ATTR_ARGS bytes of the
  *   process's command line (bpf_probe_read_user: it never waits, a page not in memory fails), the
@@ -33,7 +34,8 @@
 #include "bpf_insn.h"
 #include "nl.h"
 
-/* The six attach points; the same record program serves the first five. */
+/* The eight attach points; the same record program serves the first seven (index: the record's
+ * hook, BPF_ATTR_HOOK_*). TCP sockets are recorded at bind (listeners) and connect, not creation. */
 static const struct {
   enum bpf_prog_type type;
   enum bpf_attach_type attach;
@@ -44,8 +46,11 @@ static const struct {
     {BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET6_CONNECT, 0},
     {BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_UDP4_SENDMSG, 0},
     {BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_UDP6_SENDMSG, 0},
+    {BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET4_BIND, 0},
+    {BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET6_BIND, 0},
     {BPF_PROG_TYPE_CGROUP_SOCK, BPF_CGROUP_INET_SOCK_RELEASE, 1},
 };
+_Static_assert(BPF_ATTR_HOOK_BIND6 == 6, "the record's hook is the index in HOOKS");
 #define HOOK_COUNT (sizeof HOOKS / sizeof HOOKS[0])
 
 struct bpf_attr_handle {
@@ -72,10 +77,13 @@ enum { TASK = REC - 8, MM = REC - 16, ARG_START = REC - 24, ARG_END = REC - 32, 
        INODE = REC - 48, SB = REC - 56, MNT = REC - 64, CRED = REC - 72, PARENT = REC - 80,
        DENTRY = REC - 96 /* 16 bytes: d_parent, d_name.hash_len */, CTX = REC - 104 };
 _Static_assert(CTX >= -512, "the programs' stack is 512 bytes");
-/* The verdict cache's key, event and new mark are built in the record's args once it is stored. */
-enum { CKEY = FIELD(args), CEVENT = CKEY + (int)sizeof(struct vcache_key), CMARK = CEVENT + (int)sizeof(struct vcache_event),
-       CZERO = CMARK + 8 };
-_Static_assert(CZERO + 8 <= FIELD(args) + BPF_ATTR_ARGS, "the cache's slots fit in the args");
+/* The verdict cache's key, event (over the key, once looked up) and new mark are built in the dead
+ * slots of the kernel pointers (CTX is kept): the record stays whole, stored after the lookup. */
+enum { CKEY = DENTRY, CEVENT = CKEY, CMARK = REC - 16, CZERO = REC - 8 };
+_Static_assert(CKEY + (int)sizeof(struct vcache_key) <= CMARK && CMARK + 8 <= CZERO && CZERO + 8 <= REC,
+               "the cache's slots fit between the record and CTX");
+_Static_assert(CTX + 8 <= CKEY && (int)sizeof(struct vcache_event) <= (int)sizeof(struct vcache_key),
+               "the key's slots do not reach CTX, and the event fits in them");
 _Static_assert(sizeof(struct bpf_attr_record) % 8 == 0, "the record is stored in 8-byte words");
 
 /* *(dst_slot) = the `size` bytes at *(u64 *)(r10 + ptr_slot) + off, by bpf_probe_read_kernel; r0 its result. */
@@ -106,6 +114,7 @@ static void map_call(program *p, int map_fd, int helper) {
  * (that dentry minus its parent) is 0 when the path had at most BPF_ATTR_PATH_LEVELS levels.
  */
 static void path_fingerprint(program *p, const struct bpf_task_offsets *off) {
+  size_t root[BPF_ATTR_PATH_LEVELS];
   EMIT(p, MOV64_IMM(R6, 0), MOV64_IMM(R7, 0));
   read_kernel(p, DENTRY, FILE_, off->file_dentry, 8);
   EMIT(p, OR64_REG(R6, R0), LDX_DW(R8, R10, DENTRY));
@@ -113,11 +122,31 @@ static void path_fingerprint(program *p, const struct bpf_task_offsets *off) {
     EMIT(p, MOV64_REG(R3, R8), ADD64_IMM(R3, off->dentry_parent), MOV64_REG(R1, R10), ADD64_IMM(R1, DENTRY),
          MOV64_IMM(R2, 16), CALL(BPF_FUNC_probe_read_kernel), OR64_REG(R6, R0));
     if (level == BPF_ATTR_PATH_LEVELS) break; /* the last read only says whether the root was reached */
-    EMIT(p, LDX_DW(R8, R10, DENTRY), LDX_DW(R9, R10, DENTRY + 8), MUL64_IMM(R7, 0x5bd1e995),
-         ADD64_REG(R7, R9));
+    /* At the root (its own parent) every level left would read the root again and fold its hash:
+     * those folds are done at once (the tail below), without the reads. */
+    EMIT(p, LDX_DW(R1, R10, DENTRY), LDX_DW(R9, R10, DENTRY + 8));
+    root[level] = jump(p, JEQ_REG(R1, R8));
+    EMIT(p, MOV64_REG(R8, R1), MUL64_IMM(R7, 0x5bd1e995), ADD64_REG(R7, R9));
   }
+  size_t done = jump(p, JA());
+  /* Reached the root at level L: its hash (r9) folded once for each of the levels L..LEVELS-1, as the
+   * reads of those levels would have; the root's d_parent (r8) left in DENTRY, so path_rest is 0. */
+  for (int level = 0; level < BPF_ATTR_PATH_LEVELS; level++) {
+    land(p, root[level]);
+    EMIT(p, MUL64_IMM(R7, 0x5bd1e995), ADD64_REG(R7, R9));
+  }
+  land(p, done);
   EMIT(p, LDX_DW(R1, R10, DENTRY), MOV64_REG(R2, R8), SUB64_REG(R2, R1), STX_DW(R10, R2, FIELD(path_rest)),
        STX_DW(R10, R7, FIELD(path_hash)), STX_W(R10, R6, FIELD(path_read)));
+}
+
+/* Deletes the record under the key at r10-8 if any, looked up first without a lock: a delete takes
+ * the bucket lock with interrupts off even for a missing key (every cache hit's socket). */
+static void delete_record(program *p, int map_fd) {
+  EMIT(p, LD_MAP_FD(R1, map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, KEY), CALL(BPF_FUNC_map_lookup_elem));
+  size_t none = jump(p, JEQ_IMM(R0, 0));
+  EMIT(p, LD_MAP_FD(R1, map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, KEY), CALL(BPF_FUNC_map_delete_elem));
+  land(p, none);
 }
 
 /* The record's update: value at the record's place on the stack. */
@@ -137,43 +166,66 @@ static void key_field(program *p, int to, int from, int size) {
   else EMIT(p, LDX_W(R1, R10, from), STX_W(R10, R1, to));
 }
 
-/*
- * bpf_setsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, 4) with the mark in r2, unless it is the socket's
- * (r1). With `refuse`, a failure refuses the connect (return 0: EPERM): a bit that could not be
- * cleared must not let a connection pass undecided.
- */
-static void set_mark(program *p, size_t *done, int refuse) {
-  size_t same = jump(p, JEQ_REG(R1, R2));
+/* The command line: arg_end - arg_start and the first BPF_ATTR_ARGS bytes (mm at MM). */
+static void read_command_line(program *p, const struct bpf_task_offsets *off) {
+  read_kernel(p, ARG_START, MM, off->mm_arg_start, 8);
+  read_kernel(p, ARG_END, MM, off->mm_arg_end, 8);
+  EMIT(p, LDX_DW(R1, R10, ARG_END), LDX_DW(R2, R10, ARG_START), SUB64_REG(R1, R2),
+       STX_W(R10, R1, FIELD(args_len)), MOV64_REG(R1, R10), ADD64_IMM(R1, FIELD(args)),
+       MOV64_IMM(R2, BPF_ATTR_ARGS), LDX_DW(R3, R10, ARG_START), CALL(BPF_FUNC_probe_read_user),
+       STX_W(R10, R0, FIELD(args_read)));
+}
+
+/* The parent's tgid (task at TASK; the result of these reads is not recorded, as before). */
+static void read_parent(program *p, const struct bpf_task_offsets *off) {
+  read_kernel(p, PARENT, TASK, off->task_real_parent, 8);
+  read_kernel(p, FIELD(ppid), PARENT, off->task_tgid, 4);
+}
+
+/* Stores the record under the cookie (r6-r9 kept). With `rest`, first what only the record holds,
+ * not the cache's key: the command line and parent (task and mm read again: the key was over them). */
+static void store_record(program *p, int map_fd, const struct bpf_task_offsets *rest) {
+  if (rest != NULL) {
+    EMIT(p, CALL(BPF_FUNC_get_current_task), STX_DW(R10, R0, TASK));
+    read_kernel(p, MM, TASK, rest->task_mm, 8);
+    read_command_line(p, rest);
+    read_parent(p, rest);
+  }
+  EMIT(p, LD_MAP_FD(R1, map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, KEY), MOV64_REG(R3, R10), ADD64_IMM(R3, REC),
+       MOV64_IMM(R4, BPF_ANY), CALL(BPF_FUNC_map_update_elem));
+}
+
+/* bpf_setsockopt(ctx, SOL_SOCKET, SO_MARK, &r2, 4); r6 is the context. */
+static void set_mark(program *p) {
   EMIT(p, STX_W(R10, R2, CMARK), MOV64_REG(R1, R6), MOV64_IMM(R2, 1 /* SOL_SOCKET */),
        MOV64_IMM(R3, 36 /* SO_MARK */), MOV64_REG(R4, R10), ADD64_IMM(R4, CMARK), MOV64_IMM(R5, 4),
        CALL(BPF_FUNC_setsockopt));
-  if (refuse) {
-    size_t set = jump(p, JEQ_IMM(R0, 0));
-    EMIT(p, MOV64_IMM(R0, 0), EXIT());
-    land(p, set);
-  }
-  *done = jump(p, JA());
-  land(p, same);
 }
 
 /*
- * The verdict cache's part of a connect program (after the record is stored; the context was kept
- * at CTX, the state's generation is part of the key): for a TCP socket, the key from the record and
- * the address; on a hit an event goes to the ring buffer and the socket's mark gets VCACHE_MARK (the
- * ruleset accepts its new connection without the queue); when the ring is full (never waited for)
- * the hit is counted as dropped and handled as a miss: queued, so still decided and logged; on a
- * miss the bit is cleared (a socket connecting again keeps no old verdict).
+ * The verdict cache's part of a connect program (the record is read but not yet stored; the
+ * context was kept at CTX, the state's generation is part of the key): for a TCP socket, the key
+ * from the record and the address; on a hit an event goes to the ring buffer and the socket's mark
+ * gets VCACHE_MARK (the ruleset accepts its new connection without the queue). The record's
+ * command line and parent are read only on the way to storing it (store_record). A hit stores no
+ * record and removes the socket's earlier one (of its creation or an earlier connect): its
+ * connection is never queued while the engine lives, and one queued after all (the engine gone,
+ * the cache given up) is found by sock_diag and named from /proc, never from another process's
+ * record. When the ring is full (never waited for) the hit is counted as dropped and handled as a
+ * miss: queued, so still decided and logged. Every other connection stores the record, and a miss
+ * clears the bit (a socket connecting again keeps no old verdict).
  */
-static void cache_program(program *p, const struct bpf_cache *c, size_t hook) {
-  size_t exits[8];
-  size_t n = 0;
+static void cache_program(program *p, const struct bpf_cache *c, size_t hook, int map_fd,
+                          const struct bpf_task_offsets *off) {
+  size_t store[8], exits[4];
+  size_t ns = 0, n = 0;
   EMIT(p, LDX_DW(R6, R10, CTX), LDX_W(R1, R6, SOCKADDR(type)));
-  exits[n++] = jump(p, JNE_IMM(R1, 1 /* SOCK_STREAM */));
+  store[ns++] = jump(p, JNE_IMM(R1, 1 /* SOCK_STREAM */));
   EMIT(p, LDX_W(R1, R6, SOCKADDR(protocol)));
-  exits[n++] = jump(p, JNE_IMM(R1, 6 /* IPPROTO_TCP */));
+  store[ns++] = jump(p, JNE_IMM(R1, 6 /* IPPROTO_TCP */));
   EMIT(p, ST_DW(R10, CZERO, 0), LD_MAP_FD(R1, c->state_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, CZERO),
        CALL(BPF_FUNC_map_lookup_elem));
-  exits[n++] = jump(p, JEQ_IMM(R0, 0));
+  store[ns++] = jump(p, JEQ_IMM(R0, 0));
   /* r7 the state, r8 the socket, r9 its mark; the engine's own connections miss. */
   EMIT(p, MOV64_REG(R7, R0), LDX_DW(R8, R6, SOCKADDR(sk)), LDX_W(R9, R8, (int)offsetof(struct bpf_sock, mark)),
        LDX_DW(R1, R10, FIELD(pid_tgid)), RSH64_IMM(R1, 32), LDX_DW(R2, R7, STATEF(engine_tgid)));
@@ -200,7 +252,7 @@ static void cache_program(program *p, const struct bpf_cache *c, size_t hook) {
   EMIT(p, LDX_DW(R1, R7, STATEF(generation)), STX_W(R10, R1, KEYF(generation)), ST_W(R10, KEYF(zero), 0),
        LD_MAP_FD(R1, c->map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, CKEY), CALL(BPF_FUNC_map_lookup_elem));
   size_t miss = jump(p, JEQ_IMM(R0, 0));
-  /* A hit: its event, then the mark bit set, counted. */
+  /* A hit: its event (over the key, which is no longer needed), then the mark bit set, counted. */
   EMIT(p, LDX_W(R1, R0, 0), STX_W(R10, R1, EVF(id)), LDX_DW(R1, R10, FIELD(pid_tgid)),
        STX_DW(R10, R1, EVF(pid_tgid)), LDX_DW(R1, R10, FIELD(boot_ns)), STX_DW(R10, R1, EVF(boot_ns)),
        LDX_W(R1, R10, FIELD(uid_gid)), STX_W(R10, R1, EVF(uid)), LDX_DW(R1, R10, KEY),
@@ -209,18 +261,31 @@ static void cache_program(program *p, const struct bpf_cache *c, size_t hook) {
        CALL(BPF_FUNC_ringbuf_output));
   /* No room for the event (the engine is behind): the connection goes to the queue, which logs it. */
   size_t full = jump(p, JNE_IMM(R0, 0));
-  EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(hits)), MOV64_REG(R1, R9), MOV64_REG(R2, R9),
+  EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(hits)), MOV64_REG(R2, R9),
        OR64_IMM(R2, (int32_t)VCACHE_MARK));
-  set_mark(p, &exits[n++], 0); /* not set: the connection is queued as without the cache */
+  size_t marked = jump(p, JEQ_REG(R9, R2));
+  set_mark(p);
+  /* Not set: the connection is queued as without the cache, and named by its record. */
+  store[ns++] = jump(p, JNE_IMM(R0, 0));
+  land(p, marked);
+  delete_record(p, map_fd);
   exits[n++] = jump(p, JA());
   land(p, full);
   EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(dropped)));
-  /* A miss: counted, the bit cleared. */
+  /* A miss: counted, the record stored, the bit cleared; should the kernel refuse to clear it, the
+   * connect is refused (return 0: EPERM): a bit that could not be cleared must not let a connection
+   * pass undecided. */
   land(p, miss);
   land(p, engine);
-  EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(misses)), MOV64_REG(R1, R9), MOV64_REG(R2, R9),
-       AND64_IMM(R2, (int32_t)~VCACHE_MARK));
-  set_mark(p, &exits[n++], 1);
+  EMIT(p, MOV64_IMM(R1, 1), ATOMIC_ADD_DW(R7, R1, STATEF(misses)));
+  store_record(p, map_fd, off);
+  EMIT(p, MOV64_REG(R2, R9), AND64_IMM(R2, (int32_t)~VCACHE_MARK));
+  exits[n++] = jump(p, JEQ_REG(R9, R2));
+  set_mark(p);
+  exits[n++] = jump(p, JEQ_IMM(R0, 0));
+  EMIT(p, MOV64_IMM(R0, 0), EXIT());
+  for (size_t i = 0; i < ns; i++) land(p, store[i]);
+  store_record(p, map_fd, off);
   for (size_t i = 0; i < n; i++) land(p, exits[i]);
   EMIT(p, MOV64_IMM(R0, 1), EXIT());
 }
@@ -231,6 +296,22 @@ static void record_program(program *p, int map_fd, size_t hook, const struct bpf
   const int cached = cache != NULL && off->known && off->exe_known && off->cred_known &&
                      (HOOKS[hook].attach == BPF_CGROUP_INET4_CONNECT || HOOKS[hook].attach == BPF_CGROUP_INET6_CONNECT);
   if (cached) EMIT(p, STX_DW(R10, R1, CTX));
+  /* TCP sockets are recorded at bind and connect only; the bind programs record nothing else (the
+   * other sockets have their creation's record). r1 is the context, kept. */
+  const enum bpf_attach_type attach = HOOKS[hook].attach;
+  if (attach == BPF_CGROUP_INET_SOCK_CREATE || attach == BPF_CGROUP_INET4_BIND || attach == BPF_CGROUP_INET6_BIND) {
+    const int sock = attach == BPF_CGROUP_INET_SOCK_CREATE;
+    EMIT(p, LDX_W(R2, R1, sock ? (int)offsetof(struct bpf_sock, type) : SOCKADDR(type)),
+         LDX_W(R3, R1, sock ? (int)offsetof(struct bpf_sock, protocol) : SOCKADDR(protocol)));
+    size_t other = jump(p, JNE_IMM(R2, 1 /* SOCK_STREAM */));
+    size_t not_tcp = jump(p, JNE_IMM(R3, 6 /* IPPROTO_TCP */));
+    if (sock) EMIT(p, MOV64_IMM(R0, 1), EXIT()); /* TCP at creation: not recorded */
+    size_t tcp = sock ? 0 : jump(p, JA());
+    land(p, other);
+    land(p, not_tcp);
+    if (!sock) EMIT(p, MOV64_IMM(R0, 1), EXIT()); /* not TCP at bind: not recorded */
+    if (!sock) land(p, tcp);
+  }
   cookie_key(p);
   EMIT(p, CALL(BPF_FUNC_get_current_pid_tgid), STX_DW(R10, R0, FIELD(pid_tgid)),
        CALL(BPF_FUNC_get_current_uid_gid), STX_DW(R10, R0, FIELD(uid_gid)), CALL(BPF_FUNC_ktime_get_boot_ns),
@@ -246,12 +327,7 @@ static void record_program(program *p, int map_fd, size_t hook, const struct bpf
   }
   EMIT(p, CALL(BPF_FUNC_get_current_task), STX_DW(R10, R0, TASK));
   read_kernel(p, MM, TASK, off->task_mm, 8);
-  read_kernel(p, ARG_START, MM, off->mm_arg_start, 8);
-  read_kernel(p, ARG_END, MM, off->mm_arg_end, 8);
-  EMIT(p, LDX_DW(R1, R10, ARG_END), LDX_DW(R2, R10, ARG_START), SUB64_REG(R1, R2),
-       STX_W(R10, R1, FIELD(args_len)), MOV64_REG(R1, R10), ADD64_IMM(R1, FIELD(args)),
-       MOV64_IMM(R2, BPF_ATTR_ARGS), LDX_DW(R3, R10, ARG_START), CALL(BPF_FUNC_probe_read_user),
-       STX_W(R10, R0, FIELD(args_read)));
+  if (!cached) read_command_line(p, off);
   if (off->exe_known) {
     read_kernel(p, FILE_, MM, off->mm_exe_file, 8);
     read_kernel(p, INODE, FILE_, off->file_inode, 8);
@@ -269,8 +345,7 @@ static void record_program(program *p, int map_fd, size_t hook, const struct bpf
     path_fingerprint(p, off);
   }
   if (off->cred_known) {
-    read_kernel(p, PARENT, TASK, off->task_real_parent, 8);
-    read_kernel(p, FIELD(ppid), PARENT, off->task_tgid, 4);
+    if (!cached) read_parent(p, off);
     read_kernel(p, CRED, TASK, off->task_real_cred, 8);
     read_kernel(p, FIELD(euid), CRED, off->cred_euid, 4);
     EMIT(p, STX_W(R10, R0, FIELD(cred_read)));
@@ -279,9 +354,7 @@ static void record_program(program *p, int map_fd, size_t hook, const struct bpf
     map_update(p, map_fd);
     return;
   }
-  EMIT(p, LD_MAP_FD(R1, map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, KEY), MOV64_REG(R3, R10), ADD64_IMM(R3, REC),
-       MOV64_IMM(R4, BPF_ANY), CALL(BPF_FUNC_map_update_elem));
-  cache_program(p, cache, hook);
+  cache_program(p, cache, hook, map_fd, off);
 }
 
 /* Loads one program; returns its fd or -errno (the verifier's log is kept in verifier_log). */
@@ -290,7 +363,8 @@ static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *
   p.n = 0;
   if (HOOKS[hook].release) {
     cookie_key(&p);
-    map_call(&p, map_fd, BPF_FUNC_map_delete_elem);
+    delete_record(&p, map_fd);
+    EMIT(&p, MOV64_IMM(R0, 1), EXIT());
   } else {
     record_program(&p, map_fd, hook, off, cache);
   }

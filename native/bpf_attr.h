@@ -41,7 +41,8 @@ struct bpf_attr_record {
 /* Levels of the executable's path the programs fold into path_hash: deeper paths are not named from the record. */
 #define BPF_ATTR_PATH_LEVELS 16
 
-enum { BPF_ATTR_HOOK_CREATE, BPF_ATTR_HOOK_CONNECT4, BPF_ATTR_HOOK_CONNECT6, BPF_ATTR_HOOK_SENDMSG4, BPF_ATTR_HOOK_SENDMSG6 };
+enum { BPF_ATTR_HOOK_CREATE, BPF_ATTR_HOOK_CONNECT4, BPF_ATTR_HOOK_CONNECT6, BPF_ATTR_HOOK_SENDMSG4, BPF_ATTR_HOOK_SENDMSG6,
+       BPF_ATTR_HOOK_BIND4, BPF_ATTR_HOOK_BIND6 };
 
 /* Offsets in the running kernel's structures (bpf_btf.c); known = 0 when they could not be found. */
 struct bpf_task_offsets {

@@ -374,7 +374,9 @@ napi_value bpf_tuple_open_js(napi_env env, napi_callback_info info) {
 enum { N_INODE, N_UID, N_STATE, N_RECORD, N_PID, N_TID, N_RUID, N_GID, N_BOOT_NS, N_HOOK, N_EUID, N_PARENT,
        N_EXE_MOUNT, N_EXE_MAGIC, N_COUNT };
 #define TCP_SYN_SENT_STATE 2
-static const uint8_t HOOK_NUMBERS[] = {0, 1, 1, 2, 2}; /* BPF_ATTR_HOOK_*: create, connect4/6, sendmsg4/6 */
+/* BPF_ATTR_HOOK_*: create, connect4/6, sendmsg4/6, and bind4/6 as "create" (a record made before any
+ * connect or send, named by its pid and /proc: a TCP listener's). */
+static const uint8_t HOOK_NUMBERS[] = {0, 1, 1, 2, 2, 0, 0};
 
 /* The slot as socketLookup's numbers (the same values record_fields gives) and the answer's bytes. */
 static void answer(const struct bpf_tuple_slot *s, double *n, struct bpf_tuple_answer *a) {

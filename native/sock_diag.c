@@ -51,7 +51,9 @@ static void set_string(napi_env env, napi_value array, uint32_t at, const char *
   napi_set_element(env, array, at, v);
 }
 
-static const uint8_t HOOK_NUMBERS[] = {0, 1, 1, 2, 2}; /* BPF_ATTR_HOOK_*: create, connect4/6, sendmsg4/6 */
+/* BPF_ATTR_HOOK_*: create, connect4/6, sendmsg4/6, and bind4/6 as "create" (a record made before any
+ * connect or send, named by its pid and /proc: a TCP listener's). */
+static const uint8_t HOOK_NUMBERS[] = {0, 1, 1, 2, 2, 0, 0};
 
 /* What a record says: who, which program made it, the effective uid and parent, the executable. */
 static void record_fields(napi_env env, double *n, napi_value strings, const struct bpf_attr_record *r) {

@@ -9,9 +9,9 @@
  *   engine to read the counts and log them. One program's flood is so dropped at its source and
  *   cannot fill the queue that every other program's connections wait in.
  * - UDP flow owners: an established UDP flow carries only packets of the uids that the policy let
- *   use it. `owner_output` records (tuple . uid) of every original-direction UDP packet that got
- *   through; the output chain accepts established UDP only when the sender's uid is recorded, so
- *   another uid reusing the flow is judged like a new connection.
+ *   use it. `reject_output` ends with rules (ownerRules) that record (tuple . uid) of every
+ *   original-direction UDP packet that got through; the output chain accepts established UDP only
+ *   when the sender's uid is recorded, so another uid reusing the flow is judged like a new connection.
  *
  * Pure text generation: no I/O.
  */
@@ -53,17 +53,35 @@ const udpTuple6 = 'ip6 saddr . udp sport . ip6 daddr . udp dport . meta skuid';
 const NEIGHBOUR_DISCOVERY =
   'icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept';
 
-/** The established-traffic rules that open the base chain (replacing a plain `ct state established,related accept`). */
+/**
+ * The established-traffic rules that open the base chain (replacing a plain `ct state established,related accept`).
+ * Each only accepts, so their order changes nothing but the cost: the most frequent packet, an
+ * established TCP one, leaves at the first rule, and the rare neighbour discovery is tested last.
+ */
 export function establishedRules(chain: Chain): string[] {
   if (chain === 'input') return ['ct state established,related accept', NEIGHBOUR_DISCOVERY];
   return [
-    NEIGHBOUR_DISCOVERY,
+    'ct state established meta l4proto != udp accept',
     'ct state established,related ct direction reply accept',
     'ct state related accept',
-    'ct state established meta l4proto != udp accept',
     // An established UDP packet is accepted only from a uid that the policy let use this flow.
     `ct state established meta nfproto ipv4 ${udpTuple4} @udp_owner4 accept`,
     `ct state established meta nfproto ipv6 ${udpTuple6} @udp_owner6 accept`,
+    NEIGHBOUR_DISCOVERY,
+  ];
+}
+
+/**
+ * The UDP flow owners' records, the last rules of `reject_output` (priority 200, after iptables'
+ * NFQUEUE at 150): a packet gets there only past every accept or drop of Warden's chains and the
+ * engine's verdict, and the reject rules before them end the packets they refuse, so what they see
+ * goes out as far as Warden is concerned. They once had a base chain of their own (`owner_output`,
+ * priority 210), which every outgoing packet entered once more for nothing.
+ */
+export function ownerRules(): string[] {
+  return [
+    `ct direction original meta nfproto ipv4 update @udp_owner4 { ${udpTuple4} }`,
+    `ct direction original meta nfproto ipv6 update @udp_owner6 { ${udpTuple6} }`,
   ];
 }
 
@@ -131,16 +149,6 @@ export function guards(settings: Settings, queue: string, verdictCache = false):
     OWNER_TIMEOUT,
     OWNER_SET_SIZE,
   );
-  // After every accept or drop of ours (and iptables' NFQUEUE at 150): what gets here goes out.
-  chainText(
-    'owner_output',
-    [
-      `ct direction original meta nfproto ipv4 update @udp_owner4 { ${udpTuple4} }`,
-      `ct direction original meta nfproto ipv6 update @udp_owner6 { ${udpTuple6} }`,
-    ],
-    'type filter hook output priority 210; policy accept;',
-  );
-
   const rate = (perSecond: number) => `limit rate over ${perSecond}/second burst ${burst} packets`;
   const notify = (chain: Chain) =>
     `limit rate 1/second log group ${logGroup} prefix "${FLOOD_PREFIX} ${chain} "`;
@@ -185,7 +193,7 @@ export function guards(settings: Settings, queue: string, verdictCache = false):
   input.push(queue);
   chainText('queue_input', input);
 
-  const chainNames = ['owner_output', 'queue_output', 'queue_input'];
+  const chainNames = ['queue_output', 'queue_input'];
   if (outgoingPerUid > 0) chainNames.push('flood_output');
   if (incomingPerSource > 0) chainNames.push('flood_input');
   return { sets, chains, chainNames, dynamicSets, ruleCount };

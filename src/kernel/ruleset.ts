@@ -10,7 +10,7 @@ import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
 import { type DefaultAction, ruleIdentity } from '../policy/rule.js';
 import type { Settings } from '../settings/schema.js';
 import { MARK_MASK, MARK_QUEUE, MARK_REJECT, markHex } from './marks.js';
-import { establishedRules, guards } from './ruleset-guards.js';
+import { establishedRules, guards, ownerRules } from './ruleset-guards.js';
 import {
   type ChainModel,
   concatExpression,
@@ -469,6 +469,7 @@ class Emitter {
     };
   }
 
+  /** The reject chain; on output it then records the UDP flow owners (ownerRules in ruleset-guards.ts). */
   rejectChain(chain: Chain): ChainModel {
     const marked = `meta mark & ${markHex(MARK_MASK)} == ${markHex(MARK_REJECT)}`;
     return {
@@ -477,6 +478,7 @@ class Emitter {
       rules: [
         `${marked} meta l4proto tcp reject with tcp reset`,
         `${marked} reject with icmpx admin-prohibited`,
+        ...(chain === 'output' ? ownerRules() : []),
       ],
     };
   }

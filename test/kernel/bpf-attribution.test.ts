@@ -34,6 +34,18 @@ if (mode.startsWith('tcp')) {
 process.stdin.once('data', () => process.exit(0));
 `;
 
+/** Listens on 127.0.0.1 (bound first, as node does), prints the port, exits on a line on stdin. */
+const LISTENER = `
+import net from 'node:net';
+const s = net.createServer((c) => c.on('error', () => {}));
+s.listen(0, '127.0.0.1', () => process.stdout.write(s.address().port + '\\n'));
+process.stdin.once('data', () => process.exit(0));
+`;
+
+/** perl: listen() on a socket never bound (the kernel picks the port), prints it, exits on a line on stdin. */
+const UNBOUND_LISTENER = `use Socket; socket(my $s, PF_INET, SOCK_STREAM, 6) or die "socket: $!"; listen($s, 5) or die "listen: $!";
+$| = 1; print +(sockaddr_in(getsockname($s)))[0], "\\n"; my $line = <STDIN>;`;
+
 /** Makes `count` UDP sockets and closes them, or keeps them (argv[3] = keep); prints "done", waits. */
 const CHURN = `
 import dgram from 'node:dgram';
@@ -205,6 +217,38 @@ describe('attribution by BPF', { skip: unavailable ?? false }, () => {
     }
     outside.kill('SIGKILL');
     server.close();
+  });
+
+  test('a TCP listener is recorded when it binds (not when its socket is made); one that listens unbound is named from /proc', async () => {
+    // node binds before it listens; perl's listen() on an unbound socket picks a port itself (no bind hook).
+    const listener = join(dir, 'listener.mjs');
+    writeFileSync(listener, LISTENER, { mode: 0o644 });
+    const bound = start(listener, []);
+    const unbound = cgroup.spawn('/usr/bin/perl', ['-e', UNBOUND_LISTENER], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    children.push(unbound);
+    for (const [child, recorded] of [
+      [bound, true],
+      [unbound, false],
+    ] as const) {
+      const port = Number(await firstLine(child));
+      const tuple: ConnectionTuple = {
+        protocol: 'tcp',
+        family: 4,
+        direction: 'incoming',
+        localAddress: '127.0.0.1',
+        localPort: port,
+        remoteAddress: '127.0.0.1',
+        remotePort: 9, // no such connection: the SYN's lookup finds the listener
+      };
+      const attributor = new ProcessAttributor({ socketLookup: nativeSocketLookup(bpf.lookupSocket) });
+      const id = await attributor.attribute(tuple);
+      assert.equal(id?.pid, child.pid, `${recorded ? 'bound' : 'unbound'}: the listener's process`);
+      assert.equal(id?.complete, true);
+      assert.equal(attributor.stats.recordedReads, recorded ? 1 : 0, 'from the record made at bind');
+      child.stdin!.end('bye\n');
+    }
   });
 
   test('the map stays bounded: records go when sockets close, and the LRU caps sockets kept open', async () => {

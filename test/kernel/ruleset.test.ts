@@ -147,7 +147,17 @@ describe('ruleset compiler', () => {
     assert.ok(!output.includes('ct state established,related accept'), 'no blanket accept on output');
     assert.match(output, /ct state established meta l4proto != udp accept/);
     assert.match(output, /meta skuid @udp_owner4 accept/);
-    assert.match(nft, /chain owner_output \{\n\t\ttype filter hook output priority 210;/);
+    // The owners are recorded after the reject rules, in the same base chain (after the queue's 150).
+    const reject = nft.split('\tchain reject_output {')[1]!.split('\t}')[0]!.split('\n\t\t').slice(1);
+    assert.match(reject[0]!, /^type filter hook output priority 200;/);
+    assert.match(reject[1]!, /reject with tcp reset$/);
+    assert.match(reject[2]!, /reject with icmpx admin-prohibited$/);
+    assert.match(reject[3]!, /^ct direction original meta nfproto ipv4 update @udp_owner4 /);
+    assert.match(reject[4]!, /^ct direction original meta nfproto ipv6 update @udp_owner6 /);
+    assert.ok(!nft.includes('owner_output'), 'no base chain of its own');
+    // Every established rule only accepts: the established TCP packet leaves at the first.
+    const rules = output.split('\n\t\t').slice(2);
+    assert.equal(rules[0], 'ct state established meta l4proto != udp accept');
   });
 
   test('marks: Warden bits are disjoint, and a verdict keeps the other bits', () => {

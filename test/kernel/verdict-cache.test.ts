@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
@@ -28,6 +28,49 @@ function connections(items: readonly LogItem[]): number {
 }
 /** One connection over an IPv6 socket to ARGV[0] (IPv6, or IPv4-mapped) port ARGV[1]. */
 const V6_CLIENT = `socket(my $s, AF_INET6, SOCK_STREAM, 6) or die "socket: $!"; print connect($s, pack_sockaddr_in6($ARGV[1], inet_pton(AF_INET6, $ARGV[0]))) ? "ok\n" : "refused\n";`;
+/**
+ * perl-b (this script) makes and binds a socket kept across exec (the bind records perl-b), starts ARGV[0] (perl-a) connecting it to
+ * ARGV[1]:ARGV[2], closes its own copy and waits; perl-a prints ok or refused (2 s for a drop).
+ */
+const HANDOVER = `BEGIN { $^F = 255 } use Socket; my ($exe, $host, $port) = @ARGV;
+socket(my $s, PF_INET, SOCK_STREAM, 6) or die "socket: $!"; my $fd = fileno($s);
+bind($s, pack_sockaddr_in(0, INADDR_ANY)) or die "bind: $!";
+my $pid = fork() // die "fork: $!";
+if ($pid == 0) { exec $exe, '-e', 'use Socket; open(my $s, "+<&=", $ARGV[0]) or die "fd: $!"; my $ok = eval { local $SIG{ALRM} = sub { die "timeout\\n" }; alarm 2; my $r = connect($s, pack_sockaddr_in($ARGV[2], inet_aton($ARGV[1]))); alarm 0; $r }; print $ok ? "ok\\n" : "refused\\n";', $fd, $host, $port; die "exec: $!" }
+close $s; waitpid($pid, 0);`;
+
+/** The pids below `root` (from /proc's parent links). */
+function descendants(root: number): number[] {
+  const parents = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+      parents.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  const walk = (pid: number) => {
+    for (const [child, parent] of parents) {
+      if (parent !== pid) continue;
+      out.push(child);
+      walk(child);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+  } catch {
+    return '';
+  }
+}
+
 /** Six connections from one process, each on a new socket. */
 const REPEAT = `my @r; for (1..6) { socket(my $s, PF_INET, SOCK_STREAM, 6) or die; push @r, connect($s, pack_sockaddr_in($ARGV[1], inet_aton($ARGV[0]))) ? "ok" : "refused"; close $s } print "@r\n";`;
 
@@ -290,6 +333,64 @@ describe('the verdict cache', {
       items.every((i) => !i.message.includes(CACHED)),
       JSON.stringify(items),
     );
+  });
+
+  test('a hit queued after all (no liveness) is named as the process that connected, not the one that made the socket', async () => {
+    // perl-a's destination is in the cache. perl-b makes and binds a socket (its bind records
+    // perl-b) and hands it to a perl-a it starts (kept across exec: $^F), then closes its own copy
+    // and waits: perl-a's connect is a hit, and its SYN is queued because the liveness element
+    // expired. A hit stores no record and deletes the socket's earlier one, so the engine names the
+    // socket's holder from /proc: perl-a, allowed. Had perl-b's record been left, the engine would
+    // have named perl-b (alive, same socket), which no rule allows.
+    for (let i = 0; i < 3; i++) assert.equal(await connectOnce('root', perlA), 'ok');
+    const renewers = descendants(k.engine.pid!).filter((pid) => cmdline(pid).includes('warden_live'));
+    assert.ok(renewers.length > 0, 'the engine renews the liveness element');
+    for (const pid of renewers) process.kill(pid, 'SIGSTOP');
+    try {
+      const gone = Date.now() + 5000;
+      while (
+        /elements = /.test(k.pair.run(k.pair.client, 'nft', ['list', 'set', 'inet', 'warden', 'warden_live']))
+      ) {
+        assert.ok(Date.now() < gone, 'the liveness element expires');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const before = await cacheStatus();
+      const since = (await k.logs({ kind: 'connection', application: perlA })).length;
+      const ofB = (await k.logs({ kind: 'connection', application: perlB })).length;
+      const out = await new Promise<string>((resolve, reject) => {
+        const child = cgroup.spawn(
+          'nsenter',
+          [`--net=${k.pair.path(k.pair.client)}`, perlB, '-e', HANDOVER, perlA, SERVER_ADDR, String(SERVICE)],
+          { stdio: ['ignore', 'pipe', 'inherit'] },
+        );
+        let text = '';
+        child.stdout!.on('data', (d) => (text += d));
+        child.once('error', reject);
+        child.once('exit', () => resolve(text.trim()));
+      });
+      assert.equal(out, 'ok');
+      assert.ok((await cacheStatus()).hits! > before.hits!, 'the connect was a hit');
+      // The queued decision's item (the hit's own item from the ring may be there too: both are logged).
+      let queued: LogItem[] = [];
+      for (let attempt = 0; queued.length === 0 && attempt < 50; attempt++) {
+        if (attempt > 0) await new Promise((r) => setTimeout(r, 100));
+        const items = (await k.logs({ kind: 'connection', application: perlA })).slice(since);
+        queued = items.filter((i) => !i.message.includes(CACHED));
+      }
+      assert.equal(queued.length, 1, JSON.stringify(queued));
+      assert.equal(queued[0]!.verdict, 'allow');
+      assert.match(queued[0]!.message, /^allow by rule "perl-a to the service" \(pid \d+\)$/);
+      assert.equal((await k.logs({ kind: 'connection', application: perlB })).length, ofB, 'none of perl-b');
+    } finally {
+      for (const pid of renewers) process.kill(pid, 'SIGCONT');
+    }
+    const back = Date.now() + 5000;
+    while (
+      !/elements = /.test(k.pair.run(k.pair.client, 'nft', ['list', 'set', 'inet', 'warden', 'warden_live']))
+    ) {
+      assert.ok(Date.now() < back, 'the liveness element is renewed again');
+      await new Promise((r) => setTimeout(r, 100));
+    }
   });
 
   test('a policy change that refuses the connection holds for the very next connection', async () => {
