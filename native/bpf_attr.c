@@ -59,7 +59,7 @@ struct bpf_attr_handle {
   int cgroup_fd;
   int prog_fds[HOOK_COUNT];
   int link_fds[HOOK_COUNT];
-  int guard_prog, guard_link; /* bpf_guard.c: no setsockopt sets the cache's mark bit (-1: none) */
+  int guard_setsockopt, guard_retransmit; /* bpf_guard.c links: no setsockopt, nor a 32-bit one, leaves the cache's mark bit for a SYN (-1: none) */
 };
 
 static char verifier_log[16384];
@@ -395,8 +395,8 @@ static void handle_free(struct bpf_attr_handle *h) {
     if (h->link_fds[i] >= 0) close(h->link_fds[i]);
     if (h->prog_fds[i] >= 0) close(h->prog_fds[i]);
   }
-  if (h->guard_link >= 0) close(h->guard_link);
-  if (h->guard_prog >= 0) close(h->guard_prog);
+  if (h->guard_retransmit >= 0) close(h->guard_retransmit);
+  if (h->guard_setsockopt >= 0) close(h->guard_setsockopt);
   if (h->cgroup_fd >= 0) close(h->cgroup_fd);
   if (h->map_fd >= 0) close(h->map_fd);
   bpf_cache_free(&h->cache);
@@ -438,7 +438,7 @@ napi_value bpf_attribution_open(napi_env env, napi_callback_info info) {
   }
   struct bpf_attr_handle *h = calloc(1, sizeof *h);
   if (h == NULL) return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "out of memory", ENOMEM);
-  h->map_fd = h->cgroup_fd = h->guard_prog = h->guard_link = -1;
+  h->map_fd = h->cgroup_fd = h->guard_setsockopt = h->guard_retransmit = -1;
   h->cache.map_fd = h->cache.state_fd = h->cache.ring_fd = -1;
   for (size_t i = 0; i < HOOK_COUNT; i++) h->prog_fds[i] = h->link_fds[i] = -1;
   verifier_log[0] = 0;
@@ -466,8 +466,8 @@ napi_value bpf_attribution_open(napi_env env, napi_callback_info info) {
     if (err < 0) snprintf(h->cache.refused, sizeof h->cache.refused, "cannot create its maps: %s", strerror(-err));
     /* The bit the cache's hits set is accepted by the ruleset: no setsockopt may set it (CAP_NET_RAW
      * can set a mark), so without the guard there is no cache. Attached before the connect programs. */
-    if (err == 0 && (err = bpf_guard_attach(h->cgroup_fd, &h->guard_prog, &h->guard_link)) < 0) {
-      snprintf(h->cache.refused, sizeof h->cache.refused, "cannot attach its setsockopt guard: %s", strerror(-err));
+    if (err == 0 && (err = bpf_guard_attach(h->cgroup_fd, &h->guard_setsockopt, &h->guard_retransmit)) < 0) {
+      snprintf(h->cache.refused, sizeof h->cache.refused, "cannot attach its mark guards (setsockopt, retransmit): %s", strerror(-err));
       bpf_cache_free(&h->cache);
     }
   }
@@ -585,9 +585,9 @@ napi_value bpf_attribution_close(napi_env env, napi_callback_info info) {
     if (h->prog_fds[i] >= 0) close(h->prog_fds[i]);
     h->link_fds[i] = h->prog_fds[i] = -1;
   }
-  if (h->guard_link >= 0) close(h->guard_link);
-  if (h->guard_prog >= 0) close(h->guard_prog);
-  h->guard_link = h->guard_prog = -1;
+  if (h->guard_retransmit >= 0) close(h->guard_retransmit);
+  if (h->guard_setsockopt >= 0) close(h->guard_setsockopt);
+  h->guard_retransmit = h->guard_setsockopt = -1;
   if (h->cgroup_fd >= 0) close(h->cgroup_fd);
   if (h->map_fd >= 0) close(h->map_fd);
   h->cgroup_fd = h->map_fd = -1;
