@@ -13,12 +13,11 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from '../kernel/cgroup.js';
-import { kernelTestsUnavailable, SERVER_ADDR } from '../kernel/netns.js';
+import { kernelTestsUnavailable, listenOn, SERVER_ADDR } from '../kernel/netns.js';
 import { perlScriptDir } from '../kernel/verdict-cache-client.js';
-import { denyAllPolicy, NODE } from '../kernel/wardend.js';
+import { denyAllPolicy } from '../kernel/wardend.js';
 import { type KernelEngine, startKernelEngine } from './kernel-engine.js';
 
 const PORT = 44371;
@@ -66,13 +65,7 @@ describe('attacks on the connect-time slots', {
     }
     // The server closes first: the client's end of each connection closes for good (no TIME_WAIT),
     // so its local port can be bound again at once for the same destination.
-    const server = k.pair.spawn(k.pair.server, NODE, [
-      '-e',
-      `require('net').createServer((s) => s.on('error', () => {}).end()).listen(${ALLOWED}, () => console.log('ready'));`,
-    ]);
-    await new Promise<void>((resolve) =>
-      createInterface({ input: server.stdout! }).once('line', () => resolve()),
-    );
+    await listenOn(k.pair, k.pair.server, [ALLOWED]);
   });
 
   after(async () => {

@@ -20,9 +20,9 @@ import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from '../kernel/cgroup.js';
-import { kernelTestsUnavailable, SERVER_ADDR } from '../kernel/netns.js';
+import { kernelTestsUnavailable, listenOn, SERVER_ADDR } from '../kernel/netns.js';
 import { PERL_CLIENT, perlScriptDir, type VerdictCacheStatus } from '../kernel/verdict-cache-client.js';
-import { denyAllPolicy, NODE, startWardend } from '../kernel/wardend.js';
+import { denyAllPolicy, startWardend } from '../kernel/wardend.js';
 import { repoRoot } from '../repo-root.js';
 import { type KernelEngine, startKernelEngine } from './kernel-engine.js';
 
@@ -163,13 +163,7 @@ describe("attacks on the verdict cache's socket mark", {
       delete process.env.WARDEN_BPF_CGROUP;
     }
     engines.push(k);
-    const server = k.pair.spawn(k.pair.server, NODE, [
-      '-e',
-      `const net = require('net'); let n = 0; for (const p of [${ALLOWED}, ${REFUSED}, ${DROPPED}]) net.createServer((s) => s.on('error', () => {}).end()).listen(p, () => { if (++n === 3) console.log('ready'); });`,
-    ]);
-    await new Promise<void>((resolve) =>
-      createInterface({ input: server.stdout! }).once('line', () => resolve()),
-    );
+    await listenOn(k.pair, k.pair.server, [ALLOWED, REFUSED, DROPPED]);
     return k;
   }
 

@@ -12,9 +12,9 @@ import { basename, join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from '../kernel/cgroup.js';
-import { kernelTestsUnavailable, SERVER_ADDR } from '../kernel/netns.js';
+import { kernelTestsUnavailable, listenOn, SERVER_ADDR } from '../kernel/netns.js';
 import { PERL_CLIENT, perlScriptDir, type VerdictCacheStatus } from '../kernel/verdict-cache-client.js';
-import { denyAllPolicy, NODE } from '../kernel/wardend.js';
+import { denyAllPolicy } from '../kernel/wardend.js';
 import { type KernelEngine, startKernelEngine } from './kernel-engine.js';
 
 const PORT = 44362;
@@ -91,7 +91,6 @@ describe('attacks on the verdict cache', {
 }, () => {
   let k: KernelEngine;
   let cgroup: TestCgroup;
-  let server: ChildProcess;
   let dir: string;
   let perl: string;
 
@@ -112,13 +111,7 @@ describe('attacks on the verdict cache', {
       delete process.env.WARDEN_BPF_CGROUP;
     }
     // Both ports listen: a connection the engine let through would connect.
-    server = k.pair.spawn(k.pair.server, NODE, [
-      '-e',
-      `const net = require('net'); let n = 0; for (const p of [${ALLOWED}, ${REFUSED}]) net.createServer((s) => s.on('error', () => {}).end()).listen(p, () => { if (++n === 2) console.log('ready'); });`,
-    ]);
-    await new Promise<void>((resolve) =>
-      createInterface({ input: server.stdout! }).once('line', () => resolve()),
-    );
+    await listenOn(k.pair, k.pair.server, [ALLOWED, REFUSED]);
   });
 
   after(async () => {

@@ -5,13 +5,11 @@
  * logged as itself. engine.status (and the start line) say which path is in use.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { basename } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { type KernelEngine, startKernelEngine } from '../adversarial/kernel-engine.js';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from './cgroup.js';
-import { kernelTestsUnavailable, SERVER_ADDR } from './netns.js';
+import { kernelTestsUnavailable, listenOn, SERVER_ADDR } from './netns.js';
 import { denyAllPolicy, NODE } from './wardend.js';
 
 const PORT = 44351;
@@ -41,7 +39,6 @@ describe('the engine attributes by BPF', {
 }, () => {
   let k: KernelEngine;
   let cgroup: TestCgroup;
-  let server: ChildProcess;
 
   before(async () => {
     cgroup = createTestCgroup('bpf-engine');
@@ -52,13 +49,7 @@ describe('the engine attributes by BPF', {
     } finally {
       delete process.env.WARDEN_BPF_CGROUP;
     }
-    server = k.pair.spawn(k.pair.server, NODE, [
-      '-e',
-      `require('net').createServer((s) => s.on('error', () => {}).end()).listen(${SERVICE}, () => console.log('ready'));`,
-    ]);
-    await new Promise<void>((resolve) =>
-      createInterface({ input: server.stdout! }).once('line', () => resolve()),
-    );
+    await listenOn(k.pair, k.pair.server, [SERVICE]);
   });
 
   after(async () => {

@@ -9,18 +9,16 @@
  * an apply loads the table again.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { STALL_MS } from '../../src/engine/cache-live.js';
 import type { VerdictCacheLiveness } from '../../src/protocol/methods.js';
 import { type KernelEngine, startKernelEngine } from '../adversarial/kernel-engine.js';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from './cgroup.js';
-import { kernelTestsUnavailable, SERVER_ADDR } from './netns.js';
+import { kernelTestsUnavailable, listenOn, SERVER_ADDR } from './netns.js';
 import { PERL_CLIENT, perlScriptDir, type VerdictCacheStatus } from './verdict-cache-client.js';
-import { denyAllPolicy, NODE } from './wardend.js';
+import { denyAllPolicy } from './wardend.js';
 
 const PORT = 44365;
 const SERVICE = 9051;
@@ -91,7 +89,6 @@ describe("the verdict cache's liveness renewer", {
 }, () => {
   let k: KernelEngine;
   let cgroup: TestCgroup;
-  let server: ChildProcess;
   let dir: string;
   let perl: string;
 
@@ -120,13 +117,7 @@ describe("the verdict cache's liveness renewer", {
     } finally {
       delete process.env.WARDEN_BPF_CGROUP;
     }
-    server = k.pair.spawn(k.pair.server, NODE, [
-      '-e',
-      `require('net').createServer((s) => s.on('error', () => {}).end()).listen(${SERVICE}, () => console.log('ready'));`,
-    ]);
-    await new Promise<void>((resolve) =>
-      createInterface({ input: server.stdout! }).once('line', () => resolve()),
-    );
+    await listenOn(k.pair, k.pair.server, [SERVICE]);
   });
 
   after(async () => {

@@ -134,12 +134,15 @@ export function tcpConnect(
   ]);
 }
 
-/** Starts TCP servers in `ns` on `ports` (every address, IPv4 and IPv6) that accept and close; resolves once all listen. */
+/**
+ * Starts TCP servers in `ns` on `ports` (every address, IPv4 and IPv6) that accept and close (a
+ * reset from the client is ignored); resolves once all listen. They end with the pair.
+ */
 export async function listenOn(pair: NetnsPair, ns: string, ports: readonly number[]): Promise<void> {
   const server = pair.spawn(ns, process.execPath, [
     '-e',
     `const net = require('node:net'); let n = 0;
-     for (const p of ${JSON.stringify(ports)}) net.createServer((c) => c.end()).listen(p, '::', () => { if (++n === ${ports.length}) console.log('ready'); });`,
+     for (const p of ${JSON.stringify(ports)}) net.createServer((c) => c.on('error', () => {}).end()).listen(p, '::', () => { if (++n === ${ports.length}) console.log('ready'); });`,
   ]);
   await new Promise<void>((resolve, reject) => {
     server.stdout!.once('data', () => resolve());

@@ -7,14 +7,12 @@
  * context are not covered; a policy change that refuses the connection holds for the very next one.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { type KernelEngine, type LogItem, startKernelEngine } from '../adversarial/kernel-engine.js';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from './cgroup.js';
-import { kernelTestsUnavailable, SERVER_ADDR, SERVER_ADDR6 } from './netns.js';
+import { kernelTestsUnavailable, listenOn, SERVER_ADDR, SERVER_ADDR6 } from './netns.js';
 import { PERL_CLIENT, perlScriptDir, type VerdictCacheStatus } from './verdict-cache-client.js';
 import { denyAllPolicy, NODE } from './wardend.js';
 
@@ -79,7 +77,6 @@ describe('the verdict cache', {
 }, () => {
   let k: KernelEngine;
   let cgroup: TestCgroup;
-  let server: ChildProcess;
   let dir: string;
   let perlA: string;
   let perlB: string;
@@ -131,13 +128,7 @@ describe('the verdict cache', {
     } finally {
       delete process.env.WARDEN_BPF_CGROUP;
     }
-    server = k.pair.spawn(k.pair.server, NODE, [
-      '-e',
-      `require('net').createServer((s) => s.on('error', () => {}).end()).listen(${SERVICE}, () => console.log('ready'));`,
-    ]);
-    await new Promise<void>((resolve) =>
-      createInterface({ input: server.stdout! }).once('line', () => resolve()),
-    );
+    await listenOn(k.pair, k.pair.server, [SERVICE]);
   });
 
   after(async () => {
