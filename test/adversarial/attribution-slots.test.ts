@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from '../kernel/cgroup.js';
 import { kernelTestsUnavailable, listenOn, SERVER_ADDR } from '../kernel/netns.js';
@@ -48,7 +48,6 @@ describe('attacks on the connect-time slots', {
     dir = perlScriptDir('warden-slots-attack-', { 'connect-from.pl': CONNECT_FROM });
     trusted = join(dir, 'perl');
     cgroup = createTestCgroup('slots-attack');
-    process.env.WARDEN_BPF_CGROUP = `/${basename(cgroup.path)}`;
     const rules = `  - name: the trusted program to its port
     direction: outgoing
     protocol: tcp
@@ -58,11 +57,7 @@ describe('attacks on the connect-time slots', {
     action: allow
     log: true
 `;
-    try {
-      k = await startKernelEngine('slotatk', PORT, denyAllPolicy(PORT, rules), '');
-    } finally {
-      delete process.env.WARDEN_BPF_CGROUP;
-    }
+    k = await startKernelEngine('slotatk', PORT, denyAllPolicy(PORT, rules), '', cgroup);
     // The server closes first: the client's end of each connection closes for good (no TIME_WAIT),
     // so its local port can be bound again at once for the same destination.
     await listenOn(k.pair, k.pair.server, [ALLOWED]);

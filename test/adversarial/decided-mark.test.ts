@@ -155,13 +155,7 @@ describe("attacks on the verdict cache's socket mark", {
 
   /** An engine in a namespace pair of its own, with both ports listening on the server side. */
   async function engine(label: string, port: number): Promise<KernelEngine> {
-    process.env.WARDEN_BPF_CGROUP = `/${basename(cgroup.path)}`;
-    let k: KernelEngine;
-    try {
-      k = await startKernelEngine(label, port, denyAllPolicy(port, RULES(perl)), SETTINGS);
-    } finally {
-      delete process.env.WARDEN_BPF_CGROUP;
-    }
+    const k = await startKernelEngine(label, port, denyAllPolicy(port, RULES(perl)), SETTINGS, cgroup);
     engines.push(k);
     await listenOn(k.pair, k.pair.server, [ALLOWED, REFUSED, DROPPED]);
     return k;

@@ -6,7 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fixture } from '../kernel/fixture-process.js';
 import { createNetnsPair, type NetnsPair } from '../kernel/netns.js';
 import { startWardend } from '../kernel/wardend.js';
@@ -42,6 +42,8 @@ export async function startKernelEngine(
   port: number,
   policy: string,
   settings: string,
+  /** A cgroup of the test's own for the engine's BPF programs (enforcement.bpfCgroup); none: off. */
+  bpfCgroup?: { readonly path: string },
 ): Promise<KernelEngine> {
   const pair = createNetnsPair(label);
   const dir = mkdtempSync(join(tmpdir(), `warden-${label}-`));
@@ -50,7 +52,13 @@ export async function startKernelEngine(
     mkdirSync(join(dir, 'etc'));
     writeFileSync(join(dir, 'etc/policy.yaml'), policy);
     writeFileSync(join(dir, 'etc/settings.yaml'), settings);
-    engine = await startWardend(pair, pair.client, dir, port);
+    // Read by wardend at start through the harness's environment; the harness's default is off.
+    if (bpfCgroup !== undefined) process.env.WARDEN_BPF_CGROUP = `/${basename(bpfCgroup.path)}`;
+    try {
+      engine = await startWardend(pair, pair.client, dir, port);
+    } finally {
+      delete process.env.WARDEN_BPF_CGROUP;
+    }
   } catch (error) {
     pair.close();
     rmSync(dir, { recursive: true, force: true });

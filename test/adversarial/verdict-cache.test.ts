@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from '../kernel/cgroup.js';
@@ -104,12 +104,7 @@ describe('attacks on the verdict cache', {
     });
     perl = join(dir, 'perl');
     cgroup = createTestCgroup('vcache-attack');
-    process.env.WARDEN_BPF_CGROUP = `/${basename(cgroup.path)}`;
-    try {
-      k = await startKernelEngine('vcatk', PORT, denyAllPolicy(PORT, RULES(perl)), '');
-    } finally {
-      delete process.env.WARDEN_BPF_CGROUP;
-    }
+    k = await startKernelEngine('vcatk', PORT, denyAllPolicy(PORT, RULES(perl)), '', cgroup);
     // Both ports listen: a connection the engine let through would connect.
     await listenOn(k.pair, k.pair.server, [ALLOWED, REFUSED]);
   });

@@ -5,7 +5,6 @@
  * logged as itself. engine.status (and the start line) say which path is in use.
  */
 import assert from 'node:assert/strict';
-import { basename } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type KernelEngine, startKernelEngine } from '../adversarial/kernel-engine.js';
 import { cgroupTestsUnavailable, createTestCgroup, type TestCgroup } from './cgroup.js';
@@ -42,13 +41,7 @@ describe('the engine attributes by BPF', {
 
   before(async () => {
     cgroup = createTestCgroup('bpf-engine');
-    // Read by wardend at start through the harness's environment; the harness's default is off.
-    process.env.WARDEN_BPF_CGROUP = `/${basename(cgroup.path)}`;
-    try {
-      k = await startKernelEngine('bpfeng', PORT, POLICY, '');
-    } finally {
-      delete process.env.WARDEN_BPF_CGROUP;
-    }
+    k = await startKernelEngine('bpfeng', PORT, POLICY, '', cgroup);
     await listenOn(k.pair, k.pair.server, [SERVICE]);
   });
 

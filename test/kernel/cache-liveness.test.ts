@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { STALL_MS } from '../../src/engine/cache-live.js';
 import type { VerdictCacheLiveness } from '../../src/protocol/methods.js';
@@ -96,14 +96,12 @@ describe("the verdict cache's liveness renewer", {
     dir = perlScriptDir('warden-live-', { 'client.pl': PERL_CLIENT });
     perl = join(dir, 'perl');
     cgroup = createTestCgroup('live');
-    process.env.WARDEN_BPF_CGROUP = `/${basename(cgroup.path)}`;
-    try {
-      k = await startKernelEngine(
-        'live',
+    k = await startKernelEngine(
+      'live',
+      PORT,
+      denyAllPolicy(
         PORT,
-        denyAllPolicy(
-          PORT,
-          `  - name: perl to the service
+        `  - name: perl to the service
     direction: outgoing
     protocol: tcp
     application: ${perl}
@@ -111,12 +109,10 @@ describe("the verdict cache's liveness renewer", {
     remotePorts: ${SERVICE}
     action: allow
 `,
-        ),
-        '',
-      );
-    } finally {
-      delete process.env.WARDEN_BPF_CGROUP;
-    }
+      ),
+      '',
+      cgroup,
+    );
     await listenOn(k.pair, k.pair.server, [SERVICE]);
   });
 

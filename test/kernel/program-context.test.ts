@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { consoleRule, type KernelEngine, startKernelEngine } from '../adversarial/kernel-engine.js';
@@ -89,21 +89,14 @@ const suite = (path: 'proc' | 'bpf', port: number) => () => {
   before(async () => {
     copyFileSync(BASH, TESTSH);
     chmodSync(TESTSH, 0o755);
-    if (path === 'bpf') {
-      cgroup = createTestCgroup('program-context');
-      // Read by wardend at start through the harness's environment; the harness's default is off.
-      process.env.WARDEN_BPF_CGROUP = `/${basename(cgroup.path)}`;
-    }
-    try {
-      k = await startKernelEngine(
-        `ctx${path}`,
-        port,
-        POLICY.replace(`remotePorts: ${PORT}`, `remotePorts: ${port}`),
-        '',
-      );
-    } finally {
-      delete process.env.WARDEN_BPF_CGROUP;
-    }
+    if (path === 'bpf') cgroup = createTestCgroup('program-context');
+    k = await startKernelEngine(
+      `ctx${path}`,
+      port,
+      POLICY.replace(`remotePorts: ${PORT}`, `remotePorts: ${port}`),
+      '',
+      cgroup,
+    );
     assert.match(k.engine.output(), path === 'bpf' ? /attribution bpf/ : /attribution proc/);
     server = k.pair.spawn(k.pair.server, NODE, [
       '-e',

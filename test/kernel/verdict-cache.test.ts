@@ -89,14 +89,12 @@ describe('the verdict cache', {
     perlB = join(dir, 'perl-b');
     script = join(dir, 'client.pl');
     cgroup = createTestCgroup('vcache');
-    process.env.WARDEN_BPF_CGROUP = `/${basename(cgroup.path)}`;
-    try {
-      k = await startKernelEngine(
-        'vcache',
+    k = await startKernelEngine(
+      'vcache',
+      PORT,
+      denyAllPolicy(
         PORT,
-        denyAllPolicy(
-          PORT,
-          `  - name: perl-a to the service
+        `  - name: perl-a to the service
     direction: outgoing
     protocol: tcp
     application: ${perlA}
@@ -122,12 +120,10 @@ describe('the verdict cache', {
     action: allow
     log: true
 `,
-        ),
-        '',
-      );
-    } finally {
-      delete process.env.WARDEN_BPF_CGROUP;
-    }
+      ),
+      '',
+      cgroup,
+    );
     await listenOn(k.pair, k.pair.server, [SERVICE]);
   });
 
