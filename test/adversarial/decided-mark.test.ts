@@ -205,7 +205,7 @@ describe("attacks on the verdict cache's socket mark", {
     child.stdout!.on('data', (d) => (out += d));
     return new Promise((resolve, reject) => {
       child.once('error', reject);
-      child.once('exit', () => resolve(out.trim()));
+      child.once('close', () => resolve(out.trim())); // 'exit' may come before the last output is read
     });
   }
 

@@ -146,7 +146,7 @@ describe('attacks on the verdict cache', {
     child.stdout!.on('data', (d) => (out += d));
     return new Promise((resolve, reject) => {
       child.once('error', reject);
-      child.once('exit', () => resolve(out.trim()));
+      child.once('close', () => resolve(out.trim())); // 'exit' may come before the last output is read
     });
   }
 

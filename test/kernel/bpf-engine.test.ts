@@ -64,7 +64,7 @@ describe('the engine attributes by BPF', {
     child.stdout!.on('data', (d) => (out += d));
     return new Promise((resolve, reject) => {
       child.once('error', reject);
-      child.once('exit', () => resolve(out.trim()));
+      child.once('close', () => resolve(out.trim())); // 'exit' may come before the last output is read
     });
   }
 

@@ -153,7 +153,7 @@ describe('the verdict cache', {
     child.stdout!.on('data', (d) => (out += d));
     return new Promise((resolve, reject) => {
       child.once('error', reject);
-      child.once('exit', () => resolve(out.trim()));
+      child.once('close', () => resolve(out.trim())); // 'exit' may come before the last output is read
     });
   }
 
@@ -275,7 +275,7 @@ describe('the verdict cache', {
         let out = '';
         child.stdout!.on('data', (d) => (out += d));
         child.once('error', reject);
-        child.once('exit', () => resolve(out.trim()));
+        child.once('close', () => resolve(out.trim())); // 'exit' may come before the last output is read
       });
     const before = await cacheStatus();
     // The entry of the IPv4 tests above decides a mapped address at once.
@@ -353,7 +353,7 @@ describe('the verdict cache', {
         let text = '';
         child.stdout!.on('data', (d) => (text += d));
         child.once('error', reject);
-        child.once('exit', () => resolve(text.trim()));
+        child.once('close', () => resolve(text.trim())); // 'exit' may come before the last output is read
       });
       assert.equal(out, 'ok');
       assert.ok((await cacheStatus()).hits! > before.hits!, 'the connect was a hit');
