@@ -44,6 +44,36 @@ struct bpf_attr_record {
 enum { BPF_ATTR_HOOK_CREATE, BPF_ATTR_HOOK_CONNECT4, BPF_ATTR_HOOK_CONNECT6, BPF_ATTR_HOOK_SENDMSG4, BPF_ATTR_HOOK_SENDMSG6,
        BPF_ATTR_HOOK_BIND4, BPF_ATTR_HOOK_BIND6 };
 
+/* The numbers of an attribution answer (sock_diag.c socketLookup, bpf_tuple.c bpfTupleLookup): NaN where not read. */
+enum { N_INODE, N_UID, N_STATE, N_RECORD, N_PID, N_TID, N_RUID, N_GID, N_BOOT_NS, N_HOOK, N_EUID, N_PARENT,
+       N_EXE_MOUNT, N_EXE_MAGIC, N_COUNT };
+
+/* Whether the record holds the executable's whole identity (all read, a path of at most BPF_ATTR_PATH_LEVELS levels). */
+static inline int bpf_attr_exe_known(const struct bpf_attr_record *r) {
+  return r->exe_read == 0 && r->mnt_read == 0 && r->path_read == 0 && r->path_rest == 0 && r->exe_ino != 0;
+}
+
+/* What a record says as numbers: who, which program made it (create, connect, send; a bind counts as a
+ * create: a record made before any connect or send, named by its pid and /proc), the effective uid and
+ * parent, the executable's mount and file system. */
+static inline void bpf_attr_record_numbers(double *n, const struct bpf_attr_record *r) {
+  static const uint8_t hook_numbers[] = {0, 1, 1, 2, 2, 0, 0}; /* by BPF_ATTR_HOOK_* */
+  n[N_RECORD] = 1;
+  n[N_PID] = (double)(uint32_t)(r->pid_tgid >> 32);
+  n[N_TID] = (double)(uint32_t)r->pid_tgid;
+  n[N_RUID] = (double)(uint32_t)r->uid_gid;
+  n[N_GID] = (double)(uint32_t)(r->uid_gid >> 32);
+  n[N_BOOT_NS] = (double)r->boot_ns;
+  if (r->hook < sizeof hook_numbers) n[N_HOOK] = hook_numbers[r->hook];
+  if (r->cred_read == 0) {
+    n[N_EUID] = r->euid;
+    if (r->ppid != 0) n[N_PARENT] = r->ppid;
+  }
+  if (!bpf_attr_exe_known(r)) return;
+  n[N_EXE_MOUNT] = r->exe_mnt_id;
+  n[N_EXE_MAGIC] = r->exe_fs_magic;
+}
+
 /* Offsets in the running kernel's structures (bpf_btf.c); known = 0 when they could not be found. */
 struct bpf_task_offsets {
   int known; /* the command line */

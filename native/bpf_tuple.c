@@ -370,32 +370,16 @@ napi_value bpf_tuple_open_js(napi_env env, napi_callback_info info) {
   return handle;
 }
 
-/* The numbers of socketLookup's answer (sock_diag.c): 14, NaN where not read. */
-enum { N_INODE, N_UID, N_STATE, N_RECORD, N_PID, N_TID, N_RUID, N_GID, N_BOOT_NS, N_HOOK, N_EUID, N_PARENT,
-       N_EXE_MOUNT, N_EXE_MAGIC, N_COUNT };
 #define TCP_SYN_SENT_STATE 2
-/* BPF_ATTR_HOOK_*: create, connect4/6, sendmsg4/6, and bind4/6 as "create" (a record made before any
- * connect or send, named by its pid and /proc: a TCP listener's). */
-static const uint8_t HOOK_NUMBERS[] = {0, 1, 1, 2, 2, 0, 0};
 
-/* The slot as socketLookup's numbers (the same values record_fields gives) and the answer's bytes. */
+/* The slot as socketLookup's numbers (bpf_attr_record_numbers, as sock_diag.c's) and the answer's bytes. */
 static void answer(const struct bpf_tuple_slot *s, double *n, struct bpf_tuple_answer *a) {
   const struct bpf_attr_record *r = &s->record;
   for (int i = 0; i < N_COUNT; i++) n[i] = NAN;
   n[N_INODE] = (double)s->inode;
   n[N_UID] = s->uid;
   n[N_STATE] = TCP_SYN_SENT_STATE;
-  n[N_RECORD] = 1;
-  n[N_PID] = (double)(uint32_t)(r->pid_tgid >> 32);
-  n[N_TID] = (double)(uint32_t)r->pid_tgid;
-  n[N_RUID] = (double)(uint32_t)r->uid_gid;
-  n[N_GID] = (double)(uint32_t)(r->uid_gid >> 32);
-  n[N_BOOT_NS] = (double)r->boot_ns;
-  if (r->hook < sizeof HOOK_NUMBERS) n[N_HOOK] = HOOK_NUMBERS[r->hook];
-  if (r->cred_read == 0) {
-    n[N_EUID] = r->euid;
-    if (r->ppid != 0) n[N_PARENT] = r->ppid;
-  }
+  bpf_attr_record_numbers(n, r);
   memset(a, 0, sizeof *a);
   a->cookie_lo = (uint32_t)s->cookie;
   a->cookie_hi = (uint32_t)(s->cookie >> 32);
@@ -405,7 +389,7 @@ static void answer(const struct bpf_tuple_slot *s, double *n, struct bpf_tuple_a
     a->args_len = r->args_len;
     memcpy(a->args, r->args, r->args_len);
   }
-  if (r->exe_read != 0 || r->mnt_read != 0 || r->path_read != 0 || r->path_rest != 0 || r->exe_ino == 0) return;
+  if (!bpf_attr_exe_known(r)) return;
   a->exe_known = 1;
   a->exe_mnt_id = r->exe_mnt_id;
   a->exe_dev = r->exe_dev;
@@ -414,8 +398,6 @@ static void answer(const struct bpf_tuple_slot *s, double *n, struct bpf_tuple_a
   a->exe_ctime_sec = r->exe_ctime_sec;
   a->exe_ctime_nsec = r->exe_ctime_nsec & 0x3fffffffu;
   a->path_hash = r->path_hash;
-  n[N_EXE_MOUNT] = r->exe_mnt_id;
-  n[N_EXE_MAGIC] = r->exe_fs_magic;
 }
 
 /*

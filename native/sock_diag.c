@@ -41,8 +41,6 @@ static int read_address(napi_env env, napi_value value, int family, __be32 out[4
  * Strings: 0 cookie (decimal); with a record 1 comm, 2 commandLine, 3 the executable's id, 4 its
  *   inode (decimal), each undefined when not read.
  */
-enum { N_INODE, N_UID, N_STATE, N_RECORD, N_PID, N_TID, N_RUID, N_GID, N_BOOT_NS, N_HOOK, N_EUID, N_PARENT,
-       N_EXE_MOUNT, N_EXE_MAGIC, N_COUNT };
 enum { S_COOKIE, S_COMM, S_COMMAND_LINE, S_EXE_ID, S_EXE_INODE };
 
 static void set_string(napi_env env, napi_value array, uint32_t at, const char *text, size_t len) {
@@ -51,41 +49,25 @@ static void set_string(napi_env env, napi_value array, uint32_t at, const char *
   napi_set_element(env, array, at, v);
 }
 
-/* BPF_ATTR_HOOK_*: create, connect4/6, sendmsg4/6, and bind4/6 as "create" (a record made before any
- * connect or send, named by its pid and /proc: a TCP listener's). */
-static const uint8_t HOOK_NUMBERS[] = {0, 1, 1, 2, 2, 0, 0};
-
 /* What a record says: who, which program made it, the effective uid and parent, the executable. */
 static void record_fields(napi_env env, double *n, napi_value strings, const struct bpf_attr_record *r) {
-  n[N_RECORD] = 1;
-  n[N_PID] = (double)(uint32_t)(r->pid_tgid >> 32);
-  n[N_TID] = (double)(uint32_t)r->pid_tgid;
-  n[N_RUID] = (double)(uint32_t)r->uid_gid;
-  n[N_GID] = (double)(uint32_t)(r->uid_gid >> 32);
-  n[N_BOOT_NS] = (double)r->boot_ns;
+  bpf_attr_record_numbers(n, r);
   set_string(env, strings, S_COMM, r->comm, strnlen(r->comm, sizeof r->comm));
   /* The command line when the record holds all of it (NUL-separated, as /proc/PID/cmdline). */
   if (r->args_read == 0 && r->args_len > 0 && r->args_len <= BPF_ATTR_ARGS)
     set_string(env, strings, S_COMMAND_LINE, r->args, r->args_len);
-  if (r->hook < sizeof HOOK_NUMBERS) n[N_HOOK] = HOOK_NUMBERS[r->hook];
-  if (r->cred_read == 0) {
-    n[N_EUID] = r->euid;
-    if (r->ppid != 0) n[N_PARENT] = r->ppid;
-  }
   /* The executable's identity: every field that tells one file and its path from another (mount
    * id, device, inode, generation, change time, the path's fingerprint), for the engine's cache of
    * executable paths; only when all was read and the path had at most BPF_ATTR_PATH_LEVELS levels. */
-  if (r->exe_read != 0 || r->mnt_read != 0 || r->path_read != 0 || r->path_rest != 0 || r->exe_ino == 0) return;
+  if (!bpf_attr_exe_known(r)) return;
   char text[160];
   int len = snprintf(text, sizeof text, "%d:%u:%llu:%u:%lld.%u:%llx", r->exe_mnt_id, r->exe_dev,
                      (unsigned long long)r->exe_ino, r->exe_generation, (long long)r->exe_ctime_sec,
                      r->exe_ctime_nsec & 0x3fffffffu /* without I_CTIME_QUERIED */,
                      (unsigned long long)r->path_hash);
   set_string(env, strings, S_EXE_ID, text, (size_t)len);
-  n[N_EXE_MOUNT] = r->exe_mnt_id;
   len = snprintf(text, sizeof text, "%llu", (unsigned long long)r->exe_ino);
   set_string(env, strings, S_EXE_INODE, text, (size_t)len);
-  n[N_EXE_MAGIC] = r->exe_fs_magic;
 }
 
 /*
