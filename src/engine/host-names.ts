@@ -262,9 +262,15 @@ export class HostNames {
       e.ptrExpires = this.#o.now() + forMs;
       e.generation = -1;
     };
+    // No answer now: names known before stay until DNS answers (a flood of new addresses holding
+    // every lookup must not take the names of the addresses known before); none known: none yet.
+    const askAgain = (forMs: number) => {
+      if (e.ptr === null) keep([], forMs);
+      else e.ptrExpires = this.#o.now() + forMs;
+    };
     if (this.#ptrLookups >= MAX_PTR_LOOKUPS) {
       // A flood of new addresses: DNS is not asked for more at once; this one is asked again soon.
-      keep([], BUSY_RETRY_MS);
+      askAgain(BUSY_RETRY_MS);
       return;
     }
     this.#ptrLookups++;
@@ -277,8 +283,8 @@ export class HostNames {
       keep(answer, this.#o.minTtl * 1000);
       return;
     }
-    // Too slow for this connection (no names now); the answer is kept for the next when it comes.
-    keep([], this.#o.minTtl * 1000);
+    // Too slow for this connection; the answer is kept for the next when it comes.
+    askAgain(this.#o.minTtl * 1000);
     void lookup.then((late) => keep(late, this.#o.minTtl * 1000));
   }
 

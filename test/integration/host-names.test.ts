@@ -101,3 +101,23 @@ test('a flood of new addresses does not flood DNS: reverse lookups under way are
     silent.close();
   }
 });
+
+test('a flood of new addresses does not take the names of an address known before when they are due again', async () => {
+  let now = 3_000_000;
+  dns.records.set(reverseName('10.200.0.31'), [{ type: 'PTR', value: 'cdn.known.example', ttl: 300 }]);
+  dns.records.set('cdn.known.example', [{ type: 'A', value: '10.200.0.31', ttl: 300 }]);
+  const names = new HostNames({ servers: [dns.address], now: () => now, reverseTimeoutMs: 20 });
+  try {
+    await names.watch(['*.known.example']);
+    assert.deepEqual(await names.namesOf('10.200.0.31'), ['cdn.known.example']);
+    // New addresses whose reverse lookups never end hold every lookup slot...
+    const flood = Array.from({ length: 100 }, (_, i) => `10.200.2.${i}`);
+    for (const a of flood) dns.unanswered.add(reverseName(a));
+    await Promise.all(flood.map((a) => names.namesOf(a)));
+    // ...when the known address's names are due: it keeps them until DNS can be asked again.
+    now += 24 * 3_600_000;
+    assert.deepEqual(await names.namesOf('10.200.0.31'), ['cdn.known.example']);
+  } finally {
+    names.close();
+  }
+});

@@ -18,6 +18,8 @@ export interface DnsStandIn {
   readonly address: string;
   readonly records: Map<string, DnsRecord[]>;
   readonly questions: string[];
+  /** Names the stand-in never answers (a lookup then waits until the resolver gives up). */
+  readonly unanswered: Set<string>;
   close(): Promise<void>;
 }
 
@@ -50,6 +52,7 @@ export async function startDnsStandIn(host = '127.0.0.1', port = 0): Promise<Dns
   const socket = createSocket('udp4');
   const records = new Map<string, DnsRecord[]>();
   const questions: string[] = [];
+  const unanswered = new Set<string>();
   socket.on('message', (msg, rinfo) => {
     let off = 12;
     const labels: string[] = [];
@@ -63,6 +66,7 @@ export async function startDnsStandIn(host = '127.0.0.1', port = 0): Promise<Dns
     const name = labels.join('.').toLowerCase();
     const type = (Object.keys(TYPES) as (keyof typeof TYPES)[]).find((k) => TYPES[k] === qtype);
     questions.push(`${type ?? qtype} ${name}`);
+    if (unanswered.has(name)) return;
     const answers = (records.get(name) ?? []).filter((r) => r.type === type);
     const known = records.has(name);
     const header = Buffer.alloc(12);
@@ -87,6 +91,7 @@ export async function startDnsStandIn(host = '127.0.0.1', port = 0): Promise<Dns
     address: `${host}:${socket.address().port}`,
     records,
     questions,
+    unanswered,
     close: () => new Promise((r) => socket.close(() => r())),
   };
 }
