@@ -57,3 +57,21 @@ test('bytes past the bound refuse the list', async () => {
     /more than its bound of 5000 bytes/,
   );
 });
+
+test('a list path that is a symlink to a directory is read as the directory; in it, what is not a file is passed over', async () => {
+  const lists = join(dir, 'lists');
+  mkdirSync(lists);
+  writeFileSync(join(lists, 'a.txt'), 'a.example\n');
+  writeFileSync(join(lists, 'b.txt'), 'b.example\n');
+  mkdirSync(join(lists, 'sub'));
+  symlinkSync(join(lists, 'sub'), join(lists, 'c-dir-link'));
+  symlinkSync(join(dir, 'nowhere'), join(lists, 'd-dangling'));
+  execFileSync('mkfifo', [join(lists, 'e-fifo')]);
+  const link = join(dir, 'lists-link');
+  symlinkSync(lists, link);
+  for (const path of [lists, link]) {
+    let text = '';
+    await readListFiles(path, 1 << 20, (chunk) => (text += chunk.toString()));
+    assert.equal(text, 'a.example\n\nb.example\n\n', path);
+  }
+});

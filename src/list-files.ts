@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { type FileHandle, lstat, open, readdir } from 'node:fs/promises';
+import { type FileHandle, lstat, open, readdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 /** Longest whole read of one list (all its files) before the attempt fails. */
@@ -64,9 +64,11 @@ async function readAll(
   maxBytes: number,
   push: (chunk: Buffer, quotable: boolean) => void,
 ): Promise<{ bytes: number; digest: string }> {
-  const top = await lstat(path).catch(() => undefined);
+  // The path may be a symlink to a directory (its files are then not quotable: see openRegular).
+  const top = await stat(path).catch(() => undefined);
+  const directory = top?.isDirectory() === true;
   let files: string[];
-  if (top?.isDirectory()) {
+  if (directory) {
     const entries = await readdir(path, { withFileTypes: true });
     files = entries
       .filter((e) => !e.name.startsWith('.') && (e.isFile() || e.isSymbolicLink()))
@@ -77,7 +79,9 @@ async function readAll(
   const newline = Buffer.from('\n');
   let bytes = 0;
   for (const file of files) {
-    const { handle, quotable } = await openRegular(file);
+    const opened = await openRegular(file, directory);
+    if (opened === null) continue;
+    const { handle, quotable } = opened;
     try {
       const stream = handle.createReadStream({ highWaterMark: 1 << 20, autoClose: false });
       for await (const chunk of stream as AsyncIterable<Buffer>) {
@@ -98,12 +102,29 @@ async function readAll(
   return { bytes, digest: hash.digest('hex') };
 }
 
-/** Opens a file to read, refusing anything but a regular file, and says whether it may be quoted. */
-async function openRegular(file: string): Promise<{ handle: FileHandle; quotable: boolean }> {
-  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+/**
+ * Opens a file to read, refusing anything but a regular file, and says whether it may be quoted. A
+ * directory's `member` that is not a regular file (a symlink to a directory or to nothing, a FIFO) is
+ * passed over: null.
+ */
+async function openRegular(
+  file: string,
+  member: boolean,
+): Promise<{ handle: FileHandle; quotable: boolean } | null> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (e) {
+    if (member && (e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
   try {
     const opened = await handle.stat();
-    if (!opened.isFile()) throw new Error(`${file} is not a regular file or a directory`);
+    if (!opened.isFile()) {
+      if (!member) throw new Error(`${file} is not a regular file or a directory`);
+      await handle.close().catch(() => undefined);
+      return null;
+    }
     const link = await lstat(file);
     const parent = await lstat(dirname(file));
     const uid = process.geteuid?.() ?? 0;
