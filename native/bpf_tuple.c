@@ -125,19 +125,24 @@ static void build(program *p, int array_fd, int record_fd, uint64_t seed, const 
   key_and_claim(p, array_fd, seed);
   /* The slot already holds this key for a socket that has not closed (it would have emptied it):
    * two live sockets share the tuple (bound to different devices, which TCP allows). Neither can be
-   * told from the other by the packet's tuple: the slot is poisoned, and sock_diag answers. */
-  size_t fresh[8], fresh_count = 0;
-  EMIT(p, LDX_DW(R1, R9, SLOT(cookie)));
-  fresh[fresh_count++] = jump(p, JEQ_IMM(R1, 0));
+   * told from the other by the packet's tuple: the slot is poisoned, and sock_diag answers. A slot
+   * emptied with this key keeps its poison: the socket that closed may have shared the tuple with
+   * one still live, which a new connect with the tuple cannot be told from either. Only another
+   * tuple clears it. */
+  size_t other_key[6];
   for (int i = 0; i < 6; i++) {
     EMIT(p, LDX_DW(R1, R9, SLOT(key) + 8 * i), LDX_DW(R2, R10, KEY + 8 * i));
-    fresh[fresh_count++] = jump(p, JNE_REG(R1, R2));
+    other_key[i] = jump(p, JNE_REG(R1, R2));
   }
+  EMIT(p, LDX_DW(R1, R9, SLOT(cookie)));
+  size_t same_emptied = jump(p, JEQ_IMM(R1, 0));
   EMIT(p, ST_DW(R9, SLOT(poison), 1));
   release(p);
   to_exit(p, JA());
-  for (size_t i = 0; i < fresh_count; i++) land(p, fresh[i]);
-  EMIT(p, ST_DW(R9, SLOT(poison), 0), MOV64_REG(R1, R6), CALL(BPF_FUNC_get_socket_cookie),
+  for (int i = 0; i < 6; i++) land(p, other_key[i]);
+  EMIT(p, ST_DW(R9, SLOT(poison), 0));
+  land(p, same_emptied);
+  EMIT(p, MOV64_REG(R1, R6), CALL(BPF_FUNC_get_socket_cookie),
        STX_DW(R9, R0, SLOT(cookie)), STX_DW(R10, R0, COOKIE));
   for (int i = 0; i < 6; i++) EMIT(p, LDX_DW(R1, R10, KEY + 8 * i), STX_DW(R9, R1, SLOT(key) + 8 * i));
   /* The socket's owner and inode: sk->sk_uid, sk->sk_socket->file->f_inode->i_ino. */

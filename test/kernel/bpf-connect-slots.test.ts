@@ -58,6 +58,18 @@ for my $dev ('wd0', 'wd2') {
   push @kept, $s;
 }
 <STDIN>;
+# The first socket closes (a reset: no TIME_WAIT) while the second lives; a third takes the first's place.
+my $first = shift @kept;
+setsockopt($first, SOL_SOCKET, SO_LINGER, pack("ii", 1, 0)); close $first;
+socket(my $t, PF_INET, SOCK_STREAM, 6) or die "socket: $!";
+setsockopt($t, SOL_SOCKET, SO_REUSEADDR, 1) or die "reuseaddr: $!";
+setsockopt($t, SOL_SOCKET, 25, pack("Z*", 'wd0')) or die "bindtodevice: $!";
+bind($t, pack_sockaddr_in($local, inet_aton('${CLIENT_ADDR}'))) or die "bind: $!";
+my $ok = eval { local $SIG{ALRM} = sub { die "timeout\n" }; alarm 1;
+  my $r = connect($t, pack_sockaddr_in($port, inet_aton($host))); alarm 0; $r };
+print "wd0 again " . ($ok ? "ok" : "no " . ($! + 0)) . "\n";
+push @kept, $t;
+<STDIN>;
 `;
 
 const unavailable = cgroupTestsUnavailable() ?? kernelTestsUnavailable() ?? null;
@@ -310,6 +322,12 @@ describe('connect-time slots', { skip: unavailable ?? false }, () => {
       const second = await ask(2);
       assert.equal(second.lookups.fromSlots, 1, 'not from the slot');
       assert.equal(second.lookups.slotMisses.poisoned, 1, JSON.stringify(second.lookups));
+      // The first closes while the second lives, and a third connects with the tuple: still neither's.
+      perl.stdin!.write('\n');
+      assert.equal((await lines.next()).value, 'wd0 again ok');
+      const third = await ask(3);
+      assert.equal(third.lookups.fromSlots, 1, `not from the slot: ${JSON.stringify(third.lookups)}`);
+      assert.equal(third.lookups.slotMisses.poisoned, 2, JSON.stringify(third.lookups));
       perl.stdin!.end('\n');
     } finally {
       lookup?.close();
