@@ -387,7 +387,9 @@ static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *
   attr.log_level = 1;
   fd = (int)sys_bpf(BPF_PROG_LOAD, &attr);
   if (fd >= 0) return fd;
-  return -errno;
+  int err = errno;
+  bpf_log_one_line(verifier_log);
+  return -err;
 }
 
 static void handle_free(struct bpf_attr_handle *h) {

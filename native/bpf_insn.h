@@ -88,7 +88,16 @@ static inline void land(program *p, size_t at) {
 /* A jump to the common exit, landed with the others once the exit is emitted. */
 static inline void to_exit(program *p, struct bpf_insn insn) {
   size_t at = jump(p, insn);
-  if (p->exit_count < sizeof p->exits / sizeof p->exits[0]) p->exits[p->exit_count++] = at;
+  if (p->exit_count < sizeof p->exits / sizeof p->exits[0])
+    p->exits[p->exit_count++] = at;
+  else
+    p->n = BPF_PROGRAM_MAX + 1; /* a jump that could not be landed: the program is refused, never wrong */
+}
+
+/* A verifier's log as one line (it goes into error messages and log lines): control characters become spaces. */
+static inline void bpf_log_one_line(char *log) {
+  for (char *c = log; *c != 0; c++)
+    if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = ' ';
 }
 
 #endif

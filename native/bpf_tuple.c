@@ -267,7 +267,10 @@ int bpf_tuple_open(struct bpf_tuple *t, const char *cgroup, int record_fd, char 
     attr.log_size = sizeof tuple_log;
     attr.log_level = 1;
     t->prog_fd = (int)sys_bpf(BPF_PROG_LOAD, &attr);
-    if (t->prog_fd < 0) FAIL("the verifier refused the sock_ops program: %.300s", tuple_log);
+    if (t->prog_fd < 0) {
+      bpf_log_one_line(tuple_log);
+      FAIL("the verifier refused the sock_ops program: %.300s", tuple_log);
+    }
   }
   t->cgroup_fd = open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (t->cgroup_fd < 0) FAIL("cannot open cgroup %.200s", cgroup);

@@ -253,7 +253,9 @@ describe('connect-time slots', { skip: unavailable ?? false }, () => {
     }
   });
 
-  test('two live sockets with one four-tuple (bound to different devices): the slot is poisoned, given to neither', async () => {
+  test('two live sockets with one four-tuple (bound to different devices): the slot is poisoned, given to neither', {
+    timeout: 60_000,
+  }, async () => {
     let pair: NetnsPair | null = null;
     let lookup: ReturnType<typeof fixture> | null = null;
     try {
