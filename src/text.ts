@@ -21,3 +21,8 @@ export function neutralizeControls(text: string): string {
       : `\\u${code.toString(16).padStart(4, '0')}`;
   });
 }
+
+/** `text` on one line: its control characters neutralised, then newlines and tabs shown as `\n` and `\t`. */
+export function oneLine(text: string): string {
+  return neutralizeControls(text).replace(/[\n\t]/g, (c) => (c === '\n' ? '\\n' : '\\t'));
+}

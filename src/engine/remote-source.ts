@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { ensureDirectory, syncDirectory, writeFileAtomic } from '../admin/private-file.js';
 import { readListFiles } from '../list-files.js';
 import type { ProxyRoute } from '../settings/proxy.js';
-import { neutralizeControls } from '../text.js';
+import { oneLine } from '../text.js';
 import type { EngineLog } from './daemon.js';
 import { httpRequest } from './services/http-client.js';
 
@@ -192,10 +192,7 @@ export class RemoteSource<T> {
   #failed(reason: string): void {
     if (this.#stopped) return; // the engine may be gone (its log store closed): nothing to report to
     // Often a server's or a file's words: escaped, and short enough for engine.status and a log line.
-    const why = neutralizeControls(reason.length > 1000 ? `${reason.slice(0, 1000)}…` : reason).replace(
-      /[\n\t]/g,
-      (c) => (c === '\n' ? '\\n' : '\\t'),
-    );
+    const why = oneLine(reason.length > 1000 ? `${reason.slice(0, 1000)}…` : reason);
     this.#lastAttempt = this.#now;
     this.#lastError = why;
     const kept =

@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import { ErrorCode, WardenError } from '../../errors.js';
 import type { ProxyRoute } from '../../settings/proxy.js';
-import { neutralizeControls } from '../../text.js';
+import { oneLine } from '../../text.js';
 
 export interface HttpRequest {
   readonly url: string;
@@ -41,10 +41,6 @@ export interface HttpResponse {
 }
 
 /** A server's words on one line, control characters escaped: for an error message and a log line. */
-function oneLine(text: string): string {
-  return neutralizeControls(text.trimEnd()).replace(/[\n\t]/g, (c) => (c === '\n' ? '\\n' : '\\t'));
-}
-
 const USER_AGENT = 'warden-services/1';
 
 function describeRoute(route: ProxyRoute): string {
@@ -172,7 +168,7 @@ export async function httpRequest(request: HttpRequest): Promise<HttpResponse> {
           const text = Buffer.concat(chunks).toString('utf8');
           refuse(
             new Error(
-              `the server answered HTTP ${status}${text === '' ? '' : `: ${oneLine(text.slice(0, 200))}`}`,
+              `the server answered HTTP ${status}${text === '' ? '' : `: ${oneLine(text.slice(0, 200).trimEnd())}`}`,
             ),
           );
         };
