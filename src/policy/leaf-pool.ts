@@ -57,7 +57,8 @@ export class LeafPoolBuilder {
   #length = 0;
   /**
    * Each rule's record, made once however many leaves hold the rule: its offset in `#recs` and
-   * its length, by rule position (0: not made yet). One growing array rather than a typed array
+   * its length, by rule position * 2, + 1 for the record of a leaf whose remote is matched (0: not
+   * made yet). One growing array rather than a typed array
    * per rule (100,000 typed arrays, and their garbage, when compiling 100,000 rules).
    */
   #recs = new Int32Array(1 << 16);
@@ -88,25 +89,34 @@ export class LeafPoolBuilder {
     return built;
   }
 
-  /** Appends a leaf for the rules (ascending positions), or finds the same leaf, and returns its offset. */
-  addLeaf(rules: readonly CompiledRule[]): number {
-    const hash = listHash('leaf', rules);
-    const known = this.#shared.find(hash, 'leaf', rules);
+  /**
+   * Appends a leaf for the rules (ascending positions), or finds the same leaf, and returns its
+   * offset. `remoteMatched`: the leaf is only reached when the connection's remote is one of every
+   * rule's remote addresses or names (an address node's segment or name: rule-index.ts), so its
+   * records leave the remote out, and a rule that needed `matches` for its remote alone (a host
+   * name, IPv6 ranges, several ranges) no longer does.
+   */
+  addLeaf(rules: readonly CompiledRule[], remoteMatched = false): number {
+    const kind = remoteMatched ? 'leaf, remote matched' : 'leaf';
+    const hash = listHash(kind, rules);
+    const known = this.#shared.find(hash, kind, rules);
     if (known >= 0) return this.#shared.value(known) as number;
     const offset = this.#length;
-    this.#shared.add(hash, 'leaf', rules, offset);
+    this.#shared.add(hash, kind, rules, offset);
     this.#push(rules.length);
     this.#push(0);
     let summary = 0;
+    const variant = remoteMatched ? 1 : 0;
     for (const r of rules) {
-      const at = this.#record(r);
-      const n = this.#recLength[r.index]!;
+      const slot = r.index * 2 + variant;
+      const at = this.#record(r, slot, remoteMatched);
+      const n = this.#recLength[slot]!;
       this.#reserve(n);
       const pool = this.#pool;
       const recs = this.#recs;
       for (let i = 0; i < n; i++) pool[this.#length + i] = recs[at + i]!;
       this.#length += n;
-      summary |= this.#recSummary[r.index]!;
+      summary |= this.#recSummary[slot]!;
     }
     this.#pool[offset + 1] = summary;
     return offset;
@@ -157,13 +167,13 @@ export class LeafPoolBuilder {
     this.#pool = bigger;
   }
 
-  /** The offset of the rule's record in `#recs`, made on first use. */
-  #record(r: CompiledRule): number {
-    if (r.index < this.#recAt.length) {
-      const known = this.#recAt[r.index]!;
+  /** The offset of the rule's record in `#recs`, made on first use (slot: see `#recAt`). */
+  #record(r: CompiledRule, slot: number, remoteMatched: boolean): number {
+    if (slot < this.#recAt.length) {
+      const known = this.#recAt[slot]!;
       if (known > 0) return known - 1;
     } else {
-      const size = Math.max(this.#recAt.length * 2, r.index + 1);
+      const size = Math.max(this.#recAt.length * 2, slot + 1);
       this.#recAt = grown(this.#recAt, size);
       this.#recLength = grown(this.#recLength, size);
       this.#recSummary = grown(this.#recSummary, size);
@@ -176,7 +186,7 @@ export class LeafPoolBuilder {
     const localRanges = lp === null || lp.length / 2 > MAX_LOCAL_RANGES ? 0 : lp.length / 2;
     if (remoteRanges > 0) flags |= F_REMOTE_PORTS | (remoteRanges << REMOTE_COUNT_SHIFT);
     if (localRanges > 0) flags |= F_LOCAL_PORTS | (localRanges << LOCAL_COUNT_SHIFT);
-    const remote = r.remote;
+    const remote = remoteMatched ? null : r.remote;
     const oneV4 =
       remote !== null &&
       remote.v4.length === 2 &&
@@ -205,9 +215,9 @@ export class LeafPoolBuilder {
     for (let i = 0; i < remoteRanges * 2; i += 2) recs[p++] = (rp![i]! << 16) | rp![i + 1]!;
     for (let i = 0; i < localRanges * 2; i += 2) recs[p++] = (lp![i]! << 16) | lp![i + 1]!;
     this.#recsLength = p;
-    this.#recAt[r.index] = at + 1;
-    this.#recLength[r.index] = length;
-    this.#recSummary[r.index] =
+    this.#recAt[slot] = at + 1;
+    this.#recLength[slot] = length;
+    this.#recSummary[slot] =
       remoteRanges === 0 ? (rp === null || portsLeft ? SUMMARY_ALL_PORTS : 0) : portBits(rp!);
     return at;
   }

@@ -274,23 +274,22 @@ class IndexBuilder {
     }
     const anyLeaf = this.leaf(any);
     if (any.length === rules.length) return anyLeaf;
-    const leaf = (l: CompiledRule[]) => this.leaf(l);
-    const s = segmentNum(v4, 32, leaf);
+    // A segment's or a name's rules all have the connection's remote among theirs: their leaves'
+    // records leave the remote out (LeafPoolBuilder.addLeaf).
     const b = this.b;
+    const matched = (l: CompiledRule[]) => b.addLeaf(l, true);
+    const s = segmentNum(v4, 32, (l) => leafRef(matched(l)));
     const v6Ranges = v6Segments(
       segment(
         v6,
         (k) => k + 1n,
-        (l) => (l.length === 0 ? null : b.addLeaf(l)),
+        (l) => (l.length === 0 ? null : matched(l)),
       ),
     );
     const names =
       hosts.size + suffixes.size === 0
         ? null
-        : new IndexNames(
-            mapValues(hosts, (l) => b.addLeaf(l)),
-            mapValues(suffixes, (l) => b.addLeaf(l)),
-          );
+        : new IndexNames(mapValues(hosts, matched), mapValues(suffixes, matched));
     let side = -1;
     if (v6Ranges !== null || names !== null) {
       side = this.v6.length;
