@@ -18,7 +18,7 @@
  * indented less than the item's content). A slice with an error, or any doubt (an item count that
  * differs), gives up: the caller parses the whole file, whose errors are then the ones reported.
  */
-import { type Document, isMap, isScalar, isSeq, Lexer, LineCounter, type Node, parseDocument } from 'yaml';
+import { Composer, type Document, isMap, isScalar, isSeq, Lexer, LineCounter, type Node, Parser } from 'yaml';
 
 /** The options every YAML text of Warden is parsed with (whole or sliced). */
 export const YAML_OPTIONS = { prettyErrors: false, uniqueKeys: true, version: '1.2' } as const;
@@ -69,8 +69,12 @@ export function nodeAt(doc: Document, path: readonly (string | number)[]): Node 
 interface Plan {
   /** Offset of the key's line (column 0: the key's own offset). */
   readonly keyAt: number;
+  /** The Lexer's tokens of the whole text: a token's length, or minus the code of a control token (no text). */
+  readonly tokens: Int32Array;
   /** Line start of each slice's first item, and the end of the run last. */
   readonly cuts: readonly number[];
+  /** The index in `tokens` of the first token at each cut. */
+  readonly cutTokens: readonly number[];
   /** How many items each slice holds. */
   readonly counts: readonly number[];
 }
@@ -97,6 +101,13 @@ export function planSlices(text: string, sizes: SliceSizes): Plan | undefined {
   const starts: number[] = [];
   const cols: number[] = [];
   const kinds: Kind[] = [];
+  /** The index in `tokens` of each line's first token. */
+  const lineTokens: number[] = [];
+  // A typed array: a JS array of half a million numbers, grown by pushes, left its old copies in
+  // the old space (50 MB more RSS for the 1.1 MB policy).
+  let tokens = new Int32Array((text.length >> 1) + 64);
+  let count = 0;
+  let lineToken = 0;
   let offset = 0;
   let depth = 0;
   let documents = 0;
@@ -108,6 +119,13 @@ export function planSlices(text: string, sizes: SliceSizes): Plan | undefined {
   /** For a line starting with a scalar: 0 after the scalar, 1 after its `:`, -1 not a key line. */
   let keyState = -1;
   for (const tok of new Lexer().lex(text)) {
+    const index = count++;
+    if (index === tokens.length) {
+      const grown = new Int32Array(tokens.length * 2);
+      grown.set(tokens);
+      tokens = grown;
+    }
+    tokens[index] = tok === DOCUMENT || tok === SCALAR ? -tok.charCodeAt(0) : tok.length;
     if (tok === DOCUMENT) {
       if (++documents > 1) return undefined;
       continue;
@@ -138,6 +156,9 @@ export function planSlices(text: string, sizes: SliceSizes): Plan | undefined {
     const atLineStart = offset === 0 || text.charCodeAt(offset - 1) === 10;
     if (atLineStart && depth === 0 && !blockContent) {
       pending = true;
+      // A plain scalar's token comes right after its control token (an empty one, at a line start
+      // after a block scalar's header, ends that block scalar: it is not the line's).
+      lineToken = scalar && !quoted ? index - 1 : index;
       col = 0;
       keyState = -1;
       if (tok[0] === ' ' || tok[0] === '\t') {
@@ -152,6 +173,7 @@ export function planSlices(text: string, sizes: SliceSizes): Plan | undefined {
       if (tok[0] !== '\n' && tok[0] !== '\r' && tok[0] !== '#') {
         starts.push(offset - col);
         cols.push(col);
+        lineTokens.push(lineToken);
         if (scalar && !tok.includes('\n')) {
           kinds.push(Kind.Scalar);
           keyState = 0;
@@ -175,7 +197,10 @@ export function planSlices(text: string, sizes: SliceSizes): Plan | undefined {
     offset += tok.length;
   }
   if (offset !== text.length || documents !== 1) return undefined;
-  return bestRun(text, starts, cols, kinds, sizes);
+  const run = bestRun(text, starts, cols, kinds, sizes);
+  if (run === undefined) return undefined;
+  const token = (line: number) => (line < starts.length ? lineTokens[line]! : count);
+  return { ...run, tokens: tokens.subarray(0, count), cutTokens: run.cutLines.map(token) };
 }
 
 /** The longest run of items after a key line at column 0, cut into slices; undefined if none is worth it. */
@@ -185,8 +210,8 @@ function bestRun(
   cols: readonly number[],
   kinds: readonly Kind[],
   sizes: SliceSizes,
-): Plan | undefined {
-  let best: { key: number; items: number[]; end: number } | undefined;
+): { keyAt: number; cuts: number[]; cutLines: number[]; counts: number[] } | undefined {
+  let best: { key: number; items: number[]; end: number; endLine: number } | undefined;
   for (let i = 0; i + 1 < starts.length; i++) {
     if (kinds[i] !== Kind.Key || cols[i] !== 0 || kinds[i + 1] !== Kind.Item) continue;
     const n = cols[i + 1]!;
@@ -195,7 +220,7 @@ function bestRun(
     let ok = true;
     for (; k < starts.length; k++) {
       const c = cols[k]!;
-      if (c === n && kinds[k] === Kind.Item) items.push(starts[k]!);
+      if (c === n && kinds[k] === Kind.Item) items.push(k);
       else if (c === 0) break;
       else if (c <= n) {
         ok = false;
@@ -204,41 +229,77 @@ function bestRun(
     }
     if (!ok) continue;
     const end = k < starts.length ? starts[k]! : text.length;
-    if (best === undefined || end - items[0]! > best.end - best.items[0]!)
-      best = { key: starts[i]!, items, end };
+    if (best === undefined || end - starts[items[0]!]! > best.end - starts[best.items[0]!]!)
+      best = { key: starts[i]!, items, end, endLine: k };
     i = k - 1;
   }
   if (best === undefined) return undefined;
-  const { items, end } = best;
+  const { items, end, endLine } = best;
+  const first = starts[items[0]!]!;
   // The lines around the sequence are parsed again with each slice.
-  const target = Math.max(sizes.chars, sizes.around * (text.length - (end - items[0]!)));
-  if (end - items[0]! <= target) return undefined;
-  const cuts = [items[0]!];
+  const target = Math.max(sizes.chars, sizes.around * (text.length - (end - first)));
+  if (end - first <= target) return undefined;
+  const cuts = [first];
+  const cutLines = [items[0]!];
   const counts: number[] = [];
   let count = 0;
   for (let m = 0; m < items.length; m++) {
     count++;
-    const next = m + 1 < items.length ? items[m + 1]! : end;
+    const nextLine = m + 1 < items.length ? items[m + 1]! : endLine;
+    const next = m + 1 < items.length ? starts[nextLine]! : end;
     if (next - cuts.at(-1)! >= target || next === end) {
       cuts.push(next);
+      cutLines.push(nextLine);
       counts.push(count);
       count = 0;
     }
   }
-  return { keyAt: best.key, cuts, counts };
+  return { keyAt: best.key, cuts, cutLines, counts };
 }
 
-/** One slice's text: the lines before the sequence, the slice's items, the lines after. */
-function sliceText(text: string, plan: Plan, s: number): string {
-  return (
-    text.slice(0, plan.cuts[0]) + text.slice(plan.cuts[s], plan.cuts[s + 1]) + text.slice(plan.cuts.at(-1))
-  );
+/**
+ * One slice's tokens: those of the lines before the sequence, of the slice's items, of the lines
+ * after (the whole text's tokens: lexed once).
+ */
+function* sliceTokens(text: string, plan: Plan, s: number): Generator<string> {
+  const { tokens, cuts, cutTokens } = plan;
+  const ranges = [
+    0,
+    0,
+    cutTokens[0]!,
+    cuts[s]!,
+    cutTokens[s]!,
+    cutTokens[s + 1]!,
+    cuts.at(-1)!,
+    cutTokens.at(-1)!,
+  ];
+  ranges.push(tokens.length);
+  for (let r = 0; r < 9; r += 3) {
+    let offset = ranges[r]!;
+    for (let i = ranges[r + 1]!; i < ranges[r + 2]!; i++) {
+      const code = tokens[i]!;
+      if (code < 0) yield String.fromCharCode(-code);
+      else {
+        yield text.substr(offset, code);
+        offset += code;
+      }
+    }
+  }
 }
 
-/** A slice parsed: its document and the sequence node (undefined: an error or a doubt). */
+/** A slice parsed as parseDocument parses a text: its document and the sequence node (undefined: an error or a doubt). */
 function parseSlice(text: string, plan: Plan, s: number): { doc: Document; seq: Node } | undefined {
-  const doc = parseDocument(sliceText(text, plan, s), YAML_OPTIONS);
-  if (doc.errors.length > 0 || !isMap(doc.contents)) return undefined;
+  const parser = new Parser();
+  const composer = new Composer(YAML_OPTIONS);
+  const length = plan.cuts[0]! + plan.cuts[s + 1]! - plan.cuts[s]! + text.length - plan.cuts.at(-1)!;
+  function* cst() {
+    for (const tok of sliceTokens(text, plan, s)) yield* parser.next(tok);
+    yield* parser.end();
+  }
+  const docs = [...composer.compose(cst(), true, length)];
+  const doc = docs[0];
+  if (docs.length !== 1 || doc === undefined || doc.errors.length > 0 || !isMap(doc.contents))
+    return undefined;
   const pair = doc.contents.items.find((p) => isScalar(p.key) && p.key.range?.[0] === plan.keyAt);
   if (pair === undefined || !isSeq(pair.value) || pair.value.items.length !== plan.counts[s])
     return undefined;
