@@ -87,6 +87,10 @@ const VALID: Item[] = [
   (i, _s, k) => `${i}- "#${k}": '-'\n`,
   (i) => `${i}- a:b\n`,
   (i) => `${i}-    spaced\n`,
+  (i) => `${i}- |\n`,
+  (i, s) => `${i}- k: >\n${s}x: |-\n`,
+  (i, s) => `${i}- { "k": [ "a,b",\n${s}  'c' ], d: "e # f" } # g\n`,
+  (i, s) => `${i}- - - deep\n${s}  - er\n${s}- x\n`,
 ];
 const INVALID: Item[] = [
   (i) => `${i}- { a: 1\n`,
@@ -116,6 +120,10 @@ const prefix = fc.constantFrom(
   'mode: {a: 1,\n  b: 2}\n',
   'defaults:\n  x: |\n    text\n',
   '%YAML 1.2\n---\n',
+  '---\n',
+  '--- # c\n',
+  '# c\n---\nversion: 1\n',
+  '--- {a: 1}\n',
 );
 const key = fc.constantFrom(
   'rules:',
@@ -216,12 +224,15 @@ describe('YAML parsed a slice at a time', () => {
     const body = Array.from({ length: 50 }, (_, i) => `  - r${i}\n`).join('');
     const sizes = { chars: 1, around: 0 };
     assert.ok(planSlices(`rules:\n${body}`, sizes) !== undefined);
+    assert.ok(planSlices(`# c\n---\nrules:\n${body}`, sizes) !== undefined);
     for (const text of [
       `x: &a 1\nrules:\n${body}  - *a\n`,
       `rules:\n${body}  - !!str 1\n`,
       `%YAML 1.2\n---\nrules:\n${body}`,
       `rules:\n${body}---\nrules:\n${body}`,
       `\u{FEFF}rules:\n${body}`,
+      `---\nrules:\n${body}---\nrules:\n${body}`,
+      `x: 1\n---\nrules:\n${body}`,
     ])
       assert.equal(planSlices(text, sizes), undefined, text);
   });

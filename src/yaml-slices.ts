@@ -6,8 +6,8 @@
  * parsed as the file with the other items left out, so that each slice's trees are garbage before
  * the next is parsed (105 MB for that policy, and a fifth faster: the text is lexed once).
  *
- * Only where that is provably the same parse: one document, no directives, document markers,
- * byte order mark, anchors, aliases or tags (nothing that reaches from one item to another), the
+ * Only where that is provably the same parse: one document, no directives, document markers
+ * (but a first `---`), byte order mark, anchors, aliases or tags (nothing that reaches from one item to another), the
  * sequence the value of a plain or quoted key written alone on a line at column 0, its items
  * `-` at one column found from the Lexer's tokens of the whole file at line starts outside flow
  * collections, and every other line of the run indented deeper than the items (or at column 0
@@ -152,8 +152,9 @@ export function planSlices(text: string, sizes: SliceSizes): Plan | undefined {
     scalarNext = false;
     if (!scalar) {
       const c = tok[0];
-      if (c === '&' || c === '*' || c === '!' || c === '%' || c === BOM || tok === '---' || tok === '...')
-        return undefined;
+      if (c === '&' || c === '*' || c === '!' || c === '%' || c === BOM || tok === '...') return undefined;
+      // One `---` before anything else starts the one document; another would start a second.
+      if (tok === '---' && starts.length > 0) return undefined;
       if (c === '|' || c === '>') blockHeader = true;
     }
     const atLineStart = offset === 0 || text.charCodeAt(offset - 1) === 10;
