@@ -134,7 +134,17 @@ const key = fc.constantFrom(
   '~:',
   'rules:   ',
 );
-const suffix = fc.constantFrom('', 'after: 1\n', 'other:\n  - x\n', '# trailing\n', 'version: 2\n', '...\n');
+const suffix = fc.constantFrom(
+  '',
+  'after: 1\n',
+  '"1": [x]\n',
+  '"~": [x, y]\n',
+  '? [k]\n: v\n',
+  'other:\n  - x\n',
+  '# trailing\n',
+  'version: 2\n',
+  '...\n',
+);
 
 /** A document with a top-level sequence of items, and the sizes to slice it at. */
 const documents = (invalidShare: number) =>

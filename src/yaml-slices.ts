@@ -21,7 +21,18 @@
  * whole file, whose errors are then the ones reported. src/yaml-slices.test.ts checks the value,
  * every position and every error against the whole-file parse on generated documents.
  */
-import { Composer, type Document, isMap, isScalar, isSeq, Lexer, LineCounter, type Node, Parser } from 'yaml';
+import {
+  Composer,
+  type Document,
+  isMap,
+  isScalar,
+  isSeq,
+  Lexer,
+  LineCounter,
+  type Node,
+  Parser,
+  type YAMLMap,
+} from 'yaml';
 
 /** The options every YAML text of Warden is parsed with (whole or sliced). */
 export const YAML_OPTIONS = { prettyErrors: false, uniqueKeys: true, version: '1.2' } as const;
@@ -331,11 +342,14 @@ export function parseSliced(text: string, sizes: SliceSizes = SLICE_SIZES): Slic
     if (parsed === undefined) return undefined;
     const js = parsed.doc.toJS(TO_JS_OPTIONS) as Record<string, unknown>;
     if (s === 0) {
-      const pair = (
-        parsed.doc.contents as { items: { key: { value: unknown }; value: unknown }[] }
-      ).items.find((p) => p.value === parsed.seq)!;
-      // The property toJS makes of a scalar key (the yaml library's stringifyKey).
-      prop = pair.key.value === null ? '' : String(pair.key.value);
+      const pairs = (parsed.doc.contents as YAMLMap).items;
+      const pair = pairs.find((p) => p.value === parsed.seq)!;
+      // The property toJS makes of a scalar key (the yaml library's stringifyKey), which no other
+      // key may make: `1:` and `"1":` are two keys, and the property holds the last one's value.
+      const propOf = (key: unknown) =>
+        isScalar(key) ? (key.value === null ? '' : String(key.value)) : undefined;
+      prop = propOf(pair.key)!;
+      if (pairs.some((p) => p !== pair && (!isScalar(p.key) || propOf(p.key) === prop))) return undefined;
       value = js;
     }
     const part = Object.hasOwn(js, prop) ? js[prop] : undefined;
