@@ -273,42 +273,30 @@ function bestRun(
 }
 
 /**
- * One slice's tokens: those of the lines before the sequence, of the slice's items, of the lines
- * after (the whole text's tokens: lexed once).
+ * A slice parsed as parseDocument parses a text: its document and the sequence node (undefined: an
+ * error or a doubt). Its tokens are the whole text's (lexed once): those of the lines before the
+ * sequence, of the slice's items, of the lines after.
  */
-function* sliceTokens(text: string, plan: Plan, s: number): Generator<string> {
-  const { tokens, cuts, cutTokens } = plan;
-  const ranges = [
-    0,
-    0,
-    cutTokens[0]!,
-    cuts[s]!,
-    cutTokens[s]!,
-    cutTokens[s + 1]!,
-    cuts.at(-1)!,
-    cutTokens.at(-1)!,
-  ];
-  ranges.push(tokens.length);
-  for (let r = 0; r < 9; r += 3) {
-    let offset = ranges[r]!;
-    for (let i = ranges[r + 1]!; i < ranges[r + 2]!; i++) {
-      const code = tokens[i]!;
-      if (code < 0) yield String.fromCharCode(-code);
-      else {
-        yield text.substr(offset, code);
-        offset += code;
-      }
-    }
-  }
-}
-
-/** A slice parsed as parseDocument parses a text: its document and the sequence node (undefined: an error or a doubt). */
 function parseSlice(text: string, plan: Plan, s: number): { doc: Document; seq: Node } | undefined {
+  const { tokens, cuts, cutTokens } = plan;
   const parser = new Parser();
   const composer = new Composer(YAML_OPTIONS);
-  const length = plan.cuts[0]! + plan.cuts[s + 1]! - plan.cuts[s]! + text.length - plan.cuts.at(-1)!;
+  const length = cuts[0]! + cuts[s + 1]! - cuts[s]! + text.length - cuts.at(-1)!;
+  /** From each range's text offset, its first token and the token after its last. */
+  const ranges = [0, 0, cutTokens[0]!, cuts[s]!, cutTokens[s]!, cutTokens[s + 1]!];
+  ranges.push(cuts.at(-1)!, cutTokens.at(-1)!, tokens.length);
   function* cst() {
-    for (const tok of sliceTokens(text, plan, s)) yield* parser.next(tok);
+    for (let r = 0; r < 9; r += 3) {
+      let offset = ranges[r]!;
+      for (let i = ranges[r + 1]!; i < ranges[r + 2]!; i++) {
+        const code = tokens[i]!;
+        if (code < 0) yield* parser.next(String.fromCharCode(-code));
+        else {
+          yield* parser.next(text.substr(offset, code));
+          offset += code;
+        }
+      }
+    }
     yield* parser.end();
   }
   const docs = [...composer.compose(cst(), true, length)];
