@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { type LocatedDocument, parseYaml, parseYamlWhole } from './document.js';
 import { WardenError } from './errors.js';
+import { parsePolicyText, validatePolicy } from './policy/index.js';
 import { parseSliced, planSlices, type SliceSizes } from './yaml-slices.js';
 
 /** What a parse gives: the value, or the error with every problem (positions included). */
@@ -228,6 +229,36 @@ describe('YAML parsed a slice at a time', () => {
     assert.ok('error' in err && err.error.code === 'WARDEN_E_YAML_SYNTAX');
     // The item on line 1236 lacks its }: the parser finds out on the next line.
     assert.match(JSON.stringify(err.error.problems), /"line":1237,"column":3,/);
+  });
+
+  test("a big policy's validation errors name the lines, columns and rules of the whole parse", () => {
+    const lines = ['version: 1', 'mode: enforce', 'rules:'];
+    for (let i = 0; i < 2000; i++) {
+      const protocol = i === 1500 ? 'tcpx' : 'tcp';
+      const extra = i === 1800 ? ', prot: tcp' : '';
+      lines.push(`  - { name: r${i}, direction: outgoing, protocol: ${protocol}, action: deny${extra} }`);
+    }
+    lines.push('# the end');
+    const text = `${lines.join('\n')}\n`;
+    assert.ok(parseSliced(text) !== undefined, 'not sliced');
+    const sliced = outcome(() => ({
+      value: parsePolicyText(text, { file: 'p.yaml' }),
+      locate: () => undefined,
+    }));
+    const whole = outcome(() => {
+      const doc = parseYamlWhole(text, 'p.yaml');
+      return { value: validatePolicy(doc.value, { file: 'p.yaml' }, doc), locate: () => undefined };
+    });
+    assert.deepStrictEqual(sliced, whole);
+    assert.ok('error' in sliced);
+    const problems = sliced.error.problems as { line?: number; column?: number; rule?: string }[];
+    assert.deepStrictEqual(
+      problems.map((p) => [p.line, p.column, p.rule]),
+      [
+        [1504, 51, 'r1500'],
+        [1804, 76, 'r1800'],
+      ],
+    );
   });
 
   test('anchors, aliases, tags, directives and several documents are parsed whole', () => {
