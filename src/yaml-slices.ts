@@ -292,7 +292,7 @@ function parseSlice(text: string, plan: Plan, s: number): { doc: Document; seq: 
         const code = tokens[i]!;
         if (code < 0) yield* parser.next(String.fromCharCode(-code));
         else {
-          yield* parser.next(text.substr(offset, code));
+          yield* parser.next(text.slice(offset, offset + code));
           offset += code;
         }
       }
