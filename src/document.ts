@@ -3,9 +3,17 @@
  * into problems that name the file, the line, the field and (for rules) the
  * rule. Pure: the caller reads the file.
  */
-import { type Document, isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
+import { type Document, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ErrorCode as Codes, type ErrorCode, formatProblem, type Problem, WardenError } from './errors.js';
+import {
+  nodeAt,
+  parseSliced,
+  SLICE_SIZES,
+  type SliceSizes,
+  TO_JS_OPTIONS,
+  YAML_OPTIONS,
+} from './yaml-slices.js';
 
 /** A parsed YAML document and a way to find where a path of it was written. */
 export interface LocatedDocument {
@@ -14,10 +22,24 @@ export interface LocatedDocument {
   locate(path: readonly (string | number)[]): { line: number; column: number } | undefined;
 }
 
-/** Parses YAML text; a syntax error throws WARDEN_E_YAML_SYNTAX naming file, line and column. */
-export function parseYaml(text: string, file: string | undefined): LocatedDocument {
+/**
+ * Parses YAML text; a syntax error throws WARDEN_E_YAML_SYNTAX naming file, line and column. A big
+ * file whose bulk is one top-level sequence is parsed a slice at a time (src/yaml-slices.ts: the
+ * same value and positions, a fraction of the memory); any other, or one with an error, whole.
+ * `sizes` is for tests.
+ */
+export function parseYaml(
+  text: string,
+  file: string | undefined,
+  sizes: SliceSizes = SLICE_SIZES,
+): LocatedDocument {
+  return parseSliced(text, sizes) ?? parseYamlWhole(text, file);
+}
+
+/** Parses YAML text as one document tree (parseYaml's path for any text it does not slice). */
+export function parseYamlWhole(text: string, file: string | undefined): LocatedDocument {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, version: '1.2' });
+  const doc = parseDocument(text, { lineCounter, ...YAML_OPTIONS });
   if (doc.errors.length > 0) {
     const problems: Problem[] = doc.errors.map((e) => {
       const pos = lineCounter.linePos(e.pos[0]);
@@ -35,7 +57,7 @@ export function parseYaml(text: string, file: string | undefined): LocatedDocume
     });
   }
   return {
-    value: doc.toJS({ maxAliasCount: 100 }),
+    value: doc.toJS(TO_JS_OPTIONS),
     locate: (path) => locateNode(doc, lineCounter, path),
   };
 }
@@ -45,27 +67,7 @@ function locateNode(
   lineCounter: LineCounter,
   path: readonly (string | number)[],
 ): { line: number; column: number } | undefined {
-  let node: unknown = doc.contents;
-  let best: YamlNode | undefined = doc.contents ?? undefined;
-  for (const key of path) {
-    if (isMap(node)) {
-      const pair = node.items.find((p) => {
-        const k = p.key as { value?: unknown } | null;
-        return k !== null && typeof k === 'object' && String(k.value) === String(key);
-      });
-      if (pair === undefined) break;
-      const target = (pair.value ?? pair.key) as YamlNode | null;
-      if (target === null) break;
-      best = target;
-      node = pair.value;
-    } else if (isSeq(node) && typeof key === 'number') {
-      const item = node.items[key] as YamlNode | undefined;
-      if (item === undefined) break;
-      best = item;
-      node = item;
-    } else break;
-  }
-  const offset = best?.range?.[0];
+  const offset = nodeAt(doc, path)?.range?.[0];
   if (offset === undefined) return undefined;
   const pos = lineCounter.linePos(offset);
   return { line: pos.line, column: pos.col };
