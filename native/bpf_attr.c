@@ -362,8 +362,21 @@ static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *
   static program p;
   p.n = 0;
   if (HOOKS[hook].release) {
-    cookie_key(&p);
-    delete_record(&p, map_fd);
+    /* A socket whose last connect was a cache hit (VCACHE_MARK; a miss clears it) has no record: the
+     * hit deleted the earlier one and stored none. Its close looks nothing up (the lookup of a missing
+     * key still reads a cold bucket). A record made after the hit anyway (a bind refused on the
+     * connected socket, or the bit set by another way than the connect program) stays until the LRU
+     * evicts it: its cookie is never another socket's, so no other connection is named by it. */
+    if (cache != NULL) {
+      EMIT(&p, LDX_W(R2, R1, (int16_t)offsetof(struct bpf_sock, mark)));
+      size_t decided = jump(&p, JSET_IMM(R2, (int32_t)VCACHE_MARK));
+      cookie_key(&p);
+      delete_record(&p, map_fd);
+      land(&p, decided);
+    } else {
+      cookie_key(&p);
+      delete_record(&p, map_fd);
+    }
     EMIT(&p, MOV64_IMM(R0, 1), EXIT());
   } else {
     record_program(&p, map_fd, hook, off, cache);
