@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { compileRuleset } from '../kernel/ruleset.js';
-import { DECIDED_RULE } from '../kernel/ruleset-guards.js';
+import { DECIDED_FIRST_RULE, DECIDED_RULE } from '../kernel/ruleset-guards.js';
 import { verdictCacheKey } from '../kernel/verdict-cache-key.js';
 import { compilePolicy, decide, parsePolicyText } from '../policy/index.js';
 import type { ConnectionFacts } from '../policy/rule.js';
@@ -134,17 +134,22 @@ test('the ruleset accepts connections the cache decided before the policy, only 
     DECIDED_RULE,
     /^meta l4proto tcp meta mark & 0x04000000 == 0x04000000 meta l4proto @warden_live accept$/,
   );
-  // A hit leaves the output chain right after the invalid test: before every set lookup of the policy.
+  // A hit leaves the output chain at its second rule (a new connection's): before the other
+  // established tests, and before every set lookup of the policy.
   const rules =
     'rules:\n  - { name: web, direction: outgoing, protocol: tcp, remote: 10.9.0.0/16, remotePorts: "80,443", action: deny }\n';
   const on = chainsOf(rules, true);
   const off = chainsOf(rules, false);
-  const at = on.output.indexOf('ct state invalid drop');
-  assert.ok(at >= 0);
-  assert.equal(on.output[at + 1], DECIDED_RULE);
-  assert.equal(on.output.filter((r) => r === DECIDED_RULE).length, 1);
+  assert.equal(
+    DECIDED_FIRST_RULE,
+    DECIDED_RULE.replace('meta l4proto tcp ', 'meta l4proto tcp ct state new '),
+  );
+  assert.equal(on.output[0], 'ct state established meta l4proto != udp accept');
+  assert.equal(on.output[1], DECIDED_FIRST_RULE);
+  assert.ok(on.output.indexOf('ct state invalid drop') > 1);
+  assert.equal(on.output.filter((r) => r.includes('0x04000000')).length, 1);
   assert.deepEqual(
-    on.output.filter((r) => r !== DECIDED_RULE),
+    on.output.filter((r) => r !== DECIDED_FIRST_RULE),
     off.output,
   );
   assert.ok(!on.queue.includes(DECIDED_RULE));
@@ -152,10 +157,11 @@ test('the ruleset accepts connections the cache decided before the policy, only 
   assert.ok(!off.output.includes(DECIDED_RULE) && !off.queue.includes(DECIDED_RULE));
   // A rule the kernel decides by uid tests the socket's owner, not the key's uid: the bit is tested
   // after the kernel's rules, at the head of queue_output, as before.
-  const byUid = 'rules:\n  - { name: u, direction: outgoing, protocol: tcp, user: 1000, remotePorts: "25", action: deny }\n';
+  const byUid =
+    'rules:\n  - { name: u, direction: outgoing, protocol: tcp, user: 1000, remotePorts: "25", action: deny }\n';
   const uid = chainsOf(byUid, true);
   assert.ok(uid.output.some((r) => r.includes('meta skuid')));
-  assert.ok(!uid.output.includes(DECIDED_RULE));
+  assert.ok(!uid.output.some((r) => r.includes('0x04000000')));
   assert.equal(uid.queue[0], DECIDED_RULE);
   assert.deepEqual(uid.queue.slice(1), chainsOf(byUid, false).queue);
 });

@@ -100,7 +100,7 @@ export const LIVE_RENEW_MS = 500;
  * A new TCP connection whose socket the verdict cache's connect program marked (MARK_DECIDED: the
  * engine allowed this executable, uid, address and port before, under the policy in force) is
  * accepted, while the engine that set it lives (LIVE_SET). Logged and counted by the engine from the
- * BPF ring buffer. Where: right after the output chain's `ct state invalid drop`, before the policy's
+ * BPF ring buffer. Where: near the head of the output chain (DECIDED_FIRST_RULE), before the policy's
  * rules, so a hit skips their set lookups (issue 12). The cache holds only allows that every rule
  * able to apply to the program decides from the key's fields alone (docs/attribution.md, "Verdict
  * cache"), so no rule the kernel decides would have stopped such a connection first; except by uid:
@@ -110,6 +110,14 @@ export const LIVE_RENEW_MS = 500;
  * where only what the policy sends to the engine gets: the kernel's own rules come first.
  */
 export const DECIDED_RULE = `meta l4proto tcp meta mark & ${markHex(MARK_DECIDED)} == ${markHex(MARK_DECIDED)} meta l4proto @${LIVE_SET} accept`;
+
+/**
+ * DECIDED_RULE as the output chain has it: right after its first rule (established non-UDP), before
+ * the other established tests, the neighbour discovery and `ct state invalid drop`, so a hit's SYN
+ * crosses two rules, not eight; `ct state new` keeps out what the invalid test and the related and
+ * established ones are there for (an untracked packet with the bit is no longer accepted by it).
+ */
+export const DECIDED_FIRST_RULE = DECIDED_RULE.replace('meta l4proto tcp ', 'meta l4proto tcp ct state new ');
 
 /**
  * `queue` is the statement that hands a packet to the engine (mark + accept, or native `queue`);

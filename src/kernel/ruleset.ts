@@ -10,7 +10,7 @@ import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
 import { type DefaultAction, ruleIdentity } from '../policy/rule.js';
 import type { Settings } from '../settings/schema.js';
 import { MARK_MASK, MARK_QUEUE, MARK_REJECT, markHex } from './marks.js';
-import { DECIDED_RULE, establishedRules, guards, ownerRules } from './ruleset-guards.js';
+import { DECIDED_FIRST_RULE, establishedRules, guards, ownerRules } from './ruleset-guards.js';
 import {
   type ChainModel,
   concatExpression,
@@ -208,7 +208,7 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
       'output',
       runs.output,
       defaultOutcome(policy.defaults.outgoing, mode),
-      early ? [DECIDED_RULE] : [],
+      early ? [DECIDED_FIRST_RULE] : [],
     ),
     text.baseChain('input', runs.input, defaultOutcome(policy.defaults.incoming, mode)),
     ...guard.chains,
@@ -449,15 +449,17 @@ class Emitter {
     private readonly nativeQueue: boolean,
   ) {}
 
-  /** `early`: rules between the established and invalid tests and the policy's (DECIDED_RULE). */
+  /** `early`: rules right after the first established test (DECIDED_FIRST_RULE). */
   baseChain(chain: Chain, runs: Run[], fallback: Outcome, early: readonly string[] = []): ChainModel {
     // Loopback was judged on output; clearing our bits first keeps a packet queued there (new, or
     // established UDP of a uid that does not own the flow) from being queued a second time here.
+    const [first, ...established] = establishedRules(chain);
     const rules = [
       ...(chain === 'input' ? [`iif "lo" ${CLEAR_MARK}`] : []),
-      ...establishedRules(chain),
-      'ct state invalid drop',
+      first!,
       ...early,
+      ...established,
+      'ct state invalid drop',
       ...(chain === 'input' ? ['iif "lo" accept'] : []),
     ];
     for (const run of runs) {
@@ -489,10 +491,13 @@ class Emitter {
   /** The reject chain; on output it then records the UDP flow owners (ownerRules in ruleset-guards.ts). */
   rejectChain(chain: Chain): ChainModel {
     const marked = `meta mark & ${markHex(MARK_MASK)} == ${markHex(MARK_REJECT)}`;
+    // Every packet crosses it: one not refused (on output, not UDP either: owners) leaves at once.
+    const rest = `meta mark & ${markHex(MARK_MASK)} != ${markHex(MARK_REJECT)}`;
     return {
       name: `reject_${chain}`,
       hook: `type filter hook ${chain} priority ${REJECT_PRIORITY}; policy accept;`,
       rules: [
+        chain === 'output' ? `meta l4proto != udp ${rest} accept` : `${rest} accept`,
         `${marked} meta l4proto tcp reject with tcp reset`,
         `${marked} reject with icmpx admin-prohibited`,
         ...(chain === 'output' ? ownerRules() : []),

@@ -178,11 +178,11 @@ describe('the verdict cache', {
   test('a program connecting again to the same destination is decided in the kernel, logged and counted', async () => {
     const status = await cacheStatus();
     assert.equal(status.inUse, true, JSON.stringify(status));
-    // The output chain accepts the bit right after its invalid test, before the policy's rules.
+    // The output chain accepts the bit of a new connection at its second rule, before the policy's.
     const chain = k.pair.run(k.pair.client, 'nft', ['list', 'chain', 'inet', 'warden', 'output']);
     assert.match(
       chain,
-      /ct state invalid drop\n\s*meta l4proto tcp meta mark & 0x04000000 == 0x04000000 meta l4proto @warden_live accept\n/,
+      /policy accept;\n\s*ct state established meta l4proto != udp accept\n\s*meta l4proto tcp ct state new meta mark & 0x04000000 == 0x04000000 meta l4proto @warden_live accept\n/,
       chain,
     );
     // The engine keeps the liveness element the rule requires (renewed, 2 s timeout).
