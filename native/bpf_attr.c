@@ -75,8 +75,10 @@ static char verifier_log[16384];
 #define FIELD(f) (REC + (int)offsetof(struct bpf_attr_record, f))
 enum { TASK = REC - 8, MM = REC - 16, ARG_START = REC - 24, ARG_END = REC - 32, FILE_ = REC - 40,
        INODE = REC - 48, SB = REC - 56, MNT = REC - 64, CRED = REC - 72, PARENT = REC - 80,
-       DENTRY = REC - 96 /* 16 bytes: d_parent, d_name.hash_len */, CTX = REC - 104 };
-_Static_assert(CTX >= -512, "the programs' stack is 512 bytes");
+       DENTRY = REC - 96 /* 16 bytes: d_parent, d_name.hash_len */, CTX = REC - 104,
+       /* A cached connect: 0 when the socket had no cookie before it (so no record), else not 0. */
+       HAD_COOKIE = REC - 112 };
+_Static_assert(HAD_COOKIE >= -512, "the programs' stack is 512 bytes");
 /* The verdict cache's key, event (over the key, once looked up) and new mark are built in the dead
  * slots of the kernel pointers (CTX is kept): the record stays whole, stored after the lookup. */
 enum { CKEY = DENTRY, CEVENT = CKEY, CMARK = REC - 16, CZERO = REC - 8 };
@@ -208,7 +210,7 @@ static void set_mark(program *p) {
  * from the record and the address; on a hit an event goes to the ring buffer and the socket's mark
  * gets VCACHE_MARK (the ruleset accepts its new connection without the queue). The record's
  * command line and parent are read only on the way to storing it (store_record). A hit stores no
- * record and removes the socket's earlier one (of its creation or an earlier connect): its
+ * record and removes the socket's earlier one (of its bind or an earlier connect; none when it had no cookie): its
  * connection is never queued while the engine lives, and one queued after all (the engine gone,
  * the cache given up) is found by sock_diag and named from /proc, never from another process's
  * record. When the ring is full (never waited for) the hit is counted as dropped and handled as a
@@ -217,7 +219,7 @@ static void set_mark(program *p) {
  */
 static void cache_program(program *p, const struct bpf_cache *c, size_t hook, int map_fd,
                           const struct bpf_task_offsets *off) {
-  size_t store[8], exits[4];
+  size_t store[8], exits[5];
   size_t ns = 0, n = 0;
   EMIT(p, LDX_DW(R6, R10, CTX), LDX_W(R1, R6, SOCKADDR(type)));
   store[ns++] = jump(p, JNE_IMM(R1, 1 /* SOCK_STREAM */));
@@ -268,6 +270,10 @@ static void cache_program(program *p, const struct bpf_cache *c, size_t hook, in
   /* Not set: the connection is queued as without the cache, and named by its record. */
   store[ns++] = jump(p, JNE_IMM(R0, 0));
   land(p, marked);
+  /* A socket that had no cookie before this connect has no record (records are keyed by it): most
+   * hits' sockets. The lookup of a missing key reads a cold bucket of the map. */
+  EMIT(p, LDX_DW(R1, R10, HAD_COOKIE));
+  exits[n++] = jump(p, JEQ_IMM(R1, 0));
   delete_record(p, map_fd);
   exits[n++] = jump(p, JA());
   land(p, full);
@@ -295,7 +301,22 @@ static void record_program(program *p, int map_fd, size_t hook, const struct bpf
                            const struct bpf_cache *cache) {
   const int cached = cache != NULL && off->known && off->exe_known && off->cred_known &&
                      (HOOKS[hook].attach == BPF_CGROUP_INET4_CONNECT || HOOKS[hook].attach == BPF_CGROUP_INET6_CONNECT);
-  if (cached) EMIT(p, STX_DW(R10, R1, CTX));
+  if (cached) {
+    /* Whether the socket had a cookie before this program asks for it (cookie_key gives it one):
+     * sk->sk_cookie, read through the socket as a tcp_sock; anything unread counts as one. */
+    EMIT(p, STX_DW(R10, R1, CTX), ST_DW(R10, HAD_COOKIE, 1));
+    if (off->cookie_known) {
+      EMIT(p, LDX_DW(R1, R1, SOCKADDR(sk)), CALL(BPF_FUNC_skc_to_tcp_sock));
+      size_t not_tcp = jump(p, JEQ_IMM(R0, 0));
+      EMIT(p, STX_DW(R10, R0, TASK)); /* TASK: not yet in use */
+      read_kernel(p, HAD_COOKIE, TASK, off->sock_cookie, 8);
+      size_t read = jump(p, JEQ_IMM(R0, 0));
+      EMIT(p, ST_DW(R10, HAD_COOKIE, 1));
+      land(p, read);
+      land(p, not_tcp);
+      EMIT(p, LDX_DW(R1, R10, CTX));
+    }
+  }
   /* TCP sockets are recorded at bind and connect only; the bind programs record nothing else (the
    * other sockets have their creation's record). r1 is the context, kept. */
   const enum bpf_attach_type attach = HOOKS[hook].attach;
@@ -362,8 +383,21 @@ static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *
   static program p;
   p.n = 0;
   if (HOOKS[hook].release) {
-    cookie_key(&p);
-    delete_record(&p, map_fd);
+    /* A socket whose last connect was a cache hit (VCACHE_MARK; a miss clears it) has no record: the
+     * hit deleted the earlier one and stored none. Its close looks nothing up (the lookup of a missing
+     * key still reads a cold bucket). A record made after the hit anyway (a bind refused on the
+     * connected socket, or the bit set by another way than the connect program) stays until the LRU
+     * evicts it: its cookie is never another socket's, so no other connection is named by it. */
+    if (cache != NULL) {
+      EMIT(&p, LDX_W(R2, R1, (int16_t)offsetof(struct bpf_sock, mark)));
+      size_t decided = jump(&p, JSET_IMM(R2, (int32_t)VCACHE_MARK));
+      cookie_key(&p);
+      delete_record(&p, map_fd);
+      land(&p, decided);
+    } else {
+      cookie_key(&p);
+      delete_record(&p, map_fd);
+    }
     EMIT(&p, MOV64_IMM(R0, 1), EXIT());
   } else {
     record_program(&p, map_fd, hook, off, cache);

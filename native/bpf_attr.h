@@ -90,6 +90,10 @@ struct bpf_task_offsets {
   /* The socket's inode number and owner (sk->sk_socket->file->f_inode->i_ino, sk->sk_uid): bpf_tuple.c. */
   int sock_known;
   int32_t sock_socket, sock_uid, socket_file, sock_file_inode, sock_inode_ino;
+  /* sk->sk_cookie (0 until someone asks for the cookie): a cache hit's connect deletes no record of a
+   * socket that had none (bpf_attr.c). */
+  int cookie_known;
+  int32_t sock_cookie;
 };
 
 /*

@@ -179,6 +179,15 @@ static void cred_offsets(const btf_index *b, const struct btf_type *task, struct
 static void sock_offsets(const btf_index *b, struct bpf_task_offsets *out) {
   const struct btf_type *sock = find_struct(b, "sock"), *socket = find_struct(b, "socket");
   const struct btf_type *file = find_struct(b, "file"), *inode = find_struct(b, "inode");
+  /* sk_cookie is sock_common's skc_cookie (a #define), in struct sock's __sk_common. */
+  const struct btf_type *common = find_struct(b, "sock_common");
+  long in_sock = sock == NULL ? -1 : member_offset(b, sock, "__sk_common", 0);
+  long in_common = common == NULL ? -1 : member_offset(b, common, "skc_cookie", 0);
+  long cookie = in_sock < 0 || in_common < 0 ? -1 : in_sock + in_common;
+  if (in_range(cookie)) {
+    out->sock_cookie = (int32_t)cookie;
+    out->cookie_known = 1;
+  }
   if (sock == NULL || socket == NULL || file == NULL || inode == NULL) return;
   long values[] = {member_offset(b, sock, "sk_socket", 0), member_offset(b, sock, "sk_uid", 0),
                    member_offset(b, socket, "file", 0), member_offset(b, file, "f_inode", 0),

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { compileRuleset } from '../kernel/ruleset.js';
-import { DECIDED_RULE } from '../kernel/ruleset-guards.js';
+import { DECIDED_FIRST_RULE, DECIDED_RULE } from '../kernel/ruleset-guards.js';
 import { verdictCacheKey } from '../kernel/verdict-cache-key.js';
 import { compilePolicy, decide, parsePolicyText } from '../policy/index.js';
 import type { ConnectionFacts } from '../policy/rule.js';
@@ -119,19 +119,51 @@ test('a cacheable decision is the same whatever the fields outside the key are (
   assert.ok(compared > 10, `only ${compared} cacheable allows were drawn`);
 });
 
-test('the ruleset accepts connections the cache decided before the queue, only with the cache', () => {
-  const cp = compilePolicy(parsePolicyText('rules: []'));
-  const queueOf = (verdictCache: boolean) =>
-    compileRuleset({ policy: cp, settings: defaultSettings(), now: NOW, verdictCache }).model.chains.find(
-      (c) => c.name === 'queue_output',
-    )!.rules;
-  assert.equal(queueOf(true)[0], DECIDED_RULE);
+test('the ruleset accepts connections the cache decided before the policy, only with the cache', () => {
+  const chainsOf = (text: string, verdictCache: boolean) => {
+    const chains = compileRuleset({
+      policy: compilePolicy(parsePolicyText(text)),
+      settings: defaultSettings(),
+      now: NOW,
+      verdictCache,
+    }).model.chains;
+    const rules = (name: string) => chains.find((c) => c.name === name)!.rules;
+    return { output: rules('output'), queue: rules('queue_output') };
+  };
   assert.match(
     DECIDED_RULE,
     /^meta l4proto tcp meta mark & 0x04000000 == 0x04000000 meta l4proto @warden_live accept$/,
   );
-  assert.ok(!queueOf(false).includes(DECIDED_RULE));
-  assert.deepEqual(queueOf(true).slice(1), queueOf(false));
+  // A hit leaves the output chain at its second rule (a new connection's): before the other
+  // established tests, and before every set lookup of the policy.
+  const rules =
+    'rules:\n  - { name: web, direction: outgoing, protocol: tcp, remote: 10.9.0.0/16, remotePorts: "80,443", action: deny }\n';
+  const on = chainsOf(rules, true);
+  const off = chainsOf(rules, false);
+  assert.equal(
+    DECIDED_FIRST_RULE,
+    DECIDED_RULE.replace('meta l4proto tcp ', 'meta l4proto tcp ct state new '),
+  );
+  assert.equal(on.output[0], 'ct state established meta l4proto != udp accept');
+  assert.equal(on.output[1], DECIDED_FIRST_RULE);
+  assert.ok(on.output.indexOf('ct state invalid drop') > 1);
+  assert.equal(on.output.filter((r) => r.includes('0x04000000')).length, 1);
+  assert.deepEqual(
+    on.output.filter((r) => r !== DECIDED_FIRST_RULE),
+    off.output,
+  );
+  assert.ok(!on.queue.includes(DECIDED_RULE));
+  assert.deepEqual(on.queue, off.queue);
+  assert.ok(!off.output.includes(DECIDED_RULE) && !off.queue.includes(DECIDED_RULE));
+  // A rule the kernel decides by uid tests the socket's owner, not the key's uid: the bit is tested
+  // after the kernel's rules, at the head of queue_output, as before.
+  const byUid =
+    'rules:\n  - { name: u, direction: outgoing, protocol: tcp, user: 1000, remotePorts: "25", action: deny }\n';
+  const uid = chainsOf(byUid, true);
+  assert.ok(uid.output.some((r) => r.includes('meta skuid')));
+  assert.ok(!uid.output.some((r) => r.includes('0x04000000')));
+  assert.equal(uid.queue[0], DECIDED_RULE);
+  assert.deepEqual(uid.queue.slice(1), chainsOf(byUid, false).queue);
 });
 
 test("the hits of one entry in a drain are one item with their count, at most a second's apart", () => {

@@ -99,17 +99,37 @@ export const LIVE_RENEW_MS = 500;
 /**
  * A new TCP connection whose socket the verdict cache's connect program marked (MARK_DECIDED: the
  * engine allowed this executable, uid, address and port before, under the policy in force) is
- * accepted where it would be queued, while the engine that set it lives (LIVE_SET): only what the
- * policy sends to the engine gets here, so the kernel's own rules come first. Logged and counted by
- * the engine from the BPF ring buffer.
+ * accepted, while the engine that set it lives (LIVE_SET). Logged and counted by the engine from the
+ * BPF ring buffer. Where: near the head of the output chain (DECIDED_FIRST_RULE), before the policy's
+ * rules, so a hit skips their set lookups (issue 12). The cache holds only allows that every rule
+ * able to apply to the program decides from the key's fields alone (docs/attribution.md, "Verdict
+ * cache"), so no rule the kernel decides would have stopped such a connection first; except by uid:
+ * the kernel's rules test the socket's owner (`meta skuid`), the key the connecting process's
+ * effective uid, which differ for a socket made under another uid (passed, or made before a setuid).
+ * So when a rule the kernel decides on output names a uid, it waits at the head of `queue_output`,
+ * where only what the policy sends to the engine gets: the kernel's own rules come first.
  */
 export const DECIDED_RULE = `meta l4proto tcp meta mark & ${markHex(MARK_DECIDED)} == ${markHex(MARK_DECIDED)} meta l4proto @${LIVE_SET} accept`;
 
 /**
- * `queue` is the statement that hands a packet to the engine (mark + accept, or native `queue`);
- * with `verdictCache`, connections the cache decided are accepted before it (DECIDED_RULE).
+ * DECIDED_RULE as the output chain has it: right after its first rule (established non-UDP), before
+ * the other established tests, the neighbour discovery and `ct state invalid drop`, so a hit's SYN
+ * crosses two rules, not eight; `ct state new` keeps out what the invalid test and the related and
+ * established ones are there for (an untracked packet with the bit is no longer accepted by it).
  */
-export function guards(settings: Settings, queue: string, verdictCache = false): Guards {
+export const DECIDED_FIRST_RULE = DECIDED_RULE.replace('meta l4proto tcp ', 'meta l4proto tcp ct state new ');
+
+/**
+ * `queue` is the statement that hands a packet to the engine (mark + accept, or native `queue`);
+ * with `verdictCache`, connections the cache decided are accepted before it (DECIDED_RULE), unless
+ * `decidedInChain`: the output chain tests the bit itself before the policy (ruleset.ts, decidedFirst).
+ */
+export function guards(
+  settings: Settings,
+  queue: string,
+  verdictCache = false,
+  decidedInChain = false,
+): Guards {
   const {
     floodOutgoingPerUid: outgoingPerUid,
     floodIncomingPerSource: incomingPerSource,
@@ -152,7 +172,7 @@ export function guards(settings: Settings, queue: string, verdictCache = false):
   const rate = (perSecond: number) => `limit rate over ${perSecond}/second burst ${burst} packets`;
   const notify = (chain: Chain) =>
     `limit rate 1/second log group ${logGroup} prefix "${FLOOD_PREFIX} ${chain} "`;
-  const out: string[] = verdictCache ? [DECIDED_RULE] : [];
+  const out: string[] = verdictCache && !decidedInChain ? [DECIDED_RULE] : [];
   if (verdictCache) {
     // Its element comes from the engine (renewed), never from the ruleset: a dynamic set.
     sets.push({

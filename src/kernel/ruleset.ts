@@ -10,7 +10,7 @@ import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
 import { type DefaultAction, ruleIdentity } from '../policy/rule.js';
 import type { Settings } from '../settings/schema.js';
 import { MARK_MASK, MARK_QUEUE, MARK_REJECT, markHex } from './marks.js';
-import { establishedRules, guards, ownerRules } from './ruleset-guards.js';
+import { DECIDED_FIRST_RULE, establishedRules, guards, ownerRules } from './ruleset-guards.js';
 import {
   type ChainModel,
   concatExpression,
@@ -200,9 +200,16 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
   }
 
   const text = new Emitter(settings, input.features?.nativeQueue === true);
-  const guard = guards(settings, text.queueStatement(), input.verdictCache === true);
+  // A connection the cache decided leaves the output chain before the policy's lookups (decidedFirst).
+  const early = input.verdictCache === true && decidedFirst(runs.output);
+  const guard = guards(settings, text.queueStatement(), input.verdictCache === true, early);
   const chains = [
-    text.baseChain('output', runs.output, defaultOutcome(policy.defaults.outgoing, mode)),
+    text.baseChain(
+      'output',
+      runs.output,
+      defaultOutcome(policy.defaults.outgoing, mode),
+      early ? [DECIDED_FIRST_RULE] : [],
+    ),
     text.baseChain('input', runs.input, defaultOutcome(policy.defaults.incoming, mode)),
     ...guard.chains,
     text.rejectChain('output'),
@@ -237,6 +244,14 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
     counters: text.counterRules,
     countedElements: text.countedElements,
   };
+}
+
+/** Whether DECIDED_RULE may open the output chain's policy part: no kernel-decided rule names a uid (ruleset-guards.ts). */
+function decidedFirst(runs: readonly Run[]): boolean {
+  return !runs.some(
+    (run) =>
+      run.outcome.verdict !== 'queue' && [...run.shapes.values()].some((s) => s.fields.includes('uid')),
+  );
 }
 
 /** True when the kernel cannot decide the rule alone in this chain. */
@@ -434,12 +449,16 @@ class Emitter {
     private readonly nativeQueue: boolean,
   ) {}
 
-  baseChain(chain: Chain, runs: Run[], fallback: Outcome): ChainModel {
+  /** `early`: rules right after the first established test (DECIDED_FIRST_RULE). */
+  baseChain(chain: Chain, runs: Run[], fallback: Outcome, early: readonly string[] = []): ChainModel {
     // Loopback was judged on output; clearing our bits first keeps a packet queued there (new, or
     // established UDP of a uid that does not own the flow) from being queued a second time here.
+    const [first, ...established] = establishedRules(chain);
     const rules = [
       ...(chain === 'input' ? [`iif "lo" ${CLEAR_MARK}`] : []),
-      ...establishedRules(chain),
+      first!,
+      ...early,
+      ...established,
       'ct state invalid drop',
       ...(chain === 'input' ? ['iif "lo" accept'] : []),
     ];
@@ -472,10 +491,13 @@ class Emitter {
   /** The reject chain; on output it then records the UDP flow owners (ownerRules in ruleset-guards.ts). */
   rejectChain(chain: Chain): ChainModel {
     const marked = `meta mark & ${markHex(MARK_MASK)} == ${markHex(MARK_REJECT)}`;
+    // Every packet crosses it: one not refused (on output, not UDP either: owners) leaves at once.
+    const rest = `meta mark & ${markHex(MARK_MASK)} != ${markHex(MARK_REJECT)}`;
     return {
       name: `reject_${chain}`,
       hook: `type filter hook ${chain} priority ${REJECT_PRIORITY}; policy accept;`,
       rules: [
+        chain === 'output' ? `meta l4proto != udp ${rest} accept` : `${rest} accept`,
         `${marked} meta l4proto tcp reject with tcp reset`,
         `${marked} reject with icmpx admin-prohibited`,
         ...(chain === 'output' ? ownerRules() : []),

@@ -150,10 +150,14 @@ describe('ruleset compiler', () => {
     // The owners are recorded after the reject rules, in the same base chain (after the queue's 150).
     const reject = nft.split('\tchain reject_output {')[1]!.split('\t}')[0]!.split('\n\t\t').slice(1);
     assert.match(reject[0]!, /^type filter hook output priority 200;/);
-    assert.match(reject[1]!, /reject with tcp reset$/);
-    assert.match(reject[2]!, /reject with icmpx admin-prohibited$/);
-    assert.match(reject[3]!, /^ct direction original meta nfproto ipv4 update @udp_owner4 /);
-    assert.match(reject[4]!, /^ct direction original meta nfproto ipv6 update @udp_owner6 /);
+    // A packet neither to refuse nor UDP leaves it at once.
+    assert.equal(reject[1], 'meta l4proto != udp meta mark & 0x0f000000 != 0x02000000 accept');
+    assert.match(reject[2]!, /reject with tcp reset$/);
+    assert.match(reject[3]!, /reject with icmpx admin-prohibited$/);
+    assert.match(reject[4]!, /^ct direction original meta nfproto ipv4 update @udp_owner4 /);
+    assert.match(reject[5]!, /^ct direction original meta nfproto ipv6 update @udp_owner6 /);
+    const rejectIn = nft.split('\tchain reject_input {')[1]!.split('\n\t\t');
+    assert.equal(rejectIn[2], 'meta mark & 0x0f000000 != 0x02000000 accept');
     assert.ok(!nft.includes('owner_output'), 'no base chain of its own');
     // Every established rule only accepts: the established TCP packet leaves at the first.
     const rules = output.split('\n\t\t').slice(2);
