@@ -35,48 +35,39 @@ export function numberedAs(path: string): number {
   return ids.get(path) ?? NO_APPLICATION_ID;
 }
 
-/** From ApplicationKeys.at: nothing is remembered for this number and path. */
+/** From ApplicationKeys.known: nothing is remembered for this number and path. */
 export const NOT_REMEMBERED = -2;
-
-/** Ints per number in ApplicationKeys.entries: the key, then two more its owner gives. */
-export const ENTRY_INTS = 4;
 
 /**
  * What one compiled policy remembers per application number: the key (rule-index.ts) of the path
- * that came with it, and two more ints of the owner's (the rule index: what its application's leaf
- * could match, and its first rule), side by side in one Int32Array so a decision reads them in one
- * cache line, small enough to stay in the cache where the leaf itself is cold. The path is
- * remembered with them, and a number that comes with another path is not answered: a caller's
- * wrong number can cost time, never another application's rules.
+ * that came with it. The path is remembered with the key, and a number that comes with another
+ * path is not answered: a caller's wrong number can cost time, never another application's rules.
  */
 export class ApplicationKeys {
-  /** By number, ENTRY_INTS each: [key, a, b, 0]; key -1 where none came yet. Read after `at`. */
-  entries = new Int32Array(0);
+  /** By number; -1 where none came yet. */
+  #keys = new Int32Array(0);
   /** By number; '' where none came yet (only strings here, so a compare is of pointers first). */
   readonly #paths: string[] = [];
 
-  /** The offset in `entries` of what is remembered for this number and path, or NOT_REMEMBERED. */
-  at(id: number, path: string): number {
-    if (id >= 0 && id < this.#paths.length && this.#paths[id] === path) return id * ENTRY_INTS;
+  /** The key remembered for this number and path, or NOT_REMEMBERED. */
+  known(id: number, path: string): number {
+    if (id >= 0 && id < this.#paths.length && this.#paths[id] === path) return this.#keys[id]!;
     return NOT_REMEMBERED;
   }
 
-  /** Remembers the path's key (and a, b) under its number, unless the number is not the path's or is taken. */
-  remember(id: number, path: string, key: number, a: number, b: number): void {
+  /** Remembers the path's key under its number, unless the number is not the path's or is taken. */
+  remember(id: number, path: string, key: number): void {
     if (!(id >= 0 && id < MAX_APPLICATION_IDS) || numberedAs(path) !== id) return;
     if (id >= this.#paths.length) {
       // Numbers are given from 0 up and bounded: the arrays at most double, up to the bound.
       const size = Math.min(MAX_APPLICATION_IDS, Math.max(1024, this.#paths.length * 2, id + 1));
-      const entries = new Int32Array(size * ENTRY_INTS).fill(-1);
-      entries.set(this.entries);
-      this.entries = entries;
+      const keys = new Int32Array(size).fill(-1);
+      keys.set(this.#keys);
+      this.#keys = keys;
       for (let i = this.#paths.length; i < size; i++) this.#paths.push('');
     }
     if (this.#paths[id] !== '') return;
-    const at = id * ENTRY_INTS;
-    this.entries[at] = key;
-    this.entries[at + 1] = a;
-    this.entries[at + 2] = b;
+    this.#keys[id] = key;
     this.#paths[id] = path;
   }
 }

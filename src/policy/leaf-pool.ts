@@ -139,18 +139,6 @@ export class LeafPoolBuilder {
     return key;
   }
 
-  /** Appends the parts one after the other (a node of the index, node-pool.ts); returns the offset of the first. */
-  append(parts: readonly ArrayLike<number>[]): number {
-    const offset = this.#length;
-    for (const part of parts) {
-      this.#reserve(part.length);
-      const pool = this.#pool;
-      for (let i = 0; i < part.length; i++) pool[this.#length + i] = part[i]!;
-      this.#length += part.length;
-    }
-    return offset;
-  }
-
   finish(): Int32Array {
     return this.#pool.slice(0, this.#length);
   }
@@ -368,7 +356,7 @@ export interface LeafSearch {
   /** The connection's protocol bit, shifted like the records' mask. */
   readonly protocol: number;
   /** The connection's application key (AppKeyTable), or -1 when no rule names its application. */
-  appKey: number;
+  readonly appKey: number;
   /** The connection's bit in a leaf summary: its remote port's. */
   readonly portBit: number;
 }
@@ -435,16 +423,6 @@ function portIn(pool: Int32Array, at: number, count: number, port: number | null
     if (range >>> 16 <= port && port <= (range & 0xffff)) return true;
   }
   return false;
-}
-
-/** The leaf's summary: the remote port bits its records could match (see SUMMARY_ALL_PORTS). */
-export function leafSummary(pool: Int32Array, offset: number): number {
-  return pool[offset + 1]!;
-}
-
-/** The position of the leaf's first rule (a leaf holds one at least). */
-export function leafFirstRule(pool: Int32Array, offset: number): number {
-  return pool[offset + 2]!;
 }
 
 /** The position of the leaf's first rule, or 0x7fffffff when its summary says none can match. */

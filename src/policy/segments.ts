@@ -51,27 +51,25 @@ export function segment<K extends number | bigint, C>(
 /** Segments with a jump table from this many on. */
 export const JUMP_MIN = 16;
 
-export interface NumSegments {
-  /** [start0, ref0, ...]: a ref is the child as `build` named it (an int; -1: nothing). */
+export interface NumSegments<N> {
   readonly seg: Int32Array;
   readonly jump: Int32Array | null;
   readonly shift: number;
   readonly occ: Int32Array | null;
   readonly occShift: number;
+  /** The node children, named in `seg` by their position here (>= 0); a leaf (a number) by -2 - leaf. */
+  readonly kids: N[];
 }
 
 /** The occupancy bitmap has 2 ** OCC_EXTRA_BITS bits per jump table bucket (up to one per key). */
 const OCC_EXTRA_BITS = 3;
 
-/**
- * Elementary segments over numeric keys below 2 ** keyBits, packed as the index's nodes hold them;
- * `build` names each segment's child by an int (-1: nothing; RESOLVED is not one).
- */
-export function segmentNum(
+/** Elementary segments over numeric keys below 2 ** keyBits, packed as the index's nodes hold them. */
+export function segmentNum<N extends object>(
   items: readonly RangeItem<number>[],
   keyBits: number,
-  build: (rules: CompiledRule[]) => number,
-): NumSegments | null {
+  build: (rules: CompiledRule[]) => N | number | null,
+): NumSegments<N> | null {
   if (items.length === 0) return null;
   const points = new Float64Array(items.length * 2);
   for (let i = 0; i < items.length; i++) {
@@ -94,13 +92,15 @@ export function segmentNum(
       else if (list[list.length - 1] !== it.rule) list.push(it.rule);
     }
   }
+  const kids: N[] = [];
   const seg = new Int32Array(n * 2);
   for (let i = 0; i < n; i++) {
     const l = lists[i]!;
+    const child = l === null ? null : build(l);
     seg[i * 2] = starts[i]! | 0;
-    seg[i * 2 + 1] = l === null ? -1 : build(l);
+    seg[i * 2 + 1] = child === null ? -1 : typeof child === 'number' ? -2 - child : kids.push(child) - 1;
   }
-  if (n < JUMP_MIN) return { seg, jump: null, shift: 0, occ: null, occShift: 0 };
+  if (n < JUMP_MIN) return { seg, jump: null, shift: 0, occ: null, occShift: 0, kids };
   const bits = Math.min(keyBits, Math.ceil(Math.log2(n)) + 1);
   const shift = keyBits - bits;
   const buckets = 2 ** bits;
@@ -120,7 +120,7 @@ export function segmentNum(
     }
   }
   const occShift = Math.max(0, shift - OCC_EXTRA_BITS);
-  return { seg, jump, shift, ...occupancy(seg, keyBits, occShift) };
+  return { seg, jump, shift, ...occupancy(seg, keyBits, occShift), kids };
 }
 
 /** The occupancy bitmap of the segments, or null when most slices are occupied (it would rarely answer). */
