@@ -53,6 +53,24 @@ const FLOOD_LANES = 128;
 const SELF = fileURLToPath(import.meta.url);
 const NFQUEUE_BENCH = fileURLToPath(new URL('./nfqueue.bench.js', import.meta.url));
 
+/**
+ * Waits until none of the processes uses CPU for two polls in a row (at most 2 s): an engine goes
+ * on writing the log items of a slice after it (the 25 ms batches), and that work fell into the
+ * next setting's slice, always the same one (the verdict cache's came right after the BPF path's
+ * thousands of queued decisions). Every slice now starts on a quiet engine, whatever came before.
+ */
+async function settle(pids: readonly number[]): Promise<void> {
+  const total = () => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  let last = total();
+  let quiet = 0;
+  for (const end = Date.now() + 2000; quiet < 2 && Date.now() < end; ) {
+    await new Promise((r) => setTimeout(r, 30));
+    const now = total();
+    quiet = now === last ? quiet + 1 : 0;
+    last = now;
+  }
+}
+
 /** CPU seconds (user + system) a process has used, from /proc/PID/stat. */
 function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
@@ -305,12 +323,19 @@ async function main(): Promise<void> {
     const plain = new Tally();
     const cpuBefore = paths.map((p) => cpuSeconds(p.engine.pid!));
     const consumerBefore = cpuSeconds(consumer.pid!);
+    const busy = [consumer.pid!, ...paths.map((p) => p.engine.pid!)];
     for (let round = 0; round < ROUNDS; round++)
       for (const lanes of [1, LANES, FLOOD_LANES]) {
+        await settle(busy);
         plain.add(lanes, run(plainPair, lanes));
+        await settle(busy);
         queueAlone.add(lanes, run(queuePair, lanes));
+        await settle(busy);
         trackAlone.add(lanes, run(trackPair, lanes));
-        for (const p of paths) p.tally.add(lanes, p.slice(lanes));
+        for (const p of paths) {
+          await settle(busy);
+          p.tally.add(lanes, p.slice(lanes));
+        }
       }
     // New destinations: each path's first connection to each is queued (a cache miss, then inserted).
     // After a pause, so that the engines have written the log items of the load before.
