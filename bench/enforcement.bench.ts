@@ -137,7 +137,7 @@ async function profiled(pair: NetnsPair, dir: string, profileDir: string): Promi
     if (Date.now() > end || child.exitCode !== null) throw new Error(`wardend did not start: ${out}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-  return child;
+  return Object.assign(child, { output: () => out });
 }
 
 interface Slice {

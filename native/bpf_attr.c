@@ -412,18 +412,21 @@ static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *
   attr.insn_cnt = (uint32_t)p.n;
   attr.license = (uint64_t)(uintptr_t)license;
   verifier_log[0] = 0;
-  int fd = (int)sys_bpf(BPF_PROG_LOAD, &attr);
+  int fd = (int)bpf_prog_load(&attr);
   if (fd >= 0) return fd;
+  int refused = errno;
   /* Refused: once more with the verifier's log, for the error (a log of every instruction
    * would not fit in the buffer of a program that loads: the kernel refuses with ENOSPC). */
   attr.log_buf = (uint64_t)(uintptr_t)verifier_log;
   attr.log_size = sizeof verifier_log;
   attr.log_level = 1;
-  fd = (int)sys_bpf(BPF_PROG_LOAD, &attr);
+  fd = (int)bpf_prog_load(&attr);
   if (fd >= 0) return fd;
   int err = errno;
   bpf_log_one_line(verifier_log);
-  return -err;
+  /* A log longer than the buffer fails the second load with ENOSPC whatever the verifier found:
+   * the first refusal's errno is then the reason (and the log holds only its start). */
+  return -(err == ENOSPC ? refused : err);
 }
 
 static void handle_free(struct bpf_attr_handle *h) {

@@ -45,7 +45,7 @@ static int load_and_link(enum bpf_prog_type type, enum bpf_attach_type attach, c
   attr.insns = (uint64_t)(uintptr_t)insns;
   attr.insn_cnt = (uint32_t)count;
   attr.license = (uint64_t)(uintptr_t)license;
-  int prog = (int)sys_bpf(BPF_PROG_LOAD, &attr);
+  int prog = (int)bpf_prog_load(&attr);
   if (prog < 0) return -errno;
   memset(&attr, 0, sizeof attr);
   attr.link_create.prog_fd = (uint32_t)prog;

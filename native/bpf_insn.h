@@ -7,7 +7,10 @@
 #ifndef WARDEN_BPF_INSN_H
 #define WARDEN_BPF_INSN_H
 
+#include <errno.h>
 #include <linux/bpf.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/syscall.h>
@@ -15,6 +18,28 @@
 
 static inline long sys_bpf(int cmd, union bpf_attr *attr) {
   return syscall(SYS_bpf, cmd, attr, sizeof *attr);
+}
+
+/*
+ * BPF_PROG_LOAD with the calling thread's signals blocked, and again if it still says EAGAIN: the
+ * verifier gives up with EAGAIN when a signal is pending for the thread (it checks as it goes), and
+ * an engine gets signals at any time (SIGCHLD from its nft and hash children, SIGHUP, a profiler's
+ * SIGPROF). Measured: under `node --cpu-prof` every load of the verdict cache's program was refused
+ * so and the engine ran without its cache. Blocked signals wait for the load (milliseconds).
+ */
+static inline long bpf_prog_load(union bpf_attr *attr) {
+  sigset_t all;
+  sigset_t before;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &before);
+  long fd;
+  int attempt = 0;
+  do fd = sys_bpf(BPF_PROG_LOAD, attr);
+  while (fd < 0 && errno == EAGAIN && ++attempt < 5);
+  int err = errno;
+  pthread_sigmask(SIG_SETMASK, &before, NULL);
+  errno = err;
+  return fd;
 }
 
 #define INSN(c, d, s, o, i) ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i)})

@@ -261,12 +261,12 @@ int bpf_tuple_open(struct bpf_tuple *t, const char *cgroup, int record_fd, char 
   attr.insns = (uint64_t)(uintptr_t)p.insn;
   attr.insn_cnt = (uint32_t)p.n;
   attr.license = (uint64_t)(uintptr_t)license;
-  t->prog_fd = (int)sys_bpf(BPF_PROG_LOAD, &attr);
+  t->prog_fd = (int)bpf_prog_load(&attr);
   if (t->prog_fd < 0) {
     attr.log_buf = (uint64_t)(uintptr_t)tuple_log;
     attr.log_size = sizeof tuple_log;
     attr.log_level = 1;
-    t->prog_fd = (int)sys_bpf(BPF_PROG_LOAD, &attr);
+    t->prog_fd = (int)bpf_prog_load(&attr);
     if (t->prog_fd < 0) {
       bpf_log_one_line(tuple_log);
       FAIL("the verifier refused the sock_ops program: %.300s", tuple_log);

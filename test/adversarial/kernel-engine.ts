@@ -44,6 +44,8 @@ export async function startKernelEngine(
   settings: string,
   /** A cgroup of the test's own for the engine's BPF programs (enforcement.bpfCgroup); none: off. */
   bpfCgroup?: { readonly path: string },
+  /** Options of node itself for the engine (startWardend). */
+  nodeArgs: readonly string[] = [],
 ): Promise<KernelEngine> {
   const pair = createNetnsPair(label);
   const dir = mkdtempSync(join(tmpdir(), `warden-${label}-`));
@@ -55,7 +57,7 @@ export async function startKernelEngine(
     // Read by wardend at start through the harness's environment; the harness's default is off.
     if (bpfCgroup !== undefined) process.env.WARDEN_BPF_CGROUP = `/${basename(bpfCgroup.path)}`;
     try {
-      engine = await startWardend(pair, pair.client, dir, port);
+      engine = await startWardend(pair, pair.client, dir, port, [], nodeArgs);
     } finally {
       delete process.env.WARDEN_BPF_CGROUP;
     }

@@ -55,11 +55,14 @@ export async function startWardend(
   dir: string,
   port: number,
   extraArgs: readonly string[] = [],
+  /** Options of node itself, before the script (e.g. --cpu-prof). */
+  nodeArgs: readonly string[] = [],
 ): Promise<ChildProcess & { output: () => string }> {
   const child = pair.spawn(
     ns,
     NODE,
     [
+      ...nodeArgs,
       WARDEND,
       'run',
       '--config-dir',
