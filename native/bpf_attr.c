@@ -388,16 +388,14 @@ static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *
      * key still reads a cold bucket). A record made after the hit anyway (a bind refused on the
      * connected socket, or the bit set by another way than the connect program) stays until the LRU
      * evicts it: its cookie is never another socket's, so no other connection is named by it. */
+    size_t decided = 0;
     if (cache != NULL) {
       EMIT(&p, LDX_W(R2, R1, (int16_t)offsetof(struct bpf_sock, mark)));
-      size_t decided = jump(&p, JSET_IMM(R2, (int32_t)VCACHE_MARK));
-      cookie_key(&p);
-      delete_record(&p, map_fd);
-      land(&p, decided);
-    } else {
-      cookie_key(&p);
-      delete_record(&p, map_fd);
+      decided = jump(&p, JSET_IMM(R2, (int32_t)VCACHE_MARK));
     }
+    cookie_key(&p);
+    delete_record(&p, map_fd);
+    if (cache != NULL) land(&p, decided);
     EMIT(&p, MOV64_IMM(R0, 1), EXIT());
   } else {
     record_program(&p, map_fd, hook, off, cache);
