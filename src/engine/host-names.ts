@@ -165,6 +165,17 @@ export class HostNames {
     return this.#current(e, now);
   }
 
+  /**
+   * The names known for the address now, as strings, without looking anything up or counting the
+   * address as used: for a verdict-cache hit's log item. The kernel decided that connection from the
+   * address alone, and the decision its entry came from saw the names of its own time; an address
+   * (a CDN's, say) may since be known by more.
+   */
+  namesNow(address: string): readonly string[] {
+    const e = this.#hosts.get(address);
+    return e === undefined ? [] : this.#current(e, this.#o.now()).hostNames;
+  }
+
   /** Stops refreshing. */
   close(): void {
     if (this.#timer) clearTimeout(this.#timer);

@@ -168,6 +168,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
           parts: [host.executables.console, host.executables.assistant],
           policy: () => compiled,
           log: (item) => logs.append(item),
+          namesNow: (address) => names.namesNow(address),
           metrics: parts.metrics,
           ...(parts.ruleCounters !== undefined ? { counters: parts.ruleCounters } : {}),
         })

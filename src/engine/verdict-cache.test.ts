@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { compileRuleset } from '../kernel/ruleset.js';
 import { DECIDED_FIRST_RULE, DECIDED_RULE } from '../kernel/ruleset-guards.js';
+import type { RecordedProcess } from '../kernel/socket-lookup.js';
 import { verdictCacheKey } from '../kernel/verdict-cache-key.js';
 import { compilePolicy, decide, parsePolicyText } from '../policy/index.js';
 import type { ConnectionFacts } from '../policy/rule.js';
@@ -229,5 +230,93 @@ test("the hits of one entry in a drain are one item with their count, at most a 
   assert.ok(Math.abs(at(logged[0]!) - (now - 2000)) < 100, logged[0]!.time);
   assert.ok(Math.abs(at(logged[1]!) - (now - 500)) < 100, logged[1]!.time);
   assert.equal(cache.drain(), 0, 'the ring is empty');
+  assert.equal(logged.length, 3);
+});
+
+test("a hit's item names the remote by the names known when it is logged, not only the inserting decision's", () => {
+  const BOOT_NS = 50e9;
+  const hit = (id: number) => {
+    const b = Buffer.alloc(32);
+    b.writeUInt32LE(200, 4);
+    b.writeBigUInt64LE(BigInt(BOOT_NS - 1e6), 8);
+    b.writeBigUInt64LE(9001n, 16);
+    b.writeUInt32LE(id, 24);
+    b.writeUInt32LE(1000, 28);
+    return b;
+  };
+  let ring = Buffer.alloc(0);
+  const compiled = compilePolicy(
+    parsePolicyText(
+      'rules:\n  - { name: web, direction: outgoing, protocol: tcp, application: /usr/bin/curl, remotePorts: "443", action: allow, log: true }\n',
+    ),
+  );
+  const logged: NewLogItem[] = [];
+  // What the engine's HostNames knows of each address now: a CDN address learned under a second name.
+  const known = new Map<string, string[]>([['192.0.2.7', ['a.example']]]);
+  const cache = new VerdictCache({
+    maps: {
+      insert: () => true,
+      setGeneration: () => {},
+      stats: () => ({ generation: 1, hits: 0, misses: 0, dropped: 0 }),
+      drain: (max) => {
+        const events = ring.subarray(0, Math.min(max, ring.length / 32) * 32);
+        ring = ring.subarray(events.length);
+        return { events, bootNs: BOOT_NS };
+      },
+    },
+    capacity: 16,
+    node: '/usr/bin/node',
+    parts: [],
+    policy: () => compiled,
+    log: (item) => logged.push(item),
+    namesNow: (address) => known.get(address) ?? [],
+  });
+  const f: ConnectionFacts = {
+    direction: 'outgoing',
+    protocol: 'tcp',
+    application: '/usr/bin/curl',
+    uid: 1000,
+    user: 'alice',
+    localAddress: ip('10.0.0.2'),
+    localPort: 40000,
+    remoteAddress: ip('192.0.2.7'),
+    remotePort: 443,
+    remoteHosts: ['a.example'],
+    now: NOW,
+  };
+  const record: RecordedProcess = {
+    pid: 200,
+    uid: 1000,
+    bootNs: 1,
+    comm: 'curl',
+    hook: 'connect',
+    euid: 1000,
+    executable: {
+      id: '42:2049:123456789012:7:1700000000.123456789:deadbeefcafef00d',
+      mount: 42,
+      inode: '123456789012',
+      fsMagic: 0xef53,
+    },
+  };
+  const d = decide(compiled, f);
+  assert.equal(d.ruleName, 'web');
+  const j = {
+    verdict: 'accept' as const,
+    decision: d,
+    facts: f,
+    process: { pid: 200, executable: '/usr/bin/curl' },
+  };
+  assert.ok(cache.offer(j, record, compiled), JSON.stringify(cache.status()));
+  ring = hit(1);
+  cache.drain();
+  assert.equal(logged.at(-1)!.host, 'a.example');
+  known.set('192.0.2.7', ['a.example', 'b.example']);
+  ring = hit(1);
+  cache.drain();
+  assert.equal(logged.at(-1)!.host, 'a.example, b.example', 'the names known now');
+  known.delete('192.0.2.7');
+  ring = hit(1);
+  cache.drain();
+  assert.equal(logged.at(-1)!.host, 'a.example', "none known now: the decision's");
   assert.equal(logged.length, 3);
 });

@@ -103,6 +103,12 @@ export interface VerdictCacheOptions {
   readonly counters?: { hit(slot: number, now: number): void };
   /** The engine's decision metrics: hits count as decisions (engine.status decisionsPerMinute). */
   readonly metrics?: { decidedByCache?(count: number): void };
+  /**
+   * The names the engine knows for a remote address now (HostNames.namesNow): a hit's
+   * item names them. Without it, or while none are known, the item keeps the names its entry's
+   * decision saw.
+   */
+  readonly namesNow?: (address: string) => readonly string[];
 }
 
 /**
@@ -131,6 +137,8 @@ interface Entry {
   readonly ruleIndex: number;
   /** The log item a hit writes (as the queued decision's), or null when the rule does not log. */
   readonly item: NewLogItem | null;
+  /** The remote address as text (formatIp), to name it by the names known when a hit is logged. */
+  readonly address: string;
 }
 
 export interface VerdictCacheStatus {
@@ -209,7 +217,12 @@ export class VerdictCache {
     if (!this.#o.maps.insert(key, id)) return 'cached already';
     this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
     if (this.#entries.size >= this.#o.capacity) this.#entries.delete(this.#entries.keys().next().value!);
-    this.#entries.set(id, { policy, ruleIndex: d.ruleIndex, item: d.log ? itemOf(j, d) : null });
+    this.#entries.set(id, {
+      policy,
+      ruleIndex: d.ruleIndex,
+      item: d.log ? itemOf(j, d) : null,
+      address: formatIp(j.facts.remoteAddress!),
+    });
     this.#inserted++;
     return null;
   }
@@ -320,7 +333,9 @@ export class VerdictCache {
     const item = g.entry.item;
     if (item === null) return; // its rule does not log
     // The socket's cookie names the connection (its source port is chosen after the connect hook).
-    this.#o.log({ ...item, time, message: `${item.message} (${who})`, ...count });
+    const names = this.#o.namesNow?.(g.entry.address) ?? [];
+    const host = names.length > 0 ? { host: names.join(', ') } : {};
+    this.#o.log({ ...item, ...host, time, message: `${item.message} (${who})`, ...count });
   }
 
   /**
