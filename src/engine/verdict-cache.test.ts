@@ -7,10 +7,10 @@ import type { RecordedProcess } from '../kernel/socket-lookup.js';
 import { verdictCacheKey } from '../kernel/verdict-cache-key.js';
 import { compilePolicy, decide, parsePolicyText } from '../policy/index.js';
 import type { ConnectionFacts } from '../policy/rule.js';
-import { facts, ip, LIST_CONTENTS, NOW, policy } from '../policy/testing/arbitraries.js';
+import { facts, ip, LIST_CONTENTS, NOW, outgoingTcp, policy } from '../policy/testing/arbitraries.js';
 import type { NewLogItem } from '../protocol/log-item.js';
 import { defaultSettings } from '../settings/index.js';
-import { cacheableApplication, VerdictCache } from './verdict-cache.js';
+import { cacheableApplication, VerdictCache, type VerdictCacheOptions } from './verdict-cache.js';
 
 test('the key has the layout of struct vcache_key (native/bpf_attr.h)', () => {
   const id = '42:2049:123456789012:7:1700000000.123456789:deadbeefcafef00d';
@@ -167,40 +167,49 @@ test('the ruleset accepts connections the cache decided before the policy, only 
   assert.deepEqual(uid.queue.slice(1), chainsOf(byUid, false).queue);
 });
 
-test("the hits of one entry in a drain are one item with their count, at most a second's apart", () => {
-  const BOOT_NS = 50e9;
-  /** struct vcache_event: pid_tgid, boot_ns, cookie, id, uid (little-endian). */
-  const event = (tgid: number, ageMs: number, cookie: number, id: number, uid: number) => {
-    const b = Buffer.alloc(32);
-    b.writeUInt32LE(tgid, 0);
-    b.writeUInt32LE(tgid, 4);
-    b.writeBigUInt64LE(BigInt(BOOT_NS - ageMs * 1e6), 8);
-    b.writeBigUInt64LE(BigInt(cookie), 16);
-    b.writeUInt32LE(id, 24);
-    b.writeUInt32LE(uid, 28);
-    return b;
+const BOOT_NS = 50e9;
+
+/** struct vcache_event: pid_tgid, boot_ns, cookie, id, uid (little-endian). */
+function hitEvent(tgid: number, ageMs: number, cookie: number, id: number, uid: number): Buffer {
+  const b = Buffer.alloc(32);
+  b.writeUInt32LE(tgid, 0);
+  b.writeUInt32LE(tgid, 4);
+  b.writeBigUInt64LE(BigInt(BOOT_NS - ageMs * 1e6), 8);
+  b.writeBigUInt64LE(BigInt(cookie), 16);
+  b.writeUInt32LE(id, 24);
+  b.writeUInt32LE(uid, 28);
+  return b;
+}
+
+/** The cache's maps, their ring holding `ring.events` (which the test sets) as the kernel's would. */
+function ringMaps(ring: { events: Buffer }, hits: number): VerdictCacheOptions['maps'] {
+  return {
+    insert: () => true,
+    setGeneration: () => {},
+    stats: () => ({ generation: 1, hits, misses: 0, dropped: 0 }),
+    drain: (max) => {
+      const events = ring.events.subarray(0, Math.min(max, ring.events.length / 32) * 32);
+      ring.events = ring.events.subarray(events.length);
+      return { events, bootNs: BOOT_NS };
+    },
   };
+}
+
+test("the hits of one entry in a drain are one item with their count, at most a second's apart", () => {
   // Entry 7 is unknown here (an earlier engine's): its hits are grouped by entry and real uid.
-  let ring = Buffer.concat([
-    event(100, 2000, 4001, 7, 1000),
-    event(101, 1990, 4002, 7, 1000),
-    event(102, 1980, 4003, 7, 1000),
-    event(103, 1970, 4004, 7, 1001),
-    event(104, 500, 4005, 7, 1000), // 1.5 s after the first of its entry: another item
-  ]);
+  const ring = {
+    events: Buffer.concat([
+      hitEvent(100, 2000, 4001, 7, 1000),
+      hitEvent(101, 1990, 4002, 7, 1000),
+      hitEvent(102, 1980, 4003, 7, 1000),
+      hitEvent(103, 1970, 4004, 7, 1001),
+      hitEvent(104, 500, 4005, 7, 1000), // 1.5 s after the first of its entry: another item
+    ]),
+  };
   const logged: NewLogItem[] = [];
   let decided = 0;
   const cache = new VerdictCache({
-    maps: {
-      insert: () => true,
-      setGeneration: () => {},
-      stats: () => ({ generation: 1, hits: 5, misses: 0, dropped: 0 }),
-      drain: (max) => {
-        const events = ring.subarray(0, Math.min(max, ring.length / 32) * 32);
-        ring = ring.subarray(events.length);
-        return { events, bootNs: BOOT_NS };
-      },
-    },
+    maps: ringMaps(ring, 5),
     capacity: 16,
     node: '/usr/bin/node',
     parts: [],
@@ -234,17 +243,7 @@ test("the hits of one entry in a drain are one item with their count, at most a 
 });
 
 test("a hit's item names the remote by the names known when it is logged, not only the inserting decision's", () => {
-  const BOOT_NS = 50e9;
-  const hit = (id: number) => {
-    const b = Buffer.alloc(32);
-    b.writeUInt32LE(200, 4);
-    b.writeBigUInt64LE(BigInt(BOOT_NS - 1e6), 8);
-    b.writeBigUInt64LE(9001n, 16);
-    b.writeUInt32LE(id, 24);
-    b.writeUInt32LE(1000, 28);
-    return b;
-  };
-  let ring = Buffer.alloc(0);
+  const ring: { events: Buffer } = { events: Buffer.alloc(0) };
   const compiled = compilePolicy(
     parsePolicyText(
       'rules:\n  - { name: web, direction: outgoing, protocol: tcp, application: /usr/bin/curl, remotePorts: "443", action: allow, log: true }\n',
@@ -254,16 +253,7 @@ test("a hit's item names the remote by the names known when it is logged, not on
   // What the engine's HostNames knows of each address now: a CDN address learned under a second name.
   const known = new Map<string, string[]>([['192.0.2.7', ['a.example']]]);
   const cache = new VerdictCache({
-    maps: {
-      insert: () => true,
-      setGeneration: () => {},
-      stats: () => ({ generation: 1, hits: 0, misses: 0, dropped: 0 }),
-      drain: (max) => {
-        const events = ring.subarray(0, Math.min(max, ring.length / 32) * 32);
-        ring = ring.subarray(events.length);
-        return { events, bootNs: BOOT_NS };
-      },
-    },
+    maps: ringMaps(ring, 0),
     capacity: 16,
     node: '/usr/bin/node',
     parts: [],
@@ -271,19 +261,7 @@ test("a hit's item names the remote by the names known when it is logged, not on
     log: (item) => logged.push(item),
     namesNow: (address) => known.get(address) ?? [],
   });
-  const f: ConnectionFacts = {
-    direction: 'outgoing',
-    protocol: 'tcp',
-    application: '/usr/bin/curl',
-    uid: 1000,
-    user: 'alice',
-    localAddress: ip('10.0.0.2'),
-    localPort: 40000,
-    remoteAddress: ip('192.0.2.7'),
-    remotePort: 443,
-    remoteHosts: ['a.example'],
-    now: NOW,
-  };
+  const f = outgoingTcp({ remoteAddress: ip('192.0.2.7'), remoteHosts: ['a.example'] });
   const record: RecordedProcess = {
     pid: 200,
     uid: 1000,
@@ -307,15 +285,15 @@ test("a hit's item names the remote by the names known when it is logged, not on
     process: { pid: 200, executable: '/usr/bin/curl' },
   };
   assert.ok(cache.offer(j, record, compiled), JSON.stringify(cache.status()));
-  ring = hit(1);
+  ring.events = hitEvent(200, 1, 9001, 1, 1000);
   cache.drain();
   assert.equal(logged.at(-1)!.host, 'a.example');
   known.set('192.0.2.7', ['a.example', 'b.example']);
-  ring = hit(1);
+  ring.events = hitEvent(200, 1, 9001, 1, 1000);
   cache.drain();
   assert.equal(logged.at(-1)!.host, 'a.example, b.example', 'the names known now');
   known.delete('192.0.2.7');
-  ring = hit(1);
+  ring.events = hitEvent(200, 1, 9001, 1, 1000);
   cache.drain();
   assert.equal(logged.at(-1)!.host, 'a.example', "none known now: the decision's");
   assert.equal(logged.length, 3);

@@ -12,7 +12,15 @@ import { findMismatch, matches } from './match.js';
 import { parsePolicyText } from './parse.js';
 import type { AddressSpec, ConnectionFacts, Policy, Rule } from './rule.js';
 import { findFirstMatchIndexed, type RuleIndex } from './rule-index.js';
-import { facts, ip, LIST_CONTENTS, NOW, OTHER_LIST_CONTENTS, policy } from './testing/arbitraries.js';
+import {
+  facts,
+  ip,
+  LIST_CONTENTS,
+  NOW,
+  OTHER_LIST_CONTENTS,
+  outgoingTcp,
+  policy,
+} from './testing/arbitraries.js';
 
 const settingsSyslogOn = validateSettings({ syslog: { enabled: true } });
 
@@ -111,19 +119,7 @@ describe('indexed and linear evaluators', () => {
     };
     const cp = compilePolicy(p);
     for (const application of [...apps, 'valueOf', '/usr/bin/wget', null]) {
-      const f: ConnectionFacts = {
-        direction: 'outgoing',
-        protocol: 'tcp',
-        application,
-        uid: 1000,
-        user: 'alice',
-        localAddress: ip('10.0.0.2'),
-        localPort: 40000,
-        remoteAddress: ip('10.0.0.1'),
-        remotePort: 443,
-        remoteHosts: [],
-        now: NOW,
-      };
+      const f = outgoingTcp({ application });
       const expected = application === null ? -1 : apps.indexOf(application);
       assert.equal(findFirstMatchLinear(cp, f), expected, String(application));
       assert.equal(findFirstMatchIndexed(cp.index, f), expected, String(application));
@@ -331,19 +327,10 @@ rules:
   });
 });
 
-const BASE: ConnectionFacts = {
-  direction: 'outgoing',
-  protocol: 'tcp',
-  application: '/usr/bin/curl',
-  uid: 1000,
-  user: 'alice',
-  localAddress: ip('10.0.0.2'),
-  localPort: 40000,
+const BASE: ConnectionFacts = outgoingTcp({
   remoteAddress: ip('93.184.215.14'),
-  remotePort: 443,
   remoteHosts: ['example.com'],
-  now: NOW,
-};
+});
 
 function compiled(yaml: string) {
   return compilePolicy(parsePolicyText(yaml));

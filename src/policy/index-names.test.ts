@@ -4,9 +4,8 @@ import fc from 'fast-check';
 import { compilePolicy } from './compile.js';
 import { findFirstMatchLinear } from './evaluate.js';
 import { parsePolicyText } from './parse.js';
-import type { ConnectionFacts } from './rule.js';
 import { findFirstMatchIndexed } from './rule-index.js';
-import { ip, NOW } from './testing/arbitraries.js';
+import { outgoingTcp } from './testing/arbitraries.js';
 
 // Few labels: names and suffixes of rules and connections overlap often, at every dot.
 const name = fc
@@ -34,19 +33,7 @@ describe('host names in the rule index', () => {
           ].join('\n');
           const cp = compilePolicy(parsePolicyText(text));
           for (const remoteHosts of connections) {
-            const f: ConnectionFacts = {
-              direction: 'outgoing',
-              protocol: 'tcp',
-              application: null,
-              uid: 1000,
-              user: 'alice',
-              localAddress: ip('10.0.0.2'),
-              localPort: 40000,
-              remoteAddress: ip('10.0.0.1'),
-              remotePort: 443,
-              remoteHosts,
-              now: NOW,
-            };
+            const f = outgoingTcp({ application: null, remoteHosts });
             assert.equal(
               findFirstMatchIndexed(cp.index, f),
               findFirstMatchLinear(cp, f),

@@ -5,21 +5,9 @@ import { compilePolicy } from './compile.js';
 import { LeafPoolBuilder, leafSearch, scanLeaf } from './leaf-pool.js';
 import { parsePolicyText } from './parse.js';
 import type { ConnectionFacts } from './rule.js';
-import { ip, NOW } from './testing/arbitraries.js';
+import { outgoingTcp } from './testing/arbitraries.js';
 
-const facts: ConnectionFacts = {
-  direction: 'outgoing',
-  protocol: 'tcp',
-  application: null,
-  uid: 1000,
-  user: 'alice',
-  localAddress: ip('10.0.0.2'),
-  localPort: 40000,
-  remoteAddress: ip('10.0.0.1'),
-  remotePort: 443,
-  remoteHosts: [],
-  now: NOW,
-};
+const facts: ConnectionFacts = outgoingTcp({ application: null });
 
 describe('leaf records', () => {
   test('a rule field the records do not know sends the rule to matches(), which has the last word', () => {

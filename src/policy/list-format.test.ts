@@ -12,6 +12,7 @@ import { ListParser, ListRefused, nameInList, parseListText } from './list-forma
 import { parsePolicyText } from './parse.js';
 import type { ConnectionFacts } from './rule.js';
 import { serializePolicy } from './serialize.js';
+import { outgoingTcp } from './testing/arbitraries.js';
 
 const BOUNDS = { maxBytes: 1 << 20, maxEntries: 1000 };
 
@@ -183,19 +184,7 @@ describe('list parser', () => {
 });
 
 function connection(remote: string, hosts: string[]): ConnectionFacts {
-  return {
-    direction: 'outgoing',
-    protocol: 'tcp',
-    application: '/usr/bin/curl',
-    uid: 1000,
-    user: 'alice',
-    localAddress: parseIp('10.9.9.9'),
-    localPort: 40000,
-    remoteAddress: parseIp(remote),
-    remotePort: 443,
-    remoteHosts: hosts,
-    now: 0,
-  };
+  return outgoingTcp({ remoteAddress: parseIp(remote), remoteHosts: hosts });
 }
 
 describe('lists in the policy', () => {

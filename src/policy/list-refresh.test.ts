@@ -6,7 +6,7 @@ import { decide } from './evaluate.js';
 import { parseListText } from './list-format.js';
 import { parsePolicyText } from './parse.js';
 import type { ConnectionFacts } from './rule.js';
-import { ip, NOW } from './testing/arbitraries.js';
+import { ip, outgoingTcp } from './testing/arbitraries.js';
 
 const BOUNDS = { maxBytes: 1 << 24, maxEntries: 1_000_000 };
 
@@ -35,19 +35,7 @@ function compiled(ads: string, netsText: string) {
 }
 
 function connection(remote: string, names: readonly string[]): ConnectionFacts {
-  return {
-    direction: 'outgoing',
-    protocol: 'tcp',
-    application: '/usr/bin/curl',
-    uid: 1000,
-    user: 'alice',
-    localAddress: ip('10.0.0.2'),
-    localPort: 40000,
-    remoteAddress: ip(remote),
-    remotePort: 443,
-    remoteHosts: names,
-    now: NOW,
-  };
+  return outgoingTcp({ remoteAddress: ip(remote), remoteHosts: names });
 }
 
 describe('a list refresh decides the next connection', () => {

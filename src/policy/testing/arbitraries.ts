@@ -33,6 +33,24 @@ const COMMAND_LINES = [
 
 export const ip = (text: string) => parseIp(text)!;
 
+/** An outgoing TCP connection of curl (uid 1000) from 10.0.0.2:40000 to 10.0.0.1:443, with `changes`. */
+export function outgoingTcp(changes: Partial<ConnectionFacts> = {}): ConnectionFacts {
+  return {
+    direction: 'outgoing',
+    protocol: 'tcp',
+    application: '/usr/bin/curl',
+    uid: 1000,
+    user: 'alice',
+    localAddress: ip('10.0.0.2'),
+    localPort: 40000,
+    remoteAddress: ip('10.0.0.1'),
+    remotePort: 443,
+    remoteHosts: [],
+    now: NOW,
+    ...changes,
+  };
+}
+
 /** The policy's lists (one of each format, one empty; `unloaded` is defined but has no content yet). */
 const LIST_TEXTS = {
   ads: ['domains', 'example.com\n# a comment\nnas.lan\n'],
