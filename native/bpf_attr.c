@@ -61,6 +61,7 @@ struct bpf_attr_handle {
   int prog_fds[HOOK_COUNT];
   int link_fds[HOOK_COUNT];
   int direct; /* the programs read the executable's identity by direct loads (direct_identity), not probe reads */
+  int guard_retransmit_prog; /* the sock_ops guard's program alone (bpf_tuple.c swaps it on its link) */
   int guard_setsockopt, guard_retransmit; /* bpf_guard.c links: no setsockopt, nor a 32-bit one, leaves the cache's mark bit for a SYN (-1: none) */
 };
 
@@ -521,6 +522,7 @@ static void handle_free(struct bpf_attr_handle *h) {
     if (h->prog_fds[i] >= 0) close(h->prog_fds[i]);
   }
   if (h->guard_retransmit >= 0) close(h->guard_retransmit);
+  if (h->guard_retransmit_prog >= 0) close(h->guard_retransmit_prog);
   if (h->guard_setsockopt >= 0) close(h->guard_setsockopt);
   if (h->cgroup_fd >= 0) close(h->cgroup_fd);
   if (h->map_fd >= 0) close(h->map_fd);
@@ -568,7 +570,7 @@ napi_value bpf_attribution_open(napi_env env, napi_callback_info info) {
   }
   struct bpf_attr_handle *h = calloc(1, sizeof *h);
   if (h == NULL) return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "out of memory", ENOMEM);
-  h->map_fd = h->cgroup_fd = h->guard_setsockopt = h->guard_retransmit = -1;
+  h->map_fd = h->cgroup_fd = h->guard_setsockopt = h->guard_retransmit = h->guard_retransmit_prog = -1;
   h->cache.map_fd = h->cache.state_fd = h->cache.ring_fd = -1;
   for (size_t i = 0; i < HOOK_COUNT; i++) h->prog_fds[i] = h->link_fds[i] = -1;
   verifier_log[0] = 0;
@@ -597,7 +599,8 @@ napi_value bpf_attribution_open(napi_env env, napi_callback_info info) {
     if (err < 0) snprintf(h->cache.refused, sizeof h->cache.refused, "cannot create its maps: %s", strerror(-err));
     /* The bit the cache's hits set is accepted by the ruleset: no setsockopt may set it (CAP_NET_RAW
      * can set a mark), so without the guard there is no cache. Attached before the connect programs. */
-    if (err == 0 && (err = bpf_guard_attach(h->cgroup_fd, &h->guard_setsockopt, &h->guard_retransmit)) < 0) {
+    if (err == 0 && (err = bpf_guard_attach(h->cgroup_fd, &h->guard_setsockopt, &h->guard_retransmit,
+                                             &h->guard_retransmit_prog)) < 0) {
       snprintf(h->cache.refused, sizeof h->cache.refused, "cannot attach its mark guards (setsockopt, retransmit): %s", strerror(-err));
       bpf_cache_free(&h->cache);
     }
@@ -664,6 +667,16 @@ struct bpf_cache *bpf_attr_cache(napi_env env, napi_value handle) {
   void *data = NULL;
   if (napi_get_value_external(env, handle, &data) != napi_ok || data == NULL) return NULL;
   return &((struct bpf_attr_handle *)data)->cache;
+}
+
+void bpf_attr_guard(napi_env env, napi_value handle, int *link_fd, int *prog_fd) {
+  void *data = NULL;
+  *link_fd = *prog_fd = -1;
+  if (napi_get_value_external(env, handle, &data) != napi_ok || data == NULL) return;
+  const struct bpf_attr_handle *h = data;
+  if (h->guard_retransmit < 0 || h->guard_retransmit_prog < 0) return;
+  *link_fd = h->guard_retransmit;
+  *prog_fd = h->guard_retransmit_prog;
 }
 
 /* The map's fd for socket_lookup, or -1 once closed. */
@@ -735,8 +748,9 @@ napi_value bpf_attribution_close(napi_env env, napi_callback_info info) {
     h->link_fds[i] = h->prog_fds[i] = -1;
   }
   if (h->guard_retransmit >= 0) close(h->guard_retransmit);
+  if (h->guard_retransmit_prog >= 0) close(h->guard_retransmit_prog);
   if (h->guard_setsockopt >= 0) close(h->guard_setsockopt);
-  h->guard_retransmit = h->guard_setsockopt = -1;
+  h->guard_retransmit = h->guard_retransmit_prog = h->guard_setsockopt = -1;
   if (h->cgroup_fd >= 0) close(h->cgroup_fd);
   if (h->map_fd >= 0) close(h->map_fd);
   h->cgroup_fd = h->map_fd = -1;

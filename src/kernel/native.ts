@@ -239,6 +239,8 @@ interface Addon extends SlotNative {
   bpfCacheDrain(handle: unknown, max: number): readonly [Buffer, number];
   bpfAttributionEntries(handle: unknown): number;
   bpfAttributionDirect(handle: unknown): boolean;
+  /** Programs that run at `hook` for the cgroup's sockets (tests). */
+  bpfCgroupPrograms(cgroup: string, hook: 'sock_ops' | 'setsockopt' | 'connect4' | 'connect6'): number;
   bpfAttributionClose(handle: unknown): void;
   procProcess(pid: number, learn: boolean): readonly [string?, string?, number?, string?, number?] | null;
   interfaceName(index: number): string | null;
