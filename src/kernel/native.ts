@@ -149,9 +149,6 @@ export interface BpfAttribution {
   lookupSocket: typeof lookupSocket;
   /** The verdict cache's maps (docs/attribution.md, "Verdict cache"); a string says why there is none. */
   readonly cache: BpfVerdictCache | string;
-  /** The programs read the executable's identity and the effective uid by direct loads through the
-   * task's BTF pointer; false where the kernel refuses them (probe reads, the same record). */
-  readonly direct: boolean;
   /** lookupSocket() without the connect-time slots (sock_diag, then the record by cookie): benches, tests. */
   lookupSocketByDiag: typeof lookupSocket;
   /** Which way lookupSocket() found sockets (docs/attribution.md, "Connect-time slots"). */
@@ -231,16 +228,12 @@ interface Addon extends SlotNative {
     bpf: unknown,
     numbers: Float64Array,
   ): RawLookup | null;
-  /** probeReads (tests): load the programs as on a kernel that refuses their direct loads. */
   bpfAttributionOpen(cgroup: string, maxEntries: number, cacheEntries: number, probeReads?: boolean): unknown;
   bpfCacheInsert(handle: unknown, key: Buffer, id: number): boolean;
   bpfCacheGeneration(handle: unknown, generation: number, engineTgid: number): void;
   bpfCacheStats(handle: unknown): readonly [number, number, number, number] | string;
   bpfCacheDrain(handle: unknown, max: number): readonly [Buffer, number];
   bpfAttributionEntries(handle: unknown): number;
-  bpfAttributionDirect(handle: unknown): boolean;
-  /** Programs that run at `hook` for the cgroup's sockets (tests). */
-  bpfCgroupPrograms(cgroup: string, hook: 'sock_ops' | 'setsockopt' | 'connect4' | 'connect6'): number;
   bpfAttributionClose(handle: unknown): void;
   procProcess(pid: number, learn: boolean): readonly [string?, string?, number?, string?, number?] | null;
   interfaceName(index: number): string | null;
@@ -473,9 +466,8 @@ const TCP_NEW_SYN_RECV = 12;
  * that a process in it creates, connects or sends from is recorded in an LRU map of `maxEntries`
  * (default 65,536) records; a record is deleted when its socket is released. With `connectSlots`
  * (default on) a TCP connect also fills a slot that lookupSocket reads first (connect-slots.ts;
- * where the kernel refuses them, lookups() says why). `probeReads` (tests) loads the programs as on
- * a kernel that refuses their direct loads. Throws WARDEN_E_KERNEL_BPF when the kernel cannot (no
- * BPF, verifier, not a cgroup2 directory).
+ * where the kernel refuses them, lookups() says why; `probeReads`, tests: as without direct loads).
+ * Throws WARDEN_E_KERNEL_BPF when the kernel cannot (no BPF, verifier, not a cgroup2 directory).
  */
 export function openBpfAttribution(
   cgroup: string,
@@ -489,7 +481,6 @@ export function openBpfAttribution(
   const handle = kernelCall(code, `cannot attach the BPF attribution programs to ${cgroup}`, () =>
     native.bpfAttributionOpen(cgroup, maxEntries, options.cacheEntries ?? 0, options.probeReads ?? false),
   );
-  const direct = native.bpfAttributionDirect(handle);
   const slots = new ConnectSlots(native, cgroup, handle, options.connectSlots ?? true);
   let open = true;
   const stats = native.bpfCacheStats(handle);
@@ -519,7 +510,6 @@ export function openBpfAttribution(
   return {
     cgroup,
     cache,
-    direct,
     entries: () => (open ? native.bpfAttributionEntries(handle) : 0),
     lookupSocket: (protocol, family, srcAddr, srcPort, dstAddr, dstPort) =>
       lookupWith(
