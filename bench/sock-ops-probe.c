@@ -10,7 +10,7 @@
  * Then (COST=N, default 2000) it times N connect+accept+close with the program attached and
  * detached, alternating, three turns each.
  * Build and run as root: gcc -O2 -std=gnu11 -I/usr/include/node -o /tmp/sock-ops-probe
- *   bench/sock-ops-probe.c native/bpf_btf.c && /tmp/sock-ops-probe 1000
+ *   bench/sock-ops-probe.c native/bpf_btf.c native/bpf_guard.c && /tmp/sock-ops-probe 1000
  */
 #define BPF_TUPLE_PROBE
 #include "../native/bpf_tuple.c"

@@ -21,6 +21,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"udpFlowsClose", NULL, udp_flows_close, NULL, NULL, NULL, napi_default, NULL},
       {"bpfAttributionOpen", NULL, bpf_attribution_open, NULL, NULL, NULL, napi_default, NULL},
       {"bpfAttributionEntries", NULL, bpf_attribution_entries, NULL, NULL, NULL, napi_default, NULL},
+      {"bpfAttributionDirect", NULL, bpf_attribution_direct, NULL, NULL, NULL, napi_default, NULL},
+      {"bpfCgroupPrograms", NULL, bpf_cgroup_programs, NULL, NULL, NULL, napi_default, NULL},
       {"bpfAttributionClose", NULL, bpf_attribution_close, NULL, NULL, NULL, napi_default, NULL},
       {"bpfCacheInsert", NULL, bpf_cache_insert, NULL, NULL, NULL, napi_default, NULL},
       {"bpfCacheGeneration", NULL, bpf_cache_generation, NULL, NULL, NULL, napi_default, NULL},

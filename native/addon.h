@@ -16,6 +16,8 @@ napi_value udp_flows_stats(napi_env env, napi_callback_info info);
 napi_value udp_flows_close(napi_env env, napi_callback_info info);
 napi_value bpf_attribution_open(napi_env env, napi_callback_info info);
 napi_value bpf_attribution_entries(napi_env env, napi_callback_info info);
+napi_value bpf_attribution_direct(napi_env env, napi_callback_info info);
+napi_value bpf_cgroup_programs(napi_env env, napi_callback_info info);
 napi_value bpf_attribution_close(napi_env env, napi_callback_info info);
 napi_value bpf_cache_insert(napi_env env, napi_callback_info info);
 napi_value bpf_cache_generation(napi_env env, napi_callback_info info);

@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <linux/bpf.h>
 #include <stdint.h>
@@ -59,6 +60,8 @@ struct bpf_attr_handle {
   int cgroup_fd;
   int prog_fds[HOOK_COUNT];
   int link_fds[HOOK_COUNT];
+  int direct; /* the programs read the executable's identity by direct loads (direct_identity), not probe reads */
+  int guard_retransmit_prog; /* the sock_ops guard's program alone (bpf_tuple.c swaps it on its link) */
   int guard_setsockopt, guard_retransmit; /* bpf_guard.c links: no setsockopt, nor a 32-bit one, leaves the cache's mark bit for a SYN (-1: none) */
 };
 
@@ -115,6 +118,8 @@ static void map_call(program *p, int map_fd, int helper) {
  * the dentry. At the mount's root d_parent is the dentry itself, so the walk stays there: path_rest
  * (that dentry minus its parent) is 0 when the path had at most BPF_ATTR_PATH_LEVELS levels.
  */
+static void path_tail(program *p, const size_t *root);
+
 static void path_fingerprint(program *p, const struct bpf_task_offsets *off) {
   size_t root[BPF_ATTR_PATH_LEVELS];
   EMIT(p, MOV64_IMM(R6, 0), MOV64_IMM(R7, 0));
@@ -130,6 +135,12 @@ static void path_fingerprint(program *p, const struct bpf_task_offsets *off) {
     root[level] = jump(p, JEQ_REG(R1, R8));
     EMIT(p, MOV64_REG(R8, R1), MUL64_IMM(R7, 0x5bd1e995), ADD64_REG(R7, R9));
   }
+  path_tail(p, root);
+}
+
+/* The end of both fingerprints: r6 the reads' results, r7 the hash, r8 the last dentry, r9 its hash_len,
+ * DENTRY its parent; root[L] the jump taken at level L when the root was reached. */
+static void path_tail(program *p, const size_t *root) {
   size_t done = jump(p, JA());
   /* Reached the root at level L: its hash (r9) folded once for each of the levels L..LEVELS-1, as the
    * reads of those levels would have; the root's d_parent (r8) left in DENTRY, so path_rest is 0. */
@@ -140,6 +151,62 @@ static void path_fingerprint(program *p, const struct bpf_task_offsets *off) {
   land(p, done);
   EMIT(p, LDX_DW(R1, R10, DENTRY), MOV64_REG(R2, R8), SUB64_REG(R2, R1), STX_DW(R10, R2, FIELD(path_rest)),
        STX_DW(R10, R7, FIELD(path_hash)), STX_W(R10, R6, FIELD(path_read)));
+}
+
+/*
+ * The same identity by direct loads (the program loaded with `direct`): bpf_get_current_task_btf
+ * gives the task as a BTF pointer, and each load through it or through a pointer loaded from it is
+ * made fault-tolerant by the verifier (a load that faults gives 0), where each bpf_probe_read_kernel
+ * is a helper call with its checks. A read result is then whether the pointer read through was not
+ * NULL (-EFAULT if it was, as the probe read of a NULL pointer returns): exe_read the inode's,
+ * cred_read the cred's, path_read every dentry's. The mount id stays a probe read: it lies outside
+ * struct vfsmount (in the struct mount around it), where a BTF pointer may not load.
+ */
+/* Skips the next instruction if the register is not 0. */
+#define SKIP_IF_SET(r) INSN(BPF_JMP | BPF_JNE | BPF_K, r, 0, 1, 0)
+
+static void fault_if_null(program *p, int reg, int result) {
+  EMIT(p, MOV64_IMM(R1, 0), SKIP_IF_SET(reg), MOV64_IMM(R1, -EFAULT), STX_W(R10, R1, result));
+}
+
+static void direct_identity(program *p, const struct bpf_task_offsets *off) {
+  EMIT(p, CALL(BPF_FUNC_get_current_task_btf), MOV64_REG(R7, R0), LDX_DW(R6, R7, off->task_real_cred),
+       LDX_W(R2, R6, off->cred_euid), STX_W(R10, R2, FIELD(euid)));
+  fault_if_null(p, R6, FIELD(cred_read));
+  /* r8 the file, r9 its inode, r2 the inode's super block. */
+  EMIT(p, LDX_DW(R8, R7, off->task_mm), LDX_DW(R8, R8, off->mm_exe_file), LDX_DW(R9, R8, off->file_inode),
+       LDX_W(R1, R9, off->inode_generation), STX_W(R10, R1, FIELD(exe_generation)),
+       LDX_DW(R1, R9, off->inode_ctime_sec), STX_DW(R10, R1, FIELD(exe_ctime_sec)),
+       LDX_W(R1, R9, off->inode_ctime_nsec), STX_W(R10, R1, FIELD(exe_ctime_nsec)),
+       LDX_DW(R1, R9, off->inode_ino), STX_DW(R10, R1, FIELD(exe_ino)), LDX_DW(R2, R9, off->inode_sb),
+       LDX_W(R1, R2, off->sb_dev), STX_W(R10, R1, FIELD(exe_dev)), LDX_W(R1, R2, off->sb_magic),
+       STX_W(R10, R1, FIELD(exe_fs_magic)));
+  fault_if_null(p, R9, FIELD(exe_read));
+  EMIT(p, LDX_DW(R1, R8, off->file_mnt), STX_DW(R10, R1, MNT));
+  read_kernel(p, FIELD(exe_mnt_id), MNT, off->vfsmount_mnt_id, 4);
+  EMIT(p, STX_W(R10, R0, FIELD(mnt_read)), LDX_DW(R8, R8, off->file_dentry));
+  /* The path's fingerprint as path_fingerprint folds it, each level's two words loaded at once. */
+  size_t root[BPF_ATTR_PATH_LEVELS];
+  EMIT(p, MOV64_IMM(R6, 0), MOV64_IMM(R7, 0), SKIP_IF_SET(R8), MOV64_IMM(R6, -EFAULT));
+  for (int level = 0; level <= BPF_ATTR_PATH_LEVELS; level++) {
+    EMIT(p, LDX_DW(R1, R8, off->dentry_parent), LDX_DW(R9, R8, off->dentry_parent + 8), STX_DW(R10, R1, DENTRY),
+         SKIP_IF_SET(R1), MOV64_IMM(R6, -EFAULT));
+    if (level == BPF_ATTR_PATH_LEVELS) break;
+    root[level] = jump(p, JEQ_REG(R1, R8));
+    EMIT(p, MOV64_REG(R8, R1), MUL64_IMM(R7, 0x5bd1e995), ADD64_REG(R7, R9));
+  }
+  path_tail(p, root);
+}
+
+/* Whether every offset direct_identity and the cookie's load use fits an instruction's 16-bit offset. */
+static int direct_fits(const struct bpf_task_offsets *off) {
+  const int32_t used[] = {off->task_real_cred, off->cred_euid, off->task_mm, off->mm_exe_file, off->file_inode,
+                          off->inode_generation, off->inode_ctime_sec, off->inode_ctime_nsec, off->inode_ino,
+                          off->inode_sb, off->sb_dev, off->sb_magic, off->file_mnt, off->file_dentry,
+                          off->dentry_parent + 8, off->sock_cookie};
+  for (size_t i = 0; i < sizeof used / sizeof used[0]; i++)
+    if (used[i] < 0 || used[i] > INT16_MAX) return 0;
+  return 1;
 }
 
 /* Deletes the record under the key at r10-8 if any, looked up first without a lock: a delete takes
@@ -298,7 +365,7 @@ static void cache_program(program *p, const struct bpf_cache *c, size_t hook, in
 
 /* The record program: who, the command line, the executable, the effective uid and parent, then the update. */
 static void record_program(program *p, int map_fd, size_t hook, const struct bpf_task_offsets *off,
-                           const struct bpf_cache *cache) {
+                           const struct bpf_cache *cache, int direct) {
   const int cached = cache != NULL && off->known && off->exe_known && off->cred_known &&
                      (HOOKS[hook].attach == BPF_CGROUP_INET4_CONNECT || HOOKS[hook].attach == BPF_CGROUP_INET6_CONNECT);
   if (cached) {
@@ -308,11 +375,15 @@ static void record_program(program *p, int map_fd, size_t hook, const struct bpf
     if (off->cookie_known) {
       EMIT(p, LDX_DW(R1, R1, SOCKADDR(sk)), CALL(BPF_FUNC_skc_to_tcp_sock));
       size_t not_tcp = jump(p, JEQ_IMM(R0, 0));
-      EMIT(p, STX_DW(R10, R0, TASK)); /* TASK: not yet in use */
-      read_kernel(p, HAD_COOKIE, TASK, off->sock_cookie, 8);
-      size_t read = jump(p, JEQ_IMM(R0, 0));
-      EMIT(p, ST_DW(R10, HAD_COOKIE, 1));
-      land(p, read);
+      if (direct) {
+        EMIT(p, LDX_DW(R1, R0, off->sock_cookie), STX_DW(R10, R1, HAD_COOKIE));
+      } else {
+        EMIT(p, STX_DW(R10, R0, TASK)); /* TASK: not yet in use */
+        read_kernel(p, HAD_COOKIE, TASK, off->sock_cookie, 8);
+        size_t read = jump(p, JEQ_IMM(R0, 0));
+        EMIT(p, ST_DW(R10, HAD_COOKIE, 1));
+        land(p, read);
+      }
       land(p, not_tcp);
       EMIT(p, LDX_DW(R1, R10, CTX));
     }
@@ -344,6 +415,23 @@ static void record_program(program *p, int map_fd, size_t hook, const struct bpf
        ST_W(R10, FIELD(cred_read), 1), ST_W(R10, FIELD(path_read), 1), ST_W(R10, FIELD(hook), (int32_t)hook));
   if (!off->known) {
     map_update(p, map_fd);
+    return;
+  }
+  if (direct) {
+    /* The command line and parent (not a cached connect's: store_record reads them for a miss) by
+     * probe reads, the rest by direct loads. */
+    if (!cached) {
+      EMIT(p, CALL(BPF_FUNC_get_current_task), STX_DW(R10, R0, TASK));
+      read_kernel(p, MM, TASK, off->task_mm, 8);
+      read_command_line(p, off);
+      read_parent(p, off);
+    }
+    direct_identity(p, off);
+    if (!cached) {
+      map_update(p, map_fd);
+      return;
+    }
+    cache_program(p, cache, hook, map_fd, off);
     return;
   }
   EMIT(p, CALL(BPF_FUNC_get_current_task), STX_DW(R10, R0, TASK));
@@ -379,7 +467,8 @@ static void record_program(program *p, int map_fd, size_t hook, const struct bpf
 }
 
 /* Loads one program; returns its fd or -errno (the verifier's log is kept in verifier_log). */
-static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *off, const struct bpf_cache *cache) {
+static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *off, const struct bpf_cache *cache,
+                        int direct) {
   static program p;
   p.n = 0;
   if (HOOKS[hook].release) {
@@ -398,7 +487,7 @@ static int load_program(int map_fd, size_t hook, const struct bpf_task_offsets *
     if (cache != NULL) land(&p, decided);
     EMIT(&p, MOV64_IMM(R0, 1), EXIT());
   } else {
-    record_program(&p, map_fd, hook, off, cache);
+    record_program(&p, map_fd, hook, off, cache, direct);
   }
   if (p.n > BPF_PROGRAM_MAX) return -E2BIG;
   static const char license[] = "GPL";
@@ -433,6 +522,7 @@ static void handle_free(struct bpf_attr_handle *h) {
     if (h->prog_fds[i] >= 0) close(h->prog_fds[i]);
   }
   if (h->guard_retransmit >= 0) close(h->guard_retransmit);
+  if (h->guard_retransmit_prog >= 0) close(h->guard_retransmit_prog);
   if (h->guard_setsockopt >= 0) close(h->guard_setsockopt);
   if (h->cgroup_fd >= 0) close(h->cgroup_fd);
   if (h->map_fd >= 0) close(h->map_fd);
@@ -457,8 +547,8 @@ static void finalize(napi_env env, void *data, void *hint) {
  * where the kernel refuses that part, they record without it (bpfCacheStats says why).
  */
 napi_value bpf_attribution_open(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   char path[4096];
   size_t len;
   uint32_t max_entries, cache_entries = 0;
@@ -473,9 +563,14 @@ napi_value bpf_attribution_open(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "bpfAttributionOpen: cacheEntries must be a number");
     return NULL;
   }
+  bool probe_reads = false; /* tests: the programs as on a kernel that refuses the direct loads */
+  if (argc >= 4 && napi_get_value_bool(env, argv[3], &probe_reads) != napi_ok) {
+    napi_throw_type_error(env, NULL, "bpfAttributionOpen: probeReads must be a boolean");
+    return NULL;
+  }
   struct bpf_attr_handle *h = calloc(1, sizeof *h);
   if (h == NULL) return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "out of memory", ENOMEM);
-  h->map_fd = h->cgroup_fd = h->guard_setsockopt = h->guard_retransmit = -1;
+  h->map_fd = h->cgroup_fd = h->guard_setsockopt = h->guard_retransmit = h->guard_retransmit_prog = -1;
   h->cache.map_fd = h->cache.state_fd = h->cache.ring_fd = -1;
   for (size_t i = 0; i < HOOK_COUNT; i++) h->prog_fds[i] = h->link_fds[i] = -1;
   verifier_log[0] = 0;
@@ -498,35 +593,42 @@ napi_value bpf_attribution_open(napi_env env, napi_callback_info info) {
   }
   struct bpf_task_offsets offsets;
   bpf_btf_offsets(&offsets); /* unknown: the programs record no command line */
+  h->direct = !probe_reads && offsets.known && offsets.exe_known && offsets.cred_known && direct_fits(&offsets);
   if (cache_entries > 0) {
     int err = bpf_cache_create(&h->cache, cache_entries);
     if (err < 0) snprintf(h->cache.refused, sizeof h->cache.refused, "cannot create its maps: %s", strerror(-err));
     /* The bit the cache's hits set is accepted by the ruleset: no setsockopt may set it (CAP_NET_RAW
      * can set a mark), so without the guard there is no cache. Attached before the connect programs. */
-    if (err == 0 && (err = bpf_guard_attach(h->cgroup_fd, &h->guard_setsockopt, &h->guard_retransmit)) < 0) {
+    if (err == 0 && (err = bpf_guard_attach(h->cgroup_fd, &h->guard_setsockopt, &h->guard_retransmit,
+                                             &h->guard_retransmit_prog)) < 0) {
       snprintf(h->cache.refused, sizeof h->cache.refused, "cannot attach its mark guards (setsockopt, retransmit): %s", strerror(-err));
       bpf_cache_free(&h->cache);
     }
   }
   for (size_t i = 0; i < HOOK_COUNT; i++) {
     const struct bpf_cache *cache = h->cache.map_fd >= 0 ? &h->cache : NULL;
-    int fd = load_program(h->map_fd, i, &offsets, cache);
+    int fd = load_program(h->map_fd, i, &offsets, cache, h->direct);
+    if (fd < 0 && h->direct) {
+      /* A kernel whose verifier refuses the direct loads (or bpf_get_current_task_btf here): probe reads. */
+      h->direct = 0;
+      fd = load_program(h->map_fd, i, &offsets, cache, 0);
+    }
     if (fd < 0 && cache != NULL) {
       /* The verifier refused the cache's part: record without it (the engine queues every connection). */
       snprintf(h->cache.refused, sizeof h->cache.refused, "the verifier refused it (%s)%s%.160s", strerror(-fd),
                verifier_log[0] ? ": " : "", verifier_log);
       bpf_cache_free(&h->cache);
-      fd = load_program(h->map_fd, i, &offsets, NULL);
+      fd = load_program(h->map_fd, i, &offsets, NULL, 0);
     }
     if (fd < 0 && (offsets.exe_known || offsets.cred_known)) {
       /* A kernel whose verifier refuses these reads: record without the executable and the uid. */
       offsets.exe_known = offsets.cred_known = 0;
-      fd = load_program(h->map_fd, i, &offsets, NULL);
+      fd = load_program(h->map_fd, i, &offsets, NULL, 0);
     }
     if (fd < 0 && offsets.known) {
       /* A kernel whose verifier refuses the probe reads here: record without the command line. */
       offsets.known = 0;
-      fd = load_program(h->map_fd, i, &offsets, NULL);
+      fd = load_program(h->map_fd, i, &offsets, NULL, 0);
     }
     if (fd < 0) {
       char what[96];
@@ -567,6 +669,16 @@ struct bpf_cache *bpf_attr_cache(napi_env env, napi_value handle) {
   return &((struct bpf_attr_handle *)data)->cache;
 }
 
+void bpf_attr_guard(napi_env env, napi_value handle, int *link_fd, int *prog_fd) {
+  void *data = NULL;
+  *link_fd = *prog_fd = -1;
+  if (napi_get_value_external(env, handle, &data) != napi_ok || data == NULL) return;
+  const struct bpf_attr_handle *h = data;
+  if (h->guard_retransmit < 0 || h->guard_retransmit_prog < 0) return;
+  *link_fd = h->guard_retransmit;
+  *prog_fd = h->guard_retransmit_prog;
+}
+
 /* The map's fd for socket_lookup, or -1 once closed. */
 int bpf_attr_map_fd(napi_env env, napi_value handle) {
   void *data = NULL;
@@ -581,6 +693,19 @@ int bpf_attr_lookup(int map_fd, uint64_t cookie, struct bpf_attr_record *out) {
   attr.key = (uint64_t)(uintptr_t)&cookie;
   attr.value = (uint64_t)(uintptr_t)out;
   return sys_bpf(BPF_MAP_LOOKUP_ELEM, &attr) == 0 ? 0 : -errno;
+}
+
+/* bpfAttributionDirect(handle) -> whether the programs read the executable's identity by direct loads. */
+napi_value bpf_attribution_direct(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  struct bpf_attr_handle *h = handle_of(env, info, argv, &argc);
+  if (h == NULL || h->map_fd < 0) {
+    napi_throw_type_error(env, NULL, "bpfAttributionDirect(open handle)");
+    return NULL;
+  }
+  napi_get_boolean(env, h->direct != 0, &result);
+  return result;
 }
 
 /* bpfAttributionEntries(handle) -> number of records in the map (walks the keys; for tests and stats). */
@@ -623,8 +748,9 @@ napi_value bpf_attribution_close(napi_env env, napi_callback_info info) {
     h->link_fds[i] = h->prog_fds[i] = -1;
   }
   if (h->guard_retransmit >= 0) close(h->guard_retransmit);
+  if (h->guard_retransmit_prog >= 0) close(h->guard_retransmit_prog);
   if (h->guard_setsockopt >= 0) close(h->guard_setsockopt);
-  h->guard_retransmit = h->guard_setsockopt = -1;
+  h->guard_retransmit = h->guard_retransmit_prog = h->guard_setsockopt = -1;
   if (h->cgroup_fd >= 0) close(h->cgroup_fd);
   if (h->map_fd >= 0) close(h->map_fd);
   h->cgroup_fd = h->map_fd = -1;

@@ -4,6 +4,8 @@
 #include <node_api.h>
 #include <stdint.h>
 
+#include "bpf_insn.h"
+
 /* Bytes of the command line a record holds; a longer one is read from /proc instead. */
 #define BPF_ATTR_ARGS 256
 
@@ -152,9 +154,15 @@ struct bpf_cache *bpf_attr_cache(napi_env env, napi_value handle);
 
 /*
  * Loads the mark guards (bpf_guard.c: a cgroup/setsockopt and a sock_ops program) and attaches
- * them to the cgroup; `*first` and `*second` are their links (closing both detaches them); 0 or -errno.
+ * them to the cgroup; `*first` and `*second` are their links (closing both detaches them), and
+ * `*second_prog` the sock_ops program's fd (kept: the connect-time slots' program, which includes
+ * the guard, takes its place on the link and gives it back); 0 or -errno.
  */
-int bpf_guard_attach(int cgroup_fd, int *first, int *second);
+int bpf_guard_attach(int cgroup_fd, int *first, int *second, int *second_prog);
+/* Emits the sock_ops guard's instructions (r6 = ctx): exits by to_exit, else falls through. */
+void bpf_guard_emit(program *p);
+/* The sock_ops guard's link and program of an open handle with a cache (-1 and -1 without). */
+void bpf_attr_guard(napi_env env, napi_value handle, int *link_fd, int *prog_fd);
 /* Reads the offsets from /sys/kernel/btf/vmlinux; 0 or -1. */
 int bpf_btf_offsets(struct bpf_task_offsets *out);
 /* The map fd of an open handle (from bpfAttributionOpen), or -1. */

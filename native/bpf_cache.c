@@ -8,6 +8,7 @@
  * read-only; positions are read with acquire and written with release ordering.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/bpf.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -227,5 +228,44 @@ napi_value bpf_cache_drain(napi_env env, napi_callback_info info) {
   napi_create_array_with_length(env, 2, &result);
   napi_set_element(env, result, 0, sliced);
   napi_set_element(env, result, 1, now);
+  return result;
+}
+
+/* bpfCgroupPrograms(cgroupPath, hook: 'sock_ops' | 'setsockopt' | 'connect4' | 'connect6') -> how many
+ * programs run there for the cgroup's sockets (its own and those inherited: BPF_F_QUERY_EFFECTIVE). */
+napi_value bpf_cgroup_programs(napi_env env, napi_callback_info info) {
+  static const struct {
+    const char *name;
+    enum bpf_attach_type type;
+  } hooks[] = {{"sock_ops", BPF_CGROUP_SOCK_OPS},
+               {"setsockopt", BPF_CGROUP_SETSOCKOPT},
+               {"connect4", BPF_CGROUP_INET4_CONNECT},
+               {"connect6", BPF_CGROUP_INET6_CONNECT}};
+  size_t argc = 2;
+  napi_value argv[2], result;
+  char path[4096], hook[16];
+  size_t len, hook_len;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int type = -1;
+  if (argc == 2 && napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len) == napi_ok && len > 0 &&
+      len < sizeof path - 1 && napi_get_value_string_utf8(env, argv[1], hook, sizeof hook, &hook_len) == napi_ok)
+    for (size_t i = 0; i < sizeof hooks / sizeof hooks[0]; i++)
+      if (strcmp(hook, hooks[i].name) == 0) type = (int)hooks[i].type;
+  if (type < 0) {
+    napi_throw_type_error(env, NULL, "bpfCgroupPrograms(cgroupPath, 'sock_ops' | 'setsockopt' | 'connect4' | 'connect6')");
+    return NULL;
+  }
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "cannot open the cgroup", errno);
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.query.target_fd = (uint32_t)fd;
+  attr.query.attach_type = (uint32_t)type;
+  attr.query.query_flags = BPF_F_QUERY_EFFECTIVE;
+  int r = (int)sys_bpf(BPF_PROG_QUERY, &attr);
+  int err = errno;
+  close(fd);
+  if (r != 0) return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "cannot query the cgroup's programs", err);
+  napi_create_uint32(env, attr.query.prog_cnt, &result);
   return result;
 }

@@ -19,6 +19,10 @@
  * The connect programs' own bpf_setsockopt passes through neither hook (the kernel calls the socket's
  * option code directly). Attached with bpf links to the same cgroup as the connect programs, before
  * them, and detached with them (the links closed); the programs live as long as their links.
+ * The connect-time slots' sock_ops program (bpf_tuple.c) includes the sock_ops guard's instructions
+ * (bpf_guard_emit) and, while it is open, takes the guard's place on its link (an atomic swap): one
+ * program per TCP callback instead of two (each is an indirect call per callback, five callbacks a
+ * connection); at its close the guard alone goes back on the link.
  */
 #include <errno.h>
 #include <linux/bpf.h>
@@ -35,9 +39,10 @@
 #define SO_MARK_ 36
 static const char license[] = "GPL";
 
-/* Loads `insns` and links them to the cgroup; 0 or -errno (the program's fd closed either way). */
+/* Loads `insns` and links them to the cgroup; 0 or -errno. The program's fd is closed (the link keeps
+ * the program), or kept in `*prog_fd` when that is not NULL. */
 static int load_and_link(enum bpf_prog_type type, enum bpf_attach_type attach, const struct bpf_insn *insns,
-                         size_t count, int cgroup_fd, int *link_fd) {
+                         size_t count, int cgroup_fd, int *link_fd, int *prog_fd) {
   union bpf_attr attr;
   memset(&attr, 0, sizeof attr);
   attr.prog_type = type;
@@ -53,9 +58,10 @@ static int load_and_link(enum bpf_prog_type type, enum bpf_attach_type attach, c
   attr.link_create.attach_type = attach;
   int link = (int)sys_bpf(BPF_LINK_CREATE, &attr);
   int err = errno;
-  close(prog); /* the link keeps the program */
+  if (link < 0 || prog_fd == NULL) close(prog); /* the link keeps the program */
   if (link < 0) return -err;
   *link_fd = link;
+  if (prog_fd != NULL) *prog_fd = prog;
   return 0;
 }
 
@@ -86,18 +92,21 @@ static int setsockopt_guard(int cgroup_fd, int *link_fd) {
       INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
   };
   return load_and_link(BPF_PROG_TYPE_CGROUP_SOCKOPT, BPF_CGROUP_SETSOCKOPT, insns, sizeof insns / sizeof insns[0],
-                       cgroup_fd, link_fd);
+                       cgroup_fd, link_fd, NULL);
 }
 
 #define OPS(f) ((int16_t)offsetof(struct bpf_sock_ops, f))
 
-static int retransmit_guard(int cgroup_fd, int *link_fd) {
-  program *p = calloc(1, sizeof *p);
-  if (p == NULL) return -ENOMEM;
-  /* r6 = ctx; r7 = the socket's mark (ctx->sk: a full socket at both callbacks). */
-  EMIT(p, MOV64_REG(R6, R1), LDX_W(R2, R6, OPS(op)));
+/*
+ * The sock_ops guard's instructions (r6 = ctx, set by the caller): a retransmission timeout's ends at
+ * the common exit (to_exit); a connect's, and any other callback, go on to the instructions emitted
+ * next (bpf_tuple.c puts the connect-time slots' program there: one program, one call per callback).
+ */
+void bpf_guard_emit(program *p) {
+  /* r7 = the socket's mark (ctx->sk: a full socket at both callbacks). */
+  EMIT(p, LDX_W(R2, R6, OPS(op)));
   size_t connect = jump(p, JEQ_IMM(R2, BPF_SOCK_OPS_TCP_CONNECT_CB));
-  to_exit(p, JNE_IMM(R2, BPF_SOCK_OPS_RTO_CB));
+  size_t other = jump(p, JNE_IMM(R2, BPF_SOCK_OPS_RTO_CB));
   /* A retransmission timeout: the bit is cleared before the segment is sent again. */
   EMIT(p, LDX_DW(R1, R6, OPS(sk)));
   to_exit(p, JEQ_IMM(R1, 0));
@@ -120,19 +129,28 @@ static int retransmit_guard(int cgroup_fd, int *link_fd) {
   land(p, no_sk);
   land(p, set);
   EMIT(p, MOV64_REG(R1, R6), CALL(BPF_FUNC_sock_ops_cb_flags_set));
+  land(p, other);
+}
+
+/* The guard alone; its program's fd is kept in `*prog_fd` (the slots' program swaps it on the link). */
+static int retransmit_guard(int cgroup_fd, int *link_fd, int *prog_fd) {
+  program *p = calloc(1, sizeof *p);
+  if (p == NULL) return -ENOMEM;
+  EMIT(p, MOV64_REG(R6, R1));
+  bpf_guard_emit(p);
   for (size_t i = 0; i < p->exit_count; i++) land(p, p->exits[i]);
   EMIT(p, MOV64_IMM(R0, 1), EXIT());
-  int err = p->n > BPF_PROGRAM_MAX
-                ? -E2BIG
-                : load_and_link(BPF_PROG_TYPE_SOCK_OPS, BPF_CGROUP_SOCK_OPS, p->insn, p->n, cgroup_fd, link_fd);
+  int err = p->n > BPF_PROGRAM_MAX ? -E2BIG
+                                   : load_and_link(BPF_PROG_TYPE_SOCK_OPS, BPF_CGROUP_SOCK_OPS, p->insn, p->n,
+                                                   cgroup_fd, link_fd, prog_fd);
   free(p);
   return err;
 }
 
-int bpf_guard_attach(int cgroup_fd, int *first, int *second) {
+int bpf_guard_attach(int cgroup_fd, int *first, int *second, int *second_prog) {
   int setsockopt_link = -1, retransmit_link = -1;
   int err = setsockopt_guard(cgroup_fd, &setsockopt_link);
-  if (err == 0) err = retransmit_guard(cgroup_fd, &retransmit_link);
+  if (err == 0) err = retransmit_guard(cgroup_fd, &retransmit_link, second_prog);
   if (err != 0) {
     if (setsockopt_link >= 0) close(setsockopt_link);
     return err;
@@ -141,3 +159,4 @@ int bpf_guard_attach(int cgroup_fd, int *first, int *second) {
   *second = retransmit_link;
   return 0;
 }
+

@@ -25,6 +25,9 @@
  *   packet's tuple cannot tell them apart.
  * So a clean slot with the packet's tuple is the one live socket in the namespace that made a
  * connection with it: the socket that sent the packet.
+ * With the verdict cache, the program starts with the cache's sock_ops guard (bpf_guard.c) and
+ * replaces the guard's program on the guard's link (BPF_LINK_UPDATE) instead of a link of its own:
+ * one sock_ops program per callback. bpf_tuple_free puts the guard alone back.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -105,9 +108,13 @@ static void release(program *p) {
   EMIT(p, MOV64_REG(R2, R8), ADD64_IMM(R2, 2), XCHG_DW(R9, R2, SLOT(seq)));
 }
 
-static void build(program *p, int array_fd, int record_fd, uint64_t seed, const struct bpf_task_offsets *off) {
+static void build(program *p, int array_fd, int record_fd, uint64_t seed, const struct bpf_task_offsets *off,
+                  int guard) {
   p->n = p->exit_count = 0;
-  EMIT(p, MOV64_REG(R6, R1), LDX_W(R2, R6, CTX(op)));
+  EMIT(p, MOV64_REG(R6, R1));
+  /* With the verdict cache's sock_ops guard first (bpf_guard.c): one program, one call per callback. */
+  if (guard) bpf_guard_emit(p);
+  EMIT(p, LDX_W(R2, R6, CTX(op)));
   size_t state = jump(p, JEQ_IMM(R2, BPF_SOCK_OPS_STATE_CB));
   to_exit(p, JNE_IMM(R2, BPF_SOCK_OPS_TCP_CONNECT_CB));
   /* A connection the verdict cache decided (its connect program set Warden's bit on the socket) is
@@ -187,6 +194,9 @@ static void build(program *p, int array_fd, int record_fd, uint64_t seed, const 
 
 struct bpf_tuple {
   int array_fd, prog_fd, link_fd, cgroup_fd;
+  /* With the guard included: the guard's link (the program swapped on it) and its program alone, to
+   * give back at close (duplicates: they outlive the attribution handle's). -1: a link of its own. */
+  int guard_link, guard_prog;
   const struct bpf_tuple_slot *slots; /* mapped read-only */
   size_t mapped;
   uint64_t seed, netns;
@@ -196,9 +206,24 @@ struct bpf_tuple {
 
 static char tuple_log[8192];
 
+/* Puts `prog` on the link in place of `old` (atomically: the link's place among the cgroup's programs is kept); 0 or -errno. */
+static int swap_program(int link, int prog, int old) {
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.link_update.link_fd = (uint32_t)link;
+  attr.link_update.new_prog_fd = (uint32_t)prog;
+  attr.link_update.flags = BPF_F_REPLACE;
+  attr.link_update.old_prog_fd = (uint32_t)old;
+  return sys_bpf(BPF_LINK_UPDATE, &attr) == 0 ? 0 : -errno;
+}
+
 void bpf_tuple_free(struct bpf_tuple *t) {
   if (t->slots != NULL && t->slots != MAP_FAILED) munmap((void *)t->slots, t->mapped);
   t->slots = NULL;
+  if (t->guard_link >= 0 && t->guard_prog >= 0 && t->prog_fd >= 0) swap_program(t->guard_link, t->guard_prog, t->prog_fd);
+  if (t->guard_link >= 0) close(t->guard_link);
+  if (t->guard_prog >= 0) close(t->guard_prog);
+  t->guard_link = t->guard_prog = -1;
   if (t->link_fd >= 0) close(t->link_fd);
   if (t->prog_fd >= 0) close(t->prog_fd);
   if (t->array_fd >= 0) close(t->array_fd);
@@ -210,9 +235,60 @@ void bpf_tuple_free(struct bpf_tuple *t) {
  * Creates the array, maps it, loads the program (reading records from `record_fd`, the attribution
  * LRU) and attaches it to the cgroup. 0, or -errno with `why` saying which step failed.
  */
+static int load(const program *p) {
+  static const char license[] = "GPL";
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.prog_type = BPF_PROG_TYPE_SOCK_OPS;
+  attr.expected_attach_type = BPF_CGROUP_SOCK_OPS;
+  attr.insns = (uint64_t)(uintptr_t)p->insn;
+  attr.insn_cnt = (uint32_t)p->n;
+  attr.license = (uint64_t)(uintptr_t)license;
+  int fd = (int)bpf_prog_load(&attr);
+  if (fd >= 0) return fd;
+  attr.log_buf = (uint64_t)(uintptr_t)tuple_log;
+  attr.log_size = sizeof tuple_log;
+  attr.log_level = 1;
+  fd = (int)bpf_prog_load(&attr);
+  if (fd < 0) bpf_log_one_line(tuple_log);
+  return fd;
+}
+
+/*
+ * With the verdict cache's sock_ops guard (its link and program, -1 without): the program includes
+ * the guard and takes the guard's place on its link (BPF_LINK_UPDATE, atomic: no connect is ever
+ * without the guard); bpf_tuple_free gives the link its guard alone back. Where that fails, the
+ * program is the slots' alone, on a link of its own, as without a guard.
+ */
+static int open_with(struct bpf_tuple *t, program *p, const struct bpf_task_offsets *off, int record_fd,
+                     int guard_link, int guard_prog) {
+  if (guard_link < 0 || guard_prog < 0) return 0;
+  build(p, t->array_fd, record_fd, t->seed, off, 1);
+  if (p->n > BPF_PROGRAM_MAX) return 0;
+  t->prog_fd = load(p);
+  t->guard_link = fcntl(guard_link, F_DUPFD_CLOEXEC, 0);
+  t->guard_prog = fcntl(guard_prog, F_DUPFD_CLOEXEC, 0);
+  if (t->prog_fd >= 0 && t->guard_link >= 0 && t->guard_prog >= 0 &&
+      swap_program(t->guard_link, t->prog_fd, t->guard_prog) == 0)
+    return 1;
+  if (t->prog_fd >= 0) close(t->prog_fd);
+  if (t->guard_link >= 0) close(t->guard_link);
+  if (t->guard_prog >= 0) close(t->guard_prog);
+  t->prog_fd = t->guard_link = t->guard_prog = -1;
+  return 0;
+}
+
+int bpf_tuple_open_guarded(struct bpf_tuple *t, const char *cgroup, int record_fd, int guard_link, int guard_prog,
+                           char *why, size_t why_len);
+
 int bpf_tuple_open(struct bpf_tuple *t, const char *cgroup, int record_fd, char *why, size_t why_len) {
+  return bpf_tuple_open_guarded(t, cgroup, record_fd, -1, -1, why, why_len);
+}
+
+int bpf_tuple_open_guarded(struct bpf_tuple *t, const char *cgroup, int record_fd, int guard_link, int guard_prog,
+                           char *why, size_t why_len) {
   memset(t, 0, sizeof *t);
-  t->array_fd = t->prog_fd = t->link_fd = t->cgroup_fd = -1;
+  t->array_fd = t->prog_fd = t->link_fd = t->cgroup_fd = t->guard_link = t->guard_prog = -1;
   tuple_log[0] = 0;
   int err;
 #define FAIL(...)                                                                                           \
@@ -249,29 +325,14 @@ int bpf_tuple_open(struct bpf_tuple *t, const char *cgroup, int record_fd, char 
   t->slots = mmap(NULL, t->mapped, PROT_READ, MAP_SHARED, t->array_fd, 0);
   if (t->slots == MAP_FAILED) FAIL("cannot map the slots' array");
   static program p;
-  build(&p, t->array_fd, record_fd, t->seed, &off);
+  if (open_with(t, &p, &off, record_fd, guard_link, guard_prog)) return 0;
+  build(&p, t->array_fd, record_fd, t->seed, &off, 0);
   if (p.n > BPF_PROGRAM_MAX) {
     errno = E2BIG;
     FAIL("the program is too long");
   }
-  static const char license[] = "GPL";
-  memset(&attr, 0, sizeof attr);
-  attr.prog_type = BPF_PROG_TYPE_SOCK_OPS;
-  attr.expected_attach_type = BPF_CGROUP_SOCK_OPS;
-  attr.insns = (uint64_t)(uintptr_t)p.insn;
-  attr.insn_cnt = (uint32_t)p.n;
-  attr.license = (uint64_t)(uintptr_t)license;
-  t->prog_fd = (int)bpf_prog_load(&attr);
-  if (t->prog_fd < 0) {
-    attr.log_buf = (uint64_t)(uintptr_t)tuple_log;
-    attr.log_size = sizeof tuple_log;
-    attr.log_level = 1;
-    t->prog_fd = (int)bpf_prog_load(&attr);
-    if (t->prog_fd < 0) {
-      bpf_log_one_line(tuple_log);
-      FAIL("the verifier refused the sock_ops program: %.300s", tuple_log);
-    }
-  }
+  t->prog_fd = load(&p);
+  if (t->prog_fd < 0) FAIL("the verifier refused the sock_ops program: %.300s", tuple_log);
   t->cgroup_fd = open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (t->cgroup_fd < 0) FAIL("cannot open cgroup %.200s", cgroup);
   memset(&attr, 0, sizeof attr);
@@ -356,6 +417,8 @@ napi_value bpf_tuple_open_js(napi_env env, napi_callback_info info) {
   size_t len;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int record_fd = argc >= 2 ? bpf_attr_map_fd(env, argv[1]) : -1;
+  int guard_link = -1, guard_prog = -1;
+  if (record_fd >= 0) bpf_attr_guard(env, argv[1], &guard_link, &guard_prog);
   if (argc < 2 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len) != napi_ok || len == 0 ||
       len >= sizeof path - 1 || record_fd < 0) {
     napi_throw_type_error(env, NULL, "bpfTupleOpen(cgroupPath, open attribution handle)");
@@ -364,7 +427,7 @@ napi_value bpf_tuple_open_js(napi_env env, napi_callback_info info) {
   struct bpf_tuple *t = malloc(sizeof *t);
   if (t == NULL) return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "out of memory", ENOMEM);
   char why[512];
-  int err = bpf_tuple_open(t, path, record_fd, why, sizeof why);
+  int err = bpf_tuple_open_guarded(t, path, record_fd, guard_link, guard_prog, why, sizeof why);
   if (err < 0) {
     free(t);
     return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", why, -err);

@@ -228,7 +228,7 @@ interface Addon extends SlotNative {
     bpf: unknown,
     numbers: Float64Array,
   ): RawLookup | null;
-  bpfAttributionOpen(cgroup: string, maxEntries: number, cacheEntries: number): unknown;
+  bpfAttributionOpen(cgroup: string, maxEntries: number, cacheEntries: number, probeReads?: boolean): unknown;
   bpfCacheInsert(handle: unknown, key: Buffer, id: number): boolean;
   bpfCacheGeneration(handle: unknown, generation: number, engineTgid: number): void;
   bpfCacheStats(handle: unknown): readonly [number, number, number, number] | string;
@@ -466,12 +466,12 @@ const TCP_NEW_SYN_RECV = 12;
  * that a process in it creates, connects or sends from is recorded in an LRU map of `maxEntries`
  * (default 65,536) records; a record is deleted when its socket is released. With `connectSlots`
  * (default on) a TCP connect also fills a slot that lookupSocket reads first (connect-slots.ts;
- * where the kernel refuses them, lookups() says why). Throws WARDEN_E_KERNEL_BPF when the kernel
- * cannot (no BPF, verifier, not a cgroup2 directory).
+ * where the kernel refuses them, lookups() says why; `probeReads`, tests: as without direct loads).
+ * Throws WARDEN_E_KERNEL_BPF when the kernel cannot (no BPF, verifier, not a cgroup2 directory).
  */
 export function openBpfAttribution(
   cgroup: string,
-  options: { maxEntries?: number; cacheEntries?: number; connectSlots?: boolean } = {},
+  options: { maxEntries?: number; cacheEntries?: number; connectSlots?: boolean; probeReads?: boolean } = {},
 ): BpfAttribution {
   const code = ErrorCode.KERNEL_BPF;
   const maxEntries = options.maxEntries ?? 65_536;
@@ -479,7 +479,7 @@ export function openBpfAttribution(
   if (maxEntries === 0) throw new WardenError(code, 'BPF attribution maxEntries must be at least 1');
   const native = addon();
   const handle = kernelCall(code, `cannot attach the BPF attribution programs to ${cgroup}`, () =>
-    native.bpfAttributionOpen(cgroup, maxEntries, options.cacheEntries ?? 0),
+    native.bpfAttributionOpen(cgroup, maxEntries, options.cacheEntries ?? 0, options.probeReads ?? false),
   );
   const slots = new ConnectSlots(native, cgroup, handle, options.connectSlots ?? true);
   let open = true;
