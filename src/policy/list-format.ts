@@ -121,9 +121,9 @@ export class ListParser {
   #skipLong = false;
   #quotable = true;
 
-  /** A bad entry as its problem names it: quoted (cut, escaped), or not at all (see push). */
+  /** A bad entry as its problem names it: quoted (cut at 80 characters; #badLine escapes it), or not at all (see push). */
   #quote(raw: string): string {
-    return this.#quotable ? `"${clip(raw)}"` : 'the entry';
+    return this.#quotable ? `"${cut(raw, 80)}"` : 'the entry';
   }
 
   /** The parsed list; throws ListRefused when it is over its bounds. */
@@ -241,11 +241,6 @@ export class ListParser {
     if (this.#problems.length < MAX_PROBLEMS)
       this.#problems.push({ line: this.#line, message: neutralizeControls(cut(message, 240)) });
   }
-}
-
-/** A bad line as a problem quotes it: cut at 80 characters, control characters shown as escapes (it is a server's text). */
-function clip(s: string): string {
-  return neutralizeControls(cut(s, 80));
 }
 
 function cut(s: string, max: number): string {
