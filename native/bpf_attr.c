@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -669,12 +670,18 @@ struct bpf_cache *bpf_attr_cache(napi_env env, napi_value handle) {
   return &((struct bpf_attr_handle *)data)->cache;
 }
 
-void bpf_attr_guard(napi_env env, napi_value handle, int *link_fd, int *prog_fd) {
+void bpf_attr_guard(napi_env env, napi_value handle, const char *cgroup, int *link_fd, int *prog_fd) {
   void *data = NULL;
   *link_fd = *prog_fd = -1;
   if (napi_get_value_external(env, handle, &data) != napi_ok || data == NULL) return;
   const struct bpf_attr_handle *h = data;
-  if (h->guard_retransmit < 0 || h->guard_retransmit_prog < 0) return;
+  if (h->guard_retransmit < 0 || h->guard_retransmit_prog < 0 || h->cgroup_fd < 0) return;
+  /* The guard's link is on the handle's cgroup: a program swapped onto it runs there, so only for
+   * that very cgroup (the same directory, not the same text). */
+  struct stat mine, theirs;
+  if (fstat(h->cgroup_fd, &mine) != 0 || stat(cgroup, &theirs) != 0 || mine.st_dev != theirs.st_dev ||
+      mine.st_ino != theirs.st_ino)
+    return;
   *link_fd = h->guard_retransmit;
   *prog_fd = h->guard_retransmit_prog;
 }

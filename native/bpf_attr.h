@@ -161,8 +161,9 @@ struct bpf_cache *bpf_attr_cache(napi_env env, napi_value handle);
 int bpf_guard_attach(int cgroup_fd, int *first, int *second, int *second_prog);
 /* Emits the sock_ops guard's instructions (r6 = ctx): exits by to_exit, else falls through. */
 void bpf_guard_emit(program *p);
-/* The sock_ops guard's link and program of an open handle with a cache (-1 and -1 without). */
-void bpf_attr_guard(napi_env env, napi_value handle, int *link_fd, int *prog_fd);
+/* The sock_ops guard's link and program of an open handle with a cache, when `cgroup` is the handle's
+ * cgroup directory (-1 and -1 otherwise). */
+void bpf_attr_guard(napi_env env, napi_value handle, const char *cgroup, int *link_fd, int *prog_fd);
 /* Reads the offsets from /sys/kernel/btf/vmlinux; 0 or -1. */
 int bpf_btf_offsets(struct bpf_task_offsets *out);
 /* The map fd of an open handle (from bpfAttributionOpen), or -1. */

@@ -417,13 +417,13 @@ napi_value bpf_tuple_open_js(napi_env env, napi_callback_info info) {
   size_t len;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int record_fd = argc >= 2 ? bpf_attr_map_fd(env, argv[1]) : -1;
-  int guard_link = -1, guard_prog = -1;
-  if (record_fd >= 0) bpf_attr_guard(env, argv[1], &guard_link, &guard_prog);
   if (argc < 2 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len) != napi_ok || len == 0 ||
       len >= sizeof path - 1 || record_fd < 0) {
     napi_throw_type_error(env, NULL, "bpfTupleOpen(cgroupPath, open attribution handle)");
     return NULL;
   }
+  int guard_link = -1, guard_prog = -1;
+  bpf_attr_guard(env, argv[1], path, &guard_link, &guard_prog);
   struct bpf_tuple *t = malloc(sizeof *t);
   if (t == NULL) return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "out of memory", ENOMEM);
   char why[512];

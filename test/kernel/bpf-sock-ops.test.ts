@@ -69,6 +69,25 @@ describe('sock_ops programs of the verdict cache and the connect-time slots', {
     assert.equal(sockOps(), 0);
   });
 
+  test("slots opened for another cgroup than the cache's get a program of their own there, not the guard's link", async () => {
+    const other = createTestCgroup('bpf-sock-ops-other');
+    try {
+      const handle = native.bpfAttributionOpen(cgroup.path, 1024, 1024);
+      const slots = native.bpfTupleOpen(other.path, handle);
+      try {
+        assert.equal(sockOps(), 1, "the cache's cgroup: its guard alone");
+        assert.equal(native.bpfCgroupPrograms(other.path, 'sock_ops'), 1, "the slots' cgroup: their program");
+      } finally {
+        native.bpfTupleClose(slots);
+        native.bpfAttributionClose(handle);
+      }
+      assert.equal(sockOps(), 0);
+      assert.equal(native.bpfCgroupPrograms(other.path, 'sock_ops'), 0);
+    } finally {
+      await other.remove();
+    }
+  });
+
   test('without the cache the slots have their own program, as before', () => {
     const bpf = openBpfAttribution(cgroup.path, { maxEntries: 1024 });
     try {
