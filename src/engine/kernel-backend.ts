@@ -34,7 +34,7 @@ import { ProcessContextReader } from '../kernel/process-context.js';
 import { type CompiledRuleset, compileRuleset } from '../kernel/ruleset.js';
 import { FLOOD_PREFIX } from '../kernel/ruleset-guards.js';
 import { type CompiledPolicy, compilePolicy, decide, internalRules } from '../policy/index.js';
-import type { NewLogItem } from '../protocol/log-item.js';
+import { AfterVerdicts } from './after-verdicts.js';
 import { CacheLiveness } from './cache-live.js';
 import type { EngineParts, KernelBackend } from './daemon.js';
 import { DpkgDatabase } from './dpkg.js';
@@ -89,37 +89,6 @@ function tupleOf(p: PacketHeader): PacketTuple {
       ? { sourcePort: p.sourcePort, destinationPort: p.destinationPort }
       : {}),
   };
-}
-
-/**
- * Log items handed over after the verdicts: collected during a turn of the event loop (the packets
- * of one read of the queue socket and the judgements that settle with them) and appended in order
- * from one setImmediate, which runs after those verdicts were given.
- */
-export class AfterVerdicts {
-  #items: NewLogItem[] = [];
-  #scheduled = false;
-  readonly #append: (item: NewLogItem) => void;
-
-  constructor(append: (item: NewLogItem) => void) {
-    this.#append = append;
-  }
-
-  push(item: NewLogItem): void {
-    this.#items.push(item);
-    if (this.#scheduled) return;
-    this.#scheduled = true;
-    setImmediate(() => this.flush());
-  }
-
-  /** Appends everything waiting now (also on stop, before the store closes). */
-  flush(): void {
-    this.#scheduled = false;
-    const items = this.#items;
-    if (items.length === 0) return;
-    this.#items = [];
-    for (const item of items) this.#append(item);
-  }
 }
 
 /** Starts enforcing: applies the ruleset, then listens on the queue and the log group. */
@@ -326,13 +295,17 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       (j) => {
         if (j.verdict === 'reject') give(p.id, 'accept', withWardenBits(p.mark, MARK_REJECT));
         else give(p.id, j.verdict);
-        // After the verdict: the next connection of the same key is decided in the kernel.
+        // After the verdict is sent: the next connection of the same key is decided in the kernel.
         if (vcache !== null && !cacheBroken && j.verdict === 'accept' && j.process !== null) {
-          try {
-            vcache.offer(j, records.get(j.process), policy);
-          } catch (e) {
-            log('error', `verdict cache insert failed: ${(e as Error).message}`);
-          }
+          const record = records.get(j.process);
+          afterVerdicts.run(() => {
+            if (stopped || cacheBroken) return;
+            try {
+              vcache.offer(j, record, policy);
+            } catch (e) {
+              log('error', `verdict cache insert failed: ${(e as Error).message}`);
+            }
+          });
         }
       },
       (e: Error) => {
