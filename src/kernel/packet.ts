@@ -53,20 +53,34 @@ function ipv6Text(b: Uint8Array, at: number): string {
   return formatIpv6(value);
 }
 
+/** The header of a packet whose addresses are read; its ports when it is TCP or UDP (one object, no copies). */
 function withTransport(
   b: Uint8Array,
   at: number,
-  base: Omit<PacketHeader, 'protocol' | 'protocolNumber' | 'sourcePort' | 'destinationPort'>,
+  version: 4 | 6,
+  source: string,
+  destination: string,
+  fragment: boolean,
   protocolNumber: number,
 ): ParsedPacket {
   const protocol = protocolName(protocolNumber);
-  const packet = { ...base, protocol, protocolNumber, sourcePort: 0, destinationPort: 0 };
-  if ((protocol !== 'tcp' && protocol !== 'udp') || base.fragment) return { ok: true, packet };
-  if (b.length < at + 4) return fail(`${protocol} header truncated: ${b.length - at} of 4 port bytes copied`);
-  const ports = { sourcePort: (b[at]! << 8) | b[at + 1]!, destinationPort: (b[at + 2]! << 8) | b[at + 3]! };
-  if (protocol === 'udp') return { ok: true, packet: { ...packet, ...ports } };
-  if (b.length < at + 14) return fail(`tcp header truncated: ${b.length - at} of 14 bytes up to the flags`);
-  return { ok: true, packet: { ...packet, ...ports, tcpFlags: b[at + 13]! } };
+  const ported = (protocol === 'tcp' || protocol === 'udp') && !fragment;
+  if (ported && b.length < at + 4)
+    return fail(`${protocol} header truncated: ${b.length - at} of 4 port bytes copied`);
+  if (ported && protocol === 'tcp' && b.length < at + 14)
+    return fail(`tcp header truncated: ${b.length - at} of 14 bytes up to the flags`);
+  const packet: { -readonly [K in keyof PacketHeader]: PacketHeader[K] } = {
+    version,
+    source,
+    destination,
+    protocol,
+    protocolNumber,
+    sourcePort: ported ? (b[at]! << 8) | b[at + 1]! : 0,
+    destinationPort: ported ? (b[at + 2]! << 8) | b[at + 3]! : 0,
+  };
+  if (fragment) packet.fragment = true;
+  if (ported && protocol === 'tcp') packet.tcpFlags = b[at + 13]!;
+  return { ok: true, packet };
 }
 
 function parseIpv4(b: Uint8Array): ParsedPacket {
@@ -75,13 +89,7 @@ function parseIpv4(b: Uint8Array): ParsedPacket {
   if (headerLength < 20) return fail(`IPv4 header length ${headerLength} is below 20`);
   if (b.length < headerLength) return fail(`IPv4 header truncated: ${b.length} of ${headerLength} bytes`);
   const fragmentOffset = ((b[6]! & 0x1f) << 8) | b[7]!;
-  const base = {
-    version: 4 as const,
-    source: ipv4Text(b, 12),
-    destination: ipv4Text(b, 16),
-    ...(fragmentOffset !== 0 ? { fragment: true } : {}),
-  };
-  return withTransport(b, headerLength, base, b[9]!);
+  return withTransport(b, headerLength, 4, ipv4Text(b, 12), ipv4Text(b, 16), fragmentOffset !== 0, b[9]!);
 }
 
 function parseIpv6(b: Uint8Array): ParsedPacket {
@@ -101,13 +109,7 @@ function parseIpv6(b: Uint8Array): ParsedPacket {
       next = b[at]!;
       at = nextAt;
     } else {
-      const base = {
-        version: 6 as const,
-        source: ipv6Text(b, 8),
-        destination: ipv6Text(b, 24),
-        ...(fragment ? { fragment: true } : {}),
-      };
-      return withTransport(b, at, base, next);
+      return withTransport(b, at, 6, ipv6Text(b, 8), ipv6Text(b, 24), fragment, next);
     }
   }
   return fail(`more than ${MAX_EXTENSIONS} IPv6 extension headers`);
