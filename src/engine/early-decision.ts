@@ -11,7 +11,8 @@ import {
   type ConnectionFacts,
   findFirstMatch,
 } from '../policy/index.js';
-import { matches } from '../policy/match.js';
+import { matches, portIn } from '../policy/match.js';
+import { protocolBit } from '../policy/protocol-bits.js';
 
 /** Beyond this many process rules ahead of the deciding one, the connection simply waits for attribution. */
 export const MAX_PROCESS_RULES_CHECKED = 64;
@@ -40,23 +41,60 @@ function hasProgramContext(r: CompiledRule): boolean {
   return r.parent !== null || r.ancestor !== null || r.argumentsGlob !== null;
 }
 
-/** Per compiled policy and direction: could any decision go unlogged (an allow rule or default without `log`)? */
-const quietPolicies = new WeakMap<CompiledPolicy, { incoming: boolean; outgoing: boolean }>();
+/**
+ * Per compiled policy and direction, what can decide a connection without logging it: the default
+ * (an allow without `log`), or one of `rules`, the active allow rules without `log` that name no
+ * process (a rule naming one never decides before attribution).
+ */
+interface QuietSide {
+  readonly byDefault: boolean;
+  readonly rules: readonly CompiledRule[];
+}
+const quietPolicies = new WeakMap<CompiledPolicy, { incoming: QuietSide; outgoing: QuietSide }>();
+
+function quietSide(policy: CompiledPolicy, d: 'incoming' | 'outgoing'): QuietSide {
+  return {
+    byDefault: policy.defaults[d].action === 'allow' && !policy.defaults[d].log,
+    rules: policy.rules.filter(
+      (r) =>
+        r.active &&
+        r[d] &&
+        r.rule.action === 'allow' &&
+        !r.rule.log &&
+        r.application === null &&
+        r.uid === null &&
+        r.userName === null &&
+        !hasProgramContext(r),
+    ),
+  };
+}
 
 /**
- * False when every decision in `direction` is logged, so every one needs the process anyway (the
- * check for the rest is then skipped). Blocks and asks are always logged, whatever `log` says.
+ * False when every decision of this connection is logged, so it needs the process anyway (the
+ * check for the rest is then skipped): blocks and asks are always logged, whatever `log` says, and
+ * an unlogged allow rule decides it only when its protocol and ports take it in.
  */
-export function mayDecideUnlogged(policy: CompiledPolicy, direction: 'incoming' | 'outgoing'): boolean {
+export function mayDecideUnlogged(
+  policy: CompiledPolicy,
+  direction: 'incoming' | 'outgoing',
+  protocol: 'tcp' | 'udp' | 'icmp' | 'other',
+  localPort: number | null,
+  remotePort: number | null,
+): boolean {
   let quiet = quietPolicies.get(policy);
   if (quiet === undefined) {
-    const q = (d: 'incoming' | 'outgoing') =>
-      (policy.defaults[d].action === 'allow' && !policy.defaults[d].log) ||
-      policy.rules.some((r) => r.active && r[d] && r.rule.action === 'allow' && !r.rule.log);
-    quiet = { incoming: q('incoming'), outgoing: q('outgoing') };
+    quiet = { incoming: quietSide(policy, 'incoming'), outgoing: quietSide(policy, 'outgoing') };
     quietPolicies.set(policy, quiet);
   }
-  return quiet[direction];
+  const side = quiet[direction];
+  if (side.byDefault) return true;
+  const bit = protocolBit(protocol);
+  return side.rules.some(
+    (r) =>
+      (r.protocols & bit) !== 0 &&
+      (r.remotePortSpans === null || portIn(r.remotePortSpans, remotePort)) &&
+      (r.localPortSpans === null || portIn(r.localPortSpans, localPort)),
+  );
 }
 
 /**

@@ -178,8 +178,15 @@ export class Enforcer {
     // The host names (a reverse lookup when wildcard rules need one) are looked up while the process is.
     const hosts = this.#o.hostsOf(remote);
     if (hosts instanceof Promise) hosts.catch(() => {}); // awaited below; meanwhile not "unhandled"
-    // Checked here first: with the shipped defaults (every connection logged) no promise is made for it.
-    const unattributed = mayDecideUnlogged(this.#o.policy(), direction)
+    // Checked here first: a connection no unlogged allow could decide (with the shipped defaults, all but
+    // local reports to Warden itself) makes no promise for it.
+    const unattributed = mayDecideUnlogged(
+      this.#o.policy(),
+      direction,
+      tuple.protocol,
+      localPort ?? null,
+      remotePort ?? null,
+    )
       ? await this.#withoutProcess(direction, tuple.protocol, {
           local,
           remote,

@@ -10,7 +10,8 @@ import { portListText } from './ports.js';
 import { protocolBit } from './protocol-bits.js';
 import type { ConnectionFacts } from './rule.js';
 
-function portIn(spans: Int32Array, port: number | null): boolean {
+/** True when the port is in one of the spans ([from0, to0, from1, to1, ...]); a connection without one is in none. */
+export function portIn(spans: Int32Array, port: number | null): boolean {
   if (port === null) return false;
   for (let i = 0; i < spans.length; i += 2) if (spans[i]! <= port && port <= spans[i + 1]!) return true;
   return false;
