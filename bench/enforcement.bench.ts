@@ -25,7 +25,9 @@
  * lane here runs as root, so with the guard the bench would measure that cap, not the decision path.
  *
  * Run: npm run bench:enforcement (BENCH_SECONDS=1 for a quick run; WARDEN_BENCH_PROF=DIR writes a
- * CPU profile of each engine in a folder of its own there).
+ * CPU profile of each engine in a folder of its own there; WARDEN_BENCH_PERF=DIR runs the 16-lane
+ * clients of no ruleset, conntrack alone and the cache under `perf record -g` there, for
+ * `node dist/bench/perf-diff.js DIR`: where the client's time per connection goes).
  */
 import { type ChildProcess, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -209,6 +211,27 @@ async function startEngine(
   }
 }
 
+/** WARDEN_BENCH_PERF: the 16-lane slices recorded, with the connections each made (bench/perf-diff.ts). */
+const PERF_DIR = process.env.WARDEN_BENCH_PERF;
+const PERF_SETTINGS = ['none', 'conntrack', 'bpf+cache'];
+const perfSlices: { setting: string; file: string; connections: number }[] = [];
+
+/** The `perf record` words a recorded slice's client runs under (none when not recorded). */
+function perfRecord(setting: string | undefined, lanes: number): string[] {
+  if (PERF_DIR === undefined || setting === undefined || lanes !== LANES || !PERF_SETTINGS.includes(setting))
+    return [];
+  const file = join(PERF_DIR, `${setting.replace('+', '-')}-${perfSlices.length}.data`);
+  perfSlices.push({ setting, file, connections: 0 });
+  return ['perf', 'record', '-q', '-g', '-o', file, '--'];
+}
+
+/** Notes a recorded slice's connections; returns the slice. */
+function perfCounted(slice: Slice, setting: string | undefined, lanes: number): Slice {
+  if (PERF_DIR !== undefined && lanes === LANES && setting !== undefined && PERF_SETTINGS.includes(setting))
+    perfSlices[perfSlices.length - 1]!.connections = slice.count;
+  return slice;
+}
+
 function workerArgs(lanes: number): string[] {
   return [SELF, 'worker', String(lanes), String(SECONDS / ROUNDS)];
 }
@@ -239,8 +262,10 @@ async function main(): Promise<void> {
         '-e',
         `const net = require('node:net'); for (let p = ${PORT}; p <= ${PORT + FIRST_PORTS}; p++) net.createServer((c) => c.on('error', () => {})).listen(p, 4096);`,
       ]);
-    const run = (p: NetnsPair, lanes: number) =>
-      JSON.parse(p.run(p.client, process.execPath, workerArgs(lanes))) as Slice;
+    const run = (p: NetnsPair, lanes: number, setting?: string) => {
+      const [command, ...args] = [...perfRecord(setting, lanes), process.execPath, ...workerArgs(lanes)];
+      return perfCounted(JSON.parse(p.run(p.client, command!, args)) as Slice, setting, lanes);
+    };
     const procDir = mkdtempSync(join(tmpdir(), 'warden-bench-proc-'));
     dirs.push(procDir);
     paths.push({
@@ -275,7 +300,6 @@ async function main(): Promise<void> {
             `echo $$ > '${join(group.path, 'cgroup.procs')}' && exec "$0" "$@"`,
             'nsenter',
             `--net=${pair.path(pair.client)}`,
-            process.execPath,
             ...args,
           ],
           { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
@@ -287,8 +311,16 @@ async function main(): Promise<void> {
         engine,
         // The worker moves itself into the path's cgroup before exec'ing, so its connections are
         // seen by the attribution programs attached there.
-        slice: (lanes) => JSON.parse(inGroup(workerArgs(lanes))) as Slice,
-        first: (from, count) => JSON.parse(inGroup([SELF, 'first', String(from), String(count)])) as number[],
+        slice: (lanes) =>
+          perfCounted(
+            JSON.parse(
+              inGroup([...perfRecord(name, lanes), process.execPath, ...workerArgs(lanes)]),
+            ) as Slice,
+            name,
+            lanes,
+          ),
+        first: (from, count) =>
+          JSON.parse(inGroup([process.execPath, SELF, 'first', String(from), String(count)])) as number[],
         tally: new Tally(),
       });
       return engine;
@@ -327,11 +359,11 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++)
       for (const lanes of [1, LANES, FLOOD_LANES]) {
         await settle(busy);
-        plain.add(lanes, run(plainPair, lanes));
+        plain.add(lanes, run(plainPair, lanes, 'none'));
         await settle(busy);
         queueAlone.add(lanes, run(queuePair, lanes));
         await settle(busy);
-        trackAlone.add(lanes, run(trackPair, lanes));
+        trackAlone.add(lanes, run(trackPair, lanes, 'conntrack'));
         for (const p of paths) {
           await settle(busy);
           p.tally.add(lanes, p.slice(lanes));
@@ -482,6 +514,7 @@ async function main(): Promise<void> {
     await cgroup.remove();
     await cacheGroup.remove();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    if (PERF_DIR !== undefined) writeFileSync(join(PERF_DIR, 'manifest.json'), JSON.stringify(perfSlices));
   }
 }
 
