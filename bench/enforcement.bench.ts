@@ -220,6 +220,7 @@ const perfSlices: { setting: string; file: string; connections: number }[] = [];
 function perfRecord(setting: string | undefined, lanes: number): string[] {
   if (PERF_DIR === undefined || setting === undefined || lanes !== LANES || !PERF_SETTINGS.includes(setting))
     return [];
+  mkdirSync(PERF_DIR, { recursive: true });
   const file = join(PERF_DIR, `${setting.replace('+', '-')}-${perfSlices.length}.data`);
   perfSlices.push({ setting, file, connections: 0 });
   return ['perf', 'record', '-q', '-g', '-o', file, '--'];
