@@ -35,21 +35,35 @@ export function repeatKey(item: NewLogItem): string {
     item.source,
     item.message,
   ];
-  let key = '';
+  const parts: string[] = [];
   for (let i = 0; i < f.length; i++) {
     const v = f[i];
-    if (v === undefined) key += '\u0001\u0000';
+    if (v === undefined) parts.push('\u0001');
     else if (v.includes('\u0000') || v.includes('\u0001')) return `\u0002${JSON.stringify(f)}`;
-    else key += `${v}\u0000`;
+    else parts.push(v);
   }
-  return key;
+  // One flat string (join), not a tree of concatenations: the key lives as long as the attempt is
+  // remembered, and a tree of two dozen pieces made young-generation collections copy them all.
+  parts.push('');
+  return parts.join('\u0000');
+}
+
+/**
+ * What is remembered of an attempt: its item's number and time, and its count so far; not the item,
+ * whose strings would be kept as long (see repeatKey).
+ */
+export interface AttemptSight {
+  readonly seq: number;
+  readonly time: string;
+  count: number;
+  lastMs: number;
 }
 
 export class RepeatCoalescer {
   readonly #windowMs: number;
   readonly #capacity: number;
-  /** Key -> the stored item and when it was last seen; in the order of last sight (oldest first). */
-  readonly #recent = new Map<string, { item: LogItem; lastMs: number }>();
+  /** Key -> the attempt's sight; in the order of last sight (oldest first). */
+  readonly #recent = new Map<string, AttemptSight>();
 
   constructor(windowMs = REPEAT_WINDOW_MS, capacity = REPEAT_MEMORY) {
     this.#windowMs = windowMs;
@@ -57,10 +71,10 @@ export class RepeatCoalescer {
   }
 
   /**
-   * The stored item of the attempt `key` names (seen within the window), its `count` raised by one, or undefined
-   * when it is a new attempt (then call `remember` with the stored item).
+   * The attempt `key` names (seen within the window), its `count` raised by one, or undefined when
+   * it is a new attempt (then call `remember` with its stored item).
    */
-  repeat(key: string, nowMs: number): LogItem | undefined {
+  repeat(key: string, nowMs: number): AttemptSight | undefined {
     this.#forgetBefore(nowMs - this.#windowMs);
     const seen = this.#recent.get(key);
     if (seen === undefined) return undefined;
@@ -68,12 +82,12 @@ export class RepeatCoalescer {
     this.#recent.delete(key);
     seen.lastMs = nowMs;
     this.#recent.set(key, seen);
-    seen.item.count = (seen.item.count ?? 1) + 1;
-    return seen.item;
+    seen.count++;
+    return seen;
   }
 
-  remember(key: string, stored: LogItem, nowMs: number): void {
-    this.#recent.set(key, { item: stored, lastMs: nowMs });
+  remember(key: string, stored: Pick<LogItem, 'seq' | 'time' | 'count'>, nowMs: number): void {
+    this.#recent.set(key, { seq: stored.seq, time: stored.time, count: stored.count ?? 1, lastMs: nowMs });
     if (this.#recent.size > this.#capacity) this.#recent.delete(this.#recent.keys().next().value!);
   }
 

@@ -84,7 +84,7 @@ interface Batch {
   chunks: unknown[][];
   tail: unknown[];
   odd: number[];
-  counts: Map<number, LogItem>;
+  counts: Map<number, number>;
 }
 
 /** A LogStore in a SQLite file. */
@@ -108,7 +108,8 @@ export class SqliteLogStore implements LogStore {
   readonly #dict: LogDictionary;
   readonly #repeats: RepeatCoalescer | undefined;
   /** Counts raised since the last batch: seq -> the item, written after the rows of the next batch. */
-  #counts = new Map<number, LogItem>();
+  /** seq -> its raised count, written with the next batch. */
+  #counts = new Map<number, number>();
   /** The waiting rows' values (LOG_COLUMNS order): full chunks of ROWS_PER_INSERT rows, and the chunk being filled. */
   #chunks: unknown[][] = [];
   #chunk: unknown[] = [];
@@ -224,9 +225,14 @@ export class SqliteLogStore implements LogStore {
       const first = this.#repeats.repeat(key, ms);
       if (first !== undefined) {
         // Its raised count is written with the next batch (after its row when that batch holds it).
-        this.#counts.set(first.seq, first);
+        this.#counts.set(first.seq, first.count);
         this.#scheduleFlush();
-        return first;
+        // The first attempt's item as stored now: the repeat has every field of it but these.
+        const stored = Object.assign({}, item) as LogItem;
+        stored.seq = first.seq;
+        stored.time = first.time;
+        stored.count = first.count;
+        return stored;
       }
     }
     // Same keys in the same order as `{ ...item, seq, time }`, which V8 (Node 20) builds several times slower.
@@ -349,7 +355,7 @@ export class SqliteLogStore implements LogStore {
     const { added, changed } = this.#dict.pending();
     for (const e of added) this.#addEntry.run(e.id, e.value, e.fields, e.last);
     for (const e of changed) this.#widenEntry.run(e.fields, e.last, e.id);
-    for (const [seq, item] of counts) this.#setCount.run(item.count, seq);
+    for (const [seq, count] of counts) this.#setCount.run(count, seq);
     this.#saveLastSeq.run(this.#lastSeq);
   }
   #transaction: ((batch: Batch) => void) | undefined;
