@@ -107,8 +107,7 @@ export class SqliteLogStore implements LogStore {
   readonly #addLocal: Database.Statement;
   readonly #dict: LogDictionary;
   readonly #repeats: RepeatCoalescer | undefined;
-  /** Counts raised since the last batch: seq -> the item, written after the rows of the next batch. */
-  /** seq -> its raised count, written with the next batch. */
+  /** Counts raised since the last batch: seq -> its count, written after the rows of the next batch. */
   #counts = new Map<number, number>();
   /** The waiting rows' values (LOG_COLUMNS order): full chunks of ROWS_PER_INSERT rows, and the chunk being filled. */
   #chunks: unknown[][] = [];
