@@ -216,20 +216,17 @@ const PERF_DIR = process.env.WARDEN_BENCH_PERF;
 const PERF_SETTINGS = ['none', 'conntrack', 'bpf+cache'];
 const perfSlices: { setting: string; file: string; connections: number }[] = [];
 
-/** The `perf record` words a recorded slice's client runs under (none when not recorded). */
-function perfRecord(setting: string | undefined, lanes: number): string[] {
+/**
+ * Runs a slice: `run` gets the words its client's command starts with, `perf record ...` when
+ * WARDEN_BENCH_PERF asks for this setting's 16-lane slices (then noted with its connections), else none.
+ */
+function perfSlice(setting: string | undefined, lanes: number, run: (prefix: string[]) => Slice): Slice {
   if (PERF_DIR === undefined || setting === undefined || lanes !== LANES || !PERF_SETTINGS.includes(setting))
-    return [];
+    return run([]);
   mkdirSync(PERF_DIR, { recursive: true });
   const file = join(PERF_DIR, `${setting.replace('+', '-')}-${perfSlices.length}.data`);
-  perfSlices.push({ setting, file, connections: 0 });
-  return ['perf', 'record', '-q', '-g', '-o', file, '--'];
-}
-
-/** Notes a recorded slice's connections; returns the slice. */
-function perfCounted(slice: Slice, setting: string | undefined, lanes: number): Slice {
-  if (PERF_DIR !== undefined && lanes === LANES && setting !== undefined && PERF_SETTINGS.includes(setting))
-    perfSlices[perfSlices.length - 1]!.connections = slice.count;
+  const slice = run(['perf', 'record', '-q', '-g', '-o', file, '--']);
+  perfSlices.push({ setting, file, connections: slice.count });
   return slice;
 }
 
@@ -263,10 +260,11 @@ async function main(): Promise<void> {
         '-e',
         `const net = require('node:net'); for (let p = ${PORT}; p <= ${PORT + FIRST_PORTS}; p++) net.createServer((c) => c.on('error', () => {})).listen(p, 4096);`,
       ]);
-    const run = (p: NetnsPair, lanes: number, setting?: string) => {
-      const [command, ...args] = [...perfRecord(setting, lanes), process.execPath, ...workerArgs(lanes)];
-      return perfCounted(JSON.parse(p.run(p.client, command!, args)) as Slice, setting, lanes);
-    };
+    const run = (p: NetnsPair, lanes: number, setting?: string) =>
+      perfSlice(setting, lanes, (prefix) => {
+        const [command, ...args] = [...prefix, process.execPath, ...workerArgs(lanes)];
+        return JSON.parse(p.run(p.client, command!, args)) as Slice;
+      });
     const procDir = mkdtempSync(join(tmpdir(), 'warden-bench-proc-'));
     dirs.push(procDir);
     paths.push({
@@ -313,12 +311,10 @@ async function main(): Promise<void> {
         // The worker moves itself into the path's cgroup before exec'ing, so its connections are
         // seen by the attribution programs attached there.
         slice: (lanes) =>
-          perfCounted(
-            JSON.parse(
-              inGroup([...perfRecord(name, lanes), process.execPath, ...workerArgs(lanes)]),
-            ) as Slice,
+          perfSlice(
             name,
             lanes,
+            (prefix) => JSON.parse(inGroup([...prefix, process.execPath, ...workerArgs(lanes)])) as Slice,
           ),
         first: (from, count) =>
           JSON.parse(inGroup([process.execPath, SELF, 'first', String(from), String(count)])) as number[],

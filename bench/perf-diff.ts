@@ -75,6 +75,11 @@ function main(): void {
     );
     process.exit(2);
   }
+  for (const [name, p] of profiles)
+    if (p.connections === 0) {
+      console.error(`the ${name} slices in ${dir} made no connections: nothing to divide by`);
+      process.exit(2);
+    }
   const us = (p: Profile, ns: number) => ns / 1000 / p.connections;
   const f = (n: number) => n.toFixed(2).padStart(7);
   console.log(`us per connection (${a.connections} and ${b.connections} connections): ${from} -> ${to}`);
