@@ -88,13 +88,16 @@ export function mayDecideUnlogged(
   }
   const side = quiet[direction];
   if (side.byDefault) return true;
+  // A loop, not some() with a closure: this runs for every queued packet.
   const bit = protocolBit(protocol);
-  return side.rules.some(
-    (r) =>
+  for (const r of side.rules)
+    if (
       (r.protocols & bit) !== 0 &&
       (r.remotePortSpans === null || portIn(r.remotePortSpans, remotePort)) &&
-      (r.localPortSpans === null || portIn(r.localPortSpans, localPort)),
-  );
+      (r.localPortSpans === null || portIn(r.localPortSpans, localPort))
+    )
+      return true;
+  return false;
 }
 
 /**
