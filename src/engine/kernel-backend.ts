@@ -58,6 +58,8 @@ const VERDICT_CACHE_DRAIN_MS = 100;
  * the ring (its entry's hits in a turn are one log item), so this is about 1-2 ms of work.
  */
 const VERDICT_CACHE_DRAIN_SLICE = 4096;
+/** Entries of an earlier policy decided again per turn after a change (a few microseconds each). */
+const VERDICT_CACHE_CARRY_SLICE = 128;
 
 const HOOK_INPUT = 1;
 const HOOK_OUTPUT = 3;
@@ -173,6 +175,15 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     if (stopped) return;
     draining = drainCache(VERDICT_CACHE_DRAIN_SLICE) >= VERDICT_CACHE_DRAIN_SLICE;
     if (draining) setImmediate(drainSlice);
+  };
+  /** Carries the cache's entries over to `inForce` (its ruleset in the kernel now), in slices like the drain. */
+  const carrySlice = (inForce: CompiledPolicy) => {
+    if (stopped || cacheBroken || vcache === null) return;
+    try {
+      if (vcache.carryOver(VERDICT_CACHE_CARRY_SLICE, inForce)) setImmediate(carrySlice, inForce);
+    } catch (e) {
+      log('error', `verdict cache carry-over failed: ${(e as Error).message}`);
+    }
   };
   const cacheDrain = setInterval(() => {
     if (!draining) drainSlice();
@@ -487,7 +498,11 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       discardHits = true;
     }
     if (cacheBroken) void live?.end(false);
-    else live?.keep();
+    else {
+      live?.keep();
+      // The old policy's entries that this one decides alike go back in, now that its ruleset is in force.
+      carrySlice(next);
+    }
     await names.watch(hostNamesOf(compiled), {
       reverse: compiled.rules.some((r) => r.active && (r.remote?.domainLists.length ?? 0) > 0),
       addresses: compiled.addressLists !== null,

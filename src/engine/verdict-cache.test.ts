@@ -298,3 +298,131 @@ test("a hit's item names the remote by the names known when it is logged, not on
   assert.equal(logged.at(-1)!.host, 'a.example', "none known now: the decision's");
   assert.equal(logged.length, 3);
 });
+
+/** The cache's maps with the LRU as a Map (key bytes -> id): a key there already is refused, as the kernel's insert does. */
+function keptMaps(): VerdictCacheOptions['maps'] & {
+  readonly keys: Map<string, number>;
+  generation: number;
+  events: Buffer;
+} {
+  const keys = new Map<string, number>();
+  const maps = {
+    keys,
+    generation: 0,
+    events: Buffer.alloc(0),
+    insert: (key: Buffer, id: number) => {
+      const text = key.toString('hex');
+      if (keys.has(text)) return false;
+      keys.set(text, id);
+      return true;
+    },
+    setGeneration: (generation: number) => {
+      maps.generation = generation;
+    },
+    stats: () => ({ generation: maps.generation, hits: 0, misses: 0, dropped: 0 }),
+    drain: () => {
+      const events = maps.events;
+      maps.events = Buffer.alloc(0);
+      return { events, bootNs: BOOT_NS };
+    },
+  };
+  return maps;
+}
+
+test('a change keeps the entries the new policy decides alike, once its ruleset is in force, and no other', () => {
+  const curl = '/usr/bin/curl';
+  const exe = '42:2049:123456789012:7:1700000000.123456789:deadbeefcafef00d';
+  const web = `  - { name: web, direction: outgoing, protocol: tcp, application: ${curl}, remotePorts: "443", action: allow, log: true }\n`;
+  const cp = (rules: string) => compilePolicy(parsePolicyText(`rules:\n${rules}`));
+  let inForce = cp(web);
+  const maps = keptMaps();
+  const logged: NewLogItem[] = [];
+  const cache = new VerdictCache({
+    maps,
+    capacity: 16,
+    node: '/usr/bin/node',
+    parts: [],
+    policy: () => inForce,
+    log: (item) => logged.push(item),
+  });
+  const offer = (remote: string, port: number) => {
+    const f = outgoingTcp({ remoteAddress: ip(remote), remotePort: port, uid: 1000 });
+    const record: RecordedProcess = {
+      pid: 200,
+      uid: 1000,
+      bootNs: 1,
+      comm: 'curl',
+      hook: 'connect',
+      euid: 1000,
+      executable: { id: exe, mount: 42, inode: '123456789012', fsMagic: 0xef53 },
+    };
+    const j = {
+      verdict: 'accept' as const,
+      decision: decide(inForce, f),
+      facts: f,
+      process: { executable: curl },
+    };
+    return cache.offer(j, record, inForce);
+  };
+  const keyOf = (remote: string, port: number, generation: number) =>
+    verdictCacheKey(exe, 1000, ip(remote), port, generation)!.toString('hex');
+  // Two entries: port 443 by the rule `web`, port 80 by the default (allow).
+  assert.ok(offer('192.0.2.7', 443));
+  assert.ok(offer('192.0.2.7', 80));
+  assert.equal(maps.generation, 1);
+  const change = (rules: string) => {
+    inForce = cp(rules);
+    cache.clear();
+    return inForce;
+  };
+
+  // A rule for another program: both entries are decided alike, and inserted under generation 2,
+  // but only once the caller says this policy's ruleset is in force.
+  const unrelated = change(
+    `${web}  - { name: other, direction: outgoing, protocol: tcp, application: /usr/bin/wget, action: deny }\n`,
+  );
+  assert.equal(maps.generation, 2);
+  assert.equal(maps.keys.has(keyOf('192.0.2.7', 443, 2)), false, 'nothing before the ruleset is in force');
+  assert.equal(cache.carryOver(1, cp(web)), false, 'another policy than the one in force: nothing');
+  assert.equal(cache.carryOver(1, unrelated), true, 'one of two: more are left');
+  assert.equal(cache.carryOver(10, unrelated), false);
+  assert.ok(maps.keys.has(keyOf('192.0.2.7', 443, 2)) && maps.keys.has(keyOf('192.0.2.7', 80, 2)));
+  assert.deepEqual([cache.status().carried, cache.status().notCarried, cache.status().entries], [2, 0, 2]);
+  // A hit of a kept entry is logged as the new policy's decision (its rule), like any other entry's.
+  maps.events = hitEvent(300, 1, 9001, maps.keys.get(keyOf('192.0.2.7', 443, 2))!, 1000);
+  cache.drain();
+  assert.equal(logged.length, 1);
+  assert.equal(logged[0]!.rule, 'web');
+  assert.match(
+    logged[0]!.message,
+    /^allow by rule "web", decided by the verdict cache \(pid 300, socket 9001\)$/,
+  );
+
+  // `web` now refuses: its entry is not kept; the default's is.
+  const refused = change(web.replace('action: allow', 'action: reject'));
+  assert.equal(cache.carryOver(10, refused), false);
+  assert.equal(maps.keys.has(keyOf('192.0.2.7', 443, 3)), false, 'a refused connection is not kept');
+  assert.ok(maps.keys.has(keyOf('192.0.2.7', 80, 3)));
+  assert.deepEqual([cache.status().carried, cache.status().notCarried], [3, 1]);
+
+  // A rule of the program that uses a host name: none of its decisions may be cached any more.
+  const named = change(
+    `  - { name: h, direction: outgoing, protocol: tcp, application: ${curl}, remote: [example.org], action: deny }\n`,
+  );
+  assert.equal(cache.carryOver(10, named), false);
+  assert.equal(maps.keys.has(keyOf('192.0.2.7', 80, 4)), false);
+  assert.deepEqual([cache.status().carried, cache.status().notCarried], [3, 2]);
+
+  // Two changes before the first one's ruleset: the entries wait for the second, decided under it.
+  inForce = cp(web);
+  cache.clear(); // generation 5: nothing to carry (the last change kept none)
+  assert.ok(offer('192.0.2.8', 443));
+  const first = change(web);
+  const second = change(
+    `${web}  - { name: other, direction: outgoing, protocol: tcp, application: /usr/bin/wget, action: deny }\n`,
+  );
+  assert.equal(cache.carryOver(10, first), false, 'a change came since: not under the first');
+  assert.equal(maps.keys.has(keyOf('192.0.2.8', 443, 7)), false);
+  assert.equal(cache.carryOver(10, second), false);
+  assert.ok(maps.keys.has(keyOf('192.0.2.8', 443, 7)), 'kept under the second');
+});

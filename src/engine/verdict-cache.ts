@@ -12,14 +12,23 @@
  * local port, expiry, ask). A new policy (any change: rules, lists, settings, mode, an expiry)
  * starts a new generation at once: no entry of the old one is found again, and a decision made
  * under the old policy is not inserted (the policy it was made with must still be in force).
+ * Once the new policy's ruleset is in the kernel, the old generation's entries are decided again
+ * under it (carryOver) and those it still allows as the key alone says are inserted anew, so a
+ * change does not send every program's next connection back to the queue.
  */
 
 import { formatIp } from '../ip/index.js';
 import type { BpfVerdictCache } from '../kernel/native.js';
 import type { RecordedProcess } from '../kernel/socket-lookup.js';
-import { verdictCacheKey } from '../kernel/verdict-cache-key.js';
+import { verdictCacheKey, withGeneration } from '../kernel/verdict-cache-key.js';
 import { applicationIdOf } from '../policy/application-ids.js';
-import { type CompiledPolicy, type CompiledRule, type Decision, decide } from '../policy/index.js';
+import {
+  type CompiledPolicy,
+  type CompiledRule,
+  type ConnectionFacts,
+  type Decision,
+  decide,
+} from '../policy/index.js';
 import { PROTO_TCP } from '../policy/protocol-bits.js';
 import type { NewLogItem } from '../protocol/log-item.js';
 import type { Judgement } from './enforcer.js';
@@ -139,6 +148,15 @@ interface Entry {
   readonly item: NewLogItem | null;
   /** The remote address as text (formatIp), to name it by the names known when a hit is logged. */
   readonly address: string;
+  /** The decision's facts and its key as inserted: what carryOver decides and inserts the entry again from. */
+  readonly facts: ConnectionFacts;
+  readonly key: Buffer;
+}
+
+/** The entries of a generation left behind by a change, to be decided again under the policy that changed it. */
+interface CarryOver {
+  readonly policy: CompiledPolicy;
+  readonly left: IterableIterator<Entry>;
 }
 
 export interface VerdictCacheStatus {
@@ -153,6 +171,9 @@ export interface VerdictCacheStatus {
   readonly unknown: number;
   /** Allowed connections not inserted, by reason. */
   readonly skipped: Readonly<Record<string, number>>;
+  /** Entries of an earlier policy that a change kept (decided alike under the new one, inserted anew) / did not keep. */
+  readonly carried: number;
+  readonly notCarried: number;
 }
 
 export class VerdictCache {
@@ -166,6 +187,9 @@ export class VerdictCache {
   #unknown = 0;
   #discarded = 0;
   readonly #skipped = new Map<string, number>();
+  #carry: CarryOver | null = null;
+  #carried = 0;
+  #notCarried = 0;
 
   constructor(options: VerdictCacheOptions) {
     this.#o = options;
@@ -185,8 +209,28 @@ export class VerdictCache {
   }
 
   #insert(j: Judgement, record: RecordedProcess | undefined, policy: CompiledPolicy): string | null {
-    const { decision: d, facts: f, process: p } = j;
     if (policy !== this.#o.policy()) return 'the policy changed meanwhile';
+    const { remoteAddress: remote, remotePort: port, uid } = j.facts;
+    const euid = record?.hook === 'connect' ? record.euid : undefined;
+    const executable = euid !== undefined && euid === uid ? record?.executable : undefined;
+    const keyFor =
+      executable === undefined || euid === undefined || remote === null || port === null
+        ? null
+        : (generation: number) => verdictCacheKey(executable.id, euid, remote, port, generation);
+    return this.#admit(j, policy, keyFor);
+  }
+
+  /**
+   * Inserts the judgement's key (`keyFor` the generation; null: its process was not named from its
+   * record alone) when `policy`, the one in force, lets it be cached: null, else why not.
+   */
+  #admit(
+    j: Judgement,
+    policy: CompiledPolicy,
+    keyFor: ((generation: number) => Buffer | null) | null,
+    address?: string,
+  ): string | null {
+    const { decision: d, facts: f, process: p } = j;
     if (j.verdict !== 'accept' || d.verdict !== 'allow' || d.action !== 'allow' || d.proposal !== undefined)
       return 'not an allow';
     if (
@@ -201,16 +245,9 @@ export class VerdictCache {
     if (f.applicationSha256 !== undefined) return 'a pinned application';
     if (f.application === this.#o.node && !this.#o.parts.every((part) => allowedAs(policy, f, part)))
       return "node: Warden's parts would be decided otherwise";
-    if (record?.hook !== 'connect' || record.executable === undefined || record.euid !== f.uid)
-      return 'not named from its BPF record alone';
+    if (keyFor === null) return 'not named from its BPF record alone';
     if (!cacheableApplication(policy, f.application)) return 'its rules use fields outside the key';
-    const key = verdictCacheKey(
-      record.executable.id,
-      record.euid,
-      f.remoteAddress,
-      f.remotePort,
-      this.#generation,
-    );
+    const key = keyFor(this.#generation);
     if (key === null) return 'no key';
     const id = this.#nextId;
     // Connections of one key queued before its first insert (a burst) find it cached already.
@@ -221,19 +258,64 @@ export class VerdictCache {
       policy,
       ruleIndex: d.ruleIndex,
       item: d.log ? itemOf(j, d) : null,
-      address: formatIp(j.facts.remoteAddress!),
+      address: address ?? formatIp(f.remoteAddress),
+      facts: f,
+      key,
     });
     this.#inserted++;
     return null;
   }
 
-  /** Drains the hits, then starts a new generation: no entry inserted before is found again. */
+  /**
+   * Drains the hits, then starts a new generation: no entry inserted before is found again. Its
+   * entries (and those an earlier change left to carry) wait for carryOver under the policy in
+   * force now (the new one).
+   */
   clear(): void {
     this.drain();
     this.#generation = this.#generation >= 0xffffffff ? 1 : this.#generation + 1;
     this.#o.maps.setGeneration(this.#generation, process.pid);
     this.#previous = this.#entries;
     this.#entries = new Map();
+    // Entries a change before this one had not carried over yet go first (they were hit less recently).
+    const left = this.#carry === null ? [] : [...this.#carry.left];
+    for (const entry of this.#previous.values()) left.push(entry);
+    this.#carry = { policy: this.#o.policy(), left: left.values() };
+  }
+
+  /**
+   * Decides up to `budget` entries of the generation the last clear() ended again, under the policy
+   * it began (`inForce`: the caller's word that this policy's ruleset is in the kernel now), and
+   * inserts each as a decision of that policy would be (offer's checks, the same key but for the
+   * generation), least recently hit first: the entries a change leaves decided alike are kept. An
+   * entry's facts are those of the decision that inserted it; the policy decides them again with its
+   * own lists (facts' list bits of another policy are not used) and the time now. Nothing is done
+   * when another change came since (its own carry-over follows its ruleset). True while some are left.
+   */
+  carryOver(budget: number, inForce: CompiledPolicy): boolean {
+    const c = this.#carry;
+    if (c === null || c.policy !== inForce || this.#o.policy() !== inForce) return false;
+    const now = Date.now();
+    for (let n = 0; n < budget; n++) {
+      const next = c.left.next();
+      if (next.done === true) {
+        this.#carry = null;
+        return false;
+      }
+      const { facts: before, key, address } = next.value;
+      const facts = { ...before, now };
+      const decision = decide(inForce, facts);
+      const judgement: Judgement = {
+        verdict: decision.verdict === 'allow' ? 'accept' : 'drop',
+        decision,
+        facts,
+        process: { executable: facts.application! },
+      };
+      if (this.#admit(judgement, inForce, (generation) => withGeneration(key, generation), address) === null)
+        this.#carried++;
+      else this.#notCarried++;
+    }
+    return true;
   }
 
   /**
@@ -368,6 +450,8 @@ export class VerdictCache {
       dropped: s.dropped,
       unknown: this.#unknown,
       skipped: Object.fromEntries(this.#skipped),
+      carried: this.#carried,
+      notCarried: this.#notCarried,
     };
   }
 }

@@ -62,6 +62,16 @@ export function verdictCacheKey(
     key.writeBigUInt64BE(remote.value >> 64n, 56);
     key.writeBigUInt64BE(remote.value & 0xffffffffffffffffn, 64);
   }
-  key.writeUInt32LE(generation >>> 0, 72);
+  key.writeUInt32LE(generation >>> 0, GENERATION_AT);
   return key;
+}
+
+/** Where a key's generation is (struct vcache_key: the last field before the padding). */
+const GENERATION_AT = 72;
+
+/** A copy of `key` (verdictCacheKey's) for another generation of the cache. */
+export function withGeneration(key: Buffer, generation: number): Buffer {
+  const copy = Buffer.from(key);
+  copy.writeUInt32LE(generation >>> 0, GENERATION_AT);
+  return copy;
 }

@@ -39,4 +39,6 @@ export interface VerdictCacheStatus {
   generation?: number;
   inserted?: number;
   dropped?: number;
+  carried?: number;
+  notCarried?: number;
 }

@@ -4,7 +4,8 @@
  * (WARDEN_BPF_CGROUP; never the host's root). Copies of perl in a directory of the test's own are
  * the programs: a program's repeat connections to the same destination are decided in the kernel
  * (not queued) and still logged; another uid, a replaced executable and a rule with program
- * context are not covered; a policy change that refuses the connection holds for the very next one.
+ * context are not covered; a policy change that refuses the connection holds for the very next one,
+ * and one that leaves the decision as it was keeps the entry.
  */
 import assert from 'node:assert/strict';
 import { chmodSync, copyFileSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
@@ -383,6 +384,34 @@ describe('the verdict cache', {
       assert.ok(Date.now() < back, 'the liveness element is renewed again');
       await new Promise((r) => setTimeout(r, 100));
     }
+  });
+
+  test('a change that leaves its decision as it was keeps the entry: the next connection is a hit', async () => {
+    for (let i = 0; i < 3; i++) assert.equal(await connectOnce('root', perlA), 'ok');
+    const before = await cacheStatus();
+    assert.equal(await connectOnce('root', perlA), 'ok');
+    assert.ok((await cacheStatus()).hits! > before.hits!, 'the entry decides');
+    await k.call('rules.add', {
+      rule: {
+        name: 'wget nowhere',
+        direction: 'outgoing',
+        protocol: 'tcp',
+        application: '/usr/bin/wget',
+        action: 'deny',
+      },
+    });
+    const changed = await cacheStatus();
+    assert.ok(changed.generation! > before.generation!, 'a new generation');
+    assert.ok(changed.carried! > before.carried!, JSON.stringify(changed));
+    assert.equal(await connectOnce('root', perlA), 'ok');
+    const after = await cacheStatus();
+    assert.equal(after.misses, changed.misses, 'not queued');
+    assert.ok(after.hits! > changed.hits!, 'a hit of the entry kept');
+    const items = await k.logs({ kind: 'connection', application: perlA });
+    assert.match(
+      items.at(-1)!.message,
+      /^allow by rule "perl-a to the service", decided by the verdict cache/,
+    );
   });
 
   test('a policy change that refuses the connection holds for the very next connection', async () => {
