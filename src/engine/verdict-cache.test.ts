@@ -426,3 +426,90 @@ test('a change keeps the entries the new policy decides alike, once its ruleset 
   assert.equal(cache.carryOver(10, second), false);
   assert.ok(maps.keys.has(keyOf('192.0.2.8', 443, 7)), 'kept under the second');
 });
+
+test('an entry is kept across a change exactly when the new policy would insert the same connection (property)', () => {
+  const exe = '42:2049:123456789012:7:1700000000.123456789:deadbeefcafef00d';
+  const record: RecordedProcess = {
+    pid: 200,
+    uid: 1000,
+    bootNs: 1,
+    comm: 'x',
+    hook: 'connect',
+    euid: 1000,
+    executable: { id: exe, mount: 42, inode: '123456789012', fsMagic: 0xef53 },
+  };
+  let kept = 0;
+  let dropped = 0;
+  fc.assert(
+    fc.property(
+      policy,
+      policy,
+      facts,
+      fc.nat(),
+      fc.constantFrom('drop', 'add', 'another'),
+      (p0, other, f0, n, how) => {
+        if (f0.application === null || f0.remoteAddress === null) return;
+        // A change as an administrator makes one (a rule gone, a rule added), or another policy altogether.
+        const at = n % p0.rules.length;
+        const p1 =
+          how === 'drop'
+            ? { ...p0, rules: p0.rules.filter((_, i) => i !== at) }
+            : how === 'add'
+              ? { ...p0, rules: [...p0.rules.slice(0, at), other.rules[0]!, ...p0.rules.slice(at)] }
+              : other;
+        const f: ConnectionFacts = {
+          ...f0,
+          direction: 'outgoing',
+          protocol: 'tcp',
+          uid: 1000,
+          remotePort: f0.remotePort ?? 443,
+          applicationSha256: undefined,
+        };
+        const before = compilePolicy(p0, { lists: LIST_CONTENTS });
+        const after = compilePolicy(p1, { lists: LIST_CONTENTS });
+        const judge = (cp: typeof before) => {
+          const d = decide(cp, f);
+          return {
+            verdict: d.verdict === 'allow' ? ('accept' as const) : ('drop' as const),
+            decision: d,
+            facts: f,
+            process: { executable: f.application! },
+          };
+        };
+        let inForce = before;
+        const maps = keptMaps();
+        const cache = new VerdictCache({
+          maps,
+          capacity: 16,
+          node: '/usr/bin/node',
+          parts: [],
+          policy: () => inForce,
+          log: () => {},
+        });
+        if (!cache.offer(judge(before), record, before)) return;
+        inForce = after;
+        cache.clear();
+        while (cache.carryOver(8, after));
+        // What a new decision under the new policy would do with the same connection, in a cache of its own.
+        const fresh = new VerdictCache({
+          maps: keptMaps(),
+          capacity: 16,
+          node: '/usr/bin/node',
+          parts: [],
+          policy: () => after,
+          log: () => {},
+        });
+        const insertable = fresh.offer(judge(after), record, after);
+        assert.equal(cache.status().carried === 1, insertable, JSON.stringify(cache.status()));
+        assert.equal(
+          maps.keys.has(verdictCacheKey(exe, 1000, f.remoteAddress!, f.remotePort!, 2)!.toString('hex')),
+          insertable,
+        );
+        if (insertable) kept++;
+        else dropped++;
+      },
+    ),
+    { numRuns: 600 },
+  );
+  assert.ok(kept > 5 && dropped > 5, `kept ${kept}, dropped ${dropped}: too few of one kind drawn`);
+});
