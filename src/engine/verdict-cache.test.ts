@@ -478,13 +478,14 @@ test('an entry is kept across a change exactly when the new policy would insert 
         };
         let inForce = before;
         const maps = keptMaps();
+        const logged: NewLogItem[] = [];
         const cache = new VerdictCache({
           maps,
           capacity: 16,
           node: '/usr/bin/node',
           parts: [],
           policy: () => inForce,
-          log: () => {},
+          log: (item) => logged.push(item),
         });
         if (!cache.offer(judge(before), record, before)) return;
         inForce = after;
@@ -501,6 +502,19 @@ test('an entry is kept across a change exactly when the new policy would insert 
         });
         const insertable = fresh.offer(judge(after), record, after);
         assert.equal(cache.status().carried === 1, insertable, JSON.stringify(cache.status()));
+        if (insertable) {
+          // A hit of the kept entry is logged (or not) as the new policy's decision of the whole facts.
+          const d = decide(after, f);
+          const id = maps.keys.get(
+            verdictCacheKey(exe, 1000, f.remoteAddress!, f.remotePort!, 2)!.toString('hex'),
+          )!;
+          maps.events = hitEvent(300, 1, 9001, id, 1000);
+          cache.drain();
+          assert.deepEqual(
+            logged.map((i) => i.rule),
+            d.log ? [d.ruleName] : [],
+          );
+        }
         assert.equal(
           maps.keys.has(verdictCacheKey(exe, 1000, f.remoteAddress!, f.remotePort!, 2)!.toString('hex')),
           insertable,

@@ -17,7 +17,7 @@
  * change does not send every program's next connection back to the queue.
  */
 
-import { formatIp } from '../ip/index.js';
+import { formatIp, parseIp } from '../ip/index.js';
 import type { BpfVerdictCache } from '../kernel/native.js';
 import type { RecordedProcess } from '../kernel/socket-lookup.js';
 import { verdictCacheKey, withGeneration } from '../kernel/verdict-cache-key.js';
@@ -148,9 +148,20 @@ interface Entry {
   readonly item: NewLogItem | null;
   /** The remote address as text (formatIp), to name it by the names known when a hit is logged. */
   readonly address: string;
-  /** The decision's facts and its key as inserted: what carryOver decides and inserts the entry again from. */
-  readonly facts: ConnectionFacts;
-  readonly key: Buffer;
+  /**
+   * What carryOver decides the entry again from: the facts of its decision that the key stands for
+   * (with `address`: the executable's path and number, the uid and user, the remote port) and the
+   * names it saw (for its log item); every rule the decision may depend on reads these alone
+   * (cacheableApplication). Fields of their own, not the whole facts: a full cache holds 65,536.
+   */
+  readonly application: string;
+  readonly applicationId: number | undefined;
+  readonly uid: number | null;
+  readonly user: string | null;
+  readonly remotePort: number;
+  readonly remoteHosts: readonly string[];
+  /** The key as inserted, its bytes as latin1 text. */
+  readonly key: string;
 }
 
 /** The entries of a generation left behind by a change, to be decided again under the policy that changed it. */
@@ -259,8 +270,13 @@ export class VerdictCache {
       ruleIndex: d.ruleIndex,
       item: d.log ? itemOf(j, d) : null,
       address: address ?? formatIp(f.remoteAddress),
-      facts: f,
-      key,
+      application: f.application,
+      applicationId: f.applicationId,
+      uid: f.uid,
+      user: f.user,
+      remotePort: f.remotePort,
+      remoteHosts: f.remoteHosts,
+      key: key.toString('latin1'),
     });
     this.#inserted++;
     return null;
@@ -287,10 +303,11 @@ export class VerdictCache {
    * Decides up to `budget` entries of the generation the last clear() ended again, under the policy
    * it began (`inForce`: the caller's word that this policy's ruleset is in the kernel now), and
    * inserts each as a decision of that policy would be (offer's checks, the same key but for the
-   * generation), least recently hit first: the entries a change leaves decided alike are kept. An
-   * entry's facts are those of the decision that inserted it; the policy decides them again with its
-   * own lists (facts' list bits of another policy are not used) and the time now. Nothing is done
-   * when another change came since (its own carry-over follows its ruleset). True while some are left.
+   * generation), least recently hit first: the entries a change leaves decided alike are kept. The
+   * policy decides an entry from the facts it keeps, the time now and nothing else known (no local end,
+   * interface or program context: a decision that could depend on them is not cached). Nothing is
+   * done when another change came since (its own carry-over follows its ruleset). True while some
+   * are left.
    */
   carryOver(budget: number, inForce: CompiledPolicy): boolean {
     const c = this.#carry;
@@ -302,8 +319,21 @@ export class VerdictCache {
         this.#carry = null;
         return false;
       }
-      const { facts: before, key, address } = next.value;
-      const facts = { ...before, now };
+      const e = next.value;
+      const facts: ConnectionFacts = {
+        direction: 'outgoing',
+        protocol: 'tcp',
+        application: e.application,
+        applicationId: e.applicationId,
+        uid: e.uid,
+        user: e.user,
+        localAddress: null,
+        localPort: null,
+        remoteAddress: parseIp(e.address),
+        remotePort: e.remotePort,
+        remoteHosts: e.remoteHosts,
+        now,
+      };
       const decision = decide(inForce, facts);
       const judgement: Judgement = {
         verdict: decision.verdict === 'allow' ? 'accept' : 'drop',
@@ -311,8 +341,8 @@ export class VerdictCache {
         facts,
         process: { executable: facts.application! },
       };
-      if (this.#admit(judgement, inForce, (generation) => withGeneration(key, generation), address) === null)
-        this.#carried++;
+      const keyFor = (generation: number) => withGeneration(Buffer.from(e.key, 'latin1'), generation);
+      if (this.#admit(judgement, inForce, keyFor, e.address) === null) this.#carried++;
       else this.#notCarried++;
     }
     return true;

@@ -69,9 +69,8 @@ export function verdictCacheKey(
 /** Where a key's generation is (struct vcache_key: the last field before the padding). */
 const GENERATION_AT = 72;
 
-/** A copy of `key` (verdictCacheKey's) for another generation of the cache. */
+/** `key` (verdictCacheKey's, or a copy of it) for another generation of the cache: written in place. */
 export function withGeneration(key: Buffer, generation: number): Buffer {
-  const copy = Buffer.from(key);
-  copy.writeUInt32LE(generation >>> 0, GENERATION_AT);
-  return copy;
+  key.writeUInt32LE(generation >>> 0, GENERATION_AT);
+  return key;
 }
