@@ -32,6 +32,32 @@ export function cgroupTestsUnavailable(): string | null {
   return null;
 }
 
+/**
+ * Cgroups not removed yet, by path: removed when the process exits however it exits (a crashed test
+ * or benchmark), their processes killed first; synchronously, so a few tries a short wait apart.
+ */
+const left = new Map<string, () => number[]>();
+process.once('exit', () => {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (const [path, pids] of left) {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      try {
+        for (const pid of pids()) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // gone meanwhile
+          }
+        }
+        rmdirSync(path);
+        break;
+      } catch {
+        Atomics.wait(pause, 0, 0, 10); // busy until its killed processes are reaped
+      }
+    }
+  }
+});
+
 export function createTestCgroup(name: string): TestCgroup {
   const mount = cgroup2Mount();
   if (mount === null) throw new Error('no cgroup2 mount in /proc/self/mounts');
@@ -44,6 +70,7 @@ export function createTestCgroup(name: string): TestCgroup {
           .filter((l) => l !== '')
           .map(Number)
       : [];
+  left.set(path, pids);
   return {
     path,
     pids,
@@ -72,6 +99,7 @@ export function createTestCgroup(name: string): TestCgroup {
       for (let attempt = 0; ; attempt++) {
         try {
           rmdirSync(path);
+          left.delete(path);
           return;
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== 'EBUSY' || attempt >= 150) throw e;

@@ -43,6 +43,21 @@ function ip(args: readonly string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
+/**
+ * Pairs not closed yet: closed when the process exits however it exits (an exception nobody caught,
+ * an 'error' event, process.exit), so a crashed test or benchmark leaves no namespace behind.
+ */
+const open = new Set<NetnsPair>();
+process.once('exit', () => {
+  for (const pair of open) {
+    try {
+      pair.close();
+    } catch {
+      // the next one all the same
+    }
+  }
+});
+
 /** Makes a fresh namespace pair with a unique name; the caller must close() it. */
 export function createNetnsPair(label = 'k'): NetnsPair {
   const id = `${process.pid}-${++counter}`;
@@ -72,7 +87,7 @@ export function createNetnsPair(label = 'k'): NetnsPair {
     throw error;
   }
   const path = (ns: string) => `/run/netns/${ns}`;
-  return {
+  const pair: NetnsPair = {
     client,
     server,
     path,
@@ -98,12 +113,15 @@ export function createNetnsPair(label = 'k'): NetnsPair {
       return child;
     },
     close() {
+      open.delete(pair);
       for (const child of children)
         if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
       deleteNamespace(client);
       deleteNamespace(server);
     },
   };
+  open.add(pair);
+  return pair;
 }
 
 function deleteNamespace(ns: string): void {
