@@ -31,7 +31,6 @@
  */
 import { type ChildProcess, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,7 +42,7 @@ import {
   SERVER_ADDR,
 } from '../test/kernel/netns.js';
 import { NODE, startWardend, WARDEND } from '../test/kernel/wardend.js';
-import { connectLoop, quantile } from './connect-loop.js';
+import { connectEach, connectLoop, quantile } from './connect-loop.js';
 import { formatRatio, reportMeasure } from './report.js';
 
 /** Seconds of load per setting and lane count, cut into ROUNDS slices. */
@@ -96,20 +95,7 @@ const FIRST_PORTS = 48;
 
 /** One connection to each of `count` ports from PORT + `from`, one at a time: new destinations, each a first connection. */
 async function firstWorker(from: number, count: number): Promise<void> {
-  const latencies: number[] = [];
-  for (let i = from; i < from + count; i++) {
-    const started = process.hrtime.bigint();
-    await new Promise<void>((resolve) => {
-      const s = connect(PORT + i, SERVER_ADDR);
-      s.once('connect', () => {
-        latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
-        s.resetAndDestroy();
-        resolve();
-      });
-      s.once('error', () => resolve());
-    });
-  }
-  process.stdout.write(JSON.stringify(latencies));
+  process.stdout.write(JSON.stringify(await connectEach(SERVER_ADDR, PORT + from, count)));
 }
 
 /** wardend as startWardend runs it, under `node --cpu-prof` (node refuses that flag in NODE_OPTIONS). */

@@ -18,7 +18,6 @@
  * Run: npm run bench:verdict-cache (BENCH_QUICK=1: fewer rounds)
  */
 import { execFileSync } from 'node:child_process';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -36,7 +35,7 @@ import {
 import { startKernelEngine } from '../test/adversarial/kernel-engine.js';
 import { cgroupTestsUnavailable, createTestCgroup } from '../test/kernel/cgroup.js';
 import { kernelTestsUnavailable, SERVER_ADDR } from '../test/kernel/netns.js';
-import { quantile } from './connect-loop.js';
+import { connectEach, quantile } from './connect-loop.js';
 import { formatRatio, reportMeasure } from './report.js';
 
 const ENTRIES = 10_000;
@@ -184,20 +183,7 @@ const SELF = fileURLToPath(import.meta.url);
 
 /** One connection to each of `count` ports from PORT, one at a time: latencies in ms, on stdout. */
 async function connectWorker(count: number): Promise<void> {
-  const latencies: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const started = process.hrtime.bigint();
-    await new Promise<void>((resolve) => {
-      const s = connect(PORT + i, SERVER_ADDR);
-      s.once('connect', () => {
-        latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
-        s.resetAndDestroy();
-        resolve();
-      });
-      s.once('error', () => resolve());
-    });
-  }
-  process.stdout.write(JSON.stringify(latencies));
+  process.stdout.write(JSON.stringify(await connectEach(SERVER_ADDR, PORT, count)));
 }
 
 interface CacheCounts {

@@ -262,20 +262,7 @@ test("a hit's item names the remote by the names known when it is logged, not on
     namesNow: (address) => known.get(address) ?? [],
   });
   const f = outgoingTcp({ remoteAddress: ip('192.0.2.7'), remoteHosts: ['a.example'] });
-  const record: RecordedProcess = {
-    pid: 200,
-    uid: 1000,
-    bootNs: 1,
-    comm: 'curl',
-    hook: 'connect',
-    euid: 1000,
-    executable: {
-      id: '42:2049:123456789012:7:1700000000.123456789:deadbeefcafef00d',
-      mount: 42,
-      inode: '123456789012',
-      fsMagic: 0xef53,
-    },
-  };
+  const record = connectRecord();
   const d = decide(compiled, f);
   assert.equal(d.ruleName, 'web');
   const j = {
@@ -298,6 +285,37 @@ test("a hit's item names the remote by the names known when it is logged, not on
   assert.equal(logged.at(-1)!.host, 'a.example', "none known now: the decision's");
   assert.equal(logged.length, 3);
 });
+
+const EXE_ID = '42:2049:123456789012:7:1700000000.123456789:deadbeefcafef00d';
+
+/** A connect record of the executable EXE_ID by uid 1000, as the BPF programs give it. */
+function connectRecord(): RecordedProcess {
+  return {
+    pid: 200,
+    uid: 1000,
+    bootNs: 1,
+    comm: 'curl',
+    hook: 'connect',
+    euid: 1000,
+    executable: { id: EXE_ID, mount: 42, inode: '123456789012', fsMagic: 0xef53 },
+  };
+}
+
+/** A cache of up to 16 entries on `maps` for Warden's parts as none, deciding with `policy()`. */
+function cacheOn(
+  maps: VerdictCacheOptions['maps'],
+  policy: () => ReturnType<typeof compilePolicy>,
+  log: (item: NewLogItem) => void = () => {},
+): VerdictCache {
+  return new VerdictCache({ maps, capacity: 16, node: '/usr/bin/node', parts: [], policy, log });
+}
+
+/** A cache on keptMaps, deciding with `policy()`, and the items it logs. */
+function keptCache(policy: () => ReturnType<typeof compilePolicy>) {
+  const maps = keptMaps();
+  const logged: NewLogItem[] = [];
+  return { cache: cacheOn(maps, policy, (item) => logged.push(item)), maps, logged };
+}
 
 /** The cache's maps with the LRU as a Map (key bytes -> id): a key there already is refused, as the kernel's insert does. */
 function keptMaps(): VerdictCacheOptions['maps'] & {
@@ -331,31 +349,14 @@ function keptMaps(): VerdictCacheOptions['maps'] & {
 
 test('a change keeps the entries the new policy decides alike, once its ruleset is in force, and no other', () => {
   const curl = '/usr/bin/curl';
-  const exe = '42:2049:123456789012:7:1700000000.123456789:deadbeefcafef00d';
+
   const web = `  - { name: web, direction: outgoing, protocol: tcp, application: ${curl}, remotePorts: "443", action: allow, log: true }\n`;
   const cp = (rules: string) => compilePolicy(parsePolicyText(`rules:\n${rules}`));
   let inForce = cp(web);
-  const maps = keptMaps();
-  const logged: NewLogItem[] = [];
-  const cache = new VerdictCache({
-    maps,
-    capacity: 16,
-    node: '/usr/bin/node',
-    parts: [],
-    policy: () => inForce,
-    log: (item) => logged.push(item),
-  });
+  const { cache, maps, logged } = keptCache(() => inForce);
   const offer = (remote: string, port: number) => {
     const f = outgoingTcp({ remoteAddress: ip(remote), remotePort: port, uid: 1000 });
-    const record: RecordedProcess = {
-      pid: 200,
-      uid: 1000,
-      bootNs: 1,
-      comm: 'curl',
-      hook: 'connect',
-      euid: 1000,
-      executable: { id: exe, mount: 42, inode: '123456789012', fsMagic: 0xef53 },
-    };
+    const record = connectRecord();
     const j = {
       verdict: 'accept' as const,
       decision: decide(inForce, f),
@@ -365,7 +366,7 @@ test('a change keeps the entries the new policy decides alike, once its ruleset 
     return cache.offer(j, record, inForce);
   };
   const keyOf = (remote: string, port: number, generation: number) =>
-    verdictCacheKey(exe, 1000, ip(remote), port, generation)!.toString('hex');
+    verdictCacheKey(EXE_ID, 1000, ip(remote), port, generation)!.toString('hex');
   // Two entries: port 443 by the rule `web`, port 80 by the default (allow).
   assert.ok(offer('192.0.2.7', 443));
   assert.ok(offer('192.0.2.7', 80));
@@ -428,16 +429,7 @@ test('a change keeps the entries the new policy decides alike, once its ruleset 
 });
 
 test('an entry is kept across a change exactly when the new policy would insert the same connection (property)', () => {
-  const exe = '42:2049:123456789012:7:1700000000.123456789:deadbeefcafef00d';
-  const record: RecordedProcess = {
-    pid: 200,
-    uid: 1000,
-    bootNs: 1,
-    comm: 'x',
-    hook: 'connect',
-    euid: 1000,
-    executable: { id: exe, mount: 42, inode: '123456789012', fsMagic: 0xef53 },
-  };
+  const record = connectRecord();
   let kept = 0;
   let dropped = 0;
   fc.assert(
@@ -477,36 +469,20 @@ test('an entry is kept across a change exactly when the new policy would insert 
           };
         };
         let inForce = before;
-        const maps = keptMaps();
-        const logged: NewLogItem[] = [];
-        const cache = new VerdictCache({
-          maps,
-          capacity: 16,
-          node: '/usr/bin/node',
-          parts: [],
-          policy: () => inForce,
-          log: (item) => logged.push(item),
-        });
+        const { cache, maps, logged } = keptCache(() => inForce);
         if (!cache.offer(judge(before), record, before)) return;
         inForce = after;
         cache.clear();
         while (cache.carryOver(8, after));
         // What a new decision under the new policy would do with the same connection, in a cache of its own.
-        const fresh = new VerdictCache({
-          maps: keptMaps(),
-          capacity: 16,
-          node: '/usr/bin/node',
-          parts: [],
-          policy: () => after,
-          log: () => {},
-        });
+        const fresh = cacheOn(keptMaps(), () => after);
         const insertable = fresh.offer(judge(after), record, after);
         assert.equal(cache.status().carried === 1, insertable, JSON.stringify(cache.status()));
         if (insertable) {
           // A hit of the kept entry is logged (or not) as the new policy's decision of the whole facts.
           const d = decide(after, f);
           const id = maps.keys.get(
-            verdictCacheKey(exe, 1000, f.remoteAddress!, f.remotePort!, 2)!.toString('hex'),
+            verdictCacheKey(EXE_ID, 1000, f.remoteAddress!, f.remotePort!, 2)!.toString('hex'),
           )!;
           maps.events = hitEvent(300, 1, 9001, id, 1000);
           cache.drain();
@@ -516,7 +492,7 @@ test('an entry is kept across a change exactly when the new policy would insert 
           );
         }
         assert.equal(
-          maps.keys.has(verdictCacheKey(exe, 1000, f.remoteAddress!, f.remotePort!, 2)!.toString('hex')),
+          maps.keys.has(verdictCacheKey(EXE_ID, 1000, f.remoteAddress!, f.remotePort!, 2)!.toString('hex')),
           insertable,
         );
         if (insertable) kept++;
