@@ -14,20 +14,18 @@ import { DECIDED_FIRST_RULE, establishedRules, guards, ownerRules } from './rule
 import {
   type ChainModel,
   concatExpression,
-  cross,
   type Element,
+  elementsOf,
   type Field,
   formatElement,
   hash,
   inlineMatch,
   type Layer,
   NFT_NAME,
-  protocolPairs,
   ruleCounterName,
   type SetModel,
   ShapeLayers,
   setType,
-  shapeOf,
 } from './ruleset-sets.js';
 
 export const TABLE_FAMILY = 'inet';
@@ -148,7 +146,10 @@ interface Run {
   readonly first: number;
   last: number;
   /** Per shape (and interface, for rules that name interfaces): its fields, elements and interface. */
-  readonly shapes: Map<string, { fields: Field[]; layers: ShapeLayers; iface: string | null }>;
+  readonly shapes: Map<
+    string,
+    { fields: Field[]; proto: string | null; layers: ShapeLayers; iface: string | null }
+  >;
 }
 
 const QUEUE: Outcome = { verdict: 'queue', log: false, word: 'allow' };
@@ -183,14 +184,16 @@ export function compileRuleset(input: RulesetInput): CompiledRuleset {
       const run = runFor(runs[chain], outcome, r);
       // The kernel counts the matches of the rules it decides; the engine those of the queued ones.
       const counted = userspace ? undefined : ruleIdentity(r.rule);
-      for (const group of elementsOf(r, chain, userspace, counted)) {
+      // Host names cannot be seen by the kernel: a queued rule with names is queued for every remote.
+      const remote = userspace && hasNames(r) ? null : r.remote;
+      for (const group of elementsOf(r, chain, remote, counted)) {
         // A rule naming interfaces gets its elements under each interface: one match per interface
         // (oifname/iifname; `wg*` is nft's own prefix match), sets named apart by the interface.
         for (const iface of r.rule.interface ?? NO_INTERFACE) {
           const key = iface === null ? group.shape : `${group.shape}|if ${iface}`;
           let shape = run.shapes.get(key);
           if (shape === undefined) {
-            shape = { fields: group.fields, layers: new ShapeLayers(), iface };
+            shape = { fields: group.fields, proto: group.proto, layers: new ShapeLayers(), iface };
             run.shapes.set(key, shape);
           }
           shape.layers.addDisjoint(group.elements);
@@ -307,61 +310,6 @@ function runFor(runs: Run[], outcome: Outcome, r: CompiledRule): Run {
   return run;
 }
 
-/** Elements of one shape: the fields (in concatenation order), their key, and the elements. */
-interface ElementGroup {
-  readonly fields: Field[];
-  readonly shape: string;
-  readonly elements: Element[];
-}
-
-/**
- * The rule's kernel-visible conditions in this chain as set elements (the cross product of its
- * lists), one group per address family. The dimensions are pushed in concatenation order
- * (FIELD_ORDER in ruleset-sets.ts), so fields and shape key are computed once per group.
- */
-function elementsOf(
-  r: CompiledRule,
-  chain: Chain,
-  userspace: boolean,
-  rule: string | undefined,
-): ElementGroup[] {
-  const hasPorts = r.localPorts !== null || r.remotePorts !== null;
-  // Host names cannot be seen by the kernel: a queued rule with names is queued for every remote.
-  const remote = userspace && hasNames(r) ? null : r.remote;
-  const families =
-    remote === null ? ANY_FAMILY : FAMILIES[(remote.v4.length > 0 ? 1 : 0) + (remote.v6.length > 0 ? 2 : 0)]!;
-  const out: ElementGroup[] = [];
-  for (const family of families) {
-    const dims: { field: Field; values: readonly (readonly [number | bigint, number | bigint])[] }[] = [];
-    const protos = protocolPairs(r.protocols, hasPorts, family);
-    if (protos !== null) {
-      if (protos.length === 0) continue;
-      dims.push({ field: 'proto', values: protos });
-    }
-    if (family === 4 && remote !== null) dims.push({ field: 'addr4', values: pairs(remote.v4) });
-    if (family === 6 && remote !== null) dims.push({ field: 'addr6', values: pairs(remote.v6) });
-    if (r.remotePorts !== null)
-      dims.push({ field: 'rport', values: r.remotePorts.map((p) => [p.from, p.to]) });
-    if (r.localPorts !== null) dims.push({ field: 'lport', values: r.localPorts.map((p) => [p.from, p.to]) });
-    if (r.uid !== null && chain === 'output') dims.push({ field: 'uid', values: [[r.uid, r.uid]] });
-    const { fields, shape } = shapeOf(dims);
-    const elements: Element[] = [];
-    cross(dims, 0, [], [], fields, rule, elements);
-    out.push({ fields, shape, elements });
-  }
-  return out;
-}
-
-/** The address families of a rule's elements, by which families its remote has (bit 1: IPv4, bit 2: IPv6). */
-const ANY_FAMILY: readonly null[] = [null];
-const FAMILIES: readonly (readonly (4 | 6)[])[] = [[], [4], [6], [4, 6]];
-
-function pairs<T>(flat: readonly T[]): [T, T][] {
-  const out: [T, T][] = [];
-  for (let i = 0; i < flat.length; i += 2) out.push([flat[i]!, flat[i + 1]!]);
-  return out;
-}
-
 /** The iptables NFQUEUE rule: new connections carrying MARK_QUEUE go to the engine's queue. */
 export function queueRules(settings: Settings): QueueRules {
   const { queue, onEngineFailure } = settings.enforcement;
@@ -469,8 +417,9 @@ class Emitter {
       const id = `${chain}|${run.id}|${verdict} ${log} ${word}`;
       const statement = this.statement(chain, run.outcome, hash(id).slice(0, 8));
       const counted = verdict !== 'queue';
-      for (const [shape, { fields, layers, iface }] of run.shapes) {
-        const via = iface === null ? '' : `${interfaceMatch(chain, iface)} `;
+      for (const [shape, { fields, proto, layers, iface }] of run.shapes) {
+        // A shape of one protocol tests it in the rule, not in its sets' keys (ElementGroup.proto).
+        const via = `${iface === null ? '' : `${interfaceMatch(chain, iface)} `}${proto === null ? '' : `meta l4proto ${proto} `}`;
         layers.elements().forEach((layer, i) => {
           const key = `${id}|${shape}|${layer.interval ? `r${i}` : 'p'}`;
           const match = counted
