@@ -71,10 +71,11 @@ rules:
     assert.equal(tcpConnect(pair, pair.client, SERVER_ADDR6, 8001, 1000), 'timeout');
     assert.equal(tcpConnect(pair, pair.client, SERVER_ADDR6, 8000), 'connected');
     const table = pair.run(pair.client, 'nft', ['list', 'table', 'inet', 'warden']);
-    // Decided by the kernel: the list is an interval set looked up by a rule with a verdict.
-    const listed = (table.match(/tcp \. 10\.1\d\d\.\d+\.0\/24 \. 8001/g) ?? []).length;
+    // Decided by the kernel: the list is an interval set looked up by a rule with a verdict (the
+    // rule's one protocol is tested in the rule, not in the key).
+    const listed = (table.match(/\b10\.1\d\d\.\d+\.0\/24 \. 8001/g) ?? []).length;
     assert.equal(listed, 4000, 'every network of the list is an element');
-    assert.ok(table.includes('tcp . 10.131.62.0/24 . 8001'), 'the last network of the list is an element');
+    assert.ok(table.includes('10.131.62.0/24 . 8001'), 'the last network of the list is an element');
     const drops = table.split('\n').filter((l) => /@out_\w+ (log .*)?drop/.test(l));
     assert.ok(drops.length > 0, 'a kernel drop rule over a set');
     assert.match(engine!.output(), /"elements":40\d\d/, 'the list reached the kernel as set elements');
