@@ -374,7 +374,8 @@ export interface ElementGroup {
 /**
  * The rule's kernel-visible conditions in this chain as set elements (the cross product of its
  * lists), one group per address family. The dimensions are pushed in concatenation order
- * (FIELD_ORDER in ruleset-sets.ts), so fields and shape key are computed once per group.
+ * (FIELD_ORDER above; the protocol first, when the key has it), so fields and shape key are computed
+ * once per group.
  */
 export function elementsOf(
   r: CompiledRule,
