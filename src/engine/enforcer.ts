@@ -423,7 +423,8 @@ export class Enforcer {
   }
 }
 
-function kernelVerdictOf(verdict: Decision['verdict'] | Decision['action']): KernelVerdict {
+/** What the kernel is told for a decision's verdict. */
+export function kernelVerdictOf(verdict: Decision['verdict'] | Decision['action']): KernelVerdict {
   return verdict === 'allow' ? 'accept' : verdict === 'reject' ? 'reject' : 'drop';
 }
 

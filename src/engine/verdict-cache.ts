@@ -31,7 +31,7 @@ import {
 } from '../policy/index.js';
 import { PROTO_TCP } from '../policy/protocol-bits.js';
 import type { NewLogItem } from '../protocol/log-item.js';
-import type { Judgement } from './enforcer.js';
+import { type Judgement, kernelVerdictOf } from './enforcer.js';
 
 /** Events taken from the ring at once; the ring holds about 13,000 (512 KiB of 40-byte records). */
 const DRAIN_BATCH = 4096;
@@ -182,7 +182,7 @@ export interface VerdictCacheStatus {
   readonly unknown: number;
   /** Allowed connections not inserted, by reason. */
   readonly skipped: Readonly<Record<string, number>>;
-  /** Entries of an earlier policy that a change kept (decided alike under the new one, inserted anew) / did not keep. */
+  /** Entries of an earlier policy that a change kept (decided alike under the new one: inserted anew, or by a new decision first) / did not keep. */
   readonly carried: number;
   readonly notCarried: number;
 }
@@ -336,13 +336,15 @@ export class VerdictCache {
       };
       const decision = decide(inForce, facts);
       const judgement: Judgement = {
-        verdict: decision.verdict === 'allow' ? 'accept' : 'drop',
+        verdict: kernelVerdictOf(decision.verdict),
         decision,
         facts,
-        process: { executable: facts.application! },
+        process: { executable: e.application },
       };
       const keyFor = (generation: number) => withGeneration(Buffer.from(e.key, 'latin1'), generation);
-      if (this.#admit(judgement, inForce, keyFor, e.address) === null) this.#carried++;
+      const why = this.#admit(judgement, inForce, keyFor, e.address);
+      // Inserted by a new decision since the change: kept all the same.
+      if (why === null || why === 'cached already') this.#carried++;
       else this.#notCarried++;
     }
     return true;

@@ -418,8 +418,10 @@ class Emitter {
       const statement = this.statement(chain, run.outcome, hash(id).slice(0, 8));
       const counted = verdict !== 'queue';
       for (const [shape, { fields, proto, layers, iface }] of run.shapes) {
+        const onInterface = iface === null ? '' : `${interfaceMatch(chain, iface)} `;
         // A shape of one protocol tests it in the rule, not in its sets' keys (ElementGroup.proto).
-        const via = `${iface === null ? '' : `${interfaceMatch(chain, iface)} `}${proto === null ? '' : `meta l4proto ${proto} `}`;
+        const onProtocol = proto === null ? '' : `meta l4proto ${proto} `;
+        const via = onInterface + onProtocol;
         layers.elements().forEach((layer, i) => {
           const key = `${id}|${shape}|${layer.interval ? `r${i}` : 'p'}`;
           const match = counted

@@ -157,7 +157,7 @@ export interface VerdictCacheState {
   readonly unknown?: number;
   /** Allowed connections that were not inserted, by reason (e.g. "its rules use fields outside the key"). */
   readonly skipped?: Readonly<Record<string, number>>;
-  /** Entries of an earlier policy that a change kept (its policy decides them alike: inserted anew) / did not keep. */
+  /** Entries of an earlier policy that a change kept (its policy decides them alike: inserted anew, or by a new decision first) / did not keep. */
   readonly carried?: number;
   readonly notCarried?: number;
   /** The liveness element the ruleset requires to accept the cache's connections (src/engine/cache-live.ts). */
