@@ -41,22 +41,27 @@ process.once('exit', () => {
   const pause = new Int32Array(new SharedArrayBuffer(4));
   for (const [path, pids] of left) {
     for (let attempt = 0; attempt < 100; attempt++) {
+      killEach(pids());
       try {
-        for (const pid of pids()) {
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch {
-            // gone meanwhile
-          }
-        }
         rmdirSync(path);
         break;
-      } catch {
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EBUSY') break; // gone already, or not ours to wait for
         Atomics.wait(pause, 0, 0, 10); // busy until its killed processes are reaped
       }
     }
   }
 });
+
+function killEach(pids: readonly number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
 
 export function createTestCgroup(name: string): TestCgroup {
   const mount = cgroup2Mount();
@@ -84,15 +89,9 @@ export function createTestCgroup(name: string): TestCgroup {
     },
     async remove() {
       for (let attempt = 0; attempt < 100; attempt++) {
-        const left = pids();
-        if (left.length === 0) break;
-        for (const pid of left) {
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch {
-            // gone meanwhile
-          }
-        }
+        const inside = pids();
+        if (inside.length === 0) break;
+        killEach(inside);
         await new Promise((r) => setTimeout(r, 20));
       }
       // A killed process leaves the cgroup busy until it is fully gone (reaped): try again for a while.
