@@ -11,6 +11,9 @@
  * merged into stdout, in order) is what nft said about the batch, and nft says nothing on success.
  * A session that dies, answers something unexpected or takes too long is killed and forgotten; the
  * caller then loads the whole table, which does not depend on what the batch did.
+ *
+ * A listing (`list table ...`) goes the same way, and what nft printed before the sentinel is the
+ * listing or its error. The session runs terse (`-t`): a listing leaves set elements out.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 
@@ -33,7 +36,7 @@ class NftSession {
   dead = false;
 
   constructor(netns: string | undefined) {
-    const argv = ['-c', 'exec nft -i 2>&1'];
+    const argv = ['-c', 'exec nft -t -i 2>&1'];
     this.child =
       netns === undefined
         ? spawn('sh', argv, { stdio: ['pipe', 'pipe', 'ignore'] })

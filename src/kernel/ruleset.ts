@@ -63,6 +63,8 @@ export interface QueueRules {
   readonly hooks: readonly ('OUTPUT' | 'INPUT')[];
   /** The rule's arguments after `-A WARDEN-QUEUE` (the same for both families). */
   readonly ruleArgs: readonly string[];
+  /** The same rule as `nft list` prints it, without its counter (nft-listing.ts compares the two). */
+  readonly nftRule: string;
   /** Restore text: declares (and so flushes) the chain and appends the rule; touches nothing else. */
   readonly v4: string;
   readonly v6: string;
@@ -338,6 +340,7 @@ export function queueRules(settings: Settings): QueueRules {
     chain: QUEUE_CHAIN,
     hooks: ['OUTPUT', 'INPUT'],
     ruleArgs,
+    nftRule: `meta mark & ${markHex(MARK_MASK)} == ${markHex(MARK_QUEUE)} queue num ${queue}${onEngineFailure === 'open' ? ' bypass' : ''}`,
     v4: restore,
     v6: restore,
   };

@@ -350,6 +350,49 @@ describe('ruleset in the kernel', { skip }, () => {
     assert.doesNotMatch(pair.run(pair.client, 'nft', ['list', 'ruleset']), /warden_probe|WARDEN-PROBE/);
   });
 
+  test('a full load leaves queue rules that are right alone and puts back what was changed by hand', async () => {
+    const target = { netns: pair.path(pair.client) };
+    const compiled = compile({ rules: [] });
+    const handles = (family: 'ip' | 'ip6') =>
+      pair
+        .run(pair.client, 'nft', ['-a', 'list', 'chain', family, 'security', 'WARDEN-QUEUE'])
+        .match(/# handle \d+/g);
+    const jumps = (tool: string, hook: string) =>
+      pair
+        .run(pair.client, tool, ['-t', 'security', '-S', hook])
+        .split('\n')
+        .filter((l) => l.includes('-j WARDEN-QUEUE')).length;
+    try {
+      await applyRuleset(compiled, target);
+      const before = { ip: handles('ip'), ip6: handles('ip6') };
+      assert.equal(before.ip?.length, 2, 'the chain and its rule');
+      // Without a previous ruleset: the whole table is loaded again, the queue rules are only read.
+      await applyRuleset(compiled, target);
+      assert.deepEqual(
+        { ip: handles('ip'), ip6: handles('ip6') },
+        before,
+        'the queue rules were not rewritten',
+      );
+      pair.run(pair.client, 'iptables-nft', ['-t', 'security', '-D', 'INPUT', '-j', 'WARDEN-QUEUE']);
+      pair.run(pair.client, 'ip6tables-nft', [
+        ...['-t', 'security', '-R', 'WARDEN-QUEUE', '1', '-m', 'mark', '--mark', '0x01000000/0x0f000000'],
+        ...['-j', 'NFQUEUE', '--queue-num', '9'],
+      ]);
+      assert.equal((await verifyRuleset(compiled, target)).problems.length, 2);
+      await applyRuleset(compiled, target);
+      assert.deepEqual(await verifyRuleset(compiled, target), { ok: true, problems: [] });
+      for (const tool of ['iptables-nft', 'ip6tables-nft'])
+        for (const hook of ['OUTPUT', 'INPUT'])
+          assert.equal(jumps(tool, hook), 1, `${tool} ${hook}: one jump`);
+      assert.match(
+        pair.run(pair.client, 'ip6tables-nft', ['-t', 'security', '-S', 'WARDEN-QUEUE']),
+        /NFQUEUE --queue-num 0 --queue-bypass/,
+      );
+    } finally {
+      await removeRuleset(target);
+    }
+  });
+
   test('nft errors name the line; bad queue rules say the table is already loaded', async () => {
     const target = { netns: pair.path(pair.client) };
     const compiled = compile({ rules: [] });

@@ -190,7 +190,7 @@ describe('rule changes in the kernel', { skip: kernelTestsUnavailable() }, () =>
         .filter((p) => {
           try {
             const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-            return cmd === 'nft\0-i\0' && statSync(`/proc/${p}/ns/net`).ino === netns;
+            return cmd === 'nft\0-t\0-i\0' && statSync(`/proc/${p}/ns/net`).ino === netns;
           } catch {
             return false;
           }
