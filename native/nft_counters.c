@@ -14,6 +14,10 @@
  * 10,000 rules). A 2 s limit per dump; the socket is opened per call, in the namespace of the
  * pool's thread, which is the process's (Warden never changes a thread's namespace). A missing
  * table or set reads as empty.
+ *
+ * counterDump(table, sets, true) counts instead: it resolves one u32 (host order) per set, the
+ * elements the kernel holds in it (an interval counts once: its end element is not counted), for
+ * the check after a full load (nft lists 100,000 elements in 1.6 s; these dumps take milliseconds).
  */
 #include <errno.h>
 #include <linux/netfilter/nf_tables.h>
@@ -55,6 +59,7 @@ typedef struct {
   char *bytes;
   size_t used, cap;
   uint16_t set; /* the set being dumped (OBJECT_SET for counter objects) */
+  uint32_t *counts; /* counting: elements per set instead of records; NULL otherwise */
 } out_records;
 
 static int emit(out_records *o, const void *data, size_t len, double packets) {
@@ -138,6 +143,10 @@ static int set_element(out_records *o, const struct nlattr *elem) {
     }
   }
   if (key == NULL || (flags & NFT_SET_ELEM_INTERVAL_END) != 0) return 0;
+  if (o->counts != NULL) {
+    o->counts[o->set]++;
+    return 0;
+  }
   return emit(o, key, key_len, packets);
 }
 
@@ -233,6 +242,7 @@ static void dump_execute(napi_env env, void *data) {
     if (attempt > 0) {
       err = 0;
       job->out.used = 0;
+      if (job->out.counts != NULL) memset(job->out.counts, 0, job->set_count * sizeof *job->out.counts);
     }
     dump_all(fd, job, buf, &seq, &err);
   }
@@ -245,7 +255,7 @@ static void dump_execute(napi_env env, void *data) {
 static void dump_all(int fd, dump_job *job, char *buf, uint32_t *seqp, int *errp) {
   int err = *errp;
   uint32_t seq = *seqp;
-  if (err == 0) {
+  if (err == 0 && job->out.counts == NULL) {
     nl_message m;
     struct nlmsghdr *h = nfnl_start(&m, NFNL_SUBSYS_NFTABLES, NFT_MSG_GETOBJ, NLM_F_REQUEST | NLM_F_DUMP, ++seq, 0);
     ((struct nfgenmsg *)NLMSG_DATA(h))->nfgen_family = FAMILY_INET;
@@ -276,8 +286,10 @@ static void dump_complete(napi_env env, napi_status status, void *data) {
   napi_value result = NULL;
   int err = status == napi_ok ? job->err : ECANCELED;
   void *bytes = NULL;
-  if (err == 0 && napi_create_arraybuffer(env, job->out.used, &bytes, &result) == napi_ok) {
-    if (job->out.used > 0) memcpy(bytes, job->out.bytes, job->out.used);
+  const void *from = job->out.counts != NULL ? (const void *)job->out.counts : job->out.bytes;
+  size_t size = job->out.counts != NULL ? job->set_count * sizeof *job->out.counts : job->out.used;
+  if (err == 0 && napi_create_arraybuffer(env, size, &bytes, &result) == napi_ok) {
+    if (size > 0) memcpy(bytes, from, size);
     napi_resolve_deferred(env, job->deferred, result);
   } else {
     char message[256];
@@ -290,15 +302,16 @@ static void dump_complete(napi_env env, napi_status status, void *data) {
   }
   napi_delete_async_work(env, job->work);
   free(job->out.bytes);
+  free(job->out.counts);
   free(job->sets);
   free(job);
 }
 
 napi_value counter_dump(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   uint32_t sets = 0;
-  bool is_array = false;
+  bool is_array = false, counting = false;
   dump_job *job = calloc(1, sizeof *job);
   if (job == NULL) return nl_throw_errno(env, "WARDEN_E_KERNEL_RULESET_REJECTED", "nft counter dump", ENOMEM);
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
@@ -310,8 +323,12 @@ napi_value counter_dump(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "counterDump(table, sets): a table name and an array of set names");
     return NULL;
   }
+  if (argc >= 3) napi_get_value_bool(env, argv[2], &counting);
   job->sets = calloc(sets > 0 ? sets : 1, sizeof *job->sets);
-  if (job->sets == NULL) {
+  if (counting) job->out.counts = calloc(sets > 0 ? sets : 1, sizeof *job->out.counts);
+  if (job->sets == NULL || (counting && job->out.counts == NULL)) {
+    free(job->out.counts);
+    free(job->sets);
     free(job);
     return nl_throw_errno(env, "WARDEN_E_KERNEL_RULESET_REJECTED", "nft counter dump", ENOMEM);
   }
@@ -330,6 +347,7 @@ napi_value counter_dump(napi_env env, napi_callback_info info) {
       napi_create_string_utf8(env, "warden:counterDump", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_async_work(env, NULL, name, dump_execute, dump_complete, job, &job->work) != napi_ok ||
       napi_queue_async_work(env, job->work) != napi_ok) {
+    free(job->out.counts);
     free(job->sets);
     free(job);
     napi_throw_error(env, "WARDEN_E_KERNEL_RULESET_REJECTED", "nft counter dump: cannot start the read");

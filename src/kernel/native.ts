@@ -237,7 +237,7 @@ interface Addon extends SlotNative {
   bpfAttributionClose(handle: unknown): void;
   procProcess(pid: number, learn: boolean): readonly [string?, string?, number?, string?, number?] | null;
   interfaceName(index: number): string | null;
-  counterDump(table: string, sets: readonly string[]): Promise<ArrayBuffer>;
+  counterDump(table: string, sets: readonly string[], elementCounts?: boolean): Promise<ArrayBuffer>;
 }
 
 /** Where the addon is built: <repo>/build/Release (this file is <repo>/dist/src/kernel/native.js). */
@@ -596,4 +596,12 @@ export function interfaceName(index: number): string | null {
  */
 export function dumpRuleCounters(table: string, sets: readonly string[]): Promise<ArrayBuffer> {
   return addon().counterDump(table, sets);
+}
+
+/**
+ * How many elements each of `sets` holds in table inet `table` in this process's network namespace
+ * (an interval once), by the same dumps; 0 for a set that is not there.
+ */
+export async function countSetElements(table: string, sets: readonly string[]): Promise<Uint32Array> {
+  return new Uint32Array(await addon().counterDump(table, sets, true));
 }

@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { ErrorCode, WardenError } from '../errors.js';
-import { dumpRuleCounters } from './native.js';
+import { countSetElements, dumpRuleCounters, nativeAvailable } from './native.js';
 import { parseTableListing, queueStateOf, type TableListing } from './nft-listing.js';
 import { closeNftSessions, runInSession, SESSION_MAX_TEXT } from './nft-session.js';
 import type { CompiledRuleset, KernelFeatures, QueueRules, RulesetExpectation } from './ruleset.js';
@@ -305,11 +305,9 @@ export async function verifyRuleset(
   target: KernelTarget = {},
 ): Promise<Verification> {
   const problems: string[] = [];
-  const listed = await run(target, 'nft', ['-j', 'list', 'table', TABLE_FAMILY, TABLE_NAME]);
-  if (listed.code !== 0) {
-    if (/No such file/.test(listed.stderr)) problems.push(`table ${TABLE_FAMILY} ${TABLE_NAME} is missing`);
-    else throw failure('nft -j list table inet warden', listed);
-  } else problems.push(...compareTable(compiled.expect, listed.stdout));
+  const listed = (await listedHere(compiled.expect, target)) ?? (await listedByNft(target));
+  if (listed === 'missing') problems.push(`table ${TABLE_FAMILY} ${TABLE_NAME} is missing`);
+  else problems.push(...compareListed(compiled.expect, listed));
   if (compiled.queue !== null) {
     for (const family of FAMILIES) {
       const state = await queueState(compiled.queue, family, target);
@@ -338,10 +336,44 @@ export async function verifyRuleset(
   return { ok: problems.length === 0, problems };
 }
 
-/** Compares `nft -j list table` output with the expectation (exported for tests). */
-export function compareTable(expect: RulesetExpectation, json: string): string[] {
-  const items = (JSON.parse(json) as { nftables: Record<string, { name?: string; elem?: unknown[] }>[] })
-    .nftables;
+/** What verifyRuleset compares: the table's chains, and its sets and maps with their element counts. */
+interface Listed {
+  readonly chains: ReadonlySet<string>;
+  readonly sets: ReadonlyMap<string, number>;
+}
+
+/**
+ * The table in this process's own namespace: names from the nft session's terse listing, the
+ * expected static sets' element counts from netlink dumps (countSetElements): a few milliseconds,
+ * where `nft -j list table` took 1.6 s at 100,000 elements. Null where that is not possible
+ * (another namespace, no addon, a listing not recognised): then nft lists it all.
+ */
+async function listedHere(
+  expect: RulesetExpectation,
+  target: KernelTarget,
+): Promise<Listed | 'missing' | null> {
+  if (target.netns !== undefined || !nativeAvailable()) return null;
+  const listing = await listTable(target, TABLE_FAMILY, TABLE_NAME);
+  if (listing === null) return null;
+  if (!listing.exists) return 'missing';
+  const names = [...listing.sets, ...listing.maps];
+  const counted = names.filter((n) => Object.hasOwn(expect.sets, n));
+  const counts = await countSetElements(TABLE_NAME, counted);
+  const sets = new Map<string, number>(names.map((n) => [n, 0]));
+  counted.forEach((n, i) => sets.set(n, counts[i]!));
+  return { chains: new Set(listing.chains.keys()), sets };
+}
+
+/** The table as `nft -j list table` gives it, elements included. */
+async function listedByNft(target: KernelTarget): Promise<Listed | 'missing'> {
+  const listed = await run(target, 'nft', ['-j', 'list', 'table', TABLE_FAMILY, TABLE_NAME]);
+  if (listed.code !== 0) {
+    if (/No such file/.test(listed.stderr)) return 'missing';
+    throw failure('nft -j list table inet warden', listed);
+  }
+  const items = (
+    JSON.parse(listed.stdout) as { nftables: Record<string, { name?: string; elem?: unknown[] }>[] }
+  ).nftables;
   const chains = new Set<string>();
   const sets = new Map<string, number>();
   for (const item of items) {
@@ -349,6 +381,11 @@ export function compareTable(expect: RulesetExpectation, json: string): string[]
     if (item.set?.name !== undefined) sets.set(item.set.name, item.set.elem?.length ?? 0);
     if (item.map?.name !== undefined) sets.set(item.map.name, item.map.elem?.length ?? 0);
   }
+  return { chains, sets };
+}
+
+/** The differences between a listed table and the expectation, one line each. */
+function compareListed(expect: RulesetExpectation, { chains, sets }: Listed): string[] {
   const problems: string[] = [];
   for (const c of expect.chains) if (!chains.has(c)) problems.push(`chain ${c} is missing`);
   for (const [name, count] of Object.entries(expect.sets)) {
@@ -359,7 +396,7 @@ export function compareTable(expect: RulesetExpectation, json: string): string[]
   const dynamic = new Set(expect.dynamicSets ?? []);
   for (const name of dynamic) if (!sets.has(name)) problems.push(`set ${name} is missing`);
   for (const name of sets.keys())
-    if (!(name in expect.sets) && !dynamic.has(name)) problems.push(`set ${name} is not expected`);
+    if (!Object.hasOwn(expect.sets, name) && !dynamic.has(name)) problems.push(`set ${name} is not expected`);
   return problems;
 }
 
