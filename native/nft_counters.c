@@ -15,9 +15,14 @@
  * pool's thread, which is the process's (Warden never changes a thread's namespace). A missing
  * table or set reads as empty.
  *
- * counterDump(table, sets, true) counts instead: it resolves one u32 (host order) per set, the
+ * counterDump(table, sets, "counts") counts instead: it resolves one u32 (host order) per set, the
  * elements the kernel holds in it (an interval counts once: its end element is not counted), for
  * the check after a full load (nft lists 100,000 elements in 1.6 s; these dumps take milliseconds).
+ *
+ * counterDump(table, [], "names") names what the table holds, as records of the layout above whose
+ * set field says the kind (NAME_* below; a counter object is OBJECT_SET) and whose packets are 0:
+ * the table itself when it exists, then its chains, sets (anonymous ones left out), maps and counter
+ * objects. `nft -t list table` takes 0.5 s at 100,000 elements (it fetches them all first).
  */
 #include <errno.h>
 #include <linux/netfilter/nf_tables.h>
@@ -53,17 +58,25 @@ static int64_t now_ms(void) {
 }
 
 #define OBJECT_SET 0xffff
+#define NAME_TABLE 0xfff0
+#define NAME_CHAIN 0xfff1
+#define NAME_SET 0xfff2
+#define NAME_MAP 0xfff3
 #define RECORD_HEADER 12
+
+typedef enum { MODE_COUNTERS, MODE_COUNTS, MODE_NAMES } dump_mode;
 
 typedef struct {
   char *bytes;
   size_t used, cap;
   uint16_t set; /* the set being dumped (OBJECT_SET for counter objects) */
   uint32_t *counts; /* counting: elements per set instead of records; NULL otherwise */
+  const char *table; /* naming: only what belongs to this table */
+  size_t table_len;
 } out_records;
 
-static int emit(out_records *o, const void *data, size_t len, double packets) {
-  if (len > 255 || packets <= 0) return 0;
+static int emit_record(out_records *o, const void *data, size_t len, double packets) {
+  if (len > 255) return 0;
   size_t size = RECORD_HEADER + ((len + 3) & ~(size_t)3);
   if (o->used + size > o->cap) {
     size_t cap = o->cap * 2 + size;
@@ -80,6 +93,60 @@ static int emit(out_records *o, const void *data, size_t len, double packets) {
   memcpy(r + RECORD_HEADER, data, len);
   o->used += size;
   return 0;
+}
+
+static int emit(out_records *o, const void *data, size_t len, double packets) {
+  return packets > 0 ? emit_record(o, data, len, packets) : 0;
+}
+
+/* A string attribute's text without its NUL; *len set. */
+static const char *attr_text(const struct nlattr *a, size_t *len) {
+  const char *text = nl_attr_data(a);
+  *len = strnlen(text, nl_attr_len(a));
+  return text;
+}
+
+/* Whether a string attribute names o->table. */
+static bool of_table(const out_records *o, const struct nlattr *a) {
+  size_t len = 0;
+  const char *text = a == NULL ? NULL : attr_text(a, &len);
+  return text != NULL && len == o->table_len && memcmp(text, o->table, len) == 0;
+}
+
+/* A name record of `kind` for the string attribute `name`. */
+static int emit_name(out_records *o, uint16_t kind, const struct nlattr *name) {
+  if (name == NULL) return 0;
+  size_t len = 0;
+  const char *text = attr_text(name, &len);
+  o->set = kind;
+  return emit_record(o, text, len, 0);
+}
+
+static int table_name(out_records *o, const struct nlmsghdr *r) {
+  const struct nlattr *a[NFTA_TABLE_MAX + 1];
+  nl_parse_attrs(r, sizeof(struct nfgenmsg), a, NFTA_TABLE_MAX);
+  return of_table(o, a[NFTA_TABLE_NAME]) ? emit_name(o, NAME_TABLE, a[NFTA_TABLE_NAME]) : 0;
+}
+
+static int chain_name(out_records *o, const struct nlmsghdr *r) {
+  const struct nlattr *a[NFTA_CHAIN_MAX + 1];
+  nl_parse_attrs(r, sizeof(struct nfgenmsg), a, NFTA_CHAIN_MAX);
+  return of_table(o, a[NFTA_CHAIN_TABLE]) ? emit_name(o, NAME_CHAIN, a[NFTA_CHAIN_NAME]) : 0;
+}
+
+static int set_name(out_records *o, const struct nlmsghdr *r) {
+  const struct nlattr *a[NFTA_SET_MAX + 1];
+  nl_parse_attrs(r, sizeof(struct nfgenmsg), a, NFTA_SET_MAX);
+  if (!of_table(o, a[NFTA_SET_TABLE])) return 0;
+  uint32_t flags = a[NFTA_SET_FLAGS] != NULL && nl_attr_len(a[NFTA_SET_FLAGS]) >= 4 ? nl_attr_be32(a[NFTA_SET_FLAGS]) : 0;
+  if (flags & NFT_SET_ANONYMOUS) return 0;
+  return emit_name(o, (flags & (NFT_SET_MAP | NFT_SET_OBJECT)) ? NAME_MAP : NAME_SET, a[NFTA_SET_NAME]);
+}
+
+static int object_name(out_records *o, const struct nlmsghdr *r) {
+  const struct nlattr *a[NFTA_OBJ_MAX + 1];
+  nl_parse_attrs(r, sizeof(struct nfgenmsg), a, NFTA_OBJ_MAX);
+  return of_table(o, a[NFTA_OBJ_TABLE]) ? emit_name(o, OBJECT_SET, a[NFTA_OBJ_NAME]) : 0;
 }
 
 /* Iterates the attributes inside a nested attribute (or a payload of `len` bytes at `p`). */
@@ -212,6 +279,7 @@ static int dump(int fd, struct nlmsghdr *h, out_records *o,
 typedef struct {
   char table[64];
   size_t table_len;
+  dump_mode mode;
   char (*sets)[64];
   uint32_t set_count;
   out_records out;
@@ -221,6 +289,7 @@ typedef struct {
 } dump_job;
 
 static void dump_all(int fd, dump_job *job, char *buf, uint32_t *seqp, int *errp);
+static void dump_names(int fd, dump_job *job, char *buf, uint32_t *seqp, int *errp);
 
 /* On a pool thread: every dump, into job->out (no N-API call here). */
 static void dump_execute(napi_env env, void *data) {
@@ -244,7 +313,7 @@ static void dump_execute(napi_env env, void *data) {
       job->out.used = 0;
       if (job->out.counts != NULL) memset(job->out.counts, 0, job->set_count * sizeof *job->out.counts);
     }
-    dump_all(fd, job, buf, &seq, &err);
+    (job->mode == MODE_NAMES ? dump_names : dump_all)(fd, job, buf, &seq, &err);
   }
   free(buf);
   close(fd);
@@ -275,6 +344,37 @@ static void dump_all(int fd, dump_job *job, char *buf, uint32_t *seqp, int *errp
     nl_put(h, NFTA_SET_ELEM_LIST_SET, job->sets[i], set_len + 1);
     job->out.set = (uint16_t)i;
     err = dump(fd, h, &job->out, set_elements, buf);
+  }
+  *seqp = seq;
+  *errp = err;
+}
+
+/* The table (a request with an acknowledgement), then its chains, sets and counter objects. */
+static void dump_names(int fd, dump_job *job, char *buf, uint32_t *seqp, int *errp) {
+  static const struct {
+    uint8_t msg;
+    uint16_t table_attr;
+    int (*each)(out_records *, const struct nlmsghdr *);
+  } steps[] = {
+      {NFT_MSG_GETTABLE, NFTA_TABLE_NAME, table_name},
+      {NFT_MSG_GETCHAIN, NFTA_CHAIN_TABLE, chain_name},
+      {NFT_MSG_GETSET, NFTA_SET_TABLE, set_name},
+      {NFT_MSG_GETOBJ, NFTA_OBJ_TABLE, object_name},
+  };
+  int err = *errp;
+  uint32_t seq = *seqp;
+  job->out.table = job->table;
+  job->out.table_len = job->table_len;
+  for (size_t i = 0; err == 0 && i < sizeof steps / sizeof steps[0]; i++) {
+    /* No table: nothing else to name. */
+    if (i == 1 && job->out.used == 0) break;
+    uint16_t flags = NLM_F_REQUEST | (i == 0 ? NLM_F_ACK : NLM_F_DUMP);
+    nl_message m;
+    struct nlmsghdr *h = nfnl_start(&m, NFNL_SUBSYS_NFTABLES, steps[i].msg, flags, ++seq, 0);
+    ((struct nfgenmsg *)NLMSG_DATA(h))->nfgen_family = FAMILY_INET;
+    nl_put(h, steps[i].table_attr, job->table, job->table_len + 1);
+    if (steps[i].msg == NFT_MSG_GETOBJ) nl_put_be32(h, NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER);
+    err = dump(fd, h, &job->out, steps[i].each, buf);
   }
   *seqp = seq;
   *errp = err;
@@ -311,7 +411,7 @@ napi_value counter_dump(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   uint32_t sets = 0;
-  bool is_array = false, counting = false;
+  bool is_array = false, counting;
   dump_job *job = calloc(1, sizeof *job);
   if (job == NULL) return nl_throw_errno(env, "WARDEN_E_KERNEL_RULESET_REJECTED", "nft counter dump", ENOMEM);
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
@@ -323,7 +423,10 @@ napi_value counter_dump(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "counterDump(table, sets): a table name and an array of set names");
     return NULL;
   }
-  if (argc >= 3) napi_get_value_bool(env, argv[2], &counting);
+  char mode[16] = "";
+  if (argc >= 3) napi_get_value_string_utf8(env, argv[2], mode, sizeof mode, NULL);
+  job->mode = strcmp(mode, "counts") == 0 ? MODE_COUNTS : strcmp(mode, "names") == 0 ? MODE_NAMES : MODE_COUNTERS;
+  counting = job->mode == MODE_COUNTS;
   job->sets = calloc(sets > 0 ? sets : 1, sizeof *job->sets);
   if (counting) job->out.counts = calloc(sets > 0 ? sets : 1, sizeof *job->out.counts);
   if (job->sets == NULL || (counting && job->out.counts == NULL)) {

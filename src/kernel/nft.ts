@@ -7,7 +7,13 @@
  */
 import { spawn } from 'node:child_process';
 import { ErrorCode, WardenError } from '../errors.js';
-import { countSetElements, dumpRuleCounters, nativeAvailable } from './native.js';
+import {
+  countSetElements,
+  dumpRuleCounters,
+  nativeAvailable,
+  readTableNames,
+  type TableNames,
+} from './native.js';
 import { parseTableListing, queueStateOf, type TableListing } from './nft-listing.js';
 import { closeNftSessions, runInSession, SESSION_MAX_TEXT } from './nft-session.js';
 import type { CompiledRuleset, KernelFeatures, QueueRules, RulesetExpectation } from './ruleset.js';
@@ -198,11 +204,10 @@ async function inPlaceText(compiled: CompiledRuleset, target: KernelTarget): Pro
   const table = `${TABLE_FAMILY} ${TABLE_NAME}`;
   const replace = `table ${table} {}\ndelete table ${table}\n`;
   if (!compiled.nft.includes(replace)) return null;
-  const listing = await listTable(target, TABLE_FAMILY, TABLE_NAME);
+  const names = await wardenNames(target);
   // No chain: no table, or one without hooks that nothing can be waiting in; the text replaces it.
-  if (listing === null || listing.chains.size === 0) return null;
-  const chains = [...listing.chains.keys()];
-  const { sets, maps, counters } = listing;
+  if (names === null || names.chains.length === 0) return null;
+  const { chains, sets, maps, counters } = names;
   const keep = new Set(compiled.expect.chains);
   const dynamic = new Set(compiled.expect.dynamicSets);
   // A static set the new ruleset declares again (same name: same place in the policy, same type)
@@ -235,6 +240,23 @@ async function listTable(target: KernelTarget, family: string, name: string): Pr
   if (session !== null) return parseTableListing(session.output);
   const listed = await run(target, 'nft', ['-t', ...command.split(' ')]);
   return parseTableListing(listed.code === 0 ? listed.stdout : listed.stderr);
+}
+
+/**
+ * What table inet warden holds, by name: by netlink dumps in this process's own namespace
+ * (readTableNames: milliseconds; nft fetches every element before it lists a table, 0.5 s at
+ * 100,000), else from nft's listing. Null when neither could say.
+ */
+async function wardenNames(target: KernelTarget): Promise<TableNames | null> {
+  if (target.netns === undefined && nativeAvailable()) {
+    try {
+      return await readTableNames(TABLE_NAME);
+    } catch {
+      // The dumps failed (a timeout, memory): nft lists it instead.
+    }
+  }
+  const listing = await listTable(target, TABLE_FAMILY, TABLE_NAME);
+  return listing === null ? null : { ...listing, chains: [...listing.chains.keys()] };
 }
 
 /**
@@ -343,25 +365,25 @@ interface Listed {
 }
 
 /**
- * The table in this process's own namespace: names from the nft session's terse listing, the
- * expected static sets' element counts from netlink dumps (countSetElements): a few milliseconds,
- * where `nft -j list table` took 1.6 s at 100,000 elements. Null where that is not possible
- * (another namespace, no addon, a listing not recognised): then nft lists it all.
+ * The table in this process's own namespace: its names and the expected static sets' element counts
+ * from netlink dumps (wardenNames, countSetElements): milliseconds, where `nft -j list table` took
+ * 1.6 s at 100,000 elements. Null where that is not possible (another namespace, no addon): then
+ * nft lists it all.
  */
 async function listedHere(
   expect: RulesetExpectation,
   target: KernelTarget,
 ): Promise<Listed | 'missing' | null> {
   if (target.netns !== undefined || !nativeAvailable()) return null;
-  const listing = await listTable(target, TABLE_FAMILY, TABLE_NAME);
-  if (listing === null) return null;
-  if (!listing.exists) return 'missing';
-  const names = [...listing.sets, ...listing.maps];
-  const counted = names.filter((n) => Object.hasOwn(expect.sets, n));
+  const names = await wardenNames(target);
+  if (names === null) return null;
+  if (!names.exists) return 'missing';
+  const all = [...names.sets, ...names.maps];
+  const counted = all.filter((n) => Object.hasOwn(expect.sets, n));
   const counts = await countSetElements(TABLE_NAME, counted);
-  const sets = new Map<string, number>(names.map((n) => [n, 0]));
+  const sets = new Map<string, number>(all.map((n) => [n, 0]));
   counted.forEach((n, i) => sets.set(n, counts[i]!));
-  return { chains: new Set(listing.chains.keys()), sets };
+  return { chains: new Set(names.chains), sets };
 }
 
 /** The table as `nft -j list table` gives it, elements included. */

@@ -1,7 +1,7 @@
 /**
- * verifyRuleset's two ways of reading the table agree: in the process's own namespace it counts set
- * elements by netlink dumps (countSetElements) and names from the nft session; elsewhere `nft -j list
- * table` lists everything. A child process in a throwaway namespace applies a ruleset with points,
+ * verifyRuleset's two ways of reading the table agree: in the process's own namespace it names what
+ * the table holds and counts set elements by netlink dumps (readTableNames, countSetElements);
+ * elsewhere `nft -j list table` lists everything. A child process in a throwaway namespace applies a ruleset with points,
  * networks and concatenated intervals (a hash set, an interval set, an IPv6 concatenation of ranges),
  * reads it both ways, removes one element of every static set by hand and reads it both ways again.
  */
@@ -66,6 +66,8 @@ const { applyRuleset, verifyRuleset, removeRuleset } = await import(${JSON.strin
 const { compileRuleset } = await import(${JSON.stringify(module('../../src/kernel/ruleset.js'))});
 const { compilePolicy, validatePolicy } = await import(${JSON.stringify(module('../../src/policy/index.js'))});
 const { validateSettings } = await import(${JSON.stringify(module('../../src/settings/index.js'))});
+const { readTableNames } = await import(${JSON.stringify(module('../../src/kernel/native.js'))});
+const { parseTableListing } = await import(${JSON.stringify(module('../../src/kernel/nft-listing.js'))});
 const { execFileSync } = await import('node:child_process');
 const settings = validateSettings({});
 const compiled = compileRuleset({ policy: compilePolicy(validatePolicy(${JSON.stringify(POLICY)}), { settings }), settings, now: Date.now() });
@@ -75,6 +77,9 @@ try {
   await applyRuleset(compiled);
   out.here = await verifyRuleset(compiled);
   out.nft = await verifyRuleset(compiled, byNft);
+  const listed = parseTableListing(execFileSync('nft', ['-t', 'list', 'table', 'inet', 'warden'], { encoding: 'utf8' }));
+  out.names = await readTableNames('warden');
+  out.listedNames = { exists: listed.exists, chains: [...listed.chains.keys()], sets: listed.sets, maps: listed.maps, counters: listed.counters };
   for (const s of compiled.model.sets)
     if (s.elements.length > 0)
       execFileSync('nft', ['delete element inet warden ' + s.name + ' { ' + s.elements[0] + ' }']);
@@ -82,6 +87,7 @@ try {
   out.nftAfter = await verifyRuleset(compiled, byNft);
   execFileSync('nft', ['delete table inet warden']);
   out.hereGone = await verifyRuleset(compiled);
+  out.namesGone = await readTableNames('warden');
 } finally {
   await removeRuleset();
 }
@@ -106,5 +112,11 @@ describe('verifyRuleset reads the table alike both ways', { skip }, () => {
     assert.equal(out.hereAfter.problems.length, out.sets.length, out.hereAfter.problems.join('; '));
     assert.deepEqual(out.hereAfter, out.nftAfter);
     assert.deepEqual(out.hereGone.problems[0], 'table inet warden is missing');
+    // The names by netlink dumps are those nft lists (in the kernel's order; the policy's counters too).
+    const sorted = (n: Record<string, unknown>) =>
+      Object.fromEntries(Object.entries(n).map(([k, v]) => [k, Array.isArray(v) ? [...v].sort() : v]));
+    assert.ok(out.names.counters.length > 0 && out.names.sets.length > out.sets.length);
+    assert.deepEqual(sorted(out.names), sorted(out.listedNames));
+    assert.deepEqual(out.namesGone, { exists: false, chains: [], sets: [], maps: [], counters: [] });
   });
 });
