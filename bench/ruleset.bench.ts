@@ -9,34 +9,29 @@
  *   without the table, the queue rules included), against the naive one-rule-per-rule text;
  * - one rule added, changed and removed in the 10,000-rule table (applyRuleset with the previous
  *   ruleset: only the difference is sent), against the full reload of the same change (applyRuleset
- *   without the previous ruleset: the whole table is loaded in place, as before).
+ *   without the previous ruleset: the whole table is loaded in place, as before);
+ * - without a goal: the check after a full load and a full reload in place as the engine takes them
+ *   in its own namespace, against the same steps reading the table through nft (ruleset-engine.ts).
  * Run: npm run bench:ruleset (BENCH_SIZES=100,1000 and BENCH_BIG=0 for a quick run)
  */
 import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { applyRuleset, removeRuleset } from '../src/kernel/nft.js';
 import { type CompiledRuleset, compileRuleset } from '../src/kernel/ruleset.js';
 import { compilePolicy, validatePolicy } from '../src/policy/index.js';
 import { validateSettings } from '../src/settings/index.js';
 import { createNetnsPair, kernelTestsUnavailable, type NetnsPair } from '../test/kernel/netns.js';
+import { simpleRules } from './corpus/ruleset.js';
 import { formatRatio, reportMeasure } from './report.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '100,1000,10000').split(',').map(Number);
 const BIG = Number(process.env.BENCH_BIG ?? 100_000);
 const CHANGE_RUNS = Number(process.env.BENCH_CHANGE_RUNS ?? 9);
+/** The engine's whole-table steps, run inside the namespace (bench/ruleset-engine.ts). */
+const ENGINE_STEPS = fileURLToPath(new URL('./ruleset-engine.js', import.meta.url));
 
 type SimpleRule = ReturnType<typeof simpleRules>[number];
-
-function simpleRules(n: number) {
-  return Array.from({ length: n }, (_, i) => ({
-    name: `r${i}`,
-    direction: 'outgoing',
-    protocol: 'tcp',
-    remote: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
-    remotePorts: 1000 + (i % 1000),
-    action: Math.floor(i / 1000) % 2 === 0 ? 'deny' : 'allow',
-  }));
-}
 
 /** The naive translation: one nft rule per user rule, same table layout. */
 function baselineText(rules: readonly SimpleRule[]): string {
@@ -203,6 +198,42 @@ try {
         baseline: `${c.baseline.toFixed(1)} ms (full reload)`,
         ratio: formatRatio(c.ms, c.baseline),
         met: c.ms <= 10,
+      });
+    }
+    console.log(
+      "\nthe engine's own namespace (bench/ruleset-engine.ts in the namespace): names and counts by netlink dumps, against nft's listing (median)",
+    );
+    for (const [n, runs] of [
+      [10_000, 5],
+      [BIG, 3],
+    ] as const) {
+      if (n <= 0) continue;
+      const r = JSON.parse(
+        pair
+          .run(pair.client, process.execPath, [ENGINE_STEPS, String(n), String(runs)])
+          .trim()
+          .split('\n')
+          .pop()!,
+      ) as { check: number; checkByNft: number; reload: number; reloadByNft: number };
+      const size = n.toLocaleString('en');
+      console.log(
+        `${String(n).padStart(7)} rules: check after a full load ${r.check.toFixed(1)} ms (nft ${r.checkByNft.toFixed(0)} ms); reload in place ${r.reload.toFixed(0)} ms (names from nft ${r.reloadByNft.toFixed(0)} ms)`,
+      );
+      reportMeasure({
+        measure: `ruleset: the check after a full load, ${size} rules (the engine)`,
+        goal: '',
+        measured: `${r.check.toFixed(1)} ms`,
+        baseline: `${r.checkByNft.toFixed(0)} ms (nft -j list table)`,
+        ratio: formatRatio(r.check, r.checkByNft),
+        met: null,
+      });
+      reportMeasure({
+        measure: `ruleset: a full reload in place, ${size} rules (the engine)`,
+        goal: '',
+        measured: `${r.reload.toFixed(0)} ms`,
+        baseline: `${r.reloadByNft.toFixed(0)} ms (the table's names from nft's listing)`,
+        ratio: formatRatio(r.reload, r.reloadByNft),
+        met: null,
       });
     }
   }

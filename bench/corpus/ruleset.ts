@@ -194,3 +194,18 @@ export function zipfSequence(distinct: number, length: number, seed = 11): Uint3
   }
   return out;
 }
+
+/**
+ * `n` simple user rules for the ruleset benchmarks: outgoing tcp to one address and port each,
+ * alternating deny and allow in blocks of 1,000.
+ */
+export function simpleRules(n: number) {
+  return Array.from({ length: n }, (_, i) => ({
+    name: `r${i}`,
+    direction: 'outgoing',
+    protocol: 'tcp',
+    remote: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
+    remotePorts: 1000 + (i % 1000),
+    action: Math.floor(i / 1000) % 2 === 0 ? 'deny' : 'allow',
+  }));
+}
