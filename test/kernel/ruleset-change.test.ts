@@ -12,6 +12,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { applyChange, applyRuleset, removeRuleset, verifyRuleset } from '../../src/kernel/nft.js';
 import { compileRuleset } from '../../src/kernel/ruleset.js';
 import { changeBatch } from '../../src/kernel/ruleset-diff.js';
@@ -29,6 +30,22 @@ import {
 import { startWardend } from './wardend.js';
 
 const PORTS = [8001, 8002, 8003, 8004, 8005, 8006];
+const SESSION_MODULE = fileURLToPath(new URL('../../src/kernel/nft-session.js', import.meta.url));
+
+/** The nft sessions (`nft -t -i`, nft-session.ts) running in the namespace at `netnsPath`. */
+function sessionsIn(netnsPath: string): string[] {
+  const netns = statSync(netnsPath).ino;
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+        return cmd === 'nft\0-t\0-i\0' && statSync(`/proc/${p}/ns/net`).ino === netns;
+      } catch {
+        return false;
+      }
+    });
+}
 
 type Rule = Record<string, unknown>;
 const deny = (name: string, port: number | string, extra: Rule = {}): Rule => ({
@@ -184,17 +201,7 @@ describe('rule changes in the kernel', { skip: kernelTestsUnavailable() }, () =>
       const added = compile([...BASE, deny('d3', 8003)]);
       assert.equal(await applyRuleset(added, target, base), 'changed');
       // The session this test's change started: the `nft -i` in this namespace.
-      const netns = statSync(target.netns).ino;
-      const sessions = readdirSync('/proc')
-        .filter((p) => /^\d+$/.test(p))
-        .filter((p) => {
-          try {
-            const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-            return cmd === 'nft\0-t\0-i\0' && statSync(`/proc/${p}/ns/net`).ino === netns;
-          } catch {
-            return false;
-          }
-        });
+      const sessions = sessionsIn(target.netns);
       assert.equal(sessions.length, 1, 'one session per namespace');
       process.kill(Number(sessions[0]), 'SIGKILL');
       const changed = compile([...BASE, deny('d3', 8004)]);
@@ -204,6 +211,28 @@ describe('rule changes in the kernel', { skip: kernelTestsUnavailable() }, () =>
       assert.equal(connect(8004), 'timeout');
     } finally {
       await removeRuleset(target);
+    }
+  });
+
+  test('a session keeps no command history (nft -i writes every line to $HOME/.nft.history)', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'warden-home-'));
+    try {
+      const script = `const { runInSession } = await import(${JSON.stringify(SESSION_MODULE)});
+        const probe = 'add table inet warden_probe; delete table inet warden_probe';
+        console.log(JSON.stringify(await runInSession(undefined, probe)));`;
+      const out = pair.run(pair.client, 'env', [
+        `HOME=${home}`,
+        ...[process.execPath, '--input-type=module', '-e', script],
+      ]);
+      assert.deepEqual(JSON.parse(out.trim()), { ok: true, output: '' }, 'the batch went through');
+      // The process is gone, so its session's input ended: nft writes its history then, if it keeps one.
+      const client = pair.path(pair.client);
+      for (let i = 0; i < 50 && sessionsIn(client).length > 0; i++)
+        await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(sessionsIn(client), [], 'the session ended with its engine');
+      assert.deepEqual(readdirSync(home), [], 'nothing written in HOME');
+    } finally {
+      rmSync(home, { recursive: true, force: true });
     }
   });
 
