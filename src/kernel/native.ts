@@ -7,7 +7,6 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { endianness } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, WardenError } from '../errors.js';
 import { type AttributionLookups, ConnectSlots, type SlotNative } from './connect-slots.js';
@@ -191,6 +190,9 @@ export interface UdpFlowReaper {
   close(): void;
 }
 
+/** What a table dump reads (nft_counters.c): rule counters (none given), element counts, or names. */
+type Mode = 'counts' | 'names';
+
 interface Addon extends SlotNative {
   /** The callback gets the packet's fields as arguments (cheaper than an object made through N-API). */
   queueOpen(
@@ -238,7 +240,7 @@ interface Addon extends SlotNative {
   bpfAttributionClose(handle: unknown): void;
   procProcess(pid: number, learn: boolean): readonly [string?, string?, number?, string?, number?] | null;
   interfaceName(index: number): string | null;
-  counterDump(table: string, sets: readonly string[], mode?: 'counts' | 'names'): Promise<ArrayBuffer>;
+  counterDump(table: string, sets: readonly string[], mode?: Mode): Promise<ArrayBuffer>;
 }
 
 /** Where the addon is built: <repo>/build/Release (this file is <repo>/dist/src/kernel/native.js). */
@@ -589,63 +591,7 @@ export function interfaceName(index: number): string | null {
   return name;
 }
 
-/**
- * The rule counters of table inet `table` in this process's network namespace as one buffer of
- * records (its `c_...` counter objects and the per-element counters of `sets`, those above 0; the
- * layout is in native/nft_counters.c, ruleset-counters.ts reads it), by netlink dumps on a thread of
- * the libuv pool; empty when there is no such table.
- */
-export function dumpRuleCounters(table: string, sets: readonly string[]): Promise<ArrayBuffer> {
-  return addon().counterDump(table, sets);
-}
-
-/**
- * How many elements each of `sets` holds in table inet `table` in this process's network namespace
- * (an interval once), by the same dumps; 0 for a set that is not there.
- */
-export async function countSetElements(table: string, sets: readonly string[]): Promise<Uint32Array> {
-  return new Uint32Array(await addon().counterDump(table, sets, 'counts'));
-}
-
-/** What table inet `table` holds in this process's network namespace, by name (native/nft_counters.c "names"). */
-export interface TableNames {
-  readonly exists: boolean;
-  readonly chains: readonly string[];
-  readonly sets: readonly string[];
-  readonly maps: readonly string[];
-  readonly counters: readonly string[];
-}
-
-/** The kinds of name records (nft_counters.c NAME_*, OBJECT_SET). */
-const NAME_KINDS: Record<number, 'exists' | 'chains' | 'sets' | 'maps' | 'counters'> = {
-  65520: 'exists',
-  65521: 'chains',
-  65522: 'sets',
-  65523: 'maps',
-  65535: 'counters',
-};
-
-/**
- * The table's chains, sets, maps and counter objects by netlink dumps on a thread of the libuv pool:
- * milliseconds, where `nft -t list table` fetches every element first (0.5 s at 100,000).
- */
-export async function readTableNames(table: string): Promise<TableNames> {
-  const bytes = new Uint8Array(await addon().counterDump(table, [], 'names'));
-  const view = new DataView(bytes.buffer);
-  const out = {
-    exists: false,
-    chains: [] as string[],
-    sets: [] as string[],
-    maps: [] as string[],
-    counters: [] as string[],
-  };
-  for (let at = 0; at + 12 <= bytes.length; ) {
-    const kind = NAME_KINDS[view.getUint16(at, endianness() === 'LE')];
-    const length = bytes[at + 2]!;
-    const name = Buffer.from(bytes.buffer, at + 12, length).toString('latin1');
-    if (kind === 'exists') out.exists = true;
-    else if (kind !== undefined) out[kind].push(name);
-    at += 12 + ((length + 3) & ~3);
-  }
-  return out;
+/** Netlink dumps of table inet `table` here, on the libuv pool (nft_counters.c; nft-dumps.ts reads them). */
+export function dumpNftTable(table: string, sets: readonly string[], mode?: Mode): Promise<ArrayBuffer> {
+  return addon().counterDump(table, sets, mode);
 }

@@ -7,13 +7,8 @@
  */
 import { spawn } from 'node:child_process';
 import { ErrorCode, WardenError } from '../errors.js';
-import {
-  countSetElements,
-  dumpRuleCounters,
-  nativeAvailable,
-  readTableNames,
-  type TableNames,
-} from './native.js';
+import { nativeAvailable } from './native.js';
+import { countSetElements, dumpRuleCounters, readTableNames, type TableNames } from './nft-dumps.js';
 import { parseTableListing, queueStateOf, type TableListing } from './nft-listing.js';
 import { closeNftSessions, runInSession, SESSION_MAX_TEXT } from './nft-session.js';
 import type { CompiledRuleset, KernelFeatures, QueueRules, RulesetExpectation } from './ruleset.js';
@@ -529,7 +524,7 @@ export { closeNftSessions } from './nft-session.js';
  * Packets each kernel-decided rule of `compiled` counted (by ruleIdentity; a rule absent counted
  * nothing): the counter objects of inline rules and the per-element counters of the counted sets
  * (TableModel.countedSets), by netlink dumps in this process's namespace off the event loop
- * (native.ts dumpRuleCounters), each element mapped back to its rule by its key
+ * (nft-dumps.ts dumpRuleCounters), each element mapped back to its rule by its key
  * (ruleset-counters.ts); listing them with nft costs ~0.4 s at 10,000 rules (it fetches the whole
  * table first). Empty when there is no table.
  */
