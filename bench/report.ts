@@ -38,3 +38,8 @@ export function formatRatio(measured: number, baseline: number): string {
   if (!Number.isFinite(measured) || !Number.isFinite(baseline) || baseline === 0) return '';
   return `${(measured / baseline).toFixed(2)}x`;
 }
+
+/** The median of a list of figures (the upper one of an even count). */
+export function median(xs: readonly number[]): number {
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+}

@@ -17,6 +17,7 @@ import { compileRuleset } from '../src/kernel/ruleset.js';
 import { compilePolicy, validatePolicy } from '../src/policy/index.js';
 import { validateSettings } from '../src/settings/index.js';
 import { simpleRules } from './corpus/ruleset.js';
+import { median } from './report.js';
 
 const [rules, runs] = process.argv.slice(2).map(Number) as [number, number];
 const settings = validateSettings({});
@@ -28,7 +29,6 @@ const compiled = compileRuleset({
 /** This namespace through nsenter: nft reads the table, as for any other namespace. */
 const byNft = { netns: '/proc/self/ns/net' };
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 async function time(f: () => Promise<unknown>): Promise<number> {
   const t = performance.now();
   await f();

@@ -23,7 +23,7 @@ import { compilePolicy, validatePolicy } from '../src/policy/index.js';
 import { validateSettings } from '../src/settings/index.js';
 import { createNetnsPair, kernelTestsUnavailable, type NetnsPair } from '../test/kernel/netns.js';
 import { simpleRules } from './corpus/ruleset.js';
-import { formatRatio, reportMeasure } from './report.js';
+import { formatRatio, median, reportMeasure } from './report.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '100,1000,10000').split(',').map(Number);
 const BIG = Number(process.env.BENCH_BIG ?? 100_000);
@@ -51,11 +51,6 @@ function baselineText(rules: readonly SimpleRule[]): string {
     '}',
     '',
   ].join('\n');
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 function timeLoad(pair: NetnsPair, text: string, runs = 3): number {

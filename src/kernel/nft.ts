@@ -265,6 +265,14 @@ async function queueState(queue: QueueRules, family: Family, target: KernelTarge
 
 const restoreText = (queue: QueueRules, family: Family) => (family.name === 'IPv4' ? queue.v4 : queue.v6);
 
+/** The hooks that do not jump to the queue chain, by `iptables-nft -C` (both at once). */
+async function missingJumpsByTools(queue: QueueRules, family: Family, target: KernelTarget) {
+  const checks = await Promise.all(
+    queue.hooks.map((hook) => run(target, family.tool, ['-t', queue.table, '-C', hook, '-j', queue.chain])),
+  );
+  return queue.hooks.filter((_, i) => checks[i]!.code !== 0);
+}
+
 /**
  * Declares the queue chain with its rule and adds the missing jumps, both families at once (each is
  * its own table and transaction; together they take half the time). A family whose chain and jumps
@@ -276,23 +284,7 @@ async function applyQueueRules(queue: QueueRules, target: KernelTarget): Promise
       const state = await queueState(queue, family, target);
       if (state?.chainOk === true && state.missingJumps.length === 0)
         return { family, result: { code: 0, stdout: '', stderr: '' } };
-      const missing =
-        state?.missingJumps ??
-        (
-          await Promise.all(
-            queue.hooks.map(async (hook) => {
-              const check = await run(target, family.tool, [
-                '-t',
-                queue.table,
-                '-C',
-                hook,
-                '-j',
-                queue.chain,
-              ]);
-              return check.code === 0 ? null : hook;
-            }),
-          )
-        ).filter((hook) => hook !== null);
+      const missing = state?.missingJumps ?? (await missingJumpsByTools(queue, family, target));
       const jumps = missing.map((hook) => `-I ${hook} 1 -j ${queue.chain}`);
       const text = restoreText(queue, family).replace(/^COMMIT$/m, [...jumps, 'COMMIT'].join('\n'));
       return { family, result: await run(target, family.restore, ['--noflush'], text) };
@@ -343,11 +335,8 @@ export async function verifyRuleset(
         problems.push(
           `${family.name}: chain ${QUEUE_CHAIN} with the NFQUEUE rule to queue ${num} is missing`,
         );
-      for (const hook of compiled.queue.hooks) {
-        const c = await run(target, family.tool, ['-t', QUEUE_TABLE, '-C', hook, '-j', QUEUE_CHAIN]);
-        if (c.code !== 0)
-          problems.push(`${family.name}: ${QUEUE_TABLE} ${hook} does not jump to ${QUEUE_CHAIN}`);
-      }
+      for (const hook of await missingJumpsByTools(compiled.queue, family, target))
+        problems.push(`${family.name}: ${QUEUE_TABLE} ${hook} does not jump to ${QUEUE_CHAIN}`);
     }
   }
   return { ok: problems.length === 0, problems };

@@ -393,6 +393,33 @@ describe('ruleset in the kernel', { skip }, () => {
     }
   });
 
+  test('a queue jump the listing does not show plainly is left to iptables-nft -C', async () => {
+    const target = { netns: pair.path(pair.client) };
+    const compiled = compile({ rules: [] });
+    // Someone's jump to Warden's chain with a match of its own: not the plain jump nft-listing.ts reads.
+    const matched = ['-t', 'security', '-I', 'OUTPUT', '-p', 'tcp', '-j', 'WARDEN-QUEUE'];
+    try {
+      await applyRuleset(compiled, target);
+      pair.run(pair.client, 'iptables-nft', ['-t', 'security', '-D', 'OUTPUT', '-j', 'WARDEN-QUEUE']);
+      pair.run(pair.client, 'iptables-nft', matched);
+      const v = await verifyRuleset(compiled, target);
+      assert.deepEqual(v.problems, ['IPv4: security OUTPUT does not jump to WARDEN-QUEUE']);
+      await applyRuleset(compiled, target);
+      assert.deepEqual(await verifyRuleset(compiled, target), { ok: true, problems: [] });
+      const rules = pair.run(pair.client, 'iptables-nft', ['-t', 'security', '-S', 'OUTPUT']);
+      assert.match(rules, /^-A OUTPUT -j WARDEN-QUEUE$/m, 'the plain jump is back');
+      assert.match(rules, /^-A OUTPUT -p tcp -j WARDEN-QUEUE$/m, "the other one's rule stays");
+    } finally {
+      // Warden's chain cannot go while another rule jumps to it.
+      pair.run(
+        pair.client,
+        'iptables-nft',
+        matched.map((a) => (a === '-I' ? '-D' : a)),
+      );
+      await removeRuleset(target);
+    }
+  });
+
   test('nft errors name the line; bad queue rules say the table is already loaded', async () => {
     const target = { netns: pair.path(pair.client) };
     const compiled = compile({ rules: [] });
