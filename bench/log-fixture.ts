@@ -8,7 +8,7 @@
  */
 import Database from 'better-sqlite3';
 import { FIELD } from '../src/admin/log-dict.js';
-import { EPOCH_SHIFT, REBUILD_LOCAL, REBUILD_SPANS } from '../src/admin/log-schema.js';
+import { EPOCH_SHIFT, REBUILD_APPS, REBUILD_LOCAL, REBUILD_SPANS } from '../src/admin/log-schema.js';
 import { SqliteLogStore } from '../src/admin/sqlite-log-store.js';
 import type { NewLogItem } from '../src/protocol/log-item.js';
 
@@ -70,6 +70,7 @@ SELECT i + 1, ${T0} + i * 10, 0, CASE WHEN i % 4 = 0 THEN 1 ELSE 0 END, ${ID.out
 FROM n;
 ${REBUILD_SPANS}
 ${REBUILD_LOCAL}
+${REBUILD_APPS}
 INSERT INTO state (key, value) VALUES ('lastSeq', ${rows}) ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 `);
   for (const { sql } of indexes) db.exec(sql);

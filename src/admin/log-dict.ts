@@ -1,5 +1,5 @@
 /**
- * The log store's dictionary (schema version 4): every string field of a log
+ * The log store's dictionary (schema version 5): every string field of a log
  * item that repeats (application, host, rule, user, source, direction,
  * protocol, a local address, a message template) is stored once in the `dict`
  * table and referred to by its integer id in the rows. The whole dictionary is

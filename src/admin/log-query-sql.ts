@@ -1,6 +1,6 @@
 /**
  * The SQL of logs.query's filters over the log store's tables (schema version
- * 4, log-schema.ts), the plan of a `text` search through the dictionary, and
+ * 5, log-schema.ts), the plan of a `text` search through the dictionary, and
  * the paging of an export over the store's selections.
  */
 import type { Writable } from 'node:stream';
@@ -19,7 +19,19 @@ const EPOCH_KEY = `(seq >> ${EPOCH_SHIFT})`;
 const LOCAL_SEQS = `SELECT log.seq FROM log_local CROSS JOIN log
   ON log.seq BETWEEN max(@lo, log_local.block * ${SPAN_ITEMS}) AND min(@hi, log_local.block * ${SPAN_ITEMS} + ${SPAN_ITEMS - 1})
   WHERE log_local.addr = @local AND log_local.block BETWEEN (@lo >> 10) AND (@hi >> 10) AND log.local_addr = @local`;
-if (SPAN_ITEMS !== 1 << 10) throw new Error('log-query-sql: LOCAL_SEQS assumes blocks of 1024 seqs');
+if (SPAN_ITEMS !== 1 << 10)
+  throw new Error('log-query-sql: LOCAL_SEQS and appSeqs assume blocks of 1024 seqs');
+
+/**
+ * The seqs from @lo to @hi whose application is in `ids` (an SQL list of dictionary ids, or a
+ * parameter): the rows of the blocks log_app lists for any of them, each block read once.
+ */
+function appSeqs(ids: string): string {
+  return `SELECT log.seq FROM (SELECT DISTINCT block FROM log_app WHERE app IN (${ids})
+    AND block BETWEEN (@lo >> 10) AND (@hi >> 10)) AS b CROSS JOIN log
+  ON log.seq BETWEEN max(@lo, b.block * ${SPAN_ITEMS}) AND min(@hi, b.block * ${SPAN_ITEMS} + ${SPAN_ITEMS - 1})
+  WHERE log.application IN (${ids})`;
+}
 
 /** The columns itemOfRow needs. */
 export const ITEM_COLUMNS = LOG_COLUMNS.map((c) => `log.${c}`).join(', ');
@@ -53,7 +65,8 @@ export function filters(
     where.push('log.application = @application');
     args.application = id;
   }
-  let seqs: string | undefined;
+  // The application's blocks (log_app): there is no index of the application over every row.
+  let seqs = q.application === undefined ? undefined : appSeqs('@application');
   if (q.address !== undefined) {
     // The union of the local end's blocks (log_local) and the remote end's index, rather than a scan
     // the OR would make.
@@ -132,11 +145,11 @@ export function textPlan(needle: string, dict: LogDictionary): { where?: string;
       (best === undefined || ids.length < best.ids)
     ) {
       const parts = ['SELECT seq FROM log_odd WHERE seq BETWEEN @lo AND @hi'];
-      for (const column of ['application', 'host'] as const)
-        if (columns[column] !== '')
-          parts.push(
-            `SELECT seq FROM log WHERE ${column === 'host' ? `${EPOCH_KEY} = @epoch AND ` : ''}${column} IN (${columns[column]}) AND seq BETWEEN @lo AND @hi`,
-          );
+      if (columns.application !== '') parts.push(appSeqs(columns.application));
+      if (columns.host !== '')
+        parts.push(
+          `SELECT seq FROM log WHERE ${EPOCH_KEY} = @epoch AND host IN (${columns.host}) AND seq BETWEEN @lo AND @hi`,
+        );
       best = { seqs: parts.join(' UNION ALL '), ids: ids.length };
     }
   }

@@ -1,5 +1,5 @@
 /**
- * How SqliteLogStore lays a LogItem out in a row (schema version 4), and back.
+ * How SqliteLogStore lays a LogItem out in a row (schema version 5), and back.
  *
  * Compact integer rows: kind and verdict as small codes; every repeating
  * string (direction, protocol, application, host, rule, user, the local

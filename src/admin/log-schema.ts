@@ -1,17 +1,20 @@
 /**
  * The log store's tables and their versions (SQLite `user_version`).
  *
- * Version 4 (this one): `log` with compact integer rows (log-row.ts), the
+ * Version 5 (this one): `log` with compact integer rows (log-row.ts), the
  * strings that repeat in `dict` (log-dict.ts; each entry with the newest epoch
  * of EPOCH_ITEMS seqs a row used it in, so that retention can delete the
  * entries no row uses any more); `log_span`, the oldest and newest time (ms)
  * in each block of SPAN_ITEMS seqs, which turns since/until into a seq range
- * and drives retention by age without an index on time; `log_local`, the
- * blocks each local address occurs in; and `state`. The indexes of the keys
+ * and drives retention by age without an index on time; `log_local` and
+ * `log_app`, the blocks each local address and each application occurs in;
+ * and `state`. The indexes of the keys
  * with many values (host, remote address) lead with the epoch, so that an
  * insert touches only the current epoch's part of them, whatever the size of
  * the store. There is no per-row text index: a text search finds the
  * dictionary entries holding the needle's words, then the rows using them.
+ * Version 4 (an index of the application over every row, which cost an
+ * append a sixth of its rate) is migrated in place: the index dropped, `log_app` filled.
  * Version 3 (indexes of host, remote and local address over the whole store,
  * a dictionary without epochs) is migrated in place: its indexes rebuilt.
  * Version 2 (one text column of packed fields and an FTS5 trigram index over
@@ -26,7 +29,7 @@ import { LogDictionary } from './log-dict.js';
 import { LOG_COLUMNS, ODD_REMOTE, pushRowValues, VERDICTS } from './log-row.js';
 import { itemOfV2Row, type V2Row } from './log-row-v2.js';
 
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 /** Items per block of `log_span` (block = floor(seq / SPAN_ITEMS)). */
 export const SPAN_ITEMS = 1024;
@@ -43,7 +46,25 @@ export const REBUILD_LOCAL = `
 DELETE FROM log_local;
 INSERT INTO log_local (addr, block) SELECT DISTINCT local_addr, seq >> 10 FROM log WHERE local_addr IS NOT NULL;
 `;
-if (SPAN_ITEMS !== 1 << 10) throw new Error('log-schema: REBUILD_LOCAL assumes blocks of 1024 seqs');
+if (SPAN_ITEMS !== 1 << 10)
+  throw new Error('log-schema: REBUILD_LOCAL and REBUILD_APPS assume blocks of 1024 seqs');
+
+/** Fills `log_app` from `log` (after a migration, or a bulk load in SQL). */
+export const REBUILD_APPS = `
+DELETE FROM log_app;
+INSERT INTO log_app (app, block) SELECT DISTINCT application, seq >> 10 FROM log WHERE application IS NOT NULL;
+`;
+
+/**
+ * The blocks of SPAN_ITEMS seqs each application occurs in, written by the store with the rows: an
+ * index of the application over every row took a page per application per batch, anywhere in the
+ * index, and its page splits in the middle of the tree: an append cost a sixth more with it
+ * (bench:log-store, 150k against 180k appends per CPU second). A query by application reads the
+ * rows of the blocks listed for it (log-query-sql.ts).
+ */
+const APP_BLOCKS = `
+CREATE TABLE log_app (app INTEGER NOT NULL, block INTEGER NOT NULL, PRIMARY KEY (app, block)) WITHOUT ROWID;
+`;
 
 /** Fills `log_span` from `log` (after a migration, or a bulk load in SQL). */
 export const REBUILD_SPANS = `
@@ -91,7 +112,7 @@ CREATE TABLE log (
 -- Only the rare items (not connections; verdict reject or ask): the bulk is written without touching them.
 CREATE INDEX log_rare_kind ON log (kind) WHERE kind > 0;
 CREATE INDEX log_rare_verdict ON log (verdict) WHERE verdict > 1;
-CREATE INDEX log_application ON log (application);
+${APP_BLOCKS}
 ${EPOCH_INDEXES}
 -- The seqs of the items whose remote end is kept as text (ODD_REMOTE; a text search reads them all),
 -- written by the store with their rows: a partial index on the type made every insert ~15% dearer.
@@ -125,8 +146,10 @@ export function prepareSchema(db: Database.Database, path: string): void {
   }
   const hasLog = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'log'").get();
   db.transaction(() => {
-    if (hasLog && version === 3) migrateFromVersion3(db);
-    else if (hasLog) {
+    if (hasLog && version >= 3) {
+      if (version === 3) migrateFromVersion3(db);
+      migrateFromVersion4(db);
+    } else if (hasLog) {
       if (version < 2) migrateFromVersion1(db);
       migrateFromVersion2(db);
     } else db.exec(SCHEMA);
@@ -213,7 +236,7 @@ function migrateFromVersion2(db: Database.Database): void {
     if (rows.length < MIGRATE_STEP) break;
     from = rows[rows.length - 1]!.seq;
   }
-  db.exec(`DROP TABLE log_v2; DELETE FROM state WHERE key = 'textSeq'; ${REBUILD_LOCAL}`);
+  db.exec(`DROP TABLE log_v2; DELETE FROM state WHERE key = 'textSeq'; ${REBUILD_LOCAL} ${REBUILD_APPS}`);
 }
 
 /**
@@ -228,6 +251,13 @@ ${EPOCH_INDEXES}
 ${REBUILD_LOCAL}
 ALTER TABLE dict ADD COLUMN last INTEGER NOT NULL DEFAULT 0;
 UPDATE dict SET last = coalesce((SELECT max(seq) FROM log), 0) >> ${EPOCH_SHIFT};`);
+}
+
+/** Version 4 indexed the application of every row: the index is dropped, `log_app` filled. */
+function migrateFromVersion4(db: Database.Database): void {
+  db.exec(`DROP INDEX IF EXISTS log_application;
+${APP_BLOCKS}
+${REBUILD_APPS}`);
 }
 
 /** True for the SQLite errors that mean "this file is not (any more) a sound database". */

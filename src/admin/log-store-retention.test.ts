@@ -124,7 +124,7 @@ describe('log store retention and the dictionary', () => {
     await reopened.close();
   });
 
-  test('queries by address and host across epochs find exactly the matching items', async () => {
+  test('queries by address, host and application across epochs find exactly the matching items', async () => {
     const store = SqliteLogStore.open(fresh(), { now: () => T0 });
     const count = 2 * EPOCH_ITEMS + 3000;
     const items: NewLogItem[] = [];
@@ -134,7 +134,7 @@ describe('log store retention and the dictionary', () => {
       const item: NewLogItem = {
         kind: 'connection',
         verdict: 'allow',
-        application: '/usr/bin/a',
+        application: rare ? '/usr/bin/rare' : `/usr/bin/a${i % 3}`,
         local: rare ? '10.9.9.9:5000' : `10.0.0.1:${i % 500}`,
         remote: `203.0.113.${i % 7}:${i % 3 === 0 ? 53 : 443}`,
         host: rare ? 'rare.example' : `common${i % 11}.example`,
@@ -161,7 +161,47 @@ describe('log store retention and the dictionary', () => {
       seqs({ address: '203.0.113.5', fromSeq: EPOCH_ITEMS - 10 }),
       want((i) => i.remote!.startsWith('203.0.113.5:')).filter((s) => s >= EPOCH_ITEMS - 10),
     );
+    // By the blocks log_app lists: a rare application, a common one from a seq inside a block, both
+    // with a text, and a text whose words only applications hold.
+    const rareApp = want((i) => i.application === '/usr/bin/rare');
+    assert.deepEqual(seqs({ application: '/usr/bin/rare' }), rareApp);
+    assert.deepEqual(seqs({ text: 'bin/rare' }), rareApp);
+    assert.deepEqual(seqs({ application: '/usr/bin/rare', text: 'rare.example' }), rareApp);
+    assert.deepEqual(
+      seqs({ application: '/usr/bin/a1', fromSeq: EPOCH_ITEMS + 500 }),
+      want((i) => i.application === '/usr/bin/a1').filter((s) => s >= EPOCH_ITEMS + 500),
+    );
+    assert.deepEqual(
+      seqs({ application: '/usr/bin/a2', address: '203.0.113.5' }),
+      want((i) => i.application === '/usr/bin/a2' && i.remote!.startsWith('203.0.113.5:')),
+    );
     await store.close();
+  });
+
+  test('a version 4 file (an index of the application over every row) is migrated when opened', async () => {
+    const path = fresh();
+    let store = SqliteLogStore.open(path, { now: () => T0 });
+    for (let i = 0; i < 3000; i++) store.append(roundItem(1, i));
+    const before = all(store, {});
+    const ofApp = all(store, { application: '/opt/round1/app7' });
+    await store.close();
+    const db = new Database(path);
+    db.exec(
+      `DROP TABLE log_app; CREATE INDEX log_application ON log (application); PRAGMA user_version = 4;`,
+    );
+    db.close();
+    store = SqliteLogStore.open(path, { now: () => T0 });
+    assert.deepEqual(all(store, {}), before);
+    assert.equal(ofApp.length, 75);
+    assert.deepEqual(all(store, { application: '/opt/round1/app7' }), ofApp);
+    assert.deepEqual(all(store, { text: 'round1/app39' }).length, 75);
+    await store.close();
+    const check = new Database(path, { readonly: true });
+    assert.equal(check.pragma('user_version', { simple: true }), 5);
+    assert.equal(check.prepare('SELECT count(*) FROM log_app').pluck().get(), 120);
+    const indexes = check.prepare("SELECT name FROM sqlite_schema WHERE type = 'index'").pluck().all();
+    assert.ok(!indexes.includes('log_application'), String(indexes));
+    check.close();
   });
 
   test('a version 3 file (indexes over the whole store, no epochs) is migrated when opened', async () => {
@@ -172,8 +212,8 @@ describe('log store retention and the dictionary', () => {
     await store.close();
     // Back to the layout of version 3.
     const db = new Database(path);
-    db.exec(`DROP INDEX log_host; DROP INDEX log_remote_addr; DROP TABLE log_local;
-      CREATE INDEX log_host ON log (host); CREATE INDEX log_local_addr ON log (local_addr);
+    db.exec(`DROP INDEX log_host; DROP INDEX log_remote_addr; DROP TABLE log_local; DROP TABLE log_app;
+      CREATE INDEX log_application ON log (application); CREATE INDEX log_host ON log (host); CREATE INDEX log_local_addr ON log (local_addr);
       CREATE INDEX log_remote_addr ON log (remote_addr); ALTER TABLE dict DROP COLUMN last;
       PRAGMA user_version = 3;`);
     db.close();
@@ -184,8 +224,10 @@ describe('log store retention and the dictionary', () => {
     assert.equal(store.append(roundItem(1, 0)).seq, 3001);
     await store.close();
     const check = new Database(path, { readonly: true });
-    assert.equal(check.pragma('user_version', { simple: true }), 4);
+    assert.equal(check.pragma('user_version', { simple: true }), 5);
     assert.equal(check.prepare('SELECT count(*) FROM log_local').pluck().get(), 3);
+    // 40 applications, each in the three blocks of 1024 seqs the 3,000 items span.
+    assert.equal(check.prepare('SELECT count(*) FROM log_app').pluck().get(), 120);
     assert.equal(check.prepare('SELECT count(*) FROM dict WHERE last <> 0').pluck().get(), 0);
     check.close();
   });

@@ -69,10 +69,10 @@ export async function retain(t: RetentionTarget): Promise<number> {
     }
   }
   if (!t.closed()) {
-    // The spans and local address blocks before the oldest row (every one when no row is left).
+    // The spans, local address and application blocks before the oldest row (every one when no row is left).
     const oldest = firstSeq(t);
-    db.prepare('DELETE FROM log_span WHERE block < ?').run(Math.floor(oldest / SPAN_ITEMS));
-    db.prepare('DELETE FROM log_local WHERE block < ?').run(Math.floor(oldest / SPAN_ITEMS));
+    for (const table of ['log_span', 'log_local', 'log_app'])
+      db.prepare(`DELETE FROM ${table} WHERE block < ?`).run(Math.floor(oldest / SPAN_ITEMS));
   }
   await pruneDictionary(t);
   return deleted;

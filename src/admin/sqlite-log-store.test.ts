@@ -348,7 +348,7 @@ describe('SqliteLogStore', () => {
     assert.equal(store.append({ kind: 'system', message: 'after' }).seq, 10, 'numbering goes on');
     await store.close();
     const check = new Database(path, { readonly: true });
-    assert.equal(check.pragma('user_version', { simple: true }), 4);
+    assert.equal(check.pragma('user_version', { simple: true }), 5);
     const tables = check.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all();
     assert.ok(!tables.includes('log_text') && !tables.includes('log_v2'), String(tables));
     check.close();

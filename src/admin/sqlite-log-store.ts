@@ -77,8 +77,9 @@ export const FLUSH_DELAY_MS = 25;
 const MIN_WINDOW = 2048;
 /** Rows per multi-row INSERT statement. */
 const ROWS_PER_INSERT = 32;
-/** The position of local_addr in a row's values. */
+/** The positions of local_addr and application in a row's values. */
 const LOCAL_ADDR = LOG_COLUMNS.indexOf('local_addr');
+const APPLICATION = LOG_COLUMNS.indexOf('application');
 /** The rows waiting for a transaction (see #chunks), and the counts raised meanwhile. */
 interface Batch {
   chunks: unknown[][];
@@ -105,6 +106,7 @@ export class SqliteLogStore implements LogStore {
   readonly #addOdd: Database.Statement;
   readonly #setCount: Database.Statement;
   readonly #addLocal: Database.Statement;
+  readonly #addApp: Database.Statement;
   readonly #dict: LogDictionary;
   readonly #repeats: RepeatCoalescer | undefined;
   /** Counts raised since the last batch: seq -> its count, written after the rows of the next batch. */
@@ -171,6 +173,7 @@ export class SqliteLogStore implements LogStore {
     this.#addEntry = db.prepare('INSERT INTO dict (id, value, fields, last) VALUES (?, ?, ?, ?)');
     this.#widenEntry = db.prepare('UPDATE dict SET fields = ?, last = ? WHERE id = ?');
     this.#addLocal = db.prepare('INSERT OR IGNORE INTO log_local (addr, block) VALUES (?, ?)');
+    this.#addApp = db.prepare('INSERT OR IGNORE INTO log_app (app, block) VALUES (?, ?)');
     this.#addOdd = db.prepare('INSERT INTO log_odd (seq) VALUES (?)');
     this.#setCount = db.prepare(
       "UPDATE log SET extra = json_set(coalesce(extra, '{}'), '$.count', ?) WHERE seq = ?",
@@ -317,8 +320,9 @@ export class SqliteLogStore implements LogStore {
     const width = LOG_COLUMNS.length;
     for (const chunk of chunks) this.#insertMany.run(chunk);
     for (let at = 0; at < tail.length; at += width) this.#insertOne.run(tail.slice(at, at + width));
-    /** Local address id -> the block of SPAN_ITEMS seqs log_local last got for it in this batch. */
+    /** Local address (application) id -> the block of SPAN_ITEMS seqs log_local (log_app) last got for it in this batch. */
     const locals = new Map<number, number>();
+    const apps = new Map<number, number>();
     const span = { block: -1, min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY, untimed: 0 };
     const saveSpan = () => {
       if (span.block < 0) return;
@@ -334,6 +338,11 @@ export class SqliteLogStore implements LogStore {
         if (local !== null && locals.get(local) !== block) {
           locals.set(local, block);
           this.#addLocal.run(local, block);
+        }
+        const app = rows[at + APPLICATION] as number | null;
+        if (app !== null && apps.get(app) !== block) {
+          apps.set(app, block);
+          this.#addApp.run(app, block);
         }
         if (block !== span.block) {
           saveSpan();
