@@ -15,7 +15,10 @@ export interface FollowCommand {
   readonly token: string;
   readonly consoles: number;
   readonly expect: number;
-  /** Items carry their send time (epoch ms) as the message: measure latency. */
+  /**
+   * Items carry their send time (epoch ms) as the message: measure latency. A message of `w` and
+   * the time is an item of the warm-up before the measured run: its latency is kept apart.
+   */
   readonly latency: boolean;
 }
 
@@ -28,6 +31,8 @@ export interface FollowReport {
   readonly lost?: number;
   readonly udpBufferBytes?: number;
   readonly latencies?: number[];
+  /** The latencies of the warm-up items. */
+  readonly warmUp?: number[];
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -50,13 +55,18 @@ async function follow(c: FollowCommand): Promise<void> {
   );
   const got = new Array<number>(c.consoles).fill(0);
   const latencies: number[] = [];
+  const warmUp: number[] = [];
   let finished = 0;
   followers = await Promise.all(
     clients.map((client, i) =>
       client.follow((items) => {
         if (c.latency) {
           const t = now();
-          for (const x of items) if (x.kind === 'system') latencies.push(t - Number(x.message));
+          for (const x of items) {
+            if (x.kind !== 'system') continue;
+            if (x.message.startsWith('w')) warmUp.push(t - Number(x.message.slice(1)));
+            else latencies.push(t - Number(x.message));
+          }
         }
         got[i]! += items.length;
         if (got[i]! >= c.expect && got[i]! - items.length < c.expect && ++finished === c.consoles) {
@@ -66,7 +76,7 @@ async function follow(c: FollowCommand): Promise<void> {
             delivered: got.reduce((a, b) => a + b, 0),
             backfilled: followers.reduce((s, f) => s + f.counters.backfilled, 0),
             lost: followers.reduce((s, f) => s + f.counters.lost, 0),
-            ...(c.latency ? { latencies } : {}),
+            ...(c.latency ? { latencies, warmUp } : {}),
           });
         }
       }),
