@@ -27,6 +27,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** What a benchmark needs beyond node; checked before it is started. */
 const NEEDS: Record<string, { root?: string; program?: string }> = {
   enforcement: { root: 'loads nftables rules and NFQUEUE in network namespaces' },
+  idle: { root: 'runs engines in network namespaces, BPF programs on a cgroup of its own' },
   nfqueue: { root: 'binds an NFQUEUE in network namespaces' },
   'rule-counters': { root: 'loads a ruleset and reads its counters in a network namespace' },
   'web-live-log': { program: '/usr/bin/chromium' },

@@ -322,12 +322,14 @@ static void cache_program(program *p, const struct bpf_cache *c, size_t hook, in
   EMIT(p, LDX_DW(R1, R7, STATEF(generation)), STX_W(R10, R1, KEYF(generation)), ST_W(R10, KEYF(zero), 0),
        LD_MAP_FD(R1, c->map_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, CKEY), CALL(BPF_FUNC_map_lookup_elem));
   size_t miss = jump(p, JEQ_IMM(R0, 0));
-  /* A hit: its event (over the key, which is no longer needed), then the mark bit set, counted. */
+  /* A hit: its event (over the key, which is no longer needed), then the mark bit set, counted. The
+     event wakes the engine's watch of the ring (bpf_cache.c) only when it lands in a ring the engine
+     had emptied: the kernel's own choice without BPF_RB_NO_WAKEUP or BPF_RB_FORCE_WAKEUP. */
   EMIT(p, LDX_W(R1, R0, 0), STX_W(R10, R1, EVF(id)), LDX_DW(R1, R10, FIELD(pid_tgid)),
        STX_DW(R10, R1, EVF(pid_tgid)), LDX_DW(R1, R10, FIELD(boot_ns)), STX_DW(R10, R1, EVF(boot_ns)),
        LDX_W(R1, R10, FIELD(uid_gid)), STX_W(R10, R1, EVF(uid)), LDX_DW(R1, R10, KEY),
        STX_DW(R10, R1, EVF(cookie)), LD_MAP_FD(R1, c->ring_fd), MOV64_REG(R2, R10), ADD64_IMM(R2, CEVENT),
-       MOV64_IMM(R3, sizeof(struct vcache_event)), MOV64_IMM(R4, BPF_RB_NO_WAKEUP),
+       MOV64_IMM(R3, sizeof(struct vcache_event)), MOV64_IMM(R4, 0),
        CALL(BPF_FUNC_ringbuf_output));
   /* No room for the event (the engine is behind): the connection goes to the queue, which logs it. */
   size_t full = jump(p, JNE_IMM(R0, 0));

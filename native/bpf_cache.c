@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "addon.h"
 #include "bpf_attr.h"
@@ -268,4 +269,149 @@ napi_value bpf_cgroup_programs(napi_env env, napi_callback_info info) {
   if (r != 0) return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "cannot query the cgroup's programs", err);
   napi_create_uint32(env, attr.query.prog_cnt, &result);
   return result;
+}
+
+/*
+ * The watch of the ring: the engine sleeps while no hit comes, instead of looking at the ring on a
+ * timer. The connect programs write their events without BPF_RB_NO_WAKEUP, so the kernel signals
+ * the ring's poll when an event lands in a ring the engine had emptied (the first after a drain),
+ * not for every event. One-shot: the poll stops when it fires, and the engine arms it again once it
+ * has drained; an event that came in between makes it fire at once (the ring's poll answers
+ * readable while it holds data). It polls a duplicate of the ring's descriptor, so it lives apart
+ * from the attribution handle; it holds no reference on the event loop.
+ */
+struct ring_watch {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context async;
+  int fd;
+  int armed;
+  int closed;
+  int owners; /* the poll handle until closed, the JS external until finalized */
+};
+
+static void watch_release(struct ring_watch *w) {
+  if (--w->owners > 0) return;
+  if (w->fd >= 0) close(w->fd);
+  free(w);
+}
+
+static void watch_closed(uv_handle_t *handle) { watch_release(handle->data); }
+
+static void watch_close(struct ring_watch *w) {
+  if (w->closed) return;
+  w->closed = 1;
+  uv_poll_stop(&w->poll);
+  napi_delete_reference(w->env, w->callback);
+  napi_async_destroy(w->env, w->async);
+  uv_close((uv_handle_t *)&w->poll, watch_closed);
+}
+
+static void watch_fired(uv_poll_t *poll, int status, int events) {
+  (void)status;
+  (void)events;
+  struct ring_watch *w = poll->data;
+  if (w->closed) return;
+  uv_poll_stop(&w->poll);
+  w->armed = 0;
+  napi_handle_scope scope;
+  napi_value callback, global, result;
+  napi_open_handle_scope(w->env, &scope);
+  napi_get_reference_value(w->env, w->callback, &callback);
+  napi_get_global(w->env, &global);
+  if (napi_make_callback(w->env, w->async, global, callback, 0, NULL, &result) == napi_pending_exception) {
+    napi_value error;
+    napi_get_and_clear_last_exception(w->env, &error);
+    napi_fatal_exception(w->env, error); /* an uncaughtException, as for any JS callback */
+  }
+  napi_close_handle_scope(w->env, scope);
+}
+
+static void watch_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  struct ring_watch *w = data;
+  watch_close(w);
+  watch_release(w);
+}
+
+static struct ring_watch *watch_of(napi_env env, napi_value value) {
+  struct ring_watch *w = NULL;
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_external) return NULL;
+  napi_get_value_external(env, value, (void **)&w);
+  return w;
+}
+
+/* bpfCacheWatch(handle, onEvents) -> watch: armed; onEvents() once when the ring gets events. */
+napi_value bpf_cache_watch(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result, name;
+  struct bpf_cache *c = cache_of(env, info, argv, &argc, "bpfCacheWatch(open handle with a cache, onEvents)");
+  if (c == NULL) return NULL;
+  napi_valuetype type;
+  if (argc < 2 || napi_typeof(env, argv[1], &type) != napi_ok || type != napi_function) {
+    napi_throw_type_error(env, NULL, "bpfCacheWatch(handle, onEvents: function)");
+    return NULL;
+  }
+  int fd = fcntl(c->ring_fd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "cannot watch the verdict cache's ring", errno);
+  struct ring_watch *w = calloc(1, sizeof *w);
+  if (w == NULL) {
+    close(fd);
+    return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "cannot watch the verdict cache's ring", ENOMEM);
+  }
+  uv_loop_t *loop;
+  napi_get_uv_event_loop(env, &loop);
+  w->env = env;
+  w->fd = fd;
+  int err = uv_poll_init(loop, &w->poll, fd);
+  if (err != 0) {
+    close(fd);
+    free(w);
+    return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "cannot poll the verdict cache's ring", -err);
+  }
+  w->poll.data = w;
+  w->owners = 2;
+  napi_create_reference(env, argv[1], 1, &w->callback);
+  napi_create_string_utf8(env, "warden:verdict-cache-ring", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &w->async);
+  uv_unref((uv_handle_t *)&w->poll);
+  uv_poll_start(&w->poll, UV_READABLE, watch_fired);
+  w->armed = 1;
+  napi_create_external(env, w, watch_finalize, NULL, &result);
+  return result;
+}
+
+/* bpfCacheWatchArm(watch): fire again once the ring holds events (at once when it does now). */
+napi_value bpf_cache_watch_arm(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  struct ring_watch *w = argc == 1 ? watch_of(env, argv[0]) : NULL;
+  if (w == NULL) {
+    napi_throw_type_error(env, NULL, "bpfCacheWatchArm(watch)");
+    return NULL;
+  }
+  if (!w->closed && !w->armed) {
+    int err = uv_poll_start(&w->poll, UV_READABLE, watch_fired);
+    if (err != 0) return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "cannot poll the verdict cache's ring", -err);
+    w->armed = 1;
+  }
+  return NULL;
+}
+
+/* bpfCacheWatchClose(watch): no more callbacks. */
+napi_value bpf_cache_watch_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  struct ring_watch *w = argc == 1 ? watch_of(env, argv[0]) : NULL;
+  if (w == NULL) {
+    napi_throw_type_error(env, NULL, "bpfCacheWatchClose(watch)");
+    return NULL;
+  }
+  watch_close(w);
+  return NULL;
 }

@@ -41,6 +41,7 @@ import { DpkgDatabase } from './dpkg.js';
 import { Enforcer, type PacketTuple, type ProcessInfo } from './enforcer.js';
 import { ExeHasher } from './exe-hash.js';
 import { FloodReporter } from './flood-report.js';
+import { HitDrain } from './hit-drain.js';
 import { HostNames } from './host-names.js';
 import { OwnParts } from './own-parts.js';
 import { Repinner } from './repin.js';
@@ -51,7 +52,10 @@ const INSTALLED_NAMES = ['warden', 'wardend', 'warden-assist'];
 
 /** Entries of the verdict cache (enforcement.verdictCache): LRU in the kernel, as many kept here. */
 const VERDICT_CACHE_ENTRIES = 65_536;
-/** How often the verdict cache's hits are logged and counted (its ring holds about 13,000). */
+/**
+ * How long after the first of them the verdict cache's hits are logged and counted (its ring holds
+ * about 13,000): under load, ten times a second (hit-drain.ts).
+ */
 const VERDICT_CACHE_DRAIN_MS = 100;
 /**
  * Hits read per turn of the event loop before the queue gets its turn: a hit costs a few reads of
@@ -168,14 +172,17 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       return 0;
     }
   };
-  // In slices, giving way to the queue between them: a flood of hits does not hold queued decisions.
-  let draining = false;
   let stopped = false;
-  const drainSlice = () => {
-    if (stopped) return;
-    draining = drainCache(VERDICT_CACHE_DRAIN_SLICE) >= VERDICT_CACHE_DRAIN_SLICE;
-    if (draining) setImmediate(drainSlice);
-  };
+  const hitDrain =
+    vcache === null || typeof maps !== 'object'
+      ? undefined
+      : new HitDrain({
+          drain: drainCache,
+          slice: VERDICT_CACHE_DRAIN_SLICE,
+          delayMs: VERDICT_CACHE_DRAIN_MS,
+          watch: (onEvents) => maps.watch(onEvents),
+          log: (level, message) => log(level, message),
+        });
   /** Carries the cache's entries over to `inForce` (its ruleset in the kernel now), in slices like the drain. */
   const carrySlice = (inForce: CompiledPolicy) => {
     if (stopped || cacheBroken || vcache === null) return;
@@ -185,13 +192,6 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
       log('error', `verdict cache carry-over failed: ${(e as Error).message}`);
     }
   };
-  // Only with a cache to read: each wake-up of an idle engine costs it CPU (about 0.3 ms on these VMs).
-  const cacheDrain =
-    vcache === null
-      ? undefined
-      : setInterval(() => {
-          if (!draining) drainSlice();
-        }, VERDICT_CACHE_DRAIN_MS).unref();
   /** Some active rule names interfaces: only then is a packet's interface looked up (one ioctl). */
   let usesInterfaces = false;
   const interfaceOf = (index: number | undefined): string | null =>
@@ -555,7 +555,7 @@ export async function startKernelBackend(parts: EngineParts): Promise<KernelBack
     async stop() {
       if (expiryTimer) clearTimeout(expiryTimer);
       clearInterval(counterRead);
-      clearInterval(cacheDrain);
+      hitDrain?.stop();
       drainCache();
       stopped = true;
       if (vcache !== null) log('info', 'verdict cache at stop', { ...vcache.status() });

@@ -95,7 +95,8 @@ export function cacheableApplication(policy: CompiledPolicy, application: string
 }
 
 export interface VerdictCacheOptions {
-  readonly maps: BpfVerdictCache;
+  /** The kernel's maps (the ring's watch is the caller's: it says when to drain). */
+  readonly maps: Omit<BpfVerdictCache, 'watch'>;
   /** Entries kept (the BPF map's size): beyond it the least recently hit are forgotten. */
   readonly capacity: number;
   /**

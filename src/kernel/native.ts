@@ -12,92 +12,29 @@ import { ErrorCode, WardenError } from '../errors.js';
 import { type AttributionLookups, ConnectSlots, type SlotNative } from './connect-slots.js';
 import type { ProcessRead, RecordedExecutable } from './socket-lookup.js';
 
-/** What the kernel tells about a packet it queues or logs. */
-export interface PacketMeta {
-  /** EtherType of the packet: 0x0800 IPv4, 0x86dd IPv6. */
-  readonly hwProtocol: number;
-  /** Netfilter hook: 0 prerouting, 1 input, 2 forward, 3 output, 4 postrouting. */
-  readonly hook: number;
-  readonly mark: number;
-  /** Owner of the sending/receiving socket, when the kernel knows one (NFQA_CFG_F_UID_GID). */
-  readonly uid?: number;
-  readonly gid?: number;
-  /** Interface indexes. */
-  readonly indev?: number;
-  readonly outdev?: number;
-  /** The first copy-range bytes of the packet, starting at the IP header (parse with packet.ts). */
-  readonly payload: Buffer;
-}
+export type {
+  LoggedPacket,
+  LogStats,
+  LogSubscription,
+  PacketMeta,
+  PacketQueue,
+  QueuedPacket,
+  QueueOptions,
+  QueueStats,
+  Verdict,
+} from './queue-types.js';
 
-/** A packet the kernel queued and holds until verdict() is called for its id. */
-export interface QueuedPacket extends PacketMeta {
-  readonly id: number;
-}
-
-/** A packet logged by an nft `log group G prefix "..."` rule. */
-export interface LoggedPacket extends PacketMeta {
-  readonly prefix: string;
-}
-
-export type Verdict = 'accept' | 'drop';
-
-/**
- * A full queue always drops (NFQA_CFG_F_FAIL_OPEN is never set): a packet nobody decided is never
- * accepted. A dropped SYN or DNS query is sent again by its sender and then judged.
- */
-export interface QueueOptions {
-  /** Most packets the kernel holds for this queue (default: the kernel's, 1024). */
-  readonly maxLength?: number;
-  /** Bytes of the netlink receive buffer (default 8 MiB; SO_RCVBUFFORCE as root). */
-  readonly receiveBuffer?: number;
-  /** Bytes of each packet copied to userspace (default 128: enough for IP + TCP/UDP headers). */
-  readonly copyRange?: number;
-}
-
-export interface QueueStats {
-  /** Packets received from the kernel. */
-  readonly received: number;
-  /** Verdicts sent to the kernel. */
-  readonly verdicts: number;
-  /** Datagrams they went in (verdicts given during one read of the queue go together). */
-  readonly datagrams: number;
-  /** Datagrams of verdicts the kernel did not take (sendto failed); their packets stay queued until unbind drops them. */
-  readonly sendErrors: number;
-  /** Verdicts in those datagrams. */
-  readonly unsent: number;
-  /** Times the socket buffer overflowed: the kernel dropped messages for us (ENOBUFS). */
-  readonly enobufs: number;
-  /** Datagrams larger than our receive buffer (should stay 0). */
-  readonly truncated: number;
-  /** Requests the kernel refused afterwards, e.g. a verdict for an unknown or repeated id. */
-  readonly kernelErrors: number;
-}
-
-export interface PacketQueue {
-  readonly queueNumber: number;
-  /**
-   * Decides one packet; `mark` sets the packet mark (e.g. for a later `meta mark X reject` rule).
-   * Given while the queue's packets are handed out (the callback or the promises it settles), it
-   * shares a datagram with the others of that read, sent once the oldest waited 50 us or the read
-   * ends; otherwise it is sent at once.
-   */
-  verdict(id: number, verdict: Verdict, mark?: number): void;
-  stats(): QueueStats;
-  /** Unbinds the queue and stops polling; packets still held are then handled by the kernel. */
-  close(): void;
-}
-
-export interface LogStats {
-  readonly received: number;
-  readonly enobufs: number;
-  readonly truncated: number;
-}
-
-export interface LogSubscription {
-  readonly group: number;
-  stats(): LogStats;
-  close(): void;
-}
+import type {
+  LoggedPacket,
+  LogStats,
+  LogSubscription,
+  PacketMeta,
+  PacketQueue,
+  QueuedPacket,
+  QueueOptions,
+  QueueStats,
+  Verdict,
+} from './queue-types.js';
 
 export interface SocketOwner {
   /** Inode of the socket: the target of /proc/<pid>/fd/N links `socket:[inode]`. */
@@ -170,6 +107,12 @@ export interface BpfVerdictCache {
   stats(): { generation: number; hits: number; misses: number; dropped: number };
   /** Up to `max` hit events (32 bytes each: pid_tgid, boot_ns, socket cookie, id, uid) and CLOCK_BOOTTIME now. */
   drain(max: number): { events: Buffer; bootNs: number };
+  /**
+   * Calls `onEvents` once when hit events wait in the ring (at once if some wait now); `arm()`
+   * again after draining for the next call. An idle engine sleeps instead of looking on a timer
+   * (native/bpf_cache.c, the watch of the ring). It does not keep the event loop alive.
+   */
+  watch(onEvents: () => void): { arm(): void; close(): void };
 }
 
 export interface UdpFlowStats {
@@ -236,6 +179,9 @@ interface Addon extends SlotNative {
   bpfCacheGeneration(handle: unknown, generation: number, engineTgid: number): void;
   bpfCacheStats(handle: unknown): readonly [number, number, number, number] | string;
   bpfCacheDrain(handle: unknown, max: number): readonly [Buffer, number];
+  bpfCacheWatch(handle: unknown, onEvents: () => void): unknown;
+  bpfCacheWatchArm(watch: unknown): void;
+  bpfCacheWatchClose(watch: unknown): void;
   bpfAttributionEntries(handle: unknown): number;
   bpfAttributionClose(handle: unknown): void;
   procProcess(pid: number, learn: boolean): readonly [string?, string?, number?, string?, number?] | null;
@@ -508,6 +454,13 @@ export function openBpfAttribution(
           drain(max) {
             const [events, bootNs] = call('verdict cache drain', () => native.bpfCacheDrain(handle, max));
             return { events, bootNs };
+          },
+          watch(onEvents) {
+            const w = call('verdict cache watch', () => native.bpfCacheWatch(handle, onEvents));
+            return {
+              arm: () => kernelCall(code, 'verdict cache watch', () => native.bpfCacheWatchArm(w)),
+              close: () => native.bpfCacheWatchClose(w),
+            };
           },
         };
   return {
