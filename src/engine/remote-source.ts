@@ -268,13 +268,15 @@ export class RemoteSource<T> {
         );
         this.#lastAttempt = at;
         this.#lastError = undefined;
+        // Scheduled before the value is taken: whoever sees the new value (engine.status) sees
+        // the next refresh too, not the one this fetch was (a test read them in between).
+        this.#failures = 0;
+        this.#schedule(interval);
         this.#take(value, digest, 'network', bytes, at);
       } finally {
         await unlink(part).catch(() => undefined);
         downloading.delete(part);
       }
-      this.#failures = 0;
-      this.#schedule(interval);
     } catch (e) {
       this.#failed((e as Error).message);
       // Soon at first (the engine's own rule to the server may be applied a moment after the
