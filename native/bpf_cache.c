@@ -336,11 +336,16 @@ static void watch_finalize(napi_env env, void *data, void *hint) {
   watch_release(w);
 }
 
-static struct ring_watch *watch_of(napi_env env, napi_value value) {
+/* The watch of a call's one argument, or NULL with a TypeError thrown naming `call`. */
+static struct ring_watch *watch_of(napi_env env, napi_callback_info info, const char *call) {
+  size_t argc = 1;
+  napi_value argv[1];
   struct ring_watch *w = NULL;
   napi_valuetype type;
-  if (napi_typeof(env, value, &type) != napi_ok || type != napi_external) return NULL;
-  napi_get_value_external(env, value, (void **)&w);
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc == 1 && napi_typeof(env, argv[0], &type) == napi_ok && type == napi_external)
+    napi_get_value_external(env, argv[0], (void **)&w);
+  if (w == NULL) napi_throw_type_error(env, NULL, call);
   return w;
 }
 
@@ -386,14 +391,8 @@ napi_value bpf_cache_watch(napi_env env, napi_callback_info info) {
 
 /* bpfCacheWatchArm(watch): fire again once the ring holds events (at once when it does now). */
 napi_value bpf_cache_watch_arm(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  struct ring_watch *w = argc == 1 ? watch_of(env, argv[0]) : NULL;
-  if (w == NULL) {
-    napi_throw_type_error(env, NULL, "bpfCacheWatchArm(watch)");
-    return NULL;
-  }
+  struct ring_watch *w = watch_of(env, info, "bpfCacheWatchArm(watch)");
+  if (w == NULL) return NULL;
   if (!w->closed && !w->armed) {
     int err = uv_poll_start(&w->poll, UV_READABLE, watch_fired);
     if (err != 0) return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "cannot poll the verdict cache's ring", -err);
@@ -404,14 +403,8 @@ napi_value bpf_cache_watch_arm(napi_env env, napi_callback_info info) {
 
 /* bpfCacheWatchClose(watch): no more callbacks. */
 napi_value bpf_cache_watch_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  struct ring_watch *w = argc == 1 ? watch_of(env, argv[0]) : NULL;
-  if (w == NULL) {
-    napi_throw_type_error(env, NULL, "bpfCacheWatchClose(watch)");
-    return NULL;
-  }
+  struct ring_watch *w = watch_of(env, info, "bpfCacheWatchClose(watch)");
+  if (w == NULL) return NULL;
   watch_close(w);
   return NULL;
 }

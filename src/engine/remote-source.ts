@@ -252,6 +252,7 @@ export class RemoteSource<T> {
     try {
       const { digest, bytes, part } = await this.#download(url);
       const at = this.#now;
+      let kept = false;
       try {
         // A text the reader refuses fails here, before its copy is kept; parsed only when new.
         let value: T | undefined;
@@ -260,6 +261,7 @@ export class RemoteSource<T> {
         if (this.#stopped) return;
         // The copy is in place before the value is taken: what is in force can always be found again.
         await rename(part, this.#copyPath);
+        kept = true;
         await syncDirectory(this.#o.stateDir);
         await writeFileAtomic(
           this.#metaPath,
@@ -268,13 +270,13 @@ export class RemoteSource<T> {
         );
         this.#lastAttempt = at;
         this.#lastError = undefined;
-        // Scheduled before the value is taken: whoever sees the new value (engine.status) sees
-        // the next refresh too, not the one this fetch was (a test read them in between).
+        // Nothing is awaited from here to the fetch's end: whoever sees the new value (engine.status,
+        // a refresh asked for then) sees the next refresh scheduled and this fetch over, not joined.
         this.#failures = 0;
         this.#schedule(interval);
         this.#take(value, digest, 'network', bytes, at);
       } finally {
-        await unlink(part).catch(() => undefined);
+        if (!kept) await unlink(part).catch(() => undefined);
         downloading.delete(part);
       }
     } catch (e) {

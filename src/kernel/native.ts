@@ -12,17 +12,7 @@ import { ErrorCode, WardenError } from '../errors.js';
 import { type AttributionLookups, ConnectSlots, type SlotNative } from './connect-slots.js';
 import type { ProcessRead, RecordedExecutable } from './socket-lookup.js';
 
-export type {
-  LoggedPacket,
-  LogStats,
-  LogSubscription,
-  PacketMeta,
-  PacketQueue,
-  QueuedPacket,
-  QueueOptions,
-  QueueStats,
-  Verdict,
-} from './queue-types.js';
+export type * from './queue-types.js';
 
 import type {
   LoggedPacket,
