@@ -378,13 +378,19 @@ napi_value bpf_cache_watch(napi_env env, napi_callback_info info) {
     return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "cannot poll the verdict cache's ring", -err);
   }
   w->poll.data = w;
+  uv_unref((uv_handle_t *)&w->poll);
+  err = uv_poll_start(&w->poll, UV_READABLE, watch_fired);
+  if (err != 0) {
+    w->owners = 1; /* the handle alone: its close frees the watch and the descriptor */
+    w->closed = 1;
+    uv_close((uv_handle_t *)&w->poll, watch_closed);
+    return nl_throw_errno(env, "WARDEN_E_KERNEL_BPF", "cannot poll the verdict cache's ring", -err);
+  }
+  w->armed = 1;
   w->owners = 2;
   napi_create_reference(env, argv[1], 1, &w->callback);
   napi_create_string_utf8(env, "warden:verdict-cache-ring", NAPI_AUTO_LENGTH, &name);
   napi_async_init(env, NULL, name, &w->async);
-  uv_unref((uv_handle_t *)&w->poll);
-  uv_poll_start(&w->poll, UV_READABLE, watch_fired);
-  w->armed = 1;
   napi_create_external(env, w, watch_finalize, NULL, &result);
   return result;
 }
