@@ -14,7 +14,7 @@ import {
   sealDatagram,
   TAG_BYTES,
 } from '../protocol/datagram.js';
-import { type EncodedLogItem, packLogBodies } from '../protocol/log-bodies.js';
+import { type EncodedLogItem, type PackedLogBodies, packLogBodies } from '../protocol/log-bodies.js';
 import type { Session, SessionTable } from './session.js';
 
 /** Counters of dropped datagrams, by reason. */
@@ -60,6 +60,8 @@ export class UdpLogChannel {
   readonly #options: LogChannelOptions;
   readonly #bodyLimit: number;
   #closed = false;
+  /** The items last packed and their bodies (#pack). */
+  #packed: { items: readonly EncodedLogItem[]; packed: PackedLogBodies } | undefined;
 
   constructor(socket: UdpSocket, sessions: SessionTable, options: LogChannelOptions) {
     this.#socket = socket;
@@ -119,11 +121,24 @@ export class UdpLogChannel {
    * Returns the items too large for any datagram (the console backfills them over TCP).
    */
   sendItems(session: Session, items: readonly EncodedLogItem[]): number {
-    const { bodies, tooLarge } = packLogBodies(items, this.#bodyLimit);
+    const { bodies, tooLarge } = this.#pack(items);
     for (const body of bodies) this.#send(session, DatagramType.LOGS, body);
     this.counters.itemsSent += items.length - tooLarge;
     this.counters.itemsTooLarge += tooLarge;
     return tooLarge;
+  }
+
+  /**
+   * The bodies of these items. A flush sends the same items to every console that follows the
+   * log, so the bodies of the last call are reused when the items are the same objects in the
+   * same order: packed once, sealed per console.
+   */
+  #pack(items: readonly EncodedLogItem[]): PackedLogBodies {
+    const last = this.#packed;
+    if (last !== undefined && sameItems(last.items, items)) return last.packed;
+    const packed = packLogBodies(items, this.#bodyLimit);
+    this.#packed = { items, packed };
+    return packed;
   }
 
   #send(session: Session, type: DatagramType, body: Buffer): void {
@@ -134,9 +149,19 @@ export class UdpLogChannel {
     this.counters.sent++;
     try {
       // A failed send (unreachable, buffer full) loses a datagram: the console notices the gap and backfills.
-      this.#socket.send(datagram, to.port, to.address, () => {});
+      this.#socket.send(datagram, to.port, to.address, ignoreSendResult);
     } catch {
       this.counters.sent--;
     }
   }
+}
+
+/** A datagram's send result: a lost datagram is noticed by the console (a gap) and backfilled. */
+function ignoreSendResult(): void {}
+
+function sameItems(a: readonly EncodedLogItem[], b: readonly EncodedLogItem[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -20,8 +20,8 @@ export class Session {
   udpEndpoint: { address: string; port: number } | undefined;
   /** The console said UDP datagrams do not reach it: log items stay on TCP. */
   udpBlocked = false;
-  /** Sequence number of the next datagram to the console. */
-  nextSeq = 1n;
+  /** Sequence number of the next datagram to the console (a number: 2 ** 53 datagrams are never reached). */
+  nextSeq = 1;
   subscribed = false;
   /** Pushed items were dropped for this console (backpressure): tell it the newest seq once it drains. */
   gapPending = false;

@@ -36,10 +36,26 @@ function direction(type: DatagramType): Buffer {
   return type === DatagramType.REGISTER ? FROM_CONSOLE : FROM_ENGINE;
 }
 
-function nonceFor(type: DatagramType, seq: bigint): Buffer {
+/**
+ * Writes a sequence number as 8 bytes, unsigned big-endian. A number (below 2 ** 53, which no
+ * connection reaches) is written without making the BigInts a bigint's write makes: the engine
+ * seals thousands of datagrams a second.
+ */
+function writeSeq(out: Buffer, seq: bigint | number, offset: number): void {
+  if (typeof seq === 'bigint') {
+    out.writeBigUInt64BE(seq, offset);
+    return;
+  }
+  if (!Number.isSafeInteger(seq) || seq < 0)
+    throw new RangeError(`sequence number ${seq} is not a safe unsigned integer`);
+  out.writeUInt32BE(Math.floor(seq / 2 ** 32), offset);
+  out.writeUInt32BE(seq >>> 0, offset + 4);
+}
+
+function nonceFor(type: DatagramType, seq: bigint | number): Buffer {
   const nonce = Buffer.allocUnsafe(12);
   direction(type).copy(nonce, 0);
-  nonce.writeBigUInt64BE(seq, 4);
+  writeSeq(nonce, seq, 4);
   return nonce;
 }
 
@@ -47,7 +63,7 @@ function nonceFor(type: DatagramType, seq: bigint): Buffer {
 export function sealDatagram(
   type: DatagramType,
   connectionId: Buffer,
-  seq: bigint,
+  seq: bigint | number,
   key: Buffer,
   body: Buffer,
 ): Buffer {
@@ -55,7 +71,7 @@ export function sealDatagram(
   out[0] = DATAGRAM_VERSION;
   out[1] = type;
   connectionId.copy(out, 2, 0, CONNECTION_ID_BYTES);
-  out.writeBigUInt64BE(seq, 18);
+  writeSeq(out, seq, 18);
   const cipher = createCipheriv('aes-256-gcm', key, nonceFor(type, seq));
   cipher.setAAD(out.subarray(0, HEADER_BYTES));
   const n1 = cipher.update(body).copy(out, HEADER_BYTES);
