@@ -60,6 +60,40 @@ function measure(
   return { perSecond: (count / total) * 1000, medianNs: samples[Math.floor(samples.length / 2)]! };
 }
 
+/**
+ * This machine's time for one load that depends on the one before, from a random cache line of
+ * `bytes` of memory (a pointer chase over a random cycle of lines): what one cache miss of a
+ * decision costs when the index no longer fits in the caches. Median of three passes.
+ */
+function dependentLoadNs(bytes: number): number {
+  const LINE = 16; // Int32 slots in a 64-byte line
+  const lines = bytes / 64;
+  const order = new Int32Array(lines);
+  for (let i = 0; i < lines; i++) order[i] = i;
+  let seed = 12345;
+  for (let i = lines - 1; i > 0; i--) {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    const j = seed % (i + 1);
+    const t = order[i]!;
+    order[i] = order[j]!;
+    order[j] = t;
+  }
+  const next = new Int32Array(lines * LINE);
+  for (let i = 0; i < lines; i++) next[order[i]! * LINE] = order[(i + 1) % lines]! * LINE;
+  const STEPS = 2_000_000;
+  const passes: number[] = [];
+  let at = 0;
+  for (let pass = 0; pass < 4; pass++) {
+    const t0 = performance.now();
+    for (let i = 0; i < STEPS; i++) at = next[at]!;
+    // The first pass brings the pages in; it is not counted.
+    if (pass > 0) passes.push(((performance.now() - t0) * 1e6) / STEPS);
+  }
+  if (at === -1) console.log(at);
+  passes.sort((a, b) => a - b);
+  return passes[1]!;
+}
+
 function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
@@ -176,6 +210,21 @@ if (big !== undefined) {
     met: big.wall <= 1000,
   });
 }
+// What the decision's growth is made of here: at 100,000 rules the index is tens of megabytes and a
+// decision's few dependent loads come from memory, each costing about what this prints.
+const small = indexedNs.get(100);
+const loadNs = dependentLoadNs(64 * 1024 * 1024);
+console.log(
+  `\none dependent load from a random line of 64 MB on this machine: ${fmt(loadNs, 1)} ns${small === undefined ? '' : ` (the whole decision at 100 rules: ${fmt(small, 1)} ns)`}`,
+);
+reportMeasure({
+  measure: 'policy: one dependent load from memory (64 MB), this machine',
+  goal: '',
+  measured: `${fmt(loadNs, 1)} ns`,
+  baseline: small === undefined ? '' : `${fmt(small, 0)} ns (a whole decision at 100 rules)`,
+  ratio: small === undefined ? '' : formatRatio(loadNs, small),
+  met: null,
+});
 const growth = (m: Map<number, number>) => {
   const small = m.get(100);
   const big = m.get(100_000);
