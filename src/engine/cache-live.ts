@@ -45,6 +45,7 @@ export const RESTART_FIRST_MS = 250;
 export const RESTART_MAX_MS = 30_000;
 /** A running renewer that renewed nothing for this long (the element expired long ago) is restarted. */
 export const STALL_MS = 5 * LIVE_TIMEOUT_S * 1000;
+/** How late the stall check may run before the engine counts as stopped or busy (its pipe not read yet), and how long it then waits. */
 const WATCH_MS = 1000;
 
 export class CacheLiveness {
@@ -55,8 +56,8 @@ export class CacheLiveness {
   #ending = false;
   #restartTimer: NodeJS.Timeout | undefined;
   #restartDelay = RESTART_FIRST_MS;
+  /** The stall check (#check): one timer, due when the renewer would have renewed nothing for STALL_MS. */
   #watch: NodeJS.Timeout | undefined;
-  #lastTick = 0;
   #renewals = 0;
   #failures = 0;
   #restarts = 0;
@@ -159,11 +160,18 @@ export class CacheLiveness {
     });
     child.on('error', (e) => this.#gone(child, e.message));
     child.on('exit', (code, signal) => this.#gone(child, `exit ${signal ?? code}`));
-    if (this.#watch === undefined) {
-      this.#lastTick = Date.now();
-      this.#watch = setInterval(() => this.#check(), WATCH_MS);
-      this.#watch.unref();
-    }
+    this.#armWatch(STALL_MS);
+  }
+
+  /**
+   * Runs #check in `delayMs`. Not a tick every second: an idle engine wakes for it about once per
+   * STALL_MS while the renewals come (each one is a line it reads anyway).
+   */
+  #armWatch(delayMs: number): void {
+    if (this.#watch !== undefined) clearTimeout(this.#watch);
+    const due = Date.now() + delayMs;
+    this.#watch = setTimeout(() => this.#check(due), delayMs);
+    this.#watch.unref();
   }
 
   #renewed(): void {
@@ -186,15 +194,28 @@ export class CacheLiveness {
     );
   }
 
-  /** A renewer that renewed nothing for STALL_MS is ended (then restarted by #gone). */
-  #check(): void {
-    const now = Date.now();
-    // A late tick (the engine was stopped or busy): the renewals may wait unread in the pipe.
-    const late = now - this.#lastTick > 2 * WATCH_MS;
-    this.#lastTick = now;
+  /**
+   * A renewer that renewed nothing for STALL_MS is ended (then restarted by #gone); otherwise the
+   * check is due again when it would have been quiet that long. Without a renewer (ended, or
+   * ending) nothing is due: the next #start arms the check.
+   */
+  #check(due: number): void {
+    this.#watch = undefined;
     const child = this.#child;
-    if (late || child === undefined || this.#ending) return;
-    if (now - Math.max(this.#lastRenewal, this.#startedAt) < STALL_MS) return;
+    if (child === undefined || this.#ending) return;
+    const now = Date.now();
+    // A late timer (the engine was stopped or busy): the renewals may wait unread in the pipe, and
+    // timers run before the pipe is read. They are read first, and judged WATCH_MS later.
+    if (now - due > WATCH_MS) {
+      this.#armWatch(WATCH_MS);
+      return;
+    }
+    const quiet = now - Math.max(this.#lastRenewal, this.#startedAt);
+    if (quiet < STALL_MS) {
+      // (At most STALL_MS: a clock set back makes the last renewal look later than now.)
+      this.#armWatch(Math.min(STALL_MS, STALL_MS - quiet));
+      return;
+    }
     this.#lastError = `the renewer renewed nothing for ${STALL_MS / 1000} s`;
     if (this.#trouble === null)
       this.#log('error', `the verdict cache's liveness: ${this.#lastError}; ending and starting it again`);
@@ -267,7 +288,7 @@ export class CacheLiveness {
     const child = this.#child;
     this.#ending = true;
     if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer);
-    if (this.#watch !== undefined) clearInterval(this.#watch);
+    if (this.#watch !== undefined) clearTimeout(this.#watch);
     if (this.#waiting !== undefined) clearTimeout(this.#waiting);
     this.#restartTimer = this.#watch = this.#waiting = undefined;
     if (child !== undefined) {

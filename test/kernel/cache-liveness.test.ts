@@ -201,6 +201,27 @@ describe("the verdict cache's liveness renewer", {
     assert.equal(count(k.engine.output(), ENDED), 2, k.engine.output());
   });
 
+  test('an engine stopped for longer than a stall keeps its renewer: the renewals that waited in the pipe count', async () => {
+    const before = await waitFor('renewing', (l) => l.state === 'renewing' && l.live);
+    const r = renewerOf(k.engine.pid!);
+    assert.ok(r, 'the engine has a renewer');
+    const stalls = count(k.engine.output(), 'ending and starting it again');
+    const pid = k.engine.pid!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await new Promise((resolve) => setTimeout(resolve, STALL_MS + 1500));
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    // The stall check comes due at once, late; the lines the renewer wrote meanwhile are read first.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    const after = await waitFor('renewing', (l) => l.state === 'renewing' && l.live);
+    assert.equal(after.restarts, before.restarts, JSON.stringify(after));
+    assert.ok(after.renewals > before.renewals, JSON.stringify(after));
+    for (const member of r.members) assert.ok(alive(member), `process ${member} of the renewer still runs`);
+    assert.equal(count(k.engine.output(), 'ending and starting it again'), stalls, k.engine.output());
+  });
+
   test('a renewer that renews nothing (its nft stopped) is ended and started again', async () => {
     const before = await waitFor('renewing', (l) => l.state === 'renewing' && l.live);
     const r = renewerOf(k.engine.pid!);
