@@ -60,16 +60,20 @@ describe('UdpLogChannel.sendItems', () => {
     channel.sendItems(sessions[0]!, [a, b]);
     channel.sendItems(sessions[1]!, [a, b]);
     channel.sendItems(sessions[2]!, [a, c]);
-    channel.sendItems(sessions[0]!, [c]);
-    for (const deadline = Date.now() + 5000; received.flat().length < 4 && Date.now() < deadline; )
+    // The same array again, changed in between: its new contents are packed.
+    const changing = [c];
+    channel.sendItems(sessions[0]!, changing);
+    changing.push(a);
+    channel.sendItems(sessions[1]!, changing);
+    for (const deadline = Date.now() + 5000; received.flat().length < 5 && Date.now() < deadline; )
       await new Promise((r) => setTimeout(r, 5));
     const messages = (bodies: string[]) =>
       bodies.map((t) => (JSON.parse(t) as { items: LogItem[] }).items.map((x) => x.message).join(''));
-    assert.deepEqual(received.map(messages), [['ab', 'c'], ['ab'], ['ac']]);
+    assert.deepEqual(received.map(messages), [['ab', 'c'], ['ab', 'ca'], ['ac']]);
     // Each console's datagrams are numbered on their own, from 1.
     assert.deepEqual(
       sessions.map((s) => s.nextSeq),
-      [3, 2, 2],
+      [3, 3, 2],
     );
   });
 });

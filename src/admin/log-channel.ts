@@ -137,7 +137,8 @@ export class UdpLogChannel {
     const last = this.#packed;
     if (last !== undefined && sameItems(last.items, items)) return last.packed;
     const packed = packLogBodies(items, this.#bodyLimit);
-    this.#packed = { items, packed };
+    // A copy: the caller's array may change after this call, its contents then no longer packed.
+    this.#packed = { items: items.slice(), packed };
     return packed;
   }
 
@@ -160,7 +161,6 @@ export class UdpLogChannel {
 function ignoreSendResult(): void {}
 
 function sameItems(a: readonly EncodedLogItem[], b: readonly EncodedLogItem[]): boolean {
-  if (a === b) return true;
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
