@@ -64,34 +64,21 @@ export interface NumSegments<N> {
 /** The occupancy bitmap has 2 ** OCC_EXTRA_BITS bits per jump table bucket (up to one per key). */
 const OCC_EXTRA_BITS = 3;
 
-/** Elementary segments over numeric keys below 2 ** keyBits, packed as the index's nodes hold them. */
+/**
+ * Elementary segments over numeric keys below 2 ** keyBits, packed as the index's nodes hold them.
+ * Each phase is a function of its own: V8 optimizes a long function on its first hot loop (on-stack
+ * replacement) before the later loops have run, and that code then left at the first of them on
+ * every call (no type feedback there yet), so the later loops ran in the interpreter each time.
+ */
 export function segmentNum<N extends object>(
   items: readonly RangeItem<number>[],
   keyBits: number,
   build: (rules: CompiledRule[]) => N | number | null,
 ): NumSegments<N> | null {
   if (items.length === 0) return null;
-  const points = new Float64Array(items.length * 2);
-  for (let i = 0; i < items.length; i++) {
-    points[i * 2] = items[i]!.from;
-    points[i * 2 + 1] = items[i]!.to + 1;
-  }
-  points.sort();
-  let n = 0;
-  for (let i = 0; i < points.length; i++)
-    if (n === 0 || points[i] !== points[n - 1]) points[n++] = points[i]!;
-  // A start at 2 ** keyBits only closes the last segment: no key reaches it.
-  if (points[n - 1] === 2 ** keyBits) n--;
-  const starts = points.subarray(0, n);
-  const lists: (CompiledRule[] | null)[] = new Array<CompiledRule[] | null>(n).fill(null);
-  for (const it of items) {
-    const end = lowerBoundNum(starts, it.to + 1);
-    for (let i = lowerBoundNum(starts, it.from); i < end; i++) {
-      const list = lists[i] ?? null;
-      if (list === null) lists[i] = [it.rule];
-      else if (list[list.length - 1] !== it.rule) list.push(it.rule);
-    }
-  }
+  const starts = segmentStarts(items, keyBits);
+  const n = starts.length;
+  const lists = coveringRules(items, starts);
   const kids: N[] = [];
   const seg = new Int32Array(n * 2);
   for (let i = 0; i < n; i++) {
@@ -103,6 +90,44 @@ export function segmentNum<N extends object>(
   if (n < JUMP_MIN) return { seg, jump: null, shift: 0, occ: null, occShift: 0, kids };
   const bits = Math.min(keyBits, Math.ceil(Math.log2(n)) + 1);
   const shift = keyBits - bits;
+  const jump = jumpTable(seg, starts, bits, shift);
+  const occShift = Math.max(0, shift - OCC_EXTRA_BITS);
+  return { seg, jump, shift, ...occupancy(seg, keyBits, occShift), kids };
+}
+
+/** The distinct starts of the items' segments, ascending (a start at 2 ** keyBits left out). */
+function segmentStarts(items: readonly RangeItem<number>[], keyBits: number): Float64Array {
+  const points = new Float64Array(items.length * 2);
+  for (let i = 0; i < items.length; i++) {
+    points[i * 2] = items[i]!.from;
+    points[i * 2 + 1] = items[i]!.to + 1;
+  }
+  points.sort();
+  let n = 0;
+  for (let i = 0; i < points.length; i++)
+    if (n === 0 || points[i] !== points[n - 1]) points[n++] = points[i]!;
+  // A start at 2 ** keyBits only closes the last segment: no key reaches it.
+  if (points[n - 1] === 2 ** keyBits) n--;
+  return points.subarray(0, n);
+}
+
+/** For each segment, the rules of the items covering it, in the items' order (null: none). */
+function coveringRules(items: readonly RangeItem<number>[], starts: Float64Array): (CompiledRule[] | null)[] {
+  const lists: (CompiledRule[] | null)[] = new Array<CompiledRule[] | null>(starts.length).fill(null);
+  for (const it of items) {
+    const end = lowerBoundNum(starts, it.to + 1);
+    for (let i = lowerBoundNum(starts, it.from); i < end; i++) {
+      const list = lists[i] ?? null;
+      if (list === null) lists[i] = [it.rule];
+      else if (list[list.length - 1] !== it.rule) list.push(it.rule);
+    }
+  }
+  return lists;
+}
+
+/** The jump table over 2 ** bits buckets of 2 ** shift keys each (the file comment). */
+function jumpTable(seg: Int32Array, starts: Float64Array, bits: number, shift: number): Int32Array {
+  const n = starts.length;
   const buckets = 2 ** bits;
   const jump = new Int32Array(buckets * 2);
   const width = 2 ** shift;
@@ -119,8 +144,7 @@ export function segmentNum<N extends object>(
       jump[bucket * 2 + 1] = k;
     }
   }
-  const occShift = Math.max(0, shift - OCC_EXTRA_BITS);
-  return { seg, jump, shift, ...occupancy(seg, keyBits, occShift), kids };
+  return jump;
 }
 
 /** The occupancy bitmap of the segments, or null when most slices are occupied (it would rarely answer). */
