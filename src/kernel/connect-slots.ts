@@ -30,6 +30,8 @@ export interface SlotNative {
  * slots (memory, no system call), the others by sock_diag; the slots' misses by reason (empty: no
  * connect seen, or its socket closed; other: another connection's tuple; busy: being written;
  * poisoned: two connects met on the slot; unread: the record or the socket's owner missing).
+ * engine.status sends it as the protocol's AttributionLookups (src/protocol/methods.ts), which this
+ * layer may not import; test/shape/layer-types.test.ts keeps the two the same type.
  */
 export interface AttributionLookups {
   /** `on`, `off`, or why the kernel refused the slots. */
