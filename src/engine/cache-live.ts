@@ -25,6 +25,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { TABLE_FAMILY, TABLE_NAME } from '../kernel/ruleset.js';
 import { LIVE_RENEW_MS, LIVE_SET, LIVE_TIMEOUT_S } from '../kernel/ruleset-guards.js';
@@ -52,6 +53,7 @@ export class CacheLiveness {
   readonly #remove: () => Promise<boolean>;
   readonly #log: EngineLog;
   #child: ChildProcess | undefined;
+  /** When the renewer started and last renewed, by performance.now(): a wall clock set forward or back moves neither. */
   #startedAt = 0;
   #ending = false;
   #restartTimer: NodeJS.Timeout | undefined;
@@ -146,7 +148,7 @@ export class CacheLiveness {
       detached: true,
     });
     this.#child = child;
-    this.#startedAt = Date.now();
+    this.#startedAt = performance.now();
     // Not a reason for the engine to stay up; it ends with the engine's end of the pipe.
     child.unref();
     child.stdin!.on('error', () => {}); // a renewer that died: reported by 'exit'
@@ -169,14 +171,14 @@ export class CacheLiveness {
    */
   #armWatch(delayMs: number): void {
     if (this.#watch !== undefined) clearTimeout(this.#watch);
-    const due = Date.now() + delayMs;
+    const due = performance.now() + delayMs;
     this.#watch = setTimeout(() => this.#check(due), delayMs);
     this.#watch.unref();
   }
 
   #renewed(): void {
     this.#renewals++;
-    this.#lastRenewal = Date.now();
+    this.#lastRenewal = performance.now();
     this.#restartDelay = RESTART_FIRST_MS;
     if (this.#trouble === null) return;
     this.#log('info', `the verdict cache's liveness is renewed again (after: ${this.#lastError})`);
@@ -203,7 +205,7 @@ export class CacheLiveness {
     this.#watch = undefined;
     const child = this.#child;
     if (child === undefined || this.#ending) return;
-    const now = Date.now();
+    const now = performance.now();
     // A late timer (the engine was stopped or busy): the renewals may wait unread in the pipe, and
     // timers run before the pipe is read. They are read first, and judged WATCH_MS later.
     if (now - due > WATCH_MS) {
@@ -212,8 +214,7 @@ export class CacheLiveness {
     }
     const quiet = now - Math.max(this.#lastRenewal, this.#startedAt);
     if (quiet < STALL_MS) {
-      // (At most STALL_MS: a clock set back makes the last renewal look later than now.)
-      this.#armWatch(Math.min(STALL_MS, STALL_MS - quiet));
+      this.#armWatch(STALL_MS - quiet);
       return;
     }
     this.#lastError = `the renewer renewed nothing for ${STALL_MS / 1000} s`;
@@ -254,7 +255,7 @@ export class CacheLiveness {
 
   /** For engine.status `verdictCache.liveness`. */
   status(): VerdictCacheLiveness {
-    const now = Date.now();
+    const now = performance.now();
     const live = this.#lastRenewal > 0 && now - this.#lastRenewal < LIVE_TIMEOUT_S * 1000;
     const state = this.#ending
       ? 'stopped'
@@ -275,7 +276,9 @@ export class CacheLiveness {
       renewals: this.#renewals,
       failures: this.#failures,
       restarts: this.#restarts,
-      ...(this.#lastRenewal > 0 ? { lastRenewal: new Date(this.#lastRenewal).toISOString() } : {}),
+      ...(this.#lastRenewal > 0
+        ? { lastRenewal: new Date(Date.now() - (now - this.#lastRenewal)).toISOString() }
+        : {}),
       ...(this.#lastError !== undefined ? { lastError: this.#lastError } : {}),
       ...(this.#unguarded !== undefined && this.#unguarded.size > 0
         ? { unguarded: this.#unguarded.size }
